@@ -1,0 +1,310 @@
+//! `/v1`: the control plane. Every route needs an API key.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Extension, Json, Router};
+use bytes::Bytes;
+use http::StatusCode;
+use updraft_model::{AppName, ArtifactDigest, FunctionName, VersionNumber};
+use updraft_platform::{DeployRequest, LogQuery, Trigger};
+
+use crate::params::{DeployParams, LogParams, RollbackParams};
+use crate::request_id::RequestId;
+use crate::views::{
+    ArtifactView, DeployView, FunctionListView, FunctionView, LogLineView, LogListView, VersionListView, VersionView,
+};
+use crate::{ApiError, AppState};
+
+pub(crate) fn router(state: &AppState) -> Router<AppState> {
+    let authenticated = Router::new()
+        .route(
+            "/artifacts/{digest}",
+            put(artifact_put).get(artifact_get).layer(DefaultBodyLimit::max(state.config.max_artifact_bytes)),
+        )
+        .route("/apps/{app}/deploy", post(app_deploy).layer(DefaultBodyLimit::max(16 * 1024 * 1024)))
+        .route("/functions", get(function_list))
+        .route("/functions/{name}", get(function_get).delete(function_delete))
+        .route("/functions/{name}/versions", get(version_list))
+        .route("/functions/{name}/rollback", post(function_rollback))
+        .route(
+            "/functions/{name}/invoke",
+            post(function_invoke).layer(DefaultBodyLimit::max(state.platform.limits().max_sync_payload as usize)),
+        )
+        .route("/functions/{name}/logs", get(log_list))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require_key));
+    Router::new().route("/openapi.json", get(openapi)).merge(authenticated)
+}
+
+fn function_name(name: &str) -> Result<FunctionName, ApiError> {
+    FunctionName::new(name).map_err(|e| ApiError::not_found("function_not_found", e.to_string()))
+}
+
+fn digest(value: &str) -> Result<ArtifactDigest, ApiError> {
+    ArtifactDigest::parse(value).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// The OpenAPI document of this API.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3.1 document")))]
+pub(crate) async fn openapi() -> Response {
+    ([(http::header::CONTENT_TYPE, "application/json")], crate::openapi_json()).into_response()
+}
+
+/// Upload an artifact under its sha256. Idempotent: the same bytes are stored once.
+#[utoipa::path(
+    put, path = "/v1/artifacts/{digest}", tag = "artifacts",
+    params(("digest" = String, Path, description = "sha256 of the body, 64 hex digits, optionally `sha256:`-prefixed")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Stored", body = ArtifactView),
+        (status = 400, description = "Empty body or digest mismatch", body = crate::views::ErrorBody),
+        (status = 413, description = "Larger than the server's artifact limit", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn artifact_put(
+    State(state): State<AppState>,
+    Path(value): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ArtifactView>), ApiError> {
+    let expected = digest(&value)?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the artifact is empty; upload the built .wasm file"));
+    }
+    let size = body.len() as u64;
+    let digest = state.platform.artifact_put(body, expected).await.map_err(|error| match error {
+        updraft_platform::ArtifactError::DigestMismatch { .. } => {
+            ApiError::new(StatusCode::BAD_REQUEST, "digest_mismatch", error.to_string())
+        }
+        other => ApiError::internal(&other),
+    })?;
+    Ok((StatusCode::CREATED, Json(ArtifactView { digest: digest.to_string(), size })))
+}
+
+/// Whether an artifact is stored (use HEAD to skip uploading what is there).
+#[utoipa::path(
+    get, path = "/v1/artifacts/{digest}", tag = "artifacts",
+    params(("digest" = String, Path, description = "sha256, 64 hex digits")),
+    responses(
+        (status = 200, description = "Stored", body = ArtifactView),
+        (status = 404, description = "Not stored", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn artifact_get(
+    State(state): State<AppState>,
+    Path(value): Path<String>,
+) -> Result<Json<ArtifactView>, ApiError> {
+    let digest = digest(&value)?;
+    if !state.platform.artifact_exists(&digest) {
+        return Err(ApiError::not_found("artifact_not_found", format!("artifact {digest} is not stored")));
+    }
+    let size = std::fs::metadata(state.platform.artifact_path(&digest)).map(|m| m.len()).unwrap_or(0);
+    Ok(Json(ArtifactView { digest: digest.to_string(), size }))
+}
+
+/// Deploy an app. Changed functions get a new version; unchanged ones keep theirs;
+/// functions the manifest no longer declares are deleted. All or nothing.
+#[utoipa::path(
+    post, path = "/v1/apps/{app}/deploy", tag = "apps",
+    params(("app" = String, Path, description = "The app's name, as in the manifest's [app] name")),
+    request_body = DeployParams,
+    responses(
+        (status = 200, description = "Deployed", body = DeployView),
+        (status = 400, description = "An artifact is missing or not uploaded", body = crate::views::ErrorBody),
+        (status = 409, description = "A route or function name is taken", body = crate::views::ErrorBody),
+        (status = 422, description = "The manifest or a component is invalid", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn app_deploy(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    Json(params): Json<DeployParams>,
+) -> Result<Json<DeployView>, ApiError> {
+    let app = AppName::new(app).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut artifacts = BTreeMap::new();
+    for (name, value) in &params.artifacts {
+        let name = FunctionName::new(name.as_str()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        artifacts.insert(name, digest(value)?);
+    }
+    let outcome =
+        state.platform.deploy(DeployRequest { app: app.clone(), manifest: params.manifest, artifacts }).await?;
+    Ok(Json(DeployView::new(app.as_str(), &outcome)))
+}
+
+/// List functions.
+#[utoipa::path(
+    get, path = "/v1/functions", tag = "functions",
+    responses((status = 200, description = "Every function", body = FunctionListView)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn function_list(State(state): State<AppState>) -> Result<Json<FunctionListView>, ApiError> {
+    let functions = state.platform.function_list().await?;
+    Ok(Json(FunctionListView { functions: functions.iter().map(FunctionView::new).collect() }))
+}
+
+/// Describe a function.
+#[utoipa::path(
+    get, path = "/v1/functions/{name}", tag = "functions",
+    params(("name" = String, Path, description = "Function name")),
+    responses(
+        (status = 200, description = "The function", body = FunctionView),
+        (status = 404, description = "No such function", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn function_get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<FunctionView>, ApiError> {
+    let record = state.platform.function_get(&function_name(&name)?).await?;
+    Ok(Json(FunctionView::new(&record)))
+}
+
+/// Delete a function and its versions.
+#[utoipa::path(
+    delete, path = "/v1/functions/{name}", tag = "functions",
+    params(("name" = String, Path, description = "Function name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such function", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn function_delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.platform.function_delete(&function_name(&name)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// List a function's versions, newest first.
+#[utoipa::path(
+    get, path = "/v1/functions/{name}/versions", tag = "functions",
+    params(("name" = String, Path, description = "Function name")),
+    responses(
+        (status = 200, description = "Versions", body = VersionListView),
+        (status = 404, description = "No such function", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn version_list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<VersionListView>, ApiError> {
+    let name = function_name(&name)?;
+    let record = state.platform.function_get(&name).await?;
+    let versions = state.platform.version_list(&name).await?;
+    Ok(Json(VersionListView {
+        function: name.to_string(),
+        versions: versions.iter().map(|v| VersionView::new(v, record.current.version.0)).collect(),
+    }))
+}
+
+/// Serve an earlier version again.
+#[utoipa::path(
+    post, path = "/v1/functions/{name}/rollback", tag = "functions",
+    params(("name" = String, Path, description = "Function name")),
+    request_body = RollbackParams,
+    responses(
+        (status = 200, description = "The function, now serving the earlier version", body = FunctionView),
+        (status = 404, description = "No such function or version", body = crate::views::ErrorBody),
+        (status = 409, description = "No earlier version, or its routes conflict", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn function_rollback(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<FunctionView>, ApiError> {
+    let params: RollbackParams = if body.is_empty() {
+        RollbackParams::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    let record = state.platform.function_rollback(&function_name(&name)?, params.to.map(VersionNumber)).await?;
+    Ok(Json(FunctionView::new(&record)))
+}
+
+/// Invoke a function with an event. The body is delivered as `POST /` with
+/// CloudEvents headers; the function's response comes back as it is.
+#[utoipa::path(
+    post, path = "/v1/functions/{name}/invoke", tag = "functions",
+    params(("name" = String, Path, description = "Function name")),
+    request_body(content = String, description = "The event, usually JSON", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The function's response (any status it chose)"),
+        (status = 404, description = "No such function", body = crate::views::ErrorBody),
+        (status = 413, description = "Payload above 6 MiB", body = crate::views::ErrorBody),
+        (status = 502, description = "The function failed (trap, out of memory, bad response)", body = crate::views::ErrorBody),
+        (status = 504, description = "The function timed out", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn function_invoke(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let name = function_name(&name)?;
+    let content_type =
+        headers.get(http::header::CONTENT_TYPE).cloned().unwrap_or(http::HeaderValue::from_static("application/json"));
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri("http://localhost/")
+        .header(http::header::HOST, "localhost")
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header("ce-specversion", "1.0")
+        .header("ce-id", request_id.as_str())
+        .header("ce-source", "updraft/invoke")
+        .header("ce-type", "dev.updraft.invoke")
+        .header(crate::REQUEST_ID_HEADER, request_id.as_str())
+        .body(body)
+        .map_err(|e| ApiError::internal(&e))?;
+    let invocation = state.platform.invoke_by_name(&name, request, &request_id, Trigger::Direct).await?;
+    Ok(crate::gateway::render(invocation))
+}
+
+/// Read a function's logs; with `wait_ms`, wait for new lines (long poll).
+#[utoipa::path(
+    get, path = "/v1/functions/{name}/logs", tag = "functions",
+    params(("name" = String, Path, description = "Function name"), LogParams),
+    responses(
+        (status = 200, description = "Log lines, oldest first", body = LogListView),
+        (status = 404, description = "No such function", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn log_list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<LogParams>,
+) -> Result<Json<LogListView>, ApiError> {
+    let name = function_name(&name)?;
+    // Logs outlive a deleted function's live state, but a name never deployed is a
+    // mistake worth reporting.
+    state.platform.function_get(&name).await?;
+    let after = params.after.unwrap_or(0).max(0);
+    let query = LogQuery {
+        function: name.clone(),
+        after,
+        limit: params.limit.unwrap_or(100).clamp(1, 1000),
+        tail: params.tail.unwrap_or(false),
+        wait: params.wait_ms.map(|ms| Duration::from_millis(ms.min(30_000))),
+    };
+    let lines = state.platform.logs(&query).await?;
+    let next_after = lines.last().map_or(after, |line| line.id);
+    Ok(Json(LogListView {
+        function: name.to_string(),
+        lines: lines.iter().map(LogLineView::new).collect(),
+        next_after,
+    }))
+}

@@ -1,0 +1,144 @@
+//! `ApiError`: every failure as a status code, a stable machine-readable code and a
+//! message that says what to do. 5xx answers carry no internals; those go to the
+//! server's log.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use updraft_platform::{DeployError, FunctionError, InvokeError, InvokeFailure};
+
+use crate::views::{ErrorBody, ErrorView, ProblemView};
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub problems: Vec<ProblemView>,
+    pub allow: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), problems: Vec::new(), allow: None }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn internal(error: &dyn std::error::Error) -> Self {
+        let mut chain = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::error!(error = %chain, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server failed; see its log for details")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorView { code: self.code.to_owned(), message: self.message, problems: self.problems },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Ok(code) = http::HeaderValue::from_str(self.code) {
+            response.headers_mut().insert("x-updraft-error", code);
+        }
+        if let Some(allow) = self.allow.and_then(|a| http::HeaderValue::from_str(&a).ok()) {
+            response.headers_mut().insert(http::header::ALLOW, allow);
+        }
+        response
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(error: DeployError) -> Self {
+        use DeployError as E;
+        match &error {
+            E::Manifest(manifest) => {
+                let mut api = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest", error.to_string());
+                api.problems = manifest
+                    .problems
+                    .iter()
+                    .map(|p| ProblemView { field: p.field.clone(), message: p.message.clone() })
+                    .collect();
+                api
+            }
+            E::AppMismatch { .. } | E::UnexpectedArtifact { .. } | E::MissingArtifact { .. } => {
+                ApiError::bad_request(error.to_string())
+            }
+            E::ArtifactNotUploaded { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "artifact_missing", error.to_string())
+            }
+            E::UnsupportedRuntime { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported_runtime", error.to_string())
+            }
+            E::Component { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_component", error.to_string())
+            }
+            E::RouteConflict(_) => ApiError::new(StatusCode::CONFLICT, "route_conflict", error.to_string()),
+            E::Store(updraft_store_error) => match updraft_store_error {
+                updraft_platform::StoreError::FunctionOwnedByOtherApp { .. } => {
+                    ApiError::new(StatusCode::CONFLICT, "function_name_taken", error.to_string())
+                }
+                _ => ApiError::internal(&error),
+            },
+            E::Artifact(_) => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<FunctionError> for ApiError {
+    fn from(error: FunctionError) -> Self {
+        match error {
+            FunctionError::NotFound { .. } => ApiError::not_found("function_not_found", error.to_string()),
+            FunctionError::VersionNotFound { .. } => ApiError::not_found("version_not_found", error.to_string()),
+            FunctionError::NoEarlierVersion { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "no_earlier_version", error.to_string())
+            }
+            FunctionError::Deploy(deploy) => deploy.into(),
+            FunctionError::Store(ref store) => ApiError::internal(store),
+        }
+    }
+}
+
+impl From<InvokeFailure> for ApiError {
+    fn from(failure: InvokeFailure) -> Self {
+        match failure {
+            InvokeFailure::NotFound { .. } => ApiError::not_found("function_not_found", failure.to_string()),
+            InvokeFailure::Function { ref error, .. } => {
+                let (status, code) = match error {
+                    InvokeError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "function_timeout"),
+                    InvokeError::OutOfMemory { .. } => (StatusCode::BAD_GATEWAY, "function_out_of_memory"),
+                    InvokeError::Trap { .. } => (StatusCode::BAD_GATEWAY, "function_trapped"),
+                    InvokeError::NoResponse | InvokeError::BadResponse { .. } => {
+                        (StatusCode::BAD_GATEWAY, "function_bad_response")
+                    }
+                    InvokeError::ResponseTooLarge { .. } => (StatusCode::BAD_GATEWAY, "function_response_too_large"),
+                    InvokeError::Internal { .. } => return ApiError::internal(error),
+                };
+                // The guest's own failure is the user's to see (it is their code), but
+                // trap messages carry wasm backtraces: keep the first line.
+                let detail = error.to_string();
+                let detail = detail.lines().next().unwrap_or_default();
+                ApiError::new(status, code, format!("{}: {detail}", failure))
+            }
+        }
+    }
+}
+
+impl From<updraft_platform::StoreError> for ApiError {
+    fn from(error: updraft_platform::StoreError) -> Self {
+        ApiError::internal(&error)
+    }
+}

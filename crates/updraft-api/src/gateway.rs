@@ -1,0 +1,131 @@
+//! The gateway: a request that is not for `/v1` or `/healthz` goes to the function
+//! whose HTTP trigger matches it. The route table is in memory; nothing here waits on
+//! the database.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use updraft_model::HttpAuth;
+use updraft_platform::{Invocation, LiveFunction, RouteMatch, Trigger};
+
+use crate::request_id::RequestId;
+use crate::{ApiError, AppState};
+
+/// Headers that describe one hop, never forwarded either way.
+const HOP_BY_HOP: [&str; 7] =
+    ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
+
+struct Routed {
+    function: Arc<LiveFunction>,
+    auth: HttpAuth,
+    route: String,
+    params: Vec<(String, String)>,
+}
+
+pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> Response {
+    let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
+    match serve(&state, request, &request_id).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn serve(state: &AppState, request: Request, request_id: &str) -> Result<Response, ApiError> {
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let routed = state.platform.route(&method, &path, |matched| match matched {
+        RouteMatch::Found { target, auth, route, params, .. } => {
+            Ok(Routed { function: target.clone(), auth, route: route.to_string(), params })
+        }
+        RouteMatch::MethodNotAllowed { allowed } => {
+            let mut error = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed on {path}; allowed: {}", allowed.join(", ")),
+            );
+            error.allow = Some(allowed.join(", "));
+            Err(error)
+        }
+        RouteMatch::NotFound => Err(ApiError::not_found(
+            "route_not_found",
+            format!("no function is routed at {path}; `updraft describe NAME` lists a function's routes"),
+        )),
+    })?;
+
+    let (mut parts, body) = request.into_parts();
+    if routed.auth == HttpAuth::Key {
+        crate::auth::authenticate(state, &parts.headers)?;
+        // The key is the caller's credential for Updraft, not for the function.
+        parts.headers.remove(http::header::AUTHORIZATION);
+    }
+
+    let limit = state.platform.limits().max_sync_payload as usize;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than the {} MiB limit", limit / (1024 * 1024)),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<LengthLimitError>() => return Err(too_large()),
+        Err(error) => return Err(ApiError::bad_request(format!("could not read the request body: {error}"))),
+    };
+
+    for hop in HOP_BY_HOP {
+        parts.headers.remove(hop);
+    }
+    let headers = &mut parts.headers;
+    if !headers.contains_key(http::header::HOST) {
+        let host = parts.uri.authority().map(|a| a.to_string()).unwrap_or_else(|| "localhost".to_owned());
+        if let Ok(host) = HeaderValue::from_str(&host) {
+            headers.insert(http::header::HOST, host);
+        }
+    }
+    set_header(headers, crate::REQUEST_ID_HEADER, request_id);
+    set_header(headers, "x-updraft-route", &routed.route);
+    for (name, value) in &routed.params {
+        set_header(headers, &format!("x-updraft-param-{}", name.to_ascii_lowercase()), value);
+    }
+    // The guest sees the origin-form path and query, like any HTTP server.
+    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".to_owned());
+    parts.uri = path_and_query.parse().map_err(|_| ApiError::bad_request("invalid request URI"))?;
+    parts.extensions = http::Extensions::new();
+    let guest_request = http::Request::from_parts(parts, body);
+
+    let invocation = state.platform.invoke(&routed.function, guest_request, request_id, Trigger::Http).await?;
+    Ok(render(invocation))
+}
+
+fn set_header(headers: &mut http::HeaderMap, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        headers.insert(name, value);
+    }
+}
+
+/// The function's response as the caller gets it.
+pub(crate) fn render(invocation: Invocation) -> Response {
+    let (mut parts, body): (_, Bytes) = invocation.response.into_parts();
+    for hop in HOP_BY_HOP {
+        parts.headers.remove(hop);
+    }
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    if let Ok(version) = HeaderValue::from_str(&invocation.version.to_string()) {
+        parts.headers.insert("x-updraft-version", version);
+    }
+    Response::from_parts(parts, Body::from(body))
+}

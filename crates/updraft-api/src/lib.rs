@@ -1,0 +1,54 @@
+//! Updraft's HTTP surface: the gateway that routes requests to functions, the `/v1`
+//! control plane, and `/healthz`. Handlers parse (`params`), call the platform and
+//! render (`views`); they never touch the database. The OpenAPI document is generated
+//! from these handlers (`openapi_json`).
+
+#![forbid(unsafe_code)]
+
+mod auth;
+mod control;
+mod error;
+mod gateway;
+mod openapi;
+pub mod params;
+mod request_id;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use updraft_platform::Platform;
+
+pub use error::ApiError;
+pub use openapi::openapi_json;
+pub use request_id::REQUEST_ID_HEADER;
+
+/// Settings of the HTTP surface.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The largest artifact upload, in bytes.
+    pub max_artifact_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { max_artifact_bytes: 128 * 1024 * 1024 }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) platform: Arc<Platform>,
+    pub(crate) config: Arc<ApiConfig>,
+}
+
+/// The whole HTTP surface on one router.
+pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
+    let state = AppState { platform, config: Arc::new(config) };
+    Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .nest("/v1", control::router(&state))
+        .fallback(gateway::handle)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(request_id::assign))
+}

@@ -1,0 +1,232 @@
+//! The `updraft.toml` manifest: an app, its functions and their triggers.
+//!
+//! Parsing walks the TOML tree by hand instead of deriving `Deserialize`, so that one
+//! pass reports every mistake at once, each with its field path and a fix, and so that
+//! unknown keys get a "did you mean" suggestion.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AppName, ByteSize, FunctionName, MethodSet, RoutePattern};
+
+mod parse;
+
+/// A parsed and validated manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub app: AppName,
+    pub functions: BTreeMap<FunctionName, FunctionSpec>,
+}
+
+/// One `[functions.NAME]` table: where the code comes from and how it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionSpec {
+    /// `source`: a path relative to the manifest's folder (a `.wasm` file for `wasm`).
+    pub source: String,
+    /// `build`: how to produce `source`, run by the CLI before uploading.
+    pub build: Option<BuildSpec>,
+    /// Everything that decides how the function runs; a change here makes a new version.
+    pub config: FunctionConfig,
+}
+
+/// `build = { command = "...", workdir = "..." }` or `build = "command"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildSpec {
+    pub command: String,
+    /// Relative to the manifest's folder; the folder itself when absent.
+    pub workdir: Option<String>,
+}
+
+/// How a function runs. Persisted with each version, so its serialized form is stable:
+/// add fields with `#[serde(default)]`, never rename.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionConfig {
+    pub runtime: Runtime,
+    /// `handler` for Lambda runtimes (`module.function`); unused by `wasm`.
+    #[serde(default)]
+    pub handler: Option<String>,
+    pub memory: ByteSize,
+    #[serde(with = "duration_millis")]
+    pub timeout: Duration,
+    /// At most this many invocations at once; `None` means the account's limit.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Hosts the function may call (`"api.example.com"`, `"*.example.com"`,
+    /// `"127.0.0.1:8080"`, or `"*"` for any); empty means no outbound network.
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Whether an instance that finished cleanly serves later invocations (warm state
+    /// in memory, at the cost of isolation between requests); off by default.
+    #[serde(default)]
+    pub instance_reuse: bool,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+}
+
+impl FunctionConfig {
+    /// The hex sha256 of this configuration's JSON form. Two configurations with the same
+    /// fingerprint run the same way, so a deploy that changes neither the artifact nor the
+    /// fingerprint makes no new version. Maps are `BTreeMap`s, so the JSON is canonical.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        // Serializing cannot fail: every map has string keys and there are no floats.
+        let json = serde_json::to_vec(self).expect("a FunctionConfig always serializes to JSON");
+        hex::encode(sha2::Sha256::digest(json))
+    }
+}
+
+/// The kind of code a function is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    /// A WebAssembly component exporting `wasi:http/incoming-handler`.
+    Wasm,
+    /// An AWS Lambda Python handler.
+    Python3,
+    /// An AWS Lambda Node.js handler.
+    Nodejs,
+    /// An AWS Lambda custom runtime: an executable `bootstrap`.
+    Provided,
+}
+
+impl Runtime {
+    pub const ALL: [Runtime; 4] = [Runtime::Wasm, Runtime::Python3, Runtime::Nodejs, Runtime::Provided];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Wasm => "wasm",
+            Runtime::Python3 => "python3",
+            Runtime::Nodejs => "nodejs",
+            Runtime::Provided => "provided",
+        }
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event source bound to a function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Http(HttpTrigger),
+}
+
+/// `{ http = "GET,POST /users/{id}", auth = "key" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HttpTrigger {
+    pub methods: MethodSet,
+    pub route: RoutePattern,
+    #[serde(default)]
+    pub auth: HttpAuth,
+}
+
+/// Who may call an HTTP trigger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpAuth {
+    /// Anyone (the default).
+    #[default]
+    Public,
+    /// Callers presenting a valid Updraft API key as a bearer token.
+    Key,
+}
+
+/// One mistake in a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestProblem {
+    /// The field's dotted path, e.g. `functions.hello.timeout`; empty for the whole file.
+    pub field: String,
+    /// What is wrong and how to fix it, as a sentence.
+    pub message: String,
+}
+
+/// Everything wrong with a manifest, reported at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ManifestError {
+    /// The file name shown in messages, e.g. `updraft.toml`.
+    pub file: String,
+    pub problems: Vec<ManifestProblem>,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        write!(f, "{} has {count} problem{}:", self.file, if count == 1 { "" } else { "s" })?;
+        for problem in &self.problems {
+            if problem.field.is_empty() {
+                write!(f, "\n  {}: {}", self.file, problem.message)?;
+            } else {
+                write!(f, "\n  {}: {}: {}", self.file, problem.field, problem.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+mod duration_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(duration.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> FunctionConfig {
+        FunctionConfig {
+            runtime: Runtime::Wasm,
+            handler: None,
+            memory: ByteSize::mib(128),
+            timeout: Duration::from_secs(3),
+            concurrency: None,
+            env: BTreeMap::from([("A".to_owned(), "1".to_owned()), ("B".to_owned(), "2".to_owned())]),
+            allowed_outbound_hosts: Vec::new(),
+            instance_reuse: false,
+            triggers: vec![Trigger::Http(HttpTrigger {
+                methods: MethodSet { methods: vec!["GET".to_owned()] },
+                route: RoutePattern::parse("/hello").unwrap(),
+                auth: HttpAuth::Public,
+            })],
+        }
+    }
+
+    #[test]
+    fn fingerprints_change_with_the_config_only() {
+        let fingerprint = config().fingerprint();
+        assert_eq!(fingerprint.len(), 64);
+        assert!(fingerprint.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(config().fingerprint(), fingerprint);
+
+        let mut changed = config();
+        changed.env.insert("C".to_owned(), "3".to_owned());
+        assert_ne!(changed.fingerprint(), fingerprint);
+
+        let mut changed = config();
+        changed.timeout = Duration::from_secs(4);
+        assert_ne!(changed.fingerprint(), fingerprint);
+    }
+
+    #[test]
+    fn configs_round_trip_through_json() {
+        let json = serde_json::to_string(&config()).unwrap();
+        assert_eq!(serde_json::from_str::<FunctionConfig>(&json).unwrap(), config());
+    }
+}

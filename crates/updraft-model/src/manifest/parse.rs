@@ -1,0 +1,1463 @@
+//! `Manifest::parse`: reads `updraft.toml` into a `Manifest`, reporting every mistake.
+//!
+//! The TOML tree is walked by hand. Each check records a `ManifestProblem` and carries
+//! on, so one run shows the user everything to fix. A check that fails yields `None`;
+//! the manifest is assembled only when no check failed.
+//!
+//! Problems come out in a fixed order that does not depend on how the TOML library
+//! orders keys: top-level keys, `[app]`, functions by name (each in the order of the
+//! keys in `FUNCTION_KEYS`), and route conflicts last.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+use super::{
+    BuildSpec, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError, ManifestProblem, Runtime,
+    Trigger,
+};
+use crate::{AppName, ByteSize, FunctionName, Limits, MethodSet, RoutePattern};
+
+const TOP_KEYS: &[&str] = &["app", "functions"];
+const APP_KEYS: &[&str] = &["name"];
+const FUNCTION_KEYS: &[&str] = &[
+    "runtime",
+    "source",
+    "build",
+    "handler",
+    "timeout",
+    "memory",
+    "concurrency",
+    "env",
+    "allowed_outbound_hosts",
+    "instance_reuse",
+    "triggers",
+];
+const BUILD_KEYS: &[&str] = &["command", "workdir"];
+const TRIGGER_KEYS: &[&str] = &["http", "auth"];
+
+/// Keys that DESIGN.md promises but this version does not implement yet. They get a
+/// "not supported yet" message instead of "unknown key", so nobody hunts for a typo.
+const FUTURE_TOP_KEYS: &[&str] = &["workflows"];
+const FUTURE_FUNCTION_KEYS: &[&str] = &["retries", "on_failure", "on_success"];
+const FUTURE_TRIGGER_KINDS: &[&str] = &["schedule", "topic", "queue", "email", "webhook"];
+
+/// The methods an HTTP trigger may name, in the order messages list them.
+const HTTP_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+impl Manifest {
+    /// Parses and validates `text`; `file` is the name used in messages (e.g.
+    /// `updraft.toml`). Defaults for `timeout` and `memory` and the allowed ranges of
+    /// `timeout`, `memory` and `concurrency` come from `limits`.
+    ///
+    /// On failure the error lists every problem found, each with its field path and a
+    /// sentence saying how to fix it.
+    pub fn parse(text: &str, file: &str, limits: &Limits) -> Result<Manifest, ManifestError> {
+        let mut checker = Checker { file, limits, problems: Vec::new(), claims: Vec::new() };
+        let manifest = match text.parse::<Table>() {
+            Ok(root) => checker.manifest(&root),
+            Err(error) => {
+                // The TOML error already names the line and column and shows the text.
+                checker.problem("", error.to_string().trim_end());
+                None
+            }
+        };
+        match manifest {
+            Some(manifest) if checker.problems.is_empty() => Ok(manifest),
+            _ => {
+                if checker.problems.is_empty() {
+                    // Every check that fails records why, so this is only a safety net.
+                    checker.problem("", "the manifest could not be read; this is a bug in Updraft");
+                }
+                Err(ManifestError { file: file.to_owned(), problems: checker.problems })
+            }
+        }
+    }
+}
+
+/// An HTTP trigger seen so far, kept to find two triggers claiming the same requests.
+struct RouteClaim {
+    /// The function's table name as written, valid or not.
+    function: String,
+    /// `functions.NAME.triggers[i]`.
+    path: String,
+    trigger: HttpTrigger,
+}
+
+/// The state of one parse: the problems found so far and the routes claimed so far.
+struct Checker<'a> {
+    file: &'a str,
+    limits: &'a Limits,
+    problems: Vec<ManifestProblem>,
+    claims: Vec<RouteClaim>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, field: &str, message: impl Into<String>) {
+        self.problems.push(ManifestProblem { field: field.to_owned(), message: message.into() });
+    }
+
+    fn manifest(&mut self, root: &Table) -> Option<Manifest> {
+        self.unknown_keys("", root, TOP_KEYS, FUTURE_TOP_KEYS);
+        let app = match root.get("app") {
+            Some(value) => {
+                let example = "[app] with name = \"my-app\"";
+                self.table("app", value, example).and_then(|table| self.app(table))
+            }
+            None => {
+                self.problem("app", "the [app] table is missing; add [app] with name = \"my-app\" at the top");
+                None
+            }
+        };
+        let functions = self.functions(root.get("functions"));
+        self.route_conflicts();
+        Some(Manifest { app: app?, functions: functions? })
+    }
+
+    fn app(&mut self, table: &Table) -> Option<AppName> {
+        self.unknown_keys("app", table, APP_KEYS, &[]);
+        let Some(value) = table.get("name") else {
+            self.problem("app.name", "required but missing; add name = \"my-app\" under [app]");
+            return None;
+        };
+        let name = self.string("app.name", value, "write it in quotes, like name = \"my-app\"")?;
+        match AppName::new(name) {
+            Ok(name) => Some(name),
+            Err(invalid) => {
+                self.problem("app.name", invalid.to_string());
+                None
+            }
+        }
+    }
+
+    fn functions(&mut self, value: Option<&Value>) -> Option<BTreeMap<FunctionName, FunctionSpec>> {
+        let add_one = "add a [functions.NAME] table with at least runtime and source";
+        let Some(value) = value else {
+            self.problem("functions", format!("the app has no functions; {add_one}"));
+            return None;
+        };
+        let table = self.table("functions", value, "[functions.NAME] tables")?;
+        if table.is_empty() {
+            self.problem("functions", format!("the app has no functions; {add_one}"));
+            return None;
+        }
+        let mut functions = BTreeMap::new();
+        let mut all_valid = true;
+        for (name, value) in sorted(table) {
+            let path = join("functions", name);
+            let function_name = match FunctionName::new(name) {
+                Ok(function_name) => Some(function_name),
+                Err(invalid) => {
+                    self.problem(&path, format!("{invalid}; rename the table"));
+                    None
+                }
+            };
+            let example = format!("[functions.{name}] with runtime and source");
+            let spec = self.table(&path, value, &example).and_then(|body| self.function(&path, name, body));
+            match (function_name, spec) {
+                (Some(function_name), Some(spec)) => {
+                    functions.insert(function_name, spec);
+                }
+                _ => all_valid = false,
+            }
+        }
+        all_valid.then_some(functions)
+    }
+
+    fn function(&mut self, path: &str, name: &str, table: &Table) -> Option<FunctionSpec> {
+        self.unknown_keys(path, table, FUNCTION_KEYS, FUTURE_FUNCTION_KEYS);
+        let runtime = match table.get("runtime") {
+            Some(value) => self.runtime(&join(path, "runtime"), value),
+            None => {
+                self.problem(
+                    &join(path, "runtime"),
+                    format!("required but missing; add runtime = \"wasm\" (one of {})", runtime_list()),
+                );
+                None
+            }
+        };
+        let source = match table.get("source") {
+            Some(value) => self.source(&join(path, "source"), value),
+            None => {
+                self.problem(
+                    &join(path, "source"),
+                    format!(
+                        "required but missing; add source = \"PATH\" with the path of the code, \
+                         relative to {}",
+                        self.file
+                    ),
+                );
+                None
+            }
+        };
+        let build = self.optional(table, path, "build", Self::build);
+        let handler = self.handler(&join(path, "handler"), table.get("handler"), runtime);
+        let timeout = self.optional(table, path, "timeout", Self::timeout);
+        let memory = self.optional(table, path, "memory", Self::memory);
+        let concurrency = self.optional(table, path, "concurrency", Self::concurrency);
+        let env = self.optional(table, path, "env", Self::env);
+        let hosts = self.optional(table, path, "allowed_outbound_hosts", Self::hosts);
+        let instance_reuse = self.optional(table, path, "instance_reuse", |checker, path, value| match value {
+            Value::Boolean(reuse) => Some(*reuse),
+            other => {
+                checker.expected(path, "true or false", other, "write instance_reuse = true or instance_reuse = false");
+                None
+            }
+        });
+        let triggers =
+            self.optional(table, path, "triggers", |checker, path, value| checker.triggers(path, name, value));
+        Some(FunctionSpec {
+            source: source?,
+            build: build?,
+            config: FunctionConfig {
+                runtime: runtime?,
+                handler: handler?,
+                memory: memory?.unwrap_or(self.limits.default_memory),
+                timeout: timeout?.unwrap_or(self.limits.default_timeout),
+                concurrency: concurrency?,
+                env: env?.unwrap_or_default(),
+                allowed_outbound_hosts: hosts?.unwrap_or_default(),
+                instance_reuse: instance_reuse?.unwrap_or(false),
+                triggers: triggers?.unwrap_or_default(),
+            },
+        })
+    }
+
+    /// Checks `table[key]` with `check` when present: `Some(None)` when absent,
+    /// `Some(Some(value))` when valid, `None` when a problem was recorded.
+    fn optional<T>(
+        &mut self,
+        table: &Table,
+        path: &str,
+        key: &str,
+        check: impl FnOnce(&mut Self, &str, &Value) -> Option<T>,
+    ) -> Option<Option<T>> {
+        match table.get(key) {
+            None => Some(None),
+            Some(value) => check(self, &join(path, key), value).map(Some),
+        }
+    }
+
+    fn runtime(&mut self, path: &str, value: &Value) -> Option<Runtime> {
+        let text = self.string(path, value, "write it in quotes, like runtime = \"wasm\"")?;
+        if let Some(runtime) = Runtime::ALL.into_iter().find(|runtime| runtime.as_str() == text) {
+            return Some(runtime);
+        }
+        let names = Runtime::ALL.map(Runtime::as_str);
+        let mut message = format!("unknown runtime {text:?}; use one of {}", runtime_list());
+        if let Some(suggestion) = did_you_mean(text, &names) {
+            message = format!("unknown runtime {text:?}; did you mean {suggestion:?}? (one of {})", runtime_list());
+        }
+        self.problem(path, message);
+        None
+    }
+
+    fn source(&mut self, path: &str, value: &Value) -> Option<String> {
+        let text = self.string(path, value, "write the path in quotes, like source = \"hello.wasm\"")?;
+        if text.trim().is_empty() {
+            self.problem(path, format!("the path is empty; write the path of the code, relative to {}", self.file));
+            return None;
+        }
+        Some(text.to_owned())
+    }
+
+    fn build(&mut self, path: &str, value: &Value) -> Option<BuildSpec> {
+        match value {
+            Value::String(command) => {
+                let command = self.command(path, command)?;
+                Some(BuildSpec { command, workdir: None })
+            }
+            Value::Table(table) => {
+                self.unknown_keys(path, table, BUILD_KEYS, &[]);
+                let command_path = join(path, "command");
+                let command = match table.get("command") {
+                    Some(value) => self
+                        .string(&command_path, value, "write it in quotes, like command = \"make\"")
+                        .and_then(|command| self.command(&command_path, command)),
+                    None => {
+                        self.problem(
+                            &command_path,
+                            "required but missing; add command = \"...\" with the build command",
+                        );
+                        None
+                    }
+                };
+                let workdir = self.optional(table, path, "workdir", |checker, path, value| {
+                    let workdir =
+                        checker.string(path, value, "write the folder in quotes, like workdir = \"hello\"")?;
+                    if workdir.trim().is_empty() {
+                        checker.problem(
+                            path,
+                            format!(
+                                "the folder is empty; name a folder relative to {}, or remove workdir \
+                                 to build in the manifest's folder",
+                                checker.file
+                            ),
+                        );
+                        return None;
+                    }
+                    Some(workdir.to_owned())
+                });
+                Some(BuildSpec { command: command?, workdir: workdir? })
+            }
+            other => {
+                self.expected(
+                    path,
+                    "a command string or a table",
+                    other,
+                    "write build = \"COMMAND\" or build = { command = \"COMMAND\", workdir = \"FOLDER\" }",
+                );
+                None
+            }
+        }
+    }
+
+    fn command(&mut self, path: &str, command: &str) -> Option<String> {
+        if command.trim().is_empty() {
+            self.problem(path, "the build command is empty; write the command, or remove build");
+            return None;
+        }
+        Some(command.to_owned())
+    }
+
+    /// `handler`: required by python3 and nodejs, refused by wasm. `Some(None)` when it
+    /// is absent and may be.
+    fn handler(&mut self, path: &str, value: Option<&Value>, runtime: Option<Runtime>) -> Option<Option<String>> {
+        let lambda_runtimes = "python3, nodejs, provided";
+        let Some(value) = value else {
+            return match runtime {
+                Some(runtime @ (Runtime::Python3 | Runtime::Nodejs)) => {
+                    self.problem(
+                        path,
+                        format!(
+                            "required by the {runtime} runtime but missing; add handler = \"MODULE.FUNCTION\", \
+                             like handler = \"app.handler\""
+                        ),
+                    );
+                    None
+                }
+                _ => Some(None),
+            };
+        };
+        let text = self.string(path, value, "write it in quotes, like handler = \"app.handler\"")?;
+        match runtime {
+            Some(Runtime::Wasm) => {
+                self.problem(
+                    path,
+                    format!(
+                        "handler is only for Lambda runtimes ({lambda_runtimes}); remove it, since a wasm \
+                         component is called through its wasi:http export"
+                    ),
+                );
+                None
+            }
+            Some(Runtime::Python3 | Runtime::Nodejs) => {
+                if is_module_function(text) {
+                    Some(Some(text.to_owned()))
+                } else {
+                    self.problem(path, format!("{text:?} is not MODULE.FUNCTION; write it like \"app.handler\""));
+                    None
+                }
+            }
+            Some(Runtime::Provided) | None => {
+                if text.trim().is_empty() {
+                    self.problem(path, "the handler is empty; name it, or remove handler");
+                    return None;
+                }
+                Some(Some(text.to_owned()))
+            }
+        }
+    }
+
+    fn timeout(&mut self, path: &str, value: &Value) -> Option<Duration> {
+        let (timeout, written) = match value {
+            Value::String(text) => match parse_duration(text) {
+                Ok(timeout) => (timeout, format!("{text:?}")),
+                Err(message) => {
+                    self.problem(path, message);
+                    return None;
+                }
+            },
+            Value::Integer(seconds) => match u64::try_from(*seconds) {
+                Ok(seconds) => (Duration::from_secs(seconds), seconds.to_string()),
+                Err(_) => {
+                    self.problem(path, format!("{seconds} is negative; write a duration like \"5s\""));
+                    return None;
+                }
+            },
+            other => {
+                self.expected(
+                    path,
+                    "a duration like \"5s\" or a whole number of seconds",
+                    other,
+                    "write it like timeout = \"500ms\", \"5s\", \"2m\" or \"1m30s\"",
+                );
+                return None;
+            }
+        };
+        let (min, max) = (self.limits.min_timeout, self.limits.max_timeout);
+        if timeout > max {
+            self.problem(path, format!("{written} is above the maximum {}", format_duration(max)));
+            return None;
+        }
+        if timeout < min {
+            self.problem(path, format!("{written} is below the minimum {}", format_duration(min)));
+            return None;
+        }
+        Some(timeout)
+    }
+
+    fn memory(&mut self, path: &str, value: &Value) -> Option<ByteSize> {
+        let (memory, written) = match value {
+            Value::String(text) => match ByteSize::parse(text) {
+                Ok(memory) => (memory, format!("{text:?}")),
+                Err(message) => {
+                    self.problem(path, message);
+                    return None;
+                }
+            },
+            Value::Integer(bytes) => match u64::try_from(*bytes) {
+                Ok(bytes) => (ByteSize(bytes), bytes.to_string()),
+                Err(_) => {
+                    self.problem(path, format!("{bytes} is negative; write a size like \"128MiB\""));
+                    return None;
+                }
+            },
+            other => {
+                self.expected(
+                    path,
+                    "a size like \"128MiB\" or a whole number of bytes",
+                    other,
+                    "write it like memory = \"128MiB\" or \"1GiB\"",
+                );
+                return None;
+            }
+        };
+        let (min, max) = (self.limits.min_memory, self.limits.max_memory);
+        if memory > max {
+            self.problem(path, format!("{written} is above the maximum {max}"));
+            return None;
+        }
+        if memory < min {
+            self.problem(path, format!("{written} is below the minimum {min}"));
+            return None;
+        }
+        Some(memory)
+    }
+
+    fn concurrency(&mut self, path: &str, value: &Value) -> Option<u32> {
+        let max = self.limits.max_concurrency;
+        let Value::Integer(concurrency) = value else {
+            let fix = match value {
+                Value::String(text) if text.trim().parse::<u64>().is_ok() => {
+                    format!("write it without quotes, like concurrency = {}", text.trim())
+                }
+                _ => format!("write it like concurrency = 50 (at most {max}; 0 disables the function)"),
+            };
+            self.expected(path, "a whole number", value, &fix);
+            return None;
+        };
+        if *concurrency < 0 {
+            self.problem(
+                path,
+                format!("{concurrency} is negative; write 0 to disable the function, or a number up to {max}"),
+            );
+            return None;
+        }
+        match u32::try_from(*concurrency) {
+            Ok(concurrency) if concurrency <= max => Some(concurrency),
+            _ => {
+                self.problem(path, format!("{concurrency} is above the maximum {max}"));
+                None
+            }
+        }
+    }
+
+    fn env(&mut self, path: &str, value: &Value) -> Option<BTreeMap<String, String>> {
+        let table = self.table(path, value, "env = { NAME = \"value\" }")?;
+        let mut env = BTreeMap::new();
+        let mut all_valid = true;
+        for (name, value) in sorted(table) {
+            let variable_path = join(path, name);
+            if !is_env_name(name) {
+                self.problem(
+                    &variable_path,
+                    format!(
+                        "{name:?} is not a valid environment variable name; use letters, digits and '_', \
+                         not starting with a digit"
+                    ),
+                );
+                all_valid = false;
+            }
+            let quoted = match value {
+                Value::String(text) => {
+                    env.insert(name.clone(), text.clone());
+                    continue;
+                }
+                Value::Integer(n) => Some(n.to_string()),
+                Value::Float(n) => Some(n.to_string()),
+                Value::Boolean(b) => Some(b.to_string()),
+                Value::Datetime(datetime) => Some(datetime.to_string()),
+                Value::Array(_) | Value::Table(_) => None,
+            };
+            let fix = match quoted {
+                Some(text) => {
+                    format!("environment values are strings, so quote it: {name} = {text:?}")
+                }
+                None => "environment values are strings; write one string".to_owned(),
+            };
+            self.expected(&variable_path, "a string", value, &fix);
+            all_valid = false;
+        }
+        all_valid.then_some(env)
+    }
+
+    fn hosts(&mut self, path: &str, value: &Value) -> Option<Vec<String>> {
+        let array = self.array(path, value, "allowed_outbound_hosts = [\"api.example.com\"]")?;
+        let mut hosts = Vec::new();
+        let mut all_valid = true;
+        for (index, value) in array.iter().enumerate() {
+            let host_path = format!("{path}[{index}]");
+            let checked = self
+                .string(&host_path, value, "write each host in quotes, like \"api.example.com\"")
+                .and_then(|host| match check_host(host) {
+                    Ok(()) => Some(host.to_owned()),
+                    Err(message) => {
+                        self.problem(&host_path, message);
+                        None
+                    }
+                });
+            match checked {
+                Some(host) => hosts.push(host),
+                None => all_valid = false,
+            }
+        }
+        all_valid.then_some(hosts)
+    }
+
+    fn triggers(&mut self, path: &str, function: &str, value: &Value) -> Option<Vec<Trigger>> {
+        let array = self.array(path, value, "triggers = [{ http = \"GET /hello\" }]")?;
+        let mut triggers = Vec::new();
+        let mut all_valid = true;
+        for (index, value) in array.iter().enumerate() {
+            let trigger_path = format!("{path}[{index}]");
+            let trigger = self
+                .table(&trigger_path, value, "{ http = \"GET /hello\" }")
+                .and_then(|table| self.trigger(&trigger_path, table));
+            match trigger {
+                Some(trigger) => {
+                    let Trigger::Http(http) = &trigger;
+                    self.claims.push(RouteClaim {
+                        function: function.to_owned(),
+                        path: trigger_path,
+                        trigger: http.clone(),
+                    });
+                    triggers.push(trigger);
+                }
+                None => all_valid = false,
+            }
+        }
+        all_valid.then_some(triggers)
+    }
+
+    fn trigger(&mut self, path: &str, table: &Table) -> Option<Trigger> {
+        let supported = "supported: http";
+        // Each unknown key is reported as a would-be kind, so a missing kind is reported
+        // only when there is no unknown key at all.
+        let mut unknown_key = false;
+        for (key, _) in sorted(table) {
+            if TRIGGER_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            unknown_key = true;
+            let key_path = join(path, key);
+            if FUTURE_TRIGGER_KINDS.contains(&key.as_str()) {
+                self.problem(&key_path, format!("`{key}` triggers are not supported yet; {supported}"));
+            } else if let Some(suggestion) = did_you_mean(key, TRIGGER_KEYS) {
+                self.problem(&key_path, format!("unknown key {key:?}; did you mean {suggestion:?}?"));
+            } else {
+                self.problem(
+                    &key_path,
+                    format!(
+                        "unknown trigger kind {key:?}; {supported} (like {{ http = \"GET /hello\" }}), \
+                         with the optional key auth"
+                    ),
+                );
+            }
+        }
+        let auth = self.optional(table, path, "auth", Self::auth);
+        let Some(http) = table.get("http") else {
+            if !unknown_key {
+                self.problem(
+                    path,
+                    format!("the trigger has no kind; write it like {{ http = \"GET /hello\" }} ({supported})"),
+                );
+            }
+            return None;
+        };
+        let http_path = join(path, "http");
+        let (methods, route) = self
+            .string(&http_path, http, "write it in quotes, like http = \"GET /hello\"")
+            .and_then(|text| match parse_http(text) {
+                Ok(parsed) => Some(parsed),
+                Err(message) => {
+                    self.problem(&http_path, message);
+                    None
+                }
+            })?;
+        Some(Trigger::Http(HttpTrigger { methods, route, auth: auth?.unwrap_or_default() }))
+    }
+
+    fn auth(&mut self, path: &str, value: &Value) -> Option<HttpAuth> {
+        let text = self.string(path, value, "write it in quotes, like auth = \"key\"")?;
+        match text {
+            "public" => Some(HttpAuth::Public),
+            "key" => Some(HttpAuth::Key),
+            _ => {
+                self.problem(
+                    path,
+                    format!(
+                        "unknown auth {text:?}; use \"public\" (anyone may call, the default) or \"key\" \
+                         (callers need an Updraft API key)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports each HTTP trigger that answers some request an earlier trigger already
+    /// answers, naming the first such earlier trigger.
+    fn route_conflicts(&mut self) {
+        let claims = std::mem::take(&mut self.claims);
+        for (index, claim) in claims.iter().enumerate() {
+            let trigger = &claim.trigger;
+            let shape = trigger.route.shape_key();
+            let earlier = claims[..index].iter().find(|earlier| {
+                earlier.trigger.methods.overlaps(&trigger.methods) && earlier.trigger.route.shape_key() == shape
+            });
+            if let Some(earlier) = earlier {
+                let methods = overlap(&earlier.trigger.methods, &trigger.methods);
+                self.problem(
+                    &claim.path,
+                    format!(
+                        "{methods} {} is also claimed by function {:?} ({}); give one of them another \
+                         route or method",
+                        trigger.route, earlier.function, earlier.path
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Reports keys of `table` outside `known`; `future` keys are promised but not
+    /// implemented yet.
+    fn unknown_keys(&mut self, path: &str, table: &Table, known: &[&str], future: &[&str]) {
+        for (key, _) in sorted(table) {
+            if known.contains(&key.as_str()) {
+                continue;
+            }
+            let message = if future.contains(&key.as_str()) {
+                format!("{key} is not supported yet; remove it")
+            } else if let Some(suggestion) = did_you_mean(key, known) {
+                format!("unknown key {key:?}; did you mean {suggestion:?}?")
+            } else {
+                format!("unknown key {key:?}; remove it (the keys allowed here are {})", known.join(", "))
+            };
+            self.problem(&join(path, key), message);
+        }
+    }
+
+    fn expected(&mut self, path: &str, expected: &str, found: &Value, fix: &str) {
+        self.problem(path, format!("expected {expected}, found {}; {fix}", describe(found)));
+    }
+
+    fn string<'v>(&mut self, path: &str, value: &'v Value, fix: &str) -> Option<&'v str> {
+        match value {
+            Value::String(text) => Some(text),
+            other => {
+                self.expected(path, "a string", other, fix);
+                None
+            }
+        }
+    }
+
+    fn table<'v>(&mut self, path: &str, value: &'v Value, example: &str) -> Option<&'v Table> {
+        match value {
+            Value::Table(table) => Some(table),
+            other => {
+                self.expected(path, "a table", other, &format!("write it like {example}"));
+                None
+            }
+        }
+    }
+
+    fn array<'v>(&mut self, path: &str, value: &'v Value, example: &str) -> Option<&'v [Value]> {
+        match value {
+            Value::Array(array) => Some(array),
+            other => {
+                self.expected(path, "a list", other, &format!("write it like {example}"));
+                None
+            }
+        }
+    }
+}
+
+/// A table's entries sorted by key, so problems come out in the same order whether or
+/// not the TOML library preserves the file's order.
+fn sorted(table: &Table) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries
+}
+
+/// `parent.key`, quoting `key` the way TOML would when it is not a bare key.
+fn join(parent: &str, key: &str) -> String {
+    let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let key = if bare { key.to_owned() } else { format!("{key:?}") };
+    if parent.is_empty() { key } else { format!("{parent}.{key}") }
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "a whole number",
+        Value::Float(_) => "a decimal number",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date",
+        Value::Array(_) => "a list",
+        Value::Table(_) => "a table",
+    }
+}
+
+/// The candidate closest to `key`, if one is close enough to be a likely typo.
+fn did_you_mean<'c>(key: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    let key_length = key.chars().count();
+    candidates
+        .iter()
+        .map(|candidate| (*candidate, strsim::jaro_winkler(key, candidate)))
+        .filter(|(candidate, similarity)| {
+            // A short key is a few edits from anything, so edits count only when they
+            // leave most of the key in place.
+            let edits = strsim::levenshtein(key, candidate);
+            *similarity >= 0.8 || (edits <= 2 && edits * 2 < key_length)
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(candidate, _)| candidate)
+}
+
+fn runtime_list() -> String {
+    Runtime::ALL.map(Runtime::as_str).join(", ")
+}
+
+/// `module.function`: a module path, a dot, and an identifier.
+fn is_module_function(handler: &str) -> bool {
+    let Some((module, function)) = handler.rsplit_once('.') else {
+        return false;
+    };
+    let mut function_chars = function.chars();
+    let function_ok = function_chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && function_chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    function_ok && !module.is_empty() && !module.chars().any(char::is_whitespace)
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Checks one `allowed_outbound_hosts` entry: a host, optionally `*.` in front and a port
+/// after, or `*` alone.
+fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("the host is empty; write a host like \"api.example.com\", or remove the entry".to_owned());
+    }
+    if let Some((scheme, rest)) = host.split_once("://") {
+        let bare = rest.split('/').next().unwrap_or_default();
+        return Err(format!("{host:?} has a scheme ({scheme}://); drop it and write only the host, like {bare:?}"));
+    }
+    if host.chars().any(char::is_whitespace) {
+        return Err(format!("{host:?} contains a space; write only the host, like \"api.example.com\""));
+    }
+    if let Some((bare, _)) = host.split_once('/') {
+        return Err(format!("{host:?} has a path; drop it and write only the host, like {bare:?}"));
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    if host != "*" && name.contains('*') {
+        return Err(format!(
+            "{host:?} has a '*' in the middle; use \"*\" alone for any host, or \"*.\" in front for subdomains, \
+             like \"*.example.com\""
+        ));
+    }
+    // A port follows the last ':', except inside an IPv6 address in brackets.
+    let port = if name.starts_with('[') {
+        name.split_once("]:").map(|(_, port)| port)
+    } else {
+        name.rsplit_once(':').map(|(_, port)| port)
+    };
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|port| port > 0)
+    {
+        return Err(format!("{host:?} has the invalid port {port:?}; use a number from 1 to 65535"));
+    }
+    Ok(())
+}
+
+/// Parses an HTTP trigger: `"METHODS ROUTE"` or `"ROUTE"` alone for any method.
+fn parse_http(text: &str) -> Result<(MethodSet, RoutePattern), String> {
+    let example = "like \"GET /hello\" or \"GET,POST /hello/{name}\"";
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (methods, route) = match words.as_slice() {
+        [] => {
+            return Err(format!("the trigger is empty; write the methods and the route, {example}"));
+        }
+        [word] if !word.starts_with('/') && looks_like_methods(word) => {
+            return Err(format!("{text:?} has no route; add one after the methods, like \"{word} /hello\""));
+        }
+        [route] => (MethodSet::any(), *route),
+        [route, methods] if route.starts_with('/') && !methods.starts_with('/') => {
+            return Err(format!("{text:?} puts the route first; write the methods first, like \"{methods} {route}\""));
+        }
+        [methods, route] => (parse_methods(methods)?, *route),
+        _ => {
+            return Err(format!(
+                "{text:?} has too many spaces; write the methods, one space and the route, {example} \
+                 (separate methods with commas, without spaces)"
+            ));
+        }
+    };
+    let route = RoutePattern::parse(route)?;
+    Ok((methods, route))
+}
+
+fn looks_like_methods(word: &str) -> bool {
+    word == "*" || word.split(',').any(|method| HTTP_METHODS.contains(&method.to_ascii_uppercase().as_str()))
+}
+
+/// Parses `*` or a comma-separated list of methods in any case.
+fn parse_methods(text: &str) -> Result<MethodSet, String> {
+    if text == "*" {
+        return Ok(MethodSet::any());
+    }
+    let mut methods = Vec::new();
+    for method in text.split(',') {
+        let upper = method.to_ascii_uppercase();
+        if upper == "*" {
+            return Err(format!(
+                "{text:?} mixes \"*\" with other methods; write \"*\" alone for any method, or list methods"
+            ));
+        }
+        if upper.is_empty() {
+            return Err(format!(
+                "{text:?} has an empty method; separate methods with single commas, like \"GET,POST\""
+            ));
+        }
+        if !HTTP_METHODS.contains(&upper.as_str()) {
+            return Err(format!(
+                "unknown method {method:?}; use \"*\" for any method, or some of {} separated by commas",
+                HTTP_METHODS.join(", ")
+            ));
+        }
+        methods.push(upper);
+    }
+    methods.sort();
+    methods.dedup();
+    Ok(MethodSet { methods })
+}
+
+/// The methods both sets answer.
+fn overlap(a: &MethodSet, b: &MethodSet) -> MethodSet {
+    match (a.is_any(), b.is_any()) {
+        (true, _) => b.clone(),
+        (false, true) => a.clone(),
+        (false, false) => MethodSet { methods: a.methods.iter().filter(|m| b.methods.contains(m)).cloned().collect() },
+    }
+}
+
+/// Parses `"500ms"`, `"5s"`, `"2m"`, `"1h"` and sums such as `"1m30s"`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid =
+        || format!("{text:?} is not a duration; write it like \"500ms\", \"5s\", \"2m\", \"1m30s\" or \"1h\"");
+    let too_long = || format!("{text:?} is far too long; write a duration like \"5m\"");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total_ms: u64 = 0;
+    while !rest.is_empty() {
+        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let (digits, after) = rest.split_at(digits_end);
+        let unit_end = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_end);
+        if digits.is_empty() {
+            return Err(invalid());
+        }
+        if unit.is_empty() {
+            if after.is_empty() && total_ms == 0 {
+                return Err(format!(
+                    "{text:?} has no unit; write \"{digits}s\" (units: ms, s, m, h), or {digits} without quotes \
+                     for seconds"
+                ));
+            }
+            return Err(invalid());
+        }
+        let unit_ms: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(invalid()),
+        };
+        let amount: u64 = digits.parse().map_err(|_| too_long())?;
+        total_ms = amount.checked_mul(unit_ms).and_then(|ms| total_ms.checked_add(ms)).ok_or_else(too_long)?;
+        rest = after;
+    }
+    Ok(Duration::from_millis(total_ms))
+}
+
+/// `900s`, or `1500ms` when not a whole number of seconds.
+fn format_duration(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sketch from the task, with every key.
+    const FULL: &str = r#"
+[app]
+name = "hello"
+
+[functions.hello]
+runtime = "wasm"
+source = "target/wasm32-wasip2/release/hello.wasm"
+build = { command = "cargo build --release --target wasm32-wasip2", workdir = "hello" }
+timeout = "5s"
+memory = "128MiB"
+concurrency = 50
+env = { GREETING = "hi" }
+allowed_outbound_hosts = ["api.example.com", "*.example.com", "127.0.0.1:8080", "*"]
+triggers = [
+    { http = "GET /hello" },
+    { http = "get,POST,GET /hello/{name}", auth = "key" },
+    { http = "* /static/{*path}" },
+]
+
+[functions.welcome]
+runtime = "python3"
+handler = "welcome.handler"
+source = "welcome/"
+build = "pip install -r requirements.txt -t welcome"
+"#;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, "updraft.toml", &Limits::default())
+    }
+
+    /// The problems of an invalid manifest as `(field, message)` pairs.
+    fn problems(text: &str) -> Vec<(String, String)> {
+        match parse(text) {
+            Ok(manifest) => panic!("expected problems, got {manifest:#?}"),
+            Err(error) => error.problems.into_iter().map(|p| (p.field, p.message)).collect(),
+        }
+    }
+
+    /// The only problem of an invalid manifest, as `(field, message)`.
+    fn problem(text: &str) -> (String, String) {
+        let mut problems = problems(text);
+        assert_eq!(problems.len(), 1, "expected one problem, got {problems:#?}");
+        problems.remove(0)
+    }
+
+    /// A valid manifest with one wasm function whose table ends with `extra`.
+    fn with_function(extra: &str) -> String {
+        format!("[app]\nname = \"hello\"\n\n[functions.hello]\nruntime = \"wasm\"\nsource = \"hello.wasm\"\n{extra}\n")
+    }
+
+    fn name(text: &str) -> FunctionName {
+        FunctionName::new(text).unwrap()
+    }
+
+    fn http(text: &str, auth: HttpAuth) -> Trigger {
+        let (methods, route) = parse_http(text).unwrap();
+        Trigger::Http(HttpTrigger { methods, route, auth })
+    }
+
+    #[test]
+    fn full_manifest_parses() {
+        let manifest = parse(FULL).unwrap();
+        assert_eq!(manifest.app.as_str(), "hello");
+        assert_eq!(manifest.functions.len(), 2);
+
+        let hello = &manifest.functions[&name("hello")];
+        assert_eq!(hello.source, "target/wasm32-wasip2/release/hello.wasm");
+        assert_eq!(
+            hello.build,
+            Some(BuildSpec {
+                command: "cargo build --release --target wasm32-wasip2".to_owned(),
+                workdir: Some("hello".to_owned()),
+            })
+        );
+        let config = &hello.config;
+        assert_eq!(config.runtime, Runtime::Wasm);
+        assert_eq!(config.handler, None);
+        assert_eq!(config.timeout, Duration::from_secs(5));
+        assert_eq!(config.memory, ByteSize::mib(128));
+        assert_eq!(config.concurrency, Some(50));
+        assert_eq!(config.env, BTreeMap::from([("GREETING".to_owned(), "hi".to_owned())]));
+        assert_eq!(config.allowed_outbound_hosts, ["api.example.com", "*.example.com", "127.0.0.1:8080", "*"]);
+        assert_eq!(
+            config.triggers,
+            [
+                http("GET /hello", HttpAuth::Public),
+                http("GET,POST /hello/{name}", HttpAuth::Key),
+                http("/static/{*path}", HttpAuth::Public),
+            ]
+        );
+        let Trigger::Http(second) = &config.triggers[1];
+        assert_eq!(second.methods.methods, ["GET", "POST"]);
+        assert_eq!(second.route.to_string(), "/hello/{name}");
+
+        let welcome = &manifest.functions[&name("welcome")];
+        assert_eq!(welcome.config.runtime, Runtime::Python3);
+        assert_eq!(welcome.config.handler.as_deref(), Some("welcome.handler"));
+        assert_eq!(
+            welcome.build,
+            Some(BuildSpec { command: "pip install -r requirements.txt -t welcome".to_owned(), workdir: None })
+        );
+    }
+
+    #[test]
+    fn defaults_apply_to_absent_keys() {
+        let manifest = parse(&with_function("")).unwrap();
+        let limits = Limits::default();
+        let hello = &manifest.functions[&name("hello")];
+        assert_eq!(hello.build, None);
+        assert_eq!(
+            hello.config,
+            FunctionConfig {
+                runtime: Runtime::Wasm,
+                handler: None,
+                memory: limits.default_memory,
+                timeout: limits.default_timeout,
+                concurrency: None,
+                env: BTreeMap::new(),
+                allowed_outbound_hosts: Vec::new(),
+                instance_reuse: false,
+                triggers: Vec::new(),
+            }
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = r#"
+name = "stray"
+
+[app]
+name = "Hello"
+
+[functions.a]
+runtime = "wasm"
+source = ""
+timeout = "90m"
+memory = "8MiB"
+concurrency = "50"
+triggers = [{ http = "GET hello" }]
+
+[functions.b]
+source = "b.wasm"
+"#;
+        let fields: Vec<String> = problems(text).into_iter().map(|(field, _)| field).collect();
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "app.name",
+                "functions.a.source",
+                "functions.a.timeout",
+                "functions.a.memory",
+                "functions.a.concurrency",
+                "functions.a.triggers[0].http",
+                "functions.b.runtime",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_closest_known_key() {
+        let (field, message) = problem(&with_function("timout = \"5s\""));
+        assert_eq!(field, "functions.hello.timout");
+        assert_eq!(message, "unknown key \"timout\"; did you mean \"timeout\"?");
+
+        let (field, message) =
+            problem("[app]\nnmae = \"x\"\nname = \"x\"\n[functions.x]\nruntime = \"wasm\"\nsource = \"x\"");
+        assert_eq!(field, "app.nmae");
+        assert!(message.contains("did you mean \"name\"?"), "{message}");
+
+        let (field, message) = problem(&with_function("triggers = [{ htp = \"GET /\" , http = \"GET /\" }]"));
+        assert_eq!(field, "functions.hello.triggers[0].htp");
+        assert!(message.contains("did you mean \"http\"?"), "{message}");
+
+        let (field, message) = problem(&with_function("build = { command = \"make\", wrkdir = \"x\" }"));
+        assert_eq!(field, "functions.hello.build.wrkdir");
+        assert!(message.contains("did you mean \"workdir\"?"), "{message}");
+    }
+
+    #[test]
+    fn unknown_keys_without_a_close_match_list_the_allowed_keys() {
+        let (field, message) = problem(&with_function("colour = \"blue\""));
+        assert_eq!(field, "functions.hello.colour");
+        assert!(message.starts_with("unknown key \"colour\"; remove it"), "{message}");
+        assert!(message.contains("runtime, source, build"), "{message}");
+
+        let (field, message) = problem(&format!("{}\n[extra]\n", with_function("")));
+        assert_eq!(field, "extra");
+        assert!(message.contains("app, functions"), "{message}");
+    }
+
+    #[test]
+    fn promised_keys_are_not_supported_yet() {
+        let (field, message) = problem(&with_function("retries = 2"));
+        assert_eq!(field, "functions.hello.retries");
+        assert_eq!(message, "retries is not supported yet; remove it");
+    }
+
+    #[test]
+    fn wrong_types_say_what_was_expected() {
+        let (field, message) = problem(&with_function("concurrency = \"50\""));
+        assert_eq!(field, "functions.hello.concurrency");
+        assert_eq!(message, "expected a whole number, found a string; write it without quotes, like concurrency = 50");
+
+        let cases = [
+            ("concurrency = 1.5", "functions.hello.concurrency", "expected a whole number, found a decimal number"),
+            ("env = \"GREETING=hi\"", "functions.hello.env", "expected a table, found a string"),
+            ("triggers = { http = \"GET /\" }", "functions.hello.triggers", "expected a list, found a table"),
+            ("triggers = [\"GET /\"]", "functions.hello.triggers[0]", "expected a table, found a string"),
+            (
+                "triggers = [{ http = 5 }]",
+                "functions.hello.triggers[0].http",
+                "expected a string, found a whole number",
+            ),
+            (
+                "timeout = true",
+                "functions.hello.timeout",
+                "expected a duration like \"5s\" or a whole number of seconds, found a boolean",
+            ),
+            (
+                "memory = [1]",
+                "functions.hello.memory",
+                "expected a size like \"128MiB\" or a whole number of bytes, found a list",
+            ),
+            ("build = 3", "functions.hello.build", "expected a command string or a table, found a whole number"),
+            (
+                "allowed_outbound_hosts = [1]",
+                "functions.hello.allowed_outbound_hosts[0]",
+                "expected a string, found a whole number",
+            ),
+        ];
+        for (extra, expected_field, expected_start) in cases {
+            let (field, message) = problem(&with_function(extra));
+            assert_eq!(field, expected_field, "{extra}");
+            assert!(message.starts_with(expected_start), "{extra}: {message}");
+        }
+
+        let (field, message) = problem("app = \"hello\"\n[functions.x]\nruntime = \"wasm\"\nsource = \"x\"");
+        assert_eq!(field, "app");
+        assert!(message.starts_with("expected a table, found a string; write it like [app]"), "{message}");
+
+        let (field, message) = problem("[app]\nname = \"x\"\n[functions.x]\nruntime = 1\nsource = \"x\"");
+        assert_eq!(field, "functions.x.runtime");
+        assert!(message.starts_with("expected a string, found a whole number"), "{message}");
+    }
+
+    #[test]
+    fn timeouts_parse_and_stay_within_limits() {
+        let timeout = |text: &str| {
+            parse(&with_function(&format!("timeout = {text}")))
+                .map(|manifest| manifest.functions[&name("hello")].config.timeout)
+        };
+        assert_eq!(timeout("\"500ms\""), Ok(Duration::from_millis(500)));
+        assert_eq!(timeout("\"1m30s\""), Ok(Duration::from_secs(90)));
+        assert_eq!(
+            timeout("\"1h\"").map_err(|e| e.problems[0].message.clone()),
+            Err("\"1h\" is above the maximum 900s".to_owned())
+        );
+        assert_eq!(timeout("\"15m\""), Ok(Duration::from_secs(900)));
+        assert_eq!(timeout("10"), Ok(Duration::from_secs(10)));
+
+        let (field, message) = problem(&with_function("timeout = \"90m\""));
+        assert_eq!(field, "functions.hello.timeout");
+        assert_eq!(message, "\"90m\" is above the maximum 900s");
+        assert_eq!(problem(&with_function("timeout = 5400")).1, "5400 is above the maximum 900s");
+        assert_eq!(problem(&with_function("timeout = \"0s\"")).1, "\"0s\" is below the minimum 1ms");
+        assert!(problem(&with_function("timeout = -1")).1.contains("negative"));
+        assert!(problem(&with_function("timeout = \"5\"")).1.contains("has no unit; write \"5s\""));
+        assert!(problem(&with_function("timeout = \"5 sec\"")).1.contains("is not a duration"));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1m30s500ms"), Ok(Duration::from_millis(90_500)));
+        for bad in ["", "s", "1.5s", "5d", "-5s", "5s5", "5 s"] {
+            assert!(parse_duration(bad).unwrap_err().contains("not a duration"), "{bad}");
+        }
+        assert!(parse_duration("99999999999999999999h").unwrap_err().contains("too long"));
+        assert!(parse_duration("9999999999999999h").unwrap_err().contains("too long"));
+        assert_eq!(format_duration(Duration::from_secs(900)), "900s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn memory_stays_within_limits() {
+        let (field, message) = problem(&with_function("memory = \"8MiB\""));
+        assert_eq!(field, "functions.hello.memory");
+        assert_eq!(message, "\"8MiB\" is below the minimum 16MiB");
+        assert_eq!(problem(&with_function("memory = \"11GiB\"")).1, "\"11GiB\" is above the maximum 10GiB");
+        assert_eq!(problem(&with_function("memory = 1024")).1, "1024 is below the minimum 16MiB");
+        assert!(problem(&with_function("memory = \"128\"")).1.contains("has no unit"));
+
+        let memory = |text: &str| {
+            parse(&with_function(&format!("memory = {text}"))).unwrap().functions[&name("hello")].config.memory
+        };
+        assert_eq!(memory("\"1GiB\""), ByteSize(ByteSize::GIB));
+        assert_eq!(memory("\"128MB\""), ByteSize(128_000_000));
+        assert_eq!(memory("33554432"), ByteSize::mib(32));
+    }
+
+    #[test]
+    fn concurrency_allows_zero_and_stops_at_the_maximum() {
+        let concurrency =
+            |extra: &str| parse(&with_function(extra)).unwrap().functions[&name("hello")].config.concurrency;
+        assert_eq!(concurrency("concurrency = 0"), Some(0));
+        assert_eq!(concurrency("concurrency = 1000"), Some(1000));
+        assert_eq!(problem(&with_function("concurrency = 1001")).1, "1001 is above the maximum 1000");
+        assert_eq!(problem(&with_function("concurrency = 99999999999")).1, "99999999999 is above the maximum 1000");
+        assert!(problem(&with_function("concurrency = -1")).1.starts_with("-1 is negative; write 0"));
+    }
+
+    #[test]
+    fn bad_routes_say_why() {
+        let cases = [
+            ("GET hello", "route \"hello\" must start with '/'"),
+            ("FETCH /hello", "unknown method \"FETCH\"; use \"*\" for any method, or some of GET, HEAD, POST"),
+            ("/hello GET", "puts the route first; write the methods first, like \"GET /hello\""),
+            ("GET", "has no route; add one after the methods, like \"GET /hello\""),
+            ("GET, POST /hello", "has too many spaces"),
+            ("GET,,POST /hello", "has an empty method"),
+            ("GET,* /hello", "mixes \"*\" with other methods"),
+            ("", "the trigger is empty"),
+            ("GET /a/{*rest}/b", "must be the last segment"),
+        ];
+        for (route, expected) in cases {
+            let (field, message) = problem(&with_function(&format!("triggers = [{{ http = {route:?} }}]")));
+            assert_eq!(field, "functions.hello.triggers[0].http", "{route}");
+            assert!(message.contains(expected), "{route}: {message}");
+        }
+    }
+
+    #[test]
+    fn trigger_kinds_and_auth_are_checked() {
+        let (field, message) = problem(&with_function("triggers = [{ topic = \"user.signed_up\" }]"));
+        assert_eq!(field, "functions.hello.triggers[0].topic");
+        assert_eq!(message, "`topic` triggers are not supported yet; supported: http");
+
+        let (field, message) = problem(&with_function("triggers = [{ carrier_pigeon = \"coo\" }]"));
+        assert_eq!(field, "functions.hello.triggers[0].carrier_pigeon");
+        assert!(message.starts_with("unknown trigger kind \"carrier_pigeon\"; supported: http"), "{message}");
+
+        let (field, message) = problem(&with_function("triggers = [{ auth = \"key\" }]"));
+        assert_eq!(field, "functions.hello.triggers[0]");
+        assert!(message.starts_with("the trigger has no kind"), "{message}");
+
+        let (field, message) = problem(&with_function("triggers = [{ http = \"/\", auth = \"token\" }]"));
+        assert_eq!(field, "functions.hello.triggers[0].auth");
+        assert!(message.starts_with("unknown auth \"token\"; use \"public\""), "{message}");
+    }
+
+    #[test]
+    fn duplicate_routes_name_both_functions() {
+        let text = r#"
+[app]
+name = "hello"
+
+[functions.a]
+runtime = "wasm"
+source = "a.wasm"
+triggers = [{ http = "GET,POST /hello" }]
+
+[functions.b]
+runtime = "wasm"
+source = "b.wasm"
+triggers = [{ http = "GET /hello" }]
+"#;
+        let (field, message) = problem(text);
+        assert_eq!(field, "functions.b.triggers[0]");
+        assert_eq!(
+            message,
+            "GET /hello is also claimed by function \"a\" (functions.a.triggers[0]); give one of them another \
+             route or method"
+        );
+    }
+
+    #[test]
+    fn routes_collide_by_shape_and_overlapping_methods_only() {
+        let triggers = |list: &str| with_function(&format!("triggers = [{list}]"));
+        assert!(parse(&triggers("{ http = \"GET /a\" }, { http = \"POST /a\" }, { http = \"GET /b\" }")).is_ok());
+        assert!(parse(&triggers("{ http = \"GET /users/{id}\" }, { http = \"GET /users/me\" }")).is_ok());
+
+        let (field, message) = problem(&triggers("{ http = \"GET /users/{id}\" }, { http = \"/users/{name}\" }"));
+        assert_eq!(field, "functions.hello.triggers[1]");
+        assert!(
+            message
+                .starts_with("GET /users/{name} is also claimed by function \"hello\" (functions.hello.triggers[0])"),
+            "{message}"
+        );
+
+        // A third claim is reported once, against the first claimant.
+        let fields: Vec<String> =
+            problems(&triggers("{ http = \"/x\" }, { http = \"GET /x\" }, { http = \"PUT /x\" }"))
+                .into_iter()
+                .map(|p| p.0)
+                .collect();
+        assert_eq!(fields, ["functions.hello.triggers[1]", "functions.hello.triggers[2]"]);
+    }
+
+    #[test]
+    fn malformed_toml_is_one_problem_with_its_position() {
+        let (field, message) = problem("[app]\nname = \"hello\n");
+        assert_eq!(field, "");
+        assert!(message.contains("line 2"), "{message}");
+    }
+
+    #[test]
+    fn env_values_must_be_quoted_strings() {
+        let (field, message) = problem(&with_function("env = { PORT = 8080 }"));
+        assert_eq!(field, "functions.hello.env.PORT");
+        assert_eq!(
+            message,
+            "expected a string, found a whole number; environment values are strings, so quote it: PORT = \"8080\""
+        );
+
+        let (field, message) = problem(&with_function("env = { \"1BAD\" = \"x\" }"));
+        assert_eq!(field, "functions.hello.env.1BAD");
+        assert!(message.contains("not a valid environment variable name"), "{message}");
+
+        let (field, message) = problem(&with_function("env = { \"MY VAR\" = \"x\" }"));
+        assert_eq!(field, "functions.hello.env.\"MY VAR\"");
+        assert!(message.contains("not a valid environment variable name"), "{message}");
+    }
+
+    #[test]
+    fn unknown_runtimes_list_the_valid_ones() {
+        let (field, message) = problem("[app]\nname = \"x\"\n[functions.x]\nruntime = \"rust\"\nsource = \"x\"");
+        assert_eq!(field, "functions.x.runtime");
+        assert_eq!(message, "unknown runtime \"rust\"; use one of wasm, python3, nodejs, provided");
+
+        let (_, message) =
+            problem("[app]\nname = \"x\"\n[functions.x]\nruntime = \"python\"\nhandler = \"a.b\"\nsource = \"x\"");
+        assert_eq!(
+            message,
+            "unknown runtime \"python\"; did you mean \"python3\"? (one of wasm, python3, nodejs, provided)"
+        );
+    }
+
+    #[test]
+    fn handlers_follow_the_runtime() {
+        let function = |runtime: &str, handler: &str| {
+            format!("[app]\nname = \"x\"\n[functions.x]\nruntime = {runtime:?}\nsource = \"x\"\n{handler}")
+        };
+        let (field, message) = problem(&function("nodejs", ""));
+        assert_eq!(field, "functions.x.handler");
+        assert!(message.starts_with("required by the nodejs runtime but missing"), "{message}");
+
+        let (field, message) = problem(&function("wasm", "handler = \"app.handler\""));
+        assert_eq!(field, "functions.x.handler");
+        assert!(message.starts_with("handler is only for Lambda runtimes"), "{message}");
+
+        assert!(problem(&function("python3", "handler = \"app\"")).1.contains("is not MODULE.FUNCTION"));
+        assert!(problem(&function("python3", "handler = \"app.\"")).1.contains("is not MODULE.FUNCTION"));
+        assert!(parse(&function("python3", "handler = \"pkg.mod.handler\"")).is_ok());
+        assert!(parse(&function("nodejs", "handler = \"src/index.handler\"")).is_ok());
+        assert!(parse(&function("provided", "")).is_ok());
+        assert!(parse(&function("provided", "handler = \"anything\"")).is_ok());
+    }
+
+    #[test]
+    fn outbound_hosts_are_hosts_only() {
+        let hosts = |list: &str| with_function(&format!("allowed_outbound_hosts = [{list}]"));
+        let (field, message) = problem(&hosts("\"ok.example.com\", \"https://api.example.com/v1\""));
+        assert_eq!(field, "functions.hello.allowed_outbound_hosts[1]");
+        assert_eq!(
+            message,
+            "\"https://api.example.com/v1\" has a scheme (https://); drop it and write only the host, like \"api.example.com\""
+        );
+        assert!(problem(&hosts("\"\"")).1.contains("the host is empty"));
+        assert!(problem(&hosts("\"example.com/path\"")).1.contains("has a path"));
+        assert!(problem(&hosts("\"api.*.com\"")).1.contains("'*' in the middle"));
+        assert!(problem(&hosts("\"example.com:99999\"")).1.contains("invalid port"));
+        assert!(parse(&hosts("\"[::1]:8080\", \"localhost:3000\", \"*.example.com\"")).is_ok());
+    }
+
+    #[test]
+    fn build_accepts_a_command_or_a_table() {
+        assert!(problem(&with_function("build = \"  \"")).1.contains("the build command is empty"));
+        let (field, message) = problem(&with_function("build = { workdir = \"x\" }"));
+        assert_eq!(field, "functions.hello.build.command");
+        assert!(message.starts_with("required but missing"), "{message}");
+    }
+
+    #[test]
+    fn the_app_and_a_function_are_required() {
+        let (field, message) = problem("[functions.x]\nruntime = \"wasm\"\nsource = \"x\"");
+        assert_eq!(field, "app");
+        assert!(message.contains("add [app]"), "{message}");
+
+        for text in ["[app]\nname = \"x\"", "[app]\nname = \"x\"\n[functions]"] {
+            let (field, message) = problem(text);
+            assert_eq!(field, "functions");
+            assert!(message.contains("add a [functions.NAME] table"), "{message}");
+        }
+
+        let (field, message) = problem("[app]\nname = \"x\"\n[functions.Hello]\nruntime = \"wasm\"\nsource = \"x\"");
+        assert_eq!(field, "functions.Hello");
+        assert!(message.contains("must start with a lowercase letter"), "{message}");
+    }
+
+    #[test]
+    fn errors_display_with_file_and_field() {
+        let error = parse(&with_function("timeout = \"90m\"\nmemory = \"8MiB\"")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "updraft.toml has 2 problems:\n  updraft.toml: functions.hello.timeout: \"90m\" is above the maximum 900s\n  \
+             updraft.toml: functions.hello.memory: \"8MiB\" is below the minimum 16MiB"
+        );
+    }
+
+    #[test]
+    fn odd_inputs_are_problems_not_panics() {
+        let inputs = [
+            "",
+            "\u{0}",
+            "[[app]]\nname = 1",
+            "app = { name = \"\" }\nfunctions = []",
+            "[app]\nname = \"x\"\n[functions.x]\nruntime = \"wasm\"\nsource = \"x\"\ntimeout = \"18446744073709551615h\"",
+            "[app]\nname = \"x\"\n[functions.x]\nruntime = \"wasm\"\nsource = \"x\"\nmemory = -9223372036854775808",
+            "[app]\nname = \"x\"\n[functions.x]\nruntime = \"wasm\"\nsource = \"x\"\ntriggers = [[], {}, { http = \"\u{e9} \u{e9}\" }]",
+            "[app]\nname = \"x\"\n[functions.\"\"]\nruntime = \"wasm\"",
+        ];
+        for input in inputs {
+            let error = parse(input).unwrap_err();
+            assert!(!error.problems.is_empty(), "{input:?}");
+        }
+    }
+}

@@ -1,0 +1,712 @@
+//! `Platform`: the operations behind every API call.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use updraft_model::{AppName, ArtifactDigest, FunctionName, Limits, Manifest, ManifestError, Runtime, VersionNumber};
+use updraft_runtime_wasm::{
+    InvokeError, InvokeOptions, OutboundPolicy, Pooling, PrepareError, PreparedComponent, WasmEngineConfig,
+    WasmRuntime, WasmRuntimeError,
+};
+use updraft_store::{
+    ArtifactError, ArtifactStore, DeployOutcome, DeployPlan, FunctionRecord, LogLine, LogLineRecord, PlannedFunction,
+    Store, StoreError, VersionRecord,
+};
+
+use crate::keys::{ApiKey, KeySet, Principal, Role, token_hash};
+use crate::live::{LiveFunction, LiveState};
+use crate::logs::{LogQuery, LogWriter};
+use crate::routes::{RouteConflict, RouteMatch};
+
+/// How to start a platform.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    pub data_dir: PathBuf,
+    /// `None`: SQLite at `<data-dir>/updraft.db`.
+    pub database_url: Option<String>,
+    pub limits: Limits,
+    pub pooling: Pooling,
+    pub max_instances: u32,
+}
+
+impl PlatformConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            database_url: None,
+            limits: Limits::default(),
+            pooling: Pooling::Auto,
+            max_instances: 1000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not create the data directory {path}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Artifacts(#[from] ArtifactError),
+    #[error(transparent)]
+    Runtime(#[from] WasmRuntimeError),
+    #[error("could not write the admin token to {path}")]
+    AdminToken {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("function {function:?} version {version} cannot be loaded")]
+    LoadFunction {
+        function: FunctionName,
+        version: VersionNumber,
+        #[source]
+        source: Box<DeployError>,
+    },
+    #[error("the stored functions' routes conflict")]
+    Routes(#[source] RouteConflict),
+}
+
+/// What a deploy sends: the manifest text and, per function, the digest of its
+/// already uploaded artifact.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub app: AppName,
+    pub manifest: String,
+    pub artifacts: BTreeMap<FunctionName, ArtifactDigest>,
+}
+
+/// Why a deploy was refused. Nothing of a refused deploy is applied.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("the manifest is for app {manifest:?} but was deployed as {requested:?}")]
+    AppMismatch { requested: AppName, manifest: AppName },
+    #[error("function {function:?} has no artifact in the deploy; upload its `source` and name it")]
+    MissingArtifact { function: FunctionName },
+    #[error("the deploy names an artifact for {function:?}, which the manifest does not declare")]
+    UnexpectedArtifact { function: FunctionName },
+    #[error("function {function:?}: artifact {digest} is not uploaded; upload it before deploying")]
+    ArtifactNotUploaded { function: FunctionName, digest: ArtifactDigest },
+    #[error("function {function:?}: runtime {runtime:?} is not available on this server yet; use runtime = \"wasm\"")]
+    UnsupportedRuntime { function: FunctionName, runtime: Runtime },
+    #[error("function {function:?}: {source}")]
+    Component {
+        function: FunctionName,
+        #[source]
+        source: PrepareError,
+    },
+    #[error(transparent)]
+    RouteConflict(#[from] RouteConflict),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+}
+
+/// Errors of operations on one function.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    #[error("function {function:?} not found")]
+    NotFound { function: FunctionName },
+    #[error("function {function:?} has no version {version}")]
+    VersionNotFound { function: FunctionName, version: VersionNumber },
+    #[error("function {function:?} has no version before {version} to roll back to")]
+    NoEarlierVersion { function: FunctionName, version: VersionNumber },
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for FunctionError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::FunctionNotFound { function } => FunctionError::NotFound { function },
+            StoreError::VersionNotFound { function, version } => FunctionError::VersionNotFound { function, version },
+            other => FunctionError::Store(other),
+        }
+    }
+}
+
+/// What set an invocation off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Http,
+    /// `updraft invoke` / `POST /v1/functions/{name}/invoke`.
+    Direct,
+}
+
+/// A finished invocation.
+#[derive(Debug)]
+pub struct Invocation {
+    pub response: http::Response<Bytes>,
+    pub version: VersionNumber,
+    pub duration: Duration,
+}
+
+/// A failed invocation.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeFailure {
+    #[error("function {function:?} not found")]
+    NotFound { function: FunctionName },
+    #[error("function {function:?} failed")]
+    Function {
+        function: FunctionName,
+        #[source]
+        error: InvokeError,
+    },
+}
+
+/// The running platform.
+pub struct Platform {
+    config: PlatformConfig,
+    store: Store,
+    artifacts: ArtifactStore,
+    runtime: Arc<WasmRuntime>,
+    live: ArcSwap<LiveState>,
+    keys: ArcSwap<KeySet>,
+    /// Deploys, rollbacks and deletes run one at a time: each computes the next live
+    /// state from the current one.
+    change_lock: tokio::sync::Mutex<()>,
+    logs: LogWriter,
+    log_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Platform {
+    /// Opens the data directory and database, makes sure an admin key exists, and
+    /// loads every deployed function (from the compiled-code cache: no recompiling).
+    pub async fn start(config: PlatformConfig) -> Result<Arc<Self>, StartError> {
+        let data_dir = &config.data_dir;
+        create_private_dir(data_dir)?;
+        let database_url =
+            config.database_url.clone().unwrap_or_else(|| Store::sqlite_url(&data_dir.join("updraft.db")));
+        let store = Store::connect(&database_url).await?;
+        let artifacts = ArtifactStore::open(data_dir.join("artifacts"))?;
+        let runtime = Arc::new(WasmRuntime::new(WasmEngineConfig {
+            cache_dir: data_dir.join("compiled"),
+            pooling: config.pooling,
+            max_instances: config.max_instances,
+        })?);
+        let (logs, log_task) = LogWriter::start(store.clone());
+        let platform = Arc::new(Self {
+            config,
+            store,
+            artifacts,
+            runtime,
+            live: ArcSwap::from_pointee(LiveState::empty()),
+            keys: ArcSwap::from_pointee(KeySet::default()),
+            change_lock: tokio::sync::Mutex::new(()),
+            logs,
+            log_task: std::sync::Mutex::new(Some(log_task)),
+        });
+        platform.load_keys().await?;
+        platform.ensure_admin_key().await?;
+        platform.load_functions().await?;
+        Ok(platform)
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// Whether wasmtime's pooling allocator is in use.
+    pub fn pooling(&self) -> bool {
+        self.runtime.pooling()
+    }
+
+    /// The current live state (routes and functions); cheap, lock-free.
+    pub fn live(&self) -> Arc<LiveState> {
+        self.live.load_full()
+    }
+
+    /// Matches a request to a live function.
+    pub fn route<R>(&self, method: &str, path: &str, found: impl FnOnce(RouteMatch<'_, Arc<LiveFunction>>) -> R) -> R {
+        let live = self.live.load();
+        found(live.routes.lookup(method, path))
+    }
+
+    // ---- keys ----
+
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        self.keys.load().authenticate(token)
+    }
+
+    async fn load_keys(&self) -> Result<(), StoreError> {
+        let mut keys = KeySet::default();
+        for record in self.store.api_key_list().await? {
+            if let Some(role) = Role::parse(&record.role) {
+                keys.insert(record.secret_hash, Principal { key_id: record.id, role });
+            }
+        }
+        self.keys.store(Arc::new(keys));
+        Ok(())
+    }
+
+    /// Creates a key and returns it; its secret is not kept.
+    pub async fn api_key_create(&self, role: Role) -> Result<ApiKey, StoreError> {
+        let key = ApiKey::generate(role);
+        self.store
+            .api_key_insert(&updraft_store::ApiKeyRecord {
+                id: key.id.clone(),
+                secret_hash: token_hash(&key.token),
+                role: role.as_str().to_owned(),
+                created_at: updraft_store::now_millis(),
+            })
+            .await?;
+        self.load_keys().await?;
+        Ok(key)
+    }
+
+    /// On first start, creates the admin key and writes it to `<data-dir>/admin-token`
+    /// (mode 0600), where the local CLI finds it.
+    async fn ensure_admin_key(&self) -> Result<(), StartError> {
+        let path = self.config.data_dir.join("admin-token");
+        if !self.keys.load().is_empty() {
+            if !path.exists() {
+                tracing::warn!(
+                    path = %path.display(),
+                    "API keys exist but the admin token file is missing; use a key you kept, or set UPDRAFT_TOKEN"
+                );
+            }
+            return Ok(());
+        }
+        let key = self.api_key_create(Role::Admin).await?;
+        write_private_file(&path, format!("{}\n", key.token).as_bytes())
+            .map_err(|source| StartError::AdminToken { path: path.clone(), source })?;
+        tracing::info!(path = %path.display(), "created the admin API key");
+        Ok(())
+    }
+
+    // ---- artifacts ----
+
+    /// Stores an uploaded artifact after checking it against its claimed digest.
+    pub async fn artifact_put(&self, bytes: Bytes, expected: ArtifactDigest) -> Result<ArtifactDigest, ArtifactError> {
+        let artifacts = self.artifacts.clone();
+        tokio::task::spawn_blocking(move || artifacts.put(&bytes, Some(&expected)))
+            .await
+            .unwrap_or_else(|join| Err(ArtifactError::Io { path: PathBuf::new(), source: std::io::Error::other(join) }))
+    }
+
+    pub fn artifact_exists(&self, digest: &ArtifactDigest) -> bool {
+        self.artifacts.contains(digest)
+    }
+
+    pub fn artifact_path(&self, digest: &ArtifactDigest) -> PathBuf {
+        self.artifacts.path(digest)
+    }
+
+    // ---- deploy ----
+
+    /// Deploys an app: validates everything, compiles what changed, then commits all
+    /// of it in one transaction and swaps the live state. A refused or interrupted
+    /// deploy changes nothing: the previous versions keep serving.
+    pub async fn deploy(&self, request: DeployRequest) -> Result<DeployOutcome, DeployError> {
+        let manifest = Manifest::parse(&request.manifest, "updraft.toml", &self.config.limits)?;
+        if manifest.app != request.app {
+            return Err(DeployError::AppMismatch { requested: request.app, manifest: manifest.app });
+        }
+        if let Some(function) = request.artifacts.keys().find(|f| !manifest.functions.contains_key(*f)) {
+            return Err(DeployError::UnexpectedArtifact { function: function.clone() });
+        }
+        let mut planned = Vec::new();
+        for (name, spec) in &manifest.functions {
+            if spec.config.runtime != Runtime::Wasm {
+                return Err(DeployError::UnsupportedRuntime { function: name.clone(), runtime: spec.config.runtime });
+            }
+            let Some(digest) = request.artifacts.get(name) else {
+                return Err(DeployError::MissingArtifact { function: name.clone() });
+            };
+            if !self.artifacts.contains(digest) {
+                return Err(DeployError::ArtifactNotUploaded { function: name.clone(), digest: digest.clone() });
+            }
+            planned.push(PlannedFunction {
+                name: name.clone(),
+                artifact: digest.clone(),
+                config: spec.config.clone(),
+                fingerprint: fingerprint(&spec.config, digest),
+            });
+        }
+
+        let _guard = self.change_lock.lock().await;
+        let current = self.live.load_full();
+
+        // Compile what changed before touching the database, so a broken component
+        // is refused with nothing applied.
+        let mut next: BTreeMap<FunctionName, Arc<LiveFunction>> = current
+            .functions
+            .iter()
+            .filter(|(_, function)| function.app != manifest.app)
+            .map(|(name, function)| (name.clone(), function.clone()))
+            .collect();
+        let mut prepared: BTreeMap<FunctionName, PreparedComponent> = BTreeMap::new();
+        for function in &planned {
+            if let Some(other) = next.get(&function.name) {
+                return Err(StoreError::FunctionOwnedByOtherApp {
+                    function: function.name.clone(),
+                    owner: other.app.clone(),
+                }
+                .into());
+            }
+            let unchanged =
+                current.functions.get(&function.name).filter(|live| live.fingerprint == function.fingerprint);
+            let component = match unchanged {
+                Some(live) => live.component.clone(),
+                None => self.prepare(&function.name, &function.artifact, &function.config).await?,
+            };
+            prepared.insert(function.name.clone(), component);
+        }
+
+        // Check the routes of the state this deploy would make before committing it.
+        // Versions are placeholders until the store assigns them.
+        for function in &planned {
+            let component = prepared[&function.name].clone();
+            next.insert(
+                function.name.clone(),
+                self.live_function(&manifest.app, function, VersionNumber(0), component),
+            );
+        }
+        LiveState::build(next.clone())?;
+
+        let outcome = self
+            .store
+            .app_deploy(&DeployPlan {
+                app: manifest.app.clone(),
+                manifest: request.manifest.clone(),
+                functions: planned.clone(),
+            })
+            .await?;
+
+        for deployed in &outcome.functions {
+            if let Some(function) = planned.iter().find(|f| f.name == deployed.name) {
+                let component = prepared[&function.name].clone();
+                let live = self.live_function(&manifest.app, function, deployed.version, component);
+                next.insert(function.name.clone(), live);
+            }
+        }
+        let state = LiveState::build(next)?;
+        for removed in &outcome.removed {
+            if let Some(old) = current.functions.get(removed) {
+                old.component.discard_idle();
+            }
+        }
+        for deployed in outcome.functions.iter().filter(|f| f.changed) {
+            if let Some(old) = current.functions.get(&deployed.name) {
+                old.component.discard_idle();
+            }
+        }
+        self.live.store(Arc::new(state));
+        tracing::info!(
+            app = %manifest.app,
+            generation = outcome.generation,
+            changed = outcome.functions.iter().filter(|f| f.changed).count(),
+            removed = outcome.removed.len(),
+            "deployed"
+        );
+        Ok(outcome)
+    }
+
+    async fn prepare(
+        &self,
+        function: &FunctionName,
+        digest: &ArtifactDigest,
+        config: &updraft_model::FunctionConfig,
+    ) -> Result<PreparedComponent, DeployError> {
+        let runtime = self.runtime.clone();
+        let artifacts = self.artifacts.clone();
+        let digest = digest.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            if let Some(cached) = runtime.prepare_cached(digest.as_str()) {
+                return cached.map_err(Ok);
+            }
+            let bytes = artifacts.get(&digest).map_err(Err)?;
+            runtime.prepare(digest.as_str(), &bytes).map_err(Ok)
+        })
+        .await
+        .map_err(|join| DeployError::Component {
+            function: function.clone(),
+            source: PrepareError::Invalid { detail: format!("compilation panicked: {join}") },
+        })?;
+        match result {
+            Ok(component) => Ok(component.with_instance_reuse(config.instance_reuse)),
+            Err(Ok(source)) => Err(DeployError::Component { function: function.clone(), source }),
+            Err(Err(artifact)) => Err(DeployError::Artifact(artifact)),
+        }
+    }
+
+    fn live_function(
+        &self,
+        app: &AppName,
+        function: &PlannedFunction,
+        version: VersionNumber,
+        component: PreparedComponent,
+    ) -> Arc<LiveFunction> {
+        let config = &function.config;
+        let mut env: Vec<(String, String)> = config.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        env.push(("UPDRAFT_FUNCTION_NAME".into(), function.name.to_string()));
+        env.push(("UPDRAFT_FUNCTION_VERSION".into(), version.to_string()));
+        env.push(("UPDRAFT_FUNCTION_MEMORY_SIZE".into(), (config.memory.bytes() / (1024 * 1024)).to_string()));
+        Arc::new(LiveFunction {
+            name: function.name.clone(),
+            app: app.clone(),
+            version,
+            fingerprint: function.fingerprint.clone(),
+            config: config.clone(),
+            component,
+            invoke_options: InvokeOptions {
+                timeout: config.timeout,
+                memory_limit: config.memory.bytes(),
+                env: env.into(),
+                outbound: OutboundPolicy::new(&config.allowed_outbound_hosts),
+                max_response_bytes: self.config.limits.max_sync_payload as usize,
+            },
+        })
+    }
+
+    async fn load_functions(&self) -> Result<(), StartError> {
+        let mut functions = BTreeMap::new();
+        for record in self.store.function_list().await? {
+            let live =
+                self.load_version(&record.app, &record.current).await.map_err(|source| StartError::LoadFunction {
+                    function: record.name.clone(),
+                    version: record.current.version,
+                    source: Box::new(source),
+                })?;
+            functions.insert(record.name.clone(), live);
+        }
+        let count = functions.len();
+        self.live.store(Arc::new(LiveState::build(functions).map_err(StartError::Routes)?));
+        tracing::info!(functions = count, "loaded deployed functions");
+        Ok(())
+    }
+
+    async fn load_version(&self, app: &AppName, version: &VersionRecord) -> Result<Arc<LiveFunction>, DeployError> {
+        let component = self.prepare(&version.function, &version.artifact, &version.config).await?;
+        let planned = PlannedFunction {
+            name: version.function.clone(),
+            artifact: version.artifact.clone(),
+            config: version.config.clone(),
+            fingerprint: version.fingerprint.clone(),
+        };
+        Ok(self.live_function(app, &planned, version.version, component))
+    }
+
+    // ---- functions ----
+
+    pub async fn function_list(&self) -> Result<Vec<FunctionRecord>, StoreError> {
+        self.store.function_list().await
+    }
+
+    pub async fn function_get(&self, name: &FunctionName) -> Result<FunctionRecord, FunctionError> {
+        self.store.function_get(name).await?.ok_or_else(|| FunctionError::NotFound { function: name.clone() })
+    }
+
+    pub async fn version_list(&self, name: &FunctionName) -> Result<Vec<VersionRecord>, FunctionError> {
+        let versions = self.store.version_list(name).await?;
+        if versions.is_empty() {
+            return Err(FunctionError::NotFound { function: name.clone() });
+        }
+        Ok(versions)
+    }
+
+    /// Serves an earlier version again: `to`, or the newest one older than the
+    /// version serving now.
+    pub async fn function_rollback(
+        &self,
+        name: &FunctionName,
+        to: Option<VersionNumber>,
+    ) -> Result<FunctionRecord, FunctionError> {
+        let _guard = self.change_lock.lock().await;
+        let record = self.function_get(name).await?;
+        let versions = self.store.version_list(name).await?;
+        let target = match to {
+            Some(version) => versions
+                .into_iter()
+                .find(|v| v.version == version)
+                .ok_or(FunctionError::VersionNotFound { function: name.clone(), version })?,
+            None => versions
+                .into_iter()
+                .find(|v| v.version < record.current.version)
+                .ok_or(FunctionError::NoEarlierVersion { function: name.clone(), version: record.current.version })?,
+        };
+        let live = self.load_version(&record.app, &target).await?;
+        let current = self.live.load_full();
+        let mut next = current.functions.clone();
+        next.insert(name.clone(), live);
+        let state = LiveState::build(next).map_err(DeployError::from)?;
+        let record = self.store.function_rollback(name, target.version).await?;
+        if let Some(old) = current.functions.get(name) {
+            old.component.discard_idle();
+        }
+        self.live.store(Arc::new(state));
+        tracing::info!(function = %name, version = %target.version, "rolled back");
+        Ok(record)
+    }
+
+    pub async fn function_delete(&self, name: &FunctionName) -> Result<(), FunctionError> {
+        let _guard = self.change_lock.lock().await;
+        if !self.store.function_delete(name).await? {
+            return Err(FunctionError::NotFound { function: name.clone() });
+        }
+        let current = self.live.load_full();
+        let mut next = current.functions.clone();
+        if let Some(old) = next.remove(name) {
+            old.component.discard_idle();
+        }
+        let state = LiveState::build(next).map_err(DeployError::from)?;
+        self.live.store(Arc::new(state));
+        tracing::info!(function = %name, "deleted");
+        Ok(())
+    }
+
+    // ---- invoke ----
+
+    /// Invokes a live function by name.
+    pub async fn invoke_by_name(
+        &self,
+        name: &FunctionName,
+        request: http::Request<Bytes>,
+        request_id: &str,
+        trigger: Trigger,
+    ) -> Result<Invocation, InvokeFailure> {
+        let function = self
+            .live
+            .load()
+            .functions
+            .get(name)
+            .cloned()
+            .ok_or_else(|| InvokeFailure::NotFound { function: name.clone() })?;
+        self.invoke(&function, request, request_id, trigger).await
+    }
+
+    /// Runs one invocation of `function`. Its output goes to the log writer, off this
+    /// path.
+    pub async fn invoke(
+        &self,
+        function: &LiveFunction,
+        request: http::Request<Bytes>,
+        request_id: &str,
+        trigger: Trigger,
+    ) -> Result<Invocation, InvokeFailure> {
+        let started = Instant::now();
+        let outcome = function.component.invoke(request, &function.invoke_options).await;
+        let duration = started.elapsed();
+        let at = updraft_store::now_millis();
+        for (stream, bytes) in &outcome.output.chunks {
+            for line in String::from_utf8_lossy(bytes).lines() {
+                self.logs.send(LogLine {
+                    function: function.name.clone(),
+                    version: function.version,
+                    request_id: request_id.to_owned(),
+                    at,
+                    stream: stream.as_str().to_owned(),
+                    line: line.to_owned(),
+                });
+            }
+        }
+        if outcome.output.truncated {
+            self.platform_log(function, request_id, "output truncated: the function wrote more than 256 KiB");
+        }
+        match outcome.result {
+            Ok(response) => {
+                tracing::debug!(function = %function.name, request_id, ?trigger, ?duration, status = response.status().as_u16(), "invoked");
+                Ok(Invocation { response, version: function.version, duration })
+            }
+            Err(error) => {
+                tracing::info!(function = %function.name, request_id, ?trigger, error = %error, "invocation failed");
+                self.platform_log(function, request_id, &format!("invocation failed: {error}"));
+                Err(InvokeFailure::Function { function: function.name.clone(), error })
+            }
+        }
+    }
+
+    fn platform_log(&self, function: &LiveFunction, request_id: &str, message: &str) {
+        self.logs.send(LogLine {
+            function: function.name.clone(),
+            version: function.version,
+            request_id: request_id.to_owned(),
+            at: updraft_store::now_millis(),
+            stream: "platform".to_owned(),
+            line: message.to_owned(),
+        });
+    }
+
+    // ---- logs ----
+
+    /// A function's log lines; with `wait`, blocks until one arrives or the wait ends.
+    pub async fn logs(&self, query: &LogQuery) -> Result<Vec<LogLineRecord>, StoreError> {
+        let deadline = query.wait.map(|wait| tokio::time::Instant::now() + wait);
+        loop {
+            // Register interest before reading, so a batch landing in between still
+            // wakes us.
+            let appended = self.logs.appended.notified();
+            let lines = self.store.log_list(&query.function, query.after, query.limit, query.tail).await?;
+            let Some(deadline) = deadline.filter(|_| lines.is_empty()) else {
+                return Ok(lines);
+            };
+            if tokio::time::timeout_at(deadline, appended).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// Flushes function logs and closes the database. Call after the listener has
+    /// drained.
+    pub async fn shutdown(self: Arc<Self>) {
+        let task = self.log_task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let store = self.store.clone();
+        // The writer ends when the last sender is gone: this platform holds it.
+        drop(self);
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        store.close().await;
+    }
+}
+
+/// A version's identity: its configuration plus its code.
+fn fingerprint(config: &updraft_model::FunctionConfig, artifact: &ArtifactDigest) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(config.fingerprint().as_bytes());
+    hasher.update(artifact.as_str().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+fn create_private_dir(path: &Path) -> Result<(), StartError> {
+    std::fs::create_dir_all(path).map_err(|source| StartError::DataDir { path: path.to_owned(), source })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .map_err(|source| StartError::DataDir { path: path.to_owned(), source })?;
+    }
+    Ok(())
+}
+
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}

@@ -1,0 +1,322 @@
+//! One invocation: a fresh store, the guest's handler, a deadline and a memory limit.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::Proxy;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::engine::{EPOCH_TICK, PreparedComponent};
+use crate::outbound::{OutboundHooks, OutboundPolicy};
+use crate::output::OutputCapture;
+
+/// What an invocation may use.
+#[derive(Debug, Clone)]
+pub struct InvokeOptions {
+    /// Wall-clock and CPU deadline for the whole invocation, body included.
+    pub timeout: Duration,
+    /// The most linear memory, in bytes, that all of the instance's memories may hold.
+    pub memory_limit: u64,
+    /// The guest's environment variables.
+    pub env: Arc<[(String, String)]>,
+    pub outbound: OutboundPolicy,
+    /// The largest response body; a larger one fails the invocation.
+    pub max_response_bytes: usize,
+}
+
+/// Which stream a piece of guest output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// What the guest wrote to stdout and stderr, in order.
+#[derive(Debug, Clone, Default)]
+pub struct GuestOutput {
+    pub chunks: Vec<(LogStream, Vec<u8>)>,
+    /// The guest wrote more than the per-invocation limit; the rest was dropped.
+    pub truncated: bool,
+}
+
+/// How an invocation ended: the response or the failure, and what it used.
+#[derive(Debug)]
+pub struct InvokeOutcome {
+    pub result: Result<http::Response<Bytes>, InvokeError>,
+    pub output: GuestOutput,
+    /// The most linear memory the instance held at once, in bytes.
+    pub memory_peak: u64,
+}
+
+/// Why an invocation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    #[error("the function did not finish within its timeout of {}", DisplayDuration(*timeout))]
+    Timeout { timeout: Duration },
+    #[error("the function ran out of memory (its limit is {limit} bytes)")]
+    OutOfMemory { limit: u64 },
+    #[error("the function trapped: {message}")]
+    Trap { message: String },
+    #[error("the function finished without sending a response")]
+    NoResponse,
+    #[error("the function's response body is larger than {limit} bytes")]
+    ResponseTooLarge { limit: usize },
+    #[error("the function failed to produce its response: {message}")]
+    BadResponse { message: String },
+    #[error("the runtime could not start the function: {message}")]
+    Internal { message: String },
+}
+
+struct DisplayDuration(Duration);
+
+impl fmt::Display for DisplayDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms % 1000 == 0 { write!(f, "{}s", ms / 1000) } else { write!(f, "{ms}ms") }
+    }
+}
+
+/// The data of one invocation's store.
+pub(crate) struct GuestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: OutboundHooks,
+    limiter: MemoryLimiter,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+/// Caps the total linear memory of an instance (all its memories together, not each
+/// one) and remembers the peak.
+struct MemoryLimiter {
+    limit: u64,
+    total: u64,
+    peak: u64,
+    denied: bool,
+}
+
+impl MemoryLimiter {
+    /// Starts a new invocation's accounting; the memory an instance already holds
+    /// still counts against the limit.
+    fn reset(&mut self, limit: u64) {
+        self.limit = limit;
+        self.peak = self.total;
+        self.denied = false;
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.total + (desired as u64).saturating_sub(current as u64);
+        if total > self.limit {
+            self.denied = true;
+            return Ok(false);
+        }
+        self.total = total;
+        self.peak = self.peak.max(total);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// An instance kept between invocations when a function opts into reuse.
+pub(crate) struct IdleInstance {
+    store: Store<GuestState>,
+    proxy: Proxy,
+    capture: OutputCapture,
+}
+
+impl PreparedComponent {
+    /// Runs the component's `wasi:http/incoming-handler` on `request`.
+    ///
+    /// By default every invocation gets a fresh store and instance, so no state leaks
+    /// from one request to the next. With reuse on, an instance that finished cleanly
+    /// is kept and serves a later invocation (one at a time); one that failed in any
+    /// way is discarded.
+    ///
+    /// The response body is read whole (up to `max_response_bytes`) before this returns,
+    /// so a guest that traps half way through its body is a failed invocation, not a
+    /// truncated success.
+    pub async fn invoke(&self, request: http::Request<Bytes>, options: &InvokeOptions) -> InvokeOutcome {
+        let idle = if self.reuse { self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
+        let (mut store, proxy, capture) = match idle {
+            Some(instance) => (instance.store, Some(instance.proxy), instance.capture),
+            None => {
+                let (store, capture) = self.new_store(options);
+                (store, None, capture)
+            }
+        };
+        store.data_mut().limiter.reset(options.memory_limit);
+        store.data_mut().hooks.policy = options.outbound.clone();
+        let ticks = options.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let request = request
+            .map(|body| Full::new(body).map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} }));
+        let setup = (|| -> wasmtime::Result<_> {
+            let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+            let outparam = store.data_mut().http().new_response_outparam(sender)?;
+            Ok((incoming, outparam))
+        })();
+        let (incoming, outparam) = match setup {
+            Ok(resources) => resources,
+            Err(error) => {
+                return InvokeOutcome {
+                    result: Err(InvokeError::Internal { message: format!("{error:#}") }),
+                    output: GuestOutput::default(),
+                    memory_peak: 0,
+                };
+            }
+        };
+
+        let proxy_pre = self.proxy_pre.clone();
+        let reuse = self.reuse;
+        // The guest runs in this task, next to the reader of its response body: the
+        // body is a bounded pipe, so the guest can only finish writing it while it is
+        // being read. A store that will not be reused is dropped as soon as the guest
+        // is done, which closes the response channel if the guest never answered.
+        let guest = async move {
+            let result = async {
+                let proxy = match proxy {
+                    Some(proxy) => proxy,
+                    None => proxy_pre.instantiate_async(&mut store).await?,
+                };
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, outparam).await?;
+                Ok::<_, wasmtime::Error>(proxy)
+            }
+            .await;
+            let limiter = &store.data().limiter;
+            let usage = (limiter.peak, limiter.denied);
+            let kept = match result {
+                Ok(proxy) if reuse => Ok(Some((store, proxy))),
+                Ok(_) => Ok(None),
+                Err(error) => Err(error),
+            };
+            (kept, usage)
+        };
+        let limit = options.max_response_bytes;
+        let response = async move {
+            let response = match receiver.await {
+                Ok(Ok(response)) => response,
+                Ok(Err(code)) => return Err(InvokeError::BadResponse { message: format!("{code:?}") }),
+                Err(_) => return Err(InvokeError::NoResponse),
+            };
+            let (parts, body) = response.into_parts();
+            match Limited::new(body, limit).collect().await {
+                Ok(collected) => Ok(http::Response::from_parts(parts, collected.to_bytes())),
+                Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                    Err(InvokeError::ResponseTooLarge { limit })
+                }
+                Err(error) => Err(InvokeError::BadResponse { message: error.to_string() }),
+            }
+        };
+
+        // The epoch deadline stops a guest that computes; this one stops a guest that
+        // waits (on an outbound request, say). A tick of slack lets the epoch fire first.
+        let deadline = options.timeout + EPOCH_TICK;
+        let joined = tokio::time::timeout(deadline, async { tokio::join!(guest, response) }).await;
+        let timeout = InvokeError::Timeout { timeout: options.timeout };
+        let (result, memory_peak) = match joined {
+            Err(_elapsed) => (Err(timeout), 0),
+            Ok(((guest_result, (memory_peak, memory_denied)), response_result)) => {
+                let result = match guest_result {
+                    Err(error) => Err(classify_guest_error(&error, memory_denied, options, timeout)),
+                    Ok(_) if memory_denied && response_result.is_err() => {
+                        Err(InvokeError::OutOfMemory { limit: options.memory_limit })
+                    }
+                    Ok(kept) => {
+                        if let (Some((store, proxy)), Ok(_)) = (kept, &response_result) {
+                            let instance = IdleInstance { store, proxy, capture: capture.clone() };
+                            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(instance);
+                        }
+                        response_result
+                    }
+                };
+                (result, memory_peak)
+            }
+        };
+        let captured = capture.take();
+        InvokeOutcome {
+            result,
+            output: GuestOutput { chunks: captured.chunks, truncated: captured.truncated },
+            memory_peak,
+        }
+    }
+
+    fn new_store(&self, options: &InvokeOptions) -> (Store<GuestState>, OutputCapture) {
+        let capture = OutputCapture::default();
+        let wasi = WasiCtx::builder()
+            .envs(&options.env)
+            .stdout(capture.stream(LogStream::Stdout))
+            .stderr(capture.stream(LogStream::Stderr))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let mut store = Store::new(
+            self.proxy_pre.engine(),
+            GuestState {
+                wasi,
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                hooks: OutboundHooks { policy: options.outbound.clone() },
+                limiter: MemoryLimiter { limit: options.memory_limit, total: 0, peak: 0, denied: false },
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_trap();
+        (store, capture)
+    }
+
+    /// Drops every idle instance (on redeploy or shutdown).
+    pub fn discard_idle(&self) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+fn classify_guest_error(
+    error: &wasmtime::Error,
+    memory_denied: bool,
+    options: &InvokeOptions,
+    timeout: InvokeError,
+) -> InvokeError {
+    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return timeout;
+    }
+    if memory_denied {
+        return InvokeError::OutOfMemory { limit: options.memory_limit };
+    }
+    InvokeError::Trap { message: format!("{error:#}") }
+}

@@ -1,0 +1,99 @@
+//! Which hosts a guest may call over HTTP (`allowed_outbound_hosts`).
+
+use std::sync::Arc;
+
+use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The hosts a function may reach. Empty means none: no ambient network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundPolicy {
+    allowed: Arc<[String]>,
+}
+
+impl OutboundPolicy {
+    /// Patterns are `host`, `host:port`, `*.domain` or `*` (any host).
+    pub fn new(allowed: &[String]) -> Self {
+        Self { allowed: allowed.iter().map(|h| h.to_ascii_lowercase()).collect() }
+    }
+
+    /// Whether a request to `host` on `port` is allowed.
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        self.allowed.iter().any(|pattern| {
+            if pattern == "*" {
+                return true;
+            }
+            let (pattern_host, pattern_port) = match pattern.rsplit_once(':') {
+                Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !h.contains(':') => (h, p.parse::<u16>().ok()),
+                _ => (pattern.as_str(), None),
+            };
+            if pattern_port.is_some_and(|p| p != port) {
+                return false;
+            }
+            match pattern_host.strip_prefix("*.") {
+                Some(domain) => host.ends_with(&format!(".{domain}")),
+                None => host == pattern_host,
+            }
+        })
+    }
+}
+
+/// The wasi:http hooks of one invocation: refuses requests the policy does not allow.
+pub(crate) struct OutboundHooks {
+    pub(crate) policy: OutboundPolicy,
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<WasiBody>,
+                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> SendFuture {
+        let uri = request.uri();
+        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let allowed = uri.host().is_some_and(|host| self.policy.allows(host, port));
+        if !allowed {
+            tracing::debug!(uri = %uri, "outbound request denied by allowed_outbound_hosts");
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        drop(fut);
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_matches_hosts_ports_and_wildcards() {
+        let policy = OutboundPolicy::new(&["api.example.com".into(), "*.internal.net".into(), "127.0.0.1:8080".into()]);
+        assert!(policy.allows("api.example.com", 443));
+        assert!(policy.allows("API.example.com", 80));
+        assert!(!policy.allows("example.com", 443));
+        assert!(policy.allows("db.internal.net", 5432));
+        assert!(!policy.allows("internal.net", 80));
+        assert!(policy.allows("127.0.0.1", 8080));
+        assert!(!policy.allows("127.0.0.1", 8081));
+        assert!(!OutboundPolicy::default().allows("anything", 80));
+        assert!(OutboundPolicy::new(&["*".into()]).allows("anything", 80));
+    }
+}

@@ -1,0 +1,26 @@
+//! Control-plane persistence: apps, functions, versions, API keys and function logs in
+//! SQL (SQLite embedded, PostgreSQL for a cluster), and the content-addressed artifact
+//! store.
+//!
+//! This is the only crate that knows sqlx. Both databases are reached through sqlx's
+//! `Any` driver with one set of queries written in the SQL both understand; only the
+//! migrations differ (auto-increment columns), so the same code and the same tests
+//! cover both.
+
+#![forbid(unsafe_code)]
+
+mod artifacts;
+mod records;
+mod sql;
+
+pub use artifacts::{ArtifactError, ArtifactStore};
+pub use records::{
+    ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord, PlannedFunction,
+    VersionRecord,
+};
+pub use sql::{Backend, Store, StoreError};
+
+/// Milliseconds since the Unix epoch, the store's one time format.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

@@ -1,0 +1,88 @@
+//! What the store reads and writes.
+
+use updraft_model::{AppName, ArtifactDigest, FunctionConfig, FunctionName, VersionNumber};
+
+/// A function and the version that serves it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionRecord {
+    pub name: FunctionName,
+    pub app: AppName,
+    pub latest_version: VersionNumber,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The version that serves traffic (after a rollback, not the latest).
+    pub current: VersionRecord,
+}
+
+/// One immutable version of a function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionRecord {
+    pub function: FunctionName,
+    pub version: VersionNumber,
+    pub artifact: ArtifactDigest,
+    pub config: FunctionConfig,
+    /// Identifies config plus artifact: equal fingerprints mean nothing changed.
+    pub fingerprint: String,
+    pub created_at: i64,
+}
+
+/// A deploy of a whole app, applied in one transaction.
+#[derive(Debug, Clone)]
+pub struct DeployPlan {
+    pub app: AppName,
+    pub manifest: String,
+    pub functions: Vec<PlannedFunction>,
+}
+
+/// A function as the deploy wants it.
+#[derive(Debug, Clone)]
+pub struct PlannedFunction {
+    pub name: FunctionName,
+    pub artifact: ArtifactDigest,
+    pub config: FunctionConfig,
+    pub fingerprint: String,
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployOutcome {
+    pub generation: i64,
+    pub functions: Vec<DeployedFunction>,
+    /// Functions the app had before and no longer declares; they were deleted.
+    pub removed: Vec<FunctionName>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployedFunction {
+    pub name: FunctionName,
+    pub version: VersionNumber,
+    /// Whether this deploy created the version (false: unchanged, still served).
+    pub changed: bool,
+}
+
+/// An API key as stored: only a hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub secret_hash: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
+/// A line of function output to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub function: FunctionName,
+    pub version: VersionNumber,
+    pub request_id: String,
+    pub at: i64,
+    pub stream: String,
+    pub line: String,
+}
+
+/// A stored line, with its position for following.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLineRecord {
+    pub id: i64,
+    pub line: LogLine,
+}

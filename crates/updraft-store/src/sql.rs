@@ -1,0 +1,442 @@
+//! The SQL store. Queries use `$N` placeholders, which both SQLite and PostgreSQL
+//! accept, and only portable types (TEXT, BIGINT).
+
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+use updraft_model::{AppName, ArtifactDigest, FunctionConfig, FunctionName, VersionNumber};
+
+use crate::now_millis;
+use crate::records::{
+    ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord, VersionRecord,
+};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {url:?}; use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl { url: String },
+    #[error("could not connect to the database")]
+    Connect(#[source] sqlx::Error),
+    #[error("could not migrate the database schema")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("function {function:?} belongs to app {owner:?}; delete it there or pick another name")]
+    FunctionOwnedByOtherApp { function: FunctionName, owner: AppName },
+    #[error("function {function:?} not found")]
+    FunctionNotFound { function: FunctionName },
+    #[error("function {function:?} has no version {version}")]
+    VersionNotFound { function: FunctionName, version: VersionNumber },
+    #[error("stored data is corrupt: {detail}")]
+    Corrupt { detail: String },
+    #[error("database query failed")]
+    Query(#[from] sqlx::Error),
+}
+
+/// The control-plane database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://...`) and brings the schema up
+    /// to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl { url: url.to_owned() });
+        };
+        let options = AnyConnectOptions::from_str(url).map_err(StoreError::Connect)?;
+        let pool = match backend {
+            // One connection: SQLite allows one writer, and serializing here avoids
+            // lock-upgrade failures between concurrent transactions. Nothing on the
+            // invoke path reads the database, so this is not a bottleneck.
+            Backend::Sqlite => AnyPoolOptions::new()
+                .max_connections(1)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        // WAL for concurrent readers; FULL so a commit is on disk when
+                        // it returns (acknowledged means durable).
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(options)
+                .await
+                .map_err(StoreError::Connect)?,
+            Backend::Postgres => {
+                AnyPoolOptions::new().max_connections(8).connect_with(options).await.map_err(StoreError::Connect)?
+            }
+        };
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Self { pool, backend })
+    }
+
+    /// The URL of a SQLite database file, created if missing.
+    pub fn sqlite_url(path: &std::path::Path) -> String {
+        format!("sqlite://{}?mode=rwc", path.display())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Every function with the version it serves, by name.
+    pub async fn function_list(&self) -> Result<Vec<FunctionRecord>, StoreError> {
+        let rows = sqlx::query(&format!("{FUNCTION_SELECT} ORDER BY f.name")).fetch_all(&self.pool).await?;
+        rows.iter().map(function_from_row).collect()
+    }
+
+    pub async fn function_get(&self, name: &FunctionName) -> Result<Option<FunctionRecord>, StoreError> {
+        let row = sqlx::query(&format!("{FUNCTION_SELECT} WHERE f.name = $1"))
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(function_from_row).transpose()
+    }
+
+    /// A function's versions, newest first.
+    pub async fn version_list(&self, name: &FunctionName) -> Result<Vec<VersionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT function, version, artifact, config, fingerprint, created_at FROM versions \
+             WHERE function = $1 ORDER BY version DESC",
+        )
+        .bind(name.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| version_from_row(row, 0)).collect()
+    }
+
+    /// Applies a deploy in one transaction: a new version for each function whose
+    /// fingerprint differs from the one it serves, nothing for the others, and the
+    /// app's functions that the plan no longer names are deleted.
+    pub async fn app_deploy(&self, plan: &DeployPlan) -> Result<DeployOutcome, StoreError> {
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+
+        let generation: i64 = match sqlx::query("SELECT generation FROM apps WHERE name = $1")
+            .bind(plan.app.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            Some(row) => row.try_get::<i64, _>(0)? + 1,
+            None => 1,
+        };
+        if generation == 1 {
+            sqlx::query("INSERT INTO apps (name, generation, manifest, updated_at) VALUES ($1, $2, $3, $4)")
+                .bind(plan.app.as_str())
+                .bind(generation)
+                .bind(plan.manifest.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query("UPDATE apps SET generation = $2, manifest = $3, updated_at = $4 WHERE name = $1")
+                .bind(plan.app.as_str())
+                .bind(generation)
+                .bind(plan.manifest.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        let mut functions = Vec::new();
+        for planned in &plan.functions {
+            let existing = sqlx::query(
+                "SELECT f.app, f.latest_version, v.fingerprint, f.current_version FROM functions f \
+                 JOIN versions v ON v.function = f.name AND v.version = f.current_version \
+                 WHERE f.name = $1",
+            )
+            .bind(planned.name.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let config = serde_json::to_string(&planned.config)
+                .map_err(|error| StoreError::Corrupt { detail: error.to_string() })?;
+            let deployed = match existing {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO functions (name, app, current_version, latest_version, created_at, updated_at) \
+                         VALUES ($1, $2, 1, 1, $3, $3)",
+                    )
+                    .bind(planned.name.as_str())
+                    .bind(plan.app.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    insert_version(&mut tx, planned, 1, &config, now).await?;
+                    DeployedFunction { name: planned.name.clone(), version: VersionNumber(1), changed: true }
+                }
+                Some(row) => {
+                    let owner: String = row.try_get(0)?;
+                    if owner != plan.app.as_str() {
+                        return Err(StoreError::FunctionOwnedByOtherApp {
+                            function: planned.name.clone(),
+                            owner: parse_name(owner)?,
+                        });
+                    }
+                    let latest: i64 = row.try_get(1)?;
+                    let fingerprint: String = row.try_get(2)?;
+                    let current: i64 = row.try_get(3)?;
+                    if fingerprint == planned.fingerprint {
+                        DeployedFunction {
+                            name: planned.name.clone(),
+                            version: version_number(current)?,
+                            changed: false,
+                        }
+                    } else {
+                        let version = latest + 1;
+                        insert_version(&mut tx, planned, version, &config, now).await?;
+                        sqlx::query(
+                            "UPDATE functions SET current_version = $2, latest_version = $2, updated_at = $3 WHERE name = $1",
+                        )
+                        .bind(planned.name.as_str())
+                        .bind(version)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        DeployedFunction {
+                            name: planned.name.clone(),
+                            version: version_number(version)?,
+                            changed: true,
+                        }
+                    }
+                }
+            };
+            functions.push(deployed);
+        }
+
+        let mut removed = Vec::new();
+        let rows = sqlx::query("SELECT name FROM functions WHERE app = $1 ORDER BY name")
+            .bind(plan.app.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in rows {
+            let name: String = row.try_get(0)?;
+            if !plan.functions.iter().any(|f| f.name.as_str() == name) {
+                delete_function(&mut tx, &name).await?;
+                removed.push(parse_name(name)?);
+            }
+        }
+
+        tx.commit().await?;
+        Ok(DeployOutcome { generation, functions, removed })
+    }
+
+    /// Points a function back at an earlier version.
+    pub async fn function_rollback(
+        &self,
+        name: &FunctionName,
+        version: VersionNumber,
+    ) -> Result<FunctionRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM versions WHERE function = $1 AND version = $2")
+            .bind(name.as_str())
+            .bind(i64::from(version.0))
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::VersionNotFound { function: name.clone(), version });
+        }
+        sqlx::query("UPDATE functions SET current_version = $2, updated_at = $3 WHERE name = $1")
+            .bind(name.as_str())
+            .bind(i64::from(version.0))
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.function_get(name).await?.ok_or_else(|| StoreError::FunctionNotFound { function: name.clone() })
+    }
+
+    /// Deletes a function and its versions; false when there was none.
+    pub async fn function_delete(&self, name: &FunctionName) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = delete_function(&mut tx, name.as_str()).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    pub async fn api_key_insert(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_keys (id, secret_hash, role, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(key.id.as_str())
+            .bind(key.secret_hash.as_str())
+            .bind(key.role.as_str())
+            .bind(key.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn api_key_list(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id, secret_hash, role, created_at FROM api_keys ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ApiKeyRecord {
+                    id: row.try_get(0)?,
+                    secret_hash: row.try_get(1)?,
+                    role: row.try_get(2)?,
+                    created_at: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Appends log lines in one transaction.
+    pub async fn log_append(&self, lines: &[LogLine]) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for line in lines {
+            sqlx::query(
+                "INSERT INTO log_lines (function, version, request_id, at, stream, line) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(line.function.as_str())
+            .bind(i64::from(line.version.0))
+            .bind(line.request_id.as_str())
+            .bind(line.at)
+            .bind(line.stream.as_str())
+            .bind(line.line.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A function's log lines after `after` (a line id; 0 for the start), oldest first.
+    /// With `tail`, the last `limit` lines instead of the first.
+    pub async fn log_list(
+        &self,
+        function: &FunctionName,
+        after: i64,
+        limit: i64,
+        tail: bool,
+    ) -> Result<Vec<LogLineRecord>, StoreError> {
+        let order = if tail { "DESC" } else { "ASC" };
+        let rows = sqlx::query(&format!(
+            "SELECT id, function, version, request_id, at, stream, line FROM log_lines \
+             WHERE function = $1 AND id > $2 ORDER BY id {order} LIMIT $3"
+        ))
+        .bind(function.as_str())
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut lines = rows
+            .iter()
+            .map(|row| {
+                Ok(LogLineRecord {
+                    id: row.try_get(0)?,
+                    line: LogLine {
+                        function: parse_name(row.try_get(1)?)?,
+                        version: version_number(row.try_get(2)?)?,
+                        request_id: row.try_get(3)?,
+                        at: row.try_get(4)?,
+                        stream: row.try_get(5)?,
+                        line: row.try_get(6)?,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if tail {
+            lines.reverse();
+        }
+        Ok(lines)
+    }
+}
+
+const FUNCTION_SELECT: &str = "SELECT f.name, f.app, f.latest_version, f.created_at, f.updated_at, \
+     v.function, v.version, v.artifact, v.config, v.fingerprint, v.created_at \
+     FROM functions f JOIN versions v ON v.function = f.name AND v.version = f.current_version";
+
+async fn insert_version(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    planned: &crate::PlannedFunction,
+    version: i64,
+    config: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO versions (function, version, artifact, config, fingerprint, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(planned.name.as_str())
+    .bind(version)
+    .bind(planned.artifact.as_str())
+    .bind(config)
+    .bind(planned.fingerprint.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn delete_function(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str) -> Result<bool, StoreError> {
+    sqlx::query("DELETE FROM versions WHERE function = $1").bind(name).execute(&mut **tx).await?;
+    let result = sqlx::query("DELETE FROM functions WHERE name = $1").bind(name).execute(&mut **tx).await?;
+    Ok(result.rows_affected() > 0)
+}
+
+fn function_from_row(row: &sqlx::any::AnyRow) -> Result<FunctionRecord, StoreError> {
+    Ok(FunctionRecord {
+        name: parse_name(row.try_get(0)?)?,
+        app: parse_name(row.try_get(1)?)?,
+        latest_version: version_number(row.try_get(2)?)?,
+        created_at: row.try_get(3)?,
+        updated_at: row.try_get(4)?,
+        current: version_from_row(row, 5)?,
+    })
+}
+
+fn version_from_row(row: &sqlx::any::AnyRow, at: usize) -> Result<VersionRecord, StoreError> {
+    let config: String = row.try_get(at + 3)?;
+    let artifact: String = row.try_get(at + 2)?;
+    Ok(VersionRecord {
+        function: parse_name(row.try_get(at)?)?,
+        version: version_number(row.try_get(at + 1)?)?,
+        artifact: ArtifactDigest::parse(&artifact).map_err(|e| StoreError::Corrupt { detail: e.to_string() })?,
+        config: serde_json::from_str::<FunctionConfig>(&config)
+            .map_err(|e| StoreError::Corrupt { detail: format!("version config: {e}") })?,
+        fingerprint: row.try_get(at + 4)?,
+        created_at: row.try_get(at + 5)?,
+    })
+}
+
+fn parse_name<T: FromStr<Err = updraft_model::InvalidName>>(value: String) -> Result<T, StoreError> {
+    value.parse().map_err(|e: updraft_model::InvalidName| StoreError::Corrupt { detail: e.to_string() })
+}
+
+fn version_number(value: i64) -> Result<VersionNumber, StoreError> {
+    u32::try_from(value)
+        .map(VersionNumber)
+        .map_err(|_| StoreError::Corrupt { detail: format!("version {value} out of range") })
+}

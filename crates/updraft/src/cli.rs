@@ -1,0 +1,231 @@
+//! Command-line parsing and dispatch.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::client::Client;
+use crate::output::Output;
+
+/// Updraft: run functions on your own machines.
+///
+/// Functions are WebAssembly components (wasi:http); `updraft.toml` declares them and
+/// their HTTP routes. Start a server with `updraft server` (or `updraft up DIR` for a
+/// server plus the app in DIR, redeployed on change), then `updraft deploy`.
+#[derive(Debug, Parser)]
+#[command(name = "updraft", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The server to talk to.
+    #[arg(long, global = true, env = "UPDRAFT_ENDPOINT", default_value = "http://127.0.0.1:7070")]
+    pub endpoint: String,
+    /// API key; by default the local admin key from <data-dir>/admin-token.
+    #[arg(long, global = true, env = "UPDRAFT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Where the server keeps its state (and the CLI finds the local admin key).
+    #[arg(long, global = true, env = "UPDRAFT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+impl Global {
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("updraft");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/share/updraft"),
+        None => PathBuf::from(".updraft"),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (gateway, control plane, runtime).
+    Server(ServerArgs),
+    /// Run a server with the app(s) in DIR deployed, redeploying when files change.
+    Up(UpArgs),
+    /// Build and deploy the app in DIR (runs each function's `build` command first).
+    Deploy {
+        /// The folder holding updraft.toml.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Invoke a function with an event and print its response.
+    Invoke {
+        name: String,
+        /// The event, as JSON text.
+        #[arg(long, conflicts_with = "data_file")]
+        data: Option<String>,
+        /// Read the event from a file (`-` for standard input).
+        #[arg(long)]
+        data_file: Option<PathBuf>,
+    },
+    /// List functions.
+    Ls,
+    /// Show a function: its version, limits and routes.
+    Describe { name: String },
+    /// List a function's versions.
+    Versions { name: String },
+    /// Print a function's logs.
+    Logs {
+        name: String,
+        /// Keep printing new lines as they arrive.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many of the latest lines to print first.
+        #[arg(long, default_value_t = 100)]
+        tail: i64,
+    },
+    /// Serve an earlier version of a function again.
+    Rollback {
+        name: String,
+        /// The version to serve (default: the one before the current).
+        #[arg(long)]
+        to: Option<u32>,
+    },
+    /// Delete a function and all its versions.
+    Delete { name: String },
+    /// Print the control plane's OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PoolingArg {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "UPDRAFT_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// Control-plane database: sqlite://PATH or postgres://USER@HOST/DB
+    /// (default: SQLite in the data dir).
+    #[arg(long, env = "UPDRAFT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// wasmtime's pooling allocator: auto uses it when the host can reserve its
+    /// address space.
+    #[arg(long, value_enum, default_value_t = PoolingArg::Auto)]
+    pub pooling: PoolingArg,
+    /// On SIGTERM, how long in-flight requests may take to finish.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// A folder with updraft.toml, or whose subfolders have one each.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Deploy once; do not watch for changes.
+    #[arg(long)]
+    pub no_watch: bool,
+}
+
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let (digits, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len()));
+    let n: u64 = digits.parse().map_err(|_| format!("{value:?} is not a duration like 30s or 500ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{value:?} is not a duration like 30s or 500ms")),
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
+    match cli.command {
+        Command::Server(args) => {
+            crate::server::init_tracing();
+            crate::server::run(&global, &args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Up(args) => crate::up::run(&global, &args).await,
+        Command::Deploy { dir } => {
+            let client = Client::new(&global)?;
+            crate::deploy::deploy_dir(&client, &dir, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Invoke { name, data, data_file } => {
+            let client = Client::new(&global)?;
+            let body = match (data, data_file) {
+                (Some(data), _) => data.into_bytes(),
+                (None, Some(path)) if path.as_os_str() == "-" => {
+                    use std::io::Read;
+                    let mut buffer = Vec::new();
+                    std::io::stdin().read_to_end(&mut buffer).context("reading the event from standard input")?;
+                    buffer
+                }
+                (None, Some(path)) => {
+                    std::fs::read(&path).with_context(|| format!("reading the event from {}", path.display()))?
+                }
+                (None, None) => b"{}".to_vec(),
+            };
+            crate::output::invoke(&client, &name, body, global.output).await
+        }
+        Command::Ls => {
+            let client = Client::new(&global)?;
+            crate::output::list(&client, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Describe { name } => {
+            let client = Client::new(&global)?;
+            crate::output::describe(&client, &name, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Versions { name } => {
+            let client = Client::new(&global)?;
+            crate::output::versions(&client, &name, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs { name, follow, tail } => {
+            let client = Client::new(&global)?;
+            crate::output::logs(&client, &name, follow, tail, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rollback { name, to } => {
+            let client = Client::new(&global)?;
+            crate::output::rollback(&client, &name, to, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Delete { name } => {
+            let client = Client::new(&global)?;
+            client.delete(&format!("/v1/functions/{name}")).await?;
+            if global.output == Output::Json {
+                println!("{}", serde_json::json!({ "deleted": name }));
+            } else {
+                println!("deleted {name}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Openapi => {
+            print!("{}", updraft_api::openapi_json());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

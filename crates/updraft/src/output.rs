@@ -1,0 +1,180 @@
+//! Commands that read or change one thing and print it: human tables by default,
+//! JSON with `--output json`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use updraft_api::views::{FunctionListView, FunctionView, LogLineView, LogListView, VersionListView};
+
+use crate::client::{Client, error_from};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Human,
+    Json,
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub async fn list(client: &Client, output: Output) -> anyhow::Result<()> {
+    let view: FunctionListView = client.get("/v1/functions").await?;
+    if output == Output::Json {
+        return print_json(&view);
+    }
+    if view.functions.is_empty() {
+        println!("no functions; deploy some with `updraft deploy`");
+        return Ok(());
+    }
+    println!("{:<24} {:<16} {:>7} {:>9} {:>8}  ROUTES", "NAME", "APP", "VERSION", "MEMORY", "TIMEOUT");
+    for f in &view.functions {
+        let routes: Vec<String> = f.config.routes.iter().map(|r| format!("{} {}", r.methods, r.route)).collect();
+        println!(
+            "{:<24} {:<16} {:>7} {:>9} {:>8}  {}",
+            f.name,
+            f.app,
+            f.version,
+            format!("{}MiB", f.config.memory_bytes / (1024 * 1024)),
+            format!("{}ms", f.config.timeout_ms),
+            routes.join(", ")
+        );
+    }
+    Ok(())
+}
+
+pub async fn describe(client: &Client, name: &str, output: Output) -> anyhow::Result<()> {
+    let f: FunctionView = client.get(&format!("/v1/functions/{name}")).await?;
+    if output == Output::Json {
+        return print_json(&f);
+    }
+    let c = &f.config;
+    println!("name:        {}", f.name);
+    println!("app:         {}", f.app);
+    println!("version:     {} (latest {})", f.version, f.latest_version);
+    println!("runtime:     {}", c.runtime);
+    println!("artifact:    {}", c.artifact);
+    println!("memory:      {} MiB", c.memory_bytes / (1024 * 1024));
+    println!("timeout:     {} ms", c.timeout_ms);
+    println!("concurrency: {}", c.concurrency.map_or("account limit".to_owned(), |n| n.to_string()));
+    println!("reuse:       {}", if c.instance_reuse { "instances are reused" } else { "fresh instance per request" });
+    let hosts =
+        if c.allowed_outbound_hosts.is_empty() { "none".to_owned() } else { c.allowed_outbound_hosts.join(", ") };
+    println!("outbound:    {hosts}");
+    println!("env:         {}", c.env.keys().cloned().collect::<Vec<_>>().join(", "));
+    println!("routes:");
+    for r in &c.routes {
+        let auth = if r.auth == "key" { "  (API key required)" } else { "" };
+        println!("  {} {}{auth}", r.methods, r.route);
+    }
+    Ok(())
+}
+
+pub async fn versions(client: &Client, name: &str, output: Output) -> anyhow::Result<()> {
+    let view: VersionListView = client.get(&format!("/v1/functions/{name}/versions")).await?;
+    if output == Output::Json {
+        return print_json(&view);
+    }
+    println!("{:>7}  {:<8} {:<20} ARTIFACT", "VERSION", "SERVING", "CREATED (ms)");
+    for v in &view.versions {
+        println!(
+            "{:>7}  {:<8} {:<20} {}",
+            v.version,
+            if v.current { "yes" } else { "" },
+            v.created_at_ms,
+            v.config.artifact
+        );
+    }
+    Ok(())
+}
+
+pub async fn rollback(client: &Client, name: &str, to: Option<u32>, output: Output) -> anyhow::Result<()> {
+    let body = serde_json::json!({ "to": to });
+    let f: FunctionView = client.post_json(&format!("/v1/functions/{name}/rollback"), &body).await?;
+    if output == Output::Json {
+        return print_json(&f);
+    }
+    println!("{} now serves version {} (latest {})", f.name, f.version, f.latest_version);
+    Ok(())
+}
+
+pub async fn invoke(client: &Client, name: &str, body: Vec<u8>, output: Output) -> anyhow::Result<ExitCode> {
+    let request = client
+        .request(reqwest::Method::POST, &format!("/v1/functions/{name}/invoke"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body);
+    let response = request.send().await.with_context(|| format!("cannot reach {}", client.endpoint()))?;
+    // A platform error (not found, timeout, trap) is marked; the function's own
+    // answer, whatever its status, is printed as it is.
+    if response.headers().contains_key("x-updraft-error") {
+        return Err(error_from(response).await);
+    }
+    let status = response.status();
+    let request_id = header(&response, updraft_api::REQUEST_ID_HEADER);
+    let version = header(&response, "x-updraft-version");
+    let bytes = response.bytes().await.context("reading the function's response")?;
+    match output {
+        Output::Json => {
+            let body = String::from_utf8_lossy(&bytes);
+            let body_json = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .unwrap_or(serde_json::Value::String(body.into_owned()));
+            print_json(&serde_json::json!({
+                "status": status.as_u16(),
+                "version": version,
+                "request_id": request_id,
+                "body": body_json,
+            }))?;
+        }
+        Output::Human => {
+            std::io::stdout().write_all(&bytes)?;
+            if !bytes.ends_with(b"\n") && !bytes.is_empty() {
+                println!();
+            }
+            if !status.is_success() {
+                eprintln!("function answered {status} (request {request_id})");
+            }
+        }
+    }
+    Ok(if status.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+pub async fn logs(client: &Client, name: &str, follow: bool, tail: i64, output: Output) -> anyhow::Result<()> {
+    let first: LogListView =
+        client.get(&format!("/v1/functions/{name}/logs?tail=true&limit={}", tail.clamp(1, 1000))).await?;
+    print_lines(&first.lines, output)?;
+    if !follow {
+        return Ok(());
+    }
+    let mut after = first.next_after;
+    loop {
+        // Long poll: the server answers as soon as a line arrives, or empty after the
+        // wait, so following costs one request per batch of lines.
+        let page: LogListView =
+            client.get(&format!("/v1/functions/{name}/logs?after={after}&limit=1000&wait_ms=25000")).await?;
+        print_lines(&page.lines, output)?;
+        after = page.next_after;
+        if page.lines.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn print_lines(lines: &[LogLineView], output: Output) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    for line in lines {
+        match output {
+            Output::Json => writeln!(stdout, "{}", serde_json::to_string(line)?)?,
+            Output::Human => writeln!(stdout, "{} {} {}", line.request_id, line.stream, line.line)?,
+        }
+    }
+    stdout.flush()?;
+    Ok(())
+}

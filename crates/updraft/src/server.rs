@@ -1,0 +1,106 @@
+//! `updraft server`: the platform behind one HTTP listener, with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use updraft_platform::{Platform, PlatformConfig};
+use updraft_runtime_wasm::Pooling;
+
+use crate::cli::{Global, PoolingArg, ServerArgs};
+
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("UPDRAFT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// A server running in this process.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub platform: Arc<Platform>,
+    shutdown: watch::Sender<bool>,
+    serve: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running> {
+    let data_dir = global.data_dir();
+    let mut config = PlatformConfig::new(&data_dir);
+    config.database_url = args.database_url.clone();
+    config.pooling = match args.pooling {
+        PoolingArg::Auto => Pooling::Auto,
+        PoolingArg::On => Pooling::Enabled,
+        PoolingArg::Off => Pooling::Disabled,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
+        format!("cannot listen on {}; is another server running there? pick another with --listen", args.listen)
+    })?;
+    let addr = listener.local_addr()?;
+    let platform = Platform::start(config)
+        .await
+        .with_context(|| format!("starting the platform with data dir {}", data_dir.display()))?;
+    let router = updraft_api::router(platform.clone(), updraft_api::ApiConfig::default());
+    let (shutdown, mut stop) = watch::channel(false);
+    let serve = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    tracing::info!(
+        %addr,
+        data_dir = %data_dir.display(),
+        pooling = platform.pooling(),
+        "updraft listening on http://{addr}"
+    );
+    Ok(Running { addr, platform, shutdown, serve })
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish for up to `grace`, then flushes
+    /// logs and closes the database.
+    pub async fn stop(self, grace: Duration) -> anyhow::Result<()> {
+        tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
+        let _ = self.shutdown.send(true);
+        match tokio::time::timeout(grace, self.serve).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::warn!(error = %error, "listener failed while draining"),
+            Ok(Err(join)) => tracing::warn!(error = %join, "listener task failed"),
+            Err(_) => tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway"),
+        }
+        self.platform.shutdown().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+pub async fn run(global: &Global, args: &ServerArgs) -> anyhow::Result<()> {
+    let running = start(global, args).await?;
+    shutdown_signal().await;
+    running.stop(args.shutdown_timeout).await
+}
