@@ -21,10 +21,7 @@ use crate::{ApiError, AppState};
 
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
     let authenticated = Router::new()
-        .route(
-            "/artifacts/{digest}",
-            put(artifact_put).get(artifact_get).layer(DefaultBodyLimit::max(state.config.max_artifact_bytes)),
-        )
+        .route("/artifacts/{digest}", put(artifact_put).get(artifact_get))
         .route("/apps/{app}/deploy", post(app_deploy).layer(DefaultBodyLimit::max(16 * 1024 * 1024)))
         .route("/functions", get(function_list))
         .route("/functions/{name}", get(function_get).delete(function_delete))
@@ -68,9 +65,11 @@ pub(crate) async fn openapi() -> Response {
 pub(crate) async fn artifact_put(
     State(state): State<AppState>,
     Path(value): Path<String>,
-    body: Bytes,
+    headers: http::HeaderMap,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<ArtifactView>), ApiError> {
     let expected = digest(&value)?;
+    let body = crate::body::read_limited(&headers, body, state.config.max_artifact_bytes, "artifact").await?;
     if body.is_empty() {
         return Err(ApiError::bad_request("the artifact is empty; upload the built .wasm file"));
     }

@@ -9,7 +9,6 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use updraft_model::HttpAuth;
 use updraft_platform::{Invocation, LiveFunction, RouteMatch, Trigger};
 
@@ -65,26 +64,7 @@ async fn serve(state: &AppState, request: Request, request_id: &str) -> Result<R
     }
 
     let limit = state.platform.limits().max_sync_payload as usize;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the request body is larger than the {} MiB limit", limit / (1024 * 1024)),
-        )
-    };
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(too_large());
-    }
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<LengthLimitError>() => return Err(too_large()),
-        Err(error) => return Err(ApiError::bad_request(format!("could not read the request body: {error}"))),
-    };
+    let body = crate::body::read_limited(&parts.headers, body, limit, "request body").await?;
 
     for hop in HOP_BY_HOP {
         parts.headers.remove(hop);

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod body;
 mod control;
 mod error;
 mod gateway;

@@ -161,7 +161,6 @@ fn matchit_pattern(route: &RoutePattern) -> String {
     if pattern.is_empty() { "/".to_owned() } else { pattern }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,6 +129,9 @@ pub struct ServerArgs {
     /// address space.
     #[arg(long, value_enum, default_value_t = PoolingArg::Auto)]
     pub pooling: PoolingArg,
+    /// The largest artifact (compiled component) an upload may carry.
+    #[arg(long, default_value = "128MiB", value_parser = parse_size)]
+    pub max_artifact_size: updraft_model::ByteSize,
     /// On SIGTERM, how long in-flight requests may take to finish.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -144,6 +147,10 @@ pub struct UpArgs {
     /// Deploy once; do not watch for changes.
     #[arg(long)]
     pub no_watch: bool,
+}
+
+fn parse_size(value: &str) -> Result<updraft_model::ByteSize, String> {
+    updraft_model::ByteSize::parse(value)
 }
 
 fn parse_duration(value: &str) -> Result<Duration, String> {

@@ -14,7 +14,9 @@ use crate::cli::{Global, PoolingArg, ServerArgs};
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("UPDRAFT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
 /// A server running in this process.
@@ -41,7 +43,8 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
     let platform = Platform::start(config)
         .await
         .with_context(|| format!("starting the platform with data dir {}", data_dir.display()))?;
-    let router = updraft_api::router(platform.clone(), updraft_api::ApiConfig::default());
+    let api_config = updraft_api::ApiConfig { max_artifact_bytes: args.max_artifact_size.bytes() as usize };
+    let router = updraft_api::router(platform.clone(), api_config);
     let (shutdown, mut stop) = watch::channel(false);
     let serve = tokio::spawn(async move {
         axum::serve(listener, router)

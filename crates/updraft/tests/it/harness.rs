@@ -1,0 +1,169 @@
+//! `TestServer`: the real `updraft` binary on a free port with a temporary data dir,
+//! plus helpers to run the CLI against it and to call it over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_updraft");
+
+/// The repository's root (for `examples/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_owned()
+}
+
+pub struct TestServer {
+    pub data_dir: tempfile::TempDir,
+    pub addr: String,
+    pub http: reqwest::Client,
+    child: Option<Child>,
+    /// Everything the server wrote to stderr (its log).
+    pub log: Arc<Mutex<String>>,
+    extra_args: Vec<String>,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra_args: &[&str]) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let (child, addr, log) = spawn(data_dir.path(), &extra_args, "127.0.0.1:0");
+        Self { data_dir, addr, http: reqwest::Client::new(), child: Some(child), log, extra_args }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("admin-token")).unwrap().trim().to_owned()
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(["--endpoint", &self.url(""), "--data-dir"])
+            .arg(self.data_dir.path())
+            .args(args)
+            .env_remove("UPDRAFT_TOKEN")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs the CLI and fails the test unless it succeeds; returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(
+            output.status.success(),
+            "updraft {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    pub fn deploy(&self, dir: &Path) -> String {
+        self.cli_ok(&["deploy", dir.to_str().unwrap()])
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// A control-plane request with the admin key.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(self.token())
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        child.wait().unwrap()
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts the server again on the same data dir (and a new port).
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            let status = self.terminate();
+            assert!(status.success(), "server exited with {status}");
+        }
+        let (child, addr, log) = spawn(self.data_dir.path(), &self.extra_args, "127.0.0.1:0");
+        self.child = Some(child);
+        self.addr = addr;
+        self.log = log;
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `updraft server` and waits for its "listening" line, which carries the port.
+fn spawn(data_dir: &Path, extra_args: &[String], listen: &str) -> (Child, String, Arc<Mutex<String>>) {
+    let mut child = Command::new(BIN)
+        .args(["server", "--listen", listen, "--data-dir"])
+        .arg(data_dir)
+        .args(extra_args)
+        .env("UPDRAFT_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut sender = Some(sender);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(at) = line.find("listening on http://") {
+                let addr = line[at + "listening on http://".len()..].split_whitespace().next().unwrap_or("").to_owned();
+                if let Some(sender) = sender.take() {
+                    let _ = sender.send(addr);
+                }
+            }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    match receiver.recv_timeout(Duration::from_secs(60)) {
+        Ok(addr) => (child, addr, log),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("the server did not start; its log:\n{}", log.lock().unwrap());
+        }
+    }
+}
+
+/// Writes an app folder: `updraft.toml` plus the named guest copied in as `fn.wasm`.
+pub fn app_with_guest(dir: &Path, manifest: &str, guest: &[u8]) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("updraft.toml"), manifest).unwrap();
+    std::fs::write(dir.join("fn.wasm"), guest).unwrap();
+}

@@ -1,0 +1,489 @@
+//! End-to-end tests: the real `updraft` binary, real components, real HTTP.
+
+mod harness;
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::{TestServer, app_with_guest, repo_root};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use updraft_test_programs as programs;
+
+async fn json(response: reqwest::Response) -> Value {
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn hello_example_answers_on_both_routes() {
+    let server = TestServer::start();
+    let out = server.deploy(&repo_root().join("examples/hello"));
+    assert!(out.contains("hello") && out.contains("v1") && out.contains("deployed"), "{out}");
+
+    let response = server.get("/hello?name=Ada").await;
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-updraft-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(response.text().await.unwrap(), "Hello, Ada!\n");
+    assert_eq!(server.get("/hello/Grace%20Hopper").await.text().await.unwrap(), "Hello, Grace Hopper!\n");
+    assert_eq!(server.get("/hello").await.text().await.unwrap(), "Hello, world!\n");
+
+    // The function's output is in its logs, under the id the caller was given.
+    let logs = server.cli_ok(&["logs", "hello"]);
+    assert!(logs.contains(&format!("{request_id} stdout greeting Ada")), "{logs}");
+
+    let wrong_method = server.http.post(server.url("/hello")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.headers()["allow"], "GET");
+    assert!(wrong_method.headers().contains_key("x-updraft-request-id"));
+    assert_eq!(json(wrong_method).await["error"]["code"], "method_not_allowed");
+
+    let unknown = server.get("/nowhere").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert!(unknown.headers().contains_key("x-updraft-request-id"));
+    assert_eq!(json(unknown).await["error"]["code"], "route_not_found");
+}
+
+#[tokio::test]
+async fn rest_api_example_keeps_notes() {
+    let server = TestServer::start();
+    server.deploy(&repo_root().join("examples/rest-api"));
+    let created = server.http.post(server.url("/notes")).body(r#"{"text":"buy milk"}"#).send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let note = json(created).await;
+    let id = note["id"].as_u64().unwrap();
+    assert_eq!(note["text"], "buy milk");
+
+    let fetched = json(server.get(&format!("/notes/{id}")).await).await;
+    assert_eq!(fetched["text"], "buy milk");
+    let updated =
+        server.http.put(server.url(&format!("/notes/{id}"))).body(r#"{"text":"buy oat milk"}"#).send().await.unwrap();
+    assert_eq!(json(updated).await["text"], "buy oat milk");
+    let list = json(server.get("/notes").await).await;
+    assert_eq!(list["notes"].as_array().unwrap().len(), 1);
+
+    let bad = server.http.post(server.url("/notes")).body("not json").send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    let deleted = server.http.delete(server.url(&format!("/notes/{id}"))).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(server.get(&format!("/notes/{id}")).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_control_plane_needs_the_admin_key() {
+    let server = TestServer::start();
+    let token_file = server.data_dir.path().join("admin-token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let missing = server.get("/v1/functions").await;
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json(missing).await["error"]["code"], "unauthorized");
+    let wrong = server.http.get(server.url("/v1/functions")).bearer_auth("upd_nope_0000").send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let right = server.api(Method::GET, "/v1/functions").send().await.unwrap();
+    assert_eq!(right.status(), StatusCode::OK);
+
+    // UPDRAFT_TOKEN overrides the token file.
+    let output = std::process::Command::new(harness::BIN)
+        .args(["--endpoint", &server.url(""), "--data-dir"])
+        .arg(server.data_dir.path())
+        .arg("ls")
+        .env("UPDRAFT_TOKEN", "upd_wrong_1234")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not valid"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The key is stored only as a hash.
+    let db = std::fs::read(server.data_dir.path().join("updraft.db")).unwrap();
+    let token = server.token();
+    assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()), "the plain key is not in the database");
+}
+
+#[tokio::test]
+async fn versions_are_immutable_and_rollback_serves_an_older_one() {
+    let server = TestServer::start();
+    let app = tempfile::tempdir().unwrap();
+    let manifest = |greeting: &str| {
+        format!(
+            "[app]\nname = \"greeter\"\n\n[functions.greeter]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\nenv = {{ GREETING = \"{greeting}\" }}\ntriggers = [{{ http = \"GET /greet/{{*rest}}\" }}]\n"
+        )
+    };
+    let echo = programs::bytes(programs::ECHO);
+    app_with_guest(app.path(), &manifest("one"), &echo);
+    assert!(server.deploy(app.path()).contains("v1     deployed"));
+    assert_eq!(server.get("/greet/env?name=GREETING").await.text().await.unwrap(), "one");
+
+    // Same manifest and code: nothing changes.
+    assert!(server.deploy(app.path()).contains("v1     unchanged"));
+
+    std::fs::write(app.path().join("updraft.toml"), manifest("two")).unwrap();
+    assert!(server.deploy(app.path()).contains("v2     deployed"));
+    let response = server.get("/greet/env?name=GREETING").await;
+    assert_eq!(response.headers()["x-updraft-version"], "2");
+    assert_eq!(response.text().await.unwrap(), "two");
+
+    let versions: Value = serde_json::from_str(&server.cli_ok(&["--output", "json", "versions", "greeter"])).unwrap();
+    let numbers: Vec<u64> =
+        versions["versions"].as_array().unwrap().iter().map(|v| v["version"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, [2, 1]);
+
+    assert!(server.cli_ok(&["rollback", "greeter"]).contains("now serves version 1"));
+    assert_eq!(server.get("/greet/env?name=GREETING").await.text().await.unwrap(), "one");
+    assert!(server.cli_ok(&["rollback", "greeter", "--to", "2"]).contains("now serves version 2"));
+    assert_eq!(server.get("/greet/env?name=GREETING").await.text().await.unwrap(), "two");
+
+    let missing = server.cli(&["rollback", "greeter", "--to", "9"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no version 9"));
+
+    server.cli_ok(&["delete", "greeter"]);
+    assert_eq!(server.get("/greet/env").await.status(), StatusCode::NOT_FOUND);
+    let gone = server.cli(&["describe", "greeter"]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"));
+}
+
+fn guest_manifest(name: &str, extra: &str) -> String {
+    format!(
+        "[app]\nname = \"{name}\"\n\n[functions.{name}]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\n{extra}\ntriggers = [{{ http = \"* /{name}/{{*rest}}\" }}]\n"
+    )
+}
+
+#[tokio::test]
+async fn guest_failures_map_to_gateway_errors() {
+    let server = TestServer::start();
+    let root = tempfile::tempdir().unwrap();
+    for (name, guest, extra) in [
+        ("spin", programs::SPIN, "timeout = \"300ms\""),
+        ("trap", programs::TRAP, ""),
+        ("bomb", programs::MEMORY_BOMB, "memory = \"32MiB\""),
+        ("echo", programs::ECHO, ""),
+    ] {
+        let dir = root.path().join(name);
+        app_with_guest(&dir, &guest_manifest(name, extra), &programs::bytes(guest));
+        server.deploy(&dir);
+    }
+
+    let (spun, echoed) = tokio::join!(server.get("/spin/x"), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        server.get("/echo/x").await
+    });
+    assert_eq!(spun.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(echoed.status(), StatusCode::OK, "other functions answer while one spins");
+    let request_id = spun.headers()["x-updraft-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(json(spun).await["error"]["code"], "function_timeout");
+    // The request id is in the server's own log too.
+    assert!(server.log_text().contains(&request_id), "{}", server.log_text());
+
+    let trapped = server.get("/trap/x").await;
+    assert_eq!(trapped.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(json(trapped).await["error"]["code"], "function_trapped");
+    let bombed = server.get("/bomb/x").await;
+    assert_eq!(bombed.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(json(bombed).await["error"]["code"], "function_out_of_memory");
+
+    // Like curl with a large body: the client announces the size and waits for the
+    // go-ahead, so the 413 comes before any of the body is sent.
+    let head = raw_head(&server.addr, "POST /echo/x", 6 * 1024 * 1024 + 1, None).await;
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains("payload_too_large"), "{head}");
+    let at_limit = server.http.post(server.url("/echo/x")).body(vec![b'a'; 1024 * 1024]).send().await.unwrap();
+    assert_eq!(at_limit.status(), StatusCode::OK);
+
+    // The server is fine after all of that.
+    assert_eq!(server.get("/echo/env?name=HOME").await.text().await.unwrap(), "<unset>");
+}
+
+#[tokio::test]
+async fn cli_invoke_delivers_an_event() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    app_with_guest(dir.path(), &guest_manifest("echo", ""), &programs::bytes(programs::ECHO));
+    server.deploy(dir.path());
+    let out = server.cli_ok(&["invoke", "echo", "--data", r#"{"hello":"event"}"#]);
+    assert!(out.starts_with("POST /?"), "{out}");
+    assert!(out.contains("ce-specversion: 1.0"), "{out}");
+    assert!(out.contains(r#"{"hello":"event"}"#), "{out}");
+
+    let missing = server.cli(&["invoke", "nope"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}
+
+/// Sends a request head announcing a body of `length` bytes with
+/// `Expect: 100-continue`, and returns what the server answers before any body is sent.
+async fn raw_head(addr: &str, request_line: &str, length: usize, token: Option<&str>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let head = format!(
+        "{request_line} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {length}\r\nexpect: 100-continue\r\n{auth}connection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Uploads bytes as an artifact and deploys them as function `f` of app `bad`.
+async fn deploy_raw(server: &TestServer, bytes: &[u8]) -> reqwest::Response {
+    let digest = updraft_model_digest(bytes);
+    let upload = server.api(Method::PUT, &format!("/v1/artifacts/{digest}")).body(bytes.to_vec()).send().await.unwrap();
+    assert_eq!(upload.status(), StatusCode::CREATED, "{}", upload.text().await.unwrap());
+    let manifest = "[app]\nname = \"bad\"\n\n[functions.f]\nruntime = \"wasm\"\nsource = \"f.wasm\"\ntriggers = [{ http = \"GET /bad\" }]\n";
+    server
+        .api(Method::POST, "/v1/apps/bad/deploy")
+        .json(&serde_json::json!({ "manifest": manifest, "artifacts": { "f": format!("sha256:{digest}") } }))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn updraft_model_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors_and_changes_nothing() {
+    let server = TestServer::start_with(&["--max-artifact-size", "4MiB"]);
+
+    // Broken manifests: every problem at once, nothing deployed.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("updraft.toml"), "[app\nname = 1").unwrap();
+    let malformed = server.cli(&["deploy", dir.path().to_str().unwrap()]);
+    assert!(!malformed.status.success());
+    assert!(String::from_utf8_lossy(&malformed.stderr).contains("updraft.toml"));
+
+    let manifest = "[app]\nname = \"bad\"\n\n[functions.f]\nruntime = \"wasm\"\nsource = \"f.wasm\"\ntimout = \"5s\"\nmemory = 12\ntriggers = [{ http = \"GET nope\" }]\n";
+    let response = server
+        .api(Method::POST, "/v1/apps/bad/deploy")
+        .json(&serde_json::json!({ "manifest": manifest, "artifacts": {} }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = json(response).await;
+    assert_eq!(body["error"]["code"], "invalid_manifest");
+    let problems = body["error"]["problems"].as_array().unwrap();
+    let fields: Vec<&str> = problems.iter().map(|p| p["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&"functions.f.timout"), "{fields:?}");
+    assert!(fields.contains(&"functions.f.memory"), "{fields:?}");
+    assert!(fields.iter().any(|f| f.starts_with("functions.f.triggers")), "{fields:?}");
+    assert!(
+        problems.iter().any(|p| p["message"].as_str().unwrap().contains("did you mean \"timeout\"")),
+        "{problems:?}"
+    );
+
+    // Artifacts that are not what they claim.
+    let not_component = deploy_raw(&server, &programs::core_module()).await;
+    assert_eq!(not_component.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = json(not_component).await;
+    assert_eq!(body["error"]["code"], "invalid_component");
+    assert!(body["error"]["message"].as_str().unwrap().contains("not a component"));
+
+    let no_handler = json(deploy_raw(&server, &programs::exports_nothing()).await).await;
+    assert!(no_handler["error"]["message"].as_str().unwrap().contains("does not export wasi:http/incoming-handler"));
+
+    let unknown_import = json(deploy_raw(&server, &programs::imports_unknown_interface()).await).await;
+    assert!(
+        unknown_import["error"]["message"].as_str().unwrap().contains("acme:teleport/beam@1.0.0"),
+        "{unknown_import}"
+    );
+
+    let garbage = json(deploy_raw(&server, b"definitely not wasm").await).await;
+    assert!(garbage["error"]["message"].as_str().unwrap().contains("not WebAssembly"));
+
+    // Uploads: empty, wrong digest, too large.
+    let empty_digest = updraft_model_digest(b"");
+    let empty = server.api(Method::PUT, &format!("/v1/artifacts/{empty_digest}")).send().await.unwrap();
+    assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+    assert!(json(empty).await["error"]["message"].as_str().unwrap().contains("empty"));
+    let mismatch = server.api(Method::PUT, &format!("/v1/artifacts/{empty_digest}")).body("x").send().await.unwrap();
+    assert_eq!(json(mismatch).await["error"]["code"], "digest_mismatch");
+    let path = format!("PUT /v1/artifacts/{}", "cd".repeat(32));
+    let oversized = raw_head(&server.addr, &path, 5 * 1024 * 1024, Some(&server.token())).await;
+    assert!(oversized.starts_with("HTTP/1.1 413"), "{oversized}");
+
+    // A deploy naming an artifact never uploaded.
+    let missing = server
+        .api(Method::POST, "/v1/apps/bad/deploy")
+        .json(&serde_json::json!({
+            "manifest": "[app]\nname = \"bad\"\n\n[functions.f]\nruntime = \"wasm\"\nsource = \"f.wasm\"\n",
+            "artifacts": { "f": format!("sha256:{}", "ab".repeat(32)) }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(missing).await["error"]["code"], "artifact_missing");
+
+    // None of it left anything behind.
+    let functions = json(server.api(Method::GET, "/v1/functions").send().await.unwrap()).await;
+    assert_eq!(functions["functions"].as_array().unwrap().len(), 0);
+    assert_eq!(server.get("/bad").await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_route_taken_by_another_app_is_a_conflict_naming_both() {
+    let server = TestServer::start();
+    let root = tempfile::tempdir().unwrap();
+    let echo = programs::bytes(programs::ECHO);
+    let manifest = |app: &str| {
+        format!(
+            "[app]\nname = \"{app}\"\n\n[functions.{app}-fn]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\ntriggers = [{{ http = \"GET /shared/{{id}}\" }}]\n"
+        )
+    };
+    app_with_guest(&root.path().join("a"), &manifest("a"), &echo);
+    app_with_guest(&root.path().join("b"), &manifest("b"), &echo);
+    server.deploy(&root.path().join("a"));
+    let conflict = server.cli(&["deploy", root.path().join("b").to_str().unwrap()]);
+    assert!(!conflict.status.success());
+    let stderr = String::from_utf8_lossy(&conflict.stderr);
+    assert!(
+        stderr.contains("\"a-fn\"") && stderr.contains("\"b-fn\"") && stderr.contains("route_conflict"),
+        "{stderr}"
+    );
+    // The first app still serves.
+    assert_eq!(server.get("/shared/1").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn racing_deploys_of_one_app_apply_whole_one_after_the_other() {
+    let server = TestServer::start();
+    let echo = programs::bytes(programs::ECHO);
+    let digest = updraft_model_digest(&echo);
+    let upload = server.api(Method::PUT, &format!("/v1/artifacts/{digest}")).body(echo).send().await.unwrap();
+    assert!(upload.status().is_success());
+    let deploy = |greeting: String| {
+        let manifest = format!(
+            "[app]\nname = \"race\"\n\n[functions.left]\nruntime = \"wasm\"\nsource = \"f.wasm\"\nenv = {{ G = \"{greeting}\" }}\ntriggers = [{{ http = \"GET /left/{{*r}}\" }}]\n\n[functions.right]\nruntime = \"wasm\"\nsource = \"f.wasm\"\nenv = {{ G = \"{greeting}\" }}\ntriggers = [{{ http = \"GET /right/{{*r}}\" }}]\n"
+        );
+        server
+            .api(Method::POST, "/v1/apps/race/deploy")
+            .json(&serde_json::json!({ "manifest": manifest, "artifacts": { "left": format!("sha256:{digest}"), "right": format!("sha256:{digest}") } }))
+            .send()
+    };
+    let results = futures::future::join_all((0..6).map(|i| deploy(format!("g{i}")))).await;
+    let mut generations = Vec::new();
+    for result in results {
+        let response = result.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        generations.push(json(response).await["generation"].as_i64().unwrap());
+    }
+    generations.sort();
+    assert_eq!(generations, [1, 2, 3, 4, 5, 6], "each deploy applied once, in turn");
+    // Both functions always come from the same deploy.
+    let left = server.get("/left/env?name=G").await.text().await.unwrap();
+    let right = server.get("/right/env?name=G").await.text().await.unwrap();
+    assert_eq!(left, right);
+    let versions = json(server.api(Method::GET, "/v1/functions/left/versions").send().await.unwrap()).await;
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_and_exits_zero() {
+    let mut server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    app_with_guest(dir.path(), &guest_manifest("echo", ""), &programs::bytes(programs::ECHO));
+    server.deploy(dir.path());
+    let slow = tokio::spawn(server.http.get(server.url("/echo/sleep?ms=1500")).send());
+    // Wait until the request is in the function (its invocation is running).
+    let started = std::time::Instant::now();
+    while !server.log_text().contains("GET") && started.elapsed() < Duration::from_millis(300) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate();
+        (status, server)
+    });
+    let response = slow.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "slept 1500");
+    let (status, server) = status.await.unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(server.log_text().contains("draining"));
+}
+
+#[tokio::test]
+async fn a_restart_serves_deployed_functions_without_recompiling() {
+    let mut server = TestServer::start();
+    server.deploy(&repo_root().join("examples/hello"));
+    let compiled = compiled_files(server.data_dir.path());
+    assert_eq!(compiled.len(), 1);
+    server.restart();
+    assert_eq!(server.get("/hello/again").await.text().await.unwrap(), "Hello, again!\n");
+    assert_eq!(compiled_files(server.data_dir.path()), compiled, "the compiled code was reused, not rewritten");
+}
+
+fn compiled_files(data_dir: &Path) -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+    let mut files = Vec::new();
+    for engine in std::fs::read_dir(data_dir.join("compiled")).unwrap() {
+        for file in std::fs::read_dir(engine.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+            files.push((path, modified));
+        }
+    }
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn a_crash_during_deploys_leaves_whole_versions() {
+    let mut server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let echo = programs::bytes(programs::ECHO);
+    let manifest = |n: usize| guest_manifest("echo", &format!("env = {{ N = \"{n}\" }}"));
+    app_with_guest(dir.path(), &manifest(0), &echo);
+    server.deploy(dir.path());
+    // Deploy in a loop from another process and kill the server in the middle.
+    let digest = updraft_model_digest(&echo);
+    let endpoint = server.url("");
+    let token = server.token();
+    let deployer = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        for n in 1..200 {
+            let result = http
+                .post(format!("{endpoint}/v1/apps/echo/deploy"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "manifest": manifest(n), "artifacts": { "echo": format!("sha256:{digest}") } }))
+                .send()
+                .await;
+            if result.is_err() {
+                return n;
+            }
+        }
+        200
+    });
+    // Let some deploys land, then crash.
+    let started = std::time::Instant::now();
+    loop {
+        let versions = json(server.api(Method::GET, "/v1/functions/echo").send().await.unwrap()).await;
+        if versions["version"].as_u64().unwrap_or(0) >= 3 || started.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+    }
+    server.kill();
+    let attempted = deployer.await.unwrap();
+    assert!(attempted < 200, "the server died while deploys were still coming");
+
+    server.restart();
+    let function = json(server.api(Method::GET, "/v1/functions/echo").send().await.unwrap()).await;
+    let current = function["version"].as_u64().unwrap();
+    let versions = json(server.api(Method::GET, "/v1/functions/echo/versions").send().await.unwrap()).await;
+    let numbers: Vec<u64> =
+        versions["versions"].as_array().unwrap().iter().map(|v| v["version"].as_u64().unwrap()).collect();
+    // No gaps, no half versions: 1..=current, and the served env matches the version.
+    assert_eq!(numbers, (1..=current).rev().collect::<Vec<_>>());
+    let served = server.get("/echo/env?name=N").await.text().await.unwrap();
+    assert_eq!(served, (current - 1).to_string());
+}
