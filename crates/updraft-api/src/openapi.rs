@@ -55,3 +55,43 @@ pub fn openapi_json() -> String {
     json.push('\n');
     json
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The committed document must match the code. To accept a change to the API,
+    /// run `UPDATE_EXPECT=1 cargo test -p updraft-api` and commit `docs/openapi.json`.
+    #[test]
+    fn committed_openapi_document_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+        let generated = super::openapi_json();
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/openapi.json is out of date with the API; run `UPDATE_EXPECT=1 cargo test -p updraft-api` and commit it"
+        );
+    }
+
+    #[test]
+    fn every_control_plane_route_is_documented() {
+        let document: serde_json::Value = serde_json::from_str(&super::openapi_json()).unwrap();
+        let paths = document["paths"].as_object().unwrap();
+        for path in [
+            "/v1/artifacts/{digest}",
+            "/v1/apps/{app}/deploy",
+            "/v1/functions",
+            "/v1/functions/{name}",
+            "/v1/functions/{name}/versions",
+            "/v1/functions/{name}/rollback",
+            "/v1/functions/{name}/invoke",
+            "/v1/functions/{name}/logs",
+        ] {
+            assert!(paths.contains_key(path), "{path} is missing from the OpenAPI document");
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `updraft` binary, real components, real HTTP.
 
 mod harness;
+mod tidy;
 
 use std::path::Path;
 use std::time::Duration;
