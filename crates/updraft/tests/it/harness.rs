@@ -21,6 +21,7 @@ pub struct TestServer {
     child: Option<Child>,
     /// Everything the server wrote to stderr (its log).
     pub log: Arc<Mutex<String>>,
+    command: Vec<String>,
     extra_args: Vec<String>,
 }
 
@@ -30,10 +31,20 @@ impl TestServer {
     }
 
     pub fn start_with(extra_args: &[&str]) -> Self {
+        Self::spawn_command(&["server"], extra_args)
+    }
+
+    /// `updraft up DIR`: a server with the app in DIR deployed and watched.
+    pub fn up(dir: &Path) -> Self {
+        Self::spawn_command(&["up", dir.to_str().unwrap()], &[])
+    }
+
+    fn spawn_command(command: &[&str], extra_args: &[&str]) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
+        let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, addr, log) = spawn(data_dir.path(), &extra_args, "127.0.0.1:0");
-        Self { data_dir, addr, http: reqwest::Client::new(), child: Some(child), log, extra_args }
+        let (child, addr, log) = spawn(&command, data_dir.path(), &extra_args, "127.0.0.1:0");
+        Self { data_dir, addr, http: reqwest::Client::new(), child: Some(child), log, command, extra_args }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -101,7 +112,7 @@ impl TestServer {
             let status = self.terminate();
             assert!(status.success(), "server exited with {status}");
         }
-        let (child, addr, log) = spawn(self.data_dir.path(), &self.extra_args, "127.0.0.1:0");
+        let (child, addr, log) = spawn(&self.command, self.data_dir.path(), &self.extra_args, "127.0.0.1:0");
         self.child = Some(child);
         self.addr = addr;
         self.log = log;
@@ -121,11 +132,14 @@ impl Drop for TestServer {
     }
 }
 
-/// Starts `updraft server` and waits for its "listening" line, which carries the port.
-fn spawn(data_dir: &Path, extra_args: &[String], listen: &str) -> (Child, String, Arc<Mutex<String>>) {
+/// Starts `updraft server` (or `up`) and waits for its "listening" line, which carries
+/// the port.
+fn spawn(command: &[String], data_dir: &Path, extra_args: &[String], listen: &str) -> (Child, String, Arc<Mutex<String>>) {
     let mut child = Command::new(BIN)
-        .args(["server", "--listen", listen, "--data-dir"])
+        .arg("--data-dir")
         .arg(data_dir)
+        .args(command)
+        .args(["--listen", listen])
         .args(extra_args)
         .env("UPDRAFT_LOG", "info")
         .env("NO_COLOR", "1")

@@ -488,3 +488,49 @@ async fn a_crash_during_deploys_leaves_whole_versions() {
     let served = server.get("/echo/env?name=N").await.text().await.unwrap();
     assert_eq!(served, (current - 1).to_string());
 }
+
+#[tokio::test]
+async fn up_redeploys_when_the_manifest_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = |greeting: &str| guest_manifest("watched", &format!("env = {{ G = \"{greeting}\" }}"));
+    app_with_guest(dir.path(), &manifest("before"), &programs::bytes(programs::ECHO));
+    let server = TestServer::up(dir.path());
+    // `up` deploys before it prints the routes; wait for the first answer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let answer = |server: &TestServer| {
+        let url = server.url("/watched/env?name=G");
+        let http = server.http.clone();
+        async move {
+            match http.get(url).send().await {
+                Ok(response) if response.status().is_success() => response.text().await.unwrap_or_default(),
+                _ => String::new(),
+            }
+        }
+    };
+    while answer(&server).await != "before" {
+        assert!(std::time::Instant::now() < deadline, "never deployed:\n{}", server.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::write(dir.path().join("updraft.toml"), manifest("after")).unwrap();
+    while answer(&server).await != "after" {
+        assert!(std::time::Instant::now() < deadline, "never redeployed:\n{}", server.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_trigger_can_require_an_api_key() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "[app]\nname = \"private\"\n\n[functions.private]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\ntriggers = [{ http = \"GET /private/{*rest}\", auth = \"key\" }, { http = \"GET /public/{*rest}\" }]\n";
+    app_with_guest(dir.path(), manifest, &programs::bytes(programs::ECHO));
+    server.deploy(dir.path());
+    assert_eq!(server.get("/public/x").await.status(), StatusCode::OK);
+    let anonymous = server.get("/private/x").await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json(anonymous).await["error"]["code"], "unauthorized");
+    let with_key = server.api(Method::GET, "/private/echo").send().await.unwrap();
+    assert_eq!(with_key.status(), StatusCode::OK);
+    let body = with_key.text().await.unwrap();
+    assert!(!body.contains(&server.token()), "the key is not passed on to the function");
+}
