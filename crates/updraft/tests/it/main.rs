@@ -534,3 +534,48 @@ async fn a_trigger_can_require_an_api_key() {
     let body = with_key.text().await.unwrap();
     assert!(!body.contains(&server.token()), "the key is not passed on to the function");
 }
+
+/// The wasi:http WIT that the host links against, from wasmtime-wasi-http's sources.
+fn wasi_http_wit() -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
+    let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let package = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "wasmtime-wasi-http")
+        .expect("wasmtime-wasi-http is a dependency");
+    Path::new(package["manifest_path"].as_str().unwrap()).parent().unwrap().join("wit")
+}
+
+#[tokio::test]
+async fn a_python_component_from_componentize_py_serves_requests() {
+    let work = tempfile::tempdir().unwrap();
+    let app = repo_root().join("crates/updraft-test-programs/python/app.py");
+    std::fs::copy(&app, work.path().join("app.py")).unwrap();
+    let built = std::process::Command::new("componentize-py")
+        .arg("-d")
+        .arg(wasi_http_wit())
+        .args(["-w", "wasi:http/proxy@0.2.12", "componentize", "app", "-o", "fn.wasm"])
+        .current_dir(work.path())
+        .output()
+        .expect("componentize-py is needed for this test: `pip install componentize-py==0.25.1` (.ci/run installs it)");
+    assert!(built.status.success(), "componentize-py failed: {}", String::from_utf8_lossy(&built.stderr));
+    std::fs::write(
+        work.path().join("updraft.toml"),
+        "[app]\nname = \"py\"\n\n[functions.py]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\ntriggers = [{ http = \"GET /py/{*rest}\" }]\n",
+    )
+    .unwrap();
+    let server = TestServer::start();
+    server.deploy(work.path());
+    let response = server.get("/py/hi?x=1").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "Hello from Python at /py/hi?x=1\n");
+    assert!(server.cli_ok(&["logs", "py"]).contains("python saw /py/hi?x=1"));
+}
