@@ -110,8 +110,12 @@ impl Store {
 
     /// Every function with the version it serves, by name.
     pub async fn function_list(&self) -> Result<Vec<FunctionRecord>, StoreError> {
-        let rows = sqlx::query(&format!("{FUNCTION_SELECT} ORDER BY f.name")).fetch_all(&self.pool).await?;
-        rows.iter().map(function_from_row).collect()
+        let rows = sqlx::query(FUNCTION_SELECT).fetch_all(&self.pool).await?;
+        let mut functions = rows.iter().map(function_from_row).collect::<Result<Vec<_>, _>>()?;
+        // Sorted here, not with ORDER BY: PostgreSQL orders by the database's collation
+        // (`a_c` before `a-b` under en-US), SQLite by bytes, and both must list alike.
+        functions.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(functions)
     }
 
     pub async fn function_get(&self, name: &FunctionName) -> Result<Option<FunctionRecord>, StoreError> {
@@ -141,31 +145,21 @@ impl Store {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
 
-        let generation: i64 = match sqlx::query("SELECT generation FROM apps WHERE name = $1")
-            .bind(plan.app.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-        {
-            Some(row) => row.try_get::<i64, _>(0)? + 1,
-            None => 1,
-        };
-        if generation == 1 {
-            sqlx::query("INSERT INTO apps (name, generation, manifest, updated_at) VALUES ($1, $2, $3, $4)")
-                .bind(plan.app.as_str())
-                .bind(generation)
-                .bind(plan.manifest.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            sqlx::query("UPDATE apps SET generation = $2, manifest = $3, updated_at = $4 WHERE name = $1")
-                .bind(plan.app.as_str())
-                .bind(generation)
-                .bind(plan.manifest.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
+        // One statement that inserts or bumps the app's row: on PostgreSQL it locks the row
+        // until commit, so concurrent deploys of one app run one after the other instead
+        // of failing on the primary key or handing out the same generation twice.
+        let generation: i64 = sqlx::query(
+            "INSERT INTO apps (name, generation, manifest, updated_at) VALUES ($1, 1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET generation = apps.generation + 1, \
+             manifest = excluded.manifest, updated_at = excluded.updated_at \
+             RETURNING generation",
+        )
+        .bind(plan.app.as_str())
+        .bind(plan.manifest.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
 
         let mut functions = Vec::new();
         for planned in &plan.functions {
@@ -181,15 +175,28 @@ impl Store {
                 .map_err(|error| StoreError::Corrupt { detail: error.to_string() })?;
             let deployed = match existing {
                 None => {
-                    sqlx::query(
+                    // Another app's deploy may have claimed the name since the SELECT; on
+                    // PostgreSQL this waits for it and then inserts nothing.
+                    let inserted = sqlx::query(
                         "INSERT INTO functions (name, app, current_version, latest_version, created_at, updated_at) \
-                         VALUES ($1, $2, 1, 1, $3, $3)",
+                         VALUES ($1, $2, 1, 1, $3, $3) ON CONFLICT (name) DO NOTHING",
                     )
                     .bind(planned.name.as_str())
                     .bind(plan.app.as_str())
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                    if inserted.rows_affected() == 0 {
+                        let owner: String = sqlx::query("SELECT app FROM functions WHERE name = $1")
+                            .bind(planned.name.as_str())
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .try_get(0)?;
+                        return Err(StoreError::FunctionOwnedByOtherApp {
+                            function: planned.name.clone(),
+                            owner: parse_name(owner)?,
+                        });
+                    }
                     insert_version(&mut tx, planned, 1, &config, now).await?;
                     DeployedFunction { name: planned.name.clone(), version: VersionNumber(1), changed: true }
                 }
@@ -233,7 +240,7 @@ impl Store {
         }
 
         let mut removed = Vec::new();
-        let rows = sqlx::query("SELECT name FROM functions WHERE app = $1 ORDER BY name")
+        let rows = sqlx::query("SELECT name FROM functions WHERE app = $1")
             .bind(plan.app.as_str())
             .fetch_all(&mut *tx)
             .await?;
@@ -244,6 +251,7 @@ impl Store {
                 removed.push(parse_name(name)?);
             }
         }
+        removed.sort();
 
         tx.commit().await?;
         Ok(DeployOutcome { generation, functions, removed })
