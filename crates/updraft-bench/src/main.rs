@@ -1,0 +1,283 @@
+//! `updraft-bench`: Updraft serving examples/hello, measured next to a raw hyper
+//! server (`hyper-hello`) in the same run and printed as a ratio to it.
+//!
+//! It measures throughput and latency under load, the first response after a deploy
+//! and after a restart, and the in-process cost of one instantiate-and-call. It prints
+//! figures; it asserts nothing, because times depend on the machine.
+
+#![forbid(unsafe_code)]
+
+mod inprocess;
+mod load;
+mod probe;
+mod processes;
+mod report;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+
+use crate::load::LoadConfig;
+use crate::probe::{get_once, poll_until_ok};
+use crate::processes::{Binaries, ServerProcess, free_loopback_port};
+use crate::report::{FirstResponses, LoadFigures, LoadRow, Report, RestartFigures};
+
+/// Benchmarks Updraft serving examples/hello against a raw hyper hello-world server.
+///
+/// Run it from the repository root, in release mode, with the `updraft` binary built
+/// next to it:
+///
+///     cargo build --release -p updraft -p updraft-bench && target/release/updraft-bench
+///
+/// For each connection count it loads the baseline and then Updraft with `GET /hello`
+/// and prints requests/s, p50 and p99, and Updraft's throughput as a ratio to the
+/// baseline's. It also times the first response after `updraft deploy` and after
+/// restarting the server, and one instantiate-and-call inside this process. All
+/// traffic stays on 127.0.0.1; nothing is asserted.
+#[derive(Debug, Parser)]
+#[command(name = "updraft-bench", verbatim_doc_comment)]
+struct Cli {
+    /// Seconds of measurement for each connection count and each in-process kind of
+    /// call, after the warm-up.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_duration_seconds)]
+    duration: f64,
+    /// Seconds of unmeasured load before each measurement.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_seconds)]
+    warmup: f64,
+    /// Connection counts to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,32,256")]
+    connections: Vec<usize>,
+    /// How many times to restart the server to time its first response.
+    #[arg(long, default_value_t = 3)]
+    restarts: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Human,
+    Json,
+}
+
+fn parse_duration_seconds(value: &str) -> Result<f64, String> {
+    let seconds = parse_seconds(value)?;
+    if seconds == 0.0 { Err("the measurement needs a duration above 0 seconds".to_owned()) } else { Ok(seconds) }
+}
+
+fn parse_seconds(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(seconds) if (0.0..=3600.0).contains(&seconds) => Ok(seconds),
+        _ => Err(format!("{value:?} is not a number of seconds between 0 and 3600")),
+    }
+}
+
+/// How long a server may take to start answering before the run gives up.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a new deployment may take to answer its route.
+const DEPLOY_ANSWER_DEADLINE: Duration = Duration::from_secs(10);
+/// Passed to `updraft server --shutdown-timeout`; no request is in flight at a restart.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository this benchmark was built from (for `examples/`).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("the crate is two folders deep").to_owned()
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    if cli.connections.is_empty() || cli.connections.contains(&0) {
+        bail!("--connections needs one or more counts above zero, like 1,32,256");
+    }
+    let binaries = Binaries::next_to_current_exe()?;
+    let repo = repo_root();
+    let app_dir = repo.join("examples/hello");
+    let wasm_path = repo.join("examples/target/wasm32-wasip2/release/hello.wasm");
+    if !app_dir.join("updraft.toml").is_file() {
+        bail!("{} has no updraft.toml; run the benchmark from the checkout it was built in", app_dir.display());
+    }
+    let debug_build = cfg!(debug_assertions);
+    if debug_build {
+        eprintln!("warning: this is a debug build; the figures mean little. Build with `--release`.");
+    }
+    let warmup = Duration::from_secs_f64(cli.warmup);
+    let duration = Duration::from_secs_f64(cli.duration);
+    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let work_dir = tempfile::Builder::new().prefix("updraft-bench-").tempdir().context("creating a temporary dir")?;
+    let probes =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("building the probes' runtime")?;
+
+    let baseline_addr = free_loopback_port()?;
+    let mut baseline = {
+        let mut command = Command::new(&binaries.hyper_hello);
+        command.args(["--listen", &baseline_addr.to_string()]);
+        ServerProcess::spawn("hyper-hello", command, &work_dir.path().join("hyper-hello.log"))?
+    };
+    probes
+        .block_on(poll_until_ok(baseline_addr, "/", Instant::now() + START_DEADLINE, || baseline.check_alive()))
+        .context("waiting for hyper-hello to answer")?;
+
+    let updraft_addr = free_loopback_port()?;
+    let data_dir = work_dir.path().join("data");
+    let updraft_server = UpdraftServer { binary: &binaries.updraft, addr: updraft_addr, data_dir: &data_dir };
+    let mut updraft = updraft_server.spawn(work_dir.path(), 0)?;
+    probes
+        .block_on(poll_until_ok(updraft_addr, "/healthz", Instant::now() + START_DEADLINE, || updraft.check_alive()))
+        .context("waiting for `updraft server` to answer /healthz")?;
+
+    eprintln!("deploying {} to http://{updraft_addr}", app_dir.display());
+    let deploy_started = Instant::now();
+    updraft_server.deploy(&app_dir)?;
+    let deployed = Instant::now();
+    let first_hello = probes
+        .block_on(poll_until_ok(updraft_addr, "/hello", deployed + DEPLOY_ANSWER_DEADLINE, || updraft.check_alive()))
+        .context("waiting for the deployed /hello route to answer")?;
+    let deploy_command = deployed - deploy_started;
+    let after_deploy = first_hello - deployed;
+    for (name, addr) in [("hyper-hello", baseline_addr), ("updraft", updraft_addr)] {
+        let response = probes.block_on(get_once(addr, "/hello", PROBE_TIMEOUT))?;
+        if response.body.as_ref() != inprocess::HELLO_BODY {
+            bail!("{name} answered GET /hello with {} {:?}, not \"Hello, world!\\n\"", response.status, response.body);
+        }
+    }
+
+    let mut rows = Vec::new();
+    for &connections in &cli.connections {
+        let measure = |name: &str, addr: SocketAddr| -> anyhow::Result<LoadFigures> {
+            eprintln!("measuring {name} at {connections} connections");
+            let config = LoadConfig { addr, path: "/hello".into(), connections, warmup, duration };
+            let result = load::run(config).with_context(|| format!("load on {name} at {connections} connections"))?;
+            Ok(LoadFigures::from(&result))
+        };
+        // Alternating the two servers at each count spreads any drift in the machine's
+        // load (other processes) evenly over both.
+        let baseline_figures = measure("baseline", baseline_addr)?;
+        let updraft_figures = measure("updraft", updraft_addr)?;
+        rows.push(LoadRow::new(connections, baseline_figures, updraft_figures));
+    }
+    baseline.check_alive()?;
+    updraft.check_alive()?;
+
+    let mut restarts = Vec::new();
+    for index in 1..=cli.restarts {
+        eprintln!("restarting updraft ({index} of {})", cli.restarts);
+        updraft.terminate(SHUTDOWN_GRACE + Duration::from_secs(5)).context("stopping `updraft server`")?;
+        let spawned = Instant::now();
+        updraft = updraft_server.spawn(work_dir.path(), index)?;
+        let ready = probes
+            .block_on(poll_until_ok(updraft_addr, "/healthz", spawned + START_DEADLINE, || updraft.check_alive()))
+            .context("waiting for the restarted `updraft server` to answer /healthz")?;
+        let response = probes.block_on(get_once(updraft_addr, "/hello", PROBE_TIMEOUT))?;
+        let first = Instant::now();
+        if !response.status.is_success() {
+            bail!("after a restart, GET /hello answered {} {:?}", response.status, response.body);
+        }
+        let second_started = Instant::now();
+        probes.block_on(get_once(updraft_addr, "/hello", PROBE_TIMEOUT))?;
+        let second = second_started.elapsed();
+        let baseline_started = Instant::now();
+        probes.block_on(get_once(baseline_addr, "/hello", PROBE_TIMEOUT))?;
+        let baseline_hello = baseline_started.elapsed();
+        restarts.push(RestartFigures {
+            spawn_to_ready_us: micros(ready - spawned),
+            ready_to_first_hello_us: micros(first - ready),
+            spawn_to_first_hello_us: micros(first - spawned),
+            second_hello_us: micros(second),
+            baseline_hello_us: micros(baseline_hello),
+        });
+    }
+    updraft.terminate(SHUTDOWN_GRACE + Duration::from_secs(5)).context("stopping `updraft server`")?;
+    // The in-process measurement runs with no server taking CPU.
+    drop(updraft);
+    drop(baseline);
+
+    eprintln!("measuring in-process instantiate-and-call");
+    let in_process = inprocess::measure(&wasm_path, warmup, duration)?;
+
+    let report = Report {
+        nproc,
+        warmup_secs: cli.warmup,
+        duration_secs: cli.duration,
+        debug_build,
+        load: rows,
+        first_response: FirstResponses {
+            deploy_command_us: micros(deploy_command),
+            after_deploy_us: micros(after_deploy),
+            restarts,
+        },
+        in_process,
+    };
+    match cli.output {
+        Output::Human => print!("{}", report.render()),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report).context("serializing the report")?),
+    }
+    Ok(())
+}
+
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
+}
+
+/// How to start and talk to the Updraft server under test.
+struct UpdraftServer<'a> {
+    binary: &'a Path,
+    addr: SocketAddr,
+    data_dir: &'a Path,
+}
+
+impl UpdraftServer<'_> {
+    /// Starts `updraft server`; `index` numbers its log file, one per start.
+    fn spawn(&self, log_dir: &Path, index: u32) -> anyhow::Result<ServerProcess> {
+        let mut command = Command::new(self.binary);
+        command
+            .args(["server", "--listen", &self.addr.to_string(), "--data-dir"])
+            .arg(self.data_dir)
+            .args(["--shutdown-timeout", &format!("{}s", SHUTDOWN_GRACE.as_secs())])
+            // The server's defaults, whatever this shell has set.
+            .env("UPDRAFT_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env_remove("UPDRAFT_DATABASE_URL");
+        ServerProcess::spawn("updraft server", command, &log_dir.join(format!("updraft-server-{index}.log")))
+    }
+
+    /// Runs `updraft deploy` on `app_dir` and waits for it to finish.
+    fn deploy(&self, app_dir: &Path) -> anyhow::Result<()> {
+        let output = Command::new(self.binary)
+            .arg("deploy")
+            .arg(app_dir)
+            .args(["--endpoint", &format!("http://{}", self.addr), "--data-dir"])
+            .arg(self.data_dir)
+            .env_remove("UPDRAFT_TOKEN")
+            .output()
+            .context("running `updraft deploy`")?;
+        if !output.status.success() {
+            bail!(
+                "`updraft deploy {}` failed with {}:\n{}{}",
+                app_dir.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+}
