@@ -151,6 +151,19 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let first_hello = probes
         .block_on(poll_until_ok(updraft_addr, "/hello", deployed + DEPLOY_ANSWER_DEADLINE, || updraft.check_alive()))
         .context("waiting for the deployed /hello route to answer")?;
+    // The same component again with instance reuse on, at /hello-reused, so the table
+    // shows what the fresh-instance default costs.
+    let reuse_dir = work_dir.path().join("hello-reused");
+    std::fs::create_dir_all(&reuse_dir).context("creating the reuse app's folder")?;
+    std::fs::write(
+        reuse_dir.join("updraft.toml"),
+        format!(
+            "[app]\nname = \"hello-reused\"\n\n[functions.hello-reused]\nruntime = \"wasm\"\nsource = {:?}\nmemory = \"64MiB\"\ntimeout = \"2s\"\nenv = {{ GREETING = \"Hello\" }}\ninstance_reuse = true\ntriggers = [{{ http = \"GET /hello-reused\" }}]\n",
+            wasm_path.display().to_string()
+        ),
+    )
+    .context("writing the reuse app's manifest")?;
+    updraft_server.deploy(&reuse_dir)?;
     let deploy_command = deployed - deploy_started;
     let after_deploy = first_hello - deployed;
     for (name, addr) in [("hyper-hello", baseline_addr), ("updraft", updraft_addr)] {
@@ -162,17 +175,18 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     for &connections in &cli.connections {
-        let measure = |name: &str, addr: SocketAddr| -> anyhow::Result<LoadFigures> {
+        let measure = |name: &str, addr: SocketAddr, path: &str| -> anyhow::Result<LoadFigures> {
             eprintln!("measuring {name} at {connections} connections");
-            let config = LoadConfig { addr, path: "/hello".into(), connections, warmup, duration };
+            let config = LoadConfig { addr, path: path.into(), connections, warmup, duration };
             let result = load::run(config).with_context(|| format!("load on {name} at {connections} connections"))?;
             Ok(LoadFigures::from(&result))
         };
         // Alternating the two servers at each count spreads any drift in the machine's
         // load (other processes) evenly over both.
-        let baseline_figures = measure("baseline", baseline_addr)?;
-        let updraft_figures = measure("updraft", updraft_addr)?;
-        rows.push(LoadRow::new(connections, baseline_figures, updraft_figures));
+        let baseline_figures = measure("baseline", baseline_addr, "/hello")?;
+        let updraft_figures = measure("updraft", updraft_addr, "/hello")?;
+        let reused_figures = measure("updraft (reuse)", updraft_addr, "/hello-reused")?;
+        rows.push(LoadRow::new(connections, baseline_figures, updraft_figures, reused_figures));
     }
     baseline.check_alive()?;
     updraft.check_alive()?;

@@ -85,16 +85,23 @@ pub struct LoadRow {
     pub updraft: LoadFigures,
     /// Updraft's requests per second divided by the baseline's.
     pub ratio: f64,
+    /// The same component deployed with `instance_reuse = true`.
+    pub updraft_reused: LoadFigures,
+    pub ratio_reused: f64,
 }
 
 impl LoadRow {
-    pub fn new(connections: usize, baseline: LoadFigures, updraft: LoadFigures) -> Self {
-        let ratio = if baseline.requests_per_second > 0.0 {
-            updraft.requests_per_second / baseline.requests_per_second
-        } else {
-            0.0
+    pub fn new(connections: usize, baseline: LoadFigures, updraft: LoadFigures, updraft_reused: LoadFigures) -> Self {
+        let ratio_to_baseline = |figures: &LoadFigures| {
+            if baseline.requests_per_second > 0.0 {
+                figures.requests_per_second / baseline.requests_per_second
+            } else {
+                0.0
+            }
         };
-        Self { connections, baseline, updraft, ratio }
+        let ratio = ratio_to_baseline(&updraft);
+        let ratio_reused = ratio_to_baseline(&updraft_reused);
+        Self { connections, baseline, updraft, ratio, updraft_reused, ratio_reused }
     }
 }
 
@@ -174,7 +181,9 @@ impl Report {
         writeln!(out)?;
         out.push_str(&render_load_table(&self.load));
         for row in &self.load {
-            for (name, figures) in [("baseline", &row.baseline), ("updraft", &row.updraft)] {
+            for (name, figures) in
+                [("baseline", &row.baseline), ("updraft", &row.updraft), ("updraft (reuse)", &row.updraft_reused)]
+            {
                 if figures.errors > 0 || figures.non_2xx > 0 {
                     writeln!(
                         out,
@@ -265,13 +274,24 @@ pub fn render_load_table(rows: &[LoadRow]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>11}  {:>14}{:>10}{:>10}  | {:>13}{:>10}{:>10}{:>8}",
-        "connections", "baseline req/s", "p50", "p99", "updraft req/s", "p50", "p99", "ratio"
+        "{:>11}  {:>14}{:>10}{:>10}  | {:>13}{:>10}{:>10}{:>8}  | {:>11}{:>10}{:>10}{:>8}",
+        "connections",
+        "baseline req/s",
+        "p50",
+        "p99",
+        "updraft req/s",
+        "p50",
+        "p99",
+        "ratio",
+        "reuse req/s",
+        "p50",
+        "p99",
+        "ratio"
     );
     for row in rows {
         let _ = writeln!(
             out,
-            "{:>11}  {:>14}{:>10}{:>10}  | {:>13}{:>10}{:>10}{:>8}",
+            "{:>11}  {:>14}{:>10}{:>10}  | {:>13}{:>10}{:>10}{:>8}  | {:>11}{:>10}{:>10}{:>8}",
             row.connections,
             format_count(row.baseline.requests_per_second),
             format_micros(row.baseline.latency.p50_us),
@@ -280,6 +300,10 @@ pub fn render_load_table(rows: &[LoadRow]) -> String {
             format_micros(row.updraft.latency.p50_us),
             format_micros(row.updraft.latency.p99_us),
             format!("{:.2}x", row.ratio),
+            format_count(row.updraft_reused.requests_per_second),
+            format_micros(row.updraft_reused.latency.p50_us),
+            format_micros(row.updraft_reused.latency.p99_us),
+            format!("{:.2}x", row.ratio_reused),
         );
     }
     out
@@ -378,8 +402,18 @@ mod tests {
             latency: LatencySummary { count: 1, mean_us: p50_us, p50_us, p99_us, max_us: p99_us },
         };
         let rows = [
-            LoadRow::new(1, figures(25_000.0, 38.0, 71.0), figures(8_000.0, 121.0, 305.0)),
-            LoadRow::new(32, figures(90_000.0, 340.0, 1_200.0), figures(30_000.0, 1_050.0, 4_100.0)),
+            LoadRow::new(
+                1,
+                figures(25_000.0, 38.0, 71.0),
+                figures(8_000.0, 121.0, 305.0),
+                figures(16_000.0, 60.0, 150.0),
+            ),
+            LoadRow::new(
+                32,
+                figures(90_000.0, 340.0, 1_200.0),
+                figures(30_000.0, 1_050.0, 4_100.0),
+                figures(45_000.0, 700.0, 2_000.0),
+            ),
         ];
         let expected = "\
 connections  baseline req/s       p50       p99  | updraft req/s       p50       p99   ratio

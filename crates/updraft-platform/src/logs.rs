@@ -14,6 +14,10 @@ use updraft_store::{LogLine, Store};
 
 const CHANNEL_CAPACITY: usize = 65_536;
 const BATCH: usize = 1_000;
+/// How long the writer gathers lines before writing them: one transaction (and one
+/// fsync) per window under load instead of one per handful of lines, which cost
+/// the gateway a tenth of its throughput.
+const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
 /// The sending side, shared by all invocations.
 #[derive(Clone)]
@@ -33,6 +37,14 @@ impl LogWriter {
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while receiver.recv_many(&mut batch, BATCH).await > 0 {
+                let window = tokio::time::Instant::now() + BATCH_WINDOW;
+                while batch.len() < BATCH {
+                    let room = BATCH - batch.len();
+                    match tokio::time::timeout_at(window, receiver.recv_many(&mut batch, room)).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
                 let mut attempt = 0;
                 while let Err(error) = store.log_append(&batch).await {
                     attempt += 1;

@@ -327,13 +327,29 @@ impl Store {
         const ROWS_PER_STATEMENT: usize = 100;
         let mut tx = self.pool.begin().await?;
         for chunk in lines.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from("INSERT INTO log_lines (function, version, request_id, at, stream, line) VALUES ");
+            let mut sql =
+                String::from("INSERT INTO log_lines (function, version, request_id, at, stream, line) VALUES ");
             for row in 0..chunk.len() {
-                let p = row * 6;
                 if row > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6));
+                match self.backend {
+                    // Plain `?` on SQLite: with numbered parameters the driver looks each
+                    // one up by name, which grows with the square of the row count.
+                    Backend::Sqlite => sql.push_str("(?, ?, ?, ?, ?, ?)"),
+                    Backend::Postgres => {
+                        let p = row * 6;
+                        sql.push_str(&format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${})",
+                            p + 1,
+                            p + 2,
+                            p + 3,
+                            p + 4,
+                            p + 5,
+                            p + 6
+                        ));
+                    }
+                }
             }
             let mut query = sqlx::query(&sql);
             for line in chunk {

@@ -39,6 +39,22 @@ impl TestServer {
         Self::spawn_command(&["up", dir.to_str().unwrap()], &[])
     }
 
+    /// A server whose address space is capped (with `prlimit --as`), as on a small host.
+    pub fn start_with_address_space_limit(bytes: u64) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let command = vec![format!("--as={bytes}"), "--".into(), BIN.into(), "server".into()];
+        let (child, addr, log) = spawn_program("prlimit", &command, data_dir.path(), &[], "127.0.0.1:0");
+        Self {
+            data_dir,
+            addr,
+            http: reqwest::Client::new(),
+            child: Some(child),
+            log,
+            command: vec!["server".into()],
+            extra_args: Vec::new(),
+        }
+    }
+
     fn spawn_command(command: &[&str], extra_args: &[&str]) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
@@ -134,11 +150,32 @@ impl Drop for TestServer {
 
 /// Starts `updraft server` (or `up`) and waits for its "listening" line, which carries
 /// the port.
-fn spawn(command: &[String], data_dir: &Path, extra_args: &[String], listen: &str) -> (Child, String, Arc<Mutex<String>>) {
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(command)
+fn spawn(
+    command: &[String],
+    data_dir: &Path,
+    extra_args: &[String],
+    listen: &str,
+) -> (Child, String, Arc<Mutex<String>>) {
+    let mut arguments = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
+    arguments.extend(command.iter().cloned());
+    spawn_program(BIN, &arguments, Path::new(""), extra_args, listen)
+}
+
+/// Runs `program` with `arguments` (then `--listen` and `extra_args`); a non-empty
+/// `data_dir` is passed as `--data-dir` after the arguments.
+fn spawn_program(
+    program: &str,
+    arguments: &[String],
+    data_dir: &Path,
+    extra_args: &[String],
+    listen: &str,
+) -> (Child, String, Arc<Mutex<String>>) {
+    let mut command = Command::new(program);
+    command.args(arguments);
+    if !data_dir.as_os_str().is_empty() {
+        command.arg("--data-dir").arg(data_dir);
+    }
+    let mut child = command
         .args(["--listen", listen])
         .args(extra_args)
         .env("UPDRAFT_LOG", "info")

@@ -579,3 +579,16 @@ async fn a_python_component_from_componentize_py_serves_requests() {
     assert_eq!(response.text().await.unwrap(), "Hello from Python at /py/hi?x=1\n");
     assert!(server.cli_ok(&["logs", "py"]).contains("python saw /py/hi?x=1"));
 }
+
+#[tokio::test]
+async fn without_room_for_the_instance_pool_the_server_falls_back_and_serves() {
+    // 64 GiB of address space: plenty for on-demand instances, far too little for a
+    // pool of 1,000 reserved 4 GiB memories.
+    let server = TestServer::start_with_address_space_limit(64 << 30);
+    assert!(server.log_text().contains("falling back to on-demand allocation"), "{}", server.log_text());
+    let dir = tempfile::tempdir().unwrap();
+    app_with_guest(dir.path(), &guest_manifest("echo", ""), &programs::bytes(programs::ECHO));
+    server.deploy(dir.path());
+    let response = server.get("/echo/env?name=GREETING").await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
