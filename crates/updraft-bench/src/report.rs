@@ -416,9 +416,9 @@ mod tests {
             ),
         ];
         let expected = "\
-connections  baseline req/s       p50       p99  | updraft req/s       p50       p99   ratio
-          1          25,000     38 µs     71 µs  |         8,000    121 µs    305 µs   0.32x
-         32          90,000    340 µs   1.20 ms  |        30,000   1.05 ms   4.10 ms   0.33x
+connections  baseline req/s       p50       p99  | updraft req/s       p50       p99   ratio  | reuse req/s       p50       p99   ratio
+          1          25,000     38 µs     71 µs  |         8,000    121 µs    305 µs   0.32x  |      16,000     60 µs    150 µs   0.64x
+         32          90,000    340 µs   1.20 ms  |        30,000   1.05 ms   4.10 ms   0.33x  |      45,000    700 µs   2.00 ms   0.50x
 ";
         assert_eq!(render_load_table(&rows), expected);
     }

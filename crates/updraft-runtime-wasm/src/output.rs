@@ -4,8 +4,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use crate::invoke::LogStream;
 
@@ -67,9 +69,38 @@ impl IsTerminal for CaptureStream {
 }
 
 impl StdoutStream for CaptureStream {
+    /// Writes straight into the buffer. The default adapter runs a background task
+    /// per stream, two more tasks to spawn and wake on every invocation.
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
         Box::new(self.clone())
     }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for CaptureStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.capture.append(self.stream, &bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        // Always ready; what exceeds the limit is dropped in `append`, not refused,
+        // so a chatty guest never blocks or fails on its logs.
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CaptureStream {
+    async fn ready(&mut self) {}
 }
 
 impl AsyncWrite for CaptureStream {

@@ -137,6 +137,37 @@ impl TestServer {
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// Waits until the server's own log contains `needle` (it is read from a pipe, so
+    /// it trails the server a little).
+    pub async fn wait_for_server_log(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !self.log_text().contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{needle:?} never appeared in the server log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until `updraft logs FUNCTION` shows `needle`: function logs are written
+    /// in batches, off the request path, so they trail the response briefly.
+    pub async fn wait_for_function_log(&self, function: &str, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = self.cli_ok(&["logs", function]);
+            if logs.contains(needle) {
+                return logs;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{needle:?} never appeared in the logs of {function}:\n{logs}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for TestServer {

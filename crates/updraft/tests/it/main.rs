@@ -29,8 +29,7 @@ async fn hello_example_answers_on_both_routes() {
     assert_eq!(server.get("/hello").await.text().await.unwrap(), "Hello, world!\n");
 
     // The function's output is in its logs, under the id the caller was given.
-    let logs = server.cli_ok(&["logs", "hello"]);
-    assert!(logs.contains(&format!("{request_id} stdout greeting Ada")), "{logs}");
+    server.wait_for_function_log("hello", &format!("{request_id} stdout greeting Ada")).await;
 
     let wrong_method = server.http.post(server.url("/hello")).send().await.unwrap();
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
@@ -182,7 +181,7 @@ async fn guest_failures_map_to_gateway_errors() {
     let request_id = spun.headers()["x-updraft-request-id"].to_str().unwrap().to_owned();
     assert_eq!(json(spun).await["error"]["code"], "function_timeout");
     // The request id is in the server's own log too.
-    assert!(server.log_text().contains(&request_id), "{}", server.log_text());
+    server.wait_for_server_log(&request_id).await;
 
     let trapped = server.get("/trap/x").await;
     assert_eq!(trapped.status(), StatusCode::BAD_GATEWAY);
@@ -395,13 +394,11 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     app_with_guest(dir.path(), &guest_manifest("echo", ""), &programs::bytes(programs::ECHO));
     server.deploy(dir.path());
+    // Open the connection first, so the slow request rides one the server has accepted.
+    assert_eq!(server.get("/echo/count").await.status(), StatusCode::OK);
     let slow = tokio::spawn(server.http.get(server.url("/echo/sleep?ms=1500")).send());
-    // Wait until the request is in the function (its invocation is running).
-    let started = std::time::Instant::now();
-    while !server.log_text().contains("GET") && started.elapsed() < Duration::from_millis(300) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Give the request time to reach the function; it then sleeps far longer than this.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let status = tokio::task::spawn_blocking(move || {
         let status = server.terminate();
         (status, server)
@@ -411,7 +408,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     assert_eq!(response.text().await.unwrap(), "slept 1500");
     let (status, server) = status.await.unwrap();
     assert!(status.success(), "exit status {status}");
-    assert!(server.log_text().contains("draining"));
+    server.wait_for_server_log("draining").await;
 }
 
 #[tokio::test]
@@ -577,7 +574,7 @@ async fn a_python_component_from_componentize_py_serves_requests() {
     let response = server.get("/py/hi?x=1").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.unwrap(), "Hello from Python at /py/hi?x=1\n");
-    assert!(server.cli_ok(&["logs", "py"]).contains("python saw /py/hi?x=1"));
+    server.wait_for_function_log("py", "python saw /py/hi?x=1").await;
 }
 
 #[tokio::test]
