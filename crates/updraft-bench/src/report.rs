@@ -105,6 +105,9 @@ impl LoadRow {
     }
 }
 
+/// Picks one figure out of a restart's.
+type RestartFigure = fn(&RestartFigures) -> f64;
+
 /// One restart of `updraft server` on the same data dir.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestartFigures {
@@ -214,7 +217,7 @@ impl Report {
                 let _ = write!(header, "{:>10}", format!("run {index}"));
             }
             writeln!(out, "{header}{:>10}", "median")?;
-            let lines: [(&str, fn(&RestartFigures) -> f64); 5] = [
+            let lines: [(&str, RestartFigure); 5] = [
                 ("listener ready -> first GET /hello [target]", |r| r.ready_to_first_hello_us),
                 ("spawn -> /healthz ready", |r| r.spawn_to_ready_us),
                 ("spawn -> first GET /hello", |r| r.spawn_to_first_hello_us),

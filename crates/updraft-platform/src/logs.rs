@@ -66,7 +66,7 @@ impl LogWriter {
         if self.sender.try_send(line).is_err() {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
             // One warning per 10,000 lines: a flooding function must not flood ours.
-            if dropped % 10_000 == 0 {
+            if dropped.is_multiple_of(10_000) {
                 tracing::warn!(dropped = dropped + 1, "function log channel full; dropping lines");
             }
         }
