@@ -17,6 +17,8 @@ fn main() {
     println!("cargo:rerun-if-changed=guests/Cargo.lock");
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // A build script's job here is to run cargo for another target.
+    #[allow(clippy::disallowed_methods)]
     let mut command = Command::new(cargo);
     command
         .current_dir(&guests)

@@ -5,6 +5,8 @@
 //! and after a restart, and the in-process cost of one instantiate-and-call. It prints
 //! figures; it asserts nothing, because times depend on the machine.
 
+// The benchmark starts the servers it measures as child processes.
+#![allow(clippy::disallowed_methods)]
 #![forbid(unsafe_code)]
 
 mod inprocess;

@@ -1,5 +1,8 @@
 //! End-to-end tests: the real `updraft` binary, real components, real HTTP.
 
+// End-to-end tests run the real binary and real toolchains as child processes.
+#![allow(clippy::disallowed_methods)]
+
 mod harness;
 mod tidy;
 
