@@ -150,6 +150,10 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// The most idle instances one function keeps when reuse is on (scaling idle instances
+/// down over time is the execution model's job).
+const MAX_IDLE_INSTANCES: usize = 16;
+
 /// An instance kept between invocations when a function opts into reuse.
 pub(crate) struct IdleInstance {
     store: Store<GuestState>,
@@ -259,7 +263,11 @@ impl PreparedComponent {
                     Ok(kept) => {
                         if let (Some((store, proxy)), Ok(_)) = (kept, &response_result) {
                             let instance = IdleInstance { store, proxy, capture: capture.clone() };
-                            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(instance);
+                            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                            // A burst leaves many instances behind; keep only a few warm.
+                            if idle.len() < MAX_IDLE_INSTANCES {
+                                idle.push(instance);
+                            }
                         }
                         response_result
                     }
