@@ -592,3 +592,54 @@ async fn without_room_for_the_instance_pool_the_server_falls_back_and_serves() {
     let response = server.get("/echo/env?name=GREETING").await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_javascript_component_from_componentize_js_serves_requests() {
+    let programs_dir = repo_root().join("crates/updraft-test-programs/js");
+    let componentize = programs_dir.join("node_modules/.bin/componentize-js");
+    assert!(
+        componentize.is_file(),
+        "componentize-js is needed for this test: `npm ci --prefix crates/updraft-test-programs/js` (.ci/run runs it)"
+    );
+    // StarlingMonkey (inside componentize-js) exports wasi:http 0.2.10. The host links
+    // any 0.2.x guest (semver-compatible names), so the guest is built against the
+    // host's own 0.2.12 WIT relabelled as the 0.2.10 it expects.
+    let work = tempfile::tempdir().unwrap();
+    relabel_wit(&wasi_http_wit(), &work.path().join("wit"), "0.2.12", "0.2.10");
+    // componentize-js resolves the script relative to the working directory.
+    let built = std::process::Command::new(&componentize)
+        .current_dir(&programs_dir)
+        .arg("app.js")
+        .arg("--wit")
+        .arg(work.path().join("wit"))
+        .args(["--world-name", "wasi:http/proxy@0.2.10", "-o"])
+        .arg(work.path().join("fn.wasm"))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "componentize-js failed: {}", String::from_utf8_lossy(&built.stderr));
+    std::fs::write(
+        work.path().join("updraft.toml"),
+        "[app]\nname = \"js\"\n\n[functions.js]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\ntriggers = [{ http = \"GET /js/{*rest}\" }]\n",
+    )
+    .unwrap();
+    let server = TestServer::start();
+    server.deploy(work.path());
+    let response = server.get("/js/hi?x=1").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "Hello from JavaScript at /js/hi?x=1\n");
+    server.wait_for_function_log("js", "javascript saw /js/hi?x=1").await;
+}
+
+/// Copies a WIT folder, replacing one version number with another in every file.
+fn relabel_wit(from: &Path, to: &Path, old: &str, new: &str) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            relabel_wit(&path, &target, old, new);
+        } else {
+            std::fs::write(&target, std::fs::read_to_string(&path).unwrap().replace(old, new)).unwrap();
+        }
+    }
+}
