@@ -567,17 +567,23 @@ async fn a_python_component_from_componentize_py_serves_requests() {
         .output()
         .expect("componentize-py is needed for this test: `pip install componentize-py==0.25.1` (.ci/run installs it)");
     assert!(built.status.success(), "componentize-py failed: {}", String::from_utf8_lossy(&built.stderr));
+    deploy_and_greet(work.path(), "py", "Hello from Python", "python saw").await;
+}
+
+/// Deploys the component `fn.wasm` in `dir` as function `name` at `/NAME/...`, calls
+/// it and checks its answer and its log line (the test guests greet and log alike).
+async fn deploy_and_greet(dir: &Path, name: &str, greeting: &str, logged: &str) {
     std::fs::write(
-        work.path().join("updraft.toml"),
-        "[app]\nname = \"py\"\n\n[functions.py]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\ntriggers = [{ http = \"GET /py/{*rest}\" }]\n",
+        dir.join("updraft.toml"),
+        format!("[app]\nname = \"{name}\"\n\n[functions.{name}]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\ntriggers = [{{ http = \"GET /{name}/{{*rest}}\" }}]\n"),
     )
     .unwrap();
     let server = TestServer::start();
-    server.deploy(work.path());
-    let response = server.get("/py/hi?x=1").await;
+    server.deploy(dir);
+    let response = server.get(&format!("/{name}/hi?x=1")).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.text().await.unwrap(), "Hello from Python at /py/hi?x=1\n");
-    server.wait_for_function_log("py", "python saw /py/hi?x=1").await;
+    assert_eq!(response.text().await.unwrap(), format!("{greeting} at /{name}/hi?x=1\n"));
+    server.wait_for_function_log(name, &format!("{logged} /{name}/hi?x=1")).await;
 }
 
 #[tokio::test]
@@ -617,17 +623,7 @@ async fn a_javascript_component_from_componentize_js_serves_requests() {
         .output()
         .unwrap();
     assert!(built.status.success(), "componentize-js failed: {}", String::from_utf8_lossy(&built.stderr));
-    std::fs::write(
-        work.path().join("updraft.toml"),
-        "[app]\nname = \"js\"\n\n[functions.js]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\ntriggers = [{ http = \"GET /js/{*rest}\" }]\n",
-    )
-    .unwrap();
-    let server = TestServer::start();
-    server.deploy(work.path());
-    let response = server.get("/js/hi?x=1").await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.text().await.unwrap(), "Hello from JavaScript at /js/hi?x=1\n");
-    server.wait_for_function_log("js", "javascript saw /js/hi?x=1").await;
+    deploy_and_greet(work.path(), "js", "Hello from JavaScript", "javascript saw").await;
 }
 
 /// Copies a WIT folder, replacing one version number with another in every file.
