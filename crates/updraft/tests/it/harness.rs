@@ -59,7 +59,7 @@ impl TestServer {
         let data_dir = tempfile::tempdir().unwrap();
         let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, addr, log) = spawn(&command, data_dir.path(), &extra_args, "127.0.0.1:0");
+        let (child, addr, log) = spawn_program(BIN, &command, data_dir.path(), &extra_args, "127.0.0.1:0");
         Self { data_dir, addr, http: reqwest::Client::new(), child: Some(child), log, command, extra_args }
     }
 
@@ -128,7 +128,8 @@ impl TestServer {
             let status = self.terminate();
             assert!(status.success(), "server exited with {status}");
         }
-        let (child, addr, log) = spawn(&self.command, self.data_dir.path(), &self.extra_args, "127.0.0.1:0");
+        let (child, addr, log) =
+            spawn_program(BIN, &self.command, self.data_dir.path(), &self.extra_args, "127.0.0.1:0");
         self.child = Some(child);
         self.addr = addr;
         self.log = log;
@@ -179,21 +180,8 @@ impl Drop for TestServer {
     }
 }
 
-/// Starts `updraft server` (or `up`) and waits for its "listening" line, which carries
-/// the port.
-fn spawn(
-    command: &[String],
-    data_dir: &Path,
-    extra_args: &[String],
-    listen: &str,
-) -> (Child, String, Arc<Mutex<String>>) {
-    let mut arguments = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
-    arguments.extend(command.iter().cloned());
-    spawn_program(BIN, &arguments, Path::new(""), extra_args, listen)
-}
-
-/// Runs `program` with `arguments` (then `--listen` and `extra_args`); a non-empty
-/// `data_dir` is passed as `--data-dir` after the arguments.
+/// Runs `program` with `arguments`, then `--data-dir`, `--listen` and `extra_args`, and
+/// waits for the server's "listening" line, which carries the port.
 fn spawn_program(
     program: &str,
     arguments: &[String],
@@ -201,12 +189,10 @@ fn spawn_program(
     extra_args: &[String],
     listen: &str,
 ) -> (Child, String, Arc<Mutex<String>>) {
-    let mut command = Command::new(program);
-    command.args(arguments);
-    if !data_dir.as_os_str().is_empty() {
-        command.arg("--data-dir").arg(data_dir);
-    }
-    let mut child = command
+    let mut child = Command::new(program)
+        .args(arguments)
+        .arg("--data-dir")
+        .arg(data_dir)
         .args(["--listen", listen])
         .args(extra_args)
         .env("UPDRAFT_LOG", "info")
