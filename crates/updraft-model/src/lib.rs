@@ -5,11 +5,13 @@
 
 #![forbid(unsafe_code)]
 
+mod invocation;
 mod limits;
 mod manifest;
 mod names;
 mod route;
 
+pub use invocation::{InvocationRecord, InvocationStatus, TriggerKind, billed_ms};
 pub use limits::{ByteSize, Limits};
 pub use manifest::{
     BuildSpec, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError, ManifestProblem, Runtime,

@@ -100,6 +100,9 @@ pub struct Limits {
     pub max_memory: ByteSize,
     /// The most concurrent invocations a single function may ask for.
     pub max_concurrency: u32,
+    /// How long an idle instance is kept when the manifest does not say.
+    pub default_idle_timeout: Duration,
+    pub max_idle_timeout: Duration,
     /// The largest sync request or response body.
     pub max_sync_payload: u64,
 }
@@ -114,6 +117,8 @@ impl Default for Limits {
             min_memory: ByteSize::mib(16),
             max_memory: ByteSize(10 * ByteSize::GIB),
             max_concurrency: 1000,
+            default_idle_timeout: Duration::from_secs(600),
+            max_idle_timeout: Duration::from_secs(24 * 3600),
             max_sync_payload: 6 * ByteSize::MIB,
         }
     }

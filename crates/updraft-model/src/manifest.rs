@@ -64,8 +64,18 @@ pub struct FunctionConfig {
     /// in memory, at the cost of isolation between requests); off by default.
     #[serde(default)]
     pub instance_reuse: bool,
+    /// How long an idle instance is kept before it is stopped (scale to zero).
+    #[serde(default = "default_idle_timeout", with = "duration_millis")]
+    pub idle_timeout: Duration,
+    /// Instances kept started even with no traffic (provisioned concurrency).
+    #[serde(default)]
+    pub min_instances: u32,
     #[serde(default)]
     pub triggers: Vec<Trigger>,
+}
+
+fn default_idle_timeout() -> Duration {
+    crate::Limits::default().default_idle_timeout
 }
 
 impl FunctionConfig {
@@ -200,6 +210,8 @@ mod tests {
             env: BTreeMap::from([("A".to_owned(), "1".to_owned()), ("B".to_owned(), "2".to_owned())]),
             allowed_outbound_hosts: Vec::new(),
             instance_reuse: false,
+            idle_timeout: Duration::from_secs(600),
+            min_instances: 0,
             triggers: vec![Trigger::Http(HttpTrigger {
                 methods: MethodSet { methods: vec!["GET".to_owned()] },
                 route: RoutePattern::parse("/hello").unwrap(),

@@ -32,6 +32,8 @@ const FUNCTION_KEYS: &[&str] = &[
     "env",
     "allowed_outbound_hosts",
     "instance_reuse",
+    "idle_timeout",
+    "min_instances",
     "triggers",
 ];
 const BUILD_KEYS: &[&str] = &["command", "workdir"];
@@ -205,8 +207,20 @@ impl Checker<'_> {
                 None
             }
         });
+        let idle_timeout = self.optional(table, path, "idle_timeout", Self::idle_timeout);
+        let min_instances = self.optional(table, path, "min_instances", Self::min_instances);
         let triggers =
             self.optional(table, path, "triggers", |checker, path, value| checker.triggers(path, name, value));
+        let (concurrency, min_instances) = (concurrency?, min_instances?);
+        if let (Some(limit), Some(min)) = (concurrency, min_instances)
+            && min > limit
+        {
+            self.problem(
+                &join(path, "min_instances"),
+                format!("{min} is above the function's concurrency {limit}; keep min_instances at most {limit}"),
+            );
+            return None;
+        }
         Some(FunctionSpec {
             source: source?,
             build: build?,
@@ -215,10 +229,12 @@ impl Checker<'_> {
                 handler: handler?,
                 memory: memory?.unwrap_or(self.limits.default_memory),
                 timeout: timeout?.unwrap_or(self.limits.default_timeout),
-                concurrency: concurrency?,
+                concurrency,
                 env: env?.unwrap_or_default(),
                 allowed_outbound_hosts: hosts?.unwrap_or_default(),
                 instance_reuse: instance_reuse?.unwrap_or(false),
+                idle_timeout: idle_timeout?.unwrap_or(self.limits.default_idle_timeout),
+                min_instances: min_instances.unwrap_or(0),
                 triggers: triggers?.unwrap_or_default(),
             },
         })
@@ -371,9 +387,19 @@ impl Checker<'_> {
     }
 
     fn timeout(&mut self, path: &str, value: &Value) -> Option<Duration> {
-        let (timeout, written) = match value {
+        let (min, max) = (self.limits.min_timeout, self.limits.max_timeout);
+        self.duration(path, value, "timeout", min, max)
+    }
+
+    fn idle_timeout(&mut self, path: &str, value: &Value) -> Option<Duration> {
+        self.duration(path, value, "idle_timeout", Duration::from_millis(1), self.limits.max_idle_timeout)
+    }
+
+    /// A duration written as `"5s"` or a whole number of seconds, within `min..=max`.
+    fn duration(&mut self, path: &str, value: &Value, key: &str, min: Duration, max: Duration) -> Option<Duration> {
+        let (duration, written) = match value {
             Value::String(text) => match parse_duration(text) {
-                Ok(timeout) => (timeout, format!("{text:?}")),
+                Ok(duration) => (duration, format!("{text:?}")),
                 Err(message) => {
                     self.problem(path, message);
                     return None;
@@ -391,21 +417,41 @@ impl Checker<'_> {
                     path,
                     "a duration like \"5s\" or a whole number of seconds",
                     other,
-                    "write it like timeout = \"500ms\", \"5s\", \"2m\" or \"1m30s\"",
+                    &format!("write it like {key} = \"500ms\", \"5s\", \"2m\" or \"1m30s\""),
                 );
                 return None;
             }
         };
-        let (min, max) = (self.limits.min_timeout, self.limits.max_timeout);
-        if timeout > max {
+        if duration > max {
             self.problem(path, format!("{written} is above the maximum {}", format_duration(max)));
             return None;
         }
-        if timeout < min {
+        if duration < min {
             self.problem(path, format!("{written} is below the minimum {}", format_duration(min)));
             return None;
         }
-        Some(timeout)
+        Some(duration)
+    }
+
+    fn min_instances(&mut self, path: &str, value: &Value) -> Option<u32> {
+        let max = self.limits.max_concurrency;
+        match value {
+            Value::Integer(n) => match u32::try_from(*n) {
+                Ok(n) if n <= max => Some(n),
+                _ if *n < 0 => {
+                    self.problem(path, format!("{n} is negative; write 0 (scale to zero) or a number up to {max}"));
+                    None
+                }
+                _ => {
+                    self.problem(path, format!("{n} is above the maximum {max}"));
+                    None
+                }
+            },
+            other => {
+                self.expected(path, "a whole number", other, "write it like min_instances = 1");
+                None
+            }
+        }
     }
 
     fn memory(&mut self, path: &str, value: &Value) -> Option<ByteSize> {
@@ -1051,6 +1097,8 @@ build = "pip install -r requirements.txt -t welcome"
                 env: BTreeMap::new(),
                 allowed_outbound_hosts: Vec::new(),
                 instance_reuse: false,
+                idle_timeout: limits.default_idle_timeout,
+                min_instances: 0,
                 triggers: Vec::new(),
             }
         );

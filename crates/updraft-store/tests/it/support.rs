@@ -152,6 +152,8 @@ pub fn config(name: &str) -> FunctionConfig {
         ]),
         allowed_outbound_hosts: vec!["api.example.com".to_owned(), "*.example.org".to_owned()],
         instance_reuse: true,
+        idle_timeout: std::time::Duration::from_secs(600),
+        min_instances: 0,
         triggers: vec![
             Trigger::Http(HttpTrigger {
                 methods: MethodSet { methods: vec!["GET".to_owned(), "POST".to_owned()] },

@@ -1,0 +1,156 @@
+//! The runtime trait: what every kind of function code (a wasm component, a process)
+//! provides to the scheduler. The scheduler calls only these methods and never asks
+//! which kind of runtime it holds.
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use updraft_model::{ArtifactDigest, FunctionConfig, FunctionName, InvocationStatus};
+
+/// A boxed future, so the traits stay object safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a version could not be prepared; the message says what to fix.
+pub type PrepareError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The code and configuration of one function version, as handed to `Runtime::prepare`.
+#[derive(Debug, Clone)]
+pub struct VersionSource {
+    pub function: FunctionName,
+    pub artifact: ArtifactDigest,
+    /// Where the artifact's bytes are on this node.
+    pub artifact_path: PathBuf,
+    pub config: FunctionConfig,
+}
+
+/// How each instance of a version runs.
+#[derive(Debug, Clone)]
+pub struct InstanceConfig {
+    /// The most memory an instance may hold, in bytes.
+    pub memory_limit: u64,
+    pub env: Arc<[(String, String)]>,
+    /// Hosts the function may call; empty means no network.
+    pub allowed_outbound_hosts: Arc<[String]>,
+    /// The largest response an invocation may return, in bytes.
+    pub max_response_bytes: usize,
+    /// Whether one instance keeps its in-memory state between invocations. Runtimes
+    /// whose instances always do (processes) ignore it.
+    pub reuse_state: bool,
+}
+
+/// A kind of function code: turns an artifact into something that can start instances.
+pub trait Runtime<I, O>: Send + Sync {
+    /// Checks and compiles a version so that starting an instance later is quick. Slow
+    /// (it may compile); called on deploy and on start, never on the invoke path.
+    fn prepare(&self, source: VersionSource) -> BoxFuture<'_, Result<Arc<dyn Prepared<I, O>>, PrepareError>>;
+}
+
+/// A prepared version: starts instances.
+pub trait Prepared<I, O>: Send + Sync {
+    /// Starts one instance: the cold-start work, timed as init duration.
+    fn create(&self, config: &Arc<InstanceConfig>) -> BoxFuture<'_, Result<Box<dyn Instance<I, O>>, InvokeError>>;
+}
+
+/// One isolated execution environment, serving one invocation at a time.
+pub trait Instance<I, O>: Send {
+    /// Runs one invocation; the runtime stops it at `timeout` even if the code never
+    /// yields (the scheduler also gives up on it shortly after, whatever the runtime does).
+    fn invoke(&mut self, input: I, timeout: Duration) -> BoxFuture<'_, Invoked<O>>;
+
+    /// Releases the instance. The default drops it.
+    fn dispose(self: Box<Self>) {}
+}
+
+/// How one invocation on an instance ended.
+#[derive(Debug)]
+pub struct Invoked<O> {
+    pub result: Result<O, InvokeError>,
+    /// What the guest wrote to stdout and stderr.
+    pub output: GuestOutput,
+    /// The most memory the instance held during the invocation, in bytes.
+    pub max_memory_used: u64,
+    /// Whether the instance may serve another invocation. A runtime answers `false`
+    /// after anything that may have left the instance broken (a timeout, a trap).
+    pub reusable: bool,
+}
+
+/// Which stream a piece of guest output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// What the guest wrote to stdout and stderr, in order.
+#[derive(Debug, Clone, Default)]
+pub struct GuestOutput {
+    pub chunks: Vec<(LogStream, Vec<u8>)>,
+    /// The guest wrote more than the per-invocation limit; the rest was dropped.
+    pub truncated: bool,
+}
+
+/// Why an invocation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    #[error("the function did not finish within its timeout of {}", DisplayDuration(*timeout))]
+    Timeout { timeout: Duration },
+    #[error("the function ran out of memory (its limit is {limit} bytes)")]
+    OutOfMemory { limit: u64 },
+    #[error("the function trapped: {message}")]
+    Trap { message: String },
+    #[error("the function finished without sending a response")]
+    NoResponse,
+    #[error("the function's response body is larger than {limit} bytes")]
+    ResponseTooLarge { limit: usize },
+    #[error("the function failed to produce its response: {message}")]
+    BadResponse { message: String },
+    #[error("the function's instance could not start: {message}")]
+    Init { message: String },
+    #[error("the runtime failed: {message}")]
+    Internal { message: String },
+}
+
+impl InvokeError {
+    /// The Lambda-style error type for records and `REPORT` lines.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            InvokeError::Timeout { .. } => "Sandbox.Timedout",
+            InvokeError::OutOfMemory { .. } => "Runtime.OutOfMemory",
+            InvokeError::Trap { .. } => "Runtime.Trap",
+            InvokeError::NoResponse => "Runtime.NoResponse",
+            InvokeError::ResponseTooLarge { .. } => "Function.ResponseSizeTooLarge",
+            InvokeError::BadResponse { .. } => "Runtime.InvalidResponse",
+            InvokeError::Init { .. } => "Runtime.InitError",
+            InvokeError::Internal { .. } => "Runtime.Unknown",
+        }
+    }
+
+    pub fn status(&self) -> InvocationStatus {
+        match self {
+            InvokeError::Timeout { .. } => InvocationStatus::Timeout,
+            _ => InvocationStatus::Error,
+        }
+    }
+}
+
+struct DisplayDuration(Duration);
+
+impl fmt::Display for DisplayDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms.is_multiple_of(1000) { write!(f, "{}s", ms / 1000) } else { write!(f, "{ms}ms") }
+    }
+}

@@ -1,0 +1,344 @@
+//! Scheduler tests with a scripted runtime: each input says what the instance does,
+//! so limits, cold starts, idle timeouts and failures can be driven exactly.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TriggerKind, VersionNumber};
+use updraft_scheduler::{
+    BoxFuture, Failure, GuestOutput, Instance, InstanceConfig, InvocationMeta, InvocationSink, InvokeError, Invoked,
+    LogStream, Pool, PoolSpec, Prepared, Scheduler, SchedulerConfig, Throttle,
+};
+
+/// What one invocation does.
+#[derive(Clone)]
+enum Script {
+    Answer,
+    /// Waits for a permit from the semaphore, then answers.
+    Hold(Arc<Semaphore>),
+    /// Fails; the instance may or may not be reused.
+    Fail { reusable: bool },
+    /// Never finishes (a runtime that does not enforce its deadline).
+    Hang,
+    Panic,
+}
+
+#[derive(Default)]
+struct Runtime {
+    created: AtomicU32,
+    disposed: Arc<AtomicU32>,
+    init_delay: Mutex<Duration>,
+}
+
+struct FakePrepared(Arc<Runtime>);
+
+struct FakeInstance {
+    id: u32,
+    disposed: Arc<AtomicU32>,
+}
+
+impl Prepared<Script, u32> for FakePrepared {
+    fn create(&self, _config: &Arc<InstanceConfig>) -> BoxFuture<'_, Result<Box<dyn Instance<Script, u32>>, InvokeError>> {
+        Box::pin(async move {
+            let delay = *self.0.init_delay.lock().unwrap();
+            tokio::time::sleep(delay).await;
+            let id = self.0.created.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(Box::new(FakeInstance { id, disposed: self.0.disposed.clone() }) as Box<dyn Instance<Script, u32>>)
+        })
+    }
+}
+
+impl Instance<Script, u32> for FakeInstance {
+    fn invoke(&mut self, script: Script, _timeout: Duration) -> BoxFuture<'_, Invoked<u32>> {
+        Box::pin(async move {
+            let output = GuestOutput { chunks: vec![(LogStream::Stdout, b"hi\n".to_vec())], truncated: false };
+            let (result, reusable) = match script {
+                Script::Answer => (Ok(self.id), true),
+                Script::Hold(gate) => {
+                    gate.acquire().await.unwrap().forget();
+                    (Ok(self.id), true)
+                }
+                Script::Fail { reusable } => (Err(InvokeError::Trap { message: "boom".into() }), reusable),
+                Script::Hang => std::future::pending().await,
+                Script::Panic => panic!("the runtime broke"),
+            };
+            Invoked { result, output, max_memory_used: 1 << 20, reusable }
+        })
+    }
+
+    fn dispose(self: Box<Self>) {
+        self.disposed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Default)]
+struct Records(Mutex<Vec<InvocationRecord>>);
+
+impl InvocationSink for Records {
+    fn finished(&self, record: InvocationRecord, _output: GuestOutput) {
+        self.0.lock().unwrap().push(record);
+    }
+}
+
+impl Records {
+    fn all(&self) -> Vec<InvocationRecord> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn count(&self, status: InvocationStatus) -> usize {
+        self.all().iter().filter(|r| r.status == status).count()
+    }
+}
+
+struct Setup {
+    scheduler: Scheduler<Script, u32>,
+    records: Arc<Records>,
+    runtime: Arc<Runtime>,
+}
+
+fn setup(config: SchedulerConfig) -> Setup {
+    let records = Arc::new(Records::default());
+    let scheduler = Scheduler::new(config, records.clone());
+    Setup { scheduler, records, runtime: Arc::new(Runtime::default()) }
+}
+
+fn spec(name: &str) -> PoolSpec {
+    PoolSpec {
+        function: name.parse::<FunctionName>().unwrap(),
+        version: VersionNumber(1),
+        concurrency: None,
+        timeout: Duration::from_millis(200),
+        idle_timeout: Duration::from_secs(600),
+        min_instances: 0,
+        instance: InstanceConfig {
+            memory_limit: 128 << 20,
+            env: Arc::new([]),
+            allowed_outbound_hosts: Arc::new([]),
+            max_response_bytes: 1 << 20,
+            reuse_state: false,
+        },
+    }
+}
+
+impl Setup {
+    fn register(&self, spec: PoolSpec) -> Arc<Pool<Script, u32>> {
+        self.scheduler.register(spec, Arc::new(FakePrepared(self.runtime.clone())))
+    }
+
+    async fn invoke(&self, pool: &Arc<Pool<Script, u32>>, script: Script) -> Result<u32, Failure> {
+        self.scheduler.invoke(pool, script, meta()).await.map(|done| done.output)
+    }
+}
+
+fn meta() -> InvocationMeta {
+    InvocationMeta { id: uuid(), trigger: TriggerKind::Direct, trace_id: "0".repeat(32) }
+}
+
+fn uuid() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("req-{}", NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Polls `condition` every few milliseconds for up to ten seconds.
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..2000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Fires `burst` held invocations at once and returns (admitted, throttled) once every
+/// throttle has come back, with the admitted ones still running.
+async fn burst(
+    setup: &Arc<Setup>,
+    pool: &Arc<Pool<Script, u32>>,
+    gate: &Arc<Semaphore>,
+    burst: usize,
+) -> Vec<tokio::task::JoinHandle<Result<u32, Failure>>> {
+    (0..burst)
+        .map(|_| {
+            let (setup, pool, gate) = (setup.clone(), pool.clone(), gate.clone());
+            tokio::spawn(async move { setup.invoke(&pool, Script::Hold(gate)).await })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_past_a_function_limit_admits_exactly_the_limit() {
+    let setup = Arc::new(setup(SchedulerConfig::default()));
+    let pool = setup.register(PoolSpec { concurrency: Some(5), ..spec("limited") });
+    let gate = Arc::new(Semaphore::new(0));
+    let tasks = burst(&setup, &pool, &gate, 50).await;
+    wait_for("45 throttles", || setup.records.count(InvocationStatus::Throttled) == 45).await;
+    wait_for("5 busy instances", || pool.stats().busy == 5).await;
+    gate.add_permits(50);
+    let mut admitted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => admitted += 1,
+            Err(Failure::Throttled(throttle)) => assert_eq!(throttle, Throttle::Function { limit: 5 }),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(admitted, 5);
+    assert_eq!(setup.records.all().len(), 50, "one record per invocation");
+    assert_eq!(setup.records.count(InvocationStatus::Success), 5);
+    // Nothing is left held: the limit is whole again.
+    assert!(setup.invoke(&pool, Script::Answer).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reservations_are_carved_out_of_the_account_limit() {
+    let setup = Arc::new(setup(SchedulerConfig { account_concurrency: 10, ..SchedulerConfig::default() }));
+    let reserved = setup.register(PoolSpec { concurrency: Some(4), ..spec("reserved") });
+    let shared = setup.register(spec("shared"));
+    let gate = Arc::new(Semaphore::new(0));
+    let mut tasks = burst(&setup, &shared, &gate, 30).await;
+    wait_for("24 throttles", || setup.records.count(InvocationStatus::Throttled) == 24).await;
+    assert_eq!(shared.stats().busy, 6, "the unreserved pool is the account limit minus the reservation");
+    // The reservation is still there for its function.
+    tasks.extend(burst(&setup, &reserved, &gate, 4).await);
+    wait_for("4 reserved busy", || reserved.stats().busy == 4).await;
+    assert_eq!(setup.records.count(InvocationStatus::Throttled), 24);
+    let throttle = setup.records.all().into_iter().find(|r| r.status == InvocationStatus::Throttled).unwrap();
+    assert_eq!(throttle.error_type.as_deref(), Some("ConcurrentInvocationLimitExceeded"));
+    gate.add_permits(100);
+    for task in tasks {
+        let _ = task.await.unwrap();
+    }
+    assert_eq!(setup.records.count(InvocationStatus::Success), 10);
+}
+
+#[tokio::test]
+async fn concurrency_zero_disables_a_function() {
+    let setup = setup(SchedulerConfig::default());
+    let pool = setup.register(PoolSpec { concurrency: Some(0), ..spec("off") });
+    assert_eq!(setup.invoke(&pool, Script::Answer).await, Err(Failure::Throttled(Throttle::Disabled)));
+    assert_eq!(setup.runtime.created.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn reservations_above_the_account_are_refused() {
+    let setup = setup(SchedulerConfig { account_concurrency: 10, ..SchedulerConfig::default() });
+    setup.register(PoolSpec { concurrency: Some(8), ..spec("a") });
+    let b: FunctionName = "b".parse().unwrap();
+    let error = setup.scheduler.check_reservations(&[(b.clone(), Some(3))], &[]).unwrap_err();
+    assert_eq!(error.to_string().split(';').next().unwrap(), "the functions' reserved concurrency would total 11, above the account limit of 10");
+    assert!(setup.scheduler.check_reservations(&[(b, Some(2))], &[]).is_ok());
+}
+
+#[tokio::test]
+async fn the_first_invocation_is_cold_and_the_next_warm() {
+    let setup = setup(SchedulerConfig::default());
+    *setup.runtime.init_delay.lock().unwrap() = Duration::from_millis(30);
+    let pool = setup.register(spec("hello"));
+    let first = setup.scheduler.invoke(&pool, Script::Answer, meta()).await.unwrap();
+    let second = setup.scheduler.invoke(&pool, Script::Answer, meta()).await.unwrap();
+    assert!(first.cold && !second.cold);
+    assert_eq!(first.output, second.output, "the warm invocation ran on the same instance");
+    let records = setup.records.all();
+    assert!(records[0].cold && records[0].init_duration.unwrap() >= Duration::from_millis(30));
+    assert!(!records[1].cold && records[1].init_duration.is_none());
+    assert!(records[0].duration < Duration::from_millis(30), "init time is not part of the duration");
+    assert_eq!(records[1].max_memory_used, 1 << 20);
+}
+
+#[tokio::test]
+async fn idle_instances_stop_after_the_idle_timeout() {
+    let setup = setup(SchedulerConfig { reap_interval: Duration::from_millis(10), ..SchedulerConfig::default() });
+    let pool = setup.register(PoolSpec { idle_timeout: Duration::from_millis(100), ..spec("sleepy") });
+    setup.invoke(&pool, Script::Answer).await.unwrap();
+    assert_eq!(pool.stats().idle, 1);
+    wait_for("scale to zero", || pool.stats().idle == 0).await;
+    assert_eq!(setup.runtime.disposed.load(Ordering::SeqCst), 1);
+    assert_eq!(setup.scheduler.instances(), 0);
+    let again = setup.scheduler.invoke(&pool, Script::Answer, meta()).await.unwrap();
+    assert!(again.cold, "after scaling to zero the next invocation is cold");
+}
+
+#[tokio::test]
+async fn min_instances_stay_started_and_a_lost_one_is_replaced() {
+    let setup = setup(SchedulerConfig { reap_interval: Duration::from_millis(10), ..SchedulerConfig::default() });
+    let pool = setup.register(PoolSpec { min_instances: 2, idle_timeout: Duration::from_millis(20), ..spec("warm") });
+    wait_for("two provisioned instances", || pool.stats().idle == 2).await;
+    let done = setup.scheduler.invoke(&pool, Script::Answer, meta()).await.unwrap();
+    assert!(!done.cold, "a provisioned instance serves warm");
+    // Well past the idle timeout, both are still there.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(pool.stats().idle, 2);
+    // An instance that fails badly is discarded, and a new one takes its place.
+    let _ = setup.invoke(&pool, Script::Fail { reusable: false }).await;
+    wait_for("a replacement", || setup.runtime.created.load(Ordering::SeqCst) == 3 && pool.stats().idle == 2).await;
+    pool.retire();
+    assert_eq!(pool.stats().idle, 0);
+    assert_eq!(setup.scheduler.instances(), 0);
+}
+
+#[tokio::test]
+async fn a_runtime_that_ignores_its_deadline_is_timed_out_and_its_instance_discarded() {
+    let setup = setup(SchedulerConfig::default());
+    let pool = setup.register(spec("stuck"));
+    let result = setup.invoke(&pool, Script::Hang).await;
+    assert_eq!(result, Err(Failure::Function(InvokeError::Timeout { timeout: Duration::from_millis(200) })));
+    assert_eq!(pool.stats(), updraft_scheduler::PoolStats { idle: 0, busy: 0, starting: 0, ..pool.stats() });
+    assert_eq!(setup.runtime.disposed.load(Ordering::SeqCst), 1);
+    let record = &setup.records.all()[0];
+    assert_eq!((record.status, record.error_type.as_deref()), (InvocationStatus::Timeout, Some("Sandbox.Timedout")));
+}
+
+#[tokio::test]
+async fn a_failed_instance_is_reused_only_when_the_runtime_says_so() {
+    let setup = setup(SchedulerConfig::default());
+    let pool = setup.register(spec("flaky"));
+    let _ = setup.invoke(&pool, Script::Fail { reusable: true }).await;
+    assert_eq!(pool.stats().idle, 1);
+    let _ = setup.invoke(&pool, Script::Fail { reusable: false }).await;
+    assert_eq!(pool.stats().idle, 0);
+    let record = setup.records.all().pop().unwrap();
+    assert_eq!((record.status, record.error_type.as_deref()), (InvocationStatus::Error, Some("Runtime.Trap")));
+}
+
+#[tokio::test]
+async fn a_panicking_runtime_fails_one_invocation_and_is_recorded() {
+    let setup = setup(SchedulerConfig::default());
+    let pool = setup.register(spec("panics"));
+    let result = setup.invoke(&pool, Script::Panic).await;
+    assert!(matches!(result, Err(Failure::Function(InvokeError::Internal { ref message })) if message.contains("the runtime broke")));
+    assert_eq!(pool.stats().busy, 0);
+    assert_eq!(setup.scheduler.instances(), 0);
+    assert_eq!(setup.records.all().len(), 1);
+    assert!(setup.invoke(&pool, Script::Answer).await.is_ok());
+}
+
+#[tokio::test]
+async fn at_the_node_instance_limit_the_longest_idle_instance_makes_room() {
+    let setup = setup(SchedulerConfig { max_instances: 2, ..SchedulerConfig::default() });
+    let a = setup.register(spec("a"));
+    let b = setup.register(spec("b"));
+    let c = setup.register(spec("c"));
+    setup.invoke(&a, Script::Answer).await.unwrap();
+    setup.invoke(&b, Script::Answer).await.unwrap();
+    setup.invoke(&c, Script::Answer).await.unwrap();
+    assert_eq!((a.stats().idle, b.stats().idle, c.stats().idle), (0, 1, 1));
+    assert_eq!(setup.scheduler.instances(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_waits_for_running_invocations() {
+    let setup = Arc::new(setup(SchedulerConfig::default()));
+    let pool = setup.register(spec("slow"));
+    let gate = Arc::new(Semaphore::new(0));
+    let tasks = burst(&setup, &pool, &gate, 3).await;
+    wait_for("3 running", || setup.scheduler.in_flight() == 3).await;
+    assert!(!setup.scheduler.drain(Duration::from_millis(20)).await);
+    gate.add_permits(3);
+    assert!(setup.scheduler.drain(Duration::from_secs(10)).await);
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+}
