@@ -10,12 +10,15 @@ use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use http::StatusCode;
 use updraft_model::{AppName, ArtifactDigest, FunctionName, VersionNumber};
-use updraft_platform::{DeployRequest, LogQuery, Trigger};
+use updraft_platform::{
+    DeployRequest, InvocationFilter, InvocationStatus, InvokeContext, LogQuery, TriggerKind, Usage,
+};
 
-use crate::params::{DeployParams, LogParams, RollbackParams};
+use crate::params::{DeployParams, InvocationParams, LogParams, RollbackParams, UsageParams};
 use crate::request_id::RequestId;
 use crate::views::{
-    ArtifactView, DeployView, FunctionListView, FunctionView, LogLineView, LogListView, VersionListView, VersionView,
+    ArtifactView, DeployView, FunctionListView, FunctionUsageView, FunctionView, InvocationListView, InvocationView,
+    LogLineView, LogListView, PricesView, UsageHourView, UsageReportView, UsageView, VersionListView, VersionView,
 };
 use crate::{ApiError, AppState};
 
@@ -32,6 +35,8 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             post(function_invoke).layer(DefaultBodyLimit::max(state.platform.limits().max_sync_payload as usize)),
         )
         .route("/functions/{name}/logs", get(log_list))
+        .route("/invocations", get(invocation_list))
+        .route("/usage", get(usage))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require_key));
     Router::new().route("/openapi.json", get(openapi)).merge(authenticated)
 }
@@ -241,6 +246,7 @@ pub(crate) async fn function_rollback(
         (status = 200, description = "The function's response (any status it chose)"),
         (status = 404, description = "No such function", body = crate::views::ErrorBody),
         (status = 413, description = "Payload above 6 MiB", body = crate::views::ErrorBody),
+        (status = 429, description = "A concurrency limit is reached (the body names which); retry after `Retry-After` seconds", body = crate::views::ErrorBody),
         (status = 502, description = "The function failed (trap, out of memory, bad response)", body = crate::views::ErrorBody),
         (status = 504, description = "The function timed out", body = crate::views::ErrorBody),
     ),
@@ -268,7 +274,9 @@ pub(crate) async fn function_invoke(
         .header(crate::REQUEST_ID_HEADER, request_id.as_str())
         .body(body)
         .map_err(|e| ApiError::internal(&e))?;
-    let invocation = state.platform.invoke_by_name(&name, request, &request_id, Trigger::Direct).await?;
+    let trace_id = crate::gateway::trace_id(&headers);
+    let context = InvokeContext { request_id, trigger: TriggerKind::Direct, trace_id };
+    let invocation = state.platform.invoke_by_name(&name, request, context).await?;
     Ok(crate::gateway::render(invocation))
 }
 
@@ -306,4 +314,108 @@ pub(crate) async fn log_list(
         lines: lines.iter().map(LogLineView::new).collect(),
         next_after,
     }))
+}
+
+/// List invocation records, newest first, filtered and paged.
+#[utoipa::path(
+    get, path = "/v1/invocations", tag = "invocations",
+    params(InvocationParams),
+    responses(
+        (status = 200, description = "Records, newest first", body = InvocationListView),
+        (status = 400, description = "An unknown status", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn invocation_list(
+    State(state): State<AppState>,
+    Query(params): Query<InvocationParams>,
+) -> Result<Json<InvocationListView>, ApiError> {
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(text) => Some(InvocationStatus::parse(text).ok_or_else(|| {
+            ApiError::bad_request(format!("unknown status {text:?}; use success, error, timeout or throttled"))
+        })?),
+    };
+    let limit = params.limit.unwrap_or(50).clamp(1, 1000);
+    let filter = InvocationFilter {
+        function: params.function.as_deref().map(function_name).transpose()?,
+        status,
+        since: params.since,
+        until: params.until,
+        before: params.before,
+        limit,
+    };
+    let page = state.platform.invocations(&filter).await?;
+    let next_before = page.last().filter(|_| page.len() as i64 == limit).map(|last| last.seq);
+    Ok(Json(InvocationListView {
+        invocations: page.iter().map(|stored| InvocationView::new(&stored.record)).collect(),
+        next_before,
+    }))
+}
+
+/// Usage per function per hour: requests, GB-seconds, cold starts, throttles, and
+/// what it costs under the server's price table.
+#[utoipa::path(
+    get, path = "/v1/usage", tag = "invocations",
+    params(UsageParams),
+    responses((status = 200, description = "Usage and cost", body = UsageReportView)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn usage(
+    State(state): State<AppState>,
+    Query(params): Query<UsageParams>,
+) -> Result<Json<UsageReportView>, ApiError> {
+    let since = params.since.unwrap_or_else(|| updraft_store_now() - 24 * 3_600_000);
+    let function = params.function.as_deref().map(function_name).transpose()?;
+    let rows = state.platform.usage(since, function.as_ref()).await?;
+    let prices = state.platform.prices();
+    let mut total = Usage::default();
+    let mut functions: BTreeMap<String, Usage> = BTreeMap::new();
+    let mut hours = Vec::new();
+    for row in &rows {
+        let counts = row.counts;
+        let usage = Usage {
+            requests: counts.requests as u64,
+            billed_mib_ms: counts.billed_mib_ms as u64,
+            cold_starts: counts.cold_starts as u64,
+            throttles: counts.throttles as u64,
+            errors: counts.errors as u64,
+        };
+        total.add(&usage);
+        functions.entry(row.function.to_string()).or_default().add(&usage);
+        hours.push(UsageHourView {
+            function: row.function.to_string(),
+            hour_ms: row.hour,
+            usage: UsageView::new(&usage, prices),
+        });
+    }
+    Ok(Json(UsageReportView {
+        since_ms: since - since.rem_euclid(3_600_000),
+        prices: PricesView {
+            per_million_requests_usd: prices.per_million_requests,
+            per_gb_second_usd: prices.per_gb_second,
+        },
+        total: UsageView::new(&total, prices),
+        functions: functions
+            .iter()
+            .map(|(function, usage)| FunctionUsageView { function: function.clone(), usage: UsageView::new(usage, prices) })
+            .collect(),
+        hours,
+    }))
+}
+
+fn updraft_store_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Metrics in the Prometheus text format: invocations by function and status, a
+/// duration histogram, cold starts, throttles, concurrent executions and instances by
+/// state. Needs an API key (a Prometheus `authorization` credential).
+#[utoipa::path(
+    get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.platform.metrics()).into_response()
 }

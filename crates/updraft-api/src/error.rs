@@ -17,11 +17,15 @@ pub struct ApiError {
     pub message: String,
     pub problems: Vec<ProblemView>,
     pub allow: Option<String>,
+    /// Seconds for `Retry-After`.
+    pub retry_after: Option<u32>,
+    /// For a throttle: which limit (`function`, `account` or `node`).
+    pub limit: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), problems: Vec::new(), allow: None }
+        Self { status, code, message: message.into(), problems: Vec::new(), allow: None, retry_after: None, limit: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -48,11 +52,19 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: ErrorView { code: self.code.to_owned(), message: self.message, problems: self.problems },
+            error: ErrorView {
+                code: self.code.to_owned(),
+                message: self.message,
+                problems: self.problems,
+                limit: self.limit.map(str::to_owned),
+            },
         };
         let mut response = (self.status, Json(body)).into_response();
         if let Ok(code) = http::HeaderValue::from_str(self.code) {
             response.headers_mut().insert("x-updraft-error", code);
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
         }
         if let Some(allow) = self.allow.and_then(|a| http::HeaderValue::from_str(&a).ok()) {
             response.headers_mut().insert(http::header::ALLOW, allow);
@@ -87,6 +99,9 @@ impl From<DeployError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_component", error.to_string())
             }
             E::RouteConflict(_) => ApiError::new(StatusCode::CONFLICT, "route_conflict", error.to_string()),
+            E::Reservation(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "concurrency_over_account_limit", error.to_string())
+            }
             E::Store(updraft_store_error) => match updraft_store_error {
                 updraft_platform::StoreError::FunctionOwnedByOtherApp { .. } => {
                     ApiError::new(StatusCode::CONFLICT, "function_name_taken", error.to_string())
@@ -116,6 +131,16 @@ impl From<InvokeFailure> for ApiError {
     fn from(failure: InvokeFailure) -> Self {
         match failure {
             InvokeFailure::NotFound { .. } => ApiError::not_found("function_not_found", failure.to_string()),
+            InvokeFailure::Throttled { throttle, .. } => {
+                let mut error = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    format!("{failure}; retry after a second"),
+                );
+                error.retry_after = Some(1);
+                error.limit = Some(throttle.limit_name());
+                error
+            }
             InvokeFailure::Function { ref error, .. } => {
                 let (status, code) = match error {
                     InvokeError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "function_timeout"),
@@ -125,6 +150,7 @@ impl From<InvokeFailure> for ApiError {
                         (StatusCode::BAD_GATEWAY, "function_bad_response")
                     }
                     InvokeError::ResponseTooLarge { .. } => (StatusCode::BAD_GATEWAY, "function_response_too_large"),
+                    InvokeError::Init { .. } => (StatusCode::BAD_GATEWAY, "function_init_failed"),
                     InvokeError::Internal { .. } => return ApiError::internal(error),
                 };
                 // The guest's own failure is the user's to see (it is their code), but

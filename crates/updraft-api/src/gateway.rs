@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use updraft_model::HttpAuth;
-use updraft_platform::{Invocation, LiveFunction, RouteMatch, Trigger};
+use updraft_platform::{Invocation, InvokeContext, LiveFunction, RouteMatch, TriggerKind};
 
 use crate::request_id::RequestId;
 use crate::{ApiError, AppState};
@@ -87,8 +87,27 @@ async fn serve(state: &AppState, request: Request, request_id: &str) -> Result<R
     parts.extensions = http::Extensions::new();
     let guest_request = http::Request::from_parts(parts, body);
 
-    let invocation = state.platform.invoke(&routed.function, guest_request, request_id, Trigger::Http).await?;
+    let trace_id = trace_id(guest_request.headers());
+    let context = InvokeContext { request_id: request_id.to_owned(), trigger: TriggerKind::Http, trace_id };
+    let invocation = state.platform.invoke(&routed.function, guest_request, context).await?;
     Ok(render(invocation))
+}
+
+/// The trace id of a valid W3C `traceparent` header
+/// (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`), so an invocation joins
+/// its caller's trace.
+pub(crate) fn trace_id(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    let mut parts = value.trim().split('-');
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |text: &str, len: usize| text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let valid = hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && trace.bytes().any(|b| b != b'0')
+        && hex(parent, 16)
+        && hex(flags, 2);
+    valid.then(|| trace.to_owned())
 }
 
 fn set_header(headers: &mut http::HeaderMap, name: &str, value: &str) {

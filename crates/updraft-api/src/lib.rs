@@ -1,5 +1,5 @@
 //! Updraft's HTTP surface: the gateway that routes requests to functions, the `/v1`
-//! control plane, and `/healthz`. Handlers parse (`params`), call the platform and
+//! control plane, `/metrics` and `/healthz`. Handlers parse (`params`), call the platform and
 //! render (`views`); they never touch the database. The OpenAPI document is generated
 //! from these handlers (`openapi_json`).
 
@@ -49,6 +49,11 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
     Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .nest("/v1", control::router(&state))
+        .route(
+            "/metrics",
+            axum::routing::get(control::metrics)
+                .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key)),
+        )
         .fallback(gateway::handle)
         .with_state(state)
         .layer(axum::middleware::from_fn(request_id::assign))

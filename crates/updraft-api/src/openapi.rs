@@ -27,11 +27,15 @@ use crate::views::*;
         control::function_rollback,
         control::function_invoke,
         control::log_list,
+        control::invocation_list,
+        control::usage,
+        control::metrics,
     ),
     components(schemas(
         ErrorBody, ErrorView, ProblemView, ArtifactView, DeployView, DeployedFunctionView, FunctionView,
         ConfigView, RouteView, FunctionListView, VersionView, VersionListView, LogLineView, LogListView,
-        DeployParams, RollbackParams,
+        DeployParams, RollbackParams, InvocationView, InvocationListView, UsageView, UsageHourView,
+        FunctionUsageView, PricesView, UsageReportView,
     )),
     modifiers(&BearerAuth)
 )]

@@ -37,3 +37,31 @@ pub struct LogParams {
     /// When no line is there yet, wait up to this many milliseconds (at most 30000).
     pub wait_ms: Option<u64>,
 }
+
+/// Which invocation records to return, newest first.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InvocationParams {
+    /// Only this function's.
+    pub function: Option<String>,
+    /// Only with this status: `success`, `error`, `timeout` or `throttled`.
+    pub status: Option<String>,
+    /// Started at or after this time (ms since the Unix epoch).
+    pub since: Option<i64>,
+    /// Started before this time (ms since the Unix epoch).
+    pub until: Option<i64>,
+    /// The `next_before` of the previous page.
+    pub before: Option<i64>,
+    /// At most this many (default 50, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// Which usage to report.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageParams {
+    /// From the hour containing this time (ms since the Unix epoch); default: 24 hours ago.
+    pub since: Option<i64>,
+    /// Only this function's.
+    pub function: Option<String>,
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use updraft_runtime_wasm::{InvokeOptions, OutboundPolicy, Pooling, PreparedComponent, WasmEngineConfig, WasmRuntime};
+use updraft_runtime_wasm::{InvokeOptions, InvokeOutcome, OutboundPolicy, Pooling, WasmEngineConfig, WasmRuntime};
 
 use crate::report::{InProcessFigures, LatencyHistogram};
 
@@ -54,10 +54,16 @@ pub fn measure(wasm_path: &Path, warmup: Duration, duration: Duration) -> anyhow
         .build()
         .context("building the in-process runtime")?;
     tokio_runtime.block_on(async {
-        let reused = component.clone().with_instance_reuse(true);
+        let mut reused = component.instance(options.clone(), true).await.context("instantiating hello.wasm")?;
         let fresh = component;
-        let instantiate_and_call = time_calls(warmup, duration, async || invoke_hello(&fresh, &options).await).await?;
-        let call_reused_instance = time_calls(warmup, duration, async || invoke_hello(&reused, &options).await).await?;
+        let instantiate_and_call = time_calls(warmup, duration, async || {
+            check_hello(fresh.invoke(hello_request()?, &options).await)
+        })
+        .await?;
+        let call_reused_instance = time_calls(warmup, duration, async || {
+            check_hello(reused.run(hello_request()?, options.timeout).await)
+        })
+        .await?;
         let plain_rust_fn = time_calls(warmup, duration, async || {
             let response = plain_hello(std::hint::black_box(hello_request()?)).await?;
             std::hint::black_box(response);
@@ -107,8 +113,7 @@ fn hello_request() -> anyhow::Result<http::Request<Bytes>> {
         .context("building a request")
 }
 
-async fn invoke_hello(component: &PreparedComponent, options: &InvokeOptions) -> anyhow::Result<()> {
-    let outcome = component.invoke(hello_request()?, options).await;
+fn check_hello(outcome: InvokeOutcome) -> anyhow::Result<()> {
     let response = outcome.result.context("invoking hello.wasm")?;
     if !response.status().is_success() || response.body().as_ref() != HELLO_BODY {
         bail!("hello.wasm answered {} {:?}, not 200 {:?}", response.status(), response.body(), HELLO_BODY);

@@ -5,21 +5,27 @@
 
 #![forbid(unsafe_code)]
 
+mod batch;
 mod keys;
 mod live;
 mod logs;
 mod platform;
+mod recorder;
 mod routes;
 
 pub use keys::{ApiKey, Principal, Role};
 pub use live::{LiveFunction, LiveState};
 pub use logs::{LogQuery, LogWriter};
 pub use platform::{
-    DeployError, DeployRequest, FunctionError, Invocation, InvokeFailure, Platform, PlatformConfig, StartError, Trigger,
+    DeployError, DeployRequest, FunctionError, Invocation, InvokeContext, InvokeFailure, Platform, PlatformConfig,
+    StartError,
 };
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
 
-pub use updraft_runtime_wasm::InvokeError;
+pub use updraft_model::{InvocationRecord, InvocationStatus, TriggerKind};
+pub use updraft_scheduler::{InvokeError, PoolStats, Throttle};
 pub use updraft_store::{
-    ArtifactError, DeployOutcome, DeployedFunction, FunctionRecord, LogLineRecord, StoreError, VersionRecord,
+    ArtifactError, DeployOutcome, DeployedFunction, FunctionRecord, InvocationFilter, LogLineRecord, StoreError,
+    StoredInvocation, UsageRow, VersionRecord,
 };
+pub use updraft_telemetry::{PriceTable, Usage};

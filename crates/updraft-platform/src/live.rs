@@ -1,11 +1,12 @@
-//! What serves traffic right now: the prepared functions and their routes, swapped
-//! whole on every change.
+//! What serves traffic right now: the live version of every function, with its
+//! scheduler pool, and the routes to them, swapped whole on every change.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use updraft_model::{AppName, FunctionConfig, FunctionName, Trigger, VersionNumber};
-use updraft_runtime_wasm::{InvokeOptions, PreparedComponent};
+use updraft_runtime_wasm::{HttpRequest, HttpResponse};
+use updraft_scheduler::Pool;
 
 use crate::routes::{RouteConflict, RouteTable};
 
@@ -16,8 +17,8 @@ pub struct LiveFunction {
     pub version: VersionNumber,
     pub fingerprint: String,
     pub config: FunctionConfig,
-    pub component: PreparedComponent,
-    pub invoke_options: InvokeOptions,
+    /// The version's instances in the scheduler.
+    pub pool: Arc<Pool<HttpRequest, HttpResponse>>,
 }
 
 /// The live functions and the route table built from them.
@@ -40,5 +41,17 @@ impl LiveState {
         });
         let routes = RouteTable::build(triggers)?;
         Ok(Self { functions, routes })
+    }
+
+    /// Checks that functions with these configurations could be live together.
+    pub fn check_routes<'a>(
+        functions: impl IntoIterator<Item = (&'a FunctionName, &'a FunctionConfig)>,
+    ) -> Result<(), RouteConflict> {
+        let triggers = functions.into_iter().flat_map(|(name, config)| {
+            config.triggers.iter().map(move |trigger| match trigger {
+                Trigger::Http(http) => (name, http, ()),
+            })
+        });
+        RouteTable::build(triggers).map(drop)
     }
 }

@@ -1,7 +1,7 @@
 //! Function output, written to the store in batches off the request path.
 //!
 //! Invocations hand their lines to a bounded channel and move on; one task drains it
-//! in batches. When the channel is full (the store has fallen far behind), lines are
+//! in batches (see `batch`). When the channel is full (the store has fallen far behind), lines are
 //! dropped and counted rather than slowing invocations down.
 
 use std::sync::Arc;
@@ -10,14 +10,11 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 use updraft_model::FunctionName;
-use updraft_store::{LogLine, Store};
+use updraft_store::{LogLine, Store, StoreError};
+
+use crate::batch::BatchTarget;
 
 const CHANNEL_CAPACITY: usize = 65_536;
-const BATCH: usize = 1_000;
-/// How long the writer gathers lines before writing them: one transaction (and one
-/// fsync) per window under load instead of one per handful of lines, which cost
-/// the gateway a tenth of its throughput.
-const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
 /// The sending side, shared by all invocations.
 #[derive(Clone)]
@@ -27,38 +24,31 @@ pub struct LogWriter {
     pub(crate) appended: Arc<Notify>,
 }
 
+struct LogTarget {
+    store: Store,
+    appended: Arc<Notify>,
+}
+
+impl BatchTarget<LogLine> for LogTarget {
+    const WHAT: &'static str = "function log lines";
+    const ATTEMPTS: u64 = 5;
+
+    async fn write(&self, batch: &[LogLine]) -> Result<(), StoreError> {
+        self.store.log_append(batch).await
+    }
+
+    fn written(&self, _batch: &[LogLine]) {
+        self.appended.notify_waiters();
+    }
+}
+
 impl LogWriter {
     /// Starts the writer task; it ends when every `LogWriter` clone is dropped and the
     /// channel is drained.
     pub fn start(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
-        let (sender, mut receiver) = mpsc::channel::<LogLine>(CHANNEL_CAPACITY);
+        let (sender, receiver) = mpsc::channel::<LogLine>(CHANNEL_CAPACITY);
         let appended = Arc::new(Notify::new());
-        let notify = appended.clone();
-        let task = tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
-            while receiver.recv_many(&mut batch, BATCH).await > 0 {
-                let window = tokio::time::Instant::now() + BATCH_WINDOW;
-                while batch.len() < BATCH {
-                    let room = BATCH - batch.len();
-                    match tokio::time::timeout_at(window, receiver.recv_many(&mut batch, room)).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                }
-                let mut attempt = 0;
-                while let Err(error) = store.log_append(&batch).await {
-                    attempt += 1;
-                    tracing::warn!(error = %error, attempt, lines = batch.len(), "writing function logs failed; retrying");
-                    if attempt >= 5 {
-                        tracing::error!(lines = batch.len(), "dropping function log lines after repeated failures");
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                }
-                batch.clear();
-                notify.notify_waiters();
-            }
-        });
+        let task = crate::batch::spawn(receiver, LogTarget { store, appended: appended.clone() });
         (Self { sender, dropped: Arc::default(), appended }, task)
     }
 

@@ -3,23 +3,29 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use updraft_model::{AppName, ArtifactDigest, FunctionName, Limits, Manifest, ManifestError, Runtime, VersionNumber};
-use updraft_runtime_wasm::{
-    InvokeError, InvokeOptions, OutboundPolicy, Pooling, PrepareError, PreparedComponent, WasmEngineConfig,
-    WasmRuntime, WasmRuntimeError,
+use updraft_model::{
+    AppName, ArtifactDigest, FunctionConfig, FunctionName, Limits, Manifest, ManifestError, Runtime, TriggerKind,
+    VersionNumber,
+};
+use updraft_runtime_wasm::{HttpRequest, HttpResponse, Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
+use updraft_scheduler::{
+    Failure, InstanceConfig, InvocationMeta, InvokeError, PoolSpec, PrepareError, Prepared, ReservationError, Scheduler,
+    SchedulerConfig, Throttle, VersionSource,
 };
 use updraft_store::{
-    ArtifactError, ArtifactStore, DeployOutcome, DeployPlan, FunctionRecord, LogLine, LogLineRecord, PlannedFunction,
-    Store, StoreError, VersionRecord,
+    ArtifactError, ArtifactStore, DeployOutcome, DeployPlan, FunctionRecord, InvocationFilter, LogLineRecord,
+    PlannedFunction, Store, StoreError, StoredInvocation, UsageRow, VersionRecord,
 };
+use updraft_telemetry::{InstanceCounts, Metrics, PriceTable};
 
 use crate::keys::{ApiKey, KeySet, Principal, Role, token_hash};
 use crate::live::{LiveFunction, LiveState};
 use crate::logs::{LogQuery, LogWriter};
+use crate::recorder::Recorder;
 use crate::routes::{RouteConflict, RouteMatch};
 
 /// How to start a platform.
@@ -30,17 +36,27 @@ pub struct PlatformConfig {
     pub database_url: Option<String>,
     pub limits: Limits,
     pub pooling: Pooling,
+    /// The most instances alive at once on this node (and the size of wasmtime's pool).
     pub max_instances: u32,
+    /// The most invocations running at once across all functions.
+    pub account_concurrency: u32,
+    /// How often idle instances are checked against their idle timeout.
+    pub reap_interval: Duration,
+    pub prices: PriceTable,
 }
 
 impl PlatformConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let scheduler = SchedulerConfig::default();
         Self {
             data_dir: data_dir.into(),
             database_url: None,
             limits: Limits::default(),
             pooling: Pooling::Auto,
-            max_instances: 1000,
+            max_instances: scheduler.max_instances,
+            account_concurrency: scheduler.account_concurrency,
+            reap_interval: scheduler.reap_interval,
+            prices: PriceTable::default(),
         }
     }
 }
@@ -109,6 +125,8 @@ pub enum DeployError {
     #[error(transparent)]
     RouteConflict(#[from] RouteConflict),
     #[error(transparent)]
+    Reservation(#[from] ReservationError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
@@ -139,20 +157,13 @@ impl From<StoreError> for FunctionError {
     }
 }
 
-/// What set an invocation off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    Http,
-    /// `updraft invoke` / `POST /v1/functions/{name}/invoke`.
-    Direct,
-}
-
 /// A finished invocation.
 #[derive(Debug)]
 pub struct Invocation {
-    pub response: http::Response<Bytes>,
+    pub response: HttpResponse,
     pub version: VersionNumber,
     pub duration: Duration,
+    pub cold: bool,
 }
 
 /// A failed invocation.
@@ -160,6 +171,8 @@ pub struct Invocation {
 pub enum InvokeFailure {
     #[error("function {function:?} not found")]
     NotFound { function: FunctionName },
+    #[error("function {function:?} is throttled: {throttle}")]
+    Throttled { function: FunctionName, throttle: Throttle },
     #[error("function {function:?} failed")]
     Function {
         function: FunctionName,
@@ -173,19 +186,23 @@ pub struct Platform {
     config: PlatformConfig,
     store: Store,
     artifacts: ArtifactStore,
-    runtime: Arc<WasmRuntime>,
+    wasm: WasmRuntime,
+    scheduler: Scheduler<HttpRequest, HttpResponse>,
+    metrics: Arc<Metrics>,
     live: ArcSwap<LiveState>,
     keys: ArcSwap<KeySet>,
     /// Deploys, rollbacks and deletes run one at a time: each computes the next live
     /// state from the current one.
     change_lock: tokio::sync::Mutex<()>,
     logs: LogWriter,
-    log_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The log and record writers, awaited on shutdown so that nothing is lost.
+    writers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Platform {
     /// Opens the data directory and database, makes sure an admin key exists, and
-    /// loads every deployed function (from the compiled-code cache: no recompiling).
+    /// registers every deployed function with the scheduler (compiling only what the
+    /// compiled-code cache lacks; code is loaded when an instance first needs it).
     pub async fn start(config: PlatformConfig) -> Result<Arc<Self>, StartError> {
         let data_dir = &config.data_dir;
         create_private_dir(data_dir)?;
@@ -193,22 +210,34 @@ impl Platform {
             config.database_url.clone().unwrap_or_else(|| Store::sqlite_url(&data_dir.join("updraft.db")));
         let store = Store::connect(&database_url).await?;
         let artifacts = ArtifactStore::open(data_dir.join("artifacts"))?;
-        let runtime = Arc::new(WasmRuntime::new(WasmEngineConfig {
+        let wasm = WasmRuntime::new(WasmEngineConfig {
             cache_dir: data_dir.join("compiled"),
             pooling: config.pooling,
             max_instances: config.max_instances,
-        })?);
+        })?;
+        let metrics = Arc::new(Metrics::default());
         let (logs, log_task) = LogWriter::start(store.clone());
+        let (recorder, record_task) = Recorder::start(store.clone(), logs.clone(), metrics.clone());
+        let scheduler = Scheduler::new(
+            SchedulerConfig {
+                account_concurrency: config.account_concurrency,
+                max_instances: config.max_instances,
+                reap_interval: config.reap_interval,
+            },
+            recorder,
+        );
         let platform = Arc::new(Self {
             config,
             store,
             artifacts,
-            runtime,
+            wasm,
+            scheduler,
+            metrics,
             live: ArcSwap::from_pointee(LiveState::empty()),
             keys: ArcSwap::from_pointee(KeySet::default()),
             change_lock: tokio::sync::Mutex::new(()),
             logs,
-            log_task: std::sync::Mutex::new(Some(log_task)),
+            writers: std::sync::Mutex::new(vec![record_task, log_task]),
         });
         platform.load_keys().await?;
         platform.ensure_admin_key().await?;
@@ -226,7 +255,11 @@ impl Platform {
 
     /// Whether wasmtime's pooling allocator is in use.
     pub fn pooling(&self) -> bool {
-        self.runtime.pooling()
+        self.wasm.pooling()
+    }
+
+    pub fn config(&self) -> &PlatformConfig {
+        &self.config
     }
 
     /// The current live state (routes and functions); cheap, lock-free.
@@ -345,42 +378,39 @@ impl Platform {
         let _guard = self.change_lock.lock().await;
         let current = self.live.load_full();
 
+        // The state this deploy would make: other apps' functions as they are, this
+        // app's as the manifest says. Check it whole before touching anything.
+        let others: BTreeMap<&FunctionName, &Arc<LiveFunction>> =
+            current.functions.iter().filter(|(_, function)| function.app != manifest.app).collect();
+        if let Some(function) = planned.iter().find(|f| others.contains_key(&f.name)) {
+            let owner = others[&function.name].app.clone();
+            return Err(StoreError::FunctionOwnedByOtherApp { function: function.name.clone(), owner }.into());
+        }
+        LiveState::check_routes(
+            others
+                .iter()
+                .map(|(name, function)| (*name, &function.config))
+                .chain(planned.iter().map(|f| (&f.name, &f.config))),
+        )?;
+        let removed: Vec<FunctionName> = current
+            .functions
+            .values()
+            .filter(|f| f.app == manifest.app && !manifest.functions.contains_key(&f.name))
+            .map(|f| f.name.clone())
+            .collect();
+        let reservations: Vec<_> = planned.iter().map(|f| (f.name.clone(), f.config.concurrency)).collect();
+        self.scheduler.check_reservations(&reservations, &removed)?;
+
         // Compile what changed before touching the database, so a broken component
         // is refused with nothing applied.
-        let mut next: BTreeMap<FunctionName, Arc<LiveFunction>> = current
-            .functions
-            .iter()
-            .filter(|(_, function)| function.app != manifest.app)
-            .map(|(name, function)| (name.clone(), function.clone()))
-            .collect();
-        let mut prepared: BTreeMap<FunctionName, PreparedComponent> = BTreeMap::new();
+        let mut prepared: BTreeMap<FunctionName, Arc<dyn Prepared<HttpRequest, HttpResponse>>> = BTreeMap::new();
         for function in &planned {
-            if let Some(other) = next.get(&function.name) {
-                return Err(StoreError::FunctionOwnedByOtherApp {
-                    function: function.name.clone(),
-                    owner: other.app.clone(),
-                }
-                .into());
+            let unchanged = current.functions.get(&function.name).is_some_and(|live| live.fingerprint == function.fingerprint);
+            if !unchanged {
+                let code = self.prepare(&function.name, &function.artifact, &function.config).await?;
+                prepared.insert(function.name.clone(), code);
             }
-            let unchanged =
-                current.functions.get(&function.name).filter(|live| live.fingerprint == function.fingerprint);
-            let component = match unchanged {
-                Some(live) => live.component.clone(),
-                None => self.prepare(&function.name, &function.artifact, &function.config).await?,
-            };
-            prepared.insert(function.name.clone(), component);
         }
-
-        // Check the routes of the state this deploy would make before committing it.
-        // Versions are placeholders until the store assigns them.
-        for function in &planned {
-            let component = prepared[&function.name].clone();
-            next.insert(
-                function.name.clone(),
-                self.live_function(&manifest.app, function, VersionNumber(0), component),
-            );
-        }
-        LiveState::build(next.clone())?;
 
         let outcome = self
             .store
@@ -391,25 +421,31 @@ impl Platform {
             })
             .await?;
 
-        for deployed in &outcome.functions {
-            if let Some(function) = planned.iter().find(|f| f.name == deployed.name) {
-                let component = prepared[&function.name].clone();
-                let live = self.live_function(&manifest.app, function, deployed.version, component);
-                next.insert(function.name.clone(), live);
-            }
+        let mut next: BTreeMap<FunctionName, Arc<LiveFunction>> =
+            others.into_iter().map(|(name, function)| (name.clone(), function.clone())).collect();
+        let mut replaced = Vec::new();
+        for function in &planned {
+            let deployed = outcome.functions.iter().find(|f| f.name == function.name);
+            let live = match (prepared.remove(&function.name), deployed) {
+                (Some(code), Some(deployed)) => {
+                    replaced.extend(current.functions.get(&function.name).cloned());
+                    self.live_function(&manifest.app, function, deployed.version, code)
+                }
+                _ => current.functions[&function.name].clone(),
+            };
+            next.insert(function.name.clone(), live);
         }
         let state = LiveState::build(next)?;
-        for removed in &outcome.removed {
-            if let Some(old) = current.functions.get(removed) {
-                old.component.discard_idle();
-            }
-        }
-        for deployed in outcome.functions.iter().filter(|f| f.changed) {
-            if let Some(old) = current.functions.get(&deployed.name) {
-                old.component.discard_idle();
-            }
-        }
         self.live.store(Arc::new(state));
+        for old in replaced {
+            old.pool.retire();
+        }
+        for name in &outcome.removed {
+            if let Some(old) = current.functions.get(name) {
+                old.pool.retire();
+            }
+            self.scheduler.remove_function(name);
+        }
         tracing::info!(
             app = %manifest.app,
             generation = outcome.generation,
@@ -420,66 +456,72 @@ impl Platform {
         Ok(outcome)
     }
 
+    /// Prepares a version's code with the runtime its configuration names.
     async fn prepare(
         &self,
         function: &FunctionName,
         digest: &ArtifactDigest,
-        config: &updraft_model::FunctionConfig,
-    ) -> Result<PreparedComponent, DeployError> {
-        let runtime = self.runtime.clone();
-        let artifacts = self.artifacts.clone();
-        let digest = digest.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            if let Some(cached) = runtime.prepare_cached(digest.as_str()) {
-                return cached.map_err(Ok);
-            }
-            let bytes = artifacts.get(&digest).map_err(Err)?;
-            runtime.prepare(digest.as_str(), &bytes).map_err(Ok)
-        })
-        .await
-        .map_err(|join| DeployError::Component {
+        config: &FunctionConfig,
+    ) -> Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>, DeployError> {
+        let runtime: &dyn updraft_scheduler::Runtime<HttpRequest, HttpResponse> = match config.runtime {
+            Runtime::Wasm => &self.wasm,
+            other => return Err(DeployError::UnsupportedRuntime { function: function.clone(), runtime: other }),
+        };
+        let source = VersionSource {
             function: function.clone(),
-            source: PrepareError::Invalid { detail: format!("compilation panicked: {join}") },
-        })?;
-        match result {
-            Ok(component) => Ok(component.with_instance_reuse(config.instance_reuse)),
-            Err(Ok(source)) => Err(DeployError::Component { function: function.clone(), source }),
-            Err(Err(artifact)) => Err(DeployError::Artifact(artifact)),
-        }
+            artifact: digest.clone(),
+            artifact_path: self.artifacts.path(digest),
+            config: config.clone(),
+        };
+        runtime.prepare(source).await.map_err(|source| DeployError::Component { function: function.clone(), source })
     }
 
+    /// Registers a version with the scheduler and makes its live entry.
     fn live_function(
         &self,
         app: &AppName,
         function: &PlannedFunction,
         version: VersionNumber,
-        component: PreparedComponent,
+        code: Arc<dyn Prepared<HttpRequest, HttpResponse>>,
     ) -> Arc<LiveFunction> {
         let config = &function.config;
         let mut env: Vec<(String, String)> = config.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         env.push(("UPDRAFT_FUNCTION_NAME".into(), function.name.to_string()));
         env.push(("UPDRAFT_FUNCTION_VERSION".into(), version.to_string()));
         env.push(("UPDRAFT_FUNCTION_MEMORY_SIZE".into(), (config.memory.bytes() / (1024 * 1024)).to_string()));
+        let spec = PoolSpec {
+            function: function.name.clone(),
+            version,
+            concurrency: config.concurrency,
+            timeout: config.timeout,
+            idle_timeout: config.idle_timeout,
+            min_instances: config.min_instances,
+            instance: InstanceConfig {
+                memory_limit: config.memory.bytes(),
+                env: env.into(),
+                allowed_outbound_hosts: config.allowed_outbound_hosts.clone().into(),
+                max_response_bytes: self.config.limits.max_sync_payload as usize,
+                reuse_state: config.instance_reuse,
+            },
+        };
         Arc::new(LiveFunction {
             name: function.name.clone(),
             app: app.clone(),
             version,
             fingerprint: function.fingerprint.clone(),
             config: config.clone(),
-            component,
-            invoke_options: InvokeOptions {
-                timeout: config.timeout,
-                memory_limit: config.memory.bytes(),
-                env: env.into(),
-                outbound: OutboundPolicy::new(&config.allowed_outbound_hosts),
-                max_response_bytes: self.config.limits.max_sync_payload as usize,
-            },
+            pool: self.scheduler.register(spec, code),
         })
     }
 
     async fn load_functions(&self) -> Result<(), StartError> {
         let mut functions = BTreeMap::new();
-        for record in self.store.function_list().await? {
+        let records = self.store.function_list().await?;
+        let reservations: Vec<_> = records.iter().map(|r| (r.name.clone(), r.current.config.concurrency)).collect();
+        if let Err(error) = self.scheduler.check_reservations(&reservations, &[]) {
+            tracing::warn!(%error, "deployed functions reserve more than the account limit; unreserved functions will be throttled");
+        }
+        for record in records {
             let live =
                 self.load_version(&record.app, &record.current).await.map_err(|source| StartError::LoadFunction {
                     function: record.name.clone(),
@@ -495,14 +537,14 @@ impl Platform {
     }
 
     async fn load_version(&self, app: &AppName, version: &VersionRecord) -> Result<Arc<LiveFunction>, DeployError> {
-        let component = self.prepare(&version.function, &version.artifact, &version.config).await?;
+        let code = self.prepare(&version.function, &version.artifact, &version.config).await?;
         let planned = PlannedFunction {
             name: version.function.clone(),
             artifact: version.artifact.clone(),
             config: version.config.clone(),
             fingerprint: version.fingerprint.clone(),
         };
-        Ok(self.live_function(app, &planned, version.version, component))
+        Ok(self.live_function(app, &planned, version.version, code))
     }
 
     // ---- functions ----
@@ -543,16 +585,30 @@ impl Platform {
                 .find(|v| v.version < record.current.version)
                 .ok_or(FunctionError::NoEarlierVersion { function: name.clone(), version: record.current.version })?,
         };
-        let live = self.load_version(&record.app, &target).await?;
         let current = self.live.load_full();
         let mut next = current.functions.clone();
-        next.insert(name.clone(), live);
-        let state = LiveState::build(next).map_err(DeployError::from)?;
+        next.remove(name);
+        LiveState::check_routes(
+            next.iter().map(|(name, f)| (name, &f.config)).chain([(name, &target.config)]),
+        )
+        .map_err(DeployError::from)?;
+        self.scheduler
+            .check_reservations(&[(name.clone(), target.config.concurrency)], &[])
+            .map_err(DeployError::from)?;
+        let code = self.prepare(name, &target.artifact, &target.config).await?;
         let record = self.store.function_rollback(name, target.version).await?;
-        if let Some(old) = current.functions.get(name) {
-            old.component.discard_idle();
-        }
+        let planned = PlannedFunction {
+            name: name.clone(),
+            artifact: target.artifact.clone(),
+            config: target.config.clone(),
+            fingerprint: target.fingerprint.clone(),
+        };
+        next.insert(name.clone(), self.live_function(&record.app, &planned, target.version, code));
+        let state = LiveState::build(next).map_err(DeployError::from)?;
         self.live.store(Arc::new(state));
+        if let Some(old) = current.functions.get(name) {
+            old.pool.retire();
+        }
         tracing::info!(function = %name, version = %target.version, "rolled back");
         Ok(record)
     }
@@ -564,11 +620,13 @@ impl Platform {
         }
         let current = self.live.load_full();
         let mut next = current.functions.clone();
-        if let Some(old) = next.remove(name) {
-            old.component.discard_idle();
-        }
+        let old = next.remove(name);
         let state = LiveState::build(next).map_err(DeployError::from)?;
         self.live.store(Arc::new(state));
+        if let Some(old) = old {
+            old.pool.retire();
+        }
+        self.scheduler.remove_function(name);
         tracing::info!(function = %name, "deleted");
         Ok(())
     }
@@ -579,9 +637,8 @@ impl Platform {
     pub async fn invoke_by_name(
         &self,
         name: &FunctionName,
-        request: http::Request<Bytes>,
-        request_id: &str,
-        trigger: Trigger,
+        request: HttpRequest,
+        context: InvokeContext,
     ) -> Result<Invocation, InvokeFailure> {
         let function = self
             .live
@@ -590,59 +647,74 @@ impl Platform {
             .get(name)
             .cloned()
             .ok_or_else(|| InvokeFailure::NotFound { function: name.clone() })?;
-        self.invoke(&function, request, request_id, trigger).await
+        self.invoke(&function, request, context).await
     }
 
-    /// Runs one invocation of `function`. Its output goes to the log writer, off this
-    /// path.
+    /// Runs one invocation of `function` through the scheduler. Its record, log lines
+    /// and metrics are written off this path.
     pub async fn invoke(
         &self,
         function: &LiveFunction,
-        request: http::Request<Bytes>,
-        request_id: &str,
-        trigger: Trigger,
+        request: HttpRequest,
+        context: InvokeContext,
     ) -> Result<Invocation, InvokeFailure> {
-        let started = Instant::now();
-        let outcome = function.component.invoke(request, &function.invoke_options).await;
-        let duration = started.elapsed();
-        let at = updraft_store::now_millis();
-        for (stream, bytes) in &outcome.output.chunks {
-            for line in String::from_utf8_lossy(bytes).lines() {
-                self.logs.send(LogLine {
-                    function: function.name.clone(),
-                    version: function.version,
-                    request_id: request_id.to_owned(),
-                    at,
-                    stream: stream.as_str().to_owned(),
-                    line: line.to_owned(),
-                });
+        let request_id = context.request_id.clone();
+        let meta = InvocationMeta {
+            id: context.request_id,
+            trigger: context.trigger,
+            trace_id: context.trace_id.unwrap_or_else(new_trace_id),
+        };
+        match self.scheduler.invoke(&function.pool, request, meta).await {
+            Ok(done) => Ok(Invocation {
+                response: done.output,
+                version: done.version,
+                duration: done.duration,
+                cold: done.cold,
+            }),
+            Err(Failure::Throttled(throttle)) => {
+                tracing::debug!(function = %function.name, request_id, %throttle, "throttled");
+                Err(InvokeFailure::Throttled { function: function.name.clone(), throttle })
             }
-        }
-        if outcome.output.truncated {
-            self.platform_log(function, request_id, "output truncated: the function wrote more than 256 KiB");
-        }
-        match outcome.result {
-            Ok(response) => {
-                tracing::debug!(function = %function.name, request_id, ?trigger, ?duration, status = response.status().as_u16(), "invoked");
-                Ok(Invocation { response, version: function.version, duration })
-            }
-            Err(error) => {
-                tracing::info!(function = %function.name, request_id, ?trigger, error = %error, "invocation failed");
-                self.platform_log(function, request_id, &format!("invocation failed: {error}"));
+            Err(Failure::Function(error)) => {
+                tracing::info!(function = %function.name, request_id, %error, "invocation failed");
                 Err(InvokeFailure::Function { function: function.name.clone(), error })
             }
         }
     }
 
-    fn platform_log(&self, function: &LiveFunction, request_id: &str, message: &str) {
-        self.logs.send(LogLine {
-            function: function.name.clone(),
-            version: function.version,
-            request_id: request_id.to_owned(),
-            at: updraft_store::now_millis(),
-            stream: "platform".to_owned(),
-            line: message.to_owned(),
-        });
+    // ---- records, usage, metrics ----
+
+    /// Invocation records, newest first.
+    pub async fn invocations(&self, filter: &InvocationFilter) -> Result<Vec<StoredInvocation>, StoreError> {
+        self.store.invocation_list(filter).await
+    }
+
+    /// Hourly usage since `since` (ms since the epoch).
+    pub async fn usage(&self, since: i64, function: Option<&FunctionName>) -> Result<Vec<UsageRow>, StoreError> {
+        self.store.usage(since, function).await
+    }
+
+    pub fn prices(&self) -> &PriceTable {
+        &self.config.prices
+    }
+
+    /// Every metric in the Prometheus text format.
+    pub fn metrics(&self) -> String {
+        let mut counts: BTreeMap<String, InstanceCounts> = BTreeMap::new();
+        for pool in self.scheduler.stats() {
+            let function = pool.function.to_string();
+            let entry = counts.entry(function.clone()).or_insert_with(|| InstanceCounts { function, ..Default::default() });
+            entry.idle += pool.idle;
+            entry.busy += pool.busy;
+            entry.starting += pool.starting;
+        }
+        let counts: Vec<_> = counts.into_values().collect();
+        self.metrics.render(&counts)
+    }
+
+    /// The scheduler's pools, for tests and diagnostics.
+    pub fn scheduler_stats(&self) -> Vec<updraft_scheduler::PoolStats> {
+        self.scheduler.stats()
     }
 
     // ---- logs ----
@@ -664,18 +736,39 @@ impl Platform {
         }
     }
 
-    /// Flushes function logs and closes the database. Call after the listener has
-    /// drained.
-    pub async fn shutdown(self: Arc<Self>) {
-        let task = self.log_task.lock().unwrap_or_else(|p| p.into_inner()).take();
+    /// Waits for running invocations (up to `within`), stops every instance, flushes
+    /// records and logs, and closes the database. Call after the listener has drained.
+    pub async fn shutdown(self: Arc<Self>, within: Duration) {
+        if !self.scheduler.drain(within).await {
+            tracing::warn!(running = self.scheduler.in_flight(), "invocations still running at shutdown");
+        }
+        self.scheduler.shutdown();
+        let writers = std::mem::take(&mut *self.writers.lock().unwrap_or_else(|p| p.into_inner()));
         let store = self.store.clone();
-        // The writer ends when the last sender is gone: this platform holds it.
+        // The writers end when the last sender is gone: the scheduler (through its
+        // sink) and this platform hold them.
         drop(self);
-        if let Some(task) = task {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        for writer in writers {
+            if tokio::time::timeout(Duration::from_secs(10), writer).await.is_err() {
+                tracing::error!("records or logs did not flush within 10s");
+            }
         }
         store.close().await;
     }
+}
+
+/// Who is invoking, under which ids.
+#[derive(Debug, Clone)]
+pub struct InvokeContext {
+    pub request_id: String,
+    pub trigger: TriggerKind,
+    /// The caller's W3C trace id; a new one when `None`.
+    pub trace_id: Option<String>,
+}
+
+/// A random W3C trace id: 32 lowercase hex digits, not all zero.
+fn new_trace_id() -> String {
+    format!("{:032x}", rand::random::<u128>() | 1)
 }
 
 /// A version's identity: its configuration plus its code.

@@ -2,15 +2,15 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use crate::invoke::{GuestState, IdleInstance};
+use crate::invoke::GuestState;
 
 /// How often the epoch ticks; deadlines are rounded up to a multiple of it.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -77,8 +77,11 @@ pub enum PrepareError {
     },
 }
 
-/// The wasmtime engine with everything shared by all functions.
-pub struct WasmRuntime {
+/// The wasmtime engine with everything shared by all functions. Cheap to clone.
+#[derive(Clone)]
+pub struct WasmRuntime(Arc<Shared>);
+
+struct Shared {
     engine: Engine,
     linker: Linker<GuestState>,
     cache_dir: PathBuf,
@@ -114,12 +117,33 @@ impl WasmRuntime {
             .map_err(|source| WasmRuntimeError::CacheDir { path: cache_dir.clone(), source })?;
 
         let epoch_ticker = EpochTicker::start(engine.clone());
-        Ok(Self { engine, linker, cache_dir, pooling, _epoch_ticker: epoch_ticker })
+        Ok(Self(Arc::new(Shared { engine, linker, cache_dir, pooling, _epoch_ticker: epoch_ticker })))
     }
 
     /// Whether the pooling allocator is in use.
     pub fn pooling(&self) -> bool {
-        self.pooling
+        self.0.pooling
+    }
+
+    /// Makes sure the component with this digest is compiled into the cache, checking
+    /// its imports and exports the first time; `bytes` is called only on a cache miss.
+    /// Nothing stays loaded: `prepare_cached` loads it when an instance needs it.
+    ///
+    /// This is CPU-heavy on a cache miss: call it from a blocking thread.
+    pub fn ensure_compiled<E>(
+        &self,
+        digest: &str,
+        bytes: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Result<(), PrepareError>, E> {
+        if self.cache_path(digest).exists() {
+            return Ok(Ok(()));
+        }
+        let bytes = bytes()?;
+        Ok(self.prepare(digest, &bytes).map(drop))
+    }
+
+    fn cache_path(&self, digest: &str) -> PathBuf {
+        self.0.cache_dir.join(format!("{digest}.cwasm"))
     }
 
     /// Compiles (or loads from the cache) the component with this digest and
@@ -127,12 +151,12 @@ impl WasmRuntime {
     ///
     /// This is CPU-heavy on a cache miss: call it from a blocking thread.
     pub fn prepare(&self, digest: &str, bytes: &[u8]) -> Result<PreparedComponent, PrepareError> {
-        let cached = self.cache_dir.join(format!("{digest}.cwasm"));
+        let cached = self.cache_path(digest);
         let component = match self.load_cached(&cached) {
             Some(component) => component,
             None => {
                 check_header(bytes)?;
-                let component = Component::new(&self.engine, bytes)
+                let component = Component::new(&self.0.engine, bytes)
                     .map_err(|error| PrepareError::Invalid { detail: format!("{error:#}") })?;
                 self.store_cached(&cached, &component)?;
                 component
@@ -144,18 +168,18 @@ impl WasmRuntime {
     /// Loads a component that an earlier `prepare` compiled, without its bytes.
     /// Returns `None` when it is not cached (then call `prepare`).
     pub fn prepare_cached(&self, digest: &str) -> Option<Result<PreparedComponent, PrepareError>> {
-        let cached = self.cache_dir.join(format!("{digest}.cwasm"));
+        let cached = self.cache_path(digest);
         self.load_cached(&cached).map(|component| self.pre_instantiate(component))
     }
 
     fn pre_instantiate(&self, component: Component) -> Result<PreparedComponent, PrepareError> {
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|error| {
+        let instance_pre = self.0.linker.instantiate_pre(&component).map_err(|error| {
             let detail = format!("{error:#}");
             PrepareError::UnsupportedImport { import: missing_import_name(&detail).unwrap_or(detail) }
         })?;
         let proxy_pre = ProxyPre::new(instance_pre)
             .map_err(|error| PrepareError::MissingHandler { detail: format!("{error:#}") })?;
-        Ok(PreparedComponent { proxy_pre, reuse: false, idle: Arc::default() })
+        Ok(PreparedComponent { proxy_pre })
     }
 
     #[allow(unsafe_code)]
@@ -169,7 +193,7 @@ impl WasmRuntime {
         // hash), into the server's private data directory, and is only ever replaced
         // whole by an atomic rename. wasmtime also checks the header's version and
         // flags and refuses a mismatch, which we treat as a cache miss.
-        match unsafe { Component::deserialize_file(&self.engine, path) } {
+        match unsafe { Component::deserialize_file(&self.0.engine, path) } {
             Ok(component) => Some(component),
             Err(error) => {
                 tracing::warn!(path = %path.display(), error = %error, "discarding unusable compiled-code cache entry");
@@ -242,22 +266,11 @@ fn missing_import_name(detail: &str) -> Option<String> {
     Some(detail[start..end].to_owned())
 }
 
-/// A component ready to run: compiled, with its imports resolved.
+/// A component loaded and ready to run: compiled code mapped in, imports resolved.
+/// Clones share the code, which is unmapped when the last one goes.
 #[derive(Clone)]
 pub struct PreparedComponent {
     pub(crate) proxy_pre: ProxyPre<GuestState>,
-    /// Whether instances serve more than one invocation.
-    pub(crate) reuse: bool,
-    pub(crate) idle: Arc<Mutex<Vec<IdleInstance>>>,
-}
-
-impl PreparedComponent {
-    /// Lets instances that finished cleanly serve later invocations (see
-    /// `PreparedComponent::invoke`).
-    pub fn with_instance_reuse(mut self, reuse: bool) -> Self {
-        self.reuse = reuse;
-        self
-    }
 }
 
 /// Advances the engine's epoch every `EPOCH_TICK` so deadlines fire.

@@ -1,7 +1,6 @@
 //! One invocation: a fresh store, the guest's handler, a deadline and a memory limit.
 
 use std::convert::Infallible;
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,11 +16,13 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::engine::{EPOCH_TICK, PreparedComponent};
 use crate::outbound::{OutboundHooks, OutboundPolicy};
 use crate::output::OutputCapture;
+pub use updraft_scheduler::{GuestOutput, InvokeError, LogStream};
 
 /// What an invocation may use.
 #[derive(Debug, Clone)]
 pub struct InvokeOptions {
-    /// Wall-clock and CPU deadline for the whole invocation, body included.
+    /// Wall-clock and CPU deadline for the whole invocation, body included (used by
+    /// `PreparedComponent::invoke`; a `WasmInstance` takes it per call).
     pub timeout: Duration,
     /// The most linear memory, in bytes, that all of the instance's memories may hold.
     pub memory_limit: u64,
@@ -32,30 +33,6 @@ pub struct InvokeOptions {
     pub max_response_bytes: usize,
 }
 
-/// Which stream a piece of guest output came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LogStream {
-    Stdout,
-    Stderr,
-}
-
-impl LogStream {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogStream::Stdout => "stdout",
-            LogStream::Stderr => "stderr",
-        }
-    }
-}
-
-/// What the guest wrote to stdout and stderr, in order.
-#[derive(Debug, Clone, Default)]
-pub struct GuestOutput {
-    pub chunks: Vec<(LogStream, Vec<u8>)>,
-    /// The guest wrote more than the per-invocation limit; the rest was dropped.
-    pub truncated: bool,
-}
-
 /// How an invocation ended: the response or the failure, and what it used.
 #[derive(Debug)]
 pub struct InvokeOutcome {
@@ -63,34 +40,6 @@ pub struct InvokeOutcome {
     pub output: GuestOutput,
     /// The most linear memory the instance held at once, in bytes.
     pub memory_peak: u64,
-}
-
-/// Why an invocation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvokeError {
-    #[error("the function did not finish within its timeout of {}", DisplayDuration(*timeout))]
-    Timeout { timeout: Duration },
-    #[error("the function ran out of memory (its limit is {limit} bytes)")]
-    OutOfMemory { limit: u64 },
-    #[error("the function trapped: {message}")]
-    Trap { message: String },
-    #[error("the function finished without sending a response")]
-    NoResponse,
-    #[error("the function's response body is larger than {limit} bytes")]
-    ResponseTooLarge { limit: usize },
-    #[error("the function failed to produce its response: {message}")]
-    BadResponse { message: String },
-    #[error("the runtime could not start the function: {message}")]
-    Internal { message: String },
-}
-
-struct DisplayDuration(Duration);
-
-impl fmt::Display for DisplayDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        if ms.is_multiple_of(1000) { write!(f, "{}s", ms / 1000) } else { write!(f, "{ms}ms") }
-    }
 }
 
 /// The data of one invocation's store.
@@ -150,41 +99,70 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// The most idle instances one function keeps when reuse is on (scaling idle instances
-/// down over time is the execution model's job).
-const MAX_IDLE_INSTANCES: usize = 16;
-
-/// An instance kept between invocations when a function opts into reuse.
-pub(crate) struct IdleInstance {
+/// A store with its instantiated component, kept between invocations when state is
+/// reused.
+struct Kept {
     store: Store<GuestState>,
     proxy: Proxy,
     capture: OutputCapture,
 }
 
+/// One instance in the scheduler's sense: the loaded code of a version plus, when
+/// state is reused, one instantiated store. Without reuse every invocation gets a
+/// fresh store from the loaded code, so nothing leaks between requests.
+pub struct WasmInstance {
+    component: PreparedComponent,
+    options: InvokeOptions,
+    reuse: bool,
+    kept: Option<Kept>,
+}
+
+/// How long an instance's start (its component's initialisation) may run.
+const START_LIMIT: Duration = Duration::from_secs(10);
+
 impl PreparedComponent {
+    /// Runs the component's `wasi:http/incoming-handler` on `request` in a fresh store.
+    pub async fn invoke(&self, request: http::Request<Bytes>, options: &InvokeOptions) -> InvokeOutcome {
+        let mut instance = WasmInstance { component: self.clone(), options: options.clone(), reuse: false, kept: None };
+        instance.run(request, options.timeout).await
+    }
+
+    /// Starts an instance. With `reuse`, instantiates the component now (the cold part)
+    /// and keeps that store for every invocation while they succeed.
+    pub async fn instance(&self, options: InvokeOptions, reuse: bool) -> Result<WasmInstance, InvokeError> {
+        let mut instance = WasmInstance { component: self.clone(), options, reuse, kept: None };
+        if reuse {
+            let (mut store, capture) = self.new_store(&instance.options);
+            store.set_epoch_deadline(epoch_ticks(START_LIMIT));
+            let proxy = self
+                .proxy_pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|error| InvokeError::Init { message: format!("{error:#}") })?;
+            instance.kept = Some(Kept { store, proxy, capture });
+        }
+        Ok(instance)
+    }
+
+}
+
+impl WasmInstance {
     /// Runs the component's `wasi:http/incoming-handler` on `request`.
-    ///
-    /// By default every invocation gets a fresh store and instance, so no state leaks
-    /// from one request to the next. With reuse on, an instance that finished cleanly
-    /// is kept and serves a later invocation (one at a time); one that failed in any
-    /// way is discarded.
     ///
     /// The response body is read whole (up to `max_response_bytes`) before this returns,
     /// so a guest that traps half way through its body is a failed invocation, not a
-    /// truncated success.
-    pub async fn invoke(&self, request: http::Request<Bytes>, options: &InvokeOptions) -> InvokeOutcome {
-        let idle = if self.reuse { self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
-        let (mut store, proxy, capture) = match idle {
-            Some(instance) => (instance.store, Some(instance.proxy), instance.capture),
+    /// truncated success. A kept store is kept only if the invocation succeeded.
+    pub async fn run(&mut self, request: http::Request<Bytes>, timeout: Duration) -> InvokeOutcome {
+        let options = &self.options;
+        let (mut store, proxy, capture) = match self.kept.take() {
+            Some(kept) => (kept.store, Some(kept.proxy), kept.capture),
             None => {
-                let (store, capture) = self.new_store(options);
+                let (store, capture) = self.component.new_store(options);
                 (store, None, capture)
             }
         };
         store.data_mut().limiter.reset(options.memory_limit);
-        store.data_mut().hooks.policy = options.outbound.clone();
-        let ticks = options.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
-        store.set_epoch_deadline(ticks);
+        store.set_epoch_deadline(epoch_ticks(timeout));
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = request
@@ -205,12 +183,12 @@ impl PreparedComponent {
             }
         };
 
-        let proxy_pre = self.proxy_pre.clone();
+        let proxy_pre = self.component.proxy_pre.clone();
         let reuse = self.reuse;
         // The guest runs in this task, next to the reader of its response body: the
         // body is a bounded pipe, so the guest can only finish writing it while it is
-        // being read. A store that will not be reused is dropped as soon as the guest
-        // is done, which closes the response channel if the guest never answered.
+        // being read. A store that will not be kept is dropped as soon as the guest is
+        // done, which closes the response channel if the guest never answered.
         let guest = async move {
             let result = async {
                 let proxy = match proxy {
@@ -249,25 +227,21 @@ impl PreparedComponent {
 
         // The epoch deadline stops a guest that computes; this one stops a guest that
         // waits (on an outbound request, say). A tick of slack lets the epoch fire first.
-        let deadline = options.timeout + EPOCH_TICK;
+        let deadline = timeout + EPOCH_TICK;
         let joined = tokio::time::timeout(deadline, async { tokio::join!(guest, response) }).await;
-        let timeout = InvokeError::Timeout { timeout: options.timeout };
+        let timed_out = InvokeError::Timeout { timeout };
+        let memory_limit = options.memory_limit;
         let (result, memory_peak) = match joined {
-            Err(_elapsed) => (Err(timeout), 0),
+            Err(_elapsed) => (Err(timed_out), 0),
             Ok(((guest_result, (memory_peak, memory_denied)), response_result)) => {
                 let result = match guest_result {
-                    Err(error) => Err(classify_guest_error(&error, memory_denied, options, timeout)),
+                    Err(error) => Err(classify_guest_error(&error, memory_denied, memory_limit, timed_out)),
                     Ok(_) if memory_denied && response_result.is_err() => {
-                        Err(InvokeError::OutOfMemory { limit: options.memory_limit })
+                        Err(InvokeError::OutOfMemory { limit: memory_limit })
                     }
                     Ok(kept) => {
                         if let (Some((store, proxy)), Ok(_)) = (kept, &response_result) {
-                            let instance = IdleInstance { store, proxy, capture: capture.clone() };
-                            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-                            // A burst leaves many instances behind; keep only a few warm.
-                            if idle.len() < MAX_IDLE_INSTANCES {
-                                idle.push(instance);
-                            }
+                            self.kept = Some(Kept { store, proxy, capture: capture.clone() });
                         }
                         response_result
                     }
@@ -282,7 +256,9 @@ impl PreparedComponent {
             memory_peak,
         }
     }
+}
 
+impl PreparedComponent {
     fn new_store(&self, options: &InvokeOptions) -> (Store<GuestState>, OutputCapture) {
         let capture = OutputCapture::default();
         let wasi = WasiCtx::builder()
@@ -308,23 +284,18 @@ impl PreparedComponent {
         (store, capture)
     }
 
-    /// Drops every idle instance (on redeploy or shutdown).
-    pub fn discard_idle(&self) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
-    }
 }
 
-fn classify_guest_error(
-    error: &wasmtime::Error,
-    memory_denied: bool,
-    options: &InvokeOptions,
-    timeout: InvokeError,
-) -> InvokeError {
+fn epoch_ticks(timeout: Duration) -> u64 {
+    timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1
+}
+
+fn classify_guest_error(error: &wasmtime::Error, memory_denied: bool, memory_limit: u64, timeout: InvokeError) -> InvokeError {
     if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return timeout;
     }
     if memory_denied {
-        return InvokeError::OutOfMemory { limit: options.memory_limit };
+        return InvokeError::OutOfMemory { limit: memory_limit };
     }
     InvokeError::Trap { message: format!("{error:#}") }
 }

@@ -9,10 +9,12 @@
 #![deny(unsafe_code)]
 
 mod engine;
+mod function;
 mod invoke;
 mod outbound;
 mod output;
 
 pub use engine::{Pooling, PrepareError, PreparedComponent, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
-pub use invoke::{GuestOutput, InvokeError, InvokeOptions, InvokeOutcome, LogStream};
+pub use function::{HttpRequest, HttpResponse, WasmFunction};
+pub use invoke::{GuestOutput, InvokeError, InvokeOptions, InvokeOutcome, LogStream, WasmInstance};
 pub use outbound::OutboundPolicy;

@@ -1,4 +1,5 @@
-//! Control-plane persistence: apps, functions, versions, API keys and function logs in
+//! Control-plane persistence: apps, functions, versions, API keys, function logs,
+//! invocation records and hourly usage in
 //! SQL (SQLite embedded, PostgreSQL for a cluster), and the content-addressed artifact
 //! store.
 //!
@@ -10,10 +11,12 @@
 #![forbid(unsafe_code)]
 
 mod artifacts;
+mod invocations;
 mod records;
 mod sql;
 
 pub use artifacts::{ArtifactError, ArtifactStore};
+pub use invocations::{InvocationFilter, StoredInvocation, UsageCounts, UsageRow};
 pub use records::{
     ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord, PlannedFunction,
     VersionRecord,

@@ -45,8 +45,8 @@ pub enum StoreError {
 /// The control-plane database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
-    backend: Backend,
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
 }
 
 impl Store {
@@ -322,35 +322,12 @@ impl Store {
         if lines.is_empty() {
             return Ok(());
         }
-        // Many rows per statement: one round trip and one parse per chunk instead of
-        // per line, which is most of the cost of writing logs under load.
-        const ROWS_PER_STATEMENT: usize = 100;
         let mut tx = self.pool.begin().await?;
         for chunk in lines.chunks(ROWS_PER_STATEMENT) {
-            let mut sql =
-                String::from("INSERT INTO log_lines (function, version, request_id, at, stream, line) VALUES ");
-            for row in 0..chunk.len() {
-                if row > 0 {
-                    sql.push_str(", ");
-                }
-                match self.backend {
-                    // Plain `?` on SQLite: with numbered parameters the driver looks each
-                    // one up by name, which grows with the square of the row count.
-                    Backend::Sqlite => sql.push_str("(?, ?, ?, ?, ?, ?)"),
-                    Backend::Postgres => {
-                        let p = row * 6;
-                        sql.push_str(&format!(
-                            "(${}, ${}, ${}, ${}, ${}, ${})",
-                            p + 1,
-                            p + 2,
-                            p + 3,
-                            p + 4,
-                            p + 5,
-                            p + 6
-                        ));
-                    }
-                }
-            }
+            let sql = format!(
+                "INSERT INTO log_lines (function, version, request_id, at, stream, line) VALUES {}",
+                self.backend.value_rows(chunk.len(), 6)
+            );
             let mut query = sqlx::query(&sql);
             for line in chunk {
                 query = query
@@ -468,11 +445,42 @@ fn version_from_row(row: &sqlx::any::AnyRow, at: usize) -> Result<VersionRecord,
     })
 }
 
-fn parse_name<T: FromStr<Err = updraft_model::InvalidName>>(value: String) -> Result<T, StoreError> {
+/// Rows per multi-row `INSERT`: one round trip and one parse per chunk instead of per
+/// row, which is most of the cost of writing batches under load.
+pub(crate) const ROWS_PER_STATEMENT: usize = 100;
+
+impl Backend {
+    /// `(?, ?), (?, ?)` for `rows` rows of `columns` values, in this backend's
+    /// placeholder style.
+    pub(crate) fn value_rows(self, rows: usize, columns: usize) -> String {
+        let mut sql = String::new();
+        for row in 0..rows {
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for column in 0..columns {
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                match self {
+                    // Plain `?` on SQLite: with numbered parameters the driver looks each
+                    // one up by name, which grows with the square of the row count.
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => sql.push_str(&format!("${}", row * columns + column + 1)),
+                }
+            }
+            sql.push(')');
+        }
+        sql
+    }
+}
+
+pub(crate) fn parse_name<T: FromStr<Err = updraft_model::InvalidName>>(value: String) -> Result<T, StoreError> {
     value.parse().map_err(|e: updraft_model::InvalidName| StoreError::Corrupt { detail: e.to_string() })
 }
 
-fn version_number(value: i64) -> Result<VersionNumber, StoreError> {
+pub(crate) fn version_number(value: i64) -> Result<VersionNumber, StoreError> {
     u32::try_from(value)
         .map(VersionNumber)
         .map_err(|_| StoreError::Corrupt { detail: format!("version {value} out of range") })

@@ -105,6 +105,30 @@ pub enum Command {
     },
     /// Delete a function and all its versions.
     Delete { name: String },
+    /// List invocation records (newest first): duration, cold start, memory, status.
+    Invocations {
+        /// Only this function's (default: all).
+        name: Option<String>,
+        /// Only with this status: success, error, timeout or throttled.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only those that started within this long ago (e.g. 15m, 2h).
+        #[arg(long, value_parser = parse_duration)]
+        since: Option<Duration>,
+        /// How many to print.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Print usage per function (requests, GB-seconds, cold starts, throttles) and its
+    /// cost under the server's price table.
+    Usage {
+        /// From this long ago, rounded down to the hour (e.g. 24h, 7d).
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        since: Duration,
+        /// Only this function's.
+        #[arg(long)]
+        function: Option<String>,
+    },
     /// Print the control plane's OpenAPI document.
     Openapi,
 }
@@ -135,6 +159,27 @@ pub struct ServerArgs {
     /// On SIGTERM, how long in-flight requests may take to finish.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// The most invocations running at once across all functions (the account
+    /// limit); functions' reserved `concurrency` is carved out of it.
+    #[arg(long, env = "UPDRAFT_ACCOUNT_CONCURRENCY", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub account_concurrency: u32,
+    /// The most instances alive at once on this node; the longest-idle one is stopped
+    /// to make room.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_instances: u32,
+    /// The timeout of a function whose manifest names none.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub default_timeout: Duration,
+    /// The longest timeout a manifest may ask for.
+    #[arg(long, default_value = "900s", value_parser = parse_duration)]
+    pub max_timeout: Duration,
+    /// Price of a million requests, in US dollars, for `updraft usage` (default:
+    /// AWS Lambda's x86 price).
+    #[arg(long, default_value_t = 0.20)]
+    pub price_per_million_requests: f64,
+    /// Price of a GB-second of billed duration × memory, in US dollars.
+    #[arg(long, default_value_t = 0.000_016_666_7)]
+    pub price_per_gb_second: f64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -160,7 +205,9 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
         "ms" => Ok(Duration::from_millis(n)),
         "s" | "" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{value:?} is not a duration like 30s or 500ms")),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        "d" => Ok(Duration::from_secs(n * 86_400)),
+        _ => Err(format!("{value:?} is not a duration like 30s, 500ms, 15m, 2h or 7d")),
     }
 }
 
@@ -228,6 +275,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 println!("deleted {name}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Invocations { name, status, since, limit } => {
+            let client = Client::new(&global)?;
+            let query = crate::output::InvocationQuery { function: name, status, since, limit };
+            crate::output::invocations(&client, &query, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Usage { since, function } => {
+            let client = Client::new(&global)?;
+            crate::output::usage(&client, since, function.as_deref(), global.output).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Openapi => {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use updraft_api::views::{FunctionListView, FunctionView, LogLineView, LogListView, VersionListView};
+use updraft_api::views::{
+    FunctionListView, FunctionView, InvocationListView, LogLineView, LogListView, UsageReportView, VersionListView,
+};
 
 use crate::client::{Client, error_from};
 
@@ -177,4 +179,83 @@ fn print_lines(lines: &[LogLineView], output: Output) -> anyhow::Result<()> {
     }
     stdout.flush()?;
     Ok(())
+}
+
+/// What `updraft invocations` asks for.
+pub struct InvocationQuery {
+    pub function: Option<String>,
+    pub status: Option<String>,
+    pub since: Option<Duration>,
+    pub limit: i64,
+}
+
+pub async fn invocations(client: &Client, query: &InvocationQuery, output: Output) -> anyhow::Result<()> {
+    let mut path = format!("/v1/invocations?limit={}", query.limit.clamp(1, 1000));
+    if let Some(function) = &query.function {
+        path.push_str(&format!("&function={function}"));
+    }
+    if let Some(status) = &query.status {
+        path.push_str(&format!("&status={status}"));
+    }
+    if let Some(since) = query.since {
+        path.push_str(&format!("&since={}", now_ms() - since.as_millis() as i64));
+    }
+    let view: InvocationListView = client.get(&path).await?;
+    if output == Output::Json {
+        return print_json(&view);
+    }
+    if view.invocations.is_empty() {
+        println!("no invocations recorded");
+        return Ok(());
+    }
+    println!(
+        "{:<36} {:<16} {:>4} {:<9} {:>11} {:>11} {:>9}  ERROR",
+        "ID", "FUNCTION", "VER", "STATUS", "DURATION", "INIT", "MEMORY"
+    );
+    for i in &view.invocations {
+        let init = i.init_duration_ms.map(|ms| format!("{ms:.2}ms")).unwrap_or_else(|| "-".to_owned());
+        let error = i.error_type.as_deref().unwrap_or("");
+        println!(
+            "{:<36} {:<16} {:>4} {:<9} {:>11} {:>11} {:>9}  {error}",
+            i.id,
+            i.function,
+            i.version,
+            i.status,
+            format!("{:.2}ms", i.duration_ms),
+            init,
+            format!("{}/{}MB", i.max_memory_used_mb, i.memory_limit_mb),
+        );
+    }
+    Ok(())
+}
+
+pub async fn usage(client: &Client, since: Duration, function: Option<&str>, output: Output) -> anyhow::Result<()> {
+    let mut path = format!("/v1/usage?since={}", now_ms() - since.as_millis() as i64);
+    if let Some(function) = function {
+        path.push_str(&format!("&function={function}"));
+    }
+    let view: UsageReportView = client.get(&path).await?;
+    if output == Output::Json {
+        return print_json(&view);
+    }
+    println!(
+        "prices: ${} per 1M requests, ${} per GB-second",
+        view.prices.per_million_requests_usd, view.prices.per_gb_second_usd
+    );
+    println!(
+        "{:<24} {:>10} {:>14} {:>8} {:>9} {:>7} {:>12}",
+        "FUNCTION", "REQUESTS", "GB-SECONDS", "COLD", "THROTTLED", "ERRORS", "COST (USD)"
+    );
+    let rows = view.functions.iter().map(|f| (f.function.as_str(), &f.usage)).chain([("total", &view.total)]);
+    for (name, u) in rows {
+        println!(
+            "{:<24} {:>10} {:>14.3} {:>8} {:>9} {:>7} {:>12.6}",
+            name, u.requests, u.gb_seconds, u.cold_starts, u.throttles, u.errors, u.cost_usd
+        );
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

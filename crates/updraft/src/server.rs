@@ -36,6 +36,22 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
         PoolingArg::On => Pooling::Enabled,
         PoolingArg::Off => Pooling::Disabled,
     };
+    if args.default_timeout > args.max_timeout {
+        anyhow::bail!(
+            "--default-timeout {:?} is above --max-timeout {:?}; lower one or raise the other",
+            args.default_timeout,
+            args.max_timeout
+        );
+    }
+    config.limits.default_timeout = args.default_timeout;
+    config.limits.max_timeout = args.max_timeout;
+    config.limits.max_concurrency = args.account_concurrency;
+    config.account_concurrency = args.account_concurrency;
+    config.max_instances = args.max_instances;
+    config.prices = updraft_platform::PriceTable {
+        per_million_requests: args.price_per_million_requests,
+        per_gb_second: args.price_per_gb_second,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
         format!("cannot listen on {}; is another server running there? pick another with --listen", args.listen)
     })?;
@@ -64,7 +80,7 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish for up to `grace`, then flushes
-    /// logs and closes the database.
+    /// records and logs and closes the database.
     pub async fn stop(self, grace: Duration) -> anyhow::Result<()> {
         tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
         let _ = self.shutdown.send(true);
@@ -74,7 +90,8 @@ impl Running {
             Ok(Err(join)) => tracing::warn!(error = %join, "listener task failed"),
             Err(_) => tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway"),
         }
-        self.platform.shutdown().await;
+        // Invocations whose callers left still finish and are recorded.
+        self.platform.shutdown(grace).await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -202,14 +202,14 @@ async fn instances_are_fresh_unless_reuse_is_on() {
     for _ in 0..3 {
         assert_eq!(fresh.invoke(get("/count"), &options()).await.result.unwrap().body(), "1");
     }
-    let reused = harness.prepare(programs::ECHO).with_instance_reuse(true);
+    let mut reused = harness.prepare(programs::ECHO).instance(options(), true).await.unwrap();
+    let timeout = Duration::from_secs(5);
     for expected in ["1", "2", "3"] {
-        assert_eq!(reused.invoke(get("/count"), &options()).await.result.unwrap().body(), expected);
+        assert_eq!(reused.run(get("/count"), timeout).await.result.unwrap().body(), expected);
     }
-    // A failed invocation discards its instance: the next one starts over.
-    let short = InvokeOptions { timeout: Duration::from_millis(100), ..options() };
-    assert!(reused.invoke(get("/sleep?ms=5000"), &short).await.result.is_err());
-    assert_eq!(reused.invoke(get("/count"), &options()).await.result.unwrap().body(), "1");
+    // A failed invocation discards its store: the next one starts over.
+    assert!(reused.run(get("/sleep?ms=5000"), Duration::from_millis(100)).await.result.is_err());
+    assert_eq!(reused.run(get("/count"), timeout).await.result.unwrap().body(), "1");
 }
 
 #[test]

@@ -40,5 +40,6 @@ macro_rules! url_tests {
 
 mod connect;
 mod deploy;
+mod invocations;
 mod keys_and_logs;
 mod support;

@@ -1,0 +1,139 @@
+//! The scheduler's runtime trait for wasm components.
+//!
+//! An *instance* is the loaded code of one version (compiled machine code mapped from
+//! the cache and pre-instantiated) plus, with `instance_reuse`, one instantiated
+//! store. A *cold start* is creating one: loading the code if no other instance of the
+//! version holds it (a version whose instances all idled out holds nothing, which is
+//! scale to zero), and with reuse, instantiating the component. Without reuse, each
+//! invocation instantiates into a fresh store from the loaded code; that is part of
+//! its duration.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use updraft_model::ArtifactDigest;
+use updraft_scheduler::{
+    BoxFuture, Instance, InstanceConfig, InvokeError, Invoked, PrepareError, Prepared, Runtime, VersionSource,
+};
+
+use crate::engine::WasmRuntime;
+use crate::invoke::{InvokeOptions, WasmInstance};
+use crate::outbound::OutboundPolicy;
+use crate::{PreparedComponent, PrepareError as WasmPrepareError};
+
+/// What a wasm function receives.
+pub type HttpRequest = http::Request<Bytes>;
+/// What a wasm function answers.
+pub type HttpResponse = http::Response<Bytes>;
+
+impl Runtime<HttpRequest, HttpResponse> for WasmRuntime {
+    fn prepare(
+        &self,
+        source: VersionSource,
+    ) -> BoxFuture<'_, Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>, PrepareError>> {
+        Box::pin(async move {
+            let runtime = self.clone();
+            let digest = source.artifact.clone();
+            let path = source.artifact_path.clone();
+            let compiled = tokio::task::spawn_blocking(move || {
+                runtime.ensure_compiled(digest.as_str(), || std::fs::read(&path).map_err(|e| (path.clone(), e)))
+            })
+            .await
+            .map_err(|join| -> PrepareError { format!("compilation panicked: {join}").into() })?;
+            match compiled {
+                Ok(Ok(())) => Ok(Arc::new(WasmFunction {
+                    runtime: self.clone(),
+                    digest: source.artifact,
+                    artifact_path: source.artifact_path,
+                    loaded: Mutex::new(Weak::new()),
+                }) as Arc<dyn Prepared<HttpRequest, HttpResponse>>),
+                Ok(Err(error)) => Err(Box::new(error) as PrepareError),
+                Err((path, error)) => Err(format!("could not read the artifact {}: {error}", path.display()).into()),
+            }
+        })
+    }
+}
+
+/// A prepared wasm version: its code is in the compiled-code cache, and loaded while
+/// any of its instances lives.
+pub struct WasmFunction {
+    runtime: WasmRuntime,
+    digest: ArtifactDigest,
+    artifact_path: PathBuf,
+    loaded: Mutex<Weak<PreparedComponent>>,
+}
+
+impl WasmFunction {
+    /// The loaded code, shared with the version's other instances.
+    async fn load(&self) -> Result<Arc<PreparedComponent>, InvokeError> {
+        if let Some(loaded) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).upgrade() {
+            return Ok(loaded);
+        }
+        // Mapping cached code is quick; recompiling (the cache was cleared) is not.
+        let component = match self.runtime.prepare_cached(self.digest.as_str()) {
+            Some(loaded) => loaded,
+            None => {
+                let runtime = self.runtime.clone();
+                let (digest, path) = (self.digest.clone(), self.artifact_path.clone());
+                tokio::task::spawn_blocking(move || match std::fs::read(&path) {
+                    Ok(bytes) => runtime.prepare(digest.as_str(), &bytes),
+                    Err(source) => Err(WasmPrepareError::Cache { path, source }),
+                })
+                .await
+                .unwrap_or_else(|join| Err(WasmPrepareError::Invalid { detail: join.to_string() }))
+            }
+        }
+        .map_err(|error| InvokeError::Init { message: error.to_string() })?;
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        // Another start may have loaded it meanwhile; share theirs.
+        if let Some(theirs) = loaded.upgrade() {
+            return Ok(theirs);
+        }
+        let component = Arc::new(component);
+        *loaded = Arc::downgrade(&component);
+        Ok(component)
+    }
+}
+
+impl Prepared<HttpRequest, HttpResponse> for WasmFunction {
+    fn create(
+        &self,
+        config: &Arc<InstanceConfig>,
+    ) -> BoxFuture<'_, Result<Box<dyn Instance<HttpRequest, HttpResponse>>, InvokeError>> {
+        let config = config.clone();
+        Box::pin(async move {
+            let component = self.load().await?;
+            let options = InvokeOptions {
+                timeout: Duration::ZERO,
+                memory_limit: config.memory_limit,
+                env: config.env.clone(),
+                outbound: OutboundPolicy::new(&config.allowed_outbound_hosts),
+                max_response_bytes: config.max_response_bytes,
+            };
+            let instance = component.instance(options, config.reuse_state).await?;
+            Ok(Box::new(Loaded { instance, _code: component }) as Box<dyn Instance<HttpRequest, HttpResponse>>)
+        })
+    }
+}
+
+/// An instance holding a reference to its version's loaded code.
+struct Loaded {
+    instance: WasmInstance,
+    _code: Arc<PreparedComponent>,
+}
+
+impl Instance<HttpRequest, HttpResponse> for Loaded {
+    fn invoke(&mut self, input: HttpRequest, timeout: Duration) -> BoxFuture<'_, Invoked<HttpResponse>> {
+        Box::pin(async move {
+            let outcome = self.instance.run(input, timeout).await;
+            Invoked {
+                reusable: outcome.result.is_ok(),
+                result: outcome.result,
+                output: outcome.output,
+                max_memory_used: outcome.memory_peak,
+            }
+        })
+    }
+}

@@ -1,0 +1,227 @@
+//! Invocation records and hourly usage: appended in batches, listed with filters.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TriggerKind};
+
+use crate::sql::{ROWS_PER_STATEMENT, parse_name, version_number};
+use crate::{Store, StoreError};
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Which invocations to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct InvocationFilter {
+    pub function: Option<FunctionName>,
+    pub status: Option<InvocationStatus>,
+    /// Started at or after (ms since the epoch).
+    pub since: Option<i64>,
+    /// Started before (ms since the epoch).
+    pub until: Option<i64>,
+    /// Only records older than this cursor (a `StoredInvocation::seq`): the next page.
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// A stored record with its position, the cursor for paging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredInvocation {
+    pub seq: i64,
+    pub record: InvocationRecord,
+}
+
+/// One function's usage in one hour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageCounts {
+    pub requests: i64,
+    /// Billed milliseconds times memory in MiB.
+    pub billed_mib_ms: i64,
+    pub cold_starts: i64,
+    pub throttles: i64,
+    pub errors: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub function: FunctionName,
+    /// The hour's start, in ms since the epoch.
+    pub hour: i64,
+    pub counts: UsageCounts,
+}
+
+const COLUMNS: &str = "id, function, version, trigger_kind, started_at, duration_us, billed_ms, init_duration_us, \
+     cold, memory_limit, max_memory_used, status, error_type, error_message, trace_id";
+
+impl Store {
+    /// Appends records and adds them to the hourly usage, in one transaction.
+    pub async fn invocation_append(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut usage: BTreeMap<(&str, i64), UsageCounts> = BTreeMap::new();
+        for record in records {
+            let counts = usage.entry((record.function.as_str(), record.started_at - record.started_at % HOUR_MS)).or_default();
+            match record.status {
+                InvocationStatus::Throttled => counts.throttles += 1,
+                status => {
+                    counts.requests += 1;
+                    counts.billed_mib_ms += record.billed_mib_ms() as i64;
+                    counts.cold_starts += i64::from(record.cold);
+                    counts.errors += i64::from(status != InvocationStatus::Success);
+                }
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!("INSERT INTO invocations ({COLUMNS}) VALUES {}", self.backend.value_rows(chunk.len(), 15));
+            let mut query = sqlx::query(&sql);
+            for r in chunk {
+                query = query
+                    .bind(r.id.as_str())
+                    .bind(r.function.as_str())
+                    .bind(i64::from(r.version.0))
+                    .bind(r.trigger.as_str())
+                    .bind(r.started_at)
+                    .bind(r.duration.as_micros() as i64)
+                    .bind(r.billed_duration_ms() as i64)
+                    .bind(r.init_duration.map(|d| d.as_micros() as i64))
+                    .bind(i64::from(r.cold))
+                    .bind(r.memory_limit as i64)
+                    .bind(r.max_memory_used as i64)
+                    .bind(r.status.as_str())
+                    .bind(r.error_type.as_deref())
+                    .bind(r.error_message.as_deref())
+                    .bind(r.trace_id.as_str());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for ((function, hour), counts) in usage {
+            sqlx::query(
+                "INSERT INTO usage_hourly (function, hour, requests, billed_mib_ms, cold_starts, throttles, errors) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (function, hour) DO UPDATE SET \
+                 requests = usage_hourly.requests + excluded.requests, \
+                 billed_mib_ms = usage_hourly.billed_mib_ms + excluded.billed_mib_ms, \
+                 cold_starts = usage_hourly.cold_starts + excluded.cold_starts, \
+                 throttles = usage_hourly.throttles + excluded.throttles, \
+                 errors = usage_hourly.errors + excluded.errors",
+            )
+            .bind(function)
+            .bind(hour)
+            .bind(counts.requests)
+            .bind(counts.billed_mib_ms)
+            .bind(counts.cold_starts)
+            .bind(counts.throttles)
+            .bind(counts.errors)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records matching `filter`, newest first.
+    pub async fn invocation_list(&self, filter: &InvocationFilter) -> Result<Vec<StoredInvocation>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        let mut param = || {
+            n += 1;
+            format!("${n}")
+        };
+        if filter.function.is_some() {
+            conditions.push(format!("function = {}", param()));
+        }
+        if filter.status.is_some() {
+            conditions.push(format!("status = {}", param()));
+        }
+        if filter.since.is_some() {
+            conditions.push(format!("started_at >= {}", param()));
+        }
+        if filter.until.is_some() {
+            conditions.push(format!("started_at < {}", param()));
+        }
+        if filter.before.is_some() {
+            conditions.push(format!("seq < {}", param()));
+        }
+        let limit = param();
+        let filter_sql =
+            if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let sql = format!("SELECT seq, {COLUMNS} FROM invocations {filter_sql} ORDER BY seq DESC LIMIT {limit}");
+        let mut query = sqlx::query(&sql);
+        if let Some(function) = &filter.function {
+            query = query.bind(function.as_str());
+        }
+        if let Some(status) = filter.status {
+            query = query.bind(status.as_str());
+        }
+        for value in [filter.since, filter.until, filter.before].into_iter().flatten() {
+            query = query.bind(value);
+        }
+        let rows = query.bind(filter.limit.max(0)).fetch_all(&self.pool).await?;
+        rows.iter().map(stored_invocation).collect()
+    }
+
+    /// Hourly usage from the hour containing `since` on, per function, oldest first.
+    pub async fn usage(&self, since: i64, function: Option<&FunctionName>) -> Result<Vec<UsageRow>, StoreError> {
+        let hour = since - since.rem_euclid(HOUR_MS);
+        let select = "SELECT function, hour, requests, billed_mib_ms, cold_starts, throttles, errors FROM usage_hourly";
+        let rows = match function {
+            Some(function) => {
+                sqlx::query(&format!("{select} WHERE hour >= $1 AND function = $2 ORDER BY hour, function"))
+                    .bind(hour)
+                    .bind(function.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(&format!("{select} WHERE hour >= $1 ORDER BY hour, function"))
+                    .bind(hour)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|row| {
+                Ok(UsageRow {
+                    function: parse_name(row.try_get(0)?)?,
+                    hour: row.try_get(1)?,
+                    counts: UsageCounts {
+                        requests: row.try_get(2)?,
+                        billed_mib_ms: row.try_get(3)?,
+                        cold_starts: row.try_get(4)?,
+                        throttles: row.try_get(5)?,
+                        errors: row.try_get(6)?,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+fn stored_invocation(row: &AnyRow) -> Result<StoredInvocation, StoreError> {
+    let corrupt = |what: &str, value: &str| StoreError::Corrupt { detail: format!("invocation {what} {value:?}") };
+    let trigger: String = row.try_get(4)?;
+    let status: String = row.try_get(12)?;
+    let micros = |value: i64| Duration::from_micros(value.max(0) as u64);
+    Ok(StoredInvocation {
+        seq: row.try_get(0)?,
+        record: InvocationRecord {
+            id: row.try_get(1)?,
+            function: parse_name(row.try_get(2)?)?,
+            version: version_number(row.try_get(3)?)?,
+            trigger: TriggerKind::parse(&trigger).ok_or_else(|| corrupt("trigger", &trigger))?,
+            started_at: row.try_get(5)?,
+            duration: micros(row.try_get(6)?),
+            init_duration: row.try_get::<Option<i64>, _>(8)?.map(micros),
+            cold: row.try_get::<i64, _>(9)? != 0,
+            memory_limit: row.try_get::<i64, _>(10)? as u64,
+            max_memory_used: row.try_get::<i64, _>(11)? as u64,
+            status: InvocationStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+            error_type: row.try_get(13)?,
+            error_message: row.try_get(14)?,
+            trace_id: row.try_get(15)?,
+        },
+    })
+}

@@ -1,0 +1,103 @@
+//! Invocation records and hourly usage.
+
+use std::time::Duration;
+
+use updraft_model::{InvocationRecord, InvocationStatus, TriggerKind, VersionNumber};
+use updraft_store::{InvocationFilter, Store, UsageCounts};
+
+use crate::support::function;
+
+store_tests! {
+    check_invocation_records => invocation_records_sqlite, invocation_records_postgres;
+    check_usage_sums => usage_sums_sqlite, usage_sums_postgres;
+}
+
+const HOUR: i64 = 3_600_000;
+const T0: i64 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR;
+
+fn record(i: u32) -> InvocationRecord {
+    let status = InvocationStatus::ALL[i as usize % 4];
+    let throttled = status == InvocationStatus::Throttled;
+    InvocationRecord {
+        id: format!("request-{i}"),
+        function: function(if i % 2 == 0 { "cart" } else { "checkout" }),
+        version: VersionNumber(1),
+        trigger: if i % 3 == 0 { TriggerKind::Direct } else { TriggerKind::Http },
+        // 300 records, 100 per hour.
+        started_at: T0 + i64::from(i / 100) * HOUR + i64::from(i),
+        duration: if throttled { Duration::ZERO } else { Duration::from_micros(1_500 + u64::from(i)) },
+        init_duration: (i % 10 == 1).then(|| Duration::from_micros(800)),
+        cold: i % 10 == 1,
+        memory_limit: 128 << 20,
+        max_memory_used: 3 << 20,
+        status,
+        error_type: (status != InvocationStatus::Success).then(|| "Runtime.Trap".to_owned()),
+        error_message: (status != InvocationStatus::Success).then(|| format!("failure {i}")),
+        trace_id: format!("{i:032x}"),
+    }
+}
+
+async fn check_invocation_records(store: &Store) {
+    let records: Vec<_> = (0..300).map(record).collect();
+    store.invocation_append(&records[..150]).await.unwrap();
+    store.invocation_append(&records[150..]).await.unwrap();
+
+    let all = InvocationFilter { limit: 1000, ..InvocationFilter::default() };
+    let listed = store.invocation_list(&all).await.unwrap();
+    let newest_first: Vec<_> = records.iter().rev().cloned().collect();
+    assert_eq!(listed.iter().map(|s| s.record.clone()).collect::<Vec<_>>(), newest_first, "records round-trip whole");
+
+    // Pages of 40 of one function's errors, following the cursor, cover them exactly once.
+    let mut filter = InvocationFilter {
+        function: Some(function("checkout")),
+        status: Some(InvocationStatus::Error),
+        limit: 40,
+        ..InvocationFilter::default()
+    };
+    let mut paged = Vec::new();
+    loop {
+        let page = store.invocation_list(&filter).await.unwrap();
+        let Some(last) = page.last() else { break };
+        filter.before = Some(last.seq);
+        paged.extend(page.into_iter().map(|s| s.record.id));
+    }
+    let expected: Vec<_> = newest_first
+        .iter()
+        .filter(|r| r.function.as_str() == "checkout" && r.status == InvocationStatus::Error)
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(paged, expected);
+    assert_eq!(paged.len(), 75);
+
+    let second_hour = InvocationFilter { since: Some(T0 + HOUR), until: Some(T0 + 2 * HOUR), ..all.clone() };
+    let listed = store.invocation_list(&second_hour).await.unwrap();
+    assert_eq!(listed.len(), 100);
+    assert!(listed.iter().all(|s| (100..200).contains(&s.record.id[8..].parse::<u32>().unwrap())));
+}
+
+async fn check_usage_sums(store: &Store) {
+    let records: Vec<_> = (0..300).map(record).collect();
+    for chunk in records.chunks(70) {
+        store.invocation_append(chunk).await.unwrap();
+    }
+    let usage = store.usage(T0, None).await.unwrap();
+    assert_eq!(usage.len(), 6, "two functions over three hours");
+    let mut total = UsageCounts::default();
+    for row in &usage {
+        total.requests += row.counts.requests;
+        total.billed_mib_ms += row.counts.billed_mib_ms;
+        total.cold_starts += row.counts.cold_starts;
+        total.throttles += row.counts.throttles;
+        total.errors += row.counts.errors;
+    }
+    let ran: Vec<_> = records.iter().filter(|r| r.status != InvocationStatus::Throttled).collect();
+    assert_eq!(total.requests, ran.len() as i64);
+    assert_eq!(total.throttles, 75);
+    assert_eq!(total.errors, 150);
+    assert_eq!(total.cold_starts, ran.iter().filter(|r| r.cold).count() as i64);
+    assert_eq!(total.billed_mib_ms, ran.iter().map(|r| r.billed_mib_ms() as i64).sum::<i64>());
+
+    let later = store.usage(T0 + 2 * HOUR + 5, Some(&function("cart"))).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!((later[0].hour, later[0].function.as_str()), (T0 + 2 * HOUR, "cart"));
+}
