@@ -52,7 +52,7 @@ pub struct UsageRow {
     pub counts: UsageCounts,
 }
 
-const COLUMNS: &str = "id, function, version, trigger_kind, started_at, duration_us, billed_ms, init_duration_us, \
+const COLUMNS: &str = "id, function, version, trigger_kind, started_at, duration_ns, billed_ms, init_duration_ns, \
      cold, memory_limit, max_memory_used, status, error_type, error_message, trace_id";
 
 impl Store {
@@ -85,9 +85,9 @@ impl Store {
                     .bind(i64::from(r.version.0))
                     .bind(r.trigger.as_str())
                     .bind(r.started_at)
-                    .bind(r.duration.as_micros() as i64)
+                    .bind(r.duration.as_nanos() as i64)
                     .bind(r.billed_duration_ms() as i64)
-                    .bind(r.init_duration.map(|d| d.as_micros() as i64))
+                    .bind(r.init_duration.map(|d| d.as_nanos() as i64))
                     .bind(i64::from(r.cold))
                     .bind(r.memory_limit as i64)
                     .bind(r.max_memory_used as i64)
@@ -204,7 +204,7 @@ fn stored_invocation(row: &AnyRow) -> Result<StoredInvocation, StoreError> {
     let corrupt = |what: &str, value: &str| StoreError::Corrupt { detail: format!("invocation {what} {value:?}") };
     let trigger: String = row.try_get(4)?;
     let status: String = row.try_get(12)?;
-    let micros = |value: i64| Duration::from_micros(value.max(0) as u64);
+    let nanos = |value: i64| Duration::from_nanos(value.max(0) as u64);
     Ok(StoredInvocation {
         seq: row.try_get(0)?,
         record: InvocationRecord {
@@ -213,8 +213,8 @@ fn stored_invocation(row: &AnyRow) -> Result<StoredInvocation, StoreError> {
             version: version_number(row.try_get(3)?)?,
             trigger: TriggerKind::parse(&trigger).ok_or_else(|| corrupt("trigger", &trigger))?,
             started_at: row.try_get(5)?,
-            duration: micros(row.try_get(6)?),
-            init_duration: row.try_get::<Option<i64>, _>(8)?.map(micros),
+            duration: nanos(row.try_get(6)?),
+            init_duration: row.try_get::<Option<i64>, _>(8)?.map(nanos),
             cold: row.try_get::<i64, _>(9)? != 0,
             memory_limit: row.try_get::<i64, _>(10)? as u64,
             max_memory_used: row.try_get::<i64, _>(11)? as u64,

@@ -3,6 +3,7 @@
 // End-to-end tests run the real binary and real toolchains as child processes.
 #![allow(clippy::disallowed_methods)]
 
+mod execution;
 mod harness;
 mod tidy;
 
@@ -400,8 +401,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     // Open the connection first, so the slow request rides one the server has accepted.
     assert_eq!(server.get("/echo/count").await.status(), StatusCode::OK);
     let slow = tokio::spawn(server.http.get(server.url("/echo/sleep?ms=1500")).send());
-    // Give the request time to reach the function; it then sleeps far longer than this.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    execution::wait_for_metric(&server, "updraft_concurrent_executions{function=\"echo\"}", 1.0).await;
     let status = tokio::task::spawn_blocking(move || {
         let status = server.terminate();
         (status, server)
