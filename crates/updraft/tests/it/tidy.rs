@@ -81,3 +81,22 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+#[test]
+fn scheduler_is_runtime_agnostic() {
+    let allowed = ["updraft-model", "futures", "thiserror", "tokio", "tracing"];
+    for dependency in dependencies("updraft-scheduler") {
+        assert!(
+            allowed.contains(&dependency.as_str()),
+            "updraft-scheduler must know nothing of HTTP, SQL or wasmtime, but depends on {dependency}"
+        );
+    }
+    // It calls runtimes through its traits only: it never names a kind of runtime.
+    for file in rust_files(&repo_root().join("crates/updraft-scheduler/src")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code: String = text.lines().filter(|line| !line.trim_start().starts_with("//")).collect();
+        for kind in ["Runtime::Wasm", "Runtime::Python3", "Runtime::Nodejs", "Runtime::Provided", "wasmtime", "http::"] {
+            assert!(!code.contains(kind), "{} mentions {kind}", file.display());
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! `execution-bench`: the execution model's figures, each next to a baseline measured
+//! in the same run and printed as a ratio to it.
+//!
+//! - cold start (a version deployed but not loaded) against a warm invocation;
+//! - a warm invocation through the scheduler against the same runtime call made
+//!   directly (the scheduler's overhead);
+//! - 200 invocations in flight at once, each waiting 100 ms, against the 100 ms wait;
+//! - the server's resident memory with 1,000 functions deployed and idle, against the
+//!   same server with none.
+//!
+//! Build and run from the repository root:
+//!
+//!     cargo build --release -p updraft -p updraft-bench && target/release/execution-bench
+
+// The benchmark starts the server it measures as a child process.
+#![allow(clippy::disallowed_methods)]
+#![forbid(unsafe_code)]
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use updraft_model::{ArtifactDigest, FunctionConfig, InvocationRecord, Limits, Runtime as Kind, TriggerKind, VersionNumber};
+use updraft_runtime_wasm::{HttpRequest, HttpResponse, Pooling, WasmEngineConfig, WasmRuntime};
+use updraft_scheduler::{
+    GuestOutput, InstanceConfig, InvocationMeta, InvocationSink, PoolSpec, Prepared, Runtime, Scheduler,
+    SchedulerConfig, VersionSource,
+};
+use updraft_test_programs as programs;
+
+/// Measures cold starts, the scheduler's overhead, 200 in-flight instances and the
+/// memory of idle functions.
+#[derive(Debug, Parser)]
+#[command(name = "execution-bench", verbatim_doc_comment)]
+struct Cli {
+    /// Invocations measured for each latency figure.
+    #[arg(long, default_value_t = 2000)]
+    samples: usize,
+    /// Functions deployed for the memory figure.
+    #[arg(long, default_value_t = 1000)]
+    functions: usize,
+}
+
+/// Keeps the init durations the scheduler reports; drops the rest.
+#[derive(Default)]
+struct Inits(Mutex<Vec<Duration>>);
+
+impl InvocationSink for Inits {
+    fn finished(&self, record: InvocationRecord, _output: GuestOutput) {
+        if let Some(init) = record.init_duration {
+            self.0.lock().unwrap().push(init);
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; the figures mean little. Build with `--release`.");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(in_process(cli.samples))?;
+    idle_memory(cli.functions)
+}
+
+fn micros(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64
+}
+
+fn row(name: &str, histogram: &Histogram<u64>, baseline: &Histogram<u64>) {
+    println!(
+        "{name:<44} p50 {:>9.1} µs  p99 {:>9.1} µs   {:>6.2}× baseline p50",
+        micros(histogram, 0.5),
+        micros(histogram, 0.99),
+        micros(histogram, 0.5) / micros(baseline, 0.5)
+    );
+}
+
+fn request(path: &str) -> HttpRequest {
+    http::Request::get(path).header(http::header::HOST, "localhost").body(Bytes::new()).expect("a valid request")
+}
+
+fn meta(i: usize) -> InvocationMeta {
+    InvocationMeta { id: format!("bench-{i}"), trigger: TriggerKind::Direct, trace_id: format!("{:032x}", i + 1) }
+}
+
+async fn in_process(samples: usize) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new().prefix("updraft-execution-bench-").tempdir()?;
+    let artifact = dir.path().join("echo.wasm");
+    std::fs::write(&artifact, programs::bytes(programs::ECHO))?;
+    let wasm = WasmRuntime::new(WasmEngineConfig {
+        cache_dir: dir.path().join("compiled"),
+        pooling: Pooling::Auto,
+        max_instances: 1000,
+    })?;
+    let limits = Limits::default();
+    let config = FunctionConfig {
+        runtime: Kind::Wasm,
+        handler: None,
+        memory: limits.default_memory,
+        timeout: Duration::from_secs(5),
+        concurrency: None,
+        env: Default::default(),
+        allowed_outbound_hosts: Vec::new(),
+        instance_reuse: false,
+        idle_timeout: Duration::from_secs(600),
+        min_instances: 0,
+        triggers: Vec::new(),
+    };
+    let source = VersionSource {
+        function: "echo".parse()?,
+        artifact: ArtifactDigest::parse(&format!("sha256:{}", "ab".repeat(32)))?,
+        artifact_path: artifact.clone(),
+        config: config.clone(),
+    };
+    let instance_config = Arc::new(InstanceConfig {
+        memory_limit: config.memory.bytes(),
+        env: Arc::new([]),
+        allowed_outbound_hosts: Arc::new([]),
+        max_response_bytes: 6 << 20,
+        reuse_state: false,
+    });
+    let spec = |name: &str| PoolSpec {
+        function: name.parse().expect("a valid name"),
+        version: VersionNumber(1),
+        concurrency: None,
+        timeout: config.timeout,
+        idle_timeout: config.idle_timeout,
+        min_instances: 0,
+        instance: (*instance_config).clone(),
+    };
+    // Compiles once into the cache; every later prepare finds it there.
+    let prepare = async || -> anyhow::Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>> {
+        Runtime::<HttpRequest, HttpResponse>::prepare(&wasm, source.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    prepare().await?;
+
+    let inits = Arc::new(Inits::default());
+    let scheduler: Scheduler<HttpRequest, HttpResponse> = Scheduler::new(SchedulerConfig::default(), inits.clone());
+
+    // Baseline: the runtime called directly, one warm instance.
+    let prepared = prepare().await?;
+    let mut instance = prepared.create(&instance_config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut direct = Histogram::<u64>::new(3)?;
+    for i in 0..samples + samples / 10 {
+        let started = Instant::now();
+        let invoked = instance.invoke(request("/hello"), config.timeout).await;
+        invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?;
+        if i >= samples / 10 {
+            direct.record(started.elapsed().as_micros() as u64)?;
+        }
+    }
+
+    // The same call through the scheduler, warm.
+    let pool = scheduler.register(spec("warm"), prepared.clone());
+    let mut scheduled = Histogram::<u64>::new(3)?;
+    for i in 0..samples + samples / 10 {
+        let started = Instant::now();
+        scheduler.invoke(&pool, request("/hello"), meta(i)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        if i >= samples / 10 {
+            scheduled.record(started.elapsed().as_micros() as u64)?;
+        }
+    }
+
+    // Cold: each time a version whose code is not loaded (prepared, never started).
+    let mut cold = Histogram::<u64>::new(3)?;
+    inits.0.lock().unwrap().clear();
+    for i in 0..samples / 4 {
+        let pool = scheduler.register(spec(&format!("cold-{i}")), prepare().await?);
+        let started = Instant::now();
+        let done = scheduler.invoke(&pool, request("/hello"), meta(i)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        cold.record(started.elapsed().as_micros() as u64)?;
+        if !done.cold {
+            bail!("a first invocation was not cold");
+        }
+        pool.retire();
+        scheduler.remove_function(pool.function());
+    }
+    let mut init = Histogram::<u64>::new(3)?;
+    for duration in inits.0.lock().unwrap().iter() {
+        init.record(duration.as_micros() as u64)?;
+    }
+
+    println!("execution-bench ({} samples; echo.wasm; {})", samples, if wasm.pooling() { "pooling" } else { "on-demand allocation" });
+    println!("baseline: the runtime's invoke on a warm instance, called directly");
+    row("direct runtime call (baseline)", &direct, &direct);
+    row("warm invocation through the scheduler", &scheduled, &direct);
+    println!(
+        "{:<44} p50 {:>9.1} µs  (target ≤ 20 µs)",
+        "scheduler overhead (difference of p50s)",
+        micros(&scheduled, 0.5) - micros(&direct, 0.5)
+    );
+    row("cold start: first invocation, code not loaded", &cold, &scheduled);
+    row("  of which init (load code, start instance)", &init, &scheduled);
+    println!("  (cold rows are ratios to the warm invocation through the scheduler; target ≤ 2 ms p50)");
+
+    // 200 at once, each waiting 100 ms in the guest.
+    let wait = Duration::from_millis(100);
+    let in_flight = scheduler.register(spec("in-flight"), prepare().await?);
+    let scheduler = Arc::new(scheduler);
+    let mut latencies = Histogram::<u64>::new(3)?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (scheduler, pool) = (scheduler.clone(), in_flight.clone());
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let result = scheduler.invoke(&pool, request("/sleep?ms=100"), meta(i)).await;
+            (result.map(|_| ()), started.elapsed())
+        }));
+    }
+    let mut peak_busy = 0;
+    while !tasks.iter().all(|t| t.is_finished()) {
+        peak_busy = peak_busy.max(in_flight.stats().busy);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for task in tasks {
+        let (result, latency) = task.await?;
+        result.map_err(|e| anyhow::anyhow!("{e}"))?;
+        latencies.record(latency.as_micros() as u64)?;
+    }
+    let wall = started.elapsed();
+    println!(
+        "{:<44} p50 {:>9.1} ms  p99 {:>9.1} ms   {:>6.2}× the 100 ms wait; all done in {:.1} ms; peak busy instances {peak_busy}",
+        "200 in flight at once (sleep 100 ms each)",
+        micros(&latencies, 0.5) / 1000.0,
+        micros(&latencies, 0.99) / 1000.0,
+        micros(&latencies, 0.5) / wait.as_micros() as f64,
+        wall.as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// Resident memory of the real server with `count` functions deployed, idle and never
+/// loaded, and again after each served one request and scaled back to zero.
+fn idle_memory(count: usize) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let updraft = exe.parent().context("no folder")?.join("updraft");
+    if !updraft.is_file() {
+        bail!("{} not found; build it with `cargo build --release -p updraft -p updraft-bench`", updraft.display());
+    }
+    let data = tempfile::Builder::new().prefix("updraft-execution-bench-data-").tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Server(
+        Command::new(&updraft)
+            .args(["server", "--listen", &addr, "--data-dir"])
+            .arg(data.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    wait_until(|| get(&addr, "/healthz").is_ok_and(|(status, _)| status == 200))?;
+    std::thread::sleep(Duration::from_millis(500));
+    let empty = rss_kib(server.0.id())?;
+
+    let app = tempfile::Builder::new().prefix("updraft-execution-bench-app-").tempdir()?;
+    std::fs::write(app.path().join("fn.wasm"), programs::bytes(programs::ECHO))?;
+    let mut manifest = String::from("[app]\nname = \"many\"\n");
+    for i in 0..count {
+        manifest.push_str(&format!(
+            "\n[functions.f{i}]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\nidle_timeout = \"1s\"\ntriggers = [{{ http = \"GET /f{i}\" }}]\n"
+        ));
+    }
+    std::fs::write(app.path().join("updraft.toml"), manifest)?;
+    let deployed = Command::new(&updraft)
+        .arg("deploy")
+        .arg(app.path())
+        .args(["--endpoint", &format!("http://{addr}"), "--data-dir"])
+        .arg(data.path())
+        .output()?;
+    if !deployed.status.success() {
+        bail!("deploying {count} functions failed: {}", String::from_utf8_lossy(&deployed.stderr));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let deployed_rss = rss_kib(server.0.id())?;
+    for i in 0..count {
+        let (status, _) = get(&addr, &format!("/f{i}"))?;
+        if status != 200 {
+            bail!("GET /f{i} answered {status}");
+        }
+    }
+    let served_rss = rss_kib(server.0.id())?;
+    // Every instance idles out after 1 s; wait for the reaper, then measure.
+    std::thread::sleep(Duration::from_secs(3));
+    let scaled_rss = rss_kib(server.0.id())?;
+    server.0.kill()?;
+    let per = |rss: u64| (rss.saturating_sub(empty)) as f64 / count as f64;
+    println!("resident memory (baseline: the server with no functions, {empty} KiB)");
+    println!(
+        "{:<44} {:>8} KiB  {:>6.1} KiB per function   {:>5.2}× baseline  (target ≤ 100 KiB per function)",
+        format!("{count} functions deployed, never invoked"),
+        deployed_rss,
+        per(deployed_rss),
+        deployed_rss as f64 / empty as f64
+    );
+    println!(
+        "{:<44} {:>8} KiB  {:>6.1} KiB per function   {:>5.2}× baseline",
+        format!("right after one request to each"),
+        served_rss,
+        per(served_rss),
+        served_rss as f64 / empty as f64
+    );
+    println!(
+        "{:<44} {:>8} KiB  {:>6.1} KiB per function   {:>5.2}× baseline",
+        "after all scaled to zero",
+        scaled_rss,
+        per(scaled_rss),
+        scaled_rss as f64 / empty as f64
+    );
+    Ok(())
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(PathBuf::from(format!("/proc/{pid}/status")))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc/PID/status")
+}
+
+fn wait_until(mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        if Instant::now() > deadline {
+            bail!("the server did not become ready within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// One HTTP/1.1 GET on a fresh connection: status and body.
+fn get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.get(9..12).and_then(|s| s.parse().ok()).context("no status line")?;
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
