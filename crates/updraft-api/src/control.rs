@@ -398,7 +398,10 @@ pub(crate) async fn usage(
         total: UsageView::new(&total, prices),
         functions: functions
             .iter()
-            .map(|(function, usage)| FunctionUsageView { function: function.clone(), usage: UsageView::new(usage, prices) })
+            .map(|(function, usage)| FunctionUsageView {
+                function: function.clone(),
+                usage: UsageView::new(usage, prices),
+            })
             .collect(),
         hours,
     }))
@@ -417,5 +420,6 @@ fn updraft_store_now() -> i64 {
     security(("bearer" = []))
 )]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.platform.metrics()).into_response()
+    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.platform.metrics())
+        .into_response()
 }

@@ -25,7 +25,15 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), problems: Vec::new(), allow: None, retry_after: None, limit: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            problems: Vec::new(),
+            allow: None,
+            retry_after: None,
+            limit: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

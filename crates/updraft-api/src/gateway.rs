@@ -100,7 +100,8 @@ pub(crate) fn trace_id(headers: &http::HeaderMap) -> Option<String> {
     let value = headers.get("traceparent")?.to_str().ok()?;
     let mut parts = value.trim().split('-');
     let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |text: &str, len: usize| text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let hex =
+        |text: &str, len: usize| text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     let valid = hex(version, 2)
         && version != "ff"
         && hex(trace, 32)

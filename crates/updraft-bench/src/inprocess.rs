@@ -56,14 +56,11 @@ pub fn measure(wasm_path: &Path, warmup: Duration, duration: Duration) -> anyhow
     tokio_runtime.block_on(async {
         let mut reused = component.instance(options.clone(), true).await.context("instantiating hello.wasm")?;
         let fresh = component;
-        let instantiate_and_call = time_calls(warmup, duration, async || {
-            check_hello(fresh.invoke(hello_request()?, &options).await)
-        })
-        .await?;
-        let call_reused_instance = time_calls(warmup, duration, async || {
-            check_hello(reused.run(hello_request()?, options.timeout).await)
-        })
-        .await?;
+        let instantiate_and_call =
+            time_calls(warmup, duration, async || check_hello(fresh.invoke(hello_request()?, &options).await)).await?;
+        let call_reused_instance =
+            time_calls(warmup, duration, async || check_hello(reused.run(hello_request()?, options.timeout).await))
+                .await?;
         let plain_rust_fn = time_calls(warmup, duration, async || {
             let response = plain_hello(std::hint::black_box(hello_request()?)).await?;
             std::hint::black_box(response);

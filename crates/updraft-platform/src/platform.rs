@@ -13,8 +13,8 @@ use updraft_model::{
 };
 use updraft_runtime_wasm::{HttpRequest, HttpResponse, Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
 use updraft_scheduler::{
-    Failure, InstanceConfig, InvocationMeta, InvokeError, PoolSpec, PrepareError, Prepared, ReservationError, Scheduler,
-    SchedulerConfig, Throttle, VersionSource,
+    Failure, InstanceConfig, InvocationMeta, InvokeError, PoolSpec, PrepareError, Prepared, ReservationError,
+    Scheduler, SchedulerConfig, Throttle, VersionSource,
 };
 use updraft_store::{
     ArtifactError, ArtifactStore, DeployOutcome, DeployPlan, FunctionRecord, InvocationFilter, LogLineRecord,
@@ -405,7 +405,8 @@ impl Platform {
         // is refused with nothing applied.
         let mut prepared: BTreeMap<FunctionName, Arc<dyn Prepared<HttpRequest, HttpResponse>>> = BTreeMap::new();
         for function in &planned {
-            let unchanged = current.functions.get(&function.name).is_some_and(|live| live.fingerprint == function.fingerprint);
+            let unchanged =
+                current.functions.get(&function.name).is_some_and(|live| live.fingerprint == function.fingerprint);
             if !unchanged {
                 let code = self.prepare(&function.name, &function.artifact, &function.config).await?;
                 prepared.insert(function.name.clone(), code);
@@ -588,10 +589,8 @@ impl Platform {
         let current = self.live.load_full();
         let mut next = current.functions.clone();
         next.remove(name);
-        LiveState::check_routes(
-            next.iter().map(|(name, f)| (name, &f.config)).chain([(name, &target.config)]),
-        )
-        .map_err(DeployError::from)?;
+        LiveState::check_routes(next.iter().map(|(name, f)| (name, &f.config)).chain([(name, &target.config)]))
+            .map_err(DeployError::from)?;
         self.scheduler
             .check_reservations(&[(name.clone(), target.config.concurrency)], &[])
             .map_err(DeployError::from)?;
@@ -703,7 +702,8 @@ impl Platform {
         let mut counts: BTreeMap<String, InstanceCounts> = BTreeMap::new();
         for pool in self.scheduler.stats() {
             let function = pool.function.to_string();
-            let entry = counts.entry(function.clone()).or_insert_with(|| InstanceCounts { function, ..Default::default() });
+            let entry =
+                counts.entry(function.clone()).or_insert_with(|| InstanceCounts { function, ..Default::default() });
             entry.idle += pool.idle;
             entry.busy += pool.busy;
             entry.starting += pool.starting;

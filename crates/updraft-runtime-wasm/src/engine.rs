@@ -82,6 +82,9 @@ pub enum PrepareError {
 pub struct WasmRuntime(Arc<Shared>);
 
 struct Shared {
+    /// Loaded code by artifact digest, shared by every version and function with the
+    /// same artifact while any instance holds it.
+    loaded: std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<PreparedComponent>>>,
     engine: Engine,
     linker: Linker<GuestState>,
     cache_dir: PathBuf,
@@ -117,7 +120,14 @@ impl WasmRuntime {
             .map_err(|source| WasmRuntimeError::CacheDir { path: cache_dir.clone(), source })?;
 
         let epoch_ticker = EpochTicker::start(engine.clone());
-        Ok(Self(Arc::new(Shared { engine, linker, cache_dir, pooling, _epoch_ticker: epoch_ticker })))
+        Ok(Self(Arc::new(Shared {
+            loaded: Default::default(),
+            engine,
+            linker,
+            cache_dir,
+            pooling,
+            _epoch_ticker: epoch_ticker,
+        })))
     }
 
     /// Whether the pooling allocator is in use.
@@ -170,6 +180,23 @@ impl WasmRuntime {
     pub fn prepare_cached(&self, digest: &str) -> Option<Result<PreparedComponent, PrepareError>> {
         let cached = self.cache_path(digest);
         self.load_cached(&cached).map(|component| self.pre_instantiate(component))
+    }
+
+    /// The loaded code of `digest` if an instance holds it.
+    pub(crate) fn loaded(&self, digest: &str) -> Option<Arc<PreparedComponent>> {
+        self.0.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(digest).and_then(|weak| weak.upgrade())
+    }
+
+    /// Shares newly loaded code, or returns what another start loaded meanwhile.
+    pub(crate) fn share_loaded(&self, digest: &str, component: PreparedComponent) -> Arc<PreparedComponent> {
+        let mut loaded = self.0.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(theirs) = loaded.get(digest).and_then(|weak| weak.upgrade()) {
+            return theirs;
+        }
+        loaded.retain(|_, weak| weak.strong_count() > 0);
+        let component = Arc::new(component);
+        loaded.insert(digest.to_owned(), Arc::downgrade(&component));
+        component
     }
 
     fn pre_instantiate(&self, component: Component) -> Result<PreparedComponent, PrepareError> {

@@ -3,13 +3,13 @@
 //! An *instance* is the loaded code of one version (compiled machine code mapped from
 //! the cache and pre-instantiated) plus, with `instance_reuse`, one instantiated
 //! store. A *cold start* is creating one: loading the code if no other instance of the
-//! version holds it (a version whose instances all idled out holds nothing, which is
-//! scale to zero), and with reuse, instantiating the component. Without reuse, each
+//! same artifact holds it (a version whose instances all idled out holds nothing,
+//! which is scale to zero), and with reuse, instantiating the component. Without reuse, each
 //! invocation instantiates into a fresh store from the loaded code; that is part of
 //! its duration.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,7 +21,7 @@ use updraft_scheduler::{
 use crate::engine::WasmRuntime;
 use crate::invoke::{InvokeOptions, WasmInstance};
 use crate::outbound::OutboundPolicy;
-use crate::{PreparedComponent, PrepareError as WasmPrepareError};
+use crate::{PrepareError as WasmPrepareError, PreparedComponent};
 
 /// What a wasm function receives.
 pub type HttpRequest = http::Request<Bytes>;
@@ -47,7 +47,6 @@ impl Runtime<HttpRequest, HttpResponse> for WasmRuntime {
                     runtime: self.clone(),
                     digest: source.artifact,
                     artifact_path: source.artifact_path,
-                    loaded: Mutex::new(Weak::new()),
                 }) as Arc<dyn Prepared<HttpRequest, HttpResponse>>),
                 Ok(Err(error)) => Err(Box::new(error) as PrepareError),
                 Err((path, error)) => Err(format!("could not read the artifact {}: {error}", path.display()).into()),
@@ -57,18 +56,17 @@ impl Runtime<HttpRequest, HttpResponse> for WasmRuntime {
 }
 
 /// A prepared wasm version: its code is in the compiled-code cache, and loaded while
-/// any of its instances lives.
+/// any instance of any version with the same artifact lives.
 pub struct WasmFunction {
     runtime: WasmRuntime,
     digest: ArtifactDigest,
     artifact_path: PathBuf,
-    loaded: Mutex<Weak<PreparedComponent>>,
 }
 
 impl WasmFunction {
-    /// The loaded code, shared with the version's other instances.
+    /// The loaded code, shared with every other instance of the same artifact.
     async fn load(&self) -> Result<Arc<PreparedComponent>, InvokeError> {
-        if let Some(loaded) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).upgrade() {
+        if let Some(loaded) = self.runtime.loaded(self.digest.as_str()) {
             return Ok(loaded);
         }
         // Mapping cached code is quick; recompiling (the cache was cleared) is not.
@@ -86,14 +84,8 @@ impl WasmFunction {
             }
         }
         .map_err(|error| InvokeError::Init { message: error.to_string() })?;
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        // Another start may have loaded it meanwhile; share theirs.
-        if let Some(theirs) = loaded.upgrade() {
-            return Ok(theirs);
-        }
-        let component = Arc::new(component);
-        *loaded = Arc::downgrade(&component);
-        Ok(component)
+        // Another start may have loaded it meanwhile; then this shares theirs.
+        Ok(self.runtime.share_loaded(self.digest.as_str(), component))
     }
 }
 

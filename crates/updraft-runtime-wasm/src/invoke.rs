@@ -143,7 +143,6 @@ impl PreparedComponent {
         }
         Ok(instance)
     }
-
 }
 
 impl WasmInstance {
@@ -283,14 +282,18 @@ impl PreparedComponent {
         store.epoch_deadline_trap();
         (store, capture)
     }
-
 }
 
 fn epoch_ticks(timeout: Duration) -> u64 {
     timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1
 }
 
-fn classify_guest_error(error: &wasmtime::Error, memory_denied: bool, memory_limit: u64, timeout: InvokeError) -> InvokeError {
+fn classify_guest_error(
+    error: &wasmtime::Error,
+    memory_denied: bool,
+    memory_limit: u64,
+    timeout: InvokeError,
+) -> InvokeError {
     if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return timeout;
     }

@@ -1,10 +1,11 @@
 //! The WebAssembly runtime: runs `wasi:http` components in wasmtime.
 //!
 //! This is the only crate that knows wasmtime's API. It compiles a component once,
-//! caches the machine code on disk keyed by content hash and engine, pre-instantiates
-//! it, and runs every invocation in a fresh `Store` with a memory limit, an epoch
-//! deadline (so a guest spinning without yielding is still stopped), captured
-//! stdout/stderr and an outbound-HTTP policy.
+//! caches the machine code on disk keyed by content hash and engine, and implements the
+//! scheduler's runtime traits: an instance maps the cached code (shared by the
+//! version's instances) and runs each invocation in a fresh `Store` (or, with reuse,
+//! its kept one) with a memory limit, an epoch deadline (so a guest spinning without
+//! yielding is still stopped), captured stdout/stderr and an outbound-HTTP policy.
 
 #![deny(unsafe_code)]
 

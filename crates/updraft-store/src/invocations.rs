@@ -63,7 +63,8 @@ impl Store {
         }
         let mut usage: BTreeMap<(&str, i64), UsageCounts> = BTreeMap::new();
         for record in records {
-            let counts = usage.entry((record.function.as_str(), record.started_at - record.started_at % HOUR_MS)).or_default();
+            let counts =
+                usage.entry((record.function.as_str(), record.started_at - record.started_at % HOUR_MS)).or_default();
             match record.status {
                 InvocationStatus::Throttled => counts.throttles += 1,
                 status => {
@@ -76,7 +77,8 @@ impl Store {
         }
         let mut tx = self.pool.begin().await?;
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!("INSERT INTO invocations ({COLUMNS}) VALUES {}", self.backend.value_rows(chunk.len(), 15));
+            let sql =
+                format!("INSERT INTO invocations ({COLUMNS}) VALUES {}", self.backend.value_rows(chunk.len(), 15));
             let mut query = sqlx::query(&sql);
             for r in chunk {
                 query = query

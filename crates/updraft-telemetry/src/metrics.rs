@@ -109,7 +109,9 @@ impl Metrics {
                 let labels = InstanceLabels { function: counts.function.clone(), state: state.to_owned() };
                 self.instances.get_or_create(&labels).set(i64::from(n));
             }
-            self.concurrent.get_or_create(&FunctionLabels { function: counts.function.clone() }).set(i64::from(counts.busy));
+            self.concurrent
+                .get_or_create(&FunctionLabels { function: counts.function.clone() })
+                .set(i64::from(counts.busy));
         }
         let mut text = String::new();
         // Writing to a String cannot fail.

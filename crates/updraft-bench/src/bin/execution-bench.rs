@@ -26,7 +26,9 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
-use updraft_model::{ArtifactDigest, FunctionConfig, InvocationRecord, Limits, Runtime as Kind, TriggerKind, VersionNumber};
+use updraft_model::{
+    ArtifactDigest, FunctionConfig, InvocationRecord, Limits, Runtime as Kind, TriggerKind, VersionNumber,
+};
 use updraft_runtime_wasm::{HttpRequest, HttpResponse, Pooling, WasmEngineConfig, WasmRuntime};
 use updraft_scheduler::{
     GuestOutput, InstanceConfig, InvocationMeta, InvocationSink, PoolSpec, Prepared, Runtime, Scheduler,
@@ -45,6 +47,11 @@ struct Cli {
     /// Functions deployed for the memory figure.
     #[arg(long, default_value_t = 1000)]
     functions: usize,
+    /// Tokio worker-thread counts to run the in-process figures with, comma-separated.
+    /// With two workers on a 2-core machine, a lone request pays for waking the idle
+    /// worker; under load both are busy and it does not.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    workers: Vec<usize>,
 }
 
 /// Keeps the init durations the scheduler reports; drops the rest.
@@ -64,8 +71,14 @@ fn main() -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; the figures mean little. Build with `--release`.");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(in_process(cli.samples))?;
+    for workers in cli.workers {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
+        println!("\n-- in process, {workers} tokio worker thread(s) --");
+        // Measured from a task on a worker thread, as the server's request handlers
+        // run: the scheduler's own task then starts on the same worker.
+        runtime.block_on(async move { tokio::spawn(in_process(cli.samples)).await })??;
+    }
+    println!();
     idle_memory(cli.functions)
 }
 
@@ -147,28 +160,29 @@ async fn in_process(samples: usize) -> anyhow::Result<()> {
     // Baseline: the runtime called directly, one warm instance.
     let prepared = prepare().await?;
     let mut instance = prepared.create(&instance_config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    // ...and the same call through the scheduler, warm. The two alternate call by
+    // call, so that drift in the machine's speed affects both alike.
+    let pool = scheduler.register(spec("warm"), prepared.clone());
     let mut direct = Histogram::<u64>::new(3)?;
+    let mut scheduled = Histogram::<u64>::new(3)?;
     for i in 0..samples + samples / 10 {
         let started = Instant::now();
         let invoked = instance.invoke(request("/hello"), config.timeout).await;
         invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?;
-        if i >= samples / 10 {
-            direct.record(started.elapsed().as_micros() as u64)?;
-        }
-    }
-
-    // The same call through the scheduler, warm.
-    let pool = scheduler.register(spec("warm"), prepared.clone());
-    let mut scheduled = Histogram::<u64>::new(3)?;
-    for i in 0..samples + samples / 10 {
+        let direct_time = started.elapsed();
         let started = Instant::now();
         scheduler.invoke(&pool, request("/hello"), meta(i)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let scheduled_time = started.elapsed();
         if i >= samples / 10 {
-            scheduled.record(started.elapsed().as_micros() as u64)?;
+            direct.record(direct_time.as_micros() as u64)?;
+            scheduled.record(scheduled_time.as_micros() as u64)?;
         }
     }
 
     // Cold: each time a version whose code is not loaded (prepared, never started).
+    // Nothing else may hold the code: the warm instances go first.
+    drop(instance);
+    pool.retire();
     let mut cold = Histogram::<u64>::new(3)?;
     inits.0.lock().unwrap().clear();
     for i in 0..samples / 4 {
@@ -187,7 +201,11 @@ async fn in_process(samples: usize) -> anyhow::Result<()> {
         init.record(duration.as_micros() as u64)?;
     }
 
-    println!("execution-bench ({} samples; echo.wasm; {})", samples, if wasm.pooling() { "pooling" } else { "on-demand allocation" });
+    println!(
+        "execution-bench ({} samples; echo.wasm; {})",
+        samples,
+        if wasm.pooling() { "pooling" } else { "on-demand allocation" }
+    );
     println!("baseline: the runtime's invoke on a warm instance, called directly");
     row("direct runtime call (baseline)", &direct, &direct);
     row("warm invocation through the scheduler", &scheduled, &direct);

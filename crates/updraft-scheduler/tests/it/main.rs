@@ -19,7 +19,9 @@ enum Script {
     /// Waits for a permit from the semaphore, then answers.
     Hold(Arc<Semaphore>),
     /// Fails; the instance may or may not be reused.
-    Fail { reusable: bool },
+    Fail {
+        reusable: bool,
+    },
     /// Never finishes (a runtime that does not enforce its deadline).
     Hang,
     Panic,
@@ -40,7 +42,10 @@ struct FakeInstance {
 }
 
 impl Prepared<Script, u32> for FakePrepared {
-    fn create(&self, _config: &Arc<InstanceConfig>) -> BoxFuture<'_, Result<Box<dyn Instance<Script, u32>>, InvokeError>> {
+    fn create(
+        &self,
+        _config: &Arc<InstanceConfig>,
+    ) -> BoxFuture<'_, Result<Box<dyn Instance<Script, u32>>, InvokeError>> {
         Box::pin(async move {
             let delay = *self.0.init_delay.lock().unwrap();
             tokio::time::sleep(delay).await;
@@ -228,7 +233,10 @@ async fn reservations_above_the_account_are_refused() {
     setup.register(PoolSpec { concurrency: Some(8), ..spec("a") });
     let b: FunctionName = "b".parse().unwrap();
     let error = setup.scheduler.check_reservations(&[(b.clone(), Some(3))], &[]).unwrap_err();
-    assert_eq!(error.to_string().split(';').next().unwrap(), "the functions' reserved concurrency would total 11, above the account limit of 10");
+    assert_eq!(
+        error.to_string().split(';').next().unwrap(),
+        "the functions' reserved concurrency would total 11, above the account limit of 10"
+    );
     assert!(setup.scheduler.check_reservations(&[(b, Some(2))], &[]).is_ok());
 }
 
@@ -308,7 +316,9 @@ async fn a_panicking_runtime_fails_one_invocation_and_is_recorded() {
     let setup = setup(SchedulerConfig::default());
     let pool = setup.register(spec("panics"));
     let result = setup.invoke(&pool, Script::Panic).await;
-    assert!(matches!(result, Err(Failure::Function(InvokeError::Internal { ref message })) if message.contains("the runtime broke")));
+    assert!(
+        matches!(result, Err(Failure::Function(InvokeError::Internal { ref message })) if message.contains("the runtime broke"))
+    );
     assert_eq!(pool.stats().busy, 0);
     assert_eq!(setup.scheduler.instances(), 0);
     assert_eq!(setup.records.all().len(), 1);

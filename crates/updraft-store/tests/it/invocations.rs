@@ -20,9 +20,9 @@ fn record(i: u32) -> InvocationRecord {
     let throttled = status == InvocationStatus::Throttled;
     InvocationRecord {
         id: format!("request-{i}"),
-        function: function(if i % 2 == 0 { "cart" } else { "checkout" }),
+        function: function(if i.is_multiple_of(2) { "cart" } else { "checkout" }),
         version: VersionNumber(1),
-        trigger: if i % 3 == 0 { TriggerKind::Direct } else { TriggerKind::Http },
+        trigger: if i.is_multiple_of(3) { TriggerKind::Direct } else { TriggerKind::Http },
         // 300 records, 100 per hour.
         started_at: T0 + i64::from(i / 100) * HOUR + i64::from(i),
         duration: if throttled { Duration::ZERO } else { Duration::from_micros(1_500 + u64::from(i)) },

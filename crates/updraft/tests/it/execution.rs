@@ -160,7 +160,9 @@ async fn burst_through_gate(
         .collect();
     let before = gate.arrived.load(Ordering::SeqCst);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !(gate.arrived.load(Ordering::SeqCst) - before == admitted && throttled.load(Ordering::SeqCst) == count - admitted) {
+    while !(gate.arrived.load(Ordering::SeqCst) - before == admitted
+        && throttled.load(Ordering::SeqCst) == count - admitted)
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "{name}: {} at the gate, {} throttled",
@@ -240,7 +242,10 @@ async fn cold_starts_are_timed_apart_and_idle_instances_scale_to_zero() {
     let records = wait_for_records(&server, "sleepy", 3).await;
     let (first, second, third) =
         (record_for(&records, &first_id), record_for(&records, &second_id), record_for(&records, &third_id));
-    assert_eq!((first["cold"].as_bool(), second["cold"].as_bool(), third["cold"].as_bool()), (Some(true), Some(false), Some(true)));
+    assert_eq!(
+        (first["cold"].as_bool(), second["cold"].as_bool(), third["cold"].as_bool()),
+        (Some(true), Some(false), Some(true))
+    );
     assert!(first["init_duration_ms"].as_f64().unwrap() > 0.0);
     assert!(second["init_duration_ms"].is_null());
     for record in [first, second, third] {
@@ -338,9 +343,8 @@ async fn invocations_running_at_a_graceful_shutdown_are_recorded() {
     let server = TestServer::start();
     deploy_echo(&server, "slow", "");
     assert_eq!(server.get("/slow/count").await.status(), StatusCode::OK);
-    let tasks: Vec<_> = (0..20)
-        .map(|_| tokio::spawn(server.http.get(server.url("/slow/sleep?ms=1000")).send()))
-        .collect();
+    let tasks: Vec<_> =
+        (0..20).map(|_| tokio::spawn(server.http.get(server.url("/slow/sleep?ms=1000")).send())).collect();
     wait_for_metric(&server, "updraft_concurrent_executions{function=\"slow\"}", 20.0).await;
     let mut server = server;
     let stopped = tokio::task::spawn_blocking(move || {
@@ -371,7 +375,10 @@ async fn failures_are_recorded_with_their_type_and_metrics_need_a_key() {
     let (bomb_id, spin_id) = (request_id(&bombed), request_id(&timed_out));
 
     let bomb = wait_for_records(&server, "bomb", 1).await;
-    assert_eq!((&bomb[0]["id"], &bomb[0]["status"], &bomb[0]["error_type"]), (&Value::from(bomb_id), &Value::from("error"), &Value::from("Runtime.OutOfMemory")));
+    assert_eq!(
+        (&bomb[0]["id"], &bomb[0]["status"], &bomb[0]["error_type"]),
+        (&Value::from(bomb_id), &Value::from("error"), &Value::from("Runtime.OutOfMemory"))
+    );
     let spin = wait_for_records(&server, "spin", 1).await;
     assert_eq!(spin[0]["id"], spin_id);
     assert_eq!(spin[0]["status"], "timeout");

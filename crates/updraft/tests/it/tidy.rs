@@ -95,7 +95,8 @@ fn scheduler_is_runtime_agnostic() {
     for file in rust_files(&repo_root().join("crates/updraft-scheduler/src")) {
         let text = std::fs::read_to_string(&file).unwrap();
         let code: String = text.lines().filter(|line| !line.trim_start().starts_with("//")).collect();
-        for kind in ["Runtime::Wasm", "Runtime::Python3", "Runtime::Nodejs", "Runtime::Provided", "wasmtime", "http::"] {
+        for kind in ["Runtime::Wasm", "Runtime::Python3", "Runtime::Nodejs", "Runtime::Provided", "wasmtime", "http::"]
+        {
             assert!(!code.contains(kind), "{} mentions {kind}", file.display());
         }
     }
