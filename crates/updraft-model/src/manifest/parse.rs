@@ -17,7 +17,7 @@ use super::{
     BuildSpec, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError, ManifestProblem, Runtime,
     Trigger,
 };
-use crate::{AppName, ByteSize, FunctionName, Limits, MethodSet, RoutePattern};
+use crate::{AppName, ByteSize, FunctionName, Limits, MethodSet, RoutePattern, RouteSegment};
 
 const TOP_KEYS: &[&str] = &["app", "functions"];
 const APP_KEYS: &[&str] = &["name"];
@@ -875,6 +875,16 @@ fn parse_http(text: &str) -> Result<(MethodSet, RoutePattern), String> {
         }
     };
     let route = RoutePattern::parse(route)?;
+    let reserved = match route.segments() {
+        [RouteSegment::Literal(first), ..] if first == "v1" => true,
+        [RouteSegment::Literal(only)] => only == "healthz" || only == "metrics",
+        _ => false,
+    };
+    if reserved {
+        return Err(format!(
+            "route {route} is Updraft's own (/v1/..., /healthz and /metrics are the server's); pick another path"
+        ));
+    }
     Ok((methods, route))
 }
 
@@ -1507,5 +1517,42 @@ triggers = [{ http = "GET /hello" }]
             let error = parse(input).unwrap_err();
             assert!(!error.problems.is_empty(), "{input:?}");
         }
+    }
+
+    #[test]
+    fn the_servers_own_paths_are_refused_as_routes() {
+        for route in ["/v1/functions", "/metrics", "/healthz"] {
+            let (field, message) = problem(&with_function(&format!("triggers = [{{ http = \"GET {route}\" }}]")));
+            assert_eq!(field, "functions.hello.triggers[0].http");
+            assert!(message.contains("is Updraft's own"), "{message}");
+        }
+        assert!(
+            Manifest::parse(
+                &with_function("triggers = [{ http = \"GET /metrics/mine\" }]"),
+                "updraft.toml",
+                &Limits::default()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn idle_timeout_and_min_instances_are_checked() {
+        let manifest = Manifest::parse(
+            &with_function("idle_timeout = \"30s\"\nmin_instances = 2"),
+            "updraft.toml",
+            &Limits::default(),
+        )
+        .unwrap();
+        let config = &manifest.functions.values().next().unwrap().config;
+        assert_eq!((config.idle_timeout, config.min_instances), (Duration::from_secs(30), 2));
+        let (field, message) = problem(&with_function("concurrency = 2\nmin_instances = 3"));
+        assert_eq!(field, "functions.hello.min_instances");
+        assert!(message.contains("above the function's concurrency 2"), "{message}");
+        let (field, message) = problem(&with_function("idle_timeout = \"48h\""));
+        assert_eq!(
+            (field.as_str(), message.as_str()),
+            ("functions.hello.idle_timeout", "\"48h\" is above the maximum 86400s")
+        );
     }
 }
