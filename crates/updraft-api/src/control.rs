@@ -365,7 +365,7 @@ pub(crate) async fn usage(
     State(state): State<AppState>,
     Query(params): Query<UsageParams>,
 ) -> Result<Json<UsageReportView>, ApiError> {
-    let since = params.since.unwrap_or_else(|| updraft_store_now() - 24 * 3_600_000);
+    let since = params.since.unwrap_or_else(|| now_millis() - 24 * 3_600_000);
     let function = params.function.as_deref().map(function_name).transpose()?;
     let rows = state.platform.usage(since, function.as_ref()).await?;
     let prices = state.platform.prices();
@@ -407,7 +407,8 @@ pub(crate) async fn usage(
     }))
 }
 
-fn updraft_store_now() -> i64 {
+/// Milliseconds since the Unix epoch, the API's time format.
+fn now_millis() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
