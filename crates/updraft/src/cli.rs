@@ -175,10 +175,10 @@ pub struct ServerArgs {
     pub max_timeout: Duration,
     /// Price of a million requests, in US dollars, for `updraft usage` (default:
     /// AWS Lambda's x86 price).
-    #[arg(long, default_value_t = 0.20)]
+    #[arg(long, default_value_t = 0.20, value_parser = parse_price)]
     pub price_per_million_requests: f64,
     /// Price of a GB-second of billed duration × memory, in US dollars.
-    #[arg(long, default_value_t = 0.000_016_666_7)]
+    #[arg(long, default_value_t = 0.000_016_666_7, value_parser = parse_price)]
     pub price_per_gb_second: f64,
 }
 
@@ -196,6 +196,13 @@ pub struct UpArgs {
 
 fn parse_size(value: &str) -> Result<updraft_model::ByteSize, String> {
     updraft_model::ByteSize::parse(value)
+}
+
+fn parse_price(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(price) if price.is_finite() && price >= 0.0 => Ok(price),
+        _ => Err(format!("{value:?} is not a price; write a number of US dollars, 0 or more, like 0.20")),
+    }
 }
 
 fn parse_duration(value: &str) -> Result<Duration, String> {
