@@ -365,7 +365,7 @@ pub(crate) async fn usage(
     State(state): State<AppState>,
     Query(params): Query<UsageParams>,
 ) -> Result<Json<UsageReportView>, ApiError> {
-    let since = params.since.unwrap_or_else(|| now_millis() - 24 * 3_600_000);
+    let since = params.since.unwrap_or_else(|| updraft_platform::now_millis() - 24 * 3_600_000);
     let function = params.function.as_deref().map(function_name).transpose()?;
     let rows = state.platform.usage(since, function.as_ref()).await?;
     let prices = state.platform.prices();
@@ -405,11 +405,6 @@ pub(crate) async fn usage(
             .collect(),
         hours,
     }))
-}
-
-/// Milliseconds since the Unix epoch, the API's time format.
-fn now_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Metrics in the Prometheus text format: invocations by function and status, a

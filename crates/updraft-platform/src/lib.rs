@@ -26,6 +26,6 @@ pub use updraft_model::{InvocationRecord, InvocationStatus, TriggerKind};
 pub use updraft_scheduler::{InvokeError, PoolStats, Throttle};
 pub use updraft_store::{
     ArtifactError, DeployOutcome, DeployedFunction, FunctionRecord, InvocationFilter, LogLineRecord, StoreError,
-    StoredInvocation, UsageRow, VersionRecord,
+    StoredInvocation, UsageRow, VersionRecord, now_millis,
 };
 pub use updraft_telemetry::{PriceTable, Usage};

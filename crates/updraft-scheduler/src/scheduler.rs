@@ -349,17 +349,19 @@ impl<I: Send + 'static, O: Send + 'static> Scheduler<I, O> {
         let task = tokio::spawn(async move {
             let in_flight = InFlight(shared);
             let shared = &in_flight.0;
-            let started_at = now_millis();
-            let run = AssertUnwindSafe(shared.run(&pool, input, meta.clone(), started_at)).catch_unwind().await;
-            run.unwrap_or_else(|panic| {
+            // The one record of this invocation: `run` fills it in, and it goes to the
+            // sink here, once, however the invocation ended (a panic included).
+            let mut record = new_record(&pool, meta, now_millis());
+            let run = AssertUnwindSafe(shared.run(&pool, input, &mut record)).catch_unwind().await;
+            let (result, output) = run.unwrap_or_else(|panic| {
                 let message = panic_message(&panic);
                 tracing::error!(function = %pool.spec.function, message, "the runtime panicked during an invocation");
                 let error = InvokeError::Internal { message };
-                let mut record = new_record(&pool, meta, started_at);
                 set_error(&mut record, &error);
-                shared.sink.finished(record, GuestOutput::default());
-                Err(Failure::Function(error))
-            })
+                (Err(Failure::Function(error)), GuestOutput::default())
+            });
+            shared.sink.finished(record, output);
+            result
         });
         task.await.unwrap_or_else(|join| Err(Failure::Function(InvokeError::Internal { message: join.to_string() })))
     }
@@ -394,17 +396,17 @@ impl<I, O> Drop for Scheduler<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
+    /// Runs one invocation, filling in `record`; returns the result and the guest's
+    /// output.
     async fn run(
         self: &Arc<Self>,
         pool: &Arc<Pool<I, O>>,
         input: I,
-        meta: InvocationMeta,
-        started_at: i64,
-    ) -> Result<Done<O>, Failure> {
-        let mut record = new_record(pool, meta, started_at);
+        record: &mut InvocationRecord,
+    ) -> (Result<Done<O>, Failure>, GuestOutput) {
         let permit = match self.account.admit(&pool.limit) {
             Ok(permit) => permit,
-            Err(throttle) => return Err(self.throttled(record, throttle)),
+            Err(throttle) => return (Err(throttled(record, throttle)), GuestOutput::default()),
         };
 
         // One lock: take the warmest idle instance, or count a start.
@@ -433,12 +435,11 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
                     Err(StartFailure::Throttle(throttle)) => {
                         record.cold = false;
                         record.init_duration = None;
-                        return Err(self.throttled(record, throttle));
+                        return (Err(throttled(record, throttle)), GuestOutput::default());
                     }
                     Err(StartFailure::Error(error)) => {
-                        set_error(&mut record, &error);
-                        self.sink.finished(record, GuestOutput::default());
-                        return Err(Failure::Function(error));
+                        set_error(record, &error);
+                        return (Err(Failure::Function(error)), GuestOutput::default());
                     }
                 }
             }
@@ -471,20 +472,11 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         let result = match invoked.result {
             Ok(output) => Ok(Done { output, version: pool.spec.version, cold: record.cold, duration: record.duration }),
             Err(error) => {
-                set_error(&mut record, &error);
+                set_error(record, &error);
                 Err(Failure::Function(error))
             }
         };
-        self.sink.finished(record, invoked.output);
-        result
-    }
-
-    fn throttled(&self, mut record: InvocationRecord, throttle: Throttle) -> Failure {
-        record.status = InvocationStatus::Throttled;
-        record.error_type = Some(throttle.error_type().to_owned());
-        record.error_message = Some(throttle.to_string());
-        self.sink.finished(record, GuestOutput::default());
-        Failure::Throttled(throttle)
+        (result, invoked.output)
     }
 
     /// Starts an instance for `pool`, whose `starting` count the caller has already
@@ -629,6 +621,13 @@ fn new_record<I, O>(pool: &Pool<I, O>, meta: InvocationMeta, started_at: i64) ->
         error_message: None,
         trace_id: meta.trace_id,
     }
+}
+
+fn throttled(record: &mut InvocationRecord, throttle: Throttle) -> Failure {
+    record.status = InvocationStatus::Throttled;
+    record.error_type = Some(throttle.error_type().to_owned());
+    record.error_message = Some(throttle.to_string());
+    Failure::Throttled(throttle)
 }
 
 fn set_error(record: &mut InvocationRecord, error: &InvokeError) {

@@ -198,7 +198,7 @@ pub async fn invocations(client: &Client, query: &InvocationQuery, output: Outpu
         path.push_str(&format!("&status={status}"));
     }
     if let Some(since) = query.since {
-        path.push_str(&format!("&since={}", now_ms() - since.as_millis() as i64));
+        path.push_str(&format!("&since={}", updraft_platform::now_millis() - since.as_millis() as i64));
     }
     let view: InvocationListView = client.get(&path).await?;
     if output == Output::Json {
@@ -230,7 +230,7 @@ pub async fn invocations(client: &Client, query: &InvocationQuery, output: Outpu
 }
 
 pub async fn usage(client: &Client, since: Duration, function: Option<&str>, output: Output) -> anyhow::Result<()> {
-    let mut path = format!("/v1/usage?since={}", now_ms() - since.as_millis() as i64);
+    let mut path = format!("/v1/usage?since={}", updraft_platform::now_millis() - since.as_millis() as i64);
     if let Some(function) = function {
         path.push_str(&format!("&function={function}"));
     }
@@ -254,8 +254,4 @@ pub async fn usage(client: &Client, since: Duration, function: Option<&str>, out
         );
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
