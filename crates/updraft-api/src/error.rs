@@ -159,6 +159,8 @@ impl From<InvokeFailure> for ApiError {
                     }
                     InvokeError::ResponseTooLarge { .. } => (StatusCode::BAD_GATEWAY, "function_response_too_large"),
                     InvokeError::Init { .. } => (StatusCode::BAD_GATEWAY, "function_init_failed"),
+                    InvokeError::Function { .. } => (StatusCode::BAD_GATEWAY, "function_error"),
+                    InvokeError::Exited { .. } => (StatusCode::BAD_GATEWAY, "function_exited"),
                     InvokeError::Internal { .. } => return ApiError::internal(error),
                 };
                 // The guest's own failure is the user's to see (it is their code), but

@@ -11,7 +11,7 @@ mod manifest;
 mod names;
 mod route;
 
-pub use invocation::{InvocationRecord, InvocationStatus, TriggerKind, billed_ms};
+pub use invocation::{EventInput, FunctionError, InvocationRecord, InvocationStatus, TriggerKind, billed_ms};
 pub use limits::{ByteSize, Limits};
 pub use manifest::{
     BuildSpec, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError, ManifestProblem, Runtime,

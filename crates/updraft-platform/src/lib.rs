@@ -17,12 +17,12 @@ pub use keys::{ApiKey, Principal, Role};
 pub use live::{LiveFunction, LiveState};
 pub use logs::{LogQuery, LogWriter};
 pub use platform::{
-    DeployError, DeployRequest, FunctionError, Invocation, InvokeContext, InvokeFailure, Platform, PlatformConfig,
-    StartError,
+    ACCOUNT_ID, DeployError, DeployRequest, FunctionError, Invocation, InvokeContext, InvokeFailure, LambdaConfig,
+    Platform, PlatformConfig, REGION, StartError,
 };
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
 
-pub use updraft_model::{InvocationRecord, InvocationStatus, TriggerKind};
+pub use updraft_model::{EventInput, InvocationRecord, InvocationStatus, TriggerKind};
 pub use updraft_scheduler::{InvokeError, PoolStats, Throttle};
 pub use updraft_store::{
     ArtifactError, DeployOutcome, DeployedFunction, FunctionRecord, InvocationFilter, LogLineRecord, StoreError,

@@ -11,6 +11,7 @@ use updraft_model::{
     AppName, ArtifactDigest, FunctionConfig, FunctionName, Limits, Manifest, ManifestError, Runtime, TriggerKind,
     VersionNumber,
 };
+use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError};
 use updraft_runtime_wasm::{HttpRequest, HttpResponse, Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
 use updraft_scheduler::{
     Failure, InstanceConfig, InvocationMeta, InvokeError, PoolSpec, PrepareError, Prepared, ReservationError,
@@ -43,7 +44,24 @@ pub struct PlatformConfig {
     /// How often idle instances are checked against their idle timeout.
     pub reap_interval: Duration,
     pub prices: PriceTable,
+    /// How to run Lambda functions (`python3`, `nodejs`, `provided`); `None` leaves
+    /// them undeployable (the server binary always sets it).
+    pub lambda: Option<LambdaConfig>,
 }
+
+/// The Lambda runtime's settings.
+#[derive(Debug, Clone)]
+pub struct LambdaConfig {
+    /// The jailer's program and leading arguments.
+    pub jailer: Vec<std::ffi::OsString>,
+    pub python: Option<PathBuf>,
+    pub node: Option<PathBuf>,
+}
+
+/// The account id that ARNs name: one tenant per server for now.
+pub const ACCOUNT_ID: &str = "000000000000";
+/// The region that ARNs name and SigV4 signatures are checked against.
+pub const REGION: &str = "us-east-1";
 
 impl PlatformConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -57,6 +75,7 @@ impl PlatformConfig {
             account_concurrency: scheduler.account_concurrency,
             reap_interval: scheduler.reap_interval,
             prices: PriceTable::default(),
+            lambda: None,
         }
     }
 }
@@ -75,6 +94,8 @@ pub enum StartError {
     Artifacts(#[from] ArtifactError),
     #[error(transparent)]
     Runtime(#[from] WasmRuntimeError),
+    #[error(transparent)]
+    LambdaRuntime(#[from] ProcessRuntimeError),
     #[error("could not write the admin token to {path}")]
     AdminToken {
         path: PathBuf,
@@ -114,7 +135,7 @@ pub enum DeployError {
     UnexpectedArtifact { function: FunctionName },
     #[error("function {function:?}: artifact {digest} is not uploaded; upload it before deploying")]
     ArtifactNotUploaded { function: FunctionName, digest: ArtifactDigest },
-    #[error("function {function:?}: runtime {runtime:?} is not available on this server yet; use runtime = \"wasm\"")]
+    #[error("function {function:?}: runtime {runtime} is not available on this server (it was started without the Lambda runtime)")]
     UnsupportedRuntime { function: FunctionName, runtime: Runtime },
     #[error("function {function:?}: {source}")]
     Component {
@@ -187,6 +208,7 @@ pub struct Platform {
     store: Store,
     artifacts: ArtifactStore,
     wasm: WasmRuntime,
+    process: Option<ProcessRuntime>,
     scheduler: Scheduler<HttpRequest, HttpResponse>,
     metrics: Arc<Metrics>,
     live: ArcSwap<LiveState>,
@@ -215,6 +237,18 @@ impl Platform {
             pooling: config.pooling,
             max_instances: config.max_instances,
         })?;
+        let process = match &config.lambda {
+            Some(lambda) => Some(ProcessRuntime::new(ProcessRuntimeConfig {
+                jailer: lambda.jailer.clone(),
+                work_dir: data_dir.join("lambda"),
+                python: lambda.python.clone(),
+                node: lambda.node.clone(),
+                region: REGION.to_owned(),
+                account_id: ACCOUNT_ID.to_owned(),
+                seccomp: true,
+            })?),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let (logs, log_task) = LogWriter::start(store.clone());
         let (recorder, record_task) = Recorder::start(store.clone(), logs.clone(), metrics.clone());
@@ -231,6 +265,7 @@ impl Platform {
             store,
             artifacts,
             wasm,
+            process,
             scheduler,
             metrics,
             live: ArcSwap::from_pointee(LiveState::empty()),
@@ -358,7 +393,7 @@ impl Platform {
         }
         let mut planned = Vec::new();
         for (name, spec) in &manifest.functions {
-            if spec.config.runtime != Runtime::Wasm {
+            if spec.config.runtime != Runtime::Wasm && self.process.is_none() {
                 return Err(DeployError::UnsupportedRuntime { function: name.clone(), runtime: spec.config.runtime });
             }
             let Some(digest) = request.artifacts.get(name) else {
@@ -466,7 +501,10 @@ impl Platform {
     ) -> Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>, DeployError> {
         let runtime: &dyn updraft_scheduler::Runtime<HttpRequest, HttpResponse> = match config.runtime {
             Runtime::Wasm => &self.wasm,
-            other => return Err(DeployError::UnsupportedRuntime { function: function.clone(), runtime: other }),
+            other => match &self.process {
+                Some(process) => process,
+                None => return Err(DeployError::UnsupportedRuntime { function: function.clone(), runtime: other }),
+            },
         };
         let source = VersionSource {
             function: function.clone(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use updraft_model::ArtifactDigest;
 use updraft_scheduler::{
-    BoxFuture, Instance, InstanceConfig, InvokeError, Invoked, PrepareError, Prepared, Runtime, VersionSource,
+    BoxFuture, Call, Instance, InstanceConfig, InvokeError, Invoked, PrepareError, Prepared, Runtime, VersionSource,
 };
 
 use crate::engine::WasmRuntime;
@@ -117,9 +117,9 @@ struct Loaded {
 }
 
 impl Instance<HttpRequest, HttpResponse> for Loaded {
-    fn invoke(&mut self, input: HttpRequest, timeout: Duration) -> BoxFuture<'_, Invoked<HttpResponse>> {
+    fn invoke(&mut self, input: HttpRequest, call: Call) -> BoxFuture<'_, Invoked<HttpResponse>> {
         Box::pin(async move {
-            let outcome = self.instance.run(input, timeout).await;
+            let outcome = self.instance.run(input, call.timeout).await;
             Invoked {
                 reusable: outcome.result.is_ok(),
                 result: outcome.result,

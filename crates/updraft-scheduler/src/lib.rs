@@ -18,7 +18,7 @@ mod scheduler;
 
 pub use concurrency::{ReservationError, Throttle};
 pub use runtime::{
-    BoxFuture, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, LogStream, PrepareError, Prepared, Runtime,
+    BoxFuture, Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, LogStream, PrepareError, Prepared, Runtime,
     VersionSource,
 };
 pub use scheduler::{

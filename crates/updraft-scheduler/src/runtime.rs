@@ -57,12 +57,26 @@ pub trait Prepared<I, O>: Send + Sync {
 
 /// One isolated execution environment, serving one invocation at a time.
 pub trait Instance<I, O>: Send {
-    /// Runs one invocation; the runtime stops it at `timeout` even if the code never
-    /// yields (the scheduler also gives up on it shortly after, whatever the runtime does).
-    fn invoke(&mut self, input: I, timeout: Duration) -> BoxFuture<'_, Invoked<O>>;
+    /// Runs one invocation; the runtime stops it at `call.timeout` even if the code
+    /// never yields (the scheduler also gives up on it shortly after, whatever the
+    /// runtime does).
+    fn invoke(&mut self, input: I, call: Call) -> BoxFuture<'_, Invoked<O>>;
 
     /// Releases the instance. The default drops it.
     fn dispose(self: Box<Self>) {}
+}
+
+/// Who an invocation is and how long it may run: what a runtime tells the function
+/// besides its input (Lambda's Runtime API hands all of it to the handler).
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The invocation's id, the one in its record and log lines.
+    pub request_id: Arc<str>,
+    /// The W3C trace id (32 hex digits) the invocation belongs to.
+    pub trace_id: Arc<str>,
+    pub timeout: Duration,
+    /// When the timeout runs out, in milliseconds since the Unix epoch.
+    pub deadline_ms: i64,
 }
 
 /// How one invocation on an instance ended.
@@ -117,15 +131,26 @@ pub enum InvokeError {
     ResponseTooLarge { limit: usize },
     #[error("the function failed to produce its response: {message}")]
     BadResponse { message: String },
+    #[error("the function's process exited during the invocation ({status})")]
+    Exited { status: String },
     #[error("the function's instance could not start: {message}")]
     Init { message: String },
     #[error("the runtime failed: {message}")]
     Internal { message: String },
+    /// The function's own code reported an error through its runtime (a Lambda
+    /// handler raising): not a fault of the platform, and the document goes back to
+    /// the caller as it is.
+    #[error("the function reported an error of type {error_type}")]
+    Function {
+        error_type: String,
+        /// The error document the runtime sent, untouched.
+        document: Vec<u8>,
+    },
 }
 
 impl InvokeError {
     /// The Lambda-style error type for records and `REPORT` lines.
-    pub fn error_type(&self) -> &'static str {
+    pub fn error_type(&self) -> &str {
         match self {
             InvokeError::Timeout { .. } => "Sandbox.Timedout",
             InvokeError::OutOfMemory { .. } => "Runtime.OutOfMemory",
@@ -133,8 +158,10 @@ impl InvokeError {
             InvokeError::NoResponse => "Runtime.NoResponse",
             InvokeError::ResponseTooLarge { .. } => "Function.ResponseSizeTooLarge",
             InvokeError::BadResponse { .. } => "Runtime.InvalidResponse",
+            InvokeError::Exited { .. } => "Runtime.ExitError",
             InvokeError::Init { .. } => "Runtime.InitError",
             InvokeError::Internal { .. } => "Runtime.Unknown",
+            InvokeError::Function { error_type, .. } => error_type,
         }
     }
 

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TriggerKind, VersionNumber};
 
 use crate::concurrency::{Account, FunctionLimit, ReservationError, Throttle};
-use crate::runtime::{GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, Prepared};
+use crate::runtime::{Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, Prepared};
 
 /// How long past its timeout the scheduler waits for a runtime to stop an invocation
 /// before it gives up on the instance itself.
@@ -447,9 +447,15 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         let busy = Busy { pool: pool.clone(), done: false };
 
         let timeout = pool.spec.timeout;
+        let call = Call {
+            request_id: record.id.as_str().into(),
+            trace_id: record.trace_id.as_str().into(),
+            timeout,
+            deadline_ms: now_millis().saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)),
+        };
         let started = Instant::now();
         let instance = held.instance.as_mut().expect("a held instance is present until dropped");
-        let invoked = match tokio::time::timeout(timeout + BACKSTOP_GRACE, instance.invoke(input, timeout)).await {
+        let invoked = match tokio::time::timeout(timeout + BACKSTOP_GRACE, instance.invoke(input, call)).await {
             Ok(invoked) => invoked,
             Err(_elapsed) => {
                 tracing::warn!(function = %pool.spec.function, "the runtime did not stop an invocation at its timeout; discarding the instance");

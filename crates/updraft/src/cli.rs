@@ -180,6 +180,13 @@ pub struct ServerArgs {
     /// Price of a GB-second of billed duration × memory, in US dollars.
     #[arg(long, default_value_t = 0.000_016_666_7, value_parser = parse_price)]
     pub price_per_gb_second: f64,
+    /// The Python interpreter for `python3` functions (default: /usr/bin/python3 if
+    /// present, else the real interpreter behind `python3` on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// The Node.js executable for `nodejs` functions (default: `node` on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub node: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

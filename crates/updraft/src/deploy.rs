@@ -39,12 +39,18 @@ pub async fn deploy_dir(client: &Client, dir: &Path, output: Output) -> anyhow::
             })?;
         }
         let source = dir.join(&spec.source);
-        let bytes = std::fs::read(&source).with_context(|| {
-            format!(
-                "function {name:?}: cannot read its source {}; build it first or fix `source` in {file}",
-                source.display()
-            )
-        })?;
+        let bytes = if source.is_dir() {
+            // A Lambda function's folder goes up as one zip, as Lambda takes it.
+            crate::package::zip_dir(&source)
+                .with_context(|| format!("function {name:?}: cannot package the folder {}", source.display()))?
+        } else {
+            std::fs::read(&source).with_context(|| {
+                format!(
+                    "function {name:?}: cannot read its source {}; build it first or fix `source` in {file}",
+                    source.display()
+                )
+            })?
+        };
         let digest = ArtifactDigest::of(&bytes);
         let exists = client
             .request(reqwest::Method::HEAD, &format!("/v1/artifacts/{}", digest.as_str()))

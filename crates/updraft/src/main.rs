@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod deploy;
 mod output;
+mod package;
 mod server;
 mod up;
 
@@ -13,7 +14,22 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The hidden first argument that turns this binary into the Lambda runtime's jailer
+/// (see `updraft_runtime_process::jail`). It is checked before anything else runs, so
+/// that the jailer starts single-threaded, as creating namespaces requires.
+pub const JAIL_ARG: &str = "__jail";
+
 fn main() -> ExitCode {
+    let mut args = std::env::args();
+    if args.nth(1).as_deref() == Some(JAIL_ARG) {
+        match (args.next(), args.next()) {
+            (Some(spec), None) => updraft_runtime_process::jail::main(&spec),
+            _ => {
+                eprintln!("error: {JAIL_ARG} is started by the Updraft server with one argument");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -52,6 +52,14 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
         per_million_requests: args.price_per_million_requests,
         per_gb_second: args.price_per_gb_second,
     };
+    // Lambda functions run in sandboxes built by this same binary, re-executed as the
+    // jailer (see `JAIL_ARG`).
+    let program = std::env::current_exe().context("cannot find this program's own path to start sandboxes")?;
+    config.lambda = Some(updraft_platform::LambdaConfig {
+        jailer: vec![program.into(), crate::JAIL_ARG.into()],
+        python: args.python.clone(),
+        node: args.node.clone(),
+    });
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
         format!("cannot listen on {}; is another server running there? pick another with --listen", args.listen)
     })?;

@@ -31,7 +31,7 @@ use updraft_model::{
 };
 use updraft_runtime_wasm::{HttpRequest, HttpResponse, Pooling, WasmEngineConfig, WasmRuntime};
 use updraft_scheduler::{
-    GuestOutput, InstanceConfig, InvocationMeta, InvocationSink, PoolSpec, Prepared, Runtime, Scheduler,
+    Call, GuestOutput, InstanceConfig, InvocationMeta, InvocationSink, PoolSpec, Prepared, Runtime, Scheduler,
     SchedulerConfig, VersionSource,
 };
 use updraft_test_programs as programs;
@@ -103,6 +103,11 @@ fn meta(i: usize) -> InvocationMeta {
     InvocationMeta { id: format!("bench-{i}"), trigger: TriggerKind::Direct, trace_id: format!("{:032x}", i + 1) }
 }
 
+/// The call a direct (unscheduled) invocation of an instance gets.
+fn call(timeout: Duration) -> Call {
+    Call { request_id: "bench".into(), trace_id: "0".repeat(32).into(), timeout, deadline_ms: i64::MAX }
+}
+
 async fn in_process(samples: usize) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("updraft-execution-bench-").tempdir()?;
     let artifact = dir.path().join("echo.wasm");
@@ -167,7 +172,7 @@ async fn in_process(samples: usize) -> anyhow::Result<()> {
     let mut scheduled = Histogram::<u64>::new(3)?;
     for i in 0..samples + samples / 10 {
         let started = Instant::now();
-        let invoked = instance.invoke(request("/hello"), config.timeout).await;
+        let invoked = instance.invoke(request("/hello"), call(config.timeout)).await;
         invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?;
         let direct_time = started.elapsed();
         let started = Instant::now();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TriggerKind, VersionNumber};
 use updraft_scheduler::{
-    BoxFuture, Failure, GuestOutput, Instance, InstanceConfig, InvocationMeta, InvocationSink, InvokeError, Invoked,
+    BoxFuture, Call, Failure, GuestOutput, Instance, InstanceConfig, InvocationMeta, InvocationSink, InvokeError, Invoked,
     LogStream, Pool, PoolSpec, Prepared, Scheduler, SchedulerConfig, Throttle,
 };
 
@@ -56,7 +56,7 @@ impl Prepared<Script, u32> for FakePrepared {
 }
 
 impl Instance<Script, u32> for FakeInstance {
-    fn invoke(&mut self, script: Script, _timeout: Duration) -> BoxFuture<'_, Invoked<u32>> {
+    fn invoke(&mut self, script: Script, _call: Call) -> BoxFuture<'_, Invoked<u32>> {
         Box::pin(async move {
             let output = GuestOutput { chunks: vec![(LogStream::Stdout, b"hi\n".to_vec())], truncated: false };
             let (result, reusable) = match script {

@@ -1,0 +1,342 @@
+//! The Lambda Runtime API (2018-06-01) served to one instance.
+//!
+//! Each instance gets its own server on its own listener (opened inside the instance's
+//! network namespace), so a request id is the only thing a runtime can get wrong, and
+//! one instance can never see another's events. The runtime long-polls `next`; the
+//! host hands it one event at a time and waits for `response` or `error`. Wire details
+//! follow the reference emulator and the official clients (`lambda-compat.md` A1).
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+/// The path prefix of every Runtime API route.
+const PREFIX: &str = "/2018-06-01/runtime/";
+
+/// One event handed to the runtime.
+#[derive(Debug)]
+pub struct Event {
+    pub request_id: Arc<str>,
+    pub deadline_ms: i64,
+    pub function_arn: Arc<str>,
+    /// The X-Ray form of the invocation's trace (`Root=1-…;Parent=…;Sampled=1`).
+    pub trace_header: String,
+    pub client_context: Option<String>,
+    pub payload: Bytes,
+}
+
+/// What the runtime answered for one event.
+#[derive(Debug)]
+pub enum Reply {
+    Response { body: Bytes, content_type: Option<HeaderValue> },
+    Error { error_type: String, body: Bytes },
+    /// The runtime tried to answer with more than the response limit.
+    TooLarge { limit: usize },
+}
+
+/// What the host learns of the runtime's start.
+#[derive(Debug)]
+pub enum Started {
+    /// The runtime asked for its first event: initialisation is done.
+    Ready,
+    /// The runtime reported that it could not initialise.
+    InitError { error_type: String, body: Bytes },
+}
+
+/// The host's handle on one instance's Runtime API.
+pub struct RuntimeApi {
+    events: mpsc::Sender<(Event, oneshot::Sender<Reply>)>,
+    started: Option<oneshot::Receiver<Started>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RuntimeApi {
+    /// Serves the Runtime API on `listener` until the handle is dropped. Requests and
+    /// responses are limited to `max_payload` bytes.
+    pub fn serve(listener: TcpListener, max_payload: usize) -> RuntimeApi {
+        let (events_tx, events_rx) = mpsc::channel(1);
+        let (started_tx, started_rx) = oneshot::channel();
+        let shared = Arc::new(Shared {
+            events: tokio::sync::Mutex::new(events_rx),
+            state: Mutex::new(State { started: Some(started_tx), current: None }),
+            max_payload,
+        });
+        let server = tokio::spawn(accept_loop(listener, shared));
+        RuntimeApi { events: events_tx, started: Some(started_rx), server }
+    }
+
+    /// Waits until the runtime asks for its first event or reports an init error.
+    /// `None` means the server stopped first (the process is gone).
+    pub async fn started(&mut self) -> Option<Started> {
+        self.started.take()?.await.ok()
+    }
+
+    /// Hands an event to the runtime; the receiver gets its answer.
+    pub async fn send(&self, event: Event) -> Option<oneshot::Receiver<Reply>> {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.events.send((event, reply_tx)).await.ok()?;
+        Some(reply_rx)
+    }
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+struct Shared {
+    /// Events from the host; `next` holds the lock while it waits for one.
+    events: tokio::sync::Mutex<mpsc::Receiver<(Event, oneshot::Sender<Reply>)>>,
+    state: Mutex<State>,
+    max_payload: usize,
+}
+
+struct State {
+    /// Present until initialisation ends, one way or the other.
+    started: Option<oneshot::Sender<Started>>,
+    /// The event the runtime is working on.
+    current: Option<(Arc<str>, oneshot::Sender<Reply>)>,
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::debug!(%error, "runtime API accept failed");
+                continue;
+            }
+        };
+        // Without TCP_NODELAY, the clients' small writes wait on delayed ACKs
+        // (~40 ms per invocation).
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(route(&shared, request).await) }
+            });
+            // Title-case header names, as Lambda's own (Go) server writes them: some
+            // hand-written runtimes look headers up case-sensitively.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .title_case_headers(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+type Answer = Response<Full<Bytes>>;
+
+async fn route(shared: &Arc<Shared>, request: Request<Incoming>) -> Answer {
+    let Some(path) = request.uri().path().strip_prefix(PREFIX).map(str::to_owned) else {
+        return not_found();
+    };
+    let segments: Vec<&str> = path.split('/').collect();
+    match (request.method(), segments.as_slice()) {
+        (&Method::GET, ["invocation", "next"]) => next(shared).await,
+        (&Method::POST, ["invocation", id, "response"]) => {
+            let id = (*id).to_owned();
+            respond(shared, &id, request, false).await
+        }
+        (&Method::POST, ["invocation", id, "error"]) => {
+            let id = (*id).to_owned();
+            respond(shared, &id, request, true).await
+        }
+        (&Method::POST, ["init", "error"]) => init_error(shared, request).await,
+        _ => not_found(),
+    }
+}
+
+async fn next(shared: &Arc<Shared>) -> Answer {
+    {
+        let mut state = shared.state.lock().unwrap();
+        if let Some((id, _)) = &state.current {
+            let message = format!("the runtime asked for the next event before answering {id}");
+            return error(StatusCode::FORBIDDEN, "InvalidStateTransition", &message);
+        }
+        if let Some(started) = state.started.take() {
+            let _ = started.send(Started::Ready);
+        }
+    }
+    // One `next` at a time; a second concurrent one waits behind the first.
+    let mut events = shared.events.lock().await;
+    let Some((event, reply)) = events.recv().await else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "the instance is shutting down");
+    };
+    drop(events);
+    shared.state.lock().unwrap().current = Some((event.request_id.clone(), reply));
+
+    let mut response = Response::new(Full::new(event.payload));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    insert(headers, "lambda-runtime-aws-request-id", &event.request_id);
+    insert(headers, "lambda-runtime-deadline-ms", &event.deadline_ms.to_string());
+    insert(headers, "lambda-runtime-invoked-function-arn", &event.function_arn);
+    insert(headers, "lambda-runtime-trace-id", &event.trace_header);
+    if let Some(context) = &event.client_context {
+        insert(headers, "lambda-runtime-client-context", context);
+    }
+    response
+}
+
+async fn respond(shared: &Arc<Shared>, id: &str, request: Request<Incoming>, is_error: bool) -> Answer {
+    if !is_error {
+        if let Some(mode) = request.headers().get("lambda-runtime-function-response-mode") {
+            if mode != "streaming" {
+                let message = "Lambda-Runtime-Function-Response-Mode must be `streaming` when present";
+                return error(StatusCode::BAD_REQUEST, "InvalidFunctionResponseMode", message);
+            }
+        }
+    }
+    let headers = request.headers().clone();
+    // The body is read whatever the answer, so that the connection stays usable.
+    let body = read_body(request, shared.max_payload).await;
+    let mut state = shared.state.lock().unwrap();
+    match &state.current {
+        None => return error(StatusCode::FORBIDDEN, "InvalidStateTransition", "no invocation is in progress"),
+        Some((current, _)) if &**current != id => {
+            return error(StatusCode::BAD_REQUEST, "InvalidRequestID", "Invalid request ID");
+        }
+        Some(_) => {}
+    }
+    let answer = match body {
+        Ok(body) if is_error => Reply::Error { error_type: error_type(&headers), body },
+        Ok(body) => Reply::Response { body, content_type: headers.get(header::CONTENT_TYPE).cloned() },
+        // The invocation fails as Lambda's does: the caller learns the response was
+        // too large; the runtime gets a 413.
+        Err(answer) if answer.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            if let Some((_, reply)) = state.current.take() {
+                let _ = reply.send(Reply::TooLarge { limit: shared.max_payload });
+            }
+            return answer;
+        }
+        // A body cut short: the runtime may send it again.
+        Err(answer) => return answer,
+    };
+    if let Some((_, reply)) = state.current.take() {
+        let _ = reply.send(answer);
+    }
+    accepted()
+}
+
+async fn init_error(shared: &Arc<Shared>, request: Request<Incoming>) -> Answer {
+    let headers = request.headers().clone();
+    let body = match read_body(request, shared.max_payload).await {
+        Ok(body) => body,
+        Err(answer) => return answer,
+    };
+    let Some(started) = shared.state.lock().unwrap().started.take() else {
+        return error(StatusCode::FORBIDDEN, "InvalidStateTransition", "initialisation is already over");
+    };
+    let _ = started.send(Started::InitError { error_type: error_type(&headers), body });
+    accepted()
+}
+
+async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Answer> {
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(cause) if cause.is::<http_body_util::LengthLimitError>() => {
+            let message = format!("the payload is larger than the limit of {limit} bytes");
+            Err(error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", &message))
+        }
+        Err(_) => Err(error(StatusCode::BAD_REQUEST, "TruncatedHTTPRequest", "the request body was cut short")),
+    }
+}
+
+/// The error type a runtime reported, normalised as Lambda does: a well-formed
+/// `Runtime.*` or `Function.*` type is kept, any other `Function…` type becomes
+/// `Function.Unknown`, anything else `Runtime.Unknown`. A missing header is the
+/// handler's own failure, `Unhandled`.
+fn error_type(headers: &HeaderMap) -> String {
+    let Some(value) = headers.get("lambda-runtime-function-error-type") else {
+        return "Unhandled".to_owned();
+    };
+    let value = value.to_str().unwrap_or_default();
+    normalise_error_type(value)
+}
+
+pub(crate) fn normalise_error_type(value: &str) -> String {
+    let well_formed = |rest: &str| {
+        let mut chars = rest.chars();
+        chars.next().is_some_and(|c| c.is_ascii_uppercase()) && chars.all(|c| c.is_ascii_alphabetic())
+    };
+    if let Some(rest) = value.strip_prefix("Runtime.").or_else(|| value.strip_prefix("Function.")) {
+        if well_formed(rest) {
+            return value.to_owned();
+        }
+    }
+    if value == "Unhandled" || value == "Handled" {
+        return value.to_owned();
+    }
+    if value.starts_with("Function") { "Function.Unknown".to_owned() } else { "Runtime.Unknown".to_owned() }
+}
+
+fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+fn accepted() -> Answer {
+    json(StatusCode::ACCEPTED, br#"{"status":"OK"}"#.as_slice().into())
+}
+
+fn not_found() -> Answer {
+    error(StatusCode::NOT_FOUND, "NotFound", "no such Runtime API route")
+}
+
+fn error(status: StatusCode, error_type: &str, message: &str) -> Answer {
+    let body = serde_json::json!({ "errorMessage": message, "errorType": error_type });
+    json(status, body.to_string().into())
+}
+
+fn json(status: StatusCode, body: Bytes) -> Answer {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The X-Ray trace header for a W3C trace id: X-Ray's root id is the same 128 bits,
+/// written as the first 8 hex digits (a timestamp in X-Ray's own ids) and the other 24.
+pub fn xray_trace_header(trace_id: &str, parent: &str) -> String {
+    if trace_id.len() == 32 {
+        format!("Root=1-{}-{};Parent={parent};Sampled=1", &trace_id[..8], &trace_id[8..])
+    } else {
+        format!("Root=1-00000000-{trace_id:0>24};Parent={parent};Sampled=1")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_types_are_normalised_like_lambda() {
+        assert_eq!(normalise_error_type("Runtime.HandlerNotFound"), "Runtime.HandlerNotFound");
+        assert_eq!(normalise_error_type("Function.MyError"), "Function.MyError");
+        assert_eq!(normalise_error_type("Function.bad-type"), "Function.Unknown");
+        assert_eq!(normalise_error_type("FunctionThing"), "Function.Unknown");
+        assert_eq!(normalise_error_type("ValueError"), "Runtime.Unknown");
+        assert_eq!(normalise_error_type("Runtime."), "Runtime.Unknown");
+        assert_eq!(normalise_error_type("Unhandled"), "Unhandled");
+    }
+
+    #[test]
+    fn trace_ids_become_xray_headers() {
+        assert_eq!(
+            xray_trace_header("5bef4de7ad49b0e87f6ef6c87fc2e700", "9a9197af755a6419"),
+            "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
+        );
+    }
+}

@@ -1,0 +1,691 @@
+//! The scheduler's runtime traits for Lambda functions in sandboxed processes.
+//!
+//! An *instance* is one jailed runtime process with its own Runtime API server. A
+//! cold start is building the sandbox, starting the runtime and waiting for its first
+//! `next` (Lambda's init phase). Each instance serves one invocation at a time.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use updraft_model::{EventInput, Runtime as RuntimeKind};
+use updraft_scheduler::{
+    BoxFuture, Call, Instance, InstanceConfig, InvokeError, Invoked, PrepareError, Prepared, Runtime,
+    VersionSource,
+};
+
+use crate::api::{Event, Reply, RuntimeApi, Started, xray_trace_header};
+use crate::cgroup::{CgroupLimits, Hierarchy, InstanceCgroup};
+use crate::host::{self, Interpreter, OutputText as _, Pipes};
+use crate::spec::{JailSpec, RlimitSpec};
+
+/// What a Lambda function receives: an HTTP request (mapped to an API Gateway event)
+/// or, marked with [`EventInput`], an event payload passed as it is.
+pub type HttpRequest = Request<Bytes>;
+pub type HttpResponse = Response<Bytes>;
+
+/// Lambda's limit on the init phase.
+const INIT_LIMIT: Duration = Duration::from_secs(10);
+/// The Runtime API's port inside an instance's own network namespace (Lambda's).
+const RUNTIME_API_PORT: u16 = 9001;
+/// Processes one instance may run: enough for a runtime and its helpers, too few for
+/// a fork bomb to matter.
+const MAX_PROCESSES: u32 = 64;
+/// Users the sandboxed runtimes run as, one per instance, so that per-user limits are
+/// per instance: `FIRST_UID .. FIRST_UID + UID_COUNT`.
+const FIRST_UID: u32 = 200_000;
+const UID_COUNT: u64 = 100_000;
+
+const PYTHON_BOOTSTRAP: &str = include_str!("../runtimes/python3/bootstrap.py");
+const NODE_BOOTSTRAP: &str = include_str!("../runtimes/nodejs/bootstrap.mjs");
+
+/// How process instances are started.
+#[derive(Debug, Clone)]
+pub struct ProcessRuntimeConfig {
+    /// The jailer's program and leading arguments (the sandbox spec is appended).
+    pub jailer: Vec<OsString>,
+    /// Where bundles are unpacked and instance roots are made.
+    pub work_dir: PathBuf,
+    /// The Python interpreter, if not the one found on this host.
+    pub python: Option<PathBuf>,
+    /// The Node.js executable, if not the one on PATH.
+    pub node: Option<PathBuf>,
+    /// The region and account that ARNs and events name.
+    pub region: String,
+    pub account_id: String,
+    /// Install the seccomp filter (on by default; off only to debug a runtime).
+    pub seccomp: bool,
+}
+
+/// Runs Lambda handlers (`python3`, `nodejs`, `provided`) in sandboxed processes.
+#[derive(Clone)]
+pub struct ProcessRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ProcessRuntimeConfig,
+    runtime_dir: PathBuf,
+    cgroups: Option<Hierarchy>,
+    python: OnceLock<Result<Interpreter, String>>,
+    node: OnceLock<Result<Interpreter, String>>,
+    loader: Option<PathBuf>,
+    next_instance: AtomicU64,
+}
+
+/// Why the process runtime could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot prepare the process runtime in {dir}: {source}")]
+pub struct ProcessRuntimeError {
+    dir: PathBuf,
+    source: std::io::Error,
+}
+
+impl ProcessRuntime {
+    /// Writes Updraft's bootstraps under `work_dir` and finds the host's control groups.
+    pub fn new(config: ProcessRuntimeConfig) -> Result<ProcessRuntime, ProcessRuntimeError> {
+        let runtime_dir = config.work_dir.join("runtime");
+        let error = |source| ProcessRuntimeError { dir: config.work_dir.clone(), source };
+        std::fs::create_dir_all(&runtime_dir).map_err(error)?;
+        std::fs::write(runtime_dir.join("bootstrap.py"), PYTHON_BOOTSTRAP).map_err(error)?;
+        std::fs::write(runtime_dir.join("bootstrap.mjs"), NODE_BOOTSTRAP).map_err(error)?;
+        set_readable(&config.work_dir).map_err(error)?;
+        set_readable(&runtime_dir).map_err(error)?;
+        let cgroups = Hierarchy::detect();
+        match &cgroups {
+            Some(hierarchy) => tracing::debug!(?hierarchy, "process instances get control groups"),
+            None => tracing::warn!("no writable control groups: process instances are limited by rlimits only"),
+        }
+        Ok(ProcessRuntime {
+            inner: Arc::new(Inner {
+                runtime_dir,
+                cgroups,
+                python: OnceLock::new(),
+                node: OnceLock::new(),
+                loader: host::elf_loader(),
+                next_instance: AtomicU64::new(0),
+                config,
+            }),
+        })
+    }
+}
+
+fn set_readable(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut permissions = std::fs::metadata(dir)?.permissions();
+    permissions.set_mode(permissions.mode() | 0o755);
+    std::fs::set_permissions(dir, permissions)
+}
+
+impl Inner {
+    fn interpreter(&self, kind: RuntimeKind) -> Result<Interpreter, String> {
+        let (slot, resolve): (_, fn(Option<&Path>) -> std::io::Result<Interpreter>) = match kind {
+            RuntimeKind::Python3 => (&self.python, Interpreter::python),
+            _ => (&self.node, Interpreter::node),
+        };
+        let configured = match kind {
+            RuntimeKind::Python3 => self.config.python.as_deref(),
+            _ => self.config.node.as_deref(),
+        };
+        slot.get_or_init(|| resolve(configured).map_err(|error| error.to_string())).clone()
+    }
+}
+
+/// Why a Lambda function's version cannot be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessPrepareError {
+    #[error("runtime {0} does not run in a process")]
+    NotAProcessRuntime(RuntimeKind),
+    #[error("set `handler` for a {runtime} function, as `module.function` (for example `app.handler`)")]
+    NoHandler { runtime: RuntimeKind },
+    #[error("handler {handler:?} is not of the form `module.function`")]
+    MalformedHandler { handler: String },
+    #[error("handler {handler:?}: the bundle has no {expected}")]
+    HandlerNotFound { handler: String, expected: String },
+    #[error("a `provided` function's bundle needs an executable file named `bootstrap` at its top level")]
+    NoBootstrap,
+    #[error("the {runtime} runtime is not available on this host: {reason}")]
+    NoInterpreter { runtime: RuntimeKind, reason: String },
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
+}
+
+impl Runtime<HttpRequest, HttpResponse> for ProcessRuntime {
+    fn prepare(
+        &self,
+        source: VersionSource,
+    ) -> BoxFuture<'_, Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>, PrepareError>> {
+        Box::pin(async move {
+            let inner = self.inner.clone();
+            let prepared = tokio::task::spawn_blocking(move || prepare(&inner, source))
+                .await
+                .map_err(|error| Box::new(error) as PrepareError)??;
+            Ok(Arc::new(prepared) as Arc<dyn Prepared<HttpRequest, HttpResponse>>)
+        })
+    }
+}
+
+fn prepare(inner: &Arc<Inner>, source: VersionSource) -> Result<PreparedProcess, PrepareError> {
+    let kind = source.config.runtime;
+    if kind == RuntimeKind::Wasm {
+        return Err(Box::new(ProcessPrepareError::NotAProcessRuntime(kind)));
+    }
+    let bundle = crate::bundle::unpack(
+        &source.artifact_path,
+        &inner.config.work_dir.join("bundles").join(source.artifact.as_str()),
+    )
+    .map_err(ProcessPrepareError::from)?;
+
+    let mut executables: Vec<PathBuf> = inner.loader.iter().cloned().collect();
+    let mut system_paths: Vec<PathBuf> = SYSTEM_PATHS.iter().map(PathBuf::from).collect();
+    let mut executable_dirs = Vec::new();
+    let handler = source.config.handler.clone().unwrap_or_default();
+    let argv = match kind {
+        RuntimeKind::Python3 | RuntimeKind::Nodejs => {
+            if handler.is_empty() {
+                return Err(Box::new(ProcessPrepareError::NoHandler { runtime: kind }));
+            }
+            check_handler(&bundle, kind, &handler)?;
+            let interpreter = inner
+                .interpreter(kind)
+                .map_err(|reason| ProcessPrepareError::NoInterpreter { runtime: kind, reason })?;
+            executables.push(interpreter.program.clone());
+            system_paths.extend(interpreter.extra_paths.iter().cloned());
+            let program = interpreter.program.to_string_lossy().into_owned();
+            match kind {
+                // -I: isolated (no user site, no PYTHON* variables, no cwd on the path),
+                // -S: skip `site`, -B: never write .pyc files into the read-only bundle.
+                RuntimeKind::Python3 => vec![program, "-I".into(), "-B".into(), "/var/runtime/bootstrap.py".into()],
+                _ => vec![program, "/var/runtime/bootstrap.mjs".into()],
+            }
+        }
+        RuntimeKind::Provided | RuntimeKind::Wasm => {
+            let bootstrap = bundle.join("bootstrap");
+            if !is_executable(&bootstrap) {
+                return Err(Box::new(ProcessPrepareError::NoBootstrap));
+            }
+            // A custom runtime is the function's own: anything in its bundle may run,
+            // and the interpreter its bootstrap names (with the managed ones, which
+            // bootstrap scripts commonly `exec`).
+            executable_dirs.push(PathBuf::from("/var/task"));
+            executables.extend(host::shebang(&bootstrap));
+            for managed in [RuntimeKind::Python3, RuntimeKind::Nodejs] {
+                if let Ok(interpreter) = inner.interpreter(managed) {
+                    executables.push(interpreter.program);
+                    system_paths.extend(interpreter.extra_paths);
+                }
+            }
+            vec!["/var/task/bootstrap".into()]
+        }
+    };
+    let network = !source.config.allowed_outbound_hosts.is_empty();
+    if network {
+        system_paths.extend(NETWORK_PATHS.iter().map(PathBuf::from));
+    }
+    Ok(PreparedProcess {
+        inner: inner.clone(),
+        function: source.function.to_string(),
+        kind,
+        handler,
+        bundle,
+        argv,
+        system_paths,
+        executables,
+        executable_dirs,
+        network,
+    })
+}
+
+/// Host paths every runtime gets, read-only. Their programs are readable but, except
+/// for the runtime's own interpreter, not executable (Landlock).
+const SYSTEM_PATHS: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/lib",
+    "/lib64",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/mime.types",
+];
+
+/// More host paths for functions granted the network: name resolution.
+const NETWORK_PATHS: &[&str] = &["/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf"];
+
+fn check_handler(bundle: &Path, kind: RuntimeKind, handler: &str) -> Result<(), ProcessPrepareError> {
+    let malformed = || ProcessPrepareError::MalformedHandler { handler: handler.to_owned() };
+    let (module, function) = handler.rsplit_once('.').ok_or_else(malformed)?;
+    if module.is_empty() || function.is_empty() {
+        return Err(malformed());
+    }
+    let candidates: Vec<String> = match kind {
+        RuntimeKind::Python3 => {
+            let path = module.replace('.', "/");
+            vec![format!("{path}.py"), format!("{path}/__init__.py")]
+        }
+        _ => ["js", "mjs", "cjs"].iter().map(|ext| format!("{module}.{ext}")).collect(),
+    };
+    if candidates.iter().any(|candidate| bundle.join(candidate).is_file()) {
+        Ok(())
+    } else {
+        Err(ProcessPrepareError::HandlerNotFound { handler: handler.to_owned(), expected: candidates.join(" or ") })
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// A version ready to start instances.
+struct PreparedProcess {
+    inner: Arc<Inner>,
+    function: String,
+    kind: RuntimeKind,
+    handler: String,
+    bundle: PathBuf,
+    argv: Vec<String>,
+    system_paths: Vec<PathBuf>,
+    executables: Vec<PathBuf>,
+    executable_dirs: Vec<PathBuf>,
+    network: bool,
+}
+
+impl Prepared<HttpRequest, HttpResponse> for PreparedProcess {
+    fn create(
+        &self,
+        config: &Arc<InstanceConfig>,
+    ) -> BoxFuture<'_, Result<Box<dyn Instance<HttpRequest, HttpResponse>>, InvokeError>> {
+        let config = config.clone();
+        Box::pin(async move {
+            let instance = self.start(&config).await?;
+            Ok(Box::new(instance) as Box<dyn Instance<HttpRequest, HttpResponse>>)
+        })
+    }
+}
+
+impl PreparedProcess {
+    async fn start(&self, config: &InstanceConfig) -> Result<ProcessInstance, InvokeError> {
+        let inner = &self.inner;
+        let seq = inner.next_instance.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}-{seq}", std::process::id());
+        let dir = inner.config.work_dir.join("instances").join(&name);
+        let root = dir.join("root");
+        std::fs::create_dir_all(&root).map_err(internal)?;
+
+        let memory = config.memory_limit;
+        let cgroup = inner.cgroups.as_ref().and_then(|hierarchy| {
+            // One core at most; the kernel shares it out by demand below that.
+            let limits = CgroupLimits { memory_bytes: memory, max_processes: MAX_PROCESSES, cpu_share: 1.0 };
+            hierarchy
+                .create(&name, limits)
+                .inspect_err(|error| tracing::warn!(%error, "cannot create the instance's control group"))
+                .ok()
+        });
+        let uid = FIRST_UID + (seq % UID_COUNT) as u32;
+        let version = env_value(config, "UPDRAFT_FUNCTION_VERSION").unwrap_or("$LATEST").to_owned();
+        let spec = JailSpec {
+            root,
+            task: self.bundle.clone(),
+            runtime_dir: Some(inner.runtime_dir.clone()),
+            system_paths: self.system_paths.clone(),
+            tmp_bytes: TMP_BYTES,
+            network: self.network,
+            runtime_api_port: RUNTIME_API_PORT,
+            cgroups: cgroup.as_ref().map(|group| group.dirs().to_vec()).unwrap_or_default(),
+            limits: RlimitSpec {
+                nofile: 1024,
+                fsize: TMP_BYTES,
+                // Without a memory control group, bound the address space instead
+                // (generously: runtimes reserve far more than they touch).
+                address_space: if cgroup.is_some() { 0 } else { memory.saturating_mul(4).max(1 << 30) },
+                nproc: if cgroup.is_some() { 0 } else { u64::from(MAX_PROCESSES) },
+            },
+            executables: self.executables.clone(),
+            executable_dirs: self.executable_dirs.clone(),
+            uid,
+            gid: uid,
+            seccomp: inner.config.seccomp,
+            argv: self.argv.clone(),
+            env: self.environment(config, &version, &name),
+        };
+        let mut guard = Cleanup { dir: Some(dir), cgroup };
+        let launched = host::launch(&inner.config.jailer, &spec, INIT_LIMIT).await.map_err(|error| {
+            InvokeError::Init { message: error.to_string() }
+        })?;
+        let listener = tokio::net::TcpListener::from_std(launched.listener).map_err(internal)?;
+        let mut api = RuntimeApi::serve(listener, config.max_response_bytes);
+        let mut child = launched.child;
+        let mut pipes = launched.pipes;
+
+        let started = tokio::select! {
+            started = api.started() => started,
+            _ = child.wait() => None,
+            _ = tokio::time::sleep(INIT_LIMIT) => {
+                let _ = child.start_kill();
+                return Err(InvokeError::Init { message: format!("the runtime did not start within {}s", INIT_LIMIT.as_secs()) });
+            }
+            () = pipes.pump() => unreachable!("pump never completes"),
+        };
+        match started {
+            Some(Started::Ready) => {}
+            Some(Started::InitError { error_type, body }) => {
+                let _ = child.start_kill();
+                let message = String::from_utf8_lossy(&body);
+                return Err(InvokeError::Init { message: format!("{error_type}: {message}") });
+            }
+            None => {
+                let _ = child.start_kill();
+                let status = child.wait().await.map(|s| s.to_string()).unwrap_or_default();
+                pipes.drain();
+                let output = pipes.take().text();
+                let output = output.trim();
+                let message = if output.is_empty() {
+                    format!("the runtime exited before asking for an event ({status})")
+                } else {
+                    format!("the runtime exited before asking for an event ({status}): {output}")
+                };
+                return Err(InvokeError::Init { message });
+            }
+        }
+        // What the runtime printed while starting goes with its first invocation.
+        pipes.drain();
+        let cgroup = guard.cgroup.take();
+        let dir = guard.dir.take();
+        Ok(ProcessInstance {
+            api,
+            child: Some(child),
+            pipes,
+            cgroup,
+            dir,
+            function_arn: format!(
+                "arn:aws:lambda:{}:{}:function:{}",
+                inner.config.region, inner.config.account_id, self.function
+            )
+            .into(),
+            account_id: inner.config.account_id.clone(),
+            memory_limit: memory,
+        })
+    }
+
+    /// The runtime's environment: Lambda's reserved variables, then the function's own.
+    fn environment(&self, config: &InstanceConfig, version: &str, instance: &str) -> Vec<(String, String)> {
+        let inner = &self.inner.config;
+        let memory_mb = (config.memory_limit / (1024 * 1024)).to_string();
+        let stream = format!("{}/[{version}]{instance}", log_date());
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
+            ("LANG".into(), "en_US.UTF-8".into()),
+            ("TZ".into(), ":UTC".into()),
+            ("LD_LIBRARY_PATH".into(), "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib".into()),
+            ("LAMBDA_TASK_ROOT".into(), "/var/task".into()),
+            ("LAMBDA_RUNTIME_DIR".into(), "/var/runtime".into()),
+            ("_HANDLER".into(), self.handler.clone()),
+            ("AWS_REGION".into(), inner.region.clone()),
+            ("AWS_DEFAULT_REGION".into(), inner.region.clone()),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), self.function.clone()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), memory_mb),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), version.to_owned()),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME".into(), format!("/aws/lambda/{}", self.function)),
+            ("AWS_LAMBDA_LOG_STREAM_NAME".into(), stream),
+            ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
+        ];
+        match self.kind {
+            RuntimeKind::Python3 => {
+                env.push(("AWS_EXECUTION_ENV".into(), "AWS_Lambda_python3".into()));
+                env.push(("PYTHONPATH".into(), "/var/runtime".into()));
+            }
+            RuntimeKind::Nodejs => {
+                env.push(("AWS_EXECUTION_ENV".into(), "AWS_Lambda_nodejs".into()));
+                env.push(("NODE_PATH".into(), "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/task/node_modules".into()));
+            }
+            // Lambda sets no AWS_EXECUTION_ENV for custom runtimes.
+            RuntimeKind::Provided | RuntimeKind::Wasm => {}
+        }
+        // The function's own variables may not replace the reserved ones.
+        let reserved: Vec<String> = env.iter().map(|(key, _)| key.clone()).collect();
+        env.extend(
+            config
+                .env
+                .iter()
+                .filter(|(key, _)| !reserved.contains(key) && key != "AWS_LAMBDA_RUNTIME_API")
+                .cloned(),
+        );
+        env
+    }
+}
+
+/// The private `/tmp` of each instance (Lambda's default ephemeral storage).
+const TMP_BYTES: u64 = 512 * 1024 * 1024;
+
+fn env_value<'a>(config: &'a InstanceConfig, key: &str) -> Option<&'a str> {
+    config.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn log_date() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or_default() as i64;
+    let (year, month, day) = crate::time::civil_from_days(days);
+    format!("{year:04}/{month:02}/{day:02}")
+}
+
+fn internal(error: impl std::fmt::Display) -> InvokeError {
+    InvokeError::Internal { message: error.to_string() }
+}
+
+/// Removes a failed start's folder and control group.
+struct Cleanup {
+    dir: Option<PathBuf>,
+    cgroup: Option<InstanceCgroup>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.dir.is_none() && self.cgroup.is_none() {
+            return;
+        }
+        retire(None, self.cgroup.take(), self.dir.take());
+    }
+}
+
+/// One running, jailed runtime.
+struct ProcessInstance {
+    api: RuntimeApi,
+    child: Option<tokio::process::Child>,
+    pipes: Pipes,
+    cgroup: Option<InstanceCgroup>,
+    dir: Option<PathBuf>,
+    function_arn: Arc<str>,
+    account_id: String,
+    memory_limit: u64,
+}
+
+enum Outcome {
+    Reply(Reply),
+    Exited(String),
+    TimedOut,
+}
+
+impl Instance<HttpRequest, HttpResponse> for ProcessInstance {
+    fn invoke(&mut self, input: HttpRequest, call: Call) -> BoxFuture<'_, Invoked<HttpResponse>> {
+        Box::pin(async move {
+            let direct = input.extensions().get::<EventInput>().cloned();
+            let payload = match &direct {
+                Some(_) => input.body().clone(),
+                None => crate::apigw::request_event(
+                    &input,
+                    &crate::apigw::EventContext {
+                        account_id: &self.account_id,
+                        request_id: &call.request_id,
+                        now_ms: call.deadline_ms - i64::try_from(call.timeout.as_millis()).unwrap_or(0),
+                    },
+                ),
+            };
+            if let Some(cgroup) = &self.cgroup {
+                cgroup.reset_peak();
+            }
+            let event = Event {
+                request_id: call.request_id.clone(),
+                deadline_ms: call.deadline_ms,
+                function_arn: self.function_arn.clone(),
+                trace_header: xray_trace_header(&call.trace_id, &parent_id(&call.request_id)),
+                client_context: direct.as_ref().and_then(|d| d.client_context.clone()),
+                payload,
+            };
+            let outcome = self.run(event, call.timeout).await;
+            self.pipes.drain();
+            let output = self.pipes.take();
+            let max_memory_used = self.cgroup.as_ref().and_then(InstanceCgroup::peak_memory).unwrap_or(0);
+            let (result, reusable) = match outcome {
+                Outcome::Reply(Reply::Response { body, content_type }) => {
+                    self.end_strays();
+                    let result = match direct {
+                        Some(_) => {
+                            let mut response = Response::new(body);
+                            let content_type = content_type.unwrap_or(HeaderValue::from_static("application/json"));
+                            response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+                            Ok(response)
+                        }
+                        None => crate::apigw::response(&body)
+                            .map_err(|error| InvokeError::BadResponse { message: error.to_string() }),
+                    };
+                    (result, true)
+                }
+                Outcome::Reply(Reply::Error { error_type, body }) => {
+                    self.end_strays();
+                    (Err(InvokeError::Function { error_type, document: body.to_vec() }), true)
+                }
+                Outcome::Reply(Reply::TooLarge { limit }) => {
+                    self.end_strays();
+                    (Err(InvokeError::ResponseTooLarge { limit }), true)
+                }
+                Outcome::Exited(status) => {
+                    let oom = self.cgroup.as_ref().is_some_and(|cgroup| cgroup.oom_kills() > 0);
+                    let error = if oom {
+                        InvokeError::OutOfMemory { limit: self.memory_limit }
+                    } else {
+                        InvokeError::Exited { status }
+                    };
+                    (Err(error), false)
+                }
+                Outcome::TimedOut => {
+                    self.kill();
+                    (Err(InvokeError::Timeout { timeout: call.timeout }), false)
+                }
+            };
+            Invoked { result, output, max_memory_used, reusable }
+        })
+    }
+
+    fn dispose(mut self: Box<Self>) {
+        self.kill();
+    }
+}
+
+impl ProcessInstance {
+    async fn run(&mut self, event: Event, timeout: Duration) -> Outcome {
+        let Some(child) = self.child.as_mut() else { return Outcome::Exited("the instance was stopped".into()) };
+        let deadline = tokio::time::sleep(timeout);
+        let reply = tokio::select! {
+            reply = self.api.send(event) => reply,
+            status = child.wait() => return Outcome::Exited(describe(status)),
+        };
+        let Some(reply) = reply else { return Outcome::Exited("the Runtime API stopped".into()) };
+        tokio::select! {
+            reply = reply => match reply {
+                Ok(reply) => Outcome::Reply(reply),
+                Err(_) => Outcome::Exited("the Runtime API stopped".into()),
+            },
+            status = child.wait() => {
+                // Output written just before exiting is still in the pipes.
+                Outcome::Exited(describe(status))
+            }
+            () = deadline => Outcome::TimedOut,
+            () = self.pipes.pump() => unreachable!("pump never completes"),
+        }
+    }
+
+    /// Ends every process the invocation left behind in the instance: only the
+    /// jailer, the namespace's init and the runtime itself stay between invocations.
+    fn end_strays(&self) {
+        let (Some(cgroup), Some(child)) = (&self.cgroup, &self.child) else { return };
+        let processes = cgroup.processes();
+        if processes.len() <= 3 {
+            return;
+        }
+        let Some(jailer) = child.id().and_then(|id| i32::try_from(id).ok()) else { return };
+        let stats: Vec<(i32, i32, u64)> = processes
+            .iter()
+            .filter_map(|&pid| host::parent_and_start(pid).map(|(parent, start)| (pid, parent, start)))
+            .collect();
+        let init = stats.iter().find(|(_, parent, _)| *parent == jailer).map(|(pid, ..)| *pid);
+        let runtime = init.and_then(|init| {
+            stats.iter().filter(|(_, parent, _)| *parent == init).min_by_key(|(_, _, start)| *start).map(|(pid, ..)| *pid)
+        });
+        for (pid, ..) in stats {
+            if pid != jailer && Some(pid) != init && Some(pid) != runtime {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        retire(self.child.take(), self.cgroup.take(), self.dir.take());
+    }
+}
+
+impl Drop for ProcessInstance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Ends an instance: kills its jailer (init follows, taking the namespace's other
+/// processes with it), then removes its control group and folder once empty.
+fn retire(child: Option<tokio::process::Child>, cgroup: Option<InstanceCgroup>, dir: Option<PathBuf>) {
+    let cleanup = async move {
+        if let Some(mut child) = child {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        if let Some(cgroup) = cgroup {
+            // The namespace's processes die just after the jailer; wait for them.
+            for _ in 0..100 {
+                if cgroup.remove().is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if let Some(dir) = dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(cleanup);
+        }
+        Err(_) => tracing::debug!("no runtime to clean an instance up on"),
+    }
+}
+
+fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
+    match status {
+        Ok(status) => status.to_string(),
+        Err(error) => error.to_string(),
+    }
+}
+
+/// A 16-hex-digit X-Ray parent (segment) id derived from the request id.
+fn parent_id(request_id: &str) -> String {
+    let hex: String = request_id.chars().filter(char::is_ascii_hexdigit).take(16).collect();
+    format!("{hex:0>16}")
+}

@@ -1,0 +1,281 @@
+//! The host's side of the sandbox: finding interpreters, starting the jailer, taking
+//! the Runtime API listener it opens, reading the instance's output and ending it.
+
+#![allow(unsafe_code)]
+
+use std::ffi::OsString;
+use std::io::{self, IoSliceMut};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+use tokio::net::unix::pipe;
+use updraft_scheduler::{GuestOutput, LogStream};
+
+use crate::spec::JailSpec;
+
+/// A runtime's interpreter as resolved once on this host.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    /// The real executable (symbolic links and shims followed).
+    pub program: PathBuf,
+    /// Folders outside `/usr` the interpreter needs, bound read-only into instances.
+    pub extra_paths: Vec<PathBuf>,
+}
+
+impl Interpreter {
+    /// Python: Debian's `/usr/bin/python3` when present (it starts fastest), else the
+    /// `python3` on PATH, asked for its real executable once (a pyenv shim costs
+    /// ~60 ms per start on its own).
+    pub fn python(configured: Option<&Path>) -> io::Result<Interpreter> {
+        let candidate = match configured {
+            Some(path) => path.to_owned(),
+            None if Path::new("/usr/bin/python3").exists() => PathBuf::from("/usr/bin/python3"),
+            None => PathBuf::from("python3"),
+        };
+        let output = std::process::Command::new(&candidate)
+            .args(["-I", "-c", "import sys; print(sys.executable); print(sys.base_prefix)"])
+            .output()
+            .map_err(|error| io::Error::new(error.kind(), format!("cannot run {}: {error}", candidate.display())))?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut lines = text.lines();
+        let (Some(executable), Some(prefix)) = (lines.next(), lines.next()) else {
+            return Err(io::Error::other(format!("{} did not say where it lives", candidate.display())));
+        };
+        let program = std::fs::canonicalize(executable)?;
+        let extra_paths = outside_usr(Path::new(prefix));
+        Ok(Interpreter { program, extra_paths })
+    }
+
+    /// Node.js: the `node` configured or on PATH, links followed.
+    pub fn node(configured: Option<&Path>) -> io::Result<Interpreter> {
+        let program = match configured {
+            Some(path) => std::fs::canonicalize(path)?,
+            None => which("node").ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no `node` on PATH"))?,
+        };
+        let prefix = program.parent().and_then(Path::parent).map(Path::to_owned).unwrap_or_default();
+        Ok(Interpreter { extra_paths: outside_usr(&prefix), program })
+    }
+}
+
+fn outside_usr(prefix: &Path) -> Vec<PathBuf> {
+    if prefix.starts_with("/usr") || prefix == Path::new("/") { Vec::new() } else { vec![prefix.to_owned()] }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .and_then(|found| std::fs::canonicalize(found).ok())
+}
+
+/// The dynamic loader every executable needs: Landlock checks it like the program.
+pub fn elf_loader() -> Option<PathBuf> {
+    ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
+        .iter()
+        .find_map(|path| std::fs::canonicalize(path).ok())
+}
+
+/// The interpreter named by a script's `#!` line, if it has one.
+pub fn shebang(script: &Path) -> Option<PathBuf> {
+    let mut head = [0u8; 256];
+    let read = io::Read::read(&mut std::fs::File::open(script).ok()?, &mut head).ok()?;
+    let line = head[..read].strip_prefix(b"#!")?;
+    let line = line.split(|b| *b == b'\n').next()?;
+    let program = std::str::from_utf8(line).ok()?.split_whitespace().next()?;
+    std::fs::canonicalize(program).ok()
+}
+
+/// A started jailer: the process, its Runtime API listener and its output pipes.
+pub struct Launched {
+    pub child: tokio::process::Child,
+    pub listener: std::net::TcpListener,
+    pub pipes: Pipes,
+}
+
+/// Why an instance did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot start the jailer {program}: {source}")]
+    Spawn { program: String, source: io::Error },
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The jailer ended before handing over its listener; the text is its stderr.
+    #[error("the sandbox could not be built: {0}")]
+    Sandbox(String),
+}
+
+/// Starts the jailer with `spec` and takes the listener it opens in the instance.
+pub async fn launch(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Result<Launched, LaunchError> {
+    let (host_end, jail_end) = UnixStream::pair()?;
+    let (out_read, out_write) = io::pipe()?;
+    let (err_read, err_write) = io::pipe()?;
+    let spec_json = serde_json::to_string(spec).expect("the spec serialises");
+    let (program, args) = jailer.split_first().ok_or_else(|| io::Error::other("no jailer configured"))?;
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .arg(spec_json)
+        .env_clear()
+        .stdin(Stdio::from(OwnedFd::from(jail_end)))
+        .stdout(Stdio::from(out_write))
+        .stderr(Stdio::from(err_write))
+        .kill_on_drop(true);
+    let child = command
+        .spawn()
+        .map_err(|source| LaunchError::Spawn { program: program.to_string_lossy().into_owned(), source })?;
+    // The command holds the child's ends of the pipes; without this drop they would
+    // never report end of file.
+    drop(command);
+    let mut pipes = Pipes::new(out_read, err_read)?;
+
+    host_end.set_read_timeout(Some(wait))?;
+    let received = tokio::task::spawn_blocking(move || receive_fd(&host_end)).await.map_err(io::Error::other)?;
+    match received {
+        Ok(fd) => {
+            let listener = std::net::TcpListener::from(fd);
+            listener.set_nonblocking(true)?;
+            Ok(Launched { child, listener, pipes })
+        }
+        Err(error) => {
+            let mut child = child;
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
+            pipes.drain();
+            let text = pipes.take().text();
+            let text = if text.trim().is_empty() { error.to_string() } else { text.trim().to_owned() };
+            Err(LaunchError::Sandbox(text))
+        }
+    }
+}
+
+/// Receives one descriptor sent with `SCM_RIGHTS`.
+fn receive_fd(socket: &UnixStream) -> io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let mut byte = [0u8; 1];
+    let mut iov = [IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!(std::os::fd::RawFd);
+    let message = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    for cmsg in message.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel has just installed this descriptor in our table for
+                // us (SCM_RIGHTS); nothing else refers to it, so we own it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the jailer ended before opening the Runtime API"))
+}
+
+/// The most guest output kept per invocation; the rest is dropped and marked.
+pub const OUTPUT_LIMIT: usize = 256 * 1024;
+
+/// An instance's stdout and stderr, read as they arrive.
+pub struct Pipes {
+    out: Option<pipe::Receiver>,
+    err: Option<pipe::Receiver>,
+    captured: GuestOutput,
+    bytes: usize,
+}
+
+impl Pipes {
+    fn new(out: io::PipeReader, err: io::PipeReader) -> io::Result<Pipes> {
+        Ok(Pipes {
+            out: Some(pipe::Receiver::from_owned_fd(OwnedFd::from(out))?),
+            err: Some(pipe::Receiver::from_owned_fd(OwnedFd::from(err))?),
+            captured: GuestOutput::default(),
+            bytes: 0,
+        })
+    }
+
+    /// Reads output as it arrives; never completes (pends once both pipes are closed).
+    pub async fn pump(&mut self) {
+        loop {
+            tokio::select! {
+                ready = readable(&self.out) => if ready.is_ok() { self.read(LogStream::Stdout) } else { self.out = None },
+                ready = readable(&self.err) => if ready.is_ok() { self.read(LogStream::Stderr) } else { self.err = None },
+            }
+        }
+    }
+
+    /// Reads what is already in the pipes, without waiting.
+    pub fn drain(&mut self) {
+        self.read(LogStream::Stdout);
+        self.read(LogStream::Stderr);
+    }
+
+    /// The output collected so far.
+    pub fn take(&mut self) -> GuestOutput {
+        self.bytes = 0;
+        std::mem::take(&mut self.captured)
+    }
+
+    fn read(&mut self, stream: LogStream) {
+        let slot = match stream {
+            LogStream::Stdout => &mut self.out,
+            LogStream::Stderr => &mut self.err,
+        };
+        let Some(receiver) = slot else { return };
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match receiver.try_read(&mut buf) {
+                Ok(0) => {
+                    *slot = None;
+                    return;
+                }
+                Ok(n) => {
+                    let room = OUTPUT_LIMIT.saturating_sub(self.bytes);
+                    if n > room {
+                        self.captured.truncated = true;
+                    }
+                    let kept = &buf[..n.min(room)];
+                    if !kept.is_empty() {
+                        self.bytes += kept.len();
+                        match self.captured.chunks.last_mut() {
+                            Some((last, bytes)) if *last == stream => bytes.extend_from_slice(kept),
+                            _ => self.captured.chunks.push((stream, kept.to_vec())),
+                        }
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    *slot = None;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn readable(receiver: &Option<pipe::Receiver>) -> io::Result<()> {
+    match receiver {
+        Some(receiver) => receiver.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Guest output as text, for error messages.
+pub trait OutputText {
+    fn text(&self) -> String;
+}
+
+impl OutputText for GuestOutput {
+    fn text(&self) -> String {
+        self.chunks.iter().map(|(_, bytes)| String::from_utf8_lossy(bytes)).collect()
+    }
+}
+
+/// A process's parent pid and start time (clock ticks since boot), from `/proc`.
+pub fn parent_and_start(pid: i32) -> Option<(i32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}

@@ -1,0 +1,25 @@
+//! The Lambda runtime: AWS Lambda handlers (`python3`, `nodejs`, `provided`) in
+//! sandboxed processes, reached through Lambda's Runtime API.
+//!
+//! Each instance is one runtime process in its own sandbox, built by the jailer
+//! ([`jail`]): namespaces, a read-only bundle at `/var/task`, a private `/tmp`,
+//! control-group limits, Landlock, no new privileges and a seccomp filter. The host
+//! serves the Runtime API 2018-06-01 ([`api`]) to each instance on a listener opened
+//! inside the instance's network namespace, and maps HTTP triggers to API Gateway
+//! events ([`apigw`]). [`ProcessRuntime`] implements the scheduler's runtime traits.
+
+#![deny(unsafe_code)]
+
+pub mod api;
+pub mod apigw;
+mod bundle;
+mod cgroup;
+mod function;
+mod host;
+pub mod jail;
+mod seccomp;
+pub mod spec;
+mod time;
+
+pub use bundle::{BundleError, MAX_UNPACKED_BYTES};
+pub use function::{HttpRequest, HttpResponse, ProcessPrepareError, ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError};

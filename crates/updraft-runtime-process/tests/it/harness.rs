@@ -1,0 +1,151 @@
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use updraft_model::{ArtifactDigest, ByteSize, EventInput, FunctionConfig, FunctionName, Runtime as Kind};
+pub use updraft_runtime_process::{HttpRequest, HttpResponse};
+use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
+use updraft_scheduler::{Call, Instance, InstanceConfig, InvokeError, Invoked, Prepared, Runtime, VersionSource};
+
+/// A started instance.
+pub type Started = Box<dyn Instance<HttpRequest, HttpResponse>>;
+
+pub struct Harness {
+    pub runtime: ProcessRuntime,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn harness() -> Harness {
+    let dir = tempfile::Builder::new().prefix("updraft-process-it-").tempdir().unwrap();
+    let runtime = ProcessRuntime::new(ProcessRuntimeConfig {
+        jailer: vec![env!("CARGO_BIN_EXE_updraft-jail").into()],
+        work_dir: dir.path().join("work"),
+        python: None,
+        node: None,
+        region: "us-east-1".into(),
+        account_id: "000000000000".into(),
+        seccomp: true,
+    })
+    .unwrap();
+    Harness { runtime, dir }
+}
+
+/// A zip of `files` (path, contents, executable).
+pub fn bundle(dir: &Path, name: &str, files: &[(&str, &str, bool)]) -> PathBuf {
+    let path = dir.join(format!("{name}.zip"));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    for (file, contents, executable) in files {
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(if *executable { 0o755 } else { 0o644 });
+        zip.start_file(*file, options).unwrap();
+        zip.write_all(contents.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+    path
+}
+
+pub struct Function {
+    pub kind: Kind,
+    pub handler: Option<&'static str>,
+    pub memory: u64,
+    pub network: bool,
+}
+
+impl Function {
+    pub fn python(handler: &'static str) -> Function {
+        Function { kind: Kind::Python3, handler: Some(handler), memory: 128 << 20, network: false }
+    }
+    pub fn node(handler: &'static str) -> Function {
+        Function { kind: Kind::Nodejs, handler: Some(handler), memory: 128 << 20, network: false }
+    }
+    pub fn provided() -> Function {
+        Function { kind: Kind::Provided, handler: None, memory: 128 << 20, network: false }
+    }
+}
+
+impl Harness {
+    pub async fn prepare(
+        &self,
+        name: &str,
+        function: &Function,
+        zip: &Path,
+    ) -> Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>, String> {
+        let config = FunctionConfig {
+            runtime: function.kind,
+            handler: function.handler.map(str::to_owned),
+            memory: ByteSize::mib(function.memory >> 20),
+            timeout: Duration::from_secs(10),
+            concurrency: None,
+            env: Default::default(),
+            allowed_outbound_hosts: if function.network { vec!["*".into()] } else { Vec::new() },
+            instance_reuse: false,
+            idle_timeout: Duration::from_secs(600),
+            min_instances: 0,
+            triggers: Vec::new(),
+        };
+        let digest = ArtifactDigest::of(&std::fs::read(zip).unwrap());
+        let source = VersionSource {
+            function: FunctionName::new(name).unwrap(),
+            artifact: digest,
+            artifact_path: zip.to_owned(),
+            config,
+        };
+        Runtime::<HttpRequest, HttpResponse>::prepare(&self.runtime, source).await.map_err(|e| e.to_string())
+    }
+
+    pub async fn start(
+        &self,
+        name: &str,
+        function: Function,
+        files: &[(&str, &str, bool)],
+    ) -> Result<Box<dyn Instance<HttpRequest, HttpResponse>>, InvokeError> {
+        let zip = bundle(self.dir.path(), name, files);
+        let prepared = self.prepare(name, &function, &zip).await.expect("the function prepares");
+        prepared.create(&instance_config(function.memory)).await
+    }
+}
+
+pub fn instance_config(memory: u64) -> Arc<InstanceConfig> {
+    Arc::new(InstanceConfig {
+        memory_limit: memory,
+        env: vec![("UPDRAFT_FUNCTION_VERSION".to_owned(), "3".to_owned()), ("GREETING".to_owned(), "hi".to_owned())]
+            .into(),
+        allowed_outbound_hosts: Vec::new().into(),
+        max_response_bytes: 6 << 20,
+        reuse_state: true,
+    })
+}
+
+pub fn call(id: &str, timeout: Duration) -> Call {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    Call {
+        request_id: id.into(),
+        trace_id: "5bef4de7ad49b0e87f6ef6c87fc2e700".into(),
+        timeout,
+        deadline_ms: now + timeout.as_millis() as i64,
+    }
+}
+
+/// An event invocation (Lambda's Invoke API) with `payload`.
+pub fn event(payload: serde_json::Value) -> HttpRequest {
+    let mut request = http::Request::new(Bytes::from(payload.to_string()));
+    request.extensions_mut().insert(EventInput::default());
+    request
+}
+
+pub async fn invoke(instance: &mut Box<dyn Instance<HttpRequest, HttpResponse>>, id: &str, payload: serde_json::Value) -> Invoked<HttpResponse> {
+    instance.invoke(event(payload), call(id, Duration::from_secs(10))).await
+}
+
+/// The JSON body of a successful invocation.
+pub fn json(invoked: &Invoked<HttpResponse>) -> serde_json::Value {
+    match &invoked.result {
+        Ok(response) => serde_json::from_slice(response.body()).unwrap_or_else(|e| panic!("{e}: {:?}", response.body())),
+        Err(error) => panic!("the invocation failed: {error}; output: {}", output(invoked)),
+    }
+}
+
+pub fn output(invoked: &Invoked<HttpResponse>) -> String {
+    invoked.output.chunks.iter().map(|(_, b)| String::from_utf8_lossy(b)).collect()
+}
