@@ -1,5 +1,6 @@
 //! Updraft's HTTP surface: the gateway that routes requests to functions, the `/v1`
-//! control plane, `/metrics` and `/healthz`. Handlers parse (`params`), call the platform and
+//! control plane, the Lambda-compatible API (`/2015-03-31/...`), `/metrics` and
+//! `/healthz`. Handlers parse (`params`), call the platform and
 //! render (`views`); they never touch the database. The OpenAPI document is generated
 //! from these handlers (`openapi_json`).
 
@@ -10,6 +11,7 @@ mod body;
 mod control;
 mod error;
 mod gateway;
+mod lambda;
 mod openapi;
 pub mod params;
 mod request_id;
@@ -46,8 +48,8 @@ pub(crate) struct AppState {
 /// The whole HTTP surface on one router.
 pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
     let state = AppState { platform, config: Arc::new(config) };
-    Router::new()
-        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+    let router = Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    lambda::routes(router)
         .nest("/v1", control::router(&state))
         .route(
             "/metrics",

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod access;
 mod batch;
 mod keys;
 mod live;
@@ -13,6 +14,7 @@ mod platform;
 mod recorder;
 mod routes;
 
+pub use access::{AccessKey, AccessKeyInfo};
 pub use keys::{ApiKey, Principal, Role};
 pub use live::{LiveFunction, LiveState};
 pub use logs::{LogQuery, LogWriter};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use updraft_model::{
-    AppName, ArtifactDigest, FunctionConfig, FunctionName, Limits, Manifest, ManifestError, Runtime, TriggerKind,
+    EventInput, AppName, ArtifactDigest, FunctionConfig, FunctionName, Limits, Manifest, ManifestError, Runtime, TriggerKind,
     VersionNumber,
 };
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError};
@@ -23,6 +23,7 @@ use updraft_store::{
 };
 use updraft_telemetry::{InstanceCounts, Metrics, PriceTable};
 
+use crate::access::{AccessKey, AccessKeyInfo, AccessKeySet, Sealer, UnsealError};
 use crate::keys::{ApiKey, KeySet, Principal, Role, token_hash};
 use crate::live::{LiveFunction, LiveState};
 use crate::logs::{LogQuery, LogWriter};
@@ -96,6 +97,14 @@ pub enum StartError {
     Runtime(#[from] WasmRuntimeError),
     #[error(transparent)]
     LambdaRuntime(#[from] ProcessRuntimeError),
+    #[error("cannot read or create the secrets key {path}")]
+    SecretsKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Unseal(#[from] UnsealError),
     #[error("could not write the admin token to {path}")]
     AdminToken {
         path: PathBuf,
@@ -209,10 +218,13 @@ pub struct Platform {
     artifacts: ArtifactStore,
     wasm: WasmRuntime,
     process: Option<ProcessRuntime>,
+    recorder: Arc<Recorder>,
     scheduler: Scheduler<HttpRequest, HttpResponse>,
     metrics: Arc<Metrics>,
     live: ArcSwap<LiveState>,
     keys: ArcSwap<KeySet>,
+    access_keys: ArcSwap<AccessKeySet>,
+    sealer: Sealer,
     /// Deploys, rollbacks and deletes run one at a time: each computes the next live
     /// state from the current one.
     change_lock: tokio::sync::Mutex<()>,
@@ -249,6 +261,9 @@ impl Platform {
             })?),
             None => None,
         };
+        let secrets_key = data_dir.join("secrets.key");
+        let sealer = Sealer::open_or_create(&secrets_key)
+            .map_err(|source| StartError::SecretsKey { path: secrets_key.clone(), source })?;
         let metrics = Arc::new(Metrics::default());
         let (logs, log_task) = LogWriter::start(store.clone());
         let (recorder, record_task) = Recorder::start(store.clone(), logs.clone(), metrics.clone());
@@ -258,9 +273,10 @@ impl Platform {
                 max_instances: config.max_instances,
                 reap_interval: config.reap_interval,
             },
-            recorder,
+            recorder.clone(),
         );
         let platform = Arc::new(Self {
+            recorder,
             config,
             store,
             artifacts,
@@ -270,11 +286,14 @@ impl Platform {
             metrics,
             live: ArcSwap::from_pointee(LiveState::empty()),
             keys: ArcSwap::from_pointee(KeySet::default()),
+            access_keys: ArcSwap::from_pointee(AccessKeySet::default()),
+            sealer,
             change_lock: tokio::sync::Mutex::new(()),
             logs,
             writers: std::sync::Mutex::new(vec![record_task, log_task]),
         });
         platform.load_keys().await?;
+        platform.load_access_keys().await?;
         platform.ensure_admin_key().await?;
         platform.load_functions().await?;
         Ok(platform)
@@ -358,6 +377,71 @@ impl Platform {
             .map_err(|source| StartError::AdminToken { path: path.clone(), source })?;
         tracing::info!(path = %path.display(), "created the admin API key");
         Ok(())
+    }
+
+    // ---- access keys (SigV4) ----
+
+    /// The secret and principal of an access key, for checking a SigV4 signature.
+    pub fn access_key_secret(&self, id: &str) -> Option<(String, Principal)> {
+        self.access_keys.load().get(id).cloned()
+    }
+
+    async fn load_access_keys(&self) -> Result<(), StartError> {
+        let mut keys = AccessKeySet::default();
+        for record in self.store.access_key_list().await? {
+            if let Some(role) = Role::parse(&record.role) {
+                let secret = self.sealer.open(&record.secret_sealed)?;
+                keys.insert(record.id.clone(), secret, Principal { key_id: record.id, role });
+            }
+        }
+        self.access_keys.store(Arc::new(keys));
+        Ok(())
+    }
+
+    /// Creates an access key; its secret is returned this once.
+    pub async fn access_key_create(&self, role: Role) -> Result<AccessKey, StoreError> {
+        let _change = self.change_lock.lock().await;
+        let key = AccessKey::generate(role);
+        self.store
+            .access_key_insert(&updraft_store::AccessKeyRecord {
+                id: key.id.clone(),
+                secret_sealed: self.sealer.seal(&key.secret),
+                role: role.as_str().to_owned(),
+                created_at: updraft_store::now_millis(),
+            })
+            .await?;
+        let mut keys = AccessKeySet::default();
+        for (id, entry) in self.access_keys.load().iter() {
+            keys.insert(id.clone(), entry.0.clone(), entry.1.clone());
+        }
+        keys.insert(key.id.clone(), key.secret.clone(), Principal { key_id: key.id.clone(), role });
+        self.access_keys.store(Arc::new(keys));
+        Ok(key)
+    }
+
+    /// Every access key, oldest first, without secrets.
+    pub async fn access_key_list(&self) -> Result<Vec<AccessKeyInfo>, StoreError> {
+        Ok(self
+            .store
+            .access_key_list()
+            .await?
+            .into_iter()
+            .filter_map(|record| {
+                Some(AccessKeyInfo { role: Role::parse(&record.role)?, id: record.id, created_at: record.created_at })
+            })
+            .collect())
+    }
+
+    /// Deletes an access key; false when there was none.
+    pub async fn access_key_delete(&self, id: &str) -> Result<bool, StoreError> {
+        let _change = self.change_lock.lock().await;
+        let deleted = self.store.access_key_delete(id).await?;
+        let mut keys = AccessKeySet::default();
+        for (key_id, entry) in self.access_keys.load().iter().filter(|(key_id, _)| key_id.as_str() != id) {
+            keys.insert(key_id.clone(), entry.0.clone(), entry.1.clone());
+        }
+        self.access_keys.store(Arc::new(keys));
+        Ok(deleted)
     }
 
     // ---- artifacts ----
@@ -719,6 +803,35 @@ impl Platform {
         }
     }
 
+    /// Invokes `function` with an event payload handed to it as it is (Lambda's Invoke
+    /// API), optionally collecting the invocation's log text (`LogType: Tail`).
+    pub async fn invoke_event(
+        &self,
+        function: &LiveFunction,
+        payload: Bytes,
+        event: EventInput,
+        context: InvokeContext,
+        tail: bool,
+    ) -> (Result<Invocation, InvokeFailure>, Option<String>) {
+        let waiter = tail.then(|| self.recorder.tail(&context.request_id));
+        let mut request = http::Request::new(payload);
+        *request.method_mut() = http::Method::POST;
+        request.extensions_mut().insert(event);
+        let result = self.invoke(function, request, context).await;
+        (result, waiter.and_then(|waiter| waiter.take()))
+    }
+
+    /// The live function `name` if `qualifier` names what it serves: nothing,
+    /// `$LATEST`, or its version number. Earlier versions do not serve invocations.
+    pub fn qualified_function(&self, name: &FunctionName, qualifier: Option<&str>) -> Option<Arc<LiveFunction>> {
+        let function = self.live.load().functions.get(name).cloned()?;
+        match qualifier {
+            None | Some("$LATEST") => Some(function),
+            Some(version) if version == function.version.to_string() => Some(function),
+            Some(_) => None,
+        }
+    }
+
     // ---- records, usage, metrics ----
 
     /// Invocation records, newest first.
@@ -829,7 +942,7 @@ fn create_private_dir(path: &Path) -> Result<(), StartError> {
     Ok(())
 }
 
-fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;

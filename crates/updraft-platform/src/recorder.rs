@@ -3,9 +3,11 @@
 //! record to the record writer, which stores records with their hourly usage in
 //! batches and then counts them in the metrics.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use updraft_model::{InvocationRecord, InvocationStatus};
 use updraft_scheduler::{GuestOutput, InvocationSink};
 use updraft_store::{LogLine, Store, StoreError};
@@ -18,6 +20,10 @@ use crate::logs::LogWriter;
 pub(crate) struct Recorder {
     records: mpsc::UnboundedSender<InvocationRecord>,
     logs: LogWriter,
+    /// Callers waiting for an invocation's log text (Lambda's `LogType: Tail`), by
+    /// request id; the counter spares every other invocation the lock.
+    tails: Mutex<HashMap<String, oneshot::Sender<String>>>,
+    tail_waiters: AtomicUsize,
 }
 
 struct RecordTarget {
@@ -50,10 +56,19 @@ impl Recorder {
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let (records, receiver) = mpsc::unbounded_channel();
         let task = crate::batch::spawn(receiver, RecordTarget { store, metrics });
-        (Arc::new(Self { records, logs }), task)
+        let recorder = Self { records, logs, tails: Mutex::default(), tail_waiters: AtomicUsize::new(0) };
+        (Arc::new(recorder), task)
     }
 
-    fn log(&self, record: &InvocationRecord, at: i64, stream: &str, line: String) {
+    /// Asks for the log text of invocation `request_id`, sent when it finishes.
+    pub(crate) fn tail(self: &Arc<Self>, request_id: &str) -> TailWaiter {
+        let (sender, receiver) = oneshot::channel();
+        self.tails.lock().unwrap().insert(request_id.to_owned(), sender);
+        self.tail_waiters.fetch_add(1, Ordering::AcqRel);
+        TailWaiter { recorder: self.clone(), request_id: request_id.to_owned(), receiver }
+    }
+
+    fn log(&self, record: &InvocationRecord, at: i64, stream: &'static str, line: String) {
         self.logs.send(LogLine {
             function: record.function.clone(),
             version: record.version,
@@ -69,32 +84,66 @@ impl InvocationSink for Recorder {
     fn finished(&self, record: InvocationRecord, output: GuestOutput) {
         // A throttled invocation never ran: it has a record but no log lines, as in Lambda.
         if record.status != InvocationStatus::Throttled {
-            let now = updraft_store::now_millis();
-            self.log(&record, record.started_at, "platform", updraft_telemetry::start_line(&record));
-            for (stream, bytes) in &output.chunks {
-                for line in String::from_utf8_lossy(bytes).lines() {
-                    self.log(&record, now, stream.as_str(), line.to_owned());
+            let lines = log_lines(&record, &output);
+            if self.tail_waiters.load(Ordering::Acquire) > 0 {
+                let waiter = self.tails.lock().unwrap().remove(&record.id);
+                if let Some(waiter) = waiter {
+                    let text: Vec<&str> = lines.iter().map(|(_, _, line)| line.as_str()).collect();
+                    let _ = waiter.send(text.join("\n") + "\n");
                 }
             }
-            if output.truncated {
-                let message = "output truncated: the function wrote more than 256 KiB".to_owned();
-                self.log(&record, now, "platform", message);
+            for (at, stream, line) in lines {
+                self.log(&record, at, stream, line);
             }
-            match record.status {
-                InvocationStatus::Timeout => {
-                    self.log(&record, now, "platform", updraft_telemetry::timeout_line(&record));
-                }
-                InvocationStatus::Error => {
-                    let message = record.error_message.as_deref().unwrap_or("unknown error");
-                    self.log(&record, now, "platform", format!("invocation failed: {message}"));
-                }
-                _ => {}
-            }
-            self.log(&record, now, "platform", updraft_telemetry::end_line(&record));
-            self.log(&record, now, "platform", updraft_telemetry::report_line(&record));
         }
         if self.records.send(record).is_err() {
             tracing::error!("the record writer has stopped; an invocation record is lost");
         }
+    }
+}
+
+/// The log lines of one invocation: `START`, the guest's output, `END`, `REPORT`.
+fn log_lines(record: &InvocationRecord, output: &GuestOutput) -> Vec<(i64, &'static str, String)> {
+    let now = updraft_store::now_millis();
+    let mut lines = vec![(record.started_at, "platform", updraft_telemetry::start_line(record))];
+    for (stream, bytes) in &output.chunks {
+        for line in String::from_utf8_lossy(bytes).lines() {
+            lines.push((now, stream.as_str(), line.to_owned()));
+        }
+    }
+    if output.truncated {
+        lines.push((now, "platform", "output truncated: the function wrote more than 256 KiB".to_owned()));
+    }
+    match record.status {
+        InvocationStatus::Timeout => lines.push((now, "platform", updraft_telemetry::timeout_line(record))),
+        InvocationStatus::Error => {
+            let message = record.error_message.as_deref().unwrap_or("unknown error");
+            lines.push((now, "platform", format!("invocation failed: {message}")));
+        }
+        _ => {}
+    }
+    lines.push((now, "platform", updraft_telemetry::end_line(record)));
+    lines.push((now, "platform", updraft_telemetry::report_line(record)));
+    lines
+}
+
+/// One caller's wait for an invocation's log text; unregisters itself when dropped.
+pub(crate) struct TailWaiter {
+    recorder: Arc<Recorder>,
+    request_id: String,
+    receiver: oneshot::Receiver<String>,
+}
+
+impl TailWaiter {
+    /// The text, if the invocation ran (a throttled one has none).
+    pub(crate) fn take(mut self) -> Option<String> {
+        self.receiver.try_recv().ok()
+    }
+}
+
+impl Drop for TailWaiter {
+    fn drop(&mut self) {
+        self.recorder.tails.lock().unwrap().remove(&self.request_id);
+        self.recorder.tail_waiters.fetch_sub(1, Ordering::AcqRel);
     }
 }

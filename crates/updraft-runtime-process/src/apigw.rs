@@ -274,7 +274,7 @@ mod tests {
         assert!(event["headers"].get("cookie").is_none() && event["headers"].get("x-updraft-route").is_none());
         assert_eq!(event["requestContext"]["http"]["method"], "POST");
         assert_eq!(event["requestContext"]["domainPrefix"], "api");
-        assert_eq!(event["requestContext"]["time"], "27/Nov/2026:04:50:00 +0000");
+        assert_eq!(event["requestContext"]["time"], "27/Nov/2026:07:30:00 +0000");
         assert_eq!(event["body"], r#"{"x":1}"#);
         assert_eq!(event["isBase64Encoded"], false);
     }

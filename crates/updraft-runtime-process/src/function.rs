@@ -35,6 +35,8 @@ const RUNTIME_API_PORT: u16 = 9001;
 /// Processes one instance may run: enough for a runtime and its helpers, too few for
 /// a fork bomb to matter.
 const MAX_PROCESSES: u32 = 64;
+/// How many rounds of killing an invocation's leftover processes get.
+const STRAY_ROUNDS: usize = 50;
 /// Users the sandboxed runtimes run as, one per instance, so that per-user limits are
 /// per instance: `FIRST_UID .. FIRST_UID + UID_COUNT`.
 const FIRST_UID: u32 = 200_000;
@@ -74,8 +76,9 @@ struct Inner {
     python: OnceLock<Result<Interpreter, String>>,
     node: OnceLock<Result<Interpreter, String>>,
     loader: Option<PathBuf>,
-    next_instance: AtomicU64,
 }
+
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(0);
 
 /// Why the process runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +110,6 @@ impl ProcessRuntime {
                 python: OnceLock::new(),
                 node: OnceLock::new(),
                 loader: host::elf_loader(),
-                next_instance: AtomicU64::new(0),
                 config,
             }),
         })
@@ -197,8 +199,8 @@ fn prepare(inner: &Arc<Inner>, source: VersionSource) -> Result<PreparedProcess,
             system_paths.extend(interpreter.extra_paths.iter().cloned());
             let program = interpreter.program.to_string_lossy().into_owned();
             match kind {
-                // -I: isolated (no user site, no PYTHON* variables, no cwd on the path),
-                // -S: skip `site`, -B: never write .pyc files into the read-only bundle.
+                // -I: isolated (no user site, no PYTHON* variables, no cwd on the path);
+                // -B: never try to write .pyc files into the read-only bundle.
                 RuntimeKind::Python3 => vec![program, "-I".into(), "-B".into(), "/var/runtime/bootstrap.py".into()],
                 _ => vec![program, "/var/runtime/bootstrap.mjs".into()],
             }
@@ -312,7 +314,8 @@ impl Prepared<HttpRequest, HttpResponse> for PreparedProcess {
 impl PreparedProcess {
     async fn start(&self, config: &InstanceConfig) -> Result<ProcessInstance, InvokeError> {
         let inner = &self.inner;
-        let seq = inner.next_instance.fetch_add(1, Ordering::Relaxed);
+        // Numbered across the whole process: control groups and users are host-wide.
+        let seq = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}-{seq}", std::process::id());
         let dir = inner.config.work_dir.join("instances").join(&name);
         let root = dir.join("root");
@@ -334,13 +337,14 @@ impl PreparedProcess {
             task: self.bundle.clone(),
             runtime_dir: Some(inner.runtime_dir.clone()),
             system_paths: self.system_paths.clone(),
-            tmp_bytes: TMP_BYTES,
+            tmp_bytes: tmp_bytes(memory),
             network: self.network,
             runtime_api_port: RUNTIME_API_PORT,
             cgroups: cgroup.as_ref().map(|group| group.dirs().to_vec()).unwrap_or_default(),
             limits: RlimitSpec {
                 nofile: 1024,
-                fsize: TMP_BYTES,
+                // Per file; `/tmp`'s own size is the real bound.
+                fsize: MAX_TMP_BYTES + 1,
                 // Without a memory control group, bound the address space instead
                 // (generously: runtimes reserve far more than they touch).
                 address_space: if cgroup.is_some() { 0 } else { memory.saturating_mul(4).max(1 << 30) },
@@ -461,8 +465,14 @@ impl PreparedProcess {
     }
 }
 
-/// The private `/tmp` of each instance (Lambda's default ephemeral storage).
-const TMP_BYTES: u64 = 512 * 1024 * 1024;
+/// The largest private `/tmp` (Lambda's default ephemeral storage). It is a tmpfs, so
+/// what it holds counts toward the instance's memory: it gets half the memory limit,
+/// up to this, and a full `/tmp` fails with ENOSPC rather than running out of memory.
+const MAX_TMP_BYTES: u64 = 512 * 1024 * 1024;
+
+fn tmp_bytes(memory: u64) -> u64 {
+    (memory / 2).min(MAX_TMP_BYTES)
+}
 
 fn env_value<'a>(config: &'a InstanceConfig, key: &str) -> Option<&'a str> {
     config.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
@@ -546,7 +556,7 @@ impl Instance<HttpRequest, HttpResponse> for ProcessInstance {
             let max_memory_used = self.cgroup.as_ref().and_then(InstanceCgroup::peak_memory).unwrap_or(0);
             let (result, reusable) = match outcome {
                 Outcome::Reply(Reply::Response { body, content_type }) => {
-                    self.end_strays();
+                    self.end_strays().await;
                     let result = match direct {
                         Some(_) => {
                             let mut response = Response::new(body);
@@ -560,11 +570,11 @@ impl Instance<HttpRequest, HttpResponse> for ProcessInstance {
                     (result, true)
                 }
                 Outcome::Reply(Reply::Error { error_type, body }) => {
-                    self.end_strays();
+                    self.end_strays().await;
                     (Err(InvokeError::Function { error_type, document: body.to_vec() }), true)
                 }
                 Outcome::Reply(Reply::TooLarge { limit }) => {
-                    self.end_strays();
+                    self.end_strays().await;
                     (Err(InvokeError::ResponseTooLarge { limit }), true)
                 }
                 Outcome::Exited(status) => {
@@ -615,26 +625,32 @@ impl ProcessInstance {
 
     /// Ends every process the invocation left behind in the instance: only the
     /// jailer, the namespace's init and the runtime itself stay between invocations.
-    fn end_strays(&self) {
+    /// Strays may still be forking, so it kills in rounds until none is left.
+    async fn end_strays(&self) {
         let (Some(cgroup), Some(child)) = (&self.cgroup, &self.child) else { return };
-        let processes = cgroup.processes();
-        if processes.len() <= 3 {
-            return;
-        }
         let Some(jailer) = child.id().and_then(|id| i32::try_from(id).ok()) else { return };
-        let stats: Vec<(i32, i32, u64)> = processes
-            .iter()
-            .filter_map(|&pid| host::parent_and_start(pid).map(|(parent, start)| (pid, parent, start)))
-            .collect();
-        let init = stats.iter().find(|(_, parent, _)| *parent == jailer).map(|(pid, ..)| *pid);
-        let runtime = init.and_then(|init| {
-            stats.iter().filter(|(_, parent, _)| *parent == init).min_by_key(|(_, _, start)| *start).map(|(pid, ..)| *pid)
-        });
-        for (pid, ..) in stats {
-            if pid != jailer && Some(pid) != init && Some(pid) != runtime {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        for _ in 0..STRAY_ROUNDS {
+            let processes = cgroup.processes();
+            if processes.len() <= 3 {
+                return;
             }
+            let stats: Vec<(i32, i32, u64)> = processes
+                .iter()
+                .filter_map(|&pid| host::parent_and_start(pid).map(|(parent, start)| (pid, parent, start)))
+                .collect();
+            let init = stats.iter().find(|(_, parent, _)| *parent == jailer).map(|(pid, ..)| *pid);
+            let runtime = init.and_then(|init| {
+                let children = stats.iter().filter(|(_, parent, _)| *parent == init);
+                children.min_by_key(|(_, _, start)| *start).map(|(pid, ..)| *pid)
+            });
+            for (pid, ..) in stats {
+                if pid != jailer && Some(pid) != init && Some(pid) != runtime {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        tracing::warn!("processes an invocation left behind would not end; they stay until the instance stops");
     }
 
     fn kill(&mut self) {

@@ -18,7 +18,7 @@ mod sql;
 pub use artifacts::{ArtifactError, ArtifactStore};
 pub use invocations::{InvocationFilter, StoredInvocation, UsageCounts, UsageRow};
 pub use records::{
-    ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord, PlannedFunction,
+    AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord, PlannedFunction,
     VersionRecord,
 };
 pub use sql::{Backend, Store, StoreError};

@@ -69,6 +69,15 @@ pub struct ApiKeyRecord {
     pub created_at: i64,
 }
 
+/// An access key for the Lambda-compatible API, its secret sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKeyRecord {
+    pub id: String,
+    pub secret_sealed: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
 /// A line of function output to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {

@@ -9,7 +9,7 @@ use updraft_model::{AppName, ArtifactDigest, FunctionConfig, FunctionName, Versi
 
 use crate::now_millis;
 use crate::records::{
-    ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord, VersionRecord,
+    AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord, VersionRecord,
 };
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -315,6 +315,39 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    pub async fn access_key_insert(&self, key: &AccessKeyRecord) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO access_keys (id, secret_sealed, role, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(key.id.as_str())
+            .bind(key.secret_sealed.as_str())
+            .bind(key.role.as_str())
+            .bind(key.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn access_key_list(&self) -> Result<Vec<AccessKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id, secret_sealed, role, created_at FROM access_keys ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AccessKeyRecord {
+                    id: row.try_get(0)?,
+                    secret_sealed: row.try_get(1)?,
+                    role: row.try_get(2)?,
+                    created_at: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes an access key; false when there was none.
+    pub async fn access_key_delete(&self, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM access_keys WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(result.rows_affected() > 0)
     }
 
     /// Appends log lines in one transaction.

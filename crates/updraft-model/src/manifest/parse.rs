@@ -876,13 +876,15 @@ fn parse_http(text: &str) -> Result<(MethodSet, RoutePattern), String> {
     };
     let route = RoutePattern::parse(route)?;
     let reserved = match route.segments() {
-        [RouteSegment::Literal(first), ..] if first == "v1" => true,
+        // The control plane, and the Lambda API's (`/2015-03-31/functions/...`).
+        [RouteSegment::Literal(first), ..] if first == "v1" || first == "2015-03-31" => true,
         [RouteSegment::Literal(only)] => only == "healthz" || only == "metrics",
         _ => false,
     };
     if reserved {
         return Err(format!(
-            "route {route} is Updraft's own (/v1/..., /healthz and /metrics are the server's); pick another path"
+            "route {route} is Updraft's own (/v1/..., /2015-03-31/..., /healthz and /metrics are the server's); \
+             pick another path"
         ));
     }
     Ok((methods, route))
@@ -1521,7 +1523,7 @@ triggers = [{ http = "GET /hello" }]
 
     #[test]
     fn the_servers_own_paths_are_refused_as_routes() {
-        for route in ["/v1/functions", "/metrics", "/healthz"] {
+        for route in ["/v1/functions", "/2015-03-31/functions/f/invocations", "/metrics", "/healthz"] {
             let (field, message) = problem(&with_function(&format!("triggers = [{{ http = \"GET {route}\" }}]")));
             assert_eq!(field, "functions.hello.triggers[0].http");
             assert!(message.contains("is Updraft's own"), "{message}");

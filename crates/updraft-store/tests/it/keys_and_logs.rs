@@ -1,12 +1,13 @@
 //! API keys and function logs.
 
 use updraft_model::VersionNumber;
-use updraft_store::{ApiKeyRecord, LogLine, LogLineRecord, Store, StoreError};
+use updraft_store::{AccessKeyRecord, ApiKeyRecord, LogLine, LogLineRecord, Store, StoreError};
 
 use crate::support::function;
 
 store_tests! {
     check_api_keys => api_keys_sqlite, api_keys_postgres;
+    check_access_keys => access_keys_sqlite, access_keys_postgres;
     check_log_pages => log_pages_sqlite, log_pages_postgres;
     check_log_tail => log_tail_sqlite, log_tail_postgres;
 }
@@ -26,6 +27,25 @@ async fn check_api_keys(store: &Store) {
     let same_secret = key("key-c", "hash-a", 3_000);
     assert!(matches!(store.api_key_insert(&same_secret).await, Err(StoreError::Query(_))));
     assert_eq!(store.api_key_list().await.unwrap(), keys);
+}
+
+async fn check_access_keys(store: &Store) {
+    assert_eq!(store.access_key_list().await.unwrap(), []);
+    let key = |id: &str, at| AccessKeyRecord {
+        id: id.to_owned(),
+        secret_sealed: format!("sealed-{id}"),
+        role: "admin".to_owned(),
+        created_at: at,
+    };
+    let keys = [key("AKUPAAAA", 1_000), key("AKUPBBBB", 2_000)];
+    for key in &keys {
+        store.access_key_insert(key).await.unwrap();
+    }
+    assert_eq!(store.access_key_list().await.unwrap(), keys);
+    assert!(matches!(store.access_key_insert(&keys[0]).await, Err(StoreError::Query(_))), "ids are unique");
+    assert!(store.access_key_delete("AKUPAAAA").await.unwrap());
+    assert!(!store.access_key_delete("AKUPAAAA").await.unwrap());
+    assert_eq!(store.access_key_list().await.unwrap(), keys[1..]);
 }
 
 /// One batch of 2,500 lines: every fifth from `checkout`, the others from `cart`.

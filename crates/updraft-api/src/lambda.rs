@@ -1,0 +1,382 @@
+//! The Lambda-compatible API (`2015-03-31`): `Invoke`, as AWS serves it, so that
+//! boto3, the AWS CLI and the SDKs work with `endpoint_url` pointed here. Requests are
+//! signed with SigV4 using access keys Updraft issues (`updraft keys create`); errors
+//! carry `X-Amzn-ErrorType` and each exception's own field names, which is how
+//! botocore tells them apart (`lambda-compat.md` A2).
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use scratchstack_aws_signature::{
+    GetSigningKeyRequest, GetSigningKeyResponse, KSecretKey, NO_ADDITIONAL_SIGNED_HEADERS, SignatureError,
+    SignatureOptions, sigv4_validate_request,
+};
+use serde::Deserialize;
+use serde_json::json;
+use tower::BoxError;
+use updraft_model::FunctionName;
+use updraft_platform::{
+    ACCOUNT_ID, EventInput, InvokeContext, InvokeError, InvokeFailure, Platform, REGION, Throttle, TriggerKind,
+};
+
+use crate::AppState;
+use crate::request_id::RequestId;
+
+/// The service name SigV4 signatures are scoped to.
+const SERVICE: &str = "lambda";
+/// Lambda's limits on an Invoke request body: 6 MB sync, 1 MB async.
+const SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+const ASYNC_PAYLOAD: usize = 1024 * 1024;
+/// Lambda's limit on the base64 client context.
+const CLIENT_CONTEXT: usize = 3583;
+/// How much of the log `LogType: Tail` returns.
+const LOG_TAIL: usize = 4096;
+
+/// The Lambda API's routes, on their full paths: a nested router would see its paths
+/// with the prefix cut off, and SigV4 signs the whole path.
+pub(crate) fn routes(router: axum::Router<AppState>) -> axum::Router<AppState> {
+    router.route("/2015-03-31/functions/{name}/invocations", axum::routing::post(invoke))
+}
+
+/// An error in Lambda's wire shape.
+pub(crate) struct LambdaError {
+    status: StatusCode,
+    error_type: &'static str,
+    body: serde_json::Value,
+    retry_after: Option<u64>,
+}
+
+impl LambdaError {
+    fn user(status: StatusCode, error_type: &'static str, message_key: &str, message: String) -> Self {
+        let mut body = json!({ "Type": "User" });
+        body[message_key] = message.into();
+        LambdaError { status, error_type, body, retry_after: None }
+    }
+
+    fn not_found(name: &str, qualifier: Option<&str>) -> Self {
+        let arn = function_arn(name, qualifier);
+        Self::user(StatusCode::NOT_FOUND, "ResourceNotFoundException", "Message", format!("Function not found: {arn}"))
+    }
+
+    fn invalid_parameter(message: String) -> Self {
+        Self::user(StatusCode::BAD_REQUEST, "InvalidParameterValueException", "message", message)
+    }
+
+    fn invalid_content(message: String) -> Self {
+        Self::user(StatusCode::BAD_REQUEST, "InvalidRequestContentException", "message", message)
+    }
+
+    fn too_large(limit: usize) -> Self {
+        let message = format!("Request must be smaller than {limit} bytes for the InvokeFunction operation");
+        Self::user(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", "message", message)
+    }
+
+    fn throttled(throttle: Throttle) -> Self {
+        let reason = match throttle {
+            Throttle::Function { .. } | Throttle::Disabled => "ReservedFunctionConcurrentInvocationLimitExceeded",
+            Throttle::Account { .. } | Throttle::Instances { .. } => "ConcurrentInvocationLimitExceeded",
+        };
+        let body = json!({ "Reason": reason, "Type": "User", "message": "Rate Exceeded." });
+        LambdaError { status: StatusCode::TOO_MANY_REQUESTS, error_type: "TooManyRequestsException", body, retry_after: Some(1) }
+    }
+
+    fn service(message: String) -> Self {
+        let body = json!({ "Type": "Service", "Message": message });
+        LambdaError { status: StatusCode::INTERNAL_SERVER_ERROR, error_type: "ServiceException", body, retry_after: None }
+    }
+
+    /// A SigV4 failure, in the shape AWS's front door gives it (`message` only).
+    fn signature(error: &SignatureError) -> Self {
+        use scratchstack_aws_signature::errors::ServiceError as _;
+        let error_type = match error {
+            SignatureError::InvalidClientTokenId(_) => "UnrecognizedClientException",
+            SignatureError::SignatureDoesNotMatch(_) => "InvalidSignatureException",
+            SignatureError::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
+            SignatureError::IncompleteSignature(_) => "IncompleteSignatureException",
+            SignatureError::ExpiredToken(_) => "ExpiredTokenException",
+            _ => "InvalidSignatureException",
+        };
+        let message = match error {
+            SignatureError::InvalidClientTokenId(_) => "The security token included in the request is invalid.".to_owned(),
+            other => other.to_string(),
+        };
+        LambdaError { status: error.http_status(), error_type, body: json!({ "message": message }), retry_after: None }
+    }
+}
+
+impl IntoResponse for LambdaError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert("x-amzn-errortype", HeaderValue::from_static(self.error_type));
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct InvokeQuery {
+    #[serde(rename = "Qualifier")]
+    qualifier: Option<String>,
+}
+
+/// `POST /2015-03-31/functions/{FunctionName}/invocations`
+async fn invoke(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<InvokeQuery>,
+    request: Request,
+) -> Response {
+    let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
+    let mut response = match invoke_checked(&state, &name, query, &request_id, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-requestid", value);
+    }
+    response
+}
+
+async fn invoke_checked(
+    state: &AppState,
+    name: &str,
+    query: InvokeQuery,
+    request_id: &str,
+    request: Request,
+) -> Result<Response, LambdaError> {
+    let (parts, body) = request.into_parts();
+    let body = crate::body::read_limited(&parts.headers, body, SYNC_PAYLOAD, "request body")
+        .await
+        .map_err(|_| LambdaError::too_large(SYNC_PAYLOAD))?;
+    let (parts, body) = authenticate(&state.platform, parts, body).await?;
+    let headers = &parts.headers;
+
+    let (name, path_qualifier) = parse_function_name(name);
+    let qualifier = query.qualifier.as_deref().or(path_qualifier);
+    let Ok(function_name) = FunctionName::new(name) else {
+        return Err(LambdaError::not_found(name, qualifier));
+    };
+    let function = state
+        .platform
+        .qualified_function(&function_name, qualifier)
+        .ok_or_else(|| LambdaError::not_found(name, qualifier))?;
+
+    let invocation_type = header_str(headers, "x-amz-invocation-type").unwrap_or("RequestResponse");
+    let client_context = match header_str(headers, "x-amz-client-context") {
+        Some(encoded) => Some(decode_client_context(encoded)?),
+        None => None,
+    };
+    let tail = match header_str(headers, "x-amz-log-type") {
+        None | Some("None") => false,
+        Some("Tail") => true,
+        Some(other) => return Err(LambdaError::invalid_parameter(format!("LogType must be None or Tail, not {other:?}"))),
+    };
+    let payload = if body.is_empty() { Bytes::from_static(b"{}") } else { body };
+    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+        return Err(LambdaError::invalid_content(format!(
+            "Could not parse request body into json: Could not parse payload into json: {error}"
+        )));
+    }
+    let executed_version = match qualifier {
+        Some(version) if version != "$LATEST" => function.version.to_string(),
+        _ => "$LATEST".to_owned(),
+    };
+    let context = InvokeContext {
+        request_id: request_id.to_owned(),
+        trigger: TriggerKind::Direct,
+        trace_id: crate::gateway::trace_id(headers),
+    };
+
+    match invocation_type {
+        "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
+        "Event" => {
+            if payload.len() > ASYNC_PAYLOAD {
+                return Err(LambdaError::too_large(ASYNC_PAYLOAD));
+            }
+            // Accepted and run in the background. Not yet durable: a restart before
+            // it runs loses it (the durable queue is a separate piece of work).
+            let platform = state.platform.clone();
+            tokio::spawn(async move {
+                let _ = platform.invoke_event(&function, payload, EventInput { client_context: None }, context, false).await;
+            });
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "RequestResponse" => {
+            let event = EventInput { client_context };
+            let (result, log) = state.platform.invoke_event(&function, payload, event, context, tail).await;
+            let mut response = match result {
+                Ok(invocation) => {
+                    let (parts, body) = invocation.response.into_parts();
+                    let mut response = (StatusCode::OK, body).into_response();
+                    if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
+                        response.headers_mut().insert(header::CONTENT_TYPE, content_type.clone());
+                    }
+                    response
+                }
+                Err(InvokeFailure::Function { error, .. }) => function_error(&error, request_id)?,
+                Err(InvokeFailure::Throttled { throttle, .. }) => return Err(LambdaError::throttled(throttle)),
+                Err(InvokeFailure::NotFound { .. }) => return Err(LambdaError::not_found(name, qualifier)),
+            };
+            let headers = response.headers_mut();
+            if let Ok(version) = HeaderValue::from_str(&executed_version) {
+                headers.insert("x-amz-executed-version", version);
+            }
+            if let Some(log) = log.filter(|_| tail) {
+                let bytes = log.as_bytes();
+                let last = &bytes[bytes.len().saturating_sub(LOG_TAIL)..];
+                if let Ok(value) = HeaderValue::from_str(&BASE64.encode(last)) {
+                    headers.insert("x-amz-log-result", value);
+                }
+            }
+            Ok(response)
+        }
+        other => Err(LambdaError::invalid_parameter(format!(
+            "InvocationType must be RequestResponse, Event or DryRun, not {other:?}"
+        ))),
+    }
+}
+
+/// A failed invocation as Lambda answers it: `200` with `X-Amz-Function-Error`, and
+/// the runtime's error document untouched (or the platform's, for a timeout or crash).
+fn function_error(error: &InvokeError, request_id: &str) -> Result<Response, LambdaError> {
+    let document = match error {
+        InvokeError::Function { document, .. } => document.clone(),
+        InvokeError::Timeout { timeout } => json!({
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": format!("RequestId: {request_id} Error: Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+        })
+        .to_string()
+        .into_bytes(),
+        // An init failure carries the runtime's own report after its type.
+        InvokeError::Init { message } => match message.split_once(": ") {
+            Some((_, report)) if serde_json::from_str::<serde_json::Value>(report).is_ok() => report.as_bytes().to_vec(),
+            _ => json!({ "errorType": error.error_type(), "errorMessage": format!("RequestId: {request_id} Error: {message}") })
+                .to_string()
+                .into_bytes(),
+        },
+        InvokeError::Internal { message } => return Err(LambdaError::service(message.clone())),
+        other => json!({
+            "errorType": other.error_type(),
+            "errorMessage": format!("RequestId: {request_id} Error: {other}"),
+        })
+        .to_string()
+        .into_bytes(),
+    };
+    let mut response = (StatusCode::OK, document).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+    Ok(response)
+}
+
+/// Checks the request's SigV4 signature against the access key it names.
+async fn authenticate(
+    platform: &Arc<Platform>,
+    parts: http::request::Parts,
+    body: Bytes,
+) -> Result<(http::request::Parts, Bytes), LambdaError> {
+    let platform = platform.clone();
+    let mut keys = tower::service_fn(move |request: GetSigningKeyRequest| {
+        let found = platform.access_key_secret(request.access_key());
+        async move {
+            let Some((secret, _principal)) = found else {
+                return Err(Box::new(SignatureError::InvalidClientTokenId(String::new())) as BoxError);
+            };
+            let secret = KSecretKey::from_str(&secret).map_err(|e| Box::new(e) as BoxError)?;
+            let signing_key = secret.to_ksigning(request.request_date(), request.region(), request.service());
+            GetSigningKeyResponse::builder().signing_key(signing_key).build().map_err(|e| Box::new(e) as BoxError)
+        }
+    });
+    let request = http::Request::from_parts(parts, body);
+    match sigv4_validate_request(
+        request,
+        REGION,
+        SERVICE,
+        &mut keys,
+        chrono::Utc::now(),
+        &NO_ADDITIONAL_SIGNED_HEADERS,
+        SignatureOptions::default(),
+    )
+    .await
+    {
+        Ok((parts, body, _auth)) => Ok((parts, body)),
+        Err(error) => match error.downcast_ref::<SignatureError>() {
+            Some(signature) => Err(LambdaError::signature(signature)),
+            None => Err(LambdaError::service(error.to_string())),
+        },
+    }
+}
+
+/// Splits `name`, `name:qualifier` or a full or partial ARN into the function's name
+/// and the qualifier it carries.
+fn parse_function_name(raw: &str) -> (&str, Option<&str>) {
+    let rest = match raw.find("function:") {
+        Some(at) if raw.starts_with("arn:") || raw[..at].chars().all(|c| c.is_ascii_digit() || c == ':') => {
+            &raw[at + "function:".len()..]
+        }
+        _ => raw,
+    };
+    match rest.split_once(':') {
+        Some((name, qualifier)) => (name, Some(qualifier)),
+        None => (rest, None),
+    }
+}
+
+fn function_arn(name: &str, qualifier: Option<&str>) -> String {
+    match qualifier {
+        Some(qualifier) => format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}:{qualifier}"),
+        None => format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"),
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// The client context: base64 JSON, at most 3,583 bytes encoded.
+fn decode_client_context(encoded: &str) -> Result<String, LambdaError> {
+    let invalid = || LambdaError::invalid_content("Client context must be a valid Base64-encoded JSON object.".into());
+    if encoded.len() > CLIENT_CONTEXT {
+        return Err(LambdaError::invalid_parameter(format!(
+            "Client context must be at most {CLIENT_CONTEXT} bytes, base64-encoded"
+        )));
+    }
+    let decoded = BASE64.decode(encoded).map_err(|_| invalid())?;
+    let text = String::from_utf8(decoded).map_err(|_| invalid())?;
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text).map_err(|_| invalid())?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_come_plain_qualified_or_as_arns() {
+        assert_eq!(parse_function_name("hello"), ("hello", None));
+        assert_eq!(parse_function_name("hello:7"), ("hello", Some("7")));
+        assert_eq!(parse_function_name("arn:aws:lambda:us-east-1:000000000000:function:hello"), ("hello", None));
+        assert_eq!(
+            parse_function_name("arn:aws:lambda:us-east-1:000000000000:function:hello:$LATEST"),
+            ("hello", Some("$LATEST"))
+        );
+        assert_eq!(parse_function_name("000000000000:function:hello"), ("hello", None));
+    }
+
+    #[test]
+    fn client_contexts_must_be_base64_json_objects() {
+        let good = BASE64.encode(r#"{"custom":{"a":1}}"#);
+        assert_eq!(decode_client_context(&good).ok().as_deref(), Some(r#"{"custom":{"a":1}}"#));
+        assert!(decode_client_context("not base64!").is_err());
+        assert!(decode_client_context(&BASE64.encode("[1]")).is_err());
+    }
+}
