@@ -17,7 +17,7 @@ use updraft_platform::{
 use crate::params::{DeployParams, InvocationParams, LogParams, RollbackParams, UsageParams};
 use crate::request_id::RequestId;
 use crate::views::{
-    ArtifactView, DeployView, FunctionListView, FunctionUsageView, FunctionView, InvocationListView, InvocationView,
+    AccessKeyCreatedView, AccessKeyListView, AccessKeyView, ArtifactView, DeployView, FunctionListView, FunctionUsageView, FunctionView, InvocationListView, InvocationView,
     LogLineView, LogListView, PricesView, UsageHourView, UsageReportView, UsageView, VersionListView, VersionView,
 };
 use crate::{ApiError, AppState};
@@ -37,6 +37,8 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/functions/{name}/logs", get(log_list))
         .route("/invocations", get(invocation_list))
         .route("/usage", get(usage))
+        .route("/keys", post(key_create).get(key_list))
+        .route("/keys/{id}", axum::routing::delete(key_delete))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require_key));
     Router::new().route("/openapi.json", get(openapi)).merge(authenticated)
 }
@@ -262,7 +264,10 @@ pub(crate) async fn function_invoke(
     let name = function_name(&name)?;
     let content_type =
         headers.get(http::header::CONTENT_TYPE).cloned().unwrap_or(http::HeaderValue::from_static("application/json"));
+    // A wasm function gets a CloudEvents request; a Lambda function, marked by the
+    // extension, the event itself.
     let request = http::Request::builder()
+        .extension(updraft_platform::EventInput::default())
         .method(http::Method::POST)
         .uri("http://localhost/")
         .header(http::header::HOST, "localhost")
@@ -418,4 +423,45 @@ pub(crate) async fn usage(
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.platform.metrics())
         .into_response()
+}
+
+/// Create an access key for the Lambda-compatible API (SigV4: boto3, the AWS CLI).
+/// The secret is in this response only.
+#[utoipa::path(
+    post, path = "/v1/keys", tag = "keys",
+    responses((status = 201, description = "Created; keep the secret now", body = AccessKeyCreatedView)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn key_create(State(state): State<AppState>) -> Result<(StatusCode, Json<AccessKeyCreatedView>), ApiError> {
+    let key = state.platform.access_key_create(updraft_platform::Role::Admin).await?;
+    Ok((StatusCode::CREATED, Json(AccessKeyCreatedView::new(&key))))
+}
+
+/// List access keys, oldest first (without secrets).
+#[utoipa::path(
+    get, path = "/v1/keys", tag = "keys",
+    responses((status = 200, description = "Access keys", body = AccessKeyListView)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn key_list(State(state): State<AppState>) -> Result<Json<AccessKeyListView>, ApiError> {
+    let keys = state.platform.access_key_list().await?;
+    Ok(Json(AccessKeyListView { keys: keys.iter().map(AccessKeyView::new).collect() }))
+}
+
+/// Delete an access key: requests signed with it fail from now on.
+#[utoipa::path(
+    delete, path = "/v1/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "Access key id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such key", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn key_delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if state.platform.access_key_delete(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("key_not_found", format!("no access key {id:?}; `updraft keys ls` lists them")))
+    }
 }

@@ -296,6 +296,20 @@ async fn authenticate(
             GetSigningKeyResponse::builder().signing_key(signing_key).build().map_err(|e| Box::new(e) as BoxError)
         }
     });
+    // AWS signs a non-S3 path encoded twice (botocore quotes the already-quoted path:
+    // `arn%3Aaws` is signed as `arn%253Aaws`); the verifier encodes what it is given
+    // once, so it is given the path with its escapes escaped.
+    let original_uri = parts.uri.clone();
+    let mut parts = parts;
+    if original_uri.path().contains('%') {
+        let path_and_query = original_uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+        let (path, query) = path_and_query.split_once('?').map_or((path_and_query, None), |(p, q)| (p, Some(q)));
+        let escaped = match query {
+            Some(query) => format!("{}?{query}", path.replace('%', "%25")),
+            None => path.replace('%', "%25"),
+        };
+        parts.uri = escaped.parse().map_err(|_| LambdaError::invalid_parameter("the request path is not valid".into()))?;
+    }
     let request = http::Request::from_parts(parts, body);
     match sigv4_validate_request(
         request,
@@ -308,7 +322,10 @@ async fn authenticate(
     )
     .await
     {
-        Ok((parts, body, _auth)) => Ok((parts, body)),
+        Ok((mut parts, body, _auth)) => {
+            parts.uri = original_uri;
+            Ok((parts, body))
+        }
         Err(error) => match error.downcast_ref::<SignatureError>() {
             Some(signature) => Err(LambdaError::signature(signature)),
             None => Err(LambdaError::service(error.to_string())),

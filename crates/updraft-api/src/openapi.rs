@@ -30,12 +30,15 @@ use crate::views::*;
         control::invocation_list,
         control::usage,
         control::metrics,
+        control::key_create,
+        control::key_list,
+        control::key_delete,
     ),
     components(schemas(
         ErrorBody, ErrorView, ProblemView, ArtifactView, DeployView, DeployedFunctionView, FunctionView,
         ConfigView, RouteView, FunctionListView, VersionView, VersionListView, LogLineView, LogListView,
         DeployParams, RollbackParams, InvocationView, InvocationListView, UsageView, UsageHourView,
-        FunctionUsageView, PricesView, UsageReportView,
+        FunctionUsageView, PricesView, UsageReportView, AccessKeyCreatedView, AccessKeyView, AccessKeyListView,
     )),
     modifiers(&BearerAuth)
 )]

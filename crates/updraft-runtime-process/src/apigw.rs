@@ -89,7 +89,12 @@ pub fn request_event(request: &Request<Bytes>, context: &EventContext<'_>) -> By
             }).or_insert_with(|| value.to_owned());
         }
     }
-    let route_key = headers_in.get(ROUTE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("$default");
+    // API Gateway's route key is one method and the route: `GET /items/{id}`.
+    let route_key = match headers_in.get(ROUTE_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(route) => format!("{} {route}", request.method()),
+        None => "$default".to_owned(),
+    };
+    let route_key = route_key.as_str();
     let raw_query = request.uri().query().unwrap_or_default();
     let mut query = BTreeMap::<String, String>::new();
     for (key, value) in form_urlencoded::parse(raw_query.as_bytes()) {
@@ -257,7 +262,7 @@ mod tests {
             .header("host", "api.example.com")
             .header("content-type", "application/json")
             .header("cookie", "a=1; b=2")
-            .header("x-updraft-route", "POST /notes/{id}")
+            .header("x-updraft-route", "/notes/{id}")
             .header("x-updraft-param-id", "7")
             .body(Bytes::from_static(br#"{"x":1}"#))
             .unwrap();

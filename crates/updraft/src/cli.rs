@@ -129,8 +129,22 @@ pub enum Command {
         #[arg(long)]
         function: Option<String>,
     },
+    /// Manage access keys for the Lambda-compatible API (boto3, the AWS CLI).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print the control plane's OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an access key and print it with its secret (shown this once), as
+    /// environment variables for AWS clients.
+    Create,
+    /// List access keys (without secrets).
+    Ls,
+    /// Delete an access key.
+    Delete { id: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -300,6 +314,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Usage { since, function } => {
             let client = Client::new(&global)?;
             crate::output::usage(&client, since, function.as_deref(), global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(command) => {
+            let client = Client::new(&global)?;
+            crate::output::keys(&client, command, global.output).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Openapi => {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::ValueEnum;
 use updraft_api::views::{
-    FunctionListView, FunctionView, InvocationListView, LogLineView, LogListView, UsageReportView, VersionListView,
+    AccessKeyCreatedView, AccessKeyListView, FunctionListView, FunctionView, InvocationListView, LogLineView, LogListView, UsageReportView, VersionListView,
 };
 
 use crate::client::{Client, error_from};
@@ -252,6 +252,47 @@ pub async fn usage(client: &Client, since: Duration, function: Option<&str>, out
             "{:<24} {:>10} {:>14.3} {:>8} {:>9} {:>7} {:>12.6}",
             name, u.requests, u.gb_seconds, u.cold_starts, u.throttles, u.errors, u.cost_usd
         );
+    }
+    Ok(())
+}
+
+pub async fn keys(client: &Client, command: crate::cli::KeysCommand, output: Output) -> anyhow::Result<()> {
+    use crate::cli::KeysCommand;
+    match command {
+        KeysCommand::Create => {
+            let key: AccessKeyCreatedView = client.post_json("/v1/keys", &serde_json::json!({})).await?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&key)?),
+                Output::Human => {
+                    println!("export AWS_ACCESS_KEY_ID={}", key.access_key_id);
+                    println!("export AWS_SECRET_ACCESS_KEY={}", key.secret_access_key);
+                    println!("export AWS_DEFAULT_REGION={}", key.region);
+                    eprintln!(
+                        "# the secret is shown only now; then e.g. `aws lambda invoke --endpoint-url {} --function-name NAME out.json`",
+                        client.endpoint()
+                    );
+                }
+            }
+        }
+        KeysCommand::Ls => {
+            let list: AccessKeyListView = client.get("/v1/keys").await?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&list)?),
+                Output::Human => {
+                    println!("{:<24} {:<8} CREATED (ms)", "ACCESS KEY ID", "ROLE");
+                    for key in &list.keys {
+                        println!("{:<24} {:<8} {}", key.access_key_id, key.role, key.created_at);
+                    }
+                }
+            }
+        }
+        KeysCommand::Delete { id } => {
+            client.delete(&format!("/v1/keys/{id}")).await?;
+            match output {
+                Output::Json => println!("{}", serde_json::json!({ "deleted": id })),
+                Output::Human => println!("deleted {id}"),
+            }
+        }
     }
     Ok(())
 }

@@ -155,7 +155,7 @@ def handler(event, context):
     let mut instance = h.start("py-http", Function::python("app.handler"), &[("app.py", code, false)]).await.unwrap();
     let request = http::Request::post("/things?x=1")
         .header("content-type", "text/plain")
-        .header("x-updraft-route", "POST /things")
+        .header("x-updraft-route", "/things")
         .body(bytes::Bytes::from_static(b"hello"))
         .unwrap();
     let invoked = instance.invoke(request, call("h-1", Duration::from_secs(10))).await;

@@ -5,6 +5,7 @@
 
 mod execution;
 mod harness;
+mod lambda;
 mod tidy;
 
 use std::path::Path;

@@ -1,0 +1,182 @@
+//! Lambda functions end to end: the examples, HTTP triggers, Lambda's own Invoke API
+//! driven by boto3, access keys, logs.
+
+use std::path::Path;
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{TestServer, repo_root};
+use crate::json;
+
+/// Creates an access key with the CLI; returns (id, secret).
+fn access_key(server: &TestServer) -> (String, String) {
+    let out = server.cli_ok(&["--output", "json", "keys", "create"]);
+    let key: Value = serde_json::from_str(&out).unwrap();
+    (key["access_key_id"].as_str().unwrap().to_owned(), key["secret_access_key"].as_str().unwrap().to_owned())
+}
+
+/// Runs the boto3 driver; returns what it printed.
+fn boto3(server: &TestServer, key: &(String, String), args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/boto3_client.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(server.url(""))
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", &key.0)
+        .env("AWS_SECRET_ACCESS_KEY", &key.1)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("python3 with boto3 (pip install boto3)");
+    assert!(
+        output.status.success(),
+        "boto3 driver failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn python_api_example_serves_http_through_api_gateway_events() {
+    let server = TestServer::start();
+    let out = server.deploy(&repo_root().join("examples/python-api"));
+    assert!(out.contains("bookmarks") && out.contains("deployed"), "{out}");
+
+    let created = server
+        .http
+        .post(server.url("/bookmarks"))
+        .header("content-type", "application/json")
+        .body(r#"{"url":"https://example.com","tags":["web"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(created.headers()["location"], "/bookmarks/1");
+    let request_id = created.headers()["x-updraft-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(json(created).await["url"], "https://example.com");
+
+    // Warm: the same instance, so the bookmark is still there.
+    let listed = json(server.get("/bookmarks?tag=web").await).await;
+    assert_eq!(listed["bookmarks"][0]["id"], "1");
+    assert_eq!(listed["service"], "bookmarks");
+    assert_eq!(json(server.get("/bookmarks/1").await).await["url"], "https://example.com");
+    let missing = server.get("/bookmarks/9").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let bad = server.http.post(server.url("/bookmarks")).body("nope").send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let deleted = server.http.delete(server.url("/bookmarks/1")).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+
+    // Lambda's log lines, with the handler's print between them; the first has its
+    // init duration.
+    let log = server.wait_for_function_log("bookmarks", &format!("REPORT RequestId: {request_id}")).await;
+    assert!(log.contains(&format!("START RequestId: {request_id} Version: 1")), "{log}");
+    assert!(log.contains(&format!("POST /bookmarks ({request_id})")), "{log}");
+    assert!(log.contains(&format!("END RequestId: {request_id}")), "{log}");
+    let report = log.lines().find(|l| l.contains(&format!("REPORT RequestId: {request_id}"))).unwrap();
+    assert!(report.contains("\tInit Duration: ") && report.contains("\tMax Memory Used: "), "{report}");
+}
+
+#[tokio::test]
+async fn boto3_invokes_through_lambdas_own_api() {
+    let server = TestServer::start();
+    server.deploy(&repo_root().join("examples/node-worker"));
+    let key = access_key(&server);
+    let seen = boto3(&server, &key, &["invoke", "thumbnailer", "1"]);
+
+    let sync = &seen["sync"];
+    assert_eq!(sync["status"], 200);
+    assert_eq!(sync["version"], "$LATEST");
+    assert_eq!(sync["function_error"], Value::Null);
+    assert_eq!(sync["payload"]["source"], "cat.png");
+    assert_eq!(sync["payload"]["thumbnails"][0], json!({"key": "thumbnails/64/cat.png", "width": 64, "height": 32, "etag": sync["payload"]["thumbnails"][0]["etag"]}));
+    assert_eq!(sync["payload"]["requestId"], sync["request_id"], "the handler's request id is the response's");
+
+    let log = seen["tail"]["log"].as_str().unwrap();
+    let id = seen["tail"]["request_id"].as_str().unwrap();
+    assert!(log.contains(&format!("START RequestId: {id} Version: 1")), "{log}");
+    assert!(log.contains("INFO\tmaking thumbnails of cat.png (2048x1024)"), "{log}");
+    assert!(log.contains(&format!("REPORT RequestId: {id}\tDuration: ")), "{log}");
+
+    assert_eq!(seen["qualified"]["version"], "1");
+    assert_eq!(seen["arn"]["status"], 200);
+    assert_eq!(seen["dry_run"], 204);
+    assert_eq!(seen["event"], 202);
+
+    let failed = &seen["function_error"];
+    assert_eq!(failed["status"], 200);
+    assert_eq!(failed["function_error"], "Unhandled");
+    assert_eq!(failed["payload"]["errorType"], "TypeError");
+    assert_eq!(failed["payload"]["errorMessage"], "the job needs a `key` naming the image");
+    assert!(failed["payload"]["trace"].is_array());
+
+    assert_eq!(seen["not_found"]["code"], "ResourceNotFoundException");
+    assert_eq!(seen["not_found"]["status"], 404);
+    assert_eq!(
+        seen["not_found"]["message"],
+        "Function not found: arn:aws:lambda:us-east-1:000000000000:function:no-such-function"
+    );
+    assert_eq!(seen["not_found_is_modeled"], true, "botocore raises its modeled ResourceNotFoundException");
+    assert_eq!(seen["old_version"]["code"], "ResourceNotFoundException");
+    assert_eq!(seen["bad_json"]["code"], "InvalidRequestContentException");
+    assert_eq!(seen["bad_json"]["status"], 400);
+    assert_eq!(seen["bad_secret"]["code"], "InvalidSignatureException");
+    assert_eq!(seen["bad_secret"]["status"], 403);
+    assert_eq!(seen["unknown_key"]["code"], "UnrecognizedClientException");
+
+    // The event invocation ran, in the background.
+    server.wait_for_function_log("thumbnailer", "INFO\tmaking thumbnails of cat.png").await;
+
+    // A deleted key stops working.
+    server.cli_ok(&["keys", "delete", &key.0]);
+    let listed = server.cli_ok(&["keys", "ls"]);
+    assert!(!listed.contains(&key.0), "{listed}");
+}
+
+const CONTEXT_APP: &str = r#"
+[app]
+name = "ctx"
+
+[functions.ctx]
+runtime = "python3"
+handler = "app.handler"
+source = "src"
+concurrency = 1
+"#;
+
+const CONTEXT_HANDLER: &str = r#"
+import time
+
+def handler(event, context):
+    if "sleep" in event:
+        time.sleep(event["sleep"])
+        return {"slept": event["sleep"]}
+    cc = context.client_context
+    return {"custom": cc.custom if cc else None, "env": cc.env if cc else None}
+"#;
+
+#[tokio::test]
+async fn boto3_sees_client_context_and_throttling_as_lambda_gives_them() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("updraft.toml"), CONTEXT_APP).unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/app.py"), CONTEXT_HANDLER).unwrap();
+    server.deploy(dir.path());
+    let key = access_key(&server);
+
+    let seen = boto3(&server, &key, &["context", "ctx"]);
+    assert_eq!(seen["context"]["payload"], json!({"custom": {"tenant": "acme"}, "env": {"app": "mobile"}}));
+
+    let seen = boto3(&server, &key, &["throttle", "ctx"]);
+    let results = seen["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    let throttled: Vec<&Value> = results.iter().filter(|r| r.get("throttled").is_some()).collect();
+    assert_eq!(throttled.len(), 1, "{results:?}");
+    assert_eq!(throttled[0]["throttled"], "TooManyRequestsException");
+    assert_eq!(throttled[0]["reason"], "ReservedFunctionConcurrentInvocationLimitExceeded");
+    assert_eq!(throttled[0]["retry_after"], "1");
+    assert!(results.iter().any(|r| r["payload"]["slept"] == 1.5), "{results:?}");
+}
