@@ -45,6 +45,31 @@ pub fn bundle(dir: &Path, name: &str, files: &[(&str, &str, bool)]) -> PathBuf {
     path
 }
 
+/// A zip of the folder `src`, every file with its executable bit.
+pub fn bundle_dir(dir: &Path, name: &str, src: &Path) -> PathBuf {
+    fn add(zip: &mut zip::ZipWriter<std::fs::File>, root: &Path, dir: &Path) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for path in entries {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                add(zip, root, &path);
+            } else if meta.is_file() {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+                let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);
+                zip.start_file(path.strip_prefix(root).unwrap().to_str().unwrap(), options).unwrap();
+                zip.write_all(&std::fs::read(&path).unwrap()).unwrap();
+            }
+        }
+    }
+    let path = dir.join(format!("{name}.zip"));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    add(&mut zip, src, src);
+    zip.finish().unwrap();
+    path
+}
+
 pub struct Function {
     pub kind: Kind,
     pub handler: Option<&'static str>,
@@ -92,6 +117,18 @@ impl Harness {
             config,
         };
         Runtime::<HttpRequest, HttpResponse>::prepare(&self.runtime, source).await.map_err(|e| e.to_string())
+    }
+
+    /// Starts an instance of the function whose bundle is the folder `src`.
+    pub async fn start_dir(
+        &self,
+        name: &str,
+        function: Function,
+        src: &Path,
+    ) -> Result<Box<dyn Instance<HttpRequest, HttpResponse>>, InvokeError> {
+        let zip = bundle_dir(self.dir.path(), name, src);
+        let prepared = self.prepare(name, &function, &zip).await.expect("the function prepares");
+        prepared.create(&instance_config(function.memory)).await
     }
 
     pub async fn start(

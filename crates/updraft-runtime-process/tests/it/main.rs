@@ -4,6 +4,7 @@
 //! Landlock, as the server does; each hostile test first checks that the sandbox is
 //! in place, so that a sandbox failing open cannot harm the host.
 
+mod conformance;
 mod harness;
 mod hostile;
 mod lambda;

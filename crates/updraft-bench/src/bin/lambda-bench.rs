@@ -1,0 +1,200 @@
+//! `lambda-bench`: the Lambda runtime's figures, each next to a baseline measured in
+//! the same run and printed as a ratio to it.
+//!
+//! - Python and Node cold start: no idle instance → the first event's answer, sandbox
+//!   included, against starting the bare interpreter (`python3 -c pass`, `node -e 0`);
+//! - warm invocation: a warm instance's round trip through the Runtime API, against
+//!   the handler's own time (which it measures and returns).
+//!
+//! Runs as root (the sandbox needs it, as the server does). From the repository root:
+//!
+//!     cargo build --release -p updraft-bench && target/release/lambda-bench
+
+// The benchmark starts interpreters as child processes for its baselines.
+#![allow(clippy::disallowed_methods)]
+#![forbid(unsafe_code)]
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use updraft_model::{ArtifactDigest, ByteSize, EventInput, FunctionConfig, FunctionName, Runtime as Kind};
+use updraft_runtime_process::{HttpRequest, HttpResponse, ProcessRuntime, ProcessRuntimeConfig};
+use updraft_scheduler::{Call, InstanceConfig, Prepared, Runtime, VersionSource};
+
+/// The first argument that makes this binary the jailer, as `updraft __jail` is.
+const JAIL_ARG: &str = "__jail";
+
+/// Measures Lambda cold starts and warm invocations.
+#[derive(Debug, Parser)]
+#[command(name = "lambda-bench", verbatim_doc_comment)]
+struct Cli {
+    /// Cold starts measured per runtime.
+    #[arg(long, default_value_t = 200)]
+    cold: usize,
+    /// Warm invocations measured per runtime.
+    #[arg(long, default_value_t = 2000)]
+    warm: usize,
+}
+
+const PYTHON_HANDLER: &str = "import time\n\ndef handler(event, context):\n    started = time.perf_counter_ns()\n    answer = {\"ok\": True}\n    answer[\"handler_ns\"] = time.perf_counter_ns() - started\n    return answer\n";
+const NODE_HANDLER: &str = "exports.handler = async (event) => {\n  const started = process.hrtime.bigint();\n  const answer = { ok: true };\n  answer.handler_ns = Number(process.hrtime.bigint() - started);\n  return answer;\n};\n";
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args();
+    if args.nth(1).as_deref() == Some(JAIL_ARG) {
+        let spec = args.next().context("the jailer takes one argument")?;
+        updraft_runtime_process::jail::main(&spec);
+    }
+    let cli = Cli::parse();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new().prefix("updraft-lambda-bench-").tempdir()?;
+    let runtime = ProcessRuntime::new(ProcessRuntimeConfig {
+        jailer: vec![std::env::current_exe()?.into(), JAIL_ARG.into()],
+        work_dir: dir.path().join("work"),
+        python: None,
+        node: None,
+        region: "us-east-1".into(),
+        account_id: "000000000000".into(),
+        seccomp: true,
+    })?;
+    println!("lambda-bench: {} cold starts and {} warm invocations per runtime", cli.cold, cli.warm);
+    for (kind, file, code, baseline) in [
+        (Kind::Python3, "app.py", PYTHON_HANDLER, ["/usr/bin/python3", "-c", "pass"]),
+        (Kind::Nodejs, "app.js", NODE_HANDLER, ["/usr/bin/node", "-e", "0"]),
+    ] {
+        let zip = bundle(dir.path(), file, code)?;
+        let prepared = prepare(&runtime, kind, &zip).await?;
+        let config = Arc::new(InstanceConfig {
+            memory_limit: 256 << 20,
+            env: Vec::new().into(),
+            allowed_outbound_hosts: Vec::new().into(),
+            max_response_bytes: 6 << 20,
+            reuse_state: true,
+        });
+
+        let mut bare = Histogram::<u64>::new(3)?;
+        for _ in 0..cli.cold.min(100) {
+            let started = Instant::now();
+            let status = std::process::Command::new(baseline[0]).args(&baseline[1..]).status()?;
+            anyhow::ensure!(status.success(), "{} failed", baseline.join(" "));
+            bare.record(started.elapsed().as_micros() as u64)?;
+        }
+
+        let mut cold = Histogram::<u64>::new(3)?;
+        for i in 0..cli.cold {
+            let started = Instant::now();
+            let mut instance = prepared.create(&config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let invoked = instance.invoke(event(), call(i)).await;
+            invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?;
+            cold.record(started.elapsed().as_micros() as u64)?;
+            instance.dispose();
+        }
+
+        let mut instance = prepared.create(&config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut round_trip = Histogram::<u64>::new(3)?;
+        let mut handler = Histogram::<u64>::new(3)?;
+        for i in 0..cli.warm + cli.warm / 10 {
+            let started = Instant::now();
+            let invoked = instance.invoke(event(), call(i)).await;
+            let elapsed = started.elapsed();
+            let body = invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?.into_body();
+            let answer: serde_json::Value = serde_json::from_slice(&body)?;
+            if i >= cli.warm / 10 {
+                round_trip.record(elapsed.as_nanos() as u64)?;
+                handler.record(answer["handler_ns"].as_u64().unwrap_or(0).max(1))?;
+            }
+        }
+        instance.dispose();
+
+        let name = kind.as_str();
+        println!();
+        println!("{name} cold start (sandbox + interpreter + handler import + first answer)");
+        println!(
+            "  cold        p50 {:>8.2} ms  p99 {:>8.2} ms   ({:.2}x the bare interpreter)",
+            ms(cold.value_at_quantile(0.5)),
+            ms(cold.value_at_quantile(0.99)),
+            cold.value_at_quantile(0.5) as f64 / bare.value_at_quantile(0.5) as f64
+        );
+        println!(
+            "  baseline    p50 {:>8.2} ms  p99 {:>8.2} ms   ({})",
+            ms(bare.value_at_quantile(0.5)),
+            ms(bare.value_at_quantile(0.99)),
+            baseline.join(" ")
+        );
+        let overhead = round_trip.value_at_quantile(0.5).saturating_sub(handler.value_at_quantile(0.5));
+        println!("{name} warm invocation");
+        println!(
+            "  round trip  p50 {:>8.1} µs  p99 {:>8.1} µs",
+            round_trip.value_at_quantile(0.5) as f64 / 1000.0,
+            round_trip.value_at_quantile(0.99) as f64 / 1000.0
+        );
+        println!("  handler     p50 {:>8.1} µs   (its own time, measured inside)", handler.value_at_quantile(0.5) as f64 / 1000.0);
+        println!(
+            "  overhead    p50 {:>8.1} µs   ({:.0}x the handler's time)",
+            overhead as f64 / 1000.0,
+            round_trip.value_at_quantile(0.5) as f64 / handler.value_at_quantile(0.5) as f64
+        );
+        std::io::stdout().flush()?;
+    }
+    Ok(())
+}
+
+fn ms(micros: u64) -> f64 {
+    micros as f64 / 1000.0
+}
+
+fn bundle(dir: &Path, file: &str, code: &str) -> anyhow::Result<std::path::PathBuf> {
+    let path = dir.join(format!("{file}.zip"));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path)?);
+    zip.start_file(file, zip::write::SimpleFileOptions::default())?;
+    zip.write_all(code.as_bytes())?;
+    zip.finish()?;
+    Ok(path)
+}
+
+async fn prepare(
+    runtime: &ProcessRuntime,
+    kind: Kind,
+    zip: &Path,
+) -> anyhow::Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>> {
+    let config = FunctionConfig {
+        runtime: kind,
+        handler: Some("app.handler".into()),
+        memory: ByteSize::mib(256),
+        timeout: Duration::from_secs(10),
+        concurrency: None,
+        env: Default::default(),
+        allowed_outbound_hosts: Vec::new(),
+        instance_reuse: false,
+        idle_timeout: Duration::from_secs(600),
+        min_instances: 0,
+        triggers: Vec::new(),
+    };
+    let source = VersionSource {
+        function: FunctionName::new(format!("bench-{}", kind.as_str()))?,
+        artifact: ArtifactDigest::of(&std::fs::read(zip)?),
+        artifact_path: zip.to_owned(),
+        config,
+    };
+    Runtime::<HttpRequest, HttpResponse>::prepare(runtime, source).await.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn event() -> HttpRequest {
+    let mut request = http::Request::new(Bytes::from_static(b"{}"));
+    request.extensions_mut().insert(EventInput::default());
+    request
+}
+
+fn call(i: usize) -> Call {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+    Call { request_id: format!("bench-{i}").into(), trace_id: format!("{:032x}", i + 1).into(), timeout: Duration::from_secs(10), deadline_ms: now + 10_000 }
+}
