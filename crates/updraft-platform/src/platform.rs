@@ -57,6 +57,8 @@ pub struct LambdaConfig {
     pub jailer: Vec<std::ffi::OsString>,
     pub python: Option<PathBuf>,
     pub node: Option<PathBuf>,
+    /// Sandboxes kept pre-started per managed runtime (see `ProcessRuntimeConfig`).
+    pub warm_sandboxes: usize,
 }
 
 /// The account id that ARNs name: one tenant per server for now.
@@ -258,6 +260,7 @@ impl Platform {
                 region: REGION.to_owned(),
                 account_id: ACCOUNT_ID.to_owned(),
                 seccomp: true,
+                warm_sandboxes: lambda.warm_sandboxes,
             })?),
             None => None,
         };

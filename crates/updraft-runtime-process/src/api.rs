@@ -52,8 +52,10 @@ pub enum Started {
 
 /// The host's handle on one instance's Runtime API.
 pub struct RuntimeApi {
+    shared: Arc<Shared>,
     events: mpsc::Sender<(Event, oneshot::Sender<Reply>)>,
     started: Option<oneshot::Receiver<Started>>,
+    assignment: Option<oneshot::Sender<Bytes>>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -63,13 +65,37 @@ impl RuntimeApi {
     pub fn serve(listener: TcpListener, max_payload: usize) -> RuntimeApi {
         let (events_tx, events_rx) = mpsc::channel(1);
         let (started_tx, started_rx) = oneshot::channel();
+        let (assignment_tx, assignment_rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             events: tokio::sync::Mutex::new(events_rx),
+            assignment: tokio::sync::Mutex::new(Some(assignment_rx)),
+            awaiting_assignment: tokio::sync::watch::Sender::new(false),
             state: Mutex::new(State { started: Some(started_tx), current: None }),
-            max_payload,
+            max_payload: max_payload.into(),
         });
-        let server = tokio::spawn(accept_loop(listener, shared));
-        RuntimeApi { events: events_tx, started: Some(started_rx), server }
+        let server = tokio::spawn(accept_loop(listener, shared.clone()));
+        RuntimeApi {
+            shared, events: events_tx, started: Some(started_rx), assignment: Some(assignment_tx), server }
+    }
+
+    /// Waits until a pre-started runtime asks for its function (its interpreter and
+    /// bootstrap are then fully loaded). Pending forever if it never does.
+    pub async fn awaiting_assignment(&self) {
+        let mut waiting = self.shared.awaiting_assignment.subscribe();
+        if waiting.wait_for(|asked| *asked).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Changes the payload limit (a pre-started runtime learns its function's late).
+    pub fn set_max_payload(&self, limit: usize) {
+        self.shared.max_payload.store(limit, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Hands a pre-started runtime its function: the JSON document (`{"env": {...}}`)
+    /// its `GET /runtime/updraft/assignment` has been waiting for. Once only.
+    pub fn assign(&mut self, document: Bytes) -> bool {
+        self.assignment.take().is_some_and(|sender| sender.send(document).is_ok())
     }
 
     /// Waits until the runtime asks for its first event or reports an init error.
@@ -93,10 +119,15 @@ impl Drop for RuntimeApi {
 }
 
 struct Shared {
+    /// A pre-started runtime's function, once the host names it (Updraft's own route,
+    /// not part of Lambda's API).
+    assignment: tokio::sync::Mutex<Option<oneshot::Receiver<Bytes>>>,
+    /// Set when a pre-started runtime asks for its function: it is fully started.
+    awaiting_assignment: tokio::sync::watch::Sender<bool>,
     /// Events from the host; `next` holds the lock while it waits for one.
     events: tokio::sync::Mutex<mpsc::Receiver<(Event, oneshot::Sender<Reply>)>>,
     state: Mutex<State>,
-    max_payload: usize,
+    max_payload: std::sync::atomic::AtomicUsize,
 }
 
 struct State {
@@ -104,6 +135,12 @@ struct State {
     started: Option<oneshot::Sender<Started>>,
     /// The event the runtime is working on.
     current: Option<(Arc<str>, oneshot::Sender<Reply>)>,
+}
+
+impl Shared {
+    fn max_payload(&self) -> usize {
+        self.max_payload.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -153,6 +190,7 @@ async fn route(shared: &Arc<Shared>, request: Request<Incoming>) -> Answer {
             respond(shared, &id, request, true).await
         }
         (&Method::POST, ["init", "error"]) => init_error(shared, request).await,
+        (&Method::GET, ["updraft", "assignment"]) => assignment(shared).await,
         _ => not_found(),
     }
 }
@@ -200,7 +238,7 @@ async fn respond(shared: &Arc<Shared>, id: &str, request: Request<Incoming>, is_
     }
     let headers = request.headers().clone();
     // The body is read whatever the answer, so that the connection stays usable.
-    let body = read_body(request, shared.max_payload).await;
+    let body = read_body(request, shared.max_payload()).await;
     let mut state = shared.state.lock().unwrap();
     match &state.current {
         None => return error(StatusCode::FORBIDDEN, "InvalidStateTransition", "no invocation is in progress"),
@@ -216,7 +254,7 @@ async fn respond(shared: &Arc<Shared>, id: &str, request: Request<Incoming>, is_
         // too large; the runtime gets a 413.
         Err(answer) if answer.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             if let Some((_, reply)) = state.current.take() {
-                let _ = reply.send(Reply::TooLarge { limit: shared.max_payload });
+                let _ = reply.send(Reply::TooLarge { limit: shared.max_payload() });
             }
             return answer;
         }
@@ -229,9 +267,20 @@ async fn respond(shared: &Arc<Shared>, id: &str, request: Request<Incoming>, is_
     accepted()
 }
 
+async fn assignment(shared: &Arc<Shared>) -> Answer {
+    let Some(receiver) = shared.assignment.lock().await.take() else {
+        return error(StatusCode::FORBIDDEN, "InvalidStateTransition", "the function was assigned already");
+    };
+    shared.awaiting_assignment.send_replace(true);
+    match receiver.await {
+        Ok(document) => json(StatusCode::OK, document),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "the instance is shutting down"),
+    }
+}
+
 async fn init_error(shared: &Arc<Shared>, request: Request<Incoming>) -> Answer {
     let headers = request.headers().clone();
-    let body = match read_body(request, shared.max_payload).await {
+    let body = match read_body(request, shared.max_payload()).await {
         Ok(body) => body,
         Err(answer) => return answer,
     };

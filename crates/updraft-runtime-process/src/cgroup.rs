@@ -109,6 +109,17 @@ impl InstanceCgroup {
         self.dirs.iter().find(|dir| dir.join(if self.v2 { "memory.max" } else { "memory.limit_in_bytes" }).exists()).map(PathBuf::as_path)
     }
 
+    /// Changes the memory limit (a pre-started sandbox gets its function's).
+    pub fn set_memory_limit(&self, bytes: u64) -> io::Result<()> {
+        let Some(dir) = self.memory_dir() else { return Ok(()) };
+        let file = if self.v2 { "memory.max" } else { "memory.limit_in_bytes" };
+        fs::write(dir.join(file), bytes.to_string())?;
+        if !self.v2 {
+            let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), bytes.to_string());
+        }
+        Ok(())
+    }
+
     /// The most memory the instance held since the last reset, in bytes.
     pub fn peak_memory(&self) -> Option<u64> {
         let dir = self.memory_dir()?;

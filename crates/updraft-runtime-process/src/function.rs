@@ -7,7 +7,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -61,6 +62,10 @@ pub struct ProcessRuntimeConfig {
     pub account_id: String,
     /// Install the seccomp filter (on by default; off only to debug a runtime).
     pub seccomp: bool,
+    /// Sandboxes kept pre-started per managed runtime (`python3`, `nodejs`), their
+    /// interpreter up and waiting for a function: a cold start then skips the
+    /// interpreter's start-up. 0 turns them off.
+    pub warm_sandboxes: usize,
 }
 
 /// Runs Lambda handlers (`python3`, `nodejs`, `provided`) in sandboxed processes.
@@ -76,6 +81,9 @@ struct Inner {
     python: OnceLock<Result<Interpreter, String>>,
     node: OnceLock<Result<Interpreter, String>>,
     loader: Option<PathBuf>,
+    /// Pre-started sandboxes per managed runtime, and how many are being started.
+    templates: Mutex<HashMap<RuntimeKind, Vec<Sandbox>>>,
+    filling: Mutex<HashMap<RuntimeKind, usize>>,
 }
 
 static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(0);
@@ -89,6 +97,11 @@ pub struct ProcessRuntimeError {
 }
 
 impl ProcessRuntime {
+    /// How many pre-started sandboxes of `kind` are ready now.
+    pub fn warm_sandboxes_ready(&self, kind: RuntimeKind) -> usize {
+        self.inner.templates.lock().unwrap().get(&kind).map_or(0, Vec::len)
+    }
+
     /// Writes Updraft's bootstraps under `work_dir` and finds the host's control groups.
     pub fn new(config: ProcessRuntimeConfig) -> Result<ProcessRuntime, ProcessRuntimeError> {
         let runtime_dir = config.work_dir.join("runtime");
@@ -110,6 +123,8 @@ impl ProcessRuntime {
                 python: OnceLock::new(),
                 node: OnceLock::new(),
                 loader: host::elf_loader(),
+                templates: Mutex::default(),
+                filling: Mutex::default(),
                 config,
             }),
         })
@@ -197,13 +212,7 @@ fn prepare(inner: &Arc<Inner>, source: VersionSource) -> Result<PreparedProcess,
                 .map_err(|reason| ProcessPrepareError::NoInterpreter { runtime: kind, reason })?;
             executables.push(interpreter.program.clone());
             system_paths.extend(interpreter.extra_paths.iter().cloned());
-            let program = interpreter.program.to_string_lossy().into_owned();
-            match kind {
-                // -I: isolated (no user site, no PYTHON* variables, no cwd on the path);
-                // -B: never try to write .pyc files into the read-only bundle.
-                RuntimeKind::Python3 => vec![program, "-I".into(), "-B".into(), "/var/runtime/bootstrap.py".into()],
-                _ => vec![program, "/var/runtime/bootstrap.mjs".into()],
-            }
+            runtime_argv(kind, &interpreter)
         }
         RuntimeKind::Provided | RuntimeKind::Wasm => {
             let bootstrap = bundle.join("bootstrap");
@@ -227,6 +236,9 @@ fn prepare(inner: &Arc<Inner>, source: VersionSource) -> Result<PreparedProcess,
     let network = !source.config.allowed_outbound_hosts.is_empty();
     if network {
         system_paths.extend(NETWORK_PATHS.iter().map(PathBuf::from));
+    } else if matches!(kind, RuntimeKind::Python3 | RuntimeKind::Nodejs) && inner.config.warm_sandboxes > 0 {
+        // The first function of a runtime starts its pre-started sandboxes.
+        inner.refill(kind);
     }
     Ok(PreparedProcess {
         inner: inner.clone(),
@@ -314,107 +326,93 @@ impl Prepared<HttpRequest, HttpResponse> for PreparedProcess {
 impl PreparedProcess {
     async fn start(&self, config: &InstanceConfig) -> Result<ProcessInstance, InvokeError> {
         let inner = &self.inner;
-        // Numbered across the whole process: control groups and users are host-wide.
-        let seq = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{}-{seq}", std::process::id());
-        let dir = inner.config.work_dir.join("instances").join(&name);
-        let root = dir.join("root");
-        std::fs::create_dir_all(&root).map_err(internal)?;
-
         let memory = config.memory_limit;
-        let cgroup = inner.cgroups.as_ref().and_then(|hierarchy| {
-            // One core at most; the kernel shares it out by demand below that.
-            let limits = CgroupLimits { memory_bytes: memory, max_processes: MAX_PROCESSES, cpu_share: 1.0 };
-            hierarchy
-                .create(&name, limits)
-                .inspect_err(|error| tracing::warn!(%error, "cannot create the instance's control group"))
-                .ok()
-        });
-        let uid = FIRST_UID + (seq % UID_COUNT) as u32;
+        let (seq, name) = next_name();
         let version = env_value(config, "UPDRAFT_FUNCTION_VERSION").unwrap_or("$LATEST").to_owned();
-        let spec = JailSpec {
-            root,
-            task: self.bundle.clone(),
-            runtime_dir: Some(inner.runtime_dir.clone()),
-            system_paths: self.system_paths.clone(),
-            tmp_bytes: tmp_bytes(memory),
-            network: self.network,
-            runtime_api_port: RUNTIME_API_PORT,
-            cgroups: cgroup.as_ref().map(|group| group.dirs().to_vec()).unwrap_or_default(),
-            limits: RlimitSpec {
-                nofile: 1024,
-                // Per file; `/tmp`'s own size is the real bound.
-                fsize: MAX_TMP_BYTES + 1,
-                // Without a memory control group, bound the address space instead
-                // (generously: runtimes reserve far more than they touch).
-                address_space: if cgroup.is_some() { 0 } else { memory.saturating_mul(4).max(1 << 30) },
-                nproc: if cgroup.is_some() { 0 } else { u64::from(MAX_PROCESSES) },
+        // A managed runtime without a network grant starts from a pre-started sandbox
+        // when one is ready: its interpreter is up, only the function is missing.
+        let sandbox = match self.pooled_kind().and_then(|kind| inner.take_template(kind)) {
+            Some(template) => match self.assign(template, config, &version).await {
+                Ok(sandbox) => Some(sandbox),
+                Err(error) => {
+                    tracing::warn!(%error, "a pre-started sandbox could not take its function; starting a new one");
+                    None
+                }
             },
-            executables: self.executables.clone(),
-            executable_dirs: self.executable_dirs.clone(),
-            uid,
-            gid: uid,
-            seccomp: inner.config.seccomp,
-            argv: self.argv.clone(),
-            env: self.environment(config, &version, &name),
+            None => None,
         };
-        let mut guard = Cleanup { dir: Some(dir), cgroup };
-        let launched = host::launch(&inner.config.jailer, &spec, INIT_LIMIT).await.map_err(|error| {
-            InvokeError::Init { message: error.to_string() }
-        })?;
-        let listener = tokio::net::TcpListener::from_std(launched.listener).map_err(internal)?;
-        let mut api = RuntimeApi::serve(listener, config.max_response_bytes);
-        let mut child = launched.child;
-        let mut pipes = launched.pipes;
-
-        let started = tokio::select! {
-            started = api.started() => started,
-            _ = child.wait() => None,
-            _ = tokio::time::sleep(INIT_LIMIT) => {
-                let _ = child.start_kill();
-                return Err(InvokeError::Init { message: format!("the runtime did not start within {}s", INIT_LIMIT.as_secs()) });
-            }
-            () = pipes.pump() => unreachable!("pump never completes"),
-        };
-        match started {
-            Some(Started::Ready) => {}
-            Some(Started::InitError { error_type, body }) => {
-                let _ = child.start_kill();
-                let message = String::from_utf8_lossy(&body);
-                return Err(InvokeError::Init { message: format!("{error_type}: {message}") });
-            }
+        let sandbox = match sandbox {
+            Some(sandbox) => sandbox,
             None => {
-                let _ = child.start_kill();
-                let status = child.wait().await.map(|s| s.to_string()).unwrap_or_default();
-                pipes.drain();
-                let output = pipes.take().text();
-                let output = output.trim();
-                let message = if output.is_empty() {
-                    format!("the runtime exited before asking for an event ({status})")
-                } else {
-                    format!("the runtime exited before asking for an event ({status}): {output}")
+                let plan = SandboxPlan {
+                    task: self.bundle.clone(),
+                    attach: None,
+                    system_paths: self.system_paths.clone(),
+                    executables: self.executables.clone(),
+                    executable_dirs: self.executable_dirs.clone(),
+                    argv: self.argv.clone(),
+                    env: self.environment(config, &version, &name),
+                    network: self.network,
+                    memory,
+                    max_payload: config.max_response_bytes,
                 };
-                return Err(InvokeError::Init { message });
+                inner.launch(seq, name, plan).await?
             }
+        };
+        let started = sandbox.started().await;
+        // Another takes the used one's place, started now rather than when it was taken
+        // so that the two do not compete for the CPU.
+        if let Some(kind) = self.pooled_kind() {
+            inner.refill(kind);
         }
-        // What the runtime printed while starting goes with its first invocation.
-        pipes.drain();
-        let cgroup = guard.cgroup.take();
-        let dir = guard.dir.take();
-        Ok(ProcessInstance {
-            api,
-            child: Some(child),
-            pipes,
-            cgroup,
-            dir,
-            function_arn: format!(
-                "arn:aws:lambda:{}:{}:function:{}",
-                inner.config.region, inner.config.account_id, self.function
-            )
-            .into(),
-            account_id: inner.config.account_id.clone(),
-            memory_limit: memory,
+        Ok(started?.into_instance(inner, &self.function))
+    }
+
+    /// The runtime kind whose pre-started sandboxes this version can use.
+    fn pooled_kind(&self) -> Option<RuntimeKind> {
+        let managed = matches!(self.kind, RuntimeKind::Python3 | RuntimeKind::Nodejs);
+        (managed && !self.network && self.inner.config.warm_sandboxes > 0).then_some(self.kind)
+    }
+
+    /// Gives a pre-started sandbox this version: its bundle, limits and environment.
+    async fn assign(&self, mut sandbox: Sandbox, config: &InstanceConfig, version: &str) -> Result<Sandbox, String> {
+        let bundle = self.bundle.file_name().and_then(|n| n.to_str()).ok_or("the bundle has no name")?;
+        let control = sandbox.control.take().ok_or("the sandbox has no control socket")?;
+        let line = format!("{bundle} {}\n", tmp_bytes(config.memory_limit));
+        let answer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+            use std::io::{Read as _, Write as _};
+            let mut control = control;
+            control.set_read_timeout(Some(INIT_LIMIT))?;
+            control.write_all(line.as_bytes())?;
+            // One line back: `ok`, or what went wrong.
+            let mut answer = Vec::new();
+            let mut byte = [0u8; 1];
+            while control.read(&mut byte)? == 1 && byte[0] != b'\n' && answer.len() < 4096 {
+                answer.push(byte[0]);
+            }
+            Ok(String::from_utf8_lossy(&answer).into_owned())
         })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("talking to the sandbox's init: {e}"))?;
+        if answer.trim() != "ok" {
+            return Err(format!("the sandbox's init could not mount the bundle: {}", answer.trim()));
+        }
+        if let Some(cgroup) = &sandbox.cleanup.cgroup {
+            cgroup.set_memory_limit(config.memory_limit).map_err(|e| format!("setting the memory limit: {e}"))?;
+        }
+        sandbox.api.set_max_payload(config.max_response_bytes);
+        let env: serde_json::Map<String, serde_json::Value> = self
+            .environment(config, version, &sandbox.name)
+            .into_iter()
+            .map(|(key, value)| (key, serde_json::Value::String(value)))
+            .collect();
+        let document = serde_json::json!({ "env": env }).to_string();
+        if !sandbox.api.assign(document.into()) {
+            return Err("the sandbox's runtime was not waiting for a function".into());
+        }
+        sandbox.memory = config.memory_limit;
+        Ok(sandbox)
     }
 
     /// The runtime's environment: Lambda's reserved variables, then the function's own.
@@ -422,13 +420,8 @@ impl PreparedProcess {
         let inner = &self.inner.config;
         let memory_mb = (config.memory_limit / (1024 * 1024)).to_string();
         let stream = format!("{}/[{version}]{instance}", log_date());
-        let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
-            ("LANG".into(), "en_US.UTF-8".into()),
-            ("TZ".into(), ":UTC".into()),
-            ("LD_LIBRARY_PATH".into(), "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib".into()),
-            ("LAMBDA_TASK_ROOT".into(), "/var/task".into()),
-            ("LAMBDA_RUNTIME_DIR".into(), "/var/runtime".into()),
+        let mut env = base_environment(self.kind);
+        env.extend([
             ("_HANDLER".into(), self.handler.clone()),
             ("AWS_REGION".into(), inner.region.clone()),
             ("AWS_DEFAULT_REGION".into(), inner.region.clone()),
@@ -438,20 +431,7 @@ impl PreparedProcess {
             ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
             ("AWS_LAMBDA_LOG_GROUP_NAME".into(), format!("/aws/lambda/{}", self.function)),
             ("AWS_LAMBDA_LOG_STREAM_NAME".into(), stream),
-            ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
-        ];
-        match self.kind {
-            RuntimeKind::Python3 => {
-                env.push(("AWS_EXECUTION_ENV".into(), "AWS_Lambda_python3".into()));
-                env.push(("PYTHONPATH".into(), "/var/runtime".into()));
-            }
-            RuntimeKind::Nodejs => {
-                env.push(("AWS_EXECUTION_ENV".into(), "AWS_Lambda_nodejs".into()));
-                env.push(("NODE_PATH".into(), "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/task/node_modules".into()));
-            }
-            // Lambda sets no AWS_EXECUTION_ENV for custom runtimes.
-            RuntimeKind::Provided | RuntimeKind::Wasm => {}
-        }
+        ]);
         // The function's own variables may not replace the reserved ones.
         let reserved: Vec<String> = env.iter().map(|(key, _)| key.clone()).collect();
         env.extend(
@@ -464,6 +444,44 @@ impl PreparedProcess {
         env
     }
 }
+
+/// What every runtime of `kind` gets, whatever its function.
+fn base_environment(kind: RuntimeKind) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
+        ("LANG".into(), "en_US.UTF-8".into()),
+        ("TZ".into(), ":UTC".into()),
+        ("LD_LIBRARY_PATH".into(), "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib".into()),
+        ("LAMBDA_TASK_ROOT".into(), "/var/task".into()),
+        ("LAMBDA_RUNTIME_DIR".into(), "/var/runtime".into()),
+        ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
+    ];
+    match kind {
+        RuntimeKind::Python3 => env.push(("AWS_EXECUTION_ENV".into(), "AWS_Lambda_python3".into())),
+        RuntimeKind::Nodejs => {
+            env.push(("AWS_EXECUTION_ENV".into(), "AWS_Lambda_nodejs".into()));
+            env.push(("NODE_PATH".into(), "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/task/node_modules".into()));
+        }
+        // Lambda sets no AWS_EXECUTION_ENV for custom runtimes.
+        RuntimeKind::Provided | RuntimeKind::Wasm => {}
+    }
+    env
+}
+
+/// The command line of a managed runtime.
+fn runtime_argv(kind: RuntimeKind, interpreter: &Interpreter) -> Vec<String> {
+    let program = interpreter.program.to_string_lossy().into_owned();
+    match kind {
+        // -I: isolated (no user site, no PYTHON* variables, no cwd on the path);
+        // -B: never try to write .pyc files into the read-only bundle.
+        RuntimeKind::Python3 => vec![program, "-I".into(), "-B".into(), "/var/runtime/bootstrap.py".into()],
+        _ => vec![program, "/var/runtime/bootstrap.mjs".into()],
+    }
+}
+
+/// The memory limit of a pre-started sandbox until it is given a function (whose limit
+/// it then takes): Lambda's largest classic size.
+const TEMPLATE_MEMORY: u64 = 10 * 1024 * 1024 * 1024;
 
 /// The largest private `/tmp` (Lambda's default ephemeral storage). It is a tmpfs, so
 /// what it holds counts toward the instance's memory: it gets half the memory limit,
@@ -489,6 +507,228 @@ fn log_date() -> String {
 
 fn internal(error: impl std::fmt::Display) -> InvokeError {
     InvokeError::Internal { message: error.to_string() }
+}
+
+/// The next instance's number and name. Numbered across the whole process: control
+/// groups and users are host-wide.
+fn next_name() -> (u64, String) {
+    let seq = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
+    (seq, format!("{}-{seq}", std::process::id()))
+}
+
+/// What one sandbox is built from.
+struct SandboxPlan {
+    /// Mounted at `/var/task` (an empty folder for a pre-started sandbox).
+    task: PathBuf,
+    /// For a pre-started sandbox: the bundles folder its function will come from.
+    attach: Option<PathBuf>,
+    system_paths: Vec<PathBuf>,
+    executables: Vec<PathBuf>,
+    executable_dirs: Vec<PathBuf>,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    network: bool,
+    memory: u64,
+    max_payload: usize,
+}
+
+/// A jailed runtime, started, perhaps not yet initialised.
+struct Sandbox {
+    name: String,
+    api: RuntimeApi,
+    child: tokio::process::Child,
+    pipes: Pipes,
+    /// A pre-started sandbox's line to its init, until it is given a function.
+    control: Option<std::os::unix::net::UnixStream>,
+    cleanup: Cleanup,
+    memory: u64,
+}
+
+impl Inner {
+    /// Builds a sandbox and starts its runtime in it.
+    async fn launch(&self, seq: u64, name: String, plan: SandboxPlan) -> Result<Sandbox, InvokeError> {
+        let dir = self.config.work_dir.join("instances").join(&name);
+        let root = dir.join("root");
+        std::fs::create_dir_all(&root).map_err(internal)?;
+        let cgroup = self.cgroups.as_ref().and_then(|hierarchy| {
+            // One core at most; the kernel shares it out by demand below that.
+            let limits = CgroupLimits { memory_bytes: plan.memory, max_processes: MAX_PROCESSES, cpu_share: 1.0 };
+            hierarchy
+                .create(&name, limits)
+                .inspect_err(|error| tracing::warn!(%error, "cannot create the instance's control group"))
+                .ok()
+        });
+        let uid = FIRST_UID + (seq % UID_COUNT) as u32;
+        let spec = JailSpec {
+            root,
+            task: plan.task,
+            attach: plan.attach.clone(),
+            runtime_dir: Some(self.runtime_dir.clone()),
+            system_paths: plan.system_paths,
+            tmp_bytes: tmp_bytes(plan.memory),
+            network: plan.network,
+            runtime_api_port: RUNTIME_API_PORT,
+            cgroups: cgroup.as_ref().map(|group| group.dirs().to_vec()).unwrap_or_default(),
+            limits: RlimitSpec {
+                nofile: 1024,
+                // Per file; `/tmp`'s own size is the real bound.
+                fsize: MAX_TMP_BYTES + 1,
+                // Without a memory control group, bound the address space instead
+                // (generously: runtimes reserve far more than they touch).
+                address_space: if cgroup.is_some() { 0 } else { plan.memory.saturating_mul(4).max(1 << 30) },
+                nproc: if cgroup.is_some() { 0 } else { u64::from(MAX_PROCESSES) },
+            },
+            executables: plan.executables,
+            executable_dirs: plan.executable_dirs,
+            uid,
+            gid: uid,
+            seccomp: self.config.seccomp,
+            argv: plan.argv,
+            env: plan.env,
+        };
+        let cleanup = Cleanup { dir: Some(dir), cgroup };
+        let launched = host::launch(&self.config.jailer, &spec, INIT_LIMIT)
+            .await
+            .map_err(|error| InvokeError::Init { message: error.to_string() })?;
+        let listener = tokio::net::TcpListener::from_std(launched.listener).map_err(internal)?;
+        Ok(Sandbox {
+            name,
+            api: RuntimeApi::serve(listener, plan.max_payload),
+            child: launched.child,
+            pipes: launched.pipes,
+            control: plan.attach.is_some().then_some(launched.control),
+            cleanup,
+            memory: plan.memory,
+        })
+    }
+
+    /// A pre-started sandbox for `kind`, if one is ready.
+    fn take_template(&self, kind: RuntimeKind) -> Option<Sandbox> {
+        let taken = {
+            let mut pools = self.templates.lock().unwrap();
+            let pool = pools.entry(kind).or_default();
+            loop {
+                let Some(mut sandbox) = pool.pop() else { break None };
+                // One whose runtime died while waiting is of no use.
+                if sandbox.child.try_wait().ok().flatten().is_none() {
+                    break Some(sandbox);
+                }
+            }
+        };
+        taken
+    }
+
+    /// Starts pre-started sandboxes for `kind` until `warm_sandboxes` are ready.
+    fn refill(self: &Arc<Self>, kind: RuntimeKind) {
+        let target = self.config.warm_sandboxes;
+        let missing = {
+            let mut pools = self.templates.lock().unwrap();
+            let ready = pools.entry(kind).or_default().len();
+            let mut filling = self.filling.lock().unwrap();
+            let pending = filling.entry(kind).or_default();
+            let missing = target.saturating_sub(ready + *pending);
+            *pending += missing;
+            missing
+        };
+        for _ in 0..missing {
+            let inner = self.clone();
+            tokio::spawn(async move {
+                let started = inner.launch_template(kind).await;
+                *inner.filling.lock().unwrap().entry(kind).or_default() -= 1;
+                match started {
+                    Ok(sandbox) => inner.templates.lock().unwrap().entry(kind).or_default().push(sandbox),
+                    Err(error) => tracing::warn!(runtime = %kind, %error, "cannot pre-start a sandbox"),
+                }
+            });
+        }
+    }
+
+    /// A sandbox with `kind`'s interpreter started and waiting to be told its function.
+    async fn launch_template(&self, kind: RuntimeKind) -> Result<Sandbox, String> {
+        let interpreter = self.interpreter(kind)?;
+        let empty = self.config.work_dir.join("empty");
+        std::fs::create_dir_all(&empty).map_err(|e| e.to_string())?;
+        let mut system_paths: Vec<PathBuf> = SYSTEM_PATHS.iter().map(PathBuf::from).collect();
+        system_paths.extend(interpreter.extra_paths.iter().cloned());
+        let mut executables: Vec<PathBuf> = self.loader.iter().cloned().collect();
+        executables.push(interpreter.program.clone());
+        let mut env = base_environment(kind);
+        env.push(("UPDRAFT_DEFERRED".into(), "1".into()));
+        let plan = SandboxPlan {
+            task: empty,
+            attach: Some(self.config.work_dir.join("bundles")),
+            system_paths,
+            executables,
+            executable_dirs: Vec::new(),
+            argv: runtime_argv(kind, &interpreter),
+            env,
+            network: false,
+            memory: TEMPLATE_MEMORY,
+            max_payload: 6 << 20,
+        };
+        let (seq, name) = next_name();
+        let mut sandbox = self.launch(seq, name, plan).await.map_err(|error| error.to_string())?;
+        // Ready when its runtime, fully loaded, asks which function it is for.
+        tokio::select! {
+            () = sandbox.api.awaiting_assignment() => Ok(sandbox),
+            status = sandbox.child.wait() => Err(format!("its runtime exited while starting ({})", describe(status))),
+            () = tokio::time::sleep(INIT_LIMIT) => Err(format!("its runtime did not start within {}s", INIT_LIMIT.as_secs())),
+            () = sandbox.pipes.pump() => unreachable!("pump never completes"),
+        }
+    }
+}
+
+impl Sandbox {
+    /// Waits until the runtime asks for its first event (Lambda's init), or fails.
+    async fn started(mut self) -> Result<Sandbox, InvokeError> {
+        let started = tokio::select! {
+            started = self.api.started() => started,
+            _ = self.child.wait() => None,
+            _ = tokio::time::sleep(INIT_LIMIT) => {
+                return Err(InvokeError::Init { message: format!("the runtime did not start within {}s", INIT_LIMIT.as_secs()) });
+            }
+            () = self.pipes.pump() => unreachable!("pump never completes"),
+        };
+        match started {
+            Some(Started::Ready) => {
+                // What the runtime printed while starting goes with its first invocation.
+                self.pipes.drain();
+                Ok(self)
+            }
+            Some(Started::InitError { error_type, body }) => {
+                let message = String::from_utf8_lossy(&body);
+                Err(InvokeError::Init { message: format!("{error_type}: {message}") })
+            }
+            None => {
+                let _ = self.child.start_kill();
+                let status = self.child.wait().await.map(|s| s.to_string()).unwrap_or_default();
+                self.pipes.drain();
+                let output = self.pipes.take().text();
+                let output = output.trim();
+                let message = if output.is_empty() {
+                    format!("the runtime exited before asking for an event ({status})")
+                } else {
+                    format!("the runtime exited before asking for an event ({status}): {output}")
+                };
+                Err(InvokeError::Init { message })
+            }
+        }
+    }
+
+    fn into_instance(self, inner: &Inner, function: &str) -> ProcessInstance {
+        let Sandbox { api, child, pipes, mut cleanup, memory, .. } = self;
+        ProcessInstance {
+            api,
+            child: Some(child),
+            pipes,
+            cgroup: cleanup.cgroup.take(),
+            dir: cleanup.dir.take(),
+            function_arn: format!("arn:aws:lambda:{}:{}:function:{function}", inner.config.region, inner.config.account_id)
+                .into(),
+            account_id: inner.config.account_id.clone(),
+            memory_limit: memory,
+        }
+    }
 }
 
 /// Removes a failed start's folder and control group.

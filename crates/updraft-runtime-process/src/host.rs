@@ -95,6 +95,8 @@ pub struct Launched {
     pub child: tokio::process::Child,
     pub listener: std::net::TcpListener,
     pub pipes: Pipes,
+    /// The jailer's stdin: a pre-started sandbox's init listens on it.
+    pub control: UnixStream,
 }
 
 /// Why an instance did not start.
@@ -134,12 +136,18 @@ pub async fn launch(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Res
     let mut pipes = Pipes::new(out_read, err_read)?;
 
     host_end.set_read_timeout(Some(wait))?;
-    let received = tokio::task::spawn_blocking(move || receive_fd(&host_end)).await.map_err(io::Error::other)?;
+    let (host_end, received) = tokio::task::spawn_blocking(move || {
+        let received = receive_fd(&host_end);
+        (host_end, received)
+    })
+    .await
+    .map_err(io::Error::other)?;
     match received {
         Ok(fd) => {
             let listener = std::net::TcpListener::from(fd);
             listener.set_nonblocking(true)?;
-            Ok(Launched { child, listener, pipes })
+            host_end.set_read_timeout(None)?;
+            Ok(Launched { child, listener, pipes, control: host_end })
         }
         Err(error) => {
             let mut child = child;

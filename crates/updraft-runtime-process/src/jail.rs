@@ -28,7 +28,7 @@ use std::ffi::CString;
 use std::fs;
 use std::io::{self, IoSlice, Write as _};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
@@ -86,6 +86,19 @@ pub fn main(spec_json: &str) -> ! {
     let address = listener.local_addr().or_fail("reading the listener's address");
     send_listener(&listener).or_fail("handing the listener to the host");
     drop(listener);
+    // A pre-started sandbox keeps the socket, for init to hear which function it is
+    // for; close-on-exec, so the runtime never holds it.
+    let control = match spec.attach {
+        Some(_) => Some(
+            nix::fcntl::fcntl(io::stdin(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+                .map(|fd| {
+                    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+                    unsafe { OwnedFd::from_raw_fd(fd) }
+                })
+                .or_fail("keeping the control socket"),
+        ),
+        None => None,
+    };
     // The host's end of stdin is for the listener only; the runtime reads nothing.
     let null = fs::File::open("/dev/null").or_fail("opening /dev/null");
     nix::unistd::dup2_stdin(&null).or_fail("closing stdin");
@@ -93,21 +106,28 @@ pub fn main(spec_json: &str) -> ! {
 
     // SAFETY: the jailer is single-threaded, so the child may do anything.
     match unsafe { fork() } {
-        Ok(ForkResult::Parent { child }) => exit_like(wait_for(child)),
-        Ok(ForkResult::Child) => init(&spec, &address.to_string()),
+        Ok(ForkResult::Parent { child }) => {
+            drop(control);
+            exit_like(wait_for(child))
+        }
+        Ok(ForkResult::Child) => init(&spec, &address.to_string(), control),
         Err(error) => fail("starting the instance's init", error.into()),
     }
 }
 
 /// Pid 1 of the instance: builds the file system, starts the runtime, reaps.
-fn init(spec: &JailSpec, runtime_api: &str) -> ! {
+fn init(spec: &JailSpec, runtime_api: &str, control: Option<OwnedFd>) -> ! {
     prctl::set_pdeathsig(Signal::SIGKILL).or_fail("tying init to the jailer");
     build_root(spec).or_fail("building the instance's file system");
     let _ = sethostname("updraft");
 
     // SAFETY: init is single-threaded.
     match unsafe { fork() } {
-        Ok(ForkResult::Parent { child }) => loop {
+        Ok(ForkResult::Parent { child }) => {
+            if let Some(control) = control {
+                attach_when_told(control);
+            }
+            loop {
             // Reap everything; leave with the runtime.
             match waitpid(None::<Pid>, None) {
                 Ok(status) if status.pid() == Some(child) => exit_like(status),
@@ -115,11 +135,64 @@ fn init(spec: &JailSpec, runtime_api: &str) -> ! {
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(_) => std::process::exit(SETUP_FAILED),
             }
-        },
+            }
+        }
         Ok(ForkResult::Child) => exec_runtime(spec, runtime_api),
         Err(error) => fail("starting the runtime", error.into()),
     }
 }
+
+/// In a pre-started sandbox: waits for the host to name a bundle and the size of
+/// `/tmp` (one line on the control socket: `BUNDLE TMP_BYTES`), mounts the bundle
+/// read-only at `/var/task`, resizes `/tmp` and answers `ok`. The name is
+/// one folder under the bundles folder, never a path.
+fn attach_when_told(control: OwnedFd) {
+    let mut control = std::os::unix::net::UnixStream::from(control);
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < 256 {
+        match io::Read::read(&mut control, &mut byte) {
+            Ok(1) if byte[0] == b'\n' => break,
+            Ok(1) => line.push(byte[0]),
+            // The host went away before assigning a function: nothing to do.
+            _ => std::process::exit(0),
+        }
+    }
+    let answer = match attach(&line) {
+        Ok(()) => "ok\n".to_owned(),
+        Err(error) => format!("error: {error}\n"),
+    };
+    let _ = control.write_all(answer.as_bytes());
+}
+
+fn attach(line: &[u8]) -> io::Result<()> {
+    let line = std::str::from_utf8(line).map_err(io::Error::other)?;
+    let (name, tmp_bytes) = line.split_once(' ').ok_or_else(|| io::Error::other("expected `BUNDLE TMP_BYTES`"))?;
+    let tmp_bytes: u64 = tmp_bytes.parse().map_err(io::Error::other)?;
+    let safe = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !safe {
+        return Err(io::Error::other(format!("{name:?} is not a bundle name")));
+    }
+    let source = Path::new(ATTACH_BUNDLES).join(name);
+    if fs::symlink_metadata(&source)?.file_type().is_symlink() {
+        return Err(io::Error::other(format!("{name:?} is not a bundle")));
+    }
+    mount(Some(&source), "/var/task", None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+    let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount(None::<&str>, "/var/task", None::<&str>, ro, None::<&str>)?;
+    // Every other function's bundle leaves the sandbox before any code of this one runs.
+    umount2(ATTACH_BUNDLES, MntFlags::MNT_DETACH)?;
+    // `/tmp` takes the function's size (it counts toward its memory).
+    let options = format!("size={}", tmp_bytes.max(4096));
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(None::<&str>, "/tmp", None::<&str>, flags, Some(options.as_str()))?;
+    Ok(())
+}
+
+/// Where a pre-started sandbox sees the bundles folder until it is given a function:
+/// under a folder only root (init) may enter, and unmounted once the function's
+/// bundle is mounted.
+const ATTACH_BUNDLES: &str = "/.attach/bundles";
 
 /// The runtime's last steps before `execve`: limits, Landlock, user, seccomp.
 fn exec_runtime(spec: &JailSpec, runtime_api: &str) -> ! {
@@ -172,6 +245,12 @@ fn build_root(spec: &JailSpec) -> io::Result<()> {
     }
 
     bind(&spec.task, &root.join("var/task"), true, ro)?;
+    if let Some(bundles) = &spec.attach {
+        let attach = root.join(".attach");
+        fs::create_dir_all(&attach)?;
+        fs::set_permissions(&attach, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        bind(bundles, &root.join(ATTACH_BUNDLES.trim_start_matches('/')), true, ro)?;
+    }
     if let Some(runtime_dir) = &spec.runtime_dir {
         bind(runtime_dir, &root.join("var/runtime"), true, ro)?;
     }

@@ -12,6 +12,10 @@ pub struct JailSpec {
     pub root: PathBuf,
     /// The function's bundle, mounted read-only at `/var/task`.
     pub task: PathBuf,
+    /// For a sandbox started before its function is known: the bundles folder. `/var/task`
+    /// starts as `task` (an empty folder); when the host names a bundle (a folder here)
+    /// on the control socket, init mounts it read-only at `/var/task`.
+    pub attach: Option<PathBuf>,
     /// Updraft's bootstraps for the managed runtimes, read-only at `/var/runtime`.
     pub runtime_dir: Option<PathBuf>,
     /// Host paths bound read-only at the same place inside (symbolic links are copied

@@ -201,6 +201,11 @@ pub struct ServerArgs {
     /// The Node.js executable for `nodejs` functions (default: `node` on PATH).
     #[arg(long, value_name = "PATH")]
     pub node: Option<PathBuf>,
+    /// Sandboxes kept started per Lambda runtime (python3, nodejs) with the
+    /// interpreter up, waiting for a function: a cold start takes one instead of
+    /// starting an interpreter. 0 turns them off.
+    #[arg(long, default_value_t = 2)]
+    pub warm_sandboxes: usize,
 }
 
 #[derive(Debug, Clone, Args)]

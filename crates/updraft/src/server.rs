@@ -59,6 +59,7 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
         jailer: vec![program.into(), crate::JAIL_ARG.into()],
         python: args.python.clone(),
         node: args.node.clone(),
+        warm_sandboxes: args.warm_sandboxes,
     });
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
         format!("cannot listen on {}; is another server running there? pick another with --listen", args.listen)

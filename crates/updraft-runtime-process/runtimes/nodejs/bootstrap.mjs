@@ -18,7 +18,7 @@ import { format, types } from 'node:util';
 
 const API_PREFIX = '/2018-06-01/runtime';
 const NEXT_PATH = `${API_PREFIX}/invocation/next`;
-const TASK_ROOT = process.env.LAMBDA_TASK_ROOT || '/var/task';
+let TASK_ROOT = process.env.LAMBDA_TASK_ROOT || '/var/task';
 
 // Exit codes used by AWS's runtime: an uncaught exception (which includes a
 // failed init) exits 129, an unhandled promise rejection 128.
@@ -422,7 +422,27 @@ async function postInitError(error) {
 // Main
 // ---------------------------------------------------------------------------
 
+/**
+ * In a sandbox Updraft started ahead of need (interpreter warm, no function yet):
+ * wait for the function's environment, its bundle now mounted at /var/task.
+ */
+async function awaitAssignment() {
+  const { status, body } = await call('GET', `${API_PREFIX}/updraft/assignment`);
+  if (status !== 200) {
+    process.stderr.write(`updraft runtime: no function was assigned: HTTP ${status} ${body.subarray(0, 1000)}\n`);
+    process.exit(1);
+  }
+  Object.assign(process.env, JSON.parse(body).env);
+  TASK_ROOT = process.env.LAMBDA_TASK_ROOT || '/var/task';
+  // The working folder was the empty /var/task the bundle is now mounted over.
+  process.chdir(TASK_ROOT);
+}
+
 async function main() {
+  if (process.env.UPDRAFT_DEFERRED === '1') {
+    delete process.env.UPDRAFT_DEFERRED;
+    await awaitAssignment();
+  }
   let handler;
   try {
     handler = await loadHandler(process.env._HANDLER ?? '');

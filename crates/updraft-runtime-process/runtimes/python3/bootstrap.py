@@ -21,13 +21,31 @@ import time
 _API_PREFIX = "/2018-06-01/runtime"
 _USER_AGENT = "updraft-python/%d.%d.%d" % sys.version_info[:3]
 
-# Read once: the platform sets these before starting the process.
-_FUNCTION_NAME = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
-_FUNCTION_VERSION = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
-# A string, as on AWS (the Python runtime never converts it to an int).
-_MEMORY_SIZE = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-_LOG_GROUP_NAME = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
-_LOG_STREAM_NAME = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+# Read once, by _read_environment, when the function is known: at start, or in a
+# pre-started sandbox when the platform assigns it a function.
+_FUNCTION_NAME = _FUNCTION_VERSION = _MEMORY_SIZE = _LOG_GROUP_NAME = _LOG_STREAM_NAME = None
+
+
+def _read_environment():
+    global _FUNCTION_NAME, _FUNCTION_VERSION, _MEMORY_SIZE, _LOG_GROUP_NAME, _LOG_STREAM_NAME
+    _FUNCTION_NAME = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    _FUNCTION_VERSION = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+    # A string, as on AWS (the Python runtime never converts it to an int).
+    _MEMORY_SIZE = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    _LOG_GROUP_NAME = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+    _LOG_STREAM_NAME = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+
+
+def _await_assignment(api):
+    """In a sandbox Updraft started ahead of need (interpreter warm, no function yet):
+    wait for the function's environment, its bundle now mounted at /var/task."""
+    status, _, body = api.request("GET", _API_PREFIX + "/updraft/assignment")
+    if status != 200:
+        sys.stderr.write("updraft runtime: no function was assigned: %s\n" % _describe(status, body))
+        sys.exit(1)
+    os.environ.update(json.loads(body)["env"])
+    # The working folder was the empty /var/task the bundle is now mounted over.
+    os.chdir(os.environ.get("LAMBDA_TASK_ROOT") or "/var/task")
 
 
 # --------------------------------------------------------------------------
@@ -599,6 +617,9 @@ def main():
         if stream is not None and hasattr(stream, "reconfigure"):
             stream.reconfigure(line_buffering=True)
 
+    if os.environ.pop("UPDRAFT_DEFERRED", None) == "1":
+        _await_assignment(api)
+    _read_environment()
     sys.path.insert(0, os.environ.get("LAMBDA_TASK_ROOT") or "/var/task")
 
     try:

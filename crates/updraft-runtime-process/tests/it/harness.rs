@@ -27,6 +27,7 @@ pub fn harness() -> Harness {
         region: "us-east-1".into(),
         account_id: "000000000000".into(),
         seccomp: true,
+        warm_sandboxes: 1,
     })
     .unwrap();
     Harness { runtime, dir }

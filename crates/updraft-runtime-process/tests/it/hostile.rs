@@ -11,7 +11,7 @@ use updraft_scheduler::InvokeError;
 use crate::harness::{Function, Started, call, harness, invoke, json, output};
 
 /// Runs the attack named in the event and reports what happened, never raising.
-const PROBE: &str = r#"
+pub const PROBE: &str = r#"
 import os, socket, subprocess, time, json
 
 def attempt(fn):
@@ -30,6 +30,14 @@ def running():
                 if f.read().rsplit(")", 1)[1].split()[0] != "Z":
                     alive.append(int(pid))
     return sorted(alive)
+
+def age_ms():
+    # How long this process has been running, from /proc (start time in clock ticks).
+    with open("/proc/self/stat") as f:
+        started = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return int((uptime - started / os.sysconf("SC_CLK_TCK")) * 1000)
 
 def read(path):
     with open(path, "rb") as f:
@@ -79,7 +87,8 @@ def leave_child():
 
 ATTACKS = {
     "whoami": lambda: {"pid": os.getpid(), "uid": os.getuid(), "hostname": socket.gethostname(),
-                       "processes": running()},
+                       "processes": running(), "age_ms": age_ms(), "cwd": os.getcwd(),
+                       "function": os.environ.get("AWS_LAMBDA_FUNCTION_NAME")},
     "read": lambda e: read(e["path"]),
     "write": lambda e: write(e["path"]),
     "connect": lambda e: connect(e["host"], e["port"]),
@@ -109,7 +118,7 @@ async fn probe(memory: u64, network: bool) -> (crate::harness::Harness, Started)
 
 /// The sandbox is in place: the runtime is not pid 1's sibling on the host, it sees
 /// only its own namespace's few processes, and it is not root.
-async fn assert_sandboxed(instance: &mut Started) {
+pub async fn assert_sandboxed(instance: &mut Started) {
     let me = json(&invoke(instance, "who", json!({"attack": "whoami"})).await);
     assert_eq!(me["hostname"], "updraft", "the instance has its own UTS namespace: {me}");
     assert!(me["pid"].as_i64().unwrap() <= 3, "the runtime is one of the first pids of its own namespace: {me}");
@@ -117,11 +126,11 @@ async fn assert_sandboxed(instance: &mut Started) {
     assert_ne!(me["uid"], 0, "the runtime does not run as root: {me}");
 }
 
-async fn attack(instance: &mut Started, event: Value) -> Value {
+pub async fn attack(instance: &mut Started, event: Value) -> Value {
     json(&invoke(instance, "attack", event).await)
 }
 
-fn refused(result: &Value) -> bool {
+pub fn refused(result: &Value) -> bool {
     result["ok"] == false
 }
 

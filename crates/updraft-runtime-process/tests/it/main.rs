@@ -8,3 +8,4 @@ mod conformance;
 mod harness;
 mod hostile;
 mod lambda;
+mod warm;
