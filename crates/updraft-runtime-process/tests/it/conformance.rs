@@ -68,3 +68,37 @@ async fn aws_lambda_ric_runs_as_a_custom_runtime() {
     assert!(document["trace"].is_array(), "Node's shape: {document}");
     assert_eq!(json(&invoke(&mut instance, "nric-3", json!(3)).await)["event"], 3);
 }
+
+/// The binary of `examples/rust-lambda.rs`, which `cargo test` builds with the tests.
+fn rust_lambda() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(Path::parent).unwrap().join("examples/rust-lambda");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds it; with a narrower command, run `cargo build --examples -p updraft-runtime-process` first",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test]
+async fn a_rust_function_built_with_lambda_runtime_runs_as_a_custom_runtime() {
+    let h = harness();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::copy(rust_lambda(), src.path().join("bootstrap")).unwrap();
+    let mut instance = h.start_dir("rust-lambda", Function::provided(), src.path()).await.unwrap();
+    let body = json(&invoke(&mut instance, "rs-1", json!({"n": 1})).await);
+    assert_eq!(body["client"], "lambda_runtime");
+    assert_eq!(body["request_id"], "rs-1");
+    assert_eq!(body["function_name"], "rust-lambda");
+    assert_eq!(body["memory"], 128);
+    assert_eq!(body["version"], "3");
+    assert_eq!(body["arn"], "arn:aws:lambda:us-east-1:000000000000:function:rust-lambda");
+    assert_eq!(body["event"], json!({"n": 1}));
+
+    let failed = invoke(&mut instance, "rs-2", json!({"fail": "no"})).await;
+    let Err(InvokeError::Function { document, .. }) = &failed.result else { panic!("{:?}", failed.result) };
+    let document: serde_json::Value = serde_json::from_slice(document).unwrap();
+    assert_eq!(document["errorMessage"], "no", "{document}");
+    assert_eq!(json(&invoke(&mut instance, "rs-3", json!(3)).await)["event"], 3);
+}
