@@ -1,3 +1,6 @@
+//! The test harness: a process runtime with the `updraft-jail` binary, zipped bundles,
+//! instances, events and calls.
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
