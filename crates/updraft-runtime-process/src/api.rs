@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -291,15 +291,31 @@ async fn init_error(shared: &Arc<Shared>, request: Request<Incoming>) -> Answer 
     accepted()
 }
 
+/// Reads a body of at most `limit` bytes. A larger one is read to its end (up to a
+/// bound) and dropped, so that the runtime, still sending, gets the 413 rather than a
+/// reset connection.
 async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Answer> {
-    match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(cause) if cause.is::<http_body_util::LengthLimitError>() => {
-            let message = format!("the payload is larger than the limit of {limit} bytes");
-            Err(error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", &message))
+    let mut body = request.into_body();
+    let mut kept = bytes::BytesMut::new();
+    let mut seen: usize = 0;
+    let drain_limit = limit.saturating_mul(4);
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(error(StatusCode::BAD_REQUEST, "TruncatedHTTPRequest", "the request body was cut short"));
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        } else if seen > drain_limit {
+            break;
         }
-        Err(_) => Err(error(StatusCode::BAD_REQUEST, "TruncatedHTTPRequest", "the request body was cut short")),
     }
+    if seen > limit {
+        let message = format!("the payload is larger than the limit of {limit} bytes");
+        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", &message));
+    }
+    Ok(kept.freeze())
 }
 
 /// The error type a runtime reported, normalised as Lambda does: a well-formed

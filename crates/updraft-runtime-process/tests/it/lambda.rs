@@ -205,6 +205,10 @@ while True:
     s, _, b = call("POST", "init/error", body=b"{}")
     checks["late_init_error"] = [s, json.loads(b)["errorType"]]
     event = json.loads(body)
+    if event.get("big"):
+        s, _, b = call("POST", "invocation/" + rid + "/response", body=b"x" * (7 * 1024 * 1024))
+        assert s == 413 and json.loads(b)["errorType"] == "RequestEntityTooLarge", (s, b)
+        continue
     if event.get("error"):
         s, _, b = call("POST", "invocation/" + rid + "/error", body=json.dumps({"errorMessage": "custom", "errorType": "X"}),
                        headers={"Lambda-Runtime-Function-Error-Type": event["error"]})
@@ -228,6 +232,11 @@ async fn a_custom_runtime_sees_the_runtime_api_as_lambda_serves_it() {
     assert_eq!(checks["next_again"], json!([403, "InvalidStateTransition"]));
     assert_eq!(checks["wrong_id"], json!([400, "InvalidRequestID"]));
     assert_eq!(checks["late_init_error"], json!([403, "InvalidStateTransition"]));
+
+    // A response over the limit fails the invocation, not the runtime.
+    let big = invoke(&mut instance, "c-big", json!({"big": true})).await;
+    assert!(matches!(big.result, Err(InvokeError::ResponseTooLarge { .. })), "{:?}", big.result);
+    assert!(big.reusable);
 
     // Error types are normalised as Lambda does.
     for (sent, kept) in [("Function.Custom", "Function.Custom"), ("Function.bad!", "Function.Unknown"), ("Whatever", "Runtime.Unknown")] {
