@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the conformance fixtures need: AWS's Python runtime interface client into
 # python-ric/vendor/ (for Debian's /usr/bin/python3) and AWS's Node.js one into
-# node-ric/node_modules/ (built against /usr/bin/node). Idempotent and quiet: each part
+# node-ric/node_modules/ (built against /usr/bin/node), and the AWS CLI into awscli/.
+# Idempotent and quiet: each part
 # is skipped while its stamp matches the pinned versions; a failing step prints its log.
 # Needs root for the Debian packages (the native addon of aws-lambda-ric builds curl and
 # aws-lambda-cpp from source).
@@ -69,4 +70,16 @@ if ! is_current "$modules/.setup.stamp" "$want"; then
   # sources (~150 MB) but its [^gz] glob, under dash, deletes the tarballs instead.
   rm -rf "$modules"/aws-lambda-ric/deps/aws-lambda-cpp-*/ "$modules"/aws-lambda-ric/deps/curl-*/
   echo "$want" >"$modules/.setup.stamp"
+fi
+
+# --- awscli: the AWS CLI, in a virtualenv of its own (it pins its own botocore), for
+# the end-to-end test of `aws lambda invoke --endpoint-url`.
+awscli="$here/awscli"
+want="$(echo awscli==1.41.11 | sha256sum | cut -d' ' -f1)-$(stamp_of /dev/null)"
+if ! is_current "$awscli/.setup.stamp" "$want"; then
+  rm -rf "$awscli"
+  quiet python3 -m venv "$awscli"
+  quiet "$awscli/bin/pip" install --quiet --disable-pip-version-check --no-input awscli==1.41.11
+  quiet "$awscli/bin/aws" --version
+  echo "$want" >"$awscli/.setup.stamp"
 fi

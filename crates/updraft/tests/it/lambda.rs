@@ -180,3 +180,62 @@ async fn boto3_sees_client_context_and_throttling_as_lambda_gives_them() {
     assert_eq!(throttled[0]["retry_after"], "1");
     assert!(results.iter().any(|r| r["payload"]["slept"] == 1.5), "{results:?}");
 }
+
+/// The AWS CLI, installed by the conformance setup (`setup.sh`) in its own virtualenv.
+fn aws_cli() -> std::path::PathBuf {
+    let path = repo_root().join("crates/updraft-runtime-process/tests/conformance/awscli/bin/aws");
+    assert!(
+        path.exists(),
+        "{} is missing: run crates/updraft-runtime-process/tests/conformance/setup.sh first",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test]
+async fn the_aws_cli_invokes_with_an_endpoint_url() {
+    let server = TestServer::start();
+    server.deploy(&repo_root().join("examples/node-worker"));
+    let key = access_key(&server);
+    let out = tempfile::tempdir().unwrap();
+    let aws = |args: &[&str]| {
+        Command::new(aws_cli())
+            .args(["--endpoint-url", &server.url(""), "--region", "us-east-1", "lambda"])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", &key.0)
+            .env("AWS_SECRET_ACCESS_KEY", &key.1)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .unwrap()
+    };
+    let result = out.path().join("out.json");
+    let invoked = aws(&[
+        "invoke",
+        "--function-name",
+        "thumbnailer",
+        "--payload",
+        r#"{"key":"dog.png"}"#,
+        "--log-type",
+        "Tail",
+        result.to_str().unwrap(),
+    ]);
+    assert!(invoked.status.success(), "{}", String::from_utf8_lossy(&invoked.stderr));
+    let meta: Value = serde_json::from_slice(&invoked.stdout).unwrap();
+    assert_eq!(meta["StatusCode"], 200);
+    assert_eq!(meta["ExecutedVersion"], "$LATEST");
+    let log = base64_decode(meta["LogResult"].as_str().unwrap());
+    assert!(log.contains("making thumbnails of dog.png") && log.contains("REPORT RequestId: "), "{log}");
+    let payload: Value = serde_json::from_slice(&std::fs::read(&result).unwrap()).unwrap();
+    assert_eq!(payload["source"], "dog.png");
+
+    let missing = aws(&["invoke", "--function-name", "nope", result.to_str().unwrap()]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("(ResourceNotFoundException)") && stderr.contains("Function not found"), "{stderr}");
+}
+
+fn base64_decode(text: &str) -> String {
+    use base64::Engine as _;
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(text).unwrap()).unwrap()
+}
