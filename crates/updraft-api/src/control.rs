@@ -17,8 +17,9 @@ use updraft_platform::{
 use crate::params::{DeployParams, InvocationParams, LogParams, RollbackParams, UsageParams};
 use crate::request_id::RequestId;
 use crate::views::{
-    AccessKeyCreatedView, AccessKeyListView, AccessKeyView, ArtifactView, DeployView, FunctionListView, FunctionUsageView, FunctionView, InvocationListView, InvocationView,
-    LogLineView, LogListView, PricesView, UsageHourView, UsageReportView, UsageView, VersionListView, VersionView,
+    AccessKeyCreatedView, AccessKeyListView, AccessKeyView, ArtifactView, DeployView, FunctionListView,
+    FunctionUsageView, FunctionView, InvocationListView, InvocationView, LogLineView, LogListView, PricesView,
+    UsageHourView, UsageReportView, UsageView, VersionListView, VersionView,
 };
 use crate::{ApiError, AppState};
 
@@ -432,7 +433,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     responses((status = 201, description = "Created; keep the secret now", body = AccessKeyCreatedView)),
     security(("bearer" = []))
 )]
-pub(crate) async fn key_create(State(state): State<AppState>) -> Result<(StatusCode, Json<AccessKeyCreatedView>), ApiError> {
+pub(crate) async fn key_create(
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<AccessKeyCreatedView>), ApiError> {
     let key = state.platform.access_key_create(updraft_platform::Role::Admin).await?;
     Ok((StatusCode::CREATED, Json(AccessKeyCreatedView::new(&key))))
 }

@@ -83,12 +83,22 @@ impl LambdaError {
             Throttle::Account { .. } | Throttle::Instances { .. } => "ConcurrentInvocationLimitExceeded",
         };
         let body = json!({ "Reason": reason, "Type": "User", "message": "Rate Exceeded." });
-        LambdaError { status: StatusCode::TOO_MANY_REQUESTS, error_type: "TooManyRequestsException", body, retry_after: Some(1) }
+        LambdaError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error_type: "TooManyRequestsException",
+            body,
+            retry_after: Some(1),
+        }
     }
 
     fn service(message: String) -> Self {
         let body = json!({ "Type": "Service", "Message": message });
-        LambdaError { status: StatusCode::INTERNAL_SERVER_ERROR, error_type: "ServiceException", body, retry_after: None }
+        LambdaError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error_type: "ServiceException",
+            body,
+            retry_after: None,
+        }
     }
 
     /// A SigV4 failure, in the shape AWS's front door gives it (`message` only).
@@ -103,7 +113,9 @@ impl LambdaError {
             _ => "InvalidSignatureException",
         };
         let message = match error {
-            SignatureError::InvalidClientTokenId(_) => "The security token included in the request is invalid.".to_owned(),
+            SignatureError::InvalidClientTokenId(_) => {
+                "The security token included in the request is invalid.".to_owned()
+            }
             other => other.to_string(),
         };
         LambdaError { status: error.http_status(), error_type, body: json!({ "message": message }), retry_after: None }
@@ -178,7 +190,9 @@ async fn invoke_checked(
     let tail = match header_str(headers, "x-amz-log-type") {
         None | Some("None") => false,
         Some("Tail") => true,
-        Some(other) => return Err(LambdaError::invalid_parameter(format!("LogType must be None or Tail, not {other:?}"))),
+        Some(other) => {
+            return Err(LambdaError::invalid_parameter(format!("LogType must be None or Tail, not {other:?}")));
+        }
     };
     let payload = if body.is_empty() { Bytes::from_static(b"{}") } else { body };
     if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
@@ -206,7 +220,9 @@ async fn invoke_checked(
             // it runs loses it (the durable queue is a separate piece of work).
             let platform = state.platform.clone();
             tokio::spawn(async move {
-                let _ = platform.invoke_event(&function, payload, EventInput { client_context: None }, context, false).await;
+                let _ = platform
+                    .invoke_event(&function, payload, EventInput { client_context: None }, context, false)
+                    .await;
             });
             Ok(StatusCode::ACCEPTED.into_response())
         }
@@ -308,7 +324,8 @@ async fn authenticate(
             Some(query) => format!("{}?{query}", path.replace('%', "%25")),
             None => path.replace('%', "%25"),
         };
-        parts.uri = escaped.parse().map_err(|_| LambdaError::invalid_parameter("the request path is not valid".into()))?;
+        parts.uri =
+            escaped.parse().map_err(|_| LambdaError::invalid_parameter("the request path is not valid".into()))?;
     }
     let request = http::Request::from_parts(parts, body);
     match sigv4_validate_request(

@@ -8,8 +8,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use updraft_model::{
-    EventInput, AppName, ArtifactDigest, FunctionConfig, FunctionName, Limits, Manifest, ManifestError, Runtime, TriggerKind,
-    VersionNumber,
+    AppName, ArtifactDigest, EventInput, FunctionConfig, FunctionName, Limits, Manifest, ManifestError, Runtime,
+    TriggerKind, VersionNumber,
 };
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError};
 use updraft_runtime_wasm::{HttpRequest, HttpResponse, Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
@@ -146,7 +146,9 @@ pub enum DeployError {
     UnexpectedArtifact { function: FunctionName },
     #[error("function {function:?}: artifact {digest} is not uploaded; upload it before deploying")]
     ArtifactNotUploaded { function: FunctionName, digest: ArtifactDigest },
-    #[error("function {function:?}: runtime {runtime} is not available on this server (it was started without the Lambda runtime)")]
+    #[error(
+        "function {function:?}: runtime {runtime} is not available on this server (it was started without the Lambda runtime)"
+    )]
     UnsupportedRuntime { function: FunctionName, runtime: Runtime },
     #[error("function {function:?}: {source}")]
     Component {

@@ -35,10 +35,18 @@ pub struct Event {
 /// What the runtime answered for one event.
 #[derive(Debug)]
 pub enum Reply {
-    Response { body: Bytes, content_type: Option<HeaderValue> },
-    Error { error_type: String, body: Bytes },
+    Response {
+        body: Bytes,
+        content_type: Option<HeaderValue>,
+    },
+    Error {
+        error_type: String,
+        body: Bytes,
+    },
     /// The runtime tried to answer with more than the response limit.
-    TooLarge { limit: usize },
+    TooLarge {
+        limit: usize,
+    },
 }
 
 /// What the host learns of the runtime's start.
@@ -74,8 +82,7 @@ impl RuntimeApi {
             max_payload: max_payload.into(),
         });
         let server = tokio::spawn(accept_loop(listener, shared.clone()));
-        RuntimeApi {
-            shared, events: events_tx, started: Some(started_rx), assignment: Some(assignment_tx), server }
+        RuntimeApi { shared, events: events_tx, started: Some(started_rx), assignment: Some(assignment_tx), server }
     }
 
     /// Waits until a pre-started runtime asks for its function (its interpreter and
@@ -228,13 +235,12 @@ async fn next(shared: &Arc<Shared>) -> Answer {
 }
 
 async fn respond(shared: &Arc<Shared>, id: &str, request: Request<Incoming>, is_error: bool) -> Answer {
-    if !is_error {
-        if let Some(mode) = request.headers().get("lambda-runtime-function-response-mode") {
-            if mode != "streaming" {
-                let message = "Lambda-Runtime-Function-Response-Mode must be `streaming` when present";
-                return error(StatusCode::BAD_REQUEST, "InvalidFunctionResponseMode", message);
-            }
-        }
+    if !is_error
+        && let Some(mode) = request.headers().get("lambda-runtime-function-response-mode")
+        && mode != "streaming"
+    {
+        let message = "Lambda-Runtime-Function-Response-Mode must be `streaming` when present";
+        return error(StatusCode::BAD_REQUEST, "InvalidFunctionResponseMode", message);
     }
     let headers = request.headers().clone();
     // The body is read whatever the answer, so that the connection stays usable.
@@ -335,10 +341,10 @@ pub(crate) fn normalise_error_type(value: &str) -> String {
         let mut chars = rest.chars();
         chars.next().is_some_and(|c| c.is_ascii_uppercase()) && chars.all(|c| c.is_ascii_alphabetic())
     };
-    if let Some(rest) = value.strip_prefix("Runtime.").or_else(|| value.strip_prefix("Function.")) {
-        if well_formed(rest) {
-            return value.to_owned();
-        }
+    if let Some(rest) = value.strip_prefix("Runtime.").or_else(|| value.strip_prefix("Function."))
+        && well_formed(rest)
+    {
+        return value.to_owned();
     }
     if value == "Unhandled" || value == "Handled" {
         return value.to_owned();

@@ -83,10 +83,13 @@ pub fn request_event(request: &Request<Bytes>, context: &EventContext<'_>) -> By
             cookies.extend(value.split(';').map(str::trim).filter(|c| !c.is_empty()));
         } else if name != ROUTE_HEADER {
             // Repeated headers are joined with commas, as API Gateway does.
-            headers.entry(name.to_owned()).and_modify(|v| {
-                v.push(',');
-                v.push_str(value)
-            }).or_insert_with(|| value.to_owned());
+            headers
+                .entry(name.to_owned())
+                .and_modify(|v| {
+                    v.push(',');
+                    v.push_str(value)
+                })
+                .or_insert_with(|| value.to_owned());
         }
     }
     // API Gateway's route key is one method and the route: `GET /items/{id}`.
@@ -98,10 +101,13 @@ pub fn request_event(request: &Request<Bytes>, context: &EventContext<'_>) -> By
     let raw_query = request.uri().query().unwrap_or_default();
     let mut query = BTreeMap::<String, String>::new();
     for (key, value) in form_urlencoded::parse(raw_query.as_bytes()) {
-        query.entry(key.into_owned()).and_modify(|v| {
-            v.push(',');
-            v.push_str(&value)
-        }).or_insert_with(|| value.into_owned());
+        query
+            .entry(key.into_owned())
+            .and_modify(|v| {
+                v.push(',');
+                v.push_str(&value)
+            })
+            .or_insert_with(|| value.into_owned());
     }
     let header = |name: &str| headers.get(name).cloned();
     let domain = header("host").unwrap_or_else(|| "localhost".to_owned());
@@ -179,10 +185,8 @@ pub fn response(answer: &[u8]) -> Result<Response<Bytes>, ResponseError> {
         return Ok(plain(body, Some("application/json")));
     };
     let status = object["statusCode"].as_i64().unwrap_or(0);
-    let status = u16::try_from(status)
-        .ok()
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .ok_or(ResponseError::Status(status))?;
+    let status =
+        u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).ok_or(ResponseError::Status(status))?;
     let body = match object.get("body") {
         None | Some(Value::Null) => Bytes::new(),
         Some(Value::String(text)) if object.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => {

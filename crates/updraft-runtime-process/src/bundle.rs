@@ -51,7 +51,8 @@ pub fn unpack(archive: &Path, dest: &Path) -> Result<PathBuf, BundleError> {
 
 fn extract(archive: &Path, into: &Path) -> Result<(), BundleError> {
     let file = fs::File::open(archive)?;
-    let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).map_err(|error| BundleError::NotZip(error.to_string()))?;
+    let mut zip =
+        zip::ZipArchive::new(io::BufReader::new(file)).map_err(|error| BundleError::NotZip(error.to_string()))?;
     if zip.len() > MAX_ENTRIES {
         return Err(BundleError::TooManyEntries);
     }
@@ -124,5 +125,3 @@ fn tempfile_dir(parent: &Path) -> io::Result<Staging> {
     fs::create_dir_all(&path)?;
     Ok(Staging(path))
 }
-
-

@@ -106,7 +106,10 @@ impl InstanceCgroup {
     }
 
     fn memory_dir(&self) -> Option<&Path> {
-        self.dirs.iter().find(|dir| dir.join(if self.v2 { "memory.max" } else { "memory.limit_in_bytes" }).exists()).map(PathBuf::as_path)
+        self.dirs
+            .iter()
+            .find(|dir| dir.join(if self.v2 { "memory.max" } else { "memory.limit_in_bytes" }).exists())
+            .map(PathBuf::as_path)
     }
 
     /// Changes the memory limit (a pre-started sandbox gets its function's).
@@ -141,9 +144,7 @@ impl InstanceCgroup {
         let (file, key) = if self.v2 { ("memory.events", "oom_kill") } else { ("memory.oom_control", "oom_kill") };
         fs::read_to_string(dir.join(file))
             .ok()
-            .and_then(|text| {
-                text.lines().find_map(|line| line.strip_prefix(key)?.trim().parse().ok())
-            })
+            .and_then(|text| text.lines().find_map(|line| line.strip_prefix(key)?.trim().parse().ok()))
             .unwrap_or(0)
     }
 

@@ -4,10 +4,10 @@
 //! cold start is building the sandbox, starting the runtime and waiting for its first
 //! `next` (Lambda's init phase). Each instance serves one invocation at a time.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -15,8 +15,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use updraft_model::{EventInput, Runtime as RuntimeKind};
 use updraft_scheduler::{
-    BoxFuture, Call, Instance, InstanceConfig, InvokeError, Invoked, PrepareError, Prepared, Runtime,
-    VersionSource,
+    BoxFuture, Call, Instance, InstanceConfig, InvokeError, Invoked, PrepareError, Prepared, Runtime, VersionSource,
 };
 
 use crate::api::{Event, Reply, RuntimeApi, Started, xray_trace_header};
@@ -140,15 +139,13 @@ fn set_readable(dir: &Path) -> std::io::Result<()> {
 
 impl Inner {
     fn interpreter(&self, kind: RuntimeKind) -> Result<Interpreter, String> {
-        let (slot, resolve): (_, fn(Option<&Path>) -> std::io::Result<Interpreter>) = match kind {
-            RuntimeKind::Python3 => (&self.python, Interpreter::python),
-            _ => (&self.node, Interpreter::node),
+        let found = match kind {
+            RuntimeKind::Python3 => self
+                .python
+                .get_or_init(|| Interpreter::python(self.config.python.as_deref()).map_err(|e| e.to_string())),
+            _ => self.node.get_or_init(|| Interpreter::node(self.config.node.as_deref()).map_err(|e| e.to_string())),
         };
-        let configured = match kind {
-            RuntimeKind::Python3 => self.config.python.as_deref(),
-            _ => self.config.node.as_deref(),
-        };
-        slot.get_or_init(|| resolve(configured).map_err(|error| error.to_string())).clone()
+        found.clone()
     }
 }
 
@@ -269,7 +266,8 @@ const SYSTEM_PATHS: &[&str] = &[
 ];
 
 /// More host paths for functions granted the network: name resolution.
-const NETWORK_PATHS: &[&str] = &["/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf"];
+const NETWORK_PATHS: &[&str] =
+    &["/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf"];
 
 fn check_handler(bundle: &Path, kind: RuntimeKind, handler: &str) -> Result<(), ProcessPrepareError> {
     let malformed = || ProcessPrepareError::MalformedHandler { handler: handler.to_owned() };
@@ -435,11 +433,7 @@ impl PreparedProcess {
         // The function's own variables may not replace the reserved ones.
         let reserved: Vec<String> = env.iter().map(|(key, _)| key.clone()).collect();
         env.extend(
-            config
-                .env
-                .iter()
-                .filter(|(key, _)| !reserved.contains(key) && key != "AWS_LAMBDA_RUNTIME_API")
-                .cloned(),
+            config.env.iter().filter(|(key, _)| !reserved.contains(key) && key != "AWS_LAMBDA_RUNTIME_API").cloned(),
         );
         env
     }
@@ -451,7 +445,10 @@ fn base_environment(kind: RuntimeKind) -> Vec<(String, String)> {
         ("PATH".into(), "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
         ("LANG".into(), "en_US.UTF-8".into()),
         ("TZ".into(), ":UTC".into()),
-        ("LD_LIBRARY_PATH".into(), "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib".into()),
+        (
+            "LD_LIBRARY_PATH".into(),
+            "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib".into(),
+        ),
         ("LAMBDA_TASK_ROOT".into(), "/var/task".into()),
         ("LAMBDA_RUNTIME_DIR".into(), "/var/runtime".into()),
         ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
@@ -460,7 +457,10 @@ fn base_environment(kind: RuntimeKind) -> Vec<(String, String)> {
         RuntimeKind::Python3 => env.push(("AWS_EXECUTION_ENV".into(), "AWS_Lambda_python3".into())),
         RuntimeKind::Nodejs => {
             env.push(("AWS_EXECUTION_ENV".into(), "AWS_Lambda_nodejs".into()));
-            env.push(("NODE_PATH".into(), "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/task/node_modules".into()));
+            env.push((
+                "NODE_PATH".into(),
+                "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/task/node_modules".into(),
+            ));
         }
         // Lambda sets no AWS_EXECUTION_ENV for custom runtimes.
         RuntimeKind::Provided | RuntimeKind::Wasm => {}
@@ -604,18 +604,15 @@ impl Inner {
 
     /// A pre-started sandbox for `kind`, if one is ready.
     fn take_template(&self, kind: RuntimeKind) -> Option<Sandbox> {
-        let taken = {
-            let mut pools = self.templates.lock().unwrap();
-            let pool = pools.entry(kind).or_default();
-            loop {
-                let Some(mut sandbox) = pool.pop() else { break None };
-                // One whose runtime died while waiting is of no use.
-                if sandbox.child.try_wait().ok().flatten().is_none() {
-                    break Some(sandbox);
-                }
+        let mut pools = self.templates.lock().unwrap();
+        let pool = pools.entry(kind).or_default();
+        loop {
+            let mut sandbox = pool.pop()?;
+            // One whose runtime died while waiting is of no use.
+            if sandbox.child.try_wait().ok().flatten().is_none() {
+                return Some(sandbox);
             }
-        };
-        taken
+        }
     }
 
     /// Starts pre-started sandboxes for `kind` until `warm_sandboxes` are ready.
@@ -723,8 +720,11 @@ impl Sandbox {
             pipes,
             cgroup: cleanup.cgroup.take(),
             dir: cleanup.dir.take(),
-            function_arn: format!("arn:aws:lambda:{}:{}:function:{function}", inner.config.region, inner.config.account_id)
-                .into(),
+            function_arn: format!(
+                "arn:aws:lambda:{}:{}:function:{function}",
+                inner.config.region, inner.config.account_id
+            )
+            .into(),
             account_id: inner.config.account_id.clone(),
             memory_limit: memory,
         }

@@ -2,6 +2,9 @@
 //! the Runtime API listener it opens, reading the instance's output and ending it.
 
 #![allow(unsafe_code)]
+// This is the crate that starts sandboxed processes: the jailer, and the interpreter
+// once, to ask it where it lives.
+#![allow(clippy::disallowed_methods)]
 
 use std::ffi::OsString;
 use std::io::{self, IoSliceMut};
@@ -169,12 +172,12 @@ fn receive_fd(socket: &UnixStream) -> io::Result<OwnedFd> {
     let mut space = nix::cmsg_space!(std::os::fd::RawFd);
     let message = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
     for cmsg in message.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel has just installed this descriptor in our table for
-                // us (SCM_RIGHTS); nothing else refers to it, so we own it.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
+        if let ControlMessageOwned::ScmRights(fds) = cmsg
+            && let Some(&fd) = fds.first()
+        {
+            // SAFETY: the kernel has just installed this descriptor in our table for
+            // us (SCM_RIGHTS); nothing else refers to it, so we own it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
         }
     }
     Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the jailer ended before opening the Runtime API"))

@@ -63,7 +63,8 @@ pub fn main(spec_json: &str) -> ! {
             .or_fail("joining the instance's control group");
     }
 
-    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+    let mut flags =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
     if !spec.network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
@@ -88,17 +89,14 @@ pub fn main(spec_json: &str) -> ! {
     drop(listener);
     // A pre-started sandbox keeps the socket, for init to hear which function it is
     // for; close-on-exec, so the runtime never holds it.
-    let control = match spec.attach {
-        Some(_) => Some(
-            nix::fcntl::fcntl(io::stdin(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
-                .map(|fd| {
-                    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
-                    unsafe { OwnedFd::from_raw_fd(fd) }
-                })
-                .or_fail("keeping the control socket"),
-        ),
-        None => None,
-    };
+    let control = spec.attach.as_ref().map(|_| {
+        nix::fcntl::fcntl(io::stdin(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+            .map(|fd| {
+                // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            })
+            .or_fail("keeping the control socket")
+    });
     // The host's end of stdin is for the listener only; the runtime reads nothing.
     let null = fs::File::open("/dev/null").or_fail("opening /dev/null");
     nix::unistd::dup2_stdin(&null).or_fail("closing stdin");
@@ -128,13 +126,13 @@ fn init(spec: &JailSpec, runtime_api: &str, control: Option<OwnedFd>) -> ! {
                 attach_when_told(control);
             }
             loop {
-            // Reap everything; leave with the runtime.
-            match waitpid(None::<Pid>, None) {
-                Ok(status) if status.pid() == Some(child) => exit_like(status),
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => std::process::exit(SETUP_FAILED),
-            }
+                // Reap everything; leave with the runtime.
+                match waitpid(None::<Pid>, None) {
+                    Ok(status) if status.pid() == Some(child) => exit_like(status),
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => std::process::exit(SETUP_FAILED),
+                }
             }
         }
         Ok(ForkResult::Child) => exec_runtime(spec, runtime_api),
@@ -258,7 +256,13 @@ fn build_root(spec: &JailSpec) -> io::Result<()> {
     let tmp = root.join("tmp");
     fs::create_dir_all(&tmp)?;
     let options = format!("size={},mode=1777", spec.tmp_bytes.max(4096));
-    mount(Some("tmpfs"), &tmp, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some(options.as_str()))?;
+    mount(
+        Some("tmpfs"),
+        &tmp,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(options.as_str()),
+    )?;
 
     let proc = root.join("proc");
     fs::create_dir_all(&proc)?;
@@ -271,7 +275,12 @@ fn build_root(spec: &JailSpec) -> io::Result<()> {
     for name in ["null", "zero", "full", "random", "urandom"] {
         bind(&Path::new("/dev").join(name), &dev.join(name), false, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC)?;
     }
-    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         symlink(target, dev.join(name))?;
     }
     fs::create_dir_all(root.join("var/task"))?;
@@ -281,7 +290,13 @@ fn build_root(spec: &JailSpec) -> io::Result<()> {
     pivot_root(".", ".")?;
     umount2(".", MntFlags::MNT_DETACH)?;
     std::env::set_current_dir("/")?;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        None::<&str>,
+    )?;
     Ok(())
 }
 

@@ -22,4 +22,6 @@ pub mod spec;
 mod time;
 
 pub use bundle::{BundleError, MAX_UNPACKED_BYTES};
-pub use function::{HttpRequest, HttpResponse, ProcessPrepareError, ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError};
+pub use function::{
+    HttpRequest, HttpResponse, ProcessPrepareError, ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError,
+};

@@ -18,8 +18,8 @@ mod scheduler;
 
 pub use concurrency::{ReservationError, Throttle};
 pub use runtime::{
-    BoxFuture, Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, LogStream, PrepareError, Prepared, Runtime,
-    VersionSource,
+    BoxFuture, Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, LogStream, PrepareError, Prepared,
+    Runtime, VersionSource,
 };
 pub use scheduler::{
     AccountStats, Done, Failure, InvocationMeta, InvocationSink, Pool, PoolSpec, PoolStats, Scheduler, SchedulerConfig,

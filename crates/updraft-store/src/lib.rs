@@ -18,8 +18,8 @@ mod sql;
 pub use artifacts::{ArtifactError, ArtifactStore};
 pub use invocations::{InvocationFilter, StoredInvocation, UsageCounts, UsageRow};
 pub use records::{
-    AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord, PlannedFunction,
-    VersionRecord,
+    AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,
+    PlannedFunction, VersionRecord,
 };
 pub use sql::{Backend, Store, StoreError};
 

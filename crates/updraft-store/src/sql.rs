@@ -9,7 +9,8 @@ use updraft_model::{AppName, ArtifactDigest, FunctionConfig, FunctionName, Versi
 
 use crate::now_millis;
 use crate::records::{
-    AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord, VersionRecord,
+    AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,
+    VersionRecord,
 };
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::ValueEnum;
 use updraft_api::views::{
-    AccessKeyCreatedView, AccessKeyListView, FunctionListView, FunctionView, InvocationListView, LogLineView, LogListView, UsageReportView, VersionListView,
+    AccessKeyCreatedView, AccessKeyListView, FunctionListView, FunctionView, InvocationListView, LogLineView,
+    LogListView, UsageReportView, VersionListView,
 };
 
 use crate::client::{Client, error_from};

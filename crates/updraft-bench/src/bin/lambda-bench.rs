@@ -164,7 +164,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             round_trip.value_at_quantile(0.5) as f64 / 1000.0,
             round_trip.value_at_quantile(0.99) as f64 / 1000.0
         );
-        println!("  handler     p50 {:>8.1} µs   (its own time, measured inside)", handler.value_at_quantile(0.5) as f64 / 1000.0);
+        println!(
+            "  handler     p50 {:>8.1} µs   (its own time, measured inside)",
+            handler.value_at_quantile(0.5) as f64 / 1000.0
+        );
         println!(
             "  overhead    p50 {:>8.1} µs   ({:.0}x the handler's time)",
             overhead as f64 / 1000.0,
@@ -238,5 +241,10 @@ fn event() -> HttpRequest {
 
 fn call(i: usize) -> Call {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
-    Call { request_id: format!("bench-{i}").into(), trace_id: format!("{:032x}", i + 1).into(), timeout: Duration::from_secs(10), deadline_ms: now + 10_000 }
+    Call {
+        request_id: format!("bench-{i}").into(),
+        trace_id: format!("{:032x}", i + 1).into(),
+        timeout: Duration::from_secs(10),
+        deadline_ms: now + 10_000,
+    }
 }

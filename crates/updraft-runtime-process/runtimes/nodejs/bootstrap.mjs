@@ -162,12 +162,13 @@ function startNext() {
 
 function complete(ex) {
   exchange = null;
-  if (ex.keepAlive && received.length === 0 && socket !== null) {
+  if (ex.keepAlive && received.length === 0 && socket !== null && socket.writableLength === 0) {
     socketReused = true;
     if (waiting.length === 0) socket.unref();
   } else {
-    // Connection: close, a body that ran to the end of the connection, or
-    // bytes beyond the response (nothing else may come unasked): reconnect.
+    // Connection: close, a body that ran to the end of the connection, bytes
+    // beyond the response (nothing else may come unasked), or an answer that
+    // came before all of the request was sent (e.g. 413): reconnect.
     dropSocket();
   }
   ex.resolve({ status: ex.status, headers: ex.headers, body: ex.body });
@@ -390,7 +391,7 @@ function checkPosted({ status, body }, what) {
 }
 
 function headerValue(text) {
-  // Node rejects control and non-Latin-1 characters in headers; keep ASCII.
+  // call() rejects control and non-ASCII characters in header values.
   return String(text).replace(/[^\x20-\x7e]/g, '?');
 }
 

@@ -41,7 +41,8 @@ pub fn bundle(dir: &Path, name: &str, files: &[(&str, &str, bool)]) -> PathBuf {
     let path = dir.join(format!("{name}.zip"));
     let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
     for (file, contents, executable) in files {
-        let options = zip::write::SimpleFileOptions::default().unix_permissions(if *executable { 0o755 } else { 0o644 });
+        let options =
+            zip::write::SimpleFileOptions::default().unix_permissions(if *executable { 0o755 } else { 0o644 });
         zip.start_file(*file, options).unwrap();
         zip.write_all(contents.as_bytes()).unwrap();
     }
@@ -175,14 +176,20 @@ pub fn event(payload: serde_json::Value) -> HttpRequest {
     request
 }
 
-pub async fn invoke(instance: &mut Box<dyn Instance<HttpRequest, HttpResponse>>, id: &str, payload: serde_json::Value) -> Invoked<HttpResponse> {
+pub async fn invoke(
+    instance: &mut Box<dyn Instance<HttpRequest, HttpResponse>>,
+    id: &str,
+    payload: serde_json::Value,
+) -> Invoked<HttpResponse> {
     instance.invoke(event(payload), call(id, Duration::from_secs(10))).await
 }
 
 /// The JSON body of a successful invocation.
 pub fn json(invoked: &Invoked<HttpResponse>) -> serde_json::Value {
     match &invoked.result {
-        Ok(response) => serde_json::from_slice(response.body()).unwrap_or_else(|e| panic!("{e}: {:?}", response.body())),
+        Ok(response) => {
+            serde_json::from_slice(response.body()).unwrap_or_else(|e| panic!("{e}: {:?}", response.body()))
+        }
         Err(error) => panic!("the invocation failed: {error}; output: {}", output(invoked)),
     }
 }

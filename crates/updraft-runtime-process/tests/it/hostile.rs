@@ -230,7 +230,12 @@ async fn one_instance_failing_leaves_the_others_serving() {
     let mut a = h.start("a", function(), &[("probe.py", PROBE, false)]).await.unwrap();
     let mut b = h.start("b", function(), &[("probe.py", PROBE, false)]).await.unwrap();
     let _ = invoke(&mut a, "bomb", json!({"attack": "fork_bomb"})).await;
-    let timed_out = a.invoke(crate::harness::event(json!({"attack": "allocate", "mib": 4000})), call("x", Duration::from_millis(500))).await;
+    let timed_out = a
+        .invoke(
+            crate::harness::event(json!({"attack": "allocate", "mib": 4000})),
+            call("x", Duration::from_millis(500)),
+        )
+        .await;
     assert!(timed_out.result.is_err());
     assert_eq!(json(&invoke(&mut b, "b-1", json!({"attack": "whoami"})).await)["hostname"], "updraft");
 }

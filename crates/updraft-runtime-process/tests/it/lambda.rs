@@ -34,7 +34,8 @@ def handler(event, context):
 #[tokio::test]
 async fn a_python_handler_gets_its_event_and_context() {
     let h = harness();
-    let mut instance = h.start("py-echo", Function::python("app.handler"), &[("app.py", PY_ECHO, false)]).await.unwrap();
+    let mut instance =
+        h.start("py-echo", Function::python("app.handler"), &[("app.py", PY_ECHO, false)]).await.unwrap();
     let first = invoke(&mut instance, "req-1", json!({"n": 1})).await;
     let body = json(&first);
     assert_eq!(body["event"], json!({"n": 1}));
@@ -48,7 +49,10 @@ async fn a_python_handler_gets_its_event_and_context() {
     assert_eq!(body["log_group"], "/aws/lambda/py-echo");
     assert_eq!(body["greeting"], "hi");
     let trace = body["trace"].as_str().unwrap();
-    assert!(trace.starts_with("Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=") && trace.ends_with(";Sampled=1"), "{trace}");
+    assert!(
+        trace.starts_with("Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=") && trace.ends_with(";Sampled=1"),
+        "{trace}"
+    );
     let env = &body["env"];
     assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "py-echo");
     assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "128");
@@ -70,7 +74,8 @@ async fn a_python_handler_gets_its_event_and_context() {
 #[tokio::test]
 async fn a_python_exception_comes_back_in_pythons_shape() {
     let h = harness();
-    let mut instance = h.start("py-fail", Function::python("app.handler"), &[("app.py", PY_ECHO, false)]).await.unwrap();
+    let mut instance =
+        h.start("py-fail", Function::python("app.handler"), &[("app.py", PY_ECHO, false)]).await.unwrap();
     let invoked = invoke(&mut instance, "req-f", json!({"fail": "no good"})).await;
     let Err(InvokeError::Function { error_type, document }) = &invoked.result else {
         panic!("expected a function error, got {:?}", invoked.result);
@@ -124,7 +129,8 @@ export const handler = async (event) => ({ esm: true, event });
 #[tokio::test]
 async fn node_handlers_run_as_commonjs_and_as_modules() {
     let h = harness();
-    let mut cjs = h.start("node-cjs", Function::node("index.handler"), &[("index.js", NODE_ECHO, false)]).await.unwrap();
+    let mut cjs =
+        h.start("node-cjs", Function::node("index.handler"), &[("index.js", NODE_ECHO, false)]).await.unwrap();
     let invoked = invoke(&mut cjs, "n-1", json!({"a": 1})).await;
     let body = json(&invoked);
     assert_eq!(body["event"], json!({"a": 1}));
@@ -220,8 +226,7 @@ while True:
 #[tokio::test]
 async fn a_custom_runtime_sees_the_runtime_api_as_lambda_serves_it() {
     let h = harness();
-    let mut instance =
-        h.start("custom", Function::provided(), &[("bootstrap", PROVIDED, true)]).await.unwrap();
+    let mut instance = h.start("custom", Function::provided(), &[("bootstrap", PROVIDED, true)]).await.unwrap();
     let invoked = invoke(&mut instance, "c-1", json!({})).await;
     let checks = json(&invoked);
     assert_eq!(checks["deadline"], true);
@@ -239,7 +244,9 @@ async fn a_custom_runtime_sees_the_runtime_api_as_lambda_serves_it() {
     assert!(big.reusable);
 
     // Error types are normalised as Lambda does.
-    for (sent, kept) in [("Function.Custom", "Function.Custom"), ("Function.bad!", "Function.Unknown"), ("Whatever", "Runtime.Unknown")] {
+    for (sent, kept) in
+        [("Function.Custom", "Function.Custom"), ("Function.bad!", "Function.Unknown"), ("Whatever", "Runtime.Unknown")]
+    {
         let invoked = invoke(&mut instance, "c-2", json!({"error": sent})).await;
         let Err(InvokeError::Function { error_type, .. }) = &invoked.result else { panic!("{:?}", invoked.result) };
         assert_eq!(error_type, kept);

@@ -61,7 +61,8 @@ async fn a_cold_start_takes_a_pre_started_sandbox_that_is_as_closed_as_any() {
 #[tokio::test]
 async fn node_functions_start_from_pre_started_sandboxes_too() {
     let h = harness();
-    let code = "exports.handler = async (event, context) => ({ name: context.functionName, cwd: process.cwd(), event });\n";
+    let code =
+        "exports.handler = async (event, context) => ({ name: context.functionName, cwd: process.cwd(), event });\n";
     let zip = bundle(h.dir.path(), "warm-node", &[("index.js", code, false)]);
     let prepared = h.prepare("warm-node", &Function::node("index.handler"), &zip).await.unwrap();
     ready(&h, Kind::Nodejs, 1).await;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TriggerKind, VersionNumber};
 use updraft_scheduler::{
-    BoxFuture, Call, Failure, GuestOutput, Instance, InstanceConfig, InvocationMeta, InvocationSink, InvokeError, Invoked,
-    LogStream, Pool, PoolSpec, Prepared, Scheduler, SchedulerConfig, Throttle,
+    BoxFuture, Call, Failure, GuestOutput, Instance, InstanceConfig, InvocationMeta, InvocationSink, InvokeError,
+    Invoked, LogStream, Pool, PoolSpec, Prepared, Scheduler, SchedulerConfig, Throttle,
 };
 
 /// What one invocation does.

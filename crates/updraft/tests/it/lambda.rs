@@ -91,7 +91,10 @@ async fn boto3_invokes_through_lambdas_own_api() {
     assert_eq!(sync["version"], "$LATEST");
     assert_eq!(sync["function_error"], Value::Null);
     assert_eq!(sync["payload"]["source"], "cat.png");
-    assert_eq!(sync["payload"]["thumbnails"][0], json!({"key": "thumbnails/64/cat.png", "width": 64, "height": 32, "etag": sync["payload"]["thumbnails"][0]["etag"]}));
+    assert_eq!(
+        sync["payload"]["thumbnails"][0],
+        json!({"key": "thumbnails/64/cat.png", "width": 64, "height": 32, "etag": sync["payload"]["thumbnails"][0]["etag"]})
+    );
     assert_eq!(sync["payload"]["requestId"], sync["request_id"], "the handler's request id is the response's");
 
     let log = seen["tail"]["log"].as_str().unwrap();
