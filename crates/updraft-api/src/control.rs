@@ -17,9 +17,9 @@ use updraft_platform::{
 use crate::params::{DeployParams, InvocationParams, LogParams, RollbackParams, UsageParams};
 use crate::request_id::RequestId;
 use crate::views::{
-    AccessKeyCreatedView, AccessKeyListView, AccessKeyView, ArtifactView, DeployView, FunctionListView,
-    FunctionUsageView, FunctionView, InvocationListView, InvocationView, LogLineView, LogListView, PricesView,
-    UsageHourView, UsageReportView, UsageView, VersionListView, VersionView,
+    AccessKeyCreatedView, AccessKeyListView, AccessKeyView, ArtifactView, AsyncAcceptedView, AsyncEventView,
+    DeployView, FunctionListView, FunctionUsageView, FunctionView, InvocationListView, InvocationView, LogLineView,
+    LogListView, PricesView, UsageHourView, UsageReportView, UsageView, VersionListView, VersionView,
 };
 use crate::{ApiError, AppState};
 
@@ -35,6 +35,11 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             "/functions/{name}/invoke",
             post(function_invoke).layer(DefaultBodyLimit::max(state.platform.limits().max_sync_payload as usize)),
         )
+        .route(
+            "/functions/{name}/invoke-async",
+            post(function_invoke_async).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)),
+        )
+        .route("/async/{id}", get(async_event_get))
         .route("/functions/{name}/logs", get(log_list))
         .route("/invocations", get(invocation_list))
         .route("/usage", get(usage))
@@ -467,4 +472,55 @@ pub(crate) async fn key_delete(State(state): State<AppState>, Path(id): Path<Str
     } else {
         Err(ApiError::not_found("key_not_found", format!("no access key {id:?}; `updraft keys ls` lists them")))
     }
+}
+
+/// Invoke a function asynchronously: the event is stored durably before the `202`, then
+/// delivered at least once; a failed attempt is retried twice with backoff (about a
+/// minute, then two), throttled ones wait without using an attempt.
+#[utoipa::path(
+    post, path = "/v1/functions/{name}/invoke-async", tag = "functions",
+    params(("name" = String, Path, description = "Function name")),
+    request_body(content = String, description = "The event, usually JSON", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Stored; it will run", body = AsyncAcceptedView),
+        (status = 404, description = "No such function", body = crate::views::ErrorBody),
+        (status = 413, description = "Payload above 1 MiB", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn function_invoke_async(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<AsyncAcceptedView>), ApiError> {
+    let name = function_name(&name)?;
+    let function = state
+        .platform
+        .qualified_function(&name, None)
+        .ok_or_else(|| ApiError::not_found("function_not_found", format!("function {name:?} not found")))?;
+    let id = state.platform.invoke_async(&function, body, crate::gateway::trace_id(&headers)).await?;
+    Ok((StatusCode::ACCEPTED, Json(AsyncAcceptedView { id, function: name.to_string() })))
+}
+
+/// An asynchronous invocation that has not succeeded yet: queued (with its attempts so
+/// far) or failed for good. One that succeeded is gone (404); its records are in
+/// `/v1/invocations`, under the same id.
+#[utoipa::path(
+    get, path = "/v1/async/{id}", tag = "functions",
+    params(("id" = String, Path, description = "The id `invoke-async` answered")),
+    responses(
+        (status = 200, description = "Queued or failed", body = AsyncEventView),
+        (status = 404, description = "Delivered, or never accepted", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn async_event_get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<AsyncEventView>, ApiError> {
+    let event = state.platform.async_event(&id).await?.ok_or_else(|| {
+        ApiError::not_found("async_event_not_found", format!("no pending or failed asynchronous invocation {id:?}"))
+    })?;
+    Ok(Json(AsyncEventView::new(&event)))
 }

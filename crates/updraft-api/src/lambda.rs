@@ -32,7 +32,6 @@ use crate::request_id::RequestId;
 const SERVICE: &str = "lambda";
 /// Lambda's limits on an Invoke request body: 6 MB sync, 1 MB async.
 const SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
-const ASYNC_PAYLOAD: usize = 1024 * 1024;
 /// Lambda's limit on the base64 client context.
 const CLIENT_CONTEXT: usize = 3583;
 /// How much of the log `LogType: Tail` returns.
@@ -213,17 +212,16 @@ async fn invoke_checked(
     match invocation_type {
         "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
         "Event" => {
-            if payload.len() > ASYNC_PAYLOAD {
-                return Err(LambdaError::too_large(ASYNC_PAYLOAD));
+            if payload.len() > crate::ASYNC_PAYLOAD {
+                return Err(LambdaError::too_large(crate::ASYNC_PAYLOAD));
             }
-            // Accepted and run in the background. Not yet durable: a restart before
-            // it runs loses it (the durable queue is a separate piece of work).
-            let platform = state.platform.clone();
-            tokio::spawn(async move {
-                let _ = platform
-                    .invoke_event(&function, payload, EventInput { client_context: None }, context, false)
-                    .await;
-            });
+            // Stored durably before the 202, then run at least once (with retries).
+            let id = state
+                .platform
+                .invoke_async(&function, payload, context.trace_id)
+                .await
+                .map_err(|error| LambdaError::service(error.to_string()))?;
+            tracing::debug!(%id, function = %function.name, "event invocation queued");
             Ok(StatusCode::ACCEPTED.into_response())
         }
         "RequestResponse" => {

@@ -23,6 +23,9 @@ use axum::Router;
 use updraft_platform::Platform;
 
 pub use error::ApiError;
+
+/// The largest asynchronous event (Lambda's limit).
+pub(crate) const ASYNC_PAYLOAD: usize = 1024 * 1024;
 pub use openapi::openapi_json;
 pub use request_id::REQUEST_ID_HEADER;
 

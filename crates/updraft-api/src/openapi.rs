@@ -26,6 +26,8 @@ use crate::views::*;
         control::version_list,
         control::function_rollback,
         control::function_invoke,
+        control::function_invoke_async,
+        control::async_event_get,
         control::log_list,
         control::invocation_list,
         control::usage,
@@ -39,6 +41,7 @@ use crate::views::*;
         ConfigView, RouteView, FunctionListView, VersionView, VersionListView, LogLineView, LogListView,
         DeployParams, RollbackParams, InvocationView, InvocationListView, UsageView, UsageHourView,
         FunctionUsageView, PricesView, UsageReportView, AccessKeyCreatedView, AccessKeyView, AccessKeyListView,
+        AsyncAcceptedView, AsyncEventView,
     )),
     modifiers(&BearerAuth)
 )]

@@ -395,3 +395,42 @@ impl AccessKeyView {
 pub struct AccessKeyListView {
     pub keys: Vec<AccessKeyView>,
 }
+
+/// An accepted asynchronous invocation.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AsyncAcceptedView {
+    /// Its id: the request id of each attempt, in its records and logs.
+    pub id: String,
+    pub function: String,
+}
+
+/// An asynchronous invocation not yet delivered, or failed for good.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AsyncEventView {
+    pub id: String,
+    pub function: String,
+    /// `queued` or `failed`.
+    pub state: String,
+    /// Attempts that ran and failed.
+    pub attempts: i64,
+    /// Milliseconds since the Unix epoch.
+    pub enqueued_at: i64,
+    pub last_error: Option<String>,
+}
+
+impl AsyncEventView {
+    pub fn new(event: &updraft_platform::AsyncEvent) -> Self {
+        Self {
+            id: event.id.clone(),
+            function: event.function.to_string(),
+            state: match event.state {
+                updraft_platform::EventState::Queued => "queued",
+                updraft_platform::EventState::Failed => "failed",
+            }
+            .to_owned(),
+            attempts: event.attempts,
+            enqueued_at: event.enqueued_at,
+            last_error: event.last_error.clone(),
+        }
+    }
+}

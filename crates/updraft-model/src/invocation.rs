@@ -45,17 +45,20 @@ impl fmt::Display for InvocationStatus {
 pub enum TriggerKind {
     /// An HTTP trigger's route.
     Http,
-    /// `updraft invoke` / `POST /v1/functions/{name}/invoke`.
+    /// `updraft invoke` / `POST /v1/functions/{name}/invoke`, Lambda's `RequestResponse`.
     Direct,
+    /// An event from the durable queue: `invoke-async`, Lambda's `Event`.
+    Async,
 }
 
 impl TriggerKind {
-    pub const ALL: [TriggerKind; 2] = [Self::Http, Self::Direct];
+    pub const ALL: [TriggerKind; 3] = [Self::Http, Self::Direct, Self::Async];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Http => "http",
             Self::Direct => "direct",
+            Self::Async => "async",
         }
     }
 

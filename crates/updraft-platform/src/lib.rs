@@ -7,6 +7,7 @@
 
 mod access;
 mod batch;
+mod dispatch;
 mod keys;
 mod live;
 mod logs;
@@ -15,6 +16,7 @@ mod recorder;
 mod routes;
 
 pub use access::{AccessKey, AccessKeyInfo};
+pub use dispatch::AsyncConfig;
 pub use keys::{ApiKey, Principal, Role};
 pub use live::{LiveFunction, LiveState};
 pub use logs::{LogQuery, LogWriter};
@@ -23,6 +25,7 @@ pub use platform::{
     Platform, PlatformConfig, REGION, StartError,
 };
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
+pub use updraft_store::{AsyncEvent, EventState};
 
 pub use updraft_model::{EventInput, InvocationRecord, InvocationStatus, TriggerKind};
 pub use updraft_scheduler::{InvokeError, PoolStats, Throttle};

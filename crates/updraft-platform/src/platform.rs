@@ -18,12 +18,13 @@ use updraft_scheduler::{
     Scheduler, SchedulerConfig, Throttle, VersionSource,
 };
 use updraft_store::{
-    ArtifactError, ArtifactStore, DeployOutcome, DeployPlan, FunctionRecord, InvocationFilter, LogLineRecord,
-    PlannedFunction, Store, StoreError, StoredInvocation, UsageRow, VersionRecord,
+    ArtifactError, ArtifactStore, AsyncEvent, DeployOutcome, DeployPlan, EventState, FunctionRecord, InvocationFilter,
+    LogLineRecord, PlannedFunction, Store, StoreError, StoredInvocation, UsageRow, VersionRecord,
 };
 use updraft_telemetry::{InstanceCounts, Metrics, PriceTable};
 
 use crate::access::{AccessKey, AccessKeyInfo, AccessKeySet, Sealer, UnsealError};
+use crate::dispatch::{AsyncConfig, Dispatcher};
 use crate::keys::{ApiKey, KeySet, Principal, Role, token_hash};
 use crate::live::{LiveFunction, LiveState};
 use crate::logs::{LogQuery, LogWriter};
@@ -45,6 +46,8 @@ pub struct PlatformConfig {
     /// How often idle instances are checked against their idle timeout.
     pub reap_interval: Duration,
     pub prices: PriceTable,
+    /// How asynchronous invocations are retried.
+    pub async_invocations: AsyncConfig,
     /// How to run Lambda functions (`python3`, `nodejs`, `provided`); `None` leaves
     /// them undeployable (the server binary always sets it).
     pub lambda: Option<LambdaConfig>,
@@ -78,6 +81,7 @@ impl PlatformConfig {
             account_concurrency: scheduler.account_concurrency,
             reap_interval: scheduler.reap_interval,
             prices: PriceTable::default(),
+            async_invocations: AsyncConfig::default(),
             lambda: None,
         }
     }
@@ -223,6 +227,8 @@ pub struct Platform {
     wasm: WasmRuntime,
     process: Option<ProcessRuntime>,
     recorder: Arc<Recorder>,
+    /// Runs asynchronous invocations from the durable queue; set once started.
+    dispatcher: std::sync::OnceLock<Dispatcher>,
     scheduler: Scheduler<HttpRequest, HttpResponse>,
     metrics: Arc<Metrics>,
     live: ArcSwap<LiveState>,
@@ -282,6 +288,7 @@ impl Platform {
         );
         let platform = Arc::new(Self {
             recorder,
+            dispatcher: std::sync::OnceLock::new(),
             config,
             store,
             artifacts,
@@ -301,6 +308,8 @@ impl Platform {
         platform.load_access_keys().await?;
         platform.ensure_admin_key().await?;
         platform.load_functions().await?;
+        let dispatcher = Dispatcher::start(&platform, platform.store.clone()).await?;
+        let _ = platform.dispatcher.set(dispatcher);
         Ok(platform)
     }
 
@@ -826,6 +835,42 @@ impl Platform {
         (result, waiter.and_then(|waiter| waiter.take()))
     }
 
+    /// Accepts an asynchronous invocation of `function`: when this returns, the event is
+    /// stored durably and will run at least once. Returns its id.
+    pub async fn invoke_async(
+        &self,
+        function: &LiveFunction,
+        payload: Bytes,
+        trace_id: Option<String>,
+    ) -> Result<String, StoreError> {
+        let now = updraft_store::now_millis();
+        let event = AsyncEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            function: function.name.clone(),
+            payload: payload.to_vec(),
+            trace_id: trace_id.unwrap_or_else(new_trace_id),
+            enqueued_at: now,
+            attempts: 0,
+            next_attempt_at: now,
+            state: EventState::Queued,
+            last_error: None,
+        };
+        self.store.event_enqueue(&event).await?;
+        if let Some(dispatcher) = self.dispatcher.get() {
+            dispatcher.wake();
+        }
+        Ok(event.id)
+    }
+
+    /// An asynchronous invocation still queued or failed (a delivered one is gone).
+    pub async fn async_event(&self, id: &str) -> Result<Option<AsyncEvent>, StoreError> {
+        self.store.event_get(id).await
+    }
+
+    pub fn async_config(&self) -> AsyncConfig {
+        self.config.async_invocations
+    }
+
     /// The live function `name` if `qualifier` names what it serves: nothing,
     /// `$LATEST`, or its version number. Earlier versions do not serve invocations.
     pub fn qualified_function(&self, name: &FunctionName, qualifier: Option<&str>) -> Option<Arc<LiveFunction>> {
@@ -895,6 +940,10 @@ impl Platform {
     /// Waits for running invocations (up to `within`), stops every instance, flushes
     /// records and logs, and closes the database. Call after the listener has drained.
     pub async fn shutdown(self: Arc<Self>, within: Duration) {
+        // Queued events stay in the queue for the next start; running ones finish.
+        if let Some(dispatcher) = self.dispatcher.get() {
+            dispatcher.stop();
+        }
         if !self.scheduler.drain(within).await {
             tracing::warn!(running = self.scheduler.in_flight(), "invocations still running at shutdown");
         }

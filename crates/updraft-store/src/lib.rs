@@ -1,5 +1,5 @@
 //! Control-plane persistence: apps, functions, versions, API keys, function logs,
-//! invocation records and hourly usage in
+//! invocation records, hourly usage and the queue of asynchronous invocations in
 //! SQL (SQLite embedded, PostgreSQL for a cluster), and the content-addressed artifact
 //! store.
 //!
@@ -11,11 +11,13 @@
 #![forbid(unsafe_code)]
 
 mod artifacts;
+mod events;
 mod invocations;
 mod records;
 mod sql;
 
 pub use artifacts::{ArtifactError, ArtifactStore};
+pub use events::{AsyncEvent, EventState};
 pub use invocations::{InvocationFilter, StoredInvocation, UsageCounts, UsageRow};
 pub use records::{
     AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,

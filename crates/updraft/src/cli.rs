@@ -79,6 +79,10 @@ pub enum Command {
         /// Read the event from a file (`-` for standard input).
         #[arg(long)]
         data_file: Option<PathBuf>,
+        /// Queue the event and return its id at once; it runs at least once, retried
+        /// on failure (`GET /v1/async/ID` shows one not yet delivered).
+        #[arg(long = "async")]
+        run_async: bool,
     },
     /// List functions.
     Ls,
@@ -201,6 +205,10 @@ pub struct ServerArgs {
     /// The Node.js executable for `nodejs` functions (default: `node` on PATH).
     #[arg(long, value_name = "PATH")]
     pub node: Option<PathBuf>,
+    /// The wait before an asynchronous invocation's first retry; each later retry
+    /// waits twice as long (Lambda: about a minute).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub async_retry_delay: Duration,
     /// Sandboxes kept started per Lambda runtime (python3, nodejs) with the
     /// interpreter up, waiting for a function: a cold start takes one instead of
     /// starting an interpreter. 0 turns them off.
@@ -258,7 +266,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::deploy::deploy_dir(&client, &dir, global.output).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Invoke { name, data, data_file } => {
+        Command::Invoke { name, data, data_file, run_async } => {
             let client = Client::new(&global)?;
             let body = match (data, data_file) {
                 (Some(data), _) => data.into_bytes(),
@@ -273,6 +281,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 (None, None) => b"{}".to_vec(),
             };
+            if run_async {
+                let accepted: updraft_api::views::AsyncAcceptedView = client
+                    .send(
+                        client
+                            .request(reqwest::Method::POST, &format!("/v1/functions/{name}/invoke-async"))
+                            .header(reqwest::header::CONTENT_TYPE, "application/json")
+                            .body(body),
+                    )
+                    .await?
+                    .json()
+                    .await
+                    .context("reading the answer to invoke-async")?;
+                match global.output {
+                    Output::Json => println!("{}", serde_json::to_string_pretty(&accepted)?),
+                    Output::Human => println!("queued {} (its logs and records carry this id)", accepted.id),
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             crate::output::invoke(&client, &name, body, global.output).await
         }
         Command::Ls => {

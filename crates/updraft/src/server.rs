@@ -48,6 +48,7 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
     config.limits.max_concurrency = args.account_concurrency;
     config.account_concurrency = args.account_concurrency;
     config.max_instances = args.max_instances;
+    config.async_invocations.retry_delay = args.async_retry_delay;
     config.prices = updraft_platform::PriceTable {
         per_million_requests: args.price_per_million_requests,
         per_gb_second: args.price_per_gb_second,

@@ -40,6 +40,7 @@ macro_rules! url_tests {
 
 mod connect;
 mod deploy;
+mod events;
 mod invocations;
 mod keys_and_logs;
 mod support;

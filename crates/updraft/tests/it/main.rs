@@ -3,6 +3,7 @@
 // End-to-end tests run the real binary and real toolchains as child processes.
 #![allow(clippy::disallowed_methods)]
 
+mod async_invoke;
 mod execution;
 mod harness;
 mod lambda;

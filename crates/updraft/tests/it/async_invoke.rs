@@ -1,0 +1,171 @@
+//! Asynchronous invocations end to end: accepted only once stored, retried with
+//! backoff, kept when they fail for good, and not lost when the server is killed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::TestServer;
+use crate::json;
+
+/// Writes a one-function Python app into a temporary folder.
+fn python_app(name: &str, extra: &str, code: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "[app]\nname = \"{name}\"\n\n[functions.{name}]\nruntime = \"python3\"\nhandler = \"app.handler\"\nsource = \"src\"\n{extra}\n"
+    );
+    std::fs::write(dir.path().join("updraft.toml"), manifest).unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/app.py"), code).unwrap();
+    dir
+}
+
+const FLAKY: &str = r#"
+attempts = {}
+
+def handler(event, context):
+    n = attempts.get(context.aws_request_id, 0) + 1
+    attempts[context.aws_request_id] = n
+    print(f"attempt {n}")
+    if n < event["succeed_on"]:
+        raise RuntimeError(f"attempt {n} fails")
+    return {"attempt": n}
+"#;
+
+async fn invoke_async(server: &TestServer, function: &str, event: Value) -> String {
+    let response =
+        server.api(Method::POST, &format!("/v1/functions/{function}/invoke-async")).json(&event).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    json(response).await["id"].as_str().unwrap().to_owned()
+}
+
+/// The records of invocation `id`, once `count` of them are written.
+async fn records_of(server: &TestServer, function: &str, id: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = json(
+            server.api(Method::GET, &format!("/v1/invocations?function={function}&limit=1000")).send().await.unwrap(),
+        )
+        .await;
+        let records: Vec<Value> =
+            page["invocations"].as_array().unwrap().iter().filter(|r| r["id"] == id).cloned().collect();
+        if records.len() >= count {
+            return records;
+        }
+        assert!(Instant::now() < deadline, "{count} records of {id} never appeared: {records:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn async_invocations_are_retried_with_backoff_and_kept_when_they_fail_for_good() {
+    let server = TestServer::start_with(&["--async-retry-delay", "100ms"]);
+    let app = python_app("flaky", "", FLAKY);
+    server.deploy(app.path());
+
+    // Fails twice, then succeeds: three attempts under one id, then it is gone.
+    let id = invoke_async(&server, "flaky", json!({"succeed_on": 3})).await;
+    let records = records_of(&server, "flaky", &id, 3).await;
+    let mut statuses: Vec<&str> = records.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, ["error", "error", "success"]);
+    assert!(records.iter().all(|r| r["trigger"] == "async"), "{records:?}");
+    let log = server.wait_for_function_log("flaky", &format!("{id} stdout attempt 3")).await;
+    assert!(log.contains("attempt 2 fails"), "{log}");
+    let gone = server.api(Method::GET, &format!("/v1/async/{id}")).send().await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND, "a delivered event leaves the queue");
+
+    // Never succeeds: after three attempts it stays, failed, with the last error.
+    let id = invoke_async(&server, "flaky", json!({"succeed_on": 99})).await;
+    records_of(&server, "flaky", &id, 3).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        let event = json(server.api(Method::GET, &format!("/v1/async/{id}")).send().await.unwrap()).await;
+        if event["state"] == "failed" {
+            break event;
+        }
+        assert!(Instant::now() < deadline, "{event}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(event["attempts"], 3);
+    assert!(event["last_error"].as_str().unwrap().contains("RuntimeError"), "{event}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(records_of(&server, "flaky", &id, 3).await.len(), 3, "no fourth attempt");
+}
+
+/// A tiny HTTP server counting `GET /seen/ID` requests per id.
+async fn witness() -> (u16, Arc<Mutex<HashMap<String, usize>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let counts = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let counts = counts.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&request).lines().next().unwrap_or_default().to_owned();
+                if let Some(id) = line.split(' ').nth(1).and_then(|path| path.strip_prefix("/seen/")) {
+                    *counts.lock().unwrap().entry(id.to_owned()).or_insert(0) += 1;
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+const WITNESSED: &str = r#"
+import urllib.request
+
+def handler(event, context):
+    url = "http://127.0.0.1:%d/seen/%s" % (event["port"], context.aws_request_id)
+    urllib.request.urlopen(url, timeout=10).read()
+    return {}
+"#;
+
+#[tokio::test]
+async fn acknowledged_async_invocations_survive_a_kill_9() {
+    let mut server = TestServer::start();
+    let app = python_app("witnessed", "allowed_outbound_hosts = [\"127.0.0.1\"]\nconcurrency = 20", WITNESSED);
+    server.deploy(app.path());
+    let (port, seen) = witness().await;
+
+    // Accept events as fast as they come, then kill the server mid-stream.
+    let mut accepted = Vec::new();
+    for _ in 0..300 {
+        accepted.push(invoke_async(&server, "witnessed", json!({"port": port})).await);
+    }
+    server.kill();
+    let before_restart = seen.lock().unwrap().len();
+    server.restart();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let missing = accepted.iter().filter(|id| !seen.lock().unwrap().contains_key(*id)).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{missing} of {} acknowledged events never ran", accepted.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let counts = seen.lock().unwrap();
+    let duplicates: usize = accepted.iter().map(|id| counts[id] - 1).sum();
+    eprintln!(
+        "kill -9: {} events acknowledged, {before_restart} delivered before the kill, all {} delivered after the restart, {duplicates} delivered twice",
+        accepted.len(),
+        accepted.len()
+    );
+}
