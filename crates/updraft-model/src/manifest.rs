@@ -70,8 +70,25 @@ pub struct FunctionConfig {
     /// Instances kept started even with no traffic (provisioned concurrency).
     #[serde(default)]
     pub min_instances: u32,
+    /// How many times a failed asynchronous invocation is tried again (0–2).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// An asynchronous invocation older than this is not tried again (60 s – 6 h).
+    #[serde(default = "default_max_event_age", with = "duration_millis")]
+    pub max_event_age: Duration,
     #[serde(default)]
     pub triggers: Vec<Trigger>,
+}
+
+/// Lambda's default: two retries after the first attempt.
+pub const DEFAULT_RETRIES: u32 = 2;
+
+fn default_retries() -> u32 {
+    DEFAULT_RETRIES
+}
+
+fn default_max_event_age() -> Duration {
+    Duration::from_secs(6 * 3600)
 }
 
 fn default_idle_timeout() -> Duration {
@@ -212,6 +229,8 @@ mod tests {
             instance_reuse: false,
             idle_timeout: Duration::from_secs(600),
             min_instances: 0,
+            retries: 2,
+            max_event_age: Duration::from_secs(6 * 3600),
             triggers: vec![Trigger::Http(HttpTrigger {
                 methods: MethodSet { methods: vec!["GET".to_owned()] },
                 route: RoutePattern::parse("/hello").unwrap(),

@@ -14,21 +14,18 @@ use updraft_store::{AsyncEvent, Store, now_millis};
 
 use crate::platform::{InvokeContext, InvokeFailure, Platform};
 
-/// How asynchronous invocations are retried.
+/// How asynchronous invocations are retried (how often, and for how long, is each
+/// function's `retries` and `max_event_age`).
 #[derive(Debug, Clone, Copy)]
 pub struct AsyncConfig {
-    /// Attempts in all: Lambda's default of two retries after the first.
-    pub max_attempts: i64,
     /// The wait before the first retry; each later one waits twice as long
     /// (Lambda: about a minute, then two).
     pub retry_delay: Duration,
-    /// An event older than this is not tried again (Lambda's default: six hours).
-    pub max_age: Duration,
 }
 
 impl Default for AsyncConfig {
     fn default() -> Self {
-        Self { max_attempts: 3, retry_delay: Duration::from_secs(60), max_age: Duration::from_secs(6 * 3600) }
+        Self { retry_delay: Duration::from_secs(60) }
     }
 }
 
@@ -117,6 +114,13 @@ async fn run(platform: Weak<Platform>, store: Store, wake: Arc<Notify>, mut stop
 /// Runs one attempt of `event` and records what comes of it.
 async fn deliver(platform: &Platform, store: &Store, event: AsyncEvent) {
     let config = platform.async_config();
+    // The function's own policy, as deployed now (Lambda's defaults if it is gone).
+    let (retries, max_age) = platform
+        .live()
+        .functions
+        .get(&event.function)
+        .map(|function| (function.config.retries, function.config.max_event_age))
+        .unwrap_or((2, Duration::from_secs(6 * 3600)));
     let outcome = attempt(platform, &event).await;
     let now = now_millis();
     let written = match outcome {
@@ -130,7 +134,7 @@ async fn deliver(platform: &Platform, store: &Store, event: AsyncEvent) {
         Err(Retry::Failed(error)) => {
             let attempts = event.attempts + 1;
             let age = Duration::from_millis((now - event.enqueued_at).max(0) as u64);
-            if attempts >= config.max_attempts || age >= config.max_age {
+            if attempts > i64::from(retries) || age >= max_age {
                 tracing::info!(id = %event.id, function = %event.function, attempts, %error, "asynchronous invocation failed for good");
                 store.event_fail(&event.id, attempts, &error).await
             } else {

@@ -129,6 +129,8 @@ async fn in_process(samples: usize) -> anyhow::Result<()> {
         instance_reuse: false,
         idle_timeout: Duration::from_secs(600),
         min_instances: 0,
+        retries: 2,
+        max_event_age: Duration::from_secs(6 * 3600),
         triggers: Vec::new(),
     };
     let source = VersionSource {

@@ -222,6 +222,8 @@ async fn prepare(
         instance_reuse: false,
         idle_timeout: Duration::from_secs(600),
         min_instances: 0,
+        retries: 2,
+        max_event_age: Duration::from_secs(6 * 3600),
         triggers: Vec::new(),
     };
     let source = VersionSource {

@@ -34,15 +34,20 @@ const FUNCTION_KEYS: &[&str] = &[
     "instance_reuse",
     "idle_timeout",
     "min_instances",
+    "retries",
+    "max_event_age",
     "triggers",
 ];
+/// Lambda's bounds on an asynchronous event's age.
+const MIN_EVENT_AGE: Duration = Duration::from_secs(60);
+const MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 3600);
 const BUILD_KEYS: &[&str] = &["command", "workdir"];
 const TRIGGER_KEYS: &[&str] = &["http", "auth"];
 
 /// Keys that DESIGN.md promises but this version does not implement yet. They get a
 /// "not supported yet" message instead of "unknown key", so nobody hunts for a typo.
 const FUTURE_TOP_KEYS: &[&str] = &["workflows"];
-const FUTURE_FUNCTION_KEYS: &[&str] = &["retries", "on_failure", "on_success"];
+const FUTURE_FUNCTION_KEYS: &[&str] = &["on_failure", "on_success"];
 const FUTURE_TRIGGER_KINDS: &[&str] = &["schedule", "topic", "queue", "email", "webhook"];
 
 /// The methods an HTTP trigger may name, in the order messages list them.
@@ -209,6 +214,10 @@ impl Checker<'_> {
         });
         let idle_timeout = self.optional(table, path, "idle_timeout", Self::idle_timeout);
         let min_instances = self.optional(table, path, "min_instances", Self::min_instances);
+        let retries = self.optional(table, path, "retries", Self::retries);
+        let max_event_age = self.optional(table, path, "max_event_age", |checker, path, value| {
+            checker.duration(path, value, "max_event_age", MIN_EVENT_AGE, MAX_EVENT_AGE)
+        });
         let triggers =
             self.optional(table, path, "triggers", |checker, path, value| checker.triggers(path, name, value));
         let (concurrency, min_instances) = (concurrency?, min_instances?);
@@ -235,6 +244,8 @@ impl Checker<'_> {
                 instance_reuse: instance_reuse?.unwrap_or(false),
                 idle_timeout: idle_timeout?.unwrap_or(self.limits.default_idle_timeout),
                 min_instances: min_instances.unwrap_or(0),
+                retries: retries?.unwrap_or(crate::manifest::DEFAULT_RETRIES),
+                max_event_age: max_event_age?.unwrap_or(MAX_EVENT_AGE),
                 triggers: triggers?.unwrap_or_default(),
             },
         })
@@ -431,6 +442,24 @@ impl Checker<'_> {
             return None;
         }
         Some(duration)
+    }
+
+    /// Retries of a failed asynchronous invocation: 0, 1 or 2, as on Lambda.
+    fn retries(&mut self, path: &str, value: &Value) -> Option<u32> {
+        match value {
+            Value::Integer(n @ 0..=2) => Some(*n as u32),
+            Value::Integer(n) => {
+                self.problem(
+                    path,
+                    format!("{n} is not 0, 1 or 2; an asynchronous invocation is retried at most twice"),
+                );
+                None
+            }
+            other => {
+                self.expected(path, "0, 1 or 2", other, "write it like retries = 1");
+                None
+            }
+        }
     }
 
     fn min_instances(&mut self, path: &str, value: &Value) -> Option<u32> {
@@ -1111,6 +1140,8 @@ build = "pip install -r requirements.txt -t welcome"
                 instance_reuse: false,
                 idle_timeout: limits.default_idle_timeout,
                 min_instances: 0,
+                retries: 2,
+                max_event_age: Duration::from_secs(6 * 3600),
                 triggers: Vec::new(),
             }
         );
@@ -1185,9 +1216,9 @@ source = "b.wasm"
 
     #[test]
     fn promised_keys_are_not_supported_yet() {
-        let (field, message) = problem(&with_function("retries = 2"));
-        assert_eq!(field, "functions.hello.retries");
-        assert_eq!(message, "retries is not supported yet; remove it");
+        let (field, message) = problem(&with_function("on_failure = { topic = \"dead\" }"));
+        assert_eq!(field, "functions.hello.on_failure");
+        assert_eq!(message, "on_failure is not supported yet; remove it");
     }
 
     #[test]
@@ -1536,6 +1567,23 @@ triggers = [{ http = "GET /hello" }]
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn retries_and_max_event_age_are_checked() {
+        let manifest =
+            Manifest::parse(&with_function("retries = 0\nmax_event_age = \"15m\""), "updraft.toml", &Limits::default())
+                .unwrap();
+        let config = &manifest.functions.values().next().unwrap().config;
+        assert_eq!((config.retries, config.max_event_age), (0, Duration::from_secs(900)));
+        let defaults = Manifest::parse(&with_function(""), "updraft.toml", &Limits::default()).unwrap();
+        let config = &defaults.functions.values().next().unwrap().config;
+        assert_eq!((config.retries, config.max_event_age), (2, Duration::from_secs(6 * 3600)));
+        let (field, message) = problem(&with_function("retries = 3"));
+        assert_eq!(field, "functions.hello.retries");
+        assert!(message.contains("at most twice"), "{message}");
+        let (field, _) = problem(&with_function("max_event_age = \"10s\""));
+        assert_eq!(field, "functions.hello.max_event_age");
     }
 
     #[test]

@@ -112,6 +112,8 @@ impl Harness {
             instance_reuse: false,
             idle_timeout: Duration::from_secs(600),
             min_instances: 0,
+            retries: 2,
+            max_event_age: Duration::from_secs(6 * 3600),
             triggers: Vec::new(),
         };
         let digest = ArtifactDigest::of(&std::fs::read(zip).unwrap());

@@ -154,6 +154,8 @@ pub fn config(name: &str) -> FunctionConfig {
         instance_reuse: true,
         idle_timeout: std::time::Duration::from_secs(600),
         min_instances: 0,
+        retries: 2,
+        max_event_age: Duration::from_secs(6 * 3600),
         triggers: vec![
             Trigger::Http(HttpTrigger {
                 methods: MethodSet { methods: vec!["GET".to_owned(), "POST".to_owned()] },

@@ -95,6 +95,22 @@ async fn async_invocations_are_retried_with_backoff_and_kept_when_they_fail_for_
     assert!(event["last_error"].as_str().unwrap().contains("RuntimeError"), "{event}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(records_of(&server, "flaky", &id, 3).await.len(), 3, "no fourth attempt");
+
+    // `retries = 0`: one attempt only.
+    let once = python_app("once", "retries = 0", FLAKY);
+    server.deploy(once.path());
+    let id = invoke_async(&server, "once", json!({"succeed_on": 2})).await;
+    records_of(&server, "once", &id, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let event = json(server.api(Method::GET, &format!("/v1/async/{id}")).send().await.unwrap()).await;
+        if event["state"] == "failed" {
+            assert_eq!(event["attempts"], 1, "{event}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{event}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A tiny HTTP server counting `GET /seen/ID` requests per id.
