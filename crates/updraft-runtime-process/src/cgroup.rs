@@ -47,6 +47,30 @@ impl Hierarchy {
         (memory.is_some() || pids.is_some()).then_some(Hierarchy::V1 { memory, pids, cpu })
     }
 
+    /// Removes the groups that earlier runs of the server left behind (a crash, or a stop
+    /// that came before their cleanup): groups named `PID-N` whose server process is
+    /// gone. Another live server's groups are left alone, and one still holding a
+    /// process cannot be removed anyway.
+    pub fn sweep(&self) -> usize {
+        let parents: Vec<&PathBuf> = match self {
+            Hierarchy::V2 { parent } => vec![parent],
+            Hierarchy::V1 { memory, pids, cpu } => [memory, pids, cpu].into_iter().flatten().collect(),
+        };
+        let mut removed = 0;
+        for parent in parents {
+            let Ok(entries) = fs::read_dir(parent) else { continue };
+            for entry in entries.flatten() {
+                if entry.path().is_dir()
+                    && is_stale(&entry.file_name().to_string_lossy())
+                    && fs::remove_dir(entry.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// Creates and configures the control group of instance `name`.
     pub fn create(&self, name: &str, limits: CgroupLimits) -> io::Result<InstanceCgroup> {
         let quota = ((limits.cpu_share * CPU_PERIOD_US as f64) as u64).max(1_000);
@@ -90,6 +114,13 @@ impl Hierarchy {
             }
         }
     }
+}
+
+/// Whether `name` (`PID-N`) belongs to a server process that no longer runs.
+pub fn is_stale(name: &str) -> bool {
+    name.split_once('-')
+        .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// One instance's control group (a folder per controller on v1).
@@ -166,5 +197,16 @@ impl InstanceCgroup {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_groups_of_servers_that_are_gone_are_stale() {
+        assert!(!super::is_stale(&format!("{}-3", std::process::id())), "this process runs");
+        assert!(!super::is_stale("1-0"), "pid 1 runs");
+        assert!(super::is_stale(&format!("{}-0", u32::MAX)), "no such process");
+        assert!(!super::is_stale("not-a-pid") && !super::is_stale("updraft"), "not Updraft's naming");
     }
 }

@@ -112,8 +112,19 @@ impl ProcessRuntime {
         set_readable(&runtime_dir).map_err(error)?;
         let cgroups = Hierarchy::detect();
         match &cgroups {
-            Some(hierarchy) => tracing::debug!(?hierarchy, "process instances get control groups"),
+            Some(hierarchy) => {
+                let swept = hierarchy.sweep();
+                tracing::debug!(?hierarchy, swept, "process instances get control groups");
+            }
             None => tracing::warn!("no writable control groups: process instances are limited by rlimits only"),
+        }
+        // Instance folders of earlier runs (empty mount points) go too.
+        if let Ok(entries) = std::fs::read_dir(config.work_dir.join("instances")) {
+            for entry in entries.flatten() {
+                if crate::cgroup::is_stale(&entry.file_name().to_string_lossy()) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
         }
         Ok(ProcessRuntime {
             inner: Arc::new(Inner {
