@@ -272,19 +272,11 @@ pub(crate) async fn function_invoke(
         headers.get(http::header::CONTENT_TYPE).cloned().unwrap_or(http::HeaderValue::from_static("application/json"));
     // A wasm function gets a CloudEvents request; a Lambda function, marked by the
     // extension, the event itself.
-    let request = http::Request::builder()
-        .extension(updraft_platform::EventInput::default())
-        .method(http::Method::POST)
-        .uri("http://localhost/")
-        .header(http::header::HOST, "localhost")
-        .header(http::header::CONTENT_TYPE, content_type)
-        .header("ce-specversion", "1.0")
-        .header("ce-id", request_id.as_str())
-        .header("ce-source", "updraft/invoke")
-        .header("ce-type", "dev.updraft.invoke")
-        .header(crate::REQUEST_ID_HEADER, request_id.as_str())
-        .body(body)
-        .map_err(|e| ApiError::internal(&e))?;
+    let mut request =
+        updraft_platform::event_request(&request_id, "updraft/invoke", "dev.updraft.invoke", content_type, body);
+    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+        request.headers_mut().insert(crate::REQUEST_ID_HEADER, value);
+    }
     let trace_id = crate::gateway::trace_id(&headers);
     let context = InvokeContext { request_id, trigger: TriggerKind::Direct, trace_id };
     let invocation = state.platform.invoke_by_name(&name, request, context).await?;

@@ -423,11 +423,7 @@ impl AsyncEventView {
         Self {
             id: event.id.clone(),
             function: event.function.to_string(),
-            state: match event.state {
-                updraft_platform::EventState::Queued => "queued",
-                updraft_platform::EventState::Failed => "failed",
-            }
-            .to_owned(),
+            state: event.state.as_str().to_owned(),
             attempts: event.attempts,
             enqueued_at: event.enqueued_at,
             last_error: event.last_error.clone(),

@@ -96,6 +96,26 @@ fn default_idle_timeout() -> Duration {
 }
 
 impl FunctionConfig {
+    /// A function of `runtime` with every other setting at its default under `limits`:
+    /// what a manifest naming only the runtime (and no triggers) deploys.
+    pub fn with_defaults(runtime: Runtime, limits: &crate::Limits) -> Self {
+        Self {
+            runtime,
+            handler: None,
+            memory: limits.default_memory,
+            timeout: limits.default_timeout,
+            concurrency: None,
+            env: BTreeMap::new(),
+            allowed_outbound_hosts: Vec::new(),
+            instance_reuse: false,
+            idle_timeout: limits.default_idle_timeout,
+            min_instances: 0,
+            retries: DEFAULT_RETRIES,
+            max_event_age: default_max_event_age(),
+            triggers: Vec::new(),
+        }
+    }
+
     /// The hex sha256 of this configuration's JSON form. Two configurations with the same
     /// fingerprint run the same way, so a deploy that changes neither the artifact nor the
     /// fingerprint makes no new version. Maps are `BTreeMap`s, so the JSON is canonical.

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore, watch};
-use updraft_model::{EventInput, TriggerKind};
+use updraft_model::TriggerKind;
 use updraft_store::{AsyncEvent, Store, now_millis};
 
-use crate::platform::{InvokeContext, InvokeFailure, Platform};
+use crate::platform::{InvokeContext, InvokeFailure, Platform, event_request};
 
 /// How asynchronous invocations are retried (how often, and for how long, is each
 /// function's `retries` and `max_event_age`).
@@ -159,21 +159,13 @@ async fn attempt(platform: &Platform, event: &AsyncEvent) -> Result<(), Retry> {
     let Some(function) = platform.live().functions.get(&event.function).cloned() else {
         return Err(Retry::Never(format!("function {} no longer exists", event.function)));
     };
-    // A wasm function gets a CloudEvents request; a Lambda function, marked by the
-    // extension, the event itself.
-    let request = http::Request::builder()
-        .method(http::Method::POST)
-        .uri("/")
-        .header(http::header::HOST, "localhost")
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header("ce-specversion", "1.0")
-        .header("ce-id", event.id.as_str())
-        .header("ce-source", "updraft/async")
-        .header("ce-type", "dev.updraft.invoke.async")
-        .header("traceparent", format!("00-{}-{:016x}-01", event.trace_id, rand::random::<u64>() | 1))
-        .extension(EventInput::default())
-        .body(Bytes::from(event.payload.clone()))
-        .map_err(|error| Retry::Never(error.to_string()))?;
+    let json = http::HeaderValue::from_static("application/json");
+    let payload = Bytes::from(event.payload.clone());
+    let mut request = event_request(&event.id, "updraft/async", "dev.updraft.invoke.async", json, payload);
+    let traceparent = format!("00-{}-{:016x}-01", event.trace_id, rand::random::<u64>() | 1);
+    if let Ok(value) = http::HeaderValue::from_str(&traceparent) {
+        request.headers_mut().insert("traceparent", value);
+    }
     let context = InvokeContext {
         request_id: event.id.clone(),
         trigger: TriggerKind::Async,

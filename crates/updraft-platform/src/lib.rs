@@ -22,7 +22,7 @@ pub use live::{LiveFunction, LiveState};
 pub use logs::{LogQuery, LogWriter};
 pub use platform::{
     ACCOUNT_ID, DeployError, DeployRequest, FunctionError, Invocation, InvokeContext, InvokeFailure, LambdaConfig,
-    Platform, PlatformConfig, REGION, StartError,
+    Platform, PlatformConfig, REGION, StartError, event_request,
 };
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
 pub use updraft_store::{AsyncEvent, EventState};

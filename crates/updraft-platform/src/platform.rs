@@ -962,6 +962,31 @@ impl Platform {
     }
 }
 
+/// The request an event becomes: `POST /` with CloudEvents binary-mode headers (what a
+/// wasm function gets), marked with [`EventInput`] so that a Lambda function gets the
+/// payload itself.
+pub fn event_request(
+    id: &str,
+    source: &str,
+    kind: &str,
+    content_type: http::HeaderValue,
+    payload: Bytes,
+) -> HttpRequest {
+    let mut request = http::Request::new(payload);
+    *request.method_mut() = http::Method::POST;
+    request.extensions_mut().insert(EventInput::default());
+    let headers = request.headers_mut();
+    headers.insert(http::header::HOST, http::HeaderValue::from_static("localhost"));
+    headers.insert(http::header::CONTENT_TYPE, content_type);
+    headers.insert("ce-specversion", http::HeaderValue::from_static("1.0"));
+    for (name, value) in [("ce-id", id), ("ce-source", source), ("ce-type", kind)] {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+    request
+}
+
 /// Who is invoking, under which ids.
 #[derive(Debug, Clone)]
 pub struct InvokeContext {

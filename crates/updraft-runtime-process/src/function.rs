@@ -20,7 +20,7 @@ use updraft_scheduler::{
 
 use crate::api::{Event, Reply, RuntimeApi, Started, xray_trace_header};
 use crate::cgroup::{CgroupLimits, Hierarchy, InstanceCgroup};
-use crate::host::{self, Interpreter, OutputText as _, Pipes};
+use crate::host::{self, Interpreter, Pipes};
 use crate::spec::{JailSpec, RlimitSpec};
 
 /// What a Lambda function receives: an HTTP request (mapped to an API Gateway event)
@@ -711,7 +711,7 @@ impl Sandbox {
                 let _ = self.child.start_kill();
                 let status = self.child.wait().await.map(|s| s.to_string()).unwrap_or_default();
                 self.pipes.drain();
-                let output = self.pipes.take().text();
+                let output = self.pipes.take_text();
                 let output = output.trim();
                 let message = if output.is_empty() {
                     format!("the runtime exited before asking for an event ({status})")

@@ -157,7 +157,7 @@ pub async fn launch(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Res
             let _ = child.start_kill();
             let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
             pipes.drain();
-            let text = pipes.take().text();
+            let text = pipes.take_text();
             let text = if text.trim().is_empty() { error.to_string() } else { text.trim().to_owned() };
             Err(LaunchError::Sandbox(text))
         }
@@ -220,6 +220,11 @@ impl Pipes {
         self.read(LogStream::Stderr);
     }
 
+    /// The output collected so far, as text (for an error message).
+    pub fn take_text(&mut self) -> String {
+        self.take().chunks.iter().map(|(_, bytes)| String::from_utf8_lossy(bytes)).collect()
+    }
+
     /// The output collected so far.
     pub fn take(&mut self) -> GuestOutput {
         self.bytes = 0;
@@ -268,17 +273,6 @@ async fn readable(receiver: &Option<pipe::Receiver>) -> io::Result<()> {
     match receiver {
         Some(receiver) => receiver.readable().await,
         None => std::future::pending().await,
-    }
-}
-
-/// Guest output as text, for error messages.
-pub trait OutputText {
-    fn text(&self) -> String;
-}
-
-impl OutputText for GuestOutput {
-    fn text(&self) -> String {
-        self.chunks.iter().map(|(_, bytes)| String::from_utf8_lossy(bytes)).collect()
     }
 }
 

@@ -38,7 +38,7 @@ pub enum EventState {
 }
 
 impl EventState {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             EventState::Queued => "queued",
             EventState::Failed => "failed",

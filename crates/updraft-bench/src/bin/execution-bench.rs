@@ -119,19 +119,9 @@ async fn in_process(samples: usize) -> anyhow::Result<()> {
     })?;
     let limits = Limits::default();
     let config = FunctionConfig {
-        runtime: Kind::Wasm,
-        handler: None,
-        memory: limits.default_memory,
         timeout: Duration::from_secs(5),
-        concurrency: None,
-        env: Default::default(),
-        allowed_outbound_hosts: Vec::new(),
-        instance_reuse: false,
         idle_timeout: Duration::from_secs(600),
-        min_instances: 0,
-        retries: 2,
-        max_event_age: Duration::from_secs(6 * 3600),
-        triggers: Vec::new(),
+        ..FunctionConfig::with_defaults(Kind::Wasm, &limits)
     };
     let source = VersionSource {
         function: "echo".parse()?,

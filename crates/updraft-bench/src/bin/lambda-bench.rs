@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
-use updraft_model::{ArtifactDigest, ByteSize, EventInput, FunctionConfig, FunctionName, Runtime as Kind};
+use updraft_model::{ArtifactDigest, ByteSize, EventInput, FunctionConfig, FunctionName, Limits, Runtime as Kind};
 use updraft_runtime_process::{HttpRequest, HttpResponse, ProcessRuntime, ProcessRuntimeConfig};
 use updraft_scheduler::{Call, InstanceConfig, Prepared, Runtime, VersionSource};
 
@@ -212,19 +212,10 @@ async fn prepare(
     zip: &Path,
 ) -> anyhow::Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>> {
     let config = FunctionConfig {
-        runtime: kind,
         handler: Some("app.handler".into()),
         memory: ByteSize::mib(256),
         timeout: Duration::from_secs(10),
-        concurrency: None,
-        env: Default::default(),
-        allowed_outbound_hosts: Vec::new(),
-        instance_reuse: false,
-        idle_timeout: Duration::from_secs(600),
-        min_instances: 0,
-        retries: 2,
-        max_event_age: Duration::from_secs(6 * 3600),
-        triggers: Vec::new(),
+        ..FunctionConfig::with_defaults(kind, &Limits::default())
     };
     let source = VersionSource {
         function: FunctionName::new(format!("bench-{}", kind.as_str()))?,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use updraft_model::{ArtifactDigest, ByteSize, EventInput, FunctionConfig, FunctionName, Runtime as Kind};
+use updraft_model::{ArtifactDigest, ByteSize, EventInput, FunctionConfig, FunctionName, Limits, Runtime as Kind};
 pub use updraft_runtime_process::{HttpRequest, HttpResponse};
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
 use updraft_scheduler::{Call, Instance, InstanceConfig, InvokeError, Invoked, Prepared, Runtime, VersionSource};
@@ -102,19 +102,11 @@ impl Harness {
         zip: &Path,
     ) -> Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>, String> {
         let config = FunctionConfig {
-            runtime: function.kind,
             handler: function.handler.map(str::to_owned),
             memory: ByteSize::mib(function.memory >> 20),
             timeout: Duration::from_secs(10),
-            concurrency: None,
-            env: Default::default(),
             allowed_outbound_hosts: if function.network { vec!["*".into()] } else { Vec::new() },
-            instance_reuse: false,
-            idle_timeout: Duration::from_secs(600),
-            min_instances: 0,
-            retries: 2,
-            max_event_age: Duration::from_secs(6 * 3600),
-            triggers: Vec::new(),
+            ..FunctionConfig::with_defaults(function.kind, &Limits::default())
         };
         let digest = ArtifactDigest::of(&std::fs::read(zip).unwrap());
         let source = VersionSource {
