@@ -176,18 +176,6 @@ async fn attempt(platform: &Platform, event: &AsyncEvent) -> Result<(), Retry> {
         Ok(invocation) => Err(Retry::Failed(format!("the function answered {}", invocation.response.status()))),
         Err(InvokeFailure::Throttled { .. }) => Err(Retry::Throttled),
         Err(InvokeFailure::NotFound { function }) => Err(Retry::Never(format!("function {function} no longer exists"))),
-        Err(InvokeFailure::Function { error, .. }) => Err(Retry::Failed(describe(&error))),
+        Err(InvokeFailure::Function { error, .. }) => Err(Retry::Failed(error.to_string())),
     }
-}
-
-/// A failure in a line: a Lambda runtime's own report (`ErrorType: message`) where
-/// there is one.
-fn describe(error: &updraft_scheduler::InvokeError) -> String {
-    if let updraft_scheduler::InvokeError::Function { document, .. } = error
-        && let Ok(report) = serde_json::from_slice::<serde_json::Value>(document)
-        && let (Some(kind), Some(message)) = (report["errorType"].as_str(), report["errorMessage"].as_str())
-    {
-        return format!("{kind}: {message}");
-    }
-    error.to_string()
 }

@@ -822,7 +822,8 @@ impl Instance<HttpRequest, HttpResponse> for ProcessInstance {
                 }
                 Outcome::Reply(Reply::Error { error_type, body }) => {
                     self.end_strays().await;
-                    (Err(InvokeError::Function { error_type, document: body.to_vec() }), true)
+                    let message = report_line(&body).unwrap_or_else(|| error_type.clone());
+                    (Err(InvokeError::Function { error_type, message, document: body.to_vec() }), true)
                 }
                 Outcome::Reply(Reply::TooLarge { limit }) => {
                     self.end_strays().await;
@@ -942,6 +943,15 @@ fn retire(child: Option<tokio::process::Child>, cgroup: Option<InstanceCgroup>, 
         }
         Err(_) => tracing::debug!("no runtime to clean an instance up on"),
     }
+}
+
+/// `ErrorType: message` from a runtime's error document (every runtime's shape has
+/// both fields), for records and error messages.
+fn report_line(document: &[u8]) -> Option<String> {
+    let report: serde_json::Value = serde_json::from_slice(document).ok()?;
+    let kind = report["errorType"].as_str()?;
+    let message = report["errorMessage"].as_str().unwrap_or_default();
+    Some(format!("{kind}: {message}"))
 }
 
 fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {

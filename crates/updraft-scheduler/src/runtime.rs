@@ -140,9 +140,11 @@ pub enum InvokeError {
     /// The function's own code reported an error through its runtime (a Lambda
     /// handler raising): not a fault of the platform, and the document goes back to
     /// the caller as it is.
-    #[error("the function reported an error of type {error_type}")]
+    #[error("the function failed: {message}")]
     Function {
         error_type: String,
+        /// What the report says, in a line (`ErrorType: message` for Lambda runtimes).
+        message: String,
         /// The error document the runtime sent, untouched.
         document: Vec<u8>,
     },

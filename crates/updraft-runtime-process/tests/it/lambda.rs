@@ -77,7 +77,7 @@ async fn a_python_exception_comes_back_in_pythons_shape() {
     let mut instance =
         h.start("py-fail", Function::python("app.handler"), &[("app.py", PY_ECHO, false)]).await.unwrap();
     let invoked = invoke(&mut instance, "req-f", json!({"fail": "no good"})).await;
-    let Err(InvokeError::Function { error_type, document }) = &invoked.result else {
+    let Err(InvokeError::Function { error_type, document, .. }) = &invoked.result else {
         panic!("expected a function error, got {:?}", invoked.result);
     };
     let document: serde_json::Value = serde_json::from_slice(document).unwrap();
@@ -86,6 +86,8 @@ async fn a_python_exception_comes_back_in_pythons_shape() {
     assert_eq!(document["requestId"], "req-f");
     assert!(document["stackTrace"].as_array().is_some_and(|t| !t.is_empty()), "{document}");
     assert!(!error_type.is_empty());
+    let error = invoked.result.as_ref().unwrap_err();
+    assert_eq!(error.to_string(), "the function failed: ValueError: no good", "the report, in a line");
     assert!(invoked.reusable, "a handler's exception leaves the runtime usable");
     // ...and it is.
     assert_eq!(json(&invoke(&mut instance, "req-g", json!({})).await)["request_id"], "req-g");
