@@ -9,9 +9,9 @@ use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use http::StatusCode;
-use updraft_model::{AppName, ArtifactDigest, FunctionName, VersionNumber};
+use updraft_model::{AppName, ArtifactDigest, FunctionName, TopicName, VersionNumber};
 use updraft_platform::{
-    DeployRequest, InvocationFilter, InvocationStatus, InvokeContext, LogQuery, TriggerKind, Usage,
+    DeployRequest, InvocationFilter, InvocationStatus, InvokeContext, LogQuery, Message, TriggerKind, Usage,
 };
 
 use crate::params::{DeployParams, InvocationParams, LogParams, RollbackParams, UsageParams};
@@ -19,7 +19,8 @@ use crate::request_id::RequestId;
 use crate::views::{
     AccessKeyCreatedView, AccessKeyListView, AccessKeyView, ArtifactView, AsyncAcceptedView, AsyncEventView,
     DeployView, FunctionListView, FunctionUsageView, FunctionView, InvocationListView, InvocationView, LogLineView,
-    LogListView, PricesView, UsageHourView, UsageReportView, UsageView, VersionListView, VersionView,
+    LogListView, PricesView, PublishedView, TopicListView, TopicView, UsageHourView, UsageReportView, UsageView,
+    VersionListView, VersionView,
 };
 use crate::{ApiError, AppState};
 
@@ -40,6 +41,8 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             post(function_invoke_async).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)),
         )
         .route("/async/{id}", get(async_event_get))
+        .route("/topics", get(topic_list))
+        .route("/topics/{topic}", post(topic_publish).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)))
         .route("/functions/{name}/logs", get(log_list))
         .route("/invocations", get(invocation_list))
         .route("/usage", get(usage))
@@ -515,4 +518,66 @@ pub(crate) async fn async_event_get(
         ApiError::not_found("async_event_not_found", format!("no pending or failed asynchronous invocation {id:?}"))
     })?;
     Ok(Json(AsyncEventView::new(&event)))
+}
+
+/// Publish a message to a topic: a copy for every subscribed function is stored
+/// durably (all or none) before the `202`, and each is delivered with that function's
+/// own retries. Lambda functions get it as an SNS record, wasm functions as a
+/// CloudEvent.
+#[utoipa::path(
+    post, path = "/v1/topics/{topic}", tag = "events",
+    params(
+        ("topic" = String, Path, description = "Topic name"),
+        ("x-updraft-subject" = Option<String>, Header, description = "A subject line (SNS's Subject)"),
+    ),
+    request_body(content = String, description = "The message; its Content-Type travels with it", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Stored for every subscriber", body = PublishedView),
+        (status = 400, description = "Invalid topic name", body = crate::views::ErrorBody),
+        (status = 404, description = "No function subscribes to the topic", body = crate::views::ErrorBody),
+        (status = 413, description = "Message above 1 MiB", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn topic_publish(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<PublishedView>), ApiError> {
+    let topic = TopicName::new(topic).map_err(|invalid| ApiError::bad_request(invalid.to_string()))?;
+    let text = |name: http::HeaderName| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    let message = Message {
+        payload: body,
+        content_type: text(http::header::CONTENT_TYPE),
+        subject: text(http::HeaderName::from_static("x-updraft-subject")),
+        attributes: Vec::new(),
+        trace_id: crate::gateway::trace_id(&headers),
+    };
+    let published = state.platform.publish(&topic, message).await?;
+    let view = PublishedView {
+        message_id: published.message_id,
+        topic: topic.to_string(),
+        subscribers: published.subscribers.iter().map(ToString::to_string).collect(),
+    };
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// The topics live functions subscribe to, with their subscribers.
+#[utoipa::path(
+    get, path = "/v1/topics", tag = "events",
+    responses((status = 200, description = "Topics by name", body = TopicListView)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn topic_list(State(state): State<AppState>) -> Json<TopicListView> {
+    let live = state.platform.live();
+    let topics = live
+        .topics
+        .iter()
+        .map(|(topic, subscribers)| TopicView {
+            topic: topic.to_string(),
+            subscribers: subscribers.iter().map(|function| function.name.to_string()).collect(),
+        })
+        .collect();
+    Json(TopicListView { topics })
 }

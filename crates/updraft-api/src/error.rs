@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use updraft_platform::{DeployError, FunctionError, InvokeError, InvokeFailure};
+use updraft_platform::{DeployError, FunctionError, InvokeError, InvokeFailure, PublishError, WebhookError};
 
 use crate::views::{ErrorBody, ErrorView, ProblemView};
 
@@ -176,5 +176,29 @@ impl From<InvokeFailure> for ApiError {
 impl From<updraft_platform::StoreError> for ApiError {
     fn from(error: updraft_platform::StoreError) -> Self {
         ApiError::internal(&error)
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(error: PublishError) -> Self {
+        match error {
+            PublishError::NoSubscribers { .. } => ApiError::not_found("topic_has_no_subscribers", error.to_string()),
+            PublishError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(error: WebhookError) -> Self {
+        match error {
+            WebhookError::Unsigned | WebhookError::BadSignature => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", error.to_string())
+            }
+            WebhookError::NoSecret { .. } => {
+                tracing::error!(%error, "a webhook cannot verify requests");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "webhook_misconfigured", error.to_string())
+            }
+            WebhookError::Store(error) => error.into(),
+        }
     }
 }

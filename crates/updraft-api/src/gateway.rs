@@ -9,8 +9,8 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
-use updraft_model::HttpAuth;
-use updraft_platform::{Invocation, InvokeContext, LiveFunction, RouteMatch, TriggerKind};
+use updraft_model::{HttpAuth, WebhookTrigger};
+use updraft_platform::{Invocation, InvokeContext, LiveFunction, RouteMatch, TriggerKind, WebhookRequest};
 
 use crate::request_id::RequestId;
 use crate::{ApiError, AppState};
@@ -21,6 +21,8 @@ const HOP_BY_HOP: [&str; 7] =
 
 struct Routed {
     function: Arc<LiveFunction>,
+    /// Set for a webhook route: the request is stored and answered `202`.
+    webhook: Option<Arc<WebhookTrigger>>,
     auth: HttpAuth,
     route: String,
     params: Vec<(String, String)>,
@@ -38,9 +40,13 @@ async fn serve(state: &AppState, request: Request, request_id: &str) -> Result<R
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     let routed = state.platform.route(&method, &path, |matched| match matched {
-        RouteMatch::Found { target, auth, route, params, .. } => {
-            Ok(Routed { function: target.clone(), auth, route: route.to_string(), params })
-        }
+        RouteMatch::Found { target, auth, route, params, .. } => Ok(Routed {
+            function: target.function.clone(),
+            webhook: target.webhook.clone(),
+            auth,
+            route: route.to_string(),
+            params,
+        }),
         RouteMatch::MethodNotAllowed { allowed } => {
             let mut error = ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -63,7 +69,10 @@ async fn serve(state: &AppState, request: Request, request_id: &str) -> Result<R
         parts.headers.remove(http::header::AUTHORIZATION);
     }
 
-    let limit = state.platform.limits().max_sync_payload as usize;
+    let limit = match routed.webhook {
+        Some(_) => crate::ASYNC_PAYLOAD,
+        None => state.platform.limits().max_sync_payload as usize,
+    };
     let body = crate::body::read_limited(&parts.headers, body, limit, "request body").await?;
 
     for hop in HOP_BY_HOP {
@@ -85,12 +94,42 @@ async fn serve(state: &AppState, request: Request, request_id: &str) -> Result<R
     let path_and_query = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".to_owned());
     parts.uri = path_and_query.parse().map_err(|_| ApiError::bad_request("invalid request URI"))?;
     parts.extensions = http::Extensions::new();
+    if let Some(webhook) = &routed.webhook {
+        return accept_webhook(state, &routed, webhook, parts, body).await;
+    }
     let guest_request = http::Request::from_parts(parts, body);
 
     let trace_id = trace_id(guest_request.headers());
     let context = InvokeContext { request_id: request_id.to_owned(), trigger: TriggerKind::Http, trace_id };
     let invocation = state.platform.invoke(&routed.function, guest_request, context).await?;
     Ok(render(invocation))
+}
+
+/// Stores a webhook request for asynchronous delivery and answers `202` with its id.
+async fn accept_webhook(
+    state: &AppState,
+    routed: &Routed,
+    webhook: &WebhookTrigger,
+    parts: http::request::Parts,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let headers = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| *name != crate::REQUEST_ID_HEADER)
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .collect();
+    let request = WebhookRequest {
+        method: parts.method.as_str().to_owned(),
+        uri: parts.uri.to_string(),
+        route: routed.route.clone(),
+        headers,
+        body,
+        trace_id: trace_id(&parts.headers),
+    };
+    let id = state.platform.accept_webhook(&routed.function.name, webhook, request).await?;
+    let view = crate::views::AsyncAcceptedView { id, function: routed.function.name.to_string() };
+    Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
 }
 
 /// The trace id of a valid W3C `traceparent` header

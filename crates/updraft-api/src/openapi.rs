@@ -28,6 +28,8 @@ use crate::views::*;
         control::function_invoke,
         control::function_invoke_async,
         control::async_event_get,
+        control::topic_publish,
+        control::topic_list,
         control::log_list,
         control::invocation_list,
         control::usage,
@@ -38,10 +40,10 @@ use crate::views::*;
     ),
     components(schemas(
         ErrorBody, ErrorView, ProblemView, ArtifactView, DeployView, DeployedFunctionView, FunctionView,
-        ConfigView, RouteView, FunctionListView, VersionView, VersionListView, LogLineView, LogListView,
+        ConfigView, RouteView, ScheduleView, FunctionListView, VersionView, VersionListView, LogLineView, LogListView,
         DeployParams, RollbackParams, InvocationView, InvocationListView, UsageView, UsageHourView,
         FunctionUsageView, PricesView, UsageReportView, AccessKeyCreatedView, AccessKeyView, AccessKeyListView,
-        AsyncAcceptedView, AsyncEventView,
+        AsyncAcceptedView, AsyncEventView, PublishedView, TopicView, TopicListView,
     )),
     modifiers(&BearerAuth)
 )]

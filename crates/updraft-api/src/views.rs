@@ -107,15 +107,38 @@ pub struct ConfigView {
     pub env: BTreeMap<String, String>,
     pub allowed_outbound_hosts: Vec<String>,
     pub routes: Vec<RouteView>,
+    /// Topics the function subscribes to.
+    pub topics: Vec<String>,
+    pub schedules: Vec<ScheduleView>,
+    /// Retries of a failed asynchronous invocation (0–2).
+    pub retries: u32,
+    pub max_event_age_ms: u64,
+    /// `function NAME` or `topic NAME`.
+    pub on_success: Option<String>,
+    pub on_failure: Option<String>,
+    pub dead_letter_topic: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RouteView {
+    /// `http` (answered by the function) or `webhook` (stored, answered 202, delivered later).
+    pub kind: String,
     /// `*` or comma-separated methods.
     pub methods: String,
     pub route: String,
     /// `public` or `key`.
     pub auth: String,
+    /// For a signed webhook: the env variable holding its secret (its value is not shown).
+    pub secret_env: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleView {
+    /// `rate(5 minutes)` or a cron expression.
+    pub schedule: String,
+    pub timezone: String,
+    /// `latest`, `skip` or `all`.
+    pub catch_up: String,
 }
 
 impl ConfigView {
@@ -128,24 +151,72 @@ impl ConfigView {
             timeout_ms: config.timeout.as_millis() as u64,
             concurrency: config.concurrency,
             instance_reuse: config.instance_reuse,
-            env: config.env.clone(),
+            env: redacted_env(config),
             allowed_outbound_hosts: config.allowed_outbound_hosts.clone(),
             routes: config
                 .triggers
                 .iter()
-                .map(|trigger| match trigger {
-                    Trigger::Http(http) => RouteView {
+                .filter_map(|trigger| match trigger {
+                    Trigger::Http(http) => Some(RouteView {
+                        kind: "http".to_owned(),
                         methods: http.methods.to_string(),
                         route: http.route.to_string(),
                         auth: match http.auth {
                             updraft_model::HttpAuth::Public => "public".to_owned(),
                             updraft_model::HttpAuth::Key => "key".to_owned(),
                         },
-                    },
+                        secret_env: None,
+                    }),
+                    Trigger::Webhook(webhook) => Some(RouteView {
+                        kind: "webhook".to_owned(),
+                        methods: webhook.methods.to_string(),
+                        route: webhook.route.to_string(),
+                        auth: "public".to_owned(),
+                        secret_env: webhook.secret_env.clone(),
+                    }),
+                    Trigger::Topic(_) | Trigger::Schedule(_) => None,
                 })
                 .collect(),
+            topics: config
+                .triggers
+                .iter()
+                .filter_map(|trigger| match trigger {
+                    Trigger::Topic(topic) => Some(topic.topic.to_string()),
+                    _ => None,
+                })
+                .collect(),
+            schedules: config
+                .triggers
+                .iter()
+                .filter_map(|trigger| match trigger {
+                    Trigger::Schedule(schedule) => Some(ScheduleView {
+                        schedule: schedule.schedule.to_string(),
+                        timezone: schedule.timezone.name().to_owned(),
+                        catch_up: schedule.catch_up.as_str().to_owned(),
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            retries: config.retries,
+            max_event_age_ms: config.max_event_age.as_millis() as u64,
+            on_success: config.on_success.as_ref().map(ToString::to_string),
+            on_failure: config.on_failure.as_ref().map(ToString::to_string),
+            dead_letter_topic: config.dead_letter_topic.as_ref().map(ToString::to_string),
         }
     }
+}
+
+/// The function's env with the values of webhook secrets hidden.
+fn redacted_env(config: &updraft_model::FunctionConfig) -> BTreeMap<String, String> {
+    let mut env = config.env.clone();
+    for trigger in &config.triggers {
+        if let Trigger::Webhook(updraft_model::WebhookTrigger { secret_env: Some(name), .. }) = trigger
+            && let Some(value) = env.get_mut(name)
+        {
+            *value = "(secret)".to_owned();
+        }
+    }
+    env
 }
 
 impl FunctionView {
@@ -409,6 +480,9 @@ pub struct AsyncAcceptedView {
 pub struct AsyncEventView {
     pub id: String,
     pub function: String,
+    /// What it came from: `async` (invoke-async, Lambda's Event, a destination),
+    /// `topic`, `schedule` or `webhook`.
+    pub trigger: String,
     /// `queued` or `failed`.
     pub state: String,
     /// Attempts that ran and failed.
@@ -423,10 +497,32 @@ impl AsyncEventView {
         Self {
             id: event.id.clone(),
             function: event.function.to_string(),
+            trigger: event.source.trigger().as_str().to_owned(),
             state: event.state.as_str().to_owned(),
             attempts: event.attempts,
             enqueued_at: event.enqueued_at,
             last_error: event.last_error.clone(),
         }
     }
+}
+
+/// A message accepted by a topic: a copy for each subscriber is stored.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PublishedView {
+    pub message_id: String,
+    pub topic: String,
+    /// The functions that will each get a copy, with their own retries.
+    pub subscribers: Vec<String>,
+}
+
+/// A topic that live functions subscribe to.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopicView {
+    pub topic: String,
+    pub subscribers: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopicListView {
+    pub topics: Vec<TopicView>,
 }

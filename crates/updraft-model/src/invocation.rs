@@ -47,18 +47,28 @@ pub enum TriggerKind {
     Http,
     /// `updraft invoke` / `POST /v1/functions/{name}/invoke`, Lambda's `RequestResponse`.
     Direct,
-    /// An event from the durable queue: `invoke-async`, Lambda's `Event`.
+    /// An event from the durable queue: `invoke-async`, Lambda's `Event`, a destination.
     Async,
+    /// A message published to a topic the function subscribes to.
+    Topic,
+    /// A tick of a schedule.
+    Schedule,
+    /// A request to a webhook route, delivered after it was answered.
+    Webhook,
 }
 
 impl TriggerKind {
-    pub const ALL: [TriggerKind; 3] = [Self::Http, Self::Direct, Self::Async];
+    pub const ALL: [TriggerKind; 6] =
+        [Self::Http, Self::Direct, Self::Async, Self::Topic, Self::Schedule, Self::Webhook];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Http => "http",
             Self::Direct => "direct",
             Self::Async => "async",
+            Self::Topic => "topic",
+            Self::Schedule => "schedule",
+            Self::Webhook => "webhook",
         }
     }
 

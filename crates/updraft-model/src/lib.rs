@@ -5,17 +5,21 @@
 
 #![forbid(unsafe_code)]
 
+mod event;
 mod invocation;
 mod limits;
 mod manifest;
 mod names;
 mod route;
+mod schedule;
 
+pub use event::EventSource;
 pub use invocation::{EventInput, FunctionError, InvocationRecord, InvocationStatus, TriggerKind, billed_ms};
 pub use limits::{ByteSize, Limits};
 pub use manifest::{
-    BuildSpec, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError, ManifestProblem, Runtime,
-    Trigger,
+    BuildSpec, Destination, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
+    ManifestProblem, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger,
 };
-pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, VersionNumber};
+pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, TopicName, VersionNumber};
 pub use route::{MethodSet, RoutePattern, RouteSegment};
+pub use schedule::{CatchUp, InvalidSchedule, ScheduleExpression, Timezone};

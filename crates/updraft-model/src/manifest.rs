@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AppName, ByteSize, FunctionName, MethodSet, RoutePattern};
+use crate::{
+    AppName, ByteSize, CatchUp, FunctionName, MethodSet, RoutePattern, ScheduleExpression, Timezone, TopicName,
+};
 
 mod parse;
 
@@ -76,6 +78,16 @@ pub struct FunctionConfig {
     /// An asynchronous invocation older than this is not tried again (60 s – 6 h).
     #[serde(default = "default_max_event_age", with = "duration_millis")]
     pub max_event_age: Duration,
+    /// Where the record of a successful asynchronous invocation goes.
+    #[serde(default)]
+    pub on_success: Option<Destination>,
+    /// Where the record of an asynchronous invocation that failed for good goes.
+    #[serde(default)]
+    pub on_failure: Option<Destination>,
+    /// The topic that gets the original event of an asynchronous invocation that
+    /// failed for good (Lambda's dead-letter queue: the payload only, no response).
+    #[serde(default)]
+    pub dead_letter_topic: Option<TopicName>,
     #[serde(default)]
     pub triggers: Vec<Trigger>,
 }
@@ -112,6 +124,9 @@ impl FunctionConfig {
             min_instances: 0,
             retries: DEFAULT_RETRIES,
             max_event_age: default_max_event_age(),
+            on_success: None,
+            on_failure: None,
+            dead_letter_topic: None,
             triggers: Vec::new(),
         }
     }
@@ -165,6 +180,68 @@ impl fmt::Display for Runtime {
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
     Http(HttpTrigger),
+    Webhook(WebhookTrigger),
+    Topic(TopicTrigger),
+    Schedule(ScheduleTrigger),
+}
+
+/// `{ webhook = "POST /hooks/ci", secret_env = "CI_SECRET" }`: the request is answered
+/// `202` once stored and delivered to the function asynchronously.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WebhookTrigger {
+    pub methods: MethodSet,
+    pub route: RoutePattern,
+    /// The name of one of the function's `env` variables holding the secret that
+    /// signs each request (GitHub's `X-Hub-Signature-256`: `sha256=` and the hex
+    /// HMAC-SHA256 of the body). Unsigned or wrongly signed requests are refused.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+}
+
+impl WebhookTrigger {
+    /// The route claim it makes, checked against HTTP triggers' claims.
+    pub fn as_route(&self) -> HttpTrigger {
+        HttpTrigger { methods: self.methods.clone(), route: self.route.clone(), auth: HttpAuth::Public }
+    }
+}
+
+/// `{ topic = "user.signed_up" }`: every message published to the topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TopicTrigger {
+    pub topic: TopicName,
+}
+
+/// `{ schedule = "rate(5 minutes)" }` or `{ schedule = "0 9 * * MON-FRI",
+/// timezone = "Europe/Paris", catch_up = "skip" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleTrigger {
+    pub schedule: ScheduleExpression,
+    #[serde(default = "utc")]
+    pub timezone: Timezone,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+fn utc() -> Timezone {
+    Timezone::UTC
+}
+
+/// Where an asynchronous invocation's outcome is sent: `{ function = "audit" }` or
+/// `{ topic = "signup.dead" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Destination {
+    Function(FunctionName),
+    Topic(TopicName),
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Destination::Function(name) => write!(f, "function {name}"),
+            Destination::Topic(topic) => write!(f, "topic {topic}"),
+        }
+    }
 }
 
 /// `{ http = "GET,POST /users/{id}", auth = "key" }`.
@@ -251,11 +328,22 @@ mod tests {
             min_instances: 0,
             retries: 2,
             max_event_age: Duration::from_secs(6 * 3600),
-            triggers: vec![Trigger::Http(HttpTrigger {
-                methods: MethodSet { methods: vec!["GET".to_owned()] },
-                route: RoutePattern::parse("/hello").unwrap(),
-                auth: HttpAuth::Public,
-            })],
+            on_success: None,
+            on_failure: Some(Destination::Topic(TopicName::new("dead").unwrap())),
+            dead_letter_topic: None,
+            triggers: vec![
+                Trigger::Http(HttpTrigger {
+                    methods: MethodSet { methods: vec!["GET".to_owned()] },
+                    route: RoutePattern::parse("/hello").unwrap(),
+                    auth: HttpAuth::Public,
+                }),
+                Trigger::Topic(TopicTrigger { topic: TopicName::new("user.signed_up").unwrap() }),
+                Trigger::Schedule(ScheduleTrigger {
+                    schedule: ScheduleExpression::parse("0 9 * * MON-FRI").unwrap(),
+                    timezone: Timezone::parse("Europe/Paris").unwrap(),
+                    catch_up: CatchUp::Skip,
+                }),
+            ],
         }
     }
 

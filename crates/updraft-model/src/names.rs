@@ -96,6 +96,62 @@ name_type!(
     "function name"
 );
 
+/// A topic's name: what `topic` triggers subscribe to and `updraft publish` sends to.
+/// 1–128 characters of letters, digits, `.`, `-` and `_`, starting with a letter or
+/// digit (`user.signed_up`, `orders-eu`): dots group topics the way SNS users and
+/// NATS subjects are used to.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TopicName(String);
+
+impl TopicName {
+    pub fn new(value: impl Into<String>) -> Result<Self, InvalidName> {
+        let value = value.into();
+        let invalid = |reason| InvalidName { kind: "topic name", value: value.clone(), reason };
+        match value.chars().next() {
+            None => return Err(invalid("it is empty")),
+            Some(c) if !c.is_ascii_alphanumeric() => return Err(invalid("it must start with a letter or a digit")),
+            Some(_) => {}
+        }
+        if value.len() > 128 {
+            return Err(invalid("it must be at most 128 characters"));
+        }
+        if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
+            return Err(invalid("use only letters, digits, '.', '-' and '_'"));
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for TopicName {
+    type Error = InvalidName;
+    fn try_from(value: String) -> Result<Self, InvalidName> {
+        Self::new(value)
+    }
+}
+
+impl From<TopicName> for String {
+    fn from(name: TopicName) -> String {
+        name.0
+    }
+}
+
 /// A function version: 1 for the first deploy, then one more for each changed deploy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -168,6 +224,16 @@ mod tests {
         assert!(FunctionName::new("").is_err());
         assert!(FunctionName::new("a/b").is_err());
         assert!(FunctionName::new("a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn topic_names_allow_dots() {
+        assert!(TopicName::new("user.signed_up").is_ok());
+        assert!(TopicName::new("Orders-EU.v2").is_ok());
+        assert!(TopicName::new(".hidden").is_err());
+        assert!(TopicName::new("a b").is_err());
+        assert!(TopicName::new("").is_err());
+        assert!(TopicName::new("t".repeat(129)).is_err());
     }
 
     #[test]

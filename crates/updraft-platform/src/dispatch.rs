@@ -1,18 +1,22 @@
 //! The dispatcher of asynchronous invocations: takes due events from the durable queue
-//! and runs each through the scheduler, at least once. A success removes the event; a
-//! throttle puts it back a moment later without counting an attempt (events are never
-//! dropped for want of concurrency); a failure retries with backoff, as Lambda does,
-//! until the attempts or the event's age run out, and then the event stays, `failed`.
+//! and runs each through the scheduler, at least once. A success removes the event
+//! (and sends its record to `on_success`); a throttle puts it back a moment later
+//! without counting an attempt (events are never dropped for want of concurrency); a
+//! failure retries with backoff, as Lambda does, until the attempts or the event's age
+//! run out, and then the event stays, `failed`, its record goes to `on_failure` and
+//! its payload to the dead-letter topic.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore, watch};
-use updraft_model::TriggerKind;
-use updraft_store::{AsyncEvent, Store, now_millis};
+use updraft_scheduler::InvokeError;
+use updraft_store::{AsyncEvent, Finish, Store, now_millis};
 
-use crate::platform::{InvokeContext, InvokeFailure, Platform, event_request};
+use crate::live::LiveFunction;
+use crate::platform::{InvokeContext, InvokeFailure, Platform};
+use crate::shapes::{Outcome, event_input};
 
 /// How asynchronous invocations are retried (how often, and for how long, is each
 /// function's `retries` and `max_event_age`).
@@ -111,35 +115,61 @@ async fn run(platform: Weak<Platform>, store: Store, wake: Arc<Notify>, mut stop
     }
 }
 
-/// Runs one attempt of `event` and records what comes of it.
+/// Runs one attempt of `event` and records what comes of it, with the events that
+/// follow from it (destinations, dead-letter topic) in the same transaction.
 async fn deliver(platform: &Platform, store: &Store, event: AsyncEvent) {
     let config = platform.async_config();
     // The function's own policy, as deployed now (Lambda's defaults if it is gone).
-    let (retries, max_age) = platform
-        .live()
-        .functions
-        .get(&event.function)
+    let function = platform.live().functions.get(&event.function).cloned();
+    let (retries, max_age) = function
+        .as_ref()
         .map(|function| (function.config.retries, function.config.max_event_age))
         .unwrap_or((2, Duration::from_secs(6 * 3600)));
-    let outcome = attempt(platform, &event).await;
+    let outcome = match &function {
+        Some(function) => attempt(platform, function, &event).await,
+        None => Err(Retry::Never(format!("function {} no longer exists", event.function))),
+    };
     let now = now_millis();
     let written = match outcome {
-        Ok(()) => store.event_done(&event.id).await,
+        Ok(answer) => {
+            let follow_ups = function
+                .as_ref()
+                .and_then(|function| function.config.on_success.as_ref())
+                .map(|destination| {
+                    let outcome = Outcome {
+                        condition: "Success",
+                        response: &answer.body,
+                        status: answer.status,
+                        function_error: None,
+                    };
+                    platform.destination_events(destination, &event, &outcome)
+                })
+                .unwrap_or_default();
+            store.event_finish(&event.id, Finish::Done, &follow_ups).await
+        }
         Err(Retry::Throttled) => {
             store
                 .event_retry(&event.id, event.attempts, now + THROTTLE_DELAY.as_millis() as i64, Some("throttled"))
                 .await
         }
-        Err(Retry::Never(error)) => store.event_fail(&event.id, event.attempts, &error).await,
-        Err(Retry::Failed(error)) => {
+        Err(Retry::Never(error)) => {
+            store.event_finish(&event.id, Finish::Failed { attempts: event.attempts, error: &error }, &[]).await
+        }
+        Err(Retry::Failed(failure)) => {
             let attempts = event.attempts + 1;
             let age = Duration::from_millis((now - event.enqueued_at).max(0) as u64);
-            if attempts > i64::from(retries) || age >= max_age {
-                tracing::info!(id = %event.id, function = %event.function, attempts, %error, "asynchronous invocation failed for good");
-                store.event_fail(&event.id, attempts, &error).await
+            let exhausted = attempts > i64::from(retries);
+            if exhausted || age >= max_age {
+                tracing::info!(id = %event.id, function = %event.function, attempts, error = %failure.error, "asynchronous invocation failed for good");
+                let condition = if exhausted { "RetriesExhausted" } else { "EventAgeExceeded" };
+                let follow_ups = function
+                    .as_ref()
+                    .map(|function| platform.failure_events(&function.config, &event, condition, &failure))
+                    .unwrap_or_default();
+                store.event_finish(&event.id, Finish::Failed { attempts, error: &failure.error }, &follow_ups).await
             } else {
                 let delay = config.retry_delay.saturating_mul(1 << (attempts - 1).clamp(0, 16));
-                store.event_retry(&event.id, attempts, now + delay.as_millis() as i64, Some(&error)).await
+                store.event_retry(&event.id, attempts, now + delay.as_millis() as i64, Some(&failure.error)).await
             }
         }
     };
@@ -149,33 +179,63 @@ async fn deliver(platform: &Platform, store: &Store, event: AsyncEvent) {
     }
 }
 
+/// What a successful attempt answered.
+struct Answer {
+    status: u16,
+    body: Bytes,
+}
+
+/// Why an attempt did not succeed.
+pub(crate) struct Failure {
+    /// The error in a line, as `last_error` keeps it.
+    pub error: String,
+    /// What went back: the function's error document or its non-2xx answer.
+    pub document: Vec<u8>,
+    pub status: u16,
+    /// The error was the function's own report (Lambda's `Handled`), not a crash.
+    pub handled: bool,
+}
+
 enum Retry {
     Throttled,
-    Failed(String),
+    Failed(Failure),
     Never(String),
 }
 
-async fn attempt(platform: &Platform, event: &AsyncEvent) -> Result<(), Retry> {
-    let Some(function) = platform.live().functions.get(&event.function).cloned() else {
-        return Err(Retry::Never(format!("function {} no longer exists", event.function)));
-    };
-    let json = http::HeaderValue::from_static("application/json");
-    let payload = Bytes::from(event.payload.clone());
-    let mut request = event_request(&event.id, "updraft/async", "dev.updraft.invoke.async", json, payload);
-    let traceparent = format!("00-{}-{:016x}-01", event.trace_id, rand::random::<u64>() | 1);
-    if let Ok(value) = http::HeaderValue::from_str(&traceparent) {
-        request.headers_mut().insert("traceparent", value);
-    }
+async fn attempt(platform: &Platform, function: &Arc<LiveFunction>, event: &AsyncEvent) -> Result<Answer, Retry> {
+    let request = event_input(event, function);
     let context = InvokeContext {
         request_id: event.id.clone(),
-        trigger: TriggerKind::Async,
+        trigger: event.source.trigger(),
         trace_id: Some(event.trace_id.clone()),
     };
-    match platform.invoke(&function, request, context).await {
-        Ok(invocation) if invocation.response.status().is_success() => Ok(()),
-        Ok(invocation) => Err(Retry::Failed(format!("the function answered {}", invocation.response.status()))),
+    match platform.invoke(function, request, context).await {
+        Ok(invocation) => {
+            let status = invocation.response.status();
+            let body = invocation.response.into_body();
+            if status.is_success() {
+                Ok(Answer { status: status.as_u16(), body })
+            } else {
+                Err(Retry::Failed(Failure {
+                    error: format!("the function answered {status}"),
+                    document: body.to_vec(),
+                    status: status.as_u16(),
+                    handled: true,
+                }))
+            }
+        }
         Err(InvokeFailure::Throttled { .. }) => Err(Retry::Throttled),
         Err(InvokeFailure::NotFound { function }) => Err(Retry::Never(format!("function {function} no longer exists"))),
-        Err(InvokeFailure::Function { error, .. }) => Err(Retry::Failed(error.to_string())),
+        Err(InvokeFailure::Function { error, .. }) => {
+            let (document, handled) = match &error {
+                InvokeError::Function { document, .. } => (document.clone(), true),
+                other => {
+                    let document =
+                        serde_json::json!({ "errorType": other.error_type(), "errorMessage": other.to_string() });
+                    (document.to_string().into_bytes(), false)
+                }
+            };
+            Err(Retry::Failed(Failure { error: error.to_string(), document, status: 200, handled }))
+        }
     }
 }

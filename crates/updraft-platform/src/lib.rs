@@ -8,23 +8,28 @@
 mod access;
 mod batch;
 mod dispatch;
+mod events;
 mod keys;
 mod live;
 mod logs;
 mod platform;
 mod recorder;
 mod routes;
+mod schedules;
+mod shapes;
 
 pub use access::{AccessKey, AccessKeyInfo};
 pub use dispatch::AsyncConfig;
+pub use events::{Message, PublishError, Published, WebhookError, WebhookRequest};
 pub use keys::{ApiKey, Principal, Role};
-pub use live::{LiveFunction, LiveState};
+pub use live::{LiveFunction, LiveState, RouteTarget};
 pub use logs::{LogQuery, LogWriter};
 pub use platform::{
     ACCOUNT_ID, DeployError, DeployRequest, FunctionError, Invocation, InvokeContext, InvokeFailure, LambdaConfig,
-    Platform, PlatformConfig, REGION, StartError, event_request,
+    Platform, PlatformConfig, REGION, StartError,
 };
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
+pub use shapes::event_request;
 pub use updraft_store::{AsyncEvent, EventState};
 
 pub use updraft_model::{EventInput, InvocationRecord, InvocationStatus, TriggerKind};

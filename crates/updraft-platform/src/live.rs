@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use updraft_model::{AppName, FunctionConfig, FunctionName, Trigger, VersionNumber};
+use updraft_model::{
+    AppName, FunctionConfig, FunctionName, HttpTrigger, TopicName, Trigger, VersionNumber, WebhookTrigger,
+};
 use updraft_runtime_wasm::{HttpRequest, HttpResponse};
 use updraft_scheduler::Pool;
 
@@ -21,37 +23,71 @@ pub struct LiveFunction {
     pub pool: Arc<Pool<HttpRequest, HttpResponse>>,
 }
 
-/// The live functions and the route table built from them.
+/// What a route leads to: a function, called at once (an `http` trigger) or later
+/// with the request stored first (a `webhook` trigger).
+#[derive(Clone)]
+pub struct RouteTarget {
+    pub function: Arc<LiveFunction>,
+    pub webhook: Option<Arc<WebhookTrigger>>,
+}
+
+/// The live functions, the route table and the topic subscriptions built from them.
 pub struct LiveState {
     pub functions: BTreeMap<FunctionName, Arc<LiveFunction>>,
-    pub routes: RouteTable<Arc<LiveFunction>>,
+    pub routes: RouteTable<RouteTarget>,
+    /// Each topic's subscribers, by function name.
+    pub topics: BTreeMap<TopicName, Vec<Arc<LiveFunction>>>,
 }
 
 impl LiveState {
     pub fn empty() -> Self {
-        Self { functions: BTreeMap::new(), routes: RouteTable::empty() }
+        Self { functions: BTreeMap::new(), routes: RouteTable::empty(), topics: BTreeMap::new() }
     }
 
     /// Builds the state for these functions, failing if two of their routes collide.
     pub fn build(functions: BTreeMap<FunctionName, Arc<LiveFunction>>) -> Result<Self, RouteConflict> {
-        let triggers = functions.values().flat_map(|function| {
-            function.config.triggers.iter().map(move |trigger| match trigger {
-                Trigger::Http(http) => (&function.name, http, function.clone()),
+        let claims = functions.values().flat_map(|function| {
+            function.config.triggers.iter().filter_map(move |trigger| {
+                let (claim, webhook) = route_claim(trigger)?;
+                let target = RouteTarget { function: function.clone(), webhook: webhook.map(Arc::new) };
+                Some((&function.name, claim, target))
             })
         });
-        let routes = RouteTable::build(triggers)?;
-        Ok(Self { functions, routes })
+        let claims: Vec<_> = claims.collect();
+        let routes = RouteTable::build(claims.iter().map(|(name, claim, target)| (*name, claim, target.clone())))?;
+        let mut topics: BTreeMap<TopicName, Vec<Arc<LiveFunction>>> = BTreeMap::new();
+        for function in functions.values() {
+            for trigger in &function.config.triggers {
+                if let Trigger::Topic(topic) = trigger {
+                    let subscribers = topics.entry(topic.topic.clone()).or_default();
+                    if !subscribers.iter().any(|subscriber| subscriber.name == function.name) {
+                        subscribers.push(function.clone());
+                    }
+                }
+            }
+        }
+        Ok(Self { functions, routes, topics })
     }
 
     /// Checks that functions with these configurations could be live together.
     pub fn check_routes<'a>(
         functions: impl IntoIterator<Item = (&'a FunctionName, &'a FunctionConfig)>,
     ) -> Result<(), RouteConflict> {
-        let triggers = functions.into_iter().flat_map(|(name, config)| {
-            config.triggers.iter().map(move |trigger| match trigger {
-                Trigger::Http(http) => (name, http, ()),
+        let claims: Vec<_> = functions
+            .into_iter()
+            .flat_map(|(name, config)| {
+                config.triggers.iter().filter_map(move |trigger| route_claim(trigger).map(|(claim, _)| (name, claim)))
             })
-        });
-        RouteTable::build(triggers).map(drop)
+            .collect();
+        RouteTable::build(claims.iter().map(|(name, claim)| (*name, claim, ()))).map(drop)
+    }
+}
+
+/// The route a trigger claims, if it is routed (`http`, `webhook`).
+fn route_claim(trigger: &Trigger) -> Option<(HttpTrigger, Option<WebhookTrigger>)> {
+    match trigger {
+        Trigger::Http(http) => Some((http.clone(), None)),
+        Trigger::Webhook(webhook) => Some((webhook.as_route(), Some(webhook.clone()))),
+        Trigger::Topic(_) | Trigger::Schedule(_) => None,
     }
 }

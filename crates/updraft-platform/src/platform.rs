@@ -8,8 +8,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use updraft_model::{
-    AppName, ArtifactDigest, EventInput, FunctionConfig, FunctionName, Limits, Manifest, ManifestError, Runtime,
-    TriggerKind, VersionNumber,
+    AppName, ArtifactDigest, EventInput, EventSource, FunctionConfig, FunctionName, Limits, Manifest, ManifestError,
+    Runtime, TriggerKind, VersionNumber,
 };
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError};
 use updraft_runtime_wasm::{HttpRequest, HttpResponse, Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
@@ -18,7 +18,7 @@ use updraft_scheduler::{
     Scheduler, SchedulerConfig, Throttle, VersionSource,
 };
 use updraft_store::{
-    ArtifactError, ArtifactStore, AsyncEvent, DeployOutcome, DeployPlan, EventState, FunctionRecord, InvocationFilter,
+    ArtifactError, ArtifactStore, AsyncEvent, DeployOutcome, DeployPlan, FunctionRecord, InvocationFilter,
     LogLineRecord, PlannedFunction, Store, StoreError, StoredInvocation, UsageRow, VersionRecord,
 };
 use updraft_telemetry::{InstanceCounts, Metrics, PriceTable};
@@ -26,10 +26,11 @@ use updraft_telemetry::{InstanceCounts, Metrics, PriceTable};
 use crate::access::{AccessKey, AccessKeyInfo, AccessKeySet, Sealer, UnsealError};
 use crate::dispatch::{AsyncConfig, Dispatcher};
 use crate::keys::{ApiKey, KeySet, Principal, Role, token_hash};
-use crate::live::{LiveFunction, LiveState};
+use crate::live::{LiveFunction, LiveState, RouteTarget};
 use crate::logs::{LogQuery, LogWriter};
 use crate::recorder::Recorder;
 use crate::routes::{RouteConflict, RouteMatch};
+use crate::schedules::Ticker;
 
 /// How to start a platform.
 #[derive(Debug, Clone)]
@@ -229,6 +230,8 @@ pub struct Platform {
     recorder: Arc<Recorder>,
     /// Runs asynchronous invocations from the durable queue; set once started.
     dispatcher: std::sync::OnceLock<Dispatcher>,
+    /// Fires schedule triggers; set once started.
+    ticker: std::sync::OnceLock<Ticker>,
     scheduler: Scheduler<HttpRequest, HttpResponse>,
     metrics: Arc<Metrics>,
     live: ArcSwap<LiveState>,
@@ -289,6 +292,7 @@ impl Platform {
         let platform = Arc::new(Self {
             recorder,
             dispatcher: std::sync::OnceLock::new(),
+            ticker: std::sync::OnceLock::new(),
             config,
             store,
             artifacts,
@@ -310,6 +314,7 @@ impl Platform {
         platform.load_functions().await?;
         let dispatcher = Dispatcher::start(&platform, platform.store.clone()).await?;
         let _ = platform.dispatcher.set(dispatcher);
+        let _ = platform.ticker.set(Ticker::start(&platform, platform.store.clone()));
         Ok(platform)
     }
 
@@ -336,7 +341,7 @@ impl Platform {
     }
 
     /// Matches a request to a live function.
-    pub fn route<R>(&self, method: &str, path: &str, found: impl FnOnce(RouteMatch<'_, Arc<LiveFunction>>) -> R) -> R {
+    pub fn route<R>(&self, method: &str, path: &str, found: impl FnOnce(RouteMatch<'_, RouteTarget>) -> R) -> R {
         let live = self.live.load();
         found(live.routes.lookup(method, path))
     }
@@ -843,23 +848,20 @@ impl Platform {
         payload: Bytes,
         trace_id: Option<String>,
     ) -> Result<String, StoreError> {
-        let now = updraft_store::now_millis();
-        let event = AsyncEvent {
-            id: uuid::Uuid::now_v7().to_string(),
-            function: function.name.clone(),
-            payload: payload.to_vec(),
-            trace_id: trace_id.unwrap_or_else(new_trace_id),
-            enqueued_at: now,
-            attempts: 0,
-            next_attempt_at: now,
-            state: EventState::Queued,
-            last_error: None,
-        };
-        self.store.event_enqueue(&event).await?;
+        let event = crate::events::new_event(function.name.clone(), payload.to_vec(), trace_id, EventSource::Invoke);
+        self.enqueue(std::slice::from_ref(&event)).await?;
+        Ok(event.id)
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Tells the dispatcher that new events are due.
+    pub(crate) fn wake_dispatcher(&self) {
         if let Some(dispatcher) = self.dispatcher.get() {
             dispatcher.wake();
         }
-        Ok(event.id)
     }
 
     /// An asynchronous invocation still queued or failed (a delivered one is gone).
@@ -944,6 +946,9 @@ impl Platform {
         if let Some(dispatcher) = self.dispatcher.get() {
             dispatcher.stop();
         }
+        if let Some(ticker) = self.ticker.get() {
+            ticker.stop();
+        }
         if !self.scheduler.drain(within).await {
             tracing::warn!(running = self.scheduler.in_flight(), "invocations still running at shutdown");
         }
@@ -962,31 +967,6 @@ impl Platform {
     }
 }
 
-/// The request an event becomes: `POST /` with CloudEvents binary-mode headers (what a
-/// wasm function gets), marked with [`EventInput`] so that a Lambda function gets the
-/// payload itself.
-pub fn event_request(
-    id: &str,
-    source: &str,
-    kind: &str,
-    content_type: http::HeaderValue,
-    payload: Bytes,
-) -> HttpRequest {
-    let mut request = http::Request::new(payload);
-    *request.method_mut() = http::Method::POST;
-    request.extensions_mut().insert(EventInput::default());
-    let headers = request.headers_mut();
-    headers.insert(http::header::HOST, http::HeaderValue::from_static("localhost"));
-    headers.insert(http::header::CONTENT_TYPE, content_type);
-    headers.insert("ce-specversion", http::HeaderValue::from_static("1.0"));
-    for (name, value) in [("ce-id", id), ("ce-source", source), ("ce-type", kind)] {
-        if let Ok(value) = http::HeaderValue::from_str(value) {
-            headers.insert(name, value);
-        }
-    }
-    request
-}
-
 /// Who is invoking, under which ids.
 #[derive(Debug, Clone)]
 pub struct InvokeContext {
@@ -997,7 +977,7 @@ pub struct InvokeContext {
 }
 
 /// A random W3C trace id: 32 lowercase hex digits, not all zero.
-fn new_trace_id() -> String {
+pub(crate) fn new_trace_id() -> String {
     format!("{:032x}", rand::random::<u128>() | 1)
 }
 

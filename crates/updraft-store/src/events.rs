@@ -4,9 +4,9 @@
 //! has none. A crash loses nothing acknowledged: leases run out, and the next start
 //! releases this node's at once.
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
-use updraft_model::FunctionName;
+use sqlx::{Any, Row, Transaction};
+use updraft_model::{EventSource, FunctionName};
 
 use crate::sql::parse_name;
 use crate::{Store, StoreError};
@@ -27,6 +27,17 @@ pub struct AsyncEvent {
     pub next_attempt_at: i64,
     pub state: EventState,
     pub last_error: Option<String>,
+    /// Where it came from: decides the shape the function gets it in.
+    pub source: EventSource,
+}
+
+/// How an event's run ended, for [`Store::event_finish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish<'a> {
+    /// It ran: the event leaves the queue.
+    Done,
+    /// Out of attempts or too old: kept as `failed` with its error.
+    Failed { attempts: i64, error: &'a str },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,24 +65,101 @@ impl EventState {
     }
 }
 
-const COLUMNS: &str = "id, function, payload, trace_id, enqueued_at, attempts, next_attempt_at, state, last_error";
+const COLUMNS: &str =
+    "id, function, payload, trace_id, enqueued_at, attempts, next_attempt_at, state, last_error, source";
 
 impl Store {
     /// Stores an event; when this returns, it is on disk (or in PostgreSQL).
     pub async fn event_enqueue(&self, event: &AsyncEvent) -> Result<(), StoreError> {
-        sqlx::query(&format!("INSERT INTO async_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-            .bind(event.id.as_str())
-            .bind(event.function.as_str())
-            .bind(event.payload.as_slice())
-            .bind(event.trace_id.as_str())
-            .bind(event.enqueued_at)
-            .bind(event.attempts)
-            .bind(event.next_attempt_at)
-            .bind(event.state.as_str())
-            .bind(event.last_error.as_deref())
-            .execute(&self.pool)
-            .await?;
+        self.event_enqueue_all(std::slice::from_ref(event)).await
+    }
+
+    /// Stores events in one transaction: all of them, or none (one message's copies
+    /// for every subscriber of a topic).
+    pub async fn event_enqueue_all(&self, events: &[AsyncEvent]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Records how event `id` ended and stores the events that follow from it (its
+    /// destination's, its dead-letter topic's) in the same transaction, so that a crash
+    /// leaves either the event to run again or its outcome delivered, never neither.
+    pub async fn event_finish(
+        &self,
+        id: &str,
+        finish: Finish<'_>,
+        follow_ups: &[AsyncEvent],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        match finish {
+            Finish::Done => {
+                sqlx::query("DELETE FROM async_events WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            }
+            Finish::Failed { attempts, error } => {
+                sqlx::query("UPDATE async_events SET state = 'failed', attempts = $1, last_error = $2 WHERE id = $3")
+                    .bind(attempts)
+                    .bind(error)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        insert_events(&mut tx, follow_ups).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The next tick of schedule `key` as stored, if it was ever stored.
+    pub async fn schedule_next_tick(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT next_tick_at FROM schedule_ticks WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.try_get(0)).transpose()?)
+    }
+
+    /// Moves schedule `key` from tick `expected` (`None`: not stored yet) to `next`
+    /// and stores `events` (the ticks that fired), all in one transaction. Returns
+    /// false, changing nothing, when the stored tick is not `expected`: another node
+    /// (or an earlier run) got there first.
+    pub async fn schedule_advance(
+        &self,
+        key: &str,
+        function: &FunctionName,
+        expected: Option<i64>,
+        next: i64,
+        events: &[AsyncEvent],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let moved = match expected {
+            None => sqlx::query(
+                "INSERT INTO schedule_ticks (key, function, next_tick_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(function.as_str())
+            .bind(next)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            Some(expected) => {
+                sqlx::query("UPDATE schedule_ticks SET next_tick_at = $1 WHERE key = $2 AND next_tick_at = $3")
+                    .bind(next)
+                    .bind(key)
+                    .bind(expected)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        if moved != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_events(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Claims up to `limit` queued events due at `now`, oldest due first: each is
@@ -115,12 +203,6 @@ impl Store {
         Ok(result.rows_affected())
     }
 
-    /// Removes an event that ran successfully.
-    pub async fn event_done(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM async_events WHERE id = $1").bind(id).execute(&self.pool).await?;
-        Ok(())
-    }
-
     /// Puts an event back in the queue, due at `next_attempt_at`.
     pub async fn event_retry(
         &self,
@@ -139,17 +221,6 @@ impl Store {
         Ok(())
     }
 
-    /// Marks an event failed for good.
-    pub async fn event_fail(&self, id: &str, attempts: i64, error: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE async_events SET state = 'failed', attempts = $1, last_error = $2 WHERE id = $3")
-            .bind(attempts)
-            .bind(error)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     pub async fn event_get(&self, id: &str) -> Result<Option<AsyncEvent>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM async_events WHERE id = $1"))
             .bind(id)
@@ -159,7 +230,41 @@ impl Store {
     }
 }
 
+async fn insert_events(tx: &mut Transaction<'_, Any>, events: &[AsyncEvent]) -> Result<(), StoreError> {
+    for event in events {
+        let source = match &event.source {
+            EventSource::Invoke => None,
+            source => {
+                Some(serde_json::to_string(source).map_err(|error| StoreError::Corrupt { detail: error.to_string() })?)
+            }
+        };
+        sqlx::query(&format!(
+            "INSERT INTO async_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (id) DO NOTHING"
+        ))
+        .bind(event.id.as_str())
+        .bind(event.function.as_str())
+        .bind(event.payload.as_slice())
+        .bind(event.trace_id.as_str())
+        .bind(event.enqueued_at)
+        .bind(event.attempts)
+        .bind(event.next_attempt_at)
+        .bind(event.state.as_str())
+        .bind(event.last_error.as_deref())
+        .bind(source)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 fn event_from_row(row: &AnyRow) -> Result<AsyncEvent, StoreError> {
+    let source: Option<String> = row.try_get(9)?;
+    let source = match source {
+        None => EventSource::Invoke,
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|error| StoreError::Corrupt { detail: format!("event source {json:?}: {error}") })?,
+    };
     Ok(AsyncEvent {
         id: row.try_get(0)?,
         function: parse_name(row.try_get(1)?)?,
@@ -170,5 +275,6 @@ fn event_from_row(row: &AnyRow) -> Result<AsyncEvent, StoreError> {
         next_attempt_at: row.try_get(6)?,
         state: EventState::parse(row.try_get(7)?)?,
         last_error: row.try_get(8)?,
+        source,
     })
 }

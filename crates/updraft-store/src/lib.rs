@@ -17,7 +17,7 @@ mod records;
 mod sql;
 
 pub use artifacts::{ArtifactError, ArtifactStore};
-pub use events::{AsyncEvent, EventState};
+pub use events::{AsyncEvent, EventState, Finish};
 pub use invocations::{InvocationFilter, StoredInvocation, UsageCounts, UsageRow};
 pub use records::{
     AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,

@@ -84,6 +84,22 @@ pub enum Command {
         #[arg(long = "async")]
         run_async: bool,
     },
+    /// Publish a message to a topic: every function subscribed to it gets a copy,
+    /// delivered asynchronously with its own retries.
+    Publish {
+        topic: String,
+        /// The message (JSON unless --content-type says otherwise).
+        #[arg(long, conflicts_with = "data_file")]
+        data: Option<String>,
+        /// Read the message from a file (`-` for standard input).
+        #[arg(long)]
+        data_file: Option<PathBuf>,
+        /// A subject line, passed on as SNS's Subject (and CloudEvents' subject).
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long, default_value = "application/json")]
+        content_type: String,
+    },
     /// List functions.
     Ls,
     /// Show a function: its version, limits and routes.
@@ -266,21 +282,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::deploy::deploy_dir(&client, &dir, global.output).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Publish { topic, data, data_file, subject, content_type } => {
+            let client = Client::new(&global)?;
+            let body = read_data(data, data_file, "message")?;
+            let mut request = client
+                .request(reqwest::Method::POST, &format!("/v1/topics/{topic}"))
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body);
+            if let Some(subject) = subject {
+                request = request.header("x-updraft-subject", subject);
+            }
+            let published: updraft_api::views::PublishedView =
+                client.send(request).await?.json().await.context("reading the answer to publish")?;
+            match global.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&published)?),
+                Output::Human => println!(
+                    "published {} to {} for {} subscriber{}: {}",
+                    published.message_id,
+                    published.topic,
+                    published.subscribers.len(),
+                    if published.subscribers.len() == 1 { "" } else { "s" },
+                    published.subscribers.join(", ")
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Invoke { name, data, data_file, run_async } => {
             let client = Client::new(&global)?;
-            let body = match (data, data_file) {
-                (Some(data), _) => data.into_bytes(),
-                (None, Some(path)) if path.as_os_str() == "-" => {
-                    use std::io::Read;
-                    let mut buffer = Vec::new();
-                    std::io::stdin().read_to_end(&mut buffer).context("reading the event from standard input")?;
-                    buffer
-                }
-                (None, Some(path)) => {
-                    std::fs::read(&path).with_context(|| format!("reading the event from {}", path.display()))?
-                }
-                (None, None) => b"{}".to_vec(),
-            };
+            let body = read_data(data, data_file, "event")?;
             if run_async {
                 let accepted: updraft_api::views::AsyncAcceptedView = client
                     .send(
@@ -357,4 +386,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The body given by `--data`, `--data-file` (`-` for standard input), or `{}`.
+fn read_data(data: Option<String>, data_file: Option<PathBuf>, what: &str) -> anyhow::Result<Vec<u8>> {
+    Ok(match (data, data_file) {
+        (Some(data), _) => data.into_bytes(),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            use std::io::Read;
+            let mut buffer = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buffer)
+                .with_context(|| format!("reading the {what} from standard input"))?;
+            buffer
+        }
+        (None, Some(path)) => {
+            std::fs::read(&path).with_context(|| format!("reading the {what} from {}", path.display()))?
+        }
+        (None, None) => b"{}".to_vec(),
+    })
 }

@@ -71,8 +71,27 @@ pub async fn describe(client: &Client, name: &str, output: Output) -> anyhow::Re
     println!("env:         {}", c.env.keys().cloned().collect::<Vec<_>>().join(", "));
     println!("routes:");
     for r in &c.routes {
-        let auth = if r.auth == "key" { "  (API key required)" } else { "" };
-        println!("  {} {}{auth}", r.methods, r.route);
+        let note = match (r.kind.as_str(), r.auth.as_str(), &r.secret_env) {
+            ("webhook", _, Some(secret)) => format!("  (webhook: 202, delivered later; signed with {secret})"),
+            ("webhook", _, None) => "  (webhook: 202, delivered later)".to_owned(),
+            (_, "key", _) => "  (API key required)".to_owned(),
+            _ => String::new(),
+        };
+        println!("  {} {}{note}", r.methods, r.route);
+    }
+    if !c.topics.is_empty() {
+        println!("topics:      {}", c.topics.join(", "));
+    }
+    for schedule in &c.schedules {
+        println!("schedule:    {} ({}, catch-up {})", schedule.schedule, schedule.timezone, schedule.catch_up);
+    }
+    println!("async:       {} retries, max age {} s", c.retries, c.max_event_age_ms / 1000);
+    for (label, destination) in
+        [("on success", &c.on_success), ("on failure", &c.on_failure), ("dead letter", &c.dead_letter_topic)]
+    {
+        if let Some(destination) = destination {
+            println!("{:<12} {destination}", format!("{label}:"));
+        }
     }
     Ok(())
 }

@@ -77,8 +77,22 @@ fn print_routes(running: &crate::server::Running, endpoint: &str) {
     eprintln!("\nserving on {endpoint}:");
     for function in live.functions.values() {
         for trigger in &function.config.triggers {
-            let updraft_model::Trigger::Http(http) = trigger;
-            eprintln!("  {:<10} {endpoint}{}  -> {}", http.methods.to_string(), http.route, function.name);
+            match trigger {
+                updraft_model::Trigger::Http(http) => {
+                    eprintln!("  {:<10} {endpoint}{}  -> {}", http.methods.to_string(), http.route, function.name);
+                }
+                updraft_model::Trigger::Webhook(hook) => {
+                    let methods = hook.methods.to_string();
+                    eprintln!("  {methods:<10} {endpoint}{}  -> {} (webhook, 202)", hook.route, function.name);
+                }
+                updraft_model::Trigger::Topic(topic) => {
+                    eprintln!("  {:<10} {}  -> {}", "topic", topic.topic, function.name);
+                }
+                updraft_model::Trigger::Schedule(schedule) => {
+                    let zone = schedule.timezone.name();
+                    eprintln!("  {:<10} {} ({zone})  -> {}", "schedule", schedule.schedule, function.name);
+                }
+            }
         }
     }
     eprintln!();

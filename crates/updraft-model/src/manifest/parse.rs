@@ -14,10 +14,13 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 use super::{
-    BuildSpec, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError, ManifestProblem, Runtime,
-    Trigger,
+    BuildSpec, Destination, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
+    ManifestProblem, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger,
 };
-use crate::{AppName, ByteSize, FunctionName, Limits, MethodSet, RoutePattern, RouteSegment};
+use crate::{
+    AppName, ByteSize, CatchUp, FunctionName, Limits, MethodSet, RoutePattern, RouteSegment, ScheduleExpression,
+    Timezone, TopicName,
+};
 
 const TOP_KEYS: &[&str] = &["app", "functions"];
 const APP_KEYS: &[&str] = &["name"];
@@ -36,19 +39,27 @@ const FUNCTION_KEYS: &[&str] = &[
     "min_instances",
     "retries",
     "max_event_age",
+    "on_success",
+    "on_failure",
+    "dead_letter_topic",
     "triggers",
 ];
 /// Lambda's bounds on an asynchronous event's age.
 const MIN_EVENT_AGE: Duration = Duration::from_secs(60);
 const MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 3600);
 const BUILD_KEYS: &[&str] = &["command", "workdir"];
-const TRIGGER_KEYS: &[&str] = &["http", "auth"];
+/// The kinds of trigger, each a key naming what the trigger listens to.
+const TRIGGER_KINDS: &[&str] = &["http", "webhook", "topic", "schedule"];
+/// The other keys a trigger may have, each with the kind it belongs to.
+const TRIGGER_OPTIONS: &[(&str, &str)] =
+    &[("auth", "http"), ("secret_env", "webhook"), ("timezone", "schedule"), ("catch_up", "schedule")];
+const DESTINATION_KEYS: &[&str] = &["function", "topic"];
 
 /// Keys that DESIGN.md promises but this version does not implement yet. They get a
 /// "not supported yet" message instead of "unknown key", so nobody hunts for a typo.
 const FUTURE_TOP_KEYS: &[&str] = &["workflows"];
-const FUTURE_FUNCTION_KEYS: &[&str] = &["on_failure", "on_success"];
-const FUTURE_TRIGGER_KINDS: &[&str] = &["schedule", "topic", "queue", "email", "webhook"];
+const FUTURE_FUNCTION_KEYS: &[&str] = &[];
+const FUTURE_TRIGGER_KINDS: &[&str] = &["queue", "email"];
 
 /// The methods an HTTP trigger may name, in the order messages list them.
 const HTTP_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -218,8 +229,17 @@ impl Checker<'_> {
         let max_event_age = self.optional(table, path, "max_event_age", |checker, path, value| {
             checker.duration(path, value, "max_event_age", MIN_EVENT_AGE, MAX_EVENT_AGE)
         });
+        let on_success = self.optional(table, path, "on_success", Self::destination);
+        let on_failure = self.optional(table, path, "on_failure", Self::destination);
+        let dead_letter_topic = self.optional(table, path, "dead_letter_topic", |checker, path, value| {
+            let text = checker.string(path, value, "write it in quotes, like dead_letter_topic = \"signup.dead\"")?;
+            checker.topic_name(path, text)
+        });
         let triggers =
             self.optional(table, path, "triggers", |checker, path, value| checker.triggers(path, name, value));
+        if let (Some(Some(triggers)), Some(env)) = (&triggers, &env) {
+            self.webhook_secrets(path, triggers, env.as_ref());
+        }
         let (concurrency, min_instances) = (concurrency?, min_instances?);
         if let (Some(limit), Some(min)) = (concurrency, min_instances)
             && min > limit
@@ -246,6 +266,9 @@ impl Checker<'_> {
                 min_instances: min_instances.unwrap_or(0),
                 retries: retries?.unwrap_or(crate::manifest::DEFAULT_RETRIES),
                 max_event_age: max_event_age?.unwrap_or(MAX_EVENT_AGE),
+                on_success: on_success?,
+                on_failure: on_failure?,
+                dead_letter_topic: dead_letter_topic?,
                 triggers: triggers?.unwrap_or_default(),
             },
         })
@@ -622,12 +645,18 @@ impl Checker<'_> {
                 .and_then(|table| self.trigger(&trigger_path, table));
             match trigger {
                 Some(trigger) => {
-                    let Trigger::Http(http) = &trigger;
-                    self.claims.push(RouteClaim {
-                        function: function.to_owned(),
-                        path: trigger_path,
-                        trigger: http.clone(),
-                    });
+                    let claim = match &trigger {
+                        Trigger::Http(http) => Some(http.clone()),
+                        Trigger::Webhook(webhook) => Some(webhook.as_route()),
+                        Trigger::Topic(_) | Trigger::Schedule(_) => None,
+                    };
+                    if let Some(claim) = claim {
+                        self.claims.push(RouteClaim {
+                            function: function.to_owned(),
+                            path: trigger_path,
+                            trigger: claim,
+                        });
+                    }
                     triggers.push(trigger);
                 }
                 None => all_valid = false,
@@ -637,51 +666,186 @@ impl Checker<'_> {
     }
 
     fn trigger(&mut self, path: &str, table: &Table) -> Option<Trigger> {
-        let supported = "supported: http";
+        let supported = "supported: http, webhook, topic, schedule";
+        let known: Vec<&str> =
+            TRIGGER_KINDS.iter().copied().chain(TRIGGER_OPTIONS.iter().map(|(option, _)| *option)).collect();
         // Each unknown key is reported as a would-be kind, so a missing kind is reported
         // only when there is no unknown key at all.
         let mut unknown_key = false;
         for (key, _) in sorted(table) {
-            if TRIGGER_KEYS.contains(&key.as_str()) {
+            if known.contains(&key.as_str()) {
                 continue;
             }
             unknown_key = true;
             let key_path = join(path, key);
             if FUTURE_TRIGGER_KINDS.contains(&key.as_str()) {
                 self.problem(&key_path, format!("`{key}` triggers are not supported yet; {supported}"));
-            } else if let Some(suggestion) = did_you_mean(key, TRIGGER_KEYS) {
+            } else if let Some(suggestion) = did_you_mean(key, &known) {
                 self.problem(&key_path, format!("unknown key {key:?}; did you mean {suggestion:?}?"));
             } else {
                 self.problem(
                     &key_path,
+                    format!("unknown trigger kind {key:?}; {supported} (like {{ http = \"GET /hello\" }})"),
+                );
+            }
+        }
+        let kinds: Vec<&str> = TRIGGER_KINDS.iter().copied().filter(|kind| table.contains_key(*kind)).collect();
+        let kind = match kinds.as_slice() {
+            [kind] => *kind,
+            [] => {
+                if !unknown_key {
+                    self.problem(
+                        path,
+                        format!("the trigger has no kind; write it like {{ http = \"GET /hello\" }} ({supported})"),
+                    );
+                }
+                return None;
+            }
+            [first, second, ..] => {
+                self.problem(
+                    path,
+                    format!("a trigger has one kind, this one has {first} and {second}; make them two triggers"),
+                );
+                return None;
+            }
+        };
+        let mut misplaced = false;
+        for (option, owner) in TRIGGER_OPTIONS {
+            if *owner != kind && table.contains_key(*option) {
+                self.problem(&join(path, option), format!("{option} is for {owner} triggers, not {kind}; remove it"));
+                misplaced = true;
+            }
+        }
+        let kind_path = join(path, kind);
+        let value = &table[kind];
+        let trigger = match kind {
+            "http" => {
+                let auth = self.optional(table, path, "auth", Self::auth);
+                let (methods, route) = self.route(&kind_path, value, "http = \"GET /hello\"")?;
+                Trigger::Http(HttpTrigger { methods, route, auth: auth?.unwrap_or_default() })
+            }
+            "webhook" => {
+                let secret_env = self.optional(table, path, "secret_env", |checker, path, value| {
+                    let fix = "name one of the function's env variables, like secret_env = \"HOOK_SECRET\"";
+                    checker.string(path, value, fix).map(str::to_owned)
+                });
+                let (methods, route) = self.route(&kind_path, value, "webhook = \"POST /hooks/ci\"")?;
+                Trigger::Webhook(WebhookTrigger { methods, route, secret_env: secret_env? })
+            }
+            "topic" => {
+                let text = self.string(&kind_path, value, "write it in quotes, like topic = \"user.signed_up\"")?;
+                Trigger::Topic(TopicTrigger { topic: self.topic_name(&kind_path, text)? })
+            }
+            _ => {
+                let schedule = self
+                    .string(&kind_path, value, "write it in quotes, like schedule = \"rate(5 minutes)\"")
+                    .and_then(|text| self.schedule_part(&kind_path, ScheduleExpression::parse(text)));
+                let timezone = self.optional(table, path, "timezone", |checker, path, value| {
+                    let text = checker.string(path, value, "write it in quotes, like timezone = \"Europe/Paris\"")?;
+                    checker.schedule_part(path, Timezone::parse(text))
+                });
+                let catch_up = self.optional(table, path, "catch_up", Self::catch_up);
+                Trigger::Schedule(ScheduleTrigger {
+                    schedule: schedule?,
+                    timezone: timezone?.unwrap_or(Timezone::UTC),
+                    catch_up: catch_up?.unwrap_or_default(),
+                })
+            }
+        };
+        (!misplaced).then_some(trigger)
+    }
+
+    /// `"METHODS /route"` of an `http` or `webhook` trigger.
+    fn route(&mut self, path: &str, value: &Value, example: &str) -> Option<(MethodSet, RoutePattern)> {
+        let text = self.string(path, value, &format!("write it in quotes, like {example}"))?;
+        match parse_http(text) {
+            Ok(parsed) => Some(parsed),
+            Err(message) => {
+                self.problem(path, message);
+                None
+            }
+        }
+    }
+
+    fn topic_name(&mut self, path: &str, text: &str) -> Option<TopicName> {
+        match TopicName::new(text) {
+            Ok(topic) => Some(topic),
+            Err(invalid) => {
+                self.problem(path, invalid.to_string());
+                None
+            }
+        }
+    }
+
+    fn schedule_part<T>(&mut self, path: &str, parsed: Result<T, crate::InvalidSchedule>) -> Option<T> {
+        parsed.map_err(|invalid| self.problem(path, invalid.0)).ok()
+    }
+
+    fn catch_up(&mut self, path: &str, value: &Value) -> Option<CatchUp> {
+        let text = self.string(path, value, "write it in quotes, like catch_up = \"skip\"")?;
+        let found = CatchUp::ALL.into_iter().find(|policy| policy.as_str() == text);
+        if found.is_none() {
+            self.problem(
+                path,
+                format!(
+                    "unknown catch_up {text:?}; use \"latest\" (a missed tick fires once, the default), \"skip\" \
+                     (missed ticks are dropped) or \"all\" (every missed tick fires)"
+                ),
+            );
+        }
+        found
+    }
+
+    /// `{ function = "NAME" }` or `{ topic = "TOPIC" }`.
+    fn destination(&mut self, path: &str, value: &Value) -> Option<Destination> {
+        let example = "{ topic = \"signup.dead\" } or { function = \"audit\" }";
+        let table = self.table(path, value, example)?;
+        self.unknown_keys(path, table, DESTINATION_KEYS, &[]);
+        match (table.get("function"), table.get("topic")) {
+            (Some(function), None) => {
+                let function_path = join(path, "function");
+                let text = self.string(&function_path, function, "write it in quotes, like function = \"audit\"")?;
+                match FunctionName::new(text) {
+                    Ok(name) => Some(Destination::Function(name)),
+                    Err(invalid) => {
+                        self.problem(&function_path, invalid.to_string());
+                        None
+                    }
+                }
+            }
+            (None, Some(topic)) => {
+                let topic_path = join(path, "topic");
+                let text = self.string(&topic_path, topic, "write it in quotes, like topic = \"signup.dead\"")?;
+                self.topic_name(&topic_path, text).map(Destination::Topic)
+            }
+            (Some(_), Some(_)) => {
+                self.problem(path, format!("a destination is a function or a topic, not both; write {example}"));
+                None
+            }
+            (None, None) => {
+                if table.keys().all(|key| DESTINATION_KEYS.contains(&key.as_str())) {
+                    self.problem(path, format!("the destination names nothing; write {example}"));
+                }
+                None
+            }
+        }
+    }
+
+    /// A webhook's `secret_env` must name one of the function's env variables.
+    fn webhook_secrets(&mut self, path: &str, triggers: &[Trigger], env: Option<&BTreeMap<String, String>>) {
+        for (index, trigger) in triggers.iter().enumerate() {
+            if let Trigger::Webhook(WebhookTrigger { secret_env: Some(name), .. }) = trigger
+                && env.is_none_or(|env| env.get(name).is_none_or(|secret| secret.is_empty()))
+            {
+                self.problem(
+                    &format!("{path}.triggers[{index}].secret_env"),
                     format!(
-                        "unknown trigger kind {key:?}; {supported} (like {{ http = \"GET /hello\" }}), \
-                         with the optional key auth"
+                        "{name} is not set in the function's env; add {name} = \"...\" under env, \
+                         or remove secret_env to accept unsigned requests"
                     ),
                 );
             }
         }
-        let auth = self.optional(table, path, "auth", Self::auth);
-        let Some(http) = table.get("http") else {
-            if !unknown_key {
-                self.problem(
-                    path,
-                    format!("the trigger has no kind; write it like {{ http = \"GET /hello\" }} ({supported})"),
-                );
-            }
-            return None;
-        };
-        let http_path = join(path, "http");
-        let (methods, route) = self
-            .string(&http_path, http, "write it in quotes, like http = \"GET /hello\"")
-            .and_then(|text| match parse_http(text) {
-                Ok(parsed) => Some(parsed),
-                Err(message) => {
-                    self.problem(&http_path, message);
-                    None
-                }
-            })?;
-        Some(Trigger::Http(HttpTrigger { methods, route, auth: auth?.unwrap_or_default() }))
     }
 
     fn auth(&mut self, path: &str, value: &Value) -> Option<HttpAuth> {
@@ -1108,7 +1272,7 @@ build = "pip install -r requirements.txt -t welcome"
                 http("/static/{*path}", HttpAuth::Public),
             ]
         );
-        let Trigger::Http(second) = &config.triggers[1];
+        let Trigger::Http(second) = &config.triggers[1] else { panic!("{:?}", config.triggers[1]) };
         assert_eq!(second.methods.methods, ["GET", "POST"]);
         assert_eq!(second.route.to_string(), "/hello/{name}");
 
@@ -1142,6 +1306,9 @@ build = "pip install -r requirements.txt -t welcome"
                 min_instances: 0,
                 retries: 2,
                 max_event_age: Duration::from_secs(6 * 3600),
+                on_success: None,
+                on_failure: None,
+                dead_letter_topic: None,
                 triggers: Vec::new(),
             }
         );
@@ -1216,9 +1383,9 @@ source = "b.wasm"
 
     #[test]
     fn promised_keys_are_not_supported_yet() {
-        let (field, message) = problem(&with_function("on_failure = { topic = \"dead\" }"));
-        assert_eq!(field, "functions.hello.on_failure");
-        assert_eq!(message, "on_failure is not supported yet; remove it");
+        let (field, message) = problem(&format!("workflows = {{}}\n{}", with_function("")));
+        assert_eq!(field, "workflows");
+        assert_eq!(message, "workflows is not supported yet; remove it");
     }
 
     #[test]
@@ -1358,9 +1525,9 @@ source = "b.wasm"
 
     #[test]
     fn trigger_kinds_and_auth_are_checked() {
-        let (field, message) = problem(&with_function("triggers = [{ topic = \"user.signed_up\" }]"));
-        assert_eq!(field, "functions.hello.triggers[0].topic");
-        assert_eq!(message, "`topic` triggers are not supported yet; supported: http");
+        let (field, message) = problem(&with_function("triggers = [{ queue = \"jobs\" }]"));
+        assert_eq!(field, "functions.hello.triggers[0].queue");
+        assert_eq!(message, "`queue` triggers are not supported yet; supported: http, webhook, topic, schedule");
 
         let (field, message) = problem(&with_function("triggers = [{ carrier_pigeon = \"coo\" }]"));
         assert_eq!(field, "functions.hello.triggers[0].carrier_pigeon");
@@ -1567,6 +1734,91 @@ triggers = [{ http = "GET /hello" }]
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn event_triggers_parse_with_their_options() {
+        let manifest = parse(&with_function(
+            r#"env = { HOOK_SECRET = "s3cret" }
+triggers = [
+  { topic = "user.signed_up" },
+  { webhook = "POST /hooks/{repo}", secret_env = "HOOK_SECRET" },
+  { schedule = "0 9 * * MON-FRI", timezone = "Europe/Paris", catch_up = "skip" },
+  { schedule = "rate(5 minutes)" },
+]"#,
+        ))
+        .unwrap();
+        let triggers = &manifest.functions[&name("hello")].config.triggers;
+        assert_eq!(triggers[0], Trigger::Topic(TopicTrigger { topic: TopicName::new("user.signed_up").unwrap() }));
+        let Trigger::Webhook(webhook) = &triggers[1] else { panic!("{triggers:?}") };
+        assert_eq!(
+            (webhook.route.to_string().as_str(), webhook.secret_env.as_deref()),
+            ("/hooks/{repo}", Some("HOOK_SECRET"))
+        );
+        let Trigger::Schedule(weekdays) = &triggers[2] else { panic!("{triggers:?}") };
+        assert_eq!((weekdays.timezone.name(), weekdays.catch_up), ("Europe/Paris", CatchUp::Skip));
+        let Trigger::Schedule(rate) = &triggers[3] else { panic!("{triggers:?}") };
+        assert_eq!(
+            (rate.schedule.as_str(), rate.timezone, rate.catch_up),
+            ("rate(5 minutes)", Timezone::UTC, CatchUp::Latest)
+        );
+    }
+
+    #[test]
+    fn event_triggers_report_what_to_fix() {
+        let cases = [
+            ("{ topic = \"a b\" }", "functions.hello.triggers[0].topic", "is not a valid topic name"),
+            ("{ schedule = \"every day\" }", "functions.hello.triggers[0].schedule", "is not a cron expression"),
+            ("{ schedule = \"rate(1 fortnight)\" }", "functions.hello.triggers[0].schedule", "unknown unit"),
+            ("{ schedule = \"@daily\", timezone = \"Paris\" }", "functions.hello.triggers[0].timezone", "IANA name"),
+            (
+                "{ schedule = \"@daily\", catch_up = \"some\" }",
+                "functions.hello.triggers[0].catch_up",
+                "unknown catch_up",
+            ),
+            (
+                "{ topic = \"t\", auth = \"key\" }",
+                "functions.hello.triggers[0].auth",
+                "auth is for http triggers, not topic",
+            ),
+            ("{ topic = \"t\", http = \"/x\" }", "functions.hello.triggers[0]", "has http and topic; make them two"),
+            (
+                "{ webhook = \"POST /h\", secret_env = \"NOPE\" }",
+                "functions.hello.triggers[0].secret_env",
+                "NOPE is not set",
+            ),
+            ("{ webhook = \"POST /v1/hooks\" }", "functions.hello.triggers[0].webhook", "is Updraft's own"),
+        ];
+        for (trigger, field, expected) in cases {
+            let (found, message) = problem(&with_function(&format!("triggers = [{trigger}]")));
+            assert_eq!(found, field, "{trigger}: {message}");
+            assert!(message.contains(expected), "{trigger}: {message}");
+        }
+        // A webhook claims its route like an HTTP trigger does.
+        let (field, message) =
+            problem(&with_function("triggers = [{ http = \"POST /hooks/ci\" }, { webhook = \"POST /hooks/ci\" }]"));
+        assert_eq!(field, "functions.hello.triggers[1]");
+        assert!(message.contains("is also claimed"), "{message}");
+    }
+
+    #[test]
+    fn destinations_are_a_function_or_a_topic() {
+        let manifest = parse(&with_function(
+            "on_success = { function = \"audit\" }\non_failure = { topic = \"signup.dead\" }\ndead_letter_topic = \"dlq\"",
+        ))
+        .unwrap();
+        let config = &manifest.functions[&name("hello")].config;
+        assert_eq!(config.on_success, Some(Destination::Function(name("audit"))));
+        assert_eq!(config.on_failure, Some(Destination::Topic(TopicName::new("signup.dead").unwrap())));
+        assert_eq!(config.dead_letter_topic, Some(TopicName::new("dlq").unwrap()));
+        let (field, message) = problem(&with_function("on_failure = { function = \"a\", topic = \"b\" }"));
+        assert_eq!(field, "functions.hello.on_failure");
+        assert!(message.contains("not both"), "{message}");
+        let (field, message) = problem(&with_function("on_failure = { queue = \"b\" }"));
+        assert_eq!(field, "functions.hello.on_failure.queue");
+        assert!(message.contains("unknown key"), "{message}");
+        let (field, _) = problem(&with_function("on_success = \"audit\""));
+        assert_eq!(field, "functions.hello.on_success");
     }
 
     #[test]

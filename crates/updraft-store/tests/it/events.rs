@@ -1,12 +1,16 @@
 //! The durable queue of asynchronous invocations: enqueue, claim with a lease,
-//! retry, fail, release after a crash.
+//! retry, fail, release after a crash; follow-up events stored with an outcome;
+//! schedule ticks advanced exactly once.
 
-use updraft_store::{AsyncEvent, EventState, Store};
+use updraft_model::{EventSource, TopicName};
+use updraft_store::{AsyncEvent, EventState, Finish, Store};
 
 use crate::support::function;
 
 store_tests! {
     check_event_lifecycle => event_lifecycle_sqlite, event_lifecycle_postgres;
+    check_outcomes_and_follow_ups => outcomes_and_follow_ups_sqlite, outcomes_and_follow_ups_postgres;
+    check_schedule_ticks => schedule_ticks_sqlite, schedule_ticks_postgres;
 }
 
 fn event(id: &str, due: i64) -> AsyncEvent {
@@ -20,6 +24,7 @@ fn event(id: &str, due: i64) -> AsyncEvent {
         next_attempt_at: due,
         state: EventState::Queued,
         last_error: None,
+        source: EventSource::Invoke,
     }
 }
 
@@ -36,7 +41,7 @@ async fn check_event_lifecycle(store: &Store) {
     // Leased events are not claimed again before the lease lapses.
     assert!(store.event_claim(5_000, 60_000, 10).await.unwrap().is_empty());
 
-    store.event_done("a").await.unwrap();
+    store.event_finish("a", Finish::Done, &[]).await.unwrap();
     assert_eq!(store.event_get("a").await.unwrap(), None);
     store.event_retry("b", 1, 7_000, Some("boom")).await.unwrap();
     let b = store.event_get("b").await.unwrap().unwrap();
@@ -49,8 +54,65 @@ async fn check_event_lifecycle(store: &Store) {
     let claimed = store.event_claim(11_000, 80_000, 1).await.unwrap();
     assert_eq!(claimed.len(), 1, "the limit holds");
 
-    store.event_fail("c", 3, "out of attempts").await.unwrap();
+    store.event_finish("c", Finish::Failed { attempts: 3, error: "out of attempts" }, &[]).await.unwrap();
     let c = store.event_get("c").await.unwrap().unwrap();
     assert_eq!((c.state, c.attempts), (EventState::Failed, 3));
     assert_eq!(store.event_release_all(12_000).await.unwrap(), 1, "failed events stay failed");
+}
+
+async fn check_outcomes_and_follow_ups(store: &Store) {
+    // A topic message's copies are stored together, sources and all.
+    let topic = TopicName::new("user.signed_up").unwrap();
+    let copies: Vec<AsyncEvent> = ["s1", "s2", "s3"]
+        .into_iter()
+        .map(|id| AsyncEvent {
+            source: EventSource::Topic {
+                topic: topic.clone(),
+                message_id: "m1".to_owned(),
+                content_type: Some("application/json".to_owned()),
+                subject: None,
+                published_at: 1_000,
+                attributes: vec![("RequestID".to_owned(), "r1".to_owned())],
+            },
+            ..event(id, 1_000)
+        })
+        .collect();
+    store.event_enqueue_all(&copies).await.unwrap();
+    assert_eq!(store.event_get("s2").await.unwrap().as_ref(), Some(&copies[1]));
+    // Storing the same ids again changes nothing (a schedule's tick stored twice).
+    store.event_enqueue_all(&copies[..1]).await.unwrap();
+
+    // Failing for good stores the destination's event in the same step.
+    let record = AsyncEvent {
+        source: EventSource::Destination { condition: "RetriesExhausted".to_owned() },
+        ..event("s1-failure", 2_000)
+    };
+    store
+        .event_finish("s1", Finish::Failed { attempts: 3, error: "boom" }, std::slice::from_ref(&record))
+        .await
+        .unwrap();
+    assert_eq!(store.event_get("s1").await.unwrap().unwrap().state, EventState::Failed);
+    assert_eq!(store.event_get("s1-failure").await.unwrap(), Some(record));
+    store.event_finish("s2", Finish::Done, &[]).await.unwrap();
+    let due: Vec<String> = store.event_claim(5_000, 9_000, 10).await.unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(due, ["s3", "s1-failure"]);
+}
+
+async fn check_schedule_ticks(store: &Store) {
+    let key = "worker#0123";
+    let tick = |id: &str| AsyncEvent {
+        source: EventSource::Schedule { schedule: "rate(1 minute)".to_owned(), tick_at: 60_000 },
+        ..event(id, 60_000)
+    };
+    assert_eq!(store.schedule_next_tick(key).await.unwrap(), None);
+    assert!(store.schedule_advance(key, &function("worker"), None, 60_000, &[]).await.unwrap());
+    assert!(!store.schedule_advance(key, &function("worker"), None, 60_000, &[]).await.unwrap(), "stored once");
+    assert_eq!(store.schedule_next_tick(key).await.unwrap(), Some(60_000));
+
+    // Two nodes (or a restarted one) firing the same tick: one wins, one event.
+    assert!(store.schedule_advance(key, &function("worker"), Some(60_000), 120_000, &[tick("t1")]).await.unwrap());
+    assert!(!store.schedule_advance(key, &function("worker"), Some(60_000), 120_000, &[tick("t2")]).await.unwrap());
+    assert_eq!(store.schedule_next_tick(key).await.unwrap(), Some(120_000));
+    assert!(store.event_get("t1").await.unwrap().is_some());
+    assert_eq!(store.event_get("t2").await.unwrap(), None, "the losing node's event is not stored");
 }

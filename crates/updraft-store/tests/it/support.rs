@@ -156,6 +156,9 @@ pub fn config(name: &str) -> FunctionConfig {
         min_instances: 0,
         retries: 2,
         max_event_age: Duration::from_secs(6 * 3600),
+        on_success: None,
+        on_failure: None,
+        dead_letter_topic: None,
         triggers: vec![
             Trigger::Http(HttpTrigger {
                 methods: MethodSet { methods: vec!["GET".to_owned(), "POST".to_owned()] },

@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod async_invoke;
+mod events;
 mod execution;
 mod harness;
 mod lambda;

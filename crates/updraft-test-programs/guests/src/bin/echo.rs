@@ -1,5 +1,7 @@
 //! A guest that does many small things, chosen by path:
-//! `/echo` echoes method, path, body and the `x-updraft-*` headers as text;
+//! `/echo` echoes method, path, body and the `x-updraft-*` and `ce-*` headers as text
+//! (and prints it to stdout too for an event, a request with `ce-id`, whose answer
+//! nobody reads);
 //! `/env?name=X` prints an environment variable; `/log?lines=N` writes N lines to
 //! stdout and one to stderr; `/big?bytes=N` answers N bytes; `/sleep?ms=N` waits;
 //! `/fetch?url=U` makes an outbound request; `/count` counts requests this instance
@@ -73,7 +75,11 @@ async fn main(mut request: Request<Body>) -> Result<Response<Body>, Error> {
             let method = request.method().to_string();
             let body = request.body_mut().contents().await?.to_vec();
             let body = String::from_utf8_lossy(&body).into_owned();
-            Ok(text(200, format!("{method} {path}?{query}\n{}\n\n{body}", headers.join("\n")))?)
+            let echoed = format!("{method} {path}?{query}\n{}\n\n{body}", headers.join("\n"));
+            if request.headers().contains_key("ce-id") {
+                println!("{echoed}");
+            }
+            Ok(text(200, echoed)?)
         }
     }
 }

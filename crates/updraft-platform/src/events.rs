@@ -1,0 +1,277 @@
+//! Events that become asynchronous invocations: messages published to topics (one
+//! copy per subscriber, stored together), webhook requests, and the records an
+//! invocation's outcome sends to its destinations and dead-letter topic. Each is
+//! stored in the durable queue before anyone is told it was accepted; the dispatcher
+//! delivers it.
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use updraft_model::{Destination, EventSource, FunctionConfig, FunctionName, TopicName, WebhookTrigger};
+use updraft_store::{AsyncEvent, EventState, StoreError, now_millis};
+
+use crate::dispatch::Failure;
+use crate::platform::{Platform, new_trace_id};
+use crate::shapes::{Outcome, invocation_record};
+
+/// A message accepted by a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub message_id: String,
+    /// The functions that will each get a copy.
+    pub subscribers: Vec<FunctionName>,
+}
+
+/// Why a message was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Nobody would get it; refused rather than silently dropped.
+    #[error("no function subscribes to topic {topic}; add {{ topic = \"{topic}\" }} to a function's triggers")]
+    NoSubscribers { topic: TopicName },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A message for a topic: its body and what travels with it.
+#[derive(Debug, Clone, Default)]
+pub struct Message {
+    pub payload: Bytes,
+    pub content_type: Option<String>,
+    pub subject: Option<String>,
+    /// Name-value pairs beside the message (SNS's message attributes).
+    pub attributes: Vec<(String, String)>,
+    /// The publisher's W3C trace id; a new one when `None`.
+    pub trace_id: Option<String>,
+}
+
+/// Why a webhook request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(
+        "the request is not signed: send X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body> with the webhook's secret"
+    )]
+    Unsigned,
+    #[error("the request's X-Hub-Signature-256 does not match its body; sign it with the webhook's secret")]
+    BadSignature,
+    /// The secret's variable is gone from the function's env: nothing can be
+    /// verified, so nothing is accepted.
+    #[error("the webhook's secret {name} is not set in the function's env; redeploy it with {name} in env")]
+    NoSecret { name: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A webhook request, as the gateway received it.
+pub struct WebhookRequest {
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// The route it matched.
+    pub route: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub trace_id: Option<String>,
+}
+
+impl Platform {
+    /// Publishes `message` to `topic`: when this returns, a copy for every subscriber
+    /// is stored (all or none), each to be delivered with its function's own retries.
+    pub async fn publish(&self, topic: &TopicName, message: Message) -> Result<Published, PublishError> {
+        let message_id = uuid::Uuid::now_v7().to_string();
+        let copies = self.topic_copies(topic, &message_id, &message);
+        if copies.is_empty() {
+            return Err(PublishError::NoSubscribers { topic: topic.clone() });
+        }
+        self.enqueue(&copies).await?;
+        Ok(Published { message_id, subscribers: copies.into_iter().map(|copy| copy.function).collect() })
+    }
+
+    /// Stores a request to `webhook` of `function` for asynchronous delivery, after
+    /// checking its signature if the webhook has a secret (failing closed). Returns
+    /// the event's id.
+    pub async fn accept_webhook(
+        &self,
+        function: &FunctionName,
+        webhook: &WebhookTrigger,
+        request: WebhookRequest,
+    ) -> Result<String, WebhookError> {
+        if let Some(name) = &webhook.secret_env {
+            let config = self.live().functions.get(function).map(|function| function.config.env.get(name).cloned());
+            let Some(Some(secret)) = config else {
+                return Err(WebhookError::NoSecret { name: name.clone() });
+            };
+            let signature = request
+                .headers
+                .iter()
+                .find(|(header, _)| header.eq_ignore_ascii_case("x-hub-signature-256"))
+                .map(|(_, value)| value.as_str())
+                .ok_or(WebhookError::Unsigned)?;
+            verify_signature(secret.as_bytes(), &request.body, signature)?;
+        }
+        let source = EventSource::Webhook {
+            method: request.method,
+            uri: request.uri,
+            route: request.route,
+            headers: request.headers,
+        };
+        let event = new_event(function.clone(), request.body.to_vec(), request.trace_id, source);
+        self.enqueue(std::slice::from_ref(&event)).await?;
+        Ok(event.id)
+    }
+
+    /// Stores events durably and wakes the dispatcher.
+    pub(crate) async fn enqueue(&self, events: &[AsyncEvent]) -> Result<(), StoreError> {
+        self.store().event_enqueue_all(events).await?;
+        self.wake_dispatcher();
+        Ok(())
+    }
+
+    /// One copy of a message per subscriber of `topic`, as live now.
+    fn topic_copies(&self, topic: &TopicName, message_id: &str, message: &Message) -> Vec<AsyncEvent> {
+        let live = self.live();
+        let Some(subscribers) = live.topics.get(topic) else { return Vec::new() };
+        let trace_id = message.trace_id.clone().unwrap_or_else(new_trace_id);
+        let published_at = now_millis();
+        subscribers
+            .iter()
+            .map(|subscriber| {
+                let source = EventSource::Topic {
+                    topic: topic.clone(),
+                    message_id: message_id.to_owned(),
+                    content_type: message.content_type.clone(),
+                    subject: message.subject.clone(),
+                    published_at,
+                    attributes: message.attributes.clone(),
+                };
+                new_event(subscriber.name.clone(), message.payload.to_vec(), Some(trace_id.clone()), source)
+            })
+            .collect()
+    }
+
+    /// The events that deliver an outcome's invocation record to `destination`.
+    pub(crate) fn destination_events(
+        &self,
+        destination: &Destination,
+        event: &AsyncEvent,
+        outcome: &Outcome<'_>,
+    ) -> Vec<AsyncEvent> {
+        let record = invocation_record(event, outcome);
+        match destination {
+            Destination::Function(name) => {
+                let source = EventSource::Destination { condition: outcome.condition.to_owned() };
+                vec![new_event(name.clone(), record, Some(event.trace_id.clone()), source)]
+            }
+            Destination::Topic(topic) => {
+                let message = Message {
+                    payload: Bytes::from(record),
+                    content_type: Some("application/json".to_owned()),
+                    trace_id: Some(event.trace_id.clone()),
+                    ..Message::default()
+                };
+                let copies = self.topic_copies(topic, &uuid::Uuid::now_v7().to_string(), &message);
+                if copies.is_empty() {
+                    tracing::warn!(id = %event.id, %topic, "no function subscribes to the destination topic; the record is dropped");
+                }
+                copies
+            }
+        }
+    }
+
+    /// What an event that failed for good sends on: its record to `on_failure`, its
+    /// payload (with the error as attributes) to the dead-letter topic.
+    pub(crate) fn failure_events(
+        &self,
+        config: &FunctionConfig,
+        event: &AsyncEvent,
+        condition: &'static str,
+        failure: &Failure,
+    ) -> Vec<AsyncEvent> {
+        let mut events = Vec::new();
+        if let Some(destination) = &config.on_failure {
+            let outcome = Outcome {
+                condition,
+                response: &failure.document,
+                status: failure.status,
+                function_error: Some(if failure.handled { "Handled" } else { "Unhandled" }),
+            };
+            events.extend(self.destination_events(destination, event, &outcome));
+        }
+        if let Some(topic) = &config.dead_letter_topic {
+            let error_code = if failure.handled { "200" } else { "500" };
+            let message = Message {
+                payload: Bytes::from(event.payload.clone()),
+                content_type: serde_json::from_slice::<serde_json::Value>(&event.payload)
+                    .is_ok()
+                    .then(|| "application/json".to_owned()),
+                subject: None,
+                attributes: vec![
+                    ("RequestID".to_owned(), event.id.clone()),
+                    ("ErrorCode".to_owned(), error_code.to_owned()),
+                    ("ErrorMessage".to_owned(), failure.error.clone()),
+                ],
+                trace_id: Some(event.trace_id.clone()),
+            };
+            let copies = self.topic_copies(topic, &uuid::Uuid::now_v7().to_string(), &message);
+            if copies.is_empty() {
+                tracing::warn!(id = %event.id, %topic, "no function subscribes to the dead-letter topic; the event stays failed");
+            }
+            events.extend(copies);
+        }
+        events
+    }
+}
+
+/// A new event for `function`, due now.
+pub(crate) fn new_event(
+    function: FunctionName,
+    payload: Vec<u8>,
+    trace_id: Option<String>,
+    source: EventSource,
+) -> AsyncEvent {
+    let now = now_millis();
+    AsyncEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        function,
+        payload,
+        trace_id: trace_id.unwrap_or_else(new_trace_id),
+        enqueued_at: now,
+        attempts: 0,
+        next_attempt_at: now,
+        state: EventState::Queued,
+        last_error: None,
+        source,
+    }
+}
+
+/// Checks GitHub's `X-Hub-Signature-256` (`sha256=` and the hex HMAC-SHA256 of the
+/// body under the secret), comparing in constant time.
+fn verify_signature(secret: &[u8], body: &[u8], header: &str) -> Result<(), WebhookError> {
+    let hex_digest = header.trim().strip_prefix("sha256=").ok_or(WebhookError::BadSignature)?;
+    let expected = hex::decode(hex_digest).map_err(|_| WebhookError::BadSignature)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| WebhookError::BadSignature)?;
+    mac.update(body);
+    mac.verify_slice(&expected).map_err(|_| WebhookError::BadSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_follow_githubs_format() {
+        // GitHub's documented example: secret "It's a Secret to Everybody", body "Hello, World!".
+        let secret = b"It's a Secret to Everybody";
+        let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(verify_signature(secret, b"Hello, World!", good).is_ok());
+        assert!(matches!(verify_signature(secret, b"Hello, World?", good), Err(WebhookError::BadSignature)));
+        assert!(matches!(verify_signature(b"other", b"Hello, World!", good), Err(WebhookError::BadSignature)));
+        for bad in
+            ["", "sha1=757107ea", "sha256=zz", "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"]
+        {
+            assert!(
+                matches!(verify_signature(secret, b"Hello, World!", bad), Err(WebhookError::BadSignature)),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The ticker of `schedule` triggers. Each schedule's next tick is stored; when it is
+//! due, the ticker moves it on and stores the tick's event in one transaction, guarded
+//! by the tick it read, so each tick becomes exactly one event: a restart, or a second
+//! node looking at the same moment, finds the tick already moved and does nothing.
+//! Ticks missed while no server ran follow the trigger's `catch_up` policy.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use updraft_model::{CatchUp, EventSource, ScheduleTrigger, Trigger};
+use updraft_store::{AsyncEvent, EventState, Store, StoreError, now_millis};
+
+use crate::live::LiveFunction;
+use crate::platform::{Platform, new_trace_id};
+
+/// How often schedules are looked at, at most (deploys are picked up this fast too).
+const POLL: Duration = Duration::from_secs(1);
+/// A tick seen this late was missed (no server was running), not merely looked at a
+/// little after it fell due; `catch_up` decides what happens to it.
+const GRACE: i64 = 60_000;
+/// The most ticks one look fires for a schedule with `catch_up = "all"`; the rest
+/// follow on the next looks.
+const MAX_CATCH_UP: usize = 1_000;
+/// The most ticks walked to find the latest missed one (a per-second schedule after a
+/// long outage); past it, the schedule resumes from now.
+const MAX_WALK: usize = 100_000;
+
+/// The handle that stops the ticker.
+pub(crate) struct Ticker {
+    stop: watch::Sender<bool>,
+}
+
+impl Ticker {
+    pub(crate) fn start(platform: &Arc<Platform>, store: Store) -> Ticker {
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(run(Arc::downgrade(platform), store, stopped));
+        Ticker { stop }
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+async fn run(platform: Weak<Platform>, store: Store, mut stopped: watch::Receiver<bool>) {
+    // The next tick of each schedule as this node last saw it: the store is read only
+    // when one falls due.
+    let mut known: HashMap<String, i64> = HashMap::new();
+    loop {
+        let Some(platform) = platform.upgrade() else { return };
+        let now = now_millis();
+        let mut wake_at = now + POLL.as_millis() as i64;
+        for function in platform.live().functions.values() {
+            for trigger in &function.config.triggers {
+                let Trigger::Schedule(schedule) = trigger else { continue };
+                let key = schedule_key(function, schedule);
+                match look(&platform, &store, function, schedule, &key, known.get(&key).copied(), now).await {
+                    Ok(next) => {
+                        known.insert(key, next);
+                        wake_at = wake_at.min(next);
+                    }
+                    Err(error) => {
+                        known.remove(&key);
+                        tracing::error!(function = %function.name, schedule = %schedule.schedule, %error, "cannot advance a schedule");
+                    }
+                }
+            }
+        }
+        drop(platform);
+        let sleep = Duration::from_millis((wake_at - now_millis()).clamp(1, POLL.as_millis() as i64) as u64);
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Fires what is due of one schedule; returns its next tick.
+async fn look(
+    platform: &Platform,
+    store: &Store,
+    function: &LiveFunction,
+    schedule: &ScheduleTrigger,
+    key: &str,
+    known: Option<i64>,
+    now: i64,
+) -> Result<i64, StoreError> {
+    if let Some(next) = known
+        && next > now
+    {
+        return Ok(next);
+    }
+    let never = i64::MAX;
+    let next_after = |time: i64| schedule.schedule.next_after(time, &schedule.timezone).unwrap_or(never);
+    let Some(due) = store.schedule_next_tick(key).await? else {
+        // A new schedule starts from now: nothing before its deploy fires.
+        let first = next_after(now);
+        store.schedule_advance(key, &function.name, None, first, &[]).await?;
+        return Ok(store.schedule_next_tick(key).await?.unwrap_or(first));
+    };
+    if due > now {
+        return Ok(due);
+    }
+    // Every tick from `due` up to now, within bounds.
+    let mut ticks = vec![due];
+    let mut next = next_after(due);
+    while next <= now && ticks.len() < MAX_WALK {
+        ticks.push(next);
+        next = next_after(next);
+    }
+    if next <= now {
+        // Too many to walk: resume from now.
+        next = next_after(now);
+    }
+    let missed = ticks.len();
+    let fire: Vec<i64> = match schedule.catch_up {
+        CatchUp::All => {
+            if ticks.len() > MAX_CATCH_UP {
+                next = ticks[MAX_CATCH_UP];
+                ticks.truncate(MAX_CATCH_UP);
+            }
+            ticks
+        }
+        CatchUp::Latest => ticks.last().copied().into_iter().collect(),
+        CatchUp::Skip => ticks.last().copied().filter(|tick| now - tick <= GRACE).into_iter().collect(),
+    };
+    let events: Vec<AsyncEvent> = fire.iter().map(|tick| tick_event(function, schedule, key, *tick)).collect();
+    if missed > fire.len() && schedule.catch_up != CatchUp::All {
+        tracing::info!(function = %function.name, schedule = %schedule.schedule, missed = missed - fire.len(), catch_up = schedule.catch_up.as_str(), "schedule ticks were missed");
+    }
+    if store.schedule_advance(key, &function.name, Some(due), next, &events).await? {
+        if !events.is_empty() {
+            platform.wake_dispatcher();
+        }
+        Ok(next)
+    } else {
+        // Another node (or an earlier run) moved it first.
+        Ok(store.schedule_next_tick(key).await?.unwrap_or(next))
+    }
+}
+
+/// A schedule's identity: its function, expression and time zone. Redeploying the
+/// same schedule keeps its ticks; changing it starts a new one.
+fn schedule_key(function: &LiveFunction, schedule: &ScheduleTrigger) -> String {
+    let digest = Sha256::digest(format!("{}\n{}", schedule.schedule, schedule.timezone.name()));
+    format!("{}#{}", function.name, hex::encode(&digest[..8]))
+}
+
+/// The event of one tick, its id derived from the schedule and the tick so that the
+/// same tick can never be stored twice.
+fn tick_event(function: &LiveFunction, schedule: &ScheduleTrigger, key: &str, tick: i64) -> AsyncEvent {
+    let digest = Sha256::digest(format!("{key}@{tick}"));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    let now = now_millis();
+    AsyncEvent {
+        id: uuid::Uuid::new_v8(bytes).to_string(),
+        function: function.name.clone(),
+        payload: Vec::new(),
+        trace_id: new_trace_id(),
+        enqueued_at: now,
+        attempts: 0,
+        next_attempt_at: now,
+        state: EventState::Queued,
+        last_error: None,
+        source: EventSource::Schedule { schedule: schedule.schedule.to_string(), tick_at: tick },
+    }
+}

@@ -1,0 +1,410 @@
+//! Events end to end: topics fanning out to every subscriber, destinations and the
+//! dead-letter topic, webhooks with signatures, schedules that fire each tick once
+//! across a kill -9, each delivered in its documented shape.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{TestServer, app_with_guest};
+use crate::json;
+
+/// A loopback HTTP server keeping every JSON body POSTed to it: what functions saw.
+#[derive(Clone)]
+struct Witness {
+    port: u16,
+    seen: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Witness {
+    async fn start() -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let kept = seen.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let kept = kept.clone();
+                async move {
+                    kept.lock().unwrap().push(body);
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Witness { port, seen }
+    }
+
+    /// What function `name` reported, once `predicate` holds for it.
+    async fn wait_for(&self, name: &str, what: &str, predicate: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let reports = self.reports(name);
+            if predicate(&reports) {
+                return reports;
+            }
+            assert!(Instant::now() < deadline, "{name} never reported {what}; it reported {reports:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn reports(&self, name: &str) -> Vec<Value> {
+        self.seen.lock().unwrap().iter().filter(|report| report["fn"] == name).cloned().collect()
+    }
+}
+
+/// A Python handler that reports each event it gets to the witness, and fails while
+/// `FAIL_FIRST` attempts of an event have not yet been made.
+const REPORTER: &str = r#"
+import json, os, urllib.request
+
+attempts = {}
+
+def handler(event, context):
+    n = attempts.get(context.aws_request_id, 0) + 1
+    attempts[context.aws_request_id] = n
+    report = {"fn": os.environ["NAME"], "id": context.aws_request_id, "attempt": n, "event": event}
+    request = urllib.request.Request("http://127.0.0.1:%s/" % os.environ["WITNESS"], data=json.dumps(report).encode(),
+                                     headers={"content-type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).read()
+    if n <= int(os.environ.get("FAIL_FIRST", "0")) or (isinstance(event, dict) and event.get("fail")):
+        raise RuntimeError("attempt %d of %s fails" % (n, context.aws_request_id))
+    return {"handled": event}
+"#;
+
+/// A `[functions.NAME]` table for a reporter, with `extra` keys.
+fn reporter(name: &str, witness: &Witness, env: &str, extra: &str) -> String {
+    format!(
+        "[functions.{name}]\nruntime = \"python3\"\nhandler = \"reporter.handler\"\nsource = \"src\"\n\
+         allowed_outbound_hosts = [\"127.0.0.1\"]\nenv = {{ NAME = \"{name}\", WITNESS = \"{}\"{env} }}\n{extra}\n",
+        witness.port
+    )
+}
+
+/// An app folder with the reporter's code, `functions` tables and the echo guest.
+fn app(name: &str, functions: &[String]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!("[app]\nname = \"{name}\"\n\n{}", functions.join("\n"));
+    app_with_guest(dir.path(), &manifest, &updraft_test_programs::bytes(updraft_test_programs::ECHO));
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/reporter.py"), REPORTER).unwrap();
+    dir
+}
+
+fn wasm_echo(name: &str, triggers: &str) -> String {
+    format!("[functions.{name}]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\ntriggers = [{triggers}]\n")
+}
+
+/// The records of `function`, once there are `count` with trigger `trigger`.
+async fn records(server: &TestServer, function: &str, trigger: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = json(
+            server.api(Method::GET, &format!("/v1/invocations?function={function}&limit=1000")).send().await.unwrap(),
+        )
+        .await;
+        let found: Vec<Value> =
+            page["invocations"].as_array().unwrap().iter().filter(|r| r["trigger"] == trigger).cloned().collect();
+        if found.len() >= count {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "{count} {trigger} records of {function} never appeared: {found:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_topic_gives_every_subscriber_its_own_copy_and_retries() {
+    let server = TestServer::start_with(&["--async-retry-delay", "100ms"]);
+    let witness = Witness::start().await;
+    let topic = "{ topic = \"user.signed_up\" }";
+    let dir = app(
+        "fanout",
+        &[
+            reporter("mailer", &witness, "", &format!("triggers = [{topic}]")),
+            reporter("ledger", &witness, ", FAIL_FIRST = \"1\"", &format!("triggers = [{topic}]")),
+            wasm_echo("wasmsub", topic),
+        ],
+    );
+    server.deploy(dir.path());
+
+    let published = server
+        .api(Method::POST, "/v1/topics/user.signed_up")
+        .header("content-type", "application/json")
+        .header("x-updraft-subject", "welcome")
+        .body(r#"{"email":"ada@example.com"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::ACCEPTED);
+    let published = json(published).await;
+    assert_eq!(published["subscribers"], json!(["ledger", "mailer", "wasmsub"]));
+    let message_id = published["message_id"].as_str().unwrap().to_owned();
+
+    // A Lambda subscriber gets SNS's record, the message as its text.
+    let mailer = witness.wait_for("mailer", "an SNS record", |reports| !reports.is_empty()).await;
+    let record = &mailer[0]["event"]["Records"][0];
+    assert_eq!(record["EventSource"], "aws:sns");
+    let sns = &record["Sns"];
+    assert_eq!(sns["Type"], "Notification");
+    assert_eq!(sns["MessageId"], message_id.as_str());
+    assert_eq!(sns["Subject"], "welcome");
+    assert!(sns["TopicArn"].as_str().unwrap().ends_with(":user.signed_up"), "{sns}");
+    assert_eq!(serde_json::from_str::<Value>(sns["Message"].as_str().unwrap()).unwrap()["email"], "ada@example.com");
+
+    // A failing subscriber retries on its own: its first attempt fails, its second
+    // succeeds, under one id, while the others ran once.
+    let ledger = witness.wait_for("ledger", "a second attempt", |reports| reports.len() >= 2).await;
+    assert_eq!(ledger[0]["id"], ledger[1]["id"]);
+    assert_eq!((ledger[0]["attempt"].as_i64(), ledger[1]["attempt"].as_i64()), (Some(1), Some(2)));
+    let statuses: BTreeSet<String> = records(&server, "ledger", "topic", 2)
+        .await
+        .iter()
+        .map(|record| record["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(statuses, BTreeSet::from(["error".to_owned(), "success".to_owned()]));
+
+    // A wasm subscriber gets a CloudEvent: the message as the body, ce-* headers.
+    let log = server.wait_for_function_log("wasmsub", "ce-type: dev.updraft.topic.message").await;
+    for expected in [
+        "ce-source: updraft/topics/user.signed_up",
+        &format!("ce-id: {message_id}"),
+        "ce-subject: welcome",
+        "ce-specversion: 1.0",
+        r#"{"email":"ada@example.com"}"#,
+    ] {
+        assert!(log.contains(expected), "{expected:?} missing from {log}");
+    }
+    assert_eq!(witness.reports("mailer").len(), 1, "a subscriber that succeeded is not called again");
+
+    // Nobody subscribes: refused, not dropped. The CLI publishes too.
+    let nobody = server.api(Method::POST, "/v1/topics/nobody.listens").body("{}").send().await.unwrap();
+    assert_eq!(nobody.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json(nobody).await["error"]["code"], "topic_has_no_subscribers");
+    let out = server.cli_ok(&["publish", "user.signed_up", "--data", r#"{"email":"grace@example.com"}"#]);
+    assert!(out.contains("for 3 subscribers: ledger, mailer, wasmsub"), "{out}");
+    witness
+        .wait_for("mailer", "the CLI's message", |reports| {
+            reports.iter().any(|r| r["event"]["Records"][0]["Sns"]["Message"].as_str().unwrap().contains("grace"))
+        })
+        .await;
+    let topics = json(server.api(Method::GET, "/v1/topics").send().await.unwrap()).await;
+    assert_eq!(topics["topics"][0]["topic"], "user.signed_up");
+}
+
+#[tokio::test]
+async fn outcomes_go_to_destinations_and_the_dead_letter_topic_as_lambda_sends_them() {
+    let server = TestServer::start_with(&["--async-retry-delay", "100ms"]);
+    let witness = Witness::start().await;
+    let dir = app(
+        "jobs",
+        &[
+            reporter(
+                "job",
+                &witness,
+                "",
+                "retries = 1\non_success = { function = \"audit\" }\non_failure = { topic = \"jobs.failed\" }\n\
+                 dead_letter_topic = \"jobs.dead\"",
+            ),
+            reporter("audit", &witness, "", ""),
+            reporter("failwatch", &witness, "", "triggers = [{ topic = \"jobs.failed\" }]"),
+            reporter("deadwatch", &witness, "", "triggers = [{ topic = \"jobs.dead\" }]"),
+        ],
+    );
+    server.deploy(dir.path());
+
+    let invoke_async = |event: Value| {
+        let request = server.api(Method::POST, "/v1/functions/job/invoke-async").json(&event);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
+            json(response).await["id"].as_str().unwrap().to_owned()
+        }
+    };
+
+    // Success: the invocation record goes to the on_success function.
+    let ok = invoke_async(json!({"n": 1})).await;
+    let audit = witness.wait_for("audit", "a success record", |reports| !reports.is_empty()).await;
+    let record = &audit[0]["event"];
+    assert_eq!(record["version"], "1.0");
+    assert_eq!(record["requestContext"]["requestId"], ok.as_str());
+    assert_eq!(record["requestContext"]["condition"], "Success");
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 1);
+    assert!(record["requestContext"]["functionArn"].as_str().unwrap().ends_with(":function:job:$LATEST"));
+    assert_eq!(record["requestPayload"], json!({"n": 1}));
+    assert_eq!(record["responseContext"]["statusCode"], 200);
+    assert_eq!(record["responsePayload"], json!({"handled": {"n": 1}}));
+    assert!(witness.reports("failwatch").is_empty());
+
+    // Failure for good (2 attempts): the record goes to the on_failure topic, the
+    // original event with its error to the dead-letter topic.
+    let failed = invoke_async(json!({"fail": true})).await;
+    let failwatch = witness.wait_for("failwatch", "a failure record", |reports| !reports.is_empty()).await;
+    let message = failwatch[0]["event"]["Records"][0]["Sns"]["Message"].as_str().unwrap();
+    let record: Value = serde_json::from_str(message).unwrap();
+    assert_eq!(record["requestContext"]["requestId"], failed.as_str());
+    assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 2);
+    assert_eq!(record["requestPayload"], json!({"fail": true}));
+    assert_eq!(record["responseContext"]["functionError"], "Handled");
+    assert_eq!(record["responsePayload"]["errorType"], "RuntimeError");
+    assert!(record["responsePayload"]["errorMessage"].as_str().unwrap().contains("attempt 2"), "{record}");
+
+    let deadwatch = witness.wait_for("deadwatch", "the dead letter", |reports| !reports.is_empty()).await;
+    let sns = &deadwatch[0]["event"]["Records"][0]["Sns"];
+    assert_eq!(serde_json::from_str::<Value>(sns["Message"].as_str().unwrap()).unwrap(), json!({"fail": true}));
+    assert_eq!(sns["MessageAttributes"]["RequestID"]["Value"], failed.as_str());
+    assert!(sns["MessageAttributes"]["ErrorMessage"]["Value"].as_str().unwrap().contains("RuntimeError"), "{sns}");
+    let job_attempts = witness.reports("job").iter().filter(|report| report["id"] == failed.as_str()).count();
+    assert_eq!(job_attempts, 2, "retries = 1: two attempts");
+    let kept = json(server.api(Method::GET, &format!("/v1/async/{failed}")).send().await.unwrap()).await;
+    assert_eq!(kept["state"], "failed");
+    assert_eq!(witness.reports("audit").len(), 1, "a failure does not go to on_success");
+}
+
+fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn webhooks_answer_202_check_signatures_and_deliver_the_request_later() {
+    let server = TestServer::start();
+    let witness = Witness::start().await;
+    let dir = app(
+        "hooks",
+        &[
+            reporter(
+                "ci",
+                &witness,
+                ", HOOK_SECRET = \"It's a Secret to Everybody\"",
+                "triggers = [{ webhook = \"POST /hooks/{repo}\", secret_env = \"HOOK_SECRET\" }]",
+            ),
+            wasm_echo("open", "{ webhook = \"PUT /open/{item}\" }"),
+        ],
+    );
+    server.deploy(dir.path());
+    let push = br#"{"ref":"refs/heads/main"}"#;
+    let hook = |signature: Option<String>, body: &'static [u8]| {
+        let mut request = reqwest::Client::new()
+            .post(server.url("/hooks/updraft?delivery=7"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        request.send()
+    };
+
+    // Fails closed: no signature, a wrong one, a body changed after signing.
+    for (signature, body) in [
+        (None, &push[..]),
+        (Some(signature("wrong secret", push)), &push[..]),
+        (Some(signature("It's a Secret to Everybody", push)), &br#"{"ref":"refs/heads/evil"}"#[..]),
+    ] {
+        let refused = hook(signature, body).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(json(refused).await["error"]["code"], "invalid_signature");
+    }
+
+    let accepted = hook(Some(signature("It's a Secret to Everybody", push)), push).await.unwrap();
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let id = json(accepted).await["id"].as_str().unwrap().to_owned();
+    let ci = witness.wait_for("ci", "the webhook", |reports| !reports.is_empty()).await;
+    assert_eq!(ci.len(), 1, "only the signed request was delivered: {ci:#?}");
+    assert_eq!(ci[0]["id"], id.as_str());
+    // The function gets the request as an API Gateway event, as an http trigger would.
+    let event = &ci[0]["event"];
+    assert_eq!(event["routeKey"], "POST /hooks/{repo}");
+    assert_eq!(event["rawPath"], "/hooks/updraft");
+    assert_eq!(event["rawQueryString"], "delivery=7");
+    assert_eq!(event["pathParameters"]["repo"], "updraft");
+    assert_eq!(event["headers"]["x-github-event"], "push");
+    assert_eq!(event["body"], std::str::from_utf8(push).unwrap());
+    records(&server, "ci", "webhook", 1).await;
+
+    // A webhook without a secret takes anything; a wasm function gets the request
+    // with CloudEvents headers. Bodies above the async limit are refused.
+    let open = reqwest::Client::new().put(server.url("/open/box")).body("lid up").send().await.unwrap();
+    assert_eq!(open.status(), StatusCode::ACCEPTED);
+    let log = server.wait_for_function_log("open", "ce-type: dev.updraft.webhook.request").await;
+    for expected in ["PUT /open/box", "x-updraft-route: /open/{item}", "x-updraft-param-item: box", "lid up"] {
+        assert!(log.contains(expected), "{expected:?} missing from {log}");
+    }
+    let big =
+        reqwest::Client::new().put(server.url("/open/box")).body(vec![b'x'; 1024 * 1024 + 1]).send().await.unwrap();
+    assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // The secret does not show in the function's description.
+    let described = json(server.api(Method::GET, "/v1/functions/ci").send().await.unwrap()).await;
+    assert_eq!(described["env"]["HOOK_SECRET"], "(secret)");
+    assert_eq!(described["routes"][0]["kind"], "webhook");
+}
+
+#[tokio::test]
+async fn each_schedule_tick_fires_once_across_a_kill_9_and_missed_ticks_follow_catch_up() {
+    let mut server = TestServer::start();
+    let witness = Witness::start().await;
+    let dir = app(
+        "ticks",
+        &[
+            // Default catch-up ("latest"): after an outage, only the last missed tick.
+            reporter("latest", &witness, "", "triggers = [{ schedule = \"rate(1 second)\" }]"),
+            // "all": every missed tick, each its own event.
+            reporter("every", &witness, "", "triggers = [{ schedule = \"* * * * * *\", catch_up = \"all\" }]"),
+        ],
+    );
+    server.deploy(dir.path());
+    // EventBridge's scheduled event.
+    let latest = witness.wait_for("latest", "three ticks", |reports| reports.len() >= 3).await;
+    let event = &latest[0]["event"];
+    assert_eq!(event["detail-type"], "Scheduled Event");
+    assert_eq!(event["source"], "aws.events");
+    assert_eq!(event["id"], latest[0]["id"]);
+    witness.wait_for("every", "three ticks", |reports| reports.len() >= 3).await;
+
+    server.kill();
+    let killed_at = unix_seconds(std::time::SystemTime::now());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    server.restart();
+    let restarted_at = unix_seconds(std::time::SystemTime::now());
+    let after = |reports: &[Value]| reports.iter().filter(|r| tick_second(r) > restarted_at + 2).count() >= 2;
+    witness.wait_for("latest", "ticks after the restart", after).await;
+    witness.wait_for("every", "ticks after the restart", after).await;
+
+    // Each tick is one event (one id), however often it was delivered.
+    for name in ["latest", "every"] {
+        let mut ids: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        for report in witness.reports(name) {
+            ids.entry(tick_second(&report)).or_default().insert(report["id"].as_str().unwrap().to_owned());
+        }
+        assert!(ids.values().all(|ids| ids.len() == 1), "{name}: a tick became two events: {ids:?}");
+        let seconds: Vec<i64> = ids.keys().copied().collect();
+        let outage: Vec<i64> = seconds.iter().copied().filter(|s| *s > killed_at && *s < restarted_at).collect();
+        eprintln!("{name}: ticks {seconds:?}; killed at {killed_at}, restarted at {restarted_at}");
+        if name == "every" {
+            // Every second from the first tick to the last, outage included.
+            let expected: Vec<i64> = (seconds[0]..=*seconds.last().unwrap()).collect();
+            assert_eq!(seconds, expected, "catch_up = \"all\" fires every missed tick");
+        } else {
+            assert!(outage.len() <= 1, "catch_up = \"latest\" fires one missed tick, not {outage:?}");
+        }
+    }
+}
+
+/// The second a schedule event was due, from EventBridge's `time`.
+fn tick_second(report: &Value) -> i64 {
+    let time = report["event"]["time"].as_str().unwrap();
+    chrono::DateTime::parse_from_rfc3339(time).unwrap().timestamp()
+}
+
+fn unix_seconds(time: std::time::SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
