@@ -308,7 +308,7 @@ pub struct InvocationView {
     pub id: String,
     pub function: String,
     pub version: u32,
-    /// `http` or `direct`.
+    /// `http`, `direct`, `async`, `topic`, `schedule` or `webhook`.
     pub trigger: String,
     /// When it arrived, in ms since the Unix epoch.
     pub started_at_ms: i64,

@@ -82,8 +82,9 @@ impl Platform {
         if copies.is_empty() {
             return Err(PublishError::NoSubscribers { topic: topic.clone() });
         }
-        self.enqueue(&copies).await?;
-        Ok(Published { message_id, subscribers: copies.into_iter().map(|copy| copy.function).collect() })
+        let subscribers = copies.iter().map(|copy| copy.function.clone()).collect();
+        self.enqueue(copies).await?;
+        Ok(Published { message_id, subscribers })
     }
 
     /// Stores a request to `webhook` of `function` for asynchronous delivery, after
@@ -115,13 +116,14 @@ impl Platform {
             headers: request.headers,
         };
         let event = new_event(function.clone(), request.body.to_vec(), request.trace_id, source);
-        self.enqueue(std::slice::from_ref(&event)).await?;
-        Ok(event.id)
+        let id = event.id.clone();
+        self.enqueue(vec![event]).await?;
+        Ok(id)
     }
 
     /// Stores events durably and wakes the dispatcher.
-    pub(crate) async fn enqueue(&self, events: &[AsyncEvent]) -> Result<(), StoreError> {
-        self.store().event_enqueue_all(events).await?;
+    pub(crate) async fn enqueue(&self, events: Vec<AsyncEvent>) -> Result<(), StoreError> {
+        self.event_writer().enqueue(events).await?;
         self.wake_dispatcher();
         Ok(())
     }

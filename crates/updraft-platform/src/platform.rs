@@ -18,7 +18,7 @@ use updraft_scheduler::{
     Scheduler, SchedulerConfig, Throttle, VersionSource,
 };
 use updraft_store::{
-    ArtifactError, ArtifactStore, AsyncEvent, DeployOutcome, DeployPlan, FunctionRecord, InvocationFilter,
+    ArtifactError, ArtifactStore, AsyncEvent, DeployOutcome, DeployPlan, EventWriter, FunctionRecord, InvocationFilter,
     LogLineRecord, PlannedFunction, Store, StoreError, StoredInvocation, UsageRow, VersionRecord,
 };
 use updraft_telemetry::{InstanceCounts, Metrics, PriceTable};
@@ -224,6 +224,8 @@ pub enum InvokeFailure {
 pub struct Platform {
     config: PlatformConfig,
     store: Store,
+    /// Writes new events with group commit.
+    event_writer: EventWriter,
     artifacts: ArtifactStore,
     wasm: WasmRuntime,
     process: Option<ProcessRuntime>,
@@ -294,6 +296,7 @@ impl Platform {
             dispatcher: std::sync::OnceLock::new(),
             ticker: std::sync::OnceLock::new(),
             config,
+            event_writer: EventWriter::start(store.clone()),
             store,
             artifacts,
             wasm,
@@ -849,12 +852,13 @@ impl Platform {
         trace_id: Option<String>,
     ) -> Result<String, StoreError> {
         let event = crate::events::new_event(function.name.clone(), payload.to_vec(), trace_id, EventSource::Invoke);
-        self.enqueue(std::slice::from_ref(&event)).await?;
-        Ok(event.id)
+        let id = event.id.clone();
+        self.enqueue(vec![event]).await?;
+        Ok(id)
     }
 
-    pub(crate) fn store(&self) -> &Store {
-        &self.store
+    pub(crate) fn event_writer(&self) -> &EventWriter {
+        &self.event_writer
     }
 
     /// Tells the dispatcher that new events are due.

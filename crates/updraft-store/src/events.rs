@@ -165,13 +165,15 @@ impl Store {
     /// Claims up to `limit` queued events due at `now`, oldest due first: each is
     /// leased until `lease_until` (it becomes due again then, unless finished first).
     pub async fn event_claim(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<AsyncEvent>, StoreError> {
+        // One transaction for the whole batch: one commit, not one per event.
+        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM async_events WHERE state = 'queued' AND next_attempt_at <= $1 \
              ORDER BY next_attempt_at, id LIMIT $2"
         ))
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -183,13 +185,14 @@ impl Store {
             .bind(lease_until)
             .bind(event.id.as_str())
             .bind(event.next_attempt_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
             if updated.rows_affected() == 1 {
                 event.next_attempt_at = lease_until;
                 claimed.push(event);
             }
         }
+        tx.commit().await?;
         Ok(claimed)
     }
 

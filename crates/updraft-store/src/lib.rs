@@ -12,12 +12,14 @@
 
 mod artifacts;
 mod events;
+mod group;
 mod invocations;
 mod records;
 mod sql;
 
 pub use artifacts::{ArtifactError, ArtifactStore};
 pub use events::{AsyncEvent, EventState, Finish};
+pub use group::EventWriter;
 pub use invocations::{InvocationFilter, StoredInvocation, UsageCounts, UsageRow};
 pub use records::{
     AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,

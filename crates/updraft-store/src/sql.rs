@@ -41,6 +41,9 @@ pub enum StoreError {
     Corrupt { detail: String },
     #[error("database query failed")]
     Query(#[from] sqlx::Error),
+    /// A write shared with other callers (one group commit) failed.
+    #[error("a grouped write failed: {detail}")]
+    Grouped { detail: String },
 }
 
 /// The control-plane database.

@@ -11,6 +11,7 @@ store_tests! {
     check_event_lifecycle => event_lifecycle_sqlite, event_lifecycle_postgres;
     check_outcomes_and_follow_ups => outcomes_and_follow_ups_sqlite, outcomes_and_follow_ups_postgres;
     check_schedule_ticks => schedule_ticks_sqlite, schedule_ticks_postgres;
+    check_group_commit => group_commit_sqlite, group_commit_postgres;
 }
 
 fn event(id: &str, due: i64) -> AsyncEvent {
@@ -115,4 +116,21 @@ async fn check_schedule_ticks(store: &Store) {
     assert_eq!(store.schedule_next_tick(key).await.unwrap(), Some(120_000));
     assert!(store.event_get("t1").await.unwrap().is_some());
     assert_eq!(store.event_get("t2").await.unwrap(), None, "the losing node's event is not stored");
+}
+
+async fn check_group_commit(store: &Store) {
+    // Concurrent callers share transactions; each hears back once its events are in.
+    let writer = updraft_store::EventWriter::start(store.clone());
+    let callers: Vec<_> = (0..50)
+        .map(|i| {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.enqueue(vec![event(&format!("g{i}"), 1_000)]).await })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap().unwrap();
+    }
+    for i in 0..50 {
+        assert!(store.event_get(&format!("g{i}")).await.unwrap().is_some(), "g{i} was acknowledged but not stored");
+    }
 }

@@ -1,0 +1,418 @@
+//! The events benchmark: how fast the durable queue accepts events, how long an
+//! accepted event takes to start its function, and how long one message takes to
+//! reach 100 subscribers. Each figure is printed next to a baseline measured in the
+//! same run, as a ratio.
+//!
+//! - **Durable enqueue rate** (store level, SQLite with `synchronous = FULL`): events
+//!   from 256 concurrent producers through the group-commit writer, against the same
+//!   producers committing one event each.
+//! - **Over HTTP** against a real `updraft server` (embedded SQLite, and PostgreSQL
+//!   when `--postgres-url` is given): `invoke-async` requests per second from 64
+//!   connections against sync `invoke` of the same function; accept → function start
+//!   latency (p50/p99, one event at a time, to the invocation record's start time,
+//!   which has whole-millisecond resolution)
+//!   against the sync path's request → start; publish → start of all 100 subscribers
+//!   against publish → start of one.
+//!
+//! Build with `cargo build --release -p updraft -p updraft-bench`, then run
+//! `target/release/events-bench`.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use processes::{Binaries, ServerProcess, free_loopback_port};
+use serde_json::Value;
+use updraft_model::{EventSource, FunctionName};
+use updraft_store::{AsyncEvent, EventState, EventWriter, Store};
+
+#[path = "../processes.rs"]
+#[allow(dead_code)]
+mod processes;
+
+#[derive(Debug, Parser)]
+#[command(about = "Measure the durable event queue: enqueue rate, event → start latency, fan-out")]
+struct Args {
+    /// How long each rate is measured.
+    #[arg(long, default_value_t = 3)]
+    seconds: u64,
+    /// Events (one at a time) for the latency figures.
+    #[arg(long, default_value_t = 200)]
+    latency_events: usize,
+    /// Also measure a server on this PostgreSQL database (it is wiped first).
+    #[arg(long)]
+    postgres_url: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime");
+    match runtime.block_on(run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("events-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<()> {
+    let duration = Duration::from_secs(args.seconds);
+    let dir = tempfile::tempdir().context("creating a scratch folder")?;
+
+    println!("durable enqueue rate, store level (SQLite, synchronous = FULL, 256 producers, {}s each)", args.seconds);
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("queue.db").display())).await?;
+    let single_store = store.clone();
+    let single = enqueue_rate(duration, move |event| {
+        let store = single_store.clone();
+        async move { store.event_enqueue(&event).await }
+    })
+    .await?;
+    let writer = EventWriter::start(store.clone());
+    let grouped = enqueue_rate(duration, move |event| {
+        let writer = writer.clone();
+        async move { writer.enqueue(vec![event]).await }
+    })
+    .await?;
+    println!("  one commit per event (baseline) {single:>10.0} events/s");
+    println!("  group commit                    {grouped:>10.0} events/s   ({:.1}× the baseline)", grouped / single);
+    store.close().await;
+
+    let mut backends = vec![("embedded SQLite", None)];
+    if let Some(url) = &args.postgres_url {
+        backends.push(("PostgreSQL", Some(url.clone())));
+    }
+    for (label, database) in backends {
+        println!("\nover HTTP, `updraft server` on {label}");
+        server_figures(args, duration, dir.path(), database.as_deref()).await?;
+    }
+    Ok(())
+}
+
+/// Events per second stored by 256 concurrent producers calling `enqueue`.
+async fn enqueue_rate<F, Fut>(duration: Duration, enqueue: F) -> anyhow::Result<f64>
+where
+    F: Fn(AsyncEvent) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), updraft_store::StoreError>> + Send,
+{
+    let stored = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut producers = Vec::new();
+    for _ in 0..256 {
+        let (enqueue, stored) = (enqueue.clone(), stored.clone());
+        producers.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                enqueue(event()).await?;
+                stored.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for producer in producers {
+        producer.await??;
+    }
+    Ok(stored.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+fn event() -> AsyncEvent {
+    let now = updraft_store::now_millis();
+    AsyncEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        function: FunctionName::new("sink").expect("a valid name"),
+        payload: br#"{"order":42,"items":["a","b"]}"#.to_vec(),
+        trace_id: uuid::Uuid::new_v4().simple().to_string(),
+        enqueued_at: now,
+        attempts: 0,
+        // Far in the future: nothing claims them while the rate is measured.
+        next_attempt_at: now + 86_400_000,
+        state: EventState::Queued,
+        last_error: None,
+        source: EventSource::Invoke,
+    }
+}
+
+/// Starts a server, deploys the bench app and measures it over HTTP.
+async fn server_figures(args: &Args, duration: Duration, scratch: &Path, database: Option<&str>) -> anyhow::Result<()> {
+    let binaries = Binaries::next_to_current_exe()?;
+    let addr = free_loopback_port()?;
+    let data_dir = tempfile::tempdir_in(scratch).context("creating a data folder")?;
+    if let Some(url) = database {
+        wipe_postgres(url)?;
+    }
+    let mut command = Command::new(&binaries.updraft);
+    command
+        .args(["server", "--listen", &addr.to_string(), "--data-dir"])
+        .arg(data_dir.path())
+        .env("UPDRAFT_LOG", "warn")
+        .env("NO_COLOR", "1");
+    match database {
+        Some(url) => command.args(["--database-url", url]),
+        None => command.env_remove("UPDRAFT_DATABASE_URL"),
+    };
+    let mut server = ServerProcess::spawn("updraft server", command, &scratch.join("events-bench-server.log"))?;
+    let endpoint = format!("http://{addr}");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
+    wait_until_up(&client, &endpoint, &mut server).await?;
+    let app = bench_app(scratch)?;
+    let deployed = Command::new(&binaries.updraft)
+        .arg("deploy")
+        .arg(app.path())
+        .args(["--endpoint", &endpoint, "--data-dir"])
+        .arg(data_dir.path())
+        .env_remove("UPDRAFT_TOKEN")
+        .output()
+        .context("running `updraft deploy`")?;
+    if !deployed.status.success() {
+        bail!("`updraft deploy` failed: {}", String::from_utf8_lossy(&deployed.stderr));
+    }
+    let token = std::fs::read_to_string(data_dir.path().join("admin-token")).context("reading the admin token")?;
+    let api = Api { client, endpoint, token: token.trim().to_owned() };
+
+    let sync_rate = api.rate(duration, 64, "/v1/functions/sink/invoke").await?;
+    let async_rate = api.rate(duration, 64, "/v1/functions/sink/invoke-async").await?;
+    println!("  sync invoke (baseline)    {sync_rate:>8.0} requests/s (64 connections)");
+    println!("  invoke-async, durable     {async_rate:>8.0} events/s   ({:.2}× the baseline)", async_rate / sync_rate);
+    // Let the queue drain before timing single events.
+    api.wait_for_drain("sink").await?;
+
+    let sync_start = api.start_latency("/v1/functions/sink/invoke", "direct", args.latency_events).await?;
+    let async_start = api.start_latency("/v1/functions/sink/invoke-async", "async", args.latency_events).await?;
+    println!(
+        "  request → start, sync (baseline)  p50 {:>6.1} ms  p99 {:>6.1} ms",
+        percentile(&sync_start, 50.0),
+        percentile(&sync_start, 99.0)
+    );
+    println!(
+        "  202 → start, async               p50 {:>6.1} ms  p99 {:>6.1} ms   (p50 {:+.1} ms over the baseline)",
+        percentile(&async_start, 50.0),
+        percentile(&async_start, 99.0),
+        percentile(&async_start, 50.0) - percentile(&sync_start, 50.0)
+    );
+
+    let one = api.fan_out("bench.one", "sink", 1, 5).await?;
+    let hundred = api.fan_out("bench.fanout", "sub", 100, 5).await?;
+    println!("  publish → start of 1 subscriber (baseline)  p50 {:>7.1} ms", percentile(&one, 50.0));
+    println!(
+        "  publish → start of all 100 subscribers      p50 {:>7.1} ms   ({:.1}× the baseline)",
+        percentile(&hundred, 50.0),
+        percentile(&hundred, 50.0) / percentile(&one, 50.0).max(0.001)
+    );
+    server.terminate(Duration::from_secs(10))?;
+    Ok(())
+}
+
+/// The bench app: `sink` (subscribed to `bench.one`) and 100 subscribers of
+/// `bench.fanout`, all the echo test component.
+fn bench_app(scratch: &Path) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir_in(scratch)?;
+    std::fs::copy(updraft_test_programs::ECHO, dir.path().join("echo.wasm"))
+        .with_context(|| format!("copying {}", updraft_test_programs::ECHO))?;
+    let mut manifest = String::from(
+        "[app]\nname = \"bench\"\n\n[functions.sink]\nruntime = \"wasm\"\nsource = \"echo.wasm\"\n\
+         instance_reuse = true\ntriggers = [{ topic = \"bench.one\" }]\n",
+    );
+    for index in 0..100 {
+        manifest.push_str(&format!(
+            "\n[functions.sub{index:03}]\nruntime = \"wasm\"\nsource = \"echo.wasm\"\ntriggers = [{{ topic = \"bench.fanout\" }}]\n"
+        ));
+    }
+    std::fs::write(dir.path().join("updraft.toml"), manifest)?;
+    Ok(dir)
+}
+
+fn wipe_postgres(url: &str) -> anyhow::Result<()> {
+    let status = Command::new("psql")
+        .arg(url)
+        .args(["-q", "-c", "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"])
+        .status()
+        .context("running psql to wipe the benchmark database")?;
+    if !status.success() {
+        bail!("psql could not wipe {url}");
+    }
+    Ok(())
+}
+
+async fn wait_until_up(client: &reqwest::Client, endpoint: &str, server: &mut ServerProcess) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = client.get(format!("{endpoint}/healthz")).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        server.check_alive()?;
+        if Instant::now() > deadline {
+            bail!("the server did not answer /healthz within a minute:\n{}", server.log_tail());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Api {
+    client: reqwest::Client,
+    endpoint: String,
+    token: String,
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: &'static str) -> anyhow::Result<reqwest::Response> {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.endpoint))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("POST {path} answered {}: {}", response.status(), response.text().await.unwrap_or_default());
+        }
+        Ok(response)
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self.client.get(format!("{}{path}", self.endpoint)).bearer_auth(&self.token).send().await?;
+        Ok(response.error_for_status()?.json().await?)
+    }
+
+    /// Successful POSTs to `path` per second from `connections` loops.
+    async fn rate(self: &Api, duration: Duration, connections: usize, path: &str) -> anyhow::Result<f64> {
+        let done = Arc::new(AtomicU64::new(0));
+        let deadline = Instant::now() + duration;
+        let started = Instant::now();
+        let mut loops = Vec::new();
+        for _ in 0..connections {
+            let (client, url, token, done) =
+                (self.client.clone(), format!("{}{path}", self.endpoint), self.token.clone(), done.clone());
+            loops.push(tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .header("content-type", "application/json")
+                        .body(r#"{"order":42}"#)
+                        .send()
+                        .await?;
+                    if !response.status().is_success() {
+                        bail!("{url} answered {}", response.status());
+                    }
+                    response.bytes().await?;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }));
+        }
+        for handle in loops {
+            handle.await??;
+        }
+        Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    }
+
+    /// Waits until `function` has had no new invocation for a second: the queue is empty.
+    async fn wait_for_drain(&self, function: &str) -> anyhow::Result<()> {
+        let mut last = None;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let page = self.get(&format!("/v1/invocations?function={function}&limit=1")).await?;
+            let newest = page["invocations"][0]["id"].as_str().map(str::to_owned);
+            if newest == last {
+                return Ok(());
+            }
+            last = newest;
+        }
+    }
+
+    /// Milliseconds from sending each request to its invocation's start, one at a time.
+    async fn start_latency(&self, path: &str, trigger: &str, count: usize) -> anyhow::Result<Vec<f64>> {
+        let mut latencies = Vec::with_capacity(count);
+        for _ in 0..count {
+            let sent = now_ms();
+            let response = self.post(path, r#"{"order":42}"#).await?;
+            let id = match response.headers().get("x-updraft-request-id") {
+                Some(id) if trigger == "direct" => id.to_str()?.to_owned(),
+                _ => response.json::<Value>().await?["id"].as_str().context("an id")?.to_owned(),
+            };
+            let started = self.record_start(&id, trigger).await?;
+            latencies.push(started - sent);
+        }
+        Ok(latencies)
+    }
+
+    /// The start time (ms since the epoch) of invocation `id`, once recorded.
+    async fn record_start(&self, id: &str, trigger: &str) -> anyhow::Result<f64> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let page = self.get("/v1/invocations?function=sink&limit=50").await?;
+            let found = page["invocations"].as_array().and_then(|records| {
+                records.iter().find(|record| record["id"] == id && record["trigger"] == trigger).cloned()
+            });
+            if let Some(record) = found {
+                return record["started_at_ms"].as_f64().context("a record without a start time");
+            }
+            if Instant::now() > deadline {
+                bail!("invocation {id} was never recorded");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Milliseconds from publishing to `topic` until all `subscribers` (functions
+    /// whose names start with `prefix`) started, `runs` times.
+    async fn fan_out(&self, topic: &str, prefix: &str, subscribers: usize, runs: usize) -> anyhow::Result<Vec<f64>> {
+        let mut latencies = Vec::new();
+        for _ in 0..runs {
+            let sent = now_ms();
+            let published: Value = self.post(&format!("/v1/topics/{topic}"), r#"{"user":"ada"}"#).await?.json().await?;
+            let message = published["message_id"].as_str().context("a message id")?.to_owned();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let last_start = loop {
+                let page = self.get("/v1/invocations?limit=1000").await?;
+                let starts: Vec<f64> = page["invocations"]
+                    .as_array()
+                    .map(|records| {
+                        records
+                            .iter()
+                            .filter(|record| {
+                                record["trigger"] == "topic"
+                                    && record["function"].as_str().is_some_and(|name| name.starts_with(prefix))
+                            })
+                            .filter_map(|record| record["started_at_ms"].as_f64())
+                            .filter(|start| *start >= sent.floor())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if starts.len() >= subscribers {
+                    break starts.into_iter().fold(sent, f64::max);
+                }
+                if Instant::now() > deadline {
+                    bail!("message {message} reached {} of {subscribers} subscribers", starts.len());
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            latencies.push(last_start - sent);
+            // The next run starts on a quiet queue.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(latencies)
+    }
+}
+
+/// Now, in fractional ms since the epoch (records keep whole ms).
+fn now_ms() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}

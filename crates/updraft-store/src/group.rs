@@ -1,0 +1,79 @@
+//! Group commit for the event queue: events enqueued at the same moment by many
+//! callers are written in one transaction, so they share one fsync (SQLite) or one
+//! round trip (PostgreSQL) instead of paying one each. Every caller still hears back
+//! only once its events are committed: acknowledged means durable.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{AsyncEvent, Store, StoreError};
+
+/// The most events written in one transaction.
+const MAX_GROUP: usize = 1024;
+
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
+/// A handle to the writer task; cheap to clone. The task ends when every handle is gone.
+#[derive(Clone)]
+pub struct EventWriter {
+    requests: mpsc::Sender<(Vec<AsyncEvent>, Reply)>,
+}
+
+impl EventWriter {
+    /// Starts the writer for `store`. Must be called inside a Tokio runtime.
+    pub fn start(store: Store) -> Self {
+        let (requests, receiver) = mpsc::channel(MAX_GROUP);
+        tokio::spawn(write_groups(store, receiver));
+        Self { requests }
+    }
+
+    /// Stores `events` (all or none); returns once they are committed.
+    pub async fn enqueue(&self, events: Vec<AsyncEvent>) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::Grouped { detail: "the event writer has stopped".to_owned() };
+        self.requests.send((events, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn write_groups(store: Store, mut receiver: mpsc::Receiver<(Vec<AsyncEvent>, Reply)>) {
+    while let Some(first) = receiver.recv().await {
+        // Everything that queued up while the last group was being written.
+        let mut group = vec![first];
+        let mut count = group[0].0.len();
+        while count < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(request) => {
+                    count += request.0.len();
+                    group.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut events = Vec::with_capacity(count);
+        let mut replies = Vec::with_capacity(group.len());
+        for (mut request, reply) in group {
+            events.append(&mut request);
+            replies.push(reply);
+        }
+        let result = store.event_enqueue_all(&events).await;
+        for reply in replies {
+            let answer = match &result {
+                Ok(()) => Ok(()),
+                Err(error) => Err(StoreError::Grouped { detail: error_chain(error) }),
+            };
+            // A caller that went away no longer waits for its answer.
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
