@@ -9,7 +9,7 @@ use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use http::StatusCode;
-use updraft_model::{AppName, ArtifactDigest, FunctionName, TopicName, VersionNumber};
+use updraft_model::{AppName, ArtifactDigest, FunctionName, QueueName, TopicName, Trigger, VersionNumber};
 use updraft_platform::{
     DeployRequest, InvocationFilter, InvocationStatus, InvokeContext, LogQuery, Message, TriggerKind, Usage,
 };
@@ -19,8 +19,8 @@ use crate::request_id::RequestId;
 use crate::views::{
     AccessKeyCreatedView, AccessKeyListView, AccessKeyView, ArtifactView, AsyncAcceptedView, AsyncEventView,
     DeployView, FunctionListView, FunctionUsageView, FunctionView, InvocationListView, InvocationView, LogLineView,
-    LogListView, PricesView, PublishedView, TopicListView, TopicView, UsageHourView, UsageReportView, UsageView,
-    VersionListView, VersionView,
+    LogListView, PricesView, PublishedView, QueueSentView, QueueView, TopicListView, TopicView, UsageHourView,
+    UsageReportView, UsageView, VersionListView, VersionView,
 };
 use crate::{ApiError, AppState};
 
@@ -42,6 +42,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/async/{id}", get(async_event_get))
         .route("/topics", get(topic_list))
+        .route("/queues/{queue}", post(queue_send).get(queue_get).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)))
         .route("/topics/{topic}", post(topic_publish).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)))
         .route("/functions/{name}/logs", get(log_list))
         .route("/invocations", get(invocation_list))
@@ -580,4 +581,60 @@ pub(crate) async fn topic_list(State(state): State<AppState>) -> Json<TopicListV
         })
         .collect();
     Json(TopicListView { topics })
+}
+
+fn queue_name(queue: String) -> Result<QueueName, ApiError> {
+    QueueName::new(queue).map_err(|invalid| ApiError::bad_request(invalid.to_string()))
+}
+
+/// Send a message to a work queue: stored durably before the `202`, then delivered in
+/// a batch to a function consuming the queue (an SQS batch event). A queue needs no
+/// consumer to accept messages: they wait.
+#[utoipa::path(
+    post, path = "/v1/queues/{queue}", tag = "events",
+    params(("queue" = String, Path, description = "Queue name")),
+    request_body(content = String, description = "The message; its Content-Type travels with it", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Stored", body = QueueSentView),
+        (status = 400, description = "Invalid queue name", body = crate::views::ErrorBody),
+        (status = 413, description = "Message above 1 MiB", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn queue_send(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<QueueSentView>), ApiError> {
+    let queue = queue_name(queue)?;
+    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    let message_id = state.platform.send_to_queue(&queue, body, content_type).await?;
+    Ok((StatusCode::ACCEPTED, Json(QueueSentView { message_id, queue: queue.to_string() })))
+}
+
+/// A work queue's depth and consumers.
+#[utoipa::path(
+    get, path = "/v1/queues/{queue}", tag = "events",
+    params(("queue" = String, Path, description = "Queue name")),
+    responses((status = 200, description = "Depth and consumers", body = QueueView)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn queue_get(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+) -> Result<Json<QueueView>, ApiError> {
+    let queue = queue_name(queue)?;
+    let depth = state.platform.queue_depth(&queue).await?;
+    let consumers = state
+        .platform
+        .live()
+        .functions
+        .values()
+        .filter(|function| {
+            function.config.triggers.iter().any(|trigger| matches!(trigger, Trigger::Queue(q) if q.queue == queue))
+        })
+        .map(|function| function.name.to_string())
+        .collect();
+    Ok(Json(QueueView { queue: queue.to_string(), visible: depth.visible, in_flight: depth.in_flight, consumers }))
 }

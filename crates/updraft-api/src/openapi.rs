@@ -30,6 +30,8 @@ use crate::views::*;
         control::async_event_get,
         control::topic_publish,
         control::topic_list,
+        control::queue_send,
+        control::queue_get,
         control::log_list,
         control::invocation_list,
         control::usage,
@@ -43,7 +45,8 @@ use crate::views::*;
         ConfigView, RouteView, ScheduleView, FunctionListView, VersionView, VersionListView, LogLineView, LogListView,
         DeployParams, RollbackParams, InvocationView, InvocationListView, UsageView, UsageHourView,
         FunctionUsageView, PricesView, UsageReportView, AccessKeyCreatedView, AccessKeyView, AccessKeyListView,
-        AsyncAcceptedView, AsyncEventView, PublishedView, TopicView, TopicListView,
+        AsyncAcceptedView, AsyncEventView, PublishedView, TopicView, TopicListView, QueueSentView, QueueView,
+        QueueTriggerView,
     )),
     modifiers(&BearerAuth)
 )]

@@ -109,6 +109,8 @@ pub struct ConfigView {
     pub routes: Vec<RouteView>,
     /// Topics the function subscribes to.
     pub topics: Vec<String>,
+    /// Work queues the function consumes.
+    pub queues: Vec<QueueTriggerView>,
     pub schedules: Vec<ScheduleView>,
     /// Retries of a failed asynchronous invocation (0–2).
     pub retries: u32,
@@ -130,6 +132,16 @@ pub struct RouteView {
     pub auth: String,
     /// For a signed webhook: the env variable holding its secret (its value is not shown).
     pub secret_env: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueTriggerView {
+    pub queue: String,
+    pub batch_size: u32,
+    pub batch_window_ms: u64,
+    pub visibility_timeout_ms: u64,
+    pub max_receives: u32,
+    pub dead_letter_queue: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -174,7 +186,22 @@ impl ConfigView {
                         auth: "public".to_owned(),
                         secret_env: webhook.secret_env.clone(),
                     }),
-                    Trigger::Topic(_) | Trigger::Schedule(_) => None,
+                    Trigger::Topic(_) | Trigger::Schedule(_) | Trigger::Queue(_) => None,
+                })
+                .collect(),
+            queues: config
+                .triggers
+                .iter()
+                .filter_map(|trigger| match trigger {
+                    Trigger::Queue(queue) => Some(QueueTriggerView {
+                        queue: queue.queue.to_string(),
+                        batch_size: queue.batch_size,
+                        batch_window_ms: queue.batch_window.as_millis() as u64,
+                        visibility_timeout_ms: queue.visibility_timeout.as_millis() as u64,
+                        max_receives: queue.max_receives,
+                        dead_letter_queue: queue.dead_letter_queue.to_string(),
+                    }),
+                    _ => None,
                 })
                 .collect(),
             topics: config
@@ -525,4 +552,23 @@ pub struct TopicView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TopicListView {
     pub topics: Vec<TopicView>,
+}
+
+/// A message stored in a work queue.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueSentView {
+    pub message_id: String,
+    pub queue: String,
+}
+
+/// A work queue's depth.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueView {
+    pub queue: String,
+    /// Messages waiting for delivery.
+    pub visible: i64,
+    /// Messages delivered and not yet handled (invisible until their visibility timeout).
+    pub in_flight: i64,
+    /// The functions consuming it.
+    pub consumers: Vec<String>,
 }

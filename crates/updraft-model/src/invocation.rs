@@ -55,11 +55,13 @@ pub enum TriggerKind {
     Schedule,
     /// A request to a webhook route, delivered after it was answered.
     Webhook,
+    /// A batch of messages from a work queue.
+    Queue,
 }
 
 impl TriggerKind {
-    pub const ALL: [TriggerKind; 6] =
-        [Self::Http, Self::Direct, Self::Async, Self::Topic, Self::Schedule, Self::Webhook];
+    pub const ALL: [TriggerKind; 7] =
+        [Self::Http, Self::Direct, Self::Async, Self::Topic, Self::Schedule, Self::Webhook, Self::Queue];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -69,6 +71,7 @@ impl TriggerKind {
             Self::Topic => "topic",
             Self::Schedule => "schedule",
             Self::Webhook => "webhook",
+            Self::Queue => "queue",
         }
     }
 

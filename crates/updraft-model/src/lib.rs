@@ -18,8 +18,8 @@ pub use invocation::{EventInput, FunctionError, InvocationRecord, InvocationStat
 pub use limits::{ByteSize, Limits};
 pub use manifest::{
     BuildSpec, Destination, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
-    ManifestProblem, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger,
+    ManifestProblem, QueueTrigger, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger,
 };
-pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, TopicName, VersionNumber};
+pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, TopicName, VersionNumber};
 pub use route::{MethodSet, RoutePattern, RouteSegment};
 pub use schedule::{CatchUp, InvalidSchedule, ScheduleExpression, Timezone};

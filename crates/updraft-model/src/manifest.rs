@@ -11,7 +11,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AppName, ByteSize, CatchUp, FunctionName, MethodSet, RoutePattern, ScheduleExpression, Timezone, TopicName,
+    AppName, ByteSize, CatchUp, FunctionName, MethodSet, QueueName, RoutePattern, ScheduleExpression, Timezone,
+    TopicName,
 };
 
 mod parse;
@@ -183,6 +184,27 @@ pub enum Trigger {
     Webhook(WebhookTrigger),
     Topic(TopicTrigger),
     Schedule(ScheduleTrigger),
+    Queue(QueueTrigger),
+}
+
+/// `{ queue = "jobs", batch_size = 10, batch_window = "2s" }`: batches of messages
+/// sent to a work queue, each message handled by one consumer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueTrigger {
+    pub queue: QueueName,
+    /// The most messages in one invocation (1–10,000; default 10).
+    pub batch_size: u32,
+    /// How long to wait for a full batch once a message is waiting (0–300 s; default 0).
+    #[serde(with = "duration_millis")]
+    pub batch_window: Duration,
+    /// How long a delivered message stays invisible to other deliveries; it comes back
+    /// if its batch does not succeed in that time (default 30 s, 1 s – 12 h).
+    #[serde(with = "duration_millis")]
+    pub visibility_timeout: Duration,
+    /// Deliveries of a message before it moves to the dead-letter queue (1–1,000; default 5).
+    pub max_receives: u32,
+    /// Where a message goes after `max_receives` deliveries (default `<queue>-dlq`).
+    pub dead_letter_queue: QueueName,
 }
 
 /// `{ webhook = "POST /hooks/ci", secret_env = "CI_SECRET" }`: the request is answered

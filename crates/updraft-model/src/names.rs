@@ -96,61 +96,89 @@ name_type!(
     "function name"
 );
 
-/// A topic's name: what `topic` triggers subscribe to and `updraft publish` sends to.
-/// 1–128 characters of letters, digits, `.`, `-` and `_`, starting with a letter or
-/// digit (`user.signed_up`, `orders-eu`): dots group topics the way SNS users and
-/// NATS subjects are used to.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct TopicName(String);
+/// Validates a topic or queue name: 1–128 characters of letters, digits, `.`, `-` and
+/// `_`, starting with a letter or digit.
+fn check_channel(kind: &'static str, value: &str) -> Result<(), InvalidName> {
+    let invalid = |reason| InvalidName { kind, value: value.to_owned(), reason };
+    match value.chars().next() {
+        None => return Err(invalid("it is empty")),
+        Some(c) if !c.is_ascii_alphanumeric() => return Err(invalid("it must start with a letter or a digit")),
+        Some(_) => {}
+    }
+    if value.len() > 128 {
+        return Err(invalid("it must be at most 128 characters"));
+    }
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
+        return Err(invalid("use only letters, digits, '.', '-' and '_'"));
+    }
+    Ok(())
+}
 
-impl TopicName {
-    pub fn new(value: impl Into<String>) -> Result<Self, InvalidName> {
-        let value = value.into();
-        let invalid = |reason| InvalidName { kind: "topic name", value: value.clone(), reason };
-        match value.chars().next() {
-            None => return Err(invalid("it is empty")),
-            Some(c) if !c.is_ascii_alphanumeric() => return Err(invalid("it must start with a letter or a digit")),
-            Some(_) => {}
+macro_rules! channel_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(value: impl Into<String>) -> Result<Self, InvalidName> {
+                let value = value.into();
+                check_channel($kind, &value)?;
+                Ok(Self(value))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-        if value.len() > 128 {
-            return Err(invalid("it must be at most 128 characters"));
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
         }
-        if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
-            return Err(invalid("use only letters, digits, '.', '-' and '_'"));
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
         }
-        Ok(Self(value))
-    }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl TryFrom<String> for $name {
+            type Error = InvalidName;
+            fn try_from(value: String) -> Result<Self, InvalidName> {
+                Self::new(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(name: $name) -> String {
+                name.0
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = InvalidName;
+            fn from_str(s: &str) -> Result<Self, InvalidName> {
+                Self::new(s)
+            }
+        }
+    };
 }
 
-impl fmt::Debug for TopicName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Display for TopicName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for TopicName {
-    type Error = InvalidName;
-    fn try_from(value: String) -> Result<Self, InvalidName> {
-        Self::new(value)
-    }
-}
-
-impl From<TopicName> for String {
-    fn from(name: TopicName) -> String {
-        name.0
-    }
-}
+channel_type!(
+    /// A topic's name: what `topic` triggers subscribe to and `updraft publish` sends
+    /// to (`user.signed_up`, `orders-eu`): dots group topics the way SNS users and NATS
+    /// subjects are used to.
+    TopicName,
+    "topic name"
+);
+channel_type!(
+    /// A work queue's name: what `queue` triggers consume and `updraft send` sends to.
+    QueueName,
+    "queue name"
+);
 
 /// A function version: 1 for the first deploy, then one more for each changed deploy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ mod keys;
 mod live;
 mod logs;
 mod platform;
+mod queues;
 mod recorder;
 mod routes;
 mod schedules;

@@ -28,6 +28,7 @@ use crate::dispatch::{AsyncConfig, Dispatcher};
 use crate::keys::{ApiKey, KeySet, Principal, Role, token_hash};
 use crate::live::{LiveFunction, LiveState, RouteTarget};
 use crate::logs::{LogQuery, LogWriter};
+use crate::queues::QueuePoller;
 use crate::recorder::Recorder;
 use crate::routes::{RouteConflict, RouteMatch};
 use crate::schedules::Ticker;
@@ -234,6 +235,8 @@ pub struct Platform {
     dispatcher: std::sync::OnceLock<Dispatcher>,
     /// Fires schedule triggers; set once started.
     ticker: std::sync::OnceLock<Ticker>,
+    /// Hands batches of queue messages to `queue` triggers; set once started.
+    queues: std::sync::OnceLock<QueuePoller>,
     scheduler: Scheduler<HttpRequest, HttpResponse>,
     metrics: Arc<Metrics>,
     live: ArcSwap<LiveState>,
@@ -295,6 +298,7 @@ impl Platform {
             recorder,
             dispatcher: std::sync::OnceLock::new(),
             ticker: std::sync::OnceLock::new(),
+            queues: std::sync::OnceLock::new(),
             config,
             event_writer: EventWriter::start(store.clone()),
             store,
@@ -318,6 +322,7 @@ impl Platform {
         let dispatcher = Dispatcher::start(&platform, platform.store.clone()).await?;
         let _ = platform.dispatcher.set(dispatcher);
         let _ = platform.ticker.set(Ticker::start(&platform, platform.store.clone()));
+        let _ = platform.queues.set(QueuePoller::start(&platform, platform.store.clone()));
         Ok(platform)
     }
 
@@ -857,8 +862,19 @@ impl Platform {
         Ok(id)
     }
 
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub(crate) fn event_writer(&self) -> &EventWriter {
         &self.event_writer
+    }
+
+    /// Tells the queue poller that new messages are waiting.
+    pub(crate) fn wake_queues(&self) {
+        if let Some(queues) = self.queues.get() {
+            queues.wake();
+        }
     }
 
     /// Tells the dispatcher that new events are due.
@@ -952,6 +968,9 @@ impl Platform {
         }
         if let Some(ticker) = self.ticker.get() {
             ticker.stop();
+        }
+        if let Some(queues) = self.queues.get() {
+            queues.stop();
         }
         if !self.scheduler.drain(within).await {
             tracing::warn!(running = self.scheduler.in_flight(), "invocations still running at shutdown");

@@ -14,6 +14,7 @@ mod artifacts;
 mod events;
 mod group;
 mod invocations;
+mod queues;
 mod records;
 mod sql;
 
@@ -21,6 +22,7 @@ pub use artifacts::{ArtifactError, ArtifactStore};
 pub use events::{AsyncEvent, EventState, Finish};
 pub use group::EventWriter;
 pub use invocations::{InvocationFilter, StoredInvocation, UsageCounts, UsageRow};
+pub use queues::{QueueDepth, QueueMessage};
 pub use records::{
     AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,
     PlannedFunction, VersionRecord,

@@ -100,6 +100,18 @@ pub enum Command {
         #[arg(long, default_value = "application/json")]
         content_type: String,
     },
+    /// Send a message to a work queue; a function consuming it gets it in a batch.
+    Send {
+        queue: String,
+        /// The message (JSON unless --content-type says otherwise).
+        #[arg(long, conflicts_with = "data_file")]
+        data: Option<String>,
+        /// Read the message from a file (`-` for standard input).
+        #[arg(long)]
+        data_file: Option<PathBuf>,
+        #[arg(long, default_value = "application/json")]
+        content_type: String,
+    },
     /// List functions.
     Ls,
     /// Show a function: its version, limits and routes.
@@ -304,6 +316,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if published.subscribers.len() == 1 { "" } else { "s" },
                     published.subscribers.join(", ")
                 ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Send { queue, data, data_file, content_type } => {
+            let client = Client::new(&global)?;
+            let body = read_data(data, data_file, "message")?;
+            let request = client
+                .request(reqwest::Method::POST, &format!("/v1/queues/{queue}"))
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body);
+            let sent: updraft_api::views::QueueSentView =
+                client.send(request).await?.json().await.context("reading the answer to send")?;
+            match global.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&sent)?),
+                Output::Human => println!("sent {} to queue {}", sent.message_id, sent.queue),
             }
             Ok(ExitCode::SUCCESS)
         }

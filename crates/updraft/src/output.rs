@@ -82,6 +82,17 @@ pub async fn describe(client: &Client, name: &str, output: Output) -> anyhow::Re
     if !c.topics.is_empty() {
         println!("topics:      {}", c.topics.join(", "));
     }
+    for queue in &c.queues {
+        println!(
+            "queue:       {} (batches of {}, window {} ms, visibility {} ms, after {} receives to {})",
+            queue.queue,
+            queue.batch_size,
+            queue.batch_window_ms,
+            queue.visibility_timeout_ms,
+            queue.max_receives,
+            queue.dead_letter_queue
+        );
+    }
     for schedule in &c.schedules {
         println!("schedule:    {} ({}, catch-up {})", schedule.schedule, schedule.timezone, schedule.catch_up);
     }

@@ -15,11 +15,11 @@ use toml::{Table, Value};
 
 use super::{
     BuildSpec, Destination, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
-    ManifestProblem, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger,
+    ManifestProblem, QueueTrigger, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger,
 };
 use crate::{
-    AppName, ByteSize, CatchUp, FunctionName, Limits, MethodSet, RoutePattern, RouteSegment, ScheduleExpression,
-    Timezone, TopicName,
+    AppName, ByteSize, CatchUp, FunctionName, Limits, MethodSet, QueueName, RoutePattern, RouteSegment,
+    ScheduleExpression, Timezone, TopicName,
 };
 
 const TOP_KEYS: &[&str] = &["app", "functions"];
@@ -49,17 +49,26 @@ const MIN_EVENT_AGE: Duration = Duration::from_secs(60);
 const MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 3600);
 const BUILD_KEYS: &[&str] = &["command", "workdir"];
 /// The kinds of trigger, each a key naming what the trigger listens to.
-const TRIGGER_KINDS: &[&str] = &["http", "webhook", "topic", "schedule"];
+const TRIGGER_KINDS: &[&str] = &["http", "webhook", "topic", "schedule", "queue"];
 /// The other keys a trigger may have, each with the kind it belongs to.
-const TRIGGER_OPTIONS: &[(&str, &str)] =
-    &[("auth", "http"), ("secret_env", "webhook"), ("timezone", "schedule"), ("catch_up", "schedule")];
+const TRIGGER_OPTIONS: &[(&str, &str)] = &[
+    ("auth", "http"),
+    ("secret_env", "webhook"),
+    ("timezone", "schedule"),
+    ("catch_up", "schedule"),
+    ("batch_size", "queue"),
+    ("batch_window", "queue"),
+    ("visibility_timeout", "queue"),
+    ("max_receives", "queue"),
+    ("dead_letter_queue", "queue"),
+];
 const DESTINATION_KEYS: &[&str] = &["function", "topic"];
 
 /// Keys that DESIGN.md promises but this version does not implement yet. They get a
 /// "not supported yet" message instead of "unknown key", so nobody hunts for a typo.
 const FUTURE_TOP_KEYS: &[&str] = &["workflows"];
 const FUTURE_FUNCTION_KEYS: &[&str] = &[];
-const FUTURE_TRIGGER_KINDS: &[&str] = &["queue", "email"];
+const FUTURE_TRIGGER_KINDS: &[&str] = &["email"];
 
 /// The methods an HTTP trigger may name, in the order messages list them.
 const HTTP_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -648,7 +657,7 @@ impl Checker<'_> {
                     let claim = match &trigger {
                         Trigger::Http(http) => Some(http.clone()),
                         Trigger::Webhook(webhook) => Some(webhook.as_route()),
-                        Trigger::Topic(_) | Trigger::Schedule(_) => None,
+                        Trigger::Topic(_) | Trigger::Schedule(_) | Trigger::Queue(_) => None,
                     };
                     if let Some(claim) = claim {
                         self.claims.push(RouteClaim {
@@ -666,7 +675,7 @@ impl Checker<'_> {
     }
 
     fn trigger(&mut self, path: &str, table: &Table) -> Option<Trigger> {
-        let supported = "supported: http, webhook, topic, schedule";
+        let supported = "supported: http, webhook, topic, schedule, queue";
         let known: Vec<&str> =
             TRIGGER_KINDS.iter().copied().chain(TRIGGER_OPTIONS.iter().map(|(option, _)| *option)).collect();
         // Each unknown key is reported as a would-be kind, so a missing kind is reported
@@ -736,6 +745,7 @@ impl Checker<'_> {
                 let text = self.string(&kind_path, value, "write it in quotes, like topic = \"user.signed_up\"")?;
                 Trigger::Topic(TopicTrigger { topic: self.topic_name(&kind_path, text)? })
             }
+            "queue" => self.queue_trigger(path, &kind_path, value, table)?,
             _ => {
                 let schedule = self
                     .string(&kind_path, value, "write it in quotes, like schedule = \"rate(5 minutes)\"")
@@ -753,6 +763,62 @@ impl Checker<'_> {
             }
         };
         (!misplaced).then_some(trigger)
+    }
+
+    fn queue_trigger(&mut self, path: &str, kind_path: &str, value: &Value, table: &Table) -> Option<Trigger> {
+        let queue_name = |checker: &mut Self, path: &str, value: &Value| {
+            let text = checker.string(path, value, "write it in quotes, like queue = \"jobs\"")?;
+            QueueName::new(text).map_err(|invalid| checker.problem(path, invalid.to_string())).ok()
+        };
+        let queue = queue_name(self, kind_path, value);
+        let batch_size = self.optional(table, path, "batch_size", |checker, path, value| {
+            checker.whole_number(path, value, "batch_size", 1, 10_000)
+        });
+        let batch_window = self.optional(table, path, "batch_window", |checker, path, value| {
+            checker.duration(path, value, "batch_window", Duration::ZERO, Duration::from_secs(300))
+        });
+        let visibility_timeout = self.optional(table, path, "visibility_timeout", |checker, path, value| {
+            checker.duration(path, value, "visibility_timeout", Duration::from_secs(1), Duration::from_secs(12 * 3600))
+        });
+        let max_receives = self.optional(table, path, "max_receives", |checker, path, value| {
+            checker.whole_number(path, value, "max_receives", 1, 1_000)
+        });
+        let dead_letter_queue = self.optional(table, path, "dead_letter_queue", queue_name);
+        let queue = queue?;
+        let dead_letter_queue = match dead_letter_queue? {
+            Some(dead) if dead == queue => {
+                self.problem(
+                    &join(path, "dead_letter_queue"),
+                    format!("{dead} is the queue itself; name another queue for messages that keep failing"),
+                );
+                return None;
+            }
+            Some(dead) => dead,
+            None => QueueName::new(format!("{queue}-dlq")).ok()?,
+        };
+        Some(Trigger::Queue(QueueTrigger {
+            queue,
+            batch_size: batch_size?.unwrap_or(10),
+            batch_window: batch_window?.unwrap_or(Duration::ZERO),
+            visibility_timeout: visibility_timeout?.unwrap_or(Duration::from_secs(30)),
+            max_receives: max_receives?.unwrap_or(5),
+            dead_letter_queue,
+        }))
+    }
+
+    /// A whole number within `min..=max`.
+    fn whole_number(&mut self, path: &str, value: &Value, key: &str, min: i64, max: i64) -> Option<u32> {
+        match value {
+            Value::Integer(n) if (min..=max).contains(n) => Some(*n as u32),
+            Value::Integer(n) => {
+                self.problem(path, format!("{n} is outside {min}–{max}; write {key} = {min} up to {max}"));
+                None
+            }
+            other => {
+                self.expected(path, "a whole number", other, &format!("write it like {key} = {min}"));
+                None
+            }
+        }
     }
 
     /// `"METHODS /route"` of an `http` or `webhook` trigger.
@@ -1525,9 +1591,9 @@ source = "b.wasm"
 
     #[test]
     fn trigger_kinds_and_auth_are_checked() {
-        let (field, message) = problem(&with_function("triggers = [{ queue = \"jobs\" }]"));
-        assert_eq!(field, "functions.hello.triggers[0].queue");
-        assert_eq!(message, "`queue` triggers are not supported yet; supported: http, webhook, topic, schedule");
+        let (field, message) = problem(&with_function("triggers = [{ email = \"jobs@example.com\" }]"));
+        assert_eq!(field, "functions.hello.triggers[0].email");
+        assert_eq!(message, "`email` triggers are not supported yet; supported: http, webhook, topic, schedule, queue");
 
         let (field, message) = problem(&with_function("triggers = [{ carrier_pigeon = \"coo\" }]"));
         assert_eq!(field, "functions.hello.triggers[0].carrier_pigeon");
@@ -1745,6 +1811,7 @@ triggers = [
   { webhook = "POST /hooks/{repo}", secret_env = "HOOK_SECRET" },
   { schedule = "0 9 * * MON-FRI", timezone = "Europe/Paris", catch_up = "skip" },
   { schedule = "rate(5 minutes)" },
+  { queue = "jobs", batch_size = 25, batch_window = "2s" },
 ]"#,
         ))
         .unwrap();
@@ -1758,6 +1825,18 @@ triggers = [
         let Trigger::Schedule(weekdays) = &triggers[2] else { panic!("{triggers:?}") };
         assert_eq!((weekdays.timezone.name(), weekdays.catch_up), ("Europe/Paris", CatchUp::Skip));
         let Trigger::Schedule(rate) = &triggers[3] else { panic!("{triggers:?}") };
+        let Trigger::Queue(jobs) = &triggers[4] else { panic!("{triggers:?}") };
+        assert_eq!(
+            (
+                jobs.queue.as_str(),
+                jobs.batch_size,
+                jobs.batch_window,
+                jobs.max_receives,
+                jobs.dead_letter_queue.as_str()
+            ),
+            ("jobs", 25, Duration::from_secs(2), 5, "jobs-dlq")
+        );
+        assert_eq!(jobs.visibility_timeout, Duration::from_secs(30));
         assert_eq!(
             (rate.schedule.as_str(), rate.timezone, rate.catch_up),
             ("rate(5 minutes)", Timezone::UTC, CatchUp::Latest)
@@ -1788,6 +1867,17 @@ triggers = [
                 "NOPE is not set",
             ),
             ("{ webhook = \"POST /v1/hooks\" }", "functions.hello.triggers[0].webhook", "is Updraft's own"),
+            ("{ queue = \"jobs\", batch_size = 0 }", "functions.hello.triggers[0].batch_size", "outside 1–10000"),
+            (
+                "{ queue = \"jobs\", batch_window = \"10m\" }",
+                "functions.hello.triggers[0].batch_window",
+                "above the maximum",
+            ),
+            (
+                "{ queue = \"jobs\", dead_letter_queue = \"jobs\" }",
+                "functions.hello.triggers[0].dead_letter_queue",
+                "the queue itself",
+            ),
         ];
         for (trigger, field, expected) in cases {
             let (found, message) = problem(&with_function(&format!("triggers = [{trigger}]")));

@@ -2,7 +2,7 @@
 //! retry, fail, release after a crash; follow-up events stored with an outcome;
 //! schedule ticks advanced exactly once.
 
-use updraft_model::{EventSource, TopicName};
+use updraft_model::{EventSource, QueueName, TopicName};
 use updraft_store::{AsyncEvent, EventState, Finish, Store};
 
 use crate::support::function;
@@ -12,6 +12,7 @@ store_tests! {
     check_outcomes_and_follow_ups => outcomes_and_follow_ups_sqlite, outcomes_and_follow_ups_postgres;
     check_schedule_ticks => schedule_ticks_sqlite, schedule_ticks_postgres;
     check_group_commit => group_commit_sqlite, group_commit_postgres;
+    check_queue_messages => queue_messages_sqlite, queue_messages_postgres;
 }
 
 fn event(id: &str, due: i64) -> AsyncEvent {
@@ -133,4 +134,48 @@ async fn check_group_commit(store: &Store) {
     for i in 0..50 {
         assert!(store.event_get(&format!("g{i}")).await.unwrap().is_some(), "g{i} was acknowledged but not stored");
     }
+}
+
+fn message(id: &str, sent_at: i64) -> updraft_store::QueueMessage {
+    updraft_store::QueueMessage {
+        id: id.to_owned(),
+        queue: QueueName::new("jobs").unwrap(),
+        body: vec![1, 2, 255],
+        content_type: Some("application/octet-stream".to_owned()),
+        sent_at,
+        receive_count: 0,
+        first_received_at: None,
+        visible_at: sent_at,
+    }
+}
+
+async fn check_queue_messages(store: &Store) {
+    let jobs = QueueName::new("jobs").unwrap();
+    store.queue_send(&[message("m1", 1_000), message("m2", 2_000), message("m3", 3_000)]).await.unwrap();
+    let depth = store.queue_depth(&jobs, 5_000).await.unwrap();
+    assert_eq!((depth.visible, depth.in_flight, depth.oldest_visible_at), (3, 0, Some(1_000)));
+
+    // A batch of two, oldest first, invisible until 35,000.
+    let batch = store.queue_receive(&jobs, 5_000, 35_000, 2).await.unwrap();
+    assert_eq!(batch.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
+    assert!(batch.iter().all(|m| m.receive_count == 1 && m.first_received_at == Some(5_000)));
+    assert_eq!(batch[0].body, [1, 2, 255]);
+    let depth = store.queue_depth(&jobs, 6_000).await.unwrap();
+    assert_eq!((depth.visible, depth.in_flight), (1, 2));
+
+    // m1 handled; m2 failed: it comes back when its visibility timeout ends.
+    store.queue_settle(&["m1".to_owned()], &["m2".to_owned()], None, false).await.unwrap();
+    let next = store.queue_receive(&jobs, 6_000, 36_000, 10).await.unwrap();
+    assert_eq!(next.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m3"]);
+    // A throttled batch goes back at once, its receive not counted.
+    store.queue_settle(&[], &["m3".to_owned()], Some(6_000), true).await.unwrap();
+    let again = store.queue_receive(&jobs, 40_000, 70_000, 10).await.unwrap();
+    assert_eq!(again.iter().map(|m| (m.id.as_str(), m.receive_count)).collect::<Vec<_>>(), [("m2", 2), ("m3", 1)]);
+
+    // Too many receives: moved to the dead-letter queue, visible there at once.
+    let dead = QueueName::new("jobs-dlq").unwrap();
+    store.queue_move(&["m2".to_owned()], &dead, 41_000).await.unwrap();
+    let parked = store.queue_peek(&dead, 10).await.unwrap();
+    assert_eq!((parked[0].id.as_str(), parked[0].receive_count, parked[0].visible_at), ("m2", 0, 41_000));
+    assert_eq!(store.queue_depth(&jobs, 41_000).await.unwrap().in_flight, 1);
 }

@@ -159,23 +159,38 @@ async fn acknowledged_async_invocations_survive_a_kill_9() {
     server.deploy(app.path());
     let (port, seen) = witness().await;
 
-    // Accept events as fast as they come, then kill the server mid-stream.
+    // 10,000 events from 32 concurrent callers; the server is killed right after the
+    // last is acknowledged, with most of them still in flight.
+    let senders: Vec<_> = (0..32)
+        .map(|_| {
+            let request = server.api(Method::POST, "/v1/functions/witnessed/invoke-async").json(&json!({"port": port}));
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for _ in 0..10_000 / 32 + 1 {
+                    let response = request.try_clone().unwrap().send().await.unwrap();
+                    assert_eq!(response.status(), StatusCode::ACCEPTED);
+                    ids.push(json(response).await["id"].as_str().unwrap().to_owned());
+                }
+                ids
+            })
+        })
+        .collect();
     let mut accepted = Vec::new();
-    for _ in 0..300 {
-        accepted.push(invoke_async(&server, "witnessed", json!({"port": port})).await);
+    for sender in senders {
+        accepted.extend(sender.await.unwrap());
     }
     server.kill();
     let before_restart = seen.lock().unwrap().len();
     server.restart();
 
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let missing = accepted.iter().filter(|id| !seen.lock().unwrap().contains_key(*id)).count();
         if missing == 0 {
             break;
         }
         assert!(Instant::now() < deadline, "{missing} of {} acknowledged events never ran", accepted.len());
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let counts = seen.lock().unwrap();
     let duplicates: usize = accepted.iter().map(|id| counts[id] - 1).sum();

@@ -408,3 +408,87 @@ fn tick_second(report: &Value) -> i64 {
 fn unix_seconds(time: std::time::SystemTime) -> i64 {
     time.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
+
+/// Reports each batch, and fails the messages whose body says "poison".
+const QUEUE_WORKER: &str = r#"
+import json, os, urllib.request
+
+def handler(event, context):
+    report = {"fn": os.environ["NAME"], "id": context.aws_request_id, "event": event}
+    request = urllib.request.Request("http://127.0.0.1:%s/" % os.environ["WITNESS"], data=json.dumps(report).encode(),
+                                     headers={"content-type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).read()
+    failures = [{"itemIdentifier": r["messageId"]} for r in event["Records"] if "poison" in r["body"]]
+    return {"batchItemFailures": failures}
+"#;
+
+#[tokio::test]
+async fn queues_deliver_batches_retry_failed_items_and_dead_letter_them() {
+    let server = TestServer::start();
+    let witness = Witness::start().await;
+    let worker = |name: &str, queue: &str| {
+        reporter(name, &witness, "", &format!("triggers = [{queue}]")).replace("reporter.handler", "worker.handler")
+    };
+    let dir = app(
+        "work",
+        &[
+            worker(
+                "worker",
+                "{ queue = \"jobs\", batch_size = 5, batch_window = \"2s\", visibility_timeout = \"1s\", max_receives = 2 }",
+            ),
+            reporter("morgue", &witness, "", "triggers = [{ queue = \"jobs-dlq\" }]"),
+        ],
+    );
+    std::fs::write(dir.path().join("src/worker.py"), QUEUE_WORKER).unwrap();
+    server.deploy(dir.path());
+
+    // Five messages within the batch window arrive as one SQS batch.
+    let mut sent = Vec::new();
+    for body in ["job 1", "job 2", "poison 3", "job 4"] {
+        let response = server.api(Method::POST, "/v1/queues/jobs").body(body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        sent.push(json(response).await["message_id"].as_str().unwrap().to_owned());
+    }
+    let out = server.cli_ok(&["send", "jobs", "--data", "job 5", "--content-type", "text/plain"]);
+    assert!(out.starts_with("sent "), "{out}");
+    let first = witness.wait_for("worker", "a batch", |reports| !reports.is_empty()).await;
+    let batch = first[0]["event"]["Records"].as_array().unwrap();
+    assert_eq!(batch.len(), 5, "{batch:#?}");
+    assert_eq!(batch[0]["eventSource"], "aws:sqs");
+    assert!(batch[0]["eventSourceARN"].as_str().unwrap().ends_with(":jobs"));
+    assert_eq!(batch[0]["messageId"], sent[0].as_str());
+    assert_eq!(batch[0]["body"], "job 1");
+    assert_eq!(batch[0]["attributes"]["ApproximateReceiveCount"], "1");
+
+    // The poison message comes back after the visibility timeout, fails again, and
+    // after its second receive goes to the dead-letter queue, where morgue gets it.
+    let morgue = witness.wait_for("morgue", "the dead letter", |reports| !reports.is_empty()).await;
+    let dead = &morgue[0]["event"]["Records"][0];
+    assert_eq!((dead["messageId"].as_str(), dead["body"].as_str()), (Some(sent[2].as_str()), Some("poison 3")));
+    assert!(dead["eventSourceARN"].as_str().unwrap().ends_with(":jobs-dlq"));
+    let bodies: Vec<String> = witness
+        .reports("worker")
+        .iter()
+        .flat_map(|report| report["event"]["Records"].as_array().unwrap().clone())
+        .map(|record| record["body"].as_str().unwrap().to_owned())
+        .collect();
+    let count = |body: &str| bodies.iter().filter(|b| *b == body).count();
+    assert_eq!(count("poison 3"), 2, "delivered max_receives times: {bodies:?}");
+    for good in ["job 1", "job 2", "job 4", "job 5"] {
+        assert_eq!(count(good), 1, "{good} was handled once: {bodies:?}");
+    }
+    records(&server, "worker", "queue", 2).await;
+
+    // Everything handled: both queues are empty.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs = json(server.api(Method::GET, "/v1/queues/jobs").send().await.unwrap()).await;
+        let dlq = json(server.api(Method::GET, "/v1/queues/jobs-dlq").send().await.unwrap()).await;
+        if jobs["visible"] == 0 && jobs["in_flight"] == 0 && dlq["visible"] == 0 && dlq["in_flight"] == 0 {
+            assert_eq!(jobs["consumers"], json!(["worker"]));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{jobs} {dlq}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,268 @@
+//! Work queues: `updraft send` / `POST /v1/queues/{q}` store a message; the poller
+//! hands batches of visible messages to the functions whose `queue` triggers consume
+//! the queue, as SQS's event source mapping does. A batch that succeeds deletes its
+//! messages, except those the function lists in `batchItemFailures`; a batch that
+//! fails leaves them to come back after the visibility timeout; a message delivered
+//! `max_receives` times moves to the dead-letter queue instead of a further delivery.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+use updraft_model::{QueueName, QueueTrigger, Trigger, TriggerKind};
+use updraft_store::{QueueMessage, Store, StoreError, now_millis};
+
+use crate::live::LiveFunction;
+use crate::platform::{ACCOUNT_ID, InvokeContext, InvokeFailure, Platform, REGION};
+use crate::shapes::event_request;
+
+/// How often queues are looked at when nothing wakes the poller.
+const POLL: Duration = Duration::from_millis(250);
+/// Batches of one trigger in flight at once on this node.
+const BATCHES_PER_TRIGGER: usize = 4;
+/// How long a throttled batch waits before its messages are visible again.
+const THROTTLE_DELAY: i64 = 1_000;
+
+/// The handle that wakes the poller for new messages and stops it.
+pub(crate) struct QueuePoller {
+    wake: Arc<Notify>,
+    stop: watch::Sender<bool>,
+}
+
+impl QueuePoller {
+    pub(crate) fn start(platform: &Arc<Platform>, store: Store) -> QueuePoller {
+        let wake = Arc::new(Notify::new());
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(run(Arc::downgrade(platform), store, wake.clone(), stopped));
+        QueuePoller { wake, stop }
+    }
+
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+impl Platform {
+    /// Stores a message in `queue`; when this returns it is durable. Returns its id.
+    pub async fn send_to_queue(
+        &self,
+        queue: &QueueName,
+        body: Bytes,
+        content_type: Option<String>,
+    ) -> Result<String, StoreError> {
+        let now = now_millis();
+        let message = QueueMessage {
+            id: uuid::Uuid::now_v7().to_string(),
+            queue: queue.clone(),
+            body: body.to_vec(),
+            content_type,
+            sent_at: now,
+            receive_count: 0,
+            first_received_at: None,
+            visible_at: now,
+        };
+        self.store().queue_send(std::slice::from_ref(&message)).await?;
+        self.wake_queues();
+        Ok(message.id)
+    }
+
+    /// How many messages `queue` holds: visible, and delivered but not yet handled.
+    pub async fn queue_depth(&self, queue: &QueueName) -> Result<updraft_store::QueueDepth, StoreError> {
+        self.store().queue_depth(queue, now_millis()).await
+    }
+}
+
+async fn run(platform: Weak<Platform>, store: Store, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+    let mut running: HashMap<String, Arc<AtomicUsize>> = HashMap::new();
+    loop {
+        let Some(platform) = platform.upgrade() else { return };
+        let now = now_millis();
+        let mut next_look = now + POLL.as_millis() as i64;
+        for function in platform.live().functions.values() {
+            for trigger in &function.config.triggers {
+                let Trigger::Queue(trigger) = trigger else { continue };
+                let batches = running.entry(format!("{}#{}", function.name, trigger.queue)).or_default().clone();
+                if batches.load(Ordering::SeqCst) >= BATCHES_PER_TRIGGER {
+                    continue;
+                }
+                match take_batch(&store, trigger, now).await {
+                    Ok(Batch::Ready(messages)) => {
+                        batches.fetch_add(1, Ordering::SeqCst);
+                        next_look = now;
+                        let (platform, store, function, trigger) =
+                            (platform.clone(), store.clone(), function.clone(), trigger.clone());
+                        tokio::spawn(async move {
+                            deliver(&platform, &store, &function, &trigger, messages).await;
+                            batches.fetch_sub(1, Ordering::SeqCst);
+                            platform.wake_queues();
+                        });
+                    }
+                    Ok(Batch::WaitUntil(time)) => next_look = next_look.min(time),
+                    Ok(Batch::Moved) => next_look = now,
+                    Ok(Batch::Empty) => {}
+                    Err(error) => {
+                        tracing::error!(queue = %trigger.queue, %error, "cannot read a work queue");
+                    }
+                }
+            }
+        }
+        drop(platform);
+        let sleep = Duration::from_millis((next_look - now_millis()).clamp(0, POLL.as_millis() as i64) as u64);
+        if sleep.is_zero() {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(sleep) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+enum Batch {
+    Ready(Vec<QueueMessage>),
+    /// Fewer than a batch is waiting: look again when the batch window closes.
+    WaitUntil(i64),
+    /// Only messages out of receives: they went to the dead-letter queue.
+    Moved,
+    Empty,
+}
+
+/// Receives the next batch of `trigger`'s queue, if one is due.
+async fn take_batch(store: &Store, trigger: &QueueTrigger, now: i64) -> Result<Batch, StoreError> {
+    let depth = store.queue_depth(&trigger.queue, now).await?;
+    let Some(oldest) = depth.oldest_visible_at else { return Ok(Batch::Empty) };
+    let window_closes = oldest + trigger.batch_window.as_millis() as i64;
+    if depth.visible < i64::from(trigger.batch_size) && now < window_closes {
+        return Ok(Batch::WaitUntil(window_closes));
+    }
+    let visible_until = now + trigger.visibility_timeout.as_millis() as i64;
+    let received = store.queue_receive(&trigger.queue, now, visible_until, i64::from(trigger.batch_size)).await?;
+    let (spent, messages): (Vec<QueueMessage>, Vec<QueueMessage>) =
+        received.into_iter().partition(|message| message.receive_count > i64::from(trigger.max_receives));
+    if !spent.is_empty() {
+        let ids: Vec<String> = spent.iter().map(|message| message.id.clone()).collect();
+        tracing::info!(queue = %trigger.queue, dead_letter_queue = %trigger.dead_letter_queue, count = ids.len(), "messages out of receives moved to the dead-letter queue");
+        store.queue_move(&ids, &trigger.dead_letter_queue, now).await?;
+    }
+    Ok(match (messages.is_empty(), spent.is_empty()) {
+        (false, _) => Batch::Ready(messages),
+        (true, false) => Batch::Moved,
+        (true, true) => Batch::Empty,
+    })
+}
+
+/// Runs one batch and settles its messages.
+async fn deliver(
+    platform: &Platform,
+    store: &Store,
+    function: &Arc<LiveFunction>,
+    trigger: &QueueTrigger,
+    messages: Vec<QueueMessage>,
+) {
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let source = format!("updraft/queues/{}", trigger.queue);
+    let json = http::HeaderValue::from_static("application/json");
+    let request =
+        event_request(&request_id, &source, "dev.updraft.queue.batch", json, sqs_batch(&trigger.queue, &messages));
+    let context = InvokeContext { request_id, trigger: TriggerKind::Queue, trace_id: None };
+    let ids: Vec<String> = messages.iter().map(|message| message.id.clone()).collect();
+    let now = now_millis();
+    let settled = match platform.invoke(function, request, context).await {
+        Ok(invocation) if invocation.response.status().is_success() => {
+            let failed = batch_item_failures(invocation.response.body(), &ids);
+            let (failed, handled): (Vec<String>, Vec<String>) = ids.into_iter().partition(|id| failed.contains(id));
+            store.queue_settle(&handled, &failed, None, false).await
+        }
+        // The whole batch failed: its messages come back after the visibility timeout.
+        Ok(_) | Err(InvokeFailure::Function { .. }) => store.queue_settle(&[], &ids, None, false).await,
+        // The function never saw them.
+        Err(InvokeFailure::Throttled { .. } | InvokeFailure::NotFound { .. }) => {
+            store.queue_settle(&[], &ids, Some(now + THROTTLE_DELAY), true).await
+        }
+    };
+    if let Err(error) = settled {
+        // They come back after the visibility timeout: at least once.
+        tracing::error!(queue = %trigger.queue, %error, "cannot settle a batch of queue messages");
+    }
+}
+
+/// The ids the function reported failed (`{"batchItemFailures": [{"itemIdentifier":
+/// ID}]}`), among the batch's; none when the answer says nothing.
+fn batch_item_failures(body: &[u8], ids: &[String]) -> Vec<String> {
+    let Ok(answer) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
+    answer["batchItemFailures"]
+        .as_array()
+        .map(|failures| {
+            failures
+                .iter()
+                .filter_map(|failure| failure["itemIdentifier"].as_str())
+                .filter(|id| ids.iter().any(|known| known == id))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// SQS's batch event, as Lambda receives it from a queue.
+fn sqs_batch(queue: &QueueName, messages: &[QueueMessage]) -> Bytes {
+    let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{queue}");
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|message| {
+            let mut attributes = serde_json::Map::new();
+            // SQS bodies are text; one that is not UTF-8 travels base64-encoded, and says so.
+            let body = match std::str::from_utf8(&message.body) {
+                Ok(text) => text.to_owned(),
+                Err(_) => {
+                    attributes.insert("updraft.encoding".to_owned(), json!({ "stringValue": "base64", "dataType": "String" }));
+                    base64::engine::general_purpose::STANDARD.encode(&message.body)
+                }
+            };
+            if let Some(content_type) = &message.content_type {
+                attributes.insert("content-type".to_owned(), json!({ "stringValue": content_type, "dataType": "String" }));
+            }
+            json!({
+                "messageId": message.id,
+                "receiptHandle": message.id,
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": message.receive_count.to_string(),
+                    "SentTimestamp": message.sent_at.to_string(),
+                    "SenderId": ACCOUNT_ID,
+                    "ApproximateFirstReceiveTimestamp": message.first_received_at.unwrap_or(message.sent_at).to_string(),
+                },
+                "messageAttributes": attributes,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": REGION,
+            })
+        })
+        .collect();
+    Bytes::from(json!({ "Records": records }).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_item_failures_name_messages_of_the_batch() {
+        let ids = vec!["a".to_owned(), "b".to_owned()];
+        let answer = br#"{"batchItemFailures": [{"itemIdentifier": "b"}, {"itemIdentifier": "zzz"}]}"#;
+        assert_eq!(batch_item_failures(answer, &ids), ["b"]);
+        assert!(batch_item_failures(br#"{"batchItemFailures": []}"#, &ids).is_empty());
+        assert!(batch_item_failures(b"null", &ids).is_empty());
+        assert!(batch_item_failures(b"not json", &ids).is_empty());
+    }
+}
