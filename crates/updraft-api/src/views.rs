@@ -111,6 +111,8 @@ pub struct ConfigView {
     pub topics: Vec<String>,
     /// Work queues the function consumes.
     pub queues: Vec<QueueTriggerView>,
+    /// Addresses whose mail the function receives (`*@domain`: all of the domain's).
+    pub emails: Vec<String>,
     pub schedules: Vec<ScheduleView>,
     /// Retries of a failed asynchronous invocation (0–2).
     pub retries: u32,
@@ -186,7 +188,15 @@ impl ConfigView {
                         auth: "public".to_owned(),
                         secret_env: webhook.secret_env.clone(),
                     }),
-                    Trigger::Topic(_) | Trigger::Schedule(_) | Trigger::Queue(_) => None,
+                    Trigger::Topic(_) | Trigger::Schedule(_) | Trigger::Queue(_) | Trigger::Email(_) => None,
+                })
+                .collect(),
+            emails: config
+                .triggers
+                .iter()
+                .filter_map(|trigger| match trigger {
+                    Trigger::Email(email) => Some(email.address.clone()),
+                    _ => None,
                 })
                 .collect(),
             queues: config

@@ -46,6 +46,13 @@ pub enum EventSource {
         /// The request's headers, hop-by-hop ones removed.
         headers: Vec<(String, String)>,
     },
+    /// Mail accepted by the SMTP listener; the payload is the parsed message as JSON.
+    Email {
+        /// The envelope sender (`MAIL FROM`).
+        from: String,
+        /// The envelope recipients (`RCPT TO`) this function claims.
+        to: Vec<String>,
+    },
     /// The record of another function's asynchronous invocation, sent to this
     /// function as its `on_success` or `on_failure` destination.
     Destination {
@@ -62,6 +69,7 @@ impl EventSource {
             EventSource::Topic { .. } => TriggerKind::Topic,
             EventSource::Schedule { .. } => TriggerKind::Schedule,
             EventSource::Webhook { .. } => TriggerKind::Webhook,
+            EventSource::Email { .. } => TriggerKind::Email,
         }
     }
 }

@@ -57,11 +57,13 @@ pub enum TriggerKind {
     Webhook,
     /// A batch of messages from a work queue.
     Queue,
+    /// Mail accepted by the SMTP listener.
+    Email,
 }
 
 impl TriggerKind {
-    pub const ALL: [TriggerKind; 7] =
-        [Self::Http, Self::Direct, Self::Async, Self::Topic, Self::Schedule, Self::Webhook, Self::Queue];
+    pub const ALL: [TriggerKind; 8] =
+        [Self::Http, Self::Direct, Self::Async, Self::Topic, Self::Schedule, Self::Webhook, Self::Queue, Self::Email];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -72,6 +74,7 @@ impl TriggerKind {
             Self::Schedule => "schedule",
             Self::Webhook => "webhook",
             Self::Queue => "queue",
+            Self::Email => "email",
         }
     }
 

@@ -17,7 +17,7 @@ pub use event::EventSource;
 pub use invocation::{EventInput, FunctionError, InvocationRecord, InvocationStatus, TriggerKind, billed_ms};
 pub use limits::{ByteSize, Limits};
 pub use manifest::{
-    BuildSpec, Destination, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
+    BuildSpec, Destination, EmailTrigger, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
     ManifestProblem, QueueTrigger, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger,
 };
 pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, TopicName, VersionNumber};

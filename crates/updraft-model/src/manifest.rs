@@ -185,6 +185,26 @@ pub enum Trigger {
     Topic(TopicTrigger),
     Schedule(ScheduleTrigger),
     Queue(QueueTrigger),
+    Email(EmailTrigger),
+}
+
+/// `{ email = "signup@example.com" }` or `{ email = "*@inbound.example.com" }`: mail
+/// the SMTP listener accepts for the address (or any address of the domain).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EmailTrigger {
+    /// Lowercase; `*@domain` claims every address of the domain.
+    pub address: String,
+}
+
+impl EmailTrigger {
+    /// Whether mail for `recipient` (any case) is this trigger's.
+    pub fn claims(&self, recipient: &str) -> bool {
+        let recipient = recipient.to_ascii_lowercase();
+        match self.address.strip_prefix("*@") {
+            Some(domain) => recipient.rsplit_once('@').is_some_and(|(_, at)| at == domain),
+            None => recipient == self.address,
+        }
+    }
 }
 
 /// `{ queue = "jobs", batch_size = 10, batch_window = "2s" }`: batches of messages

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore, watch};
 use updraft_scheduler::InvokeError;
-use updraft_store::{AsyncEvent, Finish, Store, now_millis};
+use updraft_store::{AsyncEvent, EventWrite, Finish, Store, now_millis};
 
 use crate::live::LiveFunction;
 use crate::platform::{InvokeContext, InvokeFailure, Platform};
@@ -98,9 +98,8 @@ async fn run(platform: Weak<Platform>, store: Store, wake: Arc<Notify>, mut stop
         for event in claimed {
             let Some(platform) = platform.upgrade() else { return };
             let Ok(slot) = slots.clone().acquire_owned().await else { return };
-            let store = store.clone();
             tokio::spawn(async move {
-                deliver(&platform, &store, event).await;
+                deliver(&platform, event).await;
                 drop(slot);
             });
         }
@@ -117,7 +116,7 @@ async fn run(platform: Weak<Platform>, store: Store, wake: Arc<Notify>, mut stop
 
 /// Runs one attempt of `event` and records what comes of it, with the events that
 /// follow from it (destinations, dead-letter topic) in the same transaction.
-async fn deliver(platform: &Platform, store: &Store, event: AsyncEvent) {
+async fn deliver(platform: &Platform, event: AsyncEvent) {
     let config = platform.async_config();
     // The function's own policy, as deployed now (Lambda's defaults if it is gone).
     let function = platform.live().functions.get(&event.function).cloned();
@@ -130,6 +129,21 @@ async fn deliver(platform: &Platform, store: &Store, event: AsyncEvent) {
         None => Err(Retry::Never(format!("function {} no longer exists", event.function))),
     };
     let now = now_millis();
+    // Outcomes go through the group writer: many events finishing at once share a commit.
+    let writer = platform.event_writer();
+    let finish = |finish: Finish<'_>, follow_ups: Vec<AsyncEvent>| {
+        let mut writes = vec![finish.write(&event.id)];
+        writes.extend(follow_ups.into_iter().map(EventWrite::Enqueue));
+        writer.write(writes)
+    };
+    let retry = |attempts: i64, next_attempt_at: i64, error: &str| {
+        writer.write(vec![EventWrite::Retry {
+            id: event.id.clone(),
+            attempts,
+            next_attempt_at,
+            error: Some(error.to_owned()),
+        }])
+    };
     let written = match outcome {
         Ok(answer) => {
             let follow_ups = function
@@ -145,15 +159,11 @@ async fn deliver(platform: &Platform, store: &Store, event: AsyncEvent) {
                     platform.destination_events(destination, &event, &outcome)
                 })
                 .unwrap_or_default();
-            store.event_finish(&event.id, Finish::Done, &follow_ups).await
+            finish(Finish::Done, follow_ups).await
         }
-        Err(Retry::Throttled) => {
-            store
-                .event_retry(&event.id, event.attempts, now + THROTTLE_DELAY.as_millis() as i64, Some("throttled"))
-                .await
-        }
+        Err(Retry::Throttled) => retry(event.attempts, now + THROTTLE_DELAY.as_millis() as i64, "throttled").await,
         Err(Retry::Never(error)) => {
-            store.event_finish(&event.id, Finish::Failed { attempts: event.attempts, error: &error }, &[]).await
+            finish(Finish::Failed { attempts: event.attempts, error: &error }, Vec::new()).await
         }
         Err(Retry::Failed(failure)) => {
             let attempts = event.attempts + 1;
@@ -166,10 +176,10 @@ async fn deliver(platform: &Platform, store: &Store, event: AsyncEvent) {
                     .as_ref()
                     .map(|function| platform.failure_events(&function.config, &event, condition, &failure))
                     .unwrap_or_default();
-                store.event_finish(&event.id, Finish::Failed { attempts, error: &failure.error }, &follow_ups).await
+                finish(Finish::Failed { attempts, error: &failure.error }, follow_ups).await
             } else {
                 let delay = config.retry_delay.saturating_mul(1 << (attempts - 1).clamp(0, 16));
-                store.event_retry(&event.id, attempts, now + delay.as_millis() as i64, Some(&failure.error)).await
+                retry(attempts, now + delay.as_millis() as i64, &failure.error).await
             }
         }
     };

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use updraft_model::{Destination, EventSource, FunctionConfig, FunctionName, TopicName, WebhookTrigger};
+use updraft_model::{Destination, EventSource, FunctionConfig, FunctionName, TopicName, Trigger, WebhookTrigger};
 use updraft_store::{AsyncEvent, EventState, StoreError, now_millis};
 
 use crate::dispatch::Failure;
@@ -119,6 +119,54 @@ impl Platform {
         let id = event.id.clone();
         self.enqueue(vec![event]).await?;
         Ok(id)
+    }
+
+    /// The live functions with an `email` trigger claiming `recipient`.
+    pub fn email_recipients(&self, recipient: &str) -> Vec<FunctionName> {
+        self.live()
+            .functions
+            .values()
+            .filter(|function| {
+                function
+                    .config
+                    .triggers
+                    .iter()
+                    .any(|trigger| matches!(trigger, Trigger::Email(email) if email.claims(recipient)))
+            })
+            .map(|function| function.name.clone())
+            .collect()
+    }
+
+    /// Stores one event per function claiming any of `recipients`, all in one
+    /// transaction, each with the recipients that function claims; when this returns
+    /// the mail is durable. `message` makes the event's payload from the recipients it
+    /// is for. Returns the ids.
+    pub async fn accept_email(
+        &self,
+        envelope_from: &str,
+        recipients: &[String],
+        message: impl Fn(&[String]) -> Vec<u8>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut claimed: Vec<(FunctionName, Vec<String>)> = Vec::new();
+        for recipient in recipients {
+            for function in self.email_recipients(recipient) {
+                match claimed.iter_mut().find(|(name, _)| *name == function) {
+                    Some((_, to)) => to.push(recipient.clone()),
+                    None => claimed.push((function, vec![recipient.clone()])),
+                }
+            }
+        }
+        let events: Vec<AsyncEvent> = claimed
+            .into_iter()
+            .map(|(function, to)| {
+                let payload = message(&to);
+                let source = EventSource::Email { from: envelope_from.to_owned(), to };
+                new_event(function, payload, None, source)
+            })
+            .collect();
+        let ids = events.iter().map(|event| event.id.clone()).collect();
+        self.enqueue(events).await?;
+        Ok(ids)
     }
 
     /// Stores events durably and wakes the dispatcher.

@@ -88,6 +88,6 @@ fn route_claim(trigger: &Trigger) -> Option<(HttpTrigger, Option<WebhookTrigger>
     match trigger {
         Trigger::Http(http) => Some((http.clone(), None)),
         Trigger::Webhook(webhook) => Some((webhook.as_route(), Some(webhook.clone()))),
-        Trigger::Topic(_) | Trigger::Schedule(_) | Trigger::Queue(_) => None,
+        Trigger::Topic(_) | Trigger::Schedule(_) | Trigger::Queue(_) | Trigger::Email(_) => None,
     }
 }

@@ -75,6 +75,9 @@ pub(crate) fn event_input(event: &AsyncEvent, function: &LiveFunction) -> HttpRe
             set(&mut request, "ce-time", &rfc3339(*tick_at));
             request
         }
+        EventSource::Email { .. } => {
+            event_request(&event.id, "updraft/email", "dev.updraft.email.received", json_type(), payload)
+        }
         EventSource::Webhook { method, uri, route, headers } => {
             webhook_request(event, method, uri, route, headers, wasm)
         }

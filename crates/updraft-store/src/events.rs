@@ -40,6 +40,31 @@ pub enum Finish<'a> {
     Failed { attempts: i64, error: &'a str },
 }
 
+impl Finish<'_> {
+    /// The write that records this outcome of event `id`.
+    pub fn write(self, id: &str) -> EventWrite {
+        match self {
+            Finish::Done => EventWrite::Done { id: id.to_owned() },
+            Finish::Failed { attempts, error } => {
+                EventWrite::Failed { id: id.to_owned(), attempts, error: error.to_owned() }
+            }
+        }
+    }
+}
+
+/// One change to the queue; [`Store::event_write`] applies a list in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventWrite {
+    /// Store a new event (an id already stored is left as it is).
+    Enqueue(AsyncEvent),
+    /// It ran: remove it.
+    Done { id: String },
+    /// Keep it as `failed` with its error.
+    Failed { id: String, attempts: i64, error: String },
+    /// Make it due again at `next_attempt_at`.
+    Retry { id: String, attempts: i64, next_attempt_at: i64, error: Option<String> },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventState {
     /// Waiting for `next_attempt_at`, or running under a lease until then.
@@ -77,10 +102,8 @@ impl Store {
     /// Stores events in one transaction: all of them, or none (one message's copies
     /// for every subscriber of a topic).
     pub async fn event_enqueue_all(&self, events: &[AsyncEvent]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        insert_events(&mut tx, events).await?;
-        tx.commit().await?;
-        Ok(())
+        let writes: Vec<EventWrite> = events.iter().cloned().map(EventWrite::Enqueue).collect();
+        self.event_write(&writes).await
     }
 
     /// Records how event `id` ended and stores the events that follow from it (its
@@ -92,21 +115,55 @@ impl Store {
         finish: Finish<'_>,
         follow_ups: &[AsyncEvent],
     ) -> Result<(), StoreError> {
+        let mut writes = vec![finish.write(id)];
+        writes.extend(follow_ups.iter().cloned().map(EventWrite::Enqueue));
+        self.event_write(&writes).await
+    }
+
+    /// Puts an event back in the queue, due at `next_attempt_at`.
+    pub async fn event_retry(
+        &self,
+        id: &str,
+        attempts: i64,
+        next_attempt_at: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let retry = EventWrite::Retry { id: id.to_owned(), attempts, next_attempt_at, error: error.map(str::to_owned) };
+        self.event_write(&[retry]).await
+    }
+
+    /// Applies `writes` in one transaction: all of them, or none.
+    pub async fn event_write(&self, writes: &[EventWrite]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        match finish {
-            Finish::Done => {
-                sqlx::query("DELETE FROM async_events WHERE id = $1").bind(id).execute(&mut *tx).await?;
-            }
-            Finish::Failed { attempts, error } => {
-                sqlx::query("UPDATE async_events SET state = 'failed', attempts = $1, last_error = $2 WHERE id = $3")
+        for write in writes {
+            match write {
+                EventWrite::Enqueue(event) => insert_event(&mut tx, event).await?,
+                EventWrite::Done { id } => {
+                    sqlx::query("DELETE FROM async_events WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                }
+                EventWrite::Failed { id, attempts, error } => {
+                    sqlx::query(
+                        "UPDATE async_events SET state = 'failed', attempts = $1, last_error = $2 WHERE id = $3",
+                    )
                     .bind(attempts)
                     .bind(error)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+                }
+                EventWrite::Retry { id, attempts, next_attempt_at, error } => {
+                    sqlx::query(
+                        "UPDATE async_events SET attempts = $1, next_attempt_at = $2, last_error = $3 WHERE id = $4",
+                    )
+                    .bind(attempts)
+                    .bind(next_attempt_at)
+                    .bind(error.as_deref())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
         }
-        insert_events(&mut tx, follow_ups).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -157,7 +214,9 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        insert_events(&mut tx, events).await?;
+        for event in events {
+            insert_event(&mut tx, event).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -206,24 +265,6 @@ impl Store {
         Ok(result.rows_affected())
     }
 
-    /// Puts an event back in the queue, due at `next_attempt_at`.
-    pub async fn event_retry(
-        &self,
-        id: &str,
-        attempts: i64,
-        next_attempt_at: i64,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE async_events SET attempts = $1, next_attempt_at = $2, last_error = $3 WHERE id = $4")
-            .bind(attempts)
-            .bind(next_attempt_at)
-            .bind(error)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     pub async fn event_get(&self, id: &str) -> Result<Option<AsyncEvent>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM async_events WHERE id = $1"))
             .bind(id)
@@ -233,8 +274,8 @@ impl Store {
     }
 }
 
-async fn insert_events(tx: &mut Transaction<'_, Any>, events: &[AsyncEvent]) -> Result<(), StoreError> {
-    for event in events {
+async fn insert_event(tx: &mut Transaction<'_, Any>, event: &AsyncEvent) -> Result<(), StoreError> {
+    {
         let source = match &event.source {
             EventSource::Invoke => None,
             source => {

@@ -1,13 +1,13 @@
-//! Group commit for the event queue: events enqueued at the same moment by many
-//! callers are written in one transaction, so they share one fsync (SQLite) or one
-//! round trip (PostgreSQL) instead of paying one each. Every caller still hears back
-//! only once its events are committed: acknowledged means durable.
+//! Group commit for the event queue: writes (new events, outcomes, retries) made at
+//! the same moment by many callers go in one transaction, so they share one fsync
+//! (SQLite) or one round trip (PostgreSQL) instead of paying one each. Every caller
+//! still hears back only once its writes are committed: acknowledged means durable.
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{AsyncEvent, Store, StoreError};
+use crate::{AsyncEvent, EventWrite, Store, StoreError};
 
-/// The most events written in one transaction.
+/// The most writes in one transaction.
 const MAX_GROUP: usize = 1024;
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
@@ -15,7 +15,7 @@ type Reply = oneshot::Sender<Result<(), StoreError>>;
 /// A handle to the writer task; cheap to clone. The task ends when every handle is gone.
 #[derive(Clone)]
 pub struct EventWriter {
-    requests: mpsc::Sender<(Vec<AsyncEvent>, Reply)>,
+    requests: mpsc::Sender<(Vec<EventWrite>, Reply)>,
 }
 
 impl EventWriter {
@@ -28,14 +28,19 @@ impl EventWriter {
 
     /// Stores `events` (all or none); returns once they are committed.
     pub async fn enqueue(&self, events: Vec<AsyncEvent>) -> Result<(), StoreError> {
+        self.write(events.into_iter().map(EventWrite::Enqueue).collect()).await
+    }
+
+    /// Applies `writes` (all or none); returns once they are committed.
+    pub async fn write(&self, writes: Vec<EventWrite>) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Grouped { detail: "the event writer has stopped".to_owned() };
-        self.requests.send((events, reply)).await.map_err(|_| stopped())?;
+        self.requests.send((writes, reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
 
-async fn write_groups(store: Store, mut receiver: mpsc::Receiver<(Vec<AsyncEvent>, Reply)>) {
+async fn write_groups(store: Store, mut receiver: mpsc::Receiver<(Vec<EventWrite>, Reply)>) {
     while let Some(first) = receiver.recv().await {
         // Everything that queued up while the last group was being written.
         let mut group = vec![first];
@@ -49,13 +54,13 @@ async fn write_groups(store: Store, mut receiver: mpsc::Receiver<(Vec<AsyncEvent
                 Err(_) => break,
             }
         }
-        let mut events = Vec::with_capacity(count);
+        let mut writes = Vec::with_capacity(count);
         let mut replies = Vec::with_capacity(group.len());
         for (mut request, reply) in group {
-            events.append(&mut request);
+            writes.append(&mut request);
             replies.push(reply);
         }
-        let result = store.event_enqueue_all(&events).await;
+        let result = store.event_write(&writes).await;
         for reply in replies {
             let answer = match &result {
                 Ok(()) => Ok(()),

@@ -19,7 +19,7 @@ mod records;
 mod sql;
 
 pub use artifacts::{ArtifactError, ArtifactStore};
-pub use events::{AsyncEvent, EventState, Finish};
+pub use events::{AsyncEvent, EventState, EventWrite, Finish};
 pub use group::EventWriter;
 pub use invocations::{InvocationFilter, StoredInvocation, UsageCounts, UsageRow};
 pub use queues::{QueueDepth, QueueMessage};

@@ -237,6 +237,16 @@ pub struct ServerArgs {
     /// waits twice as long (Lambda: about a minute).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub async_retry_delay: Duration,
+    /// Accept mail over SMTP on this address (e.g. 127.0.0.1:2525) for the addresses
+    /// that `email` triggers claim; off unless given.
+    #[arg(long, env = "UPDRAFT_SMTP_LISTEN")]
+    pub smtp_listen: Option<SocketAddr>,
+    /// The largest message the SMTP listener accepts (larger ones get 552).
+    #[arg(long, default_value = "10MiB", value_parser = parse_size)]
+    pub smtp_max_message_size: updraft_model::ByteSize,
+    /// The name the SMTP listener greets with.
+    #[arg(long, default_value = "updraft")]
+    pub smtp_hostname: String,
     /// Sandboxes kept started per Lambda runtime (python3, nodejs) with the
     /// interpreter up, waiting for a function: a cold start takes one instead of
     /// starting an interpreter. 0 turns them off.

@@ -82,6 +82,9 @@ pub async fn describe(client: &Client, name: &str, output: Output) -> anyhow::Re
     if !c.topics.is_empty() {
         println!("topics:      {}", c.topics.join(", "));
     }
+    if !c.emails.is_empty() {
+        println!("email:       {}", c.emails.join(", "));
+    }
     for queue in &c.queues {
         println!(
             "queue:       {} (batches of {}, window {} ms, visibility {} ms, after {} receives to {})",

@@ -72,6 +72,18 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
     let api_config = updraft_api::ApiConfig { max_artifact_bytes: args.max_artifact_size.bytes() as usize };
     let router = updraft_api::router(platform.clone(), api_config);
     let (shutdown, mut stop) = watch::channel(false);
+    if let Some(smtp_addr) = args.smtp_listen {
+        let smtp = tokio::net::TcpListener::bind(smtp_addr).await.with_context(|| {
+            format!("cannot listen for SMTP on {smtp_addr}; is something else there? pick another with --smtp-listen")
+        })?;
+        let smtp_config = updraft_smtp::SmtpConfig {
+            hostname: args.smtp_hostname.clone(),
+            max_message_bytes: args.smtp_max_message_size.bytes() as usize,
+            ..updraft_smtp::SmtpConfig::default()
+        };
+        tracing::info!(addr = %smtp.local_addr()?, "accepting mail over SMTP");
+        tokio::spawn(updraft_smtp::serve(smtp, platform.clone(), smtp_config, shutdown.subscribe()));
+    }
     let serve = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {

@@ -88,6 +88,9 @@ fn print_routes(running: &crate::server::Running, endpoint: &str) {
                 updraft_model::Trigger::Topic(topic) => {
                     eprintln!("  {:<10} {}  -> {}", "topic", topic.topic, function.name);
                 }
+                updraft_model::Trigger::Email(email) => {
+                    eprintln!("  {:<10} {}  -> {}", "email", email.address, function.name);
+                }
                 updraft_model::Trigger::Queue(queue) => {
                     eprintln!("  {:<10} {}  -> {}", "queue", queue.queue, function.name);
                 }

@@ -68,7 +68,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("creating a scratch folder")?;
 
     println!("durable enqueue rate, store level (SQLite, synchronous = FULL, 256 producers, {}s each)", args.seconds);
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("queue.db").display())).await?;
+    let store = Store::connect(&Store::sqlite_url(&dir.path().join("queue.db"))).await?;
     let single_store = store.clone();
     let single = enqueue_rate(duration, move |event| {
         let store = single_store.clone();
@@ -185,6 +185,7 @@ async fn server_figures(args: &Args, duration: Duration, scratch: &Path, databas
 
     let sync_start = api.start_latency("/v1/functions/sink/invoke", "direct", args.latency_events).await?;
     let async_start = api.start_latency("/v1/functions/sink/invoke-async", "async", args.latency_events).await?;
+    println!("  (start times are whole milliseconds: each latency is an upper bound, at most 1 ms over)");
     println!(
         "  request → start, sync (baseline)  p50 {:>6.1} ms  p99 {:>6.1} ms",
         percentile(&sync_start, 50.0),
@@ -341,7 +342,9 @@ impl Api {
                 _ => response.json::<Value>().await?["id"].as_str().context("an id")?.to_owned(),
             };
             let started = self.record_start(&id, trigger).await?;
-            latencies.push(started - sent);
+            // Records keep whole milliseconds: against the send time rounded down, the
+            // figure is an upper bound, at most 1 ms over.
+            latencies.push(started - sent.floor());
         }
         Ok(latencies)
     }
@@ -397,7 +400,7 @@ impl Api {
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             };
-            latencies.push(last_start - sent);
+            latencies.push(last_start - sent.floor());
             // The next run starts on a quiet queue.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

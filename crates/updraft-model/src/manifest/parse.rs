@@ -14,7 +14,7 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 use super::{
-    BuildSpec, Destination, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
+    BuildSpec, Destination, EmailTrigger, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
     ManifestProblem, QueueTrigger, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger,
 };
 use crate::{
@@ -49,7 +49,7 @@ const MIN_EVENT_AGE: Duration = Duration::from_secs(60);
 const MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 3600);
 const BUILD_KEYS: &[&str] = &["command", "workdir"];
 /// The kinds of trigger, each a key naming what the trigger listens to.
-const TRIGGER_KINDS: &[&str] = &["http", "webhook", "topic", "schedule", "queue"];
+const TRIGGER_KINDS: &[&str] = &["http", "webhook", "topic", "schedule", "queue", "email"];
 /// The other keys a trigger may have, each with the kind it belongs to.
 const TRIGGER_OPTIONS: &[(&str, &str)] = &[
     ("auth", "http"),
@@ -68,7 +68,7 @@ const DESTINATION_KEYS: &[&str] = &["function", "topic"];
 /// "not supported yet" message instead of "unknown key", so nobody hunts for a typo.
 const FUTURE_TOP_KEYS: &[&str] = &["workflows"];
 const FUTURE_FUNCTION_KEYS: &[&str] = &[];
-const FUTURE_TRIGGER_KINDS: &[&str] = &["email"];
+const FUTURE_TRIGGER_KINDS: &[&str] = &[];
 
 /// The methods an HTTP trigger may name, in the order messages list them.
 const HTTP_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -657,7 +657,7 @@ impl Checker<'_> {
                     let claim = match &trigger {
                         Trigger::Http(http) => Some(http.clone()),
                         Trigger::Webhook(webhook) => Some(webhook.as_route()),
-                        Trigger::Topic(_) | Trigger::Schedule(_) | Trigger::Queue(_) => None,
+                        Trigger::Topic(_) | Trigger::Schedule(_) | Trigger::Queue(_) | Trigger::Email(_) => None,
                     };
                     if let Some(claim) = claim {
                         self.claims.push(RouteClaim {
@@ -675,7 +675,7 @@ impl Checker<'_> {
     }
 
     fn trigger(&mut self, path: &str, table: &Table) -> Option<Trigger> {
-        let supported = "supported: http, webhook, topic, schedule, queue";
+        let supported = "supported: http, webhook, topic, schedule, queue, email";
         let known: Vec<&str> =
             TRIGGER_KINDS.iter().copied().chain(TRIGGER_OPTIONS.iter().map(|(option, _)| *option)).collect();
         // Each unknown key is reported as a would-be kind, so a missing kind is reported
@@ -746,6 +746,10 @@ impl Checker<'_> {
                 Trigger::Topic(TopicTrigger { topic: self.topic_name(&kind_path, text)? })
             }
             "queue" => self.queue_trigger(path, &kind_path, value, table)?,
+            "email" => {
+                let text = self.string(&kind_path, value, "write it in quotes, like email = \"signup@example.com\"")?;
+                Trigger::Email(EmailTrigger { address: self.email_address(&kind_path, text)? })
+            }
             _ => {
                 let schedule = self
                     .string(&kind_path, value, "write it in quotes, like schedule = \"rate(5 minutes)\"")
@@ -804,6 +808,31 @@ impl Checker<'_> {
             max_receives: max_receives?.unwrap_or(5),
             dead_letter_queue,
         }))
+    }
+
+    /// `local@domain` or `*@domain`, lowercased.
+    fn email_address(&mut self, path: &str, text: &str) -> Option<String> {
+        let address = text.trim().to_ascii_lowercase();
+        let valid = address.split_once('@').is_some_and(|(local, domain)| {
+            let local_ok = local == "*"
+                || (!local.is_empty() && local.chars().all(|c| c.is_ascii_graphic() && !"<>()[],;:\\\"@*".contains(c)));
+            let domain_ok = !domain.is_empty()
+                && domain
+                    .split('.')
+                    .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            local_ok && domain_ok
+        });
+        if !valid {
+            self.problem(
+                path,
+                format!(
+                    "{text:?} is not an email address; write one like \"signup@example.com\", or \"*@example.com\" \
+                     for every address of a domain"
+                ),
+            );
+            return None;
+        }
+        Some(address)
     }
 
     /// A whole number within `min..=max`.
@@ -1591,9 +1620,9 @@ source = "b.wasm"
 
     #[test]
     fn trigger_kinds_and_auth_are_checked() {
-        let (field, message) = problem(&with_function("triggers = [{ email = \"jobs@example.com\" }]"));
+        let (field, message) = problem(&with_function("triggers = [{ email = \"not an address\" }]"));
         assert_eq!(field, "functions.hello.triggers[0].email");
-        assert_eq!(message, "`email` triggers are not supported yet; supported: http, webhook, topic, schedule, queue");
+        assert!(message.contains("is not an email address"), "{message}");
 
         let (field, message) = problem(&with_function("triggers = [{ carrier_pigeon = \"coo\" }]"));
         assert_eq!(field, "functions.hello.triggers[0].carrier_pigeon");
@@ -1812,6 +1841,8 @@ triggers = [
   { schedule = "0 9 * * MON-FRI", timezone = "Europe/Paris", catch_up = "skip" },
   { schedule = "rate(5 minutes)" },
   { queue = "jobs", batch_size = 25, batch_window = "2s" },
+  { email = "Signup@Example.com" },
+  { email = "*@inbound.example.com" },
 ]"#,
         ))
         .unwrap();
@@ -1837,6 +1868,10 @@ triggers = [
             ("jobs", 25, Duration::from_secs(2), 5, "jobs-dlq")
         );
         assert_eq!(jobs.visibility_timeout, Duration::from_secs(30));
+        let Trigger::Email(signup) = &triggers[5] else { panic!("{triggers:?}") };
+        assert!(signup.claims("SIGNUP@example.COM") && !signup.claims("other@example.com"));
+        let Trigger::Email(inbound) = &triggers[6] else { panic!("{triggers:?}") };
+        assert!(inbound.claims("anyone@inbound.example.com") && !inbound.claims("anyone@example.com"));
         assert_eq!(
             (rate.schedule.as_str(), rate.timezone, rate.catch_up),
             ("rate(5 minutes)", Timezone::UTC, CatchUp::Latest)

@@ -492,3 +492,126 @@ async fn queues_deliver_batches_retry_failed_items_and_dead_letter_them() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A loopback port nothing listens on now (the server binds it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs Python's smtplib against `port`: `script` sees `smtplib`, `port` and the
+/// `email` package, and prints a JSON answer.
+fn smtp_client(port: u16, script: &str) -> Value {
+    let program = format!("import json, smtplib, sys\nfrom email.message import EmailMessage\nport = {port}\n{script}");
+    let output = std::process::Command::new("python3").args(["-c", &program]).output().expect("python3");
+    assert!(output.status.success(), "smtplib failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+const SEND_SIGNUP: &str = r#"
+message = EmailMessage()
+message["From"] = "Ada Lovelace <ada@example.com>"
+message["To"] = "signup@updraft.test"
+message["Subject"] = "Sign me up"
+message.set_content("Hello, I would like an account.")
+message.add_alternative("<p>Hello, I would like an <b>account</b>.</p>", subtype="html")
+message.add_attachment(b"%PDF-1.4 resume", maintype="application", subtype="pdf", filename="resume.pdf")
+result = {}
+with smtplib.SMTP("127.0.0.1", port) as smtp:
+    result["refused"] = smtp.send_message(message, to_addrs=["signup@updraft.test", "hello@wasm.test"])
+    try:
+        smtp.sendmail("ada@example.com", ["nobody@updraft.test"], "Subject: lost\r\n\r\nhi")
+    except smtplib.SMTPRecipientsRefused as error:
+        result["unknown"] = error.recipients["nobody@updraft.test"][0]
+    try:
+        smtp.sendmail("ada@example.com", ["signup@updraft.test"], "Subject: big\r\n\r\n" + "x" * 70000)
+    except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as error:
+        result["oversize"] = error.smtp_code
+print(json.dumps(result))
+"#;
+
+#[tokio::test]
+async fn mail_for_claimed_addresses_becomes_an_event_and_the_rest_is_refused() {
+    let smtp = free_port();
+    let server =
+        TestServer::start_with(&["--smtp-listen", &format!("127.0.0.1:{smtp}"), "--smtp-max-message-size", "64KiB"]);
+    let witness = Witness::start().await;
+    let dir = app(
+        "mail",
+        &[
+            reporter("inbox", &witness, "", "triggers = [{ email = \"signup@updraft.test\" }]"),
+            wasm_echo("wasmmail", "{ email = \"*@wasm.test\" }"),
+        ],
+    );
+    server.deploy(dir.path());
+
+    let result = tokio::task::spawn_blocking(move || smtp_client(smtp, SEND_SIGNUP)).await.unwrap();
+    assert_eq!(result["refused"], json!({}), "both recipients accepted: {result}");
+    assert_eq!(result["unknown"], 550, "{result}");
+    assert_eq!(result["oversize"], 552, "{result}");
+
+    let inbox = witness.wait_for("inbox", "the mail", |reports| !reports.is_empty()).await;
+    assert_eq!(inbox.len(), 1, "only the accepted message: {inbox:#?}");
+    let mail = &inbox[0]["event"];
+    assert_eq!(mail["subject"], "Sign me up");
+    assert_eq!(mail["from"][0], json!({"name": "Ada Lovelace", "address": "ada@example.com"}));
+    assert_eq!(mail["envelope"]["to"], json!(["signup@updraft.test"]));
+    assert!(mail["text"].as_str().unwrap().contains("I would like an account"), "{mail}");
+    assert!(mail["html"].as_str().unwrap().contains("<b>account</b>"), "{mail}");
+    assert_eq!(mail["attachments"], json!([{"filename": "resume.pdf", "contentType": "application/pdf", "size": 15}]));
+    assert_eq!(mail["headers"]["Subject"], json!(["Sign me up"]));
+    records(&server, "inbox", "email", 1).await;
+
+    // A wasm function gets it as a CloudEvent, for its own recipient only.
+    let log = server.wait_for_function_log("wasmmail", "ce-type: dev.updraft.email.received").await;
+    assert!(log.contains(r#""to":["hello@wasm.test"]"#), "{log}");
+}
+
+#[tokio::test]
+async fn mail_acknowledged_with_250_survives_a_kill_9() {
+    let smtp = free_port();
+    let mut server = TestServer::start_with(&["--smtp-listen", &format!("127.0.0.1:{smtp}")]);
+    let witness = Witness::start().await;
+    let dir = app(
+        "mailkill",
+        &[reporter("inbox", &witness, "", "triggers = [{ email = \"*@updraft.test\" }]\nconcurrency = 4")],
+    );
+    server.deploy(dir.path());
+
+    // 300 messages over one connection, each acknowledged with 250; then kill -9.
+    let sent = tokio::task::spawn_blocking(move || {
+        smtp_client(
+            smtp,
+            r#"
+accepted = []
+with smtplib.SMTP("127.0.0.1", port) as smtp:
+    for n in range(300):
+        smtp.sendmail("ada@example.com", ["n%d@updraft.test" % n], "Subject: mail %d\r\n\r\nbody %d" % (n, n))
+        accepted.append("mail %d" % n)
+print(json.dumps(accepted))
+"#,
+        )
+    })
+    .await
+    .unwrap();
+    let accepted: Vec<String> = sent.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+    assert_eq!(accepted.len(), 300);
+    server.kill();
+    let before = witness.reports("inbox").len();
+    server.restart();
+
+    let subjects = |reports: &[Value]| -> Vec<String> {
+        reports.iter().map(|report| report["event"]["subject"].as_str().unwrap_or_default().to_owned()).collect()
+    };
+    let all = witness
+        .wait_for("inbox", "every acknowledged message", |reports| {
+            let seen = subjects(reports);
+            accepted.iter().all(|subject| seen.contains(subject))
+        })
+        .await;
+    let duplicates = all.len() - accepted.len();
+    eprintln!(
+        "SMTP kill -9: {} messages acknowledged, {before} delivered before the kill, all delivered after the restart, {duplicates} delivered twice",
+        accepted.len()
+    );
+}
