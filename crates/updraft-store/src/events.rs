@@ -53,6 +53,9 @@ impl Finish<'_> {
 }
 
 /// One change to the queue; [`Store::event_write`] applies a list in one transaction.
+// Most writes are `Enqueue`s, so boxing it would allocate for the common case to save
+// space in the rare ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventWrite {
     /// Store a new event (an id already stored is left as it is).
