@@ -18,9 +18,9 @@ use crate::params::{DeployParams, InvocationParams, LogParams, RollbackParams, U
 use crate::request_id::RequestId;
 use crate::views::{
     AccessKeyCreatedView, AccessKeyListView, AccessKeyView, ArtifactView, AsyncAcceptedView, AsyncEventView,
-    DeployView, FunctionListView, FunctionUsageView, FunctionView, InvocationListView, InvocationView, LogLineView,
-    LogListView, PricesView, PublishedView, QueueSentView, QueueView, TopicListView, TopicView, UsageHourView,
-    UsageReportView, UsageView, VersionListView, VersionView,
+    DeployView, ExecutionStartedView, ExecutionView, FunctionListView, FunctionUsageView, FunctionView,
+    InvocationListView, InvocationView, LogLineView, LogListView, PricesView, PublishedView, QueueSentView, QueueView,
+    TopicListView, TopicView, UsageHourView, UsageReportView, UsageView, VersionListView, VersionView,
 };
 use crate::{ApiError, AppState};
 
@@ -42,6 +42,8 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/async/{id}", get(async_event_get))
         .route("/topics", get(topic_list))
+        .route("/workflows/{name}/executions", post(workflow_start).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)))
+        .route("/executions/{id}", get(execution_get))
         .route("/queues/{queue}", post(queue_send).get(queue_get).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)))
         .route("/topics/{topic}", post(topic_publish).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)))
         .route("/functions/{name}/logs", get(log_list))
@@ -637,4 +639,60 @@ pub(crate) async fn queue_get(
         .map(|function| function.name.to_string())
         .collect();
     Ok(Json(QueueView { queue: queue.to_string(), visible: depth.visible, in_flight: depth.in_flight, consumers }))
+}
+
+/// Start an execution of a workflow with the body as its input (JSON). It is stored
+/// before the `202`, runs its states one by one, each step persisted, and resumes
+/// after a restart where it stopped.
+#[utoipa::path(
+    post, path = "/v1/workflows/{name}/executions", tag = "events",
+    params(("name" = String, Path, description = "Workflow name")),
+    request_body(content = String, description = "The execution's input (JSON; empty means {})", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Started", body = ExecutionStartedView),
+        (status = 400, description = "The input is not JSON", body = crate::views::ErrorBody),
+        (status = 404, description = "No such workflow", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn workflow_start(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ExecutionStartedView>), ApiError> {
+    let input: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|error| ApiError::bad_request(format!("the input is not JSON ({error}); send a JSON document")))?
+    };
+    let execution_id = state.platform.workflow_start(&name, input).await.map_err(|error| match error {
+        updraft_platform::WorkflowError::NotFound { .. } => {
+            ApiError::not_found("workflow_not_found", error.to_string())
+        }
+        updraft_platform::WorkflowError::Store(error) => error.into(),
+    })?;
+    Ok((StatusCode::ACCEPTED, Json(ExecutionStartedView { execution_id, workflow: name })))
+}
+
+/// A workflow execution: its status, current state, output or error, and history.
+#[utoipa::path(
+    get, path = "/v1/executions/{id}", tag = "events",
+    params(("id" = String, Path, description = "Execution id")),
+    responses(
+        (status = 200, description = "The execution", body = ExecutionView),
+        (status = 404, description = "No such execution", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn execution_get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ExecutionView>, ApiError> {
+    let report = state
+        .platform
+        .execution(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("execution_not_found", format!("no workflow execution {id:?}")))?;
+    Ok(Json(ExecutionView::new(&report)))
 }

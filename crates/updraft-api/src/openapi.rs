@@ -32,6 +32,8 @@ use crate::views::*;
         control::topic_list,
         control::queue_send,
         control::queue_get,
+        control::workflow_start,
+        control::execution_get,
         control::log_list,
         control::invocation_list,
         control::usage,
@@ -46,7 +48,7 @@ use crate::views::*;
         DeployParams, RollbackParams, InvocationView, InvocationListView, UsageView, UsageHourView,
         FunctionUsageView, PricesView, UsageReportView, AccessKeyCreatedView, AccessKeyView, AccessKeyListView,
         AsyncAcceptedView, AsyncEventView, PublishedView, TopicView, TopicListView, QueueSentView, QueueView,
-        QueueTriggerView,
+        QueueTriggerView, ExecutionStartedView, ExecutionView, HistoryEntryView,
     )),
     modifiers(&BearerAuth)
 )]

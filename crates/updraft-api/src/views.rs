@@ -582,3 +582,77 @@ pub struct QueueView {
     /// The functions consuming it.
     pub consumers: Vec<String>,
 }
+
+/// A workflow execution just started.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExecutionStartedView {
+    pub execution_id: String,
+    pub workflow: String,
+}
+
+/// One entry of an execution's history.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HistoryEntryView {
+    pub seq: i64,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// `ExecutionStarted`, `StateEntered`, `TaskSucceeded`, `TaskFailed`, `TaskRetried`,
+    /// `WaitStarted`, `ExecutionSucceeded` or `ExecutionFailed`.
+    pub kind: String,
+    pub state: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// A workflow execution: where it stands and how it got there.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExecutionView {
+    pub id: String,
+    pub workflow: String,
+    pub app: String,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// The state it is in, or ended in.
+    pub state: String,
+    #[schema(value_type = Object)]
+    pub input: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub output: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub started_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub history: Vec<HistoryEntryView>,
+}
+
+impl ExecutionView {
+    pub fn new(report: &updraft_platform::ExecutionReport) -> Self {
+        let json =
+            |text: &str| serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()));
+        let execution = &report.execution;
+        Self {
+            id: execution.id.clone(),
+            workflow: execution.workflow.to_string(),
+            app: execution.app.to_string(),
+            status: execution.status.clone(),
+            state: execution.state.clone(),
+            input: json(&execution.input),
+            output: execution.output.as_deref().map(json),
+            error: execution.error.clone(),
+            cause: execution.cause.clone(),
+            started_at_ms: execution.started_at,
+            updated_at_ms: execution.updated_at,
+            history: report
+                .history
+                .iter()
+                .map(|entry| HistoryEntryView {
+                    seq: entry.seq,
+                    at_ms: entry.at,
+                    kind: entry.kind.clone(),
+                    state: entry.state.clone(),
+                    detail: entry.detail.as_deref().map(json),
+                })
+                .collect(),
+        }
+    }
+}

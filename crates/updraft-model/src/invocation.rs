@@ -59,11 +59,22 @@ pub enum TriggerKind {
     Queue,
     /// Mail accepted by the SMTP listener.
     Email,
+    /// A Task state of a workflow execution.
+    Workflow,
 }
 
 impl TriggerKind {
-    pub const ALL: [TriggerKind; 8] =
-        [Self::Http, Self::Direct, Self::Async, Self::Topic, Self::Schedule, Self::Webhook, Self::Queue, Self::Email];
+    pub const ALL: [TriggerKind; 9] = [
+        Self::Http,
+        Self::Direct,
+        Self::Async,
+        Self::Topic,
+        Self::Schedule,
+        Self::Webhook,
+        Self::Queue,
+        Self::Email,
+        Self::Workflow,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,6 +86,7 @@ impl TriggerKind {
             Self::Webhook => "webhook",
             Self::Queue => "queue",
             Self::Email => "email",
+            Self::Workflow => "workflow",
         }
     }
 

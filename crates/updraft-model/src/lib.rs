@@ -12,14 +12,16 @@ mod manifest;
 mod names;
 mod route;
 mod schedule;
+mod workflow;
 
 pub use event::EventSource;
 pub use invocation::{EventInput, FunctionError, InvocationRecord, InvocationStatus, TriggerKind, billed_ms};
 pub use limits::{ByteSize, Limits};
 pub use manifest::{
     BuildSpec, Destination, EmailTrigger, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
-    ManifestProblem, QueueTrigger, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger,
+    ManifestProblem, QueueTrigger, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger, WorkflowSpec,
 };
 pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, TopicName, VersionNumber};
 pub use route::{MethodSet, RoutePattern, RouteSegment};
 pub use schedule::{CatchUp, InvalidSchedule, ScheduleExpression, Timezone};
+pub use workflow::{AfterTask, StateKind, StateMachine, Step, TaskError};

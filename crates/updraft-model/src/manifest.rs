@@ -22,6 +22,16 @@ mod parse;
 pub struct Manifest {
     pub app: AppName,
     pub functions: BTreeMap<FunctionName, FunctionSpec>,
+    /// `[workflows.NAME]`: state machines whose tasks run this app's functions.
+    pub workflows: BTreeMap<FunctionName, WorkflowSpec>,
+}
+
+/// A `[workflows.NAME]` table: an Amazon States Language definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowSpec {
+    pub machine: crate::StateMachine,
+    /// The definition as written, kept with each execution.
+    pub definition: serde_json::Value,
 }
 
 /// One `[functions.NAME]` table: where the code comes from and how it runs.

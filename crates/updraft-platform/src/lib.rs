@@ -18,6 +18,7 @@ mod recorder;
 mod routes;
 mod schedules;
 mod shapes;
+mod workflows;
 
 pub use access::{AccessKey, AccessKeyInfo};
 pub use dispatch::AsyncConfig;
@@ -32,6 +33,8 @@ pub use platform::{
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
 pub use shapes::event_request;
 pub use updraft_store::{AsyncEvent, EventState};
+pub use updraft_store::{Execution, HistoryEntry};
+pub use workflows::{ExecutionReport, Workflow, WorkflowError};
 
 pub use updraft_model::{EventInput, InvocationRecord, InvocationStatus, TriggerKind};
 pub use updraft_scheduler::{InvokeError, PoolStats, Throttle};

@@ -240,6 +240,10 @@ pub struct Platform {
     scheduler: Scheduler<HttpRequest, HttpResponse>,
     metrics: Arc<Metrics>,
     live: ArcSwap<LiveState>,
+    /// The deployed workflows, from every app's manifest.
+    workflows: ArcSwap<BTreeMap<FunctionName, Arc<crate::workflows::Workflow>>>,
+    /// Turns true when the platform stops (long-running loops watch it).
+    stopping: tokio::sync::watch::Sender<bool>,
     keys: ArcSwap<KeySet>,
     access_keys: ArcSwap<AccessKeySet>,
     sealer: Sealer,
@@ -308,6 +312,8 @@ impl Platform {
             scheduler,
             metrics,
             live: ArcSwap::from_pointee(LiveState::empty()),
+            workflows: ArcSwap::from_pointee(BTreeMap::new()),
+            stopping: tokio::sync::watch::channel(false).0,
             keys: ArcSwap::from_pointee(KeySet::default()),
             access_keys: ArcSwap::from_pointee(AccessKeySet::default()),
             sealer,
@@ -323,6 +329,8 @@ impl Platform {
         let _ = platform.dispatcher.set(dispatcher);
         let _ = platform.ticker.set(Ticker::start(&platform, platform.store.clone()));
         let _ = platform.queues.set(QueuePoller::start(&platform, platform.store.clone()));
+        platform.load_workflows().await?;
+        platform.resume_workflows().await?;
         Ok(platform)
     }
 
@@ -584,6 +592,18 @@ impl Platform {
         }
         let state = LiveState::build(next)?;
         self.live.store(Arc::new(state));
+        // The app's workflows are now the manifest's.
+        let mut workflows: BTreeMap<_, _> = self
+            .workflows
+            .load()
+            .iter()
+            .filter(|(_, w)| w.app != manifest.app)
+            .map(|(n, w)| (n.clone(), w.clone()))
+            .collect();
+        for workflow in crate::workflows::declared(&manifest) {
+            workflows.insert(workflow.name.clone(), workflow);
+        }
+        self.workflows.store(Arc::new(workflows));
         for old in replaced {
             old.pool.retire();
         }
@@ -862,6 +882,34 @@ impl Platform {
         Ok(id)
     }
 
+    pub(crate) fn workflow_set(&self) -> &ArcSwap<BTreeMap<FunctionName, Arc<crate::workflows::Workflow>>> {
+        &self.workflows
+    }
+
+    /// A receiver that turns true when the platform stops.
+    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Reads the workflows of every deployed app from their stored manifests.
+    async fn load_workflows(&self) -> Result<(), StoreError> {
+        let mut workflows = BTreeMap::new();
+        for (app, text) in self.store.app_manifests().await? {
+            match Manifest::parse(&text, "updraft.toml", &self.config.limits) {
+                Ok(manifest) => {
+                    for workflow in crate::workflows::declared(&manifest) {
+                        workflows.insert(workflow.name.clone(), workflow);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%app, %error, "the stored manifest no longer parses; its workflows are not loaded")
+                }
+            }
+        }
+        self.workflows.store(Arc::new(workflows));
+        Ok(())
+    }
+
     pub(crate) fn store(&self) -> &Store {
         &self.store
     }
@@ -972,6 +1020,8 @@ impl Platform {
         if let Some(queues) = self.queues.get() {
             queues.stop();
         }
+        // Workflow executions stop where they are; the next start resumes them.
+        self.stopping.send_replace(true);
         if !self.scheduler.drain(within).await {
             tracing::warn!(running = self.scheduler.in_flight(), "invocations still running at shutdown");
         }

@@ -17,6 +17,7 @@ mod invocations;
 mod queues;
 mod records;
 mod sql;
+mod workflows;
 
 pub use artifacts::{ArtifactError, ArtifactStore};
 pub use events::{AsyncEvent, EventState, EventWrite, Finish};
@@ -28,6 +29,7 @@ pub use records::{
     PlannedFunction, VersionRecord,
 };
 pub use sql::{Backend, Store, StoreError};
+pub use workflows::{Execution, HistoryEntry};
 
 /// Milliseconds since the Unix epoch, the store's one time format.
 pub fn now_millis() -> i64 {

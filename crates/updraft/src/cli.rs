@@ -164,8 +164,27 @@ pub enum Command {
     /// Manage access keys for the Lambda-compatible API (boto3, the AWS CLI).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Start workflow executions and see how they went.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
     /// Print the control plane's OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Start an execution of a workflow and print its id.
+    Start {
+        name: String,
+        /// The execution's input, as JSON.
+        #[arg(long, conflicts_with = "data_file")]
+        data: Option<String>,
+        /// Read the input from a file (`-` for standard input).
+        #[arg(long)]
+        data_file: Option<PathBuf>,
+    },
+    /// Show an execution: its status, current state, output or error, and step history.
+    Describe { execution: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -411,6 +430,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Usage { since, function } => {
             let client = Client::new(&global)?;
             crate::output::usage(&client, since, function.as_deref(), global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Workflow(WorkflowCommand::Start { name, data, data_file }) => {
+            let client = Client::new(&global)?;
+            let body = read_data(data, data_file, "input")?;
+            let request = client
+                .request(reqwest::Method::POST, &format!("/v1/workflows/{name}/executions"))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+            let started: updraft_api::views::ExecutionStartedView =
+                client.send(request).await?.json().await.context("reading the answer to workflow start")?;
+            match global.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&started)?),
+                Output::Human => println!("{}", started.execution_id),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Workflow(WorkflowCommand::Describe { execution }) => {
+            let client = Client::new(&global)?;
+            crate::output::execution(&client, &execution, global.output).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys(command) => {

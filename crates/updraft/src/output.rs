@@ -330,3 +330,28 @@ pub async fn keys(client: &Client, command: crate::cli::KeysCommand, output: Out
     }
     Ok(())
 }
+
+pub async fn execution(client: &Client, id: &str, output: Output) -> anyhow::Result<()> {
+    let view: updraft_api::views::ExecutionView = client.get(&format!("/v1/executions/{id}")).await?;
+    if output == Output::Json {
+        return print_json(&view);
+    }
+    println!("execution: {}", view.id);
+    println!("workflow:  {} (app {})", view.workflow, view.app);
+    println!("status:    {}", view.status);
+    println!("state:     {}", view.state);
+    if let Some(result) = &view.output {
+        println!("output:    {result}");
+    }
+    if let Some(error) = &view.error {
+        println!("error:     {error}: {}", view.cause.as_deref().unwrap_or(""));
+    }
+    println!("history:");
+    for entry in &view.history {
+        let detail = entry.detail.as_ref().map(ToString::to_string).unwrap_or_default();
+        let detail =
+            if detail.len() > 100 { format!("{}…", &detail[..detail.floor_char_boundary(100)]) } else { detail };
+        println!("  {:>3}  {:<18} {:<16} {detail}", entry.seq, entry.kind, entry.state.as_deref().unwrap_or(""));
+    }
+    Ok(())
+}

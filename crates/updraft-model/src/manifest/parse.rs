@@ -15,14 +15,15 @@ use toml::{Table, Value};
 
 use super::{
     BuildSpec, Destination, EmailTrigger, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
-    ManifestProblem, QueueTrigger, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger,
+    ManifestProblem, QueueTrigger, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger, WorkflowSpec,
 };
 use crate::{
     AppName, ByteSize, CatchUp, FunctionName, Limits, MethodSet, QueueName, RoutePattern, RouteSegment,
     ScheduleExpression, Timezone, TopicName,
 };
 
-const TOP_KEYS: &[&str] = &["app", "functions"];
+const TOP_KEYS: &[&str] = &["app", "functions", "workflows"];
+const WORKFLOW_KEYS: &[&str] = &["definition"];
 const APP_KEYS: &[&str] = &["name"];
 const FUNCTION_KEYS: &[&str] = &[
     "runtime",
@@ -66,7 +67,7 @@ const DESTINATION_KEYS: &[&str] = &["function", "topic"];
 
 /// Keys that DESIGN.md promises but this version does not implement yet. They get a
 /// "not supported yet" message instead of "unknown key", so nobody hunts for a typo.
-const FUTURE_TOP_KEYS: &[&str] = &["workflows"];
+const FUTURE_TOP_KEYS: &[&str] = &[];
 const FUTURE_FUNCTION_KEYS: &[&str] = &[];
 const FUTURE_TRIGGER_KINDS: &[&str] = &[];
 
@@ -139,7 +140,87 @@ impl Checker<'_> {
         };
         let functions = self.functions(root.get("functions"));
         self.route_conflicts();
-        Some(Manifest { app: app?, functions: functions? })
+        let workflows = self.optional(root, "", "workflows", |checker, path, value| {
+            checker.workflows(path, value, root.get("functions").and_then(Value::as_table))
+        });
+        Some(Manifest { app: app?, functions: functions?, workflows: workflows?.unwrap_or_default() })
+    }
+
+    /// `[workflows.NAME]` tables, each a `definition` (Amazon States Language JSON in a
+    /// multi-line string) whose tasks name functions of this app.
+    fn workflows(
+        &mut self,
+        path: &str,
+        value: &Value,
+        functions: Option<&Table>,
+    ) -> Option<BTreeMap<FunctionName, WorkflowSpec>> {
+        let example = "[workflows.NAME] with definition = '''{ ... }'''";
+        let table = self.table(path, value, example)?;
+        let mut workflows = BTreeMap::new();
+        let mut all_valid = true;
+        for (name, value) in sorted(table) {
+            let here = join(path, name);
+            match self.workflow(&here, name, value, functions) {
+                Some((name, workflow)) => {
+                    workflows.insert(name, workflow);
+                }
+                None => all_valid = false,
+            }
+        }
+        all_valid.then_some(workflows)
+    }
+
+    fn workflow(
+        &mut self,
+        path: &str,
+        name: &str,
+        value: &Value,
+        functions: Option<&Table>,
+    ) -> Option<(FunctionName, WorkflowSpec)> {
+        let name =
+            FunctionName::new(name).map_err(|invalid| self.problem(path, format!("{invalid}; rename the table"))).ok();
+        let table = self.table(path, value, "[workflows.NAME] with definition = '''{ ... }'''")?;
+        self.unknown_keys(path, table, WORKFLOW_KEYS, &[]);
+        let definition_path = join(path, "definition");
+        let Some(text) = table.get("definition") else {
+            self.problem(
+                &definition_path,
+                "required but missing; paste the Amazon States Language JSON as definition = '''{ ... }'''",
+            );
+            return None;
+        };
+        let fix = "write the JSON in a multi-line string: definition = '''{ ... }'''";
+        let text = self.string(&definition_path, text, fix)?;
+        let definition: serde_json::Value = match serde_json::from_str(text) {
+            Ok(definition) => definition,
+            Err(error) => {
+                self.problem(&definition_path, format!("not valid JSON ({error}); paste the state machine's JSON"));
+                return None;
+            }
+        };
+        let machine = match crate::StateMachine::parse(&definition) {
+            Ok(machine) => machine,
+            Err(problems) => {
+                for problem in problems {
+                    self.problem(&definition_path, problem);
+                }
+                return None;
+            }
+        };
+        let mut known = true;
+        for function in machine.functions() {
+            if !functions.is_some_and(|functions| functions.contains_key(&function)) {
+                self.problem(
+                    &definition_path,
+                    format!(
+                        "a Task runs function {function:?}, which this app does not define; add \
+                         [functions.{function}] or fix the Resource"
+                    ),
+                );
+                known = false;
+            }
+        }
+        known.then_some((name?, WorkflowSpec { machine, definition }))
     }
 
     fn app(&mut self, table: &Table) -> Option<AppName> {
@@ -1478,9 +1559,17 @@ source = "b.wasm"
 
     #[test]
     fn promised_keys_are_not_supported_yet() {
-        let (field, message) = problem(&format!("workflows = {{}}\n{}", with_function("")));
-        assert_eq!(field, "workflows");
-        assert_eq!(message, "workflows is not supported yet; remove it");
+        let workflow = |definition: &str| format!("{}\n[workflows.w]\ndefinition = '{definition}'", with_function(""));
+        let (field, message) = problems(&workflow("{}")).remove(0);
+        assert_eq!(field, "workflows.w.definition");
+        assert!(message.contains("StartAt is missing"), "{message}");
+        let ghost = r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "ghost", "End": true}}}"#;
+        let (field, message) = problem(&workflow(ghost));
+        assert_eq!(field, "workflows.w.definition");
+        assert!(message.contains("runs function \"ghost\", which this app does not define"), "{message}");
+        let good = r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "hello", "End": true}}}"#;
+        let manifest = parse(&workflow(good)).unwrap();
+        assert_eq!(manifest.workflows[&name("w")].machine.functions(), ["hello"]);
     }
 
     #[test]

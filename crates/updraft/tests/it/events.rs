@@ -615,3 +615,209 @@ print(json.dumps(accepted))
         accepted.len()
     );
 }
+
+const VALIDATE: &str = r#"
+def handler(event, context):
+    return {"ok": event["amount"] > 0}
+"#;
+
+const CHARGE: &str = r#"
+attempts = {}
+
+class Busy(Exception):
+    pass
+
+def handler(event, context):
+    n = attempts.get(event["order"], 0) + 1
+    attempts[event["order"]] = n
+    # Orders named "flaky..." fail twice (on one warm instance: the test runs them one at a time).
+    if event["order"] == "doomed" or (event["order"].startswith("flaky") and n <= 2):
+        raise Busy("attempt %d of %s" % (n, event["order"]))
+    return {"charged": event["amount"]}
+"#;
+
+const FLOW: &str = r#"
+[workflows.checkout]
+definition = '''
+{
+  "Comment": "validate, wait, charge with retries (a refund when it keeps failing), notify in parallel",
+  "StartAt": "Validate",
+  "States": {
+    "Validate": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:000000000000:function:validate",
+                 "ResultPath": "$.validation", "Next": "Valid?"},
+    "Valid?": {"Type": "Choice",
+               "Choices": [{"Variable": "$.validation.ok", "BooleanEquals": true, "Next": "Pause"}],
+               "Default": "Rejected"},
+    "Pause": {"Type": "Wait", "SecondsPath": "$.pause", "Next": "Charge"},
+    "Charge": {"Type": "Task", "Resource": "charge",
+               "Parameters": {"order.$": "$.order", "amount.$": "$.amount"},
+               "ResultPath": "$.receipt",
+               "Retry": [{"ErrorEquals": ["Busy"], "IntervalSeconds": 0.2, "MaxAttempts": 3, "BackoffRate": 1.0}],
+               "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Refund"}],
+               "Next": "Fanout"},
+    "Fanout": {"Type": "Parallel", "ResultPath": "$.parallel", "Next": "Done",
+               "Branches": [
+                 {"StartAt": "Notify", "States": {"Notify": {"Type": "Task", "Resource": "notify", "End": true}}},
+                 {"StartAt": "Note", "States": {"Note": {"Type": "Pass", "Result": "noted", "End": true}}}
+               ]},
+    "Refund": {"Type": "Task", "Resource": "refund", "Next": "Failed"},
+    "Failed": {"Type": "Fail", "Error": "PaymentFailed", "Cause": "the charge kept failing"},
+    "Rejected": {"Type": "Fail", "Error": "Invalid", "Cause": "the amount is not positive"},
+    "Done": {"Type": "Succeed", "OutputPath": "$.receipt"}
+  }
+}
+'''
+"#;
+
+/// The checkout workflow's app: validate, charge, notify and refund functions.
+fn checkout_app(witness: &Witness) -> tempfile::TempDir {
+    let python = |name: &str, module: &str| {
+        format!("[functions.{name}]\nruntime = \"python3\"\nhandler = \"{module}.handler\"\nsource = \"src\"\n")
+    };
+    let dir = app(
+        "shop",
+        &[
+            python("validate", "validate"),
+            python("charge", "charge"),
+            reporter("notify", witness, "", ""),
+            reporter("refund", witness, "", ""),
+            FLOW.to_owned(),
+        ],
+    );
+    std::fs::write(dir.path().join("src/validate.py"), VALIDATE).unwrap();
+    std::fs::write(dir.path().join("src/charge.py"), CHARGE).unwrap();
+    dir
+}
+
+/// The execution once it is no longer running.
+async fn finished(server: &TestServer, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let execution = json(server.api(Method::GET, &format!("/v1/executions/{id}")).send().await.unwrap()).await;
+        if execution["status"] != "running" {
+            return execution;
+        }
+        assert!(Instant::now() < deadline, "execution {id} is still running: {execution:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn history_kinds(execution: &Value) -> Vec<(String, String)> {
+    execution["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap().to_owned(), e["state"].as_str().unwrap_or("").to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_step_functions_workflow_retries_catches_and_branches() {
+    let server = TestServer::start();
+    let witness = Witness::start().await;
+    let dir = checkout_app(&witness);
+    server.deploy(dir.path());
+
+    // Charge fails twice with Busy and is retried; the parallel branch notifies once.
+    let id =
+        server.cli_ok(&["workflow", "start", "checkout", "--data", r#"{"order": "flaky-1", "amount": 5, "pause": 0}"#]);
+    let id = id.trim();
+    let execution = finished(&server, id).await;
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    assert_eq!(execution["output"], json!({"charged": 5}));
+    let kinds = history_kinds(&execution);
+    let entered: Vec<&str> = kinds.iter().filter(|(k, _)| k == "StateEntered").map(|(_, s)| s.as_str()).collect();
+    assert_eq!(entered, ["Valid?", "Pause", "Charge", "Fanout", "Done"]);
+    assert_eq!(kinds.iter().filter(|(k, s)| k == "TaskRetried" && s == "Charge").count(), 2, "{kinds:?}");
+    assert_eq!(kinds.first().unwrap().0, "ExecutionStarted");
+    assert_eq!(kinds.last().unwrap().0, "ExecutionSucceeded");
+    let notified = witness.wait_for("notify", "the notification", |reports| !reports.is_empty()).await;
+    assert_eq!(notified[0]["event"]["receipt"], json!({"charged": 5}));
+    let described = server.cli_ok(&["workflow", "describe", id]);
+    assert!(described.contains("status:    succeeded") && described.contains("TaskRetried"), "{described}");
+
+    // Retries run out: the catcher's path refunds with the error, then the Fail state.
+    let doomed = json(
+        server
+            .api(Method::POST, "/v1/workflows/checkout/executions")
+            .json(&json!({"order": "doomed", "amount": 5, "pause": 0}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let execution = finished(&server, doomed["execution_id"].as_str().unwrap()).await;
+    assert_eq!((execution["status"].as_str(), execution["error"].as_str()), (Some("failed"), Some("PaymentFailed")));
+    let refund = witness.wait_for("refund", "the refund", |reports| !reports.is_empty()).await;
+    assert_eq!(refund[0]["event"]["error"]["Error"], "Busy");
+    assert_eq!(history_kinds(&execution).iter().filter(|(k, _)| k == "TaskRetried").count(), 3);
+
+    // A Choice with no match goes to Default.
+    let invalid = json(
+        server
+            .api(Method::POST, "/v1/workflows/checkout/executions")
+            .json(&json!({"order": "o3", "amount": -1, "pause": 0}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let execution = finished(&server, invalid["execution_id"].as_str().unwrap()).await;
+    assert_eq!(execution["error"], "Invalid");
+
+    let missing = server.api(Method::POST, "/v1/workflows/nope/executions").body("{}").send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn running_workflows_resume_after_a_kill_9() {
+    let mut server = TestServer::start();
+    let witness = Witness::start().await;
+    let dir = checkout_app(&witness);
+    server.deploy(dir.path());
+
+    // 20 executions, each waiting 2 s in Pause when the server is killed.
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let started = json(
+            server
+                .api(Method::POST, "/v1/workflows/checkout/executions")
+                .json(&json!({"order": format!("k{n}"), "amount": n + 1, "pause": 2}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        ids.push(started["execution_id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let execution = json(server.api(Method::GET, &format!("/v1/executions/{id}")).send().await.unwrap()).await;
+            if history_kinds(&execution).iter().any(|(kind, _)| kind == "WaitStarted") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{execution:#}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    server.kill();
+    server.restart();
+
+    for id in &ids {
+        let execution = finished(&server, id).await;
+        assert_eq!(execution["status"], "succeeded", "{execution:#}");
+        let kinds = history_kinds(&execution);
+        assert_eq!(kinds.iter().filter(|(kind, _)| kind == "ExecutionStarted").count(), 1);
+        assert_eq!(kinds.iter().filter(|(kind, _)| kind == "WaitStarted").count(), 1, "the wait resumed: {kinds:?}");
+    }
+    let notified = witness.reports("notify");
+    for n in 0..20 {
+        let count = notified.iter().filter(|r| r["event"]["order"] == format!("k{n}")).count();
+        assert!(count >= 1, "execution k{n} never notified");
+    }
+    eprintln!(
+        "workflow kill -9: 20 executions waiting, all resumed and succeeded, {} notifications for 20 executions",
+        notified.len()
+    );
+}

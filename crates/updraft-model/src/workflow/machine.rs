@@ -1,0 +1,427 @@
+//! Running a state machine one state at a time, as pure functions: entering a state
+//! says what to do (run a function, wait, run branches, go on, stop), and a task's
+//! outcome says what comes next (retry after a delay, a catcher's state, the next
+//! state). The platform does the I/O and persists each result before the next state.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::asl::{Catcher, Condition, Operand, PathField, Retrier, State, StateKind, StateMachine, WaitFor};
+use super::path::{JsonPath, apply_template};
+
+/// What entering a state asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Run `function` with `input`, then call [`StateMachine::task_done`].
+    Task {
+        function: String,
+        input: Value,
+        timeout: Option<Duration>,
+    },
+    /// Run each branch with `input`, then call [`StateMachine::task_done`] with the
+    /// array of their outputs (or the first branch's error).
+    Parallel {
+        input: Value,
+    },
+    /// Wait until `until_ms` (ms since the epoch), then go on as `then`.
+    Wait {
+        until_ms: i64,
+        then: Box<Step>,
+    },
+    /// Enter `state` with `input`.
+    Next {
+        state: String,
+        input: Value,
+    },
+    Succeed {
+        output: Value,
+    },
+    Fail {
+        error: String,
+        cause: String,
+    },
+}
+
+/// A failed task (or branch): its error name and cause, as Step Functions reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskError {
+    /// The function's error type (`ValueError`), `States.Timeout`, or `States.TaskFailed`.
+    pub error: String,
+    pub cause: String,
+}
+
+/// What follows a task's outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterTask {
+    /// Run it again after `delay` (this was attempt `attempt`, counted from 0).
+    Retry {
+        delay: Duration,
+    },
+    Then(Step),
+}
+
+impl StateMachine {
+    /// Enters `name` with `input` at `now_ms`.
+    pub fn enter(&self, name: &str, input: Value, now_ms: i64) -> Step {
+        let Some(state) = self.states.get(name) else {
+            return fail("States.Runtime", format!("no state named {name:?}"));
+        };
+        match self.enter_state(state, input, now_ms) {
+            Ok(step) => step,
+            Err(message) => fail("States.Runtime", format!("state {name:?}: {message}")),
+        }
+    }
+
+    fn enter_state(&self, state: &State, raw: Value, now_ms: i64) -> Result<Step, String> {
+        let effective = select(&state.input_path, &raw)?;
+        match &state.kind {
+            StateKind::Task { function, timeout_seconds, .. } => {
+                let input = parameters(state, &effective)?;
+                Ok(Step::Task { function: function.clone(), input, timeout: timeout_seconds.map(Duration::from_secs) })
+            }
+            StateKind::Parallel { .. } => Ok(Step::Parallel { input: parameters(state, &effective)? }),
+            StateKind::Pass { result } => {
+                let result = match result {
+                    Some(result) => result.clone(),
+                    None => parameters(state, &effective)?,
+                };
+                let output = select(&state.output_path, &place(&state.result_path, raw, result)?)?;
+                Ok(transition(state, output))
+            }
+            StateKind::Choice { choices, default } => {
+                let output = select(&state.output_path, &effective)?;
+                for choice in choices {
+                    if holds(&choice.condition, &effective)? {
+                        return Ok(Step::Next { state: choice.next.clone(), input: output });
+                    }
+                }
+                match default {
+                    Some(default) => Ok(Step::Next { state: default.clone(), input: output }),
+                    None => {
+                        Ok(fail("States.NoChoiceMatched", "no Choices rule matched and there is no Default".into()))
+                    }
+                }
+            }
+            StateKind::Wait { wait } => {
+                let until_ms = match wait {
+                    WaitFor::Seconds(seconds) => now_ms + *seconds as i64 * 1000,
+                    WaitFor::SecondsPath(path) => {
+                        let seconds = path.read(&effective)?.as_f64().ok_or("SecondsPath is not a number")?;
+                        now_ms + (seconds * 1000.0) as i64
+                    }
+                    WaitFor::Timestamp(text) => timestamp_ms(text)?,
+                    WaitFor::TimestampPath(path) => {
+                        timestamp_ms(path.read(&effective)?.as_str().ok_or("TimestampPath is not a string")?)?
+                    }
+                };
+                let output = select(&state.output_path, &effective)?;
+                Ok(Step::Wait { until_ms, then: Box::new(transition(state, output)) })
+            }
+            StateKind::Succeed => Ok(Step::Succeed { output: select(&state.output_path, &effective)? }),
+            StateKind::Fail { error, cause } => Ok(fail(error, cause.clone())),
+        }
+    }
+
+    /// What follows the outcome of the task (or parallel) state `name`, entered with
+    /// `raw` input, on its attempt `attempt` (0 for the first).
+    pub fn task_done(&self, name: &str, raw: &Value, outcome: Result<Value, TaskError>, attempt: u32) -> AfterTask {
+        let Some(state) = self.states.get(name) else {
+            return AfterTask::Then(fail("States.Runtime", format!("no state named {name:?}")));
+        };
+        let (retry, catch) = match &state.kind {
+            StateKind::Task { retry, catch, .. } | StateKind::Parallel { retry, catch, .. } => (retry, catch),
+            _ => return AfterTask::Then(fail("States.Runtime", format!("state {name:?} runs no task"))),
+        };
+        match outcome {
+            Ok(result) => {
+                let output = place(&state.result_path, raw.clone(), result)
+                    .and_then(|placed| select(&state.output_path, &placed));
+                AfterTask::Then(match output {
+                    Ok(output) => transition(state, output),
+                    Err(message) => fail("States.Runtime", format!("state {name:?}: {message}")),
+                })
+            }
+            Err(error) => {
+                if let Some(retrier) = retry.iter().find(|retrier| matches(&retrier.error_equals, &error.error))
+                    && attempt < retrier.max_attempts
+                {
+                    return AfterTask::Retry { delay: delay(retrier, attempt) };
+                }
+                match catch.iter().find(|catcher| matches(&catcher.error_equals, &error.error)) {
+                    Some(catcher) => AfterTask::Then(caught(catcher, raw, &error)),
+                    None => AfterTask::Then(Step::Fail { error: error.error, cause: error.cause }),
+                }
+            }
+        }
+    }
+}
+
+fn transition(state: &State, output: Value) -> Step {
+    match &state.next {
+        Some(next) => Step::Next { state: next.clone(), input: output },
+        None => Step::Succeed { output },
+    }
+}
+
+fn fail(error: &str, cause: String) -> Step {
+    Step::Fail { error: error.to_owned(), cause }
+}
+
+fn caught(catcher: &Catcher, raw: &Value, error: &TaskError) -> Step {
+    let detail = json!({ "Error": error.error, "Cause": error.cause });
+    match place(&catcher.result_path, raw.clone(), detail) {
+        Ok(output) => Step::Next { state: catcher.next.clone(), input: output },
+        Err(message) => fail("States.Runtime", message),
+    }
+}
+
+/// Whether an `ErrorEquals` list covers `error`: by name, `States.ALL`, or
+/// `States.TaskFailed` for anything but a timeout.
+fn matches(error_equals: &[String], error: &str) -> bool {
+    error_equals
+        .iter()
+        .any(|name| name == error || name == "States.ALL" || (name == "States.TaskFailed" && error != "States.Timeout"))
+}
+
+fn delay(retrier: &Retrier, attempt: u32) -> Duration {
+    let mut seconds = retrier.interval_seconds * retrier.backoff_rate.powi(attempt as i32);
+    if let Some(max) = retrier.max_delay_seconds {
+        seconds = seconds.min(max);
+    }
+    Duration::from_secs_f64(seconds.clamp(0.0, 365.0 * 86_400.0))
+}
+
+fn select(path: &PathField, value: &Value) -> Result<Value, String> {
+    match path {
+        PathField::Null => Ok(json!({})),
+        PathField::Path(path) => path.read(value).cloned(),
+    }
+}
+
+fn place(path: &PathField, raw: Value, result: Value) -> Result<Value, String> {
+    match path {
+        PathField::Null => Ok(raw),
+        PathField::Path(path) => path.write(raw, result),
+    }
+}
+
+fn parameters(state: &State, effective: &Value) -> Result<Value, String> {
+    match &state.parameters {
+        Some(template) => apply_template(template, effective),
+        None => Ok(effective.clone()),
+    }
+}
+
+fn timestamp_ms(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|time| time.timestamp_millis())
+        .map_err(|_| format!("{text:?} is not an RFC 3339 timestamp"))
+}
+
+fn holds(condition: &Condition, input: &Value) -> Result<bool, String> {
+    match condition {
+        Condition::And(all) => {
+            for condition in all {
+                if !holds(condition, input)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Condition::Or(any) => {
+            for condition in any {
+                if holds(condition, input)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        Condition::Not(inner) => Ok(!holds(inner, input)?),
+        Condition::Compare { variable, operator, operand } => compare(variable, operator, operand, input),
+    }
+}
+
+fn compare(variable: &JsonPath, operator: &str, operand: &Operand, input: &Value) -> Result<bool, String> {
+    let found = variable.read(input).ok();
+    let expected = match operand {
+        Operand::Literal(value) => value.clone(),
+        Operand::Path(path) => path.read(input)?.clone(),
+    };
+    let flag = expected.as_bool().unwrap_or(true);
+    let Some(value) = found else {
+        // A missing variable: only IsPresent may ask about it.
+        return if operator == "IsPresent" {
+            Ok(!flag)
+        } else {
+            Err(format!("the path {} does not exist", variable.as_str()))
+        };
+    };
+    use std::cmp::Ordering;
+    let ordered = |ordering: Option<Ordering>, wanted: &[Ordering]| ordering.is_some_and(|o| wanted.contains(&o));
+    let strings = || value.as_str().zip(expected.as_str()).map(|(a, b)| a.cmp(b));
+    let numbers = || value.as_f64().zip(expected.as_f64()).and_then(|(a, b)| a.partial_cmp(&b));
+    let times = || {
+        let parse = |v: &Value| v.as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        parse(value).zip(parse(&expected)).map(|(a, b)| a.cmp(&b))
+    };
+    use Ordering::{Equal as Eq, Greater as Gt, Less as Lt};
+    Ok(match operator {
+        "IsPresent" => flag,
+        "IsNull" => value.is_null() == flag,
+        "IsString" => value.is_string() == flag,
+        "IsNumeric" => value.is_number() == flag,
+        "IsBoolean" => value.is_boolean() == flag,
+        "IsTimestamp" => (value.as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).is_some()) == flag,
+        "StringEquals" => ordered(strings(), &[Eq]),
+        "StringLessThan" => ordered(strings(), &[Lt]),
+        "StringGreaterThan" => ordered(strings(), &[Gt]),
+        "StringLessThanEquals" => ordered(strings(), &[Lt, Eq]),
+        "StringGreaterThanEquals" => ordered(strings(), &[Gt, Eq]),
+        "StringMatches" => value.as_str().zip(expected.as_str()).is_some_and(|(text, pattern)| wildcard(pattern, text)),
+        "NumericEquals" => ordered(numbers(), &[Eq]),
+        "NumericLessThan" => ordered(numbers(), &[Lt]),
+        "NumericGreaterThan" => ordered(numbers(), &[Gt]),
+        "NumericLessThanEquals" => ordered(numbers(), &[Lt, Eq]),
+        "NumericGreaterThanEquals" => ordered(numbers(), &[Gt, Eq]),
+        "BooleanEquals" => value.as_bool().is_some_and(|b| Some(b) == expected.as_bool()),
+        "TimestampEquals" => ordered(times(), &[Eq]),
+        "TimestampLessThan" => ordered(times(), &[Lt]),
+        "TimestampGreaterThan" => ordered(times(), &[Gt]),
+        "TimestampLessThanEquals" => ordered(times(), &[Lt, Eq]),
+        "TimestampGreaterThanEquals" => ordered(times(), &[Gt, Eq]),
+        other => return Err(format!("unknown operator {other}")),
+    })
+}
+
+/// `*` matches any run of characters (ASL's StringMatches).
+fn wildcard(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            text.starts_with(head)
+                && (0..=text.len() - head.len())
+                    .filter(|skip| text.is_char_boundary(head.len() + skip))
+                    .any(|skip| wildcard(tail, &text[head.len() + skip..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(definition: Value) -> StateMachine {
+        StateMachine::parse(&definition).unwrap_or_else(|problems| panic!("{problems:?}"))
+    }
+
+    #[test]
+    fn a_task_retries_then_catches_into_a_failure_path() {
+        let sm = machine(json!({
+            "StartAt": "Charge",
+            "States": {
+                "Charge": {
+                    "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123:function:charge",
+                    "Parameters": {"amount.$": "$.order.total"},
+                    "ResultPath": "$.receipt",
+                    "Retry": [{"ErrorEquals": ["Busy"], "IntervalSeconds": 2, "MaxAttempts": 2, "BackoffRate": 3}],
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Refund", "ResultPath": "$.error"}],
+                    "Next": "Done"
+                },
+                "Refund": {"Type": "Fail", "Error": "Refunded", "Cause": "charge failed"},
+                "Done": {"Type": "Succeed", "OutputPath": "$.receipt"}
+            }
+        }));
+        let input = json!({"order": {"total": 42}});
+        assert_eq!(
+            sm.enter("Charge", input.clone(), 0),
+            Step::Task { function: "charge".into(), input: json!({"amount": 42}), timeout: None }
+        );
+        let busy = TaskError { error: "Busy".into(), cause: "try later".into() };
+        assert_eq!(
+            sm.task_done("Charge", &input, Err(busy.clone()), 0),
+            AfterTask::Retry { delay: Duration::from_secs(2) }
+        );
+        assert_eq!(
+            sm.task_done("Charge", &input, Err(busy.clone()), 1),
+            AfterTask::Retry { delay: Duration::from_secs(6) }
+        );
+        let AfterTask::Then(Step::Next { state, input: caught }) = sm.task_done("Charge", &input, Err(busy), 2) else {
+            panic!("not caught")
+        };
+        assert_eq!(state, "Refund");
+        assert_eq!(caught["error"], json!({"Error": "Busy", "Cause": "try later"}));
+        assert_eq!(caught["order"]["total"], 42);
+
+        let AfterTask::Then(Step::Next { state, input: next }) =
+            sm.task_done("Charge", &input, Ok(json!({"id": "r1"})), 0)
+        else {
+            panic!("no transition")
+        };
+        assert_eq!((state.as_str(), &next["receipt"]), ("Done", &json!({"id": "r1"})));
+        assert_eq!(sm.enter("Done", next, 0), Step::Succeed { output: json!({"id": "r1"}) });
+        assert_eq!(
+            sm.enter("Refund", json!({}), 0),
+            Step::Fail { error: "Refunded".into(), cause: "charge failed".into() }
+        );
+    }
+
+    #[test]
+    fn choices_waits_and_passes() {
+        let sm = machine(json!({
+            "StartAt": "Route",
+            "States": {
+                "Route": {"Type": "Choice", "Choices": [
+                    {"Not": {"Variable": "$.n", "IsPresent": true}, "Next": "Empty"},
+                    {"And": [{"Variable": "$.n", "NumericGreaterThan": 10}, {"Variable": "$.kind", "StringMatches": "vip-*"}], "Next": "Big"}
+                ], "Default": "Small"},
+                "Big": {"Type": "Wait", "Seconds": 5, "Next": "Small"},
+                "Empty": {"Type": "Pass", "Result": {"empty": true}, "ResultPath": "$.note", "End": true},
+                "Small": {"Type": "Succeed"}
+            }
+        }));
+        assert_eq!(
+            sm.enter("Route", json!({"n": 11, "kind": "vip-gold"}), 0),
+            Step::Next { state: "Big".into(), input: json!({"n": 11, "kind": "vip-gold"}) }
+        );
+        assert_eq!(
+            sm.enter("Route", json!({"n": 11, "kind": "plain"}), 0),
+            Step::Next { state: "Small".into(), input: json!({"n": 11, "kind": "plain"}) }
+        );
+        assert!(matches!(sm.enter("Route", json!({}), 0), Step::Next { state, .. } if state == "Empty"));
+        assert_eq!(
+            sm.enter("Big", json!({"n": 1}), 1_000),
+            Step::Wait {
+                until_ms: 6_000,
+                then: Box::new(Step::Next { state: "Small".into(), input: json!({"n": 1}) })
+            }
+        );
+        assert_eq!(
+            sm.enter("Empty", json!({"a": 1}), 0),
+            Step::Succeed { output: json!({"a": 1, "note": {"empty": true}}) }
+        );
+    }
+
+    #[test]
+    fn definitions_report_what_to_fix() {
+        let problems = StateMachine::parse(&json!({
+            "StartAt": "Missing",
+            "States": {
+                "A": {"Type": "Task", "Resource": "not a function!", "Next": "Nowhere"},
+                "B": {"Type": "Map", "End": true},
+                "C": {"Type": "Pass"}
+            }
+        }))
+        .unwrap_err();
+        let text = problems.join("\n");
+        for expected in [
+            "StartAt names \"Missing\"",
+            "Resource \"not a function!\" is not a function",
+            "goes to \"Nowhere\"",
+            "Map states are not supported yet",
+            "state \"C\": needs Next or \"End\": true",
+        ] {
+            assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Workflows: Amazon States Language state machines declared in the manifest
+//! (`[workflows.NAME] definition = '''{ ...ASL JSON... }'''`), parsed and checked
+//! here, and stepped one state at a time by pure functions the platform drives.
+
+mod asl;
+mod machine;
+mod path;
+
+pub use asl::{StateKind, StateMachine};
+pub use machine::{AfterTask, Step, TaskError};

@@ -1,0 +1,433 @@
+//! Workflow executions: each runs as a task that steps its state machine (the pure
+//! stepping is `updraft_model::StateMachine`), runs Task states as invocations of the
+//! app's functions, and persists every step (the new state and its input, or the
+//! retry's delay, or the wait's end, with a history entry) before taking the next. At
+//! start, every execution still running is resumed at the state it had reached; a task
+//! interrupted by the stop runs again (at least once, like every event).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use updraft_model::{
+    AfterTask, AppName, FunctionName, Manifest, StateKind, StateMachine, Step, TaskError, TriggerKind,
+};
+use updraft_scheduler::InvokeError;
+use updraft_store::{Execution, HistoryEntry, StoreError, now_millis};
+
+use crate::platform::{InvokeContext, InvokeFailure, Platform};
+use crate::shapes::event_request;
+
+/// A deployed workflow.
+#[derive(Debug)]
+pub struct Workflow {
+    pub name: FunctionName,
+    pub app: AppName,
+    pub machine: StateMachine,
+    pub definition: Value,
+}
+
+/// Why a workflow could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("no workflow {name:?}; declare it as [workflows.{name}] in an app's updraft.toml")]
+    NotFound { name: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A task's outcome as a history entry: its kind and detail.
+type TaskEntry = (&'static str, Value);
+
+/// An execution and its history, as `updraft workflow describe` shows it.
+#[derive(Debug, Clone)]
+pub struct ExecutionReport {
+    pub execution: Execution,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// The workflows declared in `manifest`.
+pub(crate) fn declared(manifest: &Manifest) -> Vec<Arc<Workflow>> {
+    manifest
+        .workflows
+        .iter()
+        .map(|(name, spec)| {
+            Arc::new(Workflow {
+                name: name.clone(),
+                app: manifest.app.clone(),
+                machine: spec.machine.clone(),
+                definition: spec.definition.clone(),
+            })
+        })
+        .collect()
+}
+
+impl Platform {
+    /// The deployed workflows, by name.
+    pub fn workflows(&self) -> Arc<BTreeMap<FunctionName, Arc<Workflow>>> {
+        self.workflow_set().load_full()
+    }
+
+    /// Starts an execution of workflow `name` with `input`; returns its id once the
+    /// execution is stored (it runs, and survives restarts, from then on).
+    pub async fn workflow_start(self: &Arc<Self>, name: &str, input: Value) -> Result<String, WorkflowError> {
+        let workflow = FunctionName::new(name)
+            .ok()
+            .and_then(|name| self.workflows().get(&name).cloned())
+            .ok_or_else(|| WorkflowError::NotFound { name: name.to_owned() })?;
+        let now = now_millis();
+        let execution = Execution {
+            id: uuid::Uuid::now_v7().to_string(),
+            workflow: workflow.name.clone(),
+            app: workflow.app.clone(),
+            definition: workflow.definition.to_string(),
+            status: "running".to_owned(),
+            input: input.to_string(),
+            output: None,
+            error: None,
+            cause: None,
+            state: workflow.machine.start_at.clone(),
+            state_input: input.to_string(),
+            attempt: 0,
+            wake_at: None,
+            seq: 1,
+            started_at: now,
+            updated_at: now,
+        };
+        let first = entry(0, "ExecutionStarted", None, Some(&input));
+        self.store().execution_create(&execution, &first).await?;
+        let id = execution.id.clone();
+        tokio::spawn(run(self.clone(), execution));
+        Ok(id)
+    }
+
+    /// An execution with its history.
+    pub async fn execution(&self, id: &str) -> Result<Option<ExecutionReport>, StoreError> {
+        let Some(execution) = self.store().execution_get(id).await? else { return Ok(None) };
+        let history = self.store().execution_history(id).await?;
+        Ok(Some(ExecutionReport { execution, history }))
+    }
+
+    /// Resumes every execution a previous run left running.
+    pub(crate) async fn resume_workflows(self: &Arc<Self>) -> Result<(), StoreError> {
+        let running = self.store().execution_running().await?;
+        if !running.is_empty() {
+            tracing::info!(executions = running.len(), "resuming workflow executions");
+        }
+        for execution in running {
+            tokio::spawn(run(self.clone(), execution));
+        }
+        Ok(())
+    }
+}
+
+fn entry(seq: i64, kind: &str, state: Option<&str>, detail: Option<&Value>) -> HistoryEntry {
+    HistoryEntry {
+        seq,
+        at: now_millis(),
+        kind: kind.to_owned(),
+        state: state.map(str::to_owned),
+        detail: detail.map(Value::to_string),
+    }
+}
+
+/// Runs an execution to its end (or until the platform stops).
+async fn run(platform: Arc<Platform>, mut execution: Execution) {
+    let id = execution.id.clone();
+    if let Err(error) = drive(&platform, &mut execution).await {
+        // The execution stays `running` where it was last stored; the next start resumes it.
+        tracing::error!(execution = %id, %error, "cannot record a workflow step; it resumes at the next start");
+    }
+}
+
+async fn drive(platform: &Platform, execution: &mut Execution) -> Result<(), StoreError> {
+    let definition: Value = serde_json::from_str(&execution.definition).unwrap_or(Value::Null);
+    let machine = match StateMachine::parse(&definition) {
+        Ok(machine) => machine,
+        Err(problems) => {
+            let cause = problems.join("; ");
+            return finish(platform, execution, None, Err(("States.Runtime".to_owned(), cause))).await;
+        }
+    };
+    let mut stopped = platform.stopping();
+    while execution.status == "running" {
+        if let Some(wake_at) = execution.wake_at {
+            let wait = Duration::from_millis((wake_at - now_millis()).max(0) as u64);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+            }
+        }
+        if *stopped.borrow() {
+            return Ok(());
+        }
+        let input: Value = serde_json::from_str(&execution.state_input).unwrap_or(Value::Null);
+        let state = execution.state.clone();
+        let step = machine.enter(&state, input.clone(), now_millis());
+        let next = match step {
+            Step::Task { function, input: task_input, timeout } => {
+                let outcome = run_task(platform, execution, &function, task_input, timeout).await;
+                after_task(platform, execution, &machine, &input, outcome).await?
+            }
+            Step::Parallel { input: branch_input } => {
+                let outcome = run_parallel(platform, execution, &machine, &state, branch_input).await;
+                after_task(platform, execution, &machine, &input, outcome).await?
+            }
+            Step::Wait { until_ms, then } => {
+                if execution.wake_at.is_none() {
+                    let mut next = execution.clone();
+                    next.wake_at = Some(until_ms);
+                    let wait = Value::from(until_ms);
+                    record(platform, execution, next, &[("WaitStarted", Some(&state), Some(&wait))]).await?;
+                    continue;
+                }
+                Some((*then, None))
+            }
+            other => Some((other, None)),
+        };
+        let Some((next, task)) = next else { continue };
+        let task_entry = task.as_ref().map(|(kind, detail)| (*kind, Some(&state), Some(detail)));
+        match next {
+            Step::Next { state: next_state, input } => {
+                let mut next = execution.clone();
+                next.state = next_state.clone();
+                next.state_input = input.to_string();
+                next.attempt = 0;
+                next.wake_at = None;
+                let mut entries: Vec<_> = task_entry.into_iter().collect();
+                entries.push(("StateEntered", Some(&next_state), Some(&input)));
+                record(platform, execution, next, &entries).await?;
+            }
+            Step::Succeed { output } => return finish(platform, execution, task_entry, Ok(output)).await,
+            Step::Fail { error, cause } => {
+                return finish(platform, execution, task_entry, Err((error, cause))).await;
+            }
+            Step::Task { .. } | Step::Parallel { .. } | Step::Wait { .. } => {
+                let cause = format!("state {state:?} led to another running step");
+                return finish(platform, execution, None, Err(("States.Runtime".to_owned(), cause))).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a task's outcome leads to, with the history entry to store with it; `None`
+/// when it is to be retried (the retry is stored, with its delay).
+async fn after_task(
+    platform: &Platform,
+    execution: &mut Execution,
+    machine: &StateMachine,
+    input: &Value,
+    outcome: Result<Value, TaskError>,
+) -> Result<Option<(Step, Option<TaskEntry>)>, StoreError> {
+    let state = execution.state.clone();
+    let attempt = execution.attempt as u32;
+    let detail = match &outcome {
+        Ok(output) => ("TaskSucceeded", output.clone()),
+        Err(error) => ("TaskFailed", serde_json::json!({ "Error": error.error, "Cause": error.cause })),
+    };
+    match machine.task_done(&state, input, outcome, attempt) {
+        AfterTask::Retry { delay } => {
+            let mut next = execution.clone();
+            next.attempt += 1;
+            next.wake_at = Some(now_millis() + delay.as_millis() as i64);
+            let retry = serde_json::json!({ "attempt": next.attempt, "delay_ms": delay.as_millis() as u64 });
+            let entries = [(detail.0, Some(&state), Some(&detail.1)), ("TaskRetried", Some(&state), Some(&retry))];
+            record(platform, execution, next, &entries).await?;
+            Ok(None)
+        }
+        // The task's outcome is stored with the step it leads to, in one transaction.
+        AfterTask::Then(step) => Ok(Some((step, Some(detail)))),
+    }
+}
+
+/// Stores `next` as `execution`'s position with history entries, then adopts it.
+async fn record(
+    platform: &Platform,
+    execution: &mut Execution,
+    mut next: Execution,
+    entries: &[(&str, Option<&String>, Option<&Value>)],
+) -> Result<(), StoreError> {
+    let from = execution.seq;
+    let history: Vec<HistoryEntry> = entries
+        .iter()
+        .enumerate()
+        .map(|(offset, (kind, state, detail))| entry(from + offset as i64, kind, state.map(String::as_str), *detail))
+        .collect();
+    next.seq = from + history.len() as i64;
+    next.updated_at = now_millis();
+    if !platform.store().execution_step(&next, from, &history).await? {
+        return Err(StoreError::Grouped { detail: format!("execution {} was moved by another writer", next.id) });
+    }
+    *execution = next;
+    Ok(())
+}
+
+async fn finish(
+    platform: &Platform,
+    execution: &mut Execution,
+    task: Option<(&str, Option<&String>, Option<&Value>)>,
+    outcome: Result<Value, (String, String)>,
+) -> Result<(), StoreError> {
+    let mut next = execution.clone();
+    next.wake_at = None;
+    let (kind, detail) = match outcome {
+        Ok(output) => {
+            next.status = "succeeded".to_owned();
+            next.output = Some(output.to_string());
+            ("ExecutionSucceeded", output)
+        }
+        Err((error, cause)) => {
+            next.status = "failed".to_owned();
+            next.error = Some(error.clone());
+            next.cause = Some(cause.clone());
+            ("ExecutionFailed", serde_json::json!({ "Error": error, "Cause": cause }))
+        }
+    };
+    let state = execution.state.clone();
+    let mut entries: Vec<_> = task.into_iter().collect();
+    entries.push((kind, Some(&state), Some(&detail)));
+    record(platform, execution, next, &entries).await
+}
+
+/// Runs a Task state: the function gets `input` as its event (a CloudEvent for wasm).
+async fn run_task(
+    platform: &Platform,
+    execution: &Execution,
+    function: &str,
+    input: Value,
+    timeout: Option<Duration>,
+) -> Result<Value, TaskError> {
+    let error = |error: &str, cause: String| TaskError { error: error.to_owned(), cause };
+    let live = FunctionName::new(function).ok().and_then(|name| platform.live().functions.get(&name).cloned());
+    let Some(live) = live else {
+        return Err(error("Lambda.ResourceNotFoundException", format!("function {function} is not deployed")));
+    };
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let source = format!("updraft/workflows/{}", execution.workflow);
+    let json = http::HeaderValue::from_static("application/json");
+    let request =
+        event_request(&request_id, &source, "dev.updraft.workflow.task", json, Bytes::from(input.to_string()));
+    let context = InvokeContext { request_id, trigger: TriggerKind::Workflow, trace_id: None };
+    let invocation = platform.invoke(&live, request, context);
+    let result = match timeout {
+        Some(timeout) => match tokio::time::timeout(timeout, invocation).await {
+            Ok(result) => result,
+            Err(_) => return Err(error("States.Timeout", format!("the task ran longer than {}s", timeout.as_secs()))),
+        },
+        None => invocation.await,
+    };
+    match result {
+        Ok(invocation) if invocation.response.status().is_success() => {
+            let body = invocation.response.body();
+            Ok(serde_json::from_slice(body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned())))
+        }
+        Ok(invocation) => Err(error(
+            "States.TaskFailed",
+            format!(
+                "the function answered {}: {}",
+                invocation.response.status(),
+                String::from_utf8_lossy(invocation.response.body())
+            ),
+        )),
+        Err(InvokeFailure::Function { error: InvokeError::Function { error_type, document, .. }, .. }) => {
+            // Step Functions names a Lambda task's error by its document's errorType.
+            let name = serde_json::from_slice::<Value>(&document)
+                .ok()
+                .and_then(|document| document["errorType"].as_str().map(str::to_owned))
+                .unwrap_or(error_type);
+            Err(error(&name, String::from_utf8_lossy(&document).into_owned()))
+        }
+        Err(InvokeFailure::Function { error: InvokeError::Timeout { timeout }, .. }) => {
+            Err(error("States.Timeout", format!("the function did not finish within {}s", timeout.as_secs_f64())))
+        }
+        Err(InvokeFailure::Function { error: other, .. }) => Err(error(other.error_type(), other.to_string())),
+        Err(InvokeFailure::Throttled { throttle, .. }) => {
+            Err(error("Lambda.TooManyRequestsException", throttle.to_string()))
+        }
+        Err(InvokeFailure::NotFound { function }) => {
+            Err(error("Lambda.ResourceNotFoundException", format!("function {function} is not deployed")))
+        }
+    }
+}
+
+/// Runs a Parallel state's branches at once, each to its end in memory; the result is
+/// the array of their outputs, or the first failure.
+async fn run_parallel(
+    platform: &Platform,
+    execution: &Execution,
+    machine: &StateMachine,
+    state: &str,
+    input: Value,
+) -> Result<Value, TaskError> {
+    let Some(StateKind::Parallel { branches, .. }) = machine.states.get(state).map(|state| &state.kind) else {
+        return Err(TaskError { error: "States.Runtime".to_owned(), cause: format!("{state} is not Parallel") });
+    };
+    let runs = branches.iter().map(|branch| run_branch(platform, execution, branch, input.clone()));
+    let outputs = futures::future::join_all(runs).await;
+    outputs.into_iter().collect::<Result<Vec<Value>, TaskError>>().map(Value::Array)
+}
+
+/// One branch of a Parallel state, run to its end without persisting its steps (a
+/// restart runs the whole Parallel state again).
+fn run_branch<'a>(
+    platform: &'a Platform,
+    execution: &'a Execution,
+    machine: &'a StateMachine,
+    input: Value,
+) -> futures::future::BoxFuture<'a, Result<Value, TaskError>> {
+    Box::pin(async move {
+        let mut state = machine.start_at.clone();
+        let mut input = input;
+        let mut attempt = 0;
+        loop {
+            let step = match machine.enter(&state, input.clone(), now_millis()) {
+                Step::Wait { until_ms, then } => {
+                    tokio::time::sleep(Duration::from_millis((until_ms - now_millis()).max(0) as u64)).await;
+                    *then
+                }
+                other => other,
+            };
+            let outcome = match step {
+                Step::Task { function, input: task_input, timeout } => {
+                    run_task(platform, execution, &function, task_input, timeout).await
+                }
+                Step::Parallel { input: branch_input } => {
+                    run_parallel(platform, execution, machine, &state, branch_input).await
+                }
+                Step::Next { state: next, input: next_input } => {
+                    (state, input, attempt) = (next, next_input, 0);
+                    continue;
+                }
+                Step::Succeed { output } => return Ok(output),
+                Step::Fail { error, cause } => return Err(TaskError { error, cause }),
+                Step::Wait { .. } => {
+                    return Err(TaskError {
+                        error: "States.Runtime".to_owned(),
+                        cause: "a wait led to a wait".to_owned(),
+                    });
+                }
+            };
+            match machine.task_done(&state, &input, outcome, attempt) {
+                AfterTask::Retry { delay } => {
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                }
+                AfterTask::Then(Step::Next { state: next, input: next_input }) => {
+                    (state, input, attempt) = (next, next_input, 0);
+                }
+                AfterTask::Then(Step::Succeed { output }) => return Ok(output),
+                AfterTask::Then(Step::Fail { error, cause }) => return Err(TaskError { error, cause }),
+                AfterTask::Then(_) => {
+                    return Err(TaskError {
+                        error: "States.Runtime".to_owned(),
+                        cause: "an unexpected step".to_owned(),
+                    });
+                }
+            }
+        }
+    })
+}
