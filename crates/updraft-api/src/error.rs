@@ -100,6 +100,9 @@ impl From<DeployError> for ApiError {
             E::ArtifactNotUploaded { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "artifact_missing", error.to_string())
             }
+            E::UnknownDestination { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_destination", error.to_string())
+            }
             E::UnsupportedRuntime { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported_runtime", error.to_string())
             }
@@ -107,6 +110,9 @@ impl From<DeployError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_component", error.to_string())
             }
             E::RouteConflict(_) => ApiError::new(StatusCode::CONFLICT, "route_conflict", error.to_string()),
+            E::WorkflowOwnedByOtherApp { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "workflow_name_taken", error.to_string())
+            }
             E::Reservation(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "concurrency_over_account_limit", error.to_string())
             }

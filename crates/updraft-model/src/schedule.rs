@@ -66,6 +66,8 @@ impl ScheduleExpression {
                 Some((after_ms.div_euclid(period) + 1) * period)
             }
             Kind::Cron(cron) => {
+                // Whole seconds: cron ticks fall on them, whatever the moment asked from.
+                let after_ms = after_ms.div_euclid(1000) * 1000;
                 let after = Utc.timestamp_millis_opt(after_ms).single()?.with_timezone(&zone.0);
                 let next = cron.find_next_occurrence(&after, false).ok()?;
                 Some(next.timestamp_millis())
@@ -225,6 +227,7 @@ mod tests {
         // Noon in Paris is 11:00 UTC in winter.
         assert_eq!(noon.next_after(ms("2026-11-27T10:00:00Z"), &paris), Some(ms("2026-11-27T11:00:00Z")));
         assert_eq!(noon.next_after(ms("2026-11-27T10:00:00Z"), &Timezone::UTC), Some(ms("2026-11-27T12:00:00Z")));
+        assert_eq!(noon.next_after(ms("2026-11-27T10:00:00.437Z"), &Timezone::UTC), Some(ms("2026-11-27T12:00:00Z")));
         let seconds = ScheduleExpression::parse("*/2 * * * * *").unwrap();
         assert_eq!(seconds.next_after(ms("2026-11-27T10:00:00Z"), &Timezone::UTC), Some(ms("2026-11-27T10:00:02Z")));
         assert!(ScheduleExpression::parse("61 * * * *").unwrap_err().0.contains("is not a cron expression"));

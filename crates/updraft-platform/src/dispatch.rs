@@ -54,7 +54,7 @@ impl Dispatcher {
     /// Starts dispatching for `platform`, first releasing the leases a previous run of
     /// this node left (they died with it).
     pub(crate) async fn start(platform: &Arc<Platform>, store: Store) -> Result<Dispatcher, updraft_store::StoreError> {
-        let released = store.event_release_all(now_millis()).await?;
+        let released = store.event_release_all(platform.node_id(), now_millis()).await?;
         if released > 0 {
             tracing::info!(released, "asynchronous invocations interrupted by the last stop are due again");
         }
@@ -86,7 +86,8 @@ async fn run(platform: Weak<Platform>, store: Store, wake: Arc<Notify>, mut stop
             Vec::new()
         } else {
             let now = now_millis();
-            match store.event_claim(now, now + LEASE.as_millis() as i64, free.min(BATCH)).await {
+            let Some(node) = platform.upgrade().map(|platform| platform.node_id().to_owned()) else { return };
+            match store.event_claim(&node, now, now + LEASE.as_millis() as i64, free.min(BATCH)).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::error!(%error, "cannot read the queue of asynchronous invocations");

@@ -162,6 +162,12 @@ pub enum DeployError {
         #[source]
         source: PrepareError,
     },
+    #[error(
+        "function {function:?} sends its outcomes to function {destination:?}, which is not deployed; deploy it first or fix the name"
+    )]
+    UnknownDestination { function: FunctionName, destination: FunctionName },
+    #[error("workflow {workflow:?} belongs to app {owner:?}; rename it here or delete it there")]
+    WorkflowOwnedByOtherApp { workflow: FunctionName, owner: AppName },
     #[error(transparent)]
     RouteConflict(#[from] RouteConflict),
     #[error(transparent)]
@@ -242,6 +248,9 @@ pub struct Platform {
     live: ArcSwap<LiveState>,
     /// The deployed workflows, from every app's manifest.
     workflows: ArcSwap<BTreeMap<FunctionName, Arc<crate::workflows::Workflow>>>,
+    /// This node's lasting identity (`<data-dir>/node-id`): the owner of its event
+    /// leases and workflow executions, released and resumed by its next start.
+    node_id: String,
     /// Turns true when the platform stops (long-running loops watch it).
     stopping: tokio::sync::watch::Sender<bool>,
     keys: ArcSwap<KeySet>,
@@ -262,6 +271,7 @@ impl Platform {
     pub async fn start(config: PlatformConfig) -> Result<Arc<Self>, StartError> {
         let data_dir = &config.data_dir;
         create_private_dir(data_dir)?;
+        let node_id = node_id(data_dir)?;
         let database_url =
             config.database_url.clone().unwrap_or_else(|| Store::sqlite_url(&data_dir.join("updraft.db")));
         let store = Store::connect(&database_url).await?;
@@ -314,6 +324,7 @@ impl Platform {
             live: ArcSwap::from_pointee(LiveState::empty()),
             workflows: ArcSwap::from_pointee(BTreeMap::new()),
             stopping: tokio::sync::watch::channel(false).0,
+            node_id,
             keys: ArcSwap::from_pointee(KeySet::default()),
             access_keys: ArcSwap::from_pointee(AccessKeySet::default()),
             sealer,
@@ -506,6 +517,26 @@ impl Platform {
         let manifest = Manifest::parse(&request.manifest, "updraft.toml", &self.config.limits)?;
         if manifest.app != request.app {
             return Err(DeployError::AppMismatch { requested: request.app, manifest: manifest.app });
+        }
+        let live = self.live.load();
+        for (name, spec) in &manifest.functions {
+            for destination in [&spec.config.on_success, &spec.config.on_failure].into_iter().flatten() {
+                if let updraft_model::Destination::Function(target) = destination
+                    && !manifest.functions.contains_key(target)
+                    && !live.functions.contains_key(target)
+                {
+                    return Err(DeployError::UnknownDestination {
+                        function: name.clone(),
+                        destination: target.clone(),
+                    });
+                }
+            }
+        }
+        drop(live);
+        for name in manifest.workflows.keys() {
+            if let Some(other) = self.workflows.load().get(name).filter(|workflow| workflow.app != manifest.app) {
+                return Err(DeployError::WorkflowOwnedByOtherApp { workflow: name.clone(), owner: other.app.clone() });
+            }
         }
         if let Some(function) = request.artifacts.keys().find(|f| !manifest.functions.contains_key(*f)) {
             return Err(DeployError::UnexpectedArtifact { function: function.clone() });
@@ -886,6 +917,10 @@ impl Platform {
         &self.workflows
     }
 
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
     /// A receiver that turns true when the platform stops.
     pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
         self.stopping.subscribe()
@@ -1061,6 +1096,19 @@ fn fingerprint(config: &updraft_model::FunctionConfig, artifact: &ArtifactDigest
     hasher.update(config.fingerprint().as_bytes());
     hasher.update(artifact.as_str().as_bytes());
     hex::encode(hasher.finalize())
+}
+
+/// This node's id, kept in `<data-dir>/node-id` (created on first start).
+fn node_id(data_dir: &Path) -> Result<String, StartError> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            write_private_file(&path, id.as_bytes()).map_err(|source| StartError::DataDir { path, source })?;
+            Ok(id)
+        }
+    }
 }
 
 fn create_private_dir(path: &Path) -> Result<(), StartError> {

@@ -25,6 +25,8 @@ use crate::shapes::event_request;
 const POLL: Duration = Duration::from_millis(250);
 /// Batches of one trigger in flight at once on this node.
 const BATCHES_PER_TRIGGER: usize = 4;
+/// The most bytes of message bodies in one batch (Lambda caps an SQS batch at 6 MB).
+const MAX_BATCH_BYTES: usize = 6 << 20;
 /// How long a throttled batch waits before its messages are visible again.
 const THROTTLE_DELAY: i64 = 1_000;
 
@@ -148,8 +150,21 @@ async fn take_batch(store: &Store, trigger: &QueueTrigger, now: i64) -> Result<B
     }
     let visible_until = now + trigger.visibility_timeout.as_millis() as i64;
     let received = store.queue_receive(&trigger.queue, now, visible_until, i64::from(trigger.batch_size)).await?;
-    let (spent, messages): (Vec<QueueMessage>, Vec<QueueMessage>) =
+    let (spent, mut messages): (Vec<QueueMessage>, Vec<QueueMessage>) =
         received.into_iter().partition(|message| message.receive_count > i64::from(trigger.max_receives));
+    // Past the byte budget, the rest go back at once, their receive not counted.
+    let mut bytes = 0;
+    let keep = messages
+        .iter()
+        .position(|message| {
+            bytes += message.body.len();
+            bytes > MAX_BATCH_BYTES
+        })
+        .map_or(messages.len(), |over| over.max(1));
+    let returned: Vec<String> = messages.split_off(keep).into_iter().map(|message| message.id).collect();
+    if !returned.is_empty() {
+        store.queue_settle(&[], &returned, Some(now), true).await?;
+    }
     if !spent.is_empty() {
         let ids: Vec<String> = spent.iter().map(|message| message.id.clone()).collect();
         tracing::info!(queue = %trigger.queue, dead_letter_queue = %trigger.dead_letter_queue, count = ids.len(), "messages out of receives moved to the dead-letter queue");
@@ -198,20 +213,23 @@ async fn deliver(
 }
 
 /// The ids the function reported failed (`{"batchItemFailures": [{"itemIdentifier":
-/// ID}]}`), among the batch's; none when the answer says nothing.
+/// ID}]}`); none when the answer does not mention failures. A report that is
+/// malformed or names a message not in the batch fails the whole batch, as on Lambda.
 fn batch_item_failures(body: &[u8], ids: &[String]) -> Vec<String> {
     let Ok(answer) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
-    answer["batchItemFailures"]
-        .as_array()
-        .map(|failures| {
-            failures
-                .iter()
-                .filter_map(|failure| failure["itemIdentifier"].as_str())
-                .filter(|id| ids.iter().any(|known| known == id))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+    let failures = match &answer["batchItemFailures"] {
+        Value::Null => return Vec::new(),
+        Value::Array(failures) => failures,
+        _ => return ids.to_vec(),
+    };
+    let mut failed = Vec::with_capacity(failures.len());
+    for failure in failures {
+        match failure["itemIdentifier"].as_str() {
+            Some(id) if ids.iter().any(|known| known == id) => failed.push(id.to_owned()),
+            _ => return ids.to_vec(),
+        }
+    }
+    failed
 }
 
 /// SQS's batch event, as Lambda receives it from a queue.
@@ -259,10 +277,14 @@ mod tests {
     #[test]
     fn batch_item_failures_name_messages_of_the_batch() {
         let ids = vec!["a".to_owned(), "b".to_owned()];
-        let answer = br#"{"batchItemFailures": [{"itemIdentifier": "b"}, {"itemIdentifier": "zzz"}]}"#;
-        assert_eq!(batch_item_failures(answer, &ids), ["b"]);
+        assert_eq!(batch_item_failures(br#"{"batchItemFailures": [{"itemIdentifier": "b"}]}"#, &ids), ["b"]);
         assert!(batch_item_failures(br#"{"batchItemFailures": []}"#, &ids).is_empty());
         assert!(batch_item_failures(b"null", &ids).is_empty());
         assert!(batch_item_failures(b"not json", &ids).is_empty());
+        // A report naming a stranger, or malformed, fails the whole batch.
+        let stranger = br#"{"batchItemFailures": [{"itemIdentifier": "b"}, {"itemIdentifier": "zzz"}]}"#;
+        assert_eq!(batch_item_failures(stranger, &ids), ids);
+        assert_eq!(batch_item_failures(br#"{"batchItemFailures": [{"itemId": "a"}]}"#, &ids), ids);
+        assert_eq!(batch_item_failures(br#"{"batchItemFailures": "a"}"#, &ids), ids);
     }
 }

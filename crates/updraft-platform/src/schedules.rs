@@ -4,7 +4,7 @@
 //! node looking at the same moment, finds the tick already moved and does nothing.
 //! Ticks missed while no server ran follow the trigger's `catch_up` policy.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -49,11 +49,32 @@ async fn run(platform: Weak<Platform>, store: Store, mut stopped: watch::Receive
     // The next tick of each schedule as this node last saw it: the store is read only
     // when one falls due.
     let mut known: HashMap<String, i64> = HashMap::new();
+    let mut live_keys: Option<HashSet<String>> = None;
     loop {
         let Some(platform) = platform.upgrade() else { return };
         let now = now_millis();
         let mut wake_at = now + POLL.as_millis() as i64;
-        for function in platform.live().functions.values() {
+        let live = platform.live();
+        let keys: HashSet<String> = live
+            .functions
+            .values()
+            .flat_map(|function| {
+                function.config.triggers.iter().filter_map(move |trigger| match trigger {
+                    Trigger::Schedule(schedule) => Some(schedule_key(function, schedule)),
+                    _ => None,
+                })
+            })
+            .collect();
+        if live_keys.as_ref() != Some(&keys) {
+            // A schedule that is no longer deployed is forgotten, so that adding it back
+            // later starts it afresh instead of firing the ticks of its absence.
+            if let Err(error) = forget_removed(&store, &keys).await {
+                tracing::error!(%error, "cannot forget removed schedules");
+            }
+            known.retain(|key, _| keys.contains(key));
+            live_keys = Some(keys);
+        }
+        for function in live.functions.values() {
             for trigger in &function.config.triggers {
                 let Trigger::Schedule(schedule) = trigger else { continue };
                 let key = schedule_key(function, schedule);
@@ -69,6 +90,7 @@ async fn run(platform: Weak<Platform>, store: Store, mut stopped: watch::Receive
                 }
             }
         }
+        drop(live);
         drop(platform);
         let sleep = Duration::from_millis((wake_at - now_millis()).clamp(1, POLL.as_millis() as i64) as u64);
         tokio::select! {
@@ -76,6 +98,15 @@ async fn run(platform: Weak<Platform>, store: Store, mut stopped: watch::Receive
             _ = stopped.changed() => return,
         }
     }
+}
+
+async fn forget_removed(store: &Store, live: &HashSet<String>) -> Result<(), StoreError> {
+    for key in store.schedule_keys().await? {
+        if !live.contains(&key) {
+            store.schedule_forget(&key).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Fires what is due of one schedule; returns its next tick.

@@ -98,6 +98,7 @@ impl Platform {
         };
         let first = entry(0, "ExecutionStarted", None, Some(&input));
         self.store().execution_create(&execution, &first).await?;
+        self.store().execution_own(&execution.id, self.node_id()).await?;
         let id = execution.id.clone();
         tokio::spawn(run(self.clone(), execution));
         Ok(id)
@@ -112,7 +113,7 @@ impl Platform {
 
     /// Resumes every execution a previous run left running.
     pub(crate) async fn resume_workflows(self: &Arc<Self>) -> Result<(), StoreError> {
-        let running = self.store().execution_running().await?;
+        let running = self.store().execution_running(self.node_id()).await?;
         if !running.is_empty() {
             tracing::info!(executions = running.len(), "resuming workflow executions");
         }
@@ -152,12 +153,22 @@ async fn drive(platform: &Platform, execution: &mut Execution) -> Result<(), Sto
         }
     };
     let mut stopped = platform.stopping();
+    let deadline = machine.timeout_seconds.map(|seconds| execution.started_at.saturating_add(seconds as i64 * 1000));
     while execution.status == "running" {
+        if deadline.is_some_and(|deadline| now_millis() >= deadline) {
+            let cause =
+                format!("the execution ran longer than its TimeoutSeconds ({}s)", machine.timeout_seconds.unwrap_or(0));
+            return finish(platform, execution, None, Err(("States.Timeout".to_owned(), cause))).await;
+        }
         if let Some(wake_at) = execution.wake_at {
-            let wait = Duration::from_millis((wake_at - now_millis()).max(0) as u64);
+            let until = deadline.map_or(wake_at, |deadline| wake_at.min(deadline));
+            let wait = Duration::from_millis((until - now_millis()).max(0) as u64);
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+            }
+            if deadline.is_some_and(|deadline| now_millis() >= deadline) {
+                continue;
             }
         }
         if *stopped.borrow() {
@@ -366,9 +377,10 @@ async fn run_parallel(
     let Some(StateKind::Parallel { branches, .. }) = machine.states.get(state).map(|state| &state.kind) else {
         return Err(TaskError { error: "States.Runtime".to_owned(), cause: format!("{state} is not Parallel") });
     };
+    // The first failure ends the state; the other branches are dropped, as Step
+    // Functions stops them.
     let runs = branches.iter().map(|branch| run_branch(platform, execution, branch, input.clone()));
-    let outputs = futures::future::join_all(runs).await;
-    outputs.into_iter().collect::<Result<Vec<Value>, TaskError>>().map(Value::Array)
+    futures::future::try_join_all(runs).await.map(Value::Array)
 }
 
 /// One branch of a Parallel state, run to its end without persisting its steps (a

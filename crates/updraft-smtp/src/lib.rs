@@ -38,6 +38,9 @@ impl Default for SmtpConfig {
     }
 }
 
+/// The most SMTP sessions at once; past it, new connections wait to be accepted.
+const MAX_SESSIONS: usize = 256;
+
 /// Serves SMTP on `listener` until `stop` turns true.
 pub async fn serve(
     listener: TcpListener,
@@ -46,7 +49,9 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let config = Arc::new(config);
+    let sessions = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
     loop {
+        let Ok(permit) = sessions.clone().acquire_owned().await else { return };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.changed() => return,
@@ -58,6 +63,7 @@ pub async fn serve(
                     if let Err(error) = session::run(stream, &platform, &config).await {
                         tracing::debug!(%peer, %error, "SMTP session ended with an error");
                     }
+                    drop(permit);
                 });
             }
             Err(error) => {

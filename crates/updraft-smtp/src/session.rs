@@ -214,7 +214,7 @@ async fn deliver(platform: &Platform, envelope: &Envelope, raw: &[u8], out: &mut
     let payload = |to: &[String]| {
         let mut event = event.clone();
         event["envelope"]["to"] = serde_json::json!(to);
-        event.to_string().into_bytes()
+        fit(event).to_string().into_bytes()
     };
     match platform.accept_email(&from, &envelope.to, payload).await {
         Ok(ids) if !ids.is_empty() => reply(out, 250, &format!("2.0.0 queued as {}", ids.join(","))),
@@ -225,6 +225,27 @@ async fn deliver(platform: &Platform, envelope: &Envelope, raw: &[u8], out: &mut
             reply(out, 451, "4.3.0 cannot store the message now; try again later");
         }
     }
+}
+
+/// The most an email event may weigh: an asynchronous event's payload limit.
+const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// The event within the async payload limit: the bodies are cut (and `truncated` set)
+/// when the message's text and HTML would make it larger.
+fn fit(mut event: serde_json::Value) -> serde_json::Value {
+    for field in ["html", "text"] {
+        let size = event.to_string().len();
+        if size <= MAX_EVENT_BYTES {
+            break;
+        }
+        if let Some(body) = event[field].as_str() {
+            let keep = body.len().saturating_sub(size - MAX_EVENT_BYTES + 1024);
+            let cut = body[..body.floor_char_boundary(keep)].to_owned();
+            event[field] = serde_json::Value::String(cut);
+            event["truncated"] = serde_json::Value::Bool(true);
+        }
+    }
+    event
 }
 
 fn reply(out: &mut Vec<u8>, code: u16, text: &str) {

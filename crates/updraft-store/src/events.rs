@@ -146,21 +146,23 @@ impl Store {
                 }
                 EventWrite::Failed { id, attempts, error } => {
                     sqlx::query(
-                        "UPDATE async_events SET state = 'failed', attempts = $1, last_error = $2 WHERE id = $3",
+                        "UPDATE async_events SET state = 'failed', attempts = $1, last_error = $2, claimed_by = NULL \
+                         WHERE id = $3",
                     )
                     .bind(attempts)
-                    .bind(error)
+                    .bind(text(error))
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
                 }
                 EventWrite::Retry { id, attempts, next_attempt_at, error } => {
                     sqlx::query(
-                        "UPDATE async_events SET attempts = $1, next_attempt_at = $2, last_error = $3 WHERE id = $4",
+                        "UPDATE async_events SET attempts = $1, next_attempt_at = $2, last_error = $3, claimed_by = NULL \
+                         WHERE id = $4",
                     )
                     .bind(attempts)
                     .bind(next_attempt_at)
-                    .bind(error.as_deref())
+                    .bind(error.as_deref().map(text))
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
@@ -168,6 +170,18 @@ impl Store {
             }
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// The keys of every stored schedule position.
+    pub async fn schedule_keys(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT key FROM schedule_ticks").fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+    }
+
+    /// Forgets schedule `key` (its trigger is gone): if it comes back, it starts afresh.
+    pub async fn schedule_forget(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM schedule_ticks WHERE key = $1").bind(key).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -226,7 +240,13 @@ impl Store {
 
     /// Claims up to `limit` queued events due at `now`, oldest due first: each is
     /// leased until `lease_until` (it becomes due again then, unless finished first).
-    pub async fn event_claim(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<AsyncEvent>, StoreError> {
+    pub async fn event_claim(
+        &self,
+        node: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<AsyncEvent>, StoreError> {
         // One transaction for the whole batch: one commit, not one per event.
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
@@ -242,9 +262,11 @@ impl Store {
             let mut event = event_from_row(row)?;
             // Claimed only if nobody else claimed it since it was read.
             let updated = sqlx::query(
-                "UPDATE async_events SET next_attempt_at = $1 WHERE id = $2 AND next_attempt_at = $3 AND state = 'queued'",
+                "UPDATE async_events SET next_attempt_at = $1, claimed_by = $2 \
+                 WHERE id = $3 AND next_attempt_at = $4 AND state = 'queued'",
             )
             .bind(lease_until)
+            .bind(node)
             .bind(event.id.as_str())
             .bind(event.next_attempt_at)
             .execute(&mut *tx)
@@ -258,13 +280,17 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Makes every queued event due at `now` (a node's start: its leases died with it).
-    pub async fn event_release_all(&self, now: i64) -> Result<u64, StoreError> {
-        let result =
-            sqlx::query("UPDATE async_events SET next_attempt_at = $1 WHERE state = 'queued' AND next_attempt_at > $1")
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
+    /// Makes the events `node` had claimed due at `now` (the node's start: its leases
+    /// died with it). Other nodes' leases and events waiting out a retry's delay stay.
+    pub async fn event_release_all(&self, node: &str, now: i64) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "UPDATE async_events SET next_attempt_at = $1, claimed_by = NULL \
+             WHERE state = 'queued' AND claimed_by = $2 AND next_attempt_at > $1",
+        )
+        .bind(now)
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
         Ok(result.rows_affected())
     }
 
@@ -303,6 +329,12 @@ async fn insert_event(tx: &mut Transaction<'_, Any>, event: &AsyncEvent) -> Resu
         .await?;
     }
     Ok(())
+}
+
+/// Free text as a TEXT column takes it: PostgreSQL refuses NUL characters, which a
+/// function's error message may hold.
+pub(crate) fn text(value: &str) -> String {
+    value.replace('\0', "\u{FFFD}")
 }
 
 fn event_from_row(row: &AnyRow) -> Result<AsyncEvent, StoreError> {

@@ -54,20 +54,25 @@ async fn write_groups(store: Store, mut receiver: mpsc::Receiver<(Vec<EventWrite
                 Err(_) => break,
             }
         }
-        let mut writes = Vec::with_capacity(count);
-        let mut replies = Vec::with_capacity(group.len());
-        for (mut request, reply) in group {
-            writes.append(&mut request);
-            replies.push(reply);
-        }
-        let result = store.event_write(&writes).await;
-        for reply in replies {
-            let answer = match &result {
-                Ok(()) => Ok(()),
-                Err(error) => Err(StoreError::Grouped { detail: error_chain(error) }),
-            };
-            // A caller that went away no longer waits for its answer.
-            let _ = reply.send(answer);
+        let writes: Vec<EventWrite> = group.iter().flat_map(|(request, _)| request.iter().cloned()).collect();
+        match store.event_write(&writes).await {
+            Ok(()) => {
+                for (_, reply) in group {
+                    // A caller that went away no longer waits for its answer.
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(error) if group.len() == 1 => {
+                let _ = group.into_iter().next().map(|(_, reply)| reply.send(Err(error)));
+            }
+            Err(_) => {
+                // One request may be what failed: give each its own transaction, so
+                // the others still commit and only the bad one hears of it.
+                for (request, reply) in group {
+                    let answer = store.event_write(&request).await;
+                    let _ = reply.send(answer.map_err(|error| StoreError::Grouped { detail: error_chain(&error) }));
+                }
+            }
         }
     }
 }

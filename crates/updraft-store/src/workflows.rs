@@ -7,6 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use updraft_model::{AppName, FunctionName};
 
+use crate::events::text;
 use crate::sql::parse_name;
 use crate::{Store, StoreError};
 
@@ -68,8 +69,8 @@ impl Store {
         .bind(execution.status.as_str())
         .bind(execution.input.as_str())
         .bind(execution.output.as_deref())
-        .bind(execution.error.as_deref())
-        .bind(execution.cause.as_deref())
+        .bind(execution.error.as_deref().map(text))
+        .bind(execution.cause.as_deref().map(text))
         .bind(execution.state.as_str())
         .bind(execution.state_input.as_str())
         .bind(execution.attempt)
@@ -100,8 +101,8 @@ impl Store {
         )
         .bind(execution.status.as_str())
         .bind(execution.output.as_deref())
-        .bind(execution.error.as_deref())
-        .bind(execution.cause.as_deref())
+        .bind(execution.error.as_deref().map(text))
+        .bind(execution.cause.as_deref().map(text))
         .bind(execution.state.as_str())
         .bind(execution.state_input.as_str())
         .bind(execution.attempt)
@@ -131,12 +132,26 @@ impl Store {
         row.as_ref().map(execution_from_row).transpose()
     }
 
-    /// Every execution still running (to resume them at start).
-    pub async fn execution_running(&self) -> Result<Vec<Execution>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM workflow_executions WHERE status = 'running'"))
-            .fetch_all(&self.pool)
-            .await?;
+    /// The executions `owner` was driving that are still running (to resume them at
+    /// its start); other nodes' stay theirs.
+    pub async fn execution_running(&self, owner: &str) -> Result<Vec<Execution>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM workflow_executions WHERE status = 'running' AND (owner = $1 OR owner IS NULL)"
+        ))
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(execution_from_row).collect()
+    }
+
+    /// Makes `owner` the node driving execution `id`.
+    pub async fn execution_own(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE workflow_executions SET owner = $1 WHERE id = $2")
+            .bind(owner)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn execution_history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {

@@ -330,6 +330,18 @@ impl Checker<'_> {
         if let (Some(Some(triggers)), Some(env)) = (&triggers, &env) {
             self.webhook_secrets(path, triggers, env.as_ref());
         }
+        for (key, destination) in [("on_success", &on_success), ("on_failure", &on_failure)] {
+            if let Some(Some(Destination::Function(target))) = destination
+                && target.as_str() == name
+            {
+                self.problem(
+                    &join(path, key),
+                    "a function cannot be its own destination (each record would invoke it again, forever); \
+                     name another function or a topic",
+                );
+                return None;
+            }
+        }
         let (concurrency, min_instances) = (concurrency?, min_instances?);
         if let (Some(limit), Some(min)) = (concurrency, min_instances)
             && min > limit
@@ -879,7 +891,16 @@ impl Checker<'_> {
                 return None;
             }
             Some(dead) => dead,
-            None => QueueName::new(format!("{queue}-dlq")).ok()?,
+            None => match QueueName::new(format!("{queue}-dlq")) {
+                Ok(dead) => dead,
+                Err(_) => {
+                    self.problem(
+                        &join(path, "dead_letter_queue"),
+                        format!("{queue}-dlq (the default) is too long a name; name the dead-letter queue yourself"),
+                    );
+                    return None;
+                }
+            },
         };
         Some(Trigger::Queue(QueueTrigger {
             queue,
@@ -2033,6 +2054,9 @@ triggers = [
         assert!(message.contains("unknown key"), "{message}");
         let (field, _) = problem(&with_function("on_success = \"audit\""));
         assert_eq!(field, "functions.hello.on_success");
+        let (field, message) = problem(&with_function("on_failure = { function = \"hello\" }"));
+        assert_eq!(field, "functions.hello.on_failure");
+        assert!(message.contains("cannot be its own destination"), "{message}");
     }
 
     #[test]

@@ -145,6 +145,22 @@ const COMPARISONS: &[&str] = &[
     "TimestampLessThanEquals",
     "TimestampGreaterThanEquals",
 ];
+/// The fields each state type may have besides `Type`, `Comment`, `InputPath` and
+/// `OutputPath`; anything else is refused rather than silently ignored.
+const STATE_FIELDS: &[(&str, &[&str])] = &[
+    ("Task", &["Resource", "Parameters", "ResultPath", "Retry", "Catch", "TimeoutSeconds", "Next", "End"]),
+    ("Pass", &["Result", "Parameters", "ResultPath", "Next", "End"]),
+    ("Choice", &["Choices", "Default"]),
+    ("Wait", &["Seconds", "Timestamp", "SecondsPath", "TimestampPath", "Next", "End"]),
+    ("Parallel", &["Branches", "Parameters", "ResultPath", "Retry", "Catch", "Next", "End"]),
+    ("Succeed", &[]),
+    ("Fail", &["Error", "Cause"]),
+];
+const MACHINE_FIELDS: &[&str] = &["StartAt", "States", "TimeoutSeconds", "Comment", "Version"];
+const RETRY_FIELDS: &[&str] = &["ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds"];
+/// The longest wait (a year), so that times stay far from overflowing.
+const MAX_WAIT_SECONDS: u64 = 366 * 86_400;
+
 /// Type tests: their operand is `true` or `false`.
 const TESTS: &[&str] = &["IsPresent", "IsNull", "IsString", "IsNumeric", "IsBoolean", "IsTimestamp"];
 
@@ -196,6 +212,11 @@ fn machine(value: &Value, at: &str, problems: &mut Vec<String>) -> Option<StateM
         problems.push(format!("{at}States is missing; add an object of states"));
         return None;
     };
+    for key in object.keys() {
+        if !MACHINE_FIELDS.contains(&key.as_str()) {
+            problems.push(format!("{at}{key} is not supported; remove it (supported: {})", MACHINE_FIELDS.join(", ")));
+        }
+    }
     let timeout_seconds = object.get("TimeoutSeconds").and_then(Value::as_u64);
     let mut states = BTreeMap::new();
     for (name, state_value) in states_value {
@@ -236,6 +257,17 @@ fn state(name: &str, value: &Value, at: &str, problems: &mut Vec<String>) -> Opt
         return None;
     };
     let kind_name = object.get("Type").and_then(Value::as_str).unwrap_or("");
+    if let Some((_, fields)) = STATE_FIELDS.iter().find(|(kind, _)| *kind == kind_name) {
+        for key in object.keys() {
+            let common = ["Type", "Comment", "InputPath", "OutputPath"].contains(&key.as_str());
+            if !common && !fields.contains(&key.as_str()) {
+                problems.push(format!(
+                    "{here}{key} is not supported in a {kind_name} state; remove it (supported: {})",
+                    fields.join(", ")
+                ));
+            }
+        }
+    }
     let text = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_owned);
     let next = text("Next");
     let end = object.get("End").and_then(Value::as_bool).unwrap_or(false);
@@ -313,8 +345,14 @@ fn state(name: &str, value: &Value, at: &str, problems: &mut Vec<String>) -> Opt
         }
         "Wait" => {
             needs_transition(problems);
-            let wait = if let Some(seconds) = object.get("Seconds").and_then(Value::as_u64) {
-                Some(WaitFor::Seconds(seconds))
+            let wait = if let Some(seconds) = object.get("Seconds") {
+                match seconds.as_u64() {
+                    Some(seconds) if seconds <= MAX_WAIT_SECONDS => Some(WaitFor::Seconds(seconds)),
+                    _ => {
+                        problems.push(format!("{here}Seconds must be a whole number from 0 to {MAX_WAIT_SECONDS}"));
+                        None
+                    }
+                }
             } else if let Some(timestamp) = text("Timestamp") {
                 Some(WaitFor::Timestamp(timestamp))
             } else if let Some(path) = text("SecondsPath") {
@@ -401,6 +439,14 @@ fn retriers(object: &Map<String, Value>, here: &str, problems: &mut Vec<String>)
         .filter_map(|(index, retrier)| {
             let here = format!("{here}Retry[{index}]: ");
             let retrier = retrier.as_object()?;
+            for key in retrier.keys() {
+                if !RETRY_FIELDS.contains(&key.as_str()) {
+                    problems.push(format!(
+                        "{here}{key} is not supported; remove it (supported: {})",
+                        RETRY_FIELDS.join(", ")
+                    ));
+                }
+            }
             let backoff_rate = retrier.get("BackoffRate").and_then(Value::as_f64).unwrap_or(2.0);
             if backoff_rate < 1.0 {
                 problems.push(format!("{here}BackoffRate must be at least 1.0"));

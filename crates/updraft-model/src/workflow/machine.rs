@@ -105,10 +105,13 @@ impl StateMachine {
             }
             StateKind::Wait { wait } => {
                 let until_ms = match wait {
-                    WaitFor::Seconds(seconds) => now_ms + *seconds as i64 * 1000,
+                    WaitFor::Seconds(seconds) => now_ms.saturating_add(*seconds as i64 * 1000),
                     WaitFor::SecondsPath(path) => {
                         let seconds = path.read(&effective)?.as_f64().ok_or("SecondsPath is not a number")?;
-                        now_ms + (seconds * 1000.0) as i64
+                        if !(0.0..=366.0 * 86_400.0).contains(&seconds) {
+                            return Err(format!("SecondsPath gave {seconds}; a wait is 0 to 31622400 seconds"));
+                        }
+                        now_ms.saturating_add((seconds * 1000.0) as i64)
                     }
                     WaitFor::Timestamp(text) => timestamp_ms(text)?,
                     WaitFor::TimestampPath(path) => {
@@ -414,6 +417,15 @@ mod tests {
         }))
         .unwrap_err();
         let text = problems.join("\n");
+        let ignored = StateMachine::parse(&json!({
+            "StartAt": "A",
+            "States": {"A": {"Type": "Task", "Resource": "f", "ResultSelector": {}, "End": true}}
+        }))
+        .unwrap_err();
+        assert!(ignored[0].contains("ResultSelector is not supported in a Task state"), "{ignored:?}");
+        let sm = machine(json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s", "End": true}}}));
+        assert!(matches!(sm.enter("W", json!({"s": 1e300}), 0), Step::Fail { error, .. } if error == "States.Runtime"));
+        assert!(matches!(sm.enter("W", json!({"s": -1}), 0), Step::Fail { .. }));
         for expected in [
             "StartAt names \"Missing\"",
             "Resource \"not a function!\" is not a function",

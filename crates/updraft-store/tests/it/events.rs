@@ -37,11 +37,11 @@ async fn check_event_lifecycle(store: &Store) {
     assert_eq!(store.event_get("a").await.unwrap(), Some(event("a", 1_000)), "bytes come back as they went in");
 
     // Due at 5,000: a and b, oldest first, leased until 60,000.
-    let claimed = store.event_claim(5_000, 60_000, 10).await.unwrap();
+    let claimed = store.event_claim("n1", 5_000, 60_000, 10).await.unwrap();
     assert_eq!(claimed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
     assert!(claimed.iter().all(|e| e.next_attempt_at == 60_000));
     // Leased events are not claimed again before the lease lapses.
-    assert!(store.event_claim(5_000, 60_000, 10).await.unwrap().is_empty());
+    assert!(store.event_claim("n1", 5_000, 60_000, 10).await.unwrap().is_empty());
 
     store.event_finish("a", Finish::Done, &[]).await.unwrap();
     assert_eq!(store.event_get("a").await.unwrap(), None);
@@ -50,16 +50,24 @@ async fn check_event_lifecycle(store: &Store) {
     assert_eq!((b.attempts, b.next_attempt_at, b.last_error.as_deref()), (1, 7_000, Some("boom")));
 
     // A crash while c is leased: the next start makes it due at once.
-    let claimed = store.event_claim(10_000, 70_000, 10).await.unwrap();
+    let claimed = store.event_claim("n1", 10_000, 70_000, 10).await.unwrap();
     assert_eq!(claimed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["b", "c"]);
-    assert_eq!(store.event_release_all(11_000).await.unwrap(), 2);
-    let claimed = store.event_claim(11_000, 80_000, 1).await.unwrap();
+    assert_eq!(store.event_release_all("n2", 11_000).await.unwrap(), 0, "another node's leases stay");
+    assert_eq!(store.event_release_all("n1", 11_000).await.unwrap(), 2);
+    let claimed = store.event_claim("n1", 11_000, 80_000, 1).await.unwrap();
     assert_eq!(claimed.len(), 1, "the limit holds");
 
     store.event_finish("c", Finish::Failed { attempts: 3, error: "out of attempts" }, &[]).await.unwrap();
     let c = store.event_get("c").await.unwrap().unwrap();
     assert_eq!((c.state, c.attempts), (EventState::Failed, 3));
-    assert_eq!(store.event_release_all(12_000).await.unwrap(), 1, "failed events stay failed");
+    assert_eq!(store.event_release_all("n1", 12_000).await.unwrap(), 1, "failed events stay failed");
+    // An event waiting out a retry's delay is not released by a restart.
+    store.event_enqueue(&event("d", 1_000)).await.unwrap();
+    let claimed = store.event_claim("n1", 13_000, 90_000, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["d", "b"]);
+    store.event_retry("d", 1, 70_000, Some("later")).await.unwrap();
+    assert_eq!(store.event_release_all("n1", 14_000).await.unwrap(), 1, "b, still leased; not d");
+    assert_eq!(store.event_get("d").await.unwrap().unwrap().next_attempt_at, 70_000);
 }
 
 async fn check_outcomes_and_follow_ups(store: &Store) {
@@ -96,7 +104,7 @@ async fn check_outcomes_and_follow_ups(store: &Store) {
     assert_eq!(store.event_get("s1").await.unwrap().unwrap().state, EventState::Failed);
     assert_eq!(store.event_get("s1-failure").await.unwrap(), Some(record));
     store.event_finish("s2", Finish::Done, &[]).await.unwrap();
-    let due: Vec<String> = store.event_claim(5_000, 9_000, 10).await.unwrap().into_iter().map(|e| e.id).collect();
+    let due: Vec<String> = store.event_claim("n1", 5_000, 9_000, 10).await.unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(due, ["s3", "s1-failure"]);
 }
 
