@@ -821,3 +821,32 @@ async fn running_workflows_resume_after_a_kill_9() {
         notified.len()
     );
 }
+
+#[tokio::test]
+async fn the_events_example_does_what_the_readme_shows() {
+    let server = TestServer::start();
+    server.deploy(&crate::harness::repo_root().join("examples/events"));
+
+    let out = server.cli_ok(&["publish", "user.signed_up", "--data", r#"{"email": "ada@example.com"}"#]);
+    assert!(out.contains("for 1 subscriber: welcome"), "{out}");
+    server.wait_for_function_log("welcome", "sending the welcome email to ada@example.com").await;
+
+    server.cli_ok(&["send", "jobs", "--data", r#"{"image": "cat.png"}"#]);
+    server.wait_for_function_log("resize", "resizing cat.png").await;
+
+    let hook = reqwest::Client::new().post(server.url("/hooks/ci")).body(r#"{"ref": "main"}"#).send().await.unwrap();
+    assert_eq!(hook.status(), StatusCode::ACCEPTED);
+    server.wait_for_function_log("ci", r#"CI hook: {"ref": "main"}"#).await;
+
+    let id = server.cli_ok(&["workflow", "start", "checkout", "--data", r#"{"order": "o1", "amount": 12}"#]);
+    let execution = finished(&server, id.trim()).await;
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    server.wait_for_function_log("receipt", "receipt for order o1: 12").await;
+    let refused = server.cli(&["workflow", "start", "checkout", "--data", r#"{"order": "o2", "amount": 0}"#]);
+    assert!(refused.status.success());
+    let id = String::from_utf8_lossy(&refused.stdout).trim().to_owned();
+    assert_eq!(finished(&server, &id).await["error"], "PaymentFailed");
+
+    let described = server.cli_ok(&["describe", "nightly"]);
+    assert!(described.contains("schedule:    0 3 * * * (UTC, catch-up latest)"), "{described}");
+}
