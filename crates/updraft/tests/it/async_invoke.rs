@@ -113,7 +113,9 @@ async fn async_invocations_are_retried_with_backoff_and_kept_when_they_fail_for_
     }
 }
 
-/// A tiny HTTP server counting `GET /seen/ID` requests per id.
+/// A tiny HTTP server counting `GET /seen/ID` requests per id. Connections are kept
+/// alive, so that thousands of reports do not use up the machine's ephemeral ports
+/// (which would fail unrelated tests running at the same time).
 async fn witness() -> (u16, Arc<Mutex<HashMap<String, usize>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -124,19 +126,25 @@ async fn witness() -> (u16, Arc<Mutex<HashMap<String, usize>>>) {
             let (mut stream, _) = listener.accept().await.unwrap();
             let counts = counts.clone();
             tokio::spawn(async move {
-                let mut request = Vec::new();
+                let mut pending = Vec::new();
                 let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                loop {
+                    // One request (GET, no body) per blank line.
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let request: Vec<u8> = pending.drain(..end + 4).collect();
+                        let line = String::from_utf8_lossy(&request).lines().next().unwrap_or_default().to_owned();
+                        if let Some(id) = line.split(' ').nth(1).and_then(|path| path.strip_prefix("/seen/")) {
+                            *counts.lock().unwrap().entry(id.to_owned()).or_insert(0) += 1;
+                        }
+                        if stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.is_err() {
+                            return;
+                        }
+                    }
                     match stream.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                        Ok(n) => pending.extend_from_slice(&buf[..n]),
                     }
                 }
-                let line = String::from_utf8_lossy(&request).lines().next().unwrap_or_default().to_owned();
-                if let Some(id) = line.split(' ').nth(1).and_then(|path| path.strip_prefix("/seen/")) {
-                    *counts.lock().unwrap().entry(id.to_owned()).or_insert(0) += 1;
-                }
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
             });
         }
     });
@@ -144,12 +152,23 @@ async fn witness() -> (u16, Arc<Mutex<HashMap<String, usize>>>) {
 }
 
 const WITNESSED: &str = r#"
-import urllib.request
+import http.client
+
+# One kept-alive connection per instance, reopened when it breaks.
+connection = None
 
 def handler(event, context):
-    url = "http://127.0.0.1:%d/seen/%s" % (event["port"], context.aws_request_id)
-    urllib.request.urlopen(url, timeout=10).read()
-    return {}
+    global connection
+    for _ in range(3):
+        try:
+            if connection is None:
+                connection = http.client.HTTPConnection("127.0.0.1", event["port"], timeout=10)
+            connection.request("GET", "/seen/%s" % context.aws_request_id)
+            connection.getresponse().read()
+            return {}
+        except (OSError, http.client.HTTPException):
+            connection = None
+    raise RuntimeError("cannot reach the witness")
 "#;
 
 #[tokio::test]
