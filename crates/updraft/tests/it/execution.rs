@@ -159,16 +159,20 @@ async fn burst_through_gate(
         })
         .collect();
     let before = gate.arrived.load(Ordering::SeqCst);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // Generous: on a loaded 2-core machine (a release build of the examples running
+    // beside it) an instance's first start can take many seconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while !(gate.arrived.load(Ordering::SeqCst) - before == admitted
         && throttled.load(Ordering::SeqCst) == count - admitted)
     {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{name}: {} at the gate, {} throttled",
-            gate.arrived.load(Ordering::SeqCst) - before,
-            throttled.load(Ordering::SeqCst)
-        );
+        if std::time::Instant::now() >= deadline {
+            let finished = tasks.iter().filter(|task| task.is_finished()).count();
+            panic!(
+                "{name}: {} at the gate, {} throttled, {finished} of {count} requests answered",
+                gate.arrived.load(Ordering::SeqCst) - before,
+                throttled.load(Ordering::SeqCst),
+            );
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     gate.release.add_permits(admitted);
