@@ -32,8 +32,12 @@ fn check_name(kind: &'static str, value: &str) -> Result<(), InvalidName> {
     Ok(())
 }
 
+/// A validated name type: `$check` decides what the `$kind` may be.
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        name_type!($(#[$doc])* $name, $kind, check_name);
+    };
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $check:ident) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -48,7 +52,7 @@ macro_rules! name_type {
         impl $name {
             pub fn new(value: impl Into<String>) -> Result<Self, InvalidName> {
                 let value = value.into();
-                check_name($kind, &value)?;
+                $check($kind, &value)?;
                 Ok(Self(value))
             }
 
@@ -114,70 +118,19 @@ fn check_channel(kind: &'static str, value: &str) -> Result<(), InvalidName> {
     Ok(())
 }
 
-macro_rules! channel_type {
-    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            pub fn new(value: impl Into<String>) -> Result<Self, InvalidName> {
-                let value = value.into();
-                check_channel($kind, &value)?;
-                Ok(Self(value))
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&self.0, f)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = InvalidName;
-            fn try_from(value: String) -> Result<Self, InvalidName> {
-                Self::new(value)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(name: $name) -> String {
-                name.0
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = InvalidName;
-            fn from_str(s: &str) -> Result<Self, InvalidName> {
-                Self::new(s)
-            }
-        }
-    };
-}
-
-channel_type!(
+name_type!(
     /// A topic's name: what `topic` triggers subscribe to and `updraft publish` sends
     /// to (`user.signed_up`, `orders-eu`): dots group topics the way SNS users and NATS
     /// subjects are used to.
     TopicName,
-    "topic name"
+    "topic name",
+    check_channel
 );
-channel_type!(
+name_type!(
     /// A work queue's name: what `queue` triggers consume and `updraft send` sends to.
     QueueName,
-    "queue name"
+    "queue name",
+    check_channel
 );
 
 /// A function version: 1 for the first deploy, then one more for each changed deploy.

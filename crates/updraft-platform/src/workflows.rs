@@ -97,8 +97,7 @@ impl Platform {
             updated_at: now,
         };
         let first = entry(0, "ExecutionStarted", None, Some(&input));
-        self.store().execution_create(&execution, &first).await?;
-        self.store().execution_own(&execution.id, self.node_id()).await?;
+        self.store().execution_create(&execution, self.node_id(), &first).await?;
         let id = execution.id.clone();
         tokio::spawn(run(self.clone(), execution));
         Ok(id)

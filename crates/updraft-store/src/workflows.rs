@@ -56,11 +56,17 @@ const COLUMNS: &str = "id, workflow, app, definition, status, input, output, err
                        attempt, wake_at, seq, started_at, updated_at";
 
 impl Store {
-    /// Stores a new execution with its first history entry.
-    pub async fn execution_create(&self, execution: &Execution, first: &HistoryEntry) -> Result<(), StoreError> {
+    /// Stores a new execution, driven by node `owner`, with its first history entry.
+    pub async fn execution_create(
+        &self,
+        execution: &Execution,
+        owner: &str,
+        first: &HistoryEntry,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
-            "INSERT INTO workflow_executions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            "INSERT INTO workflow_executions ({COLUMNS}, owner) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(execution.id.as_str())
         .bind(execution.workflow.as_str())
@@ -78,6 +84,7 @@ impl Store {
         .bind(execution.seq)
         .bind(execution.started_at)
         .bind(execution.updated_at)
+        .bind(owner)
         .execute(&mut *tx)
         .await?;
         insert_history(&mut tx, &execution.id, first).await?;
@@ -142,16 +149,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(execution_from_row).collect()
-    }
-
-    /// Makes `owner` the node driving execution `id`.
-    pub async fn execution_own(&self, id: &str, owner: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE workflow_executions SET owner = $1 WHERE id = $2")
-            .bind(owner)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     pub async fn execution_history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
