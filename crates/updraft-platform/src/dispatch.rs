@@ -12,8 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore, watch};
 use updraft_scheduler::InvokeError;
-use updraft_store::{AsyncEvent, EventWrite, Finish, Store, now_millis};
+use updraft_store::{AsyncEvent, now_millis};
 
+use crate::event_queue::{Claimed, Settlement};
 use crate::live::LiveFunction;
 use crate::platform::{InvokeContext, InvokeFailure, Platform};
 use crate::shapes::{Outcome, event_input};
@@ -36,9 +37,7 @@ impl Default for AsyncConfig {
 /// Events run at once by one node.
 const IN_FLIGHT: usize = 64;
 /// Events claimed per query.
-const BATCH: i64 = 64;
-/// How long a claimed event is held by this node before another may take it.
-const LEASE: Duration = Duration::from_secs(20 * 60);
+const BATCH: usize = 64;
 /// How long a throttled event waits before it is tried again.
 const THROTTLE_DELAY: Duration = Duration::from_secs(1);
 /// How often the queue is looked at when nothing wakes the dispatcher (retries fall due).
@@ -53,14 +52,14 @@ pub(crate) struct Dispatcher {
 impl Dispatcher {
     /// Starts dispatching for `platform`, first releasing the leases a previous run of
     /// this node left (they died with it).
-    pub(crate) async fn start(platform: &Arc<Platform>, store: Store) -> Result<Dispatcher, updraft_store::StoreError> {
-        let released = store.event_release_all(platform.node_id(), now_millis()).await?;
+    pub(crate) async fn start(platform: &Arc<Platform>) -> Result<Dispatcher, updraft_store::StoreError> {
+        let released = platform.event_queue().recover(platform.node_id()).await?;
         if released > 0 {
             tracing::info!(released, "asynchronous invocations interrupted by the last stop are due again");
         }
         let wake = Arc::new(Notify::new());
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(run(Arc::downgrade(platform), store, wake.clone(), stopped));
+        tokio::spawn(run(Arc::downgrade(platform), wake.clone(), stopped));
         Ok(Dispatcher { wake, stop })
     }
 
@@ -75,19 +74,18 @@ impl Dispatcher {
     }
 }
 
-async fn run(platform: Weak<Platform>, store: Store, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+async fn run(platform: Weak<Platform>, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         if *stopped.borrow() {
             return;
         }
-        let free = slots.available_permits() as i64;
+        let free = slots.available_permits();
         let claimed = if free == 0 {
             Vec::new()
         } else {
-            let now = now_millis();
-            let Some(node) = platform.upgrade().map(|platform| platform.node_id().to_owned()) else { return };
-            match store.event_claim(&node, now, now + LEASE.as_millis() as i64, free.min(BATCH)).await {
+            let Some(platform) = platform.upgrade() else { return };
+            match platform.event_queue().claim(platform.node_id(), free.min(BATCH)).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::error!(%error, "cannot read the queue of asynchronous invocations");
@@ -95,7 +93,7 @@ async fn run(platform: Weak<Platform>, store: Store, wake: Arc<Notify>, mut stop
                 }
             }
         };
-        let full = claimed.len() as i64 == free.min(BATCH) && free > 0;
+        let full = claimed.len() == free.min(BATCH) && free > 0;
         for event in claimed {
             let Some(platform) = platform.upgrade() else { return };
             let Ok(slot) = slots.clone().acquire_owned().await else { return };
@@ -115,9 +113,12 @@ async fn run(platform: Weak<Platform>, store: Store, wake: Arc<Notify>, mut stop
     }
 }
 
-/// Runs one attempt of `event` and records what comes of it, with the events that
-/// follow from it (destinations, dead-letter topic) in the same transaction.
-async fn deliver(platform: &Platform, event: AsyncEvent) {
+/// Runs one attempt of `claimed` and settles it, the events that follow from it
+/// (destinations, dead-letter topic) stored before it leaves the queue.
+async fn deliver(platform: &Platform, claimed: Claimed) {
+    let queue = platform.event_queue();
+    let hold = queue.hold(&claimed);
+    let event = &claimed.event;
     let config = platform.async_config();
     // The function's own policy, as deployed now (Lambda's defaults if it is gone).
     let function = platform.live().functions.get(&event.function).cloned();
@@ -126,26 +127,11 @@ async fn deliver(platform: &Platform, event: AsyncEvent) {
         .map(|function| (function.config.retries, function.config.max_event_age))
         .unwrap_or((2, Duration::from_secs(6 * 3600)));
     let outcome = match &function {
-        Some(function) => attempt(platform, function, &event).await,
+        Some(function) => attempt(platform, function, event).await,
         None => Err(Retry::Never(format!("function {} no longer exists", event.function))),
     };
     let now = now_millis();
-    // Outcomes go through the group writer: many events finishing at once share a commit.
-    let writer = platform.event_writer();
-    let finish = |finish: Finish<'_>, follow_ups: Vec<AsyncEvent>| {
-        let mut writes = vec![finish.write(&event.id)];
-        writes.extend(follow_ups.into_iter().map(EventWrite::Enqueue));
-        writer.write(writes)
-    };
-    let retry = |attempts: i64, next_attempt_at: i64, error: &str| {
-        writer.write(vec![EventWrite::Retry {
-            id: event.id.clone(),
-            attempts,
-            next_attempt_at,
-            error: Some(error.to_owned()),
-        }])
-    };
-    let written = match outcome {
+    let settlement = match outcome {
         Ok(answer) => {
             let follow_ups = function
                 .as_ref()
@@ -157,15 +143,17 @@ async fn deliver(platform: &Platform, event: AsyncEvent) {
                         status: answer.status,
                         function_error: None,
                     };
-                    platform.destination_events(destination, &event, &outcome)
+                    platform.destination_events(destination, event, &outcome)
                 })
                 .unwrap_or_default();
-            finish(Finish::Done, follow_ups).await
+            Settlement::Done { follow_ups }
         }
-        Err(Retry::Throttled) => retry(event.attempts, now + THROTTLE_DELAY.as_millis() as i64, "throttled").await,
-        Err(Retry::Never(error)) => {
-            finish(Finish::Failed { attempts: event.attempts, error: &error }, Vec::new()).await
-        }
+        Err(Retry::Throttled) => Settlement::Retry {
+            attempts: event.attempts,
+            next_attempt_at: now + THROTTLE_DELAY.as_millis() as i64,
+            error: "throttled".to_owned(),
+        },
+        Err(Retry::Never(error)) => Settlement::Failed { attempts: event.attempts, error, follow_ups: Vec::new() },
         Err(Retry::Failed(failure)) => {
             let attempts = event.attempts + 1;
             let age = Duration::from_millis((now - event.enqueued_at).max(0) as u64);
@@ -175,18 +163,20 @@ async fn deliver(platform: &Platform, event: AsyncEvent) {
                 let condition = if exhausted { "RetriesExhausted" } else { "EventAgeExceeded" };
                 let follow_ups = function
                     .as_ref()
-                    .map(|function| platform.failure_events(&function.config, &event, condition, &failure))
+                    .map(|function| platform.failure_events(&function.config, event, condition, &failure))
                     .unwrap_or_default();
-                finish(Finish::Failed { attempts, error: &failure.error }, follow_ups).await
+                Settlement::Failed { attempts, error: failure.error, follow_ups }
             } else {
                 let delay = config.retry_delay.saturating_mul(1 << (attempts - 1).clamp(0, 16));
-                retry(attempts, now + delay.as_millis() as i64, &failure.error).await
+                Settlement::Retry { attempts, next_attempt_at: now + delay.as_millis() as i64, error: failure.error }
             }
         }
     };
-    if let Err(error) = written {
-        // The lease runs out and the event is tried again: at least once, not lost.
-        tracing::error!(id = %event.id, %error, "cannot record the outcome of an asynchronous invocation");
+    drop(hold);
+    let id = event.id.clone();
+    if let Err(error) = queue.settle(claimed, settlement).await {
+        // The claim runs out and the event is tried again: at least once, not lost.
+        tracing::error!(%id, %error, "cannot record the outcome of an asynchronous invocation");
     }
 }
 

@@ -171,7 +171,7 @@ impl Platform {
 
     /// Stores events durably and wakes the dispatcher.
     pub(crate) async fn enqueue(&self, events: Vec<AsyncEvent>) -> Result<(), StoreError> {
-        self.event_writer().enqueue(events).await?;
+        self.event_queue().enqueue(events).await?;
         self.wake_dispatcher();
         Ok(())
     }

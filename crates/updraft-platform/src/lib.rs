@@ -8,6 +8,7 @@
 mod access;
 mod batch;
 mod dispatch;
+mod event_queue;
 mod events;
 mod keys;
 mod live;
@@ -22,6 +23,7 @@ mod workflows;
 
 pub use access::{AccessKey, AccessKeyInfo};
 pub use dispatch::AsyncConfig;
+pub use event_queue::EventQueueConfig;
 pub use events::{Message, PublishError, Published, WebhookError, WebhookRequest};
 pub use keys::{ApiKey, Principal, Role};
 pub use live::{LiveFunction, LiveState, RouteTarget};

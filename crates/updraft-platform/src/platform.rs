@@ -18,7 +18,7 @@ use updraft_scheduler::{
     Scheduler, SchedulerConfig, Throttle, VersionSource,
 };
 use updraft_store::{
-    ArtifactError, ArtifactStore, AsyncEvent, DeployOutcome, DeployPlan, EventWriter, FunctionRecord, InvocationFilter,
+    ArtifactError, ArtifactStore, AsyncEvent, DeployOutcome, DeployPlan, FunctionRecord, InvocationFilter,
     LogLineRecord, PlannedFunction, Store, StoreError, StoredInvocation, UsageRow, VersionRecord,
 };
 use updraft_telemetry::{InstanceCounts, Metrics, PriceTable};
@@ -32,6 +32,8 @@ use crate::queues::QueuePoller;
 use crate::recorder::Recorder;
 use crate::routes::{RouteConflict, RouteMatch};
 use crate::schedules::Ticker;
+use crate::event_queue::jetstream::{self, JetStreamQueue};
+use crate::event_queue::{DatabaseQueue, EventQueue, EventQueueConfig};
 
 /// How to start a platform.
 #[derive(Debug, Clone)]
@@ -50,6 +52,8 @@ pub struct PlatformConfig {
     pub prices: PriceTable,
     /// How asynchronous invocations are retried.
     pub async_invocations: AsyncConfig,
+    /// Where they wait.
+    pub event_queue: EventQueueConfig,
     /// How to run Lambda functions (`python3`, `nodejs`, `provided`); `None` leaves
     /// them undeployable (the server binary always sets it).
     pub lambda: Option<LambdaConfig>,
@@ -84,6 +88,7 @@ impl PlatformConfig {
             reap_interval: scheduler.reap_interval,
             prices: PriceTable::default(),
             async_invocations: AsyncConfig::default(),
+            event_queue: EventQueueConfig::Database,
             lambda: None,
         }
     }
@@ -232,7 +237,8 @@ pub struct Platform {
     config: PlatformConfig,
     store: Store,
     /// Writes new events with group commit.
-    event_writer: EventWriter,
+    /// Where asynchronous invocations wait.
+    event_queue: Box<dyn EventQueue>,
     artifacts: ArtifactStore,
     wasm: WasmRuntime,
     process: Option<ProcessRuntime>,
@@ -308,13 +314,19 @@ impl Platform {
             },
             recorder.clone(),
         );
+        let event_queue: Box<dyn EventQueue> = match &config.event_queue {
+            EventQueueConfig::Database => Box::new(DatabaseQueue::new(store.clone())),
+            EventQueueConfig::JetStream { url, stream } => {
+                Box::new(JetStreamQueue::connect(url, stream, store.clone(), jetstream::ACK_WAIT).await?)
+            }
+        };
         let platform = Arc::new(Self {
             recorder,
             dispatcher: std::sync::OnceLock::new(),
             ticker: std::sync::OnceLock::new(),
             queues: std::sync::OnceLock::new(),
             config,
-            event_writer: EventWriter::start(store.clone()),
+            event_queue,
             store,
             artifacts,
             wasm,
@@ -336,7 +348,7 @@ impl Platform {
         platform.load_access_keys().await?;
         platform.ensure_admin_key().await?;
         platform.load_functions().await?;
-        let dispatcher = Dispatcher::start(&platform, platform.store.clone()).await?;
+        let dispatcher = Dispatcher::start(&platform).await?;
         let _ = platform.dispatcher.set(dispatcher);
         let _ = platform.ticker.set(Ticker::start(&platform, platform.store.clone()));
         let _ = platform.queues.set(QueuePoller::start(&platform, platform.store.clone()));
@@ -949,8 +961,8 @@ impl Platform {
         &self.store
     }
 
-    pub(crate) fn event_writer(&self) -> &EventWriter {
-        &self.event_writer
+    pub(crate) fn event_queue(&self) -> &dyn EventQueue {
+        self.event_queue.as_ref()
     }
 
     /// Tells the queue poller that new messages are waiting.
@@ -969,7 +981,7 @@ impl Platform {
 
     /// An asynchronous invocation still queued or failed (a delivered one is gone).
     pub async fn async_event(&self, id: &str) -> Result<Option<AsyncEvent>, StoreError> {
-        self.store.event_get(id).await
+        self.event_queue.get(id).await
     }
 
     pub fn async_config(&self) -> AsyncConfig {

@@ -159,11 +159,12 @@ async fn look(
         CatchUp::Skip => ticks.last().copied().filter(|tick| now - tick <= GRACE).into_iter().collect(),
     };
     let events: Vec<AsyncEvent> = fire.iter().map(|tick| tick_event(function, schedule, key, *tick)).collect();
+    let fired = !events.is_empty();
     if missed > fire.len() && schedule.catch_up != CatchUp::All {
         tracing::info!(function = %function.name, schedule = %schedule.schedule, missed = missed - fire.len(), catch_up = schedule.catch_up.as_str(), "schedule ticks were missed");
     }
-    if store.schedule_advance(key, &function.name, Some(due), next, &events).await? {
-        if !events.is_empty() {
+    if platform.event_queue().advance_schedule(key, &function.name, Some(due), next, events).await? {
+        if fired {
             platform.wake_dispatcher();
         }
         Ok(next)

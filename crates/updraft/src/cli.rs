@@ -256,6 +256,16 @@ pub struct ServerArgs {
     /// waits twice as long (Lambda: about a minute).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub async_retry_delay: Duration,
+    /// Keep asynchronous invocations (async invokes, topic copies, webhooks, mail,
+    /// schedule ticks, destination records) in NATS JetStream at this URL, e.g.
+    /// nats://127.0.0.1:4222, instead of the database. The server needs JetStream on
+    /// (nats-server -js).
+    #[arg(long, env = "UPDRAFT_NATS_URL", value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// The JetStream stream that holds them (created if missing). Servers that share
+    /// a stream share its events: give separate deployments separate streams.
+    #[arg(long, env = "UPDRAFT_NATS_STREAM", default_value = "UPDRAFT_EVENTS", requires = "nats_url")]
+    pub nats_stream: String,
     /// Accept mail over SMTP on this address (e.g. 127.0.0.1:2525) for the addresses
     /// that `email` triggers claim; off unless given.
     #[arg(long, env = "UPDRAFT_SMTP_LISTEN")]

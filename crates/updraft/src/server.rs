@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::watch;
-use updraft_platform::{Platform, PlatformConfig};
+use updraft_platform::{EventQueueConfig, Platform, PlatformConfig};
 use updraft_runtime_wasm::Pooling;
 
 use crate::cli::{Global, PoolingArg, ServerArgs};
@@ -49,6 +49,9 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
     config.account_concurrency = args.account_concurrency;
     config.max_instances = args.max_instances;
     config.async_invocations.retry_delay = args.async_retry_delay;
+    if let Some(url) = &args.nats_url {
+        config.event_queue = EventQueueConfig::JetStream { url: url.clone(), stream: args.nats_stream.clone() };
+    }
     config.prices = updraft_platform::PriceTable {
         per_million_requests: args.price_per_million_requests,
         per_gb_second: args.price_per_gb_second,

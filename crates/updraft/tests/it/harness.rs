@@ -177,7 +177,29 @@ impl Drop for TestServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if let Some((url, stream)) = nats_stream(self.data_dir.path()) {
+            // Off the test's runtime (this may run inside one): a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    if let Ok(client) = async_nats::connect(url).await {
+                        let _ = async_nats::jetstream::new(client).delete_stream(stream).await;
+                    }
+                });
+            })
+            .join();
+        }
     }
+}
+
+/// With `UPDRAFT_TEST_NATS_URL` set, every test server keeps its events in NATS
+/// JetStream there, in a stream of its own (named after its data dir, so a restart
+/// finds it again): the NATS URL and the stream's name.
+pub fn nats_stream(data_dir: &Path) -> Option<(String, String)> {
+    let url = std::env::var("UPDRAFT_TEST_NATS_URL").ok().filter(|url| !url.is_empty())?;
+    let name = data_dir.file_name()?.to_string_lossy();
+    let suffix: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+    Some((url, format!("UPDRAFT_TEST_{suffix}")))
 }
 
 /// Runs `program` with `arguments`, then `--data-dir`, `--listen` and `extra_args`, and
@@ -195,6 +217,7 @@ fn spawn_program(
         .arg(data_dir)
         .args(["--listen", listen])
         .args(extra_args)
+        .envs(nats_stream(data_dir).map(|(url, stream)| [("UPDRAFT_NATS_URL", url), ("UPDRAFT_NATS_STREAM", stream)]).into_iter().flatten())
         .env("UPDRAFT_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())

@@ -1,0 +1,371 @@
+//! The event queue on NATS JetStream. Events are messages in one work-queue stream
+//! (file storage; a message is deleted when it is acknowledged), one subject per event
+//! (`<stream>.q.<id>`), so an event's latest state is the last message on its subject.
+//! Every node reads through one durable pull consumer with explicit acks:
+//!
+//! - `enqueue` publishes with the event id as `Nats-Msg-Id` and waits for the
+//!   stream's acknowledgement; JetStream drops a repeat of the same id within the
+//!   duplicate window, which makes re-publishing after a crash (a schedule's tick,
+//!   whose id derives from the tick) harmless.
+//! - A claimed message is held for the consumer's ack wait, renewed with progress
+//!   acks while the function runs; a node that dies stops renewing and JetStream
+//!   redelivers the message to whoever fetches next.
+//! - A throttled event is negatively acknowledged with a delay (redelivered then,
+//!   no attempt counted); a failed attempt is re-published with its new attempt count
+//!   and due time, then the old message acknowledged; a message fetched before it is
+//!   due goes back with a delay until then. That is the backoff.
+//! - Done: the follow-ups are published, then the message acknowledged (and the ack
+//!   confirmed). Failed for good: the follow-ups published, the event kept in the
+//!   database as `failed` for inspection, then acknowledged. A crash in between
+//!   repeats the run: at least once, never lost.
+//!
+//! Schedule positions stay in the database; a tick's events are published before the
+//! position moves, and their ids derive from the tick, so a crash between the two
+//! repeats a publish JetStream drops as a duplicate.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::message::AckKind;
+use async_nats::jetstream::stream::{self, LastRawMessageErrorKind, RetentionPolicy, StorageType};
+use async_nats::jetstream::{self as js, Message};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use updraft_model::{EventSource, FunctionName};
+use updraft_store::{AsyncEvent, EventState, EventWrite, Store, StoreError, now_millis};
+
+use super::{Claimed, EventQueue, Handle, Hold, Settlement};
+
+/// How long a fetched message is held without a word from its node: how long after
+/// a node's death its running events run elsewhere.
+pub(crate) const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How long JetStream remembers a message id to drop a repeat of it.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// The durable consumer every node reads through.
+const CONSUMER: &str = "dispatch";
+/// How long a throttled event waits before it is tried again.
+const THROTTLE_DELAY: Duration = Duration::from_secs(1);
+
+pub(crate) struct JetStreamQueue {
+    context: js::Context,
+    stream: stream::Stream,
+    consumer: PullConsumer,
+    /// `<stream>.q`: an event's subject is this and its id.
+    prefix: String,
+    /// How often a running event's hold is renewed (a third of the ack wait).
+    progress: Duration,
+    /// Failed events and schedule positions.
+    store: Store,
+}
+
+fn broker(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> StoreError {
+    move |error| StoreError::Broker { detail: format!("{what}: {error}") }
+}
+
+impl JetStreamQueue {
+    /// Connects to the NATS server at `url` and makes sure stream `name` and its
+    /// consumer exist; a new consumer holds fetched messages for `ack_wait`.
+    pub(crate) async fn connect(url: &str, name: &str, store: Store, ack_wait: Duration) -> Result<Self, StoreError> {
+        if name.is_empty() || name.contains(|c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\')) {
+            return Err(StoreError::Broker {
+                detail: format!(
+                    "{name:?} is not a JetStream stream name; use letters, digits, '-' and '_' (no spaces, '.', '*', '>')"
+                ),
+            });
+        }
+        let client = async_nats::ConnectOptions::new()
+            .name("updraft")
+            .connect(url)
+            .await
+            .map_err(|error| broker("cannot connect to NATS")(&format_args!("{url}: {error}")))?;
+        let context = js::new(client);
+        let stream = context
+            .get_or_create_stream(stream::Config {
+                name: name.to_owned(),
+                subjects: vec![format!("{name}.q.*")],
+                retention: RetentionPolicy::WorkQueue,
+                storage: StorageType::File,
+                duplicate_window: DUPLICATE_WINDOW,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| broker("cannot create the JetStream stream (is JetStream enabled? nats-server -js)")(&error))?;
+        let consumer = stream
+            .get_or_create_consumer(
+                CONSUMER,
+                pull::Config {
+                    durable_name: Some(CONSUMER.to_owned()),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait,
+                    // Attempts are counted in the event itself: throttles do not count.
+                    max_deliver: -1,
+                    // Events waiting out a retry's delay are pending too.
+                    max_ack_pending: 1_000_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|error| broker("cannot create the JetStream consumer")(&error))?;
+        Ok(Self { context, stream, consumer, prefix: format!("{name}.q"), progress: ack_wait / 3, store })
+    }
+
+    fn subject(&self, id: &str) -> String {
+        format!("{}.{id}", self.prefix)
+    }
+
+    /// Publishes every event (each under its `message_id`), then waits for the
+    /// stream to have stored them all.
+    async fn publish(&self, events: impl IntoIterator<Item = (AsyncEvent, String)>) -> Result<(), StoreError> {
+        let mut acks = Vec::new();
+        for (event, message_id) in events {
+            let publish = PublishMessage::build().payload(encode(&event)?).message_id(message_id);
+            let ack = self
+                .context
+                .send_publish(self.subject(&event.id), publish)
+                .await
+                .map_err(|error| broker("cannot publish an event")(&format_args!("{}: {error}", event.id)))?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await.map_err(|error| broker("JetStream did not store an event")(&error))?;
+        }
+        Ok(())
+    }
+
+    fn enqueue_all(&self, events: Vec<AsyncEvent>) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
+        self.publish(events.into_iter().map(|event| {
+            let id = event.id.clone();
+            (event, id)
+        }))
+    }
+}
+
+impl EventQueue for JetStreamQueue {
+    fn enqueue(&self, events: Vec<AsyncEvent>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.enqueue_all(events))
+    }
+
+    fn recover<'a>(&'a self, _node: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        // What the last run held comes back by itself once its ack wait runs out.
+        Box::pin(async { Ok(0) })
+    }
+
+    fn claim<'a>(&'a self, _node: &'a str, limit: usize) -> BoxFuture<'a, Result<Vec<Claimed>, StoreError>> {
+        Box::pin(async move {
+            let mut batch = self
+                .consumer
+                .fetch()
+                .max_messages(limit)
+                .messages()
+                .await
+                .map_err(|error| broker("cannot fetch events")(&error))?;
+            let now = now_millis();
+            let mut claimed = Vec::new();
+            while let Some(message) = batch.next().await {
+                let message = match message {
+                    Ok(message) => message,
+                    Err(error) => {
+                        // What was fetched and not handed out comes back after the ack wait.
+                        tracing::warn!(%error, "fetching events from JetStream stopped early");
+                        break;
+                    }
+                };
+                let event = match decode(&message.payload) {
+                    Ok(event) => event,
+                    Err(detail) => {
+                        tracing::error!(subject = %message.subject, %detail, "a message in the event stream is not an event; it is dropped");
+                        ack(&message, AckKind::Term).await;
+                        continue;
+                    }
+                };
+                if event.next_attempt_at > now {
+                    let delay = Duration::from_millis((event.next_attempt_at - now) as u64);
+                    ack(&message, AckKind::Nak(Some(delay))).await;
+                    continue;
+                }
+                claimed.push(Claimed { event, handle: Handle::JetStream(message) });
+            }
+            Ok(claimed)
+        })
+    }
+
+    fn settle(&self, claimed: Claimed, settlement: Settlement) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let Handle::JetStream(message) = claimed.handle else {
+                return Err(StoreError::Broker { detail: "a database claim settled on the JetStream queue".to_owned() });
+            };
+            let event = claimed.event;
+            match settlement {
+                Settlement::Done { follow_ups } => {
+                    self.enqueue_all(follow_ups).await?;
+                }
+                Settlement::Failed { attempts, error, follow_ups } => {
+                    self.enqueue_all(follow_ups).await?;
+                    let failed = AsyncEvent { attempts, last_error: Some(error), state: EventState::Failed, ..event };
+                    self.store.event_write(&[EventWrite::Enqueue(failed)]).await?;
+                }
+                Settlement::Retry { attempts, next_attempt_at, .. } if attempts == event.attempts => {
+                    // Throttled: redelivered after the delay, nothing counted.
+                    let delay = Duration::from_millis((next_attempt_at - now_millis()).max(0) as u64);
+                    return message
+                        .ack_with(AckKind::Nak(Some(delay.max(THROTTLE_DELAY))))
+                        .await
+                        .map_err(|error| broker("cannot put an event back")(&error));
+                }
+                Settlement::Retry { attempts, next_attempt_at, error } => {
+                    let message_id = format!("{}.{attempts}", event.id);
+                    let retry = AsyncEvent { attempts, next_attempt_at, last_error: Some(error), ..event };
+                    self.publish([(retry, message_id)]).await?;
+                }
+            }
+            message.double_ack().await.map_err(|error| broker("cannot acknowledge an event")(&error))
+        })
+    }
+
+    fn hold(&self, claimed: &Claimed) -> Hold {
+        let Handle::JetStream(message) = &claimed.handle else { return Hold(None) };
+        let message = message.clone();
+        let progress = self.progress;
+        Hold(Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(progress).await;
+                ack(&message, AckKind::Progress).await;
+            }
+        })))
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<AsyncEvent>, StoreError>> {
+        Box::pin(async move {
+            // Not a subject token: no such event here.
+            if id.is_empty() || id.contains(|c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>')) {
+                return Ok(None);
+            }
+            match self.stream.get_last_raw_message_by_subject(&self.subject(id)).await {
+                Ok(message) => decode(&message.payload).map(Some).map_err(|detail| StoreError::Corrupt { detail }),
+                Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => self.store.event_get(id).await,
+                Err(error) => Err(broker("cannot read an event")(&error)),
+            }
+        })
+    }
+
+    fn advance_schedule<'a>(
+        &'a self,
+        key: &'a str,
+        function: &'a FunctionName,
+        expected: Option<i64>,
+        next: i64,
+        events: Vec<AsyncEvent>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.enqueue_all(events).await?;
+            self.store.schedule_advance(key, function, expected, next, &[]).await
+        })
+    }
+}
+
+/// Acknowledges `message` as `kind`, logging (not failing) when NATS does not take
+/// it: the message then comes back after the ack wait.
+async fn ack(message: &Message, kind: AckKind) {
+    if let Err(error) = message.ack_with(kind).await {
+        tracing::warn!(subject = %message.subject, %error, "cannot acknowledge an event message");
+    }
+}
+
+/// Everything of an event but its payload, which follows it in the message as is.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    id: String,
+    function: String,
+    trace_id: String,
+    enqueued_at: i64,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    source: EventSource,
+}
+
+/// A message: the envelope's JSON length (4 bytes, big-endian), the envelope, the
+/// payload.
+fn encode(event: &AsyncEvent) -> Result<Bytes, StoreError> {
+    let envelope = Envelope {
+        id: event.id.clone(),
+        function: event.function.to_string(),
+        trace_id: event.trace_id.clone(),
+        enqueued_at: event.enqueued_at,
+        attempts: event.attempts,
+        next_attempt_at: event.next_attempt_at,
+        last_error: event.last_error.clone(),
+        source: event.source.clone(),
+    };
+    let json = serde_json::to_vec(&envelope).map_err(|error| StoreError::Corrupt { detail: error.to_string() })?;
+    let length = u32::try_from(json.len())
+        .map_err(|_| StoreError::Corrupt { detail: format!("event {} has a {} byte envelope", event.id, json.len()) })?;
+    let mut message = BytesMut::with_capacity(4 + json.len() + event.payload.len());
+    message.put_u32(length);
+    message.put_slice(&json);
+    message.put_slice(&event.payload);
+    Ok(message.freeze())
+}
+
+fn decode(message: &[u8]) -> Result<AsyncEvent, String> {
+    let (length, rest) = message.split_first_chunk::<4>().ok_or("shorter than its envelope's length")?;
+    let length = u32::from_be_bytes(*length) as usize;
+    if rest.len() < length {
+        return Err(format!("its envelope is {length} bytes but only {} follow", rest.len()));
+    }
+    let (json, payload) = rest.split_at(length);
+    let envelope: Envelope = serde_json::from_slice(json).map_err(|error| format!("its envelope: {error}"))?;
+    let function = envelope.function.parse().map_err(|error| format!("its function: {error}"))?;
+    Ok(AsyncEvent {
+        id: envelope.id,
+        function,
+        payload: payload.to_vec(),
+        trace_id: envelope.trace_id,
+        enqueued_at: envelope.enqueued_at,
+        attempts: envelope.attempts,
+        next_attempt_at: envelope.next_attempt_at,
+        state: EventState::Queued,
+        last_error: envelope.last_error,
+        source: envelope.source,
+    })
+}
+
+#[cfg(test)]
+impl JetStreamQueue {
+    /// Deletes the stream (a test's own).
+    pub(crate) async fn delete(self) {
+        let _ = self.context.delete_stream(self.stream.cached_info().config.name.clone()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_survives_its_message_form() {
+        let event = AsyncEvent {
+            id: "0190-abc".to_owned(),
+            function: "thumbnail".parse().unwrap(),
+            payload: b"\0binary\xff payload".to_vec(),
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
+            enqueued_at: 1,
+            attempts: 2,
+            next_attempt_at: 3,
+            state: EventState::Queued,
+            last_error: Some("line one\nline two".to_owned()),
+            source: EventSource::Email { from: "a@b.c".to_owned(), to: vec!["d@e.f".to_owned()] },
+        };
+        assert_eq!(decode(&encode(&event).unwrap()).unwrap(), event);
+    }
+
+    #[test]
+    fn a_message_that_is_not_an_event_is_named_as_such() {
+        assert!(decode(b"ab").unwrap_err().contains("shorter"));
+        assert!(decode(&[0, 0, 0, 9, b'{']).unwrap_err().contains("only 1 follow"));
+        assert!(decode(&[0, 0, 0, 1, b'{']).unwrap_err().contains("envelope"));
+    }
+}
