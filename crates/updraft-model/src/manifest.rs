@@ -99,6 +99,13 @@ pub struct FunctionConfig {
     /// failed for good (Lambda's dead-letter queue: the payload only, no response).
     #[serde(default)]
     pub dead_letter_topic: Option<TopicName>,
+    /// Topics the function may publish to, with the token it is given at start
+    /// (`UPDRAFT_TOKEN`, for `POST $UPDRAFT_API_URL/v1/topics/{topic}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publishes: Vec<TopicName>,
+    /// Workflows it may start the same way (`POST .../v1/workflows/{name}/executions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub starts: Vec<FunctionName>,
     #[serde(default)]
     pub triggers: Vec<Trigger>,
 }
@@ -138,6 +145,8 @@ impl FunctionConfig {
             on_success: None,
             on_failure: None,
             dead_letter_topic: None,
+            publishes: Vec::new(),
+            starts: Vec::new(),
             triggers: Vec::new(),
         }
     }
@@ -383,6 +392,8 @@ mod tests {
             on_success: None,
             on_failure: Some(Destination::Topic(TopicName::new("dead").unwrap())),
             dead_letter_topic: None,
+            publishes: Vec::new(),
+            starts: Vec::new(),
             triggers: vec![
                 Trigger::Http(HttpTrigger {
                     methods: MethodSet { methods: vec!["GET".to_owned()] },

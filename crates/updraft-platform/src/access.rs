@@ -13,9 +13,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
+use sha2::Sha256;
+use updraft_model::FunctionName;
 
 use crate::keys::{Principal, Role};
+
+/// What every function token starts with.
+const FUNCTION_TOKEN_PREFIX: &str = "updf_";
 
 /// A freshly created access key: the only time its secret is shown.
 #[derive(Debug, Clone)]
@@ -49,6 +55,9 @@ impl AccessKey {
 /// Seals and opens secrets with the server's secrets key.
 pub(crate) struct Sealer {
     cipher: XChaCha20Poly1305,
+    /// Signs the tokens functions are given for their grants (`publishes`, `starts`),
+    /// derived from the secrets key so that a token outlives restarts, not the key.
+    token_key: [u8; 32],
 }
 
 /// Why a sealed secret could not be opened.
@@ -73,7 +82,29 @@ impl Sealer {
             Err(error) => return Err(error),
         };
         let cipher = XChaCha20Poly1305::new_from_slice(&key).map_err(std::io::Error::other)?;
-        Ok(Sealer { cipher })
+        let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(&key).map_err(std::io::Error::other)?;
+        derive.update(b"updraft function tokens v1");
+        Ok(Sealer { cipher, token_key: derive.finalize().into_bytes().into() })
+    }
+
+    /// The bearer token `function` is given for what its grants allow:
+    /// `updf_<function>_<hex HMAC-SHA256 of the name>`.
+    pub(crate) fn function_token(&self, function: &FunctionName) -> String {
+        format!("{FUNCTION_TOKEN_PREFIX}{function}_{}", hex::encode(self.token_mac(function.as_str()).finalize().into_bytes()))
+    }
+
+    /// The function `token` was made for, if this server made it.
+    pub(crate) fn token_function(&self, token: &str) -> Option<FunctionName> {
+        let (name, mac) = token.strip_prefix(FUNCTION_TOKEN_PREFIX)?.rsplit_once('_')?;
+        let mac = hex::decode(mac).ok()?;
+        self.token_mac(name).verify_slice(&mac).ok()?;
+        name.parse().ok()
+    }
+
+    fn token_mac(&self, function: &str) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.token_key).expect("HMAC takes a key of any length");
+        mac.update(function.as_bytes());
+        mac
     }
 
     pub(crate) fn seal(&self, secret: &str) -> String {
@@ -133,5 +164,25 @@ mod tests {
         assert_eq!(Sealer::open_or_create(&path).unwrap().open(&sealed).unwrap(), key.secret);
         let other = Sealer::open_or_create(&dir.path().join("other.key")).unwrap();
         assert!(other.open(&sealed).is_err());
+    }
+
+    #[test]
+    fn a_function_token_names_its_function_and_only_this_server_makes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealer = Sealer::open_or_create(&dir.path().join("secrets.key")).unwrap();
+        let signup: FunctionName = "signup".parse().unwrap();
+        let token = sealer.function_token(&signup);
+        assert_eq!(sealer.token_function(&token), Some(signup.clone()));
+        assert_eq!(Sealer::open_or_create(&dir.path().join("secrets.key")).unwrap().token_function(&token), Some(signup));
+        // Another name under the same signature, a changed signature, another server's token.
+        let forged = token.replacen("signup", "admin-tool", 1);
+        assert_eq!(sealer.token_function(&forged), None);
+        let mut altered = token.clone();
+        let last = altered.pop().unwrap();
+        altered.push(if last == '0' { '1' } else { '0' });
+        assert_eq!(sealer.token_function(&altered), None);
+        let other = Sealer::open_or_create(&dir.path().join("other.key")).unwrap();
+        assert_eq!(other.token_function(&token), None);
+        assert_eq!(sealer.token_function("upd_not_a_function_token"), None);
     }
 }

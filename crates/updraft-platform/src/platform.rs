@@ -54,6 +54,10 @@ pub struct PlatformConfig {
     pub async_invocations: AsyncConfig,
     /// Where they wait.
     pub event_queue: EventQueueConfig,
+    /// This server's API as its functions reach it (`http://127.0.0.1:7070`), given
+    /// to functions with grants (`publishes`, `starts`) as `UPDRAFT_API_URL`; `None`
+    /// gives them no token.
+    pub api_url: Option<String>,
     /// How to run Lambda functions (`python3`, `nodejs`, `provided`); `None` leaves
     /// them undeployable (the server binary always sets it).
     pub lambda: Option<LambdaConfig>,
@@ -68,6 +72,13 @@ pub struct LambdaConfig {
     pub node: Option<PathBuf>,
     /// Sandboxes kept pre-started per managed runtime (see `ProcessRuntimeConfig`).
     pub warm_sandboxes: usize,
+}
+
+/// This server's API as a function with grants reaches it.
+struct GrantApi {
+    url: String,
+    /// `host:port`, as `allowed_outbound_hosts` names it.
+    host: String,
 }
 
 /// The account id that ARNs name: one tenant per server for now.
@@ -89,6 +100,7 @@ impl PlatformConfig {
             prices: PriceTable::default(),
             async_invocations: AsyncConfig::default(),
             event_queue: EventQueueConfig::Database,
+            api_url: None,
             lambda: None,
         }
     }
@@ -680,11 +692,16 @@ impl Platform {
                 None => return Err(DeployError::UnsupportedRuntime { function: function.clone(), runtime: other }),
             },
         };
+        let mut config = config.clone();
+        if let Some(api) = self.grant_api(&config) {
+            // A function with grants reaches this server's API, and only that is added.
+            config.allowed_outbound_hosts.push(api.host);
+        }
         let source = VersionSource {
             function: function.clone(),
             artifact: digest.clone(),
             artifact_path: self.artifacts.path(digest),
-            config: config.clone(),
+            config,
         };
         runtime.prepare(source).await.map_err(|source| DeployError::Component { function: function.clone(), source })
     }
@@ -702,6 +719,12 @@ impl Platform {
         env.push(("UPDRAFT_FUNCTION_NAME".into(), function.name.to_string()));
         env.push(("UPDRAFT_FUNCTION_VERSION".into(), version.to_string()));
         env.push(("UPDRAFT_FUNCTION_MEMORY_SIZE".into(), (config.memory.bytes() / (1024 * 1024)).to_string()));
+        let mut allowed_outbound_hosts = config.allowed_outbound_hosts.clone();
+        if let Some(api) = self.grant_api(config) {
+            env.push(("UPDRAFT_API_URL".into(), api.url));
+            env.push(("UPDRAFT_TOKEN".into(), self.sealer.function_token(&function.name)));
+            allowed_outbound_hosts.push(api.host);
+        }
         let spec = PoolSpec {
             function: function.name.clone(),
             version,
@@ -712,7 +735,7 @@ impl Platform {
             instance: InstanceConfig {
                 memory_limit: config.memory.bytes(),
                 env: env.into(),
-                allowed_outbound_hosts: config.allowed_outbound_hosts.clone().into(),
+                allowed_outbound_hosts: allowed_outbound_hosts.into(),
                 max_response_bytes: self.config.limits.max_sync_payload as usize,
                 reuse_state: config.instance_reuse,
             },
@@ -725,6 +748,24 @@ impl Platform {
             config: config.clone(),
             pool: self.scheduler.register(spec, code),
         })
+    }
+
+    /// Where a function with grants reaches this server's API; `None` without grants
+    /// (or without a known API address).
+    fn grant_api(&self, config: &FunctionConfig) -> Option<GrantApi> {
+        if config.publishes.is_empty() && config.starts.is_empty() {
+            return None;
+        }
+        let url = self.config.api_url.clone()?;
+        let host = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest).trim_end_matches('/').to_owned();
+        Some(GrantApi { url, host })
+    }
+
+    /// The live function a function token (`UPDRAFT_TOKEN`) was given to, if the
+    /// token is genuine and the function is still deployed with grants.
+    pub fn token_function(&self, token: &str) -> Option<Arc<LiveFunction>> {
+        let name = self.sealer.token_function(token)?;
+        self.live().functions.get(&name).cloned()
     }
 
     async fn load_functions(&self) -> Result<(), StartError> {

@@ -1,6 +1,6 @@
 //! `updraft server`: the platform behind one HTTP listener, with graceful shutdown.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +69,9 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
         format!("cannot listen on {}; is another server running there? pick another with --listen", args.listen)
     })?;
     let addr = listener.local_addr()?;
+    // Functions with grants call back here; a wildcard address is reached on loopback.
+    let callback = if addr.ip().is_unspecified() { SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()) } else { addr };
+    config.api_url = Some(format!("http://{callback}"));
     let platform = Platform::start(config)
         .await
         .with_context(|| format!("starting the platform with data dir {}", data_dir.display()))?;

@@ -43,6 +43,8 @@ const FUNCTION_KEYS: &[&str] = &[
     "on_success",
     "on_failure",
     "dead_letter_topic",
+    "publishes",
+    "starts",
     "triggers",
 ];
 /// Lambda's bounds on an asynchronous event's age.
@@ -325,6 +327,16 @@ impl Checker<'_> {
             let text = checker.string(path, value, "write it in quotes, like dead_letter_topic = \"signup.dead\"")?;
             checker.topic_name(path, text)
         });
+        let publishes = self.optional(table, path, "publishes", |checker, path, value| {
+            checker.list(path, value, "publishes = [\"user.signed_up\"]", |checker, path, text| {
+                checker.topic_name(path, text)
+            })
+        });
+        let starts = self.optional(table, path, "starts", |checker, path, value| {
+            checker.list(path, value, "starts = [\"onboarding\"]", |checker, path, text| {
+                text.parse::<FunctionName>().map_err(|invalid| checker.problem(path, invalid.to_string())).ok()
+            })
+        });
         let triggers =
             self.optional(table, path, "triggers", |checker, path, value| checker.triggers(path, name, value));
         if let (Some(Some(triggers)), Some(env)) = (&triggers, &env) {
@@ -371,6 +383,8 @@ impl Checker<'_> {
                 on_success: on_success?,
                 on_failure: on_failure?,
                 dead_letter_topic: dead_letter_topic?,
+                publishes: publishes?.unwrap_or_default(),
+                starts: starts?.unwrap_or_default(),
                 triggers: triggers?.unwrap_or_default(),
             },
         })
@@ -734,6 +748,34 @@ impl Checker<'_> {
             }
         }
         all_valid.then_some(hosts)
+    }
+
+    /// A list of names in quotes, each checked by `check`; no repeats.
+    fn list<T: PartialEq>(
+        &mut self,
+        path: &str,
+        value: &Value,
+        example: &str,
+        check: impl Fn(&mut Self, &str, &str) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let array = self.array(path, value, example)?;
+        let mut items = Vec::new();
+        let mut all_valid = true;
+        for (index, value) in array.iter().enumerate() {
+            let item_path = format!("{path}[{index}]");
+            let item = self
+                .string(&item_path, value, &format!("write each name in quotes, like {example}"))
+                .and_then(|text| check(self, &item_path, text));
+            match item {
+                Some(item) if items.contains(&item) => {
+                    self.problem(&item_path, "listed twice; keep one");
+                    all_valid = false;
+                }
+                Some(item) => items.push(item),
+                None => all_valid = false,
+            }
+        }
+        all_valid.then_some(items)
     }
 
     fn triggers(&mut self, path: &str, function: &str, value: &Value) -> Option<Vec<Trigger>> {
@@ -2034,6 +2076,25 @@ triggers = [
             problem(&with_function("triggers = [{ http = \"POST /hooks/ci\" }, { webhook = \"POST /hooks/ci\" }]"));
         assert_eq!(field, "functions.hello.triggers[1]");
         assert!(message.contains("is also claimed"), "{message}");
+    }
+
+    #[test]
+    fn grants_name_topics_to_publish_to_and_workflows_to_start() {
+        let manifest = parse(&with_function("publishes = [\"user.signed_up\", \"audit\"]\nstarts = [\"onboarding\"]")).unwrap();
+        let config = &manifest.functions["hello"].config;
+        assert_eq!(config.publishes, [TopicName::new("user.signed_up").unwrap(), TopicName::new("audit").unwrap()]);
+        assert_eq!(config.starts, ["onboarding".parse::<FunctionName>().unwrap()]);
+        for (grant, field, expected) in [
+            ("publishes = \"user.signed_up\"", "functions.hello.publishes", "a list"),
+            ("publishes = [\"bad topic\"]", "functions.hello.publishes[0]", "topic"),
+            ("publishes = [\"a\", \"a\"]", "functions.hello.publishes[1]", "listed twice"),
+            ("starts = [1]", "functions.hello.starts[0]", "in quotes"),
+            ("starts = [\"Not A Name\"]", "functions.hello.starts[0]", ""),
+        ] {
+            let (found, message) = problem(&with_function(grant));
+            assert_eq!(found, field, "{grant}: {message}");
+            assert!(message.contains(expected), "{grant}: {message}");
+        }
     }
 
     #[test]

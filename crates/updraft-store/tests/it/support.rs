@@ -159,6 +159,8 @@ pub fn config(name: &str) -> FunctionConfig {
         on_success: None,
         on_failure: None,
         dead_letter_topic: None,
+        publishes: Vec::new(),
+        starts: Vec::new(),
         triggers: vec![
             Trigger::Http(HttpTrigger {
                 methods: MethodSet { methods: vec!["GET".to_owned(), "POST".to_owned()] },
