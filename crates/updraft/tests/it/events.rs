@@ -101,7 +101,7 @@ fn wasm_echo(name: &str, triggers: &str) -> String {
 }
 
 /// The records of `function`, once there are `count` with trigger `trigger`.
-async fn records(server: &TestServer, function: &str, trigger: &str, count: usize) -> Vec<Value> {
+pub(crate) async fn records(server: &TestServer, function: &str, trigger: &str, count: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let page = json(
@@ -690,7 +690,7 @@ fn checkout_app(witness: &Witness) -> tempfile::TempDir {
 }
 
 /// The execution once it is no longer running.
-async fn finished(server: &TestServer, id: &str) -> Value {
+pub(crate) async fn finished(server: &TestServer, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let execution = json(server.api(Method::GET, &format!("/v1/executions/{id}")).send().await.unwrap()).await;
@@ -702,7 +702,7 @@ async fn finished(server: &TestServer, id: &str) -> Value {
     }
 }
 
-fn history_kinds(execution: &Value) -> Vec<(String, String)> {
+pub(crate) fn history_kinds(execution: &Value) -> Vec<(String, String)> {
     execution["history"]
         .as_array()
         .unwrap()

@@ -8,6 +8,7 @@ mod events;
 mod execution;
 mod harness;
 mod lambda;
+mod signup;
 mod tidy;
 
 use std::path::Path;

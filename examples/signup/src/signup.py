@@ -1,0 +1,194 @@
+"""The sign-up chain's handlers (AWS Lambda Python handlers).
+
+Deliveries are at least once: a topic message or a workflow step may run again after
+a crash or a retry. Each effect is therefore keyed in the database by the user's
+email address, so running twice changes nothing the second time.
+"""
+
+import json
+import os
+import smtplib
+import sys
+import urllib.parse
+import urllib.request
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "vendor"))
+
+
+class BadSignup(Exception):
+    """The request is not a sign-up."""
+
+
+class DatabaseBusy(Exception):
+    """The database did not answer in time; the workflow retries the step."""
+
+
+class SignupRefused(Exception):
+    """This address may not sign up."""
+
+
+# ---- POST /signup -------------------------------------------------------------------
+
+
+def signup(event, context):
+    """Checks the form and starts the onboarding workflow; answers 202 once Updraft
+    has stored the execution."""
+    try:
+        user = _sign_up_form(event)
+    except BadSignup as error:
+        return _json(400, {"error": str(error)})
+    execution = _updraft("/v1/workflows/onboarding/executions", user)
+    return _json(202, {"email": user["email"], "execution": execution["execution_id"]})
+
+
+def _sign_up_form(event):
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        import base64
+
+        body = base64.b64decode(body).decode()
+    try:
+        form = json.loads(body)
+    except ValueError:
+        raise BadSignup('send JSON: {"email": "...", "name": "..."}')
+    email = str(form.get("email", "")).strip().lower()
+    name = str(form.get("name", "")).strip()
+    if email.count("@") != 1 or "." not in email.split("@")[1]:
+        raise BadSignup(f"{email!r} is not an email address")
+    return {"email": email, "name": name or email.split("@")[0]}
+
+
+def _updraft(path, document):
+    """POSTs to this Updraft server with the token the function's grants gave it."""
+    request = urllib.request.Request(
+        os.environ["UPDRAFT_API_URL"] + path,
+        data=json.dumps(document).encode(),
+        method="POST",
+        headers={"Authorization": "Bearer " + os.environ["UPDRAFT_TOKEN"], "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _json(status, document):
+    return {"statusCode": status, "headers": {"content-type": "application/json"}, "body": json.dumps(document)}
+
+
+# ---- user.signed_up -----------------------------------------------------------------
+
+
+def announce(event, context):
+    """The workflow's Announce step: tells the subscribers of user.signed_up."""
+    user = {"email": event["email"], "name": event["name"]}
+    published = _updraft("/v1/topics/user.signed_up", user)
+    return {"message": published["message_id"], "subscribers": published["subscribers"]}
+
+
+def welcome_email(event, context):
+    """Sends each new user one welcome email. The address is claimed in the database
+    before sending and marked sent after; a repeat delivery finds it sent and stops."""
+    for record in event["Records"]:
+        user = json.loads(record["Sns"]["Message"])
+        with _database() as db:
+            db.run("INSERT INTO welcome_emails (email) VALUES (:email) ON CONFLICT DO NOTHING", email=user["email"])
+            [[sent_at]] = db.run("SELECT sent_at FROM welcome_emails WHERE email = :email", email=user["email"])
+            if sent_at is not None:
+                print(f"{user['email']} was welcomed at {sent_at}; not again")
+                continue
+            _send_welcome(user)
+            db.run("UPDATE welcome_emails SET sent_at = now() WHERE email = :email", email=user["email"])
+            print(f"welcomed {user['email']}")
+
+
+def _send_welcome(user):
+    message = EmailMessage()
+    message["From"] = "Updraft sign-up <hello@signup.example>"
+    message["To"] = user["email"]
+    message["Subject"] = f"Welcome, {user['name']}!"
+    message["Message-ID"] = make_msgid(domain="signup.example")
+    message.set_content(f"Hello {user['name']},\n\nyour account is ready.\n")
+    host, _, port = os.environ["SMTP_SERVER"].partition(":")
+    with smtplib.SMTP(host, int(port or 25), timeout=10) as smtp:
+        smtp.send_message(message)
+
+
+# ---- the onboarding workflow --------------------------------------------------------
+
+
+def record_user(event, context):
+    """The workflow's RecordUser step: one row per email address."""
+    if event["email"].endswith("@refused.example"):
+        raise SignupRefused(f"{event['email']} may not sign up")
+    import pg8000
+
+    with _database() as db:
+        try:
+            # Waiting on a lock longer than this counts as busy: the workflow retries.
+            db.run("SET lock_timeout = '500ms'")
+            created = db.run(
+                "INSERT INTO users (email, name) VALUES (:email, :name) ON CONFLICT (email) DO NOTHING RETURNING email",
+                email=event["email"],
+                name=event["name"],
+            )
+        except pg8000.DatabaseError as error:
+            if "55P03" in str(error):  # lock_not_available
+                raise DatabaseBusy(f"the users table is locked: {error}")
+            raise
+    print(f"recorded {event['email']}" if created else f"{event['email']} was already recorded")
+    return {"email": event["email"], "created": bool(created)}
+
+
+def refuse_signup(event, context):
+    """The workflow's failure path: the refusal is written down, once."""
+    with _database() as db:
+        db.run(
+            "INSERT INTO refused_signups (email, reason) VALUES (:email, :reason) ON CONFLICT DO NOTHING",
+            email=event["email"],
+            reason=event.get("error", {}).get("Cause", "refused"),
+        )
+    print(f"refused {event['email']}")
+
+
+# ---- the database -------------------------------------------------------------------
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS users (email TEXT PRIMARY KEY, name TEXT NOT NULL, "
+    "created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS welcome_emails (email TEXT PRIMARY KEY, sent_at TIMESTAMPTZ)",
+    "CREATE TABLE IF NOT EXISTS refused_signups (email TEXT PRIMARY KEY, reason TEXT NOT NULL)",
+]
+_schema_ready = False
+
+
+class _database:
+    """A connection to DATABASE_URL (postgres://user[:password]@host[:port]/db), the
+    schema made on first use (under an advisory lock: instances start together)."""
+
+    def __enter__(self):
+        global _schema_ready
+        import pg8000.native
+
+        url = urllib.parse.urlparse(os.environ["DATABASE_URL"])
+        self.connection = pg8000.native.Connection(
+            url.username or "postgres",
+            password=url.password,
+            host=url.hostname or "127.0.0.1",
+            port=url.port or 5432,
+            database=url.path.lstrip("/") or "postgres",
+            timeout=10,
+        )
+        if not _schema_ready:
+            self.connection.run("SELECT pg_advisory_lock(20261127)")
+            try:
+                for statement in SCHEMA:
+                    self.connection.run(statement)
+            finally:
+                self.connection.run("SELECT pg_advisory_unlock(20261127)")
+            _schema_ready = True
+        return self.connection
+
+    def __exit__(self, *exc):
+        self.connection.close()
+        return False
