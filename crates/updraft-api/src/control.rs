@@ -526,7 +526,8 @@ pub(crate) async fn async_event_get(
 /// Publish a message to a topic: a copy for every subscribed function is stored
 /// durably (all or none) before the `202`, and each is delivered with that function's
 /// own retries. Lambda functions get it as an SNS record, wasm functions as a
-/// CloudEvent.
+/// CloudEvent. Besides an API key, a function's token (`UPDRAFT_TOKEN`) is accepted
+/// for the topics in its `publishes` grant.
 #[utoipa::path(
     post, path = "/v1/topics/{topic}", tag = "events",
     params(
@@ -537,6 +538,7 @@ pub(crate) async fn async_event_get(
     responses(
         (status = 202, description = "Stored for every subscriber", body = PublishedView),
         (status = 400, description = "Invalid topic name", body = crate::views::ErrorBody),
+        (status = 403, description = "A function token without a grant for this topic", body = crate::views::ErrorBody),
         (status = 404, description = "No function subscribes to the topic", body = crate::views::ErrorBody),
         (status = 413, description = "Message above 1 MiB", body = crate::views::ErrorBody),
     ),
@@ -643,7 +645,8 @@ pub(crate) async fn queue_get(
 
 /// Start an execution of a workflow with the body as its input (JSON). It is stored
 /// before the `202`, runs its states one by one, each step persisted, and resumes
-/// after a restart where it stopped.
+/// after a restart where it stopped. Besides an API key, a function's token
+/// (`UPDRAFT_TOKEN`) is accepted for the workflows in its `starts` grant.
 #[utoipa::path(
     post, path = "/v1/workflows/{name}/executions", tag = "events",
     params(("name" = String, Path, description = "Workflow name")),
@@ -651,6 +654,7 @@ pub(crate) async fn queue_get(
     responses(
         (status = 202, description = "Started", body = ExecutionStartedView),
         (status = 400, description = "The input is not JSON", body = crate::views::ErrorBody),
+        (status = 403, description = "A function token without a grant for this workflow", body = crate::views::ErrorBody),
         (status = 404, description = "No such workflow", body = crate::views::ErrorBody),
     ),
     security(("bearer" = []))

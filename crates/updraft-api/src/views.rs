@@ -121,6 +121,12 @@ pub struct ConfigView {
     pub on_success: Option<String>,
     pub on_failure: Option<String>,
     pub dead_letter_topic: Option<String>,
+    /// Topics its token may publish to.
+    #[serde(default)]
+    pub publishes: Vec<String>,
+    /// Workflows its token may start.
+    #[serde(default)]
+    pub starts: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -239,6 +245,8 @@ impl ConfigView {
             on_success: config.on_success.as_ref().map(ToString::to_string),
             on_failure: config.on_failure.as_ref().map(ToString::to_string),
             dead_letter_topic: config.dead_letter_topic.as_ref().map(ToString::to_string),
+            publishes: config.publishes.iter().map(ToString::to_string).collect(),
+            starts: config.starts.iter().map(ToString::to_string).collect(),
         }
     }
 }

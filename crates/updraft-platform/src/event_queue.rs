@@ -43,7 +43,8 @@ pub(crate) struct Claimed {
 
 enum Handle {
     Database,
-    JetStream(async_nats::jetstream::Message),
+    // Boxed: a claim is moved around while its function runs.
+    JetStream(Box<async_nats::jetstream::Message>),
 }
 
 /// How a claimed event's run ended.

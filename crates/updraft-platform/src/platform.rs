@@ -329,7 +329,9 @@ impl Platform {
         let event_queue: Box<dyn EventQueue> = match &config.event_queue {
             EventQueueConfig::Database => Box::new(DatabaseQueue::new(store.clone())),
             EventQueueConfig::JetStream { url, stream } => {
-                Box::new(JetStreamQueue::connect(url, stream, store.clone(), jetstream::ACK_WAIT).await?)
+                let queue = JetStreamQueue::connect(url, stream, store.clone(), jetstream::ACK_WAIT).await?;
+                tracing::info!(%url, %stream, "asynchronous events wait in NATS JetStream");
+                Box::new(queue)
             }
         };
         let platform = Arc::new(Self {

@@ -100,6 +100,12 @@ pub async fn describe(client: &Client, name: &str, output: Output) -> anyhow::Re
         println!("schedule:    {} ({}, catch-up {})", schedule.schedule, schedule.timezone, schedule.catch_up);
     }
     println!("async:       {} retries, max age {} s", c.retries, c.max_event_age_ms / 1000);
+    if !c.publishes.is_empty() {
+        println!("publishes:   {}", c.publishes.join(", "));
+    }
+    if !c.starts.is_empty() {
+        println!("starts:      {}", c.starts.join(", "));
+    }
     for (label, destination) in
         [("on success", &c.on_success), ("on failure", &c.on_failure), ("dead letter", &c.dead_letter_topic)]
     {

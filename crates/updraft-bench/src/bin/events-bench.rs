@@ -13,6 +13,9 @@
 //!   which has whole-millisecond resolution)
 //!   against the sync path's request → start; publish → start of all 100 subscribers
 //!   against publish → start of one.
+//! - With `--nats-url`: JetStream's own publish-and-acknowledge rate from 256 producers
+//!   (what the NATS backend's enqueue waits for) against the embedded group commit, and
+//!   the HTTP figures again with the server keeping its events in JetStream.
 //!
 //! Build with `cargo build --release -p updraft -p updraft-bench`, then run
 //! `target/release/events-bench`.
@@ -49,6 +52,18 @@ struct Args {
     /// Also measure a server on this PostgreSQL database (it is wiped first).
     #[arg(long)]
     postgres_url: Option<String>,
+    /// Also measure a server keeping its events in NATS JetStream here (in a stream of
+    /// its own, deleted afterwards), e.g. nats://127.0.0.1:4222.
+    #[arg(long)]
+    nats_url: Option<String>,
+}
+
+/// Where the measured server keeps its state and events.
+enum Backend {
+    Embedded,
+    Postgres(String),
+    /// The NATS URL and the stream's name.
+    Nats(String, String),
 }
 
 fn main() -> ExitCode {
@@ -85,15 +100,76 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     println!("  group commit                    {grouped:>10.0} events/s   ({:.1}× the baseline)", grouped / single);
     store.close().await;
 
-    let mut backends = vec![("embedded SQLite", None)];
-    if let Some(url) = &args.postgres_url {
-        backends.push(("PostgreSQL", Some(url.clone())));
+    let stream = format!("EVENTS_BENCH_{}", std::process::id());
+    if let Some(url) = &args.nats_url {
+        println!("\ndurable enqueue rate, NATS JetStream (file storage, 256 producers, {}s)", args.seconds);
+        let published = jetstream_rate(url, &format!("{stream}_RAW"), duration).await?;
+        println!(
+            "  publish, acknowledged by JetStream {published:>8.0} events/s   ({:.2}× the embedded group commit)",
+            published / grouped
+        );
     }
-    for (label, database) in backends {
+
+    let mut backends = vec![("embedded SQLite", Backend::Embedded)];
+    if let Some(url) = &args.postgres_url {
+        backends.push(("PostgreSQL", Backend::Postgres(url.clone())));
+    }
+    if let Some(url) = &args.nats_url {
+        backends.push(("embedded SQLite, events in NATS JetStream", Backend::Nats(url.clone(), stream)));
+    }
+    for (label, backend) in backends {
         println!("\nover HTTP, `updraft server` on {label}");
-        server_figures(args, duration, dir.path(), database.as_deref()).await?;
+        server_figures(args, duration, dir.path(), &backend).await?;
+        if let Backend::Nats(url, stream) = &backend {
+            let jetstream = async_nats::jetstream::new(async_nats::connect(url.as_str()).await?);
+            jetstream.delete_stream(stream).await.context("deleting the bench's stream")?;
+        }
     }
     Ok(())
+}
+
+/// Messages the size of a stored event per second, each published to a work-queue
+/// stream on file storage and awaited until JetStream acknowledged it, from 256
+/// concurrent producers.
+async fn jetstream_rate(url: &str, stream: &str, duration: Duration) -> anyhow::Result<f64> {
+    use async_nats::jetstream::stream::{Config, RetentionPolicy, StorageType};
+    let jetstream = async_nats::jetstream::new(async_nats::connect(url).await.context("connecting to NATS")?);
+    jetstream
+        .get_or_create_stream(Config {
+            name: stream.to_owned(),
+            subjects: vec![format!("{stream}.>")],
+            retention: RetentionPolicy::WorkQueue,
+            storage: StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .context("creating the bench stream")?;
+    let body = bytes::Bytes::from(serde_json::to_vec(&serde_json::json!({
+        "id": uuid::Uuid::now_v7().to_string(), "function": "sink", "trace_id": uuid::Uuid::new_v4().simple().to_string(),
+        "enqueued_at": 0, "attempts": 0, "next_attempt_at": 0, "last_error": null, "source": "Invoke",
+        "payload": r#"{"order":42,"items":["a","b"]}"#,
+    }))?);
+    let stored = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut producers = Vec::new();
+    for producer in 0..256 {
+        let (jetstream, stored, body) = (jetstream.clone(), stored.clone(), body.clone());
+        let subject = format!("{stream}.q.{producer}");
+        producers.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                jetstream.publish(subject.clone(), body.clone()).await?.await?;
+                stored.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for producer in producers {
+        producer.await??;
+    }
+    let rate = stored.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    jetstream.delete_stream(stream).await.context("deleting the bench stream")?;
+    Ok(rate)
 }
 
 /// Events per second stored by 256 concurrent producers calling `enqueue`.
@@ -140,11 +216,11 @@ fn event() -> AsyncEvent {
 }
 
 /// Starts a server, deploys the bench app and measures it over HTTP.
-async fn server_figures(args: &Args, duration: Duration, scratch: &Path, database: Option<&str>) -> anyhow::Result<()> {
+async fn server_figures(args: &Args, duration: Duration, scratch: &Path, backend: &Backend) -> anyhow::Result<()> {
     let binaries = Binaries::next_to_current_exe()?;
     let addr = free_loopback_port()?;
     let data_dir = tempfile::tempdir_in(scratch).context("creating a data folder")?;
-    if let Some(url) = database {
+    if let Backend::Postgres(url) = backend {
         wipe_postgres(url)?;
     }
     let mut command = Command::new(&binaries.updraft);
@@ -153,9 +229,11 @@ async fn server_figures(args: &Args, duration: Duration, scratch: &Path, databas
         .arg(data_dir.path())
         .env("UPDRAFT_LOG", "warn")
         .env("NO_COLOR", "1");
-    match database {
-        Some(url) => command.args(["--database-url", url]),
-        None => command.env_remove("UPDRAFT_DATABASE_URL"),
+    command.env_remove("UPDRAFT_DATABASE_URL").env_remove("UPDRAFT_NATS_URL");
+    match backend {
+        Backend::Embedded => &mut command,
+        Backend::Postgres(url) => command.args(["--database-url", url]),
+        Backend::Nats(url, stream) => command.args(["--nats-url", url, "--nats-stream", stream]),
     };
     let mut server = ServerProcess::spawn("updraft server", command, &scratch.join("events-bench-server.log"))?;
     let endpoint = format!("http://{addr}");

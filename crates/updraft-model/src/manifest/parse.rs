@@ -1548,6 +1548,8 @@ build = "pip install -r requirements.txt -t welcome"
                 on_success: None,
                 on_failure: None,
                 dead_letter_topic: None,
+                publishes: Vec::new(),
+                starts: Vec::new(),
                 triggers: Vec::new(),
             }
         );
@@ -2081,7 +2083,7 @@ triggers = [
     #[test]
     fn grants_name_topics_to_publish_to_and_workflows_to_start() {
         let manifest = parse(&with_function("publishes = [\"user.signed_up\", \"audit\"]\nstarts = [\"onboarding\"]")).unwrap();
-        let config = &manifest.functions["hello"].config;
+        let config = &manifest.functions[&name("hello")].config;
         assert_eq!(config.publishes, [TopicName::new("user.signed_up").unwrap(), TopicName::new("audit").unwrap()]);
         assert_eq!(config.starts, ["onboarding".parse::<FunctionName>().unwrap()]);
         for (grant, field, expected) in [

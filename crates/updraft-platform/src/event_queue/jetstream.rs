@@ -186,7 +186,7 @@ impl EventQueue for JetStreamQueue {
                     ack(&message, AckKind::Nak(Some(delay))).await;
                     continue;
                 }
-                claimed.push(Claimed { event, handle: Handle::JetStream(message) });
+                claimed.push(Claimed { event, handle: Handle::JetStream(Box::new(message)) });
             }
             Ok(claimed)
         })
@@ -227,7 +227,7 @@ impl EventQueue for JetStreamQueue {
 
     fn hold(&self, claimed: &Claimed) -> Hold {
         let Handle::JetStream(message) = &claimed.handle else { return Hold(None) };
-        let message = message.clone();
+        let message = Message::clone(message);
         let progress = self.progress;
         Hold(Some(tokio::spawn(async move {
             loop {

@@ -60,6 +60,11 @@ impl TestServer {
         let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         let (child, addr, log) = spawn_program(BIN, &command, data_dir.path(), &extra_args, "127.0.0.1:0");
+        if let Some((_, stream)) = nats_stream(data_dir.path()) {
+            // The NATS pass must really run on NATS.
+            let started = log.lock().unwrap().clone();
+            assert!(started.contains("asynchronous events wait in NATS JetStream") && started.contains(&stream), "{started}");
+        }
         Self { data_dir, addr, http: reqwest::Client::new(), child: Some(child), log, command, extra_args }
     }
 
