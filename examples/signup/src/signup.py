@@ -29,18 +29,22 @@ class SignupRefused(Exception):
     """This address may not sign up."""
 
 
+class MailServerAway(Exception):
+    """The mail server did not take the message; the workflow retries the step."""
+
+
 # ---- POST /signup -------------------------------------------------------------------
 
 
 def signup(event, context):
-    """Checks the form and starts the onboarding workflow; answers 202 once Updraft
-    has stored the execution."""
+    """Checks the form and publishes user.signed_up; answers 202 once Updraft has
+    stored the message for every subscriber."""
     try:
         user = _sign_up_form(event)
     except BadSignup as error:
         return _json(400, {"error": str(error)})
-    execution = _updraft("/v1/workflows/onboarding/executions", user)
-    return _json(202, {"email": user["email"], "execution": execution["execution_id"]})
+    published = _updraft("/v1/topics/user.signed_up", user)
+    return _json(202, {"email": user["email"], "message": published["message_id"]})
 
 
 def _sign_up_form(event):
@@ -79,27 +83,38 @@ def _json(status, document):
 # ---- user.signed_up -----------------------------------------------------------------
 
 
-def announce(event, context):
-    """The workflow's Announce step: tells the subscribers of user.signed_up."""
-    user = {"email": event["email"], "name": event["name"]}
-    published = _updraft("/v1/topics/user.signed_up", user)
-    return {"message": published["message_id"], "subscribers": published["subscribers"]}
+def enroll(event, context):
+    """Starts the onboarding workflow for each sign-up (an SNS record per message)."""
+    for record in event["Records"]:
+        user = json.loads(record["Sns"]["Message"])
+        execution = _updraft("/v1/workflows/onboarding/executions", user)
+        print(f"started onboarding execution {execution['execution_id']} for {user['email']}")
+
+
+# ---- the onboarding workflow --------------------------------------------------------
 
 
 def welcome_email(event, context):
-    """Sends each new user one welcome email. The address is claimed in the database
-    before sending and marked sent after; a repeat delivery finds it sent and stops."""
-    for record in event["Records"]:
-        user = json.loads(record["Sns"]["Message"])
-        with _database() as db:
-            db.run("INSERT INTO welcome_emails (email) VALUES (:email) ON CONFLICT DO NOTHING", email=user["email"])
-            [[sent_at]] = db.run("SELECT sent_at FROM welcome_emails WHERE email = :email", email=user["email"])
-            if sent_at is not None:
-                print(f"{user['email']} was welcomed at {sent_at}; not again")
-                continue
-            _send_welcome(user)
-            db.run("UPDATE welcome_emails SET sent_at = now() WHERE email = :email", email=user["email"])
-            print(f"welcomed {user['email']}")
+    """The workflow's SendWelcome step: one welcome mail per user. The address's row is
+    locked while the mail goes out and marked sent in the same transaction, so a
+    repeat (or a second execution for the same user, running at the same time) waits,
+    finds it sent and stops. A failed send rolls back and the step is retried."""
+    with _database() as db:
+        db.run("INSERT INTO welcome_emails (email) VALUES (:email) ON CONFLICT DO NOTHING", email=event["email"])
+        db.run("START TRANSACTION")
+        [[sent_at]] = db.run("SELECT sent_at FROM welcome_emails WHERE email = :email FOR UPDATE", email=event["email"])
+        if sent_at is not None:
+            db.run("ROLLBACK")
+            print(f"{event['email']} was welcomed at {sent_at}; not again")
+            return {"sent": False}
+        try:
+            _send_welcome(event)
+        except (OSError, smtplib.SMTPException) as error:
+            raise MailServerAway(f"the mail server did not take the welcome mail: {error}")
+        db.run("UPDATE welcome_emails SET sent_at = now() WHERE email = :email", email=event["email"])
+        db.run("COMMIT")
+    print(f"welcomed {event['email']}")
+    return {"sent": True}
 
 
 def _send_welcome(user):
@@ -112,9 +127,6 @@ def _send_welcome(user):
     host, _, port = os.environ["SMTP_SERVER"].partition(":")
     with smtplib.SMTP(host, int(port or 25), timeout=10) as smtp:
         smtp.send_message(message)
-
-
-# ---- the onboarding workflow --------------------------------------------------------
 
 
 def record_user(event, context):

@@ -41,7 +41,7 @@ fn big_dependencies_stay_in_their_crate() {
         ("wasmtime", &["updraft-runtime-wasm"]),
         ("sqlx", &["updraft-store"]),
         ("axum", &["updraft-api", "updraft"]),
-        ("async-nats", &[]),
+        ("async-nats", &["updraft-platform", "updraft-bench"]),
     ];
     for krate in crates() {
         for dependency in dependencies(&krate) {
