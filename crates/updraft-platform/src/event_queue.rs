@@ -31,6 +31,9 @@ pub enum EventQueueConfig {
         /// The stream's name; its subjects start with it, so servers that must not
         /// share events use different names.
         stream: String,
+        /// How long a fetched event stays held without word from its node (renewed
+        /// while it runs): how soon a dead node's events run elsewhere.
+        ack_wait: Duration,
     },
 }
 

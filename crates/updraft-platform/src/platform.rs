@@ -32,7 +32,7 @@ use crate::queues::QueuePoller;
 use crate::recorder::Recorder;
 use crate::routes::{RouteConflict, RouteMatch};
 use crate::schedules::Ticker;
-use crate::event_queue::jetstream::{self, JetStreamQueue};
+use crate::event_queue::jetstream::JetStreamQueue;
 use crate::event_queue::{DatabaseQueue, EventQueue, EventQueueConfig};
 
 /// How to start a platform.
@@ -328,8 +328,8 @@ impl Platform {
         );
         let event_queue: Box<dyn EventQueue> = match &config.event_queue {
             EventQueueConfig::Database => Box::new(DatabaseQueue::new(store.clone())),
-            EventQueueConfig::JetStream { url, stream } => {
-                let queue = JetStreamQueue::connect(url, stream, store.clone(), jetstream::ACK_WAIT).await?;
+            EventQueueConfig::JetStream { url, stream, ack_wait } => {
+                let queue = JetStreamQueue::connect(url, stream, store.clone(), *ack_wait).await?;
                 tracing::info!(%url, %stream, "asynchronous events wait in NATS JetStream");
                 Box::new(queue)
             }

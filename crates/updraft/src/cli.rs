@@ -266,6 +266,11 @@ pub struct ServerArgs {
     /// a stream share its events: give separate deployments separate streams.
     #[arg(long, env = "UPDRAFT_NATS_STREAM", default_value = "UPDRAFT_EVENTS", requires = "nats_url")]
     pub nats_stream: String,
+    /// How long JetStream holds a fetched event without word from its node (renewed
+    /// while the function runs): how soon a dead node's events run elsewhere. Applies
+    /// when the stream's consumer is created.
+    #[arg(long, env = "UPDRAFT_NATS_ACK_WAIT", default_value = "30s", value_parser = parse_duration)]
+    pub nats_ack_wait: Duration,
     /// Accept mail over SMTP on this address (e.g. 127.0.0.1:2525) for the addresses
     /// that `email` triggers claim; off unless given.
     #[arg(long, env = "UPDRAFT_SMTP_LISTEN")]

@@ -50,7 +50,11 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
     config.max_instances = args.max_instances;
     config.async_invocations.retry_delay = args.async_retry_delay;
     if let Some(url) = &args.nats_url {
-        config.event_queue = EventQueueConfig::JetStream { url: url.clone(), stream: args.nats_stream.clone() };
+        config.event_queue = EventQueueConfig::JetStream {
+            url: url.clone(),
+            stream: args.nats_stream.clone(),
+            ack_wait: args.nats_ack_wait,
+        };
     }
     config.prices = updraft_platform::PriceTable {
         per_million_requests: args.price_per_million_requests,

@@ -5,6 +5,7 @@ a crash or a retry. Each effect is therefore keyed in the database by the user's
 email address, so running twice changes nothing the second time.
 """
 
+import hashlib
 import json
 import os
 import smtplib
@@ -12,7 +13,6 @@ import sys
 import urllib.parse
 import urllib.request
 from email.message import EmailMessage
-from email.utils import make_msgid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "vendor"))
 
@@ -56,7 +56,9 @@ def _sign_up_form(event):
     try:
         form = json.loads(body)
     except ValueError:
-        raise BadSignup('send JSON: {"email": "...", "name": "..."}')
+        form = None
+    if not isinstance(form, dict):
+        raise BadSignup('send a JSON object: {"email": "...", "name": "..."}')
     email = str(form.get("email", "")).strip().lower()
     name = str(form.get("name", "")).strip()
     if email.count("@") != 1 or "." not in email.split("@")[1]:
@@ -101,6 +103,7 @@ def welcome_email(event, context):
     finds it sent and stops. A failed send rolls back and the step is retried."""
     with _database() as db:
         db.run("INSERT INTO welcome_emails (email) VALUES (:email) ON CONFLICT DO NOTHING", email=event["email"])
+        db.run("SET lock_timeout = '10s'")
         db.run("START TRANSACTION")
         [[sent_at]] = db.run("SELECT sent_at FROM welcome_emails WHERE email = :email FOR UPDATE", email=event["email"])
         if sent_at is not None:
@@ -122,11 +125,20 @@ def _send_welcome(user):
     message["From"] = "Updraft sign-up <hello@signup.example>"
     message["To"] = user["email"]
     message["Subject"] = f"Welcome, {user['name']}!"
-    message["Message-ID"] = make_msgid(domain="signup.example")
+    # One Message-ID per user: a mail that does go out twice (the server took it, the
+    # function died before recording that) is one message to the reader's mail client.
+    message["Message-ID"] = f"<welcome.{hashlib.sha256(user['email'].encode()).hexdigest()[:32]}@signup.example>"
     message.set_content(f"Hello {user['name']},\n\nyour account is ready.\n")
     host, _, port = os.environ["SMTP_SERVER"].partition(":")
-    with smtplib.SMTP(host, int(port or 25), timeout=10) as smtp:
+    smtp = smtplib.SMTP(host, int(port or 25), timeout=10)
+    try:
         smtp.send_message(message)
+    finally:
+        # The mail is accepted once DATA is answered; a failed QUIT changes nothing.
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
 
 
 def record_user(event, context):

@@ -703,6 +703,15 @@ impl Checker<'_> {
                     ),
                 );
                 all_valid = false;
+            } else if name.starts_with("UPDRAFT_") {
+                self.problem(
+                    &variable_path,
+                    format!(
+                        "{name} is reserved: Updraft sets the UPDRAFT_ variables itself (the function's name, version, \
+                         memory, and for grants its API address and token); pick another name"
+                    ),
+                );
+                all_valid = false;
             }
             let quoted = match value {
                 Value::String(text) => {
@@ -2092,6 +2101,7 @@ triggers = [
             ("publishes = [\"a\", \"a\"]", "functions.hello.publishes[1]", "listed twice"),
             ("starts = [1]", "functions.hello.starts[0]", "in quotes"),
             ("starts = [\"Not A Name\"]", "functions.hello.starts[0]", ""),
+            ("env = { UPDRAFT_TOKEN = \"mine\" }", "functions.hello.env.UPDRAFT_TOKEN", "reserved"),
         ] {
             let (found, message) = problem(&with_function(grant));
             assert_eq!(found, field, "{grant}: {message}");

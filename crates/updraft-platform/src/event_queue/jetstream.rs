@@ -19,9 +19,16 @@
 //!   database as `failed` for inspection, then acknowledged. A crash in between
 //!   repeats the run: at least once, never lost.
 //!
-//! Schedule positions stay in the database; a tick's events are published before the
-//! position moves, and their ids derive from the tick, so a crash between the two
-//! repeats a publish JetStream drops as a duplicate.
+//! Schedule positions stay in the database, and the database is the outbox: a tick's
+//! events are stored with the position's move in one transaction (as on the database
+//! backend), then published and deleted there. Whatever a crash left in the outbox
+//! (or a switch from the database backend left queued) is published at the next start
+//! and before each schedule move; ids travel along, so a repeat is dropped.
+//!
+//! Every message must fit the server's `max_payload`. An event too large is refused at
+//! `enqueue`; a follow-up too large (a destination record carries the response) is kept
+//! in the database as `failed` instead of blocking its event; an error message is cut
+//! to 4 KiB in the message.
 
 use std::time::Duration;
 
@@ -39,9 +46,10 @@ use updraft_store::{AsyncEvent, EventState, EventWrite, Store, StoreError, now_m
 
 use super::{Claimed, EventQueue, Handle, Hold, Settlement};
 
-/// How long a fetched message is held without a word from its node: how long after
-/// a node's death its running events run elsewhere.
-pub(crate) const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How long a fetch may take before the dispatcher gives up on it and fetches again.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of an error message an event carries in its message.
+const MAX_ERROR: usize = 4096;
 /// How long JetStream remembers a message id to drop a repeat of it.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// The durable consumer every node reads through.
@@ -57,6 +65,8 @@ pub(crate) struct JetStreamQueue {
     prefix: String,
     /// How often a running event's hold is renewed (a third of the ack wait).
     progress: Duration,
+    /// The server's largest message.
+    max_payload: usize,
     /// Failed events and schedule positions.
     store: Store,
 }
@@ -109,7 +119,8 @@ impl JetStreamQueue {
             )
             .await
             .map_err(|error| broker("cannot create the JetStream consumer")(&error))?;
-        Ok(Self { context, stream, consumer, prefix: format!("{name}.q"), progress: ack_wait / 3, store })
+        let max_payload = context.client().server_info().max_payload;
+        Ok(Self { context, stream, consumer, prefix: format!("{name}.q"), progress: ack_wait / 3, max_payload, store })
     }
 
     fn subject(&self, id: &str) -> String {
@@ -121,7 +132,18 @@ impl JetStreamQueue {
     async fn publish(&self, events: impl IntoIterator<Item = (AsyncEvent, String)>) -> Result<(), StoreError> {
         let mut acks = Vec::new();
         for (event, message_id) in events {
-            let publish = PublishMessage::build().payload(encode(&event)?).message_id(message_id);
+            let message = encode(&event)?;
+            if message.len() > self.max_payload {
+                return Err(StoreError::Broker {
+                    detail: format!(
+                        "event {} is {} bytes; the NATS server takes at most {} (its max_payload): send less, or raise max_payload",
+                        event.id,
+                        message.len(),
+                        self.max_payload
+                    ),
+                });
+            }
+            let publish = PublishMessage::build().payload(message).message_id(message_id);
             let ack = self
                 .context
                 .send_publish(self.subject(&event.id), publish)
@@ -141,16 +163,71 @@ impl JetStreamQueue {
             (event, id)
         }))
     }
+
+    /// Publishes `follow_ups`, keeping in the database (as `failed`, with the reason)
+    /// those too large to ever be a message, so that they cannot hold up their event.
+    async fn follow(&self, follow_ups: Vec<AsyncEvent>) -> Result<(), StoreError> {
+        let (fit, too_large): (Vec<_>, Vec<_>) =
+            follow_ups.into_iter().partition(|event| encode(event).is_ok_and(|message| message.len() <= self.max_payload));
+        if !too_large.is_empty() {
+            let kept: Vec<EventWrite> = too_large
+                .into_iter()
+                .map(|event| {
+                    tracing::warn!(id = %event.id, function = %event.function, "a follow-up event is larger than the NATS server's max_payload; it is kept as failed in the database");
+                    EventWrite::Enqueue(AsyncEvent {
+                        state: EventState::Failed,
+                        last_error: Some(format!(
+                            "larger than the NATS server's max_payload ({} bytes); not delivered",
+                            self.max_payload
+                        )),
+                        ..event
+                    })
+                })
+                .collect();
+            self.store.event_write(&kept).await?;
+        }
+        self.enqueue_all(fit).await
+    }
+
+    /// Publishes what waits in the database's queue (tick events a crash left there, or
+    /// events queued before the switch to JetStream), then deletes it there. Returns
+    /// how many.
+    async fn flush_outbox(&self) -> Result<u64, StoreError> {
+        let mut moved = 0;
+        loop {
+            // Claimed (under an unreachable lease) so that two nodes do not both move a row.
+            let events = self.store.event_claim(OUTBOX, i64::MAX - 1, i64::MAX, 256).await?;
+            if events.is_empty() {
+                return Ok(moved);
+            }
+            let done: Vec<EventWrite> = events.iter().map(|event| EventWrite::Done { id: event.id.clone() }).collect();
+            moved += events.len() as u64;
+            let events = events
+                .into_iter()
+                .map(|event| AsyncEvent { next_attempt_at: event.enqueued_at.max(event.next_attempt_at.min(now_millis())), ..event });
+            self.enqueue_all(events.collect()).await?;
+            self.store.event_write(&done).await?;
+        }
+    }
 }
+
+/// The claimant of rows being moved from the database's queue to JetStream.
+const OUTBOX: &str = "jetstream-outbox";
 
 impl EventQueue for JetStreamQueue {
     fn enqueue(&self, events: Vec<AsyncEvent>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.enqueue_all(events))
     }
 
-    fn recover<'a>(&'a self, _node: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
-        // What the last run held comes back by itself once its ack wait runs out.
-        Box::pin(async { Ok(0) })
+    fn recover<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        // What the last run held in JetStream comes back by itself once its ack wait
+        // runs out; what it left in the outbox (or in the database's queue, if this
+        // server kept its events there before) moves now, leases included.
+        Box::pin(async move {
+            self.store.event_release_all(node, now_millis()).await?;
+            self.store.event_release_all(OUTBOX, now_millis()).await?;
+            self.flush_outbox().await
+        })
     }
 
     fn claim<'a>(&'a self, _node: &'a str, limit: usize) -> BoxFuture<'a, Result<Vec<Claimed>, StoreError>> {
@@ -164,7 +241,10 @@ impl EventQueue for JetStreamQueue {
                 .map_err(|error| broker("cannot fetch events")(&error))?;
             let now = now_millis();
             let mut claimed = Vec::new();
-            while let Some(message) = batch.next().await {
+            let deadline = tokio::time::Instant::now() + FETCH_TIMEOUT;
+            // A lost answer to the fetch must not stall the dispatcher: what arrived by
+            // the deadline is handed out, the rest comes back after the ack wait.
+            while let Ok(Some(message)) = tokio::time::timeout_at(deadline, batch.next()).await {
                 let message = match message {
                     Ok(message) => message,
                     Err(error) => {
@@ -200,10 +280,10 @@ impl EventQueue for JetStreamQueue {
             let event = claimed.event;
             match settlement {
                 Settlement::Done { follow_ups } => {
-                    self.enqueue_all(follow_ups).await?;
+                    self.follow(follow_ups).await?;
                 }
                 Settlement::Failed { attempts, error, follow_ups } => {
-                    self.enqueue_all(follow_ups).await?;
+                    self.follow(follow_ups).await?;
                     let failed = AsyncEvent { attempts, last_error: Some(error), state: EventState::Failed, ..event };
                     self.store.event_write(&[EventWrite::Enqueue(failed)]).await?;
                 }
@@ -217,7 +297,11 @@ impl EventQueue for JetStreamQueue {
                 }
                 Settlement::Retry { attempts, next_attempt_at, error } => {
                     let message_id = format!("{}.{attempts}", event.id);
-                    let retry = AsyncEvent { attempts, next_attempt_at, last_error: Some(error), ..event };
+                    let mut retry = AsyncEvent { attempts, next_attempt_at, last_error: Some(error), ..event };
+                    if encode(&retry).is_ok_and(|message| message.len() > self.max_payload) {
+                        // The event fitted without its error; it must fit again.
+                        retry.last_error = None;
+                    }
                     self.publish([(retry, message_id)]).await?;
                 }
             }
@@ -260,8 +344,13 @@ impl EventQueue for JetStreamQueue {
         events: Vec<AsyncEvent>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            self.enqueue_all(events).await?;
-            self.store.schedule_advance(key, function, expected, next, &[]).await
+            // The database is the outbox: the move and the tick's events commit together.
+            let moved = self.store.schedule_advance(key, function, expected, next, &events).await?;
+            if let Err(error) = self.flush_outbox().await {
+                // They stay in the outbox, published at the next move or start.
+                tracing::warn!(%error, "cannot move schedule ticks to JetStream yet");
+            }
+            Ok(moved)
         })
     }
 }
@@ -297,7 +386,7 @@ fn encode(event: &AsyncEvent) -> Result<Bytes, StoreError> {
         enqueued_at: event.enqueued_at,
         attempts: event.attempts,
         next_attempt_at: event.next_attempt_at,
-        last_error: event.last_error.clone(),
+        last_error: event.last_error.as_deref().map(|error| cut(error, MAX_ERROR).to_owned()),
         source: event.source.clone(),
     };
     let json = serde_json::to_vec(&envelope).map_err(|error| StoreError::Corrupt { detail: error.to_string() })?;
@@ -308,6 +397,18 @@ fn encode(event: &AsyncEvent) -> Result<Bytes, StoreError> {
     message.put_slice(&json);
     message.put_slice(&event.payload);
     Ok(message.freeze())
+}
+
+/// The longest prefix of `text` within `max` bytes, on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn decode(message: &[u8]) -> Result<AsyncEvent, String> {
@@ -360,6 +461,88 @@ mod tests {
             source: EventSource::Email { from: "a@b.c".to_owned(), to: vec!["d@e.f".to_owned()] },
         };
         assert_eq!(decode(&encode(&event).unwrap()).unwrap(), event);
+    }
+
+    /// A queue on a stream of its own (`None`, skipping, when NATS is unreachable and
+    /// `UPDRAFT_SKIP_NATS=1`), with its database's folder.
+    async fn queue() -> Option<(JetStreamQueue, tempfile::TempDir)> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&Store::sqlite_url(&dir.path().join("store.db"))).await.unwrap();
+        let url = std::env::var("UPDRAFT_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+        let stream = format!("UPDRAFT_JS_TEST_{}", uuid::Uuid::new_v4().simple());
+        match JetStreamQueue::connect(&url, &stream, store, Duration::from_secs(3)).await {
+            Ok(queue) => Some((queue, dir)),
+            Err(error) if std::env::var("UPDRAFT_SKIP_NATS").is_ok_and(|value| value == "1") => {
+                eprintln!("skipped: NATS at {url}: {error}");
+                None
+            }
+            Err(error) => panic!("NATS JetStream at {url}: {error} (start nats-server -js, or set UPDRAFT_SKIP_NATS=1)"),
+        }
+    }
+
+    fn event(id: &str, payload: Vec<u8>) -> AsyncEvent {
+        AsyncEvent {
+            id: id.to_owned(),
+            function: "worker".parse().unwrap(),
+            payload,
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
+            enqueued_at: now_millis(),
+            attempts: 0,
+            next_attempt_at: now_millis(),
+            state: EventState::Queued,
+            last_error: None,
+            source: EventSource::Invoke,
+        }
+    }
+
+    async fn claim_one(queue: &JetStreamQueue) -> Claimed {
+        for _ in 0..200 {
+            if let Some(claimed) = queue.claim("node-a", 8).await.unwrap().into_iter().next() {
+                return claimed;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("nothing to claim");
+    }
+
+    #[tokio::test]
+    async fn events_left_in_the_database_move_to_jetstream_at_start() {
+        let Some((queue, _dir)) = queue().await else { return };
+        // Queued in the database: before a switch to JetStream, or a tick a crash left.
+        queue.store.event_write(&[EventWrite::Enqueue(event("left", b"{}".to_vec()))]).await.unwrap();
+        assert_eq!(queue.recover("node-a").await.unwrap(), 1);
+        let claimed = claim_one(&queue).await;
+        assert_eq!(claimed.event.id, "left");
+        assert_eq!(queue.store.event_get("left").await.unwrap(), None, "moved, not copied");
+        queue.settle(claimed, Settlement::Done { follow_ups: Vec::new() }).await.unwrap();
+        queue.delete().await;
+    }
+
+    #[tokio::test]
+    async fn a_follow_up_too_large_for_a_message_is_kept_and_does_not_hold_its_event() {
+        let Some((queue, _dir)) = queue().await else { return };
+        let too_large = vec![b'x'; queue.max_payload + 1];
+        let refused = queue.enqueue(vec![event("huge", too_large.clone())]).await.unwrap_err();
+        assert!(refused.to_string().contains("max_payload"), "{refused}");
+        queue.enqueue(vec![event("small", b"{}".to_vec())]).await.unwrap();
+        let claimed = claim_one(&queue).await;
+        let follow_up = event("record", too_large);
+        queue.settle(claimed, Settlement::Done { follow_ups: vec![follow_up] }).await.unwrap();
+        assert_eq!(queue.get("small").await.unwrap(), None, "the event settled");
+        let kept = queue.get("record").await.unwrap().unwrap();
+        assert_eq!(kept.state, EventState::Failed);
+        assert!(kept.last_error.unwrap().contains("max_payload"));
+        queue.delete().await;
+    }
+
+    #[test]
+    fn long_errors_are_cut_on_a_character_boundary() {
+        let error = "é".repeat(3000);
+        let mut failing = event("e", Vec::new());
+        failing.last_error = Some(error);
+        let carried = decode(&encode(&failing).unwrap()).unwrap().last_error.unwrap();
+        assert!(carried.len() <= MAX_ERROR && carried.len() >= MAX_ERROR - 1, "{}", carried.len());
+        assert!(carried.chars().all(|c| c == 'é'));
     }
 
     #[test]

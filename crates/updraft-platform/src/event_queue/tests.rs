@@ -51,8 +51,9 @@ impl Fixture {
     }
 }
 
-/// The ack wait of the test consumers: how long a dead node's events stay held.
-const ACK_WAIT: Duration = Duration::from_secs(1);
+/// The ack wait of the test consumers: how long a dead node's events stay held (long
+/// enough that a loaded machine finishes a scenario's claims within it).
+const ACK_WAIT: Duration = Duration::from_secs(3);
 
 fn event(id: &str) -> AsyncEvent {
     let now = now_millis();

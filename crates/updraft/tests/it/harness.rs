@@ -222,7 +222,15 @@ fn spawn_program(
         .arg(data_dir)
         .args(["--listen", listen])
         .args(extra_args)
-        .envs(nats_stream(data_dir).map(|(url, stream)| [("UPDRAFT_NATS_URL", url), ("UPDRAFT_NATS_STREAM", stream)]).into_iter().flatten())
+        // A short ack wait: a test's kill -9 should not leave its events held for 30 s.
+        .envs(
+            nats_stream(data_dir)
+                .map(|(url, stream)| {
+                    [("UPDRAFT_NATS_URL", url), ("UPDRAFT_NATS_STREAM", stream), ("UPDRAFT_NATS_ACK_WAIT", "3s".into())]
+                })
+                .into_iter()
+                .flatten(),
+        )
         .env("UPDRAFT_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
