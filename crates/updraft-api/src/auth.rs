@@ -58,7 +58,9 @@ pub(crate) async fn require_key(
         let allowed = request.method() == http::Method::POST
             && match segments.as_slice() {
                 ["topics", topic] => grants.publishes.iter().any(|granted| granted.as_str() == *topic),
-                ["workflows", workflow, "executions"] => grants.starts.iter().any(|granted| granted.as_str() == *workflow),
+                ["workflows", workflow, "executions"] => {
+                    grants.starts.iter().any(|granted| granted.as_str() == *workflow)
+                }
                 _ => false,
             };
         if !allowed {

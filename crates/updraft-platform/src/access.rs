@@ -90,7 +90,10 @@ impl Sealer {
     /// The bearer token `function` is given for what its grants allow:
     /// `updf_<function>_<hex HMAC-SHA256 of the name>`.
     pub(crate) fn function_token(&self, function: &FunctionName) -> String {
-        format!("{FUNCTION_TOKEN_PREFIX}{function}_{}", hex::encode(self.token_mac(function.as_str()).finalize().into_bytes()))
+        format!(
+            "{FUNCTION_TOKEN_PREFIX}{function}_{}",
+            hex::encode(self.token_mac(function.as_str()).finalize().into_bytes())
+        )
     }
 
     /// The function `token` was made for, if this server made it.
@@ -173,7 +176,10 @@ mod tests {
         let signup: FunctionName = "signup".parse().unwrap();
         let token = sealer.function_token(&signup);
         assert_eq!(sealer.token_function(&token), Some(signup.clone()));
-        assert_eq!(Sealer::open_or_create(&dir.path().join("secrets.key")).unwrap().token_function(&token), Some(signup));
+        assert_eq!(
+            Sealer::open_or_create(&dir.path().join("secrets.key")).unwrap().token_function(&token),
+            Some(signup)
+        );
         // Another name under the same signature, a changed signature, another server's token.
         let forged = token.replacen("signup", "admin-tool", 1);
         assert_eq!(sealer.token_function(&forged), None);

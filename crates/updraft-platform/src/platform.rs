@@ -25,6 +25,8 @@ use updraft_telemetry::{InstanceCounts, Metrics, PriceTable};
 
 use crate::access::{AccessKey, AccessKeyInfo, AccessKeySet, Sealer, UnsealError};
 use crate::dispatch::{AsyncConfig, Dispatcher};
+use crate::event_queue::jetstream::JetStreamQueue;
+use crate::event_queue::{DatabaseQueue, EventQueue, EventQueueConfig};
 use crate::keys::{ApiKey, KeySet, Principal, Role, token_hash};
 use crate::live::{LiveFunction, LiveState, RouteTarget};
 use crate::logs::{LogQuery, LogWriter};
@@ -32,8 +34,6 @@ use crate::queues::QueuePoller;
 use crate::recorder::Recorder;
 use crate::routes::{RouteConflict, RouteMatch};
 use crate::schedules::Ticker;
-use crate::event_queue::jetstream::JetStreamQueue;
-use crate::event_queue::{DatabaseQueue, EventQueue, EventQueueConfig};
 
 /// How to start a platform.
 #[derive(Debug, Clone)]

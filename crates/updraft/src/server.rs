@@ -74,7 +74,8 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
     })?;
     let addr = listener.local_addr()?;
     // Functions with grants call back here; a wildcard address is reached on loopback.
-    let callback = if addr.ip().is_unspecified() { SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()) } else { addr };
+    let callback =
+        if addr.ip().is_unspecified() { SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()) } else { addr };
     config.api_url = Some(format!("http://{callback}"));
     let platform = Platform::start(config)
         .await

@@ -2091,7 +2091,8 @@ triggers = [
 
     #[test]
     fn grants_name_topics_to_publish_to_and_workflows_to_start() {
-        let manifest = parse(&with_function("publishes = [\"user.signed_up\", \"audit\"]\nstarts = [\"onboarding\"]")).unwrap();
+        let manifest =
+            parse(&with_function("publishes = [\"user.signed_up\", \"audit\"]\nstarts = [\"onboarding\"]")).unwrap();
         let config = &manifest.functions[&name("hello")].config;
         assert_eq!(config.publishes, [TopicName::new("user.signed_up").unwrap(), TopicName::new("audit").unwrap()]);
         assert_eq!(config.starts, ["onboarding".parse::<FunctionName>().unwrap()]);

@@ -33,8 +33,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
-use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::message::AckKind;
+use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{self, LastRawMessageErrorKind, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self as js, Message};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -102,7 +102,9 @@ impl JetStreamQueue {
                 ..Default::default()
             })
             .await
-            .map_err(|error| broker("cannot create the JetStream stream (is JetStream enabled? nats-server -js)")(&error))?;
+            .map_err(|error| {
+                broker("cannot create the JetStream stream (is JetStream enabled? nats-server -js)")(&error)
+            })?;
         let consumer = stream
             .get_or_create_consumer(
                 CONSUMER,
@@ -167,8 +169,9 @@ impl JetStreamQueue {
     /// Publishes `follow_ups`, keeping in the database (as `failed`, with the reason)
     /// those too large to ever be a message, so that they cannot hold up their event.
     async fn follow(&self, follow_ups: Vec<AsyncEvent>) -> Result<(), StoreError> {
-        let (fit, too_large): (Vec<_>, Vec<_>) =
-            follow_ups.into_iter().partition(|event| encode(event).is_ok_and(|message| message.len() <= self.max_payload));
+        let (fit, too_large): (Vec<_>, Vec<_>) = follow_ups
+            .into_iter()
+            .partition(|event| encode(event).is_ok_and(|message| message.len() <= self.max_payload));
         if !too_large.is_empty() {
             let kept: Vec<EventWrite> = too_large
                 .into_iter()
@@ -202,9 +205,10 @@ impl JetStreamQueue {
             }
             let done: Vec<EventWrite> = events.iter().map(|event| EventWrite::Done { id: event.id.clone() }).collect();
             moved += events.len() as u64;
-            let events = events
-                .into_iter()
-                .map(|event| AsyncEvent { next_attempt_at: event.enqueued_at.max(event.next_attempt_at.min(now_millis())), ..event });
+            let events = events.into_iter().map(|event| AsyncEvent {
+                next_attempt_at: event.enqueued_at.max(event.next_attempt_at.min(now_millis())),
+                ..event
+            });
             self.enqueue_all(events.collect()).await?;
             self.store.event_write(&done).await?;
         }
@@ -275,7 +279,9 @@ impl EventQueue for JetStreamQueue {
     fn settle(&self, claimed: Claimed, settlement: Settlement) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let Handle::JetStream(message) = claimed.handle else {
-                return Err(StoreError::Broker { detail: "a database claim settled on the JetStream queue".to_owned() });
+                return Err(StoreError::Broker {
+                    detail: "a database claim settled on the JetStream queue".to_owned(),
+                });
             };
             let event = claimed.event;
             match settlement {
@@ -390,8 +396,9 @@ fn encode(event: &AsyncEvent) -> Result<Bytes, StoreError> {
         source: event.source.clone(),
     };
     let json = serde_json::to_vec(&envelope).map_err(|error| StoreError::Corrupt { detail: error.to_string() })?;
-    let length = u32::try_from(json.len())
-        .map_err(|_| StoreError::Corrupt { detail: format!("event {} has a {} byte envelope", event.id, json.len()) })?;
+    let length = u32::try_from(json.len()).map_err(|_| StoreError::Corrupt {
+        detail: format!("event {} has a {} byte envelope", event.id, json.len()),
+    })?;
     let mut message = BytesMut::with_capacity(4 + json.len() + event.payload.len());
     message.put_u32(length);
     message.put_slice(&json);
@@ -476,7 +483,9 @@ mod tests {
                 eprintln!("skipped: NATS at {url}: {error}");
                 None
             }
-            Err(error) => panic!("NATS JetStream at {url}: {error} (start nats-server -js, or set UPDRAFT_SKIP_NATS=1)"),
+            Err(error) => {
+                panic!("NATS JetStream at {url}: {error} (start nats-server -js, or set UPDRAFT_SKIP_NATS=1)")
+            }
         }
     }
 

@@ -63,7 +63,10 @@ impl TestServer {
         if let Some((_, stream)) = nats_stream(data_dir.path()) {
             // The NATS pass must really run on NATS.
             let started = log.lock().unwrap().clone();
-            assert!(started.contains("asynchronous events wait in NATS JetStream") && started.contains(&stream), "{started}");
+            assert!(
+                started.contains("asynchronous events wait in NATS JetStream") && started.contains(&stream),
+                "{started}"
+            );
         }
         Self { data_dir, addr, http: reqwest::Client::new(), child: Some(child), log, command, extra_args }
     }

@@ -89,7 +89,13 @@ impl Sink {
     }
 
     fn to(&self, address: &str) -> Vec<Value> {
-        self.messages.lock().unwrap().iter().filter(|m| m["to"].as_array().unwrap().contains(&json!(address))).cloned().collect()
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m["to"].as_array().unwrap().contains(&json!(address)))
+            .cloned()
+            .collect()
     }
 }
 
@@ -131,7 +137,8 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// POSTs the sign-up form (answered once `user.signed_up` is stored).
 async fn sign_up(server: &TestServer, email: &str, name: &str) {
-    let response = server.http.post(server.url("/signup")).json(&json!({"email": email, "name": name})).send().await.unwrap();
+    let response =
+        server.http.post(server.url("/signup")).json(&json!({"email": email, "name": name})).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let answer = json(response).await;
     assert_eq!(answer["email"], email.to_lowercase(), "{answer}");
@@ -233,7 +240,10 @@ async fn the_signup_example_has_each_effect_once() {
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
     // Every execution has finished, so every effect is in: count what the users saw.
-    assert_eq!(database.query("SELECT email || ' ' || name FROM users ORDER BY email"), "ada@example.com Ada\nbob@example.com Bob");
+    assert_eq!(
+        database.query("SELECT email || ' ' || name FROM users ORDER BY email"),
+        "ada@example.com Ada\nbob@example.com Bob"
+    );
     assert_eq!(database.query("SELECT email FROM refused_signups"), "eve@refused.example");
     assert_eq!(database.query("SELECT count(*) FROM welcome_emails WHERE sent_at IS NOT NULL"), "2");
     let (to_ada, to_bob) = (sink.to("ada@example.com"), sink.to("bob@example.com"));
@@ -293,9 +303,8 @@ async fn a_function_token_does_what_its_grants_say_and_nothing_more() {
         ["delete_function", "DELETE", "/v1/functions/listener", null],
         ["forged", "POST", "/v1/topics/allowed", "updf_prober_00"],
     ]});
-    let invoke = |function: &str| {
-        server.api(Method::POST, &format!("/v1/functions/{function}/invoke")).json(&calls).send()
-    };
+    let invoke =
+        |function: &str| server.api(Method::POST, &format!("/v1/functions/{function}/invoke")).json(&calls).send();
     let probed = json(invoke("prober").await.unwrap()).await;
     assert_eq!(
         probed,
