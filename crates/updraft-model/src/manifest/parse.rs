@@ -737,26 +737,39 @@ impl Checker<'_> {
     }
 
     fn hosts(&mut self, path: &str, value: &Value) -> Option<Vec<String>> {
-        let array = self.array(path, value, "allowed_outbound_hosts = [\"api.example.com\"]")?;
-        let mut hosts = Vec::new();
+        let example = "allowed_outbound_hosts = [\"api.example.com\"]";
+        self.strings(
+            path,
+            value,
+            example,
+            "write each host in quotes, like \"api.example.com\"",
+            |checker, path, host| {
+                check_host(host).map(|()| host.to_owned()).map_err(|message| checker.problem(path, message)).ok()
+            },
+        )
+    }
+
+    /// A list of strings, each checked by `check` (given its path and text);
+    /// `quote_fix` says how to write an item that is not a string.
+    fn strings<T>(
+        &mut self,
+        path: &str,
+        value: &Value,
+        example: &str,
+        quote_fix: &str,
+        check: impl Fn(&mut Self, &str, &str) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let array = self.array(path, value, example)?;
+        let mut items = Vec::new();
         let mut all_valid = true;
         for (index, value) in array.iter().enumerate() {
-            let host_path = format!("{path}[{index}]");
-            let checked = self
-                .string(&host_path, value, "write each host in quotes, like \"api.example.com\"")
-                .and_then(|host| match check_host(host) {
-                    Ok(()) => Some(host.to_owned()),
-                    Err(message) => {
-                        self.problem(&host_path, message);
-                        None
-                    }
-                });
-            match checked {
-                Some(host) => hosts.push(host),
+            let item_path = format!("{path}[{index}]");
+            match self.string(&item_path, value, quote_fix).and_then(|text| check(self, &item_path, text)) {
+                Some(item) => items.push(item),
                 None => all_valid = false,
             }
         }
-        all_valid.then_some(hosts)
+        all_valid.then_some(items)
     }
 
     /// A list of names in quotes, each checked by `check`; no repeats.
@@ -767,24 +780,15 @@ impl Checker<'_> {
         example: &str,
         check: impl Fn(&mut Self, &str, &str) -> Option<T>,
     ) -> Option<Vec<T>> {
-        let array = self.array(path, value, example)?;
-        let mut items = Vec::new();
-        let mut all_valid = true;
-        for (index, value) in array.iter().enumerate() {
-            let item_path = format!("{path}[{index}]");
-            let item = self
-                .string(&item_path, value, &format!("write each name in quotes, like {example}"))
-                .and_then(|text| check(self, &item_path, text));
-            match item {
-                Some(item) if items.contains(&item) => {
-                    self.problem(&item_path, "listed twice; keep one");
-                    all_valid = false;
-                }
-                Some(item) => items.push(item),
-                None => all_valid = false,
+        let items = self.strings(path, value, example, &format!("write each name in quotes, like {example}"), check)?;
+        let mut repeated = false;
+        for (index, item) in items.iter().enumerate() {
+            if items[..index].contains(item) {
+                self.problem(&format!("{path}[{index}]"), "listed twice; keep one");
+                repeated = true;
             }
         }
-        all_valid.then_some(items)
+        (!repeated).then_some(items)
     }
 
     fn triggers(&mut self, path: &str, function: &str, value: &Value) -> Option<Vec<Trigger>> {

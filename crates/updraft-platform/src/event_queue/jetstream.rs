@@ -443,8 +443,28 @@ fn decode(message: &[u8]) -> Result<AsyncEvent, String> {
 
 #[cfg(test)]
 impl JetStreamQueue {
+    /// A queue on a stream of its own at `UPDRAFT_TEST_NATS_URL` (default
+    /// nats://127.0.0.1:4222), with its database's folder; `None`, skipping, when NATS
+    /// is unreachable and `UPDRAFT_SKIP_NATS=1`.
+    pub(crate) async fn for_test(ack_wait: Duration) -> Option<(JetStreamQueue, tempfile::TempDir)> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&Store::sqlite_url(&dir.path().join("store.db"))).await.unwrap();
+        let url = std::env::var("UPDRAFT_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+        let stream = format!("UPDRAFT_QUEUE_TEST_{}", uuid::Uuid::new_v4().simple());
+        match JetStreamQueue::connect(&url, &stream, store, ack_wait).await {
+            Ok(queue) => Some((queue, dir)),
+            Err(error) if std::env::var("UPDRAFT_SKIP_NATS").is_ok_and(|value| value == "1") => {
+                eprintln!("skipped: NATS at {url} is unreachable ({error}) and UPDRAFT_SKIP_NATS=1");
+                None
+            }
+            Err(error) => {
+                panic!("NATS JetStream at {url}: {error} (start nats-server -js, or set UPDRAFT_SKIP_NATS=1)")
+            }
+        }
+    }
+
     /// Deletes the stream (a test's own).
-    pub(crate) async fn delete(self) {
+    pub(crate) async fn delete(&self) {
         let _ = self.context.delete_stream(self.stream.cached_info().config.name.clone()).await;
     }
 }
@@ -470,23 +490,8 @@ mod tests {
         assert_eq!(decode(&encode(&event).unwrap()).unwrap(), event);
     }
 
-    /// A queue on a stream of its own (`None`, skipping, when NATS is unreachable and
-    /// `UPDRAFT_SKIP_NATS=1`), with its database's folder.
     async fn queue() -> Option<(JetStreamQueue, tempfile::TempDir)> {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&Store::sqlite_url(&dir.path().join("store.db"))).await.unwrap();
-        let url = std::env::var("UPDRAFT_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
-        let stream = format!("UPDRAFT_JS_TEST_{}", uuid::Uuid::new_v4().simple());
-        match JetStreamQueue::connect(&url, &stream, store, Duration::from_secs(3)).await {
-            Ok(queue) => Some((queue, dir)),
-            Err(error) if std::env::var("UPDRAFT_SKIP_NATS").is_ok_and(|value| value == "1") => {
-                eprintln!("skipped: NATS at {url}: {error}");
-                None
-            }
-            Err(error) => {
-                panic!("NATS JetStream at {url}: {error} (start nats-server -js, or set UPDRAFT_SKIP_NATS=1)")
-            }
-        }
+        JetStreamQueue::for_test(Duration::from_secs(3)).await
     }
 
     fn event(id: &str, payload: Vec<u8>) -> AsyncEvent {

@@ -3,6 +3,7 @@
 //! (`UPDRAFT_TEST_NATS_URL`, default nats://127.0.0.1:4222; `UPDRAFT_SKIP_NATS=1`
 //! skips those when it is unreachable).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use updraft_model::EventSource;
@@ -13,8 +14,8 @@ use super::{Claimed, DatabaseQueue, EventQueue, Settlement};
 
 /// A queue under test and what to clean up after it.
 struct Fixture {
-    queue: Box<dyn EventQueue>,
-    jetstream: Option<JetStreamQueue>,
+    queue: Arc<dyn EventQueue>,
+    jetstream: Option<Arc<JetStreamQueue>>,
     _dir: tempfile::TempDir,
 }
 
@@ -22,26 +23,13 @@ impl Fixture {
     async fn database() -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&Store::sqlite_url(&dir.path().join("store.db"))).await.unwrap();
-        Some(Self { queue: Box::new(DatabaseQueue::new(store)), jetstream: None, _dir: dir })
+        Some(Self { queue: Arc::new(DatabaseQueue::new(store)), jetstream: None, _dir: dir })
     }
 
     async fn jetstream() -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&Store::sqlite_url(&dir.path().join("store.db"))).await.unwrap();
-        let url = std::env::var("UPDRAFT_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
-        let stream = format!("UPDRAFT_QUEUE_TEST_{}", uuid::Uuid::new_v4().simple());
-        let connect = |store| JetStreamQueue::connect(&url, &stream, store, ACK_WAIT);
-        let (queue, jetstream) = match (connect(store.clone()).await, connect(store).await) {
-            (Ok(queue), Ok(jetstream)) => (queue, jetstream),
-            (Err(error), _) | (_, Err(error)) => {
-                if std::env::var("UPDRAFT_SKIP_NATS").is_ok_and(|value| value == "1") {
-                    eprintln!("skipped: NATS at {url} is unreachable ({error}) and UPDRAFT_SKIP_NATS=1");
-                    return None;
-                }
-                panic!("NATS JetStream at {url}: {error} (start nats-server -js, or set UPDRAFT_SKIP_NATS=1)");
-            }
-        };
-        Some(Self { queue: Box::new(queue), jetstream: Some(jetstream), _dir: dir })
+        let (queue, dir) = JetStreamQueue::for_test(ACK_WAIT).await?;
+        let queue = Arc::new(queue);
+        Some(Self { queue: queue.clone(), jetstream: Some(queue), _dir: dir })
     }
 
     async fn finish(self) {
