@@ -51,6 +51,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/usage", get(usage))
         .route("/keys", post(key_create).get(key_list))
         .route("/keys/{id}", axum::routing::delete(key_delete))
+        .route("/status", get(status))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require_key));
     Router::new().route("/openapi.json", get(openapi)).merge(authenticated)
 }
@@ -151,7 +152,29 @@ pub(crate) async fn app_deploy(
     }
     let outcome =
         state.platform.deploy(DeployRequest { app: app.clone(), manifest: params.manifest, artifacts }).await?;
-    Ok(Json(DeployView::new(app.as_str(), &outcome)))
+    let warnings = state.platform.deploy_warnings(&outcome);
+    Ok(Json(DeployView::new(app.as_str(), &outcome, warnings)))
+}
+
+/// The server's status: its version, and each layer of the Lambda sandbox on its host
+/// (what `updraft doctor` shows).
+#[utoipa::path(
+    get, path = "/v1/status", tag = "server",
+    responses((status = 200, description = "The server's status", body = crate::views::StatusView)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn status(State(state): State<AppState>) -> Json<crate::views::StatusView> {
+    let platform = &state.platform;
+    Json(crate::views::StatusView {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        node_id: platform.node_id().to_owned(),
+        pooling: platform.pooling(),
+        event_queue: match platform.config().event_queue {
+            updraft_platform::EventQueueConfig::Database => "database".to_owned(),
+            updraft_platform::EventQueueConfig::JetStream { .. } => "jetstream".to_owned(),
+        },
+        sandbox: platform.sandbox_status().map(crate::views::SandboxView::new),
+    })
 }
 
 /// List functions.

@@ -41,6 +41,7 @@ use crate::views::*;
         control::key_create,
         control::key_list,
         control::key_delete,
+        control::status,
     ),
     components(schemas(
         ErrorBody, ErrorView, ProblemView, ArtifactView, DeployView, DeployedFunctionView, FunctionView,
@@ -48,7 +49,8 @@ use crate::views::*;
         DeployParams, RollbackParams, InvocationView, InvocationListView, UsageView, UsageHourView,
         FunctionUsageView, PricesView, UsageReportView, AccessKeyCreatedView, AccessKeyView, AccessKeyListView,
         AsyncAcceptedView, AsyncEventView, PublishedView, TopicView, TopicListView, QueueSentView, QueueView,
-        QueueTriggerView, ExecutionStartedView, ExecutionView, HistoryEntryView,
+        QueueTriggerView, ExecutionStartedView, ExecutionView, HistoryEntryView, StatusView, SandboxView,
+        SandboxLayerView,
     )),
     modifiers(&BearerAuth)
 )]

@@ -53,6 +53,10 @@ pub struct DeployView {
     pub functions: Vec<DeployedFunctionView>,
     /// Functions the app no longer declares, now deleted.
     pub removed: Vec<String>,
+    /// What the operator should know about how the deployed functions run (a sandbox
+    /// layer the server runs without, say).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -65,7 +69,7 @@ pub struct DeployedFunctionView {
 }
 
 impl DeployView {
-    pub(crate) fn new(app: &str, outcome: &DeployOutcome) -> Self {
+    pub(crate) fn new(app: &str, outcome: &DeployOutcome, warnings: Vec<String>) -> Self {
         Self {
             app: app.to_owned(),
             generation: outcome.generation,
@@ -75,6 +79,65 @@ impl DeployView {
                 .map(|f| DeployedFunctionView { name: f.name.to_string(), version: f.version.0, changed: f.changed })
                 .collect(),
             removed: outcome.removed.iter().map(ToString::to_string).collect(),
+            warnings,
+        }
+    }
+}
+
+/// The server and how it can run functions.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatusView {
+    /// The server's version.
+    pub version: String,
+    pub node_id: String,
+    /// Whether wasmtime's pooling allocator is in use.
+    pub pooling: bool,
+    /// Where asynchronous events wait: `database` or `jetstream`.
+    pub event_queue: String,
+    /// The Lambda runtime's sandbox on this host; absent when the server runs no
+    /// Lambda functions.
+    pub sandbox: Option<SandboxView>,
+}
+
+/// The process sandbox's layers.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SandboxView {
+    /// Whether Lambda functions run here (no layer is missing without the operator's
+    /// leave).
+    pub ready: bool,
+    pub layers: Vec<SandboxLayerView>,
+}
+
+/// One layer of the process sandbox.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SandboxLayerView {
+    /// `namespaces`, `cgroup-memory`, `cgroup-pids`, `cgroup-cpu`, `landlock`,
+    /// `seccomp` or `no-new-privs`.
+    pub layer: String,
+    /// `ok`, `missing` (Lambda functions do not run) or `allowed-missing` (they run
+    /// without it, as the operator allowed with `--sandbox-allow-missing`).
+    pub state: String,
+    /// What is in place, or why it is not.
+    pub detail: String,
+    /// How to get the layer, when it is not in place.
+    pub fix: Option<String>,
+}
+
+impl SandboxView {
+    pub(crate) fn new(status: &updraft_platform::SandboxStatus) -> Self {
+        use updraft_platform::LayerState;
+        SandboxView {
+            ready: status.check().is_ok(),
+            layers: status
+                .layers
+                .iter()
+                .map(|layer| SandboxLayerView {
+                    layer: layer.layer.as_str().to_owned(),
+                    state: layer.state.as_str().to_owned(),
+                    detail: layer.detail.clone(),
+                    fix: (layer.state != LayerState::Ok).then(|| layer.layer.fix().to_owned()),
+                })
+                .collect(),
         }
     }
 }

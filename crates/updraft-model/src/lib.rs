@@ -10,6 +10,7 @@ mod invocation;
 mod limits;
 mod manifest;
 mod names;
+mod outbound;
 mod route;
 mod schedule;
 mod workflow;
@@ -22,6 +23,7 @@ pub use manifest::{
     ManifestProblem, QueueTrigger, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger, WorkflowSpec,
 };
 pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, TopicName, VersionNumber};
+pub use outbound::{HostMatch, HostRule, Portless, WEB_PORTS};
 pub use route::{MethodSet, RoutePattern, RouteSegment};
 pub use schedule::{CatchUp, InvalidSchedule, ScheduleExpression, Timezone};
 pub use workflow::{AfterTask, StateKind, StateMachine, Step, TaskError};

@@ -11,7 +11,7 @@ use updraft_model::{
     AppName, ArtifactDigest, EventInput, EventSource, FunctionConfig, FunctionName, Limits, Manifest, ManifestError,
     Runtime, TriggerKind, VersionNumber,
 };
-use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError};
+use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError, SandboxLayer, SandboxStatus};
 use updraft_runtime_wasm::{HttpRequest, HttpResponse, Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
 use updraft_scheduler::{
     Failure, InstanceConfig, InvocationMeta, InvokeError, PoolSpec, PrepareError, Prepared, ReservationError,
@@ -72,6 +72,10 @@ pub struct LambdaConfig {
     pub node: Option<PathBuf>,
     /// Sandboxes kept pre-started per managed runtime (see `ProcessRuntimeConfig`).
     pub warm_sandboxes: usize,
+    /// Where control-group hierarchies are mounted (`/sys/fs/cgroup`).
+    pub cgroup_root: PathBuf,
+    /// Sandbox layers the operator allows to be missing on this host.
+    pub allow_missing: Vec<SandboxLayer>,
 }
 
 /// This server's API as a function with grants reaches it.
@@ -300,16 +304,34 @@ impl Platform {
             max_instances: config.max_instances,
         })?;
         let process = match &config.lambda {
-            Some(lambda) => Some(ProcessRuntime::new(ProcessRuntimeConfig {
-                jailer: lambda.jailer.clone(),
-                work_dir: data_dir.join("lambda"),
-                python: lambda.python.clone(),
-                node: lambda.node.clone(),
-                region: REGION.to_owned(),
-                account_id: ACCOUNT_ID.to_owned(),
-                seccomp: true,
-                warm_sandboxes: lambda.warm_sandboxes,
-            })?),
+            Some(lambda) => {
+                let process = ProcessRuntime::start(ProcessRuntimeConfig {
+                    jailer: lambda.jailer.clone(),
+                    work_dir: data_dir.join("lambda"),
+                    python: lambda.python.clone(),
+                    node: lambda.node.clone(),
+                    region: REGION.to_owned(),
+                    account_id: ACCOUNT_ID.to_owned(),
+                    cgroup_root: lambda.cgroup_root.clone(),
+                    allow_missing: lambda.allow_missing.clone(),
+                    skip_layers: Vec::new(),
+                    warm_sandboxes: lambda.warm_sandboxes,
+                })
+                .await?;
+                let status = process.sandbox_status();
+                if let Err(incomplete) = status.check() {
+                    tracing::error!("{incomplete}");
+                }
+                let without = status.running_without();
+                if !without.is_empty() {
+                    let names: Vec<&str> = without.iter().map(|layer| layer.as_str()).collect();
+                    tracing::warn!(
+                        layers = names.join(","),
+                        "Lambda sandboxes run without these layers, as --sandbox-allow-missing allows"
+                    );
+                }
+                Some(process)
+            }
             None => None,
         };
         let secrets_key = data_dir.join("secrets.key");
@@ -382,6 +404,35 @@ impl Platform {
     /// Whether wasmtime's pooling allocator is in use.
     pub fn pooling(&self) -> bool {
         self.wasm.pooling()
+    }
+
+    /// The process sandbox's layers on this host; `None` without the Lambda runtime.
+    pub fn sandbox_status(&self) -> Option<&SandboxStatus> {
+        self.process.as_ref().map(ProcessRuntime::sandbox_status)
+    }
+
+    /// What every deploy of Lambda functions says while their sandboxes run without a
+    /// layer the operator allowed to be missing.
+    pub fn deploy_warnings(&self, outcome: &DeployOutcome) -> Vec<String> {
+        let Some(status) = self.sandbox_status() else { return Vec::new() };
+        let without = status.running_without();
+        let live = self.live();
+        let processes: Vec<&str> = outcome
+            .functions
+            .iter()
+            .filter(|f| live.functions.get(&f.name).is_some_and(|f| f.config.runtime != Runtime::Wasm))
+            .map(|f| f.name.as_str())
+            .collect();
+        if without.is_empty() || processes.is_empty() {
+            return Vec::new();
+        }
+        let layers: Vec<&str> = without.iter().map(|layer| layer.as_str()).collect();
+        vec![format!(
+            "{} run{} in sandboxes without {} (the server was started with --sandbox-allow-missing)",
+            processes.join(", "),
+            if processes.len() == 1 { "s" } else { "" },
+            layers.join(", ")
+        )]
     }
 
     pub fn config(&self) -> &PlatformConfig {

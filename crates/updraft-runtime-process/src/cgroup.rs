@@ -1,18 +1,55 @@
 //! Control groups: each instance's memory, process-count and CPU limits, and the
 //! source of its Max Memory Used. Works with whichever hierarchy the host has: the
 //! unified v2 tree, or the v1 `memory`, `pids` and `cpu` controllers.
+//!
+//! Each controller is found (or not) on its own, so that the server can say exactly
+//! which layer is missing. Every instance group sits under one `updraft` group whose
+//! CPU weight is a quarter of an ordinary process's: functions spinning at their
+//! quota still leave the server's own threads the CPU they need.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Which control-group hierarchy this host offers Updraft.
+use crate::spec::SandboxLayer;
+
+/// A controller Updraft uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Controller {
+    Memory,
+    Pids,
+    Cpu,
+}
+
+impl Controller {
+    pub const ALL: [Controller; 3] = [Controller::Memory, Controller::Pids, Controller::Cpu];
+
+    fn name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Pids => "pids",
+            Controller::Cpu => "cpu",
+        }
+    }
+
+    pub fn layer(self) -> SandboxLayer {
+        match self {
+            Controller::Memory => SandboxLayer::CgroupMemory,
+            Controller::Pids => SandboxLayer::CgroupPids,
+            Controller::Cpu => SandboxLayer::CgroupCpu,
+        }
+    }
+}
+
+/// The control-group hierarchy this host offers Updraft, controller by controller.
 #[derive(Debug, Clone)]
-pub enum Hierarchy {
-    /// cgroup v2: one folder per instance under `<root>/updraft`.
-    V2 { parent: PathBuf },
-    /// cgroup v1: a folder per instance under `updraft` in each controller's tree.
-    V1 { memory: Option<PathBuf>, pids: Option<PathBuf>, cpu: Option<PathBuf> },
+pub struct Hierarchy {
+    v2: bool,
+    /// Per controller, the `updraft` folder its instance groups go in, or why there is
+    /// none.
+    memory: Result<PathBuf, String>,
+    pids: Result<PathBuf, String>,
+    cpu: Result<PathBuf, String>,
 }
 
 /// What one instance may use.
@@ -25,26 +62,82 @@ pub struct CgroupLimits {
 }
 
 const CPU_PERIOD_US: u64 = 100_000;
+/// The `updraft` group's CPU weight against an ordinary process's (v1 `cpu.shares`
+/// of 1024, v2 `cpu.weight` of 100): a quarter.
+const SHARES_V1: u32 = 256;
+const WEIGHT_V2: u32 = 25;
 
 impl Hierarchy {
-    /// Finds a writable hierarchy under `/sys/fs/cgroup`, or `None` (the instance then
-    /// falls back to rlimits alone).
-    pub fn detect() -> Option<Hierarchy> {
-        let base = Path::new("/sys/fs/cgroup");
-        if base.join("cgroup.controllers").exists() {
-            let parent = base.join("updraft");
-            fs::create_dir_all(&parent).ok()?;
-            // Let instances below `updraft` have their own limits.
-            let _ = fs::write(base.join("cgroup.subtree_control"), "+memory +pids +cpu");
-            fs::write(parent.join("cgroup.subtree_control"), "+memory +pids +cpu").ok()?;
-            return Some(Hierarchy::V2 { parent });
+    /// Finds each controller under `root` (normally `/sys/fs/cgroup`), making the
+    /// `updraft` groups where they are missing.
+    pub fn detect(root: &Path) -> Hierarchy {
+        if root.join("cgroup.controllers").exists() {
+            return Self::detect_v2(root);
         }
-        let controller = |name: &str| {
-            let dir = base.join(name);
-            dir.join("cgroup.procs").exists().then(|| dir.join("updraft")).filter(|dir| fs::create_dir_all(dir).is_ok())
+        let controller = |controller: Controller| -> Result<PathBuf, String> {
+            let dir = root.join(controller.name());
+            if !dir.join("cgroup.procs").exists() {
+                return Err(format!("no {} controller is mounted at {}", controller.name(), dir.display()));
+            }
+            let parent = dir.join("updraft");
+            fs::create_dir_all(&parent).map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
+            if controller == Controller::Cpu {
+                fs::write(parent.join("cpu.shares"), SHARES_V1.to_string())
+                    .map_err(|error| format!("cannot set {}/cpu.shares: {error}", parent.display()))?;
+            }
+            Ok(parent)
         };
-        let (memory, pids, cpu) = (controller("memory"), controller("pids"), controller("cpu"));
-        (memory.is_some() || pids.is_some()).then_some(Hierarchy::V1 { memory, pids, cpu })
+        Hierarchy {
+            v2: false,
+            memory: controller(Controller::Memory),
+            pids: controller(Controller::Pids),
+            cpu: controller(Controller::Cpu),
+        }
+    }
+
+    fn detect_v2(root: &Path) -> Hierarchy {
+        let parent = root.join("updraft");
+        if let Err(error) = fs::create_dir_all(&parent) {
+            let reason = format!("cannot create {}: {error}", parent.display());
+            return Hierarchy { v2: true, memory: Err(reason.clone()), pids: Err(reason.clone()), cpu: Err(reason) };
+        }
+        let enable = |controller: Controller| -> Result<PathBuf, String> {
+            let name = controller.name();
+            // Let `updraft` have it (the root may have enabled it already), then its
+            // children.
+            let _ = fs::write(root.join("cgroup.subtree_control"), format!("+{name}"));
+            fs::write(parent.join("cgroup.subtree_control"), format!("+{name}"))
+                .map_err(|error| format!("cannot enable the {name} controller under {}: {error}", parent.display()))?;
+            if controller == Controller::Cpu {
+                fs::write(parent.join("cpu.weight"), WEIGHT_V2.to_string())
+                    .map_err(|error| format!("cannot set {}/cpu.weight: {error}", parent.display()))?;
+            }
+            Ok(parent.clone())
+        };
+        Hierarchy {
+            v2: true,
+            memory: enable(Controller::Memory),
+            pids: enable(Controller::Pids),
+            cpu: enable(Controller::Cpu),
+        }
+    }
+
+    fn parent(&self, controller: Controller) -> &Result<PathBuf, String> {
+        match controller {
+            Controller::Memory => &self.memory,
+            Controller::Pids => &self.pids,
+            Controller::Cpu => &self.cpu,
+        }
+    }
+
+    /// Why `controller` is unavailable, or `None` when it is available.
+    pub fn missing(&self, controller: Controller) -> Option<&str> {
+        self.parent(controller).as_ref().err().map(String::as_str)
+    }
+
+    /// `v1` or `v2`, for the operator.
+    pub fn version(&self) -> &'static str {
+        if self.v2 { "v2" } else { "v1" }
     }
 
     /// Removes the groups that earlier runs of the server left behind (a crash, or a stop
@@ -52,10 +145,8 @@ impl Hierarchy {
     /// gone. Another live server's groups are left alone, and one still holding a
     /// process cannot be removed anyway.
     pub fn sweep(&self) -> usize {
-        let parents: Vec<&PathBuf> = match self {
-            Hierarchy::V2 { parent } => vec![parent],
-            Hierarchy::V1 { memory, pids, cpu } => [memory, pids, cpu].into_iter().flatten().collect(),
-        };
+        let mut parents: Vec<&PathBuf> = Controller::ALL.iter().filter_map(|c| self.parent(*c).as_ref().ok()).collect();
+        parents.dedup();
         let mut removed = 0;
         for parent in parents {
             let Ok(entries) = fs::read_dir(parent) else { continue };
@@ -71,48 +162,55 @@ impl Hierarchy {
         removed
     }
 
-    /// Creates and configures the control group of instance `name`.
-    pub fn create(&self, name: &str, limits: CgroupLimits) -> io::Result<InstanceCgroup> {
+    /// Creates and configures the control group of instance `name` in every available
+    /// controller. Any limit that cannot be written is an error naming its controller
+    /// (the group made so far is removed).
+    pub fn create(&self, name: &str, limits: CgroupLimits) -> Result<InstanceCgroup, (Controller, io::Error)> {
         let quota = ((limits.cpu_share * CPU_PERIOD_US as f64) as u64).max(1_000);
-        match self {
-            Hierarchy::V2 { parent } => {
-                let dir = parent.join(name);
-                fs::create_dir_all(&dir)?;
-                let group = InstanceCgroup { dirs: vec![dir.clone()], v2: true };
-                fs::write(dir.join("memory.max"), limits.memory_bytes.to_string())?;
-                let _ = fs::write(dir.join("memory.swap.max"), "0");
-                fs::write(dir.join("pids.max"), limits.max_processes.to_string())?;
-                let _ = fs::write(dir.join("cpu.max"), format!("{quota} {CPU_PERIOD_US}"));
-                Ok(group)
-            }
-            Hierarchy::V1 { memory, pids, cpu } => {
-                let mut group = InstanceCgroup { dirs: Vec::new(), v2: false };
-                if let Some(memory) = memory {
-                    let dir = memory.join(name);
+        let mut group = InstanceCgroup { dirs: Vec::new(), v2: self.v2, memory: None };
+        for controller in Controller::ALL {
+            let Ok(parent) = self.parent(controller) else { continue };
+            let dir = parent.join(name);
+            let configured = (|| -> io::Result<()> {
+                if !group.dirs.contains(&dir) {
                     fs::create_dir_all(&dir)?;
                     group.dirs.push(dir.clone());
-                    fs::write(dir.join("memory.limit_in_bytes"), limits.memory_bytes.to_string())?;
-                    // Without swap accounting this file is missing; the limit then
-                    // counts resident memory only.
-                    let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), limits.memory_bytes.to_string());
                 }
-                if let Some(pids) = pids {
-                    let dir = pids.join(name);
-                    fs::create_dir_all(&dir)?;
-                    group.dirs.push(dir.clone());
-                    fs::write(dir.join("pids.max"), limits.max_processes.to_string())?;
-                }
-                if let Some(cpu) = cpu {
-                    let dir = cpu.join(name);
-                    if fs::create_dir_all(&dir).is_ok() {
-                        group.dirs.push(dir.clone());
-                        let _ = fs::write(dir.join("cpu.cfs_period_us"), CPU_PERIOD_US.to_string());
-                        let _ = fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string());
+                match (controller, self.v2) {
+                    (Controller::Memory, true) => {
+                        fs::write(dir.join("memory.max"), limits.memory_bytes.to_string())?;
+                        // Without swap accounting the file is missing: nothing to limit.
+                        write_if_present(&dir.join("memory.swap.max"), "0")?;
+                    }
+                    (Controller::Memory, false) => {
+                        fs::write(dir.join("memory.limit_in_bytes"), limits.memory_bytes.to_string())?;
+                        write_if_present(&dir.join("memory.memsw.limit_in_bytes"), &limits.memory_bytes.to_string())?;
+                    }
+                    (Controller::Pids, _) => fs::write(dir.join("pids.max"), limits.max_processes.to_string())?,
+                    (Controller::Cpu, true) => fs::write(dir.join("cpu.max"), format!("{quota} {CPU_PERIOD_US}"))?,
+                    (Controller::Cpu, false) => {
+                        fs::write(dir.join("cpu.cfs_period_us"), CPU_PERIOD_US.to_string())?;
+                        fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string())?;
                     }
                 }
-                Ok(group)
+                Ok(())
+            })();
+            if let Err(error) = configured {
+                let _ = group.remove();
+                return Err((controller, error));
+            }
+            if controller == Controller::Memory {
+                group.memory = Some(dir);
             }
         }
+        Ok(group)
+    }
+}
+
+fn write_if_present(path: &Path, value: &str) -> io::Result<()> {
+    match fs::write(path, value) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
@@ -128,6 +226,8 @@ pub fn is_stale(name: &str) -> bool {
 pub struct InstanceCgroup {
     dirs: Vec<PathBuf>,
     v2: bool,
+    /// The folder with the memory controller's files, if it has one.
+    memory: Option<PathBuf>,
 }
 
 impl InstanceCgroup {
@@ -136,46 +236,54 @@ impl InstanceCgroup {
         &self.dirs
     }
 
-    fn memory_dir(&self) -> Option<&Path> {
-        self.dirs
-            .iter()
-            .find(|dir| dir.join(if self.v2 { "memory.max" } else { "memory.limit_in_bytes" }).exists())
-            .map(PathBuf::as_path)
+    /// Whether the memory controller limits this group.
+    pub fn limits_memory(&self) -> bool {
+        self.memory.is_some()
+    }
+
+    fn memory_file(&self, v2: &str, v1: &str) -> Option<PathBuf> {
+        self.memory.as_ref().map(|dir| dir.join(if self.v2 { v2 } else { v1 }))
     }
 
     /// Changes the memory limit (a pre-started sandbox gets its function's).
     pub fn set_memory_limit(&self, bytes: u64) -> io::Result<()> {
-        let Some(dir) = self.memory_dir() else { return Ok(()) };
-        let file = if self.v2 { "memory.max" } else { "memory.limit_in_bytes" };
-        fs::write(dir.join(file), bytes.to_string())?;
+        let Some(file) = self.memory_file("memory.max", "memory.limit_in_bytes") else {
+            return Err(io::Error::other("the instance has no memory control group"));
+        };
         if !self.v2 {
-            let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), bytes.to_string());
+            // v1 refuses a memsw limit below the memory limit, and the reverse:
+            // lower whichever order keeps them consistent.
+            let memsw = self.memory_file("", "memory.memsw.limit_in_bytes").expect("memory is set");
+            let current: u64 =
+                fs::read_to_string(&file).ok().and_then(|text| text.trim().parse().ok()).unwrap_or(u64::MAX);
+            if bytes < current {
+                fs::write(&file, bytes.to_string())?;
+                return write_if_present(&memsw, &bytes.to_string());
+            }
+            write_if_present(&memsw, &bytes.to_string())?;
         }
-        Ok(())
+        fs::write(file, bytes.to_string())
     }
 
     /// The most memory the instance held since the last reset, in bytes.
     pub fn peak_memory(&self) -> Option<u64> {
-        let dir = self.memory_dir()?;
-        let file = if self.v2 { "memory.peak" } else { "memory.max_usage_in_bytes" };
-        fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
+        let file = self.memory_file("memory.peak", "memory.max_usage_in_bytes")?;
+        fs::read_to_string(file).ok()?.trim().parse().ok()
     }
 
     /// Starts a new peak: each invocation reports its own Max Memory Used.
     pub fn reset_peak(&self) {
-        if let Some(dir) = self.memory_dir() {
-            let file = if self.v2 { "memory.peak" } else { "memory.max_usage_in_bytes" };
-            let _ = fs::write(dir.join(file), "0");
+        if let Some(file) = self.memory_file("memory.peak", "memory.max_usage_in_bytes") {
+            let _ = fs::write(file, "0");
         }
     }
 
     /// How many times the kernel's OOM killer acted in this group.
     pub fn oom_kills(&self) -> u64 {
-        let Some(dir) = self.memory_dir() else { return 0 };
-        let (file, key) = if self.v2 { ("memory.events", "oom_kill") } else { ("memory.oom_control", "oom_kill") };
-        fs::read_to_string(dir.join(file))
+        let Some(file) = self.memory_file("memory.events", "memory.oom_control") else { return 0 };
+        fs::read_to_string(file)
             .ok()
-            .and_then(|text| text.lines().find_map(|line| line.strip_prefix(key)?.trim().parse().ok()))
+            .and_then(|text| text.lines().find_map(|line| line.strip_prefix("oom_kill")?.trim().parse().ok()))
             .unwrap_or(0)
     }
 
@@ -202,11 +310,23 @@ impl InstanceCgroup {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn only_groups_of_servers_that_are_gone_are_stale() {
-        assert!(!super::is_stale(&format!("{}-3", std::process::id())), "this process runs");
-        assert!(!super::is_stale("1-0"), "pid 1 runs");
-        assert!(super::is_stale(&format!("{}-0", u32::MAX)), "no such process");
-        assert!(!super::is_stale("not-a-pid") && !super::is_stale("updraft"), "not Updraft's naming");
+        assert!(!is_stale(&format!("{}-3", std::process::id())), "this process runs");
+        assert!(!is_stale("1-0"), "pid 1 runs");
+        assert!(is_stale(&format!("{}-0", u32::MAX)), "no such process");
+        assert!(!is_stale("not-a-pid") && !is_stale("updraft"), "not Updraft's naming");
+    }
+
+    #[test]
+    fn a_root_without_controllers_names_each_one_missing() {
+        let empty = tempfile::tempdir().unwrap();
+        let hierarchy = Hierarchy::detect(empty.path());
+        for controller in Controller::ALL {
+            let reason = hierarchy.missing(controller).unwrap();
+            assert!(reason.contains(controller.name()), "{reason}");
+        }
     }
 }

@@ -19,9 +19,11 @@ use updraft_scheduler::{
 };
 
 use crate::api::{Event, Reply, RuntimeApi, Started, xray_trace_header};
-use crate::cgroup::{CgroupLimits, Hierarchy, InstanceCgroup};
+use crate::cgroup::{CgroupLimits, Controller, Hierarchy, InstanceCgroup};
+use crate::egress::{Egress, EgressError, EgressPlan};
 use crate::host::{self, Interpreter, Pipes};
-use crate::spec::{JailSpec, RlimitSpec};
+use crate::sandbox::{SandboxIncomplete, SandboxStatus};
+use crate::spec::{JailSpec, LayerCheck, RlimitSpec, SandboxLayer};
 
 /// What a Lambda function receives: an HTTP request (mapped to an API Gateway event)
 /// or, marked with [`EventInput`], an event payload passed as it is.
@@ -59,8 +61,14 @@ pub struct ProcessRuntimeConfig {
     /// The region and account that ARNs and events name.
     pub region: String,
     pub account_id: String,
-    /// Install the seccomp filter (on by default; off only to debug a runtime).
-    pub seccomp: bool,
+    /// Where control-group hierarchies are mounted (normally `/sys/fs/cgroup`).
+    pub cgroup_root: PathBuf,
+    /// Layers the operator allows to be missing on this host (`--sandbox-allow-missing`):
+    /// applied where the host has them, left out where it does not.
+    pub allow_missing: Vec<SandboxLayer>,
+    /// Layers left out even where the host has them: only for tests that prove a
+    /// layer matters, and for debugging a runtime. Never set by the server.
+    pub skip_layers: Vec<SandboxLayer>,
     /// Sandboxes kept pre-started per managed runtime (`python3`, `nodejs`), their
     /// interpreter up and waiting for a function: a cold start then skips the
     /// interpreter's start-up. 0 turns them off.
@@ -76,7 +84,9 @@ pub struct ProcessRuntime {
 struct Inner {
     config: ProcessRuntimeConfig,
     runtime_dir: PathBuf,
-    cgroups: Option<Hierarchy>,
+    cgroups: Hierarchy,
+    /// Which sandbox layers this host applies, found at start.
+    status: SandboxStatus,
     python: OnceLock<Result<Interpreter, String>>,
     node: OnceLock<Result<Interpreter, String>>,
     loader: Option<PathBuf>,
@@ -101,8 +111,11 @@ impl ProcessRuntime {
         self.inner.templates.lock().unwrap().get(&kind).map_or(0, Vec::len)
     }
 
-    /// Writes Updraft's bootstraps under `work_dir` and finds the host's control groups.
-    pub fn new(config: ProcessRuntimeConfig) -> Result<ProcessRuntime, ProcessRuntimeError> {
+    /// Writes Updraft's bootstraps under `work_dir`, finds the host's control groups
+    /// and checks every sandbox layer with a probing jailer. Missing layers do not
+    /// stop this: they stop process functions, which are refused naming them (see
+    /// [`ProcessRuntime::sandbox_status`]).
+    pub async fn start(config: ProcessRuntimeConfig) -> Result<ProcessRuntime, ProcessRuntimeError> {
         let runtime_dir = config.work_dir.join("runtime");
         let error = |source| ProcessRuntimeError { dir: config.work_dir.clone(), source };
         std::fs::create_dir_all(&runtime_dir).map_err(error)?;
@@ -110,14 +123,9 @@ impl ProcessRuntime {
         std::fs::write(runtime_dir.join("bootstrap.mjs"), NODE_BOOTSTRAP).map_err(error)?;
         set_readable(&config.work_dir).map_err(error)?;
         set_readable(&runtime_dir).map_err(error)?;
-        let cgroups = Hierarchy::detect();
-        match &cgroups {
-            Some(hierarchy) => {
-                let swept = hierarchy.sweep();
-                tracing::debug!(?hierarchy, swept, "process instances get control groups");
-            }
-            None => tracing::warn!("no writable control groups: process instances are limited by rlimits only"),
-        }
+        let cgroups = Hierarchy::detect(&config.cgroup_root);
+        let swept = cgroups.sweep();
+        tracing::debug!(?cgroups, swept, "control groups for process instances");
         // Instance folders of earlier runs (empty mount points) go too.
         if let Ok(entries) = std::fs::read_dir(config.work_dir.join("instances")) {
             for entry in entries.flatten() {
@@ -126,18 +134,27 @@ impl ProcessRuntime {
                 }
             }
         }
-        Ok(ProcessRuntime {
-            inner: Arc::new(Inner {
-                runtime_dir,
-                cgroups,
-                python: OnceLock::new(),
-                node: OnceLock::new(),
-                loader: host::elf_loader(),
-                templates: Mutex::default(),
-                filling: Mutex::default(),
-                config,
-            }),
-        })
+        let mut inner = Inner {
+            runtime_dir,
+            cgroups,
+            status: SandboxStatus { layers: Vec::new() },
+            python: OnceLock::new(),
+            node: OnceLock::new(),
+            loader: host::elf_loader(),
+            templates: Mutex::default(),
+            filling: Mutex::default(),
+            config,
+        };
+        inner.status = inner.probe().await;
+        for layer in &inner.status.layers {
+            tracing::debug!(layer = %layer.layer, state = layer.state.as_str(), detail = %layer.detail, "sandbox layer");
+        }
+        Ok(ProcessRuntime { inner: Arc::new(inner) })
+    }
+
+    /// Which sandbox layers instances get on this host.
+    pub fn sandbox_status(&self) -> &SandboxStatus {
+        &self.inner.status
     }
 }
 
@@ -149,6 +166,73 @@ fn set_readable(dir: &Path) -> std::io::Result<()> {
 }
 
 impl Inner {
+    /// Checks every layer: the control-group controllers here, the rest by building a
+    /// whole sandbox with a probing jailer (in a group of its own, which also proves
+    /// that instances can join one).
+    async fn probe(&self) -> SandboxStatus {
+        let mut checks: Vec<LayerCheck> = Vec::new();
+        for controller in Controller::ALL {
+            let missing = self.cgroups.missing(controller).map(str::to_owned);
+            checks.push(LayerCheck { layer: controller.layer(), missing, detail: self.cgroups.version().to_owned() });
+        }
+        let (_, name) = next_name();
+        let limits = CgroupLimits { memory_bytes: 64 << 20, max_processes: MAX_PROCESSES, cpu_share: 1.0 };
+        let cgroup = match self.cgroups.create(&format!("{name}-probe"), limits) {
+            Ok(cgroup) => Some(cgroup),
+            Err((controller, error)) => {
+                let check = checks.iter_mut().find(|check| check.layer == controller.layer()).expect("listed above");
+                check.missing = Some(format!("cannot configure an instance's group: {error}"));
+                None
+            }
+        };
+        let dir = self.config.work_dir.join("instances").join(format!("{name}-probe"));
+        let empty = self.config.work_dir.join("empty");
+        let report = match std::fs::create_dir_all(dir.join("root")).and_then(|()| std::fs::create_dir_all(&empty)) {
+            Ok(()) => {
+                let spec = JailSpec {
+                    root: dir.join("root"),
+                    task: empty,
+                    attach: None,
+                    runtime_dir: None,
+                    system_paths: SYSTEM_PATHS.iter().map(PathBuf::from).collect(),
+                    tmp_bytes: 1 << 20,
+                    runtime_api_port: RUNTIME_API_PORT,
+                    egress: None,
+                    cgroups: cgroup.as_ref().map(|group| group.dirs().to_vec()).unwrap_or_default(),
+                    limits: RlimitSpec { nofile: 64, fsize: 1 << 20, address_space: 0, nproc: 0 },
+                    executables: self.loader.iter().cloned().collect(),
+                    executable_dirs: Vec::new(),
+                    uid: FIRST_UID,
+                    gid: FIRST_UID,
+                    skip: self.config.skip_layers.clone(),
+                    allow_missing: self.config.allow_missing.clone(),
+                    probe: true,
+                    argv: Vec::new(),
+                    env: Vec::new(),
+                };
+                host::probe(&self.config.jailer, &spec, INIT_LIMIT).await.map_err(|error| error.to_string())
+            }
+            Err(error) => Err(format!("cannot make the probe's folder {}: {error}", dir.display())),
+        };
+        match report {
+            Ok(report) => checks.extend(report.layers),
+            Err(reason) => {
+                // Nothing is known of the jailer's layers: every one is missing.
+                for layer in
+                    [SandboxLayer::Namespaces, SandboxLayer::NoNewPrivs, SandboxLayer::Landlock, SandboxLayer::Seccomp]
+                {
+                    checks.push(LayerCheck {
+                        layer,
+                        missing: Some(format!("the probe failed: {reason}")),
+                        detail: String::new(),
+                    });
+                }
+            }
+        }
+        retire(None, cgroup, Some(dir));
+        SandboxStatus::from_checks(&checks, &self.config.allow_missing)
+    }
+
     fn interpreter(&self, kind: RuntimeKind) -> Result<Interpreter, String> {
         let found = match kind {
             RuntimeKind::Python3 => self
@@ -177,6 +261,10 @@ pub enum ProcessPrepareError {
     NoInterpreter { runtime: RuntimeKind, reason: String },
     #[error(transparent)]
     Bundle(#[from] crate::bundle::BundleError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxIncomplete),
+    #[error(transparent)]
+    Egress(#[from] EgressError),
 }
 
 impl Runtime<HttpRequest, HttpResponse> for ProcessRuntime {
@@ -199,6 +287,10 @@ fn prepare(inner: &Arc<Inner>, source: VersionSource) -> Result<PreparedProcess,
     if kind == RuntimeKind::Wasm {
         return Err(Box::new(ProcessPrepareError::NotAProcessRuntime(kind)));
     }
+    inner.status.check().map_err(ProcessPrepareError::from)?;
+    let egress = EgressPlan::new(&source.config.allowed_outbound_hosts, RUNTIME_API_PORT)
+        .map_err(ProcessPrepareError::from)?
+        .map(Arc::new);
     let bundle = crate::bundle::unpack(
         &source.artifact_path,
         &inner.config.work_dir.join("bundles").join(source.artifact.as_str()),
@@ -241,10 +333,7 @@ fn prepare(inner: &Arc<Inner>, source: VersionSource) -> Result<PreparedProcess,
             vec!["/var/task/bootstrap".into()]
         }
     };
-    let network = !source.config.allowed_outbound_hosts.is_empty();
-    if network {
-        system_paths.extend(NETWORK_PATHS.iter().map(PathBuf::from));
-    } else if matches!(kind, RuntimeKind::Python3 | RuntimeKind::Nodejs) && inner.config.warm_sandboxes > 0 {
+    if egress.is_none() && matches!(kind, RuntimeKind::Python3 | RuntimeKind::Nodejs) && inner.pre_starts() {
         // The first function of a runtime starts its pre-started sandboxes.
         inner.refill(kind);
     }
@@ -258,7 +347,7 @@ fn prepare(inner: &Arc<Inner>, source: VersionSource) -> Result<PreparedProcess,
         system_paths,
         executables,
         executable_dirs,
-        network,
+        egress,
     })
 }
 
@@ -275,10 +364,6 @@ const SYSTEM_PATHS: &[&str] = &[
     "/etc/ca-certificates",
     "/etc/mime.types",
 ];
-
-/// More host paths for functions granted the network: name resolution.
-const NETWORK_PATHS: &[&str] =
-    &["/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf"];
 
 fn check_handler(bundle: &Path, kind: RuntimeKind, handler: &str) -> Result<(), ProcessPrepareError> {
     let malformed = || ProcessPrepareError::MalformedHandler { handler: handler.to_owned() };
@@ -316,7 +401,8 @@ struct PreparedProcess {
     system_paths: Vec<PathBuf>,
     executables: Vec<PathBuf>,
     executable_dirs: Vec<PathBuf>,
-    network: bool,
+    /// The hosts the function may reach, if any.
+    egress: Option<Arc<EgressPlan>>,
 }
 
 impl Prepared<HttpRequest, HttpResponse> for PreparedProcess {
@@ -361,7 +447,8 @@ impl PreparedProcess {
                     executable_dirs: self.executable_dirs.clone(),
                     argv: self.argv.clone(),
                     env: self.environment(config, &version, &name),
-                    network: self.network,
+                    egress: self.egress.clone(),
+                    function: self.function.clone(),
                     memory,
                     max_payload: config.max_response_bytes,
                 };
@@ -380,7 +467,7 @@ impl PreparedProcess {
     /// The runtime kind whose pre-started sandboxes this version can use.
     fn pooled_kind(&self) -> Option<RuntimeKind> {
         let managed = matches!(self.kind, RuntimeKind::Python3 | RuntimeKind::Nodejs);
-        (managed && !self.network && self.inner.config.warm_sandboxes > 0).then_some(self.kind)
+        (managed && self.egress.is_none() && self.inner.pre_starts()).then_some(self.kind)
     }
 
     /// Gives a pre-started sandbox this version: its bundle, limits and environment.
@@ -407,9 +494,10 @@ impl PreparedProcess {
         if answer.trim() != "ok" {
             return Err(format!("the sandbox's init could not mount the bundle: {}", answer.trim()));
         }
-        if let Some(cgroup) = &sandbox.cleanup.cgroup {
-            cgroup.set_memory_limit(config.memory_limit).map_err(|e| format!("setting the memory limit: {e}"))?;
-        }
+        // Pre-started sandboxes exist only where the memory controller does (see
+        // `pre_starts`): the function's limit holds from here on.
+        let cgroup = sandbox.cleanup.cgroup.as_ref().ok_or("the sandbox has no control group")?;
+        cgroup.set_memory_limit(config.memory_limit).map_err(|e| format!("setting the memory limit: {e}"))?;
         sandbox.api.set_max_payload(config.max_response_bytes);
         let env: serde_json::Map<String, serde_json::Value> = self
             .environment(config, version, &sandbox.name)
@@ -538,7 +626,9 @@ struct SandboxPlan {
     executable_dirs: Vec<PathBuf>,
     argv: Vec<String>,
     env: Vec<(String, String)>,
-    network: bool,
+    egress: Option<Arc<EgressPlan>>,
+    /// The function it runs (for log lines), or empty for a pre-started sandbox.
+    function: String,
     memory: u64,
     max_payload: usize,
 }
@@ -551,6 +641,8 @@ struct Sandbox {
     pipes: Pipes,
     /// A pre-started sandbox's line to its init, until it is given a function.
     control: Option<std::os::unix::net::UnixStream>,
+    /// The way out, served while the instance lives.
+    egress: Option<Egress>,
     cleanup: Cleanup,
     memory: u64,
 }
@@ -561,14 +653,11 @@ impl Inner {
         let dir = self.config.work_dir.join("instances").join(&name);
         let root = dir.join("root");
         std::fs::create_dir_all(&root).map_err(internal)?;
-        let cgroup = self.cgroups.as_ref().and_then(|hierarchy| {
-            // One core at most; the kernel shares it out by demand below that.
-            let limits = CgroupLimits { memory_bytes: plan.memory, max_processes: MAX_PROCESSES, cpu_share: 1.0 };
-            hierarchy
-                .create(&name, limits)
-                .inspect_err(|error| tracing::warn!(%error, "cannot create the instance's control group"))
-                .ok()
-        });
+        // One core at most; the kernel shares it out by demand below that.
+        let limits = CgroupLimits { memory_bytes: plan.memory, max_processes: MAX_PROCESSES, cpu_share: 1.0 };
+        let cgroup = self.cgroups.create(&name, limits).map_err(|(controller, error)| InvokeError::Init {
+            message: format!("cannot create the instance's control group ({}): {error}", controller.layer()),
+        })?;
         let uid = FIRST_UID + (seq % UID_COUNT) as u32;
         let spec = JailSpec {
             root,
@@ -577,40 +666,57 @@ impl Inner {
             runtime_dir: Some(self.runtime_dir.clone()),
             system_paths: plan.system_paths,
             tmp_bytes: tmp_bytes(plan.memory),
-            network: plan.network,
             runtime_api_port: RUNTIME_API_PORT,
-            cgroups: cgroup.as_ref().map(|group| group.dirs().to_vec()).unwrap_or_default(),
+            egress: plan.egress.as_ref().map(|egress| egress.spec().clone()),
+            cgroups: cgroup.dirs().to_vec(),
             limits: RlimitSpec {
                 nofile: 1024,
                 // Per file; `/tmp`'s own size is the real bound.
                 fsize: MAX_TMP_BYTES + 1,
-                // Without a memory control group, bound the address space instead
-                // (generously: runtimes reserve far more than they touch).
-                address_space: if cgroup.is_some() { 0 } else { plan.memory.saturating_mul(4).max(1 << 30) },
-                nproc: if cgroup.is_some() { 0 } else { u64::from(MAX_PROCESSES) },
+                // Without a memory control group (the operator allowed it to be
+                // missing), bound the address space instead (generously: runtimes
+                // reserve far more than they touch).
+                address_space: if cgroup.limits_memory() { 0 } else { plan.memory.saturating_mul(4).max(1 << 30) },
+                nproc: if self.status.is_ok(SandboxLayer::CgroupPids) { 0 } else { u64::from(MAX_PROCESSES) },
             },
             executables: plan.executables,
             executable_dirs: plan.executable_dirs,
             uid,
             gid: uid,
-            seccomp: self.config.seccomp,
+            skip: self.config.skip_layers.clone(),
+            allow_missing: self.config.allow_missing.clone(),
+            probe: false,
             argv: plan.argv,
             env: plan.env,
         };
-        let cleanup = Cleanup { dir: Some(dir), cgroup };
+        let cleanup = Cleanup { dir: Some(dir), cgroup: Some(cgroup) };
         let launched = host::launch(&self.config.jailer, &spec, INIT_LIMIT)
             .await
             .map_err(|error| InvokeError::Init { message: error.to_string() })?;
-        let listener = tokio::net::TcpListener::from_std(launched.listener).map_err(internal)?;
+        let sockets = launched.sockets;
+        let listener = tokio::net::TcpListener::from_std(sockets.runtime_api).map_err(internal)?;
+        let egress = match &plan.egress {
+            Some(egress) => {
+                Some(Egress::serve(egress.clone(), &plan.function, sockets.dns, sockets.egress).map_err(internal)?)
+            }
+            None => None,
+        };
         Ok(Sandbox {
             name,
             api: RuntimeApi::serve(listener, plan.max_payload),
             child: launched.child,
             pipes: launched.pipes,
             control: plan.attach.is_some().then_some(launched.control),
+            egress,
             cleanup,
             memory: plan.memory,
         })
+    }
+
+    /// Whether pre-started sandboxes are kept: only where the memory controller limits
+    /// them, since their limit is lowered to the function's when they are given one.
+    fn pre_starts(&self) -> bool {
+        self.config.warm_sandboxes > 0 && self.status.is_ok(SandboxLayer::CgroupMemory)
     }
 
     /// A pre-started sandbox for `kind`, if one is ready.
@@ -670,7 +776,8 @@ impl Inner {
             executable_dirs: Vec::new(),
             argv: runtime_argv(kind, &interpreter),
             env,
-            network: false,
+            egress: None,
+            function: String::new(),
             memory: TEMPLATE_MEMORY,
             max_payload: 6 << 20,
         };
@@ -724,11 +831,12 @@ impl Sandbox {
     }
 
     fn into_instance(self, inner: &Inner, function: &str) -> ProcessInstance {
-        let Sandbox { api, child, pipes, mut cleanup, memory, .. } = self;
+        let Sandbox { api, child, pipes, mut cleanup, memory, egress, .. } = self;
         ProcessInstance {
             api,
             child: Some(child),
             pipes,
+            _egress: egress,
             cgroup: cleanup.cgroup.take(),
             dir: cleanup.dir.take(),
             function_arn: format!(
@@ -762,6 +870,8 @@ struct ProcessInstance {
     api: RuntimeApi,
     child: Option<tokio::process::Child>,
     pipes: Pipes,
+    /// Dropped with the instance, which stops its egress.
+    _egress: Option<Egress>,
     cgroup: Option<InstanceCgroup>,
     dir: Option<PathBuf>,
     function_arn: Arc<str>,

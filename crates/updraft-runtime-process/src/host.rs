@@ -18,7 +18,7 @@ use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 use tokio::net::unix::pipe;
 use updraft_scheduler::{GuestOutput, LogStream};
 
-use crate::spec::JailSpec;
+use crate::spec::{JailSpec, ProbeReport};
 
 /// A runtime's interpreter as resolved once on this host.
 #[derive(Debug, Clone)]
@@ -93,13 +93,25 @@ pub fn shebang(script: &Path) -> Option<PathBuf> {
     std::fs::canonicalize(program).ok()
 }
 
-/// A started jailer: the process, its Runtime API listener and its output pipes.
+/// A started jailer: the process, the sockets it opened inside the instance and its
+/// output pipes.
 pub struct Launched {
     pub child: tokio::process::Child,
-    pub listener: std::net::TcpListener,
+    pub sockets: InstanceSockets,
     pub pipes: Pipes,
-    /// The jailer's stdin: a pre-started sandbox's init listens on it.
+    /// The jailer's stdin: a pre-started sandbox's init listens on it, and a probe
+    /// reports on it.
     pub control: UnixStream,
+}
+
+/// The sockets a jailer opened inside an instance's network namespace.
+pub struct InstanceSockets {
+    /// The Runtime API's listener (`127.0.0.1:9001` inside).
+    pub runtime_api: std::net::TcpListener,
+    /// The DNS server's socket, for a function granted wildcard hosts.
+    pub dns: Option<std::net::UdpSocket>,
+    /// One listener per egress port, as the spec lists the ports.
+    pub egress: Vec<(u16, std::net::TcpListener)>,
 }
 
 /// Why an instance did not start.
@@ -109,22 +121,24 @@ pub enum LaunchError {
     Spawn { program: String, source: io::Error },
     #[error("{0}")]
     Io(#[from] io::Error),
-    /// The jailer ended before handing over its listener; the text is its stderr.
+    /// The jailer ended before handing over its sockets; the text is its stderr.
     #[error("the sandbox could not be built: {0}")]
     Sandbox(String),
 }
 
-/// Starts the jailer with `spec` and takes the listener it opens in the instance.
+/// Starts the jailer, sends it `spec` over its control socket and takes the sockets it
+/// opens in the instance. Nothing of the spec is on the jailer's command line or in
+/// its environment.
 pub async fn launch(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Result<Launched, LaunchError> {
     let (host_end, jail_end) = UnixStream::pair()?;
     let (out_read, out_write) = io::pipe()?;
     let (err_read, err_write) = io::pipe()?;
-    let spec_json = serde_json::to_string(spec).expect("the spec serialises");
+    let spec_json = serde_json::to_vec(spec).expect("the spec serialises");
+    let expected = 1 + spec.egress.as_ref().map_or(0, |egress| usize::from(egress.dns) + egress.ports.len());
     let (program, args) = jailer.split_first().ok_or_else(|| io::Error::other("no jailer configured"))?;
     let mut command = tokio::process::Command::new(program);
     command
         .args(args)
-        .arg(spec_json)
         .env_clear()
         .stdin(Stdio::from(OwnedFd::from(jail_end)))
         .stdout(Stdio::from(out_write))
@@ -139,18 +153,24 @@ pub async fn launch(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Res
     let mut pipes = Pipes::new(out_read, err_read)?;
 
     host_end.set_read_timeout(Some(wait))?;
+    host_end.set_write_timeout(Some(wait))?;
     let (host_end, received) = tokio::task::spawn_blocking(move || {
-        let received = receive_fd(&host_end);
+        let received = crate::spec::write_frame(&mut &host_end, &spec_json).and_then(|()| receive_fds(&host_end));
         (host_end, received)
     })
     .await
     .map_err(io::Error::other)?;
-    match received {
-        Ok(fd) => {
-            let listener = std::net::TcpListener::from(fd);
-            listener.set_nonblocking(true)?;
+    let sockets = received.and_then(|fds| {
+        if fds.len() != expected {
+            return Err(io::Error::other(format!("the jailer sent {} sockets, not {expected}", fds.len())));
+        }
+        instance_sockets(fds, spec)
+    });
+    match sockets {
+        Ok(sockets) => {
             host_end.set_read_timeout(None)?;
-            Ok(Launched { child, listener, pipes, control: host_end })
+            host_end.set_write_timeout(None)?;
+            Ok(Launched { child, sockets, pipes, control: host_end })
         }
         Err(error) => {
             let mut child = child;
@@ -164,23 +184,122 @@ pub async fn launch(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Res
     }
 }
 
-/// Receives one descriptor sent with `SCM_RIGHTS`.
-fn receive_fd(socket: &UnixStream) -> io::Result<OwnedFd> {
+/// Sorts the received descriptors into their sockets, in the order the jailer opens
+/// them (`jail::open_sockets`).
+fn instance_sockets(fds: Vec<OwnedFd>, spec: &JailSpec) -> io::Result<InstanceSockets> {
+    let mut fds = fds.into_iter();
+    let mut next = || fds.next().ok_or_else(|| io::Error::other("a socket is missing"));
+    let runtime_api = std::net::TcpListener::from(next()?);
+    runtime_api.set_nonblocking(true)?;
+    let mut sockets = InstanceSockets { runtime_api, dns: None, egress: Vec::new() };
+    if let Some(egress) = &spec.egress {
+        if egress.dns {
+            let dns = std::net::UdpSocket::from(next()?);
+            dns.set_nonblocking(true)?;
+            sockets.dns = Some(dns);
+        }
+        for &port in &egress.ports {
+            let listener = std::net::TcpListener::from(next()?);
+            listener.set_nonblocking(true)?;
+            sockets.egress.push((port, listener));
+        }
+    }
+    Ok(sockets)
+}
+
+/// Runs a jailer that checks every layer with `spec` (a probe) and returns its report.
+pub async fn probe(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Result<ProbeReport, LaunchError> {
+    let (host_end, jail_end) = UnixStream::pair()?;
+    let (out_read, out_write) = io::pipe()?;
+    let (err_read, err_write) = io::pipe()?;
+    let spec_json = serde_json::to_vec(spec).expect("the spec serialises");
+    let (program, args) = jailer.split_first().ok_or_else(|| io::Error::other("no jailer configured"))?;
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .stdin(Stdio::from(OwnedFd::from(jail_end)))
+        .stdout(Stdio::from(out_write))
+        .stderr(Stdio::from(err_write))
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .map_err(|source| LaunchError::Spawn { program: program.to_string_lossy().into_owned(), source })?;
+    drop(command);
+    let mut pipes = Pipes::new(out_read, err_read)?;
+    host_end.set_read_timeout(Some(wait))?;
+    host_end.set_write_timeout(Some(wait))?;
+    // The namespaces may fail before any socket is sent; then the report comes alone.
+    let received = tokio::task::spawn_blocking(move || -> io::Result<ProbeReport> {
+        crate::spec::write_frame(&mut &host_end, &spec_json)?;
+        let mut first = [0u8; 4];
+        let mut iov = [IoSliceMut::new(&mut first[..1])];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 64]);
+        use std::os::fd::AsRawFd;
+        let message = recvmsg::<()>(host_end.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+        let mut got_sockets = false;
+        for cmsg in message.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                got_sockets = true;
+                for fd in fds {
+                    // SAFETY: the kernel has just installed this descriptor for us
+                    // (SCM_RIGHTS); owning it here closes it, as a probe needs none.
+                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        let frame = if got_sockets {
+            crate::spec::read_frame(&mut &host_end)?
+        } else {
+            // That byte was the first of the report's length.
+            let mut rest = [0u8; 3];
+            io::Read::read_exact(&mut &host_end, &mut rest)?;
+            first[1..].copy_from_slice(&rest);
+            let length = u32::from_le_bytes(first) as usize;
+            if length > crate::spec::MAX_FRAME {
+                return Err(io::Error::other("the probe's report is too large"));
+            }
+            let mut bytes = vec![0u8; length];
+            io::Read::read_exact(&mut &host_end, &mut bytes)?;
+            bytes
+        };
+        serde_json::from_slice(&frame).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+    })
+    .await
+    .map_err(io::Error::other)?;
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
+    received.map_err(|error| {
+        pipes.drain();
+        let text = pipes.take_text();
+        LaunchError::Sandbox(if text.trim().is_empty() { error.to_string() } else { text.trim().to_owned() })
+    })
+}
+
+/// Receives the descriptors sent with `SCM_RIGHTS` in one message.
+fn receive_fds(socket: &UnixStream) -> io::Result<Vec<OwnedFd>> {
     use std::os::fd::AsRawFd;
     let mut byte = [0u8; 1];
     let mut iov = [IoSliceMut::new(&mut byte)];
-    let mut space = nix::cmsg_space!(std::os::fd::RawFd);
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 64]);
     let message = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let mut received = Vec::new();
     for cmsg in message.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg
-            && let Some(&fd) = fds.first()
-        {
-            // SAFETY: the kernel has just installed this descriptor in our table for
-            // us (SCM_RIGHTS); nothing else refers to it, so we own it.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: the kernel has just installed this descriptor in our table for
+                // us (SCM_RIGHTS); nothing else refers to it, so we own it.
+                received.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
         }
     }
-    Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the jailer ended before opening the Runtime API"))
+    if received.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the jailer ended before opening the Runtime API"));
+    }
+    if message.bytes == 1 && byte[0] != crate::spec::SOCKETS_MESSAGE {
+        return Err(io::Error::other("the jailer sent something other than its sockets"));
+    }
+    Ok(received)
 }
 
 /// The most guest output kept per invocation; the rest is dropped and marked.

@@ -3,20 +3,30 @@
 //! In the spirit of Firecracker's jailer, it is a separate, single-threaded process
 //! (the `updraft-jail` binary, or `updraft __jail`), because creating namespaces,
 //! mounting and forking are only sound before a program has threads. The host starts
-//! it with its stdin connected to a Unix socket, stdout and stderr to the instance's
-//! log pipes, and a [`JailSpec`] as its argument. It then:
+//! it with no arguments and an empty environment, its stdin a Unix socket (the control
+//! socket) and stdout and stderr the instance's log pipes, and writes the
+//! [`JailSpec`] to the socket (`spec.rs` says why not on the command line). It then:
 //!
 //! 1. joins the instance's control groups (memory, pids, CPU);
-//! 2. unshares the mount, pid, IPC, UTS and (unless granted the network) network
-//!    namespaces, and a user namespace when not root;
-//! 3. brings up the new network namespace's loopback, opens the Runtime API listener
-//!    on it and sends the listener's descriptor to the host over stdin;
+//! 2. unshares the mount, pid, IPC, UTS and network namespaces, and a user namespace
+//!    when not root;
+//! 3. brings up the new network namespace's loopback (the only interface it will
+//!    have), opens the Runtime API listener and, for a function granted hosts, the
+//!    egress listeners and DNS socket on it, and sends their descriptors to the host
+//!    over the control socket;
 //! 4. forks the namespace's init (pid 1), which builds the root file system (system
 //!    paths read-only, the bundle read-only at `/var/task`, a size-limited `/tmp`, a
-//!    private `/proc`, a minimal `/dev`), pivots into it and forks the runtime;
-//! 5. in the runtime: sets rlimits, Landlock (only the runtime's own executables may be
-//!    executed), drops to an unprivileged user with no new privileges, installs the
+//!    private `/proc`, a minimal `/dev`, and the egress's `/etc/hosts`), pivots into
+//!    it and forks the runtime;
+//! 5. in the runtime: sets rlimits, `no_new_privs`, Landlock (only the runtime's own
+//!    executables may be executed), drops to an unprivileged user, installs the
 //!    seccomp filter and executes the runtime.
+//!
+//! Every layer fails closed: a step that cannot be done ends the jailer with
+//! [`SETUP_FAILED`] and the step on stderr, unless the operator allowed that layer to
+//! be missing (`JailSpec::allow_missing`). A probing jailer (`JailSpec::probe`) takes
+//! the same steps but reports each layer on the control socket instead of running a
+//! program.
 //!
 //! Init reaps orphans and exits with the runtime, which takes every other process in
 //! the namespace with it; the outer jailer process waits for init, so the host killing
@@ -27,9 +37,10 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, IoSlice, Write as _};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::symlink;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use landlock::{
@@ -45,16 +56,24 @@ use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, execve, fork, pivot_root, setgroups, sethostname, setresgid, setresuid};
 
-use crate::spec::JailSpec;
+use crate::spec::{
+    DNS_ADDRESS, EgressSpec, JailSpec, LayerCheck, ProbeReport, SOCKETS_MESSAGE, SandboxLayer, read_frame, write_frame,
+};
 
 /// Exit status of a jailer that failed to build the sandbox (its message is on stderr).
 pub const SETUP_FAILED: i32 = 125;
 
-/// The jailer's entry point: never returns.
-pub fn main(spec_json: &str) -> ! {
-    let spec: JailSpec = match serde_json::from_str(spec_json) {
+/// The jailer's entry point: reads the spec from stdin (the control socket); never
+/// returns.
+pub fn main() -> ! {
+    // SAFETY: the host starts the jailer with a Unix socket as its stdin; nothing else
+    // in this process owns descriptor 0, and from here `control` does.
+    let mut control = UnixStream::from(unsafe { OwnedFd::from_raw_fd(0) });
+    let spec: JailSpec = match read_frame(&mut control).and_then(|bytes| {
+        serde_json::from_slice(&bytes).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+    }) {
         Ok(spec) => spec,
-        Err(error) => fail("reading the sandbox specification", error.into()),
+        Err(error) => fail("reading the sandbox specification from the control socket", error),
     };
     let root = nix::unistd::geteuid().is_root();
 
@@ -63,41 +82,43 @@ pub fn main(spec_json: &str) -> ! {
             .or_fail("joining the instance's control group");
     }
 
-    let mut flags =
-        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
-    if !spec.network {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWNET;
     let (outer_uid, outer_gid) = (nix::unistd::getuid(), nix::unistd::getgid());
     if !root {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
-    unshare(flags).or_fail("creating the namespaces");
-    if !root {
-        map_user(outer_uid, outer_gid).or_fail("mapping the user namespace");
+    let namespaces = unshare(flags)
+        .map_err(io::Error::from)
+        .and_then(|()| if root { Ok(()) } else { map_user(outer_uid, outer_gid) });
+    if let Err(error) = namespaces {
+        if spec.probe {
+            let mut report = ProbeReport::default();
+            report.layers.push(missing(SandboxLayer::Namespaces, format!("unshare: {error}")));
+            send_report(&mut control, &report);
+            std::process::exit(0);
+        }
+        fail("creating the namespaces", error);
     }
 
-    let listen = if spec.network {
-        SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)
-    } else {
-        loopback_up().or_fail("bringing up the loopback interface");
-        SocketAddrV4::new(Ipv4Addr::LOCALHOST, spec.runtime_api_port)
-    };
-    let listener = TcpListener::bind(listen).or_fail("opening the Runtime API listener");
-    let address = listener.local_addr().or_fail("reading the listener's address");
-    send_listener(&listener).or_fail("handing the listener to the host");
-    drop(listener);
+    let sockets = open_sockets(&spec).or_fail("opening the instance's sockets");
+    send_sockets(&control, &sockets).or_fail("handing the sockets to the host");
+    drop(sockets);
     // A pre-started sandbox keeps the socket, for init to hear which function it is
-    // for; close-on-exec, so the runtime never holds it.
-    let control = spec.attach.as_ref().map(|_| {
-        nix::fcntl::fcntl(io::stdin(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+    // for, and a probe for its report; close-on-exec, so the runtime never holds it.
+    let control = (spec.attach.is_some() || spec.probe).then(|| {
+        nix::fcntl::fcntl(&control, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
             .map(|fd| {
                 // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
-                unsafe { OwnedFd::from_raw_fd(fd) }
+                UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) })
             })
             .or_fail("keeping the control socket")
     });
-    // The host's end of stdin is for the listener only; the runtime reads nothing.
+    // The host's end of stdin is for the spec and the sockets only; the runtime reads
+    // nothing.
     let null = fs::File::open("/dev/null").or_fail("opening /dev/null");
     nix::unistd::dup2_stdin(&null).or_fail("closing stdin");
     drop(null);
@@ -108,21 +129,64 @@ pub fn main(spec_json: &str) -> ! {
             drop(control);
             exit_like(wait_for(child))
         }
-        Ok(ForkResult::Child) => init(&spec, &address.to_string(), control),
+        Ok(ForkResult::Child) => init(&spec, root, control),
         Err(error) => fail("starting the instance's init", error.into()),
     }
 }
 
+/// The sockets a jailer opens inside the instance's network namespace, in the order
+/// the host expects them: the Runtime API's listener, then (with egress) the DNS
+/// socket and one listener per egress port in `EgressSpec::ports` order.
+struct Sockets {
+    fds: Vec<OwnedFd>,
+}
+
+fn open_sockets(spec: &JailSpec) -> io::Result<Sockets> {
+    loopback_up()?;
+    let mut fds = Vec::new();
+    let api = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, spec.runtime_api_port))?;
+    fds.push(OwnedFd::from(api));
+    if let Some(egress) = &spec.egress {
+        for (index, address) in egress.local_addresses.iter().enumerate() {
+            add_loopback_address(index, *address)
+                .map_err(|error| io::Error::new(error.kind(), format!("adding {address} to lo: {error}")))?;
+        }
+        if egress.dns {
+            let dns = UdpSocket::bind(SocketAddrV4::new(DNS_ADDRESS, 53))?;
+            fds.push(OwnedFd::from(dns));
+        }
+        for &port in &egress.ports {
+            let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+                .map_err(|error| io::Error::new(error.kind(), format!("listening on port {port}: {error}")))?;
+            fds.push(OwnedFd::from(listener));
+        }
+    }
+    Ok(Sockets { fds })
+}
+
+/// Sends every socket's descriptor to the host in one message.
+fn send_sockets(control: &UnixStream, sockets: &Sockets) -> io::Result<()> {
+    let fds: Vec<RawFd> = sockets.fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let payload = [IoSlice::new(&[SOCKETS_MESSAGE])];
+    sendmsg::<UnixAddr>(control.as_raw_fd(), &payload, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)?;
+    Ok(())
+}
+
 /// Pid 1 of the instance: builds the file system, starts the runtime, reaps.
-fn init(spec: &JailSpec, runtime_api: &str, control: Option<OwnedFd>) -> ! {
+fn init(spec: &JailSpec, root: bool, control: Option<UnixStream>) -> ! {
     prctl::set_pdeathsig(Signal::SIGKILL).or_fail("tying init to the jailer");
     build_root(spec).or_fail("building the instance's file system");
     let _ = sethostname("updraft");
 
+    let (init_control, runtime_control) = match control {
+        Some(control) if spec.probe => (None, Some(control)),
+        other => (other, None),
+    };
     // SAFETY: init is single-threaded.
     match unsafe { fork() } {
         Ok(ForkResult::Parent { child }) => {
-            if let Some(control) = control {
+            drop(runtime_control);
+            if let Some(control) = init_control {
                 attach_when_told(control);
             }
             loop {
@@ -135,7 +199,10 @@ fn init(spec: &JailSpec, runtime_api: &str, control: Option<OwnedFd>) -> ! {
                 }
             }
         }
-        Ok(ForkResult::Child) => exec_runtime(spec, runtime_api),
+        Ok(ForkResult::Child) => {
+            drop(init_control);
+            exec_runtime(spec, root, runtime_control)
+        }
         Err(error) => fail("starting the runtime", error.into()),
     }
 }
@@ -144,8 +211,7 @@ fn init(spec: &JailSpec, runtime_api: &str, control: Option<OwnedFd>) -> ! {
 /// `/tmp` (one line on the control socket: `BUNDLE TMP_BYTES`), mounts the bundle
 /// read-only at `/var/task`, resizes `/tmp` and answers `ok`. The name is
 /// one folder under the bundles folder, never a path.
-fn attach_when_told(control: OwnedFd) {
-    let mut control = std::os::unix::net::UnixStream::from(control);
+fn attach_when_told(mut control: UnixStream) {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     while line.len() < 256 {
@@ -192,29 +258,89 @@ fn attach(line: &[u8]) -> io::Result<()> {
 /// bundle is mounted.
 const ATTACH_BUNDLES: &str = "/.attach/bundles";
 
-/// The runtime's last steps before `execve`: limits, Landlock, user, seccomp.
-fn exec_runtime(spec: &JailSpec, runtime_api: &str) -> ! {
+/// The runtime's last steps before `execve`: limits, `no_new_privs`, Landlock, user,
+/// seccomp. A probe reports them on `control` instead of executing.
+fn exec_runtime(spec: &JailSpec, root: bool, control: Option<UnixStream>) -> ! {
     set_limits(spec).or_fail("setting resource limits");
+    let mut report = ProbeReport::default();
+    report.layers.push(LayerCheck {
+        layer: SandboxLayer::Namespaces,
+        missing: None,
+        detail: if root { "mount, pid, net, ipc, uts".into() } else { "user, mount, pid, net, ipc, uts".into() },
+    });
 
     let argv: Vec<CString> = spec.argv.iter().map(|arg| cstring(arg)).collect();
     let mut env: Vec<CString> = spec.env.iter().map(|(key, value)| cstring(&format!("{key}={value}"))).collect();
-    env.push(cstring(&format!("AWS_LAMBDA_RUNTIME_API={runtime_api}")));
-    let Some(program) = argv.first() else { fail("starting the runtime", io::Error::other("no program given")) };
+    env.push(cstring(&format!("AWS_LAMBDA_RUNTIME_API=127.0.0.1:{}", spec.runtime_api_port)));
+    let program = argv.first().cloned();
+    if program.is_none() && !spec.probe {
+        fail("starting the runtime", io::Error::other("no program given"));
+    }
 
     std::env::set_current_dir("/var/task").or_fail("entering /var/task");
     prctl::set_no_new_privs().or_fail("setting no_new_privs");
-    restrict_execution(spec).or_fail("installing the Landlock rules");
+    report.layers.push(LayerCheck { layer: SandboxLayer::NoNewPrivs, missing: None, detail: String::new() });
+
+    let landlock = if spec.skip.contains(&SandboxLayer::Landlock) {
+        Err("skipped".to_owned())
+    } else {
+        restrict_execution(spec).map_err(|error| error.to_string())
+    };
+    report.layers.push(layer_check(spec, SandboxLayer::Landlock, landlock));
+
     let (uid, gid) = (Uid::from_raw(spec.uid), Gid::from_raw(spec.gid));
     if nix::unistd::geteuid().is_root() {
         setgroups(&[]).or_fail("dropping supplementary groups");
         setresgid(gid, gid, gid).or_fail("switching group");
         setresuid(uid, uid, uid).or_fail("switching user");
     }
-    if spec.seccomp {
-        crate::seccomp::install().or_fail("installing the seccomp filter");
+
+    let seccomp = if spec.skip.contains(&SandboxLayer::Seccomp) {
+        Err("skipped".to_owned())
+    } else if spec.probe {
+        // The probe reports on its socket after the filter is in, and `sendmsg`,
+        // `write` and `exit_group` are on the allowlist.
+        crate::seccomp::install().map(|()| "an allowlist of system calls".to_owned()).map_err(|e| e.to_string())
+    } else {
+        crate::seccomp::install().map(|()| String::new()).map_err(|error| error.to_string())
+    };
+    report.layers.push(layer_check(spec, SandboxLayer::Seccomp, seccomp));
+
+    if spec.probe {
+        if let Some(mut control) = control {
+            send_report(&mut control, &report);
+        }
+        std::process::exit(0);
     }
-    let error = execve(program, &argv, &env).unwrap_err();
+    let program = program.expect("checked above");
+    let error = execve(&program, &argv, &env).unwrap_err();
     fail("executing the runtime", error.into())
+}
+
+/// The check of one layer the runtime applies itself. Outside a probe, a missing layer
+/// the operator did not allow to be missing ends the jailer here.
+fn layer_check(spec: &JailSpec, layer: SandboxLayer, applied: Result<String, String>) -> LayerCheck {
+    match applied {
+        Ok(detail) => LayerCheck { layer, missing: None, detail },
+        Err(reason) => {
+            let skipped = spec.skip.contains(&layer);
+            if !spec.probe && !skipped && !spec.allow_missing.contains(&layer) {
+                fail(&format!("applying {layer}"), io::Error::other(reason));
+            }
+            missing(layer, reason)
+        }
+    }
+}
+
+fn missing(layer: SandboxLayer, reason: String) -> LayerCheck {
+    LayerCheck { layer, missing: Some(reason), detail: String::new() }
+}
+
+fn send_report(control: &mut UnixStream, report: &ProbeReport) {
+    let json = serde_json::to_vec(report).expect("the report serialises");
+    if let Err(error) = write_frame(control, &json) {
+        fail("sending the probe's report", error);
+    }
 }
 
 /// Builds the root file system at `spec.root` and pivots into it.
@@ -240,6 +366,9 @@ fn build_root(spec: &JailSpec) -> io::Result<()> {
             continue;
         }
         bind(path, &inside, meta.is_dir(), ro)?;
+    }
+    if let Some(egress) = &spec.egress {
+        write_name_service(&root.join("etc"), egress)?;
     }
 
     bind(&spec.task, &root.join("var/task"), true, ro)?;
@@ -300,6 +429,27 @@ fn build_root(spec: &JailSpec) -> io::Result<()> {
     Ok(())
 }
 
+/// The instance's own name service: `/etc/hosts` with the names it may reach, and,
+/// for wildcard entries, the DNS server the host answers on [`DNS_ADDRESS`]. The
+/// host's own files are never shown to the instance.
+fn write_name_service(etc: &Path, egress: &EgressSpec) -> io::Result<()> {
+    fs::create_dir_all(etc)?;
+    let mut hosts = String::from("127.0.0.1\tlocalhost updraft\n");
+    for (name, address) in &egress.hosts {
+        hosts.push_str(&format!("{address}\t{name}\n"));
+    }
+    fs::write(etc.join("hosts"), hosts)?;
+    let resolv = if egress.dns {
+        format!("nameserver {DNS_ADDRESS}\noptions timeout:2 attempts:2\n")
+    } else {
+        // No server: every name not in /etc/hosts fails at once.
+        String::new()
+    };
+    fs::write(etc.join("resolv.conf"), resolv)?;
+    fs::write(etc.join("nsswitch.conf"), "hosts: files dns\n")?;
+    Ok(())
+}
+
 /// Binds `source` onto `target` (created as a folder or an empty file) with `flags`.
 fn bind(source: &Path, target: &Path, is_dir: bool, flags: MsFlags) -> io::Result<()> {
     if is_dir {
@@ -331,9 +481,9 @@ fn set_limits(spec: &JailSpec) -> io::Result<()> {
 }
 
 /// Landlock: everything in the instance's small root may be read, `/tmp` written, and
-/// only the runtime's own executables executed. A kernel without Landlock leaves this
-/// layer out (the read-only, `noexec` mounts still hold) and says so on stderr.
-fn restrict_execution(spec: &JailSpec) -> io::Result<()> {
+/// only the runtime's own executables executed. Fails when the kernel enforces none
+/// of it; a kernel with an older ABI still enforces execution (ABI 1).
+fn restrict_execution(spec: &JailSpec) -> io::Result<String> {
     let abi = ABI::V5;
     let read = AccessFs::ReadFile | AccessFs::ReadDir;
     let execute = AccessFs::Execute | AccessFs::ReadFile;
@@ -356,22 +506,19 @@ fn restrict_execution(spec: &JailSpec) -> io::Result<()> {
         .and_then(|ruleset| ruleset.add_rules(beneath))
         .and_then(|ruleset| ruleset.restrict_self())
         .map_err(|error| io::Error::other(error.to_string()))?;
-    if status.ruleset == RulesetStatus::NotEnforced {
-        eprintln!("updraft-jail: this kernel has no Landlock; execution is limited by mounts only");
+    match status.ruleset {
+        RulesetStatus::NotEnforced => Err(io::Error::other("this kernel does not enforce Landlock")),
+        RulesetStatus::PartiallyEnforced => {
+            Ok("enforced in part (an older Landlock ABI); execution is restricted".into())
+        }
+        RulesetStatus::FullyEnforced => Ok("enforced".into()),
     }
-    Ok(())
 }
 
 /// Sets the loopback interface of the new network namespace up.
 fn loopback_up() -> io::Result<()> {
-    // Any socket will do for the ioctl; a datagram socket on the wildcard address
-    // needs no interface to be up.
-    let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-    // SAFETY: an all-zero `ifreq` is a valid value of this plain C struct.
-    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
-        *slot = *byte as libc::c_char;
-    }
+    let socket = interface_socket()?;
+    let mut request = interface_request("lo");
     // SAFETY: `request` is a valid `ifreq` naming `lo` and the descriptor an open
     // socket; SIOCGIFFLAGS and SIOCSIFFLAGS read and write only its flags field.
     unsafe {
@@ -386,12 +533,49 @@ fn loopback_up() -> io::Result<()> {
     Ok(())
 }
 
-/// Sends the listener's descriptor to the host over stdin (a Unix socket).
-fn send_listener(listener: &TcpListener) -> io::Result<()> {
-    let fds = [listener.as_raw_fd()];
-    let payload = [IoSlice::new(b"L")];
-    sendmsg::<UnixAddr>(0, &payload, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)?;
+/// Adds `address/32` to the loopback interface (as the alias `lo:N`), so that a
+/// connection to it stays in the namespace and reaches the egress listeners.
+fn add_loopback_address(index: usize, address: Ipv4Addr) -> io::Result<()> {
+    let socket = interface_socket()?;
+    let label = format!("lo:{}", index + 1);
+    let mut request = interface_request(&label);
+    let set = |request: &mut libc::ifreq, call: libc::Ioctl, value: Ipv4Addr| -> io::Result<()> {
+        let socket_address = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr { s_addr: u32::from(value).to_be() },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: `ifru_addr` is a `sockaddr`, which a `sockaddr_in` fits in and
+        // overlays exactly (the kernel reads it as AF_INET by its family field).
+        unsafe {
+            std::ptr::write(std::ptr::addr_of_mut!(request.ifr_ifru.ifru_addr).cast(), socket_address);
+        }
+        // SAFETY: a valid `ifreq` naming an alias of `lo`, and an open socket; these
+        // calls read the address field and write nothing back.
+        if unsafe { libc::ioctl(socket.as_raw_fd(), call, &*request) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    set(&mut request, libc::SIOCSIFADDR, address)?;
+    set(&mut request, libc::SIOCSIFNETMASK, Ipv4Addr::BROADCAST)?;
     Ok(())
+}
+
+/// Any socket will do for interface ioctls; a datagram socket on the wildcard address
+/// needs no interface to be up.
+fn interface_socket() -> io::Result<UdpSocket> {
+    UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+}
+
+fn interface_request(name: &str) -> libc::ifreq {
+    // SAFETY: an all-zero `ifreq` is a valid value of this plain C struct.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(name.bytes().take(libc::IFNAMSIZ - 1)) {
+        *slot = byte as libc::c_char;
+    }
+    request
 }
 
 /// Maps the caller's ids to root in a new user namespace.

@@ -3,10 +3,12 @@
 //!
 //! Each instance is one runtime process in its own sandbox, built by the jailer
 //! ([`jail`]): namespaces, a read-only bundle at `/var/task`, a private `/tmp`,
-//! control-group limits, Landlock, no new privileges and a seccomp filter. The host
-//! serves the Runtime API 2018-06-01 ([`api`]) to each instance on a listener opened
-//! inside the instance's network namespace, and maps HTTP triggers to API Gateway
-//! events ([`apigw`]). [`ProcessRuntime`] implements the scheduler's runtime traits.
+//! control-group limits, Landlock, no new privileges and a seccomp filter, each checked
+//! at start and failing closed ([`SandboxStatus`]). The host serves the Runtime API
+//! 2018-06-01 ([`api`]) to each instance on a listener opened inside the instance's
+//! network namespace, forwards what its grants allow to the hosts they name (`egress`),
+//! and maps HTTP triggers to API Gateway events ([`apigw`]). [`ProcessRuntime`]
+//! implements the scheduler's runtime traits.
 
 #![deny(unsafe_code)]
 
@@ -14,14 +16,19 @@ pub mod api;
 pub mod apigw;
 mod bundle;
 mod cgroup;
+mod egress;
 mod function;
 mod host;
 pub mod jail;
+mod sandbox;
 mod seccomp;
 pub mod spec;
 mod time;
 
 pub use bundle::{BundleError, MAX_UNPACKED_BYTES};
+pub use egress::EgressError;
 pub use function::{
     HttpRequest, HttpResponse, ProcessPrepareError, ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError,
 };
+pub use sandbox::{LayerState, LayerStatus, SandboxIncomplete, SandboxStatus};
+pub use spec::{SandboxLayer, UnknownLayer};

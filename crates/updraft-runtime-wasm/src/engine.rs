@@ -10,6 +10,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::executor::GuestExecutor;
 use crate::invoke::GuestState;
 
 /// How often the epoch ticks; deadlines are rounded up to a multiple of it.
@@ -40,6 +41,8 @@ pub struct WasmEngineConfig {
 pub enum WasmRuntimeError {
     #[error("could not configure the WebAssembly engine")]
     Engine(#[source] wasmtime::Error),
+    #[error("could not start the threads that run guest code")]
+    Executor(#[source] std::io::Error),
     #[error("could not create the compiled-code cache folder {path}")]
     CacheDir {
         path: PathBuf,
@@ -89,6 +92,7 @@ struct Shared {
     linker: Linker<GuestState>,
     cache_dir: PathBuf,
     pooling: bool,
+    guests: Arc<GuestExecutor>,
     _epoch_ticker: EpochTicker,
 }
 
@@ -119,6 +123,7 @@ impl WasmRuntime {
         std::fs::create_dir_all(&cache_dir)
             .map_err(|source| WasmRuntimeError::CacheDir { path: cache_dir.clone(), source })?;
 
+        let guests = GuestExecutor::start().map_err(WasmRuntimeError::Executor)?;
         let epoch_ticker = EpochTicker::start(engine.clone());
         Ok(Self(Arc::new(Shared {
             loaded: Default::default(),
@@ -126,6 +131,7 @@ impl WasmRuntime {
             linker,
             cache_dir,
             pooling,
+            guests,
             _epoch_ticker: epoch_ticker,
         })))
     }
@@ -206,7 +212,7 @@ impl WasmRuntime {
         })?;
         let proxy_pre = ProxyPre::new(instance_pre)
             .map_err(|error| PrepareError::MissingHandler { detail: format!("{error:#}") })?;
-        Ok(PreparedComponent { proxy_pre })
+        Ok(PreparedComponent { proxy_pre, guests: self.0.guests.clone() })
     }
 
     #[allow(unsafe_code)]
@@ -298,6 +304,8 @@ fn missing_import_name(detail: &str) -> Option<String> {
 #[derive(Clone)]
 pub struct PreparedComponent {
     pub(crate) proxy_pre: ProxyPre<GuestState>,
+    /// Where its invocations run (kept alive while any instance of it lives).
+    pub(crate) guests: Arc<GuestExecutor>,
 }
 
 /// Advances the engine's epoch every `EPOCH_TICK` so deadlines fire.

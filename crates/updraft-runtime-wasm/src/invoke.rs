@@ -2,12 +2,12 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime::{ResourceLimiter, Store, StoreContextMut, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -49,6 +49,8 @@ pub(crate) struct GuestState {
     table: ResourceTable,
     hooks: OutboundHooks,
     limiter: MemoryLimiter,
+    /// When the current invocation (or the instance's start) must end.
+    deadline: Instant,
 }
 
 impl WasiView for GuestState {
@@ -127,41 +129,84 @@ impl PreparedComponent {
         instance.run(request, options.timeout).await
     }
 
-    /// Starts an instance. With `reuse`, instantiates the component now (the cold part)
-    /// and keeps that store for every invocation while they succeed.
+    /// Starts an instance. With `reuse`, instantiates the component now (the cold part,
+    /// on a guest thread: a component's start code is guest code too) and keeps that
+    /// store for every invocation while they succeed.
     pub async fn instance(&self, options: InvokeOptions, reuse: bool) -> Result<WasmInstance, InvokeError> {
         let mut instance = WasmInstance { component: self.clone(), options, reuse, kept: None };
         if reuse {
-            let (mut store, capture) = self.new_store(&instance.options);
-            store.set_epoch_deadline(epoch_ticks(START_LIMIT));
-            let proxy = self
-                .proxy_pre
-                .instantiate_async(&mut store)
+            let component = self.clone();
+            let options = instance.options.clone();
+            let start = async move {
+                let (mut store, capture) = component.new_store(&options);
+                store.data_mut().deadline = Instant::now() + START_LIMIT;
+                store.set_epoch_deadline(1);
+                let proxy = component.proxy_pre.instantiate_async(&mut store).await?;
+                Ok::<_, wasmtime::Error>(Kept { store, proxy, capture })
+            };
+            let kept = self
+                .guests
+                .run(start)
                 .await
+                .map_err(|join| InvokeError::Internal { message: format!("the guest's task ended: {join}") })?
                 .map_err(|error| InvokeError::Init { message: format!("{error:#}") })?;
-            instance.kept = Some(Kept { store, proxy, capture });
+            instance.kept = Some(kept);
         }
         Ok(instance)
     }
 }
 
 impl WasmInstance {
-    /// Runs the component's `wasi:http/incoming-handler` on `request`.
+    /// Runs the component's `wasi:http/incoming-handler` on `request`, on a guest
+    /// thread (see `executor.rs`).
     ///
     /// The response body is read whole (up to `max_response_bytes`) before this returns,
     /// so a guest that traps half way through its body is a failed invocation, not a
     /// truncated success. A kept store is kept only if the invocation succeeded.
     pub async fn run(&mut self, request: http::Request<Bytes>, timeout: Duration) -> InvokeOutcome {
-        let options = &self.options;
-        let (mut store, proxy, capture) = match self.kept.take() {
+        let job = Job {
+            component: self.component.clone(),
+            options: self.options.clone(),
+            reuse: self.reuse,
+            kept: self.kept.take(),
+        };
+        match self.component.guests.run(job.run(request, timeout)).await {
+            Ok((outcome, kept)) => {
+                self.kept = kept;
+                outcome
+            }
+            Err(join) => InvokeOutcome {
+                result: Err(InvokeError::Internal { message: format!("the guest's task ended: {join}") }),
+                output: GuestOutput::default(),
+                memory_peak: 0,
+            },
+        }
+    }
+}
+
+/// One invocation, owning everything it needs, so that it can run on a guest thread.
+struct Job {
+    component: PreparedComponent,
+    options: InvokeOptions,
+    reuse: bool,
+    kept: Option<Kept>,
+}
+
+impl Job {
+    /// Runs the invocation; returns its outcome and the store to keep, if any.
+    async fn run(self, request: http::Request<Bytes>, timeout: Duration) -> (InvokeOutcome, Option<Kept>) {
+        let Job { component, options, reuse, kept } = self;
+        let (mut store, proxy, capture) = match kept {
             Some(kept) => (kept.store, Some(kept.proxy), kept.capture),
             None => {
-                let (store, capture) = self.component.new_store(options);
+                let (store, capture) = component.new_store(&options);
                 (store, None, capture)
             }
         };
         store.data_mut().limiter.reset(options.memory_limit);
-        store.set_epoch_deadline(epoch_ticks(timeout));
+        // The epoch callback checks this deadline at every tick and yields otherwise.
+        store.data_mut().deadline = Instant::now() + timeout;
+        store.set_epoch_deadline(1);
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = request
@@ -174,16 +219,16 @@ impl WasmInstance {
         let (incoming, outparam) = match setup {
             Ok(resources) => resources,
             Err(error) => {
-                return InvokeOutcome {
+                let outcome = InvokeOutcome {
                     result: Err(InvokeError::Internal { message: format!("{error:#}") }),
                     output: GuestOutput::default(),
                     memory_peak: 0,
                 };
+                return (outcome, None);
             }
         };
 
-        let proxy_pre = self.component.proxy_pre.clone();
-        let reuse = self.reuse;
+        let proxy_pre = component.proxy_pre.clone();
         // The guest runs in this task, next to the reader of its response body: the
         // body is a bounded pipe, so the guest can only finish writing it while it is
         // being read. A store that will not be kept is dropped as soon as the guest is
@@ -230,6 +275,7 @@ impl WasmInstance {
         let joined = tokio::time::timeout(deadline, async { tokio::join!(guest, response) }).await;
         let timed_out = InvokeError::Timeout { timeout };
         let memory_limit = options.memory_limit;
+        let mut keep = None;
         let (result, memory_peak) = match joined {
             Err(_elapsed) => (Err(timed_out), 0),
             Ok(((guest_result, (memory_peak, memory_denied)), response_result)) => {
@@ -240,7 +286,7 @@ impl WasmInstance {
                     }
                     Ok(kept) => {
                         if let (Some((store, proxy)), Ok(_)) = (kept, &response_result) {
-                            self.kept = Some(Kept { store, proxy, capture: capture.clone() });
+                            keep = Some(Kept { store, proxy, capture: capture.clone() });
                         }
                         response_result
                     }
@@ -249,11 +295,12 @@ impl WasmInstance {
             }
         };
         let captured = capture.take();
-        InvokeOutcome {
+        let outcome = InvokeOutcome {
             result,
             output: GuestOutput { chunks: captured.chunks, truncated: captured.truncated },
             memory_peak,
-        }
+        };
+        (outcome, keep)
     }
 }
 
@@ -276,16 +323,26 @@ impl PreparedComponent {
                 table: ResourceTable::new(),
                 hooks: OutboundHooks { policy: options.outbound.clone() },
                 limiter: MemoryLimiter { limit: options.memory_limit, total: 0, peak: 0, denied: false },
+                deadline: Instant::now(),
             },
         );
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(at_epoch_tick);
         (store, capture)
     }
 }
 
-fn epoch_ticks(timeout: Duration) -> u64 {
-    timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1
+/// Runs at every epoch tick while guest code runs: past the invocation's deadline the
+/// guest traps (`Trap::Interrupt`, reported as a timeout, and the store is never used
+/// again); before it, the guest yields its thread to the next task and resumes at the
+/// back of the queue, so guests that never yield by themselves still take turns.
+fn at_epoch_tick(store: StoreContextMut<'_, GuestState>) -> wasmtime::Result<UpdateDeadline> {
+    if Instant::now() >= store.data().deadline {
+        return Ok(UpdateDeadline::Interrupt);
+    }
+    // `yield_now` rather than wasmtime's own `Yield`: Tokio polls a task that yields
+    // through its waker again at once, ahead of every other task (wasmtime#10667).
+    Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
 }
 
 fn classify_guest_error(

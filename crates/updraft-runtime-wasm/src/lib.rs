@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 mod engine;
+mod executor;
 mod function;
 mod invoke;
 mod outbound;

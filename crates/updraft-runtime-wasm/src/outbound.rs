@@ -2,39 +2,25 @@
 
 use std::sync::Arc;
 
+use updraft_model::{HostRule, Portless};
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The hosts a function may reach. Empty means none: no ambient network.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboundPolicy {
-    allowed: Arc<[String]>,
+    rules: Arc<[HostRule]>,
 }
 
 impl OutboundPolicy {
-    /// Patterns are `host`, `host:port`, `*.domain` or `*` (any host).
+    /// Entries are `host`, `host:port`, `*.domain` or `*` (any host name), as the
+    /// manifest validates them; an entry without a port admits every port.
     pub fn new(allowed: &[String]) -> Self {
-        Self { allowed: allowed.iter().map(|h| h.to_ascii_lowercase()).collect() }
+        Self { rules: allowed.iter().filter_map(|entry| HostRule::parse(entry)).collect() }
     }
 
     /// Whether a request to `host` on `port` is allowed.
     pub fn allows(&self, host: &str, port: u16) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        self.allowed.iter().any(|pattern| {
-            if pattern == "*" {
-                return true;
-            }
-            let (pattern_host, pattern_port) = match pattern.rsplit_once(':') {
-                Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !h.contains(':') => (h, p.parse::<u16>().ok()),
-                _ => (pattern.as_str(), None),
-            };
-            if pattern_port.is_some_and(|p| p != port) {
-                return false;
-            }
-            match pattern_host.strip_prefix("*.") {
-                Some(domain) => host.ends_with(&format!(".{domain}")),
-                None => host == pattern_host,
-            }
-        })
+        self.rules.iter().any(|rule| rule.allows(host, port, Portless::AnyPort))
     }
 }
 

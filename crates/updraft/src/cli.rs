@@ -169,6 +169,9 @@ pub enum Command {
     Workflow(WorkflowCommand),
     /// Print the control plane's OpenAPI document.
     Openapi,
+    /// Check the server: each layer of the Lambda sandbox on its host (exits 1 when
+    /// one is missing that the server was not told to do without).
+    Doctor,
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,6 +289,16 @@ pub struct ServerArgs {
     /// starting an interpreter. 0 turns them off.
     #[arg(long, default_value_t = 2)]
     pub warm_sandboxes: usize,
+    /// Run Lambda functions even though these sandbox layers are missing on this host
+    /// (comma-separated: cgroup-memory, cgroup-pids, cgroup-cpu, landlock, seccomp).
+    /// Without it, a missing layer stops Lambda functions from running, naming the
+    /// layer and its fix; `updraft doctor` shows each layer.
+    #[arg(long, value_name = "LAYERS", value_delimiter = ',', value_parser = parse_layer)]
+    pub sandbox_allow_missing: Vec<updraft_runtime_process::SandboxLayer>,
+    /// Where the host's control-group hierarchies are mounted; with systemd, a
+    /// delegated cgroup v2 folder works too.
+    #[arg(long, value_name = "DIR", default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -298,6 +311,15 @@ pub struct UpArgs {
     /// Deploy once; do not watch for changes.
     #[arg(long)]
     pub no_watch: bool,
+}
+
+fn parse_layer(value: &str) -> Result<updraft_runtime_process::SandboxLayer, String> {
+    let layer: updraft_runtime_process::SandboxLayer =
+        value.parse().map_err(|e: updraft_runtime_process::UnknownLayer| e.to_string())?;
+    if !layer.may_be_missing() {
+        return Err(format!("{layer} cannot be done without: Lambda functions need it to run at all"));
+    }
+    Ok(layer)
 }
 
 fn parse_size(value: &str) -> Result<updraft_model::ByteSize, String> {
@@ -475,6 +497,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Openapi => {
             print!("{}", updraft_api::openapi_json());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor => {
+            let client = Client::new(&global)?;
+            crate::output::doctor(&client, global.output).await
         }
     }
 }

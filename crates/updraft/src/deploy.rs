@@ -94,6 +94,9 @@ pub async fn deploy_dir(client: &Client, dir: &Path, output: Output) -> anyhow::
             for removed in &view.removed {
                 println!("{removed:<24} {:<6} removed", "");
             }
+            for warning in &view.warnings {
+                eprintln!("warning: {warning}");
+            }
         }
     }
     Ok(view)

@@ -20,15 +20,13 @@ use clap::Parser;
 pub const JAIL_ARG: &str = "__jail";
 
 fn main() -> ExitCode {
-    let mut args = std::env::args();
-    if args.nth(1).as_deref() == Some(JAIL_ARG) {
-        match (args.next(), args.next()) {
-            (Some(spec), None) => updraft_runtime_process::jail::main(&spec),
-            _ => {
-                eprintln!("error: {JAIL_ARG} is started by the Updraft server with one argument");
-                return ExitCode::FAILURE;
-            }
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|arg| arg == JAIL_ARG) {
+        if args.next().is_some() {
+            eprintln!("error: {JAIL_ARG} is started by the Updraft server, which sends the sandbox spec on stdin");
+            return ExitCode::FAILURE;
         }
+        updraft_runtime_process::jail::main()
     }
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -361,3 +361,37 @@ pub async fn execution(client: &Client, id: &str, output: Output) -> anyhow::Res
     }
     Ok(())
 }
+
+/// `updraft doctor`: the server's sandbox layers; exits 1 when Lambda functions cannot
+/// run.
+pub async fn doctor(client: &Client, output: Output) -> anyhow::Result<ExitCode> {
+    let view: updraft_api::views::StatusView = client.get("/v1/status").await?;
+    let ready = view.sandbox.as_ref().is_none_or(|sandbox| sandbox.ready);
+    if output == Output::Json {
+        print_json(&view)?;
+        return Ok(if ready { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    println!("server:      {} (node {})", view.version, view.node_id);
+    println!("wasm:        ready (pooling allocator {})", if view.pooling { "on" } else { "off" });
+    println!("events:      {}", view.event_queue);
+    let Some(sandbox) = &view.sandbox else {
+        println!("lambda:      not started on this server");
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!("lambda:      {}", if sandbox.ready { "ready" } else { "cannot run: a sandbox layer is missing" });
+    for layer in &sandbox.layers {
+        println!("  {:<14} {:<16} {}", layer.layer, layer.state, layer.detail);
+        if let Some(fix) = &layer.fix {
+            println!("  {:<14} {:<16} fix: {fix}", "", "");
+        }
+    }
+    if !sandbox.ready {
+        let missing: Vec<&str> =
+            sandbox.layers.iter().filter(|l| l.state == "missing").map(|l| l.layer.as_str()).collect();
+        println!(
+            "Lambda functions are refused until each missing layer is fixed, or the server is started with --sandbox-allow-missing {}",
+            missing.join(",")
+        );
+    }
+    Ok(if ready { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -68,6 +68,8 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
         python: args.python.clone(),
         node: args.node.clone(),
         warm_sandboxes: args.warm_sandboxes,
+        cgroup_root: args.cgroup_root.clone(),
+        allow_missing: args.sandbox_allow_missing.clone(),
     });
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
         format!("cannot listen on {}; is another server running there? pick another with --listen", args.listen)

@@ -21,7 +21,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -48,10 +47,8 @@ const PYTHON_HANDLER: &str = "import time\n\ndef handler(event, context):\n    s
 const NODE_HANDLER: &str = "exports.handler = async (event) => {\n  const started = process.hrtime.bigint();\n  const answer = { ok: true };\n  answer.handler_ns = Number(process.hrtime.bigint() - started);\n  return answer;\n};\n";
 
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args();
-    if args.nth(1).as_deref() == Some(JAIL_ARG) {
-        let spec = args.next().context("the jailer takes one argument")?;
-        updraft_runtime_process::jail::main(&spec);
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == JAIL_ARG) {
+        updraft_runtime_process::jail::main();
     }
     let cli = Cli::parse();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cli))
@@ -59,27 +56,33 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("updraft-lambda-bench-").tempdir()?;
-    let runtime = ProcessRuntime::new(ProcessRuntimeConfig {
+    let runtime = ProcessRuntime::start(ProcessRuntimeConfig {
         jailer: vec![std::env::current_exe()?.into(), JAIL_ARG.into()],
         work_dir: dir.path().join("work"),
         python: None,
         node: None,
         region: "us-east-1".into(),
         account_id: "000000000000".into(),
-        seccomp: true,
+        cgroup_root: "/sys/fs/cgroup".into(),
+        allow_missing: Vec::new(),
+        skip_layers: Vec::new(),
         warm_sandboxes: 1,
-    })?;
+    })
+    .await?;
     // The same runtime without pre-started sandboxes: every cold start builds one.
-    let fresh = ProcessRuntime::new(ProcessRuntimeConfig {
+    let fresh = ProcessRuntime::start(ProcessRuntimeConfig {
         jailer: vec![std::env::current_exe()?.into(), JAIL_ARG.into()],
         work_dir: dir.path().join("fresh"),
         python: None,
         node: None,
         region: "us-east-1".into(),
         account_id: "000000000000".into(),
-        seccomp: true,
+        cgroup_root: "/sys/fs/cgroup".into(),
+        allow_missing: Vec::new(),
+        skip_layers: Vec::new(),
         warm_sandboxes: 0,
-    })?;
+    })
+    .await?;
     println!("lambda-bench: {} cold starts and {} warm invocations per runtime", cli.cold, cli.warm);
     for (kind, file, code, baseline) in [
         (Kind::Python3, "app.py", PYTHON_HANDLER, ["/usr/bin/python3", "-c", "pass"]),

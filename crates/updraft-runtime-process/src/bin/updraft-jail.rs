@@ -1,11 +1,11 @@
 //! The jailer on its own, for the runtime's tests and for hosts that keep it apart
-//! from the server binary: `updraft-jail '<sandbox spec as JSON>'`.
+//! from the server binary. It takes no arguments: the server writes the sandbox spec
+//! to its stdin, a Unix socket (see `updraft_runtime_process::spec`).
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let (Some(spec), None) = (args.next(), args.next()) else {
-        eprintln!("usage: updraft-jail SPEC_JSON (started by the Updraft server, not by hand)");
+    if std::env::args_os().len() > 1 {
+        eprintln!("usage: updraft-jail (started by the Updraft server, which sends the spec on stdin)");
         std::process::exit(2);
-    };
-    updraft_runtime_process::jail::main(&spec)
+    }
+    updraft_runtime_process::jail::main()
 }

@@ -27,7 +27,7 @@ fn with_handler(mut function: Function) -> Function {
 
 #[tokio::test]
 async fn awslambdaric_runs_as_a_custom_runtime() {
-    let h = harness();
+    let h = harness().await;
     let src = fixture("python-ric", "vendor/awslambdaric");
     let mut instance = h.start_dir("python-ric", with_handler(Function::provided()), &src).await.unwrap();
     let body = json(&invoke(&mut instance, "ric-1", json!({"n": 1})).await);
@@ -50,7 +50,7 @@ async fn awslambdaric_runs_as_a_custom_runtime() {
 
 #[tokio::test]
 async fn aws_lambda_ric_runs_as_a_custom_runtime() {
-    let h = harness();
+    let h = harness().await;
     let src = fixture("node-ric", "node_modules/aws-lambda-ric");
     let mut instance = h.start_dir("node-ric", with_handler(Function::provided()), &src).await.unwrap();
     let body = json(&invoke(&mut instance, "nric-1", json!({"n": 1})).await);
@@ -83,7 +83,7 @@ fn rust_lambda() -> PathBuf {
 
 #[tokio::test]
 async fn a_rust_function_built_with_lambda_runtime_runs_as_a_custom_runtime() {
-    let h = harness();
+    let h = harness().await;
     let src = tempfile::tempdir().unwrap();
     std::fs::copy(rust_lambda(), src.path().join("bootstrap")).unwrap();
     let mut instance = h.start_dir("rust-lambda", Function::provided(), src.path()).await.unwrap();

@@ -20,19 +20,28 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
 }
 
-pub fn harness() -> Harness {
+pub async fn harness() -> Harness {
+    harness_with(|_| {}).await
+}
+
+/// A harness whose runtime configuration `adjust` changes first (a test that proves a
+/// layer matters leaves it out, say).
+pub async fn harness_with(adjust: impl FnOnce(&mut ProcessRuntimeConfig)) -> Harness {
     let dir = tempfile::Builder::new().prefix("updraft-process-it-").tempdir().unwrap();
-    let runtime = ProcessRuntime::new(ProcessRuntimeConfig {
+    let mut config = ProcessRuntimeConfig {
         jailer: vec![env!("CARGO_BIN_EXE_updraft-jail").into()],
         work_dir: dir.path().join("work"),
         python: None,
         node: None,
         region: "us-east-1".into(),
         account_id: "000000000000".into(),
-        seccomp: true,
+        cgroup_root: "/sys/fs/cgroup".into(),
+        allow_missing: Vec::new(),
+        skip_layers: Vec::new(),
         warm_sandboxes: 1,
-    })
-    .unwrap();
+    };
+    adjust(&mut config);
+    let runtime = ProcessRuntime::start(config).await.unwrap();
     Harness { runtime, dir }
 }
 

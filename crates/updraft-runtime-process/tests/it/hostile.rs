@@ -109,7 +109,7 @@ def handler(event, context):
 "#;
 
 async fn probe(memory: u64, network: bool) -> (crate::harness::Harness, Started) {
-    let h = harness();
+    let h = harness().await;
     let function = Function { memory, network, ..Function::python("probe.handler") };
     let mut instance = h.start("probe", function, &[("probe.py", PROBE, false)]).await.unwrap();
     assert_sandboxed(&mut instance).await;
@@ -225,7 +225,7 @@ async fn tmp_is_size_limited() {
 
 #[tokio::test]
 async fn one_instance_failing_leaves_the_others_serving() {
-    let h = harness();
+    let h = harness().await;
     let function = || Function::python("probe.handler");
     let mut a = h.start("a", function(), &[("probe.py", PROBE, false)]).await.unwrap();
     let mut b = h.start("b", function(), &[("probe.py", PROBE, false)]).await.unwrap();

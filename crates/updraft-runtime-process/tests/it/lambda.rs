@@ -33,7 +33,7 @@ def handler(event, context):
 
 #[tokio::test]
 async fn a_python_handler_gets_its_event_and_context() {
-    let h = harness();
+    let h = harness().await;
     let mut instance =
         h.start("py-echo", Function::python("app.handler"), &[("app.py", PY_ECHO, false)]).await.unwrap();
     let first = invoke(&mut instance, "req-1", json!({"n": 1})).await;
@@ -73,7 +73,7 @@ async fn a_python_handler_gets_its_event_and_context() {
 
 #[tokio::test]
 async fn a_python_exception_comes_back_in_pythons_shape() {
-    let h = harness();
+    let h = harness().await;
     let mut instance =
         h.start("py-fail", Function::python("app.handler"), &[("app.py", PY_ECHO, false)]).await.unwrap();
     let invoked = invoke(&mut instance, "req-f", json!({"fail": "no good"})).await;
@@ -95,7 +95,7 @@ async fn a_python_exception_comes_back_in_pythons_shape() {
 
 #[tokio::test]
 async fn a_handler_that_cannot_import_fails_init_with_the_runtimes_error() {
-    let h = harness();
+    let h = harness().await;
     let broken = "import does_not_exist\ndef handler(e, c):\n    return 1\n";
     let Err(error) = h.start("py-broken", Function::python("app.handler"), &[("app.py", broken, false)]).await else {
         panic!("the instance started");
@@ -107,7 +107,7 @@ async fn a_handler_that_cannot_import_fails_init_with_the_runtimes_error() {
 
 #[tokio::test]
 async fn a_missing_handler_module_is_refused_at_deploy() {
-    let h = harness();
+    let h = harness().await;
     let zip = crate::harness::bundle(h.dir.path(), "nomod", &[("other.py", "x = 1\n", false)]);
     let error = h.prepare("nomod", &Function::python("app.handler"), &zip).await.err().unwrap();
     assert!(error.contains("app.py"), "{error}");
@@ -130,7 +130,7 @@ export const handler = async (event) => ({ esm: true, event });
 
 #[tokio::test]
 async fn node_handlers_run_as_commonjs_and_as_modules() {
-    let h = harness();
+    let h = harness().await;
     let mut cjs =
         h.start("node-cjs", Function::node("index.handler"), &[("index.js", NODE_ECHO, false)]).await.unwrap();
     let invoked = invoke(&mut cjs, "n-1", json!({"a": 1})).await;
@@ -153,7 +153,7 @@ async fn node_handlers_run_as_commonjs_and_as_modules() {
 
 #[tokio::test]
 async fn http_requests_arrive_as_api_gateway_events_and_answers_map_back() {
-    let h = harness();
+    let h = harness().await;
     let code = r#"
 import json
 def handler(event, context):
@@ -177,7 +177,7 @@ def handler(event, context):
 
 #[tokio::test]
 async fn a_handler_past_its_timeout_is_killed_and_not_reused() {
-    let h = harness();
+    let h = harness().await;
     let code = "import time\ndef handler(event, context):\n    time.sleep(30)\n";
     let mut instance = h.start("py-slow", Function::python("app.handler"), &[("app.py", code, false)]).await.unwrap();
     let invoked = instance.invoke(crate::harness::event(json!({})), call("t-1", Duration::from_millis(300))).await;
@@ -227,7 +227,7 @@ while True:
 
 #[tokio::test]
 async fn a_custom_runtime_sees_the_runtime_api_as_lambda_serves_it() {
-    let h = harness();
+    let h = harness().await;
     let mut instance = h.start("custom", Function::provided(), &[("bootstrap", PROVIDED, true)]).await.unwrap();
     let invoked = invoke(&mut instance, "c-1", json!({})).await;
     let checks = json(&invoked);

@@ -21,7 +21,7 @@ async fn ready(h: &crate::harness::Harness, kind: Kind, count: usize) {
 
 #[tokio::test]
 async fn a_cold_start_takes_a_pre_started_sandbox_that_is_as_closed_as_any() {
-    let h = harness();
+    let h = harness().await;
     let zip = bundle(h.dir.path(), "warm", &[("probe.py", PROBE, false)]);
     let prepared = h.prepare("warm", &Function::python("probe.handler"), &zip).await.unwrap();
     ready(&h, Kind::Python3, 1).await;
@@ -60,7 +60,7 @@ async fn a_cold_start_takes_a_pre_started_sandbox_that_is_as_closed_as_any() {
 
 #[tokio::test]
 async fn node_functions_start_from_pre_started_sandboxes_too() {
-    let h = harness();
+    let h = harness().await;
     let code =
         "exports.handler = async (event, context) => ({ name: context.functionName, cwd: process.cwd(), event });\n";
     let zip = bundle(h.dir.path(), "warm-node", &[("index.js", code, false)]);

@@ -97,17 +97,58 @@ async fn echoes_a_request_with_env_and_captured_output() {
 async fn a_guest_spinning_without_yielding_times_out() {
     let harness = Harness::new();
     let spin = harness.prepare(programs::SPIN);
-    let echo = harness.prepare(programs::ECHO);
     let options = InvokeOptions { timeout: Duration::from_millis(300), ..options() };
-    let started = Instant::now();
-    let (spun, echoed) = tokio::join!(spin.invoke(get("/"), &options), async {
-        // Another function keeps answering while one spins.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        echo.invoke(get("/env?name=GREETING"), &InvokeOptions::clone(&options)).await
-    });
-    assert_eq!(spun.result.unwrap_err(), InvokeError::Timeout { timeout: Duration::from_millis(300) });
-    assert!(started.elapsed() < Duration::from_secs(5), "the deadline stopped the loop");
-    assert_eq!(echoed.result.unwrap().body(), "hi");
+    let outcome = spin.invoke(get("/"), &options).await;
+    assert_eq!(outcome.result.unwrap_err(), InvokeError::Timeout { timeout: Duration::from_millis(300) });
+}
+
+/// Four spinning guests per core, each invoked from a task of the caller's runtime, as
+/// the gateway does. Were guests run on the caller's threads, or did they never yield,
+/// the other function's request would wait behind them until they time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spinning_guests_hold_neither_the_callers_threads_nor_each_other() {
+    let harness = Harness::new();
+    let spin = harness.prepare(programs::SPIN);
+    let echo = harness.prepare(programs::ECHO);
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let timeout = Duration::from_secs(3);
+    let spin_options = InvokeOptions { timeout, ..options() };
+    let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let spinners: Vec<_> = (0..4 * cores)
+        .map(|_| {
+            let (spin, options, finished) = (spin.clone(), spin_options.clone(), finished.clone());
+            tokio::spawn(async move {
+                let outcome = spin.invoke(get("/"), &options).await;
+                finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                (outcome, Instant::now())
+            })
+        })
+        .collect();
+    // Let every spinner get going (a timer on the caller's runtime must fire too).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    for round in 0..5 {
+        let echo = echo.clone();
+        let answered =
+            tokio::spawn(async move { echo.invoke(get("/env?name=GREETING"), &options()).await }).await.unwrap();
+        assert_eq!(answered.result.unwrap().body(), "hi");
+        assert_eq!(
+            finished.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "request {round} of another function was answered only after spinning guests ended"
+        );
+    }
+
+    let mut ends = Vec::new();
+    for spinner in spinners {
+        let (outcome, ended) = spinner.await.unwrap();
+        assert_eq!(outcome.result.unwrap_err(), InvokeError::Timeout { timeout });
+        ends.push(ended);
+    }
+    // They took turns rather than queueing: all of them ran into their deadline at
+    // about the same time, not one pair per timeout.
+    let spread = *ends.iter().max().unwrap() - *ends.iter().min().unwrap();
+    assert!(spread < timeout, "spinners ended {spread:?} apart: they ran one after another");
 }
 
 #[tokio::test]

@@ -174,9 +174,10 @@ def handler(event, context):
 #[tokio::test]
 async fn acknowledged_async_invocations_survive_a_kill_9() {
     let mut server = TestServer::start();
-    let app = python_app("witnessed", "allowed_outbound_hosts = [\"127.0.0.1\"]\nconcurrency = 20", WITNESSED);
-    server.deploy(app.path());
     let (port, seen) = witness().await;
+    let grant = format!("allowed_outbound_hosts = [\"127.0.0.1:{port}\"]\nconcurrency = 20");
+    let app = python_app("witnessed", &grant, WITNESSED);
+    server.deploy(app.path());
 
     // 10,000 events from 32 concurrent callers; the server is killed right after the
     // last is acknowledged, with most of them still in flight.

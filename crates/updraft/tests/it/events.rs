@@ -81,8 +81,8 @@ def handler(event, context):
 fn reporter(name: &str, witness: &Witness, env: &str, extra: &str) -> String {
     format!(
         "[functions.{name}]\nruntime = \"python3\"\nhandler = \"reporter.handler\"\nsource = \"src\"\n\
-         allowed_outbound_hosts = [\"127.0.0.1\"]\nenv = {{ NAME = \"{name}\", WITNESS = \"{}\"{env} }}\n{extra}\n",
-        witness.port
+         allowed_outbound_hosts = [\"127.0.0.1:{port}\"]\nenv = {{ NAME = \"{name}\", WITNESS = \"{port}\"{env} }}\n{extra}\n",
+        port = witness.port
     )
 }
 
