@@ -230,7 +230,10 @@ impl Inner {
             }
         }
         retire(None, cgroup, Some(dir));
-        SandboxStatus::from_checks(&checks, &self.config.allow_missing)
+        // A layer skipped on purpose (tests, debugging) is allowed to be missing.
+        let mut allowed = self.config.allow_missing.clone();
+        allowed.extend(self.config.skip_layers.iter().copied());
+        SandboxStatus::from_checks(&checks, &allowed)
     }
 
     fn interpreter(&self, kind: RuntimeKind) -> Result<Interpreter, String> {

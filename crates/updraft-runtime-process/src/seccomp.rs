@@ -6,7 +6,10 @@
 //! filter can check. Missing on purpose, among others: `mount`, `umount2`,
 //! `pivot_root`, `chroot`, `unshare`, `setns`, `ptrace`, `process_vm_readv`,
 //! `bpf`, `perf_event_open`, `keyctl`, `add_key`, `userfaultfd`, `io_uring_setup`,
-//! `open_by_handle_at`, `init_module`, `kexec_load`, `reboot`, `swapon`, `setuid`.
+//! `open_by_handle_at`, `init_module`, `kexec_load`, `reboot`, `swapon`, `setuid`,
+//! and `memfd_create` and `execveat`: a program written to an anonymous file, or run
+//! from a descriptor, would detour around Landlock's rule that only the runtime may be
+//! executed.
 
 use std::io;
 
@@ -44,7 +47,18 @@ mod tests {
         for rule in doc["runtime"]["filter"].as_array().unwrap() {
             let reason = rule["comment"].as_str().unwrap_or_default();
             assert!(!reason.is_empty(), "{} has no reason", rule["syscall"]);
-            for forbidden in ["mount", "ptrace", "unshare", "setns", "bpf", "pivot_root", "chroot", "setuid"] {
+            for forbidden in [
+                "mount",
+                "ptrace",
+                "unshare",
+                "setns",
+                "bpf",
+                "pivot_root",
+                "chroot",
+                "setuid",
+                "memfd_create",
+                "execveat",
+            ] {
                 assert_ne!(rule["syscall"], forbidden, "{forbidden} must stay refused");
             }
         }

@@ -8,4 +8,5 @@ mod conformance;
 mod harness;
 mod hostile;
 mod lambda;
+mod layers;
 mod warm;
