@@ -71,8 +71,8 @@ async fn metric(server: &TestServer, sample: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-pub(crate) async fn wait_for_metric(server: &TestServer, sample: &str, value: f64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+pub(crate) async fn wait_for_metric(server: &TestServer, sample: &str, value: f64, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
     loop {
         let found = metric(server, sample).await;
         if found == Some(value) {
@@ -238,9 +238,9 @@ async fn cold_starts_are_timed_apart_and_idle_instances_scale_to_zero() {
     let (first_id, second_id) = (request_id(&first), request_id(&second));
     assert_eq!((first.status(), second.status()), (StatusCode::OK, StatusCode::OK));
 
-    wait_for_metric(&server, &instances("sleepy", "idle"), 1.0).await;
+    wait_for_metric(&server, &instances("sleepy", "idle"), 1.0, Duration::from_secs(20)).await;
     // After the idle timeout the instance is stopped: nothing of the function stays loaded.
-    wait_for_metric(&server, &instances("sleepy", "idle"), 0.0).await;
+    wait_for_metric(&server, &instances("sleepy", "idle"), 0.0, Duration::from_secs(20)).await;
     let third_id = request_id(&server.get("/sleepy/log").await);
 
     let records = wait_for_records(&server, "sleepy", 3).await;
@@ -276,7 +276,7 @@ async fn cold_starts_are_timed_apart_and_idle_instances_scale_to_zero() {
 async fn min_instances_are_kept_warm() {
     let server = TestServer::start();
     deploy_echo(&server, "warm", "min_instances = 2\nidle_timeout = \"100ms\"");
-    wait_for_metric(&server, &instances("warm", "idle"), 2.0).await;
+    wait_for_metric(&server, &instances("warm", "idle"), 2.0, Duration::from_secs(20)).await;
     // Well past the idle timeout they are still there (the reaper runs every 100 ms).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(metric(&server, &instances("warm", "idle")).await, Some(2.0));
@@ -285,9 +285,9 @@ async fn min_instances_are_kept_warm() {
     assert_eq!(record_for(&records, &id)["cold"], false, "a provisioned instance serves warm");
     // A timed-out instance is discarded and replaced.
     deploy_echo(&server, "warm", "min_instances = 1\ntimeout = \"100ms\"");
-    wait_for_metric(&server, &instances("warm", "idle"), 1.0).await;
+    wait_for_metric(&server, &instances("warm", "idle"), 1.0, Duration::from_secs(20)).await;
     assert_eq!(server.get("/warm/sleep?ms=2000").await.status(), StatusCode::GATEWAY_TIMEOUT);
-    wait_for_metric(&server, &instances("warm", "idle"), 1.0).await;
+    wait_for_metric(&server, &instances("warm", "idle"), 1.0, Duration::from_secs(20)).await;
     let records = wait_for_records(&server, "warm", 2).await;
     assert_eq!(records[0]["status"], "timeout");
     assert_eq!(records[0]["error_type"], "Sandbox.Timedout");
@@ -349,7 +349,7 @@ async fn invocations_running_at_a_graceful_shutdown_are_recorded() {
     assert_eq!(server.get("/slow/count").await.status(), StatusCode::OK);
     let tasks: Vec<_> =
         (0..20).map(|_| tokio::spawn(server.http.get(server.url("/slow/sleep?ms=1000")).send())).collect();
-    wait_for_metric(&server, "updraft_concurrent_executions{function=\"slow\"}", 20.0).await;
+    wait_for_metric(&server, "updraft_concurrent_executions{function=\"slow\"}", 20.0, Duration::from_secs(20)).await;
     let mut server = server;
     let stopped = tokio::task::spawn_blocking(move || {
         let status = server.terminate();

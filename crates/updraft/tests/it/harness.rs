@@ -75,6 +75,11 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
     pub fn token(&self) -> String {
         std::fs::read_to_string(self.data_dir.path().join("admin-token")).unwrap().trim().to_owned()
     }

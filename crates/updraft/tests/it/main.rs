@@ -4,8 +4,10 @@
 #![allow(clippy::disallowed_methods)]
 
 mod async_invoke;
+mod escape;
 mod events;
 mod execution;
+mod fairness;
 mod harness;
 mod lambda;
 mod signup;
@@ -405,7 +407,13 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     // Open the connection first, so the slow request rides one the server has accepted.
     assert_eq!(server.get("/echo/count").await.status(), StatusCode::OK);
     let slow = tokio::spawn(server.http.get(server.url("/echo/sleep?ms=1500")).send());
-    execution::wait_for_metric(&server, "updraft_concurrent_executions{function=\"echo\"}", 1.0).await;
+    execution::wait_for_metric(
+        &server,
+        "updraft_concurrent_executions{function=\"echo\"}",
+        1.0,
+        Duration::from_secs(20),
+    )
+    .await;
     let status = tokio::task::spawn_blocking(move || {
         let status = server.terminate();
         (status, server)
