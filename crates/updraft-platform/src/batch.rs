@@ -24,8 +24,8 @@ pub(crate) trait BatchTarget<T>: Send + 'static {
 
     fn write(&self, batch: &[T]) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Called after each batch, written or dropped.
-    fn written(&self, batch: &[T]);
+    /// Called after each batch: `stored` says whether it was written or dropped.
+    fn written(&self, batch: &[T], stored: bool);
 }
 
 /// A channel's receiving side, bounded or not.
@@ -65,16 +65,18 @@ where
                 }
             }
             let mut attempt = 0;
+            let mut stored = true;
             while let Err(error) = target.write(&batch).await {
                 attempt += 1;
                 tracing::warn!(error = %error, attempt, items = batch.len(), "writing {} failed; retrying", W::WHAT);
                 if attempt >= W::ATTEMPTS {
                     tracing::error!(items = batch.len(), "dropping {} after repeated failures", W::WHAT);
+                    stored = false;
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
             }
-            target.written(&batch);
+            target.written(&batch, stored);
             batch.clear();
         }
     })

@@ -26,11 +26,15 @@ pub struct AsyncConfig {
     /// The wait before the first retry; each later one waits twice as long
     /// (Lambda: about a minute, then two).
     pub retry_delay: Duration,
+    /// Settle an outcome only once its invocation's record is stored (on by default).
+    /// Off, a crash may lose the records of runs whose events are gone: only for
+    /// measuring what durability costs.
+    pub durable_records: bool,
 }
 
 impl Default for AsyncConfig {
     fn default() -> Self {
-        Self { retry_delay: Duration::from_secs(60) }
+        Self { retry_delay: Duration::from_secs(60), durable_records: true }
     }
 }
 
@@ -42,6 +46,9 @@ const BATCH: usize = 64;
 const THROTTLE_DELAY: Duration = Duration::from_secs(1);
 /// How often the queue is looked at when nothing wakes the dispatcher (retries fall due).
 const POLL: Duration = Duration::from_millis(250);
+/// How long an outcome waits for its invocation's record to be stored (the record
+/// writer retries a failing database for about this long).
+pub(crate) const RECORD_WAIT: Duration = Duration::from_secs(60);
 
 /// The handle that stops the dispatcher and wakes it for new events.
 pub(crate) struct Dispatcher {
@@ -126,6 +133,9 @@ async fn deliver(platform: &Platform, claimed: Claimed) {
         .as_ref()
         .map(|function| (function.config.retries, function.config.max_event_age))
         .unwrap_or((2, Duration::from_secs(6 * 3600)));
+    // The invocation's record is stored before its outcome: a crash in between runs
+    // the event again rather than losing the record of a run.
+    let recorded = function.as_ref().filter(|_| config.durable_records).map(|_| platform.recorder().durable(&event.id));
     let outcome = match &function {
         Some(function) => attempt(platform, function, event).await,
         None => Err(Retry::Never(format!("function {} no longer exists", event.function))),
@@ -172,6 +182,13 @@ async fn deliver(platform: &Platform, claimed: Claimed) {
             }
         }
     };
+    if let Some(recorded) = recorded
+        && !recorded.stored(RECORD_WAIT).await
+    {
+        // Its claim runs out and it runs again, recorded then.
+        tracing::error!(id = %event.id, "the record of an asynchronous invocation was not stored; it will run again");
+        return;
+    }
     drop(hold);
     let id = event.id.clone();
     if let Err(error) = queue.settle(claimed, settlement).await {

@@ -37,7 +37,7 @@ impl BatchTarget<LogLine> for LogTarget {
         self.store.log_append(batch).await
     }
 
-    fn written(&self, _batch: &[LogLine]) {
+    fn written(&self, _batch: &[LogLine], _stored: bool) {
         self.appended.notify_waiters();
     }
 }

@@ -1019,6 +1019,10 @@ impl Platform {
         Ok(id)
     }
 
+    pub(crate) fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
     pub(crate) fn workflow_set(&self) -> &ArcSwap<BTreeMap<FunctionName, Arc<crate::workflows::Workflow>>> {
         &self.workflows
     }

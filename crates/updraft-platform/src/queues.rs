@@ -190,10 +190,20 @@ async fn deliver(
     let json = http::HeaderValue::from_static("application/json");
     let request =
         event_request(&request_id, &source, "dev.updraft.queue.batch", json, sqs_batch(&trigger.queue, &messages));
+    // The batch's record is stored before its messages are settled (see `dispatch`).
+    let recorded = platform.async_config().durable_records.then(|| platform.recorder().durable(&request_id));
     let context = InvokeContext { request_id, trigger: TriggerKind::Queue, trace_id: None };
     let ids: Vec<String> = messages.iter().map(|message| message.id.clone()).collect();
     let now = now_millis();
-    let settled = match platform.invoke(function, request, context).await {
+    let invoked = platform.invoke(function, request, context).await;
+    if let Some(recorded) = recorded
+        && !recorded.stored(crate::dispatch::RECORD_WAIT).await
+    {
+        // They come back after the visibility timeout, and are recorded then.
+        tracing::error!(queue = %trigger.queue, "the record of a queue batch was not stored; its messages will come back");
+        return;
+    }
+    let settled = match invoked {
         Ok(invocation) if invocation.response.status().is_success() => {
             let failed = batch_item_failures(invocation.response.body(), &ids);
             let (failed, handled): (Vec<String>, Vec<String>) = ids.into_iter().partition(|id| failed.contains(id));

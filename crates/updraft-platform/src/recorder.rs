@@ -2,6 +2,12 @@
 //! framed by Lambda-style `START`, `END` and `REPORT` lines) go to the log writer, its
 //! record to the record writer, which stores records with their hourly usage in
 //! batches and then counts them in the metrics.
+//!
+//! A synchronous invocation's record is durable within one batch window (50 ms) of
+//! its response, or lost with a crash in that window. An asynchronous one's outcome
+//! waits for its record ([`Recorder::durable`]): the event leaves the queue only once
+//! its record is stored, so a crash leaves it a record or a pending event, never
+//! neither.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,11 +30,22 @@ pub(crate) struct Recorder {
     /// request id; the counter spares every other invocation the lock.
     tails: Mutex<HashMap<String, oneshot::Sender<String>>>,
     tail_waiters: AtomicUsize,
+    /// Callers waiting for an invocation's record to be stored, by request id.
+    durable: Arc<DurableWaiters>,
+}
+
+/// Who waits for which record to be stored; the counter spares every other batch the
+/// lock.
+#[derive(Default)]
+pub(crate) struct DurableWaiters {
+    by_id: Mutex<HashMap<String, oneshot::Sender<bool>>>,
+    count: AtomicUsize,
 }
 
 struct RecordTarget {
     store: Store,
     metrics: Arc<Metrics>,
+    durable: Arc<DurableWaiters>,
 }
 
 impl BatchTarget<InvocationRecord> for RecordTarget {
@@ -39,9 +56,17 @@ impl BatchTarget<InvocationRecord> for RecordTarget {
         self.store.invocation_append(batch).await
     }
 
-    fn written(&self, batch: &[InvocationRecord]) {
+    fn written(&self, batch: &[InvocationRecord], stored: bool) {
         for record in batch {
             self.metrics.record(record);
+        }
+        if self.durable.count.load(Ordering::Acquire) > 0 {
+            let mut waiting = self.durable.by_id.lock().unwrap();
+            for record in batch {
+                if let Some(waiter) = waiting.remove(&record.id) {
+                    let _ = waiter.send(stored);
+                }
+            }
         }
     }
 }
@@ -55,9 +80,18 @@ impl Recorder {
         metrics: Arc<Metrics>,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let (records, receiver) = mpsc::unbounded_channel();
-        let task = crate::batch::spawn(receiver, RecordTarget { store, metrics });
-        let recorder = Self { records, logs, tails: Mutex::default(), tail_waiters: AtomicUsize::new(0) };
+        let durable = Arc::new(DurableWaiters::default());
+        let task = crate::batch::spawn(receiver, RecordTarget { store, metrics, durable: durable.clone() });
+        let recorder = Self { records, logs, tails: Mutex::default(), tail_waiters: AtomicUsize::new(0), durable };
         (Arc::new(recorder), task)
+    }
+
+    /// Asks to hear when the record of invocation `request_id` (about to run) is stored.
+    pub(crate) fn durable(&self, request_id: &str) -> DurableWaiter {
+        let (sender, receiver) = oneshot::channel();
+        self.durable.by_id.lock().unwrap().insert(request_id.to_owned(), sender);
+        self.durable.count.fetch_add(1, Ordering::AcqRel);
+        DurableWaiter { waiters: self.durable.clone(), request_id: request_id.to_owned(), receiver: Some(receiver) }
     }
 
     /// Asks for the log text of invocation `request_id`, sent when it finishes.
@@ -125,6 +159,30 @@ fn log_lines(record: &InvocationRecord, output: &GuestOutput) -> Vec<(i64, &'sta
     lines.push((now, "platform", updraft_telemetry::end_line(record)));
     lines.push((now, "platform", updraft_telemetry::report_line(record)));
     lines
+}
+
+/// One caller's wait for an invocation's record to be stored; unregisters itself when
+/// dropped.
+pub(crate) struct DurableWaiter {
+    waiters: Arc<DurableWaiters>,
+    request_id: String,
+    receiver: Option<oneshot::Receiver<bool>>,
+}
+
+impl DurableWaiter {
+    /// Whether the record was stored within `within` (false: dropped after repeated
+    /// failures, or not yet).
+    pub(crate) async fn stored(mut self, within: std::time::Duration) -> bool {
+        let Some(receiver) = self.receiver.take() else { return false };
+        matches!(tokio::time::timeout(within, receiver).await, Ok(Ok(true)))
+    }
+}
+
+impl Drop for DurableWaiter {
+    fn drop(&mut self) {
+        self.waiters.by_id.lock().unwrap().remove(&self.request_id);
+        self.waiters.count.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// One caller's wait for an invocation's log text; unregisters itself when dropped.

@@ -259,6 +259,11 @@ pub struct ServerArgs {
     /// waits twice as long (Lambda: about a minute).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub async_retry_delay: Duration,
+    /// Settle asynchronous outcomes without waiting for their invocation records to be
+    /// stored (a crash may then lose the records of runs): only for measuring what
+    /// durable records cost.
+    #[arg(long, hide = true)]
+    pub no_durable_async_records: bool,
     /// Keep asynchronous invocations (async invokes, topic copies, webhooks, mail,
     /// schedule ticks, destination records) in NATS JetStream at this URL, e.g.
     /// nats://127.0.0.1:4222, instead of the database. The server needs JetStream on

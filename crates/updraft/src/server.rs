@@ -49,6 +49,7 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
     config.account_concurrency = args.account_concurrency;
     config.max_instances = args.max_instances;
     config.async_invocations.retry_delay = args.async_retry_delay;
+    config.async_invocations.durable_records = !args.no_durable_async_records;
     if let Some(url) = &args.nats_url {
         config.event_queue = EventQueueConfig::JetStream {
             url: url.clone(),

@@ -212,11 +212,38 @@ async fn acknowledged_async_invocations_survive_a_kill_9() {
         assert!(Instant::now() < deadline, "{missing} of {} acknowledged events never ran", accepted.len());
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let counts = seen.lock().unwrap();
-    let duplicates: usize = accepted.iter().map(|id| counts[id] - 1).sum();
+    let duplicates: usize = {
+        let counts = seen.lock().unwrap();
+        accepted.iter().map(|id| counts[id] - 1).sum()
+    };
     eprintln!(
         "kill -9: {} events acknowledged, {before_restart} delivered before the kill, all {} delivered after the restart, {duplicates} delivered twice",
         accepted.len(),
         accepted.len()
     );
+
+    // Every run left its record, those the kill interrupted included: an outcome is
+    // settled only once its record is stored. (Records are written in batches; the
+    // last ones trail the last run a little.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = crate::execution::records(&server, "witnessed").await;
+        let recorded: std::collections::HashSet<&str> = records
+            .iter()
+            .filter(|record| record["status"] == "success")
+            .filter_map(|record| record["id"].as_str())
+            .collect();
+        let unrecorded: Vec<&String> = accepted.iter().filter(|id| !recorded.contains(id.as_str())).collect();
+        if unrecorded.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} acknowledged events ran but have no success record, e.g. {:?}",
+            unrecorded.len(),
+            accepted.len(),
+            &unrecorded[..unrecorded.len().min(3)]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

@@ -394,7 +394,15 @@ async fn each_schedule_tick_fires_once_across_a_kill_9_and_missed_ticks_follow_c
             let expected: Vec<i64> = (seconds[0]..=*seconds.last().unwrap()).collect();
             assert_eq!(seconds, expected, "catch_up = \"all\" fires every missed tick");
         } else {
+            // "latest": the ticks missed during the outage are skipped but for the last
+            // one due when the server came back, fired at once: the first tick after the
+            // kill falls in the outage (a regular tick would come after the restart),
+            // and seconds before it were skipped.
             assert!(outage.len() <= 1, "catch_up = \"latest\" fires one missed tick, not {outage:?}");
+            let last_before = *seconds.iter().filter(|s| **s <= killed_at).max().unwrap();
+            let first_after = *seconds.iter().find(|s| **s > killed_at).unwrap();
+            assert!(first_after <= restarted_at, "no missed tick fired when the server came back: {seconds:?}");
+            assert!(first_after - last_before >= 2, "no tick of the outage was skipped: {seconds:?}");
         }
     }
 }

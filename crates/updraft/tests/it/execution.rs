@@ -22,7 +22,7 @@ fn deploy_echo(server: &TestServer, name: &str, extra: &str) {
 }
 
 /// Every record of `function`, newest first, following the pages.
-async fn records(server: &TestServer, function: &str) -> Vec<Value> {
+pub(crate) async fn records(server: &TestServer, function: &str) -> Vec<Value> {
     let mut all = Vec::new();
     let mut before = String::new();
     loop {
