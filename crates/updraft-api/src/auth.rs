@@ -48,7 +48,7 @@ pub(crate) async fn require_key(
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "the function token is not valid here (was the function removed, or the server's secrets.key replaced?)",
+                "the function token is not valid: it was rotated (`updraft tokens rotate`), or its function was deleted",
             )
         })?;
         let grants = &function.config;

@@ -123,6 +123,27 @@ impl From<DeployError> for ApiError {
                 _ => ApiError::internal(&error),
             },
             E::Artifact(_) => ApiError::internal(&error),
+            E::UnknownSecret { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_secret", error.to_string())
+            }
+            E::EnvironmentTooLarge { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "environment_too_large", error.to_string())
+            }
+        }
+    }
+}
+
+impl From<updraft_platform::SecretError> for ApiError {
+    fn from(error: updraft_platform::SecretError) -> Self {
+        use updraft_platform::SecretError as E;
+        match error {
+            E::NotFound { .. } => ApiError::not_found("secret_not_found", error.to_string()),
+            E::FunctionNotFound { .. } => ApiError::not_found("function_not_found", error.to_string()),
+            E::Empty | E::Nul => ApiError::new(StatusCode::BAD_REQUEST, "invalid_secret", error.to_string()),
+            E::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "secret_too_large", error.to_string()),
+            E::InUse { .. } => ApiError::new(StatusCode::CONFLICT, "secret_in_use", error.to_string()),
+            E::Deploy(deploy) => deploy.into(),
+            E::KeyFile { .. } | E::Unseal(_) | E::Store(_) => ApiError::internal(&error),
         }
     }
 }

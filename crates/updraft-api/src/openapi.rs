@@ -42,6 +42,11 @@ use crate::views::*;
         control::key_list,
         control::key_delete,
         control::status,
+        control::secret_list,
+        control::secret_set,
+        control::secret_delete,
+        control::token_rotate,
+        control::secrets_key_rotate,
     ),
     components(schemas(
         ErrorBody, ErrorView, ProblemView, ArtifactView, DeployView, DeployedFunctionView, FunctionView,
@@ -50,7 +55,7 @@ use crate::views::*;
         FunctionUsageView, PricesView, UsageReportView, AccessKeyCreatedView, AccessKeyView, AccessKeyListView,
         AsyncAcceptedView, AsyncEventView, PublishedView, TopicView, TopicListView, QueueSentView, QueueView,
         QueueTriggerView, ExecutionStartedView, ExecutionView, HistoryEntryView, StatusView, SandboxView,
-        SandboxLayerView,
+        SandboxLayerView, SecretView, SecretListView, SecretSetView, TokenRotatedView, KeyRotatedView,
     )),
     modifiers(&BearerAuth)
 )]

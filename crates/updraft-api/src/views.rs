@@ -167,7 +167,12 @@ pub struct ConfigView {
     /// `null`: the account's limit.
     pub concurrency: Option<u32>,
     pub instance_reuse: bool,
+    /// Plain variables (a webhook secret's value is shown as `(secret)`).
     pub env: BTreeMap<String, String>,
+    /// Variables whose values are stored secrets: the variable and the secret's name,
+    /// never its value.
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, String>,
     pub allowed_outbound_hosts: Vec<String>,
     pub routes: Vec<RouteView>,
     /// Topics the function subscribes to.
@@ -203,6 +208,9 @@ pub struct RouteView {
     pub auth: String,
     /// For a signed webhook: the env variable holding its secret (its value is not shown).
     pub secret_env: Option<String>,
+    /// For a webhook signed with a stored secret: the secret's name.
+    #[serde(default)]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -235,6 +243,11 @@ impl ConfigView {
             concurrency: config.concurrency,
             instance_reuse: config.instance_reuse,
             env: redacted_env(config),
+            secret_env: config
+                .secret_env
+                .iter()
+                .map(|(variable, secret)| (variable.clone(), secret.to_string()))
+                .collect(),
             allowed_outbound_hosts: config.allowed_outbound_hosts.clone(),
             routes: config
                 .triggers
@@ -249,6 +262,7 @@ impl ConfigView {
                             updraft_model::HttpAuth::Key => "key".to_owned(),
                         },
                         secret_env: None,
+                        secret: None,
                     }),
                     Trigger::Webhook(webhook) => Some(RouteView {
                         kind: "webhook".to_owned(),
@@ -256,6 +270,7 @@ impl ConfigView {
                         route: webhook.route.to_string(),
                         auth: "public".to_owned(),
                         secret_env: webhook.secret_env.clone(),
+                        secret: webhook.secret.as_ref().map(ToString::to_string),
                     }),
                     Trigger::Topic(_) | Trigger::Schedule(_) | Trigger::Queue(_) | Trigger::Email(_) => None,
                 })
@@ -724,6 +739,58 @@ impl ExecutionView {
                     detail: entry.detail.as_deref().map(json),
                 })
                 .collect(),
+        }
+    }
+}
+
+/// A secret as listed: never its value.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SecretView {
+    pub name: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// The deployed functions whose environment or webhooks name it.
+    pub used_by: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SecretListView {
+    pub secrets: Vec<SecretView>,
+}
+
+/// What setting a secret did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SecretSetView {
+    pub name: String,
+    /// False when it replaced an earlier value.
+    pub created: bool,
+    /// The functions that get the new value in instances started from now on.
+    pub used_by: Vec<String>,
+}
+
+/// A function's tokens after a rotation.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenRotatedView {
+    pub function: String,
+    /// The generation tokens are signed for now; every earlier one is refused.
+    pub generation: i64,
+}
+
+/// A rotation of the secrets key.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct KeyRotatedView {
+    /// How many sealed values (access keys' secrets, secrets, the server's own keys)
+    /// were sealed again with the new key.
+    pub resealed: usize,
+}
+
+impl SecretView {
+    pub(crate) fn new(info: &updraft_platform::SecretInfo) -> Self {
+        SecretView {
+            name: info.name.to_string(),
+            created_at_ms: info.created_at,
+            updated_at_ms: info.updated_at,
+            used_by: info.used_by.iter().map(ToString::to_string).collect(),
         }
     }
 }

@@ -17,12 +17,12 @@ mod workflow;
 
 pub use event::EventSource;
 pub use invocation::{EventInput, FunctionError, InvocationRecord, InvocationStatus, TriggerKind, billed_ms};
-pub use limits::{ByteSize, Limits};
+pub use limits::{ByteSize, Limits, MAX_ENVIRONMENT_BYTES, environment_size};
 pub use manifest::{
     BuildSpec, Destination, EmailTrigger, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
     ManifestProblem, QueueTrigger, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger, WorkflowSpec,
 };
-pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, TopicName, VersionNumber};
+pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, SecretName, TopicName, VersionNumber};
 pub use outbound::{HostMatch, HostRule, Portless, WEB_PORTS};
 pub use route::{MethodSet, RoutePattern, RouteSegment};
 pub use schedule::{CatchUp, InvalidSchedule, ScheduleExpression, Timezone};

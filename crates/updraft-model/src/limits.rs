@@ -5,6 +5,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The most a function's environment may hold, names and values together (Lambda's
+/// limit): a larger one cannot be handed to a process's `execve` on every host.
+pub const MAX_ENVIRONMENT_BYTES: usize = 4096;
+
+/// How much of [`MAX_ENVIRONMENT_BYTES`] these variables take.
+pub fn environment_size<'a>(variables: impl IntoIterator<Item = (&'a str, &'a str)>) -> usize {
+    variables.into_iter().map(|(name, value)| name.len() + value.len()).sum()
+}
+
 /// A size in bytes, written in manifests as `"128MiB"`, `"1GiB"`, `"512KiB"` or a plain
 /// number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AppName, ByteSize, CatchUp, FunctionName, MethodSet, QueueName, RoutePattern, ScheduleExpression, Timezone,
-    TopicName,
+    AppName, ByteSize, CatchUp, FunctionName, MethodSet, QueueName, RoutePattern, ScheduleExpression, SecretName,
+    Timezone, TopicName,
 };
 
 mod parse;
@@ -69,6 +69,11 @@ pub struct FunctionConfig {
     pub concurrency: Option<u32>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Environment variables whose values are secrets (`env = { KEY = { secret =
+    /// "NAME" } }`): the server puts in the secret's value when an instance starts, and
+    /// nothing but the name is stored with the version or shown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_env: BTreeMap<String, SecretName>,
     /// Hosts the function may call (`"api.example.com"`, `"*.example.com"`,
     /// `"127.0.0.1:8080"`, or `"*"` for any); empty means no outbound network.
     #[serde(default)]
@@ -136,6 +141,7 @@ impl FunctionConfig {
             timeout: limits.default_timeout,
             concurrency: None,
             env: BTreeMap::new(),
+            secret_env: BTreeMap::new(),
             allowed_outbound_hosts: Vec::new(),
             instance_reuse: false,
             idle_timeout: limits.default_idle_timeout,
@@ -257,6 +263,9 @@ pub struct WebhookTrigger {
     /// HMAC-SHA256 of the body). Unsigned or wrongly signed requests are refused.
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// Or the name of a stored secret (`updraft secrets set`) holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretName>,
 }
 
 impl WebhookTrigger {
@@ -383,6 +392,7 @@ mod tests {
             timeout: Duration::from_secs(3),
             concurrency: None,
             env: BTreeMap::from([("A".to_owned(), "1".to_owned()), ("B".to_owned(), "2".to_owned())]),
+            secret_env: BTreeMap::new(),
             allowed_outbound_hosts: Vec::new(),
             instance_reuse: false,
             idle_timeout: Duration::from_secs(600),

@@ -132,6 +132,13 @@ name_type!(
     "queue name",
     check_channel
 );
+name_type!(
+    /// A secret's name, as `updraft secrets set NAME` stores it and a manifest refers
+    /// to it (`env = { KEY = { secret = "NAME" } }`).
+    SecretName,
+    "secret name",
+    check_channel
+);
 
 /// A function version: 1 for the first deploy, then one more for each changed deploy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

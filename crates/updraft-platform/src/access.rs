@@ -17,6 +17,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 use updraft_model::FunctionName;
+use updraft_store::TokenIdentity;
 
 use crate::keys::{Principal, Role};
 
@@ -52,12 +53,10 @@ impl AccessKey {
     }
 }
 
-/// Seals and opens secrets with the server's secrets key.
+/// Seals and opens secrets with the server's secrets key (XChaCha20-Poly1305, a random
+/// nonce per value).
 pub(crate) struct Sealer {
     cipher: XChaCha20Poly1305,
-    /// Signs the tokens functions are given for their grants (`publishes`, `starts`),
-    /// derived from the secrets key so that a token outlives restarts, not the key.
-    token_key: [u8; 32],
 }
 
 /// Why a sealed secret could not be opened.
@@ -68,46 +67,28 @@ pub struct UnsealError(String);
 impl Sealer {
     /// Reads the secrets key at `path`, creating it on first start.
     pub(crate) fn open_or_create(path: &Path) -> std::io::Result<Sealer> {
-        let key = match std::fs::read(path) {
-            Ok(key) if key.len() == 32 => key,
-            Ok(_) => {
-                return Err(std::io::Error::other(format!("{} is not a 32-byte key", path.display())));
-            }
+        match std::fs::read(path) {
+            Ok(key) => Sealer::from_key(&key)
+                .ok_or_else(|| std::io::Error::other(format!("{} is not a 32-byte key", path.display()))),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = vec![0u8; 32];
-                rand::rng().fill_bytes(&mut key);
+                let key = Sealer::new_key();
                 crate::platform::write_private_file(path, &key)?;
-                key
+                Ok(Sealer::from_key(&key).expect("a new key has 32 bytes"))
             }
-            Err(error) => return Err(error),
-        };
-        let cipher = XChaCha20Poly1305::new_from_slice(&key).map_err(std::io::Error::other)?;
-        let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(&key).map_err(std::io::Error::other)?;
-        derive.update(b"updraft function tokens v1");
-        Ok(Sealer { cipher, token_key: derive.finalize().into_bytes().into() })
+            Err(error) => Err(error),
+        }
     }
 
-    /// The bearer token `function` is given for what its grants allow:
-    /// `updf_<function>_<hex HMAC-SHA256 of the name>`.
-    pub(crate) fn function_token(&self, function: &FunctionName) -> String {
-        format!(
-            "{FUNCTION_TOKEN_PREFIX}{function}_{}",
-            hex::encode(self.token_mac(function.as_str()).finalize().into_bytes())
-        )
+    /// 32 random bytes: a new secrets key.
+    pub(crate) fn new_key() -> [u8; 32] {
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        key
     }
 
-    /// The function `token` was made for, if this server made it.
-    pub(crate) fn token_function(&self, token: &str) -> Option<FunctionName> {
-        let (name, mac) = token.strip_prefix(FUNCTION_TOKEN_PREFIX)?.rsplit_once('_')?;
-        let mac = hex::decode(mac).ok()?;
-        self.token_mac(name).verify_slice(&mac).ok()?;
-        name.parse().ok()
-    }
-
-    fn token_mac(&self, function: &str) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.token_key).expect("HMAC takes a key of any length");
-        mac.update(function.as_bytes());
-        mac
+    /// A sealer with `key`, if it is a key (32 bytes).
+    pub(crate) fn from_key(key: &[u8]) -> Option<Sealer> {
+        (key.len() == 32).then(|| Sealer { cipher: XChaCha20Poly1305::new_from_slice(key).expect("32 bytes") })
     }
 
     pub(crate) fn seal(&self, secret: &str) -> String {
@@ -126,6 +107,63 @@ impl Sealer {
         let (nonce, sealed) = bytes.split_at(24);
         let plain = self.cipher.decrypt(XNonce::from_slice(nonce), sealed).map_err(|_| fail())?;
         String::from_utf8(plain).map_err(|_| fail())
+    }
+}
+
+/// Signs the bearer tokens functions are given for their grants (`publishes`,
+/// `starts`). Its key is the server's own, kept sealed in the store (so rotating the
+/// secrets key leaves tokens valid); a token names its function and generation and is
+/// signed over the function's token identity, so rotating the generation or deleting
+/// the function revokes it.
+pub(crate) struct TokenSigner {
+    key: [u8; 32],
+}
+
+/// A token taken apart, not yet checked.
+pub(crate) struct TokenClaim {
+    pub(crate) function: FunctionName,
+    pub(crate) generation: i64,
+    mac: Vec<u8>,
+}
+
+impl TokenSigner {
+    /// The name of its key among the server's keys.
+    pub(crate) const KEY_NAME: &'static str = "function-tokens";
+
+    pub(crate) fn from_key(key: &[u8]) -> Option<TokenSigner> {
+        Some(TokenSigner { key: key.try_into().ok()? })
+    }
+
+    /// `updf_<function>_<generation>_<hex HMAC-SHA256>`.
+    pub(crate) fn token(&self, function: &FunctionName, identity: &TokenIdentity) -> String {
+        let mac = self.mac(function, identity).finalize().into_bytes();
+        format!("{FUNCTION_TOKEN_PREFIX}{function}_{}_{}", identity.generation, hex::encode(mac))
+    }
+
+    /// What `token` claims to be, if it has a token's shape.
+    pub(crate) fn claim(token: &str) -> Option<TokenClaim> {
+        let (rest, mac) = token.strip_prefix(FUNCTION_TOKEN_PREFIX)?.rsplit_once('_')?;
+        let (function, generation) = rest.rsplit_once('_')?;
+        Some(TokenClaim {
+            function: function.parse().ok()?,
+            generation: generation.parse().ok()?,
+            mac: hex::decode(mac).ok()?,
+        })
+    }
+
+    /// Whether `claim` was signed for `identity`, the function's current one.
+    pub(crate) fn verify(&self, claim: &TokenClaim, identity: &TokenIdentity) -> bool {
+        claim.generation == identity.generation && self.mac(&claim.function, identity).verify_slice(&claim.mac).is_ok()
+    }
+
+    fn mac(&self, function: &FunctionName, identity: &TokenIdentity) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        mac.update(function.as_str().as_bytes());
+        mac.update(b"\0");
+        mac.update(identity.id.as_bytes());
+        mac.update(b"\0");
+        mac.update(&identity.generation.to_be_bytes());
+        mac
     }
 }
 
@@ -167,28 +205,31 @@ mod tests {
         assert_eq!(Sealer::open_or_create(&path).unwrap().open(&sealed).unwrap(), key.secret);
         let other = Sealer::open_or_create(&dir.path().join("other.key")).unwrap();
         assert!(other.open(&sealed).is_err());
+        std::fs::write(dir.path().join("short.key"), [1u8; 16]).unwrap();
+        assert!(Sealer::open_or_create(&dir.path().join("short.key")).is_err());
     }
 
     #[test]
-    fn a_function_token_names_its_function_and_only_this_server_makes_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let sealer = Sealer::open_or_create(&dir.path().join("secrets.key")).unwrap();
+    fn a_function_token_holds_for_its_identity_only() {
+        let signer = TokenSigner::from_key(&Sealer::new_key()).unwrap();
         let signup: FunctionName = "signup".parse().unwrap();
-        let token = sealer.function_token(&signup);
-        assert_eq!(sealer.token_function(&token), Some(signup.clone()));
-        assert_eq!(
-            Sealer::open_or_create(&dir.path().join("secrets.key")).unwrap().token_function(&token),
-            Some(signup)
-        );
-        // Another name under the same signature, a changed signature, another server's token.
-        let forged = token.replacen("signup", "admin-tool", 1);
-        assert_eq!(sealer.token_function(&forged), None);
+        let identity = TokenIdentity { id: "abc".into(), generation: 1 };
+        let token = signer.token(&signup, &identity);
+        let claim = TokenSigner::claim(&token).unwrap();
+        assert_eq!((claim.function.as_str(), claim.generation), ("signup", 1));
+        assert!(signer.verify(&claim, &identity));
+        // A rotation, a function made again, another name, another server's key.
+        assert!(!signer.verify(&claim, &TokenIdentity { id: "abc".into(), generation: 2 }));
+        assert!(!signer.verify(&claim, &TokenIdentity { id: "xyz".into(), generation: 1 }));
+        let forged = TokenSigner::claim(&token.replacen("signup", "admin-tool", 1)).unwrap();
+        assert!(!signer.verify(&forged, &identity));
+        let other = TokenSigner::from_key(&Sealer::new_key()).unwrap();
+        assert!(!other.verify(&claim, &identity));
         let mut altered = token.clone();
         let last = altered.pop().unwrap();
         altered.push(if last == '0' { '1' } else { '0' });
-        assert_eq!(sealer.token_function(&altered), None);
-        let other = Sealer::open_or_create(&dir.path().join("other.key")).unwrap();
-        assert_eq!(other.token_function(&token), None);
-        assert_eq!(sealer.token_function("upd_not_a_function_token"), None);
+        assert!(!signer.verify(&TokenSigner::claim(&altered).unwrap(), &identity));
+        assert!(TokenSigner::claim("upd_not_a_function_token").is_none());
+        assert!(TokenSigner::claim("updf_signup_notanumber_00").is_none());
     }
 }

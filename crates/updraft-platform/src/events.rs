@@ -96,10 +96,12 @@ impl Platform {
         webhook: &WebhookTrigger,
         request: WebhookRequest,
     ) -> Result<String, WebhookError> {
-        if let Some(name) = &webhook.secret_env {
-            let config = self.live().functions.get(function).map(|function| function.config.env.get(name).cloned());
-            let Some(Some(secret)) = config else {
-                return Err(WebhookError::NoSecret { name: name.clone() });
+        let signed = webhook.secret.as_ref().map(ToString::to_string).or_else(|| webhook.secret_env.clone());
+        if let Some(name) = signed {
+            let secret =
+                self.live().functions.get(function).and_then(|function| self.webhook_secret(function, webhook));
+            let Some(secret) = secret else {
+                return Err(WebhookError::NoSecret { name });
             };
             let signature = request
                 .headers

@@ -18,6 +18,7 @@ mod queues;
 mod recorder;
 mod routes;
 mod schedules;
+mod secrets;
 mod shapes;
 mod workflows;
 
@@ -33,6 +34,7 @@ pub use platform::{
     Platform, PlatformConfig, REGION, StartError,
 };
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
+pub use secrets::{MAX_SECRET_BYTES, Rotated, SecretError, SecretInfo};
 pub use shapes::event_request;
 pub use updraft_store::{AsyncEvent, EventState};
 pub use updraft_store::{Execution, HistoryEntry};

@@ -19,6 +19,8 @@ pub struct LiveFunction {
     pub version: VersionNumber,
     pub fingerprint: String,
     pub config: FunctionConfig,
+    /// What the function's tokens are signed over (see `access::TokenSigner`).
+    pub token: updraft_store::TokenIdentity,
     /// The version's instances in the scheduler.
     pub pool: Arc<Pool<HttpRequest, HttpResponse>>,
 }

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use updraft_model::{
     AppName, ArtifactDigest, EventInput, EventSource, FunctionConfig, FunctionName, Limits, Manifest, ManifestError,
-    Runtime, TriggerKind, VersionNumber,
+    Runtime, SecretName, TriggerKind, VersionNumber,
 };
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError, SandboxLayer, SandboxStatus};
 use updraft_runtime_wasm::{HttpRequest, HttpResponse, Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
@@ -23,7 +23,7 @@ use updraft_store::{
 };
 use updraft_telemetry::{InstanceCounts, Metrics, PriceTable};
 
-use crate::access::{AccessKey, AccessKeyInfo, AccessKeySet, Sealer, UnsealError};
+use crate::access::{AccessKey, AccessKeyInfo, AccessKeySet, Sealer, TokenSigner, UnsealError};
 use crate::dispatch::{AsyncConfig, Dispatcher};
 use crate::event_queue::jetstream::JetStreamQueue;
 use crate::event_queue::{DatabaseQueue, EventQueue, EventQueueConfig};
@@ -187,6 +187,14 @@ pub enum DeployError {
         "function {function:?} sends its outcomes to function {destination:?}, which is not deployed; deploy it first or fix the name"
     )]
     UnknownDestination { function: FunctionName, destination: FunctionName },
+    #[error(
+        "function {function:?}: {variable} refers to the secret {secret:?}, which is not set; set it first with `updraft secrets set {secret}`"
+    )]
+    UnknownSecret { function: FunctionName, variable: String, secret: SecretName },
+    #[error(
+        "function {function:?}: its environment takes {size} bytes with its secrets' values, over the limit of 4096 (Lambda's); keep large values in files of the bundle"
+    )]
+    EnvironmentTooLarge { function: FunctionName, size: usize },
     #[error("workflow {workflow:?} belongs to app {owner:?}; rename it here or delete it there")]
     WorkflowOwnedByOtherApp { workflow: FunctionName, owner: AppName },
     #[error(transparent)]
@@ -277,7 +285,13 @@ pub struct Platform {
     stopping: tokio::sync::watch::Sender<bool>,
     keys: ArcSwap<KeySet>,
     access_keys: ArcSwap<AccessKeySet>,
-    sealer: Sealer,
+    /// Seals and opens what the store keeps secret; swapped when the key is rotated.
+    sealer: ArcSwap<Sealer>,
+    /// Signs function tokens.
+    tokens: TokenSigner,
+    /// Every secret, in the clear, by name (like access keys: an instance's start
+    /// needs no database round trip).
+    secrets: ArcSwap<BTreeMap<SecretName, String>>,
     /// Deploys, rollbacks and deletes run one at a time: each computes the next live
     /// state from the current one.
     change_lock: tokio::sync::Mutex<()>,
@@ -334,9 +348,9 @@ impl Platform {
             }
             None => None,
         };
-        let secrets_key = data_dir.join("secrets.key");
-        let sealer = Sealer::open_or_create(&secrets_key)
-            .map_err(|source| StartError::SecretsKey { path: secrets_key.clone(), source })?;
+        let sealer = crate::secrets::open_sealer(data_dir, &store).await?;
+        let tokens = crate::secrets::token_signer(&store, &sealer).await?;
+        let secrets = crate::secrets::load_secrets(&store, &sealer).await?;
         let metrics = Arc::new(Metrics::default());
         let (logs, log_task) = LogWriter::start(store.clone());
         let (recorder, record_task) = Recorder::start(store.clone(), logs.clone(), metrics.clone());
@@ -375,7 +389,9 @@ impl Platform {
             node_id,
             keys: ArcSwap::from_pointee(KeySet::default()),
             access_keys: ArcSwap::from_pointee(AccessKeySet::default()),
-            sealer,
+            sealer: ArcSwap::from_pointee(sealer),
+            tokens,
+            secrets: ArcSwap::from_pointee(secrets),
             change_lock: tokio::sync::Mutex::new(()),
             logs,
             writers: std::sync::Mutex::new(vec![record_task, log_task]),
@@ -483,7 +499,9 @@ impl Platform {
     }
 
     /// On first start, creates the admin key and writes it to `<data-dir>/admin-token`
-    /// (mode 0600), where the local CLI finds it.
+    /// (mode 0600), where the local CLI finds it. The file is written before the key is
+    /// stored: a crash in between leaves a file whose key does not work (and the next
+    /// start makes another), never a stored key that nobody holds.
     async fn ensure_admin_key(&self) -> Result<(), StartError> {
         let path = self.config.data_dir.join("admin-token");
         if !self.keys.load().is_empty() {
@@ -495,9 +513,20 @@ impl Platform {
             }
             return Ok(());
         }
-        let key = self.api_key_create(Role::Admin).await?;
+        let key = ApiKey::generate(Role::Admin);
         write_private_file(&path, format!("{}\n", key.token).as_bytes())
             .map_err(|source| StartError::AdminToken { path: path.clone(), source })?;
+        let record = updraft_store::ApiKeyRecord {
+            id: key.id.clone(),
+            secret_hash: token_hash(&key.token),
+            role: Role::Admin.as_str().to_owned(),
+            created_at: updraft_store::now_millis(),
+        };
+        if let Err(error) = self.store.api_key_insert(&record).await {
+            let _ = std::fs::remove_file(&path);
+            return Err(error.into());
+        }
+        self.load_keys().await?;
         tracing::info!(path = %path.display(), "created the admin API key");
         Ok(())
     }
@@ -513,7 +542,7 @@ impl Platform {
         let mut keys = AccessKeySet::default();
         for record in self.store.access_key_list().await? {
             if let Some(role) = Role::parse(&record.role) {
-                let secret = self.sealer.open(&record.secret_sealed)?;
+                let secret = self.sealer.load().open(&record.secret_sealed)?;
                 keys.insert(record.id.clone(), secret, Principal { key_id: record.id, role });
             }
         }
@@ -528,7 +557,7 @@ impl Platform {
         self.store
             .access_key_insert(&updraft_store::AccessKeyRecord {
                 id: key.id.clone(),
-                secret_sealed: self.sealer.seal(&key.secret),
+                secret_sealed: self.sealer.load().seal(&key.secret),
                 role: role.as_str().to_owned(),
                 created_at: updraft_store::now_millis(),
             })
@@ -639,6 +668,10 @@ impl Platform {
 
         let _guard = self.change_lock.lock().await;
         let current = self.live.load_full();
+        // Under the change lock, which deleting a secret takes too.
+        for function in &planned {
+            self.check_secrets(&function.name, &function.config)?;
+        }
 
         // The state this deploy would make: other apps' functions as they are, this
         // app's as the manifest says. Check it whole before touching anything.
@@ -692,7 +725,18 @@ impl Platform {
             let live = match (prepared.remove(&function.name), deployed) {
                 (Some(code), Some(deployed)) => {
                     replaced.extend(current.functions.get(&function.name).cloned());
-                    self.live_function(&manifest.app, function, deployed.version, code)
+                    let token = outcome.tokens.get(&function.name).cloned().unwrap_or_default();
+                    let version = LiveVersion {
+                        name: &function.name,
+                        app: &manifest.app,
+                        version: deployed.version,
+                        config: &function.config,
+                        fingerprint: &function.fingerprint,
+                        token,
+                    };
+                    // The secrets were checked before the commit, under the change lock
+                    // that deleting a secret takes too.
+                    self.live_function(&version, code)?
                 }
                 _ => current.functions[&function.name].clone(),
             };
@@ -759,28 +803,28 @@ impl Platform {
         runtime.prepare(source).await.map_err(|source| DeployError::Component { function: function.clone(), source })
     }
 
-    /// Registers a version with the scheduler and makes its live entry.
-    fn live_function(
+    /// Registers a version with the scheduler and makes its live entry: its environment
+    /// is the manifest's, its secrets' values, Updraft's own variables, and for grants
+    /// the API's address and the function's token.
+    pub(crate) fn live_function(
         &self,
-        app: &AppName,
-        function: &PlannedFunction,
-        version: VersionNumber,
+        version: &LiveVersion<'_>,
         code: Arc<dyn Prepared<HttpRequest, HttpResponse>>,
-    ) -> Arc<LiveFunction> {
-        let config = &function.config;
-        let mut env: Vec<(String, String)> = config.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        env.push(("UPDRAFT_FUNCTION_NAME".into(), function.name.to_string()));
-        env.push(("UPDRAFT_FUNCTION_VERSION".into(), version.to_string()));
+    ) -> Result<Arc<LiveFunction>, DeployError> {
+        let config = version.config;
+        let mut env = self.resolved_env(version.name, config)?;
+        env.push(("UPDRAFT_FUNCTION_NAME".into(), version.name.to_string()));
+        env.push(("UPDRAFT_FUNCTION_VERSION".into(), version.version.to_string()));
         env.push(("UPDRAFT_FUNCTION_MEMORY_SIZE".into(), (config.memory.bytes() / (1024 * 1024)).to_string()));
         let mut allowed_outbound_hosts = config.allowed_outbound_hosts.clone();
         if let Some(api) = self.grant_api(config) {
             env.push(("UPDRAFT_API_URL".into(), api.url));
-            env.push(("UPDRAFT_TOKEN".into(), self.sealer.function_token(&function.name)));
+            env.push(("UPDRAFT_TOKEN".into(), self.tokens.token(version.name, &version.token)));
             allowed_outbound_hosts.push(api.host);
         }
         let spec = PoolSpec {
-            function: function.name.clone(),
-            version,
+            function: version.name.clone(),
+            version: version.version,
             concurrency: config.concurrency,
             timeout: config.timeout,
             idle_timeout: config.idle_timeout,
@@ -793,14 +837,56 @@ impl Platform {
                 reuse_state: config.instance_reuse,
             },
         };
-        Arc::new(LiveFunction {
-            name: function.name.clone(),
-            app: app.clone(),
-            version,
-            fingerprint: function.fingerprint.clone(),
+        Ok(Arc::new(LiveFunction {
+            name: version.name.clone(),
+            app: version.app.clone(),
+            version: version.version,
+            fingerprint: version.fingerprint.to_owned(),
             config: config.clone(),
+            token: version.token.clone(),
             pool: self.scheduler.register(spec, code),
-        })
+        }))
+    }
+
+    /// The manifest's environment with each secret's value put in.
+    fn resolved_env(
+        &self,
+        function: &FunctionName,
+        config: &FunctionConfig,
+    ) -> Result<Vec<(String, String)>, DeployError> {
+        let secrets = self.secrets.load();
+        let mut env: Vec<(String, String)> = config.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (variable, secret) in &config.secret_env {
+            let value = secrets.get(secret).ok_or_else(|| DeployError::UnknownSecret {
+                function: function.clone(),
+                variable: variable.clone(),
+                secret: secret.clone(),
+            })?;
+            env.push((variable.clone(), value.clone()));
+        }
+        Ok(env)
+    }
+
+    /// Refuses a configuration whose secrets do not exist, or whose environment, with
+    /// their values, is over Lambda's limit.
+    pub(crate) fn check_secrets(&self, function: &FunctionName, config: &FunctionConfig) -> Result<(), DeployError> {
+        let env = self.resolved_env(function, config)?;
+        let size = updraft_model::environment_size(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if size > updraft_model::MAX_ENVIRONMENT_BYTES {
+            return Err(DeployError::EnvironmentTooLarge { function: function.clone(), size });
+        }
+        for trigger in &config.triggers {
+            if let updraft_model::Trigger::Webhook(updraft_model::WebhookTrigger { secret: Some(secret), .. }) = trigger
+                && !self.secrets.load().contains_key(secret)
+            {
+                return Err(DeployError::UnknownSecret {
+                    function: function.clone(),
+                    variable: "webhook secret".into(),
+                    secret: secret.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Where a function with grants reaches this server's API; `None` without grants
@@ -815,10 +901,12 @@ impl Platform {
     }
 
     /// The live function a function token (`UPDRAFT_TOKEN`) was given to, if the
-    /// token is genuine and the function is still deployed with grants.
+    /// token is genuine, of the function's current generation and identity (a rotation
+    /// or a delete revokes it), and the function is still deployed.
     pub fn token_function(&self, token: &str) -> Option<Arc<LiveFunction>> {
-        let name = self.sealer.token_function(token)?;
-        self.live().functions.get(&name).cloned()
+        let claim = TokenSigner::claim(token)?;
+        let function = self.live().functions.get(&claim.function).cloned()?;
+        self.tokens.verify(&claim, &function.token).then_some(function)
     }
 
     async fn load_functions(&self) -> Result<(), StartError> {
@@ -830,10 +918,12 @@ impl Platform {
         }
         for record in records {
             let live =
-                self.load_version(&record.app, &record.current).await.map_err(|source| StartError::LoadFunction {
-                    function: record.name.clone(),
-                    version: record.current.version,
-                    source: Box::new(source),
+                self.load_version(&record.app, &record.current, record.token.clone()).await.map_err(|source| {
+                    StartError::LoadFunction {
+                        function: record.name.clone(),
+                        version: record.current.version,
+                        source: Box::new(source),
+                    }
                 })?;
             functions.insert(record.name.clone(), live);
         }
@@ -843,15 +933,22 @@ impl Platform {
         Ok(())
     }
 
-    async fn load_version(&self, app: &AppName, version: &VersionRecord) -> Result<Arc<LiveFunction>, DeployError> {
+    async fn load_version(
+        &self,
+        app: &AppName,
+        version: &VersionRecord,
+        token: updraft_store::TokenIdentity,
+    ) -> Result<Arc<LiveFunction>, DeployError> {
         let code = self.prepare(&version.function, &version.artifact, &version.config).await?;
-        let planned = PlannedFunction {
-            name: version.function.clone(),
-            artifact: version.artifact.clone(),
-            config: version.config.clone(),
-            fingerprint: version.fingerprint.clone(),
+        let live = LiveVersion {
+            name: &version.function,
+            app,
+            version: version.version,
+            config: &version.config,
+            fingerprint: &version.fingerprint,
+            token,
         };
-        Ok(self.live_function(app, &planned, version.version, code))
+        self.live_function(&live, code)
     }
 
     // ---- functions ----
@@ -900,15 +997,18 @@ impl Platform {
         self.scheduler
             .check_reservations(&[(name.clone(), target.config.concurrency)], &[])
             .map_err(DeployError::from)?;
+        self.check_secrets(name, &target.config)?;
         let code = self.prepare(name, &target.artifact, &target.config).await?;
         let record = self.store.function_rollback(name, target.version).await?;
-        let planned = PlannedFunction {
-            name: name.clone(),
-            artifact: target.artifact.clone(),
-            config: target.config.clone(),
-            fingerprint: target.fingerprint.clone(),
+        let version = LiveVersion {
+            name,
+            app: &record.app,
+            version: target.version,
+            config: &target.config,
+            fingerprint: &target.fingerprint,
+            token: record.token.clone(),
         };
-        next.insert(name.clone(), self.live_function(&record.app, &planned, target.version, code));
+        next.insert(name.clone(), self.live_function(&version, code)?);
         let state = LiveState::build(next).map_err(DeployError::from)?;
         self.live.store(Arc::new(state));
         if let Some(old) = current.functions.get(name) {
@@ -1021,6 +1121,26 @@ impl Platform {
 
     pub(crate) fn recorder(&self) -> &Recorder {
         &self.recorder
+    }
+
+    pub(crate) fn change_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.change_lock
+    }
+
+    pub(crate) fn sealer(&self) -> Arc<Sealer> {
+        self.sealer.load_full()
+    }
+
+    pub(crate) fn set_sealer(&self, sealer: Sealer) {
+        self.sealer.store(Arc::new(sealer));
+    }
+
+    pub(crate) fn secret_values(&self) -> &ArcSwap<BTreeMap<SecretName, String>> {
+        &self.secrets
+    }
+
+    pub(crate) fn set_live(&self, state: LiveState) {
+        self.live.store(Arc::new(state));
     }
 
     pub(crate) fn workflow_set(&self) -> &ArcSwap<BTreeMap<FunctionName, Arc<crate::workflows::Workflow>>> {
@@ -1183,6 +1303,16 @@ impl Platform {
         }
         store.close().await;
     }
+}
+
+/// A version about to go live: what `Platform::live_function` builds from.
+pub(crate) struct LiveVersion<'a> {
+    pub(crate) name: &'a FunctionName,
+    pub(crate) app: &'a AppName,
+    pub(crate) version: VersionNumber,
+    pub(crate) config: &'a FunctionConfig,
+    pub(crate) fingerprint: &'a str,
+    pub(crate) token: updraft_store::TokenIdentity,
 }
 
 /// Who is invoking, under which ids.

@@ -178,6 +178,11 @@ impl<I, O> Pool<I, O> {
         &self.spec
     }
 
+    /// The prepared version its instances start from.
+    pub fn prepared(&self) -> Arc<dyn Prepared<I, O>> {
+        self.prepared.clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, PoolState<I, O>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -16,6 +16,7 @@ mod group;
 mod invocations;
 mod queues;
 mod records;
+mod secrets;
 mod sql;
 mod workflows;
 
@@ -26,7 +27,7 @@ pub use invocations::{InvocationFilter, StoredInvocation, UsageCounts, UsageRow}
 pub use queues::{QueueDepth, QueueMessage};
 pub use records::{
     AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,
-    PlannedFunction, VersionRecord,
+    PlannedFunction, SealedKind, SealedValue, SecretRecord, TokenIdentity, VersionRecord,
 };
 pub use sql::{Backend, Store, StoreError};
 pub use workflows::{Execution, HistoryEntry};

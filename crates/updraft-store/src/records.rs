@@ -12,6 +12,15 @@ pub struct FunctionRecord {
     pub updated_at: i64,
     /// The version that serves traffic (after a rollback, not the latest).
     pub current: VersionRecord,
+    pub token: TokenIdentity,
+}
+
+/// What a function's tokens are signed over: a random id made with the function and a
+/// generation raised by each rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenIdentity {
+    pub id: String,
+    pub generation: i64,
 }
 
 /// One immutable version of a function.
@@ -50,6 +59,8 @@ pub struct DeployOutcome {
     pub functions: Vec<DeployedFunction>,
     /// Functions the app had before and no longer declares; they were deleted.
     pub removed: Vec<FunctionName>,
+    /// What each deployed function's tokens are signed over, as committed.
+    pub tokens: std::collections::BTreeMap<FunctionName, TokenIdentity>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,4 +105,28 @@ pub struct LogLine {
 pub struct LogLineRecord {
     pub id: i64,
     pub line: LogLine,
+}
+
+/// A stored secret as listed: never its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    pub name: updraft_model::SecretName,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One value sealed with the server's secrets key, wherever it is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub kind: SealedKind,
+    /// The row's key (an access key id, a secret's or a server key's name).
+    pub id: String,
+    pub sealed: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedKind {
+    AccessKey,
+    Secret,
+    ServerKey,
 }

@@ -10,7 +10,7 @@ use updraft_model::{AppName, ArtifactDigest, FunctionConfig, FunctionName, Versi
 use crate::now_millis;
 use crate::records::{
     AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,
-    VersionRecord,
+    TokenIdentity, VersionRecord,
 };
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -184,13 +184,16 @@ impl Store {
                 None => {
                     // Another app's deploy may have claimed the name since the SELECT; on
                     // PostgreSQL this waits for it and then inserts nothing.
+                    let token = TokenIdentity { id: uuid::Uuid::new_v4().simple().to_string(), generation: 1 };
                     let inserted = sqlx::query(
-                        "INSERT INTO functions (name, app, current_version, latest_version, created_at, updated_at) \
-                         VALUES ($1, $2, 1, 1, $3, $3) ON CONFLICT (name) DO NOTHING",
+                        "INSERT INTO functions (name, app, current_version, latest_version, created_at, updated_at, \
+                         token_id, token_generation) VALUES ($1, $2, 1, 1, $3, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
                     )
                     .bind(planned.name.as_str())
                     .bind(plan.app.as_str())
                     .bind(now)
+                    .bind(token.id.as_str())
+                    .bind(token.generation)
                     .execute(&mut *tx)
                     .await?;
                     if inserted.rows_affected() == 0 {
@@ -260,8 +263,17 @@ impl Store {
         }
         removed.sort();
 
+        let mut tokens = std::collections::BTreeMap::new();
+        for function in &functions {
+            let row = sqlx::query("SELECT token_id, token_generation FROM functions WHERE name = $1")
+                .bind(function.name.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            tokens.insert(function.name.clone(), TokenIdentity { id: row.try_get(0)?, generation: row.try_get(1)? });
+        }
+
         tx.commit().await?;
-        Ok(DeployOutcome { generation, functions, removed })
+        Ok(DeployOutcome { generation, functions, removed, tokens })
     }
 
     /// Points a function back at an earlier version.
@@ -427,7 +439,7 @@ impl Store {
 }
 
 const FUNCTION_SELECT: &str = "SELECT f.name, f.app, f.latest_version, f.created_at, f.updated_at, \
-     v.function, v.version, v.artifact, v.config, v.fingerprint, v.created_at \
+     v.function, v.version, v.artifact, v.config, v.fingerprint, v.created_at, f.token_id, f.token_generation \
      FROM functions f JOIN versions v ON v.function = f.name AND v.version = f.current_version";
 
 async fn insert_version(
@@ -468,6 +480,7 @@ fn function_from_row(row: &sqlx::any::AnyRow) -> Result<FunctionRecord, StoreErr
         created_at: row.try_get(3)?,
         updated_at: row.try_get(4)?,
         current: version_from_row(row, 5)?,
+        token: TokenIdentity { id: row.try_get(11)?, generation: row.try_get(12)? },
     })
 }
 

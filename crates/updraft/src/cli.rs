@@ -169,6 +169,13 @@ pub enum Command {
     Workflow(WorkflowCommand),
     /// Print the control plane's OpenAPI document.
     Openapi,
+    /// Manage secrets: values sealed at rest, which functions name in their manifest
+    /// (`env = { KEY = { secret = "NAME" } }`) and which are never shown again.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Manage functions' tokens (`UPDRAFT_TOKEN`, given to functions with grants).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Check the server: each layer of the Lambda sandbox on its host (exits 1 when
     /// one is missing that the server was not told to do without).
     Doctor,
@@ -188,6 +195,27 @@ pub enum WorkflowCommand {
     },
     /// Show an execution: its status, current state, output or error, and step history.
     Describe { execution: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Set a secret; its value is read from standard input (a final newline is dropped),
+    /// never from the command line.
+    Set { name: String },
+    /// List secrets with the functions using them (never their values).
+    Ls,
+    /// Delete a secret no deployed function uses.
+    Rm { name: String },
+    /// Make a new secrets key and seal every secret, access key and server key again
+    /// with it.
+    RotateKey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Revoke a function's tokens: earlier ones are refused, and its instances are
+    /// replaced by ones holding a new token.
+    Rotate { function: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -501,6 +529,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Openapi => {
             print!("{}", updraft_api::openapi_json());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Secrets(command) => {
+            let client = Client::new(&global)?;
+            crate::output::secrets(&client, command, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tokens(TokensCommand::Rotate { function }) => {
+            let client = Client::new(&global)?;
+            crate::output::tokens_rotate(&client, &function, global.output).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {

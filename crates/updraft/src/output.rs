@@ -69,9 +69,15 @@ pub async fn describe(client: &Client, name: &str, output: Output) -> anyhow::Re
         if c.allowed_outbound_hosts.is_empty() { "none".to_owned() } else { c.allowed_outbound_hosts.join(", ") };
     println!("outbound:    {hosts}");
     println!("env:         {}", c.env.keys().cloned().collect::<Vec<_>>().join(", "));
+    if !c.secret_env.is_empty() {
+        let secrets: Vec<String> =
+            c.secret_env.iter().map(|(variable, secret)| format!("{variable} (secret {secret})")).collect();
+        println!("secrets:     {}", secrets.join(", "));
+    }
     println!("routes:");
     for r in &c.routes {
-        let note = match (r.kind.as_str(), r.auth.as_str(), &r.secret_env) {
+        let signer = r.secret.as_ref().map(|secret| format!("secret {secret}")).or_else(|| r.secret_env.clone());
+        let note = match (r.kind.as_str(), r.auth.as_str(), signer) {
             ("webhook", _, Some(secret)) => format!("  (webhook: 202, delivered later; signed with {secret})"),
             ("webhook", _, None) => "  (webhook: 202, delivered later)".to_owned(),
             (_, "key", _) => "  (API key required)".to_owned(),
@@ -394,4 +400,91 @@ pub async fn doctor(client: &Client, output: Output) -> anyhow::Result<ExitCode>
         );
     }
     Ok(if ready { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `updraft secrets ...`.
+pub async fn secrets(client: &Client, command: crate::cli::SecretsCommand, output: Output) -> anyhow::Result<()> {
+    use crate::cli::SecretsCommand;
+    match command {
+        SecretsCommand::Set { name } => {
+            use std::io::Read;
+            let mut value = String::new();
+            std::io::stdin().read_to_string(&mut value).context("reading the secret's value from standard input")?;
+            // A value typed or piped with `echo` ends in a newline that is not part of it.
+            let value =
+                value.strip_suffix('\n').map(|v| v.strip_suffix('\r').unwrap_or(v)).unwrap_or(&value).to_owned();
+            let request = client.request(reqwest::Method::PUT, &format!("/v1/secrets/{name}")).body(value);
+            let view: updraft_api::views::SecretSetView =
+                client.send(request).await?.json().await.context("reading the answer to secrets set")?;
+            match output {
+                Output::Json => print_json(&view)?,
+                Output::Human => {
+                    let what = if view.created { "set" } else { "replaced" };
+                    let users = if view.used_by.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} get the new value in instances started from now on", view.used_by.join(", "))
+                    };
+                    println!("{what} secret {}{users}", view.name);
+                }
+            }
+        }
+        SecretsCommand::Ls => {
+            let view: updraft_api::views::SecretListView = client.get("/v1/secrets").await?;
+            if output == Output::Json {
+                return print_json(&view);
+            }
+            println!("{:<32} {:<20} USED BY", "NAME", "UPDATED");
+            for secret in &view.secrets {
+                println!("{:<32} {:<20} {}", secret.name, ago(secret.updated_at_ms), secret.used_by.join(", "));
+            }
+        }
+        SecretsCommand::Rm { name } => {
+            client.delete(&format!("/v1/secrets/{name}")).await?;
+            match output {
+                Output::Json => println!("{}", serde_json::json!({ "deleted": name })),
+                Output::Human => println!("deleted secret {name}"),
+            }
+        }
+        SecretsCommand::RotateKey => {
+            let request = client.request(reqwest::Method::POST, "/v1/secrets-key/rotate");
+            let view: updraft_api::views::KeyRotatedView =
+                client.send(request).await?.json().await.context("reading the answer to rotate-key")?;
+            match output {
+                Output::Json => print_json(&view)?,
+                Output::Human => println!(
+                    "rotated the secrets key: {} sealed values sealed again with the new one (the server's secrets.key was replaced)",
+                    view.resealed
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `updraft tokens rotate FUNCTION`.
+pub async fn tokens_rotate(client: &Client, function: &str, output: Output) -> anyhow::Result<()> {
+    let request = client.request(reqwest::Method::POST, &format!("/v1/functions/{function}/tokens/rotate"));
+    let view: updraft_api::views::TokenRotatedView =
+        client.send(request).await?.json().await.context("reading the answer to tokens rotate")?;
+    match output {
+        Output::Json => print_json(&view)?,
+        Output::Human => println!(
+            "rotated {}'s token (generation {}): earlier tokens are refused, and its instances get the new one",
+            view.function, view.generation
+        ),
+    }
+    Ok(())
+}
+
+/// How long ago a time (ms since the epoch) was, roughly: `12s ago`, `5m ago`, `3h ago`, `2d ago`.
+fn ago(at_ms: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let seconds = (now - at_ms).max(0) / 1000;
+    match seconds {
+        0..60 => format!("{seconds}s ago"),
+        60..3600 => format!("{}m ago", seconds / 60),
+        3600..86_400 => format!("{}h ago", seconds / 3600),
+        _ => format!("{}d ago", seconds / 86_400),
+    }
 }

@@ -19,8 +19,15 @@ use super::{
 };
 use crate::{
     AppName, ByteSize, CatchUp, FunctionName, Limits, MethodSet, QueueName, RoutePattern, RouteSegment,
-    ScheduleExpression, Timezone, TopicName,
+    ScheduleExpression, SecretName, Timezone, TopicName,
 };
+
+/// A function's `env` as written: plain values, and references to stored secrets.
+#[derive(Debug, Default)]
+struct ParsedEnv {
+    plain: BTreeMap<String, String>,
+    secrets: BTreeMap<String, SecretName>,
+}
 
 const TOP_KEYS: &[&str] = &["app", "functions", "workflows"];
 const WORKFLOW_KEYS: &[&str] = &["definition"];
@@ -57,6 +64,7 @@ const TRIGGER_KINDS: &[&str] = &["http", "webhook", "topic", "schedule", "queue"
 const TRIGGER_OPTIONS: &[(&str, &str)] = &[
     ("auth", "http"),
     ("secret_env", "webhook"),
+    ("secret", "webhook"),
     ("timezone", "schedule"),
     ("catch_up", "schedule"),
     ("batch_size", "queue"),
@@ -342,6 +350,7 @@ impl Checker<'_> {
         if let (Some(Some(triggers)), Some(env)) = (&triggers, &env) {
             self.webhook_secrets(path, triggers, env.as_ref());
         }
+        let env = env.map(|env| env.unwrap_or_default());
         for (key, destination) in [("on_success", &on_success), ("on_failure", &on_failure)] {
             if let Some(Some(Destination::Function(target))) = destination
                 && target.as_str() == name
@@ -373,7 +382,8 @@ impl Checker<'_> {
                 memory: memory?.unwrap_or(self.limits.default_memory),
                 timeout: timeout?.unwrap_or(self.limits.default_timeout),
                 concurrency,
-                env: env?.unwrap_or_default(),
+                secret_env: env.as_ref()?.secrets.clone(),
+                env: env?.plain,
                 allowed_outbound_hosts: hosts?.unwrap_or_default(),
                 instance_reuse: instance_reuse?.unwrap_or(false),
                 idle_timeout: idle_timeout?.unwrap_or(self.limits.default_idle_timeout),
@@ -688,9 +698,9 @@ impl Checker<'_> {
         }
     }
 
-    fn env(&mut self, path: &str, value: &Value) -> Option<BTreeMap<String, String>> {
+    fn env(&mut self, path: &str, value: &Value) -> Option<ParsedEnv> {
         let table = self.table(path, value, "env = { NAME = \"value\" }")?;
-        let mut env = BTreeMap::new();
+        let mut env = ParsedEnv::default();
         let mut all_valid = true;
         for (name, value) in sorted(table) {
             let variable_path = join(path, name);
@@ -714,8 +724,25 @@ impl Checker<'_> {
                 all_valid = false;
             }
             let quoted = match value {
+                Value::String(text) if text.contains('\0') => {
+                    self.problem(
+                        &variable_path,
+                        "the value contains a NUL character, which no environment can hold; remove it",
+                    );
+                    all_valid = false;
+                    continue;
+                }
                 Value::String(text) => {
-                    env.insert(name.clone(), text.clone());
+                    env.plain.insert(name.clone(), text.clone());
+                    continue;
+                }
+                Value::Table(reference) if reference.contains_key("secret") => {
+                    match self.secret_reference(&variable_path, reference) {
+                        Some(secret) => {
+                            env.secrets.insert(name.clone(), secret);
+                        }
+                        None => all_valid = false,
+                    }
                     continue;
                 }
                 Value::Integer(n) => Some(n.to_string()),
@@ -728,12 +755,41 @@ impl Checker<'_> {
                 Some(text) => {
                     format!("environment values are strings, so quote it: {name} = {text:?}")
                 }
-                None => "environment values are strings; write one string".to_owned(),
+                None => format!(
+                    "environment values are strings; write one string, or {name} = {{ secret = \"NAME\" }} for a \
+                     secret stored with `updraft secrets set NAME`"
+                ),
             };
             self.expected(&variable_path, "a string", value, &fix);
             all_valid = false;
         }
+        let size = crate::environment_size(
+            env.plain.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(env.secrets.keys().map(|k| (k.as_str(), ""))),
+        );
+        if size > crate::MAX_ENVIRONMENT_BYTES {
+            self.problem(
+                path,
+                format!(
+                    "the variables take {size} bytes (names and values together), over the limit of {} (Lambda's); \
+                     keep large values in files of the bundle, or in secrets read at run time",
+                    crate::MAX_ENVIRONMENT_BYTES
+                ),
+            );
+            all_valid = false;
+        }
         all_valid.then_some(env)
+    }
+
+    /// `{ secret = "NAME" }`: a stored secret's name, and nothing else.
+    fn secret_reference(&mut self, path: &str, table: &Table) -> Option<SecretName> {
+        if let Some(other) = table.keys().find(|key| key.as_str() != "secret") {
+            self.problem(&join(path, other), "a secret reference has only `secret = \"NAME\"`; remove this key");
+            return None;
+        }
+        let secret_path = join(path, "secret");
+        let text =
+            self.string(&secret_path, &table["secret"], "write the secret's name in quotes, like secret = \"stripe\"")?;
+        text.parse::<SecretName>().map_err(|invalid| self.problem(&secret_path, invalid.to_string())).ok()
     }
 
     fn hosts(&mut self, path: &str, value: &Value) -> Option<Vec<String>> {
@@ -886,8 +942,20 @@ impl Checker<'_> {
                     let fix = "name one of the function's env variables, like secret_env = \"HOOK_SECRET\"";
                     checker.string(path, value, fix).map(str::to_owned)
                 });
+                let secret = self.optional(table, path, "secret", |checker, path, value| {
+                    let text = checker.string(path, value, "name a stored secret, like secret = \"ci-hook\"")?;
+                    text.parse::<SecretName>().map_err(|invalid| checker.problem(path, invalid.to_string())).ok()
+                });
                 let (methods, route) = self.route(&kind_path, value, "webhook = \"POST /hooks/ci\"")?;
-                Trigger::Webhook(WebhookTrigger { methods, route, secret_env: secret_env? })
+                let (secret_env, secret) = (secret_env?, secret?);
+                if secret_env.is_some() && secret.is_some() {
+                    self.problem(
+                        &join(path, "secret"),
+                        "a webhook takes its secret from one place; keep either secret or secret_env",
+                    );
+                    return None;
+                }
+                Trigger::Webhook(WebhookTrigger { methods, route, secret_env, secret })
             }
             "topic" => {
                 let text = self.string(&kind_path, value, "write it in quotes, like topic = \"user.signed_up\"")?;
@@ -1084,10 +1152,12 @@ impl Checker<'_> {
     }
 
     /// A webhook's `secret_env` must name one of the function's env variables.
-    fn webhook_secrets(&mut self, path: &str, triggers: &[Trigger], env: Option<&BTreeMap<String, String>>) {
+    fn webhook_secrets(&mut self, path: &str, triggers: &[Trigger], env: Option<&ParsedEnv>) {
         for (index, trigger) in triggers.iter().enumerate() {
             if let Trigger::Webhook(WebhookTrigger { secret_env: Some(name), .. }) = trigger
-                && env.is_none_or(|env| env.get(name).is_none_or(|secret| secret.is_empty()))
+                && env.is_none_or(|env| {
+                    !env.secrets.contains_key(name) && env.plain.get(name).is_none_or(|secret| secret.is_empty())
+                })
             {
                 self.problem(
                     &format!("{path}.triggers[{index}].secret_env"),
@@ -1552,6 +1622,7 @@ build = "pip install -r requirements.txt -t welcome"
                 timeout: limits.default_timeout,
                 concurrency: None,
                 env: BTreeMap::new(),
+                secret_env: BTreeMap::new(),
                 allowed_outbound_hosts: Vec::new(),
                 instance_reuse: false,
                 idle_timeout: limits.default_idle_timeout,
@@ -1875,6 +1946,44 @@ triggers = [{ http = "GET /hello" }]
         let (field, message) = problem(&with_function("env = { \"MY VAR\" = \"x\" }"));
         assert_eq!(field, "functions.hello.env.\"MY VAR\"");
         assert!(message.contains("not a valid environment variable name"), "{message}");
+    }
+
+    #[test]
+    fn env_values_may_name_stored_secrets() {
+        let manifest = parse(&with_function(
+            "env = { STRIPE_KEY = { secret = \"stripe\" }, MODE = \"live\", HOOK = { secret = \"ci-hook\" } }\n\
+             triggers = [{ webhook = \"POST /hooks/a\", secret_env = \"HOOK\" }, { webhook = \"POST /hooks/b\", secret = \"ci-hook\" }]",
+        ))
+        .unwrap();
+        let config = &manifest.functions[&name("hello")].config;
+        assert_eq!(config.env, BTreeMap::from([("MODE".to_owned(), "live".to_owned())]));
+        let secrets: Vec<(&str, &str)> = config.secret_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(secrets, [("HOOK", "ci-hook"), ("STRIPE_KEY", "stripe")]);
+        let Trigger::Webhook(webhook) = &config.triggers[1] else { panic!() };
+        assert_eq!(webhook.secret.as_ref().map(SecretName::as_str), Some("ci-hook"));
+
+        let (field, message) = problem(&with_function("env = { KEY = { secret = \"no spaces\" } }"));
+        assert_eq!(field, "functions.hello.env.KEY.secret");
+        assert!(message.contains("not a valid secret name"), "{message}");
+        let (field, message) = problem(&with_function("env = { KEY = { secret = \"a\", value = \"b\" } }"));
+        assert_eq!(field, "functions.hello.env.KEY.value");
+        assert!(message.contains("only `secret"), "{message}");
+        let (field, _) = problem(&with_function(
+            "triggers = [{ webhook = \"POST /h\", secret = \"a\", secret_env = \"B\" }]\nenv = { B = \"x\" }",
+        ));
+        assert_eq!(field, "functions.hello.triggers[0].secret");
+    }
+
+    #[test]
+    fn env_values_hold_no_nul_and_fit_lambdas_limit() {
+        let (field, message) = problem(&with_function("env = { KEY = \"a\\u0000b\" }"));
+        assert_eq!(field, "functions.hello.env.KEY");
+        assert!(message.contains("NUL"), "{message}");
+        let big = "x".repeat(4000);
+        let (field, message) = problem(&with_function(&format!("env = {{ A = \"{big}\", B = \"{big}\" }}")));
+        assert_eq!(field, "functions.hello.env");
+        assert!(message.contains("8002 bytes") && message.contains("limit of 4096"), "{message}");
+        assert!(parse(&with_function(&format!("env = {{ A = \"{}\" }}", "x".repeat(4095)))).is_ok());
     }
 
     #[test]

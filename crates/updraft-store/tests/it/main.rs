@@ -43,4 +43,5 @@ mod deploy;
 mod events;
 mod invocations;
 mod keys_and_logs;
+mod secrets;
 mod support;

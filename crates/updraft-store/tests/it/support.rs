@@ -150,6 +150,7 @@ pub fn config(name: &str) -> FunctionConfig {
             ("FUNCTION".to_owned(), name.to_owned()),
             ("GREETING".to_owned(), "grüß dich, \"quoted\" 'text'\n".to_owned()),
         ]),
+        secret_env: BTreeMap::from([("STRIPE_KEY".to_owned(), "stripe".parse().unwrap())]),
         allowed_outbound_hosts: vec!["api.example.com".to_owned(), "*.example.org".to_owned()],
         instance_reuse: true,
         idle_timeout: std::time::Duration::from_secs(600),

@@ -10,6 +10,7 @@ mod execution;
 mod fairness;
 mod harness;
 mod lambda;
+mod secrets;
 mod signup;
 mod tidy;
 
