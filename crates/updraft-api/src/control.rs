@@ -93,17 +93,41 @@ pub(crate) async fn artifact_put(
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<ArtifactView>), ApiError> {
     let expected = digest(&value)?;
-    let body = crate::body::read_limited(&headers, body, state.config.max_artifact_bytes, "artifact").await?;
-    if body.is_empty() {
-        return Err(ApiError::bad_request("the artifact is empty; upload the built .wasm file"));
+    let limit = state.config.max_artifact_bytes as u64;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the artifact is larger than the limit of {limit} bytes (--max-artifact-size)"),
+        )
+    };
+    let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    if declared.is_some_and(|length: u64| length > limit) {
+        return Err(too_large());
     }
-    let size = body.len() as u64;
-    let digest = state.platform.artifact_put(body, expected).await.map_err(|error| match error {
+    let stored = |error: updraft_platform::ArtifactError| match error {
         updraft_platform::ArtifactError::DigestMismatch { .. } => {
             ApiError::new(StatusCode::BAD_REQUEST, "digest_mismatch", error.to_string())
         }
         other => ApiError::internal(&other),
-    })?;
+    };
+    // Written to disk and hashed as it arrives: an upload never has to fit in memory.
+    let mut writer = state.platform.artifact_writer().await.map_err(stored)?;
+    let mut body = body;
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        let frame = frame.map_err(|error| ApiError::bad_request(format!("could not read the artifact: {error}")))?;
+        if let Ok(data) = frame.into_data() {
+            if writer.size() + data.len() as u64 > limit {
+                return Err(too_large());
+            }
+            writer.write(&data).await.map_err(stored)?;
+        }
+    }
+    let size = writer.size();
+    if size == 0 {
+        return Err(ApiError::bad_request("the artifact is empty; upload the built .wasm file"));
+    }
+    let digest = writer.finish(expected).await.map_err(stored)?;
     Ok((StatusCode::CREATED, Json(ArtifactView { digest: digest.to_string(), size })))
 }
 
@@ -284,15 +308,25 @@ pub(crate) async fn status(State(state): State<AppState>) -> Json<crate::views::
     })
 }
 
-/// List functions.
+/// List functions, by name, a page at a time.
 #[utoipa::path(
     get, path = "/v1/functions", tag = "functions",
-    responses((status = 200, description = "Every function", body = FunctionListView)),
+    params(crate::params::FunctionListParams),
+    responses((status = 200, description = "A page of functions", body = FunctionListView)),
     security(("bearer" = []))
 )]
-pub(crate) async fn function_list(State(state): State<AppState>) -> Result<Json<FunctionListView>, ApiError> {
+pub(crate) async fn function_list(
+    State(state): State<AppState>,
+    Query(params): Query<crate::params::FunctionListParams>,
+) -> Result<Json<FunctionListView>, ApiError> {
+    const MOST: usize = 1000;
+    let limit = params.limit.unwrap_or(MOST).clamp(1, MOST);
     let functions = state.platform.function_list().await?;
-    Ok(Json(FunctionListView { functions: functions.iter().map(FunctionView::new).collect() }))
+    let after = params.after.as_deref().unwrap_or("");
+    let page: Vec<_> = functions.iter().filter(|f| f.name.as_str() > after).take(limit + 1).collect();
+    let next_after = (page.len() > limit).then(|| page[limit - 1].name.to_string());
+    let functions = page.into_iter().take(limit).map(FunctionView::new).collect();
+    Ok(Json(FunctionListView { functions, next_after }))
 }
 
 /// Describe a function.

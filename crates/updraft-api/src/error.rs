@@ -229,3 +229,40 @@ impl From<WebhookError> for ApiError {
         }
     }
 }
+
+/// Gives every error answer the JSON error shape: the HTTP framework's own rejections
+/// (bad JSON, a wrong content type, a body over its limit, a malformed path or query)
+/// come as plain text, and become `{"error": {"code", "message"}}` here, their text the
+/// message.
+pub(crate) async fn json_errors(response: axum::response::Response) -> axum::response::Response {
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/plain"));
+    // Updraft's own errors have the shape already; a function's answer (it carries
+    // the version that served it) and Lambda's API errors are theirs to shape.
+    let ours_or_theirs = ["x-updraft-error", "x-updraft-version", "x-amzn-errortype"]
+        .iter()
+        .any(|header| response.headers().contains_key(*header));
+    if !(status.is_client_error() || status.is_server_error()) || !plain || ours_or_theirs {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
+        _ if status.is_server_error() => "internal",
+        _ => "invalid_request",
+    };
+    let mut error = ApiError::new(status, code, String::from_utf8_lossy(&text).trim().to_owned());
+    error.allow = parts.headers.get(http::header::ALLOW).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    error.into_response()
+}

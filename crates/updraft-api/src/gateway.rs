@@ -78,6 +78,13 @@ async fn serve(state: &AppState, request: Request, request_id: &str) -> Result<R
     for hop in HOP_BY_HOP {
         parts.headers.remove(hop);
     }
+    // The `x-updraft-` headers a function sees are Updraft's word (the route, its
+    // parameters, the request id): a client's own are dropped, never passed on.
+    let forged: Vec<HeaderName> =
+        parts.headers.keys().filter(|name| name.as_str().starts_with("x-updraft-")).cloned().collect();
+    for name in forged {
+        parts.headers.remove(name);
+    }
     let headers = &mut parts.headers;
     if !headers.contains_key(http::header::HOST) {
         let host = parts.uri.authority().map(|a| a.to_string()).unwrap_or_else(|| "localhost".to_owned());

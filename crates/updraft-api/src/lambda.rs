@@ -165,6 +165,9 @@ async fn invoke_checked(
     request: Request,
 ) -> Result<Response, LambdaError> {
     let (parts, body) = request.into_parts();
+    // Who signed it is known from the headers alone: an unsigned request, or one signed
+    // with a key this server never issued, is refused before its body is read.
+    precheck_signature(&state.platform, &parts.headers)?;
     let body = crate::body::read_limited(&parts.headers, body, SYNC_PAYLOAD, "request body")
         .await
         .map_err(|_| LambdaError::too_large(SYNC_PAYLOAD))?;
@@ -290,6 +293,30 @@ fn function_error(error: &InvokeError, request_id: &str) -> Result<Response, Lam
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
     Ok(response)
+}
+
+/// Refuses a request whose `Authorization` header is missing, is not SigV4, or names an
+/// access key this server does not have. The signature itself needs the body and is
+/// checked after it (see `authenticate`).
+fn precheck_signature(platform: &Platform, headers: &HeaderMap) -> Result<(), LambdaError> {
+    let Some(authorization) = header_str(headers, "authorization") else {
+        return Err(LambdaError::signature(&SignatureError::MissingAuthenticationToken(
+            "Missing Authentication Token".into(),
+        )));
+    };
+    let credential = authorization
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .and_then(|rest| rest.split(',').find_map(|part| part.trim().strip_prefix("Credential=")));
+    let Some(credential) = credential else {
+        return Err(LambdaError::signature(&SignatureError::IncompleteSignature(
+            "Authorization header requires a SigV4 Credential".into(),
+        )));
+    };
+    let key_id = credential.split('/').next().unwrap_or_default();
+    if platform.access_key_secret(key_id).is_none() {
+        return Err(LambdaError::signature(&SignatureError::InvalidClientTokenId(String::new())));
+    }
+    Ok(())
 }
 
 /// Checks the request's SigV4 signature against the access key it names.

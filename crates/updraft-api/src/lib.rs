@@ -15,6 +15,7 @@ mod lambda;
 mod openapi;
 pub mod params;
 mod request_id;
+mod serve;
 pub mod views;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use error::ApiError;
 pub(crate) const ASYNC_PAYLOAD: usize = 1024 * 1024;
 pub use openapi::openapi_json;
 pub use request_id::REQUEST_ID_HEADER;
+pub use serve::{HttpLimits, serve};
 
 /// Settings of the HTTP surface.
 #[derive(Debug, Clone)]
@@ -61,5 +63,6 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         )
         .fallback(gateway::handle)
         .with_state(state)
+        .layer(axum::middleware::map_response(error::json_errors))
         .layer(axum::middleware::from_fn(request_id::assign))
 }

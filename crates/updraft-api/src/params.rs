@@ -65,3 +65,13 @@ pub struct UsageParams {
     /// Only this function's.
     pub function: Option<String>,
 }
+
+/// A page of `/v1/functions`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FunctionListParams {
+    /// The `next_after` of the previous page: functions named after it.
+    pub after: Option<String>,
+    /// At most this many (default and most: 1000).
+    pub limit: Option<usize>,
+}

@@ -358,7 +358,11 @@ impl FunctionView {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FunctionListView {
+    /// By name.
     pub functions: Vec<FunctionView>,
+    /// When more follow: pass it as `after` for the next page.
+    #[serde(default)]
+    pub next_after: Option<String>,
 }
 
 /// One immutable version.
@@ -451,6 +455,10 @@ pub struct InvocationView {
     pub error_message: Option<String>,
     /// W3C trace id.
     pub trace_id: String,
+    /// Lines of the function's output that were not kept (over its log budget, or
+    /// while the server's log writer was behind).
+    #[serde(default)]
+    pub log_lines_dropped: u64,
 }
 
 impl InvocationView {
@@ -472,6 +480,7 @@ impl InvocationView {
             error_type: record.error_type.clone(),
             error_message: record.error_message.clone(),
             trace_id: record.trace_id.clone(),
+            log_lines_dropped: record.log_lines_dropped,
         }
     }
 }

@@ -120,6 +120,9 @@ pub struct InvocationRecord {
     pub error_message: Option<String>,
     /// The W3C trace id (32 hex digits) the invocation ran under.
     pub trace_id: String,
+    /// Lines of the function's output that were not kept: over its log budget, or
+    /// while the log writer was behind.
+    pub log_lines_dropped: u64,
 }
 
 impl InvocationRecord {

@@ -47,6 +47,12 @@ pub enum RouteSegment {
     Wildcard(String),
 }
 
+/// `.` or `..`, also percent-encoded (`%2e%2E`).
+fn is_dot_segment(segment: &str) -> bool {
+    let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+    decoded == "." || decoded == ".."
+}
+
 /// A route such as `/users/{id}` or `/static/{*path}`: always starts with `/`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -100,6 +106,18 @@ impl RoutePattern {
                 return Err(format!(
                     "route {route:?}: segment {part:?} contains '?', '#' or a space; a route is a path only"
                 ));
+            } else if is_dot_segment(part) {
+                return Err(format!(
+                    "route {route:?}: segment {part:?} is a dot segment, which clients and proxies resolve away \
+                     (so it could stand for another path); remove it"
+                ));
+            } else if part.contains('%') {
+                return Err(format!(
+                    "route {route:?}: segment {part:?} contains '%'; write the characters themselves, not their \
+                     percent-encoding"
+                ));
+            } else if part.chars().any(char::is_control) {
+                return Err(format!("route {route:?}: segment {part:?} contains a control character"));
             } else {
                 segments.push(RouteSegment::Literal((*part).to_owned()));
             }
@@ -159,6 +177,18 @@ impl From<RoutePattern> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_segments_percent_signs_and_control_characters_are_refused() {
+        for route in ["/../v1/keys", "/a/./b", "/%2e%2e/metrics", "/%2E./x", "/a%20b", "/a\u{7}b"] {
+            let error = RoutePattern::parse(route).unwrap_err();
+            assert!(
+                error.contains("dot segment") || error.contains('%') || error.contains("control"),
+                "{route}: {error}"
+            );
+        }
+        assert!(RoutePattern::parse("/files/v1.2/a..b/.well-known").is_ok(), "dots inside names are fine");
+    }
 
     #[test]
     fn routes_parse_and_print() {

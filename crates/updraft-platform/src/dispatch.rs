@@ -169,7 +169,11 @@ async fn deliver(platform: &Platform, claimed: Claimed) {
             let age = Duration::from_millis((now - event.enqueued_at).max(0) as u64);
             let exhausted = attempts > i64::from(retries);
             if exhausted || age >= max_age {
-                tracing::info!(id = %event.id, function = %event.function, attempts, error = %failure.error, "asynchronous invocation failed for good");
+                static FAILED: updraft_scheduler::LogBudget =
+                    updraft_scheduler::LogBudget::new(20, Duration::from_secs(1));
+                if let Some(suppressed) = FAILED.admit() {
+                    tracing::info!(id = %event.id, function = %event.function, attempts, error = %failure.error, suppressed, "asynchronous invocation failed for good");
+                }
                 let condition = if exhausted { "RetriesExhausted" } else { "EventAgeExceeded" };
                 let follow_ups = function
                     .as_ref()

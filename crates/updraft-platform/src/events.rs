@@ -222,7 +222,11 @@ impl Platform {
                 };
                 let copies = self.topic_copies(topic, &uuid::Uuid::now_v7().to_string(), &message);
                 if copies.is_empty() {
-                    tracing::warn!(id = %event.id, %topic, "no function subscribes to the destination topic; the record is dropped");
+                    static DROPPED: updraft_scheduler::LogBudget =
+                        updraft_scheduler::LogBudget::new(10, std::time::Duration::from_secs(1));
+                    if let Some(suppressed) = DROPPED.admit() {
+                        tracing::warn!(id = %event.id, %topic, suppressed, "no function subscribes to the destination topic; the record is dropped");
+                    }
                 }
                 copies
             }
@@ -265,7 +269,11 @@ impl Platform {
             };
             let copies = self.topic_copies(topic, &uuid::Uuid::now_v7().to_string(), &message);
             if copies.is_empty() {
-                tracing::warn!(id = %event.id, %topic, "no function subscribes to the dead-letter topic; the event stays failed");
+                static KEPT: updraft_scheduler::LogBudget =
+                    updraft_scheduler::LogBudget::new(10, std::time::Duration::from_secs(1));
+                if let Some(suppressed) = KEPT.admit() {
+                    tracing::warn!(id = %event.id, %topic, suppressed, "no function subscribes to the dead-letter topic; the event stays failed");
+                }
             }
             events.extend(copies);
         }

@@ -30,8 +30,8 @@ pub use keys::{ApiKey, Principal, Role};
 pub use live::{LiveFunction, LiveState, RouteTarget};
 pub use logs::{LogQuery, LogWriter};
 pub use platform::{
-    ACCOUNT_ID, DeployError, DeployRequest, FunctionError, Invocation, InvokeContext, InvokeFailure, LambdaConfig,
-    Platform, PlatformConfig, REGION, StartError,
+    ACCOUNT_ID, ArtifactWriter, DeployError, DeployRequest, FunctionError, Invocation, InvokeContext, InvokeFailure,
+    LambdaConfig, Platform, PlatformConfig, REGION, StartError,
 };
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
 pub use secrets::{MAX_SECRET_BYTES, Rotated, SecretError, SecretInfo};

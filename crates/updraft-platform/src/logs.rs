@@ -1,12 +1,16 @@
 //! Function output, written to the store in batches off the request path.
 //!
-//! Invocations hand their lines to a bounded channel and move on; one task drains it
-//! in batches (see `batch`). When the channel is full (the store has fallen far behind), lines are
-//! dropped and counted rather than slowing invocations down.
+//! Invocations hand their lines to a channel and move on; one task drains it in
+//! batches (see `batch`). Updraft's own lines (`START`, `END`, `REPORT`, notes) are
+//! always kept. A function's output is kept within two bounds, and what is past them is
+//! dropped and counted in the invocation's record: a budget per function (a flooding
+//! function spends its own, not another's), and a cap on output waiting to be written
+//! (the store has fallen behind).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
 use updraft_model::FunctionName;
@@ -14,19 +18,37 @@ use updraft_store::{LogLine, Store, StoreError};
 
 use crate::batch::BatchTarget;
 
-const CHANNEL_CAPACITY: usize = 65_536;
+/// Lines of function output waiting to be written, at most.
+const QUEUED_OUTPUT_LINES: usize = 65_536;
+/// Lines of output a function may log per second, on average...
+const LINES_PER_SECOND: f64 = 2_000.0;
+/// ...and in one burst.
+const BURST_LINES: f64 = 20_000.0;
+
+/// The stream name of Updraft's own lines.
+pub(crate) const PLATFORM_STREAM: &str = "platform";
 
 /// The sending side, shared by all invocations.
 #[derive(Clone)]
 pub struct LogWriter {
-    sender: mpsc::Sender<LogLine>,
+    sender: mpsc::UnboundedSender<LogLine>,
+    /// Output lines sent and not yet written.
+    queued: Arc<AtomicUsize>,
+    budgets: Arc<Mutex<HashMap<FunctionName, Budget>>>,
     dropped: Arc<AtomicU64>,
     pub(crate) appended: Arc<Notify>,
+}
+
+/// A token bucket of output lines.
+struct Budget {
+    lines: f64,
+    refilled: Instant,
 }
 
 struct LogTarget {
     store: Store,
     appended: Arc<Notify>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl BatchTarget<LogLine> for LogTarget {
@@ -37,7 +59,9 @@ impl BatchTarget<LogLine> for LogTarget {
         self.store.log_append(batch).await
     }
 
-    fn written(&self, _batch: &[LogLine], _stored: bool) {
+    fn written(&self, batch: &[LogLine], _stored: bool) {
+        let output = batch.iter().filter(|line| line.stream != PLATFORM_STREAM).count();
+        self.queued.fetch_sub(output, Ordering::AcqRel);
         self.appended.notify_waiters();
     }
 }
@@ -46,20 +70,52 @@ impl LogWriter {
     /// Starts the writer task; it ends when every `LogWriter` clone is dropped and the
     /// channel is drained.
     pub fn start(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
-        let (sender, receiver) = mpsc::channel::<LogLine>(CHANNEL_CAPACITY);
+        let (sender, receiver) = mpsc::unbounded_channel::<LogLine>();
         let appended = Arc::new(Notify::new());
-        let task = crate::batch::spawn(receiver, LogTarget { store, appended: appended.clone() });
-        (Self { sender, dropped: Arc::default(), appended }, task)
+        let queued = Arc::new(AtomicUsize::new(0));
+        let target = LogTarget { store, appended: appended.clone(), queued: queued.clone() };
+        let task = crate::batch::spawn(receiver, target);
+        let writer = Self { sender, queued, budgets: Arc::default(), dropped: Arc::default(), appended };
+        (writer, task)
     }
 
-    pub fn send(&self, line: LogLine) {
-        if self.sender.try_send(line).is_err() {
-            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
+    /// How many of `wanted` output lines `function` may log now (its budget).
+    pub(crate) fn admit(&self, function: &FunctionName, wanted: usize) -> usize {
+        let now = Instant::now();
+        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        let budget = budgets.entry(function.clone()).or_insert(Budget { lines: BURST_LINES, refilled: now });
+        let elapsed = now.duration_since(budget.refilled).as_secs_f64();
+        budget.lines = (budget.lines + elapsed * LINES_PER_SECOND).min(BURST_LINES);
+        budget.refilled = now;
+        let admitted = (wanted as f64).min(budget.lines.floor()).max(0.0) as usize;
+        budget.lines -= admitted as f64;
+        admitted
+    }
+
+    /// Sends one invocation's lines in order. Its output lines (any stream but
+    /// `platform`) are dropped when too many wait to be written; returns how many.
+    pub(crate) fn send_invocation(&self, lines: Vec<LogLine>) -> u64 {
+        let output = lines.iter().filter(|line| line.stream != PLATFORM_STREAM).count();
+        let queued = self.queued.fetch_add(output, Ordering::AcqRel);
+        let keep_output = queued + output <= QUEUED_OUTPUT_LINES;
+        if !keep_output {
+            self.queued.fetch_sub(output, Ordering::AcqRel);
+            let dropped = self.dropped.fetch_add(output as u64, Ordering::Relaxed);
             // One warning per 10,000 lines: a flooding function must not flood ours.
-            if dropped.is_multiple_of(10_000) {
-                tracing::warn!(dropped = dropped + 1, "function log channel full; dropping lines");
+            if dropped / 10_000 != (dropped + output as u64) / 10_000 {
+                tracing::warn!(
+                    dropped = dropped + output as u64,
+                    "function output is waiting to be written; dropping lines"
+                );
             }
         }
+        for line in lines {
+            if keep_output || line.stream == PLATFORM_STREAM {
+                // The receiver lives until every writer is dropped.
+                let _ = self.sender.send(line);
+            }
+        }
+        if keep_output { 0 } else { output as u64 }
     }
 }
 

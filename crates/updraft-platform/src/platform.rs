@@ -14,8 +14,8 @@ use updraft_model::{
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError, SandboxLayer, SandboxStatus};
 use updraft_runtime_wasm::{HttpRequest, HttpResponse, Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
 use updraft_scheduler::{
-    Failure, InstanceConfig, InvocationMeta, InvokeError, PoolSpec, PrepareError, Prepared, ReservationError,
-    Scheduler, SchedulerConfig, Throttle, VersionSource,
+    Failure, InstanceConfig, InvocationMeta, InvokeError, LogBudget, PoolSpec, PrepareError, Prepared,
+    ReservationError, Scheduler, SchedulerConfig, Throttle, VersionSource,
 };
 use updraft_store::{
     ArtifactError, ArtifactStore, AsyncEvent, DeployOutcome, DeployPlan, FunctionRecord, InvocationFilter,
@@ -598,12 +598,11 @@ impl Platform {
 
     // ---- artifacts ----
 
-    /// Stores an uploaded artifact after checking it against its claimed digest.
-    pub async fn artifact_put(&self, bytes: Bytes, expected: ArtifactDigest) -> Result<ArtifactDigest, ArtifactError> {
+    /// Starts storing an uploaded artifact, written to disk and hashed as it arrives.
+    pub async fn artifact_writer(&self) -> Result<ArtifactWriter, ArtifactError> {
         let artifacts = self.artifacts.clone();
-        tokio::task::spawn_blocking(move || artifacts.put(&bytes, Some(&expected)))
-            .await
-            .unwrap_or_else(|join| Err(ArtifactError::Io { path: PathBuf::new(), source: std::io::Error::other(join) }))
+        let upload = tokio::task::spawn_blocking(move || artifacts.upload()).await.map_err(join_error)??;
+        Ok(ArtifactWriter { upload: Some(upload), buffer: Vec::new() })
     }
 
     pub fn artifact_exists(&self, digest: &ArtifactDigest) -> bool {
@@ -1081,7 +1080,10 @@ impl Platform {
                 Err(InvokeFailure::Throttled { function: function.name.clone(), throttle })
             }
             Err(Failure::Function(error)) => {
-                tracing::info!(function = %function.name, request_id, %error, "invocation failed");
+                static FAILED: LogBudget = LogBudget::new(20, Duration::from_secs(1));
+                if let Some(suppressed) = FAILED.admit() {
+                    tracing::info!(function = %function.name, request_id, %error, suppressed, "invocation failed");
+                }
                 Err(InvokeFailure::Function { function: function.name.clone(), error })
             }
         }
@@ -1303,6 +1305,52 @@ impl Platform {
         }
         store.close().await;
     }
+}
+
+/// An artifact being uploaded: bytes are gathered a megabyte at a time and written
+/// (and hashed) on a blocking thread, so an upload holds at most that much memory.
+pub struct ArtifactWriter {
+    upload: Option<updraft_store::ArtifactUpload>,
+    buffer: Vec<u8>,
+}
+
+/// How much of an upload is gathered before it is written.
+const UPLOAD_BUFFER: usize = 1 << 20;
+
+impl ArtifactWriter {
+    /// Bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.upload.as_ref().map_or(0, |upload| upload.size()) + self.buffer.len() as u64
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), ArtifactError> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= UPLOAD_BUFFER { self.flush().await } else { Ok(()) }
+    }
+
+    async fn flush(&mut self) -> Result<(), ArtifactError> {
+        let mut upload = self.upload.take().expect("a writer holds its upload until finished");
+        let buffer = std::mem::take(&mut self.buffer);
+        let (upload, written) = tokio::task::spawn_blocking(move || {
+            let written = upload.write(&buffer);
+            (upload, written)
+        })
+        .await
+        .map_err(join_error)?;
+        self.upload = Some(upload);
+        written
+    }
+
+    /// Checks the bytes against `expected` and stores them under it.
+    pub async fn finish(mut self, expected: ArtifactDigest) -> Result<ArtifactDigest, ArtifactError> {
+        self.flush().await?;
+        let upload = self.upload.take().expect("a writer holds its upload until finished");
+        tokio::task::spawn_blocking(move || upload.finish(&expected)).await.map_err(join_error)?
+    }
+}
+
+fn join_error(join: tokio::task::JoinError) -> ArtifactError {
+    ArtifactError::Io { path: PathBuf::new(), source: std::io::Error::other(join) }
 }
 
 /// A version about to go live: what `Platform::live_function` builds from.

@@ -20,7 +20,7 @@ use updraft_store::{LogLine, Store, StoreError};
 use updraft_telemetry::Metrics;
 
 use crate::batch::BatchTarget;
-use crate::logs::LogWriter;
+use crate::logs::{LogWriter, PLATFORM_STREAM};
 
 /// The scheduler's sink.
 pub(crate) struct Recorder {
@@ -101,24 +101,14 @@ impl Recorder {
         self.tail_waiters.fetch_add(1, Ordering::AcqRel);
         TailWaiter { recorder: self.clone(), request_id: request_id.to_owned(), receiver }
     }
-
-    fn log(&self, record: &InvocationRecord, at: i64, stream: &'static str, line: String) {
-        self.logs.send(LogLine {
-            function: record.function.clone(),
-            version: record.version,
-            request_id: record.id.clone(),
-            at,
-            stream: stream.to_owned(),
-            line,
-        });
-    }
 }
 
 impl InvocationSink for Recorder {
-    fn finished(&self, record: InvocationRecord, output: GuestOutput) {
+    fn finished(&self, mut record: InvocationRecord, output: GuestOutput) {
         // A throttled invocation never ran: it has a record but no log lines, as in Lambda.
         if record.status != InvocationStatus::Throttled {
-            let lines = log_lines(&record, &output);
+            let InvocationLines { lines, dropped } =
+                log_lines(&record, &output, |wanted| self.logs.admit(&record.function, wanted));
             if self.tail_waiters.load(Ordering::Acquire) > 0 {
                 let waiter = self.tails.lock().unwrap().remove(&record.id);
                 if let Some(waiter) = waiter {
@@ -126,9 +116,18 @@ impl InvocationSink for Recorder {
                     let _ = waiter.send(text.join("\n") + "\n");
                 }
             }
-            for (at, stream, line) in lines {
-                self.log(&record, at, stream, line);
-            }
+            let lines: Vec<LogLine> = lines
+                .into_iter()
+                .map(|(at, stream, line)| LogLine {
+                    function: record.function.clone(),
+                    version: record.version,
+                    request_id: record.id.clone(),
+                    at,
+                    stream: stream.to_owned(),
+                    line,
+                })
+                .collect();
+            record.log_lines_dropped = dropped + self.logs.send_invocation(lines);
         }
         if self.records.send(record).is_err() {
             tracing::error!("the record writer has stopped; an invocation record is lost");
@@ -136,29 +135,47 @@ impl InvocationSink for Recorder {
     }
 }
 
-/// The log lines of one invocation: `START`, the guest's output, `END`, `REPORT`.
-fn log_lines(record: &InvocationRecord, output: &GuestOutput) -> Vec<(i64, &'static str, String)> {
+/// The log lines of one invocation, and how many output lines its budget dropped.
+struct InvocationLines {
+    lines: Vec<(i64, &'static str, String)>,
+    dropped: u64,
+}
+
+/// The log lines of one invocation: `START`, the guest's output (as much as `admit`
+/// lets through), `END`, `REPORT`.
+fn log_lines(record: &InvocationRecord, output: &GuestOutput, admit: impl FnOnce(usize) -> usize) -> InvocationLines {
     let now = updraft_store::now_millis();
-    let mut lines = vec![(record.started_at, "platform", updraft_telemetry::start_line(record))];
-    for (stream, bytes) in &output.chunks {
-        for line in String::from_utf8_lossy(bytes).lines() {
-            lines.push((now, stream.as_str(), line.to_owned()));
-        }
-    }
+    let mut lines = vec![(record.started_at, PLATFORM_STREAM, updraft_telemetry::start_line(record))];
+    let written: Vec<(&'static str, String)> = output
+        .chunks
+        .iter()
+        .flat_map(|(stream, bytes)| {
+            String::from_utf8_lossy(bytes).lines().map(|line| (stream.as_str(), line.to_owned())).collect::<Vec<_>>()
+        })
+        .collect();
+    let admitted = admit(written.len());
+    let dropped = (written.len() - admitted) as u64;
+    lines.extend(written.into_iter().take(admitted).map(|(stream, line)| (now, stream, line)));
     if output.truncated {
-        lines.push((now, "platform", "output truncated: the function wrote more than 256 KiB".to_owned()));
+        lines.push((now, PLATFORM_STREAM, "output truncated: the function wrote more than 256 KiB".to_owned()));
+    }
+    if dropped > 0 {
+        let note = format!(
+            "{dropped} lines of output dropped: the function logs faster than its budget of 2,000 lines a second"
+        );
+        lines.push((now, PLATFORM_STREAM, note));
     }
     match record.status {
-        InvocationStatus::Timeout => lines.push((now, "platform", updraft_telemetry::timeout_line(record))),
+        InvocationStatus::Timeout => lines.push((now, PLATFORM_STREAM, updraft_telemetry::timeout_line(record))),
         InvocationStatus::Error => {
             let message = record.error_message.as_deref().unwrap_or("unknown error");
-            lines.push((now, "platform", format!("invocation failed: {message}")));
+            lines.push((now, PLATFORM_STREAM, format!("invocation failed: {message}")));
         }
         _ => {}
     }
-    lines.push((now, "platform", updraft_telemetry::end_line(record)));
-    lines.push((now, "platform", updraft_telemetry::report_line(record)));
-    lines
+    lines.push((now, PLATFORM_STREAM, updraft_telemetry::end_line(record)));
+    lines.push((now, PLATFORM_STREAM, updraft_telemetry::report_line(record)));
+    InvocationLines { lines, dropped }
 }
 
 /// One caller's wait for an invocation's record to be stored; unregisters itself when

@@ -433,7 +433,11 @@ impl PreparedProcess {
             Some(template) => match self.assign(template, config, &version).await {
                 Ok(sandbox) => Some(sandbox),
                 Err(error) => {
-                    tracing::warn!(%error, "a pre-started sandbox could not take its function; starting a new one");
+                    static FAILED: updraft_scheduler::LogBudget =
+                        updraft_scheduler::LogBudget::new(5, Duration::from_secs(1));
+                    if let Some(suppressed) = FAILED.admit() {
+                        tracing::warn!(%error, suppressed, "a pre-started sandbox could not take its function; starting a new one");
+                    }
                     None
                 }
             },
@@ -1015,7 +1019,13 @@ impl ProcessInstance {
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        tracing::warn!("processes an invocation left behind would not end; they stay until the instance stops");
+        static STAYED: updraft_scheduler::LogBudget = updraft_scheduler::LogBudget::new(5, Duration::from_secs(1));
+        if let Some(suppressed) = STAYED.admit() {
+            tracing::warn!(
+                suppressed,
+                "processes an invocation left behind would not end; they stay until the instance stops"
+            );
+        }
     }
 
     fn kill(&mut self) {

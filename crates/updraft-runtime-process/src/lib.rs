@@ -32,3 +32,16 @@ pub use function::{
 };
 pub use sandbox::{LayerState, LayerStatus, SandboxIncomplete, SandboxStatus};
 pub use spec::{SandboxLayer, UnknownLayer};
+
+/// Raises this process's soft limit on open files to its hard limit (as Go's runtime
+/// does), so that connections, the database and sandboxes' descriptors have room;
+/// returns the limit in force.
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+        return Ok(hard);
+    }
+    Ok(soft)
+}

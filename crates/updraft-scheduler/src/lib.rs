@@ -13,10 +13,12 @@
 #![forbid(unsafe_code)]
 
 mod concurrency;
+mod log_budget;
 pub mod runtime;
 mod scheduler;
 
 pub use concurrency::{ReservationError, Throttle};
+pub use log_budget::LogBudget;
 pub use runtime::{
     BoxFuture, Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, LogStream, PrepareError, Prepared,
     Runtime, VersionSource,

@@ -463,7 +463,10 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         let invoked = match tokio::time::timeout(timeout + BACKSTOP_GRACE, instance.invoke(input, call)).await {
             Ok(invoked) => invoked,
             Err(_elapsed) => {
-                tracing::warn!(function = %pool.spec.function, "the runtime did not stop an invocation at its timeout; discarding the instance");
+                static OVERRAN: crate::LogBudget = crate::LogBudget::new(10, Duration::from_secs(1));
+                if let Some(suppressed) = OVERRAN.admit() {
+                    tracing::warn!(function = %pool.spec.function, suppressed, "the runtime did not stop an invocation at its timeout; discarding the instance");
+                }
                 Invoked {
                     result: Err(InvokeError::Timeout { timeout }),
                     output: GuestOutput::default(),
@@ -631,6 +634,7 @@ fn new_record<I, O>(pool: &Pool<I, O>, meta: InvocationMeta, started_at: i64) ->
         error_type: None,
         error_message: None,
         trace_id: meta.trace_id,
+        log_lines_dropped: 0,
     }
 }
 

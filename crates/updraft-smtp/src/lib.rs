@@ -6,13 +6,21 @@
 //! `250` is answered only after the events are committed; a recipient nobody claims is
 //! refused with `550`, a message over the size limit with `552`, a storage failure with
 //! `451` (the client retries later).
+//!
+//! Every session is bounded: a client must say `EHLO` or `HELO` before `MAIL`, stays
+//! idle at most `idle_timeout` and connected at most `session_timeout`, and holds at
+//! most `max_sessions_per_client` of the `max_sessions` sessions; a connection past a
+//! limit is answered `421` at once and closed, so idle clients never keep others from
+//! their greeting.
 
 #![forbid(unsafe_code)]
 
 mod message;
 mod session;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -30,16 +38,26 @@ pub struct SmtpConfig {
     pub max_message_bytes: usize,
     /// A connection idle this long is closed.
     pub idle_timeout: Duration,
+    /// A session is closed this long after it started, however busy.
+    pub session_timeout: Duration,
+    /// Sessions at once, from all clients.
+    pub max_sessions: usize,
+    /// Sessions at once from one client address.
+    pub max_sessions_per_client: usize,
 }
 
 impl Default for SmtpConfig {
     fn default() -> Self {
-        Self { hostname: "updraft".to_owned(), max_message_bytes: 10 << 20, idle_timeout: Duration::from_secs(300) }
+        Self {
+            hostname: "updraft".to_owned(),
+            max_message_bytes: 10 << 20,
+            idle_timeout: Duration::from_secs(60),
+            session_timeout: Duration::from_secs(600),
+            max_sessions: 256,
+            max_sessions_per_client: 16,
+        }
     }
 }
-
-/// The most SMTP sessions at once; past it, new connections wait to be accepted.
-const MAX_SESSIONS: usize = 256;
 
 /// Serves SMTP on `listener` until `stop` turns true.
 pub async fn serve(
@@ -49,26 +67,65 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let config = Arc::new(config);
-    let sessions = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
+    let sessions = Arc::new(tokio::sync::Semaphore::new(config.max_sessions));
+    let per_client: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
-        let Ok(permit) = sessions.clone().acquire_owned().await else { return };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.changed() => return,
         };
-        match accepted {
-            Ok((stream, peer)) => {
-                let (platform, config) = (platform.clone(), config.clone());
-                tokio::spawn(async move {
-                    if let Err(error) = session::run(stream, &platform, &config).await {
-                        tracing::debug!(%peer, %error, "SMTP session ended with an error");
-                    }
-                    drop(permit);
-                });
-            }
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 tracing::warn!(%error, "cannot accept an SMTP connection");
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = sessions.clone().try_acquire_owned() else {
+            tokio::spawn(session::refuse(stream, "4.3.2 too many sessions; try again later"));
+            continue;
+        };
+        let Some(client) = ClientSlot::take(&per_client, peer.ip(), config.max_sessions_per_client) else {
+            tokio::spawn(session::refuse(stream, "4.7.0 too many sessions from your address; try again later"));
+            continue;
+        };
+        let (platform, config) = (platform.clone(), config.clone());
+        tokio::spawn(async move {
+            if let Err(error) = session::run(stream, &platform, &config).await {
+                tracing::debug!(%peer, %error, "SMTP session ended with an error");
+            }
+            drop(client);
+            drop(permit);
+        });
+    }
+}
+
+/// One of a client address's sessions; given back when dropped.
+struct ClientSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    address: IpAddr,
+}
+
+impl ClientSlot {
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, address: IpAddr, limit: usize) -> Option<ClientSlot> {
+        let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let count = map.entry(address).or_default();
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot { counts: counts.clone(), address })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = map.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.address);
             }
         }
     }

@@ -28,11 +28,35 @@ enum Phase {
 /// The envelope of the message being received.
 #[derive(Default)]
 struct Envelope {
+    /// The client said `EHLO` or `HELO` (which `MAIL` needs).
+    greeted: bool,
     from: Option<String>,
     to: Vec<String>,
+    /// The `SIZE` of the last `MAIL` line overflowed what a number here can hold.
+    oversized_declaration: bool,
 }
 
+/// Answers a connection over a limit with `421` and closes it.
+pub(crate) async fn refuse(mut stream: TcpStream, text: &str) {
+    let mut out = Vec::new();
+    reply(&mut out, 421, text);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(&out)).await;
+}
+
+/// Runs one session, closing it with `421` once `session_timeout` has passed.
 pub(crate) async fn run(mut stream: TcpStream, platform: &Platform, config: &SmtpConfig) -> io::Result<()> {
+    match tokio::time::timeout(config.session_timeout, converse(&mut stream, platform, config)).await {
+        Ok(result) => result,
+        Err(_) => {
+            let mut out = Vec::new();
+            reply(&mut out, 421, "4.4.2 the session lasted too long, closing");
+            let _ = stream.write_all(&out).await;
+            Ok(())
+        }
+    }
+}
+
+async fn converse(stream: &mut TcpStream, platform: &Platform, config: &SmtpConfig) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut out = Vec::new();
     reply(&mut out, 220, &format!("{} Updraft ESMTP ready", config.hostname));
@@ -42,6 +66,9 @@ pub(crate) async fn run(mut stream: TcpStream, platform: &Platform, config: &Smt
     let mut phase = Phase::Commands;
     let mut envelope = Envelope::default();
     let mut message = Vec::new();
+    // The command being received, for what the parser does not say (an overflowing
+    // SIZE); a line longer than this is refused by the parser first.
+    let mut line: Vec<u8> = Vec::new();
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         let read = match tokio::time::timeout(config.idle_timeout, stream.read(&mut buffer)).await {
@@ -87,9 +114,10 @@ pub(crate) async fn run(mut stream: TcpStream, platform: &Platform, config: &Smt
                     message = Vec::new();
                     phase = Phase::Commands;
                 }
-                Phase::Commands => match requests.ingest(&mut bytes) {
+                Phase::Commands => match ingest_command(&mut requests, &mut bytes, &mut line) {
                     Ok(request) => {
-                        let request = request.into_owned();
+                        envelope.oversized_declaration = declares_overflowing_size(&line);
+                        line.clear();
                         match command(platform, config, request, &mut envelope, &mut out) {
                             Next::Continue => {}
                             Next::Data => {
@@ -142,7 +170,7 @@ fn command(
 ) -> Next {
     match request {
         Request::Ehlo { .. } => {
-            *envelope = Envelope::default();
+            *envelope = Envelope { greeted: true, ..Envelope::default() };
             let mut ehlo = EhloResponse::new(config.hostname.as_str());
             ehlo.capabilities = EXT_PIPELINING | EXT_8BIT_MIME | EXT_SIZE | EXT_ENHANCED_STATUS_CODES;
             ehlo.size = config.max_message_bytes;
@@ -150,11 +178,16 @@ fn command(
             let _ = ehlo.write(&mut *out);
         }
         Request::Helo { .. } | Request::Lhlo { .. } => {
-            *envelope = Envelope::default();
+            *envelope = Envelope { greeted: true, ..Envelope::default() };
             reply(out, 250, &config.hostname);
         }
         Request::Mail { from } => {
-            if envelope.from.is_some() {
+            if !envelope.greeted {
+                reply(out, 503, "5.5.1 say EHLO or HELO first");
+            } else if envelope.oversized_declaration {
+                let limit = config.max_message_bytes;
+                reply(out, 552, &format!("5.3.4 the declared SIZE is larger than the limit of {limit} bytes"));
+            } else if envelope.from.is_some() {
                 reply(out, 503, "5.5.1 a message is already started; RSET first");
             } else if from.size > config.max_message_bytes {
                 let limit = config.max_message_bytes;
@@ -186,7 +219,7 @@ fn command(
         }
         Request::Bdat { .. } => reply(out, 502, "5.5.1 BDAT is not supported; use DATA"),
         Request::Rset => {
-            *envelope = Envelope::default();
+            *envelope = Envelope { greeted: envelope.greeted, ..Envelope::default() };
             reply(out, 250, "2.0.0 reset");
         }
         Request::Noop { .. } => reply(out, 250, "2.0.0 ok"),
@@ -211,6 +244,19 @@ async fn deliver(platform: &Platform, envelope: &Envelope, raw: &[u8], out: &mut
         return;
     };
     // Each function sees the envelope recipients it claims.
+    // The event must fit an asynchronous payload even with its text cut: a message
+    // whose headers alone are too large is refused, not stored.
+    let mut largest = event.clone();
+    largest["envelope"]["to"] = serde_json::json!(envelope.to);
+    let size = fit(largest).to_string().len();
+    if size > MAX_EVENT_BYTES {
+        let message = format!(
+            "5.3.4 the message's headers and parts make an event of {size} bytes even with its text cut, over the \
+             limit of {MAX_EVENT_BYTES}"
+        );
+        reply(out, 552, &message);
+        return;
+    }
     let payload = |to: &[String]| {
         let mut event = event.clone();
         event["envelope"]["to"] = serde_json::json!(to);
@@ -246,6 +292,34 @@ fn fit(mut event: serde_json::Value) -> serde_json::Value {
         }
     }
     event
+}
+
+/// Feeds the parser, keeping the bytes of the command being received in `line` (up to
+/// 4 KiB; cleared when the parser refuses one).
+fn ingest_command(
+    requests: &mut RequestReceiver,
+    bytes: &mut std::slice::Iter<'_, u8>,
+    line: &mut Vec<u8>,
+) -> Result<Request<String>, Error> {
+    let before = bytes.as_slice();
+    let result = requests.ingest(bytes).map(|request| request.into_owned());
+    let taken = before.len() - bytes.as_slice().len();
+    if line.len() < 4096 {
+        line.extend_from_slice(&before[..taken.min(4096 - line.len())]);
+    }
+    if matches!(result, Err(ref error) if !matches!(error, Error::NeedsMoreData { .. })) {
+        line.clear();
+    }
+    result
+}
+
+/// Whether a `MAIL` line declares a `SIZE` too large for any number to hold: the
+/// parser saturates such a size and may then wrap it to a small one.
+fn declares_overflowing_size(line: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(line).to_ascii_uppercase();
+    text.split_ascii_whitespace().filter_map(|word| word.strip_prefix("SIZE=")).any(|digits| {
+        digits.bytes().all(|b| b.is_ascii_digit()) && !digits.is_empty() && digits.parse::<u64>().is_err()
+    })
 }
 
 fn reply(out: &mut Vec<u8>, code: u16, text: &str) {

@@ -73,6 +73,15 @@ impl ArtifactStore {
         Ok(digest)
     }
 
+    /// Starts storing an artifact whose bytes arrive in pieces: each is written to a
+    /// temporary file and hashed as it comes, so an upload never has to fit in memory.
+    /// Blocking: call from a blocking thread.
+    pub fn upload(&self) -> Result<ArtifactUpload, ArtifactError> {
+        let (tmp, file) =
+            tempfile_in(&self.dir).map_err(|source| ArtifactError::Io { path: self.dir.clone(), source })?;
+        Ok(ArtifactUpload { store: self.clone(), tmp: Some(tmp), file, hasher: sha2::Sha256::default(), size: 0 })
+    }
+
     /// Reads an artifact whole. Blocking: call from a blocking thread.
     pub fn get(&self, digest: &ArtifactDigest) -> Result<Vec<u8>, ArtifactError> {
         let path = self.path(digest);
@@ -80,6 +89,67 @@ impl ArtifactStore {
             std::io::ErrorKind::NotFound => ArtifactError::NotFound { digest: digest.clone() },
             _ => ArtifactError::Io { path, source },
         })
+    }
+}
+
+/// An artifact being stored a piece at a time (see [`ArtifactStore::upload`]); its
+/// temporary file is removed if it is dropped unfinished.
+pub struct ArtifactUpload {
+    store: ArtifactStore,
+    tmp: Option<PathBuf>,
+    file: std::fs::File,
+    hasher: sha2::Sha256,
+    size: u64,
+}
+
+impl ArtifactUpload {
+    /// Appends `bytes`. Blocking.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), ArtifactError> {
+        use sha2::Digest;
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        self.file.write_all(bytes).map_err(|source| self.io(source))
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Checks the bytes against `expected` and moves them into place (synced first).
+    /// Bytes already stored are not stored again. Blocking.
+    pub fn finish(mut self, expected: &ArtifactDigest) -> Result<ArtifactDigest, ArtifactError> {
+        use sha2::Digest;
+        let hex = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        let digest = ArtifactDigest::parse(&hex).expect("a sha256 is 64 hex digits");
+        if *expected != digest {
+            return Err(ArtifactError::DigestMismatch { expected: expected.clone(), actual: digest });
+        }
+        let path = self.store.path(&digest);
+        if path.is_file() {
+            return Ok(digest);
+        }
+        self.file.sync_all().map_err(|source| self.io(source))?;
+        let parent = path.parent().unwrap_or(&self.store.dir).to_owned();
+        std::fs::create_dir_all(&parent).map_err(|source| ArtifactError::Io { path: parent.clone(), source })?;
+        let tmp = self.tmp.take().expect("an unfinished upload has its file");
+        std::fs::rename(&tmp, &path).map_err(|source| ArtifactError::Io { path: path.clone(), source })?;
+        if let Ok(dir) = std::fs::File::open(&parent) {
+            let _ = dir.sync_all();
+        }
+        Ok(digest)
+    }
+
+    fn io(&self, source: std::io::Error) -> ArtifactError {
+        ArtifactError::Io { path: self.tmp.clone().unwrap_or_default(), source }
+    }
+}
+
+impl Drop for ArtifactUpload {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 }
 
@@ -107,6 +177,27 @@ mod tests {
         assert!(matches!(store.get(&wrong), Err(ArtifactError::NotFound { .. })));
         let files = walk(dir.path());
         assert_eq!(files, 1, "one file for the same bytes stored twice");
+    }
+
+    #[test]
+    fn uploads_in_pieces_are_hashed_as_they_come_and_leave_nothing_when_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(dir.path()).unwrap();
+        let mut upload = store.upload().unwrap();
+        for piece in [&b"comp"[..], b"on", b"ent"] {
+            upload.write(piece).unwrap();
+        }
+        assert_eq!(upload.size(), 9);
+        let digest = upload.finish(&ArtifactDigest::of(b"component")).unwrap();
+        assert_eq!(store.get(&digest).unwrap(), b"component");
+
+        let mut wrong = store.upload().unwrap();
+        wrong.write(b"tampered").unwrap();
+        assert!(matches!(wrong.finish(&digest), Err(ArtifactError::DigestMismatch { .. })));
+        let mut abandoned = store.upload().unwrap();
+        abandoned.write(b"half").unwrap();
+        drop(abandoned);
+        assert_eq!(walk(dir.path()), 1, "refused and abandoned uploads leave no file");
     }
 
     fn walk(dir: &Path) -> usize {

@@ -20,7 +20,7 @@ mod secrets;
 mod sql;
 mod workflows;
 
-pub use artifacts::{ArtifactError, ArtifactStore};
+pub use artifacts::{ArtifactError, ArtifactStore, ArtifactUpload};
 pub use events::{AsyncEvent, EventState, EventWrite, Finish};
 pub use group::EventWriter;
 pub use invocations::{InvocationFilter, StoredInvocation, UsageCounts, UsageRow};

@@ -68,6 +68,7 @@ mod tests {
             error_type: None,
             error_message: None,
             trace_id: "0".repeat(32),
+            log_lines_dropped: 0,
         }
     }
 

@@ -252,6 +252,18 @@ pub struct ServerArgs {
     /// The largest artifact (compiled component) an upload may carry.
     #[arg(long, default_value = "128MiB", value_parser = parse_size)]
     pub max_artifact_size: updraft_model::ByteSize,
+    /// How long a client has to send a request's headers; an idle keep-alive
+    /// connection is closed after it too.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// How long a client has to send a request's body (artifact uploads included);
+    /// past it the answer is 408.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+    /// Connections open at once (capped at half the open-files limit); past it, a new
+    /// connection gets a 503 and is closed.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// On SIGTERM, how long in-flight requests may take to finish.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -317,6 +329,15 @@ pub struct ServerArgs {
     /// The name the SMTP listener greets with.
     #[arg(long, default_value = "updraft")]
     pub smtp_hostname: String,
+    /// An SMTP session idle this long is closed.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub smtp_idle_timeout: Duration,
+    /// An SMTP session is closed this long after it began.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub smtp_session_timeout: Duration,
+    /// SMTP sessions at once from one client address (256 from all).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub smtp_sessions_per_client: u32,
     /// Sandboxes kept started per Lambda runtime (python3, nodejs) with the
     /// interpreter up, waiting for a function: a cold start takes one instead of
     /// starting an interpreter. 0 turns them off.

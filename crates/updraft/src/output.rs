@@ -26,7 +26,13 @@ fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 }
 
 pub async fn list(client: &Client, output: Output) -> anyhow::Result<()> {
-    let view: FunctionListView = client.get("/v1/functions").await?;
+    // Every page, in order.
+    let mut view: FunctionListView = client.get("/v1/functions").await?;
+    while let Some(after) = view.next_after.take() {
+        let next: FunctionListView = client.get(&format!("/v1/functions?after={after}")).await?;
+        view.functions.extend(next.functions);
+        view.next_after = next.next_after;
+    }
     if output == Output::Json {
         return print_json(&view);
     }

@@ -85,7 +85,7 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
         .with_context(|| format!("starting the platform with data dir {}", data_dir.display()))?;
     let api_config = updraft_api::ApiConfig { max_artifact_bytes: args.max_artifact_size.bytes() as usize };
     let router = updraft_api::router(platform.clone(), api_config);
-    let (shutdown, mut stop) = watch::channel(false);
+    let (shutdown, stop) = watch::channel(false);
     if let Some(smtp_addr) = args.smtp_listen {
         let smtp = tokio::net::TcpListener::bind(smtp_addr).await.with_context(|| {
             format!("cannot listen for SMTP on {smtp_addr}; is something else there? pick another with --smtp-listen")
@@ -93,18 +93,16 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
         let smtp_config = updraft_smtp::SmtpConfig {
             hostname: args.smtp_hostname.clone(),
             max_message_bytes: args.smtp_max_message_size.bytes() as usize,
+            idle_timeout: args.smtp_idle_timeout,
+            session_timeout: args.smtp_session_timeout,
+            max_sessions_per_client: args.smtp_sessions_per_client as usize,
             ..updraft_smtp::SmtpConfig::default()
         };
         tracing::info!(addr = %smtp.local_addr()?, "accepting mail over SMTP");
         tokio::spawn(updraft_smtp::serve(smtp, platform.clone(), smtp_config, shutdown.subscribe()));
     }
-    let serve = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let limits = http_limits(args);
+    let serve = tokio::spawn(updraft_api::serve(listener, router, limits, stop));
     tracing::info!(
         %addr,
         data_dir = %data_dir.display(),
@@ -130,6 +128,30 @@ impl Running {
         self.platform.shutdown(grace).await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The listener's limits: the flags', with connections capped at half of what this
+/// process may hold open (raised to its hard limit first), so that descriptors remain
+/// for the database, sandboxes and logs.
+fn http_limits(args: &ServerArgs) -> updraft_api::HttpLimits {
+    let open_files = updraft_runtime_process::raise_open_files_limit()
+        .inspect_err(|error| tracing::warn!(%error, "cannot read or raise the open-files limit"))
+        .unwrap_or(1024);
+    let ceiling = usize::try_from(open_files / 2).unwrap_or(usize::MAX).max(1);
+    let wanted = args.max_connections as usize;
+    if wanted > ceiling {
+        tracing::warn!(
+            wanted,
+            ceiling,
+            open_files,
+            "--max-connections is over half the open-files limit; using the ceiling"
+        );
+    }
+    updraft_api::HttpLimits {
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        max_connections: wanted.min(ceiling),
     }
 }
 

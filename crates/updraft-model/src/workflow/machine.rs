@@ -297,17 +297,53 @@ fn compare(variable: &JsonPath, operator: &str, operand: &Operand, input: &Value
     })
 }
 
-/// `*` matches any run of characters (ASL's StringMatches).
+/// ASL's StringMatches: `*` matches any run of characters, `\*` a literal `*` and
+/// `\\` a backslash. Greedy with one backtrack point (the last `*`), so the time is
+/// at most the product of the lengths, however many `*` the pattern holds.
 fn wildcard(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, tail)) => {
-            text.starts_with(head)
-                && (0..=text.len() - head.len())
-                    .filter(|skip| text.is_char_boundary(head.len() + skip))
-                    .any(|skip| wildcard(tail, &text[head.len() + skip..]))
+    #[derive(Clone, Copy, PartialEq)]
+    enum Token {
+        Star,
+        Char(char),
+    }
+    let mut tokens = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        tokens.push(match c {
+            '*' => Token::Star,
+            '\\' => match chars.next() {
+                Some(escaped) => Token::Char(escaped),
+                None => Token::Char('\\'),
+            },
+            other => Token::Char(other),
+        });
+    }
+    let text: Vec<char> = text.chars().collect();
+    let (mut t, mut p) = (0, 0);
+    // Where to resume after the last `*`: the token after it, and the text position it
+    // has swallowed up to.
+    let mut resume: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match tokens.get(p) {
+            Some(Token::Star) => {
+                resume = Some((p + 1, t));
+                p += 1;
+            }
+            Some(Token::Char(c)) if *c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match resume {
+                Some((after_star, swallowed)) => {
+                    p = after_star;
+                    t = swallowed + 1;
+                    resume = Some((after_star, swallowed + 1));
+                }
+                None => return false,
+            },
         }
     }
+    tokens[p..].iter().all(|token| *token == Token::Star)
 }
 
 #[cfg(test)]
@@ -316,6 +352,25 @@ mod tests {
 
     fn machine(definition: Value) -> StateMachine {
         StateMachine::parse(&definition).unwrap_or_else(|problems| panic!("{problems:?}"))
+    }
+
+    #[test]
+    fn string_matches_is_a_wildcard_with_escapes_in_bounded_time() {
+        assert!(wildcard("vip-*", "vip-gold"));
+        assert!(wildcard("*.log", "a.b.log"));
+        assert!(wildcard("a*b*c", "aXXbYYc"));
+        assert!(!wildcard("a*b*c", "aXXbYY"));
+        assert!(wildcard("*", ""));
+        assert!(!wildcard("", "x"));
+        assert!(wildcard("\\*literal", "*literal"));
+        assert!(!wildcard("\\*literal", "xliteral"));
+        assert!(wildcard("back\\\\slash", "back\\slash"));
+        assert!(wildcard("ü*ß", "üaßbß"));
+        // Many stars and a text that almost matches: exponential for a naive matcher.
+        let pattern = "*a".repeat(40) + "b";
+        let text = "a".repeat(5000);
+        assert!(!wildcard(&pattern, &text));
+        assert!(wildcard(&pattern, &(text.clone() + "b")));
     }
 
     #[test]

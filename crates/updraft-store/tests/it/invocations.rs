@@ -34,6 +34,7 @@ fn record(i: u32) -> InvocationRecord {
         error_type: (status != InvocationStatus::Success).then(|| "Runtime.Trap".to_owned()),
         error_message: (status != InvocationStatus::Success).then(|| format!("failure {i}")),
         trace_id: format!("{i:032x}"),
+        log_lines_dropped: u64::from(i % 3),
     }
 }
 

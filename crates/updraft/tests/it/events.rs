@@ -502,7 +502,7 @@ async fn queues_deliver_batches_retry_failed_items_and_dead_letter_them() {
 }
 
 /// A loopback port nothing listens on now (the server binds it next).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

@@ -44,7 +44,7 @@ pub(crate) async fn records(server: &TestServer, function: &str) -> Vec<Value> {
 
 /// Waits until `function` has `count` records (they are written in batches, off the
 /// request path), and checks no more arrive with them.
-async fn wait_for_records(server: &TestServer, function: &str, count: usize) -> Vec<Value> {
+pub(crate) async fn wait_for_records(server: &TestServer, function: &str, count: usize) -> Vec<Value> {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let found = records(server, function).await;

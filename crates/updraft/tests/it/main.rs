@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod async_invoke;
+mod bounds;
 mod escape;
 mod events;
 mod execution;
