@@ -110,7 +110,8 @@ async fn converse(stream: &mut TcpStream, platform: &Platform, config: &SmtpConf
                     } else {
                         deliver(platform, &envelope, &message, &mut out).await;
                     }
-                    envelope = Envelope::default();
+                    // The next message needs no greeting again.
+                    envelope = Envelope { greeted: true, ..Envelope::default() };
                     message = Vec::new();
                     phase = Phase::Commands;
                 }
