@@ -11,6 +11,7 @@ mod execution;
 mod fairness;
 mod harness;
 mod lambda;
+mod layers;
 mod secrets;
 mod signup;
 mod tidy;
