@@ -32,8 +32,6 @@ use crate::request_id::RequestId;
 const SERVICE: &str = "lambda";
 /// Lambda's limits on an Invoke request body: 6 MB sync, 1 MB async.
 const SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
-/// Lambda's limit on the base64 client context.
-const CLIENT_CONTEXT: usize = 3583;
 /// How much of the log `LogType: Tail` returns.
 const LOG_TAIL: usize = 4096;
 
@@ -174,7 +172,7 @@ async fn invoke_checked(
     let (parts, body) = authenticate(&state.platform, parts, body).await?;
     let headers = &parts.headers;
 
-    let (name, path_qualifier) = parse_function_name(name);
+    let (name, path_qualifier) = updraft_platform::invoke_api::parse_function_name(name);
     let qualifier = query.qualifier.as_deref().or(path_qualifier);
     let Ok(function_name) = FunctionName::new(name) else {
         return Err(LambdaError::not_found(name, qualifier));
@@ -299,24 +297,19 @@ fn function_error(error: &InvokeError, request_id: &str) -> Result<Response, Lam
 /// access key this server does not have. The signature itself needs the body and is
 /// checked after it (see `authenticate`).
 fn precheck_signature(platform: &Platform, headers: &HeaderMap) -> Result<(), LambdaError> {
-    let Some(authorization) = header_str(headers, "authorization") else {
-        return Err(LambdaError::signature(&SignatureError::MissingAuthenticationToken(
+    use updraft_platform::invoke_api::{CredentialError, credential_key_id};
+    match credential_key_id(header_str(headers, "authorization")) {
+        Err(CredentialError::Missing) => Err(LambdaError::signature(&SignatureError::MissingAuthenticationToken(
             "Missing Authentication Token".into(),
-        )));
-    };
-    let credential = authorization
-        .strip_prefix("AWS4-HMAC-SHA256 ")
-        .and_then(|rest| rest.split(',').find_map(|part| part.trim().strip_prefix("Credential=")));
-    let Some(credential) = credential else {
-        return Err(LambdaError::signature(&SignatureError::IncompleteSignature(
+        ))),
+        Err(CredentialError::NotSigV4) => Err(LambdaError::signature(&SignatureError::IncompleteSignature(
             "Authorization header requires a SigV4 Credential".into(),
-        )));
-    };
-    let key_id = credential.split('/').next().unwrap_or_default();
-    if platform.access_key_secret(key_id).is_none() {
-        return Err(LambdaError::signature(&SignatureError::InvalidClientTokenId(String::new())));
+        ))),
+        Ok(key_id) if platform.access_key_secret(key_id).is_none() => {
+            Err(LambdaError::signature(&SignatureError::InvalidClientTokenId(String::new())))
+        }
+        Ok(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// Checks the request's SigV4 signature against the access key it names.
@@ -375,21 +368,6 @@ async fn authenticate(
     }
 }
 
-/// Splits `name`, `name:qualifier` or a full or partial ARN into the function's name
-/// and the qualifier it carries.
-fn parse_function_name(raw: &str) -> (&str, Option<&str>) {
-    let rest = match raw.find("function:") {
-        Some(at) if raw.starts_with("arn:") || raw[..at].chars().all(|c| c.is_ascii_digit() || c == ':') => {
-            &raw[at + "function:".len()..]
-        }
-        _ => raw,
-    };
-    match rest.split_once(':') {
-        Some((name, qualifier)) => (name, Some(qualifier)),
-        None => (rest, None),
-    }
-}
-
 fn function_arn(name: &str, qualifier: Option<&str>) -> String {
     match qualifier {
         Some(qualifier) => format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}:{qualifier}"),
@@ -401,41 +379,11 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
-/// The client context: base64 JSON, at most 3,583 bytes encoded.
+/// The client context, or Lambda's error for it.
 fn decode_client_context(encoded: &str) -> Result<String, LambdaError> {
-    let invalid = || LambdaError::invalid_content("Client context must be a valid Base64-encoded JSON object.".into());
-    if encoded.len() > CLIENT_CONTEXT {
-        return Err(LambdaError::invalid_parameter(format!(
-            "Client context must be at most {CLIENT_CONTEXT} bytes, base64-encoded"
-        )));
-    }
-    let decoded = BASE64.decode(encoded).map_err(|_| invalid())?;
-    let text = String::from_utf8(decoded).map_err(|_| invalid())?;
-    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text).map_err(|_| invalid())?;
-    Ok(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn function_names_come_plain_qualified_or_as_arns() {
-        assert_eq!(parse_function_name("hello"), ("hello", None));
-        assert_eq!(parse_function_name("hello:7"), ("hello", Some("7")));
-        assert_eq!(parse_function_name("arn:aws:lambda:us-east-1:000000000000:function:hello"), ("hello", None));
-        assert_eq!(
-            parse_function_name("arn:aws:lambda:us-east-1:000000000000:function:hello:$LATEST"),
-            ("hello", Some("$LATEST"))
-        );
-        assert_eq!(parse_function_name("000000000000:function:hello"), ("hello", None));
-    }
-
-    #[test]
-    fn client_contexts_must_be_base64_json_objects() {
-        let good = BASE64.encode(r#"{"custom":{"a":1}}"#);
-        assert_eq!(decode_client_context(&good).ok().as_deref(), Some(r#"{"custom":{"a":1}}"#));
-        assert!(decode_client_context("not base64!").is_err());
-        assert!(decode_client_context(&BASE64.encode("[1]")).is_err());
-    }
+    use updraft_platform::invoke_api::ClientContextError;
+    updraft_platform::invoke_api::decode_client_context(encoded).map_err(|error| match error {
+        ClientContextError::TooLong => LambdaError::invalid_parameter(error.to_string()),
+        ClientContextError::Invalid => LambdaError::invalid_content(error.to_string()),
+    })
 }

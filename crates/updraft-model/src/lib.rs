@@ -11,6 +11,8 @@ mod limits;
 mod manifest;
 mod names;
 mod outbound;
+#[cfg(test)]
+mod properties;
 mod route;
 mod schedule;
 mod workflow;
@@ -26,4 +28,4 @@ pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, S
 pub use outbound::{HostMatch, HostRule, Portless, WEB_PORTS};
 pub use route::{MethodSet, RoutePattern, RouteSegment};
 pub use schedule::{CatchUp, InvalidSchedule, ScheduleExpression, Timezone};
-pub use workflow::{AfterTask, StateKind, StateMachine, Step, TaskError};
+pub use workflow::{AfterTask, JsonPath, StateKind, StateMachine, Step, TaskError, apply_template};

@@ -41,7 +41,7 @@ pub use updraft_store::{Execution, HistoryEntry};
 pub use workflows::{ExecutionReport, Workflow, WorkflowError};
 
 pub use updraft_model::{EventInput, InvocationRecord, InvocationStatus, TriggerKind};
-pub use updraft_runtime_process::{LayerState, SandboxLayer, SandboxStatus};
+pub use updraft_runtime_process::{LayerState, SandboxLayer, SandboxStatus, invoke_api};
 pub use updraft_scheduler::{InvokeError, PoolStats, Throttle};
 pub use updraft_store::{
     ArtifactError, DeployOutcome, DeployedFunction, FunctionRecord, InvocationFilter, LogLineRecord, StoreError,

@@ -19,12 +19,16 @@ mod cgroup;
 mod egress;
 mod function;
 mod host;
+pub mod invoke_api;
 pub mod jail;
+#[cfg(test)]
+mod properties;
 mod sandbox;
 mod seccomp;
 pub mod spec;
 mod time;
 
+pub use bundle::unpack as unpack_bundle;
 pub use bundle::{BundleError, MAX_UNPACKED_BYTES};
 pub use egress::EgressError;
 pub use function::{

@@ -1,7 +1,8 @@
 //! The SMTP listener: accepts mail for the addresses that `email` triggers claim and
 //! turns each message into an asynchronous event per claiming function. The protocol
 //! is parsed by `smtp-proto` and the message by `mail-parser` (both from the Stalwart
-//! mail server); this crate only drives them over Tokio sockets.
+//! mail server); this crate only drives them over Tokio sockets, and hands what it
+//! accepts to a [`Mailbox`] (the platform, in the server).
 //!
 //! `250` is answered only after the events are committed; a recipient nobody claims is
 //! refused with `550`, a message over the size limit with `552`, a storage failure with
@@ -25,9 +26,28 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use updraft_platform::Platform;
 
 pub use message::parse_message;
+pub use session::session;
+
+/// A boxed future, so that [`Mailbox`] stays object safe.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where accepted mail goes.
+pub trait Mailbox: Send + Sync + 'static {
+    /// Whether some function receives mail for `address`.
+    fn accepts(&self, address: &str) -> bool;
+
+    /// Stores the message durably for the functions claiming `recipients` (the event of
+    /// each made by `payload` from the recipients it claims) and returns the events'
+    /// ids: empty when no function claims any of them any more. `250` follows `Ok`.
+    fn deliver<'a>(
+        &'a self,
+        from: &'a str,
+        recipients: &'a [String],
+        payload: &'a (dyn Fn(&[String]) -> Vec<u8> + Sync),
+    ) -> BoxFuture<'a, Result<Vec<String>, String>>;
+}
 
 /// How the listener behaves.
 #[derive(Debug, Clone)]
@@ -62,7 +82,7 @@ impl Default for SmtpConfig {
 /// Serves SMTP on `listener` until `stop` turns true.
 pub async fn serve(
     listener: TcpListener,
-    platform: Arc<Platform>,
+    mailbox: Arc<dyn Mailbox>,
     config: SmtpConfig,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -90,9 +110,10 @@ pub async fn serve(
             tokio::spawn(session::refuse(stream, "4.7.0 too many sessions from your address; try again later"));
             continue;
         };
-        let (platform, config) = (platform.clone(), config.clone());
+        let (mailbox, config) = (mailbox.clone(), config.clone());
         tokio::spawn(async move {
-            if let Err(error) = session::run(stream, &platform, &config).await {
+            let _ = stream.set_nodelay(true);
+            if let Err(error) = session::session(stream, mailbox.as_ref(), &config).await {
                 tracing::debug!(%peer, %error, "SMTP session ended with an error");
             }
             drop(client);

@@ -5,12 +5,11 @@ use std::io;
 
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
 use smtp_proto::{EXT_8BIT_MIME, EXT_ENHANCED_STATUS_CODES, EXT_PIPELINING, EXT_SIZE, EhloResponse, Error, Request};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use updraft_platform::Platform;
 
-use crate::SmtpConfig;
 use crate::message::parse_message;
+use crate::{Mailbox, SmtpConfig};
 
 /// The most recipients of one message.
 const MAX_RECIPIENTS: usize = 100;
@@ -43,9 +42,14 @@ pub(crate) async fn refuse(mut stream: TcpStream, text: &str) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(&out)).await;
 }
 
-/// Runs one session, closing it with `421` once `session_timeout` has passed.
-pub(crate) async fn run(mut stream: TcpStream, platform: &Platform, config: &SmtpConfig) -> io::Result<()> {
-    match tokio::time::timeout(config.session_timeout, converse(&mut stream, platform, config)).await {
+/// Runs one SMTP session on `stream`, closing it with `421` once `session_timeout`
+/// has passed.
+pub async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    mailbox: &dyn Mailbox,
+    config: &SmtpConfig,
+) -> io::Result<()> {
+    match tokio::time::timeout(config.session_timeout, converse(&mut stream, mailbox, config)).await {
         Ok(result) => result,
         Err(_) => {
             let mut out = Vec::new();
@@ -56,8 +60,11 @@ pub(crate) async fn run(mut stream: TcpStream, platform: &Platform, config: &Smt
     }
 }
 
-async fn converse(stream: &mut TcpStream, platform: &Platform, config: &SmtpConfig) -> io::Result<()> {
-    stream.set_nodelay(true)?;
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    mailbox: &dyn Mailbox,
+    config: &SmtpConfig,
+) -> io::Result<()> {
     let mut out = Vec::new();
     reply(&mut out, 220, &format!("{} Updraft ESMTP ready", config.hostname));
     stream.write_all(&out).await?;
@@ -108,7 +115,7 @@ async fn converse(stream: &mut TcpStream, platform: &Platform, config: &SmtpConf
                         let limit = config.max_message_bytes;
                         reply(&mut out, 552, &format!("5.3.4 the message is larger than the limit of {limit} bytes"));
                     } else {
-                        deliver(platform, &envelope, &message, &mut out).await;
+                        deliver(mailbox, &envelope, &message, &mut out).await;
                     }
                     // The next message needs no greeting again.
                     envelope = Envelope { greeted: true, ..Envelope::default() };
@@ -119,7 +126,7 @@ async fn converse(stream: &mut TcpStream, platform: &Platform, config: &SmtpConf
                     Ok(request) => {
                         envelope.oversized_declaration = declares_overflowing_size(&line);
                         line.clear();
-                        match command(platform, config, request, &mut envelope, &mut out) {
+                        match command(mailbox, config, request, &mut envelope, &mut out) {
                             Next::Continue => {}
                             Next::Data => {
                                 phase = Phase::Data { receiver: DataReceiver::new(), discarding: None };
@@ -163,7 +170,7 @@ enum Next {
 }
 
 fn command(
-    platform: &Platform,
+    mailbox: &dyn Mailbox,
     config: &SmtpConfig,
     request: Request<String>,
     envelope: &mut Envelope,
@@ -203,7 +210,7 @@ fn command(
                 reply(out, 503, "5.5.1 MAIL FROM first");
             } else if envelope.to.len() >= MAX_RECIPIENTS {
                 reply(out, 452, "4.5.3 too many recipients");
-            } else if platform.email_recipients(&to.address).is_empty() {
+            } else if !mailbox.accepts(&to.address) {
                 reply(out, 550, &format!("5.1.1 no function receives mail for <{}>", to.address));
             } else {
                 envelope.to.push(to.address);
@@ -238,7 +245,7 @@ fn command(
 
 /// Parses the message and stores an event for each function claiming a recipient;
 /// answers `250` only once they are committed.
-async fn deliver(platform: &Platform, envelope: &Envelope, raw: &[u8], out: &mut Vec<u8>) {
+async fn deliver(mailbox: &dyn Mailbox, envelope: &Envelope, raw: &[u8], out: &mut Vec<u8>) {
     let from = envelope.from.clone().unwrap_or_default();
     let Some(event) = parse_message(raw, &from, &envelope.to) else {
         reply(out, 554, "5.6.0 the message has no headers");
@@ -263,7 +270,7 @@ async fn deliver(platform: &Platform, envelope: &Envelope, raw: &[u8], out: &mut
         event["envelope"]["to"] = serde_json::json!(to);
         fit(event).to_string().into_bytes()
     };
-    match platform.accept_email(&from, &envelope.to, payload).await {
+    match mailbox.deliver(&from, &envelope.to, &payload).await {
         Ok(ids) if !ids.is_empty() => reply(out, 250, &format!("2.0.0 queued as {}", ids.join(","))),
         // The functions went away between RCPT and the end of DATA.
         Ok(_) => reply(out, 550, "5.1.1 no function receives mail for these recipients any more"),

@@ -99,7 +99,8 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
             ..updraft_smtp::SmtpConfig::default()
         };
         tracing::info!(addr = %smtp.local_addr()?, "accepting mail over SMTP");
-        tokio::spawn(updraft_smtp::serve(smtp, platform.clone(), smtp_config, shutdown.subscribe()));
+        let mailbox = Arc::new(PlatformMailbox(platform.clone()));
+        tokio::spawn(updraft_smtp::serve(smtp, mailbox, smtp_config, shutdown.subscribe()));
     }
     let limits = http_limits(args);
     let serve = tokio::spawn(updraft_api::serve(listener, router, limits, stop));
@@ -128,6 +129,25 @@ impl Running {
         self.platform.shutdown(grace).await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The platform as the SMTP listener's mailbox: recipients are the addresses `email`
+/// triggers claim, and delivering stores an event per claiming function.
+struct PlatformMailbox(Arc<Platform>);
+
+impl updraft_smtp::Mailbox for PlatformMailbox {
+    fn accepts(&self, address: &str) -> bool {
+        !self.0.email_recipients(address).is_empty()
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        from: &'a str,
+        recipients: &'a [String],
+        payload: &'a (dyn Fn(&[String]) -> Vec<u8> + Sync),
+    ) -> updraft_smtp::BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(async move { self.0.accept_email(from, recipients, payload).await.map_err(|error| error.to_string()) })
     }
 }
 

@@ -300,7 +300,7 @@ fn compare(variable: &JsonPath, operator: &str, operand: &Operand, input: &Value
 /// ASL's StringMatches: `*` matches any run of characters, `\*` a literal `*` and
 /// `\\` a backslash. Greedy with one backtrack point (the last `*`), so the time is
 /// at most the product of the lengths, however many `*` the pattern holds.
-fn wildcard(pattern: &str, text: &str) -> bool {
+pub(crate) fn wildcard(pattern: &str, text: &str) -> bool {
     #[derive(Clone, Copy, PartialEq)]
     enum Token {
         Star,

@@ -8,3 +8,7 @@ mod path;
 
 pub use asl::{StateKind, StateMachine};
 pub use machine::{AfterTask, Step, TaskError};
+pub use path::{JsonPath, apply_template};
+
+#[cfg(test)]
+pub(crate) use machine::wildcard as matches_wildcard;
