@@ -26,7 +26,7 @@ use clap::{Parser, ValueEnum};
 use crate::load::LoadConfig;
 use crate::probe::{get_once, poll_until_ok};
 use crate::processes::{Binaries, ServerProcess, free_loopback_port};
-use crate::report::{FirstResponses, LoadFigures, LoadRow, Report, RestartFigures};
+use crate::report::{FairnessRow, FirstResponses, LoadFigures, LoadRow, Report, RestartFigures};
 
 /// Benchmarks Updraft serving examples/hello against a raw hyper hello-world server.
 ///
@@ -193,6 +193,31 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     baseline.check_alive()?;
     updraft.check_alive()?;
 
+    // Greedy neighbours: GET /hello (32 connections) with nothing else running, then
+    // while 4 × nproc wasm guests spin without yielding, then while as many Lambda
+    // functions spin at their CPU quota.
+    let spin_dir = work_dir.path().join("spinners");
+    write_spinners(&spin_dir)?;
+    updraft_server.deploy(&spin_dir)?;
+    let spinners = 4 * nproc;
+    let fairness_load = |label: &str| -> anyhow::Result<LoadFigures> {
+        eprintln!("measuring updraft at 32 connections {label}");
+        let config = LoadConfig { addr: updraft_addr, path: "/hello".into(), connections: 32, warmup, duration };
+        Ok(LoadFigures::from(&load::run(config).with_context(|| format!("load on updraft {label}"))?))
+    };
+    let quiet = fairness_load("with nothing spinning")?;
+    let mut fairness = Vec::new();
+    for (kind, path) in [
+        ("wasm guests spinning without yielding", "/spin"),
+        ("Lambda functions spinning at their CPU quota", "/pyspin"),
+    ] {
+        let spinning = Spinners::start(updraft_addr, path, spinners);
+        let figures = fairness_load(&format!("while {spinners} {kind}"));
+        let served = spinning.stop();
+        fairness.push(FairnessRow::new(format!("{spinners} {kind}"), quiet.clone(), figures?, served));
+    }
+    updraft.check_alive()?;
+
     let mut restarts = Vec::new();
     for index in 1..=cli.restarts {
         eprintln!("restarting updraft ({index} of {})", cli.restarts);
@@ -235,6 +260,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         duration_secs: cli.duration,
         debug_build,
         load: rows,
+        fairness,
         first_response: FirstResponses {
             deploy_command_us: micros(deploy_command),
             after_deploy_us: micros(after_deploy),
@@ -247,6 +273,68 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report).context("serializing the report")?),
     }
     Ok(())
+}
+
+/// The spinners' app: the spinning test guest and a Python handler that loops, each
+/// with a 2 s timeout.
+fn write_spinners(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("src")).context("creating the spinners' app")?;
+    std::fs::copy(updraft_test_programs::SPIN, dir.join("spin.wasm"))
+        .with_context(|| format!("copying {}", updraft_test_programs::SPIN))?;
+    std::fs::write(dir.join("src/spin.py"), "def handler(event, context):\n    while True:\n        pass\n")?;
+    std::fs::write(
+        dir.join("updraft.toml"),
+        "[app]\nname = \"spinners\"\n\n\
+         [functions.spin]\nruntime = \"wasm\"\nsource = \"spin.wasm\"\ntimeout = \"2s\"\ntriggers = [{ http = \"GET /spin\" }]\n\n\
+         [functions.pyspin]\nruntime = \"python3\"\nhandler = \"spin.handler\"\nsource = \"src\"\ntimeout = \"2s\"\n\
+         triggers = [{ http = \"GET /pyspin\" }]\n",
+    )?;
+    Ok(())
+}
+
+/// `count` clients each asking `path` again as soon as its answer (a timeout) comes:
+/// that many invocations spin all the time.
+struct Spinners {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Spinners {
+    fn start(addr: SocketAddr, path: &'static str, count: usize) -> Spinners {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(async move {
+                let tasks: Vec<_> = (0..count)
+                    .map(|_| {
+                        let flag = flag.clone();
+                        tokio::spawn(async move {
+                            let mut answered = 0;
+                            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                                if get_once(addr, path, Duration::from_secs(30)).await.is_ok() {
+                                    answered += 1;
+                                }
+                            }
+                            answered
+                        })
+                    })
+                    .collect();
+                let mut answered = 0;
+                for task in tasks {
+                    answered += task.await.unwrap_or(0);
+                }
+                answered
+            })
+        });
+        Spinners { stop, thread }
+    }
+
+    /// Stops asking; returns how many spinning invocations ended (each at its timeout).
+    fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
 }
 
 fn micros(duration: Duration) -> f64 {

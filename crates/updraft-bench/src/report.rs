@@ -105,6 +105,34 @@ impl LoadRow {
     }
 }
 
+/// GET /hello at 32 connections while greedy neighbours spin, against the same with
+/// none (measured in the same run).
+#[derive(Debug, Clone, Serialize)]
+pub struct FairnessRow {
+    pub neighbours: String,
+    pub quiet: LoadFigures,
+    pub spinning: LoadFigures,
+    /// p50 and p99 while spinning, as multiples of the quiet ones.
+    pub p50_ratio: f64,
+    pub p99_ratio: f64,
+    /// Spinning invocations that ran into their timeout during the measurement.
+    pub spins_ended: u64,
+}
+
+impl FairnessRow {
+    pub fn new(neighbours: String, quiet: LoadFigures, spinning: LoadFigures, spins_ended: u64) -> Self {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        FairnessRow {
+            p50_ratio: ratio(spinning.latency.p50_us, quiet.latency.p50_us),
+            p99_ratio: ratio(spinning.latency.p99_us, quiet.latency.p99_us),
+            neighbours,
+            quiet,
+            spinning,
+            spins_ended,
+        }
+    }
+}
+
 /// Picks one figure out of a restart's.
 type RestartFigure = fn(&RestartFigures) -> f64;
 
@@ -158,6 +186,8 @@ pub struct Report {
     /// The benchmark and the servers it ran were debug builds: figures mean little.
     pub debug_build: bool,
     pub load: Vec<LoadRow>,
+    /// GET /hello with nothing else running against the same while others spin.
+    pub fairness: Vec<FairnessRow>,
     pub first_response: FirstResponses,
     pub in_process: InProcessFigures,
 }
@@ -194,6 +224,30 @@ impl Report {
                         row.connections, figures.errors, figures.non_2xx
                     )?;
                 }
+            }
+        }
+
+        if !self.fairness.is_empty() {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "GET /hello at 32 connections while greedy neighbours spin (baseline: the same, nothing spinning)"
+            )?;
+            for row in &self.fairness {
+                writeln!(
+                    out,
+                    "  {:<52} req/s {:>8.0} ({:>8.0})  p50 {} ({}, {:.2}x)  p99 {} ({}, {:.2}x)  [{} spins ended]",
+                    row.neighbours,
+                    row.spinning.requests_per_second,
+                    row.quiet.requests_per_second,
+                    format_micros(row.spinning.latency.p50_us),
+                    format_micros(row.quiet.latency.p50_us),
+                    row.p50_ratio,
+                    format_micros(row.spinning.latency.p99_us),
+                    format_micros(row.quiet.latency.p99_us),
+                    row.p99_ratio,
+                    row.spins_ended,
+                )?;
             }
         }
 

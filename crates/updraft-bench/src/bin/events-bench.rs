@@ -49,6 +49,9 @@ struct Args {
     /// Events (one at a time) for the latency figures.
     #[arg(long, default_value_t = 200)]
     latency_events: usize,
+    /// Events queued at once for the delivery rate with and without durable records.
+    #[arg(long, default_value_t = 5000)]
+    backlog: usize,
     /// Also measure a server on this PostgreSQL database (it is wiped first).
     #[arg(long)]
     postgres_url: Option<String>,
@@ -125,6 +128,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             jetstream.delete_stream(stream).await.context("deleting the bench's stream")?;
         }
     }
+    durable_records_cost(dir.path(), args.backlog).await?;
     Ok(())
 }
 
@@ -217,43 +221,7 @@ fn event() -> AsyncEvent {
 
 /// Starts a server, deploys the bench app and measures it over HTTP.
 async fn server_figures(args: &Args, duration: Duration, scratch: &Path, backend: &Backend) -> anyhow::Result<()> {
-    let binaries = Binaries::next_to_current_exe()?;
-    let addr = free_loopback_port()?;
-    let data_dir = tempfile::tempdir_in(scratch).context("creating a data folder")?;
-    if let Backend::Postgres(url) = backend {
-        wipe_postgres(url)?;
-    }
-    let mut command = Command::new(&binaries.updraft);
-    command
-        .args(["server", "--listen", &addr.to_string(), "--data-dir"])
-        .arg(data_dir.path())
-        .env("UPDRAFT_LOG", "warn")
-        .env("NO_COLOR", "1");
-    command.env_remove("UPDRAFT_DATABASE_URL").env_remove("UPDRAFT_NATS_URL");
-    match backend {
-        Backend::Embedded => &mut command,
-        Backend::Postgres(url) => command.args(["--database-url", url]),
-        Backend::Nats(url, stream) => command.args(["--nats-url", url, "--nats-stream", stream]),
-    };
-    let mut server = ServerProcess::spawn("updraft server", command, &scratch.join("events-bench-server.log"))?;
-    let endpoint = format!("http://{addr}");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
-    wait_until_up(&client, &endpoint, &mut server).await?;
-    let app = bench_app(scratch)?;
-    let deployed = Command::new(&binaries.updraft)
-        .arg("deploy")
-        .arg(app.path())
-        .args(["--endpoint", &endpoint, "--data-dir"])
-        .arg(data_dir.path())
-        .env_remove("UPDRAFT_TOKEN")
-        .output()
-        .context("running `updraft deploy`")?;
-    if !deployed.status.success() {
-        bail!("`updraft deploy` failed: {}", String::from_utf8_lossy(&deployed.stderr));
-    }
-    let token = std::fs::read_to_string(data_dir.path().join("admin-token")).context("reading the admin token")?;
-    let api = Api { client, endpoint, token: token.trim().to_owned() };
-
+    let (mut server, api, _data_dir, _app) = start_server(scratch, backend, &[]).await?;
     let sync_rate = api.rate(duration, 64, "/v1/functions/sink/invoke").await?;
     let async_rate = api.rate(duration, 64, "/v1/functions/sink/invoke-async").await?;
     println!("  sync invoke (baseline)    {sync_rate:>8.0} requests/s (64 connections)");
@@ -285,6 +253,76 @@ async fn server_figures(args: &Args, duration: Duration, scratch: &Path, backend
         percentile(&hundred, 50.0) / percentile(&one, 50.0).max(0.001)
     );
     server.terminate(Duration::from_secs(10))?;
+    Ok(())
+}
+
+/// Starts `updraft server` on `backend` with `extra` flags and the bench app deployed.
+async fn start_server(
+    scratch: &Path,
+    backend: &Backend,
+    extra: &[&str],
+) -> anyhow::Result<(ServerProcess, Api, tempfile::TempDir, tempfile::TempDir)> {
+    let binaries = Binaries::next_to_current_exe()?;
+    let addr = free_loopback_port()?;
+    let data_dir = tempfile::tempdir_in(scratch).context("creating a data folder")?;
+    if let Backend::Postgres(url) = backend {
+        wipe_postgres(url)?;
+    }
+    let mut command = Command::new(&binaries.updraft);
+    command
+        .args(["server", "--listen", &addr.to_string(), "--data-dir"])
+        .arg(data_dir.path())
+        .args(extra)
+        .env("UPDRAFT_LOG", "warn")
+        .env("NO_COLOR", "1");
+    command.env_remove("UPDRAFT_DATABASE_URL").env_remove("UPDRAFT_NATS_URL");
+    match backend {
+        Backend::Embedded => &mut command,
+        Backend::Postgres(url) => command.args(["--database-url", url]),
+        Backend::Nats(url, stream) => command.args(["--nats-url", url, "--nats-stream", stream]),
+    };
+    let mut server = ServerProcess::spawn("updraft server", command, &scratch.join("events-bench-server.log"))?;
+    let endpoint = format!("http://{addr}");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
+    wait_until_up(&client, &endpoint, &mut server).await?;
+    let app = bench_app(scratch)?;
+    let deployed = Command::new(&binaries.updraft)
+        .arg("deploy")
+        .arg(app.path())
+        .args(["--endpoint", &endpoint, "--data-dir"])
+        .arg(data_dir.path())
+        .env_remove("UPDRAFT_TOKEN")
+        .output()
+        .context("running `updraft deploy`")?;
+    if !deployed.status.success() {
+        bail!("`updraft deploy` failed: {}", String::from_utf8_lossy(&deployed.stderr));
+    }
+    let token = std::fs::read_to_string(data_dir.path().join("admin-token")).context("reading the admin token")?;
+    let api = Api { client, endpoint, token: token.trim().to_owned() };
+
+    Ok((server, api, data_dir, app))
+}
+
+/// What durable records cost: events delivered per second from a backlog, on a server
+/// that settles each outcome only once its record is stored (the default) against one
+/// that does not wait (`--no-durable-async-records`).
+async fn durable_records_cost(scratch: &Path, events: usize) -> anyhow::Result<()> {
+    let mut rates = Vec::new();
+    for extra in [&["--no-durable-async-records"][..], &[][..]] {
+        let (mut server, api, _data_dir, _app) = start_server(scratch, &Backend::Embedded, extra).await?;
+        rates.push(api.delivery_rate("sink", events).await?);
+        server.terminate(Duration::from_secs(10))?;
+    }
+    println!(
+        "
+async delivery of a backlog of {events} events (embedded SQLite): the cost of durable records"
+    );
+    println!("  outcome settled without waiting for its record (baseline) {:>8.0} events/s", rates[0]);
+    println!(
+        "  outcome settled once its record is stored (the default)   {:>8.0} events/s   ({:.2}x the baseline)",
+        rates[1],
+        rates[1] / rates[0]
+    );
     Ok(())
 }
 
@@ -393,6 +431,49 @@ impl Api {
             handle.await??;
         }
         Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    }
+
+    /// Invocations of `function` that ran, from its usage.
+    async fn requests(&self, function: &str) -> anyhow::Result<u64> {
+        let usage = self.get(&format!("/v1/usage?function={function}")).await?;
+        Ok(usage["total"]["requests"].as_u64().unwrap_or(0))
+    }
+
+    /// Queues `events` events for `function` at once (from 64 loops) and returns how
+    /// many ran per second, from the first request to the last one's record.
+    async fn delivery_rate(&self, function: &str, events: usize) -> anyhow::Result<f64> {
+        let before = self.requests(function).await?;
+        let started = Instant::now();
+        let path = format!("/v1/functions/{function}/invoke-async");
+        let per_loop = events.div_ceil(64);
+        let mut loops = Vec::new();
+        for index in 0..64 {
+            let count = per_loop.min(events.saturating_sub(index * per_loop));
+            let (client, url, token) = (self.client.clone(), format!("{}{path}", self.endpoint), self.token.clone());
+            loops.push(tokio::spawn(async move {
+                for _ in 0..count {
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .header("content-type", "application/json")
+                        .body("{}")
+                        .send()
+                        .await?;
+                    if !response.status().is_success() {
+                        bail!("{url} answered {}", response.status());
+                    }
+                }
+                Ok(())
+            }));
+        }
+        for handle in loops {
+            handle.await??;
+        }
+        while self.requests(function).await? < before + events as u64 {
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "the backlog did not drain in 10 minutes");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(events as f64 / started.elapsed().as_secs_f64())
     }
 
     /// Waits until `function` has had no new invocation for a second: the queue is empty.

@@ -41,6 +41,9 @@ struct Cli {
     /// Warm invocations measured per runtime.
     #[arg(long, default_value_t = 2000)]
     warm: usize,
+    /// Outbound requests measured through the egress path, and on the host.
+    #[arg(long, default_value_t = 2000)]
+    egress: usize,
 }
 
 const PYTHON_HANDLER: &str = "import time\n\ndef handler(event, context):\n    started = time.perf_counter_ns()\n    answer = {\"ok\": True}\n    answer[\"handler_ns\"] = time.perf_counter_ns() - started\n    return answer\n";
@@ -178,6 +181,120 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         );
         std::io::stdout().flush()?;
     }
+    egress(&runtime, dir.path(), cli.egress).await?;
+    Ok(())
+}
+
+/// Requests to a loopback HTTP server, each on a new connection, timed inside the
+/// caller: from a Python function granted the server's address (through the egress
+/// path: its namespace's listener, the host's accept and connect, and the copying)
+/// against the same code run by the same interpreter on the host, outside a sandbox.
+const EGRESS_CLIENT: &str = r#"
+import http.client, json, sys, time
+
+def requests(port, n):
+    times = []
+    for _ in range(n):
+        started = time.perf_counter_ns()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", "/")
+        connection.getresponse().read()
+        connection.close()
+        times.append(time.perf_counter_ns() - started)
+    return times
+
+def handler(event, context):
+    return {"times": requests(event["port"], event["n"])}
+
+if __name__ == "__main__":
+    print(json.dumps(requests(int(sys.argv[1]), int(sys.argv[2]))))
+"#;
+
+async fn egress(runtime: &ProcessRuntime, dir: &Path, count: usize) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 1024];
+                let mut read = 0;
+                while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buffer.len() {
+                    match stream.read(&mut buffer[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+            });
+        }
+    });
+    let zip = bundle(dir, "app.py", EGRESS_CLIENT)?;
+    let script = dir.join("egress_client.py");
+    std::fs::write(&script, EGRESS_CLIENT)?;
+    let config = FunctionConfig {
+        handler: Some("app.handler".into()),
+        memory: ByteSize::mib(256),
+        timeout: Duration::from_secs(60),
+        allowed_outbound_hosts: vec![format!("127.0.0.1:{port}")],
+        ..FunctionConfig::with_defaults(Kind::Python3, &Limits::default())
+    };
+    let source = VersionSource {
+        function: FunctionName::new("bench-egress")?,
+        artifact: ArtifactDigest::of(&std::fs::read(&zip)?),
+        artifact_path: zip.clone(),
+        config,
+    };
+    let prepared =
+        Runtime::<HttpRequest, HttpResponse>::prepare(runtime, source).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let instance_config = Arc::new(InstanceConfig {
+        memory_limit: 256 << 20,
+        env: Vec::new().into(),
+        allowed_outbound_hosts: vec![format!("127.0.0.1:{port}")].into(),
+        max_response_bytes: 6 << 20,
+        reuse_state: true,
+    });
+    let mut instance = prepared.create(&instance_config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut sandboxed = Histogram::<u64>::new(3)?;
+    let mut host = Histogram::<u64>::new(3)?;
+    // Alternating rounds spread any drift in the machine's load over both.
+    for round in 0..4 {
+        let payload = serde_json::json!({ "port": port, "n": count / 4 }).to_string();
+        let mut request = http::Request::new(Bytes::from(payload));
+        request.extensions_mut().insert(EventInput::default());
+        let invoked = instance.invoke(request, Call { timeout: Duration::from_secs(60), ..call(round) }).await;
+        let body = invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?.into_body();
+        let answer: serde_json::Value = serde_json::from_slice(&body)?;
+        for time in answer["times"].as_array().into_iter().flatten() {
+            sandboxed.record(time.as_u64().unwrap_or(1).max(1))?;
+        }
+        let output = std::process::Command::new("/usr/bin/python3")
+            .args(["-I", "-B"])
+            .arg(&script)
+            .args([port.to_string(), (count / 4).to_string()])
+            .output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "the host's python failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let times: Vec<u64> = serde_json::from_slice(&output.stdout)?;
+        for time in times {
+            host.record(time.max(1))?;
+        }
+    }
+    instance.dispose();
+    server.abort();
+    let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!();
+    println!("egress: a request to a loopback HTTP server on a new connection, timed by the caller ({count} each)");
+    println!("  on the host (baseline)      p50 {:>8.1} µs  p99 {:>8.1} µs", us(&host, 0.5), us(&host, 0.99));
+    println!(
+        "  granted Lambda function     p50 {:>8.1} µs  p99 {:>8.1} µs   ({:.2}x the baseline at p50)",
+        us(&sandboxed, 0.5),
+        us(&sandboxed, 0.99),
+        us(&sandboxed, 0.5) / us(&host, 0.5)
+    );
     Ok(())
 }
 

@@ -89,17 +89,19 @@ pub struct Function {
     pub handler: Option<&'static str>,
     pub memory: u64,
     pub network: bool,
+    /// `allowed_outbound_hosts`, when `network` is not enough to say it.
+    pub hosts: Vec<String>,
 }
 
 impl Function {
     pub fn python(handler: &'static str) -> Function {
-        Function { kind: Kind::Python3, handler: Some(handler), memory: 128 << 20, network: false }
+        Function { kind: Kind::Python3, handler: Some(handler), memory: 128 << 20, network: false, hosts: Vec::new() }
     }
     pub fn node(handler: &'static str) -> Function {
-        Function { kind: Kind::Nodejs, handler: Some(handler), memory: 128 << 20, network: false }
+        Function { kind: Kind::Nodejs, handler: Some(handler), memory: 128 << 20, network: false, hosts: Vec::new() }
     }
     pub fn provided() -> Function {
-        Function { kind: Kind::Provided, handler: None, memory: 128 << 20, network: false }
+        Function { kind: Kind::Provided, handler: None, memory: 128 << 20, network: false, hosts: Vec::new() }
     }
 }
 
@@ -114,7 +116,11 @@ impl Harness {
             handler: function.handler.map(str::to_owned),
             memory: ByteSize::mib(function.memory >> 20),
             timeout: Duration::from_secs(10),
-            allowed_outbound_hosts: if function.network { vec!["*".into()] } else { Vec::new() },
+            allowed_outbound_hosts: match (function.network, function.hosts.is_empty()) {
+                (_, false) => function.hosts.clone(),
+                (true, true) => vec!["*".into()],
+                (false, true) => Vec::new(),
+            },
             ..FunctionConfig::with_defaults(function.kind, &Limits::default())
         };
         let digest = ArtifactDigest::of(&std::fs::read(zip).unwrap());

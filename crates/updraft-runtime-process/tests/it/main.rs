@@ -5,6 +5,7 @@
 //! in place, so that a sandbox failing open cannot harm the host.
 
 mod conformance;
+mod egress;
 mod harness;
 mod hostile;
 mod lambda;
