@@ -26,6 +26,13 @@ pub(crate) trait BatchTarget<T>: Send + 'static {
 
     /// Called after each batch: `stored` says whether it was written or dropped.
     fn written(&self, batch: &[T], stored: bool);
+
+    /// Whether someone waits for what is queued now: the batch is written at once with
+    /// what has arrived, without gathering for the window (what arrives while it is
+    /// written goes in the next one, as in a group commit).
+    fn urgent(&self) -> bool {
+        false
+    }
 }
 
 /// A channel's receiving side, bounded or not.
@@ -57,7 +64,7 @@ where
         let mut batch = Vec::with_capacity(BATCH);
         while inbox.recv_many(&mut batch, BATCH).await > 0 {
             let window = tokio::time::Instant::now() + BATCH_WINDOW;
-            while batch.len() < BATCH {
+            while batch.len() < BATCH && !target.urgent() {
                 let room = BATCH - batch.len();
                 match tokio::time::timeout_at(window, inbox.recv_many(&mut batch, room)).await {
                     Ok(0) | Err(_) => break,

@@ -56,12 +56,17 @@ impl BatchTarget<InvocationRecord> for RecordTarget {
         self.store.invocation_append(batch).await
     }
 
+    /// An asynchronous outcome waits for its record: no window then.
+    fn urgent(&self) -> bool {
+        self.durable.count.load(Ordering::Acquire) > 0
+    }
+
     fn written(&self, batch: &[InvocationRecord], stored: bool) {
         for record in batch {
             self.metrics.record(record);
         }
         if self.durable.count.load(Ordering::Acquire) > 0 {
-            let mut waiting = self.durable.by_id.lock().unwrap();
+            let mut waiting = self.durable.by_id.lock().unwrap_or_else(|p| p.into_inner());
             for record in batch {
                 if let Some(waiter) = waiting.remove(&record.id) {
                     let _ = waiter.send(stored);

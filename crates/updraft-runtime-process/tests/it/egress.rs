@@ -20,11 +20,16 @@ def whoami():
 
 def exchange(host, port):
     try:
-        with socket.create_connection((host, port), timeout=5) as s:
-            s.sendall(b"ping")
-            return {"connected": True, "answer": s.recv(16).decode()}
+        s = socket.create_connection((host, port), timeout=5)
     except OSError as e:
         return {"connected": False, "error": str(e)}
+    with s:
+        try:
+            s.sendall(b"ping")
+            return {"connected": True, "answer": s.recv(16).decode()}
+        except OSError as e:
+            # Taken, then closed from the other side.
+            return {"connected": True, "answer": ""}
 
 def resolve(name):
     try:

@@ -55,8 +55,16 @@ impl TestServer {
         }
     }
 
+    /// A server on a data dir made beforehand.
+    pub fn start_in(data_dir: tempfile::TempDir) -> Self {
+        Self::spawn_in(data_dir, &["server"], &[])
+    }
+
     fn spawn_command(command: &[&str], extra_args: &[&str]) -> Self {
-        let data_dir = tempfile::tempdir().unwrap();
+        Self::spawn_in(tempfile::tempdir().unwrap(), command, extra_args)
+    }
+
+    fn spawn_in(data_dir: tempfile::TempDir, command: &[&str], extra_args: &[&str]) -> Self {
         let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         let (child, addr, log) = spawn_program(BIN, &command, data_dir.path(), &extra_args, "127.0.0.1:0");

@@ -220,3 +220,19 @@ async fn the_secrets_key_rotates_without_losing_access_keys_secrets_or_tokens() 
     let published = server.http.post(server.url("/v1/topics/orders.paid")).bearer_auth(token).body("{}").send().await;
     assert_eq!(published.unwrap().status(), StatusCode::ACCEPTED, "function tokens outlive the rotation");
 }
+
+#[tokio::test]
+async fn the_admin_key_is_stored_only_once_its_token_file_is_written() {
+    let data = tempfile::tempdir().unwrap();
+    // A folder where the token file goes: writing it fails.
+    std::fs::create_dir(data.path().join("admin-token")).unwrap();
+    let failed =
+        Command::new(BIN).args(["server", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success() && text.contains("could not write the admin token"), "{text}");
+
+    // Fixed, the next start makes the key and its file: no key was kept that nobody holds.
+    std::fs::remove_dir(data.path().join("admin-token")).unwrap();
+    let server = TestServer::start_in(data);
+    assert!(server.cli(&["ls"]).status.success(), "the admin token works");
+}
