@@ -126,15 +126,22 @@ pub enum LaunchError {
     Sandbox(String),
 }
 
-/// Starts the jailer, sends it `spec` over its control socket and takes the sockets it
-/// opens in the instance. Nothing of the spec is on the jailer's command line or in
-/// its environment.
-pub async fn launch(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Result<Launched, LaunchError> {
+/// A jailer just started, not yet told its spec.
+struct Spawned {
+    child: tokio::process::Child,
+    /// The host's end of the control socket, with `wait` as its read and write timeouts.
+    host_end: UnixStream,
+    pipes: Pipes,
+    spec_json: Vec<u8>,
+}
+
+/// Starts the jailer with no arguments and an empty environment, its stdin the control
+/// socket and its stdout and stderr the instance's log pipes.
+fn spawn(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Result<Spawned, LaunchError> {
     let (host_end, jail_end) = UnixStream::pair()?;
     let (out_read, out_write) = io::pipe()?;
     let (err_read, err_write) = io::pipe()?;
     let spec_json = serde_json::to_vec(spec).expect("the spec serialises");
-    let expected = 1 + spec.egress.as_ref().map_or(0, |egress| usize::from(egress.dns) + egress.ports.len());
     let (program, args) = jailer.split_first().ok_or_else(|| io::Error::other("no jailer configured"))?;
     let mut command = tokio::process::Command::new(program);
     command
@@ -150,10 +157,18 @@ pub async fn launch(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Res
     // The command holds the child's ends of the pipes; without this drop they would
     // never report end of file.
     drop(command);
-    let mut pipes = Pipes::new(out_read, err_read)?;
-
+    let pipes = Pipes::new(out_read, err_read)?;
     host_end.set_read_timeout(Some(wait))?;
     host_end.set_write_timeout(Some(wait))?;
+    Ok(Spawned { child, host_end, pipes, spec_json })
+}
+
+/// Starts the jailer, sends it `spec` over its control socket and takes the sockets it
+/// opens in the instance. Nothing of the spec is on the jailer's command line or in
+/// its environment.
+pub async fn launch(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Result<Launched, LaunchError> {
+    let expected = 1 + spec.egress.as_ref().map_or(0, |egress| usize::from(egress.dns) + egress.ports.len());
+    let Spawned { child, host_end, mut pipes, spec_json } = spawn(jailer, spec, wait)?;
     let (host_end, received) = tokio::task::spawn_blocking(move || {
         let received = crate::spec::write_frame(&mut &host_end, &spec_json).and_then(|()| receive_fds(&host_end));
         (host_end, received)
@@ -176,10 +191,7 @@ pub async fn launch(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Res
             let mut child = child;
             let _ = child.start_kill();
             let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
-            pipes.drain();
-            let text = pipes.take_text();
-            let text = if text.trim().is_empty() { error.to_string() } else { text.trim().to_owned() };
-            Err(LaunchError::Sandbox(text))
+            Err(sandbox_error(&mut pipes, &error))
         }
     }
 }
@@ -209,26 +221,7 @@ fn instance_sockets(fds: Vec<OwnedFd>, spec: &JailSpec) -> io::Result<InstanceSo
 
 /// Runs a jailer that checks every layer with `spec` (a probe) and returns its report.
 pub async fn probe(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Result<ProbeReport, LaunchError> {
-    let (host_end, jail_end) = UnixStream::pair()?;
-    let (out_read, out_write) = io::pipe()?;
-    let (err_read, err_write) = io::pipe()?;
-    let spec_json = serde_json::to_vec(spec).expect("the spec serialises");
-    let (program, args) = jailer.split_first().ok_or_else(|| io::Error::other("no jailer configured"))?;
-    let mut command = tokio::process::Command::new(program);
-    command
-        .args(args)
-        .env_clear()
-        .stdin(Stdio::from(OwnedFd::from(jail_end)))
-        .stdout(Stdio::from(out_write))
-        .stderr(Stdio::from(err_write))
-        .kill_on_drop(true);
-    let mut child = command
-        .spawn()
-        .map_err(|source| LaunchError::Spawn { program: program.to_string_lossy().into_owned(), source })?;
-    drop(command);
-    let mut pipes = Pipes::new(out_read, err_read)?;
-    host_end.set_read_timeout(Some(wait))?;
-    host_end.set_write_timeout(Some(wait))?;
+    let Spawned { mut child, host_end, mut pipes, spec_json } = spawn(jailer, spec, wait)?;
     // The namespaces may fail before any socket is sent; then the report comes alone.
     let received = tokio::task::spawn_blocking(move || -> io::Result<ProbeReport> {
         crate::spec::write_frame(&mut &host_end, &spec_json)?;
@@ -269,11 +262,14 @@ pub async fn probe(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Resu
     .map_err(io::Error::other)?;
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
-    received.map_err(|error| {
-        pipes.drain();
-        let text = pipes.take_text();
-        LaunchError::Sandbox(if text.trim().is_empty() { error.to_string() } else { text.trim().to_owned() })
-    })
+    received.map_err(|error| sandbox_error(&mut pipes, &error))
+}
+
+/// Why a jailer failed: what it wrote (its failed step), or else `error`.
+fn sandbox_error(pipes: &mut Pipes, error: &io::Error) -> LaunchError {
+    pipes.drain();
+    let text = pipes.take_text();
+    LaunchError::Sandbox(if text.trim().is_empty() { error.to_string() } else { text.trim().to_owned() })
 }
 
 /// Receives the descriptors sent with `SCM_RIGHTS` in one message.

@@ -267,7 +267,8 @@ async fn outcomes_go_to_destinations_and_the_dead_letter_topic_as_lambda_sends_t
     assert_eq!(witness.reports("audit").len(), 1, "a failure does not go to on_success");
 }
 
-fn signature(secret: &str, body: &[u8]) -> String {
+/// GitHub's `X-Hub-Signature-256` of `body` under `secret`.
+pub(crate) fn signature(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))

@@ -5,10 +5,10 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::events::signature;
 use crate::harness::{BIN, TestServer};
 use crate::json;
 
@@ -73,12 +73,6 @@ async fn invoke(server: &TestServer, function: &str, event: Value) -> Value {
         server.api(Method::POST, &format!("/v1/functions/{function}/invoke")).json(&event).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     json(response).await
-}
-
-fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 #[tokio::test]
