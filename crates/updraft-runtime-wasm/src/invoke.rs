@@ -164,13 +164,16 @@ impl WasmInstance {
     /// so a guest that traps half way through its body is a failed invocation, not a
     /// truncated success. A kept store is kept only if the invocation succeeded.
     pub async fn run(&mut self, request: http::Request<Bytes>, timeout: Duration) -> InvokeOutcome {
+        // The deadline counts from now, not from when a guest thread takes the job: a
+        // wait for one (behind spinning guests, say) is part of the invocation's time.
+        let deadline = Instant::now() + timeout;
         let job = Job {
             component: self.component.clone(),
             options: self.options.clone(),
             reuse: self.reuse,
             kept: self.kept.take(),
         };
-        match self.component.guests.run(job.run(request, timeout)).await {
+        match self.component.guests.run(job.run(request, timeout, deadline)).await {
             Ok((outcome, kept)) => {
                 self.kept = kept;
                 outcome
@@ -194,7 +197,12 @@ struct Job {
 
 impl Job {
     /// Runs the invocation; returns its outcome and the store to keep, if any.
-    async fn run(self, request: http::Request<Bytes>, timeout: Duration) -> (InvokeOutcome, Option<Kept>) {
+    async fn run(
+        self,
+        request: http::Request<Bytes>,
+        timeout: Duration,
+        deadline: Instant,
+    ) -> (InvokeOutcome, Option<Kept>) {
         let Job { component, options, reuse, kept } = self;
         let (mut store, proxy, capture) = match kept {
             Some(kept) => (kept.store, Some(kept.proxy), kept.capture),
@@ -205,7 +213,7 @@ impl Job {
         };
         store.data_mut().limiter.reset(options.memory_limit);
         // The epoch callback checks this deadline at every tick and yields otherwise.
-        store.data_mut().deadline = Instant::now() + timeout;
+        store.data_mut().deadline = deadline;
         store.set_epoch_deadline(1);
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -271,8 +279,8 @@ impl Job {
 
         // The epoch deadline stops a guest that computes; this one stops a guest that
         // waits (on an outbound request, say). A tick of slack lets the epoch fire first.
-        let deadline = timeout + EPOCH_TICK;
-        let joined = tokio::time::timeout(deadline, async { tokio::join!(guest, response) }).await;
+        let waits_until = tokio::time::Instant::from_std(deadline) + EPOCH_TICK;
+        let joined = tokio::time::timeout_at(waits_until, async { tokio::join!(guest, response) }).await;
         let timed_out = InvokeError::Timeout { timeout };
         let memory_limit = options.memory_limit;
         let mut keep = None;
