@@ -221,16 +221,9 @@ pub(crate) async fn secret_set(
     let name = secret_name(&name)?;
     let value = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_secret", "the value is not UTF-8 text"))?;
-    let created = state.platform.secret_set(&name, value).await?;
-    let used_by = state
-        .platform
-        .secret_list()
-        .await?
-        .into_iter()
-        .find(|info| info.name == name)
-        .map(|info| info.used_by.iter().map(ToString::to_string).collect())
-        .unwrap_or_default();
-    Ok(Json(crate::views::SecretSetView { name: name.to_string(), created, used_by }))
+    let set = state.platform.secret_set(&name, value).await?;
+    let used_by = set.used_by.iter().map(ToString::to_string).collect();
+    Ok(Json(crate::views::SecretSetView { name: name.to_string(), created: set.created, used_by }))
 }
 
 /// Delete a secret that no deployed function uses.

@@ -34,7 +34,7 @@ pub use platform::{
     LambdaConfig, Platform, PlatformConfig, REGION, StartError,
 };
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
-pub use secrets::{MAX_SECRET_BYTES, Rotated, SecretError, SecretInfo};
+pub use secrets::{MAX_SECRET_BYTES, Rotated, SecretError, SecretInfo, SecretSet};
 pub use shapes::event_request;
 pub use updraft_store::{AsyncEvent, EventState};
 pub use updraft_store::{Execution, HistoryEntry};

@@ -21,7 +21,7 @@ use crate::batch::BatchTarget;
 /// Lines of function output waiting to be written, at most.
 const QUEUED_OUTPUT_LINES: usize = 65_536;
 /// Lines of output a function may log per second, on average...
-const LINES_PER_SECOND: f64 = 2_000.0;
+pub(crate) const LINES_PER_SECOND: u32 = 2_000;
 /// ...and in one burst.
 const BURST_LINES: f64 = 20_000.0;
 
@@ -81,11 +81,17 @@ impl LogWriter {
 
     /// How many of `wanted` output lines `function` may log now (its budget).
     pub(crate) fn admit(&self, function: &FunctionName, wanted: usize) -> usize {
+        if wanted == 0 {
+            return 0;
+        }
         let now = Instant::now();
         let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
-        let budget = budgets.entry(function.clone()).or_insert(Budget { lines: BURST_LINES, refilled: now });
+        if !budgets.contains_key(function) {
+            budgets.insert(function.clone(), Budget { lines: BURST_LINES, refilled: now });
+        }
+        let budget = budgets.get_mut(function).expect("inserted above");
         let elapsed = now.duration_since(budget.refilled).as_secs_f64();
-        budget.lines = (budget.lines + elapsed * LINES_PER_SECOND).min(BURST_LINES);
+        budget.lines = (budget.lines + elapsed * f64::from(LINES_PER_SECOND)).min(BURST_LINES);
         budget.refilled = now;
         let admitted = (wanted as f64).min(budget.lines.floor()).max(0.0) as usize;
         budget.lines -= admitted as f64;

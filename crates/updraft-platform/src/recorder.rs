@@ -151,22 +151,22 @@ struct InvocationLines {
 fn log_lines(record: &InvocationRecord, output: &GuestOutput, admit: impl FnOnce(usize) -> usize) -> InvocationLines {
     let now = updraft_store::now_millis();
     let mut lines = vec![(record.started_at, PLATFORM_STREAM, updraft_telemetry::start_line(record))];
-    let written: Vec<(&'static str, String)> = output
-        .chunks
-        .iter()
-        .flat_map(|(stream, bytes)| {
-            String::from_utf8_lossy(bytes).lines().map(|line| (stream.as_str(), line.to_owned())).collect::<Vec<_>>()
-        })
-        .collect();
-    let admitted = admit(written.len());
-    let dropped = (written.len() - admitted) as u64;
-    lines.extend(written.into_iter().take(admitted).map(|(stream, line)| (now, stream, line)));
+    for (stream, bytes) in &output.chunks {
+        for line in String::from_utf8_lossy(bytes).lines() {
+            lines.push((now, stream.as_str(), line.to_owned()));
+        }
+    }
+    let written = lines.len() - 1;
+    let admitted = admit(written);
+    let dropped = (written - admitted) as u64;
+    lines.truncate(1 + admitted);
     if output.truncated {
         lines.push((now, PLATFORM_STREAM, "output truncated: the function wrote more than 256 KiB".to_owned()));
     }
     if dropped > 0 {
         let note = format!(
-            "{dropped} lines of output dropped: the function logs faster than its budget of 2,000 lines a second"
+            "{dropped} lines of output dropped: the function logs faster than its budget of {} lines a second",
+            crate::logs::LINES_PER_SECOND
         );
         lines.push((now, PLATFORM_STREAM, note));
     }

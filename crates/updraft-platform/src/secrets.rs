@@ -62,6 +62,15 @@ pub struct SecretInfo {
     pub used_by: Vec<FunctionName>,
 }
 
+/// What setting a secret did.
+#[derive(Debug, Clone)]
+pub struct SecretSet {
+    /// False when it replaced an earlier value.
+    pub created: bool,
+    /// The functions that get the new value in instances started from now on.
+    pub used_by: Vec<FunctionName>,
+}
+
 /// What a key rotation did.
 #[derive(Debug, Clone, Copy)]
 pub struct Rotated {
@@ -134,7 +143,7 @@ fn uses(function: &LiveFunction, secret: &SecretName) -> bool {
 impl Platform {
     /// Sets a secret (a new one, or a new value). Functions that use it get the value in
     /// instances started from now on; the ones already running finish with the old.
-    pub async fn secret_set(&self, name: &SecretName, value: String) -> Result<bool, SecretError> {
+    pub async fn secret_set(&self, name: &SecretName, value: String) -> Result<SecretSet, SecretError> {
         if value.is_empty() {
             return Err(SecretError::Empty);
         }
@@ -152,7 +161,7 @@ impl Platform {
         let users = users(&self.live(), name);
         self.refresh(&users)?;
         tracing::info!(secret = %name, created, functions = users.len(), "secret set");
-        Ok(created)
+        Ok(SecretSet { created, used_by: users })
     }
 
     /// Every secret's name and dates, and the functions using it; never a value.

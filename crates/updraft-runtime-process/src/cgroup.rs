@@ -247,13 +247,14 @@ impl InstanceCgroup {
 
     /// Changes the memory limit (a pre-started sandbox gets its function's).
     pub fn set_memory_limit(&self, bytes: u64) -> io::Result<()> {
-        let Some(file) = self.memory_file("memory.max", "memory.limit_in_bytes") else {
+        let Some(dir) = &self.memory else {
             return Err(io::Error::other("the instance has no memory control group"));
         };
+        let file = dir.join(if self.v2 { "memory.max" } else { "memory.limit_in_bytes" });
         if !self.v2 {
             // v1 refuses a memsw limit below the memory limit, and the reverse:
             // lower whichever order keeps them consistent.
-            let memsw = self.memory_file("", "memory.memsw.limit_in_bytes").expect("memory is set");
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
             let current: u64 =
                 fs::read_to_string(&file).ok().and_then(|text| text.trim().parse().ok()).unwrap_or(u64::MAX);
             if bytes < current {

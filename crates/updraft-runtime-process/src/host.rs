@@ -225,36 +225,15 @@ pub async fn probe(jailer: &[OsString], spec: &JailSpec, wait: Duration) -> Resu
     // The namespaces may fail before any socket is sent; then the report comes alone.
     let received = tokio::task::spawn_blocking(move || -> io::Result<ProbeReport> {
         crate::spec::write_frame(&mut &host_end, &spec_json)?;
-        let mut first = [0u8; 4];
-        let mut iov = [IoSliceMut::new(&mut first[..1])];
-        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 64]);
-        use std::os::fd::AsRawFd;
-        let message = recvmsg::<()>(host_end.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
-        let mut got_sockets = false;
-        for cmsg in message.cmsgs()? {
-            if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                got_sockets = true;
-                for fd in fds {
-                    // SAFETY: the kernel has just installed this descriptor for us
-                    // (SCM_RIGHTS); owning it here closes it, as a probe needs none.
-                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
-                }
-            }
-        }
-        let frame = if got_sockets {
-            crate::spec::read_frame(&mut &host_end)?
+        // A probe needs none of the sockets; they close as they are dropped here.
+        let (first, sockets) = receive_message(&host_end)?;
+        let frame = if sockets.is_empty() {
+            // No sockets: that byte was the first of the report's length.
+            let first = first
+                .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "the probe ended before reporting"))?;
+            crate::spec::read_frame(&mut io::Read::chain(&[first][..], &host_end))?
         } else {
-            // That byte was the first of the report's length.
-            let mut rest = [0u8; 3];
-            io::Read::read_exact(&mut &host_end, &mut rest)?;
-            first[1..].copy_from_slice(&rest);
-            let length = u32::from_le_bytes(first) as usize;
-            if length > crate::spec::MAX_FRAME {
-                return Err(io::Error::other("the probe's report is too large"));
-            }
-            let mut bytes = vec![0u8; length];
-            io::Read::read_exact(&mut &host_end, &mut bytes)?;
-            bytes
+            crate::spec::read_frame(&mut &host_end)?
         };
         serde_json::from_slice(&frame).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
     })
@@ -272,8 +251,21 @@ fn sandbox_error(pipes: &mut Pipes, error: &io::Error) -> LaunchError {
     LaunchError::Sandbox(if text.trim().is_empty() { error.to_string() } else { text.trim().to_owned() })
 }
 
-/// Receives the descriptors sent with `SCM_RIGHTS` in one message.
+/// Receives the descriptors the jailer sends with [`crate::spec::SOCKETS_MESSAGE`].
 fn receive_fds(socket: &UnixStream) -> io::Result<Vec<OwnedFd>> {
+    let (byte, received) = receive_message(socket)?;
+    if received.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the jailer ended before opening the Runtime API"));
+    }
+    if byte.is_some_and(|byte| byte != crate::spec::SOCKETS_MESSAGE) {
+        return Err(io::Error::other("the jailer sent something other than its sockets"));
+    }
+    Ok(received)
+}
+
+/// Receives one message: its byte (`None` at end of file) and the descriptors sent
+/// with it (`SCM_RIGHTS`).
+fn receive_message(socket: &UnixStream) -> io::Result<(Option<u8>, Vec<OwnedFd>)> {
     use std::os::fd::AsRawFd;
     let mut byte = [0u8; 1];
     let mut iov = [IoSliceMut::new(&mut byte)];
@@ -289,13 +281,8 @@ fn receive_fds(socket: &UnixStream) -> io::Result<Vec<OwnedFd>> {
             }
         }
     }
-    if received.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the jailer ended before opening the Runtime API"));
-    }
-    if message.bytes == 1 && byte[0] != crate::spec::SOCKETS_MESSAGE {
-        return Err(io::Error::other("the jailer sent something other than its sockets"));
-    }
-    Ok(received)
+    let got_byte = message.bytes == 1;
+    Ok((got_byte.then_some(byte[0]), received))
 }
 
 /// The most guest output kept per invocation; the rest is dropped and marked.

@@ -6,7 +6,7 @@ use sqlx::Row;
 use updraft_model::{FunctionName, SecretName};
 
 use crate::now_millis;
-use crate::records::{SealedKind, SealedValue, SecretRecord, TokenIdentity};
+use crate::records::{SealedKind, SealedValue, SecretRecord};
 use crate::sql::{Store, StoreError, parse_name};
 
 impl Store {
@@ -82,15 +82,6 @@ impl Store {
         let row =
             sqlx::query("SELECT sealed FROM server_keys WHERE name = $1").bind(name).fetch_one(&self.pool).await?;
         Ok(row.try_get(0)?)
-    }
-
-    /// What a function's tokens are signed over, if it exists.
-    pub async fn function_token(&self, name: &FunctionName) -> Result<Option<TokenIdentity>, StoreError> {
-        let row = sqlx::query("SELECT token_id, token_generation FROM functions WHERE name = $1")
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| Ok(TokenIdentity { id: row.try_get(0)?, generation: row.try_get(1)? })).transpose()
     }
 
     /// Raises a function's token generation, revoking every token made before; returns

@@ -65,13 +65,33 @@ impl Client {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let response = self.send(self.request(reqwest::Method::GET, path)).await?;
-        response.json().await.with_context(|| format!("reading the answer to GET {path}"))
+        self.call(reqwest::Method::GET, path, |request| request).await
     }
 
     pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
-        let response = self.send(self.request(reqwest::Method::POST, path).json(body)).await?;
-        response.json().await.with_context(|| format!("reading the answer to POST {path}"))
+        self.call(reqwest::Method::POST, path, |request| request.json(body)).await
+    }
+
+    /// A POST without a body.
+    pub async fn post<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.call(reqwest::Method::POST, path, |request| request).await
+    }
+
+    /// A PUT whose body is `text`.
+    pub async fn put_text<T: DeserializeOwned>(&self, path: &str, text: String) -> anyhow::Result<T> {
+        self.call(reqwest::Method::PUT, path, |request| request.body(text)).await
+    }
+
+    /// Sends `method path` (with what `build` adds) and reads the JSON answer.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> anyhow::Result<T> {
+        let what = format!("{method} {path}");
+        let response = self.send(build(self.request(method, path))).await?;
+        response.json().await.with_context(|| format!("reading the answer to {what}"))
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {

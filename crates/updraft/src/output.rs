@@ -419,9 +419,8 @@ pub async fn secrets(client: &Client, command: crate::cli::SecretsCommand, outpu
             // A value typed or piped with `echo` ends in a newline that is not part of it.
             let value =
                 value.strip_suffix('\n').map(|v| v.strip_suffix('\r').unwrap_or(v)).unwrap_or(&value).to_owned();
-            let request = client.request(reqwest::Method::PUT, &format!("/v1/secrets/{name}")).body(value);
             let view: updraft_api::views::SecretSetView =
-                client.send(request).await?.json().await.context("reading the answer to secrets set")?;
+                client.put_text(&format!("/v1/secrets/{name}"), value).await?;
             match output {
                 Output::Json => print_json(&view)?,
                 Output::Human => {
@@ -453,9 +452,7 @@ pub async fn secrets(client: &Client, command: crate::cli::SecretsCommand, outpu
             }
         }
         SecretsCommand::RotateKey => {
-            let request = client.request(reqwest::Method::POST, "/v1/secrets-key/rotate");
-            let view: updraft_api::views::KeyRotatedView =
-                client.send(request).await?.json().await.context("reading the answer to rotate-key")?;
+            let view: updraft_api::views::KeyRotatedView = client.post("/v1/secrets-key/rotate").await?;
             match output {
                 Output::Json => print_json(&view)?,
                 Output::Human => println!(
@@ -470,9 +467,8 @@ pub async fn secrets(client: &Client, command: crate::cli::SecretsCommand, outpu
 
 /// `updraft tokens rotate FUNCTION`.
 pub async fn tokens_rotate(client: &Client, function: &str, output: Output) -> anyhow::Result<()> {
-    let request = client.request(reqwest::Method::POST, &format!("/v1/functions/{function}/tokens/rotate"));
     let view: updraft_api::views::TokenRotatedView =
-        client.send(request).await?.json().await.context("reading the answer to tokens rotate")?;
+        client.post(&format!("/v1/functions/{function}/tokens/rotate")).await?;
     match output {
         Output::Json => print_json(&view)?,
         Output::Human => println!(

@@ -1,8 +1,8 @@
 //! Sealed values: secrets, server keys, function token generations, and re-sealing
 //! every sealed value in one transaction.
 
-use updraft_model::SecretName;
-use updraft_store::{AccessKeyRecord, SealedKind, SealedValue, Store, StoreError};
+use updraft_model::{FunctionName, SecretName};
+use updraft_store::{AccessKeyRecord, SealedKind, SealedValue, Store, StoreError, TokenIdentity};
 
 use crate::support::{function, plan};
 
@@ -36,22 +36,27 @@ async fn check_secrets(store: &Store) {
     assert_eq!((first.as_str(), second.as_str()), ("key-1", "key-1"));
 }
 
+/// What `name`'s tokens are signed over, if it exists.
+async fn token(store: &Store, name: &FunctionName) -> Option<TokenIdentity> {
+    store.function_get(name).await.unwrap().map(|function| function.token)
+}
+
 async fn check_function_tokens(store: &Store) {
-    store.app_deploy(&plan("shop", &[("cart", "v1")])).await.unwrap();
+    let outcome = store.app_deploy(&plan("shop", &[("cart", "v1")])).await.unwrap();
     let cart = function("cart");
-    let made = store.function_token(&cart).await.unwrap().unwrap();
+    let made = token(store, &cart).await.unwrap();
     assert_eq!(made.generation, 1);
     assert_eq!(made.id.len(), 32);
-    assert_eq!(store.function_get(&cart).await.unwrap().unwrap().token, made);
+    assert_eq!(outcome.tokens[&cart], made, "a deploy says what it committed");
     assert_eq!(store.function_token_rotate(&cart).await.unwrap(), 2);
     assert!(matches!(store.function_token_rotate(&function("nope")).await, Err(StoreError::FunctionNotFound { .. })));
     // A redeploy keeps the identity; a function deleted and made again gets a new one.
     store.app_deploy(&plan("shop", &[("cart", "v2")])).await.unwrap();
-    assert_eq!(store.function_token(&cart).await.unwrap().unwrap().generation, 2);
+    assert_eq!(token(store, &cart).await.unwrap().generation, 2);
     store.function_delete(&cart).await.unwrap();
-    assert_eq!(store.function_token(&cart).await.unwrap(), None);
+    assert_eq!(token(store, &cart).await, None);
     store.app_deploy(&plan("shop", &[("cart", "v1")])).await.unwrap();
-    let remade = store.function_token(&cart).await.unwrap().unwrap();
+    let remade = token(store, &cart).await.unwrap();
     assert_eq!(remade.generation, 1);
     assert_ne!(remade.id, made.id);
 }

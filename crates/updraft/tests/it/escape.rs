@@ -220,17 +220,7 @@ impl Suite {
     }
 
     async fn invoke(&self, function: &str, event: Value) -> Value {
-        let response = self
-            .server
-            .api(Method::POST, &format!("/v1/functions/{function}/invoke"))
-            .json(&event)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert_eq!(status, StatusCode::OK, "{function} {event}: {text}");
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"))
+        self.server.invoke(function, event).await
     }
 
     /// The sandbox is in place: its own UTS and pid namespaces, not root, and a root

@@ -128,6 +128,17 @@ impl TestServer {
         self.http.request(method, self.url(path)).bearer_auth(self.token())
     }
 
+    /// Invokes `function` with `event` through the control plane; its answer, which
+    /// must be a `200` with JSON.
+    pub async fn invoke(&self, function: &str, event: serde_json::Value) -> serde_json::Value {
+        let path = format!("/v1/functions/{function}/invoke");
+        let response = self.api(reqwest::Method::POST, &path).json(&event).send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, reqwest::StatusCode::OK, "{function} {event}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"))
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();

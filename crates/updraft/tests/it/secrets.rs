@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use crate::events::signature;
 use crate::harness::{BIN, TestServer};
-use crate::json;
 
 /// The value nobody but the function may see.
 const STRIPE: &str = "sk_live_updraft_marker_91c2f0";
@@ -68,13 +67,6 @@ fn app(dir: &std::path::Path, extra: &str) {
     std::fs::write(dir.join("src/app.py"), SECRETIVE).unwrap();
 }
 
-async fn invoke(server: &TestServer, function: &str, event: Value) -> Value {
-    let response =
-        server.api(Method::POST, &format!("/v1/functions/{function}/invoke")).json(&event).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    json(response).await
-}
-
 #[tokio::test]
 async fn secrets_reach_their_functions_and_nothing_else() {
     let server = TestServer::start();
@@ -92,7 +84,7 @@ async fn secrets_reach_their_functions_and_nothing_else() {
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
     server.deploy(dir.path());
 
-    let answer = invoke(&server, "secretive", json!({})).await;
+    let answer = server.invoke("secretive", json!({})).await;
     assert_eq!(answer["stripe_sha256"], sha256(STRIPE), "the function gets the secret's value");
 
     // Nothing the platform shows holds it: descriptions, listings, logs, records.
@@ -136,7 +128,7 @@ async fn secrets_reach_their_functions_and_nothing_else() {
     let in_use = server.cli(&["secrets", "rm", "stripe"]);
     assert!(String::from_utf8_lossy(&in_use.stderr).contains("used by secretive"), "{in_use:?}");
     assert!(secrets_set(&server, "stripe", "sk_live_rotated").status.success());
-    assert_eq!(invoke(&server, "secretive", json!({})).await["stripe_sha256"], sha256("sk_live_rotated"));
+    assert_eq!(server.invoke("secretive", json!({})).await["stripe_sha256"], sha256("sk_live_rotated"));
     // Refused values, each with its reason.
     for (value, reason) in [("", "empty"), ("a\0b", "NUL"), (&"x".repeat(5000), "over the limit")] {
         let response = server.api(Method::PUT, "/v1/secrets/other").body(value.to_owned()).send().await.unwrap();
@@ -156,7 +148,7 @@ async fn function_tokens_are_revoked_by_rotation_and_by_deleting_the_function() 
     let publish =
         |token: String| server.http.post(server.url("/v1/topics/orders.paid")).bearer_auth(token).body("{}").send();
 
-    let first = invoke(&server, "secretive", json!({"publish": true})).await;
+    let first = server.invoke("secretive", json!({"publish": true})).await;
     assert_eq!(first["published"], 202, "the function publishes with its token: {first}");
     let old_token = first["token"].as_str().unwrap().to_owned();
     assert_eq!(publish(old_token.clone()).await.unwrap().status(), StatusCode::ACCEPTED);
@@ -164,7 +156,7 @@ async fn function_tokens_are_revoked_by_rotation_and_by_deleting_the_function() 
     let rotated = server.cli_ok(&["tokens", "rotate", "secretive"]);
     assert!(rotated.contains("generation 2"), "{rotated}");
     assert_eq!(publish(old_token.clone()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    let second = invoke(&server, "secretive", json!({"publish": true})).await;
+    let second = server.invoke("secretive", json!({"publish": true})).await;
     assert_eq!(second["published"], 202, "a new instance holds the new token: {second}");
     let new_token = second["token"].as_str().unwrap().to_owned();
     assert_ne!(new_token, old_token);
@@ -175,7 +167,7 @@ async fn function_tokens_are_revoked_by_rotation_and_by_deleting_the_function() 
     server.deploy(dir.path());
     assert_eq!(publish(new_token).await.unwrap().status(), StatusCode::UNAUTHORIZED);
     assert_eq!(publish(old_token).await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(invoke(&server, "secretive", json!({"publish": true})).await["published"], 202);
+    assert_eq!(server.invoke("secretive", json!({"publish": true})).await["published"], 202);
 }
 
 #[tokio::test]
@@ -187,7 +179,7 @@ async fn the_secrets_key_rotates_without_losing_access_keys_secrets_or_tokens() 
     secrets_set(&server, "hook", "x");
     server.deploy(dir.path());
     let key: Value = serde_json::from_str(&server.cli_ok(&["--output", "json", "keys", "create"])).unwrap();
-    let token = invoke(&server, "secretive", json!({})).await["token"].as_str().unwrap().to_owned();
+    let token = server.invoke("secretive", json!({})).await["token"].as_str().unwrap().to_owned();
     let key_file = server.data_dir.path().join("secrets.key");
     let before = std::fs::read(&key_file).unwrap();
 
@@ -210,7 +202,7 @@ async fn the_secrets_key_rotates_without_losing_access_keys_secrets_or_tokens() 
     };
     let signed = boto3(&key);
     assert_eq!(String::from_utf8_lossy(&signed.stdout).trim(), "200", "{}", String::from_utf8_lossy(&signed.stderr));
-    assert_eq!(invoke(&server, "secretive", json!({})).await["stripe_sha256"], sha256(STRIPE));
+    assert_eq!(server.invoke("secretive", json!({})).await["stripe_sha256"], sha256(STRIPE));
     let published = server.http.post(server.url("/v1/topics/orders.paid")).bearer_auth(token).body("{}").send().await;
     assert_eq!(published.unwrap().status(), StatusCode::ACCEPTED, "function tokens outlive the rotation");
 }
