@@ -11,7 +11,8 @@ use bytes::Bytes;
 use http::StatusCode;
 use updraft_model::{AppName, ArtifactDigest, FunctionName, QueueName, TopicName, Trigger, VersionNumber};
 use updraft_platform::{
-    DeployRequest, InvocationFilter, InvocationStatus, InvokeContext, LogQuery, Message, TriggerKind, Usage,
+    DeployRequest, Event, EventOrigin, Input, InvocationFilter, InvocationStatus, InvokeContext, LogQuery, Message,
+    TriggerKind, Usage,
 };
 
 use crate::params::{DeployParams, InvocationParams, LogParams, RollbackParams, UsageParams};
@@ -431,18 +432,15 @@ pub(crate) async fn function_invoke(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let name = function_name(&name)?;
-    let content_type =
-        headers.get(http::header::CONTENT_TYPE).cloned().unwrap_or(http::HeaderValue::from_static("application/json"));
-    // A wasm function gets a CloudEvents request; a Lambda function, marked by the
-    // extension, the event itself.
-    let mut request =
-        updraft_platform::event_request(&request_id, "updraft/invoke", "dev.updraft.invoke", content_type, body);
-    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
-        request.headers_mut().insert(crate::REQUEST_ID_HEADER, value);
-    }
+    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    let event = Event {
+        id: request_id.clone(),
+        payload: body,
+        origin: EventOrigin::Direct { content_type, client_context: None },
+    };
     let trace_id = crate::gateway::trace_id(&headers);
     let context = InvokeContext { request_id, trigger: TriggerKind::Direct, trace_id };
-    let invocation = state.platform.invoke_by_name(&name, request, context).await?;
+    let invocation = state.platform.invoke_by_name(&name, Input::Event(event), context).await?;
     Ok(crate::gateway::render(invocation))
 }
 
@@ -531,7 +529,7 @@ pub(crate) async fn usage(
     State(state): State<AppState>,
     Query(params): Query<UsageParams>,
 ) -> Result<Json<UsageReportView>, ApiError> {
-    let since = params.since.unwrap_or_else(|| updraft_platform::now_millis() - 24 * 3_600_000);
+    let since = params.since.unwrap_or_else(|| updraft_model::now_millis() - 24 * 3_600_000);
     let function = params.function.as_deref().map(function_name).transpose()?;
     let rows = state.platform.usage(since, function.as_ref()).await?;
     let prices = state.platform.prices();

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use updraft_model::{HttpAuth, WebhookTrigger};
-use updraft_platform::{Invocation, InvokeContext, LiveFunction, RouteMatch, TriggerKind, WebhookRequest};
+use updraft_platform::{Input, Invocation, InvokeContext, LiveFunction, RouteMatch, TriggerKind, WebhookRequest};
 
 use crate::request_id::RequestId;
 use crate::{ApiError, AppState};
@@ -108,7 +108,7 @@ async fn serve(state: &AppState, request: Request, request_id: &str) -> Result<R
 
     let trace_id = trace_id(guest_request.headers());
     let context = InvokeContext { request_id: request_id.to_owned(), trigger: TriggerKind::Http, trace_id };
-    let invocation = state.platform.invoke(&routed.function, guest_request, context).await?;
+    let invocation = state.platform.invoke(&routed.function, Input::Http(guest_request), context).await?;
     Ok(render(invocation))
 }
 

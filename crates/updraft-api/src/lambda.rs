@@ -22,7 +22,7 @@ use serde_json::json;
 use tower::BoxError;
 use updraft_model::FunctionName;
 use updraft_platform::{
-    ACCOUNT_ID, EventInput, InvokeContext, InvokeError, InvokeFailure, Platform, REGION, Throttle, TriggerKind,
+    ACCOUNT_ID, Event, EventOrigin, InvokeContext, InvokeError, InvokeFailure, Platform, REGION, Throttle, TriggerKind,
 };
 
 use crate::AppState;
@@ -226,8 +226,12 @@ async fn invoke_checked(
             Ok(StatusCode::ACCEPTED.into_response())
         }
         "RequestResponse" => {
-            let event = EventInput { client_context };
-            let (result, log) = state.platform.invoke_event(&function, payload, event, context, tail).await;
+            let event = Event {
+                id: context.request_id.clone(),
+                payload,
+                origin: EventOrigin::Direct { content_type: None, client_context },
+            };
+            let (result, log) = state.platform.invoke_event(&function, event, context, tail).await;
             let mut response = match result {
                 Ok(invocation) => {
                     let (parts, body) = invocation.response.into_parts();

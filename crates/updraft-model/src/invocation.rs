@@ -166,23 +166,3 @@ mod tests {
         assert_eq!(InvocationStatus::parse("ok"), None);
     }
 }
-
-/// Marks an invocation whose input is an event payload to hand to the function as it
-/// is (Lambda's Invoke API), not an HTTP request to map onto the function's contract.
-/// Carried in the input's extensions; a runtime without the marker sees an HTTP request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EventInput {
-    /// Lambda's client context: the JSON the caller sent base64-encoded in
-    /// `X-Amz-Client-Context`, decoded.
-    pub client_context: Option<String>,
-}
-
-/// Marks an output that is the function's own error report (Lambda's
-/// `X-Amz-Function-Error`): the body is the runtime's error document, passed on
-/// untouched, and the invocation counts as failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionError {
-    /// The error type the runtime reported, normalised as Lambda does
-    /// (`Runtime.*` or `Function.*`), or the handler's own type name.
-    pub error_type: String,
-}

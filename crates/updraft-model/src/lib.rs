@@ -5,6 +5,8 @@
 
 #![forbid(unsafe_code)]
 
+mod clock;
+mod duration;
 mod event;
 mod invocation;
 mod limits;
@@ -17,12 +19,14 @@ mod route;
 mod schedule;
 mod workflow;
 
+pub use clock::now_millis;
+pub use duration::{format_duration, parse_duration};
 pub use event::EventSource;
-pub use invocation::{EventInput, FunctionError, InvocationRecord, InvocationStatus, TriggerKind, billed_ms};
+pub use invocation::{InvocationRecord, InvocationStatus, TriggerKind, billed_ms};
 pub use limits::{ByteSize, Limits, MAX_ENVIRONMENT_BYTES, environment_size};
 pub use manifest::{
     BuildSpec, Destination, EmailTrigger, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
-    ManifestProblem, QueueTrigger, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger, WorkflowSpec,
+    ManifestProblem, QueueTrigger, RuntimeKind, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger, WorkflowSpec,
 };
 pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, SecretName, TopicName, VersionNumber};
 pub use outbound::{HostMatch, HostRule, Portless, WEB_PORTS};

@@ -57,7 +57,7 @@ pub struct BuildSpec {
 /// add fields with `#[serde(default)]`, never rename.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionConfig {
-    pub runtime: Runtime,
+    pub runtime: RuntimeKind,
     /// `handler` for Lambda runtimes (`module.function`); unused by `wasm`.
     #[serde(default)]
     pub handler: Option<String>,
@@ -133,7 +133,7 @@ fn default_idle_timeout() -> Duration {
 impl FunctionConfig {
     /// A function of `runtime` with every other setting at its default under `limits`:
     /// what a manifest naming only the runtime (and no triggers) deploys.
-    pub fn with_defaults(runtime: Runtime, limits: &crate::Limits) -> Self {
+    pub fn with_defaults(runtime: RuntimeKind, limits: &crate::Limits) -> Self {
         Self {
             runtime,
             handler: None,
@@ -171,7 +171,7 @@ impl FunctionConfig {
 /// The kind of code a function is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Runtime {
+pub enum RuntimeKind {
     /// A WebAssembly component exporting `wasi:http/incoming-handler`.
     Wasm,
     /// An AWS Lambda Python handler.
@@ -182,20 +182,21 @@ pub enum Runtime {
     Provided,
 }
 
-impl Runtime {
-    pub const ALL: [Runtime; 4] = [Runtime::Wasm, Runtime::Python3, Runtime::Nodejs, Runtime::Provided];
+impl RuntimeKind {
+    pub const ALL: [RuntimeKind; 4] =
+        [RuntimeKind::Wasm, RuntimeKind::Python3, RuntimeKind::Nodejs, RuntimeKind::Provided];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Runtime::Wasm => "wasm",
-            Runtime::Python3 => "python3",
-            Runtime::Nodejs => "nodejs",
-            Runtime::Provided => "provided",
+            RuntimeKind::Wasm => "wasm",
+            RuntimeKind::Python3 => "python3",
+            RuntimeKind::Nodejs => "nodejs",
+            RuntimeKind::Provided => "provided",
         }
     }
 }
 
-impl fmt::Display for Runtime {
+impl fmt::Display for RuntimeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -386,7 +387,7 @@ mod tests {
 
     fn config() -> FunctionConfig {
         FunctionConfig {
-            runtime: Runtime::Wasm,
+            runtime: RuntimeKind::Wasm,
             handler: None,
             memory: ByteSize::mib(128),
             timeout: Duration::from_secs(3),

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore, watch};
-use updraft_scheduler::InvokeError;
-use updraft_store::{AsyncEvent, now_millis};
+use updraft_model::now_millis;
+use updraft_runtime::InvokeError;
+use updraft_store::AsyncEvent;
 
 use crate::event_queue::{Claimed, Settlement};
 use crate::live::LiveFunction;
@@ -169,8 +170,7 @@ async fn deliver(platform: &Platform, claimed: Claimed) {
             let age = Duration::from_millis((now - event.enqueued_at).max(0) as u64);
             let exhausted = attempts > i64::from(retries);
             if exhausted || age >= max_age {
-                static FAILED: updraft_scheduler::LogBudget =
-                    updraft_scheduler::LogBudget::new(20, Duration::from_secs(1));
+                static FAILED: updraft_runtime::LogBudget = updraft_runtime::LogBudget::new(20, Duration::from_secs(1));
                 if let Some(suppressed) = FAILED.admit() {
                     tracing::info!(id = %event.id, function = %event.function, attempts, error = %failure.error, suppressed, "asynchronous invocation failed for good");
                 }
@@ -225,7 +225,7 @@ enum Retry {
 }
 
 async fn attempt(platform: &Platform, function: &Arc<LiveFunction>, event: &AsyncEvent) -> Result<Answer, Retry> {
-    let request = event_input(event, function);
+    let request = event_input(event);
     let context = InvokeContext {
         request_id: event.id.clone(),
         trigger: event.source.trigger(),

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use updraft_model::FunctionName;
-use updraft_store::{AsyncEvent, EventWrite, EventWriter, Finish, Store, StoreError, now_millis};
+use updraft_model::now_millis;
+use updraft_store::{AsyncEvent, EventWrite, EventWriter, Finish, Store, StoreError};
 
 /// Which backend keeps the events, from the server's configuration.
 #[derive(Debug, Clone, Default)]

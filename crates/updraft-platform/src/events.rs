@@ -7,8 +7,9 @@
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use updraft_model::now_millis;
 use updraft_model::{Destination, EventSource, FunctionConfig, FunctionName, TopicName, Trigger, WebhookTrigger};
-use updraft_store::{AsyncEvent, EventState, StoreError, now_millis};
+use updraft_store::{AsyncEvent, EventState, StoreError};
 
 use crate::dispatch::Failure;
 use crate::platform::{Platform, new_trace_id};
@@ -222,8 +223,8 @@ impl Platform {
                 };
                 let copies = self.topic_copies(topic, &uuid::Uuid::now_v7().to_string(), &message);
                 if copies.is_empty() {
-                    static DROPPED: updraft_scheduler::LogBudget =
-                        updraft_scheduler::LogBudget::new(10, std::time::Duration::from_secs(1));
+                    static DROPPED: updraft_runtime::LogBudget =
+                        updraft_runtime::LogBudget::new(10, std::time::Duration::from_secs(1));
                     if let Some(suppressed) = DROPPED.admit() {
                         tracing::warn!(id = %event.id, %topic, suppressed, "no function subscribes to the destination topic; the record is dropped");
                     }
@@ -269,8 +270,8 @@ impl Platform {
             };
             let copies = self.topic_copies(topic, &uuid::Uuid::now_v7().to_string(), &message);
             if copies.is_empty() {
-                static KEPT: updraft_scheduler::LogBudget =
-                    updraft_scheduler::LogBudget::new(10, std::time::Duration::from_secs(1));
+                static KEPT: updraft_runtime::LogBudget =
+                    updraft_runtime::LogBudget::new(10, std::time::Duration::from_secs(1));
                 if let Some(suppressed) = KEPT.admit() {
                     tracing::warn!(id = %event.id, %topic, suppressed, "no function subscribes to the dead-letter topic; the event stays failed");
                 }

@@ -35,16 +35,16 @@ pub use platform::{
 };
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
 pub use secrets::{MAX_SECRET_BYTES, Rotated, SecretError, SecretInfo, SecretSet};
-pub use shapes::event_request;
 pub use updraft_store::{AsyncEvent, EventState};
 pub use updraft_store::{Execution, HistoryEntry};
 pub use workflows::{ExecutionReport, Workflow, WorkflowError};
 
-pub use updraft_model::{EventInput, InvocationRecord, InvocationStatus, TriggerKind};
+pub use updraft_model::{InvocationRecord, InvocationStatus, TriggerKind};
+pub use updraft_runtime::{Event, EventOrigin, Input, InvokeError};
 pub use updraft_runtime_process::{LayerState, SandboxLayer, SandboxStatus, invoke_api};
-pub use updraft_scheduler::{InvokeError, PoolStats, Throttle};
+pub use updraft_scheduler::{PoolStats, Throttle};
 pub use updraft_store::{
     ArtifactError, DeployOutcome, DeployedFunction, FunctionRecord, InvocationFilter, LogLineRecord, StoreError,
-    StoredInvocation, UsageRow, VersionRecord, now_millis,
+    StoredInvocation, UsageRow, VersionRecord,
 };
 pub use updraft_telemetry::{PriceTable, Usage};

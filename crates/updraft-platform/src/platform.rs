@@ -8,15 +8,15 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use updraft_model::{
-    AppName, ArtifactDigest, EventInput, EventSource, FunctionConfig, FunctionName, Limits, Manifest, ManifestError,
-    Runtime, SecretName, TriggerKind, VersionNumber,
+    AppName, ArtifactDigest, EventSource, FunctionConfig, FunctionName, Limits, Manifest, ManifestError, RuntimeKind,
+    SecretName, TriggerKind, VersionNumber,
+};
+use updraft_runtime::{
+    Event, HttpResponse, Input, InstanceConfig, InvokeError, LogBudget, PrepareError, Prepared, VersionSource,
 };
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError, SandboxLayer, SandboxStatus};
-use updraft_runtime_wasm::{HttpRequest, HttpResponse, Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
-use updraft_scheduler::{
-    Failure, InstanceConfig, InvocationMeta, InvokeError, LogBudget, PoolSpec, PrepareError, Prepared,
-    ReservationError, Scheduler, SchedulerConfig, Throttle, VersionSource,
-};
+use updraft_runtime_wasm::{Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
+use updraft_scheduler::{Failure, InvocationMeta, PoolSpec, ReservationError, Scheduler, SchedulerConfig, Throttle};
 use updraft_store::{
     ArtifactError, ArtifactStore, AsyncEvent, DeployOutcome, DeployPlan, FunctionRecord, InvocationFilter,
     LogLineRecord, PlannedFunction, Store, StoreError, StoredInvocation, UsageRow, VersionRecord,
@@ -176,7 +176,7 @@ pub enum DeployError {
     #[error(
         "function {function:?}: runtime {runtime} is not available on this server (it was started without the Lambda runtime)"
     )]
-    UnsupportedRuntime { function: FunctionName, runtime: Runtime },
+    UnsupportedRuntime { function: FunctionName, runtime: RuntimeKind },
     #[error("function {function:?}: {source}")]
     Component {
         function: FunctionName,
@@ -273,7 +273,7 @@ pub struct Platform {
     ticker: std::sync::OnceLock<Ticker>,
     /// Hands batches of queue messages to `queue` triggers; set once started.
     queues: std::sync::OnceLock<QueuePoller>,
-    scheduler: Scheduler<HttpRequest, HttpResponse>,
+    scheduler: Scheduler<Input, HttpResponse>,
     metrics: Arc<Metrics>,
     live: ArcSwap<LiveState>,
     /// The deployed workflows, from every app's manifest.
@@ -436,7 +436,7 @@ impl Platform {
         let processes: Vec<&str> = outcome
             .functions
             .iter()
-            .filter(|f| live.functions.get(&f.name).is_some_and(|f| f.config.runtime != Runtime::Wasm))
+            .filter(|f| live.functions.get(&f.name).is_some_and(|f| f.config.runtime != RuntimeKind::Wasm))
             .map(|f| f.name.as_str())
             .collect();
         if without.is_empty() || processes.is_empty() {
@@ -491,7 +491,7 @@ impl Platform {
                 id: key.id.clone(),
                 secret_hash: token_hash(&key.token),
                 role: role.as_str().to_owned(),
-                created_at: updraft_store::now_millis(),
+                created_at: updraft_model::now_millis(),
             })
             .await?;
         self.load_keys().await?;
@@ -520,7 +520,7 @@ impl Platform {
             id: key.id.clone(),
             secret_hash: token_hash(&key.token),
             role: Role::Admin.as_str().to_owned(),
-            created_at: updraft_store::now_millis(),
+            created_at: updraft_model::now_millis(),
         };
         if let Err(error) = self.store.api_key_insert(&record).await {
             let _ = std::fs::remove_file(&path);
@@ -559,7 +559,7 @@ impl Platform {
                 id: key.id.clone(),
                 secret_sealed: self.sealer.load().seal(&key.secret),
                 role: role.as_str().to_owned(),
-                created_at: updraft_store::now_millis(),
+                created_at: updraft_model::now_millis(),
             })
             .await?;
         let mut keys = AccessKeySet::default();
@@ -648,7 +648,7 @@ impl Platform {
         }
         let mut planned = Vec::new();
         for (name, spec) in &manifest.functions {
-            if spec.config.runtime != Runtime::Wasm && self.process.is_none() {
+            if spec.config.runtime != RuntimeKind::Wasm && self.process.is_none() {
                 return Err(DeployError::UnsupportedRuntime { function: name.clone(), runtime: spec.config.runtime });
             }
             let Some(digest) = request.artifacts.get(name) else {
@@ -697,7 +697,7 @@ impl Platform {
 
         // Compile what changed before touching the database, so a broken component
         // is refused with nothing applied.
-        let mut prepared: BTreeMap<FunctionName, Arc<dyn Prepared<HttpRequest, HttpResponse>>> = BTreeMap::new();
+        let mut prepared: BTreeMap<FunctionName, Arc<dyn Prepared<Input, HttpResponse>>> = BTreeMap::new();
         for function in &planned {
             let unchanged =
                 current.functions.get(&function.name).is_some_and(|live| live.fingerprint == function.fingerprint);
@@ -780,9 +780,9 @@ impl Platform {
         function: &FunctionName,
         digest: &ArtifactDigest,
         config: &FunctionConfig,
-    ) -> Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>, DeployError> {
-        let runtime: &dyn updraft_scheduler::Runtime<HttpRequest, HttpResponse> = match config.runtime {
-            Runtime::Wasm => &self.wasm,
+    ) -> Result<Arc<dyn Prepared<Input, HttpResponse>>, DeployError> {
+        let runtime: &dyn updraft_runtime::Runtime<Input, HttpResponse> = match config.runtime {
+            RuntimeKind::Wasm => &self.wasm,
             other => match &self.process {
                 Some(process) => process,
                 None => return Err(DeployError::UnsupportedRuntime { function: function.clone(), runtime: other }),
@@ -808,7 +808,7 @@ impl Platform {
     pub(crate) fn live_function(
         &self,
         version: &LiveVersion<'_>,
-        code: Arc<dyn Prepared<HttpRequest, HttpResponse>>,
+        code: Arc<dyn Prepared<Input, HttpResponse>>,
     ) -> Result<Arc<LiveFunction>, DeployError> {
         let config = version.config;
         let mut env = self.resolved_env(version.name, config)?;
@@ -1041,7 +1041,7 @@ impl Platform {
     pub async fn invoke_by_name(
         &self,
         name: &FunctionName,
-        request: HttpRequest,
+        input: Input,
         context: InvokeContext,
     ) -> Result<Invocation, InvokeFailure> {
         let function = self
@@ -1051,7 +1051,7 @@ impl Platform {
             .get(name)
             .cloned()
             .ok_or_else(|| InvokeFailure::NotFound { function: name.clone() })?;
-        self.invoke(&function, request, context).await
+        self.invoke(&function, input, context).await
     }
 
     /// Runs one invocation of `function` through the scheduler. Its record, log lines
@@ -1059,7 +1059,7 @@ impl Platform {
     pub async fn invoke(
         &self,
         function: &LiveFunction,
-        request: HttpRequest,
+        input: Input,
         context: InvokeContext,
     ) -> Result<Invocation, InvokeFailure> {
         let request_id = context.request_id.clone();
@@ -1068,7 +1068,7 @@ impl Platform {
             trigger: context.trigger,
             trace_id: context.trace_id.unwrap_or_else(new_trace_id),
         };
-        match self.scheduler.invoke(&function.pool, request, meta).await {
+        match self.scheduler.invoke(&function.pool, input, meta).await {
             Ok(done) => Ok(Invocation {
                 response: done.output,
                 version: done.version,
@@ -1089,21 +1089,17 @@ impl Platform {
         }
     }
 
-    /// Invokes `function` with an event payload handed to it as it is (Lambda's Invoke
-    /// API), optionally collecting the invocation's log text (`LogType: Tail`).
+    /// Invokes `function` with an event (Lambda's Invoke API), optionally collecting the
+    /// invocation's log text (`LogType: Tail`).
     pub async fn invoke_event(
         &self,
         function: &LiveFunction,
-        payload: Bytes,
-        event: EventInput,
+        event: Event,
         context: InvokeContext,
         tail: bool,
     ) -> (Result<Invocation, InvokeFailure>, Option<String>) {
         let waiter = tail.then(|| self.recorder.tail(&context.request_id));
-        let mut request = http::Request::new(payload);
-        *request.method_mut() = http::Method::POST;
-        request.extensions_mut().insert(event);
-        let result = self.invoke(function, request, context).await;
+        let result = self.invoke(function, Input::Event(event), context).await;
         (result, waiter.and_then(|waiter| waiter.take()))
     }
 

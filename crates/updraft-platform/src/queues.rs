@@ -14,12 +14,13 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
+use updraft_model::now_millis;
 use updraft_model::{QueueName, QueueTrigger, Trigger, TriggerKind};
-use updraft_store::{QueueMessage, Store, StoreError, now_millis};
+use updraft_runtime::{Event, EventOrigin, Input};
+use updraft_store::{QueueMessage, Store, StoreError};
 
 use crate::live::LiveFunction;
 use crate::platform::{ACCOUNT_ID, InvokeContext, InvokeFailure, Platform, REGION};
-use crate::shapes::event_request;
 
 /// How often queues are looked at when nothing wakes the poller.
 const POLL: Duration = Duration::from_millis(250);
@@ -186,16 +187,17 @@ async fn deliver(
     messages: Vec<QueueMessage>,
 ) {
     let request_id = uuid::Uuid::now_v7().to_string();
-    let source = format!("updraft/queues/{}", trigger.queue);
-    let json = http::HeaderValue::from_static("application/json");
-    let request =
-        event_request(&request_id, &source, "dev.updraft.queue.batch", json, sqs_batch(&trigger.queue, &messages));
+    let input = Input::Event(Event {
+        id: request_id.clone(),
+        payload: sqs_batch(&trigger.queue, &messages),
+        origin: EventOrigin::QueueBatch { queue: trigger.queue.clone() },
+    });
     // The batch's record is stored before its messages are settled (see `dispatch`).
     let recorded = platform.async_config().durable_records.then(|| platform.recorder().durable(&request_id));
     let context = InvokeContext { request_id, trigger: TriggerKind::Queue, trace_id: None };
     let ids: Vec<String> = messages.iter().map(|message| message.id.clone()).collect();
     let now = now_millis();
-    let invoked = platform.invoke(function, request, context).await;
+    let invoked = platform.invoke(function, input, context).await;
     if let Some(recorded) = recorded
         && !recorded.stored(crate::dispatch::RECORD_WAIT).await
     {

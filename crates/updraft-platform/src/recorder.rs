@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 use updraft_model::{InvocationRecord, InvocationStatus};
-use updraft_scheduler::{GuestOutput, InvocationSink};
+use updraft_runtime::GuestOutput;
+use updraft_scheduler::InvocationSink;
 use updraft_store::{LogLine, Store, StoreError};
 use updraft_telemetry::Metrics;
 
@@ -149,7 +150,7 @@ struct InvocationLines {
 /// The log lines of one invocation: `START`, the guest's output (as much as `admit`
 /// lets through), `END`, `REPORT`.
 fn log_lines(record: &InvocationRecord, output: &GuestOutput, admit: impl FnOnce(usize) -> usize) -> InvocationLines {
-    let now = updraft_store::now_millis();
+    let now = updraft_model::now_millis();
     let mut lines = vec![(record.started_at, PLATFORM_STREAM, updraft_telemetry::start_line(record))];
     for (stream, bytes) in &output.chunks {
         for line in String::from_utf8_lossy(bytes).lines() {

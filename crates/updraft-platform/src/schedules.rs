@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
+use updraft_model::now_millis;
 use updraft_model::{CatchUp, EventSource, ScheduleTrigger, Trigger};
-use updraft_store::{AsyncEvent, EventState, Store, StoreError, now_millis};
+use updraft_store::{AsyncEvent, EventState, Store, StoreError};
 
 use crate::live::LiveFunction;
 use crate::platform::{Platform, new_trace_id};

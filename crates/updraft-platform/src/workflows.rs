@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
+use updraft_model::now_millis;
 use updraft_model::{
     AfterTask, AppName, FunctionName, Manifest, StateKind, StateMachine, Step, TaskError, TriggerKind,
 };
-use updraft_scheduler::InvokeError;
-use updraft_store::{Execution, HistoryEntry, StoreError, now_millis};
+use updraft_runtime::{Event, EventOrigin, Input, InvokeError};
+use updraft_store::{Execution, HistoryEntry, StoreError};
 
 use crate::platform::{InvokeContext, InvokeFailure, Platform};
-use crate::shapes::event_request;
 
 /// A deployed workflow.
 #[derive(Debug)]
@@ -316,12 +316,13 @@ async fn run_task(
         return Err(error("Lambda.ResourceNotFoundException", format!("function {function} is not deployed")));
     };
     let request_id = uuid::Uuid::now_v7().to_string();
-    let source = format!("updraft/workflows/{}", execution.workflow);
-    let json = http::HeaderValue::from_static("application/json");
-    let request =
-        event_request(&request_id, &source, "dev.updraft.workflow.task", json, Bytes::from(input.to_string()));
+    let task = Input::Event(Event {
+        id: request_id.clone(),
+        payload: Bytes::from(input.to_string()),
+        origin: EventOrigin::WorkflowTask { workflow: execution.workflow.clone() },
+    });
     let context = InvokeContext { request_id, trigger: TriggerKind::Workflow, trace_id: None };
-    let invocation = platform.invoke(&live, request, context);
+    let invocation = platform.invoke(&live, task, context);
     let result = match timeout {
         Some(timeout) => match tokio::time::timeout(timeout, invocation).await {
             Ok(result) => result,

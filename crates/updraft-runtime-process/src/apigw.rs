@@ -239,17 +239,8 @@ fn is_textual(content_type: Option<&HeaderValue>) -> bool {
 
 /// API Gateway's `requestContext.time`: `27/Nov/2026:07:00:00 +0000`.
 fn clf_time(now_ms: i64) -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let secs = now_ms.div_euclid(1000);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = crate::time::civil_from_days(days);
-    format!(
-        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
-        MONTHS[(month - 1) as usize],
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    use chrono::TimeZone as _;
+    chrono::Utc.timestamp_millis_opt(now_ms).single().unwrap_or_default().format("%d/%b/%Y:%H:%M:%S +0000").to_string()
 }
 
 #[cfg(test)]

@@ -11,24 +11,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderValue, Request, Response, header};
-use updraft_model::{EventInput, Runtime as RuntimeKind};
-use updraft_scheduler::{
-    BoxFuture, Call, Instance, InstanceConfig, InvokeError, Invoked, PrepareError, Prepared, Runtime, VersionSource,
+use http::{HeaderValue, Response, header};
+use updraft_model::RuntimeKind;
+use updraft_runtime::{
+    BoxFuture, Call, EventOrigin, HttpResponse, Input, Instance, InstanceConfig, InvokeError, Invoked, PrepareError,
+    Prepared, Runtime, VersionSource,
 };
 
 use crate::api::{Event, Reply, RuntimeApi, Started, xray_trace_header};
 use crate::cgroup::{CgroupLimits, Controller, Hierarchy, InstanceCgroup};
 use crate::egress::{Egress, EgressError, EgressPlan};
+use crate::events::{Delivery, Receiver};
 use crate::host::{self, Interpreter, Pipes};
 use crate::sandbox::{SandboxIncomplete, SandboxStatus};
 use crate::spec::{JailSpec, LayerCheck, RlimitSpec, SandboxLayer};
-
-/// What a Lambda function receives: an HTTP request (mapped to an API Gateway event)
-/// or, marked with [`EventInput`], an event payload passed as it is.
-pub type HttpRequest = Request<Bytes>;
-pub type HttpResponse = Response<Bytes>;
 
 /// Lambda's limit on the init phase.
 const INIT_LIMIT: Duration = Duration::from_secs(10);
@@ -270,17 +266,17 @@ pub enum ProcessPrepareError {
     Egress(#[from] EgressError),
 }
 
-impl Runtime<HttpRequest, HttpResponse> for ProcessRuntime {
+impl Runtime<Input, HttpResponse> for ProcessRuntime {
     fn prepare(
         &self,
         source: VersionSource,
-    ) -> BoxFuture<'_, Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>, PrepareError>> {
+    ) -> BoxFuture<'_, Result<Arc<dyn Prepared<Input, HttpResponse>>, PrepareError>> {
         Box::pin(async move {
             let inner = self.inner.clone();
             let prepared = tokio::task::spawn_blocking(move || prepare(&inner, source))
                 .await
                 .map_err(|error| Box::new(error) as PrepareError)??;
-            Ok(Arc::new(prepared) as Arc<dyn Prepared<HttpRequest, HttpResponse>>)
+            Ok(Arc::new(prepared) as Arc<dyn Prepared<Input, HttpResponse>>)
         })
     }
 }
@@ -408,15 +404,15 @@ struct PreparedProcess {
     egress: Option<Arc<EgressPlan>>,
 }
 
-impl Prepared<HttpRequest, HttpResponse> for PreparedProcess {
+impl Prepared<Input, HttpResponse> for PreparedProcess {
     fn create(
         &self,
         config: &Arc<InstanceConfig>,
-    ) -> BoxFuture<'_, Result<Box<dyn Instance<HttpRequest, HttpResponse>>, InvokeError>> {
+    ) -> BoxFuture<'_, Result<Box<dyn Instance<Input, HttpResponse>>, InvokeError>> {
         let config = config.clone();
         Box::pin(async move {
             let instance = self.start(&config).await?;
-            Ok(Box::new(instance) as Box<dyn Instance<HttpRequest, HttpResponse>>)
+            Ok(Box::new(instance) as Box<dyn Instance<Input, HttpResponse>>)
         })
     }
 }
@@ -433,8 +429,8 @@ impl PreparedProcess {
             Some(template) => match self.assign(template, config, &version).await {
                 Ok(sandbox) => Some(sandbox),
                 Err(error) => {
-                    static FAILED: updraft_scheduler::LogBudget =
-                        updraft_scheduler::LogBudget::new(5, Duration::from_secs(1));
+                    static FAILED: updraft_runtime::LogBudget =
+                        updraft_runtime::LogBudget::new(5, Duration::from_secs(1));
                     if let Some(suppressed) = FAILED.admit() {
                         tracing::warn!(%error, suppressed, "a pre-started sandbox could not take its function; starting a new one");
                     }
@@ -603,12 +599,7 @@ fn env_value<'a>(config: &'a InstanceConfig, key: &str) -> Option<&'a str> {
 }
 
 fn log_date() -> String {
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or_default() as i64;
-    let (year, month, day) = crate::time::civil_from_days(days);
-    format!("{year:04}/{month:02}/{day:02}")
+    chrono::Utc::now().format("%Y/%m/%d").to_string()
 }
 
 fn internal(error: impl std::fmt::Display) -> InvokeError {
@@ -851,6 +842,8 @@ impl Sandbox {
                 inner.config.region, inner.config.account_id
             )
             .into(),
+            function: function.into(),
+            region: inner.config.region.clone(),
             account_id: inner.config.account_id.clone(),
             memory_limit: memory,
         }
@@ -882,6 +875,8 @@ struct ProcessInstance {
     cgroup: Option<InstanceCgroup>,
     dir: Option<PathBuf>,
     function_arn: Arc<str>,
+    function: Arc<str>,
+    region: String,
     account_id: String,
     memory_limit: u64,
 }
@@ -892,20 +887,37 @@ enum Outcome {
     TimedOut,
 }
 
-impl Instance<HttpRequest, HttpResponse> for ProcessInstance {
-    fn invoke(&mut self, input: HttpRequest, call: Call) -> BoxFuture<'_, Invoked<HttpResponse>> {
+impl Instance<Input, HttpResponse> for ProcessInstance {
+    fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<HttpResponse>> {
         Box::pin(async move {
-            let direct = input.extensions().get::<EventInput>().cloned();
-            let payload = match &direct {
-                Some(_) => input.body().clone(),
-                None => crate::apigw::request_event(
-                    &input,
+            // An HTTP request (a route's, or a webhook's replayed) goes as an API Gateway
+            // event and its answer comes back as one; an event's payload goes as it is.
+            let (request, client_context) = match input {
+                Input::Http(request) => (Ok(request), None),
+                Input::Event(event) => {
+                    let receiver =
+                        Receiver { function: &self.function, region: &self.region, account_id: &self.account_id };
+                    let client_context = match &event.origin {
+                        EventOrigin::Direct { client_context, .. } => client_context.clone(),
+                        _ => None,
+                    };
+                    match crate::events::delivery(&event, &receiver) {
+                        Delivery::Request(request) => (Ok(*request), client_context),
+                        Delivery::Payload(payload) => (Err(payload), client_context),
+                    }
+                }
+            };
+            let http = request.is_ok();
+            let payload = match request {
+                Ok(request) => crate::apigw::request_event(
+                    &request,
                     &crate::apigw::EventContext {
                         account_id: &self.account_id,
                         request_id: &call.request_id,
                         now_ms: call.deadline_ms - i64::try_from(call.timeout.as_millis()).unwrap_or(0),
                     },
                 ),
+                Err(payload) => payload,
             };
             if let Some(cgroup) = &self.cgroup {
                 cgroup.reset_peak();
@@ -914,8 +926,8 @@ impl Instance<HttpRequest, HttpResponse> for ProcessInstance {
                 request_id: call.request_id.clone(),
                 deadline_ms: call.deadline_ms,
                 function_arn: self.function_arn.clone(),
-                trace_header: xray_trace_header(&call.trace_id, &parent_id(&call.request_id)),
-                client_context: direct.as_ref().and_then(|d| d.client_context.clone()),
+                trace_header: xray_trace_header(&call.trace_id, &call.span_id()),
+                client_context,
                 payload,
             };
             let outcome = self.run(event, call.timeout).await;
@@ -925,15 +937,14 @@ impl Instance<HttpRequest, HttpResponse> for ProcessInstance {
             let (result, reusable) = match outcome {
                 Outcome::Reply(Reply::Response { body, content_type }) => {
                     self.end_strays().await;
-                    let result = match direct {
-                        Some(_) => {
-                            let mut response = Response::new(body);
-                            let content_type = content_type.unwrap_or(HeaderValue::from_static("application/json"));
-                            response.headers_mut().insert(header::CONTENT_TYPE, content_type);
-                            Ok(response)
-                        }
-                        None => crate::apigw::response(&body)
-                            .map_err(|error| InvokeError::BadResponse { message: error.to_string() }),
+                    let result = if http {
+                        crate::apigw::response(&body)
+                            .map_err(|error| InvokeError::BadResponse { message: error.to_string() })
+                    } else {
+                        let mut response = Response::new(body);
+                        let content_type = content_type.unwrap_or(HeaderValue::from_static("application/json"));
+                        response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+                        Ok(response)
                     };
                     (result, true)
                 }
@@ -1019,7 +1030,7 @@ impl ProcessInstance {
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        static STAYED: updraft_scheduler::LogBudget = updraft_scheduler::LogBudget::new(5, Duration::from_secs(1));
+        static STAYED: updraft_runtime::LogBudget = updraft_runtime::LogBudget::new(5, Duration::from_secs(1));
         if let Some(suppressed) = STAYED.admit() {
             tracing::warn!(
                 suppressed,
@@ -1082,10 +1093,4 @@ fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
         Ok(status) => status.to_string(),
         Err(error) => error.to_string(),
     }
-}
-
-/// A 16-hex-digit X-Ray parent (segment) id derived from the request id.
-fn parent_id(request_id: &str) -> String {
-    let hex: String = request_id.chars().filter(char::is_ascii_hexdigit).take(16).collect();
-    format!("{hex:0>16}")
 }

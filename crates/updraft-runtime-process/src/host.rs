@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 use tokio::net::unix::pipe;
-use updraft_scheduler::{GuestOutput, LogStream};
+use updraft_runtime::{GuestOutput, LogStream};
 
 use crate::spec::{JailSpec, ProbeReport};
 

@@ -17,6 +17,7 @@ pub mod apigw;
 mod bundle;
 mod cgroup;
 mod egress;
+mod events;
 mod function;
 mod host;
 pub mod invoke_api;
@@ -26,14 +27,11 @@ mod properties;
 mod sandbox;
 mod seccomp;
 pub mod spec;
-mod time;
 
 pub use bundle::unpack as unpack_bundle;
 pub use bundle::{BundleError, MAX_UNPACKED_BYTES};
 pub use egress::EgressError;
-pub use function::{
-    HttpRequest, HttpResponse, ProcessPrepareError, ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError,
-};
+pub use function::{ProcessPrepareError, ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError};
 pub use sandbox::{LayerState, LayerStatus, SandboxIncomplete, SandboxStatus};
 pub use spec::{SandboxLayer, UnknownLayer};
 

@@ -57,7 +57,7 @@ pub enum WasmRuntimeError {
 
 /// Why a component cannot be deployed. Each message tells the user what to fix.
 #[derive(Debug, thiserror::Error)]
-pub enum PrepareError {
+pub enum CompileError {
     #[error("the artifact is empty; point `source` at a built .wasm component")]
     Empty,
     #[error(
@@ -154,7 +154,7 @@ impl WasmRuntime {
         &self,
         digest: &str,
         bytes: impl FnOnce() -> Result<Vec<u8>, E>,
-    ) -> Result<Result<(), PrepareError>, E> {
+    ) -> Result<Result<(), CompileError>, E> {
         if self.cache_path(digest).exists() {
             return Ok(Ok(()));
         }
@@ -170,14 +170,14 @@ impl WasmRuntime {
     /// pre-instantiates it, checking its imports and exports.
     ///
     /// This is CPU-heavy on a cache miss: call it from a blocking thread.
-    pub fn prepare(&self, digest: &str, bytes: &[u8]) -> Result<PreparedComponent, PrepareError> {
+    pub fn prepare(&self, digest: &str, bytes: &[u8]) -> Result<PreparedComponent, CompileError> {
         let cached = self.cache_path(digest);
         let component = match self.load_cached(&cached) {
             Some(component) => component,
             None => {
                 check_header(bytes)?;
                 let component = Component::new(&self.0.engine, bytes)
-                    .map_err(|error| PrepareError::Invalid { detail: format!("{error:#}") })?;
+                    .map_err(|error| CompileError::Invalid { detail: format!("{error:#}") })?;
                 self.store_cached(&cached, &component)?;
                 component
             }
@@ -187,7 +187,7 @@ impl WasmRuntime {
 
     /// Loads a component that an earlier `prepare` compiled, without its bytes.
     /// Returns `None` when it is not cached (then call `prepare`).
-    pub fn prepare_cached(&self, digest: &str) -> Option<Result<PreparedComponent, PrepareError>> {
+    pub fn prepare_cached(&self, digest: &str) -> Option<Result<PreparedComponent, CompileError>> {
         let cached = self.cache_path(digest);
         self.load_cached(&cached).map(|component| self.pre_instantiate(component))
     }
@@ -209,13 +209,13 @@ impl WasmRuntime {
         component
     }
 
-    fn pre_instantiate(&self, component: Component) -> Result<PreparedComponent, PrepareError> {
+    fn pre_instantiate(&self, component: Component) -> Result<PreparedComponent, CompileError> {
         let instance_pre = self.0.linker.instantiate_pre(&component).map_err(|error| {
             let detail = format!("{error:#}");
-            PrepareError::UnsupportedImport { import: missing_import_name(&detail).unwrap_or(detail) }
+            CompileError::UnsupportedImport { import: missing_import_name(&detail).unwrap_or(detail) }
         })?;
         let proxy_pre = ProxyPre::new(instance_pre)
-            .map_err(|error| PrepareError::MissingHandler { detail: format!("{error:#}") })?;
+            .map_err(|error| CompileError::MissingHandler { detail: format!("{error:#}") })?;
         Ok(PreparedComponent { proxy_pre, guests: self.0.guests.clone() })
     }
 
@@ -240,8 +240,8 @@ impl WasmRuntime {
         }
     }
 
-    fn store_cached(&self, path: &Path, component: &Component) -> Result<(), PrepareError> {
-        let cache_error = |source| PrepareError::Cache { path: path.to_owned(), source };
+    fn store_cached(&self, path: &Path, component: &Component) -> Result<(), CompileError> {
+        let cache_error = |source| CompileError::Cache { path: path.to_owned(), source };
         let bytes = component.serialize().map_err(|error| cache_error(std::io::Error::other(format!("{error:#}"))))?;
         let tmp = path.with_extension(format!("cwasm.tmp{}", std::process::id()));
         std::fs::write(&tmp, bytes).map_err(cache_error)?;
@@ -280,17 +280,17 @@ fn build_engine(pooling_instances: Option<u32>) -> Result<Engine, WasmRuntimeErr
     Engine::new(&config).map_err(WasmRuntimeError::Engine)
 }
 
-fn check_header(bytes: &[u8]) -> Result<(), PrepareError> {
+fn check_header(bytes: &[u8]) -> Result<(), CompileError> {
     if bytes.is_empty() {
-        return Err(PrepareError::Empty);
+        return Err(CompileError::Empty);
     }
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(PrepareError::NotWasm);
+        return Err(CompileError::NotWasm);
     }
     // Bytes 4..8 are the version and layer: 1,0,0,0 is a core module; components
     // use layer 1.
     if bytes[4..8] == [1, 0, 0, 0] {
-        return Err(PrepareError::CoreModule);
+        return Err(CompileError::CoreModule);
     }
     Ok(())
 }

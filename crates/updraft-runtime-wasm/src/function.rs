@@ -12,27 +12,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use updraft_model::ArtifactDigest;
-use updraft_scheduler::{
-    BoxFuture, Call, Instance, InstanceConfig, InvokeError, Invoked, PrepareError, Prepared, Runtime, VersionSource,
+use updraft_model::{ArtifactDigest, FunctionName};
+use updraft_runtime::{
+    BoxFuture, Call, HttpResponse, Input, Instance, InstanceConfig, InvokeError, Invoked, PrepareError, Prepared,
+    Runtime, VersionSource,
 };
 
 use crate::engine::WasmRuntime;
 use crate::invoke::{InvokeOptions, WasmInstance};
 use crate::outbound::OutboundPolicy;
-use crate::{PrepareError as WasmPrepareError, PreparedComponent};
+use crate::{CompileError, PreparedComponent};
 
-/// What a wasm function receives.
-pub type HttpRequest = http::Request<Bytes>;
-/// What a wasm function answers.
-pub type HttpResponse = http::Response<Bytes>;
-
-impl Runtime<HttpRequest, HttpResponse> for WasmRuntime {
+impl Runtime<Input, HttpResponse> for WasmRuntime {
     fn prepare(
         &self,
         source: VersionSource,
-    ) -> BoxFuture<'_, Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>, PrepareError>> {
+    ) -> BoxFuture<'_, Result<Arc<dyn Prepared<Input, HttpResponse>>, PrepareError>> {
         Box::pin(async move {
             let runtime = self.clone();
             let digest = source.artifact.clone();
@@ -45,9 +40,10 @@ impl Runtime<HttpRequest, HttpResponse> for WasmRuntime {
             match compiled {
                 Ok(Ok(())) => Ok(Arc::new(WasmFunction {
                     runtime: self.clone(),
+                    function: source.function,
                     digest: source.artifact,
                     artifact_path: source.artifact_path,
-                }) as Arc<dyn Prepared<HttpRequest, HttpResponse>>),
+                }) as Arc<dyn Prepared<Input, HttpResponse>>),
                 Ok(Err(error)) => Err(Box::new(error) as PrepareError),
                 Err((path, error)) => Err(format!("could not read the artifact {}: {error}", path.display()).into()),
             }
@@ -59,6 +55,7 @@ impl Runtime<HttpRequest, HttpResponse> for WasmRuntime {
 /// any instance of any version with the same artifact lives.
 pub struct WasmFunction {
     runtime: WasmRuntime,
+    function: FunctionName,
     digest: ArtifactDigest,
     artifact_path: PathBuf,
 }
@@ -77,10 +74,10 @@ impl WasmFunction {
                 let (digest, path) = (self.digest.clone(), self.artifact_path.clone());
                 tokio::task::spawn_blocking(move || match std::fs::read(&path) {
                     Ok(bytes) => runtime.prepare(digest.as_str(), &bytes),
-                    Err(source) => Err(WasmPrepareError::Cache { path, source }),
+                    Err(source) => Err(CompileError::Cache { path, source }),
                 })
                 .await
-                .unwrap_or_else(|join| Err(WasmPrepareError::Invalid { detail: join.to_string() }))
+                .unwrap_or_else(|join| Err(CompileError::Invalid { detail: join.to_string() }))
             }
         }
         .map_err(|error| InvokeError::Init { message: error.to_string() })?;
@@ -89,11 +86,11 @@ impl WasmFunction {
     }
 }
 
-impl Prepared<HttpRequest, HttpResponse> for WasmFunction {
+impl Prepared<Input, HttpResponse> for WasmFunction {
     fn create(
         &self,
         config: &Arc<InstanceConfig>,
-    ) -> BoxFuture<'_, Result<Box<dyn Instance<HttpRequest, HttpResponse>>, InvokeError>> {
+    ) -> BoxFuture<'_, Result<Box<dyn Instance<Input, HttpResponse>>, InvokeError>> {
         let config = config.clone();
         Box::pin(async move {
             let component = self.load().await?;
@@ -105,7 +102,8 @@ impl Prepared<HttpRequest, HttpResponse> for WasmFunction {
                 max_response_bytes: config.max_response_bytes,
             };
             let instance = component.instance(options, config.reuse_state).await?;
-            Ok(Box::new(Loaded { instance, _code: component }) as Box<dyn Instance<HttpRequest, HttpResponse>>)
+            Ok(Box::new(Loaded { instance, function: self.function.clone(), _code: component })
+                as Box<dyn Instance<Input, HttpResponse>>)
         })
     }
 }
@@ -113,13 +111,15 @@ impl Prepared<HttpRequest, HttpResponse> for WasmFunction {
 /// An instance holding a reference to its version's loaded code.
 struct Loaded {
     instance: WasmInstance,
+    function: FunctionName,
     _code: Arc<PreparedComponent>,
 }
 
-impl Instance<HttpRequest, HttpResponse> for Loaded {
-    fn invoke(&mut self, input: HttpRequest, call: Call) -> BoxFuture<'_, Invoked<HttpResponse>> {
+impl Instance<Input, HttpResponse> for Loaded {
+    fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<HttpResponse>> {
         Box::pin(async move {
-            let outcome = self.instance.run(input, call.timeout).await;
+            let request = crate::cloudevents::request(input, self.function.as_str(), &call);
+            let outcome = self.instance.run(request, call.timeout).await;
             Invoked {
                 reusable: outcome.result.is_ok(),
                 result: outcome.result,

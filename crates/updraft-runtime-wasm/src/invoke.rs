@@ -16,7 +16,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::engine::{EPOCH_TICK, PreparedComponent};
 use crate::outbound::{OutboundHooks, OutboundPolicy};
 use crate::output::OutputCapture;
-pub use updraft_scheduler::{GuestOutput, InvokeError, LogStream};
+pub use updraft_runtime::{GuestOutput, InvokeError, LogStream};
 
 /// What an invocation may use.
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@
 
 #![deny(unsafe_code)]
 
+mod cloudevents;
 mod engine;
 mod executor;
 mod function;
@@ -16,7 +17,7 @@ mod invoke;
 mod outbound;
 mod output;
 
-pub use engine::{Pooling, PrepareError, PreparedComponent, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
-pub use function::{HttpRequest, HttpResponse, WasmFunction};
+pub use engine::{CompileError, Pooling, PreparedComponent, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
+pub use function::WasmFunction;
 pub use invoke::{GuestOutput, InvokeError, InvokeOptions, InvokeOutcome, LogStream, WasmInstance};
 pub use outbound::OutboundPolicy;

@@ -7,22 +7,15 @@
 //! `min_instances` started; enforces each invocation's deadline; and hands one record
 //! per invocation to a sink.
 //!
-//! It knows nothing of HTTP, SQL or wasmtime: runtimes implement the traits in
-//! [`runtime`], and the input and output types are the caller's.
+//! It knows nothing of HTTP, SQL or wasmtime: runtimes implement the traits of
+//! `updraft-runtime`, and the input and output types are the caller's.
 
 #![forbid(unsafe_code)]
 
 mod concurrency;
-mod log_budget;
-pub mod runtime;
 mod scheduler;
 
 pub use concurrency::{ReservationError, Throttle};
-pub use log_budget::LogBudget;
-pub use runtime::{
-    BoxFuture, Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, LogStream, PrepareError, Prepared,
-    Runtime, VersionSource,
-};
 pub use scheduler::{
     AccountStats, Done, Failure, InvocationMeta, InvocationSink, Pool, PoolSpec, PoolStats, Scheduler, SchedulerConfig,
 };

@@ -6,14 +6,14 @@ use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use tokio::sync::Notify;
-use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TriggerKind, VersionNumber};
+use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TriggerKind, VersionNumber, now_millis};
 
 use crate::concurrency::{Account, FunctionLimit, ReservationError, Throttle};
-use crate::runtime::{Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, Prepared};
+use updraft_runtime::{Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, Prepared};
 
 /// How long past its timeout the scheduler waits for a runtime to stop an invocation
 /// before it gives up on the instance itself.
@@ -463,7 +463,8 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         let invoked = match tokio::time::timeout(timeout + BACKSTOP_GRACE, instance.invoke(input, call)).await {
             Ok(invoked) => invoked,
             Err(_elapsed) => {
-                static OVERRAN: crate::LogBudget = crate::LogBudget::new(10, Duration::from_secs(1));
+                static OVERRAN: updraft_runtime::LogBudget =
+                    updraft_runtime::LogBudget::new(10, Duration::from_secs(1));
                 if let Some(suppressed) = OVERRAN.admit() {
                     tracing::warn!(function = %pool.spec.function, suppressed, "the runtime did not stop an invocation at its timeout; discarding the instance");
                 }
@@ -657,8 +658,4 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic".to_owned())
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

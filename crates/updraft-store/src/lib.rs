@@ -31,8 +31,3 @@ pub use records::{
 };
 pub use sql::{Backend, Store, StoreError};
 pub use workflows::{Execution, HistoryEntry};
-
-/// Milliseconds since the Unix epoch, the store's one time format.
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}

@@ -5,9 +5,9 @@
 use sqlx::Row;
 use updraft_model::{FunctionName, SecretName};
 
-use crate::now_millis;
 use crate::records::{SealedKind, SealedValue, SecretRecord};
 use crate::sql::{Store, StoreError, parse_name};
+use updraft_model::now_millis;
 
 impl Store {
     /// Stores a secret's sealed value; true when it is new, false when it replaced one.

@@ -7,11 +7,11 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 use updraft_model::{AppName, ArtifactDigest, FunctionConfig, FunctionName, VersionNumber};
 
-use crate::now_millis;
 use crate::records::{
     AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,
     TokenIdentity, VersionRecord,
 };
+use updraft_model::now_millis;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use updraft_model::parse_duration;
 
 use crate::client::Client;
 use crate::output::Output;
@@ -384,19 +385,6 @@ fn parse_price(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(price) if price.is_finite() && price >= 0.0 => Ok(price),
         _ => Err(format!("{value:?} is not a price; write a number of US dollars, 0 or more, like 0.20")),
-    }
-}
-
-fn parse_duration(value: &str) -> Result<Duration, String> {
-    let (digits, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len()));
-    let n: u64 = digits.parse().map_err(|_| format!("{value:?} is not a duration like 30s or 500ms"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" | "" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        "d" => Ok(Duration::from_secs(n * 86_400)),
-        _ => Err(format!("{value:?} is not a duration like 30s, 500ms, 15m, 2h or 7d")),
     }
 }
 

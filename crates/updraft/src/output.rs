@@ -250,7 +250,7 @@ pub async fn invocations(client: &Client, query: &InvocationQuery, output: Outpu
         path.push_str(&format!("&status={status}"));
     }
     if let Some(since) = query.since {
-        path.push_str(&format!("&since={}", updraft_platform::now_millis() - since.as_millis() as i64));
+        path.push_str(&format!("&since={}", updraft_model::now_millis() - since.as_millis() as i64));
     }
     let view: InvocationListView = client.get(&path).await?;
     if output == Output::Json {
@@ -282,7 +282,7 @@ pub async fn invocations(client: &Client, query: &InvocationQuery, output: Outpu
 }
 
 pub async fn usage(client: &Client, since: Duration, function: Option<&str>, output: Output) -> anyhow::Result<()> {
-    let mut path = format!("/v1/usage?since={}", updraft_platform::now_millis() - since.as_millis() as i64);
+    let mut path = format!("/v1/usage?since={}", updraft_model::now_millis() - since.as_millis() as i64);
     if let Some(function) = function {
         path.push_str(&format!("&function={function}"));
     }
@@ -481,7 +481,7 @@ pub async fn tokens_rotate(client: &Client, function: &str, output: Output) -> a
 
 /// How long ago a time (ms since the epoch) was, roughly: `12s ago`, `5m ago`, `3h ago`, `2d ago`.
 fn ago(at_ms: i64) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now = updraft_model::now_millis();
     let seconds = (now - at_ms).max(0) / 1000;
     match seconds {
         0..60 => format!("{seconds}s ago"),

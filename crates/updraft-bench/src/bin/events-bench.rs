@@ -203,7 +203,7 @@ where
 }
 
 fn event() -> AsyncEvent {
-    let now = updraft_store::now_millis();
+    let now = updraft_model::now_millis();
     AsyncEvent {
         id: uuid::Uuid::now_v7().to_string(),
         function: FunctionName::new("sink").expect("a valid name"),

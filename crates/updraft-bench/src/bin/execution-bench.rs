@@ -27,13 +27,11 @@ use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use updraft_model::{
-    ArtifactDigest, FunctionConfig, InvocationRecord, Limits, Runtime as Kind, TriggerKind, VersionNumber,
+    ArtifactDigest, FunctionConfig, InvocationRecord, Limits, RuntimeKind as Kind, TriggerKind, VersionNumber,
 };
-use updraft_runtime_wasm::{HttpRequest, HttpResponse, Pooling, WasmEngineConfig, WasmRuntime};
-use updraft_scheduler::{
-    Call, GuestOutput, InstanceConfig, InvocationMeta, InvocationSink, PoolSpec, Prepared, Runtime, Scheduler,
-    SchedulerConfig, VersionSource,
-};
+use updraft_runtime::{Call, GuestOutput, HttpResponse, Input, InstanceConfig, Prepared, Runtime, VersionSource};
+use updraft_runtime_wasm::{Pooling, WasmEngineConfig, WasmRuntime};
+use updraft_scheduler::{InvocationMeta, InvocationSink, PoolSpec, Scheduler, SchedulerConfig};
 use updraft_test_programs as programs;
 
 /// Measures cold starts, the scheduler's overhead, 200 in-flight instances and the
@@ -95,8 +93,10 @@ fn row(name: &str, histogram: &Histogram<u64>, baseline: &Histogram<u64>) {
     );
 }
 
-fn request(path: &str) -> HttpRequest {
-    http::Request::get(path).header(http::header::HOST, "localhost").body(Bytes::new()).expect("a valid request")
+fn request(path: &str) -> Input {
+    Input::Http(
+        http::Request::get(path).header(http::header::HOST, "localhost").body(Bytes::new()).expect("a valid request"),
+    )
 }
 
 fn meta(i: usize) -> InvocationMeta {
@@ -146,13 +146,13 @@ async fn in_process(samples: usize) -> anyhow::Result<()> {
         instance: (*instance_config).clone(),
     };
     // Compiles once into the cache; every later prepare finds it there.
-    let prepare = async || -> anyhow::Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>> {
-        Runtime::<HttpRequest, HttpResponse>::prepare(&wasm, source.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))
+    let prepare = async || -> anyhow::Result<Arc<dyn Prepared<Input, HttpResponse>>> {
+        Runtime::<Input, HttpResponse>::prepare(&wasm, source.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))
     };
     prepare().await?;
 
     let inits = Arc::new(Inits::default());
-    let scheduler: Scheduler<HttpRequest, HttpResponse> = Scheduler::new(SchedulerConfig::default(), inits.clone());
+    let scheduler: Scheduler<Input, HttpResponse> = Scheduler::new(SchedulerConfig::default(), inits.clone());
 
     // Baseline: the runtime called directly, one warm instance.
     let prepared = prepare().await?;

@@ -24,9 +24,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
-use updraft_model::{ArtifactDigest, ByteSize, EventInput, FunctionConfig, FunctionName, Limits, Runtime as Kind};
-use updraft_runtime_process::{HttpRequest, HttpResponse, ProcessRuntime, ProcessRuntimeConfig};
-use updraft_scheduler::{Call, InstanceConfig, Prepared, Runtime, VersionSource};
+use updraft_model::{ArtifactDigest, ByteSize, FunctionConfig, FunctionName, Limits, RuntimeKind as Kind};
+use updraft_runtime::{
+    Call, Event, EventOrigin, HttpResponse, Input, InstanceConfig, Prepared, Runtime, VersionSource,
+};
+use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
 
 /// The first argument that makes this binary the jailer, as `updraft __jail` is.
 const JAIL_ARG: &str = "__jail";
@@ -135,7 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let mut handler = Histogram::<u64>::new(3)?;
         for i in 0..cli.warm + cli.warm / 10 {
             let started = Instant::now();
-            let invoked = instance.invoke(event(), call(i)).await;
+            let invoked = instance.invoke(event(Bytes::from_static(b"{}")), call(i)).await;
             let elapsed = started.elapsed();
             let body = invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?.into_body();
             let answer: serde_json::Value = serde_json::from_slice(&body)?;
@@ -246,7 +248,7 @@ async fn egress(runtime: &ProcessRuntime, dir: &Path, count: usize) -> anyhow::R
         config,
     };
     let prepared =
-        Runtime::<HttpRequest, HttpResponse>::prepare(runtime, source).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        Runtime::<Input, HttpResponse>::prepare(runtime, source).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let instance_config = Arc::new(InstanceConfig {
         memory_limit: 256 << 20,
         env: Vec::new().into(),
@@ -260,9 +262,9 @@ async fn egress(runtime: &ProcessRuntime, dir: &Path, count: usize) -> anyhow::R
     // Alternating rounds spread any drift in the machine's load over both.
     for round in 0..4 {
         let payload = serde_json::json!({ "port": port, "n": count / 4 }).to_string();
-        let mut request = http::Request::new(Bytes::from(payload));
-        request.extensions_mut().insert(EventInput::default());
-        let invoked = instance.invoke(request, Call { timeout: Duration::from_secs(60), ..call(round) }).await;
+        let invoked = instance
+            .invoke(event(Bytes::from(payload)), Call { timeout: Duration::from_secs(60), ..call(round) })
+            .await;
         let body = invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?.into_body();
         let answer: serde_json::Value = serde_json::from_slice(&body)?;
         for time in answer["times"].as_array().into_iter().flatten() {
@@ -300,13 +302,13 @@ async fn egress(runtime: &ProcessRuntime, dir: &Path, count: usize) -> anyhow::R
 
 /// One cold start: a new instance answering its first event, in microseconds.
 async fn cold_start(
-    prepared: &Arc<dyn Prepared<HttpRequest, HttpResponse>>,
+    prepared: &Arc<dyn Prepared<Input, HttpResponse>>,
     config: &Arc<InstanceConfig>,
     i: usize,
 ) -> anyhow::Result<u64> {
     let started = Instant::now();
     let mut instance = prepared.create(config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let invoked = instance.invoke(event(), call(i)).await;
+    let invoked = instance.invoke(event(Bytes::from_static(b"{}")), call(i)).await;
     invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?;
     let elapsed = started.elapsed().as_micros() as u64;
     instance.dispose();
@@ -330,7 +332,7 @@ async fn prepare(
     runtime: &ProcessRuntime,
     kind: Kind,
     zip: &Path,
-) -> anyhow::Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>> {
+) -> anyhow::Result<Arc<dyn Prepared<Input, HttpResponse>>> {
     let config = FunctionConfig {
         handler: Some("app.handler".into()),
         memory: ByteSize::mib(256),
@@ -343,13 +345,16 @@ async fn prepare(
         artifact_path: zip.to_owned(),
         config,
     };
-    Runtime::<HttpRequest, HttpResponse>::prepare(runtime, source).await.map_err(|e| anyhow::anyhow!("{e}"))
+    Runtime::<Input, HttpResponse>::prepare(runtime, source).await.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn event() -> HttpRequest {
-    let mut request = http::Request::new(Bytes::from_static(b"{}"));
-    request.extensions_mut().insert(EventInput::default());
-    request
+/// An event invocation (Lambda's Invoke API) with `payload`.
+fn event(payload: Bytes) -> Input {
+    Input::Event(Event {
+        id: "bench".into(),
+        payload,
+        origin: EventOrigin::Direct { content_type: None, client_context: None },
+    })
 }
 
 fn call(i: usize) -> Call {

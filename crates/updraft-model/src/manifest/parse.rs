@@ -15,11 +15,11 @@ use toml::{Table, Value};
 
 use super::{
     BuildSpec, Destination, EmailTrigger, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
-    ManifestProblem, QueueTrigger, Runtime, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger, WorkflowSpec,
+    ManifestProblem, QueueTrigger, RuntimeKind, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger, WorkflowSpec,
 };
 use crate::{
     AppName, ByteSize, CatchUp, FunctionName, Limits, MethodSet, QueueName, RoutePattern, RouteSegment,
-    ScheduleExpression, SecretName, Timezone, TopicName,
+    ScheduleExpression, SecretName, Timezone, TopicName, format_duration, parse_duration,
 };
 
 /// A function's `env` as written: plain values, and references to stored secrets.
@@ -415,12 +415,12 @@ impl Checker<'_> {
         }
     }
 
-    fn runtime(&mut self, path: &str, value: &Value) -> Option<Runtime> {
+    fn runtime(&mut self, path: &str, value: &Value) -> Option<RuntimeKind> {
         let text = self.string(path, value, "write it in quotes, like runtime = \"wasm\"")?;
-        if let Some(runtime) = Runtime::ALL.into_iter().find(|runtime| runtime.as_str() == text) {
+        if let Some(runtime) = RuntimeKind::ALL.into_iter().find(|runtime| runtime.as_str() == text) {
             return Some(runtime);
         }
-        let names = Runtime::ALL.map(Runtime::as_str);
+        let names = RuntimeKind::ALL.map(RuntimeKind::as_str);
         let mut message = format!("unknown runtime {text:?}; use one of {}", runtime_list());
         if let Some(suggestion) = did_you_mean(text, &names) {
             message = format!("unknown runtime {text:?}; did you mean {suggestion:?}? (one of {})", runtime_list());
@@ -499,11 +499,11 @@ impl Checker<'_> {
 
     /// `handler`: required by python3 and nodejs, refused by wasm. `Some(None)` when it
     /// is absent and may be.
-    fn handler(&mut self, path: &str, value: Option<&Value>, runtime: Option<Runtime>) -> Option<Option<String>> {
+    fn handler(&mut self, path: &str, value: Option<&Value>, runtime: Option<RuntimeKind>) -> Option<Option<String>> {
         let lambda_runtimes = "python3, nodejs, provided";
         let Some(value) = value else {
             return match runtime {
-                Some(runtime @ (Runtime::Python3 | Runtime::Nodejs)) => {
+                Some(runtime @ (RuntimeKind::Python3 | RuntimeKind::Nodejs)) => {
                     self.problem(
                         path,
                         format!(
@@ -518,7 +518,7 @@ impl Checker<'_> {
         };
         let text = self.string(path, value, "write it in quotes, like handler = \"app.handler\"")?;
         match runtime {
-            Some(Runtime::Wasm) => {
+            Some(RuntimeKind::Wasm) => {
                 self.problem(
                     path,
                     format!(
@@ -528,7 +528,7 @@ impl Checker<'_> {
                 );
                 None
             }
-            Some(Runtime::Python3 | Runtime::Nodejs) => {
+            Some(RuntimeKind::Python3 | RuntimeKind::Nodejs) => {
                 if is_module_function(text) {
                     Some(Some(text.to_owned()))
                 } else {
@@ -536,7 +536,7 @@ impl Checker<'_> {
                     None
                 }
             }
-            Some(Runtime::Provided) | None => {
+            Some(RuntimeKind::Provided) | None => {
                 if text.trim().is_empty() {
                     self.problem(path, "the handler is empty; name it, or remove handler");
                     return None;
@@ -561,6 +561,13 @@ impl Checker<'_> {
             Value::String(text) => match parse_duration(text) {
                 Ok(duration) => (duration, format!("{text:?}")),
                 Err(message) => {
+                    // In TOML a bare integer is a number of seconds.
+                    let digits = text.trim();
+                    let message = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                        format!("{message}, or {digits} without quotes for seconds")
+                    } else {
+                        message
+                    };
                     self.problem(path, message);
                     return None;
                 }
@@ -1309,7 +1316,7 @@ fn did_you_mean<'c>(key: &str, candidates: &[&'c str]) -> Option<&'c str> {
 }
 
 fn runtime_list() -> String {
-    Runtime::ALL.map(Runtime::as_str).join(", ")
+    RuntimeKind::ALL.map(RuntimeKind::as_str).join(", ")
 }
 
 /// `module.function`: a module path, a dot, and an identifier.
@@ -1449,56 +1456,6 @@ fn overlap(a: &MethodSet, b: &MethodSet) -> MethodSet {
     }
 }
 
-/// Parses `"500ms"`, `"5s"`, `"2m"`, `"1h"` and sums such as `"1m30s"`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid =
-        || format!("{text:?} is not a duration; write it like \"500ms\", \"5s\", \"2m\", \"1m30s\" or \"1h\"");
-    let too_long = || format!("{text:?} is far too long; write a duration like \"5m\"");
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    let mut total_ms: u64 = 0;
-    while !rest.is_empty() {
-        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let (digits, after) = rest.split_at(digits_end);
-        let unit_end = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_end);
-        if digits.is_empty() {
-            return Err(invalid());
-        }
-        if unit.is_empty() {
-            if after.is_empty() && total_ms == 0 {
-                return Err(format!(
-                    "{text:?} has no unit; write \"{digits}s\" (units: ms, s, m, h), or {digits} without quotes \
-                     for seconds"
-                ));
-            }
-            return Err(invalid());
-        }
-        let unit_ms: u64 = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            _ => return Err(invalid()),
-        };
-        let amount: u64 = digits.parse().map_err(|_| too_long())?;
-        total_ms = amount.checked_mul(unit_ms).and_then(|ms| total_ms.checked_add(ms)).ok_or_else(too_long)?;
-        rest = after;
-    }
-    Ok(Duration::from_millis(total_ms))
-}
-
-/// `900s`, or `1500ms` when not a whole number of seconds.
-fn format_duration(duration: Duration) -> String {
-    if duration.subsec_millis() == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{}ms", duration.as_millis())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1579,7 +1536,7 @@ build = "pip install -r requirements.txt -t welcome"
             })
         );
         let config = &hello.config;
-        assert_eq!(config.runtime, Runtime::Wasm);
+        assert_eq!(config.runtime, RuntimeKind::Wasm);
         assert_eq!(config.handler, None);
         assert_eq!(config.timeout, Duration::from_secs(5));
         assert_eq!(config.memory, ByteSize::mib(128));
@@ -1599,7 +1556,7 @@ build = "pip install -r requirements.txt -t welcome"
         assert_eq!(second.route.to_string(), "/hello/{name}");
 
         let welcome = &manifest.functions[&name("welcome")];
-        assert_eq!(welcome.config.runtime, Runtime::Python3);
+        assert_eq!(welcome.config.runtime, RuntimeKind::Python3);
         assert_eq!(welcome.config.handler.as_deref(), Some("welcome.handler"));
         assert_eq!(
             welcome.build,
@@ -1616,7 +1573,7 @@ build = "pip install -r requirements.txt -t welcome"
         assert_eq!(
             hello.config,
             FunctionConfig {
-                runtime: Runtime::Wasm,
+                runtime: RuntimeKind::Wasm,
                 handler: None,
                 memory: limits.default_memory,
                 timeout: limits.default_timeout,
@@ -1792,20 +1749,6 @@ source = "b.wasm"
         assert!(problem(&with_function("timeout = -1")).1.contains("negative"));
         assert!(problem(&with_function("timeout = \"5\"")).1.contains("has no unit; write \"5s\""));
         assert!(problem(&with_function("timeout = \"5 sec\"")).1.contains("is not a duration"));
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1m30s500ms"), Ok(Duration::from_millis(90_500)));
-        for bad in ["", "s", "1.5s", "5d", "-5s", "5s5", "5 s"] {
-            assert!(parse_duration(bad).unwrap_err().contains("not a duration"), "{bad}");
-        }
-        assert!(parse_duration("99999999999999999999h").unwrap_err().contains("too long"));
-        assert!(parse_duration("9999999999999999h").unwrap_err().contains("too long"));
-        assert_eq!(format_duration(Duration::from_secs(900)), "900s");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
     }
 
     #[test]

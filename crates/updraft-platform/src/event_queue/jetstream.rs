@@ -41,8 +41,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use updraft_model::now_millis;
 use updraft_model::{EventSource, FunctionName};
-use updraft_store::{AsyncEvent, EventState, EventWrite, Store, StoreError, now_millis};
+use updraft_store::{AsyncEvent, EventState, EventWrite, Store, StoreError};
 
 use super::{Claimed, EventQueue, Handle, Hold, Settlement};
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use updraft_model::EventSource;
-use updraft_store::{AsyncEvent, EventState, Store, now_millis};
+use updraft_model::now_millis;
+use updraft_store::{AsyncEvent, EventState, Store};
 
 use super::jetstream::JetStreamQueue;
 use super::{Claimed, DatabaseQueue, EventQueue, Settlement};

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use updraft_scheduler::InvokeError;
+use updraft_runtime::InvokeError;
 
 use crate::harness::{Function, harness, invoke, json};
 

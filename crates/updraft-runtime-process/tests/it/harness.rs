@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use updraft_model::{ArtifactDigest, ByteSize, EventInput, FunctionConfig, FunctionName, Limits, Runtime as Kind};
-pub use updraft_runtime_process::{HttpRequest, HttpResponse};
+use updraft_model::{ArtifactDigest, ByteSize, FunctionConfig, FunctionName, Limits, RuntimeKind as Kind};
+use updraft_runtime::{
+    Call, Event, EventOrigin, Instance, InstanceConfig, InvokeError, Invoked, Prepared, Runtime, VersionSource,
+};
+pub use updraft_runtime::{HttpResponse, Input};
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
-use updraft_scheduler::{Call, Instance, InstanceConfig, InvokeError, Invoked, Prepared, Runtime, VersionSource};
 
 /// A started instance.
-pub type Started = Box<dyn Instance<HttpRequest, HttpResponse>>;
+pub type Started = Box<dyn Instance<Input, HttpResponse>>;
 
 pub struct Harness {
     pub runtime: ProcessRuntime,
@@ -111,7 +113,7 @@ impl Harness {
         name: &str,
         function: &Function,
         zip: &Path,
-    ) -> Result<Arc<dyn Prepared<HttpRequest, HttpResponse>>, String> {
+    ) -> Result<Arc<dyn Prepared<Input, HttpResponse>>, String> {
         let config = FunctionConfig {
             handler: function.handler.map(str::to_owned),
             memory: ByteSize::mib(function.memory >> 20),
@@ -130,7 +132,7 @@ impl Harness {
             artifact_path: zip.to_owned(),
             config,
         };
-        Runtime::<HttpRequest, HttpResponse>::prepare(&self.runtime, source).await.map_err(|e| e.to_string())
+        Runtime::<Input, HttpResponse>::prepare(&self.runtime, source).await.map_err(|e| e.to_string())
     }
 
     /// Starts an instance of the function whose bundle is the folder `src`.
@@ -139,7 +141,7 @@ impl Harness {
         name: &str,
         function: Function,
         src: &Path,
-    ) -> Result<Box<dyn Instance<HttpRequest, HttpResponse>>, InvokeError> {
+    ) -> Result<Box<dyn Instance<Input, HttpResponse>>, InvokeError> {
         let zip = bundle_dir(self.dir.path(), name, src);
         let prepared = self.prepare(name, &function, &zip).await.expect("the function prepares");
         prepared.create(&instance_config(function.memory)).await
@@ -150,7 +152,7 @@ impl Harness {
         name: &str,
         function: Function,
         files: &[(&str, &str, bool)],
-    ) -> Result<Box<dyn Instance<HttpRequest, HttpResponse>>, InvokeError> {
+    ) -> Result<Box<dyn Instance<Input, HttpResponse>>, InvokeError> {
         let zip = bundle(self.dir.path(), name, files);
         let prepared = self.prepare(name, &function, &zip).await.expect("the function prepares");
         prepared.create(&instance_config(function.memory)).await
@@ -179,14 +181,16 @@ pub fn call(id: &str, timeout: Duration) -> Call {
 }
 
 /// An event invocation (Lambda's Invoke API) with `payload`.
-pub fn event(payload: serde_json::Value) -> HttpRequest {
-    let mut request = http::Request::new(Bytes::from(payload.to_string()));
-    request.extensions_mut().insert(EventInput::default());
-    request
+pub fn event(payload: serde_json::Value) -> Input {
+    Input::Event(Event {
+        id: "event".into(),
+        payload: Bytes::from(payload.to_string()),
+        origin: EventOrigin::Direct { content_type: None, client_context: None },
+    })
 }
 
 pub async fn invoke(
-    instance: &mut Box<dyn Instance<HttpRequest, HttpResponse>>,
+    instance: &mut Box<dyn Instance<Input, HttpResponse>>,
     id: &str,
     payload: serde_json::Value,
 ) -> Invoked<HttpResponse> {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use updraft_scheduler::InvokeError;
+use updraft_runtime::InvokeError;
 
 use crate::harness::{Function, Started, call, harness, invoke, json, output};
 

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use updraft_scheduler::InvokeError;
+use updraft_runtime::InvokeError;
 
-use crate::harness::{Function, call, harness, invoke, json, output};
+use crate::harness::{Function, Input, call, harness, invoke, json, output};
 
 const PY_ECHO: &str = r#"
 import os
@@ -166,7 +166,7 @@ def handler(event, context):
         .header("x-updraft-route", "/things")
         .body(bytes::Bytes::from_static(b"hello"))
         .unwrap();
-    let invoked = instance.invoke(request, call("h-1", Duration::from_secs(10))).await;
+    let invoked = instance.invoke(Input::Http(request), call("h-1", Duration::from_secs(10))).await;
     let response = invoked.result.as_ref().unwrap_or_else(|e| panic!("{e}: {}", output(&invoked)));
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["x-route"], "POST /things");

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use updraft_model::Runtime as Kind;
+use updraft_model::RuntimeKind as Kind;
 
 use crate::harness::{Function, bundle, harness, instance_config, invoke, json};
 use crate::hostile::{PROBE, assert_sandboxed, attack, refused};

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use updraft_runtime_wasm::{
-    InvokeError, InvokeOptions, LogStream, OutboundPolicy, Pooling, PrepareError, PreparedComponent, WasmEngineConfig,
+    CompileError, InvokeError, InvokeOptions, LogStream, OutboundPolicy, Pooling, PreparedComponent, WasmEngineConfig,
     WasmRuntime,
 };
 use updraft_test_programs as programs;
@@ -257,17 +257,17 @@ async fn instances_are_fresh_unless_reuse_is_on() {
 fn broken_artifacts_are_refused_with_the_reason() {
     let harness = Harness::new();
     let prepare = |bytes: &[u8]| harness.runtime.prepare(&format!("{:x}", md5ish(bytes)), bytes).err().unwrap();
-    assert!(matches!(prepare(b""), PrepareError::Empty));
-    assert!(matches!(prepare(b"#!/bin/sh\necho hi\n"), PrepareError::NotWasm));
-    assert!(matches!(prepare(&programs::core_module()), PrepareError::CoreModule));
+    assert!(matches!(prepare(b""), CompileError::Empty));
+    assert!(matches!(prepare(b"#!/bin/sh\necho hi\n"), CompileError::NotWasm));
+    assert!(matches!(prepare(&programs::core_module()), CompileError::CoreModule));
     match prepare(&programs::imports_unknown_interface()) {
-        PrepareError::UnsupportedImport { import } => assert!(import.contains("acme:teleport/beam"), "{import}"),
+        CompileError::UnsupportedImport { import } => assert!(import.contains("acme:teleport/beam"), "{import}"),
         other => panic!("unexpected {other}"),
     }
-    assert!(matches!(prepare(&programs::exports_nothing()), PrepareError::MissingHandler { .. }));
+    assert!(matches!(prepare(&programs::exports_nothing()), CompileError::MissingHandler { .. }));
     let mut truncated = programs::bytes(programs::ECHO);
     truncated.truncate(truncated.len() / 2);
-    assert!(matches!(prepare(&truncated), PrepareError::Invalid { .. }));
+    assert!(matches!(prepare(&truncated), CompileError::Invalid { .. }));
 }
 
 #[test]

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TriggerKind, VersionNumber};
+use updraft_runtime::{
+    BoxFuture, Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, LogStream, Prepared,
+};
 use updraft_scheduler::{
-    BoxFuture, Call, Failure, GuestOutput, Instance, InstanceConfig, InvocationMeta, InvocationSink, InvokeError,
-    Invoked, LogStream, Pool, PoolSpec, Prepared, Scheduler, SchedulerConfig, Throttle,
+    Failure, InvocationMeta, InvocationSink, Pool, PoolSpec, Scheduler, SchedulerConfig, Throttle,
 };
 
 /// What one invocation does.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::{Connection, Executor, PgConnection};
 use updraft_model::{
     AppName, ArtifactDigest, ByteSize, FunctionConfig, FunctionName, HttpAuth, HttpTrigger, MethodSet, RoutePattern,
-    Runtime, Trigger, VersionNumber,
+    RuntimeKind, Trigger, VersionNumber,
 };
 use updraft_store::{DeployPlan, DeployedFunction, FunctionRecord, PlannedFunction, Store};
 
@@ -141,7 +141,7 @@ pub fn planned(name: &str, build: &str) -> PlannedFunction {
 /// drops or mangles shows up as a difference.
 pub fn config(name: &str) -> FunctionConfig {
     FunctionConfig {
-        runtime: Runtime::Python3,
+        runtime: RuntimeKind::Python3,
         handler: Some(format!("{name}.handler")),
         memory: ByteSize::mib(256),
         timeout: Duration::from_millis(2_500),

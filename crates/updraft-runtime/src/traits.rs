@@ -1,4 +1,4 @@
-//! The runtime trait: what every kind of function code (a wasm component, a process)
+//! The runtime traits: what every kind of function code (a wasm component, a process)
 //! provides to the scheduler. The scheduler calls only these methods and never asks
 //! which kind of runtime it holds.
 
@@ -77,6 +77,16 @@ pub struct Call {
     pub timeout: Duration,
     /// When the timeout runs out, in milliseconds since the Unix epoch.
     pub deadline_ms: i64,
+}
+
+impl Call {
+    /// The invocation's span id within its trace (16 hex digits): the last hex digits
+    /// of the request id (a UUIDv7's random part), so every hop names it alike.
+    pub fn span_id(&self) -> String {
+        let hex: Vec<char> = self.request_id.chars().filter(char::is_ascii_hexdigit).collect();
+        let tail: String = hex[hex.len().saturating_sub(16)..].iter().collect();
+        format!("{tail:0>16}")
+    }
 }
 
 /// How one invocation on an instance ended.

@@ -1,0 +1,123 @@
+//! How a wasm component receives an event: an HTTP `POST /` in CloudEvents binary
+//! mode (`ce-*` headers, the payload as the body) with the invocation's
+//! `traceparent`. A webhook is replayed as it was sent, with the CloudEvents headers
+//! added. `docs/events.md` documents each event's source and type.
+
+use bytes::Bytes;
+use chrono::{SecondsFormat, TimeZone as _, Utc};
+use http::{HeaderName, HeaderValue};
+use serde_json::json;
+use updraft_model::EventSource;
+use updraft_runtime::{Call, Event, EventOrigin, HttpRequest, Input, replay_webhook};
+
+/// The request that hands `input` to the component `function`.
+pub(crate) fn request(input: Input, function: &str, call: &Call) -> HttpRequest {
+    let event = match input {
+        Input::Http(request) => return request,
+        Input::Event(event) => event,
+    };
+    let mut request = event_request(&event, function);
+    set(&mut request, "traceparent", &format!("00-{}-{}-01", call.trace_id, call.span_id()));
+    request
+}
+
+fn event_request(event: &Event, function: &str) -> HttpRequest {
+    match &event.origin {
+        EventOrigin::Direct { content_type, .. } => {
+            let mut request = cloud_event(event, "updraft/invoke", "dev.updraft.invoke", content_type.as_deref());
+            set(&mut request, "x-updraft-request-id", &event.id);
+            request
+        }
+        EventOrigin::QueueBatch { queue } => {
+            cloud_event(event, &format!("updraft/queues/{queue}"), "dev.updraft.queue.batch", None)
+        }
+        EventOrigin::WorkflowTask { workflow } => {
+            cloud_event(event, &format!("updraft/workflows/{workflow}"), "dev.updraft.workflow.task", None)
+        }
+        EventOrigin::Stored { source, enqueued_at } => stored_event(event, source, *enqueued_at, function),
+    }
+}
+
+fn stored_event(event: &Event, source: &EventSource, enqueued_at: i64, function: &str) -> HttpRequest {
+    match source {
+        EventSource::Invoke => cloud_event(event, "updraft/async", "dev.updraft.invoke.async", None),
+        EventSource::Destination { condition } => {
+            let kind = if condition == "Success" {
+                "dev.updraft.invocation.success"
+            } else {
+                "dev.updraft.invocation.failure"
+            };
+            cloud_event(event, "updraft/destinations", kind, None)
+        }
+        EventSource::Email { .. } => cloud_event(event, "updraft/email", "dev.updraft.email.received", None),
+        EventSource::Topic { topic, message_id, content_type, subject, published_at, attributes } => {
+            let content_type = content_type.as_deref().unwrap_or("application/octet-stream");
+            let mut request =
+                cloud_event(event, &format!("updraft/topics/{topic}"), "dev.updraft.topic.message", Some(content_type));
+            // Every subscriber's copy of a message carries the message's id.
+            set(&mut request, "ce-id", message_id);
+            set(&mut request, "ce-time", &rfc3339(*published_at));
+            if let Some(subject) = subject {
+                set(&mut request, "ce-subject", subject);
+            }
+            // CloudEvents extension attributes: lowercase letters and digits only.
+            for (name, value) in attributes {
+                let name: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+                if let Ok(name) = HeaderName::from_bytes(format!("ce-{}", name.to_ascii_lowercase()).as_bytes())
+                    && let Ok(value) = HeaderValue::from_str(value)
+                {
+                    request.headers_mut().insert(name, value);
+                }
+            }
+            request
+        }
+        EventSource::Schedule { schedule, tick_at } => {
+            let tick = Event {
+                payload: Bytes::from(json!({ "schedule": schedule, "time": rfc3339(*tick_at) }).to_string()),
+                ..event.clone()
+            };
+            let mut request =
+                cloud_event(&tick, &format!("updraft/schedules/{function}"), "dev.updraft.schedule.tick", None);
+            set(&mut request, "ce-time", &rfc3339(*tick_at));
+            request
+        }
+        EventSource::Webhook { route, .. } => {
+            let mut request =
+                replay_webhook(event, source).unwrap_or_else(|| http::Request::new(event.payload.clone()));
+            set(&mut request, "ce-specversion", "1.0");
+            set(&mut request, "ce-id", &event.id);
+            set(&mut request, "ce-source", &format!("updraft/webhooks{route}"));
+            set(&mut request, "ce-type", "dev.updraft.webhook.request");
+            set(&mut request, "ce-time", &rfc3339(enqueued_at));
+            request
+        }
+    }
+}
+
+/// A `POST /` in CloudEvents binary mode carrying the event's payload (JSON unless
+/// `content_type` says otherwise).
+fn cloud_event(event: &Event, source: &str, kind: &str, content_type: Option<&str>) -> HttpRequest {
+    let mut request = http::Request::new(event.payload.clone());
+    *request.method_mut() = http::Method::POST;
+    let headers = request.headers_mut();
+    headers.insert(http::header::HOST, HeaderValue::from_static("localhost"));
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("ce-specversion", HeaderValue::from_static("1.0"));
+    if let Some(content_type) = content_type {
+        set(&mut request, "content-type", content_type);
+    }
+    for (name, value) in [("ce-id", event.id.as_str()), ("ce-source", source), ("ce-type", kind)] {
+        set(&mut request, name, value);
+    }
+    request
+}
+
+fn rfc3339(millis: i64) -> String {
+    Utc.timestamp_millis_opt(millis).single().unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn set(request: &mut HttpRequest, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        request.headers_mut().insert(name, value);
+    }
+}

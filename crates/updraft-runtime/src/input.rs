@@ -1,0 +1,81 @@
+//! What an invocation hands a function: an HTTP request on a route, or an event with
+//! where it came from. The platform builds one without asking which runtime will run
+//! it; each runtime turns an event into its own wire shape (CloudEvents for wasm
+//! components, the analogous AWS service's JSON for Lambda handlers).
+
+use bytes::Bytes;
+use http::HeaderValue;
+use updraft_model::{EventSource, FunctionName, QueueName};
+
+/// An HTTP request with its body read whole.
+pub type HttpRequest = http::Request<Bytes>;
+/// An HTTP response with its body read whole: what every runtime answers with (an
+/// event's answer is its body, with a content type).
+pub type HttpResponse = http::Response<Bytes>;
+
+/// The input of one invocation.
+#[derive(Debug)]
+pub enum Input {
+    /// A request on an `http` route, answered as HTTP.
+    Http(HttpRequest),
+    /// An event: a payload and its origin.
+    Event(Event),
+}
+
+/// An event delivered to a function.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The event's id: the stored event's, a topic message's (shared by every
+    /// subscriber's copy), or the invocation's for events made on the spot.
+    pub id: String,
+    /// The payload, as the caller or the event layer gave it.
+    pub payload: Bytes,
+    pub origin: EventOrigin,
+}
+
+/// Where an event came from, which decides the shape a function receives it in.
+#[derive(Debug, Clone)]
+pub enum EventOrigin {
+    /// Invoked with the payload as the event: `/v1/functions/{name}/invoke` or Lambda's
+    /// Invoke API.
+    Direct {
+        /// The caller's `Content-Type`.
+        content_type: Option<String>,
+        /// Lambda's client context: the JSON the caller sent base64-encoded in
+        /// `X-Amz-Client-Context`, decoded.
+        client_context: Option<String>,
+    },
+    /// An asynchronous event from the event queue.
+    Stored {
+        source: EventSource,
+        /// When it was enqueued (ms since the epoch).
+        enqueued_at: i64,
+    },
+    /// A batch of work-queue messages; the payload is the batch in SQS's event shape,
+    /// the same for every runtime (the queue poller reads the answer back).
+    QueueBatch { queue: QueueName },
+    /// A workflow's Task state; the payload is the state's input.
+    WorkflowTask { workflow: FunctionName },
+}
+
+/// The webhook request stored in `source`, rebuilt: method, path and query, headers
+/// and body as they were sent, plus the route it matched (`x-updraft-route`) and the
+/// event's id (`x-updraft-request-id`). `None` when `source` is not a webhook.
+pub fn replay_webhook(event: &Event, source: &EventSource) -> Option<HttpRequest> {
+    let EventSource::Webhook { method, uri, route, headers } = source else { return None };
+    let mut request = http::Request::new(event.payload.clone());
+    *request.method_mut() = http::Method::from_bytes(method.as_bytes()).unwrap_or(http::Method::POST);
+    *request.uri_mut() = uri.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    let replayed = request.headers_mut();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            replayed.append(name, value);
+        }
+    }
+    for (name, value) in [("x-updraft-route", route.as_str()), ("x-updraft-request-id", event.id.as_str())] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            replayed.insert(name, value);
+        }
+    }
+    Some(request)
+}
