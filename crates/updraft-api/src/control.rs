@@ -652,7 +652,7 @@ pub(crate) async fn function_invoke_async(
         .platform
         .qualified_function(&name, None)
         .ok_or_else(|| ApiError::not_found("function_not_found", format!("function {name:?} not found")))?;
-    let id = state.platform.invoke_async(&function, body, crate::gateway::trace_id(&headers)).await?;
+    let id = state.platform.events().invoke_async(&function.name, body, crate::gateway::trace_id(&headers)).await?;
     Ok((StatusCode::ACCEPTED, Json(AsyncAcceptedView { id, function: name.to_string() })))
 }
 
@@ -672,7 +672,7 @@ pub(crate) async fn async_event_get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<AsyncEventView>, ApiError> {
-    let event = state.platform.async_event(&id).await?.ok_or_else(|| {
+    let event = state.platform.events().async_event(&id).await?.ok_or_else(|| {
         ApiError::not_found("async_event_not_found", format!("no pending or failed asynchronous invocation {id:?}"))
     })?;
     Ok(Json(AsyncEventView::new(&event)))
@@ -714,7 +714,7 @@ pub(crate) async fn topic_publish(
         attributes: Vec::new(),
         trace_id: crate::gateway::trace_id(&headers),
     };
-    let published = state.platform.publish(&topic, message).await?;
+    let published = state.platform.events().publish(&topic, message).await?;
     let view = PublishedView {
         message_id: published.message_id,
         topic: topic.to_string(),
@@ -768,7 +768,7 @@ pub(crate) async fn queue_send(
 ) -> Result<(StatusCode, Json<QueueSentView>), ApiError> {
     let queue = queue_name(queue)?;
     let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).map(str::to_owned);
-    let message_id = state.platform.send_to_queue(&queue, body, content_type).await?;
+    let message_id = state.platform.events().send_to_queue(&queue, body, content_type).await?;
     Ok((StatusCode::ACCEPTED, Json(QueueSentView { message_id, queue: queue.to_string() })))
 }
 
@@ -784,7 +784,7 @@ pub(crate) async fn queue_get(
     Path(queue): Path<String>,
 ) -> Result<Json<QueueView>, ApiError> {
     let queue = queue_name(queue)?;
-    let depth = state.platform.queue_depth(&queue).await?;
+    let depth = state.platform.events().queue_depth(&queue).await?;
     let consumers = state
         .platform
         .live()
@@ -825,7 +825,7 @@ pub(crate) async fn workflow_start(
         serde_json::from_slice(&body)
             .map_err(|error| ApiError::bad_request(format!("the input is not JSON ({error}); send a JSON document")))?
     };
-    let execution_id = state.platform.workflow_start(&name, input).await.map_err(|error| match error {
+    let execution_id = state.platform.events().workflow_start(&name, input).await.map_err(|error| match error {
         updraft_platform::WorkflowError::NotFound { .. } => {
             ApiError::not_found("workflow_not_found", error.to_string())
         }
@@ -850,6 +850,7 @@ pub(crate) async fn execution_get(
 ) -> Result<Json<ExecutionView>, ApiError> {
     let report = state
         .platform
+        .events()
         .execution(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("execution_not_found", format!("no workflow execution {id:?}")))?;

@@ -206,11 +206,17 @@ impl From<updraft_platform::StoreError> for ApiError {
     }
 }
 
+impl From<updraft_platform::QueueError> for ApiError {
+    fn from(error: updraft_platform::QueueError) -> Self {
+        ApiError::internal(&error)
+    }
+}
+
 impl From<PublishError> for ApiError {
     fn from(error: PublishError) -> Self {
         match error {
             PublishError::NoSubscribers { .. } => ApiError::not_found("topic_has_no_subscribers", error.to_string()),
-            PublishError::Store(error) => error.into(),
+            PublishError::Queue(error) => error.into(),
         }
     }
 }
@@ -225,7 +231,7 @@ impl From<WebhookError> for ApiError {
                 tracing::error!(%error, "a webhook cannot verify requests");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "webhook_misconfigured", error.to_string())
             }
-            WebhookError::Store(error) => error.into(),
+            WebhookError::Queue(error) => error.into(),
         }
     }
 }

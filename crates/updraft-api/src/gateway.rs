@@ -134,7 +134,7 @@ async fn accept_webhook(
         body,
         trace_id: trace_id(&parts.headers),
     };
-    let id = state.platform.accept_webhook(&routed.function.name, webhook, request).await?;
+    let id = state.platform.events().accept_webhook(&routed.function.name, webhook, request).await?;
     let view = crate::views::AsyncAcceptedView { id, function: routed.function.name.to_string() };
     Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
 }

@@ -219,7 +219,8 @@ async fn invoke_checked(
             // Stored durably before the 202, then run at least once (with retries).
             let id = state
                 .platform
-                .invoke_async(&function, payload, context.trace_id)
+                .events()
+                .invoke_async(&function.name, payload, context.trace_id)
                 .await
                 .map_err(|error| LambdaError::service(error.to_string()))?;
             tracing::debug!(%id, function = %function.name, "event invocation queued");

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod aws;
 mod clock;
 mod duration;
 mod event;
@@ -19,6 +20,7 @@ mod route;
 mod schedule;
 mod workflow;
 
+pub use aws::{ACCOUNT_ID, REGION};
 pub use clock::now_millis;
 pub use duration::{format_duration, parse_duration};
 pub use event::EventSource;

@@ -18,7 +18,7 @@ pub struct LiveFunction {
     pub app: AppName,
     pub version: VersionNumber,
     pub fingerprint: String,
-    pub config: FunctionConfig,
+    pub config: Arc<FunctionConfig>,
     /// What the function's tokens are signed over (see `access::TokenSigner`).
     pub token: updraft_store::TokenIdentity,
     /// The version's instances in the scheduler.

@@ -6,34 +6,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use updraft_model::{
-    AppName, ArtifactDigest, EventSource, FunctionConfig, FunctionName, Limits, Manifest, ManifestError, RuntimeKind,
-    SecretName, TriggerKind, VersionNumber,
+    ACCOUNT_ID, AppName, ArtifactDigest, FunctionConfig, FunctionName, Limits, Manifest, ManifestError, REGION,
+    RuntimeKind, SecretName, VersionNumber,
 };
 use updraft_runtime::{
-    Event, HttpResponse, Input, InstanceConfig, InvokeError, LogBudget, PrepareError, Prepared, VersionSource,
+    Event, HttpResponse, Input, InstanceConfig, InvokeContext, InvokeError, LogBudget, PrepareError, Prepared,
+    VersionSource, new_trace_id,
 };
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError, SandboxLayer, SandboxStatus};
 use updraft_runtime_wasm::{Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
 use updraft_scheduler::{Failure, InvocationMeta, PoolSpec, ReservationError, Scheduler, SchedulerConfig, Throttle};
 use updraft_store::{
-    ArtifactError, ArtifactStore, AsyncEvent, DeployOutcome, DeployPlan, FunctionRecord, InvocationFilter,
-    LogLineRecord, PlannedFunction, Store, StoreError, StoredInvocation, UsageRow, VersionRecord,
+    ArtifactError, ArtifactStore, DeployOutcome, DeployPlan, FunctionRecord, InvocationFilter, LogLineRecord,
+    PlannedFunction, Store, StoreError, StoredInvocation, UsageRow, VersionRecord,
 };
 use updraft_telemetry::{InstanceCounts, Metrics, PriceTable};
 
+use updraft_events::{AsyncConfig, EventConfig, EventLayer, EventQueueConfig, Host, QueueError, Workflow};
+
 use crate::access::{AccessKey, AccessKeyInfo, AccessKeySet, Sealer, TokenSigner, UnsealError};
-use crate::dispatch::{AsyncConfig, Dispatcher};
-use crate::event_queue::jetstream::JetStreamQueue;
-use crate::event_queue::{DatabaseQueue, EventQueue, EventQueueConfig};
 use crate::keys::{ApiKey, KeySet, Principal, Role, token_hash};
 use crate::live::{LiveFunction, LiveState, RouteTarget};
 use crate::logs::{LogQuery, LogWriter};
-use crate::queues::QueuePoller;
 use crate::recorder::Recorder;
 use crate::routes::{RouteConflict, RouteMatch};
-use crate::schedules::Ticker;
 
 /// How to start a platform.
 #[derive(Debug, Clone)]
@@ -85,11 +82,6 @@ struct GrantApi {
     host: String,
 }
 
-/// The account id that ARNs name: one tenant per server for now.
-pub const ACCOUNT_ID: &str = "000000000000";
-/// The region that ARNs name and SigV4 signatures are checked against.
-pub const REGION: &str = "us-east-1";
-
 impl PlatformConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let scheduler = SchedulerConfig::default();
@@ -134,6 +126,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Unseal(#[from] UnsealError),
+    #[error(transparent)]
+    Events(#[from] QueueError),
     #[error("could not write the admin token to {path}")]
     AdminToken {
         path: PathBuf,
@@ -260,29 +254,16 @@ pub enum InvokeFailure {
 pub struct Platform {
     config: PlatformConfig,
     store: Store,
-    /// Writes new events with group commit.
-    /// Where asynchronous invocations wait.
-    event_queue: Box<dyn EventQueue>,
     artifacts: ArtifactStore,
     wasm: WasmRuntime,
     process: Option<ProcessRuntime>,
     recorder: Arc<Recorder>,
-    /// Runs asynchronous invocations from the durable queue; set once started.
-    dispatcher: std::sync::OnceLock<Dispatcher>,
-    /// Fires schedule triggers; set once started.
-    ticker: std::sync::OnceLock<Ticker>,
-    /// Hands batches of queue messages to `queue` triggers; set once started.
-    queues: std::sync::OnceLock<QueuePoller>,
+    /// The event layer: asynchronous events, topics, webhooks, schedules, work queues
+    /// and workflows.
+    events: Arc<EventLayer>,
     scheduler: Scheduler<Input, HttpResponse>,
     metrics: Arc<Metrics>,
     live: ArcSwap<LiveState>,
-    /// The deployed workflows, from every app's manifest.
-    workflows: ArcSwap<BTreeMap<FunctionName, Arc<crate::workflows::Workflow>>>,
-    /// This node's lasting identity (`<data-dir>/node-id`): the owner of its event
-    /// leases and workflow executions, released and resumed by its next start.
-    node_id: String,
-    /// Turns true when the platform stops (long-running loops watch it).
-    stopping: tokio::sync::watch::Sender<bool>,
     keys: ArcSwap<KeySet>,
     access_keys: ArcSwap<AccessKeySet>,
     /// Seals and opens what the store keeps secret; swapped when the key is rotated.
@@ -362,21 +343,15 @@ impl Platform {
             },
             recorder.clone(),
         );
-        let event_queue: Box<dyn EventQueue> = match &config.event_queue {
-            EventQueueConfig::Database => Box::new(DatabaseQueue::new(store.clone())),
-            EventQueueConfig::JetStream { url, stream, ack_wait } => {
-                let queue = JetStreamQueue::connect(url, stream, store.clone(), *ack_wait).await?;
-                tracing::info!(%url, %stream, "asynchronous events wait in NATS JetStream");
-                Box::new(queue)
-            }
-        };
+        let events = EventLayer::open(
+            store.clone(),
+            EventConfig { queue: config.event_queue.clone(), async_invocations: config.async_invocations, node_id },
+        )
+        .await?;
         let platform = Arc::new(Self {
             recorder,
-            dispatcher: std::sync::OnceLock::new(),
-            ticker: std::sync::OnceLock::new(),
-            queues: std::sync::OnceLock::new(),
+            events,
             config,
-            event_queue,
             store,
             artifacts,
             wasm,
@@ -384,9 +359,6 @@ impl Platform {
             scheduler,
             metrics,
             live: ArcSwap::from_pointee(LiveState::empty()),
-            workflows: ArcSwap::from_pointee(BTreeMap::new()),
-            stopping: tokio::sync::watch::channel(false).0,
-            node_id,
             keys: ArcSwap::from_pointee(KeySet::default()),
             access_keys: ArcSwap::from_pointee(AccessKeySet::default()),
             sealer: ArcSwap::from_pointee(sealer),
@@ -400,12 +372,9 @@ impl Platform {
         platform.load_access_keys().await?;
         platform.ensure_admin_key().await?;
         platform.load_functions().await?;
-        let dispatcher = Dispatcher::start(&platform).await?;
-        let _ = platform.dispatcher.set(dispatcher);
-        let _ = platform.ticker.set(Ticker::start(&platform, platform.store.clone()));
-        let _ = platform.queues.set(QueuePoller::start(&platform, platform.store.clone()));
-        platform.load_workflows().await?;
-        platform.resume_workflows().await?;
+        let workflows = platform.load_workflows().await?;
+        let host: Arc<dyn Host> = platform.clone();
+        platform.events.start(Arc::downgrade(&host), workflows).await?;
         Ok(platform)
     }
 
@@ -639,7 +608,7 @@ impl Platform {
         }
         drop(live);
         for name in manifest.workflows.keys() {
-            if let Some(other) = self.workflows.load().get(name).filter(|workflow| workflow.app != manifest.app) {
+            if let Some(other) = self.events.workflows().get(name).filter(|workflow| workflow.app != manifest.app) {
                 return Err(DeployError::WorkflowOwnedByOtherApp { workflow: name.clone(), owner: other.app.clone() });
             }
         }
@@ -683,7 +652,7 @@ impl Platform {
         LiveState::check_routes(
             others
                 .iter()
-                .map(|(name, function)| (*name, &function.config))
+                .map(|(name, function)| (*name, &*function.config))
                 .chain(planned.iter().map(|f| (&f.name, &f.config))),
         )?;
         let removed: Vec<FunctionName> = current
@@ -744,17 +713,7 @@ impl Platform {
         let state = LiveState::build(next)?;
         self.live.store(Arc::new(state));
         // The app's workflows are now the manifest's.
-        let mut workflows: BTreeMap<_, _> = self
-            .workflows
-            .load()
-            .iter()
-            .filter(|(_, w)| w.app != manifest.app)
-            .map(|(n, w)| (n.clone(), w.clone()))
-            .collect();
-        for workflow in crate::workflows::declared(&manifest) {
-            workflows.insert(workflow.name.clone(), workflow);
-        }
-        self.workflows.store(Arc::new(workflows));
+        self.events.workflows_replace(&manifest.app, Workflow::declared(&manifest));
         for old in replaced {
             old.pool.retire();
         }
@@ -841,7 +800,7 @@ impl Platform {
             app: version.app.clone(),
             version: version.version,
             fingerprint: version.fingerprint.to_owned(),
-            config: config.clone(),
+            config: Arc::new(config.clone()),
             token: version.token.clone(),
             pool: self.scheduler.register(spec, code),
         }))
@@ -991,7 +950,7 @@ impl Platform {
         let current = self.live.load_full();
         let mut next = current.functions.clone();
         next.remove(name);
-        LiveState::check_routes(next.iter().map(|(name, f)| (name, &f.config)).chain([(name, &target.config)]))
+        LiveState::check_routes(next.iter().map(|(name, f)| (name, &*f.config)).chain([(name, &target.config)]))
             .map_err(DeployError::from)?;
         self.scheduler
             .check_reservations(&[(name.clone(), target.config.concurrency)], &[])
@@ -1103,20 +1062,6 @@ impl Platform {
         (result, waiter.and_then(|waiter| waiter.take()))
     }
 
-    /// Accepts an asynchronous invocation of `function`: when this returns, the event is
-    /// stored durably and will run at least once. Returns its id.
-    pub async fn invoke_async(
-        &self,
-        function: &LiveFunction,
-        payload: Bytes,
-        trace_id: Option<String>,
-    ) -> Result<String, StoreError> {
-        let event = crate::events::new_event(function.name.clone(), payload.to_vec(), trace_id, EventSource::Invoke);
-        let id = event.id.clone();
-        self.enqueue(vec![event]).await?;
-        Ok(id)
-    }
-
     pub(crate) fn recorder(&self) -> &Recorder {
         &self.recorder
     }
@@ -1141,67 +1086,34 @@ impl Platform {
         self.live.store(Arc::new(state));
     }
 
-    pub(crate) fn workflow_set(&self) -> &ArcSwap<BTreeMap<FunctionName, Arc<crate::workflows::Workflow>>> {
-        &self.workflows
+    /// The event layer: asynchronous invocations, topics, webhooks, mail, work queues
+    /// and workflows.
+    pub fn events(&self) -> &Arc<EventLayer> {
+        &self.events
     }
 
+    /// This node's lasting identity (`<data-dir>/node-id`): the owner of its event
+    /// leases and workflow executions, released and resumed by its next start.
     pub fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
-    /// A receiver that turns true when the platform stops.
-    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.stopping.subscribe()
+        self.events.node_id()
     }
 
     /// Reads the workflows of every deployed app from their stored manifests.
-    async fn load_workflows(&self) -> Result<(), StoreError> {
-        let mut workflows = BTreeMap::new();
+    async fn load_workflows(&self) -> Result<Vec<Arc<Workflow>>, StoreError> {
+        let mut workflows = Vec::new();
         for (app, text) in self.store.app_manifests().await? {
             match Manifest::parse(&text, "updraft.toml", &self.config.limits) {
-                Ok(manifest) => {
-                    for workflow in crate::workflows::declared(&manifest) {
-                        workflows.insert(workflow.name.clone(), workflow);
-                    }
-                }
+                Ok(manifest) => workflows.extend(Workflow::declared(&manifest)),
                 Err(error) => {
                     tracing::warn!(%app, %error, "the stored manifest no longer parses; its workflows are not loaded")
                 }
             }
         }
-        self.workflows.store(Arc::new(workflows));
-        Ok(())
+        Ok(workflows)
     }
 
     pub(crate) fn store(&self) -> &Store {
         &self.store
-    }
-
-    pub(crate) fn event_queue(&self) -> &dyn EventQueue {
-        self.event_queue.as_ref()
-    }
-
-    /// Tells the queue poller that new messages are waiting.
-    pub(crate) fn wake_queues(&self) {
-        if let Some(queues) = self.queues.get() {
-            queues.wake();
-        }
-    }
-
-    /// Tells the dispatcher that new events are due.
-    pub(crate) fn wake_dispatcher(&self) {
-        if let Some(dispatcher) = self.dispatcher.get() {
-            dispatcher.wake();
-        }
-    }
-
-    /// An asynchronous invocation still queued or failed (a delivered one is gone).
-    pub async fn async_event(&self, id: &str) -> Result<Option<AsyncEvent>, StoreError> {
-        self.event_queue.get(id).await
-    }
-
-    pub fn async_config(&self) -> AsyncConfig {
-        self.config.async_invocations
     }
 
     /// The live function `name` if `qualifier` names what it serves: nothing,
@@ -1273,18 +1185,9 @@ impl Platform {
     /// Waits for running invocations (up to `within`), stops every instance, flushes
     /// records and logs, and closes the database. Call after the listener has drained.
     pub async fn shutdown(self: Arc<Self>, within: Duration) {
-        // Queued events stay in the queue for the next start; running ones finish.
-        if let Some(dispatcher) = self.dispatcher.get() {
-            dispatcher.stop();
-        }
-        if let Some(ticker) = self.ticker.get() {
-            ticker.stop();
-        }
-        if let Some(queues) = self.queues.get() {
-            queues.stop();
-        }
-        // Workflow executions stop where they are; the next start resumes them.
-        self.stopping.send_replace(true);
+        // Queued events stay in the queue for the next start; running ones finish, and
+        // workflow executions stop where they are (the next start resumes them).
+        self.events.stop();
         if !self.scheduler.drain(within).await {
             tracing::warn!(running = self.scheduler.in_flight(), "invocations still running at shutdown");
         }
@@ -1357,20 +1260,6 @@ pub(crate) struct LiveVersion<'a> {
     pub(crate) config: &'a FunctionConfig,
     pub(crate) fingerprint: &'a str,
     pub(crate) token: updraft_store::TokenIdentity,
-}
-
-/// Who is invoking, under which ids.
-#[derive(Debug, Clone)]
-pub struct InvokeContext {
-    pub request_id: String,
-    pub trigger: TriggerKind,
-    /// The caller's W3C trace id; a new one when `None`.
-    pub trace_id: Option<String>,
-}
-
-/// A random W3C trace id: 32 lowercase hex digits, not all zero.
-pub(crate) fn new_trace_id() -> String {
-    format!("{:032x}", rand::random::<u128>() | 1)
 }
 
 /// A version's identity: its configuration plus its code.

@@ -17,13 +17,17 @@ pub mod apigw;
 mod bundle;
 mod cgroup;
 mod egress;
+mod environment;
 mod events;
-mod function;
 mod host;
+mod instance;
 pub mod invoke_api;
 pub mod jail;
+mod launch;
+mod prepare;
 #[cfg(test)]
 mod properties;
+mod runtime;
 mod sandbox;
 mod seccomp;
 pub mod spec;
@@ -31,7 +35,8 @@ pub mod spec;
 pub use bundle::unpack as unpack_bundle;
 pub use bundle::{BundleError, MAX_UNPACKED_BYTES};
 pub use egress::EgressError;
-pub use function::{ProcessPrepareError, ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError};
+pub use prepare::ProcessPrepareError;
+pub use runtime::{ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError};
 pub use sandbox::{LayerState, LayerStatus, SandboxIncomplete, SandboxStatus};
 pub use spec::{SandboxLayer, UnknownLayer};
 

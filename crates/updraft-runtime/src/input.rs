@@ -5,13 +5,29 @@
 
 use bytes::Bytes;
 use http::HeaderValue;
-use updraft_model::{EventSource, FunctionName, QueueName};
+use updraft_model::{EventSource, FunctionName, QueueName, TriggerKind};
 
 /// An HTTP request with its body read whole.
 pub type HttpRequest = http::Request<Bytes>;
 /// An HTTP response with its body read whole: what every runtime answers with (an
 /// event's answer is its body, with a content type).
 pub type HttpResponse = http::Response<Bytes>;
+
+/// Who asks for an invocation, beside its input.
+#[derive(Debug, Clone)]
+pub struct InvokeContext {
+    /// The id its record, its log lines and the function see.
+    pub request_id: String,
+    /// The trigger it is recorded under.
+    pub trigger: TriggerKind,
+    /// The caller's W3C trace id; a new one when `None`.
+    pub trace_id: Option<String>,
+}
+
+/// A random W3C trace id: 32 lowercase hex digits, not all zero.
+pub fn new_trace_id() -> String {
+    format!("{:032x}", rand::random::<u128>() | 1)
+}
 
 /// The input of one invocation.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ mod input;
 mod log_budget;
 mod traits;
 
-pub use input::{Event, EventOrigin, HttpRequest, HttpResponse, Input, replay_webhook};
+pub use input::{Event, EventOrigin, HttpRequest, HttpResponse, Input, InvokeContext, new_trace_id, replay_webhook};
 pub use log_budget::LogBudget;
 pub use traits::{
     BoxFuture, Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, LogStream, PrepareError, Prepared,

@@ -44,9 +44,6 @@ pub enum StoreError {
     /// A write shared with other callers (one group commit) failed.
     #[error("a grouped write failed: {detail}")]
     Grouped { detail: String },
-    /// The message broker that keeps events (NATS JetStream) failed or refused.
-    #[error("the event broker failed: {detail}")]
-    Broker { detail: String },
 }
 
 /// The control-plane database.

@@ -138,7 +138,7 @@ struct PlatformMailbox(Arc<Platform>);
 
 impl updraft_smtp::Mailbox for PlatformMailbox {
     fn accepts(&self, address: &str) -> bool {
-        !self.0.email_recipients(address).is_empty()
+        !self.0.events().email_recipients(address).is_empty()
     }
 
     fn deliver<'a>(
@@ -147,7 +147,9 @@ impl updraft_smtp::Mailbox for PlatformMailbox {
         recipients: &'a [String],
         payload: &'a (dyn Fn(&[String]) -> Vec<u8> + Sync),
     ) -> updraft_smtp::BoxFuture<'a, Result<Vec<String>, String>> {
-        Box::pin(async move { self.0.accept_email(from, recipients, payload).await.map_err(|error| error.to_string()) })
+        Box::pin(async move {
+            self.0.events().accept_email(from, recipients, payload).await.map_err(|error| error.to_string())
+        })
     }
 }
 

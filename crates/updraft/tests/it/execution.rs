@@ -119,6 +119,14 @@ impl Gate {
                     let _ = socket
                         .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong")
                         .await;
+                    // Closing with bytes still unread (a chunked body's last chunk) would
+                    // reset the connection before the client reads the answer: read to
+                    // the client's end first.
+                    let _ = socket.shutdown().await;
+                    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                        while let Ok(1..) = socket.read(&mut buffer).await {}
+                    })
+                    .await;
                 });
             }
         });

@@ -14,6 +14,7 @@ mod lambda;
 mod layers;
 mod secrets;
 mod signup;
+mod snapshots;
 mod tidy;
 
 use std::path::Path;

@@ -56,7 +56,7 @@ const HOMES: [(&str, &[&str]); 9] = [
     ("sqlx", &["updraft-store"]),
     ("axum", &["updraft-api", "updraft"]),
     // The benchmarks drive a NATS server of their own for the event layer's figures.
-    ("async-nats", &["updraft-platform", "updraft-bench"]),
+    ("async-nats", &["updraft-events", "updraft-bench"]),
     ("nix", &["updraft-runtime-process"]),
     ("landlock", &["updraft-runtime-process"]),
     ("seccompiler", &["updraft-runtime-process"]),
@@ -183,4 +183,64 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+#[test]
+fn the_event_layers_files_import_each_other_without_circles() {
+    let src = repo_root().join("crates/updraft-events/src");
+    // Each top-level module and the modules it imports (`use crate::...`).
+    let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in rust_files(&src) {
+        let relative = file.strip_prefix(&src).unwrap().with_extension("");
+        let module = relative.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
+        if module == "lib" {
+            continue;
+        }
+        let used = imports.entry(module.clone()).or_default();
+        for line in code(&file).lines().map(str::trim) {
+            let Some(path) = line.strip_prefix("use crate::") else { continue };
+            let names: Vec<&str> = match path.strip_prefix('{') {
+                Some(group) => group.split(',').map(|name| name.trim().split("::").next().unwrap()).collect(),
+                None => vec![path.split("::").next().unwrap()],
+            };
+            for name in names {
+                let name: String = name.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() && name != module && name != "self" {
+                    used.insert(name);
+                }
+            }
+        }
+    }
+    // Depth-first search for a path that comes back to where it started.
+    fn circle(
+        imports: &BTreeMap<String, BTreeSet<String>>,
+        module: &str,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|seen| seen == module) {
+            let mut found = path[start..].to_vec();
+            found.push(module.to_owned());
+            return Some(found);
+        }
+        if done.contains(module) {
+            return None;
+        }
+        path.push(module.to_owned());
+        for next in imports.get(module).into_iter().flatten() {
+            if let Some(found) = circle(imports, next, path, done) {
+                return Some(found);
+            }
+        }
+        path.pop();
+        done.insert(module.to_owned());
+        None
+    }
+    assert!(imports.len() > 5, "the event layer's modules are found: {imports:?}");
+    let mut done = BTreeSet::new();
+    for module in imports.keys() {
+        if let Some(found) = circle(&imports, module, &mut Vec::new(), &mut done) {
+            panic!("updraft-events' files import each other in a circle: {}", found.join(" -> "));
+        }
+    }
 }

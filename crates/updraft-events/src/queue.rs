@@ -19,6 +19,19 @@ use updraft_model::FunctionName;
 use updraft_model::now_millis;
 use updraft_store::{AsyncEvent, EventWrite, EventWriter, Finish, Store, StoreError};
 
+/// Why the queue could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// NATS JetStream failed or refused.
+    #[error("the event broker failed: {detail}")]
+    Broker { detail: String },
+    /// An event the broker holds cannot be read back.
+    #[error("an event in the broker is unreadable: {detail}")]
+    Unreadable { detail: String },
+}
+
 /// Which backend keeps the events, from the server's configuration.
 #[derive(Debug, Clone, Default)]
 pub enum EventQueueConfig {
@@ -68,22 +81,22 @@ pub(crate) trait EventQueue: Send + Sync {
     /// Stores `events`; when the future completes they are durable. The database
     /// stores all or none; JetStream stores each (a failure may leave some stored, and
     /// the caller, told it failed, may send them again).
-    fn enqueue(&self, events: Vec<AsyncEvent>) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn enqueue(&self, events: Vec<AsyncEvent>) -> BoxFuture<'_, Result<(), QueueError>>;
 
     /// At `node`'s start: what its previous run held is due again. Returns how many.
-    fn recover<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+    fn recover<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<u64, QueueError>>;
 
     /// Up to `limit` events due now, each held by `node` until settled.
-    fn claim<'a>(&'a self, node: &'a str, limit: usize) -> BoxFuture<'a, Result<Vec<Claimed>, StoreError>>;
+    fn claim<'a>(&'a self, node: &'a str, limit: usize) -> BoxFuture<'a, Result<Vec<Claimed>, QueueError>>;
 
     /// Records how `claimed` ended.
-    fn settle(&self, claimed: Claimed, settlement: Settlement) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn settle(&self, claimed: Claimed, settlement: Settlement) -> BoxFuture<'_, Result<(), QueueError>>;
 
     /// Keeps `claimed` held while it runs, for as long as the returned guard lives.
     fn hold(&self, claimed: &Claimed) -> Hold;
 
     /// An event still queued (or running), or failed for good; `None` once it ran.
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<AsyncEvent>, StoreError>>;
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<AsyncEvent>, QueueError>>;
 
     /// Moves schedule `key` from tick `expected` to `next` and stores the `events` of
     /// the ticks that fired, exactly once across restarts and nodes: false, storing
@@ -95,7 +108,7 @@ pub(crate) trait EventQueue: Send + Sync {
         expected: Option<i64>,
         next: i64,
         events: Vec<AsyncEvent>,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    ) -> BoxFuture<'a, Result<bool, QueueError>>;
 }
 
 /// Keeps a claim alive while its event runs; dropping it stops.
@@ -127,15 +140,15 @@ impl DatabaseQueue {
 }
 
 impl EventQueue for DatabaseQueue {
-    fn enqueue(&self, events: Vec<AsyncEvent>) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.writer.enqueue(events))
+    fn enqueue(&self, events: Vec<AsyncEvent>) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(async move { Ok(self.writer.enqueue(events).await?) })
     }
 
-    fn recover<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(self.store.event_release_all(node, now_millis()))
+    fn recover<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<u64, QueueError>> {
+        Box::pin(async move { Ok(self.store.event_release_all(node, now_millis()).await?) })
     }
 
-    fn claim<'a>(&'a self, node: &'a str, limit: usize) -> BoxFuture<'a, Result<Vec<Claimed>, StoreError>> {
+    fn claim<'a>(&'a self, node: &'a str, limit: usize) -> BoxFuture<'a, Result<Vec<Claimed>, QueueError>> {
         Box::pin(async move {
             let now = now_millis();
             let lease_until = now + LEASE.as_millis() as i64;
@@ -144,7 +157,7 @@ impl EventQueue for DatabaseQueue {
         })
     }
 
-    fn settle(&self, claimed: Claimed, settlement: Settlement) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn settle(&self, claimed: Claimed, settlement: Settlement) -> BoxFuture<'_, Result<(), QueueError>> {
         let id = claimed.event.id;
         // Outcomes go through the group writer too: many events finishing at once
         // share a commit, and each outcome commits with its follow-ups.
@@ -157,7 +170,7 @@ impl EventQueue for DatabaseQueue {
                 vec![EventWrite::Retry { id, attempts, next_attempt_at, error: Some(error) }]
             }
         };
-        Box::pin(self.writer.write(writes))
+        Box::pin(async move { Ok(self.writer.write(writes).await?) })
     }
 
     fn hold(&self, _claimed: &Claimed) -> Hold {
@@ -165,8 +178,8 @@ impl EventQueue for DatabaseQueue {
         Hold(None)
     }
 
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<AsyncEvent>, StoreError>> {
-        Box::pin(self.store.event_get(id))
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<AsyncEvent>, QueueError>> {
+        Box::pin(async move { Ok(self.store.event_get(id).await?) })
     }
 
     fn advance_schedule<'a>(
@@ -176,8 +189,8 @@ impl EventQueue for DatabaseQueue {
         expected: Option<i64>,
         next: i64,
         events: Vec<AsyncEvent>,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move { self.store.schedule_advance(key, function, expected, next, &events).await })
+    ) -> BoxFuture<'a, Result<bool, QueueError>> {
+        Box::pin(async move { Ok(self.store.schedule_advance(key, function, expected, next, &events).await?) })
     }
 }
 

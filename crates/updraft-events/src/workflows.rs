@@ -5,29 +5,17 @@
 //! start, every execution still running is resumed at the state it had reached; a task
 //! interrupted by the stop runs again (at least once, like every event).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
-use updraft_model::now_millis;
-use updraft_model::{
-    AfterTask, AppName, FunctionName, Manifest, StateKind, StateMachine, Step, TaskError, TriggerKind,
-};
-use updraft_runtime::{Event, EventOrigin, Input, InvokeError};
+use updraft_model::{AfterTask, FunctionName, StateKind, StateMachine, Step, TaskError, TriggerKind, now_millis};
+use updraft_runtime::{Event, EventOrigin, Input, InvokeContext, InvokeError};
 use updraft_store::{Execution, HistoryEntry, StoreError};
 
-use crate::platform::{InvokeContext, InvokeFailure, Platform};
-
-/// A deployed workflow.
-#[derive(Debug)]
-pub struct Workflow {
-    pub name: FunctionName,
-    pub app: AppName,
-    pub machine: StateMachine,
-    pub definition: Value,
-}
+use crate::host::Ran;
+use crate::layer::EventLayer;
 
 /// Why a workflow could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -48,28 +36,7 @@ pub struct ExecutionReport {
     pub history: Vec<HistoryEntry>,
 }
 
-/// The workflows declared in `manifest`.
-pub(crate) fn declared(manifest: &Manifest) -> Vec<Arc<Workflow>> {
-    manifest
-        .workflows
-        .iter()
-        .map(|(name, spec)| {
-            Arc::new(Workflow {
-                name: name.clone(),
-                app: manifest.app.clone(),
-                machine: spec.machine.clone(),
-                definition: spec.definition.clone(),
-            })
-        })
-        .collect()
-}
-
-impl Platform {
-    /// The deployed workflows, by name.
-    pub fn workflows(&self) -> Arc<BTreeMap<FunctionName, Arc<Workflow>>> {
-        self.workflow_set().load_full()
-    }
-
+impl EventLayer {
     /// Starts an execution of workflow `name` with `input`; returns its id once the
     /// execution is stored (it runs, and survives restarts, from then on).
     pub async fn workflow_start(self: &Arc<Self>, name: &str, input: Value) -> Result<String, WorkflowError> {
@@ -133,31 +100,31 @@ fn entry(seq: i64, kind: &str, state: Option<&str>, detail: Option<&Value>) -> H
     }
 }
 
-/// Runs an execution to its end (or until the platform stops).
-async fn run(platform: Arc<Platform>, mut execution: Execution) {
+/// Runs an execution to its end (or until the layer stops).
+async fn run(layer: Arc<EventLayer>, mut execution: Execution) {
     let id = execution.id.clone();
-    if let Err(error) = drive(&platform, &mut execution).await {
+    if let Err(error) = drive(&layer, &mut execution).await {
         // The execution stays `running` where it was last stored; the next start resumes it.
         tracing::error!(execution = %id, %error, "cannot record a workflow step; it resumes at the next start");
     }
 }
 
-async fn drive(platform: &Platform, execution: &mut Execution) -> Result<(), StoreError> {
+async fn drive(layer: &EventLayer, execution: &mut Execution) -> Result<(), StoreError> {
     let definition: Value = serde_json::from_str(&execution.definition).unwrap_or(Value::Null);
     let machine = match StateMachine::parse(&definition) {
         Ok(machine) => machine,
         Err(problems) => {
             let cause = problems.join("; ");
-            return finish(platform, execution, None, Err(("States.Runtime".to_owned(), cause))).await;
+            return finish(layer, execution, None, Err(("States.Runtime".to_owned(), cause))).await;
         }
     };
-    let mut stopped = platform.stopping();
+    let mut stopped = layer.stopping();
     let deadline = machine.timeout_seconds.map(|seconds| execution.started_at.saturating_add(seconds as i64 * 1000));
     while execution.status == "running" {
         if deadline.is_some_and(|deadline| now_millis() >= deadline) {
             let cause =
                 format!("the execution ran longer than its TimeoutSeconds ({}s)", machine.timeout_seconds.unwrap_or(0));
-            return finish(platform, execution, None, Err(("States.Timeout".to_owned(), cause))).await;
+            return finish(layer, execution, None, Err(("States.Timeout".to_owned(), cause))).await;
         }
         if let Some(wake_at) = execution.wake_at {
             let until = deadline.map_or(wake_at, |deadline| wake_at.min(deadline));
@@ -178,19 +145,19 @@ async fn drive(platform: &Platform, execution: &mut Execution) -> Result<(), Sto
         let step = machine.enter(&state, input.clone(), now_millis());
         let next = match step {
             Step::Task { function, input: task_input, timeout } => {
-                let outcome = run_task(platform, execution, &function, task_input, timeout).await;
-                after_task(platform, execution, &machine, &input, outcome).await?
+                let outcome = run_task(layer, execution, &function, task_input, timeout).await;
+                after_task(layer, execution, &machine, &input, outcome).await?
             }
             Step::Parallel { input: branch_input } => {
-                let outcome = run_parallel(platform, execution, &machine, &state, branch_input).await;
-                after_task(platform, execution, &machine, &input, outcome).await?
+                let outcome = run_parallel(layer, execution, &machine, &state, branch_input).await;
+                after_task(layer, execution, &machine, &input, outcome).await?
             }
             Step::Wait { until_ms, then } => {
                 if execution.wake_at.is_none() {
                     let mut next = execution.clone();
                     next.wake_at = Some(until_ms);
                     let wait = Value::from(until_ms);
-                    record(platform, execution, next, &[("WaitStarted", Some(&state), Some(&wait))]).await?;
+                    record(layer, execution, next, &[("WaitStarted", Some(&state), Some(&wait))]).await?;
                     continue;
                 }
                 Some((*then, None))
@@ -208,15 +175,15 @@ async fn drive(platform: &Platform, execution: &mut Execution) -> Result<(), Sto
                 next.wake_at = None;
                 let mut entries: Vec<_> = task_entry.into_iter().collect();
                 entries.push(("StateEntered", Some(&next_state), Some(&input)));
-                record(platform, execution, next, &entries).await?;
+                record(layer, execution, next, &entries).await?;
             }
-            Step::Succeed { output } => return finish(platform, execution, task_entry, Ok(output)).await,
+            Step::Succeed { output } => return finish(layer, execution, task_entry, Ok(output)).await,
             Step::Fail { error, cause } => {
-                return finish(platform, execution, task_entry, Err((error, cause))).await;
+                return finish(layer, execution, task_entry, Err((error, cause))).await;
             }
             Step::Task { .. } | Step::Parallel { .. } | Step::Wait { .. } => {
                 let cause = format!("state {state:?} led to another running step");
-                return finish(platform, execution, None, Err(("States.Runtime".to_owned(), cause))).await;
+                return finish(layer, execution, None, Err(("States.Runtime".to_owned(), cause))).await;
             }
         }
     }
@@ -226,7 +193,7 @@ async fn drive(platform: &Platform, execution: &mut Execution) -> Result<(), Sto
 /// What a task's outcome leads to, with the history entry to store with it; `None`
 /// when it is to be retried (the retry is stored, with its delay).
 async fn after_task(
-    platform: &Platform,
+    layer: &EventLayer,
     execution: &mut Execution,
     machine: &StateMachine,
     input: &Value,
@@ -245,7 +212,7 @@ async fn after_task(
             next.wake_at = Some(now_millis() + delay.as_millis() as i64);
             let retry = serde_json::json!({ "attempt": next.attempt, "delay_ms": delay.as_millis() as u64 });
             let entries = [(detail.0, Some(&state), Some(&detail.1)), ("TaskRetried", Some(&state), Some(&retry))];
-            record(platform, execution, next, &entries).await?;
+            record(layer, execution, next, &entries).await?;
             Ok(None)
         }
         // The task's outcome is stored with the step it leads to, in one transaction.
@@ -255,7 +222,7 @@ async fn after_task(
 
 /// Stores `next` as `execution`'s position with history entries, then adopts it.
 async fn record(
-    platform: &Platform,
+    layer: &EventLayer,
     execution: &mut Execution,
     mut next: Execution,
     entries: &[(&str, Option<&String>, Option<&Value>)],
@@ -268,7 +235,7 @@ async fn record(
         .collect();
     next.seq = from + history.len() as i64;
     next.updated_at = now_millis();
-    if !platform.store().execution_step(&next, from, &history).await? {
+    if !layer.store().execution_step(&next, from, &history).await? {
         return Err(StoreError::Grouped { detail: format!("execution {} was moved by another writer", next.id) });
     }
     *execution = next;
@@ -276,7 +243,7 @@ async fn record(
 }
 
 async fn finish(
-    platform: &Platform,
+    layer: &EventLayer,
     execution: &mut Execution,
     task: Option<(&str, Option<&String>, Option<&Value>)>,
     outcome: Result<Value, (String, String)>,
@@ -299,19 +266,20 @@ async fn finish(
     let state = execution.state.clone();
     let mut entries: Vec<_> = task.into_iter().collect();
     entries.push((kind, Some(&state), Some(&detail)));
-    record(platform, execution, next, &entries).await
+    record(layer, execution, next, &entries).await
 }
 
 /// Runs a Task state: the function gets `input` as its event (a CloudEvent for wasm).
 async fn run_task(
-    platform: &Platform,
+    layer: &EventLayer,
     execution: &Execution,
     function: &str,
     input: Value,
     timeout: Option<Duration>,
 ) -> Result<Value, TaskError> {
     let error = |error: &str, cause: String| TaskError { error: error.to_owned(), cause };
-    let live = FunctionName::new(function).ok().and_then(|name| platform.live().functions.get(&name).cloned());
+    let live =
+        FunctionName::new(function).ok().filter(|name| layer.host().is_some_and(|host| host.function(name).is_some()));
     let Some(live) = live else {
         return Err(error("Lambda.ResourceNotFoundException", format!("function {function} is not deployed")));
     };
@@ -322,7 +290,7 @@ async fn run_task(
         origin: EventOrigin::WorkflowTask { workflow: execution.workflow.clone() },
     });
     let context = InvokeContext { request_id, trigger: TriggerKind::Workflow, trace_id: None };
-    let invocation = platform.invoke(&live, task, context);
+    let invocation = layer.invoke(&live, task, context);
     let result = match timeout {
         Some(timeout) => match tokio::time::timeout(timeout, invocation).await {
             Ok(result) => result,
@@ -331,20 +299,16 @@ async fn run_task(
         None => invocation.await,
     };
     match result {
-        Ok(invocation) if invocation.response.status().is_success() => {
-            let body = invocation.response.body();
+        Ran::Answered(response) if response.status().is_success() => {
+            let body = response.body();
             Ok(serde_json::from_slice(body)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned())))
         }
-        Ok(invocation) => Err(error(
+        Ran::Answered(response) => Err(error(
             "States.TaskFailed",
-            format!(
-                "the function answered {}: {}",
-                invocation.response.status(),
-                String::from_utf8_lossy(invocation.response.body())
-            ),
+            format!("the function answered {}: {}", response.status(), String::from_utf8_lossy(response.body())),
         )),
-        Err(InvokeFailure::Function { error: InvokeError::Function { error_type, document, .. }, .. }) => {
+        Ran::Failed(InvokeError::Function { error_type, document, .. }) => {
             // Step Functions names a Lambda task's error by its document's errorType.
             let name = serde_json::from_slice::<Value>(&document)
                 .ok()
@@ -352,14 +316,12 @@ async fn run_task(
                 .unwrap_or(error_type);
             Err(error(&name, String::from_utf8_lossy(&document).into_owned()))
         }
-        Err(InvokeFailure::Function { error: InvokeError::Timeout { timeout }, .. }) => {
+        Ran::Failed(InvokeError::Timeout { timeout }) => {
             Err(error("States.Timeout", format!("the function did not finish within {}s", timeout.as_secs_f64())))
         }
-        Err(InvokeFailure::Function { error: other, .. }) => Err(error(other.error_type(), other.to_string())),
-        Err(InvokeFailure::Throttled { throttle, .. }) => {
-            Err(error("Lambda.TooManyRequestsException", throttle.to_string()))
-        }
-        Err(InvokeFailure::NotFound { function }) => {
+        Ran::Failed(other) => Err(error(other.error_type(), other.to_string())),
+        Ran::Throttled { reason } => Err(error("Lambda.TooManyRequestsException", reason)),
+        Ran::NotDeployed => {
             Err(error("Lambda.ResourceNotFoundException", format!("function {function} is not deployed")))
         }
     }
@@ -368,7 +330,7 @@ async fn run_task(
 /// Runs a Parallel state's branches at once, each to its end in memory; the result is
 /// the array of their outputs, or the first failure.
 async fn run_parallel(
-    platform: &Platform,
+    layer: &EventLayer,
     execution: &Execution,
     machine: &StateMachine,
     state: &str,
@@ -379,14 +341,14 @@ async fn run_parallel(
     };
     // The first failure ends the state; the other branches are dropped, as Step
     // Functions stops them.
-    let runs = branches.iter().map(|branch| run_branch(platform, execution, branch, input.clone()));
+    let runs = branches.iter().map(|branch| run_branch(layer, execution, branch, input.clone()));
     futures::future::try_join_all(runs).await.map(Value::Array)
 }
 
 /// One branch of a Parallel state, run to its end without persisting its steps (a
 /// restart runs the whole Parallel state again).
 fn run_branch<'a>(
-    platform: &'a Platform,
+    layer: &'a EventLayer,
     execution: &'a Execution,
     machine: &'a StateMachine,
     input: Value,
@@ -405,10 +367,10 @@ fn run_branch<'a>(
             };
             let outcome = match step {
                 Step::Task { function, input: task_input, timeout } => {
-                    run_task(platform, execution, &function, task_input, timeout).await
+                    run_task(layer, execution, &function, task_input, timeout).await
                 }
                 Step::Parallel { input: branch_input } => {
-                    run_parallel(platform, execution, machine, &state, branch_input).await
+                    run_parallel(layer, execution, machine, &state, branch_input).await
                 }
                 Step::Next { state: next, input: next_input } => {
                     (state, input, attempt) = (next, next_input, 0);

@@ -43,9 +43,9 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use updraft_model::now_millis;
 use updraft_model::{EventSource, FunctionName};
-use updraft_store::{AsyncEvent, EventState, EventWrite, Store, StoreError};
+use updraft_store::{AsyncEvent, EventState, EventWrite, Store};
 
-use super::{Claimed, EventQueue, Handle, Hold, Settlement};
+use super::{Claimed, EventQueue, Handle, Hold, QueueError, Settlement};
 
 /// How long a fetch may take before the dispatcher gives up on it and fetches again.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,16 +72,16 @@ pub(crate) struct JetStreamQueue {
     store: Store,
 }
 
-fn broker(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> StoreError {
-    move |error| StoreError::Broker { detail: format!("{what}: {error}") }
+fn broker(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> QueueError {
+    move |error| QueueError::Broker { detail: format!("{what}: {error}") }
 }
 
 impl JetStreamQueue {
     /// Connects to the NATS server at `url` and makes sure stream `name` and its
     /// consumer exist; a new consumer holds fetched messages for `ack_wait`.
-    pub(crate) async fn connect(url: &str, name: &str, store: Store, ack_wait: Duration) -> Result<Self, StoreError> {
+    pub(crate) async fn connect(url: &str, name: &str, store: Store, ack_wait: Duration) -> Result<Self, QueueError> {
         if name.is_empty() || name.contains(|c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\')) {
-            return Err(StoreError::Broker {
+            return Err(QueueError::Broker {
                 detail: format!(
                     "{name:?} is not a JetStream stream name; use letters, digits, '-' and '_' (no spaces, '.', '*', '>')"
                 ),
@@ -132,12 +132,12 @@ impl JetStreamQueue {
 
     /// Publishes every event (each under its `message_id`), then waits for the
     /// stream to have stored them all.
-    async fn publish(&self, events: impl IntoIterator<Item = (AsyncEvent, String)>) -> Result<(), StoreError> {
+    async fn publish(&self, events: impl IntoIterator<Item = (AsyncEvent, String)>) -> Result<(), QueueError> {
         let mut acks = Vec::new();
         for (event, message_id) in events {
             let message = encode(&event)?;
             if message.len() > self.max_payload {
-                return Err(StoreError::Broker {
+                return Err(QueueError::Broker {
                     detail: format!(
                         "event {} is {} bytes; the NATS server takes at most {} (its max_payload): send less, or raise max_payload",
                         event.id,
@@ -160,7 +160,7 @@ impl JetStreamQueue {
         Ok(())
     }
 
-    fn enqueue_all(&self, events: Vec<AsyncEvent>) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
+    fn enqueue_all(&self, events: Vec<AsyncEvent>) -> impl Future<Output = Result<(), QueueError>> + Send + '_ {
         self.publish(events.into_iter().map(|event| {
             let id = event.id.clone();
             (event, id)
@@ -169,7 +169,7 @@ impl JetStreamQueue {
 
     /// Publishes `follow_ups`, keeping in the database (as `failed`, with the reason)
     /// those too large to ever be a message, so that they cannot hold up their event.
-    async fn follow(&self, follow_ups: Vec<AsyncEvent>) -> Result<(), StoreError> {
+    async fn follow(&self, follow_ups: Vec<AsyncEvent>) -> Result<(), QueueError> {
         let (fit, too_large): (Vec<_>, Vec<_>) = follow_ups
             .into_iter()
             .partition(|event| encode(event).is_ok_and(|message| message.len() <= self.max_payload));
@@ -196,7 +196,7 @@ impl JetStreamQueue {
     /// Publishes what waits in the database's queue (tick events a crash left there, or
     /// events queued before the switch to JetStream), then deletes it there. Returns
     /// how many.
-    async fn flush_outbox(&self) -> Result<u64, StoreError> {
+    async fn flush_outbox(&self) -> Result<u64, QueueError> {
         let mut moved = 0;
         loop {
             // Claimed (under an unreachable lease) so that two nodes do not both move a row.
@@ -220,11 +220,11 @@ impl JetStreamQueue {
 const OUTBOX: &str = "jetstream-outbox";
 
 impl EventQueue for JetStreamQueue {
-    fn enqueue(&self, events: Vec<AsyncEvent>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn enqueue(&self, events: Vec<AsyncEvent>) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(self.enqueue_all(events))
     }
 
-    fn recover<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+    fn recover<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<u64, QueueError>> {
         // What the last run held in JetStream comes back by itself once its ack wait
         // runs out; what it left in the outbox (or in the database's queue, if this
         // server kept its events there before) moves now, leases included.
@@ -235,7 +235,7 @@ impl EventQueue for JetStreamQueue {
         })
     }
 
-    fn claim<'a>(&'a self, _node: &'a str, limit: usize) -> BoxFuture<'a, Result<Vec<Claimed>, StoreError>> {
+    fn claim<'a>(&'a self, _node: &'a str, limit: usize) -> BoxFuture<'a, Result<Vec<Claimed>, QueueError>> {
         Box::pin(async move {
             let mut batch = self
                 .consumer
@@ -277,10 +277,10 @@ impl EventQueue for JetStreamQueue {
         })
     }
 
-    fn settle(&self, claimed: Claimed, settlement: Settlement) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn settle(&self, claimed: Claimed, settlement: Settlement) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
             let Handle::JetStream(message) = claimed.handle else {
-                return Err(StoreError::Broker {
+                return Err(QueueError::Broker {
                     detail: "a database claim settled on the JetStream queue".to_owned(),
                 });
             };
@@ -328,15 +328,17 @@ impl EventQueue for JetStreamQueue {
         })))
     }
 
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<AsyncEvent>, StoreError>> {
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<AsyncEvent>, QueueError>> {
         Box::pin(async move {
             // Not a subject token: no such event here.
             if id.is_empty() || id.contains(|c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>')) {
                 return Ok(None);
             }
             match self.stream.get_last_raw_message_by_subject(&self.subject(id)).await {
-                Ok(message) => decode(&message.payload).map(Some).map_err(|detail| StoreError::Corrupt { detail }),
-                Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => self.store.event_get(id).await,
+                Ok(message) => decode(&message.payload).map(Some).map_err(|detail| QueueError::Unreadable { detail }),
+                Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                    Ok(self.store.event_get(id).await?)
+                }
                 Err(error) => Err(broker("cannot read an event")(&error)),
             }
         })
@@ -349,7 +351,7 @@ impl EventQueue for JetStreamQueue {
         expected: Option<i64>,
         next: i64,
         events: Vec<AsyncEvent>,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+    ) -> BoxFuture<'a, Result<bool, QueueError>> {
         Box::pin(async move {
             // The database is the outbox: the move and the tick's events commit together.
             let moved = self.store.schedule_advance(key, function, expected, next, &events).await?;
@@ -385,7 +387,7 @@ struct Envelope {
 
 /// A message: the envelope's JSON length (4 bytes, big-endian), the envelope, the
 /// payload.
-fn encode(event: &AsyncEvent) -> Result<Bytes, StoreError> {
+fn encode(event: &AsyncEvent) -> Result<Bytes, QueueError> {
     let envelope = Envelope {
         id: event.id.clone(),
         function: event.function.to_string(),
@@ -396,8 +398,8 @@ fn encode(event: &AsyncEvent) -> Result<Bytes, StoreError> {
         last_error: event.last_error.as_deref().map(|error| cut(error, MAX_ERROR).to_owned()),
         source: event.source.clone(),
     };
-    let json = serde_json::to_vec(&envelope).map_err(|error| StoreError::Corrupt { detail: error.to_string() })?;
-    let length = u32::try_from(json.len()).map_err(|_| StoreError::Corrupt {
+    let json = serde_json::to_vec(&envelope).map_err(|error| QueueError::Unreadable { detail: error.to_string() })?;
+    let length = u32::try_from(json.len()).map_err(|_| QueueError::Unreadable {
         detail: format!("event {} has a {} byte envelope", event.id, json.len()),
     })?;
     let mut message = BytesMut::with_capacity(4 + json.len() + event.payload.len());

@@ -11,33 +11,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore, watch};
-use updraft_model::now_millis;
-use updraft_runtime::InvokeError;
+use updraft_model::{FunctionConfig, now_millis};
+use updraft_runtime::{InvokeContext, InvokeError};
 use updraft_store::AsyncEvent;
 
-use crate::event_queue::{Claimed, Settlement};
-use crate::live::LiveFunction;
-use crate::platform::{InvokeContext, InvokeFailure, Platform};
-use crate::shapes::{Outcome, event_input};
-
-/// How asynchronous invocations are retried (how often, and for how long, is each
-/// function's `retries` and `max_event_age`).
-#[derive(Debug, Clone, Copy)]
-pub struct AsyncConfig {
-    /// The wait before the first retry; each later one waits twice as long
-    /// (Lambda: about a minute, then two).
-    pub retry_delay: Duration,
-    /// Settle an outcome only once its invocation's record is stored (on by default).
-    /// Off, a crash may lose the records of runs whose events are gone: only for
-    /// measuring what durability costs.
-    pub durable_records: bool,
-}
-
-impl Default for AsyncConfig {
-    fn default() -> Self {
-        Self { retry_delay: Duration::from_secs(60), durable_records: true }
-    }
-}
+use crate::host::Ran;
+use crate::layer::EventLayer;
+use crate::queue::{Claimed, QueueError, Settlement};
+use crate::record::{Failure, Outcome, event_input};
 
 /// Events run at once by one node.
 const IN_FLIGHT: usize = 64;
@@ -47,42 +28,20 @@ const BATCH: usize = 64;
 const THROTTLE_DELAY: Duration = Duration::from_secs(1);
 /// How often the queue is looked at when nothing wakes the dispatcher (retries fall due).
 const POLL: Duration = Duration::from_millis(250);
-/// How long an outcome waits for its invocation's record to be stored (the record
-/// writer retries a failing database for about this long).
-pub(crate) const RECORD_WAIT: Duration = Duration::from_secs(60);
 
-/// The handle that stops the dispatcher and wakes it for new events.
-pub(crate) struct Dispatcher {
-    wake: Arc<Notify>,
-    stop: watch::Sender<bool>,
+/// Starts dispatching for `layer` until it stops, first releasing the leases a previous
+/// run of this node left (they died with it). `layer.wake_dispatcher()` wakes it for
+/// new events.
+pub(crate) async fn start(layer: &Arc<EventLayer>) -> Result<(), QueueError> {
+    let released = layer.event_queue().recover(layer.node_id()).await?;
+    if released > 0 {
+        tracing::info!(released, "asynchronous invocations interrupted by the last stop are due again");
+    }
+    tokio::spawn(run(Arc::downgrade(layer), layer.dispatcher_wake(), layer.stopping()));
+    Ok(())
 }
 
-impl Dispatcher {
-    /// Starts dispatching for `platform`, first releasing the leases a previous run of
-    /// this node left (they died with it).
-    pub(crate) async fn start(platform: &Arc<Platform>) -> Result<Dispatcher, updraft_store::StoreError> {
-        let released = platform.event_queue().recover(platform.node_id()).await?;
-        if released > 0 {
-            tracing::info!(released, "asynchronous invocations interrupted by the last stop are due again");
-        }
-        let wake = Arc::new(Notify::new());
-        let (stop, stopped) = watch::channel(false);
-        tokio::spawn(run(Arc::downgrade(platform), wake.clone(), stopped));
-        Ok(Dispatcher { wake, stop })
-    }
-
-    /// A new event is in the queue.
-    pub(crate) fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    /// Claims no more events (running ones finish).
-    pub(crate) fn stop(&self) {
-        self.stop.send_replace(true);
-    }
-}
-
-async fn run(platform: Weak<Platform>, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+async fn run(layer: Weak<EventLayer>, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         if *stopped.borrow() {
@@ -92,8 +51,8 @@ async fn run(platform: Weak<Platform>, wake: Arc<Notify>, mut stopped: watch::Re
         let claimed = if free == 0 {
             Vec::new()
         } else {
-            let Some(platform) = platform.upgrade() else { return };
-            match platform.event_queue().claim(platform.node_id(), free.min(BATCH)).await {
+            let Some(layer) = layer.upgrade() else { return };
+            match layer.event_queue().claim(layer.node_id(), free.min(BATCH)).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::error!(%error, "cannot read the queue of asynchronous invocations");
@@ -103,10 +62,10 @@ async fn run(platform: Weak<Platform>, wake: Arc<Notify>, mut stopped: watch::Re
         };
         let full = claimed.len() == free.min(BATCH) && free > 0;
         for event in claimed {
-            let Some(platform) = platform.upgrade() else { return };
+            let Some(layer) = layer.upgrade() else { return };
             let Ok(slot) = slots.clone().acquire_owned().await else { return };
             tokio::spawn(async move {
-                deliver(&platform, event).await;
+                deliver(&layer, event).await;
                 drop(slot);
             });
         }
@@ -123,22 +82,22 @@ async fn run(platform: Weak<Platform>, wake: Arc<Notify>, mut stopped: watch::Re
 
 /// Runs one attempt of `claimed` and settles it, the events that follow from it
 /// (destinations, dead-letter topic) stored before it leaves the queue.
-async fn deliver(platform: &Platform, claimed: Claimed) {
-    let queue = platform.event_queue();
+async fn deliver(layer: &EventLayer, claimed: Claimed) {
+    let queue = layer.event_queue();
     let hold = queue.hold(&claimed);
     let event = &claimed.event;
-    let config = platform.async_config();
+    let config = layer.async_config();
     // The function's own policy, as deployed now (Lambda's defaults if it is gone).
-    let function = platform.live().functions.get(&event.function).cloned();
+    let function: Option<Arc<FunctionConfig>> = layer.host().and_then(|host| host.function(&event.function));
     let (retries, max_age) = function
         .as_ref()
-        .map(|function| (function.config.retries, function.config.max_event_age))
+        .map(|function| (function.retries, function.max_event_age))
         .unwrap_or((2, Duration::from_secs(6 * 3600)));
     // The invocation's record is stored before its outcome: a crash in between runs
     // the event again rather than losing the record of a run.
-    let recorded = function.as_ref().filter(|_| config.durable_records).map(|_| platform.recorder().durable(&event.id));
+    let recorded = function.as_ref().and_then(|_| layer.record_wait(&event.id));
     let outcome = match &function {
-        Some(function) => attempt(platform, function, event).await,
+        Some(_) => attempt(layer, event).await,
         None => Err(Retry::Never(format!("function {} no longer exists", event.function))),
     };
     let now = now_millis();
@@ -146,7 +105,7 @@ async fn deliver(platform: &Platform, claimed: Claimed) {
         Ok(answer) => {
             let follow_ups = function
                 .as_ref()
-                .and_then(|function| function.config.on_success.as_ref())
+                .and_then(|function| function.on_success.as_ref())
                 .map(|destination| {
                     let outcome = Outcome {
                         condition: "Success",
@@ -154,7 +113,7 @@ async fn deliver(platform: &Platform, claimed: Claimed) {
                         status: answer.status,
                         function_error: None,
                     };
-                    platform.destination_events(destination, event, &outcome)
+                    layer.destination_events(destination, event, &outcome)
                 })
                 .unwrap_or_default();
             Settlement::Done { follow_ups }
@@ -177,7 +136,7 @@ async fn deliver(platform: &Platform, claimed: Claimed) {
                 let condition = if exhausted { "RetriesExhausted" } else { "EventAgeExceeded" };
                 let follow_ups = function
                     .as_ref()
-                    .map(|function| platform.failure_events(&function.config, event, condition, &failure))
+                    .map(|function| layer.failure_events(function, event, condition, &failure))
                     .unwrap_or_default();
                 Settlement::Failed { attempts, error: failure.error, follow_ups }
             } else {
@@ -187,7 +146,7 @@ async fn deliver(platform: &Platform, claimed: Claimed) {
         }
     };
     if let Some(recorded) = recorded
-        && !recorded.stored(RECORD_WAIT).await
+        && !recorded.await
     {
         // Its claim runs out and it runs again, recorded then.
         tracing::error!(id = %event.id, "the record of an asynchronous invocation was not stored; it will run again");
@@ -207,34 +166,22 @@ struct Answer {
     body: Bytes,
 }
 
-/// Why an attempt did not succeed.
-pub(crate) struct Failure {
-    /// The error in a line, as `last_error` keeps it.
-    pub error: String,
-    /// What went back: the function's error document or its non-2xx answer.
-    pub document: Vec<u8>,
-    pub status: u16,
-    /// The error was the function's own report (Lambda's `Handled`), not a crash.
-    pub handled: bool,
-}
-
 enum Retry {
     Throttled,
     Failed(Failure),
     Never(String),
 }
 
-async fn attempt(platform: &Platform, function: &Arc<LiveFunction>, event: &AsyncEvent) -> Result<Answer, Retry> {
-    let request = event_input(event);
+async fn attempt(layer: &EventLayer, event: &AsyncEvent) -> Result<Answer, Retry> {
     let context = InvokeContext {
         request_id: event.id.clone(),
         trigger: event.source.trigger(),
         trace_id: Some(event.trace_id.clone()),
     };
-    match platform.invoke(function, request, context).await {
-        Ok(invocation) => {
-            let status = invocation.response.status();
-            let body = invocation.response.into_body();
+    match layer.invoke(&event.function, event_input(event), context).await {
+        Ran::Answered(response) => {
+            let status = response.status();
+            let body = response.into_body();
             if status.is_success() {
                 Ok(Answer { status: status.as_u16(), body })
             } else {
@@ -246,9 +193,9 @@ async fn attempt(platform: &Platform, function: &Arc<LiveFunction>, event: &Asyn
                 }))
             }
         }
-        Err(InvokeFailure::Throttled { .. }) => Err(Retry::Throttled),
-        Err(InvokeFailure::NotFound { function }) => Err(Retry::Never(format!("function {function} no longer exists"))),
-        Err(InvokeFailure::Function { error, .. }) => {
+        Ran::Throttled { .. } => Err(Retry::Throttled),
+        Ran::NotDeployed => Err(Retry::Never(format!("function {} no longer exists", event.function))),
+        Ran::Failed(error) => {
             let (document, handled) = match &error {
                 InvokeError::Function { document, .. } => (document.clone(), true),
                 other => {

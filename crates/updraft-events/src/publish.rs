@@ -1,19 +1,21 @@
-//! Events that become asynchronous invocations: messages published to topics (one
-//! copy per subscriber, stored together), webhook requests, and the records an
-//! invocation's outcome sends to its destinations and dead-letter topic. Each is
+//! Events that become asynchronous invocations: `invoke-async`, messages published to
+//! topics (one copy per subscriber, stored together), webhook requests, mail, and the
+//! records an invocation's outcome sends to its destinations and dead-letter topic. Each is
 //! stored in the durable queue before anyone is told it was accepted; the dispatcher
 //! delivers it.
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use updraft_model::now_millis;
-use updraft_model::{Destination, EventSource, FunctionConfig, FunctionName, TopicName, Trigger, WebhookTrigger};
-use updraft_store::{AsyncEvent, EventState, StoreError};
+use updraft_model::{
+    Destination, EventSource, FunctionConfig, FunctionName, TopicName, Trigger, WebhookTrigger, now_millis,
+};
+use updraft_runtime::new_trace_id;
+use updraft_store::{AsyncEvent, EventState};
 
-use crate::dispatch::Failure;
-use crate::platform::{Platform, new_trace_id};
-use crate::shapes::{Outcome, invocation_record};
+use crate::layer::EventLayer;
+use crate::queue::QueueError;
+use crate::record::{Failure, Outcome, invocation_record};
 
 /// A message accepted by a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +32,7 @@ pub enum PublishError {
     #[error("no function subscribes to topic {topic}; add {{ topic = \"{topic}\" }} to a function's triggers")]
     NoSubscribers { topic: TopicName },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Queue(#[from] QueueError),
 }
 
 /// A message for a topic: its body and what travels with it.
@@ -59,7 +61,7 @@ pub enum WebhookError {
     #[error("the webhook's secret {name} is not set in the function's env; redeploy it with {name} in env")]
     NoSecret { name: String },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Queue(#[from] QueueError),
 }
 
 /// A webhook request, as the gateway received it.
@@ -74,7 +76,7 @@ pub struct WebhookRequest {
     pub trace_id: Option<String>,
 }
 
-impl Platform {
+impl EventLayer {
     /// Publishes `message` to `topic`: when this returns, a copy for every subscriber
     /// is stored (all or none), each to be delivered with its function's own retries.
     pub async fn publish(&self, topic: &TopicName, message: Message) -> Result<Published, PublishError> {
@@ -99,8 +101,7 @@ impl Platform {
     ) -> Result<String, WebhookError> {
         let signed = webhook.secret.as_ref().map(ToString::to_string).or_else(|| webhook.secret_env.clone());
         if let Some(name) = signed {
-            let secret =
-                self.live().functions.get(function).and_then(|function| self.webhook_secret(function, webhook));
+            let secret = self.host().and_then(|host| host.webhook_secret(function, webhook));
             let Some(secret) = secret else {
                 return Err(WebhookError::NoSecret { name });
             };
@@ -126,17 +127,16 @@ impl Platform {
 
     /// The live functions with an `email` trigger claiming `recipient`.
     pub fn email_recipients(&self, recipient: &str) -> Vec<FunctionName> {
-        self.live()
-            .functions
-            .values()
-            .filter(|function| {
-                function
-                    .config
+        let Some(host) = self.host() else { return Vec::new() };
+        host.functions()
+            .into_iter()
+            .filter(|(_, config)| {
+                config
                     .triggers
                     .iter()
                     .any(|trigger| matches!(trigger, Trigger::Email(email) if email.claims(recipient)))
             })
-            .map(|function| function.name.clone())
+            .map(|(name, _)| name)
             .collect()
     }
 
@@ -149,7 +149,7 @@ impl Platform {
         envelope_from: &str,
         recipients: &[String],
         message: impl Fn(&[String]) -> Vec<u8>,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<String>, QueueError> {
         let mut claimed: Vec<(FunctionName, Vec<String>)> = Vec::new();
         for recipient in recipients {
             for function in self.email_recipients(recipient) {
@@ -172,8 +172,22 @@ impl Platform {
         Ok(ids)
     }
 
+    /// Accepts an asynchronous invocation of `function`: when this returns, the event is
+    /// stored durably and will run at least once. Returns its id.
+    pub async fn invoke_async(
+        &self,
+        function: &FunctionName,
+        payload: Bytes,
+        trace_id: Option<String>,
+    ) -> Result<String, QueueError> {
+        let event = new_event(function.clone(), payload.to_vec(), trace_id, EventSource::Invoke);
+        let id = event.id.clone();
+        self.enqueue(vec![event]).await?;
+        Ok(id)
+    }
+
     /// Stores events durably and wakes the dispatcher.
-    pub(crate) async fn enqueue(&self, events: Vec<AsyncEvent>) -> Result<(), StoreError> {
+    pub(crate) async fn enqueue(&self, events: Vec<AsyncEvent>) -> Result<(), QueueError> {
         self.event_queue().enqueue(events).await?;
         self.wake_dispatcher();
         Ok(())
@@ -181,8 +195,7 @@ impl Platform {
 
     /// One copy of a message per subscriber of `topic`, as live now.
     fn topic_copies(&self, topic: &TopicName, message_id: &str, message: &Message) -> Vec<AsyncEvent> {
-        let live = self.live();
-        let Some(subscribers) = live.topics.get(topic) else { return Vec::new() };
+        let subscribers = self.host().map(|host| host.subscribers(topic)).unwrap_or_default();
         let trace_id = message.trace_id.clone().unwrap_or_else(new_trace_id);
         let published_at = now_millis();
         subscribers
@@ -196,7 +209,7 @@ impl Platform {
                     published_at,
                     attributes: message.attributes.clone(),
                 };
-                new_event(subscriber.name.clone(), message.payload.to_vec(), Some(trace_id.clone()), source)
+                new_event(subscriber.clone(), message.payload.to_vec(), Some(trace_id.clone()), source)
             })
             .collect()
     }

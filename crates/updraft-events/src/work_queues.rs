@@ -14,13 +14,12 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
-use updraft_model::now_millis;
-use updraft_model::{QueueName, QueueTrigger, Trigger, TriggerKind};
-use updraft_runtime::{Event, EventOrigin, Input};
+use updraft_model::{ACCOUNT_ID, FunctionName, QueueName, QueueTrigger, REGION, Trigger, TriggerKind, now_millis};
+use updraft_runtime::{Event, EventOrigin, Input, InvokeContext};
 use updraft_store::{QueueMessage, Store, StoreError};
 
-use crate::live::LiveFunction;
-use crate::platform::{ACCOUNT_ID, InvokeContext, InvokeFailure, Platform, REGION};
+use crate::host::Ran;
+use crate::layer::EventLayer;
 
 /// How often queues are looked at when nothing wakes the poller.
 const POLL: Duration = Duration::from_millis(250);
@@ -31,30 +30,13 @@ const MAX_BATCH_BYTES: usize = 6 << 20;
 /// How long a throttled batch waits before its messages are visible again.
 const THROTTLE_DELAY: i64 = 1_000;
 
-/// The handle that wakes the poller for new messages and stops it.
-pub(crate) struct QueuePoller {
-    wake: Arc<Notify>,
-    stop: watch::Sender<bool>,
+/// Starts the poller of `layer`'s work queues until the layer stops;
+/// `layer.wake_queues()` wakes it for new messages.
+pub(crate) fn start(layer: &Arc<EventLayer>) {
+    tokio::spawn(run(Arc::downgrade(layer), layer.store().clone(), layer.queues_wake(), layer.stopping()));
 }
 
-impl QueuePoller {
-    pub(crate) fn start(platform: &Arc<Platform>, store: Store) -> QueuePoller {
-        let wake = Arc::new(Notify::new());
-        let (stop, stopped) = watch::channel(false);
-        tokio::spawn(run(Arc::downgrade(platform), store, wake.clone(), stopped));
-        QueuePoller { wake, stop }
-    }
-
-    pub(crate) fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    pub(crate) fn stop(&self) {
-        self.stop.send_replace(true);
-    }
-}
-
-impl Platform {
+impl EventLayer {
     /// Stores a message in `queue`; when this returns it is durable. Returns its id.
     pub async fn send_to_queue(
         &self,
@@ -84,16 +66,19 @@ impl Platform {
     }
 }
 
-async fn run(platform: Weak<Platform>, store: Store, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+async fn run(layer: Weak<EventLayer>, store: Store, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
     let mut running: HashMap<String, Arc<AtomicUsize>> = HashMap::new();
     loop {
-        let Some(platform) = platform.upgrade() else { return };
+        let Some(layer) = layer.upgrade() else { return };
+        let Some(host) = layer.host() else { return };
+        let live = host.functions();
+        drop(host);
         let now = now_millis();
         let mut next_look = now + POLL.as_millis() as i64;
-        for function in platform.live().functions.values() {
-            for trigger in &function.config.triggers {
+        for (function, config) in &live {
+            for trigger in &config.triggers {
                 let Trigger::Queue(trigger) = trigger else { continue };
-                let batches = running.entry(format!("{}#{}", function.name, trigger.queue)).or_default().clone();
+                let batches = running.entry(format!("{function}#{}", trigger.queue)).or_default().clone();
                 if batches.load(Ordering::SeqCst) >= BATCHES_PER_TRIGGER {
                     continue;
                 }
@@ -101,12 +86,12 @@ async fn run(platform: Weak<Platform>, store: Store, wake: Arc<Notify>, mut stop
                     Ok(Batch::Ready(messages)) => {
                         batches.fetch_add(1, Ordering::SeqCst);
                         next_look = now;
-                        let (platform, store, function, trigger) =
-                            (platform.clone(), store.clone(), function.clone(), trigger.clone());
+                        let (layer, store, function, trigger) =
+                            (layer.clone(), store.clone(), function.clone(), trigger.clone());
                         tokio::spawn(async move {
-                            deliver(&platform, &store, &function, &trigger, messages).await;
+                            deliver(&layer, &store, &function, &trigger, messages).await;
                             batches.fetch_sub(1, Ordering::SeqCst);
-                            platform.wake_queues();
+                            layer.wake_queues();
                         });
                     }
                     Ok(Batch::WaitUntil(time)) => next_look = next_look.min(time),
@@ -118,7 +103,7 @@ async fn run(platform: Weak<Platform>, store: Store, wake: Arc<Notify>, mut stop
                 }
             }
         }
-        drop(platform);
+        drop(layer);
         let sleep = Duration::from_millis((next_look - now_millis()).clamp(0, POLL.as_millis() as i64) as u64);
         if sleep.is_zero() {
             tokio::task::yield_now().await;
@@ -180,9 +165,9 @@ async fn take_batch(store: &Store, trigger: &QueueTrigger, now: i64) -> Result<B
 
 /// Runs one batch and settles its messages.
 async fn deliver(
-    platform: &Platform,
+    layer: &EventLayer,
     store: &Store,
-    function: &Arc<LiveFunction>,
+    function: &FunctionName,
     trigger: &QueueTrigger,
     messages: Vec<QueueMessage>,
 ) {
@@ -193,28 +178,28 @@ async fn deliver(
         origin: EventOrigin::QueueBatch { queue: trigger.queue.clone() },
     });
     // The batch's record is stored before its messages are settled (see `dispatch`).
-    let recorded = platform.async_config().durable_records.then(|| platform.recorder().durable(&request_id));
+    let recorded = layer.record_wait(&request_id);
     let context = InvokeContext { request_id, trigger: TriggerKind::Queue, trace_id: None };
     let ids: Vec<String> = messages.iter().map(|message| message.id.clone()).collect();
     let now = now_millis();
-    let invoked = platform.invoke(function, input, context).await;
+    let invoked = layer.invoke(function, input, context).await;
     if let Some(recorded) = recorded
-        && !recorded.stored(crate::dispatch::RECORD_WAIT).await
+        && !recorded.await
     {
         // They come back after the visibility timeout, and are recorded then.
         tracing::error!(queue = %trigger.queue, "the record of a queue batch was not stored; its messages will come back");
         return;
     }
     let settled = match invoked {
-        Ok(invocation) if invocation.response.status().is_success() => {
-            let failed = batch_item_failures(invocation.response.body(), &ids);
+        Ran::Answered(response) if response.status().is_success() => {
+            let failed = batch_item_failures(response.body(), &ids);
             let (failed, handled): (Vec<String>, Vec<String>) = ids.into_iter().partition(|id| failed.contains(id));
             store.queue_settle(&handled, &failed, None, false).await
         }
         // The whole batch failed: its messages come back after the visibility timeout.
-        Ok(_) | Err(InvokeFailure::Function { .. }) => store.queue_settle(&[], &ids, None, false).await,
+        Ran::Answered(_) | Ran::Failed(_) => store.queue_settle(&[], &ids, None, false).await,
         // The function never saw them.
-        Err(InvokeFailure::Throttled { .. } | InvokeFailure::NotFound { .. }) => {
+        Ran::Throttled { .. } | Ran::NotDeployed => {
             store.queue_settle(&[], &ids, Some(now + THROTTLE_DELAY), true).await
         }
     };

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
-use updraft_model::now_millis;
-use updraft_model::{CatchUp, EventSource, ScheduleTrigger, Trigger};
+use updraft_model::{CatchUp, EventSource, FunctionName, ScheduleTrigger, Trigger, now_millis};
+use updraft_runtime::new_trace_id;
 use updraft_store::{AsyncEvent, EventState, Store, StoreError};
 
-use crate::live::LiveFunction;
-use crate::platform::{Platform, new_trace_id};
+use crate::layer::EventLayer;
+use crate::queue::QueueError;
 
 /// How often schedules are looked at, at most (deploys are picked up this fast too).
 const POLL: Duration = Duration::from_secs(1);
@@ -29,38 +29,27 @@ const MAX_CATCH_UP: usize = 1_000;
 /// long outage); past it, the schedule resumes from now.
 const MAX_WALK: usize = 100_000;
 
-/// The handle that stops the ticker.
-pub(crate) struct Ticker {
-    stop: watch::Sender<bool>,
+/// Starts the ticker of `layer`'s schedules until the layer stops.
+pub(crate) fn start(layer: &Arc<EventLayer>) {
+    tokio::spawn(run(Arc::downgrade(layer), layer.store().clone(), layer.stopping()));
 }
 
-impl Ticker {
-    pub(crate) fn start(platform: &Arc<Platform>, store: Store) -> Ticker {
-        let (stop, stopped) = watch::channel(false);
-        tokio::spawn(run(Arc::downgrade(platform), store, stopped));
-        Ticker { stop }
-    }
-
-    pub(crate) fn stop(&self) {
-        self.stop.send_replace(true);
-    }
-}
-
-async fn run(platform: Weak<Platform>, store: Store, mut stopped: watch::Receiver<bool>) {
+async fn run(layer: Weak<EventLayer>, store: Store, mut stopped: watch::Receiver<bool>) {
     // The next tick of each schedule as this node last saw it: the store is read only
     // when one falls due.
     let mut known: HashMap<String, i64> = HashMap::new();
     let mut live_keys: Option<HashSet<String>> = None;
     loop {
-        let Some(platform) = platform.upgrade() else { return };
+        let Some(layer) = layer.upgrade() else { return };
+        let Some(host) = layer.host() else { return };
         let now = now_millis();
         let mut wake_at = now + POLL.as_millis() as i64;
-        let live = platform.live();
+        let live = host.functions();
+        drop(host);
         let keys: HashSet<String> = live
-            .functions
-            .values()
-            .flat_map(|function| {
-                function.config.triggers.iter().filter_map(move |trigger| match trigger {
+            .iter()
+            .flat_map(|(function, config)| {
+                config.triggers.iter().filter_map(move |trigger| match trigger {
                     Trigger::Schedule(schedule) => Some(schedule_key(function, schedule)),
                     _ => None,
                 })
@@ -75,24 +64,24 @@ async fn run(platform: Weak<Platform>, store: Store, mut stopped: watch::Receive
             known.retain(|key, _| keys.contains(key));
             live_keys = Some(keys);
         }
-        for function in live.functions.values() {
-            for trigger in &function.config.triggers {
+        for (function, config) in &live {
+            for trigger in &config.triggers {
                 let Trigger::Schedule(schedule) = trigger else { continue };
                 let key = schedule_key(function, schedule);
-                match look(&platform, &store, function, schedule, &key, known.get(&key).copied(), now).await {
+                match look(&layer, &store, function, schedule, &key, known.get(&key).copied(), now).await {
                     Ok(next) => {
                         known.insert(key, next);
                         wake_at = wake_at.min(next);
                     }
                     Err(error) => {
                         known.remove(&key);
-                        tracing::error!(function = %function.name, schedule = %schedule.schedule, %error, "cannot advance a schedule");
+                        tracing::error!(%function, schedule = %schedule.schedule, %error, "cannot advance a schedule");
                     }
                 }
             }
         }
         drop(live);
-        drop(platform);
+        drop(layer);
         let sleep = Duration::from_millis((wake_at - now_millis()).clamp(1, POLL.as_millis() as i64) as u64);
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
@@ -112,14 +101,14 @@ async fn forget_removed(store: &Store, live: &HashSet<String>) -> Result<(), Sto
 
 /// Fires what is due of one schedule; returns its next tick.
 async fn look(
-    platform: &Platform,
+    layer: &EventLayer,
     store: &Store,
-    function: &LiveFunction,
+    function: &FunctionName,
     schedule: &ScheduleTrigger,
     key: &str,
     known: Option<i64>,
     now: i64,
-) -> Result<i64, StoreError> {
+) -> Result<i64, QueueError> {
     if let Some(next) = known
         && next > now
     {
@@ -130,7 +119,7 @@ async fn look(
     let Some(due) = store.schedule_next_tick(key).await? else {
         // A new schedule starts from now: nothing before its deploy fires.
         let first = next_after(now);
-        store.schedule_advance(key, &function.name, None, first, &[]).await?;
+        store.schedule_advance(key, function, None, first, &[]).await?;
         return Ok(store.schedule_next_tick(key).await?.unwrap_or(first));
     };
     if due > now {
@@ -162,11 +151,11 @@ async fn look(
     let events: Vec<AsyncEvent> = fire.iter().map(|tick| tick_event(function, schedule, key, *tick)).collect();
     let fired = !events.is_empty();
     if missed > fire.len() && schedule.catch_up != CatchUp::All {
-        tracing::info!(function = %function.name, schedule = %schedule.schedule, missed = missed - fire.len(), catch_up = schedule.catch_up.as_str(), "schedule ticks were missed");
+        tracing::info!(%function, schedule = %schedule.schedule, missed = missed - fire.len(), catch_up = schedule.catch_up.as_str(), "schedule ticks were missed");
     }
-    if platform.event_queue().advance_schedule(key, &function.name, Some(due), next, events).await? {
+    if layer.event_queue().advance_schedule(key, function, Some(due), next, events).await? {
         if fired {
-            platform.wake_dispatcher();
+            layer.wake_dispatcher();
         }
         Ok(next)
     } else {
@@ -177,21 +166,21 @@ async fn look(
 
 /// A schedule's identity: its function, expression and time zone. Redeploying the
 /// same schedule keeps its ticks; changing it starts a new one.
-fn schedule_key(function: &LiveFunction, schedule: &ScheduleTrigger) -> String {
+fn schedule_key(function: &FunctionName, schedule: &ScheduleTrigger) -> String {
     let digest = Sha256::digest(format!("{}\n{}", schedule.schedule, schedule.timezone.name()));
-    format!("{}#{}", function.name, hex::encode(&digest[..8]))
+    format!("{function}#{}", hex::encode(&digest[..8]))
 }
 
 /// The event of one tick, its id derived from the schedule and the tick so that the
 /// same tick can never be stored twice.
-fn tick_event(function: &LiveFunction, schedule: &ScheduleTrigger, key: &str, tick: i64) -> AsyncEvent {
+fn tick_event(function: &FunctionName, schedule: &ScheduleTrigger, key: &str, tick: i64) -> AsyncEvent {
     let digest = Sha256::digest(format!("{key}@{tick}"));
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     let now = now_millis();
     AsyncEvent {
         id: uuid::Uuid::new_v8(bytes).to_string(),
-        function: function.name.clone(),
+        function: function.clone(),
         payload: Vec::new(),
         trace_id: new_trace_id(),
         enqueued_at: now,

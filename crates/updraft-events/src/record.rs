@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use updraft_runtime::{Event, EventOrigin, Input};
 use updraft_store::AsyncEvent;
 
-use crate::platform::{ACCOUNT_ID, REGION};
+use updraft_model::{ACCOUNT_ID, REGION};
 
 /// The input that delivers the stored `event`.
 pub(crate) fn event_input(event: &AsyncEvent) -> Input {
@@ -18,6 +18,17 @@ pub(crate) fn event_input(event: &AsyncEvent) -> Input {
         payload: event.payload.clone().into(),
         origin: EventOrigin::Stored { source: event.source.clone(), enqueued_at: event.enqueued_at },
     })
+}
+
+/// Why an attempt did not succeed.
+pub(crate) struct Failure {
+    /// The error in a line, as `last_error` keeps it.
+    pub error: String,
+    /// What went back: the function's error document or its non-2xx answer.
+    pub document: Vec<u8>,
+    pub status: u16,
+    /// The error was the function's own report (Lambda's `Handled`), not a crash.
+    pub handled: bool,
 }
 
 /// How an asynchronous invocation ended, for its destination's record.

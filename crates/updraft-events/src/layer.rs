@@ -1,0 +1,184 @@
+//! [`EventLayer`]: the event layer's state, shared by its loops (dispatcher, schedule
+//! ticker, work-queue poller, workflow runners; started in `start.rs`), which hold it
+//! weakly and end when it stops.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures::future::BoxFuture;
+use tokio::sync::{Notify, watch};
+use updraft_model::{AppName, FunctionName};
+use updraft_runtime::{Input, InvokeContext};
+use updraft_store::{AsyncEvent, Store};
+
+use crate::definitions::Workflow;
+use crate::host::{Host, Ran};
+use crate::queue::jetstream::JetStreamQueue;
+use crate::queue::{DatabaseQueue, EventQueue, EventQueueConfig, QueueError};
+
+/// How asynchronous invocations are retried (how often, and for how long, is each
+/// function's `retries` and `max_event_age`).
+#[derive(Debug, Clone, Copy)]
+pub struct AsyncConfig {
+    /// The wait before the first retry; each later one waits twice as long
+    /// (Lambda: about a minute, then two).
+    pub retry_delay: Duration,
+    /// Settle an outcome only once its invocation's record is stored (on by default).
+    /// Off, a crash may lose the records of runs whose events are gone: only for
+    /// measuring what durability costs.
+    pub durable_records: bool,
+}
+
+impl Default for AsyncConfig {
+    fn default() -> Self {
+        Self { retry_delay: Duration::from_secs(60), durable_records: true }
+    }
+}
+
+/// How the event layer runs.
+#[derive(Debug, Clone)]
+pub struct EventConfig {
+    /// Where asynchronous events wait.
+    pub queue: EventQueueConfig,
+    /// How asynchronous invocations are retried.
+    pub async_invocations: AsyncConfig,
+    /// This node's lasting identity: the owner of its event leases and workflow
+    /// executions, released and resumed by its next start.
+    pub node_id: String,
+}
+
+/// The event layer of one node.
+pub struct EventLayer {
+    config: EventConfig,
+    store: Store,
+    queue: Box<dyn EventQueue>,
+    /// The platform that runs functions; set by [`EventLayer::start`].
+    host: OnceLock<Weak<dyn Host>>,
+    /// The deployed workflows, from every app's manifest.
+    workflows: ArcSwap<BTreeMap<FunctionName, Arc<Workflow>>>,
+    /// Wakes the dispatcher for new events.
+    dispatcher_wake: Arc<Notify>,
+    /// Wakes the work-queue poller for new messages.
+    queues_wake: Arc<Notify>,
+    /// Turns true when the layer stops (every loop watches it).
+    stopping: watch::Sender<bool>,
+}
+
+impl EventLayer {
+    /// Opens the event queue (connecting to NATS when configured). Nothing runs until
+    /// [`EventLayer::start`].
+    pub async fn open(store: Store, config: EventConfig) -> Result<Arc<Self>, QueueError> {
+        let queue: Box<dyn EventQueue> = match &config.queue {
+            EventQueueConfig::Database => Box::new(DatabaseQueue::new(store.clone())),
+            EventQueueConfig::JetStream { url, stream, ack_wait } => {
+                let queue = JetStreamQueue::connect(url, stream, store.clone(), *ack_wait).await?;
+                tracing::info!(%url, %stream, "asynchronous events wait in NATS JetStream");
+                Box::new(queue)
+            }
+        };
+        Ok(Arc::new(Self {
+            config,
+            store,
+            queue,
+            host: OnceLock::new(),
+            workflows: ArcSwap::from_pointee(BTreeMap::new()),
+            dispatcher_wake: Arc::new(Notify::new()),
+            queues_wake: Arc::new(Notify::new()),
+            stopping: watch::channel(false).0,
+        }))
+    }
+
+    /// Claims no more events and fires no more ticks; running deliveries finish, and
+    /// workflow executions stop where they are (the next start resumes them).
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.config.node_id
+    }
+
+    pub fn async_config(&self) -> AsyncConfig {
+        self.config.async_invocations
+    }
+
+    /// The deployed workflows, by name.
+    pub fn workflows(&self) -> Arc<BTreeMap<FunctionName, Arc<Workflow>>> {
+        self.workflows.load_full()
+    }
+
+    /// Makes `workflows` the deployed workflows of `app`, replacing the ones it had.
+    pub fn workflows_replace(&self, app: &AppName, workflows: Vec<Arc<Workflow>>) {
+        let mut all: BTreeMap<_, _> =
+            self.workflows.load().iter().filter(|(_, w)| w.app != *app).map(|(n, w)| (n.clone(), w.clone())).collect();
+        all.extend(workflows.into_iter().map(|workflow| (workflow.name.clone(), workflow)));
+        self.workflows.store(Arc::new(all));
+    }
+
+    /// An asynchronous invocation still queued or failed (a delivered one is gone).
+    pub async fn async_event(&self, id: &str) -> Result<Option<AsyncEvent>, QueueError> {
+        self.queue.get(id).await
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn event_queue(&self) -> &dyn EventQueue {
+        self.queue.as_ref()
+    }
+
+    pub(crate) fn host(&self) -> Option<Arc<dyn Host>> {
+        self.host.get().and_then(Weak::upgrade)
+    }
+
+    /// Runs an invocation on the host (none left: the function is not deployed).
+    pub(crate) async fn invoke(&self, function: &FunctionName, input: Input, context: InvokeContext) -> Ran {
+        match self.host() {
+            Some(host) => host.invoke(function, input, context).await,
+            None => Ran::NotDeployed,
+        }
+    }
+
+    /// Waits for the record of `request_id`, when records must be durable before an
+    /// outcome settles; `None` when they need not be.
+    pub(crate) fn record_wait(&self, request_id: &str) -> Option<BoxFuture<'static, bool>> {
+        let durable = self.config.async_invocations.durable_records;
+        durable.then(|| self.host().map(|host| host.record_stored(request_id))).flatten()
+    }
+
+    /// A receiver that turns true when the layer stops.
+    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Tells the queue poller that new messages are waiting.
+    pub(crate) fn wake_queues(&self) {
+        self.queues_wake.notify_one();
+    }
+
+    /// Tells the dispatcher that new events are due.
+    pub(crate) fn wake_dispatcher(&self) {
+        self.dispatcher_wake.notify_one();
+    }
+
+    pub(crate) fn dispatcher_wake(&self) -> Arc<Notify> {
+        self.dispatcher_wake.clone()
+    }
+
+    pub(crate) fn queues_wake(&self) -> Arc<Notify> {
+        self.queues_wake.clone()
+    }
+
+    /// Sets the host, once.
+    pub(crate) fn set_host(&self, host: Weak<dyn Host>) {
+        let _ = self.host.set(host);
+    }
+
+    /// Makes `workflows` the deployed ones.
+    pub(crate) fn workflows_set(&self, workflows: Vec<Arc<Workflow>>) {
+        self.workflows.store(Arc::new(workflows.into_iter().map(|w| (w.name.clone(), w)).collect()));
+    }
+}

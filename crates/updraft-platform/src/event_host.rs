@@ -1,0 +1,53 @@
+//! The platform as the event layer's host: the live functions and their topics, the
+//! scheduler that runs them, the record writer, and webhooks' secrets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use updraft_events::{Host, Ran};
+use updraft_model::{FunctionConfig, FunctionName, TopicName, WebhookTrigger};
+use updraft_runtime::{Input, InvokeContext};
+
+use crate::platform::{InvokeFailure, Platform};
+
+/// How long an outcome waits for its invocation's record to be stored (the record
+/// writer retries a failing database for about this long).
+const RECORD_WAIT: Duration = Duration::from_secs(60);
+
+impl Host for Platform {
+    fn function(&self, function: &FunctionName) -> Option<Arc<FunctionConfig>> {
+        self.live().functions.get(function).map(|live| live.config.clone())
+    }
+
+    fn functions(&self) -> Vec<(FunctionName, Arc<FunctionConfig>)> {
+        self.live().functions.values().map(|live| (live.name.clone(), live.config.clone())).collect()
+    }
+
+    fn subscribers(&self, topic: &TopicName) -> Vec<FunctionName> {
+        let live = self.live();
+        live.topics.get(topic).map(|functions| functions.iter().map(|f| f.name.clone()).collect()).unwrap_or_default()
+    }
+
+    fn invoke(&self, function: &FunctionName, input: Input, context: InvokeContext) -> BoxFuture<'_, Ran> {
+        let function = function.clone();
+        Box::pin(async move {
+            match self.invoke_by_name(&function, input, context).await {
+                Ok(invocation) => Ran::Answered(invocation.response),
+                Err(InvokeFailure::Throttled { throttle, .. }) => Ran::Throttled { reason: throttle.to_string() },
+                Err(InvokeFailure::NotFound { .. }) => Ran::NotDeployed,
+                Err(InvokeFailure::Function { error, .. }) => Ran::Failed(error),
+            }
+        })
+    }
+
+    fn record_stored(&self, request_id: &str) -> BoxFuture<'static, bool> {
+        let waiter = self.recorder().durable(request_id);
+        Box::pin(waiter.stored(RECORD_WAIT))
+    }
+
+    fn webhook_secret(&self, function: &FunctionName, webhook: &WebhookTrigger) -> Option<String> {
+        let live = self.live().functions.get(function).cloned()?;
+        Platform::webhook_secret(self, &live, webhook)
+    }
+}

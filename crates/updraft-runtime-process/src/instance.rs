@@ -1,0 +1,246 @@
+//! A running instance: one jailed runtime process with its own Runtime API server,
+//! serving one invocation at a time, and what is left of it when it ends.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, Response, header};
+use updraft_runtime::{BoxFuture, Call, EventOrigin, HttpResponse, Input, Instance, InvokeError, Invoked};
+
+use crate::api::{Event, Reply, RuntimeApi, xray_trace_header};
+use crate::cgroup::InstanceCgroup;
+use crate::egress::Egress;
+use crate::events::{Delivery, Receiver};
+use crate::host::{self, Pipes};
+use crate::runtime::STRAY_ROUNDS;
+
+/// One running, jailed runtime.
+pub(crate) struct ProcessInstance {
+    pub(crate) api: RuntimeApi,
+    pub(crate) child: Option<tokio::process::Child>,
+    pub(crate) pipes: Pipes,
+    /// Dropped with the instance, which stops its egress.
+    pub(crate) _egress: Option<Egress>,
+    pub(crate) cgroup: Option<InstanceCgroup>,
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) function_arn: Arc<str>,
+    pub(crate) function: Arc<str>,
+    pub(crate) region: String,
+    pub(crate) account_id: String,
+    pub(crate) memory_limit: u64,
+}
+
+pub(crate) enum Outcome {
+    Reply(Reply),
+    Exited(String),
+    TimedOut,
+}
+
+impl Instance<Input, HttpResponse> for ProcessInstance {
+    fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<HttpResponse>> {
+        Box::pin(async move {
+            // An HTTP request (a route's, or a webhook's replayed) goes as an API Gateway
+            // event and its answer comes back as one; an event's payload goes as it is.
+            let (request, client_context) = match input {
+                Input::Http(request) => (Ok(request), None),
+                Input::Event(event) => {
+                    let receiver =
+                        Receiver { function: &self.function, region: &self.region, account_id: &self.account_id };
+                    let client_context = match &event.origin {
+                        EventOrigin::Direct { client_context, .. } => client_context.clone(),
+                        _ => None,
+                    };
+                    match crate::events::delivery(&event, &receiver) {
+                        Delivery::Request(request) => (Ok(*request), client_context),
+                        Delivery::Payload(payload) => (Err(payload), client_context),
+                    }
+                }
+            };
+            let http = request.is_ok();
+            let payload = match request {
+                Ok(request) => crate::apigw::request_event(
+                    &request,
+                    &crate::apigw::EventContext {
+                        account_id: &self.account_id,
+                        request_id: &call.request_id,
+                        now_ms: call.deadline_ms - i64::try_from(call.timeout.as_millis()).unwrap_or(0),
+                    },
+                ),
+                Err(payload) => payload,
+            };
+            if let Some(cgroup) = &self.cgroup {
+                cgroup.reset_peak();
+            }
+            let event = Event {
+                request_id: call.request_id.clone(),
+                deadline_ms: call.deadline_ms,
+                function_arn: self.function_arn.clone(),
+                trace_header: xray_trace_header(&call.trace_id, &call.span_id()),
+                client_context,
+                payload,
+            };
+            let outcome = self.run(event, call.timeout).await;
+            self.pipes.drain();
+            let output = self.pipes.take();
+            let max_memory_used = self.cgroup.as_ref().and_then(InstanceCgroup::peak_memory).unwrap_or(0);
+            let (result, reusable) = match outcome {
+                Outcome::Reply(Reply::Response { body, content_type }) => {
+                    self.end_strays().await;
+                    let result = if http {
+                        crate::apigw::response(&body)
+                            .map_err(|error| InvokeError::BadResponse { message: error.to_string() })
+                    } else {
+                        let mut response = Response::new(body);
+                        let content_type = content_type.unwrap_or(HeaderValue::from_static("application/json"));
+                        response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+                        Ok(response)
+                    };
+                    (result, true)
+                }
+                Outcome::Reply(Reply::Error { error_type, body }) => {
+                    self.end_strays().await;
+                    let message = report_line(&body).unwrap_or_else(|| error_type.clone());
+                    (Err(InvokeError::Function { error_type, message, document: body.to_vec() }), true)
+                }
+                Outcome::Reply(Reply::TooLarge { limit }) => {
+                    self.end_strays().await;
+                    (Err(InvokeError::ResponseTooLarge { limit }), true)
+                }
+                Outcome::Exited(status) => {
+                    let oom = self.cgroup.as_ref().is_some_and(|cgroup| cgroup.oom_kills() > 0);
+                    let error = if oom {
+                        InvokeError::OutOfMemory { limit: self.memory_limit }
+                    } else {
+                        InvokeError::Exited { status }
+                    };
+                    (Err(error), false)
+                }
+                Outcome::TimedOut => {
+                    self.kill();
+                    (Err(InvokeError::Timeout { timeout: call.timeout }), false)
+                }
+            };
+            Invoked { result, output, max_memory_used, reusable }
+        })
+    }
+
+    fn dispose(mut self: Box<Self>) {
+        self.kill();
+    }
+}
+
+impl ProcessInstance {
+    pub(crate) async fn run(&mut self, event: Event, timeout: Duration) -> Outcome {
+        let Some(child) = self.child.as_mut() else { return Outcome::Exited("the instance was stopped".into()) };
+        let deadline = tokio::time::sleep(timeout);
+        let reply = tokio::select! {
+            reply = self.api.send(event) => reply,
+            status = child.wait() => return Outcome::Exited(describe(status)),
+        };
+        let Some(reply) = reply else { return Outcome::Exited("the Runtime API stopped".into()) };
+        tokio::select! {
+            reply = reply => match reply {
+                Ok(reply) => Outcome::Reply(reply),
+                Err(_) => Outcome::Exited("the Runtime API stopped".into()),
+            },
+            status = child.wait() => {
+                // Output written just before exiting is still in the pipes.
+                Outcome::Exited(describe(status))
+            }
+            () = deadline => Outcome::TimedOut,
+            () = self.pipes.pump() => unreachable!("pump never completes"),
+        }
+    }
+
+    /// Ends every process the invocation left behind in the instance: only the
+    /// jailer, the namespace's init and the runtime itself stay between invocations.
+    /// Strays may still be forking, so it kills in rounds until none is left.
+    pub(crate) async fn end_strays(&self) {
+        let (Some(cgroup), Some(child)) = (&self.cgroup, &self.child) else { return };
+        let Some(jailer) = child.id().and_then(|id| i32::try_from(id).ok()) else { return };
+        for _ in 0..STRAY_ROUNDS {
+            let processes = cgroup.processes();
+            if processes.len() <= 3 {
+                return;
+            }
+            let stats: Vec<(i32, i32, u64)> = processes
+                .iter()
+                .filter_map(|&pid| host::parent_and_start(pid).map(|(parent, start)| (pid, parent, start)))
+                .collect();
+            let init = stats.iter().find(|(_, parent, _)| *parent == jailer).map(|(pid, ..)| *pid);
+            let runtime = init.and_then(|init| {
+                let children = stats.iter().filter(|(_, parent, _)| *parent == init);
+                children.min_by_key(|(_, _, start)| *start).map(|(pid, ..)| *pid)
+            });
+            for (pid, ..) in stats {
+                if pid != jailer && Some(pid) != init && Some(pid) != runtime {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        static STAYED: updraft_runtime::LogBudget = updraft_runtime::LogBudget::new(5, Duration::from_secs(1));
+        if let Some(suppressed) = STAYED.admit() {
+            tracing::warn!(
+                suppressed,
+                "processes an invocation left behind would not end; they stay until the instance stops"
+            );
+        }
+    }
+
+    pub(crate) fn kill(&mut self) {
+        retire(self.child.take(), self.cgroup.take(), self.dir.take());
+    }
+}
+
+impl Drop for ProcessInstance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Ends an instance: kills its jailer (init follows, taking the namespace's other
+/// processes with it), then removes its control group and folder once empty.
+pub(crate) fn retire(child: Option<tokio::process::Child>, cgroup: Option<InstanceCgroup>, dir: Option<PathBuf>) {
+    let cleanup = async move {
+        if let Some(mut child) = child {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        if let Some(cgroup) = cgroup {
+            // The namespace's processes die just after the jailer; wait for them.
+            for _ in 0..100 {
+                if cgroup.remove().is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if let Some(dir) = dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(cleanup);
+        }
+        Err(_) => tracing::debug!("no runtime to clean an instance up on"),
+    }
+}
+
+/// `ErrorType: message` from a runtime's error document (every runtime's shape has
+/// both fields), for records and error messages.
+pub(crate) fn report_line(document: &[u8]) -> Option<String> {
+    let report: serde_json::Value = serde_json::from_slice(document).ok()?;
+    let kind = report["errorType"].as_str()?;
+    let message = report["errorMessage"].as_str().unwrap_or_default();
+    Some(format!("{kind}: {message}"))
+}
+
+pub(crate) fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
+    match status {
+        Ok(status) => status.to_string(),
+        Err(error) => error.to_string(),
+    }
+}
