@@ -127,6 +127,43 @@ fn split_port(entry: &str) -> Option<(&str, Option<u16>)> {
     }
 }
 
+/// Checks one `allowed_outbound_hosts` entry: a host, optionally `*.` in front and a port
+/// after, or `*` alone.
+pub(crate) fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("the host is empty; write a host like \"api.example.com\", or remove the entry".to_owned());
+    }
+    if let Some((scheme, rest)) = host.split_once("://") {
+        let bare = rest.split('/').next().unwrap_or_default();
+        return Err(format!("{host:?} has a scheme ({scheme}://); drop it and write only the host, like {bare:?}"));
+    }
+    if host.chars().any(char::is_whitespace) {
+        return Err(format!("{host:?} contains a space; write only the host, like \"api.example.com\""));
+    }
+    if let Some((bare, _)) = host.split_once('/') {
+        return Err(format!("{host:?} has a path; drop it and write only the host, like {bare:?}"));
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    if host != "*" && name.contains('*') {
+        return Err(format!(
+            "{host:?} has a '*' in the middle; use \"*\" alone for any host, or \"*.\" in front for subdomains, \
+             like \"*.example.com\""
+        ));
+    }
+    // A port follows the last ':', except inside an IPv6 address in brackets.
+    let port = if name.starts_with('[') {
+        name.split_once("]:").map(|(_, port)| port)
+    } else {
+        name.rsplit_once(':').map(|(_, port)| port)
+    };
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|port| port > 0)
+    {
+        return Err(format!("{host:?} has the invalid port {port:?}; use a number from 1 to 65535"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

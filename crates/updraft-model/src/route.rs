@@ -1,4 +1,5 @@
-//! HTTP trigger routes: `GET,POST /users/{id}` and `GET /static/{*path}`.
+//! HTTP trigger routes: `GET,POST /users/{id}` and `GET /static/{*path}`, and the grammar of an
+//! `http` trigger (methods, then the route).
 
 use std::fmt;
 
@@ -171,6 +172,92 @@ impl TryFrom<String> for RoutePattern {
 impl From<RoutePattern> for String {
     fn from(route: RoutePattern) -> String {
         route.to_string()
+    }
+}
+
+/// The methods an HTTP trigger may name, in the order messages list them.
+const HTTP_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// Parses an HTTP trigger: `"METHODS ROUTE"` or `"ROUTE"` alone for any method.
+pub(crate) fn parse_http(text: &str) -> Result<(MethodSet, RoutePattern), String> {
+    let example = "like \"GET /hello\" or \"GET,POST /hello/{name}\"";
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (methods, route) = match words.as_slice() {
+        [] => {
+            return Err(format!("the trigger is empty; write the methods and the route, {example}"));
+        }
+        [word] if !word.starts_with('/') && looks_like_methods(word) => {
+            return Err(format!("{text:?} has no route; add one after the methods, like \"{word} /hello\""));
+        }
+        [route] => (MethodSet::any(), *route),
+        [route, methods] if route.starts_with('/') && !methods.starts_with('/') => {
+            return Err(format!("{text:?} puts the route first; write the methods first, like \"{methods} {route}\""));
+        }
+        [methods, route] => (parse_methods(methods)?, *route),
+        _ => {
+            return Err(format!(
+                "{text:?} has too many spaces; write the methods, one space and the route, {example} \
+                 (separate methods with commas, without spaces)"
+            ));
+        }
+    };
+    let route = RoutePattern::parse(route)?;
+    let reserved = match route.segments() {
+        // The control plane, and the Lambda API's (`/2015-03-31/functions/...`).
+        [RouteSegment::Literal(first), ..] if first == "v1" || first == "2015-03-31" => true,
+        [RouteSegment::Literal(only)] => only == "healthz" || only == "metrics",
+        _ => false,
+    };
+    if reserved {
+        return Err(format!(
+            "route {route} is Updraft's own (/v1/..., /2015-03-31/..., /healthz and /metrics are the server's); \
+             pick another path"
+        ));
+    }
+    Ok((methods, route))
+}
+
+fn looks_like_methods(word: &str) -> bool {
+    word == "*" || word.split(',').any(|method| HTTP_METHODS.contains(&method.to_ascii_uppercase().as_str()))
+}
+
+/// Parses `*` or a comma-separated list of methods in any case.
+pub(crate) fn parse_methods(text: &str) -> Result<MethodSet, String> {
+    if text == "*" {
+        return Ok(MethodSet::any());
+    }
+    let mut methods = Vec::new();
+    for method in text.split(',') {
+        let upper = method.to_ascii_uppercase();
+        if upper == "*" {
+            return Err(format!(
+                "{text:?} mixes \"*\" with other methods; write \"*\" alone for any method, or list methods"
+            ));
+        }
+        if upper.is_empty() {
+            return Err(format!(
+                "{text:?} has an empty method; separate methods with single commas, like \"GET,POST\""
+            ));
+        }
+        if !HTTP_METHODS.contains(&upper.as_str()) {
+            return Err(format!(
+                "unknown method {method:?}; use \"*\" for any method, or some of {} separated by commas",
+                HTTP_METHODS.join(", ")
+            ));
+        }
+        methods.push(upper);
+    }
+    methods.sort();
+    methods.dedup();
+    Ok(MethodSet { methods })
+}
+
+/// The methods both sets answer.
+pub(crate) fn overlap(a: &MethodSet, b: &MethodSet) -> MethodSet {
+    match (a.is_any(), b.is_any()) {
+        (true, _) => b.clone(),
+        (false, true) => a.clone(),
+        (false, false) => MethodSet { methods: a.methods.iter().filter(|m| b.methods.contains(m)).cloned().collect() },
     }
 }
 
