@@ -206,6 +206,18 @@ impl From<updraft_platform::StoreError> for ApiError {
     }
 }
 
+impl From<updraft_platform::ObserveError> for ApiError {
+    fn from(error: updraft_platform::ObserveError) -> Self {
+        ApiError::internal(&error)
+    }
+}
+
+impl From<updraft_platform::KeyError> for ApiError {
+    fn from(error: updraft_platform::KeyError) -> Self {
+        ApiError::internal(&error)
+    }
+}
+
 impl From<updraft_platform::QueueError> for ApiError {
     fn from(error: updraft_platform::QueueError) -> Self {
         ApiError::internal(&error)

@@ -8,7 +8,6 @@
 
 mod auth;
 mod body;
-mod control;
 mod error;
 mod gateway;
 mod lambda;
@@ -16,6 +15,7 @@ mod openapi;
 pub mod params;
 mod request_id;
 mod serve;
+mod v1;
 pub mod views;
 
 use std::sync::Arc;
@@ -55,10 +55,10 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
     let state = AppState { platform, config: Arc::new(config) };
     let router = Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
     lambda::routes(router)
-        .nest("/v1", control::router(&state))
+        .nest("/v1", v1::router(&state))
         .route(
             "/metrics",
-            axum::routing::get(control::metrics)
+            axum::routing::get(v1::metrics)
                 .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key)),
         )
         .fallback(gateway::handle)

@@ -72,7 +72,7 @@ impl Sealer {
                 .ok_or_else(|| std::io::Error::other(format!("{} is not a 32-byte key", path.display()))),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let key = Sealer::new_key();
-                crate::platform::write_private_file(path, &key)?;
+                crate::data_dir::write_private_file(path, &key)?;
                 Ok(Sealer::from_key(&key).expect("a new key has 32 bytes"))
             }
             Err(error) => Err(error),

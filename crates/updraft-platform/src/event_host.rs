@@ -9,7 +9,8 @@ use updraft_events::{Host, Ran};
 use updraft_model::{FunctionConfig, FunctionName, TopicName, WebhookTrigger};
 use updraft_runtime::{Input, InvokeContext};
 
-use crate::platform::{InvokeFailure, Platform};
+use crate::invoke::InvokeFailure;
+use crate::platform::Platform;
 
 /// How long an outcome waits for its invocation's record to be stored (the record
 /// writer retries a failing database for about this long).

@@ -6,24 +6,34 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod artifacts;
 mod batch;
+mod data_dir;
+mod deploy;
 mod event_host;
+mod functions;
+mod invoke;
+mod key_ops;
 mod keys;
 mod live;
 mod logs;
+mod observe;
 mod platform;
 mod recorder;
 mod routes;
 mod secrets;
 
 pub use access::{AccessKey, AccessKeyInfo};
+pub use artifacts::ArtifactWriter;
+pub use deploy::{DeployError, DeployRequest};
+pub use functions::FunctionError;
+pub use invoke::{Invocation, InvokeFailure};
+pub use key_ops::KeyError;
 pub use keys::{ApiKey, Principal, Role};
 pub use live::{LiveFunction, LiveState, RouteTarget};
 pub use logs::{LogQuery, LogWriter};
-pub use platform::{
-    ArtifactWriter, DeployError, DeployRequest, FunctionError, Invocation, InvokeFailure, LambdaConfig, Platform,
-    PlatformConfig, StartError,
-};
+pub use observe::ObserveError;
+pub use platform::{LambdaConfig, Platform, PlatformConfig, StartError};
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
 pub use secrets::{MAX_SECRET_BYTES, Rotated, SecretError, SecretInfo, SecretSet};
 pub use updraft_events::{

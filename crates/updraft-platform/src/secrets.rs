@@ -15,8 +15,10 @@ use updraft_model::{FunctionName, SecretName, Trigger, WebhookTrigger};
 use updraft_store::{SealedValue, Store, StoreError};
 
 use crate::access::{Sealer, TokenSigner};
+use crate::data_dir::write_private_file;
+use crate::deploy::{DeployError, LiveVersion};
 use crate::live::{LiveFunction, LiveState};
-use crate::platform::{DeployError, LiveVersion, Platform, StartError, write_private_file};
+use crate::platform::{Platform, StartError};
 
 /// The largest secret value: what fits Lambda's environment limit.
 pub const MAX_SECRET_BYTES: usize = updraft_model::MAX_ENVIRONMENT_BYTES;

@@ -1,0 +1,158 @@
+//! `/v1/functions/{name}/logs`, `/v1/invocations`, `/v1/usage` and `/metrics`: what
+//! happened.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use updraft_platform::{InvocationFilter, InvocationStatus, LogQuery, Usage};
+
+use crate::params::{InvocationParams, LogParams, UsageParams};
+use crate::v1::function_name;
+use crate::views::{
+    FunctionUsageView, InvocationListView, InvocationView, LogLineView, LogListView, PricesView, UsageHourView,
+    UsageReportView, UsageView,
+};
+use crate::{ApiError, AppState};
+
+/// Read a function's logs; with `wait_ms`, wait for new lines (long poll).
+#[utoipa::path(
+    get, path = "/v1/functions/{name}/logs", tag = "functions",
+    params(("name" = String, Path, description = "Function name"), LogParams),
+    responses(
+        (status = 200, description = "Log lines, oldest first", body = LogListView),
+        (status = 404, description = "No such function", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn log_list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<LogParams>,
+) -> Result<Json<LogListView>, ApiError> {
+    let name = function_name(&name)?;
+    // Logs outlive a deleted function's live state, but a name never deployed is a
+    // mistake worth reporting.
+    state.platform.function_get(&name).await?;
+    let after = params.after.unwrap_or(0).max(0);
+    let query = LogQuery {
+        function: name.clone(),
+        after,
+        limit: params.limit.unwrap_or(100).clamp(1, 1000),
+        tail: params.tail.unwrap_or(false),
+        wait: params.wait_ms.map(|ms| Duration::from_millis(ms.min(30_000))),
+    };
+    let lines = state.platform.logs(&query).await?;
+    let next_after = lines.last().map_or(after, |line| line.id);
+    Ok(Json(LogListView {
+        function: name.to_string(),
+        lines: lines.iter().map(LogLineView::new).collect(),
+        next_after,
+    }))
+}
+
+/// List invocation records, newest first, filtered and paged.
+#[utoipa::path(
+    get, path = "/v1/invocations", tag = "invocations",
+    params(InvocationParams),
+    responses(
+        (status = 200, description = "Records, newest first", body = InvocationListView),
+        (status = 400, description = "An unknown status", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn invocation_list(
+    State(state): State<AppState>,
+    Query(params): Query<InvocationParams>,
+) -> Result<Json<InvocationListView>, ApiError> {
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(text) => Some(InvocationStatus::parse(text).ok_or_else(|| {
+            ApiError::bad_request(format!("unknown status {text:?}; use success, error, timeout or throttled"))
+        })?),
+    };
+    let limit = params.limit.unwrap_or(50).clamp(1, 1000);
+    let filter = InvocationFilter {
+        function: params.function.as_deref().map(function_name).transpose()?,
+        status,
+        since: params.since,
+        until: params.until,
+        before: params.before,
+        limit,
+    };
+    let page = state.platform.invocations(&filter).await?;
+    let next_before = page.last().filter(|_| page.len() as i64 == limit).map(|last| last.seq);
+    Ok(Json(InvocationListView {
+        invocations: page.iter().map(|stored| InvocationView::new(&stored.record)).collect(),
+        next_before,
+    }))
+}
+
+/// Usage per function per hour: requests, GB-seconds, cold starts, throttles, and
+/// what it costs under the server's price table.
+#[utoipa::path(
+    get, path = "/v1/usage", tag = "invocations",
+    params(UsageParams),
+    responses((status = 200, description = "Usage and cost", body = UsageReportView)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn usage(
+    State(state): State<AppState>,
+    Query(params): Query<UsageParams>,
+) -> Result<Json<UsageReportView>, ApiError> {
+    let since = params.since.unwrap_or_else(|| updraft_model::now_millis() - 24 * 3_600_000);
+    let function = params.function.as_deref().map(function_name).transpose()?;
+    let rows = state.platform.usage(since, function.as_ref()).await?;
+    let prices = state.platform.prices();
+    let mut total = Usage::default();
+    let mut functions: BTreeMap<String, Usage> = BTreeMap::new();
+    let mut hours = Vec::new();
+    for row in &rows {
+        let counts = row.counts;
+        let usage = Usage {
+            requests: counts.requests as u64,
+            billed_mib_ms: counts.billed_mib_ms as u64,
+            cold_starts: counts.cold_starts as u64,
+            throttles: counts.throttles as u64,
+            errors: counts.errors as u64,
+        };
+        total.add(&usage);
+        functions.entry(row.function.to_string()).or_default().add(&usage);
+        hours.push(UsageHourView {
+            function: row.function.to_string(),
+            hour_ms: row.hour,
+            usage: UsageView::new(&usage, prices),
+        });
+    }
+    Ok(Json(UsageReportView {
+        since_ms: since - since.rem_euclid(3_600_000),
+        prices: PricesView {
+            per_million_requests_usd: prices.per_million_requests,
+            per_gb_second_usd: prices.per_gb_second,
+        },
+        total: UsageView::new(&total, prices),
+        functions: functions
+            .iter()
+            .map(|(function, usage)| FunctionUsageView {
+                function: function.clone(),
+                usage: UsageView::new(usage, prices),
+            })
+            .collect(),
+        hours,
+    }))
+}
+
+/// Metrics in the Prometheus text format: invocations by function and status, a
+/// duration histogram, cold starts, throttles, concurrent executions and instances by
+/// state. Needs an API key (a Prometheus `authorization` credential).
+#[utoipa::path(
+    get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.platform.metrics())
+        .into_response()
+}

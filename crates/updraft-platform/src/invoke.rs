@@ -1,0 +1,115 @@
+//! Invocation: a live function run through the scheduler, by name, with an event, or
+//! at a qualified version.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use updraft_model::{FunctionName, VersionNumber};
+use updraft_runtime::{Event, HttpResponse, Input, InvokeContext, InvokeError, LogBudget, new_trace_id};
+use updraft_scheduler::{Failure, InvocationMeta, Throttle};
+
+use crate::Platform;
+use crate::live::LiveFunction;
+
+/// A finished invocation.
+#[derive(Debug)]
+pub struct Invocation {
+    pub response: HttpResponse,
+    pub version: VersionNumber,
+    pub duration: Duration,
+    pub cold: bool,
+}
+
+/// A failed invocation.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeFailure {
+    #[error("function {function:?} not found")]
+    NotFound { function: FunctionName },
+    #[error("function {function:?} is throttled: {throttle}")]
+    Throttled { function: FunctionName, throttle: Throttle },
+    #[error("function {function:?} failed")]
+    Function {
+        function: FunctionName,
+        #[source]
+        error: InvokeError,
+    },
+}
+
+impl Platform {
+    /// Invokes a live function by name.
+    pub async fn invoke_by_name(
+        &self,
+        name: &FunctionName,
+        input: Input,
+        context: InvokeContext,
+    ) -> Result<Invocation, InvokeFailure> {
+        let function = self
+            .live
+            .load()
+            .functions
+            .get(name)
+            .cloned()
+            .ok_or_else(|| InvokeFailure::NotFound { function: name.clone() })?;
+        self.invoke(&function, input, context).await
+    }
+
+    /// Runs one invocation of `function` through the scheduler. Its record, log lines
+    /// and metrics are written off this path.
+    pub async fn invoke(
+        &self,
+        function: &LiveFunction,
+        input: Input,
+        context: InvokeContext,
+    ) -> Result<Invocation, InvokeFailure> {
+        let request_id = context.request_id.clone();
+        let meta = InvocationMeta {
+            id: context.request_id,
+            trigger: context.trigger,
+            trace_id: context.trace_id.unwrap_or_else(new_trace_id),
+        };
+        match self.scheduler.invoke(&function.pool, input, meta).await {
+            Ok(done) => Ok(Invocation {
+                response: done.output,
+                version: done.version,
+                duration: done.duration,
+                cold: done.cold,
+            }),
+            Err(Failure::Throttled(throttle)) => {
+                tracing::debug!(function = %function.name, request_id, %throttle, "throttled");
+                Err(InvokeFailure::Throttled { function: function.name.clone(), throttle })
+            }
+            Err(Failure::Function(error)) => {
+                static FAILED: LogBudget = LogBudget::new(20, Duration::from_secs(1));
+                if let Some(suppressed) = FAILED.admit() {
+                    tracing::info!(function = %function.name, request_id, %error, suppressed, "invocation failed");
+                }
+                Err(InvokeFailure::Function { function: function.name.clone(), error })
+            }
+        }
+    }
+
+    /// Invokes `function` with an event (Lambda's Invoke API), optionally collecting the
+    /// invocation's log text (`LogType: Tail`).
+    pub async fn invoke_event(
+        &self,
+        function: &LiveFunction,
+        event: Event,
+        context: InvokeContext,
+        tail: bool,
+    ) -> (Result<Invocation, InvokeFailure>, Option<String>) {
+        let waiter = tail.then(|| self.recorder.tail(&context.request_id));
+        let result = self.invoke(function, Input::Event(event), context).await;
+        (result, waiter.and_then(|waiter| waiter.take()))
+    }
+
+    /// The live function `name` if `qualifier` names what it serves: nothing,
+    /// `$LATEST`, or its version number. Earlier versions do not serve invocations.
+    pub fn qualified_function(&self, name: &FunctionName, qualifier: Option<&str>) -> Option<Arc<LiveFunction>> {
+        let function = self.live.load().functions.get(name).cloned()?;
+        match qualifier {
+            None | Some("$LATEST") => Some(function),
+            Some(version) if version == function.version.to_string() => Some(function),
+            Some(_) => None,
+        }
+    }
+}

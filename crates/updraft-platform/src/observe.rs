@@ -1,0 +1,71 @@
+//! What happened: invocation records, usage and its cost, metrics, scheduler figures
+//! and log lines.
+
+use std::collections::BTreeMap;
+
+use updraft_model::FunctionName;
+use updraft_store::{InvocationFilter, LogLineRecord, StoreError, StoredInvocation, UsageRow};
+use updraft_telemetry::{InstanceCounts, PriceTable};
+
+use crate::Platform;
+use crate::logs::LogQuery;
+
+/// Why records, usage or log lines could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("reading records, usage or logs failed")]
+    Store(#[from] StoreError),
+}
+
+impl Platform {
+    /// Invocation records, newest first.
+    pub async fn invocations(&self, filter: &InvocationFilter) -> Result<Vec<StoredInvocation>, ObserveError> {
+        Ok(self.store.invocation_list(filter).await?)
+    }
+
+    /// Hourly usage since `since` (ms since the epoch).
+    pub async fn usage(&self, since: i64, function: Option<&FunctionName>) -> Result<Vec<UsageRow>, ObserveError> {
+        Ok(self.store.usage(since, function).await?)
+    }
+
+    pub fn prices(&self) -> &PriceTable {
+        &self.config.prices
+    }
+
+    /// Every metric in the Prometheus text format.
+    pub fn metrics(&self) -> String {
+        let mut counts: BTreeMap<String, InstanceCounts> = BTreeMap::new();
+        for pool in self.scheduler.stats() {
+            let function = pool.function.to_string();
+            let entry =
+                counts.entry(function.clone()).or_insert_with(|| InstanceCounts { function, ..Default::default() });
+            entry.idle += pool.idle;
+            entry.busy += pool.busy;
+            entry.starting += pool.starting;
+        }
+        let counts: Vec<_> = counts.into_values().collect();
+        self.metrics.render(&counts)
+    }
+
+    /// The scheduler's pools, for tests and diagnostics.
+    pub fn scheduler_stats(&self) -> Vec<updraft_scheduler::PoolStats> {
+        self.scheduler.stats()
+    }
+
+    /// A function's log lines; with `wait`, blocks until one arrives or the wait ends.
+    pub async fn logs(&self, query: &LogQuery) -> Result<Vec<LogLineRecord>, ObserveError> {
+        let deadline = query.wait.map(|wait| tokio::time::Instant::now() + wait);
+        loop {
+            // Register interest before reading, so a batch landing in between still
+            // wakes us.
+            let appended = self.logs.appended.notified();
+            let lines = self.store.log_list(&query.function, query.after, query.limit, query.tail).await?;
+            let Some(deadline) = deadline.filter(|_| lines.is_empty()) else {
+                return Ok(lines);
+            };
+            if tokio::time::timeout_at(deadline, appended).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+}
