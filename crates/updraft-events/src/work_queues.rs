@@ -20,6 +20,7 @@ use updraft_store::{QueueMessage, Store, StoreError};
 
 use crate::host::Ran;
 use crate::layer::EventLayer;
+use crate::queue::QueueError;
 
 /// How often queues are looked at when nothing wakes the poller.
 const POLL: Duration = Duration::from_millis(250);
@@ -43,7 +44,7 @@ impl EventLayer {
         queue: &QueueName,
         body: Bytes,
         content_type: Option<String>,
-    ) -> Result<String, StoreError> {
+    ) -> Result<String, QueueError> {
         let now = now_millis();
         let message = QueueMessage {
             id: uuid::Uuid::now_v7().to_string(),
@@ -61,8 +62,8 @@ impl EventLayer {
     }
 
     /// How many messages `queue` holds: visible, and delivered but not yet handled.
-    pub async fn queue_depth(&self, queue: &QueueName) -> Result<updraft_store::QueueDepth, StoreError> {
-        self.store().queue_depth(queue, now_millis()).await
+    pub async fn queue_depth(&self, queue: &QueueName) -> Result<updraft_store::QueueDepth, QueueError> {
+        Ok(self.store().queue_depth(queue, now_millis()).await?)
     }
 }
 

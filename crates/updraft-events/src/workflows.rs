@@ -16,6 +16,7 @@ use updraft_store::{Execution, HistoryEntry, StoreError};
 
 use crate::host::Ran;
 use crate::layer::EventLayer;
+use crate::queue::QueueError;
 
 /// Why a workflow could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +72,7 @@ impl EventLayer {
     }
 
     /// An execution with its history.
-    pub async fn execution(&self, id: &str) -> Result<Option<ExecutionReport>, StoreError> {
+    pub async fn execution(&self, id: &str) -> Result<Option<ExecutionReport>, QueueError> {
         let Some(execution) = self.store().execution_get(id).await? else { return Ok(None) };
         let history = self.store().execution_history(id).await?;
         Ok(Some(ExecutionReport { execution, history }))
