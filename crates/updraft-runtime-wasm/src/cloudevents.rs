@@ -121,3 +121,107 @@ fn set(request: &mut HttpRequest, name: &'static str, value: &str) {
         request.headers_mut().insert(name, value);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use updraft_model::TopicName;
+
+    use super::*;
+
+    fn call() -> Call {
+        Call {
+            request_id: "0190c1f2-0000-7000-8000-00000000abcd".into(),
+            trace_id: Arc::from("5bef4de7ad49b0e87f6ef6c87fc2e700"),
+            timeout: Duration::from_secs(3),
+            deadline_ms: 0,
+        }
+    }
+
+    fn stored(source: EventSource, payload: &'static [u8]) -> Input {
+        Input::Event(Event {
+            id: "event-1".into(),
+            payload: Bytes::from_static(payload),
+            origin: EventOrigin::Stored { source, enqueued_at: 1_795_764_600_000 },
+        })
+    }
+
+    fn header<'r>(request: &'r HttpRequest, name: &str) -> &'r str {
+        request.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_request_on_a_route_reaches_the_component_untouched() {
+        let original = http::Request::get("/hello?x=1").header("x-mine", "yes").body(Bytes::new()).unwrap();
+        let request = request(Input::Http(original), "hello", &call());
+        assert_eq!(request.uri(), "/hello?x=1");
+        assert_eq!(header(&request, "x-mine"), "yes");
+        assert!(request.headers().get("ce-type").is_none() && request.headers().get("traceparent").is_none());
+    }
+
+    #[test]
+    fn a_topic_message_is_a_cloudevent_with_the_messages_id_subject_and_attributes() {
+        let source = EventSource::Topic {
+            topic: TopicName::new("orders").unwrap(),
+            message_id: "m-1".into(),
+            content_type: Some("text/plain".into()),
+            subject: Some("new".into()),
+            published_at: 1_795_764_600_000,
+            attributes: vec![("Error_Code".into(), "500".into())],
+        };
+        let request = request(stored(source, b"hi"), "mailer", &call());
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(header(&request, "ce-specversion"), "1.0");
+        assert_eq!(header(&request, "ce-id"), "m-1");
+        assert_eq!(header(&request, "ce-source"), "updraft/topics/orders");
+        assert_eq!(header(&request, "ce-type"), "dev.updraft.topic.message");
+        assert_eq!(header(&request, "ce-subject"), "new");
+        assert_eq!(header(&request, "ce-errorcode"), "500");
+        assert_eq!(header(&request, "ce-time"), "2026-11-27T07:30:00.000Z");
+        assert_eq!(header(&request, "content-type"), "text/plain");
+        assert_eq!(request.body().as_ref(), b"hi");
+        assert_eq!(header(&request, "traceparent"), "00-5bef4de7ad49b0e87f6ef6c87fc2e700-800000000000abcd-01");
+    }
+
+    #[test]
+    fn a_schedule_tick_carries_its_expression_and_due_time() {
+        let source = EventSource::Schedule { schedule: "rate(1 hour)".into(), tick_at: 1_795_764_600_000 };
+        let request = request(stored(source, b""), "nightly", &call());
+        assert_eq!(header(&request, "ce-source"), "updraft/schedules/nightly");
+        assert_eq!(header(&request, "ce-type"), "dev.updraft.schedule.tick");
+        let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+        assert_eq!(body, json!({ "schedule": "rate(1 hour)", "time": "2026-11-27T07:30:00.000Z" }));
+    }
+
+    #[test]
+    fn a_webhook_is_replayed_as_sent_with_cloudevents_headers_added() {
+        let source = EventSource::Webhook {
+            method: "PUT".into(),
+            uri: "/hooks/repo?x=1".into(),
+            route: "/hooks/{name}".into(),
+            headers: vec![("x-github-event".into(), "push".into())],
+        };
+        let request = request(stored(source, b"{}"), "hook", &call());
+        assert_eq!(request.method(), http::Method::PUT);
+        assert_eq!(request.uri(), "/hooks/repo?x=1");
+        assert_eq!(header(&request, "x-github-event"), "push");
+        assert_eq!(header(&request, "x-updraft-request-id"), "event-1");
+        assert_eq!(header(&request, "ce-source"), "updraft/webhooks/hooks/{name}");
+        assert_eq!(header(&request, "ce-type"), "dev.updraft.webhook.request");
+    }
+
+    #[test]
+    fn a_direct_invocation_keeps_the_callers_content_type_and_request_id() {
+        let input = Input::Event(Event {
+            id: "req-9".into(),
+            payload: Bytes::from_static(b"<x/>"),
+            origin: EventOrigin::Direct { content_type: Some("application/xml".into()), client_context: None },
+        });
+        let request = request(input, "f", &call());
+        assert_eq!(header(&request, "ce-type"), "dev.updraft.invoke");
+        assert_eq!(header(&request, "content-type"), "application/xml");
+        assert_eq!(header(&request, "x-updraft-request-id"), "req-9");
+    }
+}
