@@ -116,12 +116,10 @@ impl From<DeployError> for ApiError {
             E::Reservation(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "concurrency_over_account_limit", error.to_string())
             }
-            E::Store(updraft_store_error) => match updraft_store_error {
-                updraft_platform::StoreError::FunctionOwnedByOtherApp { .. } => {
-                    ApiError::new(StatusCode::CONFLICT, "function_name_taken", error.to_string())
-                }
-                _ => ApiError::internal(&error),
-            },
+            E::FunctionOwnedByOtherApp { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "function_name_taken", error.to_string())
+            }
+            E::Store(_) => ApiError::internal(&error),
             E::Artifact(_) => ApiError::internal(&error),
             E::UnknownSecret { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_secret", error.to_string())
@@ -197,12 +195,6 @@ impl From<InvokeFailure> for ApiError {
                 ApiError::new(status, code, format!("{}: {detail}", failure))
             }
         }
-    }
-}
-
-impl From<updraft_platform::StoreError> for ApiError {
-    fn from(error: updraft_platform::StoreError) -> Self {
-        ApiError::internal(&error)
     }
 }
 

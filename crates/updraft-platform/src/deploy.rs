@@ -73,14 +73,27 @@ pub enum DeployError {
     EnvironmentTooLarge { function: FunctionName, size: usize },
     #[error("workflow {workflow:?} belongs to app {owner:?}; rename it here or delete it there")]
     WorkflowOwnedByOtherApp { workflow: FunctionName, owner: AppName },
+    #[error("function {function:?} belongs to app {owner:?}; delete it there or pick another name")]
+    FunctionOwnedByOtherApp { function: FunctionName, owner: AppName },
     #[error(transparent)]
     RouteConflict(#[from] RouteConflict),
     #[error(transparent)]
     Reservation(#[from] ReservationError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
+}
+
+impl From<StoreError> for DeployError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::FunctionOwnedByOtherApp { function, owner } => {
+                DeployError::FunctionOwnedByOtherApp { function, owner }
+            }
+            other => DeployError::Store(other),
+        }
+    }
 }
 
 /// A version about to go live: what `Platform::live_function` builds from.

@@ -187,7 +187,7 @@ pub(crate) async fn workflow_start(
         updraft_platform::WorkflowError::NotFound { .. } => {
             ApiError::not_found("workflow_not_found", error.to_string())
         }
-        updraft_platform::WorkflowError::Store(error) => error.into(),
+        updraft_platform::WorkflowError::Store(error) => ApiError::internal(&error),
     })?;
     Ok((StatusCode::ACCEPTED, Json(ExecutionStartedView { execution_id, workflow: name })))
 }

@@ -655,3 +655,24 @@ fn relabel_wit(from: &Path, to: &Path, old: &str, new: &str) {
         }
     }
 }
+
+#[tokio::test]
+async fn a_function_name_belongs_to_the_app_that_deployed_it_first() {
+    let server = TestServer::start();
+    let root = tempfile::tempdir().unwrap();
+    let echo = programs::bytes(programs::ECHO);
+    for app in ["first", "second"] {
+        let manifest = format!(
+            "[app]\nname = \"{app}\"\n\n[functions.shared]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\ntriggers = [{{ http = \"GET /{app}\" }}]\n"
+        );
+        app_with_guest(&root.path().join(app), &manifest, &echo);
+    }
+    server.deploy(&root.path().join("first"));
+    let refused = server.cli(&["deploy", root.path().join("second").to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("function \"shared\" belongs to app \"first\""), "{stderr}");
+    assert!(stderr.contains("409 Conflict, function_name_taken"), "{stderr}");
+    assert_eq!(server.get("/first").await.status(), StatusCode::OK, "the first app still serves");
+    assert_eq!(server.get("/second").await.status(), StatusCode::NOT_FOUND, "nothing of the refused deploy is live");
+}
