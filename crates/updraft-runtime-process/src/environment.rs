@@ -2,7 +2,7 @@
 //! the function's), its argument vector, and the sizes of its `/tmp`.
 
 use updraft_model::RuntimeKind;
-use updraft_runtime::{InstanceConfig, InvokeError};
+use updraft_runtime::InstanceConfig;
 
 use crate::host::Interpreter;
 
@@ -65,8 +65,4 @@ pub(crate) fn env_value<'a>(config: &'a InstanceConfig, key: &str) -> Option<&'a
 
 pub(crate) fn log_date() -> String {
     chrono::Utc::now().format("%Y/%m/%d").to_string()
-}
-
-pub(crate) fn internal(error: impl std::fmt::Display) -> InvokeError {
-    InvokeError::Internal { message: error.to_string() }
 }

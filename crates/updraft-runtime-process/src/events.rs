@@ -10,7 +10,7 @@ use bytes::Bytes;
 use chrono::{SecondsFormat, TimeZone as _, Utc};
 use serde_json::json;
 use updraft_model::EventSource;
-use updraft_runtime::{Event, EventOrigin, HttpRequest, replay_webhook};
+use updraft_runtime::{Event, EventOrigin, HttpRequest, Input, replay_webhook};
 
 /// Who receives an event, as AWS's ARNs name it.
 pub(crate) struct Receiver<'a> {
@@ -27,7 +27,22 @@ pub(crate) enum Delivery {
     Request(Box<HttpRequest>),
 }
 
-pub(crate) fn delivery(event: &Event, receiver: &Receiver<'_>) -> Delivery {
+/// What the handler is given for `input`, and the client context a direct invocation
+/// carries.
+pub(crate) fn delivery(input: Input, receiver: &Receiver<'_>) -> (Delivery, Option<String>) {
+    let event = match input {
+        Input::Http(request) => return (Delivery::Request(Box::new(request)), None),
+        Input::Event(event) => event,
+    };
+    let delivery = event_delivery(&event, receiver);
+    let client_context = match event.origin {
+        EventOrigin::Direct { client_context, .. } => client_context,
+        _ => None,
+    };
+    (delivery, client_context)
+}
+
+fn event_delivery(event: &Event, receiver: &Receiver<'_>) -> Delivery {
     let EventOrigin::Stored { source, .. } = &event.origin else { return Delivery::Payload(event.payload.clone()) };
     match source {
         EventSource::Topic { topic, message_id, subject, published_at, attributes, .. } => {
@@ -153,7 +168,7 @@ mod tests {
             published_at: 1_795_764_600_000,
             attributes: vec![("reason".into(), "test".into())],
         };
-        let record = payload(delivery(&stored(source, b"{\"a\":1}"), &RECEIVER));
+        let record = payload(event_delivery(&stored(source, b"{\"a\":1}"), &RECEIVER));
         let sns = &record["Records"][0];
         assert_eq!(sns["EventSubscriptionArn"], "arn:aws:sns:us-east-1:000000000000:signups:mailer");
         assert_eq!(sns["Sns"]["MessageId"], "m-1");
@@ -172,7 +187,7 @@ mod tests {
             published_at: 0,
             attributes: Vec::new(),
         };
-        let record = payload(delivery(&stored(source, b"\xff\x00"), &RECEIVER));
+        let record = payload(event_delivery(&stored(source, b"\xff\x00"), &RECEIVER));
         assert_eq!(record["Records"][0]["Sns"]["Message"], "/wA=");
         assert_eq!(record["Records"][0]["Sns"]["MessageAttributes"]["updraft.encoding"]["Value"], "base64");
     }
@@ -180,7 +195,7 @@ mod tests {
     #[test]
     fn a_schedule_tick_is_an_eventbridge_scheduled_event_at_its_due_time() {
         let source = EventSource::Schedule { schedule: "rate(1 minute)".into(), tick_at: 1_795_764_600_000 };
-        let event = payload(delivery(&stored(source, b""), &RECEIVER));
+        let event = payload(event_delivery(&stored(source, b""), &RECEIVER));
         assert_eq!(event["detail-type"], "Scheduled Event");
         assert_eq!(event["time"], "2026-11-27T07:30:00Z");
         assert_eq!(event["resources"][0], "arn:aws:events:us-east-1:000000000000:rule/mailer-schedule");
@@ -194,7 +209,9 @@ mod tests {
             route: "/hooks/{name}".into(),
             headers: vec![("x-github-event".into(), "push".into())],
         };
-        let Delivery::Request(request) = delivery(&stored(source, b"body"), &RECEIVER) else { panic!("a payload") };
+        let Delivery::Request(request) = event_delivery(&stored(source, b"body"), &RECEIVER) else {
+            panic!("a payload")
+        };
         assert_eq!(request.method(), http::Method::PUT);
         assert_eq!(request.uri(), "/hooks/repo?x=1");
         assert_eq!(request.headers()["x-github-event"], "push");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Response, header};
-use updraft_runtime::{BoxFuture, Call, EventOrigin, HttpResponse, Input, Instance, InvokeError, Invoked};
+use updraft_runtime::{BoxFuture, Call, HttpResponse, Input, Instance, InvokeError, Invoked};
 
 use crate::api::{Event, Reply, RuntimeApi, xray_trace_header};
 use crate::cgroup::InstanceCgroup;
@@ -42,24 +42,11 @@ impl Instance<Input, HttpResponse> for ProcessInstance {
         Box::pin(async move {
             // An HTTP request (a route's, or a webhook's replayed) goes as an API Gateway
             // event and its answer comes back as one; an event's payload goes as it is.
-            let (request, client_context) = match input {
-                Input::Http(request) => (Ok(request), None),
-                Input::Event(event) => {
-                    let receiver =
-                        Receiver { function: &self.function, region: &self.region, account_id: &self.account_id };
-                    let client_context = match &event.origin {
-                        EventOrigin::Direct { client_context, .. } => client_context.clone(),
-                        _ => None,
-                    };
-                    match crate::events::delivery(&event, &receiver) {
-                        Delivery::Request(request) => (Ok(*request), client_context),
-                        Delivery::Payload(payload) => (Err(payload), client_context),
-                    }
-                }
-            };
-            let http = request.is_ok();
-            let payload = match request {
-                Ok(request) => crate::apigw::request_event(
+            let receiver = Receiver { function: &self.function, region: &self.region, account_id: &self.account_id };
+            let (delivery, client_context) = crate::events::delivery(input, &receiver);
+            let http = matches!(delivery, Delivery::Request(_));
+            let payload = match delivery {
+                Delivery::Request(request) => crate::apigw::request_event(
                     &request,
                     &crate::apigw::EventContext {
                         account_id: &self.account_id,
@@ -67,7 +54,7 @@ impl Instance<Input, HttpResponse> for ProcessInstance {
                         now_ms: call.deadline_ms - i64::try_from(call.timeout.as_millis()).unwrap_or(0),
                     },
                 ),
-                Err(payload) => payload,
+                Delivery::Payload(payload) => payload,
             };
             if let Some(cgroup) = &self.cgroup {
                 cgroup.reset_peak();

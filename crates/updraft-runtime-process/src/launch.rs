@@ -10,7 +10,7 @@ use updraft_runtime::InvokeError;
 use crate::api::{RuntimeApi, Started};
 use crate::cgroup::{CgroupLimits, InstanceCgroup};
 use crate::egress::{Egress, EgressPlan};
-use crate::environment::{MAX_TMP_BYTES, TEMPLATE_MEMORY, base_environment, internal, runtime_argv, tmp_bytes};
+use crate::environment::{MAX_TMP_BYTES, TEMPLATE_MEMORY, base_environment, runtime_argv, tmp_bytes};
 use crate::host::{self, Pipes};
 use crate::instance::{ProcessInstance, describe, retire};
 use crate::prepare::SYSTEM_PATHS;
@@ -267,4 +267,8 @@ impl Drop for Cleanup {
         }
         retire(None, self.cgroup.take(), self.dir.take());
     }
+}
+
+fn internal(error: impl std::fmt::Display) -> InvokeError {
+    InvokeError::Internal { message: error.to_string() }
 }
