@@ -42,6 +42,7 @@ use crate::views::*;
         v1::keys::key_list,
         v1::keys::key_delete,
         v1::status::status,
+        v1::nodes::node_list,
         v1::secrets::secret_list,
         v1::secrets::secret_set,
         v1::secrets::secret_delete,
@@ -55,7 +56,7 @@ use crate::views::*;
         FunctionUsageView, PricesView, UsageReportView, AccessKeyCreatedView, AccessKeyView, AccessKeyListView,
         AsyncAcceptedView, AsyncEventView, PublishedView, TopicView, TopicListView, QueueSentView, QueueView,
         QueueTriggerView, ExecutionStartedView, ExecutionView, HistoryEntryView, StatusView, SandboxView,
-        SandboxLayerView, SecretView, SecretListView, SecretSetView, TokenRotatedView, KeyRotatedView,
+        SandboxLayerView, NodeView, NodeListView, SecretView, SecretListView, SecretSetView, TokenRotatedView, KeyRotatedView,
     )),
     modifiers(&BearerAuth)
 )]

@@ -9,14 +9,45 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, watch};
-use updraft_model::{AppName, FunctionName};
+use updraft_model::{AppName, FunctionName, TriggerKind};
 use updraft_runtime::{Input, InvokeContext};
-use updraft_store::{AsyncEvent, Store};
+use updraft_store::{AsyncEvent, EventState, Store};
 
 use crate::definitions::Workflow;
 use crate::host::{Host, Ran};
 use crate::queue::jetstream::JetStreamQueue;
 use crate::queue::{DatabaseQueue, EventQueue, EventQueueConfig, QueueError};
+
+/// An asynchronous invocation not yet delivered: waiting, running, or failed for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEvent {
+    /// Also the request id of each of its attempts.
+    pub id: String,
+    pub function: FunctionName,
+    /// What sent it.
+    pub trigger: TriggerKind,
+    /// Out of attempts or too old: kept for inspection, never run again.
+    pub failed: bool,
+    /// Attempts that ran and failed.
+    pub attempts: i64,
+    /// When it was accepted (ms since the epoch).
+    pub enqueued_at: i64,
+    pub last_error: Option<String>,
+}
+
+impl From<AsyncEvent> for PendingEvent {
+    fn from(event: AsyncEvent) -> Self {
+        Self {
+            trigger: event.source.trigger(),
+            failed: event.state == EventState::Failed,
+            id: event.id,
+            function: event.function,
+            attempts: event.attempts,
+            enqueued_at: event.enqueued_at,
+            last_error: event.last_error,
+        }
+    }
+}
 
 /// How asynchronous invocations are retried (how often, and for how long, is each
 /// function's `retries` and `max_event_age`).
@@ -118,8 +149,8 @@ impl EventLayer {
     }
 
     /// An asynchronous invocation still queued or failed (a delivered one is gone).
-    pub async fn async_event(&self, id: &str) -> Result<Option<AsyncEvent>, QueueError> {
-        self.queue.get(id).await
+    pub async fn async_event(&self, id: &str) -> Result<Option<PendingEvent>, QueueError> {
+        Ok(self.queue.get(id).await?.map(PendingEvent::from))
     }
 
     pub(crate) fn store(&self) -> &Store {

@@ -24,7 +24,8 @@ mod workflows;
 
 pub use definitions::Workflow;
 pub use host::{Host, Ran};
-pub use layer::{AsyncConfig, EventConfig, EventLayer};
+pub use layer::{AsyncConfig, EventConfig, EventLayer, PendingEvent};
 pub use publish::{Message, PublishError, Published, WebhookError, WebhookRequest};
 pub use queue::{EventQueueConfig, QueueError};
-pub use workflows::{ExecutionReport, WorkflowError};
+pub use work_queues::QueueDepth;
+pub use workflows::{ExecutionReport, HistoryStep, WorkflowError};

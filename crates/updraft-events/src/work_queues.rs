@@ -62,9 +62,25 @@ impl EventLayer {
     }
 
     /// How many messages `queue` holds: visible, and delivered but not yet handled.
-    pub async fn queue_depth(&self, queue: &QueueName) -> Result<updraft_store::QueueDepth, QueueError> {
-        Ok(self.store().queue_depth(queue, now_millis()).await?)
+    pub async fn queue_depth(&self, queue: &QueueName) -> Result<QueueDepth, QueueError> {
+        let depth = self.store().queue_depth(queue, now_millis()).await?;
+        Ok(QueueDepth {
+            visible: depth.visible,
+            in_flight: depth.in_flight,
+            oldest_visible_at: depth.oldest_visible_at,
+        })
     }
+}
+
+/// A work queue's depth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Messages ready for delivery.
+    pub visible: i64,
+    /// Messages delivered and not yet handled.
+    pub in_flight: i64,
+    /// When the oldest ready message became ready (ms since the epoch).
+    pub oldest_visible_at: Option<i64>,
 }
 
 async fn run(layer: Weak<EventLayer>, store: Store, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {

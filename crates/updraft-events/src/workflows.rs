@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
-use updraft_model::{AfterTask, FunctionName, StateKind, StateMachine, Step, TaskError, TriggerKind, now_millis};
+use updraft_model::{
+    AfterTask, AppName, FunctionName, StateKind, StateMachine, Step, TaskError, TriggerKind, now_millis,
+};
 use updraft_runtime::{Event, EventOrigin, Input, InvokeContext, InvokeError};
 use updraft_store::{Execution, HistoryEntry, StoreError};
 
@@ -31,10 +33,67 @@ pub enum WorkflowError {
 type TaskEntry = (&'static str, Value);
 
 /// An execution and its history, as `updraft workflow describe` shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutionReport {
-    pub execution: Execution,
-    pub history: Vec<HistoryEntry>,
+    pub id: String,
+    pub workflow: FunctionName,
+    pub app: AppName,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// The state it is in, or ended in.
+    pub state: String,
+    /// JSON, as the execution was started with.
+    pub input: String,
+    /// JSON, once it succeeded.
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub started_at: i64,
+    pub updated_at: i64,
+    /// Oldest first.
+    pub history: Vec<HistoryStep>,
+}
+
+/// One step of an execution's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryStep {
+    pub seq: i64,
+    /// When it was taken (ms since the epoch).
+    pub at: i64,
+    /// `ExecutionStarted`, `StateEntered`, `TaskSucceeded`, `TaskFailed`, `TaskRetried`,
+    /// `WaitStarted`, `ExecutionSucceeded`, `ExecutionFailed`.
+    pub kind: String,
+    pub state: Option<String>,
+    /// JSON: the state's input or output, or the error.
+    pub detail: Option<String>,
+}
+
+impl ExecutionReport {
+    fn new(execution: Execution, history: Vec<HistoryEntry>) -> Self {
+        Self {
+            id: execution.id,
+            workflow: execution.workflow,
+            app: execution.app,
+            status: execution.status,
+            state: execution.state,
+            input: execution.input,
+            output: execution.output,
+            error: execution.error,
+            cause: execution.cause,
+            started_at: execution.started_at,
+            updated_at: execution.updated_at,
+            history: history
+                .into_iter()
+                .map(|entry| HistoryStep {
+                    seq: entry.seq,
+                    at: entry.at,
+                    kind: entry.kind,
+                    state: entry.state,
+                    detail: entry.detail,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl EventLayer {
@@ -75,7 +134,7 @@ impl EventLayer {
     pub async fn execution(&self, id: &str) -> Result<Option<ExecutionReport>, QueueError> {
         let Some(execution) = self.store().execution_get(id).await? else { return Ok(None) };
         let history = self.store().execution_history(id).await?;
-        Ok(Some(ExecutionReport { execution, history }))
+        Ok(Some(ExecutionReport::new(execution, history)))
     }
 
     /// Resumes every execution a previous run left running.

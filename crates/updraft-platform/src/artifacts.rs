@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use updraft_model::ArtifactDigest;
 use updraft_store::ArtifactError;
 
-use crate::Platform;
+use crate::{Platform, UploadError};
 
 /// An artifact being uploaded: bytes are gathered a megabyte at a time and written
 /// (and hashed) on a blocking thread, so an upload holds at most that much memory.
@@ -23,9 +23,12 @@ impl ArtifactWriter {
         self.upload.as_ref().map_or(0, |upload| upload.size()) + self.buffer.len() as u64
     }
 
-    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), ArtifactError> {
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), UploadError> {
         self.buffer.extend_from_slice(bytes);
-        if self.buffer.len() >= UPLOAD_BUFFER { self.flush().await } else { Ok(()) }
+        if self.buffer.len() >= UPLOAD_BUFFER {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     pub(crate) async fn flush(&mut self) -> Result<(), ArtifactError> {
@@ -42,10 +45,10 @@ impl ArtifactWriter {
     }
 
     /// Checks the bytes against `expected` and stores them under it.
-    pub async fn finish(mut self, expected: ArtifactDigest) -> Result<ArtifactDigest, ArtifactError> {
+    pub async fn finish(mut self, expected: ArtifactDigest) -> Result<ArtifactDigest, UploadError> {
         self.flush().await?;
         let upload = self.upload.take().expect("a writer holds its upload until finished");
-        tokio::task::spawn_blocking(move || upload.finish(&expected)).await.map_err(join_error)?
+        Ok(tokio::task::spawn_blocking(move || upload.finish(&expected)).await.map_err(join_error)??)
     }
 }
 
@@ -55,7 +58,7 @@ pub(crate) fn join_error(join: tokio::task::JoinError) -> ArtifactError {
 
 impl Platform {
     /// Starts storing an uploaded artifact, written to disk and hashed as it arrives.
-    pub async fn artifact_writer(&self) -> Result<ArtifactWriter, ArtifactError> {
+    pub async fn artifact_writer(&self) -> Result<ArtifactWriter, UploadError> {
         let artifacts = self.artifacts.clone();
         let upload = tokio::task::spawn_blocking(move || artifacts.upload()).await.map_err(join_error)??;
         Ok(ArtifactWriter { upload: Some(upload), buffer: Vec::new() })

@@ -11,14 +11,14 @@ use updraft_model::{
 };
 use updraft_runtime::{HttpResponse, Input, InstanceConfig, PrepareError, Prepared, VersionSource};
 use updraft_scheduler::{PoolSpec, ReservationError};
-use updraft_store::{ArtifactError, DeployOutcome, DeployPlan, PlannedFunction, StoreError, VersionRecord};
+use updraft_store::{ArtifactError, DeployPlan, PlannedFunction, StoreError, VersionRecord};
 
 use updraft_events::Workflow;
 
 use crate::access::TokenSigner;
 use crate::live::{LiveFunction, LiveState};
 use crate::routes::RouteConflict;
-use crate::{Platform, StartError};
+use crate::{Deployed, Platform, StartError};
 
 /// This server's API as a function with grants reaches it.
 pub(crate) struct GrantApi {
@@ -118,7 +118,7 @@ pub(crate) fn fingerprint(config: &updraft_model::FunctionConfig, artifact: &Art
 impl Platform {
     /// What every deploy of Lambda functions says while their sandboxes run without a
     /// layer the operator allowed to be missing.
-    pub fn deploy_warnings(&self, outcome: &DeployOutcome) -> Vec<String> {
+    pub fn deploy_warnings(&self, outcome: &Deployed) -> Vec<String> {
         let Some(status) = self.sandbox_status() else { return Vec::new() };
         let without = status.running_without();
         let live = self.live();
@@ -143,7 +143,7 @@ impl Platform {
     /// Deploys an app: validates everything, compiles what changed, then commits all
     /// of it in one transaction and swaps the live state. A refused or interrupted
     /// deploy changes nothing: the previous versions keep serving.
-    pub async fn deploy(&self, request: DeployRequest) -> Result<DeployOutcome, DeployError> {
+    pub async fn deploy(&self, request: DeployRequest) -> Result<Deployed, DeployError> {
         let manifest = Manifest::parse(&request.manifest, "updraft.toml", &self.config.limits)?;
         if manifest.app != request.app {
             return Err(DeployError::AppMismatch { requested: request.app, manifest: manifest.app });
@@ -286,7 +286,7 @@ impl Platform {
             removed = outcome.removed.len(),
             "deployed"
         );
-        Ok(outcome)
+        Ok(outcome.into())
     }
 
     /// Prepares a version's code with the runtime its configuration names.

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use updraft_model::{FunctionName, VersionNumber};
-use updraft_store::{FunctionRecord, StoreError, VersionRecord};
+use updraft_store::{FunctionRecord, StoreError};
 
 use crate::deploy::LiveVersion;
 use crate::live::LiveState;
-use crate::{DeployError, Platform};
+use crate::{DeployError, FunctionInfo, Platform, VersionInfo};
 
 /// Errors of operations on one function.
 #[derive(Debug, thiserror::Error)]
@@ -35,20 +35,26 @@ impl From<StoreError> for FunctionError {
 }
 
 impl Platform {
-    pub async fn function_list(&self) -> Result<Vec<FunctionRecord>, FunctionError> {
-        Ok(self.store.function_list().await?)
+    /// Every function, by name.
+    pub async fn function_list(&self) -> Result<Vec<FunctionInfo>, FunctionError> {
+        Ok(self.store.function_list().await?.into_iter().map(FunctionInfo::from).collect())
     }
 
-    pub async fn function_get(&self, name: &FunctionName) -> Result<FunctionRecord, FunctionError> {
-        self.store.function_get(name).await?.ok_or_else(|| FunctionError::NotFound { function: name.clone() })
+    pub async fn function_get(&self, name: &FunctionName) -> Result<FunctionInfo, FunctionError> {
+        Ok(self.function_record(name).await?.into())
     }
 
-    pub async fn version_list(&self, name: &FunctionName) -> Result<Vec<VersionRecord>, FunctionError> {
+    /// A function's versions, newest first.
+    pub async fn version_list(&self, name: &FunctionName) -> Result<Vec<VersionInfo>, FunctionError> {
         let versions = self.store.version_list(name).await?;
         if versions.is_empty() {
             return Err(FunctionError::NotFound { function: name.clone() });
         }
-        Ok(versions)
+        Ok(versions.into_iter().map(VersionInfo::from).collect())
+    }
+
+    async fn function_record(&self, name: &FunctionName) -> Result<FunctionRecord, FunctionError> {
+        self.store.function_get(name).await?.ok_or_else(|| FunctionError::NotFound { function: name.clone() })
     }
 
     /// Serves an earlier version again: `to`, or the newest one older than the
@@ -57,9 +63,9 @@ impl Platform {
         &self,
         name: &FunctionName,
         to: Option<VersionNumber>,
-    ) -> Result<FunctionRecord, FunctionError> {
+    ) -> Result<FunctionInfo, FunctionError> {
         let _guard = self.change_lock.lock().await;
-        let record = self.function_get(name).await?;
+        let record = self.function_record(name).await?;
         let versions = self.store.version_list(name).await?;
         let target = match to {
             Some(version) => versions
@@ -97,7 +103,7 @@ impl Platform {
             old.pool.retire();
         }
         tracing::info!(function = %name, version = %target.version, "rolled back");
-        Ok(record)
+        Ok(record.into())
     }
 
     pub async fn function_delete(&self, name: &FunctionName) -> Result<(), FunctionError> {

@@ -8,10 +8,12 @@
 mod access;
 mod artifacts;
 mod batch;
+mod cluster;
 mod data_dir;
 mod deploy;
 mod event_host;
 mod functions;
+mod info;
 mod invoke;
 mod key_ops;
 mod keys;
@@ -25,8 +27,13 @@ mod secrets;
 
 pub use access::{AccessKey, AccessKeyInfo};
 pub use artifacts::ArtifactWriter;
+pub use cluster::{ClusterConfig, NodeInfo, NodeState};
 pub use deploy::{DeployError, DeployRequest};
 pub use functions::FunctionError;
+pub use info::{
+    Deployed, DeployedVersion, FunctionInfo, HourlyUsage, InvocationEntry, InvocationQuery, LogEntry, UploadError,
+    VersionInfo,
+};
 pub use invoke::{Invocation, InvokeFailure};
 pub use key_ops::KeyError;
 pub use keys::{ApiKey, Principal, Role};
@@ -37,18 +44,12 @@ pub use platform::{LambdaConfig, Platform, PlatformConfig, StartError};
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
 pub use secrets::{MAX_SECRET_BYTES, Rotated, SecretError, SecretInfo, SecretSet};
 pub use updraft_events::{
-    AsyncConfig, EventLayer, EventQueueConfig, ExecutionReport, Message, PublishError, Published, QueueError,
-    WebhookError, WebhookRequest, Workflow, WorkflowError,
+    AsyncConfig, EventLayer, EventQueueConfig, ExecutionReport, HistoryStep, Message, PendingEvent, PublishError,
+    Published, QueueError, WebhookError, WebhookRequest, Workflow, WorkflowError,
 };
-pub use updraft_store::{AsyncEvent, EventState};
-pub use updraft_store::{Execution, HistoryEntry};
 
 pub use updraft_model::{ACCOUNT_ID, InvocationRecord, InvocationStatus, REGION, TriggerKind};
 pub use updraft_runtime::{Event, EventOrigin, Input, InvokeContext, InvokeError};
 pub use updraft_runtime_process::{LayerState, SandboxLayer, SandboxStatus, invoke_api};
 pub use updraft_scheduler::{PoolStats, Throttle};
-pub use updraft_store::{
-    ArtifactError, DeployOutcome, DeployedFunction, FunctionRecord, InvocationFilter, LogLineRecord, StoreError,
-    StoredInvocation, UsageRow, VersionRecord,
-};
 pub use updraft_telemetry::{PriceTable, Usage};

@@ -4,28 +4,29 @@
 use std::collections::BTreeMap;
 
 use updraft_model::FunctionName;
-use updraft_store::{InvocationFilter, LogLineRecord, StoreError, StoredInvocation, UsageRow};
+use updraft_store::StoreError;
 use updraft_telemetry::{InstanceCounts, PriceTable};
 
-use crate::Platform;
 use crate::logs::LogQuery;
+use crate::{HourlyUsage, InvocationEntry, InvocationQuery, LogEntry, Platform};
 
 /// Why records, usage or log lines could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
-    #[error("reading records, usage or logs failed")]
+    #[error("reading records, usage, logs or the cluster's nodes failed")]
     Store(#[from] StoreError),
 }
 
 impl Platform {
     /// Invocation records, newest first.
-    pub async fn invocations(&self, filter: &InvocationFilter) -> Result<Vec<StoredInvocation>, ObserveError> {
-        Ok(self.store.invocation_list(filter).await?)
+    pub async fn invocations(&self, query: &InvocationQuery) -> Result<Vec<InvocationEntry>, ObserveError> {
+        let page = self.store.invocation_list(&query.into()).await?;
+        Ok(page.into_iter().map(InvocationEntry::from).collect())
     }
 
     /// Hourly usage since `since` (ms since the epoch).
-    pub async fn usage(&self, since: i64, function: Option<&FunctionName>) -> Result<Vec<UsageRow>, ObserveError> {
-        Ok(self.store.usage(since, function).await?)
+    pub async fn usage(&self, since: i64, function: Option<&FunctionName>) -> Result<Vec<HourlyUsage>, ObserveError> {
+        Ok(self.store.usage(since, function).await?.into_iter().map(HourlyUsage::from).collect())
     }
 
     pub fn prices(&self) -> &PriceTable {
@@ -53,7 +54,7 @@ impl Platform {
     }
 
     /// A function's log lines; with `wait`, blocks until one arrives or the wait ends.
-    pub async fn logs(&self, query: &LogQuery) -> Result<Vec<LogLineRecord>, ObserveError> {
+    pub async fn logs(&self, query: &LogQuery) -> Result<Vec<LogEntry>, ObserveError> {
         let deadline = query.wait.map(|wait| tokio::time::Instant::now() + wait);
         loop {
             // Register interest before reading, so a batch landing in between still
@@ -61,7 +62,7 @@ impl Platform {
             let appended = self.logs.appended.notified();
             let lines = self.store.log_list(&query.function, query.after, query.limit, query.tail).await?;
             let Some(deadline) = deadline.filter(|_| lines.is_empty()) else {
-                return Ok(lines);
+                return Ok(lines.into_iter().map(LogEntry::from).collect());
             };
             if tokio::time::timeout_at(deadline, appended).await.is_err() {
                 return Ok(Vec::new());

@@ -21,6 +21,7 @@ use updraft_events::{AsyncConfig, EventConfig, EventLayer, EventQueueConfig, Hos
 
 use crate::DeployError;
 use crate::access::{AccessKeySet, Sealer, TokenSigner, UnsealError};
+use crate::cluster::{ClusterConfig, Membership};
 use crate::data_dir::{create_private_dir, node_id};
 use crate::keys::KeySet;
 use crate::live::{LiveState, RouteTarget};
@@ -54,6 +55,8 @@ pub struct PlatformConfig {
     /// How to run Lambda functions (`python3`, `nodejs`, `provided`); `None` leaves
     /// them undeployable (the server binary always sets it).
     pub lambda: Option<LambdaConfig>,
+    /// How this node takes part in the cluster (heartbeats, when a silent node is dead).
+    pub cluster: ClusterConfig,
 }
 
 /// The Lambda runtime's settings.
@@ -87,6 +90,7 @@ impl PlatformConfig {
             event_queue: EventQueueConfig::Database,
             api_url: None,
             lambda: None,
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -163,6 +167,8 @@ pub struct Platform {
     pub(crate) logs: LogWriter,
     /// The log and record writers, awaited on shutdown so that nothing is lost.
     pub(crate) writers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// This node's place in the cluster (its epoch and heartbeat).
+    pub(crate) membership: Membership,
 }
 
 impl Platform {
@@ -176,6 +182,8 @@ impl Platform {
         let database_url =
             config.database_url.clone().unwrap_or_else(|| Store::sqlite_url(&data_dir.join("updraft.db")));
         let store = Store::connect(&database_url).await?;
+        let address = config.cluster.advertise_url.clone().or_else(|| config.api_url.clone()).unwrap_or_default();
+        let membership = Membership::join(&store, &node_id, &address).await?;
         let artifacts = ArtifactStore::open(data_dir.join("artifacts"))?;
         let wasm = WasmRuntime::new(WasmEngineConfig {
             cache_dir: data_dir.join("compiled"),
@@ -251,6 +259,7 @@ impl Platform {
             change_lock: tokio::sync::Mutex::new(()),
             logs,
             writers: std::sync::Mutex::new(vec![record_task, log_task]),
+            membership,
         });
         platform.load_keys().await?;
         platform.load_access_keys().await?;
@@ -259,6 +268,7 @@ impl Platform {
         let workflows = platform.load_workflows().await?;
         let host: Arc<dyn Host> = platform.clone();
         platform.events.start(Arc::downgrade(&host), workflows).await?;
+        platform.membership.start(Arc::downgrade(&platform), platform.config.cluster.heartbeat);
         Ok(platform)
     }
 
@@ -359,6 +369,7 @@ impl Platform {
             tracing::warn!(running = self.scheduler.in_flight(), "invocations still running at shutdown");
         }
         self.scheduler.shutdown();
+        self.membership.leave(&self.store, self.node_id()).await;
         let writers = std::mem::take(&mut *self.writers.lock().unwrap_or_else(|p| p.into_inner()));
         let store = self.store.clone();
         // The writers end when the last sender is gone: the scheduler (through its

@@ -1,7 +1,7 @@
 //! Control-plane persistence: apps, functions, versions, API keys, function logs,
-//! invocation records, hourly usage and the queue of asynchronous invocations in
-//! SQL (SQLite embedded, PostgreSQL for a cluster), and the content-addressed artifact
-//! store.
+//! invocation records, hourly usage, the cluster's nodes and the queue of asynchronous
+//! invocations in SQL (SQLite embedded, PostgreSQL for a cluster), and the
+//! content-addressed artifact store.
 //!
 //! This is the only crate that knows sqlx. Both databases are reached through sqlx's
 //! `Any` driver with one set of queries written in the SQL both understand; only the
@@ -14,6 +14,7 @@ mod artifacts;
 mod events;
 mod group;
 mod invocations;
+mod nodes;
 mod queues;
 mod records;
 mod secrets;
@@ -24,6 +25,7 @@ pub use artifacts::{ArtifactError, ArtifactStore, ArtifactUpload};
 pub use events::{AsyncEvent, EventState, EventWrite, Finish};
 pub use group::EventWriter;
 pub use invocations::{InvocationFilter, StoredInvocation, UsageCounts, UsageRow};
+pub use nodes::{NodeLoad, NodeRecord};
 pub use queues::{QueueDepth, QueueMessage};
 pub use records::{
     AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,

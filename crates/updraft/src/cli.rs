@@ -180,6 +180,9 @@ pub enum Command {
     /// Check the server: each layer of the Lambda sandbox on its host (exits 1 when
     /// one is missing that the server was not told to do without).
     Doctor,
+    /// List the cluster's nodes: address, version, state (alive, dead or left), load,
+    /// warm functions and last heartbeat.
+    Nodes,
 }
 
 #[derive(Debug, Subcommand)]
@@ -354,6 +357,16 @@ pub struct ServerArgs {
     /// delegated cgroup v2 folder works too.
     #[arg(long, value_name = "DIR", default_value = "/sys/fs/cgroup")]
     pub cgroup_root: PathBuf,
+    /// The URL other nodes of the cluster (and `updraft nodes`) reach this server at,
+    /// e.g. http://10.0.0.5:7070 (default: the listen address, loopback for 0.0.0.0).
+    #[arg(long, env = "UPDRAFT_ADVERTISE_URL", value_name = "URL")]
+    pub advertise_url: Option<String>,
+    /// How often this node tells the cluster it is alive, with its load.
+    #[arg(long, env = "UPDRAFT_HEARTBEAT", default_value = "1s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// A node silent this long is dead (`updraft nodes` says so).
+    #[arg(long, env = "UPDRAFT_NODE_DEAD_AFTER", default_value = "10s", value_parser = parse_duration)]
+    pub node_dead_after: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -553,6 +566,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor => {
             let client = Client::new(&global)?;
             crate::output::doctor(&client, global.output).await
+        }
+        Command::Nodes => {
+            let client = Client::new(&global)?;
+            crate::output::nodes(&client, global.output).await?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

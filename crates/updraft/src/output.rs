@@ -479,10 +479,41 @@ pub async fn tokens_rotate(client: &Client, function: &str, output: Output) -> a
     Ok(())
 }
 
+pub async fn nodes(client: &Client, output: Output) -> anyhow::Result<()> {
+    let view: updraft_api::views::NodeListView = client.get("/v1/nodes").await?;
+    if output == Output::Json {
+        return print_json(&view);
+    }
+    println!(
+        "{:<38} {:<26} {:<7} {:>9} {:>9} {:>14}  WARM",
+        "NODE", "ADDRESS", "STATE", "IN-FLIGHT", "INSTANCES", "HEARTBEAT"
+    );
+    for node in &view.nodes {
+        let marker = if node.this_node { " *" } else { "" };
+        println!(
+            "{:<38} {:<26} {:<7} {:>9} {:>9} {:>14}  {}",
+            format!("{}{marker}", node.id),
+            node.address,
+            node.state,
+            node.in_flight,
+            node.instances,
+            // The database's clock measured the silence: the CLI's may differ.
+            elapsed(node.silent_for_ms / 1000),
+            node.warm_functions.join(", ")
+        );
+    }
+    println!("(* the node that answered; a node silent for {}ms is dead)", view.dead_after_ms);
+    Ok(())
+}
+
 /// How long ago a time (ms since the epoch) was, roughly: `12s ago`, `5m ago`, `3h ago`, `2d ago`.
 fn ago(at_ms: i64) -> String {
     let now = updraft_model::now_millis();
-    let seconds = (now - at_ms).max(0) / 1000;
+    elapsed(u64::try_from(now - at_ms).unwrap_or(0) / 1000)
+}
+
+/// `12s ago`, `5m ago`, `3h ago`, `2d ago`.
+fn elapsed(seconds: u64) -> String {
     match seconds {
         0..60 => format!("{seconds}s ago"),
         60..3600 => format!("{}m ago", seconds / 60),

@@ -80,6 +80,19 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
     let callback =
         if addr.ip().is_unspecified() { SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()) } else { addr };
     config.api_url = Some(format!("http://{callback}"));
+    if args.heartbeat >= args.node_dead_after {
+        anyhow::bail!(
+            "--heartbeat {:?} is not shorter than --node-dead-after {:?}; a node would be declared dead between \
+             its heartbeats",
+            args.heartbeat,
+            args.node_dead_after
+        );
+    }
+    config.cluster = updraft_platform::ClusterConfig {
+        advertise_url: args.advertise_url.clone(),
+        heartbeat: args.heartbeat,
+        dead_after: args.node_dead_after,
+    };
     let platform = Platform::start(config)
         .await
         .with_context(|| format!("starting the platform with data dir {}", data_dir.display()))?;

@@ -44,8 +44,8 @@ pub(crate) async fn artifact_put(
     if declared.is_some_and(|length: u64| length > limit) {
         return Err(too_large());
     }
-    let stored = |error: updraft_platform::ArtifactError| match error {
-        updraft_platform::ArtifactError::DigestMismatch { .. } => {
+    let stored = |error: updraft_platform::UploadError| match error {
+        updraft_platform::UploadError::DigestMismatch { .. } => {
             ApiError::new(StatusCode::BAD_REQUEST, "digest_mismatch", error.to_string())
         }
         other => ApiError::internal(&other),

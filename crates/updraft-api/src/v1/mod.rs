@@ -5,6 +5,7 @@ pub(crate) mod apps;
 pub(crate) mod events;
 pub(crate) mod functions;
 pub(crate) mod keys;
+pub(crate) mod nodes;
 pub(crate) mod observe;
 pub(crate) mod secrets;
 pub(crate) mod status;
@@ -23,6 +24,7 @@ use functions::{
     version_list,
 };
 use keys::{key_create, key_delete, key_list};
+use nodes::node_list;
 pub(crate) use observe::metrics;
 use observe::{invocation_list, log_list, usage};
 use secrets::{secret_delete, secret_list, secret_set, secrets_key_rotate, token_rotate};
@@ -56,6 +58,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/keys", post(key_create).get(key_list))
         .route("/keys/{id}", axum::routing::delete(key_delete))
         .route("/status", get(status))
+        .route("/nodes", get(node_list))
         .route("/secrets", get(secret_list))
         .route("/secrets/{name}", put(secret_set).delete(secret_delete).layer(DefaultBodyLimit::max(64 * 1024)))
         .route("/functions/{name}/tokens/rotate", post(token_rotate))

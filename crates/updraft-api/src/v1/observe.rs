@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use updraft_platform::{InvocationFilter, InvocationStatus, LogQuery, Usage};
+use updraft_platform::{InvocationQuery, InvocationStatus, LogQuery, Usage};
 
 use crate::params::{InvocationParams, LogParams, UsageParams};
 use crate::v1::function_name;
@@ -45,7 +45,7 @@ pub(crate) async fn log_list(
         wait: params.wait_ms.map(|ms| Duration::from_millis(ms.min(30_000))),
     };
     let lines = state.platform.logs(&query).await?;
-    let next_after = lines.last().map_or(after, |line| line.id);
+    let next_after = lines.last().map_or(after, |line| line.cursor);
     Ok(Json(LogListView {
         function: name.to_string(),
         lines: lines.iter().map(LogLineView::new).collect(),
@@ -74,7 +74,7 @@ pub(crate) async fn invocation_list(
         })?),
     };
     let limit = params.limit.unwrap_or(50).clamp(1, 1000);
-    let filter = InvocationFilter {
+    let query = InvocationQuery {
         function: params.function.as_deref().map(function_name).transpose()?,
         status,
         since: params.since,
@@ -82,10 +82,10 @@ pub(crate) async fn invocation_list(
         before: params.before,
         limit,
     };
-    let page = state.platform.invocations(&filter).await?;
-    let next_before = page.last().filter(|_| page.len() as i64 == limit).map(|last| last.seq);
+    let page = state.platform.invocations(&query).await?;
+    let next_before = page.last().filter(|_| page.len() as i64 == limit).map(|last| last.cursor);
     Ok(Json(InvocationListView {
-        invocations: page.iter().map(|stored| InvocationView::new(&stored.record)).collect(),
+        invocations: page.iter().map(|entry| InvocationView::new(&entry.record)).collect(),
         next_before,
     }))
 }
@@ -104,26 +104,18 @@ pub(crate) async fn usage(
 ) -> Result<Json<UsageReportView>, ApiError> {
     let since = params.since.unwrap_or_else(|| updraft_model::now_millis() - 24 * 3_600_000);
     let function = params.function.as_deref().map(function_name).transpose()?;
-    let rows = state.platform.usage(since, function.as_ref()).await?;
+    let hours_used = state.platform.usage(since, function.as_ref()).await?;
     let prices = state.platform.prices();
     let mut total = Usage::default();
     let mut functions: BTreeMap<String, Usage> = BTreeMap::new();
     let mut hours = Vec::new();
-    for row in &rows {
-        let counts = row.counts;
-        let usage = Usage {
-            requests: counts.requests as u64,
-            billed_mib_ms: counts.billed_mib_ms as u64,
-            cold_starts: counts.cold_starts as u64,
-            throttles: counts.throttles as u64,
-            errors: counts.errors as u64,
-        };
-        total.add(&usage);
-        functions.entry(row.function.to_string()).or_default().add(&usage);
+    for hour in &hours_used {
+        total.add(&hour.usage);
+        functions.entry(hour.function.to_string()).or_default().add(&hour.usage);
         hours.push(UsageHourView {
-            function: row.function.to_string(),
-            hour_ms: row.hour,
-            usage: UsageView::new(&usage, prices),
+            function: hour.function.to_string(),
+            hour_ms: hour.hour,
+            usage: UsageView::new(&hour.usage, prices),
         });
     }
     Ok(Json(UsageReportView {

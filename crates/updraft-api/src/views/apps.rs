@@ -1,7 +1,7 @@
 //! Views of artifacts and deploys.
 
 use serde::{Deserialize, Serialize};
-use updraft_platform::DeployOutcome;
+use updraft_platform::Deployed;
 use utoipa::ToSchema;
 
 /// A stored artifact.
@@ -37,7 +37,7 @@ pub struct DeployedFunctionView {
 }
 
 impl DeployView {
-    pub(crate) fn new(app: &str, outcome: &DeployOutcome, warnings: Vec<String>) -> Self {
+    pub(crate) fn new(app: &str, outcome: &Deployed, warnings: Vec<String>) -> Self {
         Self {
             app: app.to_owned(),
             generation: outcome.generation,

@@ -29,12 +29,12 @@ pub struct AsyncEventView {
 }
 
 impl AsyncEventView {
-    pub fn new(event: &updraft_platform::AsyncEvent) -> Self {
+    pub fn new(event: &updraft_platform::PendingEvent) -> Self {
         Self {
             id: event.id.clone(),
             function: event.function.to_string(),
-            trigger: event.source.trigger().as_str().to_owned(),
-            state: event.state.as_str().to_owned(),
+            trigger: event.trigger.as_str().to_owned(),
+            state: if event.failed { "failed" } else { "queued" }.to_owned(),
             attempts: event.attempts,
             enqueued_at: event.enqueued_at,
             last_error: event.last_error.clone(),
@@ -128,19 +128,18 @@ impl ExecutionView {
     pub fn new(report: &updraft_platform::ExecutionReport) -> Self {
         let json =
             |text: &str| serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()));
-        let execution = &report.execution;
         Self {
-            id: execution.id.clone(),
-            workflow: execution.workflow.to_string(),
-            app: execution.app.to_string(),
-            status: execution.status.clone(),
-            state: execution.state.clone(),
-            input: json(&execution.input),
-            output: execution.output.as_deref().map(json),
-            error: execution.error.clone(),
-            cause: execution.cause.clone(),
-            started_at_ms: execution.started_at,
-            updated_at_ms: execution.updated_at,
+            id: report.id.clone(),
+            workflow: report.workflow.to_string(),
+            app: report.app.to_string(),
+            status: report.status.clone(),
+            state: report.state.clone(),
+            input: json(&report.input),
+            output: report.output.as_deref().map(json),
+            error: report.error.clone(),
+            cause: report.cause.clone(),
+            started_at_ms: report.started_at,
+            updated_at_ms: report.updated_at,
             history: report
                 .history
                 .iter()

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use updraft_model::Trigger;
-use updraft_platform::{FunctionRecord, VersionRecord};
+use updraft_platform::{FunctionInfo, VersionInfo};
 use utoipa::ToSchema;
 
 /// A function and the version serving it.
@@ -98,7 +98,7 @@ pub struct ScheduleView {
 }
 
 impl ConfigView {
-    fn new(version: &VersionRecord) -> Self {
+    fn new(version: &VersionInfo) -> Self {
         let config = &version.config;
         Self {
             runtime: config.runtime.to_string(),
@@ -208,7 +208,7 @@ pub(crate) fn redacted_env(config: &updraft_model::FunctionConfig) -> BTreeMap<S
 }
 
 impl FunctionView {
-    pub(crate) fn new(record: &FunctionRecord) -> Self {
+    pub(crate) fn new(record: &FunctionInfo) -> Self {
         Self {
             name: record.name.to_string(),
             app: record.app.to_string(),
@@ -249,7 +249,7 @@ pub struct VersionListView {
 }
 
 impl VersionView {
-    pub(crate) fn new(version: &VersionRecord, current: u32) -> Self {
+    pub(crate) fn new(version: &VersionInfo, current: u32) -> Self {
         Self {
             version: version.version.0,
             current: version.version.0 == current,

@@ -1,7 +1,7 @@
 //! Views of log lines, invocation records and usage.
 
 use serde::{Deserialize, Serialize};
-use updraft_platform::LogLineRecord;
+use updraft_platform::LogEntry;
 use utoipa::ToSchema;
 
 /// A line a function wrote, or a platform note about its invocation.
@@ -26,14 +26,14 @@ pub struct LogListView {
 }
 
 impl LogLineView {
-    pub(crate) fn new(record: &LogLineRecord) -> Self {
+    pub(crate) fn new(entry: &LogEntry) -> Self {
         Self {
-            id: record.id,
-            at_ms: record.line.at,
-            version: record.line.version.0,
-            request_id: record.line.request_id.clone(),
-            stream: record.line.stream.clone(),
-            line: record.line.line.clone(),
+            id: entry.cursor,
+            at_ms: entry.at,
+            version: entry.version.0,
+            request_id: entry.request_id.clone(),
+            stream: entry.stream.clone(),
+            line: entry.line.clone(),
         }
     }
 }

@@ -43,5 +43,6 @@ mod deploy;
 mod events;
 mod invocations;
 mod keys_and_logs;
+mod nodes;
 mod secrets;
 mod support;

@@ -60,6 +60,11 @@ impl TestServer {
         Self::spawn_in(data_dir, &["server"], &[])
     }
 
+    /// A server on a data dir made beforehand, with more arguments.
+    pub fn start_in_with(data_dir: tempfile::TempDir, extra_args: &[&str]) -> Self {
+        Self::spawn_in(data_dir, &["server"], extra_args)
+    }
+
     fn spawn_command(command: &[&str], extra_args: &[&str]) -> Self {
         Self::spawn_in(tempfile::tempdir().unwrap(), command, extra_args)
     }

@@ -5,6 +5,7 @@
 
 mod async_invoke;
 mod bounds;
+mod cluster;
 mod escape;
 mod events;
 mod execution;

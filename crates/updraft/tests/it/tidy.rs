@@ -244,3 +244,20 @@ fn the_event_layers_files_import_each_other_without_circles() {
         }
     }
 }
+
+#[test]
+fn the_api_sees_the_platform_not_the_store() {
+    let api = dependencies("updraft-api");
+    for store in ["updraft-store", "sqlx"] {
+        assert!(!api.contains(store), "updraft-api depends on {store}; it may know only the platform's own types");
+    }
+    // Nor through the back door: the platform and the event layer re-export none of the
+    // store's types (its rows and its error), so a handler cannot name them.
+    for lib in ["crates/updraft-platform/src/lib.rs", "crates/updraft-events/src/lib.rs"] {
+        let code = code(&repo_root().join(lib));
+        assert!(!code.contains("updraft_store"), "{lib} re-exports the store's types; give callers the crate's own");
+    }
+    for file in rust_files(&repo_root().join("crates/updraft-api/src")) {
+        assert!(!code(&file).contains("StoreError"), "{} names the store's error", file.display());
+    }
+}

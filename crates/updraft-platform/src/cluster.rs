@@ -1,0 +1,190 @@
+//! This node as a member of the cluster: it joins the `nodes` table at start with a new
+//! epoch, heartbeats its load (invocations running, instances alive and the functions
+//! they serve) every `heartbeat`, and marks itself gone when it stops cleanly. A node
+//! silent for longer than `dead_after`, by the database's clock, is dead.
+//!
+//! On SQLite the cluster is this one node; on PostgreSQL every server sharing the
+//! database is a member.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use updraft_model::FunctionName;
+use updraft_store::{NodeLoad, NodeRecord, Store};
+
+use crate::{ObserveError, Platform};
+
+/// How this node takes part in the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Where other nodes and clients reach this one (`http://10.0.0.5:7070`);
+    /// `None`: the API URL functions are given.
+    pub advertise_url: Option<String>,
+    /// How often this node reports that it is alive, with its load.
+    pub heartbeat: Duration,
+    /// A node silent this long is dead.
+    pub dead_after: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self { advertise_url: None, heartbeat: Duration::from_secs(1), dead_after: Duration::from_secs(10) }
+    }
+}
+
+/// A member of the cluster as `updraft nodes` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: String,
+    /// Where it is reached.
+    pub address: String,
+    /// Updraft's version on it.
+    pub version: String,
+    pub state: NodeState,
+    /// Whether it is the node that answered.
+    pub this: bool,
+    /// When it joined (ms since the epoch).
+    pub started_at: i64,
+    /// Its last heartbeat (ms since the epoch).
+    pub last_heartbeat: i64,
+    /// Time since its last heartbeat, by the database's clock.
+    pub silent_for: Duration,
+    /// Invocations running on it.
+    pub in_flight: u64,
+    /// Instances alive on it.
+    pub instances: u64,
+    /// The functions those instances serve.
+    pub warm_functions: Vec<FunctionName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    /// Heartbeating.
+    Alive,
+    /// Silent for longer than the dead-after time.
+    Dead,
+    /// Stopped cleanly.
+    Left,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Alive => "alive",
+            NodeState::Dead => "dead",
+            NodeState::Left => "left",
+        }
+    }
+}
+
+/// This node's membership: its epoch and the task that heartbeats.
+pub(crate) struct Membership {
+    pub(crate) epoch: i64,
+    heartbeat: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Membership {
+    /// Joins the cluster as `id`.
+    pub(crate) async fn join(store: &Store, id: &str, address: &str) -> Result<Self, updraft_store::StoreError> {
+        let epoch = store.node_join(id, address, env!("CARGO_PKG_VERSION")).await?;
+        tracing::info!(node = id, epoch, address, "joined the cluster");
+        Ok(Self { epoch, heartbeat: std::sync::Mutex::new(None) })
+    }
+
+    /// Starts heartbeating for `platform` (held weakly: the task ends with it).
+    pub(crate) fn start(&self, platform: Weak<Platform>, every: Duration) {
+        let task = tokio::spawn(heartbeat(platform, self.epoch, every));
+        *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+
+    /// Stops heartbeating and records that this node left.
+    pub(crate) async fn leave(&self, store: &Store, id: &str) {
+        if let Some(task) = self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
+        if let Err(error) = store.node_leave(id, self.epoch).await {
+            tracing::warn!(error = %error, "could not record that this node left; the others will see it die");
+        }
+    }
+}
+
+async fn heartbeat(platform: Weak<Platform>, epoch: i64, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        let Some(platform) = platform.upgrade() else { return };
+        let load = platform.load();
+        let store = platform.store().clone();
+        let node = platform.node_id().to_owned();
+        drop(platform);
+        match store.node_heartbeat(&node, epoch, &load).await {
+            Ok(true) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("heartbeats reach the database again");
+                }
+            }
+            Ok(false) => {
+                tracing::error!(
+                    node,
+                    epoch,
+                    "another server joined the cluster as this node (a copy of its data dir?); this one stops \
+                     heartbeating and will be seen as dead"
+                );
+                return;
+            }
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(error = %error, "a heartbeat failed; the other nodes will see this one as dead if it goes on");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+impl Platform {
+    /// What this node reports with its heartbeat.
+    fn load(&self) -> NodeLoad {
+        let stats = self.scheduler.stats();
+        let mut warm: Vec<FunctionName> =
+            stats.iter().filter(|pool| pool.idle + pool.busy > 0).map(|pool| pool.function.clone()).collect();
+        warm.sort();
+        warm.dedup();
+        NodeLoad {
+            in_flight: i64::try_from(self.scheduler.in_flight()).unwrap_or(i64::MAX),
+            instances: stats.iter().map(|pool| i64::from(pool.idle + pool.busy)).sum(),
+            warm_functions: warm,
+        }
+    }
+
+    /// The cluster's nodes, by id: alive, dead (silent past the dead-after time) or left.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ObserveError> {
+        let dead_after = self.config.cluster.dead_after;
+        let nodes = self.store.node_list().await?;
+        Ok(nodes.into_iter().map(|node| self.node_info(node, dead_after)).collect())
+    }
+
+    fn node_info(&self, node: NodeRecord, dead_after: Duration) -> NodeInfo {
+        let silent_for = Duration::from_millis(u64::try_from(node.silent_for).unwrap_or(0));
+        let state = match node.left_at {
+            Some(_) => NodeState::Left,
+            None if silent_for > dead_after => NodeState::Dead,
+            None => NodeState::Alive,
+        };
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        NodeInfo {
+            this: node.id == self.node_id() && node.epoch == self.membership.epoch,
+            id: node.id,
+            address: node.address,
+            version: node.version,
+            state,
+            started_at: node.started_at,
+            last_heartbeat: node.last_seen,
+            silent_for,
+            in_flight: count(node.load.in_flight),
+            instances: count(node.load.instances),
+            warm_functions: node.load.warm_functions,
+        }
+    }
+}
