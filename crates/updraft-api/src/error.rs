@@ -120,7 +120,7 @@ impl From<DeployError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "function_name_taken", error.to_string())
             }
             E::Store(_) => ApiError::internal(&error),
-            E::Artifact(_) => ApiError::internal(&error),
+            E::Artifact(_) | E::SharedArtifact(_) => ApiError::internal(&error),
             E::UnknownSecret { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_secret", error.to_string())
             }

@@ -208,8 +208,9 @@ impl EventLayer {
         let _ = self.host.set(host);
     }
 
-    /// Makes `workflows` the deployed ones.
-    pub(crate) fn workflows_set(&self, workflows: Vec<Arc<Workflow>>) {
+    /// Makes `workflows` the deployed ones (at start, and when another node of the
+    /// cluster deployed).
+    pub fn workflows_set(&self, workflows: Vec<Arc<Workflow>>) {
         self.workflows.store(Arc::new(workflows.into_iter().map(|w| (w.name.clone(), w)).collect()));
     }
 }

@@ -11,7 +11,7 @@ use updraft_model::{
 };
 use updraft_runtime::{HttpResponse, Input, InstanceConfig, PrepareError, Prepared, VersionSource};
 use updraft_scheduler::{PoolSpec, ReservationError};
-use updraft_store::{ArtifactError, DeployPlan, PlannedFunction, StoreError, VersionRecord};
+use updraft_store::{ArtifactError, DeployPlan, PlannedFunction, SharedArtifactError, StoreError, VersionRecord};
 
 use updraft_events::Workflow;
 
@@ -83,6 +83,8 @@ pub enum DeployError {
     Store(StoreError),
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
+    #[error(transparent)]
+    SharedArtifact(#[from] SharedArtifactError),
 }
 
 impl From<StoreError> for DeployError {
@@ -179,7 +181,7 @@ impl Platform {
             let Some(digest) = request.artifacts.get(name) else {
                 return Err(DeployError::MissingArtifact { function: name.clone() });
             };
-            if !self.artifacts.contains(digest) {
+            if !self.artifact_available(digest).await? {
                 return Err(DeployError::ArtifactNotUploaded { function: name.clone(), digest: digest.clone() });
             }
             planned.push(PlannedFunction {
@@ -311,7 +313,7 @@ impl Platform {
         let source = VersionSource {
             function: function.clone(),
             artifact: digest.clone(),
-            artifact_path: self.artifacts.path(digest),
+            artifact_path: self.artifact_local(digest).await?,
             config,
         };
         runtime.prepare(source).await.map_err(|source| DeployError::Component { function: function.clone(), source })

@@ -4,7 +4,9 @@
 
 use updraft_model::VersionNumber;
 use updraft_model::{AppName, ArtifactDigest, FunctionConfig, FunctionName, InvocationRecord, InvocationStatus};
-use updraft_store::{ArtifactError, DeployOutcome, FunctionRecord, LogLineRecord, StoredInvocation, UsageRow};
+use updraft_store::{
+    ArtifactError, DeployOutcome, FunctionRecord, LogLineRecord, SharedArtifactError, StoredInvocation, UsageRow,
+};
 use updraft_store::{InvocationFilter, VersionRecord};
 use updraft_telemetry::Usage;
 
@@ -100,6 +102,17 @@ pub enum UploadError {
     DigestMismatch { expected: ArtifactDigest, actual: ArtifactDigest },
     #[error("storing the artifact failed")]
     Storage(#[source] ArtifactError),
+    #[error("sharing the artifact with the cluster failed")]
+    Shared(#[source] SharedArtifactError),
+}
+
+impl From<SharedArtifactError> for UploadError {
+    fn from(error: SharedArtifactError) -> Self {
+        match error {
+            SharedArtifactError::Local(local) => local.into(),
+            other => UploadError::Shared(other),
+        }
+    }
 }
 
 impl From<ArtifactError> for UploadError {

@@ -24,6 +24,7 @@ mod platform;
 mod recorder;
 mod routes;
 mod secrets;
+mod sync;
 
 pub use access::{AccessKey, AccessKeyInfo};
 pub use artifacts::ArtifactWriter;

@@ -261,6 +261,9 @@ impl Platform {
             writers: std::sync::Mutex::new(vec![record_task, log_task]),
             membership,
         });
+        // Read before loading: a change another node makes from here on is taken by
+        // `follow_changes`.
+        let seen = platform.store.control_seq().await?;
         platform.load_keys().await?;
         platform.load_access_keys().await?;
         platform.ensure_admin_key().await?;
@@ -269,6 +272,7 @@ impl Platform {
         let host: Arc<dyn Host> = platform.clone();
         platform.events.start(Arc::downgrade(&host), workflows).await?;
         platform.membership.start(Arc::downgrade(&platform), platform.config.cluster.heartbeat);
+        platform.follow_changes(seen).await?;
         Ok(platform)
     }
 
@@ -342,7 +346,7 @@ impl Platform {
     }
 
     /// Reads the workflows of every deployed app from their stored manifests.
-    async fn load_workflows(&self) -> Result<Vec<Arc<Workflow>>, StoreError> {
+    pub(crate) async fn load_workflows(&self) -> Result<Vec<Arc<Workflow>>, StoreError> {
         let mut workflows = Vec::new();
         for (app, text) in self.store.app_manifests().await? {
             match Manifest::parse(&text, "updraft.toml", &self.config.limits) {

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod artifacts;
+mod changes;
 mod events;
 mod group;
 mod invocations;
@@ -18,10 +19,12 @@ mod nodes;
 mod queues;
 mod records;
 mod secrets;
+mod shared_artifacts;
 mod sql;
 mod workflows;
 
 pub use artifacts::{ArtifactError, ArtifactStore, ArtifactUpload};
+pub use changes::ChangeListener;
 pub use events::{AsyncEvent, EventState, EventWrite, Finish};
 pub use group::EventWriter;
 pub use invocations::{InvocationFilter, StoredInvocation, UsageCounts, UsageRow};
@@ -31,5 +34,6 @@ pub use records::{
     AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,
     PlannedFunction, SealedKind, SealedValue, SecretRecord, TokenIdentity, VersionRecord,
 };
+pub use shared_artifacts::SharedArtifactError;
 pub use sql::{Backend, Store, StoreError};
 pub use workflows::{Execution, HistoryEntry};

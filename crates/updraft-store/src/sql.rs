@@ -51,6 +51,19 @@ pub enum StoreError {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    /// Where it is (for a `LISTEN` connection beside the pool); hidden from `Debug`,
+    /// as it may carry a password.
+    pub(crate) url: Secret,
+}
+
+/// A value kept out of `Debug` output.
+#[derive(Clone)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(hidden)")
+    }
 }
 
 impl Store {
@@ -96,7 +109,7 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, url: Secret(url.to_owned()) })
     }
 
     /// The URL of a SQLite database file, created if missing.

@@ -85,10 +85,10 @@ pub(crate) async fn artifact_get(
     Path(value): Path<String>,
 ) -> Result<Json<ArtifactView>, ApiError> {
     let digest = digest(&value)?;
-    if !state.platform.artifact_exists(&digest) {
+    let size = state.platform.artifact_size(&digest).await.map_err(|error| ApiError::internal(&error))?;
+    let Some(size) = size else {
         return Err(ApiError::not_found("artifact_not_found", format!("artifact {digest} is not stored")));
-    }
-    let size = std::fs::metadata(state.platform.artifact_path(&digest)).map(|m| m.len()).unwrap_or(0);
+    };
     Ok(Json(ArtifactView { digest: digest.to_string(), size }))
 }
 

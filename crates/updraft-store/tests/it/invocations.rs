@@ -15,7 +15,7 @@ store_tests! {
 const HOUR: i64 = 3_600_000;
 const T0: i64 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR;
 
-fn record(i: u32) -> InvocationRecord {
+pub(crate) fn record(i: u32) -> InvocationRecord {
     let status = InvocationStatus::ALL[i as usize % 4];
     let throttled = status == InvocationStatus::Throttled;
     InvocationRecord {

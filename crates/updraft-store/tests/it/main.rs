@@ -38,11 +38,11 @@ macro_rules! url_tests {
     )*};
 }
 
+mod cluster;
 mod connect;
 mod deploy;
 mod events;
 mod invocations;
 mod keys_and_logs;
-mod nodes;
 mod secrets;
 mod support;

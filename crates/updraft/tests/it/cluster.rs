@@ -84,16 +84,11 @@ async fn wait_for_nodes(server: &TestServer, what: &str, done: impl Fn(&Value) -
 
 const CLUSTER_ARGS: [&str; 4] = ["--heartbeat", "200ms", "--node-dead-after", "2s"];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn servers_on_one_database_form_a_cluster_and_a_silent_node_is_declared_dead() {
-    let Some(database) = TestDatabase::create() else { return };
-    let args = |extra: &[&'static str]| {
-        let mut args = vec!["--database-url", database.url.as_str()];
-        args.extend(CLUSTER_ARGS);
-        args.extend(extra);
-        args
-    };
-    let a = TestServer::start_with(&args(&[]));
+/// Two servers on `database`, each with its own data dir.
+fn two_nodes(database: &TestDatabase) -> (TestServer, TestServer) {
+    let mut args = vec!["--database-url", database.url.as_str()];
+    args.extend(CLUSTER_ARGS);
+    let a = TestServer::start_with(&args);
     // Until the cluster shares its secrets key (one of the cluster issue's points), a
     // second node needs a copy of the first one's. API keys live in the database, so
     // the admin key the first node made works on both.
@@ -101,7 +96,14 @@ async fn servers_on_one_database_form_a_cluster_and_a_silent_node_is_declared_de
     for file in ["secrets.key", "admin-token"] {
         std::fs::copy(a.data_dir.path().join(file), b_dir.path().join(file)).unwrap();
     }
-    let mut b = TestServer::start_in_with(b_dir, &args(&[]));
+    let b = TestServer::start_in_with(b_dir, &args);
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_on_one_database_form_a_cluster_and_a_silent_node_is_declared_dead() {
+    let Some(database) = TestDatabase::create() else { return };
+    let (a, mut b) = two_nodes(&database);
     let (a_address, b_address) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
 
     let view = wait_for_nodes(&a, "both nodes alive", |view| {
@@ -173,4 +175,97 @@ async fn a_lone_server_is_a_cluster_of_one_that_reports_its_load() {
     })
     .await;
     assert!(node(&view, &address).unwrap()["instances"].as_u64().unwrap() >= 1, "{view:#}");
+}
+
+/// Waits until `GET path` on `server` answers `status` (and, for a 200, from `version`);
+/// how long that took.
+async fn wait_for_route(server: &TestServer, path: &str, status: u16, version: Option<&str>) -> Duration {
+    let started = Instant::now();
+    loop {
+        let response = server.get(path).await;
+        let served = response.headers().get("x-updraft-version").map(|v| v.to_str().unwrap().to_owned());
+        if response.status() == status && (version.is_none() || served.as_deref() == version) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{path} on {} never answered {status} from version {version:?}: {} from {served:?}",
+            server.addr,
+            response.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// An app of one wasm function behind `GET /echo`, its environment saying `build` (and
+/// naming the secret `shared-password` with `secret`).
+fn echo_app(dir: &std::path::Path, build: &str, secret: bool) {
+    let secret = if secret { ", PASSWORD = { secret = \"shared-password\" }" } else { "" };
+    let manifest = format!(
+        "[app]\nname = \"shared\"\n\n[functions.echo]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\n\
+         env = {{ BUILD = \"{build}\"{secret} }}\ntriggers = [{{ http = \"GET /echo\" }}]\n"
+    );
+    app_with_guest(dir, &manifest, &updraft_test_programs::bytes(updraft_test_programs::ECHO));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_rollback_or_delete_on_one_node_is_live_on_every_node() {
+    let Some(database) = TestDatabase::create() else { return };
+    let (a, mut b) = two_nodes(&database);
+    let app = tempfile::tempdir().unwrap();
+
+    // Deployed on A: B serves it without having received the upload (it fetches the
+    // code from the database).
+    echo_app(app.path(), "1", false);
+    a.deploy(app.path());
+    wait_for_route(&a, "/echo", 200, Some("1")).await;
+    let took = wait_for_route(&b, "/echo", 200, Some("1")).await;
+    eprintln!("a deploy on one node was live on the other after {took:?}");
+    b.wait_for_server_log("fetched an artifact from the cluster's database").await;
+
+    echo_app(app.path(), "2", false);
+    a.deploy(app.path());
+    wait_for_route(&b, "/echo", 200, Some("2")).await;
+
+    // Rolled back on B: A serves the old version again.
+    b.cli_ok(&["rollback", "echo"]);
+    wait_for_route(&a, "/echo", 200, Some("1")).await;
+
+    // A secret set on A is known to B: a deploy on B that names it is accepted.
+    let output = std::process::Command::new(crate::harness::BIN)
+        .args(["--endpoint", &a.url(""), "--data-dir"])
+        .arg(a.data_dir.path())
+        .args(["secrets", "set", "shared-password"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"hunter2")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    echo_app(app.path(), "3", true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let output = b.cli(&["deploy", app.path().to_str().unwrap()]);
+        if output.status.success() {
+            break;
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("shared-password") && Instant::now() < deadline, "{stderr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_for_route(&a, "/echo", 200, Some("3")).await;
+
+    // A node that was down catches up when it starts.
+    b.kill();
+    echo_app(app.path(), "4", true);
+    a.deploy(app.path());
+    b.restart();
+    wait_for_route(&b, "/echo", 200, Some("4")).await;
+
+    // Deleted on A: gone from B.
+    a.cli_ok(&["delete", "echo"]);
+    wait_for_route(&b, "/echo", 404, None).await;
 }
