@@ -141,7 +141,7 @@ impl From<updraft_platform::SecretError> for ApiError {
             E::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "secret_too_large", error.to_string()),
             E::InUse { .. } => ApiError::new(StatusCode::CONFLICT, "secret_in_use", error.to_string()),
             E::Deploy(deploy) => deploy.into(),
-            E::KeyFile { .. } | E::Unseal(_) | E::Store(_) => ApiError::internal(&error),
+            E::KeyFile { .. } | E::Unseal(_) | E::ClusterKey(_) | E::Store(_) => ApiError::internal(&error),
         }
     }
 }

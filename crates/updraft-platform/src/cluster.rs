@@ -24,11 +24,40 @@ pub struct ClusterConfig {
     pub heartbeat: Duration,
     /// A node silent this long is dead.
     pub dead_after: Duration,
+    /// The operator's key that seals the cluster's secrets key in the database, so
+    /// every node opens secrets, access keys and tokens without a copy of a key file;
+    /// `None`: the secrets key is `<data-dir>/secrets.key`.
+    pub key: Option<ClusterKey>,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { advertise_url: None, heartbeat: Duration::from_secs(1), dead_after: Duration::from_secs(10) }
+        Self { advertise_url: None, heartbeat: Duration::from_secs(1), dead_after: Duration::from_secs(10), key: None }
+    }
+}
+
+/// The operator's cluster key: 32 bytes, given to every node, never stored by Updraft.
+#[derive(Clone)]
+pub struct ClusterKey(pub(crate) [u8; 32]);
+
+impl ClusterKey {
+    /// A key written as 64 hex digits (`openssl rand -hex 32`), spaces around ignored.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bytes = hex::decode(text.trim())
+            .map_err(|_| "a cluster key is 64 hex digits (make one with `openssl rand -hex 32`)".to_owned())?;
+        let key: [u8; 32] = bytes.try_into().map_err(|bytes: Vec<u8>| {
+            format!(
+                "a cluster key is 32 bytes (64 hex digits), not {}; make one with `openssl rand -hex 32`",
+                bytes.len()
+            )
+        })?;
+        Ok(Self(key))
+    }
+}
+
+impl std::fmt::Debug for ClusterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterKey(hidden)")
     }
 }
 

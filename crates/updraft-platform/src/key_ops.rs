@@ -15,6 +15,8 @@ use crate::{Platform, StartError};
 pub enum KeyError {
     #[error("storing or reading keys failed")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    ClusterKey(#[from] crate::secrets::ClusterKeyError),
 }
 
 impl Platform {
@@ -102,10 +104,11 @@ impl Platform {
     pub async fn access_key_create(&self, role: Role) -> Result<AccessKey, KeyError> {
         let _change = self.change_lock.lock().await;
         let key = AccessKey::generate(role);
+        let sealer = self.reload_sealer().await?;
         self.store
             .access_key_insert(&updraft_store::AccessKeyRecord {
                 id: key.id.clone(),
-                secret_sealed: self.sealer.load().seal(&key.secret),
+                secret_sealed: sealer.seal(&key.secret),
                 role: role.as_str().to_owned(),
                 created_at: updraft_model::now_millis(),
             })

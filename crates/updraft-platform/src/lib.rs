@@ -28,7 +28,7 @@ mod sync;
 
 pub use access::{AccessKey, AccessKeyInfo};
 pub use artifacts::ArtifactWriter;
-pub use cluster::{ClusterConfig, NodeInfo, NodeState};
+pub use cluster::{ClusterConfig, ClusterKey, NodeInfo, NodeState};
 pub use deploy::{DeployError, DeployRequest};
 pub use functions::FunctionError;
 pub use info::{
@@ -43,7 +43,7 @@ pub use logs::{LogQuery, LogWriter};
 pub use observe::ObserveError;
 pub use platform::{LambdaConfig, Platform, PlatformConfig, StartError};
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
-pub use secrets::{MAX_SECRET_BYTES, Rotated, SecretError, SecretInfo, SecretSet};
+pub use secrets::{ClusterKeyError, MAX_SECRET_BYTES, Rotated, SecretError, SecretInfo, SecretSet};
 pub use updraft_events::{
     AsyncConfig, EventLayer, EventQueueConfig, ExecutionReport, HistoryStep, Message, PendingEvent, PublishError,
     Published, QueueError, WebhookError, WebhookRequest, Workflow, WorkflowError,

@@ -120,6 +120,8 @@ pub enum StartError {
     #[error(transparent)]
     Unseal(#[from] UnsealError),
     #[error(transparent)]
+    ClusterKey(#[from] crate::secrets::ClusterKeyError),
+    #[error(transparent)]
     Events(#[from] QueueError),
     #[error("could not write the admin token to {path}")]
     AdminToken {
@@ -221,7 +223,7 @@ impl Platform {
             }
             None => None,
         };
-        let sealer = crate::secrets::open_sealer(data_dir, &store).await?;
+        let sealer = crate::secrets::open_sealer(data_dir, &store, config.cluster.key.as_ref()).await?;
         let tokens = crate::secrets::token_signer(&store, &sealer).await?;
         let secrets = crate::secrets::load_secrets(&store, &sealer).await?;
         let metrics = Arc::new(Metrics::default());

@@ -15,6 +15,7 @@ use updraft_model::{FunctionName, SecretName, Trigger, WebhookTrigger};
 use updraft_store::{SealedValue, Store, StoreError};
 
 use crate::access::{Sealer, TokenSigner};
+use crate::cluster::ClusterKey;
 use crate::data_dir::write_private_file;
 use crate::deploy::{DeployError, LiveVersion};
 use crate::live::{LiveFunction, LiveState};
@@ -50,6 +51,8 @@ pub enum SecretError {
     #[error(transparent)]
     Unseal(#[from] crate::access::UnsealError),
     #[error(transparent)]
+    ClusterKey(#[from] ClusterKeyError),
+    #[error(transparent)]
     Deploy(#[from] DeployError),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -84,10 +87,56 @@ const KEY_FILE: &str = "secrets.key";
 /// A new key waits here until every sealed value is sealed with it.
 const NEXT_KEY_FILE: &str = "secrets.key.next";
 
+/// The name of the cluster's secrets key among the cluster keys.
+const CLUSTER_SECRETS_KEY: &str = "secrets-key";
+
+/// Opens the secrets key: with a cluster key, the one sealed in the database (made, or
+/// taken from this node's `secrets.key`, by the first node); without, the data dir's.
+pub(crate) async fn open_sealer(
+    data_dir: &Path,
+    store: &Store,
+    cluster_key: Option<&ClusterKey>,
+) -> Result<Sealer, StartError> {
+    let Some(cluster_key) = cluster_key else { return open_local_sealer(data_dir, store).await };
+    // A node that ran with a key of its own brings it along, so that what it sealed
+    // still opens if it is the first to store the cluster's.
+    let path = data_dir.join(KEY_FILE);
+    let local = if path.exists() {
+        open_local_sealer(data_dir, store).await?;
+        std::fs::read(&path).map_err(|source| StartError::SecretsKey { path: path.clone(), source })?
+    } else {
+        Sealer::new_key().to_vec()
+    };
+    Ok(cluster_sealer(store, cluster_key, &local).await?)
+}
+
+/// Why the cluster's secrets key could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterKeyError {
+    #[error(
+        "the cluster key does not open the secrets key this cluster keeps in its database; every node needs the \
+         same cluster key (--cluster-key-file or UPDRAFT_CLUSTER_KEY)"
+    )]
+    WrongKey,
+    #[error("the cluster's secrets key in the database is not a 32-byte key")]
+    Corrupt,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The cluster's secrets key, stored sealed with `cluster_key` (as `candidate` if
+/// none is stored yet).
+async fn cluster_sealer(store: &Store, cluster_key: &ClusterKey, candidate: &[u8]) -> Result<Sealer, ClusterKeyError> {
+    let outer = Sealer::from_key(&cluster_key.0).expect("a cluster key has 32 bytes");
+    let sealed = store.cluster_key_get_or_insert(CLUSTER_SECRETS_KEY, || outer.seal(&hex::encode(candidate))).await?;
+    let key = outer.open(&sealed).map_err(|_| ClusterKeyError::WrongKey)?;
+    hex::decode(key).ok().as_deref().and_then(Sealer::from_key).ok_or(ClusterKeyError::Corrupt)
+}
+
 /// Opens the secrets key in `data_dir`, finishing a rotation that a crash interrupted:
 /// if a new key is waiting and the store's values open with it (they were re-sealed
 /// and committed), it takes the old one's place; otherwise it is discarded.
-pub(crate) async fn open_sealer(data_dir: &Path, store: &Store) -> Result<Sealer, StartError> {
+async fn open_local_sealer(data_dir: &Path, store: &Store) -> Result<Sealer, StartError> {
     let path = data_dir.join(KEY_FILE);
     let next = data_dir.join(NEXT_KEY_FILE);
     let key_error = |path: &Path| {
@@ -156,7 +205,8 @@ impl Platform {
             return Err(SecretError::Nul);
         }
         let _change = self.change_lock().lock().await;
-        let created = self.store().secret_put(name, &self.sealer().seal(&value)).await?;
+        let sealer = self.reload_sealer().await?;
+        let created = self.store().secret_put(name, &sealer.seal(&value)).await?;
         let mut secrets = (**self.secret_values().load()).clone();
         secrets.insert(name.clone(), value);
         self.secret_values().store(Arc::new(secrets));
@@ -232,21 +282,30 @@ impl Platform {
     /// Makes a new secrets key and seals everything sealed with the old one again,
     /// access keys included, in one transaction; then the new key file takes the old
     /// one's place. A crash at any point leaves a key that opens every value (see
-    /// `open_sealer`).
+    /// `open_sealer`). With a cluster key, the new key is stored sealed in the same
+    /// transaction instead, and every node takes it with the change.
     pub async fn rotate_secrets_key(&self) -> Result<Rotated, SecretError> {
         let _change = self.change_lock().lock().await;
+        self.reload_sealer().await?;
+        if let Some(cluster_key) = &self.config().cluster.key {
+            let key = Sealer::new_key();
+            let new = Sealer::from_key(&key).expect("a new key has 32 bytes");
+            let values = self.resealed(&new).await?;
+            let outer = Sealer::from_key(&cluster_key.0).expect("a cluster key has 32 bytes");
+            let sealed_key = outer.seal(&hex::encode(key));
+            self.store().sealed_replace(&values, Some((CLUSTER_SECRETS_KEY, &sealed_key))).await?;
+            self.set_sealer(new);
+            tracing::info!(resealed = values.len(), "rotated the cluster's secrets key");
+            return Ok(Rotated { resealed: values.len() });
+        }
         let data_dir = &self.config().data_dir;
         let (path, next) = (data_dir.join(KEY_FILE), data_dir.join(NEXT_KEY_FILE));
         let key = Sealer::new_key();
         let new = Sealer::from_key(&key).expect("a new key has 32 bytes");
         write_private_file(&next, &key).map_err(|source| SecretError::KeyFile { path: next.clone(), source })?;
-        let old = self.sealer();
         let resealed = async {
-            let mut values = self.store().sealed_list().await?;
-            for value in &mut values {
-                value.sealed = new.seal(&old.open(&value.sealed)?);
-            }
-            self.store().sealed_replace(&values).await?;
+            let values = self.resealed(&new).await?;
+            self.store().sealed_replace(&values, None).await?;
             Ok::<Vec<SealedValue>, SecretError>(values)
         }
         .await;
@@ -264,6 +323,27 @@ impl Platform {
         self.set_sealer(new);
         tracing::info!(resealed = values.len(), "rotated the secrets key");
         Ok(Rotated { resealed: values.len() })
+    }
+
+    /// Every sealed value the store holds, sealed again with `new`.
+    async fn resealed(&self, new: &Sealer) -> Result<Vec<SealedValue>, SecretError> {
+        let old = self.sealer();
+        let mut values = self.store().sealed_list().await?;
+        for value in &mut values {
+            value.sealed = new.seal(&old.open(&value.sealed)?);
+        }
+        Ok(values)
+    }
+
+    /// Takes the cluster's secrets key again: another node may have rotated it, and
+    /// a value sealed with the old one would open nowhere. Every write that seals
+    /// calls it first (without a cluster key, this node's key is the only one).
+    pub(crate) async fn reload_sealer(&self) -> Result<Arc<Sealer>, ClusterKeyError> {
+        if let Some(cluster_key) = &self.config().cluster.key {
+            let sealer = cluster_sealer(self.store(), cluster_key, &Sealer::new_key()).await?;
+            self.set_sealer(sealer);
+        }
+        Ok(self.sealer())
     }
 
     /// Rebuilds the live entries of `functions` with the same versions (their
@@ -315,14 +395,14 @@ mod tests {
     async fn a_rotation_cut_short_keeps_whichever_key_the_store_was_sealed_with() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
-        let old = open_sealer(dir.path(), &store).await.unwrap();
+        let old = open_sealer(dir.path(), &store, None).await.unwrap();
         let secret: SecretName = "stripe".parse().unwrap();
         store.secret_put(&secret, &old.seal("value")).await.unwrap();
 
         // Cut before the commit: the store is sealed with the old key; the new one goes.
         let new_key = Sealer::new_key();
         std::fs::write(dir.path().join(NEXT_KEY_FILE), new_key).unwrap();
-        let opened = open_sealer(dir.path(), &store).await.unwrap();
+        let opened = open_sealer(dir.path(), &store, None).await.unwrap();
         assert_eq!(load_secrets(&store, &opened).await.unwrap()[&secret], "value");
         assert!(!dir.path().join(NEXT_KEY_FILE).exists());
 
@@ -332,9 +412,9 @@ mod tests {
         for value in &mut values {
             value.sealed = new.seal(&old.open(&value.sealed).unwrap());
         }
-        store.sealed_replace(&values).await.unwrap();
+        store.sealed_replace(&values, None).await.unwrap();
         std::fs::write(dir.path().join(NEXT_KEY_FILE), new_key).unwrap();
-        let opened = open_sealer(dir.path(), &store).await.unwrap();
+        let opened = open_sealer(dir.path(), &store, None).await.unwrap();
         assert_eq!(load_secrets(&store, &opened).await.unwrap()[&secret], "value");
         assert_eq!(std::fs::read(dir.path().join(KEY_FILE)).unwrap(), new_key);
         assert!(!dir.path().join(NEXT_KEY_FILE).exists());

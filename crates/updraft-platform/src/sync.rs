@@ -34,6 +34,7 @@ impl Platform {
     /// Loads keys, secrets, functions and workflows as the database has them.
     pub(crate) async fn sync(&self) -> Result<(), StartError> {
         let _guard = self.change_lock().lock().await;
+        self.reload_sealer().await?;
         self.load_keys().await?;
         self.load_access_keys().await?;
         let secrets = crate::secrets::load_secrets(&self.store, &self.sealer()).await?;

@@ -84,6 +84,23 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
+    /// The cluster key `name` (sealed with the operator's cluster key), made by `make`
+    /// if there is none yet; racing nodes all get the one stored first.
+    pub async fn cluster_key_get_or_insert(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> String,
+    ) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO cluster_keys (name, sealed) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(make())
+            .execute(&self.pool)
+            .await?;
+        let row =
+            sqlx::query("SELECT sealed FROM cluster_keys WHERE name = $1").bind(name).fetch_one(&self.pool).await?;
+        Ok(row.try_get(0)?)
+    }
+
     /// Raises a function's token generation, revoking every token made before; returns
     /// the new generation.
     pub async fn function_token_rotate(&self, name: &FunctionName) -> Result<i64, StoreError> {
@@ -112,8 +129,24 @@ impl Store {
 
     /// Replaces sealed values (each found by its kind and id) in one transaction: all
     /// of them, or none.
-    pub async fn sealed_replace(&self, values: &[SealedValue]) -> Result<(), StoreError> {
+    /// With `cluster_key`, the cluster key of that name (the new secrets key, sealed
+    /// with the operator's key) is replaced in the same transaction.
+    pub async fn sealed_replace(
+        &self,
+        values: &[SealedValue],
+        cluster_key: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        if let Some((name, sealed)) = cluster_key {
+            sqlx::query(
+                "INSERT INTO cluster_keys (name, sealed) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed",
+            )
+            .bind(name)
+            .bind(sealed)
+            .execute(&mut *tx)
+            .await?;
+        }
         for value in values {
             let (_, sql) = SEALED_TABLES.iter().find(|(kind, _)| *kind == value.kind).expect("every kind is listed");
             let updated =

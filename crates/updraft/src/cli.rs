@@ -367,6 +367,12 @@ pub struct ServerArgs {
     /// A node silent this long is dead (`updraft nodes` says so).
     #[arg(long, env = "UPDRAFT_NODE_DEAD_AFTER", default_value = "10s", value_parser = parse_duration)]
     pub node_dead_after: Duration,
+    /// A file holding the cluster key (64 hex digits, `openssl rand -hex 32`), the same
+    /// on every node: it seals the cluster's secrets key in the database, so secrets,
+    /// access keys and function tokens work on every node without copying
+    /// `secrets.key`. The key itself may be given in UPDRAFT_CLUSTER_KEY instead.
+    #[arg(long, env = "UPDRAFT_CLUSTER_KEY_FILE", value_name = "PATH")]
+    pub cluster_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -92,6 +92,7 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
         advertise_url: args.advertise_url.clone(),
         heartbeat: args.heartbeat,
         dead_after: args.node_dead_after,
+        key: cluster_key(args)?,
     };
     let platform = Platform::start(config)
         .await
@@ -124,6 +125,26 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
         "updraft listening on http://{addr}"
     );
     Ok(Running { addr, platform, shutdown, serve })
+}
+
+/// The cluster key from `--cluster-key-file` or `UPDRAFT_CLUSTER_KEY` (not a flag, so
+/// that it never shows in a process list).
+fn cluster_key(args: &ServerArgs) -> anyhow::Result<Option<updraft_platform::ClusterKey>> {
+    let from_env = std::env::var("UPDRAFT_CLUSTER_KEY").ok().filter(|key| !key.trim().is_empty());
+    let (text, source) = match (&args.cluster_key_file, from_env) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("both --cluster-key-file and UPDRAFT_CLUSTER_KEY are set; give the cluster key once")
+        }
+        (Some(path), None) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the cluster key from {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        (None, Some(key)) => (key, "UPDRAFT_CLUSTER_KEY".to_owned()),
+        (None, None) => return Ok(None),
+    };
+    let key = updraft_platform::ClusterKey::parse(&text).map_err(|error| anyhow::anyhow!("{source}: {error}"))?;
+    Ok(Some(key))
 }
 
 impl Running {

@@ -78,7 +78,7 @@ async fn check_resealing(store: &Store) {
     for value in &mut values {
         value.sealed = value.sealed.replace("old", "new");
     }
-    store.sealed_replace(&values).await.unwrap();
+    store.sealed_replace(&values, None).await.unwrap();
     assert_eq!(store.access_key_list().await.unwrap()[0].secret_sealed, "new-a");
     assert_eq!(store.secret_sealed_list().await.unwrap()[0].1, "new-s");
     assert_eq!(store.server_key_get_or_insert("tokens", || unreachable!()).await.unwrap(), "new-t");
@@ -90,6 +90,6 @@ async fn check_resealing(store: &Store) {
         value.sealed = "newer".into();
     }
     batch.push(gone);
-    assert!(store.sealed_replace(&batch).await.is_err());
+    assert!(store.sealed_replace(&batch, None).await.is_err());
     assert_eq!(store.secret_sealed_list().await.unwrap()[0].1, "new-s");
 }

@@ -74,6 +74,12 @@ if scenario == "invoke":
         out["not_found_is_modeled"] = True
     out["bad_secret"] = error(lambda: client(secret="x" * 40).invoke(FunctionName=name, Payload="{}"))
     out["unknown_key"] = error(lambda: client(key_id="AKUPNOSUCHKEY0000000").invoke(FunctionName=name, Payload="{}"))
+elif scenario == "status":
+    # One plain invoke: its status code, or the error's code.
+    try:
+        out["status"] = lam.invoke(FunctionName=sys.argv[3], Payload="{}")["StatusCode"]
+    except ClientError as e:
+        out["error"] = e.response["Error"]["Code"]
 elif scenario == "context":
     name = sys.argv[3]
     context = base64.b64encode(json.dumps({"custom": {"tenant": "acme"}, "env": {"app": "mobile"}}).encode()).decode()

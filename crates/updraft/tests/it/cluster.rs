@@ -232,30 +232,9 @@ async fn a_deploy_rollback_or_delete_on_one_node_is_live_on_every_node() {
     wait_for_route(&a, "/echo", 200, Some("1")).await;
 
     // A secret set on A is known to B: a deploy on B that names it is accepted.
-    let output = std::process::Command::new(crate::harness::BIN)
-        .args(["--endpoint", &a.url(""), "--data-dir"])
-        .arg(a.data_dir.path())
-        .args(["secrets", "set", "shared-password"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(b"hunter2")?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    set_secret(&a, "shared-password", "hunter2");
     echo_app(app.path(), "3", true);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let output = b.cli(&["deploy", app.path().to_str().unwrap()]);
-        if output.status.success() {
-            break;
-        }
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("shared-password") && Instant::now() < deadline, "{stderr}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    deploy_when_known(&b, app.path(), "shared-password").await;
     wait_for_route(&a, "/echo", 200, Some("3")).await;
 
     // A node that was down catches up when it starts.
@@ -268,4 +247,114 @@ async fn a_deploy_rollback_or_delete_on_one_node_is_live_on_every_node() {
     // Deleted on A: gone from B.
     a.cli_ok(&["delete", "echo"]);
     wait_for_route(&b, "/echo", 404, None).await;
+}
+
+/// A cluster key in a file of `dir`.
+fn cluster_key_file(dir: &std::path::Path, key: &str) -> String {
+    let path = dir.join("cluster.key");
+    std::fs::write(&path, format!("{key}\n")).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Sets secret `name` to `value` through `server`.
+fn set_secret(server: &TestServer, name: &str, value: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(crate::harness::BIN)
+        .args(["--endpoint", &server.url(""), "--data-dir"])
+        .arg(server.data_dir.path())
+        .args(["secrets", "set", name])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Deploys `dir` through `server`, retrying while it refuses for a secret it has not
+/// heard of yet (the change reaches it within a second).
+async fn deploy_when_known(server: &TestServer, dir: &std::path::Path, secret: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let output = server.cli(&["deploy", dir.to_str().unwrap()]);
+        if output.status.success() {
+            return;
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(secret) && Instant::now() < deadline, "{stderr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_cluster_key_every_node_opens_secrets_and_access_keys_without_copying_files() {
+    let Some(database) = TestDatabase::create() else { return };
+    let keys = tempfile::tempdir().unwrap();
+    let key = cluster_key_file(keys.path(), &"ab".repeat(32));
+    let mut args = vec!["--database-url", database.url.as_str(), "--cluster-key-file", key.as_str()];
+    args.extend(CLUSTER_ARGS);
+    let a = TestServer::start_with(&args);
+    // B gets no secrets.key: only the CLI's local admin token, for the test's calls.
+    let b_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(a.data_dir.path().join("admin-token"), b_dir.path().join("admin-token")).unwrap();
+    let b = TestServer::start_in_with(b_dir, &args);
+    assert!(!b.data_dir.path().join("secrets.key").exists(), "the key lives sealed in the database");
+
+    // A secret set on A opens on B: a deploy there that names it goes live.
+    set_secret(&a, "shared-password", "hunter2");
+    let app = tempfile::tempdir().unwrap();
+    echo_app(app.path(), "1", true);
+    deploy_when_known(&b, app.path(), "shared-password").await;
+    wait_for_route(&a, "/echo", 200, Some("1")).await;
+
+    // An access key made on A signs requests B accepts (B opened its sealed secret).
+    let access_key = crate::lambda::access_key(&a);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = crate::lambda::boto3(&b, &access_key, &["status", "echo"]);
+        if seen["status"] == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline && seen["error"] == "UnrecognizedClientException", "{seen}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The secrets key rotated on A: what B seals from now on (at once: a node takes the
+    // cluster's current key before it seals) opens on A.
+    a.cli_ok(&["secrets", "rotate-key"]);
+    set_secret(&b, "second-password", "correct horse");
+    let second = tempfile::tempdir().unwrap();
+    let manifest = "[app]\nname = \"second\"\n\n[functions.second]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\n\
+                    env = { PASSWORD = { secret = \"second-password\" } }\n";
+    app_with_guest(second.path(), manifest, &updraft_test_programs::bytes(updraft_test_programs::ECHO));
+    deploy_when_known(&a, second.path(), "second-password").await;
+    let seen = crate::lambda::boto3(&a, &access_key, &["status", "second"]);
+    assert_eq!(seen["status"], 200, "{seen}");
+
+    // A node with another cluster key refuses to start, saying why.
+    let wrong = cluster_key_file(keys.path(), &"cd".repeat(32));
+    let c_dir = tempfile::tempdir().unwrap();
+    let mut c = std::process::Command::new(crate::harness::BIN)
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(c_dir.path())
+        .args(["--database-url", database.url.as_str(), "--cluster-key-file", wrong.as_str()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = c.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            panic!("a node with the wrong cluster key started");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut c.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success() && stderr.contains("every node needs the same cluster key"), "{stderr}");
 }

@@ -11,14 +11,14 @@ use crate::harness::{TestServer, repo_root};
 use crate::json;
 
 /// Creates an access key with the CLI; returns (id, secret).
-fn access_key(server: &TestServer) -> (String, String) {
+pub(crate) fn access_key(server: &TestServer) -> (String, String) {
     let out = server.cli_ok(&["--output", "json", "keys", "create"]);
     let key: Value = serde_json::from_str(&out).unwrap();
     (key["access_key_id"].as_str().unwrap().to_owned(), key["secret_access_key"].as_str().unwrap().to_owned())
 }
 
 /// Runs the boto3 driver; returns what it printed.
-fn boto3(server: &TestServer, key: &(String, String), args: &[&str]) -> Value {
+pub(crate) fn boto3(server: &TestServer, key: &(String, String), args: &[&str]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/boto3_client.py");
     let output = Command::new("python3")
         .arg(script)
