@@ -78,6 +78,9 @@ pub struct EventConfig {
     /// This node's lasting identity: the owner of its event leases and workflow
     /// executions, released and resumed by its next start.
     pub node_id: String,
+    /// Another node silent this long (or gone) is dead: its leases and workflow
+    /// executions are taken over.
+    pub dead_after: Duration,
 }
 
 /// The event layer of one node.
@@ -129,6 +132,11 @@ impl EventLayer {
 
     pub fn node_id(&self) -> &str {
         &self.config.node_id
+    }
+
+    /// How long another node may be silent before its work is taken over.
+    pub(crate) fn dead_after(&self) -> Duration {
+        self.config.dead_after
     }
 
     pub fn async_config(&self) -> AsyncConfig {

@@ -19,6 +19,7 @@ mod queue;
 mod record;
 mod schedules;
 mod start;
+mod takeover;
 mod work_queues;
 mod workflows;
 

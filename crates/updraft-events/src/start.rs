@@ -6,7 +6,7 @@ use crate::definitions::Workflow;
 use crate::host::Host;
 use crate::layer::EventLayer;
 use crate::queue::QueueError;
-use crate::{dispatch, schedules, work_queues};
+use crate::{dispatch, schedules, takeover, work_queues};
 
 impl EventLayer {
     /// Starts delivering for `host` with `workflows` deployed: releases what this
@@ -24,6 +24,7 @@ impl EventLayer {
         schedules::start(self);
         work_queues::start(self);
         self.resume_workflows().await?;
+        takeover::start(self);
         Ok(())
     }
 }

@@ -144,9 +144,14 @@ impl EventLayer {
             tracing::info!(executions = running.len(), "resuming workflow executions");
         }
         for execution in running {
-            tokio::spawn(run(self.clone(), execution));
+            self.resume(execution);
         }
         Ok(())
+    }
+
+    /// Drives `execution` on from where it was last stored.
+    pub(crate) fn resume(self: &Arc<Self>, execution: Execution) {
+        tokio::spawn(run(self.clone(), execution));
     }
 }
 

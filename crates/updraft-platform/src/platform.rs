@@ -239,7 +239,12 @@ impl Platform {
         );
         let events = EventLayer::open(
             store.clone(),
-            EventConfig { queue: config.event_queue.clone(), async_invocations: config.async_invocations, node_id },
+            EventConfig {
+                queue: config.event_queue.clone(),
+                async_invocations: config.async_invocations,
+                node_id,
+                dead_after: config.cluster.dead_after,
+            },
         )
         .await?;
         let platform = Arc::new(Self {

@@ -151,6 +151,19 @@ impl Store {
         rows.iter().map(execution_from_row).collect()
     }
 
+    /// Moves the running executions of node `from` (dead, or gone) to node `to`, which
+    /// resumes them; each moves once, however many nodes ask at the same time.
+    pub async fn execution_takeover(&self, from: &str, to: &str) -> Result<Vec<Execution>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "UPDATE workflow_executions SET owner = $2 WHERE status = 'running' AND owner = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(execution_from_row).collect()
+    }
+
     pub async fn execution_history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let rows =
             sqlx::query("SELECT seq, at, kind, state, detail FROM workflow_history WHERE execution = $1 ORDER BY seq")

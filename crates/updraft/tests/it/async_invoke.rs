@@ -13,7 +13,7 @@ use crate::harness::TestServer;
 use crate::json;
 
 /// Writes a one-function Python app into a temporary folder.
-fn python_app(name: &str, extra: &str, code: &str) -> tempfile::TempDir {
+pub(crate) fn python_app(name: &str, extra: &str, code: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let manifest = format!(
         "[app]\nname = \"{name}\"\n\n[functions.{name}]\nruntime = \"python3\"\nhandler = \"app.handler\"\nsource = \"src\"\n{extra}\n"
@@ -116,7 +116,7 @@ async fn async_invocations_are_retried_with_backoff_and_kept_when_they_fail_for_
 /// A tiny HTTP server counting `GET /seen/ID` requests per id. Connections are kept
 /// alive, so that thousands of reports do not use up the machine's ephemeral ports
 /// (which would fail unrelated tests running at the same time).
-async fn witness() -> (u16, Arc<Mutex<HashMap<String, usize>>>) {
+pub(crate) async fn witness() -> (u16, Arc<Mutex<HashMap<String, usize>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(HashMap::new()));

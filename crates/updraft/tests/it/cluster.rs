@@ -358,3 +358,189 @@ async fn with_a_cluster_key_every_node_opens_secrets_and_access_keys_without_cop
     std::io::Read::read_to_string(&mut c.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(!status.success() && stderr.contains("every node needs the same cluster key"), "{stderr}");
 }
+
+/// Reports each run to the witness on port `WITNESS`: an async invocation by its request
+/// id, a schedule tick by its time and event id, a workflow task by its input's marker.
+const WITNESSED: &str = r#"
+import http.client
+import os
+
+connection = None
+
+def handler(event, context):
+    global connection
+    if event.get("source") == "aws.events":
+        seen = "tick-%s_%s" % (event["time"], event["id"])
+    elif "marker" in event:
+        seen = "task-%s" % event["marker"]
+    else:
+        seen = context.aws_request_id
+    for _ in range(3):
+        try:
+            if connection is None:
+                connection = http.client.HTTPConnection("127.0.0.1", int(os.environ["WITNESS"]), timeout=10)
+            connection.request("GET", "/seen/%s" % seen)
+            connection.getresponse().read()
+            return {}
+        except (OSError, http.client.HTTPException):
+            connection = None
+    raise RuntimeError("cannot reach the witness")
+"#;
+
+/// The manifest's tail: the witnessed function's grant, environment and schedule, the
+/// echo function, and a workflow that waits 3 s and then runs the witnessed function.
+const NODE_LOSS_APP: &str = r#"
+env = { WITNESS = "PORT" }
+concurrency = 20
+triggers = [{ schedule = "rate(1 second)" }]
+
+[functions.echo]
+runtime = "wasm"
+source = "fn.wasm"
+triggers = [{ http = "GET /echo" }]
+
+[workflows.slow]
+definition = '''
+{"StartAt": "Pause", "States": {
+  "Pause": {"Type": "Wait", "Seconds": 3, "Next": "Work"},
+  "Work": {"Type": "Task", "Resource": "witnessed", "End": true,
+           "Retry": [{"ErrorEquals": ["Lambda.TooManyRequestsException"], "IntervalSeconds": 1, "MaxAttempts": 20}]}}}
+'''
+"#;
+
+type Seen = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// Waits until `done` holds for what the witness saw.
+async fn wait_for_witness(seen: &Seen, what: &str, done: impl Fn(&std::collections::HashMap<String, usize>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done(&seen.lock().unwrap()) {
+        assert!(Instant::now() < deadline, "never saw {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The schedule ticks the witness saw: `time_id`.
+fn ticks(seen: &std::collections::HashMap<String, usize>) -> Vec<String> {
+    seen.keys().filter_map(|key| key.strip_prefix("tick-")).map(str::to_owned).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_node_under_load_loses_nothing_acknowledged() {
+    let Some(database) = TestDatabase::create() else { return };
+    let keys = tempfile::tempdir().unwrap();
+    let key = cluster_key_file(keys.path(), &"ef".repeat(32));
+    let mut args = vec![
+        "--database-url",
+        database.url.as_str(),
+        "--cluster-key-file",
+        key.as_str(),
+        "--async-retry-delay",
+        "100ms",
+    ];
+    args.extend(CLUSTER_ARGS);
+    let a = TestServer::start_with(&args);
+    let start_another = || {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(a.data_dir.path().join("admin-token"), dir.path().join("admin-token")).unwrap();
+        TestServer::start_in_with(dir, &args)
+    };
+    let (b, mut c) = (start_another(), start_another());
+
+    let (port, seen) = crate::async_invoke::witness().await;
+    let extra = format!(
+        "allowed_outbound_hosts = [\"127.0.0.1:{port}\"]\n{}",
+        NODE_LOSS_APP.replace("PORT", &port.to_string())
+    );
+    let app = crate::async_invoke::python_app("witnessed", &extra, WITNESSED);
+    std::fs::write(app.path().join("fn.wasm"), updraft_test_programs::bytes(updraft_test_programs::ECHO)).unwrap();
+    a.deploy(app.path());
+    for node in [&a, &b, &c] {
+        wait_for_route(node, "/echo", 200, None).await;
+    }
+
+    // A workflow execution driven by C, waiting when C dies.
+    let started = c
+        .api(Method::POST, "/v1/workflows/slow/executions")
+        .json(&serde_json::json!({"marker": "slow"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let started: Value = started.json().await.unwrap();
+    let execution = started["execution_id"].as_str().unwrap().to_owned();
+
+    // Async events through all three nodes; C is killed right after the last one is
+    // acknowledged, with many of them still leased to it.
+    let mut senders = Vec::new();
+    for node in [&a, &b, &c] {
+        for _ in 0..4 {
+            let request = node.api(Method::POST, "/v1/functions/witnessed/invoke-async").json(&serde_json::json!({}));
+            senders.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for _ in 0..50 {
+                    let response = request.try_clone().unwrap().send().await.unwrap();
+                    assert_eq!(response.status(), 202);
+                    let accepted: Value = response.json().await.unwrap();
+                    ids.push(accepted["id"].as_str().unwrap().to_owned());
+                }
+                ids
+            }));
+        }
+    }
+    let mut accepted = Vec::new();
+    for sender in senders {
+        accepted.extend(sender.await.unwrap());
+    }
+    c.kill();
+    let killed = Instant::now();
+
+    // Sync requests to the survivors keep succeeding while C is dead.
+    for _ in 0..50 {
+        for node in [&a, &b] {
+            assert_eq!(node.get("/echo").await.status(), 200, "{} answered while C was dead", node.addr);
+        }
+    }
+
+    // Every acknowledged event runs (C's leases are taken over once it is declared
+    // dead) and leaves a success record.
+    wait_for_witness(&seen, "every acknowledged event delivered", |seen| {
+        accepted.iter().all(|id| seen.contains_key(id))
+    })
+    .await;
+    eprintln!("all {} acknowledged events delivered {:?} after the kill", accepted.len(), killed.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = crate::execution::records(&a, "witnessed").await;
+        let succeeded: std::collections::HashSet<&str> =
+            records.iter().filter(|r| r["status"] == "success").filter_map(|r| r["id"].as_str()).collect();
+        let missing = accepted.iter().filter(|id| !succeeded.contains(id.as_str())).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{missing} acknowledged events have no success record");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // C's workflow execution finishes, resumed by a survivor from its last stored step.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let report: Value =
+            a.api(Method::GET, &format!("/v1/executions/{execution}")).send().await.unwrap().json().await.unwrap();
+        if report["status"] == "succeeded" {
+            break;
+        }
+        assert!(Instant::now() < deadline && report["status"] == "running", "{report:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen.lock().unwrap().contains_key("task-slow"));
+
+    // Schedules keep firing, each tick once for the whole cluster.
+    let before = ticks(&seen.lock().unwrap()).len();
+    wait_for_witness(&seen, "two more ticks after the kill", |seen| ticks(seen).len() >= before + 2).await;
+    let ticks = ticks(&seen.lock().unwrap());
+    let mut times: Vec<&str> = ticks.iter().map(|tick| tick.split_once('_').unwrap().0).collect();
+    let count = times.len();
+    times.sort_unstable();
+    times.dedup();
+    assert_eq!(times.len(), count, "a tick fired more than once: {ticks:?}");
+}
