@@ -1,6 +1,9 @@
 //! The gateway: a request that is not for `/v1` or `/healthz` goes to the function
 //! whose HTTP trigger matches it. The route table is in memory; nothing here waits on
-//! the database.
+//! the database. In a cluster, a function's requests run on its home node: this node
+//! sends them there (after checking the caller's key and reading the body, so that a
+//! home that is unreachable or overloaded leaves the request to run here) and streams
+//! the home's answer back.
 
 use std::sync::Arc;
 
@@ -10,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use updraft_model::{HttpAuth, WebhookTrigger};
-use updraft_platform::{Input, Invocation, InvokeContext, LiveFunction, RouteMatch, TriggerKind, WebhookRequest};
+use updraft_platform::{Home, Input, Invocation, InvokeContext, LiveFunction, RouteMatch, TriggerKind, WebhookRequest};
 
-use crate::request_id::RequestId;
+use crate::request_id::{Forwarded, RequestId};
 use crate::{ApiError, AppState};
 
 /// Headers that describe one hop, never forwarded either way.
@@ -30,13 +33,14 @@ struct Routed {
 
 pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
-    match serve(&state, request, &request_id).await {
+    let forwarded = request.extensions().get::<Forwarded>().is_some();
+    match serve(&state, request, &request_id, forwarded).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-async fn serve(state: &AppState, request: Request, request_id: &str) -> Result<Response, ApiError> {
+async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: bool) -> Result<Response, ApiError> {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     let routed = state.platform.route(&method, &path, |matched| match matched {
@@ -63,7 +67,8 @@ async fn serve(state: &AppState, request: Request, request_id: &str) -> Result<R
     })?;
 
     let (mut parts, body) = request.into_parts();
-    if routed.auth == HttpAuth::Key {
+    // A forwarding node checked the caller's key before it sent the request here.
+    if routed.auth == HttpAuth::Key && !forwarded {
         crate::auth::authenticate(state, &parts.headers)?;
         // The key is the caller's credential for Updraft, not for the function.
         parts.headers.remove(http::header::AUTHORIZATION);
@@ -77,6 +82,24 @@ async fn serve(state: &AppState, request: Request, request_id: &str) -> Result<R
 
     for hop in HOP_BY_HOP {
         parts.headers.remove(hop);
+    }
+    if routed.webhook.is_none() {
+        if !forwarded && let Home::Node { id, address } = state.platform.home(&routed.function.name) {
+            match forward(state, &parts, body.clone(), request_id, &address).await {
+                Forward::Answered(response) => return Ok(response),
+                Forward::Unreachable => state.platform.suspect(&id),
+                Forward::Overloaded => {}
+            }
+        } else if forwarded && state.platform.overloaded() {
+            let mut response = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "node_overloaded",
+                "this node runs as many invocations as it may have instances; the sending node runs it",
+            )
+            .into_response();
+            response.headers_mut().insert(OVERLOADED_HEADER, HeaderValue::from_static("1"));
+            return Ok(response);
+        }
     }
     // The `x-updraft-` headers a function sees are Updraft's word (the route, its
     // parameters, the request id): a client's own are dropped, never passed on.
@@ -109,7 +132,67 @@ async fn serve(state: &AppState, request: Request, request_id: &str) -> Result<R
     let trace_id = trace_id(guest_request.headers());
     let context = InvokeContext { request_id: request_id.to_owned(), trigger: TriggerKind::Http, trace_id };
     let invocation = state.platform.invoke(&routed.function, Input::Http(guest_request), context).await?;
-    Ok(render(invocation))
+    let mut response = render(invocation);
+    if let Ok(node) = HeaderValue::from_str(state.platform.node_id()) {
+        response.headers_mut().insert(NODE_HEADER, node);
+    }
+    Ok(response)
+}
+
+/// Says which node ran a request.
+const NODE_HEADER: &str = "x-updraft-node";
+
+/// Marks a home's refusal of a forwarded request because it is overloaded.
+const OVERLOADED_HEADER: &str = "x-updraft-overloaded";
+
+/// How a forward to a home node went.
+enum Forward {
+    /// The home ran it (or answered for it): its answer, streamed.
+    Answered(Response),
+    /// The home could not be reached: run here.
+    Unreachable,
+    /// The home refused, overloaded: run here.
+    Overloaded,
+}
+
+/// Sends the request to the home node at `address` with proof that this node sent it.
+async fn forward(
+    state: &AppState,
+    parts: &http::request::Parts,
+    body: Bytes,
+    request_id: &str,
+    address: &str,
+) -> Forward {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = state.forwarder.request(parts.method.clone(), format!("{address}{path}")).body(body);
+    for (name, value) in &parts.headers {
+        if name != http::header::HOST && name.as_str() != updraft_platform::FORWARDED_HEADER {
+            request = request.header(name, value);
+        }
+    }
+    request = request.header(updraft_platform::FORWARDED_HEADER, state.platform.forward_proof(request_id));
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) if error.is_connect() => return Forward::Unreachable,
+        Err(error) => {
+            tracing::warn!(%address, %error, "forwarding a request to its home node failed");
+            return Forward::Answered(
+                ApiError::new(StatusCode::BAD_GATEWAY, "forward_failed", format!("the home node failed: {error}"))
+                    .into_response(),
+            );
+        }
+    };
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE && response.headers().contains_key(OVERLOADED_HEADER) {
+        return Forward::Overloaded;
+    }
+    let mut answer = Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) && name != http::header::CONTENT_LENGTH {
+            answer = answer.header(name, value);
+        }
+    }
+    let body = Body::from_stream(response.bytes_stream());
+    Forward::Answered(answer.body(body).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response()))
 }
 
 /// Stores a webhook request for asynchronous delivery and answers `202` with its id.

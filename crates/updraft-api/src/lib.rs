@@ -48,11 +48,18 @@ impl Default for ApiConfig {
 pub(crate) struct AppState {
     pub(crate) platform: Arc<Platform>,
     pub(crate) config: Arc<ApiConfig>,
+    /// Sends requests on to their functions' home nodes (kept-alive connections).
+    pub(crate) forwarder: reqwest::Client,
 }
 
 /// The whole HTTP surface on one router.
 pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
-    let state = AppState { platform, config: Arc::new(config) };
+    let forwarder = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .build()
+        .expect("an HTTP client with no TLS and no proxy builds");
+    let state = AppState { platform, config: Arc::new(config), forwarder };
     let router = Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
     lambda::routes(router)
         .nest("/v1", v1::router(&state))
@@ -62,7 +69,7 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
                 .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key)),
         )
         .fallback(gateway::handle)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(axum::middleware::map_response(error::json_errors))
-        .layer(axum::middleware::from_fn(request_id::assign))
+        .layer(axum::middleware::from_fn_with_state(state, request_id::assign))
 }

@@ -123,6 +123,8 @@ pub struct InvocationRecord {
     /// Lines of the function's output that were not kept: over its log budget, or
     /// while the log writer was behind.
     pub log_lines_dropped: u64,
+    /// The node that ran it (empty in records from before nodes were recorded).
+    pub node: String,
 }
 
 impl InvocationRecord {

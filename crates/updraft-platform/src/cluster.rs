@@ -12,6 +12,7 @@ use std::time::Duration;
 use updraft_model::FunctionName;
 use updraft_store::{NodeLoad, NodeRecord, Store};
 
+use crate::forward::Peer;
 use crate::{ObserveError, Platform};
 
 /// How this node takes part in the cluster.
@@ -137,13 +138,13 @@ impl Membership {
     }
 }
 
-async fn heartbeat(platform: Weak<Platform>, epoch: i64, every: Duration) {
+async fn heartbeat(weak: Weak<Platform>, epoch: i64, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
         ticks.tick().await;
-        let Some(platform) = platform.upgrade() else { return };
+        let Some(platform) = weak.upgrade() else { return };
         let load = platform.load();
         let store = platform.store().clone();
         let node = platform.node_id().to_owned();
@@ -152,6 +153,10 @@ async fn heartbeat(platform: Weak<Platform>, epoch: i64, every: Duration) {
             Ok(true) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!("heartbeats reach the database again");
+                }
+                // Who is alive, for choosing home nodes (a failed read keeps the last).
+                if let (Ok(nodes), Some(platform)) = (store.node_list().await, weak.upgrade()) {
+                    platform.set_peers(&nodes);
                 }
             }
             Ok(false) => {
@@ -173,6 +178,20 @@ async fn heartbeat(platform: Weak<Platform>, epoch: i64, every: Duration) {
 }
 
 impl Platform {
+    /// Keeps the live nodes of `nodes` as the candidates for home nodes.
+    fn set_peers(&self, nodes: &[NodeRecord]) {
+        let dead_after = i64::try_from(self.config.cluster.dead_after.as_millis()).unwrap_or(i64::MAX);
+        let peers: Vec<Peer> = nodes
+            .iter()
+            .filter(|node| node.left_at.is_none() && node.silent_for <= dead_after && !node.address.is_empty())
+            .map(|node| Peer { id: node.id.clone(), address: node.address.clone() })
+            .collect();
+        if **self.peers.load() != peers {
+            tracing::info!(nodes = peers.len(), "the cluster's live nodes changed");
+            self.peers.store(std::sync::Arc::new(peers));
+        }
+    }
+
     /// What this node reports with its heartbeat.
     fn load(&self) -> NodeLoad {
         let stats = self.scheduler.stats();

@@ -12,6 +12,7 @@ mod cluster;
 mod data_dir;
 mod deploy;
 mod event_host;
+mod forward;
 mod functions;
 mod info;
 mod invoke;
@@ -30,6 +31,7 @@ pub use access::{AccessKey, AccessKeyInfo};
 pub use artifacts::ArtifactWriter;
 pub use cluster::{ClusterConfig, ClusterKey, NodeInfo, NodeState};
 pub use deploy::{DeployError, DeployRequest};
+pub use forward::{FORWARDED_HEADER, Home};
 pub use functions::FunctionError;
 pub use info::{
     Deployed, DeployedVersion, FunctionInfo, HourlyUsage, InvocationEntry, InvocationQuery, LogEntry, UploadError,

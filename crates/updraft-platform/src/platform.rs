@@ -171,6 +171,10 @@ pub struct Platform {
     pub(crate) writers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// This node's place in the cluster (its epoch and heartbeat).
     pub(crate) membership: Membership,
+    /// The cluster's live nodes, this one included, as the last heartbeat saw them.
+    pub(crate) peers: ArcSwap<Vec<crate::forward::Peer>>,
+    /// Nodes a forward could not reach lately.
+    pub(crate) suspects: crate::forward::Suspects,
 }
 
 impl Platform {
@@ -228,7 +232,7 @@ impl Platform {
         let secrets = crate::secrets::load_secrets(&store, &sealer).await?;
         let metrics = Arc::new(Metrics::default());
         let (logs, log_task) = LogWriter::start(store.clone());
-        let (recorder, record_task) = Recorder::start(store.clone(), logs.clone(), metrics.clone());
+        let (recorder, record_task) = Recorder::start(store.clone(), logs.clone(), metrics.clone(), node_id.clone());
         let scheduler = Scheduler::new(
             SchedulerConfig {
                 account_concurrency: config.account_concurrency,
@@ -267,6 +271,8 @@ impl Platform {
             logs,
             writers: std::sync::Mutex::new(vec![record_task, log_task]),
             membership,
+            peers: ArcSwap::from_pointee(Vec::new()),
+            suspects: crate::forward::Suspects::default(),
         });
         // Read before loading: a change another node makes from here on is taken by
         // `follow_changes`.

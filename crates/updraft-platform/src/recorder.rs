@@ -33,6 +33,8 @@ pub(crate) struct Recorder {
     tail_waiters: AtomicUsize,
     /// Callers waiting for an invocation's record to be stored, by request id.
     durable: Arc<DurableWaiters>,
+    /// This node's id, which every record carries.
+    node: String,
 }
 
 /// Who waits for which record to be stored; the counter spares every other batch the
@@ -84,11 +86,13 @@ impl Recorder {
         store: Store,
         logs: LogWriter,
         metrics: Arc<Metrics>,
+        node: String,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let (records, receiver) = mpsc::unbounded_channel();
         let durable = Arc::new(DurableWaiters::default());
         let task = crate::batch::spawn(receiver, RecordTarget { store, metrics, durable: durable.clone() });
-        let recorder = Self { records, logs, tails: Mutex::default(), tail_waiters: AtomicUsize::new(0), durable };
+        let recorder =
+            Self { records, logs, tails: Mutex::default(), tail_waiters: AtomicUsize::new(0), durable, node };
         (Arc::new(recorder), task)
     }
 
@@ -135,6 +139,7 @@ impl InvocationSink for Recorder {
                 .collect();
             record.log_lines_dropped = dropped + self.logs.send_invocation(lines);
         }
+        record.node.clone_from(&self.node);
         if self.records.send(record).is_err() {
             tracing::error!("the record writer has stopped; an invocation record is lost");
         }

@@ -636,6 +636,8 @@ fn new_record<I, O>(pool: &Pool<I, O>, meta: InvocationMeta, started_at: i64) ->
         error_message: None,
         trace_id: meta.trace_id,
         log_lines_dropped: 0,
+        // The platform's recorder knows which node this is.
+        node: String::new(),
     }
 }
 

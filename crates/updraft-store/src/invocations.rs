@@ -53,7 +53,7 @@ pub struct UsageRow {
 }
 
 const COLUMNS: &str = "id, function, version, trigger_kind, started_at, duration_ns, billed_ms, init_duration_ns, \
-     cold, memory_limit, max_memory_used, status, error_type, error_message, trace_id, log_lines_dropped";
+     cold, memory_limit, max_memory_used, status, error_type, error_message, trace_id, log_lines_dropped, node";
 
 impl Store {
     /// Appends records and adds them to the hourly usage, in one transaction.
@@ -78,7 +78,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
             let sql =
-                format!("INSERT INTO invocations ({COLUMNS}) VALUES {}", self.backend.value_rows(chunk.len(), 16));
+                format!("INSERT INTO invocations ({COLUMNS}) VALUES {}", self.backend.value_rows(chunk.len(), 17));
             let mut query = sqlx::query(&sql);
             for r in chunk {
                 query = query
@@ -97,7 +97,8 @@ impl Store {
                     .bind(r.error_type.as_deref())
                     .bind(r.error_message.as_deref())
                     .bind(r.trace_id.as_str())
-                    .bind(r.log_lines_dropped as i64);
+                    .bind(r.log_lines_dropped as i64)
+                    .bind(r.node.as_str());
             }
             query.execute(&mut *tx).await?;
         }
@@ -226,6 +227,7 @@ fn stored_invocation(row: &AnyRow) -> Result<StoredInvocation, StoreError> {
             error_message: row.try_get(14)?,
             trace_id: row.try_get(15)?,
             log_lines_dropped: row.try_get::<i64, _>(16)?.max(0) as u64,
+            node: row.try_get(17)?,
         },
     })
 }

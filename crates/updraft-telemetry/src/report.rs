@@ -69,6 +69,7 @@ mod tests {
             error_message: None,
             trace_id: "0".repeat(32),
             log_lines_dropped: 0,
+            node: String::new(),
         }
     }
 

@@ -69,6 +69,9 @@ pub struct InvocationView {
     /// while the server's log writer was behind).
     #[serde(default)]
     pub log_lines_dropped: u64,
+    /// The id of the cluster node that ran it.
+    #[serde(default)]
+    pub node: String,
 }
 
 impl InvocationView {
@@ -91,6 +94,7 @@ impl InvocationView {
             error_message: record.error_message.clone(),
             trace_id: record.trace_id.clone(),
             log_lines_dropped: record.log_lines_dropped,
+            node: record.node.clone(),
         }
     }
 }

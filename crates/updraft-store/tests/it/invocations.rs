@@ -35,6 +35,7 @@ pub(crate) fn record(i: u32) -> InvocationRecord {
         error_message: (status != InvocationStatus::Success).then(|| format!("failure {i}")),
         trace_id: format!("{i:032x}"),
         log_lines_dropped: u64::from(i % 3),
+        node: format!("node-{}", i % 2),
     }
 }
 

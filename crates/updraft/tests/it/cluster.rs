@@ -544,3 +544,111 @@ async fn losing_a_node_under_load_loses_nothing_acknowledged() {
     times.dedup();
     assert_eq!(times.len(), count, "a tick fired more than once: {ticks:?}");
 }
+
+/// Three nodes sharing one database and a cluster key; the first one's admin token
+/// works on all.
+fn three_nodes(database: &TestDatabase, key: &str) -> Vec<TestServer> {
+    let mut args = vec!["--database-url", database.url.as_str(), "--cluster-key-file", key];
+    args.extend(CLUSTER_ARGS);
+    let first = TestServer::start_with(&args);
+    let token = first.data_dir.path().join("admin-token");
+    let mut nodes = vec![first];
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(&token, dir.path().join("admin-token")).unwrap();
+        nodes.push(TestServer::start_in_with(dir, &args));
+    }
+    nodes
+}
+
+/// `GET /echo` on `server` with `headers`: the status, the node that ran it, the request
+/// id and the echoed request.
+async fn echo(server: &TestServer, headers: &[(&str, &str)]) -> (u16, String, String, String) {
+    let mut request = server.http.get(server.url("/echo"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let (node, id) = (header("x-updraft-node"), header("x-updraft-request-id"));
+    (response.status().as_u16(), node, id, response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_run_on_their_functions_home_node_and_elsewhere_when_it_dies() {
+    let Some(database) = TestDatabase::create() else { return };
+    let keys = tempfile::tempdir().unwrap();
+    let key = cluster_key_file(keys.path(), &"12".repeat(32));
+    let mut nodes = three_nodes(&database, &key);
+    let app = tempfile::tempdir().unwrap();
+    echo_app(app.path(), "1", false);
+    nodes[0].deploy(app.path());
+    for node in &nodes {
+        wait_for_route(node, "/echo", 200, None).await;
+    }
+
+    // Once every node knows the others, every node sends the function's requests to
+    // the same home.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let home = loop {
+        let mut ran = Vec::new();
+        for node in &nodes {
+            ran.push(echo(node, &[]).await.1);
+        }
+        if ran.iter().all(|id| *id == ran[0]) {
+            break ran[0].clone();
+        }
+        assert!(Instant::now() < deadline, "the nodes never agreed on a home: {ran:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // Forwarded with the request id and the caller's trace.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
+    let mut sent = Vec::new();
+    for node in &nodes {
+        for _ in 0..5 {
+            let (status, ran, id, echoed) =
+                echo(node, &[("traceparent", &traceparent), ("x-updraft-forwarded", "a;b;1;00")]).await;
+            assert_eq!((status, ran.as_str()), (200, home.as_str()), "{echoed}");
+            assert!(echoed.contains(&format!("x-updraft-request-id: {id}")), "{echoed}");
+            // Updraft's own headers are its word: no proof reaches the function.
+            assert!(!echoed.contains("x-updraft-forwarded"), "{echoed}");
+            sent.push(id);
+        }
+    }
+    // A forged proof from a client is not believed: the id is this cluster's own.
+    let (_, _, id, _) =
+        echo(&nodes[1], &[("x-updraft-forwarded", &format!("{home};forged-id;99999999999999;00"))]).await;
+    assert_ne!(id, "forged-id");
+
+    // The records say the home ran them, under the caller's trace.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let records = crate::execution::records(&nodes[0], "echo").await;
+        let ours: Vec<&Value> = records.iter().filter(|r| sent.iter().any(|id| r["id"] == id.as_str())).collect();
+        if ours.len() == sent.len() {
+            assert!(ours.iter().all(|r| r["node"] == home.as_str() && r["trace_id"] == trace), "{ours:#?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} of {} records", ours.len(), sent.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The home dies: the others keep answering, running the requests themselves or on
+    // the next home.
+    let mut homes = Vec::new();
+    for node in &nodes {
+        let view: Value = node.api(Method::GET, "/v1/status").send().await.unwrap().json().await.unwrap();
+        homes.push(view["node_id"] == home.as_str());
+    }
+    let dead = homes.iter().position(|is_home| *is_home).unwrap();
+    nodes[dead].kill();
+    for _ in 0..20 {
+        for (i, node) in nodes.iter().enumerate().filter(|(i, _)| *i != dead) {
+            let (status, ran, _, _) = echo(node, &[]).await;
+            assert_eq!(status, 200, "node {i} while the home is dead");
+            assert_ne!(ran, home);
+        }
+    }
+}
