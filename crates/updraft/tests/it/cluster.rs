@@ -652,3 +652,44 @@ async fn requests_run_on_their_functions_home_node_and_elsewhere_when_it_dies() 
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_in_a_stopped_node_hands_its_workflow_executions_to_the_others() {
+    let Some(database) = TestDatabase::create() else { return };
+    let (a, mut b) = two_nodes(&database);
+    let app = tempfile::tempdir().unwrap();
+    let manifest = "[app]\nname = \"pause\"\n\n[functions.echo]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\n\n\
+                    [workflows.pause]\ndefinition = '''\n{\"StartAt\": \"Pause\", \"States\": {\
+                    \"Pause\": {\"Type\": \"Wait\", \"Seconds\": 2, \"Next\": \"Done\"},\
+                    \"Done\": {\"Type\": \"Succeed\"}}}\n'''\n";
+    app_with_guest(app.path(), manifest, &updraft_test_programs::bytes(updraft_test_programs::ECHO));
+    a.deploy(app.path());
+    // B learns of the workflow with the deploy.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let execution = loop {
+        let response =
+            b.api(Method::POST, "/v1/workflows/pause/executions").json(&serde_json::json!({})).send().await.unwrap();
+        if response.status() == 202 {
+            let started: Value = response.json().await.unwrap();
+            break started["execution_id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "B never knew the workflow: {}", response.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // B is scaled in while its execution waits: it leaves, and A finishes the execution.
+    let status = b.terminate();
+    assert!(status.success(), "{status}");
+    let b_address = format!("http://{}", b.addr);
+    wait_for_nodes(&a, "B left", |view| node(view, &b_address).is_some_and(|n| n["state"] == "left")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let report: Value =
+            a.api(Method::GET, &format!("/v1/executions/{execution}")).send().await.unwrap().json().await.unwrap();
+        if report["status"] == "succeeded" {
+            break;
+        }
+        assert!(Instant::now() < deadline && report["status"] == "running", "{report:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
