@@ -4,12 +4,18 @@
 //! silent for longer than `dead_after`, by the database's clock, is dead.
 //!
 //! On SQLite the cluster is this one node; on PostgreSQL every server sharing the
-//! database is a member.
+//! database is a member, and the concurrency limits are the cluster's: each node admits
+//! up to its share of a limit, borrowed from the `permit_grants` ledger when it needs
+//! more (`Ledger`), renewed with every heartbeat, and given back when idle, so the
+//! shares of all nodes never add up to more than the limit. A node that cannot renew
+//! its shares in time stops admitting before they expire for the others.
 
 use std::sync::Weak;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use updraft_model::FunctionName;
+use updraft_scheduler::{Lender, Scope};
 use updraft_store::{NodeLoad, NodeRecord, Store};
 
 use crate::forward::Peer;
@@ -113,6 +119,40 @@ pub(crate) struct Membership {
     heartbeat: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+/// Lends this node shares of the cluster's limits from the database's ledger.
+pub(crate) struct Ledger {
+    store: Store,
+    node: String,
+    /// How long a grant lasts unless renewed.
+    ttl: Duration,
+    /// What the last renewal claimed per scope, and when it last succeeded.
+    renewed: std::sync::Mutex<(std::collections::HashMap<String, u32>, std::time::Instant)>,
+}
+
+impl Ledger {
+    pub(crate) fn new(store: Store, node: String, ttl: Duration) -> Self {
+        Self { store, node, ttl, renewed: std::sync::Mutex::new((Default::default(), std::time::Instant::now())) }
+    }
+
+    fn ttl_ms(&self) -> i64 {
+        i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl Lender for Ledger {
+    fn borrow<'a>(&'a self, scope: &'a Scope, limit: u32, want: u32) -> BoxFuture<'a, u32> {
+        Box::pin(async move {
+            match self.store.permit_borrow(&scope.to_string(), &self.node, want, limit, self.ttl_ms()).await {
+                Ok(granted) => granted,
+                Err(error) => {
+                    tracing::warn!(%scope, error = %error, "cannot borrow concurrency from the cluster's ledger");
+                    0
+                }
+            }
+        })
+    }
+}
+
 impl Membership {
     /// Joins the cluster as `id`.
     pub(crate) async fn join(store: &Store, id: &str, address: &str) -> Result<Self, updraft_store::StoreError> {
@@ -127,10 +167,14 @@ impl Membership {
         *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
     }
 
-    /// Stops heartbeating and records that this node left.
+    /// Stops heartbeating, gives back this node's shares of the limits, and records
+    /// that it left.
     pub(crate) async fn leave(&self, store: &Store, id: &str) {
         if let Some(task) = self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()).take() {
             task.abort();
+        }
+        if let Err(error) = store.permit_release_all(id).await {
+            tracing::warn!(error = %error, "could not give back this node's concurrency; it frees when it expires");
         }
         if let Err(error) = store.node_leave(id, self.epoch).await {
             tracing::warn!(error = %error, "could not record that this node left; the others will see it die");
@@ -158,6 +202,9 @@ async fn heartbeat(weak: Weak<Platform>, epoch: i64, every: Duration) {
                 if let (Ok(nodes), Some(platform)) = (store.node_list().await, weak.upgrade()) {
                     platform.set_peers(&nodes);
                 }
+                if let Some(platform) = weak.upgrade() {
+                    platform.renew_shares(every).await;
+                }
             }
             Ok(false) => {
                 tracing::error!(
@@ -178,6 +225,45 @@ async fn heartbeat(weak: Weak<Platform>, epoch: i64, every: Duration) {
 }
 
 impl Platform {
+    /// Renews this node's shares of the cluster's limits, giving back what it did not
+    /// use since the last round (a share that ran short is kept whole). If renewals
+    /// have failed for nearly their lifetime, it stops admitting: the others may take
+    /// those permits once they expire.
+    async fn renew_shares(&self, every: Duration) {
+        let Some(ledger) = &self.ledger else { return };
+        let mut grants = Vec::new();
+        {
+            let renewed = ledger.renewed.lock().unwrap_or_else(|p| p.into_inner());
+            for share in self.scheduler.shares() {
+                let keep = if share.short { share.share } else { share.peak.max(share.in_flight).min(share.share) };
+                let claim = self.scheduler.set_share(&share.scope, keep.min(share.limit));
+                let scope = share.scope.to_string();
+                // Unchanged empty grants need no write.
+                if claim > 0 || renewed.0.get(&scope).is_some_and(|last| *last > 0) {
+                    grants.push((scope, claim));
+                }
+            }
+        }
+        match self.store.permit_renew(self.node_id(), &grants, ledger.ttl_ms()).await {
+            Ok(()) => {
+                let mut renewed = ledger.renewed.lock().unwrap_or_else(|p| p.into_inner());
+                renewed.0.extend(grants);
+                renewed.1 = std::time::Instant::now();
+            }
+            Err(error) => {
+                let since = ledger.renewed.lock().unwrap_or_else(|p| p.into_inner()).1;
+                if since.elapsed() + every * 2 >= ledger.ttl {
+                    tracing::error!(error = %error, "cannot renew this node's concurrency shares; it admits nothing until it can");
+                    for share in self.scheduler.shares() {
+                        self.scheduler.set_share(&share.scope, 0);
+                    }
+                } else {
+                    tracing::warn!(error = %error, "renewing this node's concurrency shares failed; trying again");
+                }
+            }
+        }
+    }
+
     /// Keeps the live nodes of `nodes` as the candidates for home nodes.
     fn set_peers(&self, nodes: &[NodeRecord]) {
         let dead_after = i64::try_from(self.config.cluster.dead_after.as_millis()).unwrap_or(i64::MAX);

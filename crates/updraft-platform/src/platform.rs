@@ -175,6 +175,8 @@ pub struct Platform {
     pub(crate) peers: ArcSwap<Vec<crate::forward::Peer>>,
     /// Nodes a forward could not reach lately.
     pub(crate) suspects: crate::forward::Suspects,
+    /// In a cluster: this node's shares of the limits.
+    pub(crate) ledger: Option<Arc<crate::cluster::Ledger>>,
 }
 
 impl Platform {
@@ -241,6 +243,13 @@ impl Platform {
             },
             recorder.clone(),
         );
+        // Every server on a PostgreSQL database shares the limits: this node admits
+        // only what the ledger grants it.
+        let ledger = (store.backend() == updraft_store::Backend::Postgres)
+            .then(|| Arc::new(crate::cluster::Ledger::new(store.clone(), node_id.clone(), config.cluster.dead_after)));
+        if let Some(ledger) = &ledger {
+            scheduler.set_lender(ledger.clone());
+        }
         let events = EventLayer::open(
             store.clone(),
             EventConfig {
@@ -273,6 +282,7 @@ impl Platform {
             membership,
             peers: ArcSwap::from_pointee(Vec::new()),
             suspects: crate::forward::Suspects::default(),
+            ledger,
         });
         // Read before loading: a change another node makes from here on is taken by
         // `follow_changes`.

@@ -15,7 +15,7 @@
 mod concurrency;
 mod scheduler;
 
-pub use concurrency::{ReservationError, Throttle};
+pub use concurrency::{Lender, ReservationError, Scope, ShareStats, Throttle};
 pub use scheduler::{
     AccountStats, Done, Failure, InvocationMeta, InvocationSink, Pool, PoolSpec, PoolStats, Scheduler, SchedulerConfig,
 };

@@ -12,7 +12,7 @@ use futures::FutureExt;
 use tokio::sync::Notify;
 use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TriggerKind, VersionNumber, now_millis};
 
-use crate::concurrency::{Account, FunctionLimit, ReservationError, Throttle};
+use crate::concurrency::{Account, FunctionLimit, Lender, Permit, ReservationError, Scope, ShareStats, Throttle};
 use updraft_runtime::{Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, Prepared};
 
 /// How long past its timeout the scheduler waits for a runtime to stop an invocation
@@ -122,6 +122,8 @@ struct Shared<I, O> {
     in_flight: AtomicU64,
     drained: Notify,
     sink: Arc<dyn InvocationSink>,
+    /// In a cluster: where this node's shares of the limits grow from.
+    lender: std::sync::OnceLock<Arc<dyn Lender>>,
 }
 
 /// The instances of one function version. Handed out by `Scheduler::register`; pass
@@ -274,6 +276,7 @@ impl<I: Send + 'static, O: Send + 'static> Scheduler<I, O> {
             in_flight: AtomicU64::new(0),
             drained: Notify::new(),
             sink,
+            lender: std::sync::OnceLock::new(),
         });
         let reaper = tokio::spawn(reap_loop(Arc::downgrade(&shared), shared.config.reap_interval));
         Self { shared, reaper }
@@ -281,6 +284,25 @@ impl<I: Send + 'static, O: Send + 'static> Scheduler<I, O> {
 
     pub fn config(&self) -> &SchedulerConfig {
         &self.shared.config
+    }
+
+    /// Makes this node one of a cluster's: its shares of every limit start empty and
+    /// grow from `lender` as invocations need them.
+    pub fn set_lender(&self, lender: Arc<dyn Lender>) {
+        if self.shared.lender.set(lender).is_ok() {
+            self.shared.account.cluster();
+        }
+    }
+
+    /// Each shared limit's share on this node and its use since the last call.
+    pub fn shares(&self) -> Vec<ShareStats> {
+        self.shared.account.shares()
+    }
+
+    /// Sets this node's share of `scope`; returns what it must keep claiming (the share
+    /// or, if more run now, what runs).
+    pub fn set_share(&self, scope: &Scope, permits: u32) -> u32 {
+        self.shared.account.set_share(scope, permits)
     }
 
     /// Checks that these reservations (with those of `removed` dropped) fit the
@@ -401,6 +423,25 @@ impl<I, O> Drop for Scheduler<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
+    /// Admits an invocation of `pool`; in a cluster, a full share (with the limit not
+    /// reached) asks the lender for more once before it throttles.
+    async fn admit(&self, pool: &Pool<I, O>) -> Result<Permit, Throttle> {
+        let throttle = match self.account.admit(&pool.limit) {
+            Ok(permit) => return Ok(permit),
+            Err(throttle) => throttle,
+        };
+        let Some(lender) = self.lender.get() else { return Err(throttle) };
+        let Some((scope, limit)) = self.account.short_scope(&pool.limit) else { return Err(throttle) };
+        // A small block: enough that a busy node does not ask for every invocation.
+        let want = (limit / 8).max(1);
+        let granted = lender.borrow(&scope, limit, want).await;
+        if granted == 0 {
+            return Err(throttle);
+        }
+        self.account.grow_share(&scope, granted);
+        self.account.admit(&pool.limit)
+    }
+
     /// Runs one invocation, filling in `record`; returns the result and the guest's
     /// output.
     async fn run(
@@ -409,7 +450,7 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         input: I,
         record: &mut InvocationRecord,
     ) -> (Result<Done<O>, Failure>, GuestOutput) {
-        let permit = match self.account.admit(&pool.limit) {
+        let permit = match self.admit(pool).await {
             Ok(permit) => permit,
             Err(throttle) => return (Err(throttled(record, throttle)), GuestOutput::default()),
         };

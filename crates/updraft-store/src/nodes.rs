@@ -148,3 +148,94 @@ fn node_from_row(row: &AnyRow) -> Result<NodeRecord, StoreError> {
         left_at: row.try_get(10)?,
     })
 }
+
+impl Store {
+    /// Grants node `node` up to `want` more permits of `scope`, as many as keep every
+    /// node's unexpired grant of it within `limit`; returns how many. Its grant then
+    /// lasts `ttl_ms`.
+    pub async fn permit_borrow(
+        &self,
+        scope: &str,
+        node: &str,
+        want: u32,
+        limit: u32,
+        ttl_ms: i64,
+    ) -> Result<u32, StoreError> {
+        let now = self.clock();
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Borrowers of one scope take turns (SQLite's one connection serializes).
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(scope).execute(&mut *tx).await?;
+        }
+        let others: i64 = sqlx::query(&format!(
+            "SELECT CAST(COALESCE(SUM(permits), 0) AS BIGINT) FROM permit_grants \
+             WHERE scope = $1 AND node <> $2 AND expires_at > {now}"
+        ))
+        .bind(scope)
+        .bind(node)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let mine: i64 = sqlx::query("SELECT permits FROM permit_grants WHERE scope = $1 AND node = $2")
+            .bind(scope)
+            .bind(node)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?
+            .unwrap_or(0);
+        let take = (i64::from(limit) - others - mine).clamp(0, i64::from(want));
+        if take > 0 {
+            upsert_grant(&mut tx, now, scope, node, mine + take, ttl_ms).await?;
+        }
+        tx.commit().await?;
+        Ok(u32::try_from(take).unwrap_or(0))
+    }
+
+    /// Sets node `node`'s grants to `grants` (scope, permits) for another `ttl_ms`;
+    /// a grant of 0 is given back.
+    pub async fn permit_renew(&self, node: &str, grants: &[(String, u32)], ttl_ms: i64) -> Result<(), StoreError> {
+        let now = self.clock();
+        let mut tx = self.pool.begin().await?;
+        for (scope, permits) in grants {
+            if *permits == 0 {
+                sqlx::query("DELETE FROM permit_grants WHERE scope = $1 AND node = $2")
+                    .bind(scope.as_str())
+                    .bind(node)
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                upsert_grant(&mut tx, now, scope, node, i64::from(*permits), ttl_ms).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Gives back every grant of node `node` (it stops).
+    pub async fn permit_release_all(&self, node: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM permit_grants WHERE node = $1").bind(node).execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+async fn upsert_grant(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    now: &str,
+    scope: &str,
+    node: &str,
+    permits: i64,
+    ttl_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO permit_grants (scope, node, permits, expires_at) VALUES ($1, $2, $3, {now} + $4) \
+         ON CONFLICT (scope, node) DO UPDATE SET permits = excluded.permits, expires_at = excluded.expires_at"
+    ))
+    .bind(scope)
+    .bind(node)
+    .bind(permits)
+    .bind(ttl_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

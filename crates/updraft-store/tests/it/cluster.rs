@@ -119,3 +119,53 @@ async fn a_listener_hears_another_connections_change_at_commit() {
     })
     .await;
 }
+
+store_tests! {
+    check_permit_grants => permit_grants_stay_within_the_limit_sqlite, permit_grants_stay_within_the_limit_postgres;
+}
+
+async fn check_permit_grants(store: &Store) {
+    const LONG: i64 = 60_000;
+    assert_eq!(store.permit_borrow("function:cart", "a", 3, 5, LONG).await.unwrap(), 3);
+    assert_eq!(store.permit_borrow("function:cart", "b", 5, 5, LONG).await.unwrap(), 2);
+    assert_eq!(store.permit_borrow("function:cart", "b", 1, 5, LONG).await.unwrap(), 0, "the limit is taken");
+    assert_eq!(store.permit_borrow("pool", "b", 4, 5, LONG).await.unwrap(), 4, "another scope is its own");
+
+    // Giving back makes room for others.
+    store.permit_renew("a", &[("function:cart".to_owned(), 1)], LONG).await.unwrap();
+    assert_eq!(store.permit_borrow("function:cart", "b", 5, 5, LONG).await.unwrap(), 2);
+
+    // A grant not renewed in time expires, and others may take its permits.
+    store.permit_renew("a", &[("function:cart".to_owned(), 1)], 50).await.unwrap();
+    assert_eq!(store.permit_borrow("function:cart", "c", 1, 5, LONG).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.permit_borrow("function:cart", "c", 1, 5, LONG).await.unwrap(), 1);
+
+    // A stopping node gives back everything.
+    store.permit_release_all("b").await.unwrap();
+    assert_eq!(store.permit_borrow("pool", "c", 5, 5, LONG).await.unwrap(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_borrowers_are_granted_exactly_the_limit_on_postgres() {
+    let Some(db) = crate::support::TestDb::postgres().await else { return };
+    db.run(|url| async move {
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            stores.push(crate::support::connect(&url).await);
+        }
+        let mut borrows = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let store = stores[i % stores.len()].clone();
+            borrows.spawn(async move {
+                store.permit_borrow("function:hot", &format!("node-{i}"), 1, 7, 60_000).await.unwrap()
+            });
+        }
+        let granted: u32 = borrows.join_all().await.into_iter().sum();
+        assert_eq!(granted, 7, "40 nodes racing for a limit of 7");
+        for store in stores {
+            store.close().await;
+        }
+    })
+    .await;
+}

@@ -693,3 +693,88 @@ async fn scaling_in_a_stopped_node_hands_its_workflow_executions_to_the_others()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Fetches the URL it is given: held at the test's gate for as long as the test wants.
+const GATED: &str = r#"
+import urllib.request
+
+def handler(event, context):
+    with urllib.request.urlopen(event["url"], timeout=60) as response:
+        return {"fetched": response.read().decode()}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_ten_times_the_limit_over_three_nodes_admits_exactly_the_limit() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let Some(database) = TestDatabase::create() else { return };
+    let keys = tempfile::tempdir().unwrap();
+    let key = cluster_key_file(keys.path(), &"34".repeat(32));
+    let nodes: Vec<std::sync::Arc<TestServer>> = three_nodes(&database, &key).into_iter().map(Into::into).collect();
+    let gate = crate::execution::Gate::start().await;
+    let extra = format!("timeout = \"60s\"\nallowed_outbound_hosts = [\"127.0.0.1:{}\"]\nconcurrency = 3\n", gate.port);
+    let app = crate::async_invoke::python_app("gated", &extra, GATED);
+    nodes[0].deploy(app.path());
+    for node in &nodes[1..] {
+        node.wait_for_server_log("took another node's change function=gated").await;
+    }
+
+    // 30 invocations at once, 10 through each node (the control plane's invoke runs
+    // where it is received: nothing is forwarded to one home).
+    let throttled = std::sync::Arc::new(AtomicUsize::new(0));
+    let url = format!("http://127.0.0.1:{}/", gate.port);
+    let mut calls = Vec::new();
+    for i in 0..30 {
+        let (node, throttled) = (nodes[i % 3].clone(), throttled.clone());
+        let event = serde_json::json!({ "url": url });
+        calls.push(tokio::spawn(async move {
+            let response = node.api(Method::POST, "/v1/functions/gated/invoke").json(&event).send().await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap();
+            if status == 429 {
+                assert!(body.contains("concurrency limit of 3"), "{body}");
+                throttled.fetch_add(1, Ordering::SeqCst);
+            }
+            (status, body)
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(gate.arrived.load(Ordering::SeqCst) == 3 && throttled.load(Ordering::SeqCst) == 27) {
+        assert!(
+            Instant::now() < deadline && gate.arrived.load(Ordering::SeqCst) <= 3,
+            "{} at the gate, {} throttled",
+            gate.arrived.load(Ordering::SeqCst),
+            throttled.load(Ordering::SeqCst),
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gate.release.add_permits(3);
+    let mut ok = 0;
+    for call in calls {
+        let (status, body) = call.await.unwrap();
+        match status {
+            200 => ok += 1,
+            429 => {}
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(ok, 3, "exactly the limit ran, across the cluster");
+    assert_eq!(gate.arrived.load(Ordering::SeqCst), 3);
+
+    // Given back when idle, the permits serve a node that had none.
+    gate.release.add_permits(1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = nodes[2]
+            .api(Method::POST, "/v1/functions/gated/invoke")
+            .json(&serde_json::json!({ "url": url }))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline && response.status() == 429, "{}", response.status());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -89,14 +89,14 @@ fn instances(function: &str, state: &str) -> String {
 
 /// A loopback HTTP server that holds every request until released: a guest that
 /// fetches from it stays in flight for as long as the test wants.
-struct Gate {
-    port: u16,
-    arrived: Arc<AtomicUsize>,
-    release: Arc<Semaphore>,
+pub(crate) struct Gate {
+    pub(crate) port: u16,
+    pub(crate) arrived: Arc<AtomicUsize>,
+    pub(crate) release: Arc<Semaphore>,
 }
 
 impl Gate {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let arrived = Arc::new(AtomicUsize::new(0));
