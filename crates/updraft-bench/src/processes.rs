@@ -105,6 +105,15 @@ impl ServerProcess {
         }
     }
 
+    /// Kills the process at once (`kill -9`), as a crash would.
+    #[allow(dead_code, reason = "only the cluster benchmark kills a node; the others include this file too")]
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The last lines of the process's output, for error messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
