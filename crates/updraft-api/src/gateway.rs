@@ -166,7 +166,9 @@ async fn forward(
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut request = state.forwarder.request(parts.method.clone(), format!("{address}{path}")).body(body);
     for (name, value) in &parts.headers {
-        if name != http::header::HOST && name.as_str() != updraft_platform::FORWARDED_HEADER {
+        // The client sets the length of the body it sends (the same bytes).
+        let ours = [http::header::HOST, http::header::CONTENT_LENGTH];
+        if !ours.contains(name) && name.as_str() != updraft_platform::FORWARDED_HEADER {
             request = request.header(name, value);
         }
     }

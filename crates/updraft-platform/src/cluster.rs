@@ -127,11 +127,19 @@ pub(crate) struct Ledger {
     ttl: Duration,
     /// What the last renewal claimed per scope, and when it last succeeded.
     renewed: std::sync::Mutex<(std::collections::HashMap<String, u32>, std::time::Instant)>,
+    /// Set when another process took this node's identity: it lends nothing more.
+    fenced: std::sync::atomic::AtomicBool,
 }
 
 impl Ledger {
     pub(crate) fn new(store: Store, node: String, ttl: Duration) -> Self {
-        Self { store, node, ttl, renewed: std::sync::Mutex::new((Default::default(), std::time::Instant::now())) }
+        Self {
+            store,
+            node,
+            ttl,
+            renewed: std::sync::Mutex::new((Default::default(), std::time::Instant::now())),
+            fenced: Default::default(),
+        }
     }
 
     fn ttl_ms(&self) -> i64 {
@@ -142,6 +150,9 @@ impl Ledger {
 impl Lender for Ledger {
     fn borrow<'a>(&'a self, scope: &'a Scope, limit: u32, want: u32) -> BoxFuture<'a, u32> {
         Box::pin(async move {
+            if self.fenced.load(std::sync::atomic::Ordering::Acquire) {
+                return 0;
+            }
             match self.store.permit_borrow(&scope.to_string(), &self.node, want, limit, self.ttl_ms()).await {
                 Ok(granted) => granted,
                 Err(error) => {
@@ -202,17 +213,20 @@ async fn heartbeat(weak: Weak<Platform>, epoch: i64, every: Duration) {
                 if let (Ok(nodes), Some(platform)) = (store.node_list().await, weak.upgrade()) {
                     platform.set_peers(&nodes);
                 }
-                if let Some(platform) = weak.upgrade() {
-                    platform.renew_shares(every).await;
-                }
             }
             Ok(false) => {
                 tracing::error!(
                     node,
                     epoch,
                     "another server joined the cluster as this node (a copy of its data dir?); this one stops \
-                     heartbeating and will be seen as dead"
+                     heartbeating, admits nothing more, and will be seen as dead"
                 );
+                if let Some(platform) = weak.upgrade() {
+                    if let Some(ledger) = &platform.ledger {
+                        ledger.fenced.store(true, std::sync::atomic::Ordering::Release);
+                    }
+                    platform.stop_admitting();
+                }
                 return;
             }
             Err(error) if !failing => {
@@ -220,6 +234,10 @@ async fn heartbeat(weak: Weak<Platform>, epoch: i64, every: Duration) {
                 tracing::warn!(error = %error, "a heartbeat failed; the other nodes will see this one as dead if it goes on");
             }
             Err(_) => {}
+        }
+        // Renewed (or, failing for too long, dropped) whatever became of the heartbeat.
+        if let Some(platform) = weak.upgrade() {
+            platform.renew_shares(every).await;
         }
     }
 }
@@ -254,12 +272,20 @@ impl Platform {
                 let since = ledger.renewed.lock().unwrap_or_else(|p| p.into_inner()).1;
                 if since.elapsed() + every * 2 >= ledger.ttl {
                     tracing::error!(error = %error, "cannot renew this node's concurrency shares; it admits nothing until it can");
-                    for share in self.scheduler.shares() {
-                        self.scheduler.set_share(&share.scope, 0);
-                    }
+                    self.stop_admitting();
                 } else {
                     tracing::warn!(error = %error, "renewing this node's concurrency shares failed; trying again");
                 }
+            }
+        }
+    }
+
+    /// Drops every share of the cluster's limits (they are not, or no longer, this
+    /// node's to use); a lender fills them again once renewals work.
+    fn stop_admitting(&self) {
+        if self.ledger.is_some() {
+            for share in self.scheduler.shares() {
+                self.scheduler.set_share(&share.scope, 0);
             }
         }
     }

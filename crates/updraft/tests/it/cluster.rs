@@ -203,7 +203,7 @@ fn echo_app(dir: &std::path::Path, build: &str, secret: bool) {
     let secret = if secret { ", PASSWORD = { secret = \"shared-password\" }" } else { "" };
     let manifest = format!(
         "[app]\nname = \"shared\"\n\n[functions.echo]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\n\
-         env = {{ BUILD = \"{build}\"{secret} }}\ntriggers = [{{ http = \"GET /echo\" }}]\n"
+         env = {{ BUILD = \"{build}\"{secret} }}\ntriggers = [{{ http = \"GET,POST /echo\" }}]\n"
     );
     app_with_guest(dir, &manifest, &updraft_test_programs::bytes(updraft_test_programs::ECHO));
 }
@@ -426,6 +426,24 @@ fn ticks(seen: &std::collections::HashMap<String, usize>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_a_node_under_load_loses_nothing_acknowledged() {
+    node_loss(&[]).await;
+}
+
+/// The same with the events in one NATS JetStream stream all three nodes share: the
+/// dead node's events come back when their ack wait (3 s here) runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_node_under_load_loses_nothing_acknowledged_on_nats() {
+    let url = std::env::var("UPDRAFT_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let unique = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let stream = format!("UPDRAFT_CLUSTER_{}_{unique}", std::process::id());
+    node_loss(&["--nats-url", &url, "--nats-stream", &stream, "--nats-ack-wait", "3s"]).await;
+    let client = async_nats::connect(url).await.unwrap();
+    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+}
+
+/// Three nodes, async and sync load through all of them, one killed: nothing
+/// acknowledged is lost. `queue` chooses where events wait (the database by default).
+async fn node_loss(queue: &[&str]) {
     let Some(database) = TestDatabase::create() else { return };
     let keys = tempfile::tempdir().unwrap();
     let key = cluster_key_file(keys.path(), &"ef".repeat(32));
@@ -438,6 +456,7 @@ async fn losing_a_node_under_load_loses_nothing_acknowledged() {
         "100ms",
     ];
     args.extend(CLUSTER_ARGS);
+    args.extend(queue);
     let a = TestServer::start_with(&args);
     let start_another = || {
         let dir = tempfile::tempdir().unwrap();
@@ -617,6 +636,17 @@ async fn requests_run_on_their_functions_home_node_and_elsewhere_when_it_dies() 
             sent.push(id);
         }
     }
+    // A body goes along, and comes back from the home.
+    let mut is_home = Vec::new();
+    for node in &nodes {
+        let view: Value = node.api(Method::GET, "/v1/status").send().await.unwrap().json().await.unwrap();
+        is_home.push(view["node_id"] == home.as_str());
+    }
+    let non_home = &nodes[is_home.iter().position(|is_home| !is_home).unwrap()];
+    let response = non_home.http.post(non_home.url("/echo")).body("a body for the home").send().await.unwrap();
+    assert_eq!(response.headers()["x-updraft-node"], home.as_str());
+    assert!(response.text().await.unwrap().contains("a body for the home"));
+
     // A forged proof from a client is not believed: the id is this cluster's own.
     let (_, _, id, _) =
         echo(&nodes[1], &[("x-updraft-forwarded", &format!("{home};forged-id;99999999999999;00"))]).await;
@@ -637,12 +667,7 @@ async fn requests_run_on_their_functions_home_node_and_elsewhere_when_it_dies() 
 
     // The home dies: the others keep answering, running the requests themselves or on
     // the next home.
-    let mut homes = Vec::new();
-    for node in &nodes {
-        let view: Value = node.api(Method::GET, "/v1/status").send().await.unwrap().json().await.unwrap();
-        homes.push(view["node_id"] == home.as_str());
-    }
-    let dead = homes.iter().position(|is_home| *is_home).unwrap();
+    let dead = is_home.iter().position(|is_home| *is_home).unwrap();
     nodes[dead].kill();
     for _ in 0..20 {
         for (i, node) in nodes.iter().enumerate().filter(|(i, _)| *i != dead) {
@@ -777,4 +802,73 @@ async fn a_burst_of_ten_times_the_limit_over_three_nodes_admits_exactly_the_limi
         assert!(Instant::now() < deadline && response.status() == 429, "{}", response.status());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_home_refuses_forwarded_requests_and_the_sender_runs_them() {
+    let Some(database) = TestDatabase::create() else { return };
+    let keys = tempfile::tempdir().unwrap();
+    let key = cluster_key_file(keys.path(), &"56".repeat(32));
+    let mut args = vec!["--database-url", database.url.as_str(), "--cluster-key-file", key.as_str()];
+    args.extend(CLUSTER_ARGS);
+    // The small node runs one invocation at a time: with one running, it is overloaded.
+    let small = TestServer::start_with(&[args.as_slice(), &["--max-instances", "1"]].concat());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(small.data_dir.path().join("admin-token"), dir.path().join("admin-token")).unwrap();
+    let big = TestServer::start_in_with(dir, &args);
+    let small_id: Value = small.api(Method::GET, "/v1/status").send().await.unwrap().json().await.unwrap();
+    let small_id = small_id["node_id"].as_str().unwrap().to_owned();
+
+    let app = tempfile::tempdir().unwrap();
+    let mut manifest = String::from("[app]\nname = \"many\"\n\n");
+    for i in 0..8 {
+        manifest.push_str(&format!(
+            "[functions.f{i}]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\ntriggers = [{{ http = \"GET /f{i}/{{action}}\" }}]\n\n"
+        ));
+    }
+    app_with_guest(app.path(), &manifest, &updraft_test_programs::bytes(updraft_test_programs::ECHO));
+    small.deploy(app.path());
+    let served_by = |server: &TestServer, path: String| {
+        let request = server.http.get(server.url(&path));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            response.headers()["x-updraft-node"].to_str().unwrap().to_owned()
+        }
+    };
+    // A function whose home is the small node, once both nodes know each other.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let function = loop {
+        let mut found = None;
+        for i in 0..8 {
+            let path = format!("/f{i}/echo");
+            if big.get(&path).await.status() == 200
+                && served_by(&big, path.clone()).await == small_id
+                && served_by(&small, path).await == small_id
+            {
+                found = Some(format!("f{i}"));
+                break;
+            }
+        }
+        if let Some(function) = found {
+            break function;
+        }
+        assert!(Instant::now() < deadline, "no function is homed on the small node");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // The small node busy with its one invocation: what the big node forwards to it
+    // comes back refused, and the big node runs it.
+    let sleeper = tokio::spawn(served_by(&small, format!("/{function}/sleep?ms=2000")));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let busy = format!("updraft_instances{{function=\"{function}\",state=\"busy\"}} 1");
+    while !small.api(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap().contains(&busy) {
+        assert!(Instant::now() < deadline, "the sleeper never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let big_id = served_by(&big, format!("/{function}/echo")).await;
+    assert_ne!(big_id, small_id, "the overloaded home ran a forwarded request");
+    assert_eq!(sleeper.await.unwrap(), small_id);
+    // Free again, the home takes its requests back.
+    assert_eq!(served_by(&big, format!("/{function}/echo")).await, small_id);
 }
