@@ -1,5 +1,6 @@
 //! Reading request bodies under a size limit, refusing early when the declared length
-//! is already too large (so a client that waits for `100 Continue` sends nothing).
+//! is already too large (so a client that waits for `100 Continue` sends nothing); and
+//! reading one while passing each piece on as it arrives (to a home node).
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -15,23 +16,77 @@ pub(crate) async fn read_limited(
     limit: usize,
     what: &str,
 ) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the {what} is larger than the limit of {}", human_bytes(limit)),
-        )
-    };
+    check_declared(headers, limit, what)?;
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) => Err(read_error(&*error, limit, what)),
+    }
+}
+
+/// Reads `body` under `limit` as [`read_limited`] does, and hands each piece to the
+/// returned stream as it arrives, keeping them all: the task gives the whole body,
+/// also when whoever reads the stream stops early (a refused forward runs here).
+pub(crate) fn read_passing_on(
+    headers: &http::HeaderMap,
+    body: Body,
+    limit: usize,
+    what: &'static str,
+) -> Result<(PassedOn, tokio::task::JoinHandle<Result<Bytes, ApiError>>), ApiError> {
+    check_declared(headers, limit, what)?;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let reader = tokio::spawn(async move {
+        let mut body = Limited::new(body, limit);
+        let mut kept = Vec::new();
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        kept.extend_from_slice(&data);
+                        // A reader gone early is fine: the body is still kept whole.
+                        let _ = sender.send(Ok(data)).await;
+                    }
+                }
+                Err(error) => {
+                    let _ = sender.send(Err(std::io::Error::other("the request body was cut off"))).await;
+                    return Err(read_error(&*error, limit, what));
+                }
+            }
+        }
+        Ok(Bytes::from(kept))
+    });
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|piece| (piece, receiver))
+    });
+    Ok((Box::pin(stream), reader))
+}
+
+/// The pieces of a body as [`read_passing_on`] reads them.
+pub(crate) type PassedOn = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// Refuses a body whose declared length is over `limit` before reading it.
+fn check_declared(headers: &http::HeaderMap, limit: usize, what: &str) -> Result<(), ApiError> {
     let declared =
         headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
-        return Err(too_large());
+        return Err(too_large(limit, what));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(too_large()),
-        Err(error) => Err(ApiError::bad_request(format!("could not read the {what}: {error}"))),
+    Ok(())
+}
+
+fn read_error(error: &(dyn std::error::Error + Send + Sync + 'static), limit: usize, what: &str) -> ApiError {
+    if error.is::<LengthLimitError>() {
+        too_large(limit, what)
+    } else {
+        ApiError::bad_request(format!("could not read the {what}: {error}"))
     }
+}
+
+fn too_large(limit: usize, what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the {what} is larger than the limit of {}", human_bytes(limit)),
+    )
 }
 
 fn human_bytes(bytes: usize) -> String {

@@ -1,9 +1,9 @@
 //! The gateway: a request that is not for `/v1` or `/healthz` goes to the function
 //! whose HTTP trigger matches it. The route table is in memory; nothing here waits on
 //! the database. In a cluster, a function's requests run on its home node: this node
-//! sends them there (after checking the caller's key and reading the body, so that a
-//! home that is unreachable or overloaded leaves the request to run here) and streams
-//! the home's answer back.
+//! checks the caller's key, streams the request there as its body arrives (keeping a
+//! copy, so that a home that is unreachable or overloaded leaves the request to run
+//! here) and streams the home's answer back.
 
 use std::sync::Arc;
 
@@ -78,19 +78,38 @@ async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: 
         Some(_) => crate::ASYNC_PAYLOAD,
         None => state.platform.limits().max_sync_payload as usize,
     };
-    let body = crate::body::read_limited(&parts.headers, body, limit, "request body").await?;
-
     for hop in HOP_BY_HOP {
         parts.headers.remove(hop);
     }
-    if routed.webhook.is_none() {
-        if !forwarded && let Home::Node { id, address } = state.platform.home(&routed.function.name) {
-            match forward(state, &parts, body.clone(), request_id, &address).await {
+    let home = match (&routed.webhook, forwarded) {
+        (None, false) => state.platform.home(&routed.function.name),
+        _ => Home::Here,
+    };
+    let body = match home {
+        // The body streams to the home as it arrives, and is kept: if the home cannot
+        // take the request, it runs here.
+        Home::Node { id, address } => {
+            let (pieces, whole) = crate::body::read_passing_on(&parts.headers, body, limit, "request body")?;
+            let forwarded = forward(state, &parts, reqwest::Body::wrap_stream(pieces), request_id, &address).await;
+            let whole = whole.await.map_err(|join| ApiError::internal(&join))?;
+            match forwarded {
                 Forward::Answered(response) => return Ok(response),
-                Forward::Unreachable => state.platform.suspect(&id),
+                // A body cut off or too large is the client's error, not the home's;
+                // else the home went away mid-request (it may have run it: at least
+                // once, as when a node dies) and the request runs here.
+                Forward::Broken | Forward::Unreachable => {
+                    if whole.is_ok() {
+                        state.platform.suspect(&id);
+                    }
+                }
                 Forward::Overloaded => {}
             }
-        } else if forwarded && state.platform.overloaded() {
+            whole?
+        }
+        Home::Here => crate::body::read_limited(&parts.headers, body, limit, "request body").await?,
+    };
+    if routed.webhook.is_none() {
+        if forwarded && state.platform.overloaded() {
             let mut response = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "node_overloaded",
@@ -149,6 +168,9 @@ const OVERLOADED_HEADER: &str = "x-updraft-overloaded";
 enum Forward {
     /// The home ran it (or answered for it): its answer, streamed.
     Answered(Response),
+    /// The forward broke before an answer came: the home died mid-request, or the
+    /// client's body was cut off or too large.
+    Broken,
     /// The home could not be reached: run here.
     Unreachable,
     /// The home refused, overloaded: run here.
@@ -159,14 +181,14 @@ enum Forward {
 async fn forward(
     state: &AppState,
     parts: &http::request::Parts,
-    body: Bytes,
+    body: reqwest::Body,
     request_id: &str,
     address: &str,
 ) -> Forward {
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut request = state.forwarder.request(parts.method.clone(), format!("{address}{path}")).body(body);
     for (name, value) in &parts.headers {
-        // The client sets the length of the body it sends (the same bytes).
+        // The body streams (chunked): its length is the client's to state.
         let ours = [http::header::HOST, http::header::CONTENT_LENGTH];
         if !ours.contains(name) && name.as_str() != updraft_platform::FORWARDED_HEADER {
             request = request.header(name, value);
@@ -177,11 +199,8 @@ async fn forward(
         Ok(response) => response,
         Err(error) if error.is_connect() => return Forward::Unreachable,
         Err(error) => {
-            tracing::warn!(%address, %error, "forwarding a request to its home node failed");
-            return Forward::Answered(
-                ApiError::new(StatusCode::BAD_GATEWAY, "forward_failed", format!("the home node failed: {error}"))
-                    .into_response(),
-            );
+            tracing::warn!(%address, %error, "forwarding a request to its home node broke off");
+            return Forward::Broken;
         }
     };
     if response.status() == StatusCode::SERVICE_UNAVAILABLE && response.headers().contains_key(OVERLOADED_HEADER) {

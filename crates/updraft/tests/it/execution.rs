@@ -103,7 +103,13 @@ impl Gate {
         let release = Arc::new(Semaphore::new(0));
         let (counter, gate) = (arrived.clone(), release.clone());
         tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
+            loop {
+                // A failed accept (a connection reset before it was taken, say) must not
+                // end the loop: the listener would close and reset every later one.
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
                 let (counter, gate) = (counter.clone(), gate.clone());
                 tokio::spawn(async move {
                     let mut buffer = vec![0; 4096];
@@ -207,6 +213,7 @@ async fn burst_through_gate(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_ten_times_the_limit_admits_exactly_the_limit() {
+    let _alone = crate::harness::CLUSTERS.write().await;
     let server = Arc::new(TestServer::start_with(&["--account-concurrency", "8"]));
     let gate = Gate::start().await;
     deploy_echo(&server, "reserved", &gate.manifest_extra("concurrency = 3"));
