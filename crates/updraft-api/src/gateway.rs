@@ -85,6 +85,17 @@ async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: 
         (None, false) => state.platform.home(&routed.function.name),
         _ => Home::Here,
     };
+    // Refused before its body is read: the sending node still has all of it.
+    if forwarded && routed.webhook.is_none() && state.platform.overloaded() {
+        let mut response = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node_overloaded",
+            "this node runs as many invocations as it may have instances; the sending node runs it",
+        )
+        .into_response();
+        response.headers_mut().insert(OVERLOADED_HEADER, HeaderValue::from_static("1"));
+        return Ok(response);
+    }
     let body = match home {
         // The body streams to the home as it arrives, and is kept: if the home cannot
         // take the request, it runs here.
@@ -108,18 +119,6 @@ async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: 
         }
         Home::Here => crate::body::read_limited(&parts.headers, body, limit, "request body").await?,
     };
-    if routed.webhook.is_none() {
-        if forwarded && state.platform.overloaded() {
-            let mut response = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "node_overloaded",
-                "this node runs as many invocations as it may have instances; the sending node runs it",
-            )
-            .into_response();
-            response.headers_mut().insert(OVERLOADED_HEADER, HeaderValue::from_static("1"));
-            return Ok(response);
-        }
-    }
     // The `x-updraft-` headers a function sees are Updraft's word (the route, its
     // parameters, the request id): a client's own are dropped, never passed on.
     let forged: Vec<HeaderName> =
