@@ -904,3 +904,49 @@ async fn an_overloaded_home_refuses_forwarded_requests_and_the_sender_runs_them(
     // Free again, the home takes its requests back.
     assert_eq!(served_by(&big, format!("/{function}/echo")).await, small_id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocation_running_when_another_node_deploys_finishes_on_its_version() {
+    let _cluster = crate::harness::CLUSTERS.read().await;
+    let Some(database) = TestDatabase::create() else { return };
+    let (a, b) = two_nodes(&database);
+    let app = tempfile::tempdir().unwrap();
+    let manifest = |build: &str| {
+        format!(
+            "[app]\nname = \"slow\"\n\n[functions.slow]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\n\
+             env = {{ BUILD = \"{build}\" }}\ntriggers = [{{ http = \"GET /slow/{{action}}\" }}]\n"
+        )
+    };
+    app_with_guest(app.path(), &manifest("1"), &updraft_test_programs::bytes(updraft_test_programs::ECHO));
+    a.deploy(app.path());
+    wait_for_route(&b, "/slow/echo", 200, Some("1")).await;
+
+    // A request runs (wherever B sends it) while A deploys version 2.
+    let running = tokio::spawn({
+        let request = b.http.get(b.url("/slow/sleep?ms=1500"));
+        async move { request.send().await.unwrap() }
+    });
+    let busy = "state=\"busy\"} 1";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut metrics = String::new();
+        for node in [&a, &b] {
+            metrics.push_str(&node.api(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap());
+        }
+        if metrics.lines().any(|line| line.starts_with("updraft_instances{function=\"slow\"") && line.ends_with(busy)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slow request never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    std::fs::write(app.path().join("updraft.toml"), manifest("2")).unwrap();
+    a.deploy(app.path());
+    wait_for_route(&a, "/slow/echo", 200, Some("2")).await;
+    wait_for_route(&b, "/slow/echo", 200, Some("2")).await;
+
+    // Both nodes serve version 2 now; the request that was running ends on version 1.
+    let response = running.await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-updraft-version"], "1");
+    assert_eq!(response.text().await.unwrap(), "slept 1500");
+}
