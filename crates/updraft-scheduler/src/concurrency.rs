@@ -156,6 +156,10 @@ impl Drop for Permit {
 /// (not the limit) was what refused.
 fn try_take_shared(counter: &AtomicU32, limit: u32, share: &Share) -> bool {
     let allowed = share.allowed.load(Ordering::Acquire);
+    if allowed == UNLIMITED {
+        // Outside a cluster nobody reads the peak: one compare-and-swap, as before.
+        return counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1)).is_ok();
+    }
     match counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit.min(allowed)).then_some(n + 1)) {
         Ok(before) => {
             share.peak.fetch_max(before + 1, Ordering::AcqRel);

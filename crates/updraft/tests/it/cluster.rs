@@ -84,19 +84,41 @@ async fn wait_for_nodes(server: &TestServer, what: &str, done: impl Fn(&Value) -
 
 const CLUSTER_ARGS: [&str; 4] = ["--heartbeat", "200ms", "--node-dead-after", "2s"];
 
-/// Two servers on `database`, each with its own data dir.
-fn two_nodes(database: &TestDatabase) -> (TestServer, TestServer) {
-    let mut args = vec!["--database-url", database.url.as_str()];
-    args.extend(CLUSTER_ARGS);
-    let a = TestServer::start_with(&args);
-    // Until the cluster shares its secrets key (one of the cluster issue's points), a
-    // second node needs a copy of the first one's. API keys live in the database, so
-    // the admin key the first node made works on both.
-    let b_dir = tempfile::tempdir().unwrap();
-    for file in ["secrets.key", "admin-token"] {
-        std::fs::copy(a.data_dir.path().join(file), b_dir.path().join(file)).unwrap();
+/// One node per entry of `each` on `database`, each with its own data dir, started
+/// with `shared` and its own arguments. The later ones get a copy of the first one's
+/// admin token, for the test's CLI calls (API keys live in the database, so it works on
+/// every node); without a cluster key in `shared`, of its `secrets.key` too, which is
+/// then the only way nodes share their secrets.
+fn start_nodes(database: &TestDatabase, shared: &[&str], each: &[&[&str]]) -> Vec<TestServer> {
+    let args = |own: &[&str]| -> Vec<String> {
+        let mut args = vec!["--database-url".to_owned(), database.url.clone()];
+        args.extend(CLUSTER_ARGS.iter().chain(shared).chain(own).map(|arg| arg.to_string()));
+        args
+    };
+    let copied: &[&str] =
+        if shared.contains(&"--cluster-key-file") { &["admin-token"] } else { &["admin-token", "secrets.key"] };
+    let mut nodes: Vec<TestServer> = Vec::new();
+    for own in each {
+        let args = args(own);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let node = match nodes.first() {
+            None => TestServer::start_with(&args),
+            Some(first) => {
+                let dir = tempfile::tempdir().unwrap();
+                for file in copied {
+                    std::fs::copy(first.data_dir.path().join(file), dir.path().join(file)).unwrap();
+                }
+                TestServer::start_in_with(dir, &args)
+            }
+        };
+        nodes.push(node);
     }
-    let b = TestServer::start_in_with(b_dir, &args);
+    nodes
+}
+
+/// Two nodes on `database`, sharing the first one's `secrets.key`.
+fn two_nodes(database: &TestDatabase) -> (TestServer, TestServer) {
+    let [a, b]: [TestServer; 2] = start_nodes(database, &[], &[&[], &[]]).try_into().ok().unwrap();
     (a, b)
 }
 
@@ -297,13 +319,9 @@ async fn with_a_cluster_key_every_node_opens_secrets_and_access_keys_without_cop
     let Some(database) = TestDatabase::create() else { return };
     let keys = tempfile::tempdir().unwrap();
     let key = cluster_key_file(keys.path(), &"ab".repeat(32));
-    let mut args = vec!["--database-url", database.url.as_str(), "--cluster-key-file", key.as_str()];
-    args.extend(CLUSTER_ARGS);
-    let a = TestServer::start_with(&args);
     // B gets no secrets.key: only the CLI's local admin token, for the test's calls.
-    let b_dir = tempfile::tempdir().unwrap();
-    std::fs::copy(a.data_dir.path().join("admin-token"), b_dir.path().join("admin-token")).unwrap();
-    let b = TestServer::start_in_with(b_dir, &args);
+    let [a, b]: [TestServer; 2] =
+        start_nodes(&database, &["--cluster-key-file", &key], &[&[], &[]]).try_into().ok().unwrap();
     assert!(!b.data_dir.path().join("secrets.key").exists(), "the key lives sealed in the database");
 
     // A secret set on A opens on B: a deploy there that names it goes live.
@@ -453,23 +471,8 @@ async fn node_loss(queue: &[&str]) {
     let Some(database) = TestDatabase::create() else { return };
     let keys = tempfile::tempdir().unwrap();
     let key = cluster_key_file(keys.path(), &"ef".repeat(32));
-    let mut args = vec![
-        "--database-url",
-        database.url.as_str(),
-        "--cluster-key-file",
-        key.as_str(),
-        "--async-retry-delay",
-        "100ms",
-    ];
-    args.extend(CLUSTER_ARGS);
-    args.extend(queue);
-    let a = TestServer::start_with(&args);
-    let start_another = || {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(a.data_dir.path().join("admin-token"), dir.path().join("admin-token")).unwrap();
-        TestServer::start_in_with(dir, &args)
-    };
-    let (b, mut c) = (start_another(), start_another());
+    let shared = [&["--cluster-key-file", key.as_str(), "--async-retry-delay", "100ms"], queue].concat();
+    let [a, b, mut c]: [TestServer; 3] = start_nodes(&database, &shared, &[&[], &[], &[]]).try_into().ok().unwrap();
 
     let (port, seen) = crate::async_invoke::witness().await;
     let extra = format!(
@@ -547,16 +550,7 @@ async fn node_loss(queue: &[&str]) {
     }
 
     // C's workflow execution finishes, resumed by a survivor from its last stored step.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let report: Value =
-            a.api(Method::GET, &format!("/v1/executions/{execution}")).send().await.unwrap().json().await.unwrap();
-        if report["status"] == "succeeded" {
-            break;
-        }
-        assert!(Instant::now() < deadline && report["status"] == "running", "{report:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_execution_to_succeed(&a, &execution).await;
     assert!(seen.lock().unwrap().contains_key("task-slow"));
 
     // Schedules keep firing, each tick once for the whole cluster.
@@ -570,20 +564,23 @@ async fn node_loss(queue: &[&str]) {
     assert_eq!(times.len(), count, "a tick fired more than once: {ticks:?}");
 }
 
-/// Three nodes sharing one database and a cluster key; the first one's admin token
-/// works on all.
-fn three_nodes(database: &TestDatabase, key: &str) -> Vec<TestServer> {
-    let mut args = vec!["--database-url", database.url.as_str(), "--cluster-key-file", key];
-    args.extend(CLUSTER_ARGS);
-    let first = TestServer::start_with(&args);
-    let token = first.data_dir.path().join("admin-token");
-    let mut nodes = vec![first];
-    for _ in 0..2 {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(&token, dir.path().join("admin-token")).unwrap();
-        nodes.push(TestServer::start_in_with(dir, &args));
+/// Waits until workflow execution `id`, still running meanwhile, has succeeded.
+async fn wait_for_execution_to_succeed(server: &TestServer, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let report: Value =
+            server.api(Method::GET, &format!("/v1/executions/{id}")).send().await.unwrap().json().await.unwrap();
+        if report["status"] == "succeeded" {
+            return;
+        }
+        assert!(Instant::now() < deadline && report["status"] == "running", "{report:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    nodes
+}
+
+/// Three nodes sharing one database and the cluster key in file `key`.
+fn three_nodes(database: &TestDatabase, key: &str) -> Vec<TestServer> {
+    start_nodes(database, &["--cluster-key-file", key], &[&[], &[], &[]])
 }
 
 /// `GET /echo` on `server` with `headers`: the status, the node that ran it, the request
@@ -737,16 +734,7 @@ async fn scaling_in_a_stopped_node_hands_its_workflow_executions_to_the_others()
     assert!(status.success(), "{status}");
     let b_address = format!("http://{}", b.addr);
     wait_for_nodes(&a, "B left", |view| node(view, &b_address).is_some_and(|n| n["state"] == "left")).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let report: Value =
-            a.api(Method::GET, &format!("/v1/executions/{execution}")).send().await.unwrap().json().await.unwrap();
-        if report["status"] == "succeeded" {
-            break;
-        }
-        assert!(Instant::now() < deadline && report["status"] == "running", "{report:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_execution_to_succeed(&a, &execution).await;
 }
 
 /// Fetches the URL it is given: held at the test's gate for as long as the test wants.
@@ -841,13 +829,12 @@ async fn an_overloaded_home_refuses_forwarded_requests_and_the_sender_runs_them(
     let Some(database) = TestDatabase::create() else { return };
     let keys = tempfile::tempdir().unwrap();
     let key = cluster_key_file(keys.path(), &"56".repeat(32));
-    let mut args = vec!["--database-url", database.url.as_str(), "--cluster-key-file", key.as_str()];
-    args.extend(CLUSTER_ARGS);
     // The small node runs one invocation at a time: with one running, it is overloaded.
-    let small = TestServer::start_with(&[args.as_slice(), &["--max-instances", "1"]].concat());
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(small.data_dir.path().join("admin-token"), dir.path().join("admin-token")).unwrap();
-    let big = TestServer::start_in_with(dir, &args);
+    let [small, big]: [TestServer; 2] =
+        start_nodes(&database, &["--cluster-key-file", &key], &[&["--max-instances", "1"], &[]])
+            .try_into()
+            .ok()
+            .unwrap();
     let small_id: Value = small.api(Method::GET, "/v1/status").send().await.unwrap().json().await.unwrap();
     let small_id = small_id["node_id"].as_str().unwrap().to_owned();
 
