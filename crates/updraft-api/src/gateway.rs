@@ -12,8 +12,10 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
-use updraft_model::{HttpAuth, WebhookTrigger};
-use updraft_platform::{Home, Input, Invocation, InvokeContext, LiveFunction, RouteMatch, TriggerKind, WebhookRequest};
+use updraft_model::{HttpAuth, TraceParent, WebhookTrigger, span_id_of};
+use updraft_platform::{
+    Home, Input, Invocation, InvokeContext, LiveFunction, RouteMatch, TriggerKind, WebhookRequest, new_trace_id,
+};
 
 use crate::request_id::{Forwarded, RequestId};
 use crate::{ApiError, AppState};
@@ -145,10 +147,18 @@ async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: 
     if let Some(webhook) = &routed.webhook {
         return accept_webhook(state, &routed, webhook, parts, body).await;
     }
+    // The function sees its own invocation as the parent of whatever it calls, in both
+    // the W3C form and AWS's (which API Gateway events carry).
+    let caller = trace_parent(&parts.headers);
+    let trace_id = caller.as_ref().map_or_else(new_trace_id, |caller| caller.trace_id.clone());
+    let own = TraceParent { trace_id: trace_id.clone(), span_id: span_id_of(request_id) };
+    set_header(&mut parts.headers, "traceparent", &own.header());
+    set_header(&mut parts.headers, "x-amzn-trace-id", &own.amzn_header());
     let guest_request = http::Request::from_parts(parts, body);
-
-    let trace_id = trace_id(guest_request.headers());
-    let context = InvokeContext { request_id: request_id.to_owned(), trigger: TriggerKind::Http, trace_id };
+    let context = InvokeContext {
+        trace_id: Some(trace_id),
+        ..InvokeContext::new(request_id.to_owned(), TriggerKind::Http, caller)
+    };
     let invocation = state.platform.invoke(&routed.function, Input::Http(guest_request), context).await?;
     let mut response = render(invocation);
     if let Ok(node) = HeaderValue::from_str(state.platform.node_id()) {
@@ -235,29 +245,21 @@ async fn accept_webhook(
         route: routed.route.clone(),
         headers,
         body,
-        trace_id: trace_id(&parts.headers),
+        trace: trace_parent(&parts.headers),
     };
     let id = state.platform.events().accept_webhook(&routed.function.name, webhook, request).await?;
     let view = crate::views::AsyncAcceptedView { id, function: routed.function.name.to_string() };
     Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
 }
 
-/// The trace id of a valid W3C `traceparent` header
-/// (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`), so an invocation joins
-/// its caller's trace.
-pub(crate) fn trace_id(headers: &http::HeaderMap) -> Option<String> {
-    let value = headers.get("traceparent")?.to_str().ok()?;
-    let mut parts = value.trim().split('-');
-    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex =
-        |text: &str, len: usize| text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    let valid = hex(version, 2)
-        && version != "ff"
-        && hex(trace, 32)
-        && trace.bytes().any(|b| b != b'0')
-        && hex(parent, 16)
-        && hex(flags, 2);
-    valid.then(|| trace.to_owned())
+/// The caller's trace context: a valid W3C `traceparent`, else AWS's
+/// `X-Amzn-Trace-Id` (which the AWS SDKs send from inside a Lambda function). An
+/// invalid header is ignored: the invocation starts a trace.
+pub(crate) fn trace_parent(headers: &http::HeaderMap) -> Option<TraceParent> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    header("traceparent")
+        .and_then(TraceParent::parse)
+        .or_else(|| header("x-amzn-trace-id").and_then(TraceParent::parse_amzn))
 }
 
 fn set_header(headers: &mut http::HeaderMap, name: &str, value: &str) {

@@ -204,11 +204,7 @@ async fn invoke_checked(
         Some(version) if version != "$LATEST" => function.version.to_string(),
         _ => "$LATEST".to_owned(),
     };
-    let context = InvokeContext {
-        request_id: request_id.to_owned(),
-        trigger: TriggerKind::Direct,
-        trace_id: crate::gateway::trace_id(headers),
-    };
+    let caller = crate::gateway::trace_parent(headers);
 
     match invocation_type {
         "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -220,13 +216,14 @@ async fn invoke_checked(
             let id = state
                 .platform
                 .events()
-                .invoke_async(&function.name, payload, context.trace_id)
+                .invoke_async(&function.name, payload, caller)
                 .await
                 .map_err(|error| LambdaError::service(error.to_string()))?;
             tracing::debug!(%id, function = %function.name, "event invocation queued");
             Ok(StatusCode::ACCEPTED.into_response())
         }
         "RequestResponse" => {
+            let context = InvokeContext::new(request_id.to_owned(), TriggerKind::Direct, caller);
             let event = Event {
                 id: context.request_id.clone(),
                 payload,

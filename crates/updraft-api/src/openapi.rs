@@ -36,6 +36,8 @@ use crate::views::*;
         v1::events::execution_get,
         v1::observe::log_list,
         v1::observe::invocation_list,
+        v1::observe::trace_list,
+        v1::observe::trace_get,
         v1::observe::usage,
         v1::observe::metrics,
         v1::keys::key_create,
@@ -57,6 +59,7 @@ use crate::views::*;
         AsyncAcceptedView, AsyncEventView, PublishedView, TopicView, TopicListView, QueueSentView, QueueView,
         QueueTriggerView, ExecutionStartedView, ExecutionView, HistoryEntryView, StatusView, SandboxView,
         SandboxLayerView, NodeView, NodeListView, SecretView, SecretListView, SecretSetView, TokenRotatedView, KeyRotatedView,
+        SpanView, TraceView, TraceSummaryView, TraceListView,
     )),
     modifiers(&BearerAuth)
 )]
@@ -115,6 +118,8 @@ mod tests {
             "/v1/functions/{name}/rollback",
             "/v1/functions/{name}/invoke",
             "/v1/functions/{name}/logs",
+            "/v1/traces",
+            "/v1/traces/{trace_id}",
         ] {
             assert!(paths.contains_key(path), "{path} is missing from the OpenAPI document");
         }

@@ -46,6 +46,8 @@ pub struct InvocationParams {
     pub function: Option<String>,
     /// Only with this status: `success`, `error`, `timeout` or `throttled`.
     pub status: Option<String>,
+    /// Only those of this trace (32 hex digits).
+    pub trace_id: Option<String>,
     /// Started at or after this time (ms since the Unix epoch).
     pub since: Option<i64>,
     /// Started before this time (ms since the Unix epoch).
@@ -54,6 +56,16 @@ pub struct InvocationParams {
     pub before: Option<i64>,
     /// At most this many (default 50, at most 1000).
     pub limit: Option<i64>,
+}
+
+/// Which traces to list, newest first.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TraceParams {
+    /// Only traces this function took part in.
+    pub function: Option<String>,
+    /// At most this many (default 20, at most 100).
+    pub limit: Option<usize>,
 }
 
 /// Which usage to report.

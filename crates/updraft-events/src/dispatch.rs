@@ -177,6 +177,8 @@ async fn attempt(layer: &EventLayer, event: &AsyncEvent) -> Result<Answer, Retry
         request_id: event.id.clone(),
         trigger: event.source.trigger(),
         trace_id: Some(event.trace_id.clone()),
+        parent_span_id: event.parent_span_id.clone(),
+        queued_since: Some(event.enqueued_at),
     };
     match layer.invoke(&event.function, event_input(event), context).await {
         Ran::Answered(response) => {

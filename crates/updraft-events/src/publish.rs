@@ -8,7 +8,8 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use updraft_model::{
-    Destination, EventSource, FunctionConfig, FunctionName, TopicName, Trigger, WebhookTrigger, now_millis,
+    Destination, EventSource, FunctionConfig, FunctionName, TopicName, TraceParent, Trigger, WebhookTrigger,
+    now_millis, span_id_of,
 };
 use updraft_runtime::new_trace_id;
 use updraft_store::{AsyncEvent, EventState};
@@ -43,8 +44,8 @@ pub struct Message {
     pub subject: Option<String>,
     /// Name-value pairs beside the message (SNS's message attributes).
     pub attributes: Vec<(String, String)>,
-    /// The publisher's W3C trace id; a new one when `None`.
-    pub trace_id: Option<String>,
+    /// The publisher's trace context; a new trace when `None`.
+    pub trace: Option<TraceParent>,
 }
 
 /// Why a webhook request was refused.
@@ -73,7 +74,7 @@ pub struct WebhookRequest {
     pub route: String,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
-    pub trace_id: Option<String>,
+    pub trace: Option<TraceParent>,
 }
 
 impl EventLayer {
@@ -119,7 +120,7 @@ impl EventLayer {
             route: request.route,
             headers: request.headers,
         };
-        let event = new_event(function.clone(), request.body.to_vec(), request.trace_id, source);
+        let event = new_event(function.clone(), request.body.to_vec(), request.trace, source);
         let id = event.id.clone();
         self.enqueue(vec![event]).await?;
         Ok(id)
@@ -178,9 +179,9 @@ impl EventLayer {
         &self,
         function: &FunctionName,
         payload: Bytes,
-        trace_id: Option<String>,
+        trace: Option<TraceParent>,
     ) -> Result<String, QueueError> {
-        let event = new_event(function.clone(), payload.to_vec(), trace_id, EventSource::Invoke);
+        let event = new_event(function.clone(), payload.to_vec(), trace, EventSource::Invoke);
         let id = event.id.clone();
         self.enqueue(vec![event]).await?;
         Ok(id)
@@ -196,7 +197,11 @@ impl EventLayer {
     /// One copy of a message per subscriber of `topic`, as live now.
     fn topic_copies(&self, topic: &TopicName, message_id: &str, message: &Message) -> Vec<AsyncEvent> {
         let subscribers = self.host().map(|host| host.subscribers(topic)).unwrap_or_default();
-        let trace_id = message.trace_id.clone().unwrap_or_else(new_trace_id);
+        // Every copy is in the publisher's trace (one new trace when it has none).
+        let (trace_id, parent) = match &message.trace {
+            Some(trace) => (trace.trace_id.clone(), Some(trace.span_id.clone())),
+            None => (new_trace_id(), None),
+        };
         let published_at = now_millis();
         subscribers
             .iter()
@@ -209,7 +214,7 @@ impl EventLayer {
                     published_at,
                     attributes: message.attributes.clone(),
                 };
-                new_event(subscriber.clone(), message.payload.to_vec(), Some(trace_id.clone()), source)
+                event_in_trace(subscriber.clone(), message.payload.to_vec(), trace_id.clone(), parent.clone(), source)
             })
             .collect()
     }
@@ -225,13 +230,13 @@ impl EventLayer {
         match destination {
             Destination::Function(name) => {
                 let source = EventSource::Destination { condition: outcome.condition.to_owned() };
-                vec![new_event(name.clone(), record, Some(event.trace_id.clone()), source)]
+                vec![new_event(name.clone(), record, Some(sent_by(event)), source)]
             }
             Destination::Topic(topic) => {
                 let message = Message {
                     payload: Bytes::from(record),
                     content_type: Some("application/json".to_owned()),
-                    trace_id: Some(event.trace_id.clone()),
+                    trace: Some(sent_by(event)),
                     ..Message::default()
                 };
                 let copies = self.topic_copies(topic, &uuid::Uuid::now_v7().to_string(), &message);
@@ -279,7 +284,7 @@ impl EventLayer {
                     ("ErrorCode".to_owned(), error_code.to_owned()),
                     ("ErrorMessage".to_owned(), failure.error.clone()),
                 ],
-                trace_id: Some(event.trace_id.clone()),
+                trace: Some(sent_by(event)),
             };
             let copies = self.topic_copies(topic, &uuid::Uuid::now_v7().to_string(), &message);
             if copies.is_empty() {
@@ -295,11 +300,30 @@ impl EventLayer {
     }
 }
 
-/// A new event for `function`, due now.
+/// The context of what event `event`'s invocation sends on: its own span.
+fn sent_by(event: &AsyncEvent) -> TraceParent {
+    TraceParent { trace_id: event.trace_id.clone(), span_id: span_id_of(&event.id) }
+}
+
+/// A new event for `function`, due now, caused by `trace`'s span (a new trace when
+/// `None`).
 pub(crate) fn new_event(
     function: FunctionName,
     payload: Vec<u8>,
-    trace_id: Option<String>,
+    trace: Option<TraceParent>,
+    source: EventSource,
+) -> AsyncEvent {
+    match trace {
+        Some(trace) => event_in_trace(function, payload, trace.trace_id, Some(trace.span_id), source),
+        None => event_in_trace(function, payload, new_trace_id(), None, source),
+    }
+}
+
+fn event_in_trace(
+    function: FunctionName,
+    payload: Vec<u8>,
+    trace_id: String,
+    parent_span_id: Option<String>,
     source: EventSource,
 ) -> AsyncEvent {
     let now = now_millis();
@@ -307,7 +331,8 @@ pub(crate) fn new_event(
         id: uuid::Uuid::now_v7().to_string(),
         function,
         payload,
-        trace_id: trace_id.unwrap_or_else(new_trace_id),
+        trace_id,
+        parent_span_id,
         enqueued_at: now,
         attempts: 0,
         next_attempt_at: now,

@@ -183,6 +183,7 @@ fn tick_event(function: &FunctionName, schedule: &ScheduleTrigger, key: &str, ti
         function: function.clone(),
         payload: Vec::new(),
         trace_id: new_trace_id(),
+        parent_span_id: None,
         enqueued_at: now,
         attempts: 0,
         next_attempt_at: now,

@@ -196,7 +196,7 @@ async fn deliver(
     });
     // The batch's record is stored before its messages are settled (see `dispatch`).
     let recorded = layer.record_wait(&request_id);
-    let context = InvokeContext { request_id, trigger: TriggerKind::Queue, trace_id: None };
+    let context = InvokeContext::new(request_id, TriggerKind::Queue, None);
     let ids: Vec<String> = messages.iter().map(|message| message.id.clone()).collect();
     let now = now_millis();
     let invoked = layer.invoke(function, input, context).await;

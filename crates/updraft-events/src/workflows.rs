@@ -11,9 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 use updraft_model::{
-    AfterTask, AppName, FunctionName, StateKind, StateMachine, Step, TaskError, TriggerKind, now_millis,
+    AfterTask, AppName, FunctionName, StateKind, StateMachine, Step, TaskError, TraceParent, TriggerKind, now_millis,
 };
-use updraft_runtime::{Event, EventOrigin, Input, InvokeContext, InvokeError};
+use updraft_runtime::{Event, EventOrigin, Input, InvokeContext, InvokeError, new_trace_id};
 use updraft_store::{Execution, HistoryEntry, StoreError};
 
 use crate::host::Ran;
@@ -99,7 +99,13 @@ impl ExecutionReport {
 impl EventLayer {
     /// Starts an execution of workflow `name` with `input`; returns its id once the
     /// execution is stored (it runs, and survives restarts, from then on).
-    pub async fn workflow_start(self: &Arc<Self>, name: &str, input: Value) -> Result<String, WorkflowError> {
+    /// Its tasks' invocations join `trace` (a new trace when `None`).
+    pub async fn workflow_start(
+        self: &Arc<Self>,
+        name: &str,
+        input: Value,
+        trace: Option<TraceParent>,
+    ) -> Result<String, WorkflowError> {
         let workflow = FunctionName::new(name)
             .ok()
             .and_then(|name| self.workflows().get(&name).cloned())
@@ -122,6 +128,8 @@ impl EventLayer {
             seq: 1,
             started_at: now,
             updated_at: now,
+            trace_id: Some(trace.as_ref().map_or_else(new_trace_id, |trace| trace.trace_id.clone())),
+            parent_span_id: trace.map(|trace| trace.span_id),
         };
         let first = entry(0, "ExecutionStarted", None, Some(&input));
         self.store().execution_create(&execution, self.node_id(), &first).await?;
@@ -354,7 +362,13 @@ async fn run_task(
         payload: Bytes::from(input.to_string()),
         origin: EventOrigin::WorkflowTask { workflow: execution.workflow.clone() },
     });
-    let context = InvokeContext { request_id, trigger: TriggerKind::Workflow, trace_id: None };
+    let context = InvokeContext {
+        request_id,
+        trigger: TriggerKind::Workflow,
+        trace_id: execution.trace_id.clone(),
+        parent_span_id: execution.parent_span_id.clone(),
+        queued_since: None,
+    };
     let invocation = layer.invoke(&live, task, context);
     let result = match timeout {
         Some(timeout) => match tokio::time::timeout(timeout, invocation).await {

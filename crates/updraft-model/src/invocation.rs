@@ -120,6 +120,12 @@ pub struct InvocationRecord {
     pub error_message: Option<String>,
     /// The W3C trace id (32 hex digits) the invocation ran under.
     pub trace_id: String,
+    /// The span that caused it (16 hex digits); `None` for a trace's root. Its own
+    /// span id is [`span_id_of`](crate::span_id_of) its id.
+    pub parent_span_id: Option<String>,
+    /// When the event behind it was accepted (ms since the epoch), for an invocation
+    /// that waited in a queue.
+    pub queued_since: Option<i64>,
     /// Lines of the function's output that were not kept: over its log budget, or
     /// while the log writer was behind.
     pub log_lines_dropped: u64,

@@ -18,6 +18,7 @@ mod outbound;
 mod properties;
 mod route;
 mod schedule;
+mod trace;
 mod workflow;
 
 pub use aws::{ACCOUNT_ID, REGION};
@@ -34,4 +35,5 @@ pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, S
 pub use outbound::{HostMatch, HostRule, Portless, WEB_PORTS};
 pub use route::{MethodSet, RoutePattern, RouteSegment};
 pub use schedule::{CatchUp, InvalidSchedule, ScheduleExpression, Timezone};
+pub use trace::{InvocationPhase, TraceParent, span_id_of};
 pub use workflow::{AfterTask, JsonPath, StateKind, StateMachine, Step, TaskError, apply_template};

@@ -56,6 +56,8 @@ pub struct DeployedVersion {
 pub struct InvocationQuery {
     pub function: Option<FunctionName>,
     pub status: Option<InvocationStatus>,
+    /// Only the invocations of one trace.
+    pub trace_id: Option<String>,
     /// Started at or after (ms since the epoch).
     pub since: Option<i64>,
     /// Started before (ms since the epoch).
@@ -167,6 +169,7 @@ impl From<&InvocationQuery> for InvocationFilter {
         Self {
             function: query.function.clone(),
             status: query.status,
+            trace_id: query.trace_id.clone(),
             since: query.since,
             until: query.until,
             before: query.before,

@@ -66,6 +66,8 @@ impl Platform {
             id: context.request_id,
             trigger: context.trigger,
             trace_id: context.trace_id.unwrap_or_else(new_trace_id),
+            parent_span_id: context.parent_span_id,
+            queued_since: context.queued_since,
         };
         match self.scheduler.invoke(&function.pool, input, meta).await {
             Ok(done) => Ok(Invocation {

@@ -42,7 +42,7 @@ pub use key_ops::KeyError;
 pub use keys::{ApiKey, Principal, Role};
 pub use live::{LiveFunction, LiveState, RouteTarget};
 pub use logs::{LogQuery, LogWriter};
-pub use observe::ObserveError;
+pub use observe::{ObserveError, TRACE_INVOCATIONS};
 pub use platform::{LambdaConfig, Platform, PlatformConfig, StartError};
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
 pub use secrets::{ClusterKeyError, MAX_SECRET_BYTES, Rotated, SecretError, SecretInfo, SecretSet};
@@ -52,7 +52,7 @@ pub use updraft_events::{
 };
 
 pub use updraft_model::{ACCOUNT_ID, InvocationRecord, InvocationStatus, REGION, TriggerKind};
-pub use updraft_runtime::{Event, EventOrigin, Input, InvokeContext, InvokeError};
+pub use updraft_runtime::{Event, EventOrigin, Input, InvokeContext, InvokeError, new_trace_id};
 pub use updraft_runtime_process::{LayerState, SandboxLayer, SandboxStatus, invoke_api};
 pub use updraft_scheduler::{PoolStats, Throttle};
-pub use updraft_telemetry::{PriceTable, Usage};
+pub use updraft_telemetry::{Attribute, OtlpConfig, PriceTable, Span, SpanKind, Usage, invocation_spans};

@@ -1,10 +1,10 @@
-//! What happened: invocation records, usage and its cost, metrics, scheduler figures
-//! and log lines.
+//! What happened: invocation records, traces, usage and its cost, metrics, scheduler
+//! figures and log lines.
 
 use std::collections::BTreeMap;
 
-use updraft_model::FunctionName;
-use updraft_store::StoreError;
+use updraft_model::{FunctionName, InvocationRecord};
+use updraft_store::{InvocationFilter, StoreError};
 use updraft_telemetry::{InstanceCounts, PriceTable};
 
 use crate::logs::LogQuery;
@@ -17,11 +17,52 @@ pub enum ObserveError {
     Store(#[from] StoreError),
 }
 
+/// The most invocations one trace is read with.
+pub const TRACE_INVOCATIONS: i64 = 1000;
+
+/// How many of the latest records the trace list looks through.
+const TRACE_SCAN: i64 = 500;
+
 impl Platform {
     /// Invocation records, newest first.
     pub async fn invocations(&self, query: &InvocationQuery) -> Result<Vec<InvocationEntry>, ObserveError> {
         let page = self.store.invocation_list(&query.into()).await?;
         Ok(page.into_iter().map(InvocationEntry::from).collect())
+    }
+
+    /// The invocations of trace `trace_id` (at most [`TRACE_INVOCATIONS`]), in the order
+    /// they arrived. Empty when no record of it is kept.
+    pub async fn trace(&self, trace_id: &str) -> Result<Vec<InvocationRecord>, ObserveError> {
+        let filter =
+            InvocationFilter { trace_id: Some(trace_id.to_owned()), limit: TRACE_INVOCATIONS, ..Default::default() };
+        let mut records: Vec<InvocationRecord> =
+            self.store.invocation_list(&filter).await?.into_iter().map(|stored| stored.record).collect();
+        records.reverse();
+        Ok(records)
+    }
+
+    /// The latest traces (those `function` took part in, if given), newest first: the
+    /// traces of the latest [`TRACE_SCAN`] records, each read whole.
+    pub async fn recent_traces(
+        &self,
+        function: Option<&FunctionName>,
+        limit: usize,
+    ) -> Result<Vec<Vec<InvocationRecord>>, ObserveError> {
+        let filter = InvocationFilter { function: function.cloned(), limit: TRACE_SCAN, ..Default::default() };
+        let mut ids: Vec<String> = Vec::new();
+        for stored in self.store.invocation_list(&filter).await? {
+            if !ids.contains(&stored.record.trace_id) {
+                ids.push(stored.record.trace_id);
+                if ids.len() == limit {
+                    break;
+                }
+            }
+        }
+        let mut traces = Vec::with_capacity(ids.len());
+        for id in ids {
+            traces.push(self.trace(&id).await?);
+        }
+        Ok(traces)
     }
 
     /// Hourly usage since `since` (ms since the epoch).

@@ -15,7 +15,7 @@ use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig, ProcessRunti
 use updraft_runtime_wasm::{Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
 use updraft_scheduler::{Scheduler, SchedulerConfig};
 use updraft_store::{ArtifactError, ArtifactStore, Store, StoreError};
-use updraft_telemetry::{Metrics, PriceTable};
+use updraft_telemetry::{ExportSetupError, Metrics, OtlpConfig, PriceTable, SpanExport};
 
 use updraft_events::{AsyncConfig, EventConfig, EventLayer, EventQueueConfig, Host, QueueError, Workflow};
 
@@ -57,6 +57,8 @@ pub struct PlatformConfig {
     pub lambda: Option<LambdaConfig>,
     /// How this node takes part in the cluster (heartbeats, when a silent node is dead).
     pub cluster: ClusterConfig,
+    /// Where spans are exported over OTLP; `None` keeps traces in the store only.
+    pub otlp: Option<OtlpConfig>,
 }
 
 /// The Lambda runtime's settings.
@@ -91,6 +93,7 @@ impl PlatformConfig {
             api_url: None,
             lambda: None,
             cluster: ClusterConfig::default(),
+            otlp: None,
         }
     }
 }
@@ -123,6 +126,8 @@ pub enum StartError {
     ClusterKey(#[from] crate::secrets::ClusterKeyError),
     #[error(transparent)]
     Events(#[from] QueueError),
+    #[error(transparent)]
+    Otlp(#[from] ExportSetupError),
     #[error("could not write the admin token to {path}")]
     AdminToken {
         path: PathBuf,
@@ -234,7 +239,15 @@ impl Platform {
         let secrets = crate::secrets::load_secrets(&store, &sealer).await?;
         let metrics = Arc::new(Metrics::default());
         let (logs, log_task) = LogWriter::start(store.clone());
-        let (recorder, record_task) = Recorder::start(store.clone(), logs.clone(), metrics.clone(), node_id.clone());
+        let export = match &config.otlp {
+            Some(otlp) => {
+                let otlp = OtlpConfig { node: node_id.clone(), ..otlp.clone() };
+                Some(SpanExport::start(&otlp, metrics.export_counters())?)
+            }
+            None => None,
+        };
+        let (recorder, record_task) =
+            Recorder::start(store.clone(), logs.clone(), metrics.clone(), node_id.clone(), export);
         let scheduler = Scheduler::new(
             SchedulerConfig {
                 account_concurrency: config.account_concurrency,

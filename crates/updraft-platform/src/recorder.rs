@@ -1,7 +1,8 @@
 //! What happens after every invocation, off its path: its log lines (guest output
 //! framed by Lambda-style `START`, `END` and `REPORT` lines) go to the log writer, its
 //! record to the record writer, which stores records with their hourly usage in
-//! batches and then counts them in the metrics.
+//! batches and then counts them in the metrics and, with an OTLP collector set, hands
+//! their spans to the exporter.
 //!
 //! A synchronous invocation's record is durable within one batch window (50 ms) of
 //! its response, or lost with a crash in that window. An asynchronous one's outcome
@@ -18,7 +19,7 @@ use updraft_model::{InvocationRecord, InvocationStatus};
 use updraft_runtime::GuestOutput;
 use updraft_scheduler::InvocationSink;
 use updraft_store::{LogLine, Store, StoreError};
-use updraft_telemetry::Metrics;
+use updraft_telemetry::{Metrics, SpanExport, invocation_spans};
 
 use crate::batch::BatchTarget;
 use crate::logs::{LogWriter, PLATFORM_STREAM};
@@ -49,6 +50,8 @@ struct RecordTarget {
     store: Store,
     metrics: Arc<Metrics>,
     durable: Arc<DurableWaiters>,
+    /// Sends stored records' spans to the OTLP collector; flushed when dropped.
+    export: Option<SpanExport>,
 }
 
 impl BatchTarget<InvocationRecord> for RecordTarget {
@@ -67,6 +70,9 @@ impl BatchTarget<InvocationRecord> for RecordTarget {
     fn written(&self, batch: &[InvocationRecord], stored: bool) {
         for record in batch {
             self.metrics.record(record);
+        }
+        if let Some(export) = &self.export {
+            export.send(batch.iter().flat_map(invocation_spans).collect());
         }
         if self.durable.count.load(Ordering::Acquire) > 0 {
             let mut waiting = self.durable.by_id.lock().unwrap_or_else(|p| p.into_inner());
@@ -87,10 +93,11 @@ impl Recorder {
         logs: LogWriter,
         metrics: Arc<Metrics>,
         node: String,
+        export: Option<SpanExport>,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let (records, receiver) = mpsc::unbounded_channel();
         let durable = Arc::new(DurableWaiters::default());
-        let task = crate::batch::spawn(receiver, RecordTarget { store, metrics, durable: durable.clone() });
+        let task = crate::batch::spawn(receiver, RecordTarget { store, metrics, durable: durable.clone(), export });
         let recorder =
             Self { records, logs, tails: Mutex::default(), tail_waiters: AtomicUsize::new(0), durable, node };
         (Arc::new(recorder), task)

@@ -24,10 +24,16 @@ impl OutboundPolicy {
     }
 }
 
-/// The wasi:http hooks of one invocation: refuses requests the policy does not allow.
+/// The wasi:http hooks of one invocation: refuses requests the policy does not allow,
+/// and puts the invocation's trace context on those it sends.
 pub(crate) struct OutboundHooks {
     pub(crate) policy: OutboundPolicy,
+    /// The running invocation's `traceparent` (its own span), for outbound requests
+    /// that do not carry one of their own.
+    pub(crate) traceparent: Option<http::HeaderValue>,
 }
+
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
 type SendFuture = Box<
     dyn Future<
@@ -41,7 +47,7 @@ type SendFuture = Box<
 impl WasiHttpHooks for OutboundHooks {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendFuture {
@@ -54,6 +60,11 @@ impl WasiHttpHooks for OutboundHooks {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         drop(fut);
+        if let Some(traceparent) = &self.traceparent
+            && !request.headers().contains_key(TRACEPARENT)
+        {
+            request.headers_mut().insert(TRACEPARENT, traceparent.clone());
+        }
         Box::new(async move {
             use http_body_util::BodyExt;
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;

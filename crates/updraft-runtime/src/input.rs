@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use http::HeaderValue;
-use updraft_model::{EventSource, FunctionName, QueueName, TriggerKind};
+use updraft_model::{EventSource, FunctionName, QueueName, TraceParent, TriggerKind};
 
 /// An HTTP request with its body read whole.
 pub type HttpRequest = http::Request<Bytes>;
@@ -22,6 +22,23 @@ pub struct InvokeContext {
     pub trigger: TriggerKind,
     /// The caller's W3C trace id; a new one when `None`.
     pub trace_id: Option<String>,
+    /// The span that caused it (the caller's, or the invocation that sent its event);
+    /// `None` makes it a trace's root.
+    pub parent_span_id: Option<String>,
+    /// When the event behind it was accepted (ms since the epoch), for an invocation
+    /// that waited in a queue: its trace shows the wait.
+    pub queued_since: Option<i64>,
+}
+
+impl InvokeContext {
+    /// A context for a caller with `trace` (`None`: a new trace).
+    pub fn new(request_id: String, trigger: TriggerKind, trace: Option<TraceParent>) -> Self {
+        let (trace_id, parent_span_id) = match trace {
+            Some(trace) => (Some(trace.trace_id), Some(trace.span_id)),
+            None => (None, None),
+        };
+        Self { request_id, trigger, trace_id, parent_span_id, queued_since: None }
+    }
 }
 
 /// A random W3C trace id: 32 lowercase hex digits, not all zero.

@@ -83,9 +83,12 @@ impl Call {
     /// The invocation's span id within its trace (16 hex digits): the last hex digits
     /// of the request id (a UUIDv7's random part), so every hop names it alike.
     pub fn span_id(&self) -> String {
-        let hex: Vec<char> = self.request_id.chars().filter(char::is_ascii_hexdigit).collect();
-        let tail: String = hex[hex.len().saturating_sub(16)..].iter().collect();
-        format!("{tail:0>16}")
+        updraft_model::span_id_of(&self.request_id)
+    }
+
+    /// The context the function runs under and hands on: its own span in its trace.
+    pub fn trace(&self) -> updraft_model::TraceParent {
+        updraft_model::TraceParent { trace_id: self.trace_id.to_string(), span_id: self.span_id() }
     }
 }
 

@@ -62,6 +62,11 @@ pub struct InvocationMeta {
     pub id: String,
     pub trigger: TriggerKind,
     pub trace_id: String,
+    /// The span that caused it; `None` for a trace's root.
+    pub parent_span_id: Option<String>,
+    /// When the event behind it was accepted (ms since the epoch), if it waited in a
+    /// queue.
+    pub queued_since: Option<i64>,
 }
 
 /// Receives every invocation's record and guest output, off the request path.
@@ -676,6 +681,8 @@ fn new_record<I, O>(pool: &Pool<I, O>, meta: InvocationMeta, started_at: i64) ->
         error_type: None,
         error_message: None,
         trace_id: meta.trace_id,
+        parent_span_id: meta.parent_span_id,
+        queued_since: meta.queued_since,
         log_lines_dropped: 0,
         // The platform's recorder knows which node this is.
         node: String::new(),

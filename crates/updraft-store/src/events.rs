@@ -19,6 +19,8 @@ pub struct AsyncEvent {
     pub function: FunctionName,
     pub payload: Vec<u8>,
     pub trace_id: String,
+    /// The span that sent it (its caller's, or the invocation it follows from).
+    pub parent_span_id: Option<String>,
     /// When it was accepted (ms since the epoch).
     pub enqueued_at: i64,
     /// Attempts that ran and failed.
@@ -93,8 +95,7 @@ impl EventState {
     }
 }
 
-const COLUMNS: &str =
-    "id, function, payload, trace_id, enqueued_at, attempts, next_attempt_at, state, last_error, source";
+const COLUMNS: &str = "id, function, payload, trace_id, enqueued_at, attempts, next_attempt_at, state, last_error, source, parent_span_id";
 
 impl Store {
     /// Stores an event; when this returns, it is on disk (or in PostgreSQL).
@@ -312,7 +313,7 @@ async fn insert_event(tx: &mut Transaction<'_, Any>, event: &AsyncEvent) -> Resu
             }
         };
         sqlx::query(&format!(
-            "INSERT INTO async_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+            "INSERT INTO async_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (id) DO NOTHING"
         ))
         .bind(event.id.as_str())
@@ -325,6 +326,7 @@ async fn insert_event(tx: &mut Transaction<'_, Any>, event: &AsyncEvent) -> Resu
         .bind(event.state.as_str())
         .bind(event.last_error.as_deref())
         .bind(source)
+        .bind(event.parent_span_id.as_deref())
         .execute(&mut **tx)
         .await?;
     }
@@ -355,5 +357,6 @@ fn event_from_row(row: &AnyRow) -> Result<AsyncEvent, StoreError> {
         state: EventState::parse(row.try_get(7)?)?,
         last_error: row.try_get(8)?,
         source,
+        parent_span_id: row.try_get(10)?,
     })
 }

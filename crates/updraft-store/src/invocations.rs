@@ -17,6 +17,8 @@ const HOUR_MS: i64 = 3_600_000;
 pub struct InvocationFilter {
     pub function: Option<FunctionName>,
     pub status: Option<InvocationStatus>,
+    /// Only the invocations of one trace.
+    pub trace_id: Option<String>,
     /// Started at or after (ms since the epoch).
     pub since: Option<i64>,
     /// Started before (ms since the epoch).
@@ -53,7 +55,7 @@ pub struct UsageRow {
 }
 
 const COLUMNS: &str = "id, function, version, trigger_kind, started_at, duration_ns, billed_ms, init_duration_ns, \
-     cold, memory_limit, max_memory_used, status, error_type, error_message, trace_id, log_lines_dropped, node";
+     cold, memory_limit, max_memory_used, status, error_type, error_message, trace_id, log_lines_dropped, node, parent_span_id, queued_since";
 
 impl Store {
     /// Appends records and adds them to the hourly usage, in one transaction.
@@ -78,7 +80,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
             let sql =
-                format!("INSERT INTO invocations ({COLUMNS}) VALUES {}", self.backend.value_rows(chunk.len(), 17));
+                format!("INSERT INTO invocations ({COLUMNS}) VALUES {}", self.backend.value_rows(chunk.len(), 19));
             let mut query = sqlx::query(&sql);
             for r in chunk {
                 query = query
@@ -98,7 +100,9 @@ impl Store {
                     .bind(r.error_message.as_deref())
                     .bind(r.trace_id.as_str())
                     .bind(r.log_lines_dropped as i64)
-                    .bind(r.node.as_str());
+                    .bind(r.node.as_str())
+                    .bind(r.parent_span_id.as_deref())
+                    .bind(r.queued_since);
             }
             query.execute(&mut *tx).await?;
         }
@@ -140,6 +144,9 @@ impl Store {
         if filter.status.is_some() {
             conditions.push(format!("status = {}", param()));
         }
+        if filter.trace_id.is_some() {
+            conditions.push(format!("trace_id = {}", param()));
+        }
         if filter.since.is_some() {
             conditions.push(format!("started_at >= {}", param()));
         }
@@ -159,6 +166,9 @@ impl Store {
         }
         if let Some(status) = filter.status {
             query = query.bind(status.as_str());
+        }
+        if let Some(trace_id) = &filter.trace_id {
+            query = query.bind(trace_id.as_str());
         }
         for value in [filter.since, filter.until, filter.before].into_iter().flatten() {
             query = query.bind(value);
@@ -228,6 +238,8 @@ fn stored_invocation(row: &AnyRow) -> Result<StoredInvocation, StoreError> {
             trace_id: row.try_get(15)?,
             log_lines_dropped: row.try_get::<i64, _>(16)?.max(0) as u64,
             node: row.try_get(17)?,
+            parent_span_id: row.try_get(18)?,
+            queued_since: row.try_get(19)?,
         },
     })
 }

@@ -37,6 +37,10 @@ pub struct Execution {
     pub seq: i64,
     pub started_at: i64,
     pub updated_at: i64,
+    /// The trace it runs in: every task's invocation joins it.
+    pub trace_id: Option<String>,
+    /// The span that started it; its tasks' invocations are its children.
+    pub parent_span_id: Option<String>,
 }
 
 /// One entry of an execution's history.
@@ -53,7 +57,7 @@ pub struct HistoryEntry {
 }
 
 const COLUMNS: &str = "id, workflow, app, definition, status, input, output, error, cause, state, state_input, \
-                       attempt, wake_at, seq, started_at, updated_at";
+                       attempt, wake_at, seq, started_at, updated_at, trace_id, parent_span_id";
 
 impl Store {
     /// Stores a new execution, driven by node `owner`, with its first history entry.
@@ -66,7 +70,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
             "INSERT INTO workflow_executions ({COLUMNS}, owner) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
         ))
         .bind(execution.id.as_str())
         .bind(execution.workflow.as_str())
@@ -84,6 +88,8 @@ impl Store {
         .bind(execution.seq)
         .bind(execution.started_at)
         .bind(execution.updated_at)
+        .bind(execution.trace_id.as_deref())
+        .bind(execution.parent_span_id.as_deref())
         .bind(owner)
         .execute(&mut *tx)
         .await?;
@@ -227,5 +233,7 @@ fn execution_from_row(row: &AnyRow) -> Result<Execution, StoreError> {
         seq: row.try_get(13)?,
         started_at: row.try_get(14)?,
         updated_at: row.try_get(15)?,
+        trace_id: row.try_get(16)?,
+        parent_span_id: row.try_get(17)?,
     })
 }

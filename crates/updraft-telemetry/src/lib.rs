@@ -1,4 +1,4 @@
-//! Telemetry: Prometheus metrics, Lambda-style log lines and metering prices.
+//! Telemetry: Prometheus metrics, traces, Lambda-style log lines and metering prices.
 //!
 //! Pure functions and in-memory metric families; the platform feeds them invocation
 //! records off the request path and renders them on scrape.
@@ -6,9 +6,13 @@
 #![forbid(unsafe_code)]
 
 mod metrics;
+mod otlp;
 mod prices;
 mod report;
+mod trace;
 
 pub use metrics::{InstanceCounts, Metrics};
+pub use otlp::{ExportCounters, ExportSetupError, OtlpConfig, SpanExport};
 pub use prices::{PriceTable, Usage};
 pub use report::{end_line, report_line, start_line, timeout_line};
+pub use trace::{Attribute, Span, SpanKind, faas_trigger, invocation_spans};

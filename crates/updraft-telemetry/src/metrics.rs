@@ -11,6 +11,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use updraft_model::{InvocationRecord, InvocationStatus};
 
+use crate::otlp::ExportCounters;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FunctionLabels {
     function: String,
@@ -46,6 +48,7 @@ pub struct Metrics {
     throttles: Family<FunctionLabels, Counter>,
     concurrent: Family<FunctionLabels, Gauge>,
     instances: Family<InstanceLabels, Gauge>,
+    export: ExportCounters,
     /// Scrapes rebuild the gauges; one at a time.
     scrape: Mutex<()>,
 }
@@ -76,11 +79,34 @@ impl Default for Metrics {
         registry.register("throttles", "Invocations refused at a concurrency limit", throttles.clone());
         registry.register("concurrent_executions", "Invocations running now", concurrent.clone());
         registry.register("instances", "Instances by state (idle, busy, starting)", instances.clone());
-        Self { registry, invocations, duration, cold_starts, throttles, concurrent, instances, scrape: Mutex::new(()) }
+        let export = ExportCounters::default();
+        registry.register("trace_spans_exported", "Spans sent to the OTLP collector", export.exported.clone());
+        registry.register(
+            "trace_spans_dropped",
+            "Spans dropped because the OTLP exporter's queue was full (the collector is slow or away)",
+            export.dropped.clone(),
+        );
+        registry.register("trace_spans_failed", "Spans the OTLP collector did not take", export.failed.clone());
+        Self {
+            registry,
+            invocations,
+            duration,
+            cold_starts,
+            throttles,
+            concurrent,
+            instances,
+            export,
+            scrape: Mutex::new(()),
+        }
     }
 }
 
 impl Metrics {
+    /// The OTLP exporter's counters, rendered with the rest.
+    pub fn export_counters(&self) -> ExportCounters {
+        self.export.clone()
+    }
+
     /// Counts one finished invocation.
     pub fn record(&self, record: &InvocationRecord) {
         let function = record.function.to_string();

@@ -68,6 +68,8 @@ mod tests {
             error_type: None,
             error_message: None,
             trace_id: "0".repeat(32),
+            parent_span_id: None,
+            queued_since: None,
             log_lines_dropped: 0,
             node: String::new(),
         }

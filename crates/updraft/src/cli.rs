@@ -152,6 +152,19 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// List the latest traces, or show one as a waterfall: every invocation that took
+    /// part (across HTTP requests, async invocations, topics, destinations and workflow
+    /// steps) with its queueing, cold start and run.
+    Traces {
+        /// The trace to show (32 hex digits); without it, list the latest.
+        trace_id: Option<String>,
+        /// Only traces this function took part in.
+        #[arg(long, conflicts_with = "trace_id")]
+        function: Option<String>,
+        /// How many to list.
+        #[arg(long, default_value_t = 20, conflicts_with = "trace_id")]
+        limit: usize,
+    },
     /// Print usage per function (requests, GB-seconds, cold starts, throttles) and its
     /// cost under the server's price table.
     Usage {
@@ -323,6 +336,13 @@ pub struct ServerArgs {
     /// when the stream's consumer is created.
     #[arg(long, env = "UPDRAFT_NATS_ACK_WAIT", default_value = "30s", value_parser = parse_duration)]
     pub nats_ack_wait: Duration,
+    /// Export every invocation's spans over OTLP/HTTP (protobuf) to this collector
+    /// (e.g. http://127.0.0.1:4318; spans go to its /v1/traces), batched off the
+    /// request path and dropped with a count when it falls behind. Without it (and
+    /// without OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), traces are only kept in the store:
+    /// `updraft traces`. OTEL_EXPORTER_OTLP_HEADERS and OTEL_SERVICE_NAME apply.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// Accept mail over SMTP on this address (e.g. 127.0.0.1:2525) for the addresses
     /// that `email` triggers claim; off unless given.
     #[arg(long, env = "UPDRAFT_SMTP_LISTEN")]
@@ -523,6 +543,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let client = Client::new(&global)?;
             let query = crate::output::InvocationQuery { function: name, status, since, limit };
             crate::output::invocations(&client, &query, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Traces { trace_id, function, limit } => {
+            let client = Client::new(&global)?;
+            match trace_id {
+                Some(trace_id) => crate::output::trace(&client, &trace_id, global.output).await?,
+                None => crate::output::traces(&client, function.as_deref(), limit, global.output).await?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Usage { since, function } => {

@@ -506,6 +506,93 @@ pub async fn nodes(client: &Client, output: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn traces(client: &Client, function: Option<&str>, limit: usize, output: Output) -> anyhow::Result<()> {
+    let mut path = format!("/v1/traces?limit={}", limit.clamp(1, 100));
+    if let Some(function) = function {
+        path.push_str(&format!("&function={function}"));
+    }
+    let view: updraft_api::views::TraceListView = client.get(&path).await?;
+    if output == Output::Json {
+        return print_json(&view);
+    }
+    if view.traces.is_empty() {
+        println!("no traces recorded");
+        return Ok(());
+    }
+    println!("{:<32} {:<24} {:>11} {:>11} {:>6}  STARTED", "TRACE", "ROOT", "DURATION", "INVOCATIONS", "FAILED");
+    for trace in &view.traces {
+        println!(
+            "{:<32} {:<24} {:>11} {:>11} {:>6}  {}",
+            trace.trace_id,
+            trace.root,
+            format!("{:.2}ms", trace.duration_ms),
+            trace.invocations,
+            trace.failed,
+            ago(trace.started_at_ms)
+        );
+    }
+    println!("(`updraft traces TRACE` shows one)");
+    Ok(())
+}
+
+/// One trace as a waterfall: each span indented under its parent, with a bar placing
+/// it in the trace's time.
+pub async fn trace(client: &Client, trace_id: &str, output: Output) -> anyhow::Result<()> {
+    let view: updraft_api::views::TraceView = client.get(&format!("/v1/traces/{trace_id}")).await?;
+    if output == Output::Json {
+        return print_json(&view);
+    }
+    let summary = &view.summary;
+    println!(
+        "trace {}: {} invocations, {} failed, {:.2}ms",
+        summary.trace_id, summary.invocations, summary.failed, summary.duration_ms
+    );
+    for line in waterfall(&view.spans, 40) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The lines of a waterfall `width` columns wide: spans depth-first under their
+/// parents (a span whose parent is not in the trace, such as the caller's, is a root),
+/// each with its bar, duration and, for an invocation, its id and status.
+fn waterfall(spans: &[updraft_api::views::SpanView], width: usize) -> Vec<String> {
+    let start = spans.iter().map(|span| span.start_us).min().unwrap_or(0);
+    let end = spans.iter().map(|span| span.start_us + span.duration_us).max().unwrap_or(start);
+    let total = (end - start).max(1) as f64;
+    let known: std::collections::HashSet<&str> = spans.iter().map(|span| span.span_id.as_str()).collect();
+    let is_root = |span: &&updraft_api::views::SpanView| {
+        span.parent_span_id.as_deref().is_none_or(|parent| !known.contains(parent))
+    };
+    let mut lines = Vec::new();
+    let mut stack: Vec<(&updraft_api::views::SpanView, usize)> =
+        spans.iter().filter(is_root).rev().map(|span| (span, 0)).collect();
+    while let Some((span, depth)) = stack.pop() {
+        let from = (((span.start_us - start) as f64 / total) * width as f64) as usize;
+        let length = ((span.duration_us as f64 / total) * width as f64).ceil().max(1.0) as usize;
+        let from = from.min(width - 1);
+        let bar = format!("{}{}", " ".repeat(from), "█".repeat(length.min(width - from)));
+        let label = format!("{}{}", "  ".repeat(depth), span.name);
+        let mut detail = String::new();
+        if let Some(id) = span.attributes.get("faas.invocation_id").and_then(|id| id.as_str()) {
+            let status = span.attributes.get("updraft.status").and_then(|s| s.as_str()).unwrap_or("");
+            let trigger = span.attributes.get("updraft.trigger").and_then(|t| t.as_str()).unwrap_or("");
+            detail = format!("  {trigger} {status} {id}");
+        }
+        if let Some(error) = &span.error {
+            detail.push_str(&format!("  error: {error}"));
+        }
+        lines.push(format!(
+            "{label:<28} |{bar:<width$}| {:>10}{detail}",
+            format!("{:.2}ms", span.duration_us as f64 / 1000.0)
+        ));
+        let children = spans.iter().filter(|child| child.parent_span_id.as_deref() == Some(span.span_id.as_str()));
+        let children: Vec<_> = children.collect();
+        stack.extend(children.into_iter().rev().map(|child| (child, depth + 1)));
+    }
+    lines
+}
+
 /// How long ago a time (ms since the epoch) was, roughly: `12s ago`, `5m ago`, `3h ago`, `2d ago`.
 fn ago(at_ms: i64) -> String {
     let now = updraft_model::now_millis();

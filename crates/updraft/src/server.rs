@@ -57,6 +57,14 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
             ack_wait: args.nats_ack_wait,
         };
     }
+    config.otlp = match &args.otlp_endpoint {
+        Some(endpoint) => Some(updraft_platform::OtlpConfig { endpoint: Some(endpoint.clone()), ..Default::default() }),
+        // The signal's own variable: the exporter reads it.
+        None if std::env::var_os("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some() => {
+            Some(updraft_platform::OtlpConfig::default())
+        }
+        None => None,
+    };
     config.prices = updraft_platform::PriceTable {
         per_million_requests: args.price_per_million_requests,
         per_gb_second: args.price_per_gb_second,

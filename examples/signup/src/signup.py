@@ -67,12 +67,14 @@ def _sign_up_form(event):
 
 
 def _updraft(path, document):
-    """POSTs to this Updraft server with the token the function's grants gave it."""
+    """POSTs to this Updraft server with the token the function's grants gave it,
+    passing the invocation's trace on (as the AWS SDKs do inside Lambda), so the whole
+    chain is one trace in `updraft traces`."""
+    headers = {"Authorization": "Bearer " + os.environ["UPDRAFT_TOKEN"], "Content-Type": "application/json"}
+    if os.environ.get("_X_AMZN_TRACE_ID"):
+        headers["X-Amzn-Trace-Id"] = os.environ["_X_AMZN_TRACE_ID"]
     request = urllib.request.Request(
-        os.environ["UPDRAFT_API_URL"] + path,
-        data=json.dumps(document).encode(),
-        method="POST",
-        headers={"Authorization": "Bearer " + os.environ["UPDRAFT_TOKEN"], "Content-Type": "application/json"},
+        os.environ["UPDRAFT_API_URL"] + path, data=json.dumps(document).encode(), method="POST", headers=headers
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)

@@ -70,7 +70,7 @@ pub(crate) async fn topic_publish(
         content_type: text(http::header::CONTENT_TYPE),
         subject: text(http::HeaderName::from_static("x-updraft-subject")),
         attributes: Vec::new(),
-        trace_id: crate::gateway::trace_id(&headers),
+        trace: crate::gateway::trace_parent(&headers),
     };
     let published = state.platform.events().publish(&topic, message).await?;
     let view = PublishedView {
@@ -175,6 +175,7 @@ pub(crate) async fn queue_get(
 pub(crate) async fn workflow_start(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: http::HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ExecutionStartedView>), ApiError> {
     let input: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
@@ -183,12 +184,15 @@ pub(crate) async fn workflow_start(
         serde_json::from_slice(&body)
             .map_err(|error| ApiError::bad_request(format!("the input is not JSON ({error}); send a JSON document")))?
     };
-    let execution_id = state.platform.events().workflow_start(&name, input).await.map_err(|error| match error {
-        updraft_platform::WorkflowError::NotFound { .. } => {
-            ApiError::not_found("workflow_not_found", error.to_string())
-        }
-        updraft_platform::WorkflowError::Store(error) => ApiError::internal(&error),
-    })?;
+    let execution_id =
+        state.platform.events().workflow_start(&name, input, crate::gateway::trace_parent(&headers)).await.map_err(
+            |error| match error {
+                updraft_platform::WorkflowError::NotFound { .. } => {
+                    ApiError::not_found("workflow_not_found", error.to_string())
+                }
+                updraft_platform::WorkflowError::Store(error) => ApiError::internal(&error),
+            },
+        )?;
     Ok((StatusCode::ACCEPTED, Json(ExecutionStartedView { execution_id, workflow: name })))
 }
 

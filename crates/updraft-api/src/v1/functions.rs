@@ -150,8 +150,7 @@ pub(crate) async fn function_invoke(
         payload: body,
         origin: EventOrigin::Direct { content_type, client_context: None },
     };
-    let trace_id = crate::gateway::trace_id(&headers);
-    let context = InvokeContext { request_id, trigger: TriggerKind::Direct, trace_id };
+    let context = InvokeContext::new(request_id, TriggerKind::Direct, crate::gateway::trace_parent(&headers));
     let invocation = state.platform.invoke_by_name(&name, Input::Event(event), context).await?;
     Ok(crate::gateway::render(invocation))
 }
@@ -181,6 +180,6 @@ pub(crate) async fn function_invoke_async(
         .platform
         .qualified_function(&name, None)
         .ok_or_else(|| ApiError::not_found("function_not_found", format!("function {name:?} not found")))?;
-    let id = state.platform.events().invoke_async(&function.name, body, crate::gateway::trace_id(&headers)).await?;
+    let id = state.platform.events().invoke_async(&function.name, body, crate::gateway::trace_parent(&headers)).await?;
     Ok((StatusCode::ACCEPTED, Json(AsyncAcceptedView { id, function: name.to_string() })))
 }

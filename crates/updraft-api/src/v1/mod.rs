@@ -26,7 +26,7 @@ use functions::{
 use keys::{key_create, key_delete, key_list};
 use nodes::node_list;
 pub(crate) use observe::metrics;
-use observe::{invocation_list, log_list, usage};
+use observe::{invocation_list, log_list, trace_get, trace_list, usage};
 use secrets::{secret_delete, secret_list, secret_set, secrets_key_rotate, token_rotate};
 use status::status;
 
@@ -54,6 +54,8 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/topics/{topic}", post(topic_publish).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)))
         .route("/functions/{name}/logs", get(log_list))
         .route("/invocations", get(invocation_list))
+        .route("/traces", get(trace_list))
+        .route("/traces/{trace_id}", get(trace_get))
         .route("/usage", get(usage))
         .route("/keys", post(key_create).get(key_list))
         .route("/keys/{id}", axum::routing::delete(key_delete))

@@ -1,5 +1,5 @@
-//! `/v1/functions/{name}/logs`, `/v1/invocations`, `/v1/usage` and `/metrics`: what
-//! happened.
+//! `/v1/functions/{name}/logs`, `/v1/invocations`, `/v1/traces`, `/v1/usage` and
+//! `/metrics`: what happened.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,11 +9,11 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use updraft_platform::{InvocationQuery, InvocationStatus, LogQuery, Usage};
 
-use crate::params::{InvocationParams, LogParams, UsageParams};
+use crate::params::{InvocationParams, LogParams, TraceParams, UsageParams};
 use crate::v1::function_name;
 use crate::views::{
-    FunctionUsageView, InvocationListView, InvocationView, LogLineView, LogListView, PricesView, UsageHourView,
-    UsageReportView, UsageView,
+    FunctionUsageView, InvocationListView, InvocationView, LogLineView, LogListView, PricesView, TraceListView,
+    TraceSummaryView, TraceView, UsageHourView, UsageReportView, UsageView,
 };
 use crate::{ApiError, AppState};
 
@@ -77,6 +77,7 @@ pub(crate) async fn invocation_list(
     let query = InvocationQuery {
         function: params.function.as_deref().map(function_name).transpose()?,
         status,
+        trace_id: params.trace_id.clone(),
         since: params.since,
         until: params.until,
         before: params.before,
@@ -88,6 +89,61 @@ pub(crate) async fn invocation_list(
         invocations: page.iter().map(|entry| InvocationView::new(&entry.record)).collect(),
         next_before,
     }))
+}
+
+/// The latest traces kept in the server's records, newest first: each with its first
+/// function, duration, invocations and failures.
+#[utoipa::path(
+    get, path = "/v1/traces", tag = "invocations",
+    params(TraceParams),
+    responses(
+        (status = 200, description = "Traces, newest first", body = TraceListView),
+        (status = 404, description = "No such function", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn trace_list(
+    State(state): State<AppState>,
+    Query(params): Query<TraceParams>,
+) -> Result<Json<TraceListView>, ApiError> {
+    let function = params.function.as_deref().map(function_name).transpose()?;
+    let limit = params.limit.unwrap_or(20).clamp(1, 100);
+    let traces = state.platform.recent_traces(function.as_ref(), limit).await?;
+    let traces = traces
+        .iter()
+        .map(|records| {
+            let spans: Vec<_> = records.iter().flat_map(updraft_platform::invocation_spans).collect();
+            TraceSummaryView::new(records, &spans)
+        })
+        .collect();
+    Ok(Json(TraceListView { traces }))
+}
+
+/// One trace: a span for every invocation kept that took part in it (named after its
+/// function, with OpenTelemetry's `faas.*` attributes) and for each one's parts
+/// (`queued`, `init`, `run`), by start time.
+#[utoipa::path(
+    get, path = "/v1/traces/{trace_id}", tag = "invocations",
+    params(("trace_id" = String, Path, description = "W3C trace id: 32 hex digits")),
+    responses(
+        (status = 200, description = "The trace's spans", body = TraceView),
+        (status = 404, description = "No invocation of this trace is kept", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn trace_get(
+    State(state): State<AppState>,
+    Path(trace_id): Path<String>,
+) -> Result<Json<TraceView>, ApiError> {
+    let trace_id = trace_id.to_ascii_lowercase();
+    if trace_id.len() != 32 || !trace_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(format!("{trace_id:?} is not a trace id; give its 32 hex digits")));
+    }
+    let records = state.platform.trace(&trace_id).await?;
+    if records.is_empty() {
+        return Err(ApiError::not_found("trace_not_found", format!("no invocation of trace {trace_id} is recorded")));
+    }
+    Ok(Json(TraceView::new(&records)))
 }
 
 /// Usage per function per hour: requests, GB-seconds, cold starts, throttles, and

@@ -11,6 +11,7 @@ mod nodes;
 mod observe;
 mod secrets;
 mod status;
+mod traces;
 
 pub use apps::*;
 pub use errors::*;
@@ -21,3 +22,4 @@ pub use nodes::*;
 pub use observe::*;
 pub use secrets::*;
 pub use status::*;
+pub use traces::*;

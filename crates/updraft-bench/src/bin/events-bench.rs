@@ -209,6 +209,7 @@ fn event() -> AsyncEvent {
         function: FunctionName::new("sink").expect("a valid name"),
         payload: br#"{"order":42,"items":["a","b"]}"#.to_vec(),
         trace_id: uuid::Uuid::new_v4().simple().to_string(),
+        parent_span_id: None,
         enqueued_at: now,
         attempts: 0,
         // Far in the future: nothing claims them while the rate is measured.

@@ -100,7 +100,13 @@ fn request(path: &str) -> Input {
 }
 
 fn meta(i: usize) -> InvocationMeta {
-    InvocationMeta { id: format!("bench-{i}"), trigger: TriggerKind::Direct, trace_id: format!("{:032x}", i + 1) }
+    InvocationMeta {
+        id: format!("bench-{i}"),
+        trigger: TriggerKind::Direct,
+        trace_id: format!("{:032x}", i + 1),
+        parent_span_id: None,
+        queued_since: None,
+    }
 }
 
 /// The call a direct (unscheduled) invocation of an instance gets.

@@ -140,7 +140,13 @@ impl Setup {
 }
 
 fn meta() -> InvocationMeta {
-    InvocationMeta { id: uuid(), trigger: TriggerKind::Direct, trace_id: "0".repeat(32) }
+    InvocationMeta {
+        id: uuid(),
+        trigger: TriggerKind::Direct,
+        trace_id: "0".repeat(32),
+        parent_span_id: None,
+        queued_since: None,
+    }
 }
 
 fn uuid() -> String {

@@ -21,6 +21,7 @@ fn event(id: &str, due: i64) -> AsyncEvent {
         function: function("worker"),
         payload: vec![0, 159, b'{', b'}'],
         trace_id: "0".repeat(32),
+        parent_span_id: None,
         enqueued_at: due,
         attempts: 0,
         next_attempt_at: due,

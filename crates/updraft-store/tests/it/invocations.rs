@@ -34,6 +34,8 @@ pub(crate) fn record(i: u32) -> InvocationRecord {
         error_type: (status != InvocationStatus::Success).then(|| "Runtime.Trap".to_owned()),
         error_message: (status != InvocationStatus::Success).then(|| format!("failure {i}")),
         trace_id: format!("{i:032x}"),
+        parent_span_id: None,
+        queued_since: None,
         log_lines_dropped: u64::from(i % 3),
         node: format!("node-{}", i % 2),
     }

@@ -18,6 +18,7 @@ mod secrets;
 mod signup;
 mod snapshots;
 mod tidy;
+mod traces;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,0 +1,167 @@
+//! Trace context: where an invocation sits in a distributed trace.
+//!
+//! Every invocation is one span. Its span id is derived from its request id, so every
+//! hop that knows the request id (the runtimes handing the function its `traceparent`,
+//! the trace view, the OTLP exporter) names the span alike without asking anyone. A
+//! caller's context arrives as a W3C `traceparent` header or as AWS's `X-Amzn-Trace-Id`
+//! (which Lambda functions and the AWS SDKs pass on), and the context an invocation
+//! hands on is its own span under the same trace.
+
+/// A trace and the span in it that caused some work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceParent {
+    /// 32 lowercase hex digits, not all zero.
+    pub trace_id: String,
+    /// 16 lowercase hex digits, not all zero.
+    pub span_id: String,
+}
+
+impl TraceParent {
+    /// A W3C `traceparent`: `00-{trace id}-{parent span id}-{flags}`.
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.trim().split('-');
+        let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        // Version 00 has exactly four fields; later versions may add more.
+        if version == "00" && parts.next().is_some() {
+            return None;
+        }
+        let valid = is_hex(version, 2) && version != "ff" && is_id(trace, 32) && is_id(parent, 16) && is_hex(flags, 2);
+        valid.then(|| Self { trace_id: trace.to_owned(), span_id: parent.to_owned() })
+    }
+
+    /// AWS's `X-Amzn-Trace-Id` (`Root=1-{8 hex}-{24 hex};Parent={16 hex};Sampled=1`):
+    /// the root's 32 hex digits are the trace id. Without a valid parent it is ignored:
+    /// there is no span to hang the work under.
+    pub fn parse_amzn(value: &str) -> Option<Self> {
+        let mut root = None;
+        let mut parent = None;
+        for field in value.split(';') {
+            match field.trim().split_once('=') {
+                Some(("Root", text)) => root = Some(text),
+                Some(("Parent", text)) => parent = Some(text),
+                _ => {}
+            }
+        }
+        let mut root = root?.split('-');
+        let (version, time, unique) = (root.next()?, root.next()?, root.next()?);
+        if version != "1" || root.next().is_some() || !is_hex(time, 8) || !is_hex(unique, 24) {
+            return None;
+        }
+        let trace_id = format!("{time}{unique}");
+        let span_id = parent.filter(|parent| is_id(parent, 16))?;
+        is_id(&trace_id, 32).then(|| Self { trace_id, span_id: span_id.to_owned() })
+    }
+
+    /// The `traceparent` header value naming this span as the parent (sampled).
+    pub fn header(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
+    }
+
+    /// AWS's form of the same context, as Lambda sets `_X_AMZN_TRACE_ID`.
+    pub fn amzn_header(&self) -> String {
+        format!("Root=1-{}-{};Parent={};Sampled=1", &self.trace_id[..8], &self.trace_id[8..], self.span_id)
+    }
+}
+
+/// The span id of invocation `request_id`: the last 16 hex digits of the request id
+/// (a UUID's random part), zero-padded; never all zero.
+pub fn span_id_of(request_id: &str) -> String {
+    let hex: Vec<u8> = request_id.bytes().filter(u8::is_ascii_hexdigit).map(|b| b.to_ascii_lowercase()).collect();
+    let tail = &hex[hex.len().saturating_sub(16)..];
+    let id = format!("{:0>16}", String::from_utf8_lossy(tail));
+    if id.bytes().all(|b| b == b'0') { "0000000000000001".to_owned() } else { id }
+}
+
+/// The parts of an invocation that get a child span each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvocationPhase {
+    /// Waiting in the event queue (or for a retry) before it ran.
+    Queued,
+    /// Starting an instance: a cold start.
+    Init,
+    /// The handler running.
+    Run,
+}
+
+impl InvocationPhase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Init => "init",
+            Self::Run => "run",
+        }
+    }
+
+    /// The child span's id: the invocation's with its top byte marked by the phase.
+    pub fn span_id(self, invocation_span: &str) -> String {
+        let base = u64::from_str_radix(invocation_span, 16).unwrap_or(1);
+        let tag: u64 = match self {
+            Self::Queued => 0xa1,
+            Self::Init => 0xb2,
+            Self::Run => 0xc3,
+        };
+        format!("{:016x}", base ^ (tag << 56))
+    }
+}
+
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Lowercase hex of `len` digits, not all zero (an all-zero id is invalid in W3C).
+fn is_id(text: &str, len: usize) -> bool {
+    is_hex(text, len) && text.bytes().any(|b| b != b'0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_traceparent_gives_its_trace_and_parent() {
+        let parsed = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        assert_eq!(parsed.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(parsed.span_id, "00f067aa0ba902b7");
+        assert_eq!(parsed.header(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        // A later version may carry more fields.
+        assert!(TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra").is_some());
+    }
+
+    #[test]
+    fn an_invalid_traceparent_is_ignored() {
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert_eq!(TraceParent::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_amzn_trace_id_round_trips() {
+        let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let parsed = TraceParent::parse_amzn(header).unwrap();
+        assert_eq!(parsed.trace_id, "5759e988bd862e3fe1be46a994272793");
+        assert_eq!(parsed.span_id, "53995c3f42cd8ad8");
+        assert_eq!(parsed.amzn_header(), header);
+        assert_eq!(TraceParent::parse_amzn("Root=1-5759e988-bd862e3fe1be46a994272793"), None);
+        assert_eq!(TraceParent::parse_amzn("Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"), None);
+    }
+
+    #[test]
+    fn span_ids_come_from_the_request_id_and_phases_differ() {
+        let span = span_id_of("0190c5a2-7f7e-7cc0-8d3e-9a9197af755a");
+        assert_eq!(span, "8d3e9a9197af755a");
+        assert_eq!(span_id_of("bench-7"), "000000000000bec7");
+        assert_eq!(span_id_of("x"), "0000000000000001");
+        let phases = [InvocationPhase::Queued, InvocationPhase::Init, InvocationPhase::Run];
+        let ids: std::collections::HashSet<String> = phases.iter().map(|p| p.span_id(&span)).collect();
+        assert_eq!(ids.len(), 3);
+        assert!(!ids.contains(&span));
+    }
+}
