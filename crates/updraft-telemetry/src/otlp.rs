@@ -7,8 +7,8 @@
 //! first, over OTLP/HTTP with protobuf (`opentelemetry-otlp`, whose own retries apply).
 
 use std::borrow::Cow;
+use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind as OtelKind, Status, TraceFlags, TraceId, TraceState};
@@ -54,11 +54,18 @@ pub struct ExportCounters {
     pub failed: Counter,
 }
 
-/// A running exporter. Dropping it sends what is queued and stops the thread.
+/// How long dropping the exporter waits for it to send what is queued: a collector
+/// that is away must not hold up a server's shutdown.
+pub const FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// A running exporter. Dropping it sends what is queued (waiting at most
+/// [`FLUSH_LIMIT`]) and stops the thread.
 pub struct SpanExport {
     sender: Option<SyncSender<Vec<Span>>>,
     counters: ExportCounters,
-    thread: Option<JoinHandle<()>>,
+    /// Closed by the thread when it has sent everything and stopped (behind a lock
+    /// only so that the exporter can be shared).
+    finished: Mutex<mpsc::Receiver<()>>,
 }
 
 impl SpanExport {
@@ -84,11 +91,15 @@ impl SpanExport {
 
         let (sender, receiver) = mpsc::sync_channel::<Vec<Span>>(QUEUE / 64);
         let thread_counters = counters.clone();
-        let thread = std::thread::Builder::new()
+        let (done, finished) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
             .name("otlp-export".to_owned())
-            .spawn(move || export_loop(exporter, receiver, thread_counters))
+            .spawn(move || {
+                export_loop(exporter, receiver, thread_counters);
+                drop(done);
+            })
             .map_err(|error| ExportSetupError { detail: format!("starting its thread: {error}") })?;
-        Ok(Self { sender: Some(sender), counters, thread: Some(thread) })
+        Ok(Self { sender: Some(sender), counters, finished: Mutex::new(finished) })
     }
 
     /// Queues `spans` for export, or drops and counts them if the queue is full.
@@ -107,9 +118,9 @@ impl SpanExport {
 impl Drop for SpanExport {
     fn drop(&mut self) {
         self.sender.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        // Disconnected when the thread is done; a timeout leaves it to finish alone.
+        let finished = self.finished.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ = finished.recv_timeout(FLUSH_LIMIT);
     }
 }
 
@@ -197,4 +208,71 @@ fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
 
 fn time(ns: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(i: usize) -> Span {
+        Span {
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
+            span_id: format!("{:016x}", i + 1),
+            parent_span_id: None,
+            name: "f".to_owned(),
+            kind: SpanKind::Server,
+            start_ns: 1,
+            end_ns: 2,
+            attributes: vec![("faas.coldstart", Attribute::Bool(true))],
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_collector_that_does_not_answer_costs_dropped_spans_not_a_blocked_caller() {
+        // Accepts connections and never answers them.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                held.push(stream);
+            }
+        });
+        let counters = ExportCounters::default();
+        let config = OtlpConfig { endpoint: Some(endpoint), headers: Vec::new(), node: "n".to_owned() };
+        let export = SpanExport::start(&config, counters.clone()).unwrap();
+        let sends = 4 * QUEUE / 64 + BATCH;
+        let started = Instant::now();
+        for i in 0..sends {
+            export.send(vec![span(i)]);
+        }
+        let sending = started.elapsed();
+        // The exporter holds one batch while it waits on the collector and the queue
+        // holds its bound; everything beyond was dropped and counted, at once.
+        assert!(counters.dropped.get() >= (sends - BATCH - QUEUE / 64) as u64, "dropped {}", counters.dropped.get());
+        assert!(sending < FLUSH_LIMIT, "sending took {sending:?}");
+        assert_eq!(counters.exported.get(), 0);
+        drop(export);
+    }
+
+    #[test]
+    fn a_span_keeps_its_ids_times_kind_and_error_in_the_sdks_form() {
+        let scope = InstrumentationScope::builder("updraft").build();
+        let mut failed = span(0);
+        failed.parent_span_id = Some("00f067aa0ba902b7".to_owned());
+        failed.error = Some("exit status 1".to_owned());
+        failed.kind = SpanKind::Consumer;
+        let data = span_data(&failed, &scope);
+        assert_eq!(data.span_context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(data.span_context.span_id().to_string(), "0000000000000001");
+        assert_eq!(data.parent_span_id.to_string(), "00f067aa0ba902b7");
+        assert_eq!(data.span_kind, OtelKind::Consumer);
+        assert_eq!(data.status, Status::error("exit status 1"));
+        assert_eq!(data.start_time, UNIX_EPOCH + Duration::from_nanos(1));
+        assert_eq!(data.attributes, vec![KeyValue::new("faas.coldstart", true)]);
+        let root = span_data(&span(1), &scope);
+        assert_eq!(root.parent_span_id, SpanId::INVALID);
+        assert_eq!(root.status, Status::Unset);
+    }
 }

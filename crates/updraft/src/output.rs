@@ -608,3 +608,42 @@ fn elapsed(seconds: u64) -> String {
         _ => format!("{}d ago", seconds / 86_400),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use updraft_api::views::SpanView;
+
+    use super::*;
+
+    fn span(id: &str, parent: Option<&str>, name: &str, start_us: i64, duration_us: i64) -> SpanView {
+        SpanView {
+            span_id: id.to_owned(),
+            parent_span_id: parent.map(str::to_owned),
+            name: name.to_owned(),
+            kind: "server".to_owned(),
+            start_us,
+            duration_us,
+            error: None,
+            attributes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_waterfall_nests_spans_under_their_parents_and_places_their_bars_in_time() {
+        // The caller's span (c0) is not in the trace: its child is a root.
+        let spans = [
+            span("a1", Some("c0"), "front", 0, 100),
+            span("a2", Some("a1"), "run", 0, 40),
+            span("b1", Some("a1"), "worker", 50, 50),
+            span("b2", Some("b1"), "run", 60, 40),
+        ];
+        let lines = waterfall(&spans, 10);
+        let labels: Vec<&str> = lines.iter().map(|line| line.split('|').next().unwrap().trim_end()).collect();
+        assert_eq!(labels, ["front", "  run", "  worker", "    run"]);
+        let bars: Vec<&str> = lines.iter().map(|line| line.split('|').nth(1).unwrap()).collect();
+        assert_eq!(bars[0], "██████████");
+        assert_eq!(bars[1], "████      ");
+        assert_eq!(bars[2], "     █████");
+        assert!(lines[3].contains("0.04ms"), "{}", lines[3]);
+    }
+}

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use updraft_test_programs as programs;
 
@@ -88,7 +87,9 @@ fn instances(function: &str, state: &str) -> String {
 }
 
 /// A loopback HTTP server that holds every request until released: a guest that
-/// fetches from it stays in flight for as long as the test wants.
+/// fetches from it stays in flight for as long as the test wants. It is a real HTTP
+/// server (axum), so connection handling (a request body left unread, keep-alive, the
+/// close after the answer) is hyper's, not the test's.
 pub(crate) struct Gate {
     pub(crate) port: u16,
     pub(crate) arrived: Arc<AtomicUsize>,
@@ -102,40 +103,15 @@ impl Gate {
         let arrived = Arc::new(AtomicUsize::new(0));
         let release = Arc::new(Semaphore::new(0));
         let (counter, gate) = (arrived.clone(), release.clone());
-        tokio::spawn(async move {
-            loop {
-                // A failed accept (a connection reset before it was taken, say) must not
-                // end the loop: the listener would close and reset every later one.
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
-                let (counter, gate) = (counter.clone(), gate.clone());
-                tokio::spawn(async move {
-                    let mut buffer = vec![0; 4096];
-                    let mut read = 0;
-                    while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                        match socket.read(&mut buffer[read..]).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => read += n,
-                        }
-                    }
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    gate.acquire().await.unwrap().forget();
-                    let _ = socket
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong")
-                        .await;
-                    // Closing with bytes still unread (a chunked body's last chunk) would
-                    // reset the connection before the client reads the answer: read to
-                    // the client's end first.
-                    let _ = socket.shutdown().await;
-                    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-                        while let Ok(1..) = socket.read(&mut buffer).await {}
-                    })
-                    .await;
-                });
+        let app = axum::Router::new().fallback(move || {
+            let (counter, gate) = (counter.clone(), gate.clone());
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                gate.acquire().await.unwrap().forget();
+                "pong"
             }
         });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { port, arrived, release }
     }
 
