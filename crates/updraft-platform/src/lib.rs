@@ -16,6 +16,7 @@ mod forward;
 mod functions;
 mod info;
 mod invoke;
+mod janitor;
 mod key_ops;
 mod keys;
 mod live;
@@ -38,6 +39,7 @@ pub use info::{
     VersionInfo,
 };
 pub use invoke::{Invocation, InvokeFailure};
+pub use janitor::RetentionConfig;
 pub use key_ops::KeyError;
 pub use keys::{ApiKey, Principal, Role};
 pub use live::{LiveFunction, LiveState, RouteTarget};

@@ -23,6 +23,7 @@ use crate::DeployError;
 use crate::access::{AccessKeySet, Sealer, TokenSigner, UnsealError};
 use crate::cluster::{ClusterConfig, Membership};
 use crate::data_dir::{create_private_dir, node_id};
+use crate::janitor::RetentionConfig;
 use crate::keys::KeySet;
 use crate::live::{LiveState, RouteTarget};
 use crate::logs::LogWriter;
@@ -59,6 +60,8 @@ pub struct PlatformConfig {
     pub cluster: ClusterConfig,
     /// Where spans are exported over OTLP; `None` keeps traces in the store only.
     pub otlp: Option<OtlpConfig>,
+    /// How long records, logs, executions and failed events are kept.
+    pub retention: RetentionConfig,
 }
 
 /// The Lambda runtime's settings.
@@ -94,6 +97,7 @@ impl PlatformConfig {
             lambda: None,
             cluster: ClusterConfig::default(),
             otlp: None,
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -308,6 +312,7 @@ impl Platform {
         let host: Arc<dyn Host> = platform.clone();
         platform.events.start(Arc::downgrade(&host), workflows).await?;
         platform.membership.start(Arc::downgrade(&platform), platform.config.cluster.heartbeat);
+        crate::janitor::start(Arc::downgrade(&platform), platform.store.clone(), platform.config.retention.clone());
         platform.follow_changes(seen).await?;
         Ok(platform)
     }

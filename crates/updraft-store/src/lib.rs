@@ -18,6 +18,7 @@ mod invocations;
 mod nodes;
 mod queues;
 mod records;
+mod retention;
 mod secrets;
 mod shared_artifacts;
 mod sql;
@@ -34,6 +35,7 @@ pub use records::{
     AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,
     PlannedFunction, SealedKind, SealedValue, SecretRecord, TokenIdentity, VersionRecord,
 };
+pub use retention::Keep;
 pub use shared_artifacts::SharedArtifactError;
 pub use sql::{Backend, Store, StoreError};
 pub use workflows::{Execution, HistoryEntry};

@@ -336,6 +336,29 @@ pub struct ServerArgs {
     /// when the stream's consumer is created.
     #[arg(long, env = "UPDRAFT_NATS_ACK_WAIT", default_value = "30s", value_parser = parse_duration)]
     pub nats_ack_wait: Duration,
+    /// How long invocation records (and the traces read from them) are kept; a janitor
+    /// removes older ones in small batches.
+    #[arg(long, env = "UPDRAFT_RETAIN_RECORDS", default_value = "7d", value_parser = parse_duration)]
+    pub retain_records: Duration,
+    /// The most invocation records kept: beyond it the oldest go first.
+    #[arg(long, env = "UPDRAFT_MAX_RECORDS", default_value_t = 1_000_000)]
+    pub max_records: u64,
+    /// How long functions' log lines are kept.
+    #[arg(long, env = "UPDRAFT_RETAIN_LOGS", default_value = "7d", value_parser = parse_duration)]
+    pub retain_logs: Duration,
+    /// The most log lines kept (all functions together): beyond it the oldest go first.
+    #[arg(long, env = "UPDRAFT_MAX_LOG_LINES", default_value_t = 1_000_000)]
+    pub max_log_lines: u64,
+    /// How long a finished workflow execution (and its history) is kept.
+    #[arg(long, env = "UPDRAFT_RETAIN_EXECUTIONS", default_value = "30d", value_parser = parse_duration)]
+    pub retain_executions: Duration,
+    /// How long an asynchronous event that failed for good is kept (from when it was
+    /// accepted).
+    #[arg(long, env = "UPDRAFT_RETAIN_FAILED_EVENTS", default_value = "14d", value_parser = parse_duration)]
+    pub retain_failed_events: Duration,
+    /// How often the janitor removes what is past its retention.
+    #[arg(long, env = "UPDRAFT_JANITOR_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub janitor_interval: Duration,
     /// Export every invocation's spans over OTLP/HTTP (protobuf) to this collector
     /// (e.g. http://127.0.0.1:4318; spans go to its /v1/traces), batched off the
     /// request path and dropped with a count when it falls behind. Without it (and

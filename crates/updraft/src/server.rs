@@ -57,6 +57,18 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
             ack_wait: args.nats_ack_wait,
         };
     }
+    if args.janitor_interval.is_zero() {
+        anyhow::bail!("--janitor-interval must be above zero (e.g. 1m)");
+    }
+    config.retention = updraft_platform::RetentionConfig {
+        records: args.retain_records,
+        max_records: args.max_records,
+        logs: args.retain_logs,
+        max_log_lines: args.max_log_lines,
+        executions: args.retain_executions,
+        failed_events: args.retain_failed_events,
+        interval: args.janitor_interval,
+    };
     config.otlp = match &args.otlp_endpoint {
         Some(endpoint) => Some(updraft_platform::OtlpConfig { endpoint: Some(endpoint.clone()), ..Default::default() }),
         // The signal's own variable: the exporter reads it.

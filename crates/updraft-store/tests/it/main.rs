@@ -44,5 +44,6 @@ mod deploy;
 mod events;
 mod invocations;
 mod keys_and_logs;
+mod retention;
 mod secrets;
 mod support;

@@ -322,3 +322,40 @@ async fn a_wasm_function_sees_its_own_span_and_passes_the_trace_on() {
     let view = stored_trace(&server, &new_trace, 1).await;
     assert_eq!(view["spans"][0]["parent_span_id"], Value::Null, "{view:#}");
 }
+
+#[tokio::test]
+async fn records_traces_and_logs_past_their_retention_are_removed() {
+    let server =
+        TestServer::start_with(&["--retain-records", "2s", "--retain-logs", "2s", "--janitor-interval", "200ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "[app]\nname = \"brief\"\n\n[functions.brief]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\n\
+                    triggers = [{ http = \"GET /brief/{action}\" }]\n";
+    app_with_guest(dir.path(), manifest, &updraft_test_programs::bytes(updraft_test_programs::ECHO));
+    server.deploy(dir.path());
+    let response = server.get("/brief/log?lines=3").await;
+    assert_eq!(response.status(), 200);
+    let record = crate::events::records(&server, "brief", "http", 1).await.remove(0);
+    let trace_id = record["trace_id"].as_str().unwrap().to_owned();
+    stored_trace(&server, &trace_id, 1).await;
+    let logs = json(server.api(Method::GET, "/v1/functions/brief/logs").send().await.unwrap()).await;
+    assert!(logs["lines"].as_array().unwrap().iter().any(|line| line["line"] == "line 2"), "{logs:#}");
+
+    // Once older than two seconds, the janitor removes them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = json(server.api(Method::GET, "/v1/invocations?function=brief").send().await.unwrap()).await;
+        let logs = json(server.api(Method::GET, "/v1/functions/brief/logs").send().await.unwrap()).await;
+        let trace = server.api(Method::GET, &format!("/v1/traces/{trace_id}")).send().await.unwrap().status();
+        let gone = records["invocations"].as_array().unwrap().is_empty()
+            && logs["lines"].as_array().unwrap().is_empty()
+            && trace == 404;
+        if gone {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still kept after 30s: {records:#} {logs:#} trace {trace}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Usage is a sum per hour, not a record: it stays.
+    let usage = json(server.api(Method::GET, "/v1/usage?function=brief").send().await.unwrap()).await;
+    assert_eq!(usage["total"]["requests"], 1, "{usage:#}");
+}
