@@ -65,9 +65,21 @@ impl WasiHttpHooks for OutboundHooks {
         {
             request.headers_mut().insert(TRACEPARENT, traceparent.clone());
         }
+        let uri = request.uri().clone();
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let (response, io) = match wasmtime_wasi_http::default_send_request(request, options).await {
+                Ok(sent) => sent,
+                Err(error) => {
+                    // The guest may see only a closed body stream; say what happened.
+                    static FAILED: updraft_runtime::LogBudget =
+                        updraft_runtime::LogBudget::new(20, std::time::Duration::from_secs(1));
+                    if let Some(suppressed) = FAILED.admit() {
+                        tracing::info!(%uri, %error, suppressed, "a function's outbound request failed");
+                    }
+                    return Err(error);
+                }
+            };
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,

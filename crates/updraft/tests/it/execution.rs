@@ -180,7 +180,7 @@ async fn burst_through_gate(
                 assert_eq!(error["error"]["code"], "too_many_requests");
                 assert_eq!(error["error"]["limit"], limit, "{body}");
             }
-            other => panic!("{name}: unexpected {other}: {body}"),
+            other => panic!("{name}: unexpected {other}: {body}\nthe server's log:\n{}", server.log_text()),
         }
     }
     assert_eq!(ok, admitted, "{name}: exactly the limit is admitted");
