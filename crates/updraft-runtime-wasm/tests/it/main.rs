@@ -216,9 +216,25 @@ async fn outbound_http_needs_a_grant() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         while let Ok((mut socket, _)) = listener.accept().await {
             counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let mut buffer = [0u8; 1024];
-            let _ = socket.read(&mut buffer).await;
-            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong").await;
+            tokio::spawn(async move {
+                // The whole head, then the answer; then whatever else the client sends
+                // (a chunked body's last chunk) is read before closing, since closing
+                // with bytes unread resets the connection under the client.
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong").await;
+                let _ = socket.shutdown().await;
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                    while let Ok(1..) = socket.read(&mut buffer).await {}
+                })
+                .await;
+            });
         }
     });
     let harness = Harness::new();
