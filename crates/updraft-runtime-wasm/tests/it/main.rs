@@ -228,7 +228,8 @@ async fn outbound_http_needs_a_grant() {
                         Ok(n) => head.extend_from_slice(&buffer[..n]),
                     }
                 }
-                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong").await;
+                let _ =
+                    socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong").await;
                 let _ = socket.shutdown().await;
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
                     while let Ok(1..) = socket.read(&mut buffer).await {}
