@@ -63,6 +63,7 @@ async fn records_of(server: &TestServer, function: &str, id: &str, count: usize)
 
 #[tokio::test]
 async fn async_invocations_are_retried_with_backoff_and_kept_when_they_fail_for_good() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
     let server = TestServer::start_with(&["--async-retry-delay", "100ms"]);
     let app = python_app("flaky", "", FLAKY);
     server.deploy(app.path());
@@ -173,6 +174,7 @@ def handler(event, context):
 
 #[tokio::test]
 async fn acknowledged_async_invocations_survive_a_kill_9() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
     // A run that fails under the load (its witness call cut, its 3 s timeout) is tried
     // again soon, not a minute later: every event must end with a success record.
     let mut server = TestServer::start_with(&["--async-retry-delay", "100ms"]);

@@ -124,7 +124,7 @@ fn two_nodes(database: &TestDatabase) -> (TestServer, TestServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_on_one_database_form_a_cluster_and_a_silent_node_is_declared_dead() {
-    let _cluster = crate::harness::CLUSTERS.read().await;
+    let _cluster = crate::harness::HEAVY_LOAD.read().await;
     let Some(database) = TestDatabase::create() else { return };
     let (a, mut b) = two_nodes(&database);
     let (a_address, b_address) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
@@ -176,7 +176,7 @@ async fn servers_on_one_database_form_a_cluster_and_a_silent_node_is_declared_de
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_server_is_a_cluster_of_one_that_reports_its_load() {
-    let _cluster = crate::harness::CLUSTERS.read().await;
+    let _cluster = crate::harness::HEAVY_LOAD.read().await;
     let server = TestServer::start_with(&CLUSTER_ARGS);
     let address = format!("http://{}", server.addr);
     let view = nodes(&server).await;
@@ -234,7 +234,7 @@ fn echo_app(dir: &std::path::Path, build: &str, secret: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_rollback_or_delete_on_one_node_is_live_on_every_node() {
-    let _cluster = crate::harness::CLUSTERS.read().await;
+    let _cluster = crate::harness::HEAVY_LOAD.read().await;
     let Some(database) = TestDatabase::create() else { return };
     let (a, mut b) = two_nodes(&database);
     let app = tempfile::tempdir().unwrap();
@@ -315,7 +315,7 @@ async fn deploy_when_known(server: &TestServer, dir: &std::path::Path, secret: &
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_cluster_key_every_node_opens_secrets_and_access_keys_without_copying_files() {
-    let _cluster = crate::harness::CLUSTERS.read().await;
+    let _cluster = crate::harness::HEAVY_LOAD.read().await;
     let Some(database) = TestDatabase::create() else { return };
     let keys = tempfile::tempdir().unwrap();
     let key = cluster_key_file(keys.path(), &"ab".repeat(32));
@@ -448,7 +448,7 @@ fn ticks(seen: &std::collections::HashMap<String, usize>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_a_node_under_load_loses_nothing_acknowledged() {
-    let _cluster = crate::harness::CLUSTERS.read().await;
+    let _cluster = crate::harness::HEAVY_LOAD.read().await;
     node_loss(&[]).await;
 }
 
@@ -456,7 +456,7 @@ async fn losing_a_node_under_load_loses_nothing_acknowledged() {
 /// dead node's events come back when their ack wait (3 s here) runs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_a_node_under_load_loses_nothing_acknowledged_on_nats() {
-    let _cluster = crate::harness::CLUSTERS.read().await;
+    let _cluster = crate::harness::HEAVY_LOAD.read().await;
     let url = std::env::var("UPDRAFT_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
     let unique = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let stream = format!("UPDRAFT_CLUSTER_{}_{unique}", std::process::id());
@@ -598,7 +598,7 @@ async fn echo(server: &TestServer, headers: &[(&str, &str)]) -> (u16, String, St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_run_on_their_functions_home_node_and_elsewhere_when_it_dies() {
-    let _cluster = crate::harness::CLUSTERS.read().await;
+    let _cluster = crate::harness::HEAVY_LOAD.read().await;
     let Some(database) = TestDatabase::create() else { return };
     let keys = tempfile::tempdir().unwrap();
     let key = cluster_key_file(keys.path(), &"12".repeat(32));
@@ -706,7 +706,7 @@ async fn requests_run_on_their_functions_home_node_and_elsewhere_when_it_dies() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_in_a_stopped_node_hands_its_workflow_executions_to_the_others() {
-    let _cluster = crate::harness::CLUSTERS.read().await;
+    let _cluster = crate::harness::HEAVY_LOAD.read().await;
     let Some(database) = TestDatabase::create() else { return };
     let (a, mut b) = two_nodes(&database);
     let app = tempfile::tempdir().unwrap();
@@ -748,7 +748,7 @@ def handler(event, context):
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_ten_times_the_limit_over_three_nodes_admits_exactly_the_limit() {
-    let _cluster = crate::harness::CLUSTERS.read().await;
+    let _cluster = crate::harness::HEAVY_LOAD.read().await;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     let Some(database) = TestDatabase::create() else { return };
@@ -825,7 +825,7 @@ async fn a_burst_of_ten_times_the_limit_over_three_nodes_admits_exactly_the_limi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overloaded_home_refuses_forwarded_requests_and_the_sender_runs_them() {
-    let _cluster = crate::harness::CLUSTERS.read().await;
+    let _cluster = crate::harness::HEAVY_LOAD.read().await;
     let Some(database) = TestDatabase::create() else { return };
     let keys = tempfile::tempdir().unwrap();
     let key = cluster_key_file(keys.path(), &"56".repeat(32));
@@ -894,7 +894,7 @@ async fn an_overloaded_home_refuses_forwarded_requests_and_the_sender_runs_them(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invocation_running_when_another_node_deploys_finishes_on_its_version() {
-    let _cluster = crate::harness::CLUSTERS.read().await;
+    let _cluster = crate::harness::HEAVY_LOAD.read().await;
     let Some(database) = TestDatabase::create() else { return };
     let (a, b) = two_nodes(&database);
     let app = tempfile::tempdir().unwrap();

@@ -120,6 +120,7 @@ pub(crate) async fn records(server: &TestServer, function: &str, trigger: &str, 
 
 #[tokio::test]
 async fn a_topic_gives_every_subscriber_its_own_copy_and_retries() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
     let server = TestServer::start_with(&["--async-retry-delay", "100ms"]);
     let witness = Witness::start().await;
     let topic = "{ topic = \"user.signed_up\" }";
@@ -199,6 +200,7 @@ async fn a_topic_gives_every_subscriber_its_own_copy_and_retries() {
 
 #[tokio::test]
 async fn outcomes_go_to_destinations_and_the_dead_letter_topic_as_lambda_sends_them() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
     let server = TestServer::start_with(&["--async-retry-delay", "100ms"]);
     let witness = Witness::start().await;
     let dir = app(
@@ -276,6 +278,7 @@ pub(crate) fn signature(secret: &str, body: &[u8]) -> String {
 
 #[tokio::test]
 async fn webhooks_answer_202_check_signatures_and_deliver_the_request_later() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
     let server = TestServer::start();
     let witness = Witness::start().await;
     let dir = app(
@@ -351,6 +354,7 @@ async fn webhooks_answer_202_check_signatures_and_deliver_the_request_later() {
 
 #[tokio::test]
 async fn each_schedule_tick_fires_once_across_a_kill_9_and_missed_ticks_follow_catch_up() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
     let mut server = TestServer::start();
     let witness = Witness::start().await;
     let dir = app(
@@ -433,6 +437,7 @@ def handler(event, context):
 
 #[tokio::test]
 async fn queues_deliver_batches_retry_failed_items_and_dead_letter_them() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
     let server = TestServer::start();
     let witness = Witness::start().await;
     let worker = |name: &str, queue: &str| {
@@ -541,6 +546,7 @@ print(json.dumps(result))
 
 #[tokio::test]
 async fn mail_for_claimed_addresses_becomes_an_event_and_the_rest_is_refused() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
     let smtp = free_port();
     let server =
         TestServer::start_with(&["--smtp-listen", &format!("127.0.0.1:{smtp}"), "--smtp-max-message-size", "64KiB"]);
@@ -578,6 +584,7 @@ async fn mail_for_claimed_addresses_becomes_an_event_and_the_rest_is_refused() {
 
 #[tokio::test]
 async fn mail_acknowledged_with_250_survives_a_kill_9() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
     let smtp = free_port();
     let mut server = TestServer::start_with(&["--smtp-listen", &format!("127.0.0.1:{smtp}")]);
     let witness = Witness::start().await;
@@ -722,6 +729,7 @@ pub(crate) fn history_kinds(execution: &Value) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn a_step_functions_workflow_retries_catches_and_branches() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
     let server = TestServer::start();
     let witness = Witness::start().await;
     let dir = checkout_app(&witness);
@@ -780,6 +788,7 @@ async fn a_step_functions_workflow_retries_catches_and_branches() {
 
 #[tokio::test]
 async fn running_workflows_resume_after_a_kill_9() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
     let mut server = TestServer::start();
     let witness = Witness::start().await;
     let dir = checkout_app(&witness);
@@ -833,6 +842,7 @@ async fn running_workflows_resume_after_a_kill_9() {
 
 #[tokio::test]
 async fn the_events_example_does_what_the_readme_shows() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
     let server = TestServer::start();
     server.deploy(&crate::harness::repo_root().join("examples/events"));
 

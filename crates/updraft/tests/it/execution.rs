@@ -189,7 +189,7 @@ async fn burst_through_gate(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_ten_times_the_limit_admits_exactly_the_limit() {
-    let _alone = crate::harness::CLUSTERS.write().await;
+    let _alone = crate::harness::HEAVY_LOAD.write().await;
     let server = Arc::new(TestServer::start_with(&["--account-concurrency", "8"]));
     let gate = Gate::start().await;
     deploy_echo(&server, "reserved", &gate.manifest_extra("concurrency = 3"));

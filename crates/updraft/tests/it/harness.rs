@@ -14,10 +14,12 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_owned()
 }
 
-/// Tests that start a cluster of servers hold this for reading; a test whose exact
-/// counts have failed beside them on this 2-core machine (a guest's outbound connection
-/// reset, cause not found) holds it for writing, so the two kinds never overlap.
-pub static CLUSTERS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+/// Tests that load this 2-core machine heavily (clusters of servers, the event tests
+/// with their Python sandboxes, thousands of events and kill -9 recoveries) hold this
+/// for reading; a test whose exact counts have failed beside them (a wasm guest's
+/// outbound request reported as "connection reset": the end of its request body came
+/// late, cause not yet found) holds it for writing, so the two kinds never overlap.
+pub static HEAVY_LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 pub struct TestServer {
     pub data_dir: tempfile::TempDir,
