@@ -57,9 +57,17 @@ impl TraceParent {
         format!("00-{}-{}-01", self.trace_id, self.span_id)
     }
 
-    /// AWS's form of the same context, as Lambda sets `_X_AMZN_TRACE_ID`.
+    /// AWS's form of the same context, as Lambda sets `_X_AMZN_TRACE_ID`: X-Ray's root
+    /// id is the same 128 bits, written as the first 8 hex digits (a timestamp in
+    /// X-Ray's own ids) and the other 24.
     pub fn amzn_header(&self) -> String {
-        format!("Root=1-{}-{};Parent={};Sampled=1", &self.trace_id[..8], &self.trace_id[8..], self.span_id)
+        let (trace, span) = (&self.trace_id, &self.span_id);
+        match (trace.get(..8), trace.get(8..)) {
+            (Some(time), Some(unique)) if trace.len() == 32 => {
+                format!("Root=1-{time}-{unique};Parent={span};Sampled=1")
+            }
+            _ => format!("Root=1-00000000-{trace:0>24};Parent={span};Sampled=1"),
+        }
     }
 }
 
@@ -149,6 +157,14 @@ mod tests {
         assert_eq!(parsed.trace_id, "5759e988bd862e3fe1be46a994272793");
         assert_eq!(parsed.span_id, "53995c3f42cd8ad8");
         assert_eq!(parsed.amzn_header(), header);
+        let w3c = TraceParent {
+            trace_id: "5bef4de7ad49b0e87f6ef6c87fc2e700".to_owned(),
+            span_id: "9a9197af755a6419".to_owned(),
+        };
+        assert_eq!(w3c.amzn_header(), "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1");
+        // An id that is not a W3C one still makes a header, never a panic.
+        let odd = TraceParent { trace_id: "abc".to_owned(), span_id: "53995c3f42cd8ad8".to_owned() };
+        assert_eq!(odd.amzn_header(), "Root=1-00000000-000000000000000000000abc;Parent=53995c3f42cd8ad8;Sampled=1");
         assert_eq!(TraceParent::parse_amzn("Root=1-5759e988-bd862e3fe1be46a994272793"), None);
         assert_eq!(TraceParent::parse_amzn("Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"), None);
     }

@@ -378,16 +378,6 @@ fn json(status: StatusCode, body: Bytes) -> Answer {
     response
 }
 
-/// The X-Ray trace header for a W3C trace id: X-Ray's root id is the same 128 bits,
-/// written as the first 8 hex digits (a timestamp in X-Ray's own ids) and the other 24.
-pub fn xray_trace_header(trace_id: &str, parent: &str) -> String {
-    if trace_id.len() == 32 {
-        format!("Root=1-{}-{};Parent={parent};Sampled=1", &trace_id[..8], &trace_id[8..])
-    } else {
-        format!("Root=1-00000000-{trace_id:0>24};Parent={parent};Sampled=1")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,13 +391,5 @@ mod tests {
         assert_eq!(normalise_error_type("ValueError"), "Runtime.Unknown");
         assert_eq!(normalise_error_type("Runtime."), "Runtime.Unknown");
         assert_eq!(normalise_error_type("Unhandled"), "Unhandled");
-    }
-
-    #[test]
-    fn trace_ids_become_xray_headers() {
-        assert_eq!(
-            xray_trace_header("5bef4de7ad49b0e87f6ef6c87fc2e700", "9a9197af755a6419"),
-            "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
-        );
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::{HeaderValue, Response, header};
 use updraft_runtime::{BoxFuture, Call, HttpResponse, Input, Instance, InvokeError, Invoked};
 
-use crate::api::{Event, Reply, RuntimeApi, xray_trace_header};
+use crate::api::{Event, Reply, RuntimeApi};
 use crate::cgroup::InstanceCgroup;
 use crate::egress::Egress;
 use crate::events::{Delivery, Receiver};
@@ -63,7 +63,7 @@ impl Instance<Input, HttpResponse> for ProcessInstance {
                 request_id: call.request_id.clone(),
                 deadline_ms: call.deadline_ms,
                 function_arn: self.function_arn.clone(),
-                trace_header: xray_trace_header(&call.trace_id, &call.span_id()),
+                trace_header: call.trace().amzn_header(),
                 client_context,
                 payload,
             };
