@@ -24,7 +24,7 @@ pub struct RollbackParams {
     pub to: Option<u32>,
 }
 
-/// Which log lines to return.
+/// Which log lines to return, oldest first.
 #[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LogParams {
@@ -32,10 +32,32 @@ pub struct LogParams {
     pub after: Option<i64>,
     /// At most this many lines (default 100, at most 1000).
     pub limit: Option<i64>,
-    /// The last `limit` lines instead of the first.
+    /// The last `limit` matching lines instead of the first.
     pub tail: Option<bool>,
-    /// When no line is there yet, wait up to this many milliseconds (at most 30000).
+    /// When no line matches yet, wait up to this many milliseconds (at most 30000).
     pub wait_ms: Option<u64>,
+    /// Written at or after this time (ms since the Unix epoch).
+    pub since: Option<i64>,
+    /// Written before this time (ms since the Unix epoch).
+    pub until: Option<i64>,
+    /// Only lines containing this text (ASCII case ignored).
+    pub grep: Option<String>,
+    /// Only one invocation's lines.
+    pub request_id: Option<String>,
+    /// Only lines at this level or above: `trace`, `debug`, `info`, `warn`, `error` or
+    /// `fatal`. A line declares its level (JSON `level`, or a leading `ERROR`,
+    /// `[WARN]`, ...); one that does not is `info` on stdout and `error` on stderr.
+    pub level: Option<String>,
+}
+
+/// Whose log lines to search (default: every function's).
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogScopeParams {
+    /// Only this function's.
+    pub function: Option<String>,
+    /// Only the lines of this app's functions.
+    pub app: Option<String>,
 }
 
 /// Which invocation records to return, newest first.
@@ -86,4 +108,33 @@ pub struct FunctionListParams {
     pub after: Option<String>,
     /// At most this many (default and most: 1000).
     pub limit: Option<usize>,
+}
+
+/// Which failed asynchronous invocations to list, the latest accepted first.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FailedEventParams {
+    /// Only this function's.
+    pub function: Option<String>,
+    /// The `next_before` of the previous page.
+    pub before: Option<i64>,
+    /// At most this many (default 50, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// Whose failed asynchronous invocations to retry.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RetryAllParams {
+    /// Only this function's (default: every function's).
+    pub function: Option<String>,
+}
+
+/// Where a dead-letter queue's messages go back to.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RedriveParams {
+    /// The queue to move them to; by default the one whose queue trigger sends its dead
+    /// letters here.
+    pub to: Option<String>,
 }

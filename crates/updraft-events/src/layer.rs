@@ -18,6 +18,9 @@ use crate::host::{Host, Ran};
 use crate::queue::jetstream::JetStreamQueue;
 use crate::queue::{DatabaseQueue, EventQueue, EventQueueConfig, QueueError};
 
+/// How many failed events one step of [`EventLayer::redrive_all`] retries.
+const REDRIVE_BATCH: i64 = 256;
+
 /// An asynchronous invocation not yet delivered: waiting, running, or failed for good.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingEvent {
@@ -159,6 +162,46 @@ impl EventLayer {
     /// An asynchronous invocation still queued or failed (a delivered one is gone).
     pub async fn async_event(&self, id: &str) -> Result<Option<PendingEvent>, QueueError> {
         Ok(self.queue.get(id).await?.map(PendingEvent::from))
+    }
+
+    /// Failed asynchronous invocations, the latest accepted first: `function`'s (or
+    /// every function's), accepted before `before` (ms since the epoch) when given.
+    pub async fn failed_events(
+        &self,
+        function: Option<&FunctionName>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<PendingEvent>, QueueError> {
+        let events = self.store.event_failed_list(function, before, limit).await?;
+        Ok(events.into_iter().map(PendingEvent::from).collect())
+    }
+
+    /// Runs failed asynchronous invocations again, each as if newly accepted: its
+    /// function's retries and maximum age start over; its id, payload and trace stay.
+    /// Returns the ids retried; one not failed (queued, running, delivered) is not.
+    pub async fn redrive(&self, ids: &[String]) -> Result<Vec<String>, QueueError> {
+        let redriven = self.queue.redrive(ids).await?;
+        if !redriven.is_empty() {
+            self.wake_dispatcher();
+        }
+        Ok(redriven)
+    }
+
+    /// Retries every failed asynchronous invocation of `function` (or of every
+    /// function) that failed before this call; returns how many. One that fails again
+    /// while this runs is not retried twice.
+    pub async fn redrive_all(&self, function: Option<&FunctionName>) -> Result<u64, QueueError> {
+        // Retried events count as accepted now, so they drop out of this listing.
+        let started = updraft_model::now_millis();
+        let mut retried = 0;
+        loop {
+            let failed = self.store.event_failed_list(function, Some(started), REDRIVE_BATCH).await?;
+            if failed.is_empty() {
+                return Ok(retried);
+            }
+            let ids: Vec<String> = failed.into_iter().map(|event| event.id).collect();
+            retried += self.redrive(&ids).await?.len() as u64;
+        }
     }
 
     pub(crate) fn store(&self) -> &Store {

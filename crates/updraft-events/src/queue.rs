@@ -98,6 +98,11 @@ pub(crate) trait EventQueue: Send + Sync {
     /// An event still queued (or running), or failed for good; `None` once it ran.
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<AsyncEvent>, QueueError>>;
 
+    /// Makes the failed events among `ids` due now, as if newly accepted (attempts
+    /// reset, so each gets its function's retries again). Returns the ids it changed;
+    /// an event not failed is left as it is. Like `enqueue`, durable on return.
+    fn redrive<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, QueueError>>;
+
     /// Moves schedule `key` from tick `expected` to `next` and stores the `events` of
     /// the ticks that fired, exactly once across restarts and nodes: false, storing
     /// nothing new, when another run moved it first (see [`Store::schedule_advance`]).
@@ -180,6 +185,10 @@ impl EventQueue for DatabaseQueue {
 
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<AsyncEvent>, QueueError>> {
         Box::pin(async move { Ok(self.store.event_get(id).await?) })
+    }
+
+    fn redrive<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, QueueError>> {
+        Box::pin(async move { Ok(self.store.event_redrive(ids, now_millis()).await?) })
     }
 
     fn advance_schedule<'a>(

@@ -61,6 +61,24 @@ impl EventLayer {
         Ok(message.id)
     }
 
+    /// Moves every message waiting in `dead_letter` to `to`, oldest first, each
+    /// deliverable again with its receives reset (SQS's redrive). Returns how many.
+    pub async fn queue_redrive(&self, dead_letter: &QueueName, to: &QueueName) -> Result<u64, QueueError> {
+        // Messages that land in the dead-letter queue after this starts stay there.
+        let started = now_millis();
+        let mut moved = 0;
+        loop {
+            let batch = self.store().queue_redrive(dead_letter, to, started, 1_000).await?;
+            moved += batch;
+            if batch > 0 {
+                self.wake_queues();
+            }
+            if batch < 1_000 {
+                return Ok(moved);
+            }
+        }
+    }
+
     /// How many messages `queue` holds: visible, and delivered but not yet handled.
     pub async fn queue_depth(&self, queue: &QueueName) -> Result<QueueDepth, QueueError> {
         let depth = self.store().queue_depth(queue, now_millis()).await?;

@@ -11,6 +11,7 @@ mod duration;
 mod event;
 mod invocation;
 mod limits;
+mod log_level;
 mod manifest;
 mod names;
 mod outbound;
@@ -27,6 +28,7 @@ pub use duration::{format_duration, parse_duration};
 pub use event::EventSource;
 pub use invocation::{InvocationRecord, InvocationStatus, TriggerKind, billed_ms};
 pub use limits::{ByteSize, Limits, MAX_ENVIRONMENT_BYTES, environment_size};
+pub use log_level::{LogLevel, UnknownLogLevel};
 pub use manifest::{
     BuildSpec, Destination, EmailTrigger, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
     ManifestProblem, QueueTrigger, RuntimeKind, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger, WorkflowSpec,

@@ -2,8 +2,8 @@
 //! usage and log lines: its own types, so a caller never depends on how the store
 //! keeps them (a row's columns, its token identity, its paging keys).
 
-use updraft_model::VersionNumber;
 use updraft_model::{AppName, ArtifactDigest, FunctionConfig, FunctionName, InvocationRecord, InvocationStatus};
+use updraft_model::{LogLevel, VersionNumber};
 use updraft_store::{
     ArtifactError, DeployOutcome, FunctionRecord, LogLineRecord, SharedArtifactError, StoredInvocation, UsageRow,
 };
@@ -86,15 +86,17 @@ pub struct HourlyUsage {
 /// One line a function wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
-    /// Its place in the function's log: ask for lines after it to follow.
+    /// Its place in the log: ask for lines after it to follow.
     pub cursor: i64,
+    pub function: FunctionName,
     pub version: VersionNumber,
     pub request_id: String,
     /// When it was written (ms since the epoch).
     pub at: i64,
-    /// `stdout` or `stderr`.
+    /// `stdout`, `stderr` or `platform`.
     pub stream: String,
     pub line: String,
+    pub level: LogLevel,
 }
 
 /// Why an upload was not stored.
@@ -207,11 +209,13 @@ impl From<LogLineRecord> for LogEntry {
         let line = record.line;
         Self {
             cursor: record.id,
+            function: line.function,
             version: line.version,
             request_id: line.request_id,
             at: line.at,
             stream: line.stream,
             line: line.line,
+            level: line.level,
         }
     }
 }

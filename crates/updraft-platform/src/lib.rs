@@ -52,6 +52,7 @@ pub use updraft_events::{
     AsyncConfig, EventLayer, EventQueueConfig, ExecutionReport, HistoryStep, Message, PendingEvent, PublishError,
     Published, QueueError, WebhookError, WebhookRequest, Workflow, WorkflowError,
 };
+pub use updraft_store::{LogFilter, LogScope};
 
 pub use updraft_model::{ACCOUNT_ID, InvocationRecord, InvocationStatus, REGION, TriggerKind};
 pub use updraft_runtime::{Event, EventOrigin, Input, InvokeContext, InvokeError, new_trace_id};

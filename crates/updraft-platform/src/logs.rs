@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
 use updraft_model::FunctionName;
-use updraft_store::{LogLine, Store, StoreError};
+use updraft_store::{LogFilter, LogLine, Store, StoreError};
 
 use crate::batch::BatchTarget;
 
@@ -125,15 +125,10 @@ impl LogWriter {
     }
 }
 
-/// A request for a function's log lines.
+/// A request for log lines.
 #[derive(Debug, Clone)]
 pub struct LogQuery {
-    pub function: FunctionName,
-    /// Lines after this id (0: from the start).
-    pub after: i64,
-    pub limit: i64,
-    /// The last `limit` lines rather than the first.
-    pub tail: bool,
-    /// When nothing is there yet, wait up to this long for a line to arrive.
+    pub filter: LogFilter,
+    /// When no line matches yet, wait up to this long for one to arrive.
     pub wait: Option<Duration>,
 }

@@ -94,14 +94,14 @@ impl Platform {
         self.scheduler.stats()
     }
 
-    /// A function's log lines; with `wait`, blocks until one arrives or the wait ends.
+    /// Log lines; with `wait`, blocks until a matching one arrives or the wait ends.
     pub async fn logs(&self, query: &LogQuery) -> Result<Vec<LogEntry>, ObserveError> {
         let deadline = query.wait.map(|wait| tokio::time::Instant::now() + wait);
         loop {
             // Register interest before reading, so a batch landing in between still
             // wakes us.
             let appended = self.logs.appended.notified();
-            let lines = self.store.log_list(&query.function, query.after, query.limit, query.tail).await?;
+            let lines = self.store.log_list(&query.filter).await?;
             let Some(deadline) = deadline.filter(|_| lines.is_empty()) else {
                 return Ok(lines.into_iter().map(LogEntry::from).collect());
             };

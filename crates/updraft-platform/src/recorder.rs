@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
-use updraft_model::{InvocationRecord, InvocationStatus};
+use updraft_model::{InvocationRecord, InvocationStatus, LogLevel};
 use updraft_runtime::GuestOutput;
 use updraft_scheduler::InvocationSink;
 use updraft_store::{LogLine, Store, StoreError};
@@ -129,19 +129,20 @@ impl InvocationSink for Recorder {
             if self.tail_waiters.load(Ordering::Acquire) > 0 {
                 let waiter = self.tails.lock().unwrap().remove(&record.id);
                 if let Some(waiter) = waiter {
-                    let text: Vec<&str> = lines.iter().map(|(_, _, line)| line.as_str()).collect();
+                    let text: Vec<&str> = lines.iter().map(|(_, _, line, _)| line.as_str()).collect();
                     let _ = waiter.send(text.join("\n") + "\n");
                 }
             }
             let lines: Vec<LogLine> = lines
                 .into_iter()
-                .map(|(at, stream, line)| LogLine {
+                .map(|(at, stream, line, level)| LogLine {
                     function: record.function.clone(),
                     version: record.version,
                     request_id: record.id.clone(),
                     at,
                     stream: stream.to_owned(),
                     line,
+                    level,
                 })
                 .collect();
             record.log_lines_dropped = dropped + self.logs.send_invocation(lines);
@@ -155,7 +156,8 @@ impl InvocationSink for Recorder {
 
 /// The log lines of one invocation, and how many output lines its budget dropped.
 struct InvocationLines {
-    lines: Vec<(i64, &'static str, String)>,
+    /// When, which stream, the line, its level.
+    lines: Vec<(i64, &'static str, String, LogLevel)>,
     dropped: u64,
 }
 
@@ -163,10 +165,11 @@ struct InvocationLines {
 /// lets through), `END`, `REPORT`.
 fn log_lines(record: &InvocationRecord, output: &GuestOutput, admit: impl FnOnce(usize) -> usize) -> InvocationLines {
     let now = updraft_model::now_millis();
-    let mut lines = vec![(record.started_at, PLATFORM_STREAM, updraft_telemetry::start_line(record))];
+    let info = |at, line| (at, PLATFORM_STREAM, line, LogLevel::Info);
+    let mut lines = vec![info(record.started_at, updraft_telemetry::start_line(record))];
     for (stream, bytes) in &output.chunks {
         for line in String::from_utf8_lossy(bytes).lines() {
-            lines.push((now, stream.as_str(), line.to_owned()));
+            lines.push((now, stream.as_str(), line.to_owned(), LogLevel::of_output(stream.as_str(), line)));
         }
     }
     let written = lines.len() - 1;
@@ -174,25 +177,28 @@ fn log_lines(record: &InvocationRecord, output: &GuestOutput, admit: impl FnOnce
     let dropped = (written - admitted) as u64;
     lines.truncate(1 + admitted);
     if output.truncated {
-        lines.push((now, PLATFORM_STREAM, "output truncated: the function wrote more than 256 KiB".to_owned()));
+        let note = "output truncated: the function wrote more than 256 KiB".to_owned();
+        lines.push((now, PLATFORM_STREAM, note, LogLevel::Warn));
     }
     if dropped > 0 {
         let note = format!(
             "{dropped} lines of output dropped: the function logs faster than its budget of {} lines a second",
             crate::logs::LINES_PER_SECOND
         );
-        lines.push((now, PLATFORM_STREAM, note));
+        lines.push((now, PLATFORM_STREAM, note, LogLevel::Warn));
     }
     match record.status {
-        InvocationStatus::Timeout => lines.push((now, PLATFORM_STREAM, updraft_telemetry::timeout_line(record))),
+        InvocationStatus::Timeout => {
+            lines.push((now, PLATFORM_STREAM, updraft_telemetry::timeout_line(record), LogLevel::Error));
+        }
         InvocationStatus::Error => {
             let message = record.error_message.as_deref().unwrap_or("unknown error");
-            lines.push((now, PLATFORM_STREAM, format!("invocation failed: {message}")));
+            lines.push((now, PLATFORM_STREAM, format!("invocation failed: {message}"), LogLevel::Error));
         }
         _ => {}
     }
-    lines.push((now, PLATFORM_STREAM, updraft_telemetry::end_line(record)));
-    lines.push((now, PLATFORM_STREAM, updraft_telemetry::report_line(record)));
+    lines.push(info(now, updraft_telemetry::end_line(record)));
+    lines.push(info(now, updraft_telemetry::report_line(record)));
     InvocationLines { lines, dropped }
 }
 

@@ -295,6 +295,59 @@ impl Store {
         Ok(result.rows_affected())
     }
 
+    /// Failed events, the latest accepted first: `function`'s (or every function's),
+    /// accepted before `enqueued_before` when given.
+    pub async fn event_failed_list(
+        &self,
+        function: Option<&FunctionName>,
+        enqueued_before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AsyncEvent>, StoreError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM async_events WHERE state = 'failed'");
+        let mut n = 0;
+        if function.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND function = ${n}"));
+        }
+        if enqueued_before.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND enqueued_at < ${n}"));
+        }
+        sql.push_str(&format!(" ORDER BY enqueued_at DESC, id DESC LIMIT ${}", n + 1));
+        let mut query = sqlx::query(&sql);
+        if let Some(function) = function {
+            query = query.bind(function.as_str());
+        }
+        if let Some(before) = enqueued_before {
+            query = query.bind(before);
+        }
+        let rows = query.bind(limit.max(0)).fetch_all(&self.pool).await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// Makes the failed events among `ids` due at `now` as if accepted then: no
+    /// attempts counted, unclaimed, their last error kept. Returns the ids it changed;
+    /// an event not failed (queued, running, gone) is left as it is.
+    pub async fn event_redrive(&self, ids: &[String], now: i64) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut redriven = Vec::with_capacity(ids.len());
+        for id in ids {
+            let result = sqlx::query(
+                "UPDATE async_events SET state = 'queued', attempts = 0, enqueued_at = $1, next_attempt_at = $1, \
+                 claimed_by = NULL WHERE id = $2 AND state = 'failed'",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if result.rows_affected() == 1 {
+                redriven.push(id.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(redriven)
+    }
+
     pub async fn event_get(&self, id: &str) -> Result<Option<AsyncEvent>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM async_events WHERE id = $1"))
             .bind(id)

@@ -15,6 +15,7 @@ mod changes;
 mod events;
 mod group;
 mod invocations;
+mod logs;
 mod nodes;
 mod queues;
 mod records;
@@ -29,6 +30,7 @@ pub use changes::ChangeListener;
 pub use events::{AsyncEvent, EventState, EventWrite, Finish};
 pub use group::EventWriter;
 pub use invocations::{InvocationFilter, StoredInvocation, UsageCounts, UsageRow};
+pub use logs::{LogFilter, LogScope};
 pub use nodes::{NodeLoad, NodeRecord};
 pub use queues::{QueueDepth, QueueMessage};
 pub use records::{

@@ -168,6 +168,30 @@ impl Store {
         Ok(())
     }
 
+    /// Moves up to `limit` messages visible in `from` at `now` (a dead-letter queue's)
+    /// to `to`, oldest first, visible at once with their receives reset: a redrive.
+    /// Returns how many moved; call again until it moves none.
+    pub async fn queue_redrive(
+        &self,
+        from: &QueueName,
+        to: &QueueName,
+        now: i64,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "UPDATE queue_messages SET queue = $1, visible_at = $2, receive_count = 0, first_received_at = NULL \
+             WHERE id IN (SELECT id FROM queue_messages WHERE queue = $3 AND visible_at <= $2 \
+             ORDER BY sent_at, id LIMIT $4)",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(from.as_str())
+        .bind(limit)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
     /// Up to `limit` messages of `queue`, oldest first, without receiving them.
     pub async fn queue_peek(&self, queue: &QueueName, limit: i64) -> Result<Vec<QueueMessage>, StoreError> {
         let rows = sqlx::query(&format!(

@@ -98,6 +98,8 @@ pub struct LogLine {
     pub at: i64,
     pub stream: String,
     pub line: String,
+    /// How severe (see [`updraft_model::LogLevel`] for how a function's lines get theirs).
+    pub level: updraft_model::LogLevel,
 }
 
 /// A stored line, with its position for following.

@@ -8,8 +8,8 @@ use sqlx::{AnyPool, Row};
 use updraft_model::{AppName, ArtifactDigest, FunctionConfig, FunctionName, VersionNumber};
 
 use crate::records::{
-    AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,
-    TokenIdentity, VersionRecord,
+    AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, TokenIdentity,
+    VersionRecord,
 };
 use updraft_model::now_millis;
 
@@ -377,74 +377,6 @@ impl Store {
     pub async fn access_key_delete(&self, id: &str) -> Result<bool, StoreError> {
         let result = sqlx::query("DELETE FROM access_keys WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(result.rows_affected() > 0)
-    }
-
-    /// Appends log lines in one transaction.
-    pub async fn log_append(&self, lines: &[LogLine]) -> Result<(), StoreError> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for chunk in lines.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO log_lines (function, version, request_id, at, stream, line) VALUES {}",
-                self.backend.value_rows(chunk.len(), 6)
-            );
-            let mut query = sqlx::query(&sql);
-            for line in chunk {
-                query = query
-                    .bind(line.function.as_str())
-                    .bind(i64::from(line.version.0))
-                    .bind(line.request_id.as_str())
-                    .bind(line.at)
-                    .bind(line.stream.as_str())
-                    .bind(line.line.as_str());
-            }
-            query.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// A function's log lines after `after` (a line id; 0 for the start), oldest first.
-    /// With `tail`, the last `limit` lines instead of the first.
-    pub async fn log_list(
-        &self,
-        function: &FunctionName,
-        after: i64,
-        limit: i64,
-        tail: bool,
-    ) -> Result<Vec<LogLineRecord>, StoreError> {
-        let order = if tail { "DESC" } else { "ASC" };
-        let rows = sqlx::query(&format!(
-            "SELECT id, function, version, request_id, at, stream, line FROM log_lines \
-             WHERE function = $1 AND id > $2 ORDER BY id {order} LIMIT $3"
-        ))
-        .bind(function.as_str())
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut lines = rows
-            .iter()
-            .map(|row| {
-                Ok(LogLineRecord {
-                    id: row.try_get(0)?,
-                    line: LogLine {
-                        function: parse_name(row.try_get(1)?)?,
-                        version: version_number(row.try_get(2)?)?,
-                        request_id: row.try_get(3)?,
-                        at: row.try_get(4)?,
-                        stream: row.try_get(5)?,
-                        line: row.try_get(6)?,
-                    },
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        if tail {
-            lines.reverse();
-        }
-        Ok(lines)
     }
 }
 

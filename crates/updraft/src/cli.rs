@@ -119,15 +119,35 @@ pub enum Command {
     Describe { name: String },
     /// List a function's versions.
     Versions { name: String },
-    /// Print a function's logs.
+    /// Print and search logs: a function's, an app's (--app) or every function's.
+    ///
+    /// A line's level is the one it declares (a JSON `level`, or a leading `ERROR`,
+    /// `[WARN]`, `WARNING:`, ...); one that declares none is info on stdout and error
+    /// on stderr.
     Logs {
-        name: String,
+        /// Only this function's lines.
+        name: Option<String>,
+        /// Only the lines of this app's functions.
+        #[arg(long, conflicts_with = "name")]
+        app: Option<String>,
         /// Keep printing new lines as they arrive.
         #[arg(short, long)]
         follow: bool,
-        /// How many of the latest lines to print first.
+        /// How many of the latest matching lines to print first (without --since).
         #[arg(long, default_value_t = 100)]
         tail: i64,
+        /// Every matching line written within this long ago (e.g. 15m, 1h, 2d).
+        #[arg(long, value_parser = parse_duration)]
+        since: Option<Duration>,
+        /// Only lines containing this text (ASCII case ignored).
+        #[arg(long)]
+        grep: Option<String>,
+        /// Only one invocation's lines.
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Only lines at this level or above: trace, debug, info, warn, error, fatal.
+        #[arg(long, value_parser = parse_level)]
+        level: Option<updraft_model::LogLevel>,
     },
     /// Serve an earlier version of a function again.
     Rollback {
@@ -181,6 +201,12 @@ pub enum Command {
     /// Start workflow executions and see how they went.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
+    /// See and retry failed asynchronous invocations (out of retries or too old).
+    #[command(subcommand)]
+    Async(AsyncCommand),
+    /// Work queues: redrive a dead-letter queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Print the control plane's OpenAPI document.
     Openapi,
     /// Manage secrets: values sealed at rest, which functions name in their manifest
@@ -212,6 +238,46 @@ pub enum WorkflowCommand {
     },
     /// Show an execution: its status, current state, output or error, and step history.
     Describe { execution: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AsyncCommand {
+    /// List failed asynchronous invocations, the latest first.
+    Ls {
+        /// Only this function's.
+        #[arg(long)]
+        function: Option<String>,
+        /// How many to print.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Run a failed asynchronous invocation again, as if newly accepted (its retries
+    /// and maximum age start over); with --all, every failed one (of --function).
+    Retry {
+        /// The failed invocation's id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every failed invocation (of --function, if given).
+        #[arg(long)]
+        all: bool,
+        /// With --all: only this function's.
+        #[arg(long, requires = "all")]
+        function: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Move every message of a dead-letter queue back to the queue it came from (or
+    /// --to), deliverable again.
+    Redrive {
+        /// The dead-letter queue.
+        dead_letter: String,
+        /// Where the messages go (default: the queue whose trigger sends its dead
+        /// letters here).
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -443,6 +509,10 @@ fn parse_size(value: &str) -> Result<updraft_model::ByteSize, String> {
     updraft_model::ByteSize::parse(value)
 }
 
+fn parse_level(value: &str) -> Result<updraft_model::LogLevel, String> {
+    value.parse().map_err(|e: updraft_model::UnknownLogLevel| e.to_string())
+}
+
 fn parse_price(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(price) if price.is_finite() && price >= 0.0 => Ok(price),
@@ -542,9 +612,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::output::versions(&client, &name, global.output).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Logs { name, follow, tail } => {
+        Command::Logs { name, app, follow, tail, since, grep, request_id, level } => {
             let client = Client::new(&global)?;
-            crate::output::logs(&client, &name, follow, tail, global.output).await?;
+            let search = crate::output::LogSearch { function: name, app, tail, since, grep, request_id, level };
+            crate::output::logs(&client, &search, follow, global.output).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Rollback { name, to } => {
@@ -604,6 +675,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(command) => {
             let client = Client::new(&global)?;
             crate::output::keys(&client, command, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Async(command) => {
+            let client = Client::new(&global)?;
+            crate::output::async_events(&client, command, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Queue(QueueCommand::Redrive { dead_letter, to }) => {
+            let client = Client::new(&global)?;
+            let query: Vec<(&str, String)> = to.into_iter().map(|to| ("to", to)).collect();
+            let path = format!("/v1/queues/{dead_letter}/redrive");
+            let moved: updraft_api::views::QueueRedriveView = client.post_query(&path, query).await?;
+            match global.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&moved)?),
+                Output::Human => println!("moved {} messages from {} to {}", moved.moved, moved.from, moved.to),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Openapi => {

@@ -68,6 +68,16 @@ impl Client {
         self.call(reqwest::Method::GET, path, |request| request).await
     }
 
+    /// A GET with query parameters, encoded.
+    pub async fn get_query<T: DeserializeOwned>(&self, path: &str, query: Vec<(&str, String)>) -> anyhow::Result<T> {
+        self.call(reqwest::Method::GET, path, |request| request.query(&query)).await
+    }
+
+    /// A POST without a body, with query parameters.
+    pub async fn post_query<T: DeserializeOwned>(&self, path: &str, query: Vec<(&str, String)>) -> anyhow::Result<T> {
+        self.call(reqwest::Method::POST, path, |request| request.query(&query)).await
+    }
+
     pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
         self.call(reqwest::Method::POST, path, |request| request.json(body)).await
     }

@@ -200,32 +200,88 @@ fn header(response: &reqwest::Response, name: &str) -> String {
     response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
-pub async fn logs(client: &Client, name: &str, follow: bool, tail: i64, output: Output) -> anyhow::Result<()> {
-    let first: LogListView =
-        client.get(&format!("/v1/functions/{name}/logs?tail=true&limit={}", tail.clamp(1, 1000))).await?;
-    print_lines(&first.lines, output)?;
+/// What `updraft logs` asks for.
+pub struct LogSearch {
+    pub function: Option<String>,
+    pub app: Option<String>,
+    pub tail: i64,
+    pub since: Option<Duration>,
+    pub grep: Option<String>,
+    pub request_id: Option<String>,
+    pub level: Option<updraft_model::LogLevel>,
+}
+
+impl LogSearch {
+    /// The path and the filters every page is read with.
+    fn request(&self) -> (String, Vec<(&'static str, String)>) {
+        let mut query = Vec::new();
+        let path = match (&self.function, &self.app) {
+            (Some(function), _) => format!("/v1/functions/{function}/logs"),
+            (None, app) => {
+                query.extend(app.iter().map(|app| ("app", app.clone())));
+                "/v1/logs".to_owned()
+            }
+        };
+        if let Some(since) = self.since {
+            query.push(("since", (updraft_model::now_millis() - since.as_millis() as i64).to_string()));
+        }
+        query.extend(self.grep.iter().map(|text| ("grep", text.clone())));
+        query.extend(self.request_id.iter().map(|id| ("request_id", id.clone())));
+        query.extend(self.level.iter().map(|level| ("level", level.to_string())));
+        (path, query)
+    }
+}
+
+/// Prints the latest matching lines (or, with `--since`, every one since then, page by
+/// page); with `follow`, then each new one as it arrives.
+pub async fn logs(client: &Client, search: &LogSearch, follow: bool, output: Output) -> anyhow::Result<()> {
+    let (path, filters) = search.request();
+    let many_functions = search.function.is_none();
+    let page = |extra: Vec<(&'static str, String)>| {
+        let mut query = filters.clone();
+        query.extend(extra);
+        client.get_query::<LogListView>(&path, query)
+    };
+    let mut after = if search.since.is_some() {
+        let mut after = 0;
+        loop {
+            let view = page(vec![("after", after.to_string()), ("limit", "1000".to_owned())]).await?;
+            print_lines(&view.lines, many_functions, output)?;
+            after = view.next_after;
+            if view.lines.len() < 1000 {
+                break after;
+            }
+        }
+    } else {
+        let tail = search.tail.clamp(1, 1000).to_string();
+        let view = page(vec![("tail", "true".to_owned()), ("limit", tail)]).await?;
+        print_lines(&view.lines, many_functions, output)?;
+        view.next_after
+    };
     if !follow {
         return Ok(());
     }
-    let mut after = first.next_after;
     loop {
         // Long poll: the server answers as soon as a line arrives, or empty after the
         // wait, so following costs one request per batch of lines.
-        let page: LogListView =
-            client.get(&format!("/v1/functions/{name}/logs?after={after}&limit=1000&wait_ms=25000")).await?;
-        print_lines(&page.lines, output)?;
-        after = page.next_after;
-        if page.lines.is_empty() {
+        let extra = vec![("after", after.to_string()), ("limit", "1000".to_owned()), ("wait_ms", "25000".to_owned())];
+        let view = page(extra).await?;
+        print_lines(&view.lines, many_functions, output)?;
+        after = view.next_after;
+        if view.lines.is_empty() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
 
-fn print_lines(lines: &[LogLineView], output: Output) -> anyhow::Result<()> {
+fn print_lines(lines: &[LogLineView], with_function: bool, output: Output) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     for line in lines {
         match output {
             Output::Json => writeln!(stdout, "{}", serde_json::to_string(line)?)?,
+            Output::Human if with_function => {
+                writeln!(stdout, "{} {} {} {}", line.function, line.request_id, line.stream, line.line)?;
+            }
             Output::Human => writeln!(stdout, "{} {} {}", line.request_id, line.stream, line.line)?,
         }
     }
@@ -304,6 +360,49 @@ pub async fn usage(client: &Client, since: Duration, function: Option<&str>, out
             "{:<24} {:>10} {:>14.3} {:>8} {:>9} {:>7} {:>12.6}",
             name, u.requests, u.gb_seconds, u.cold_starts, u.throttles, u.errors, u.cost_usd
         );
+    }
+    Ok(())
+}
+
+pub async fn async_events(client: &Client, command: crate::cli::AsyncCommand, output: Output) -> anyhow::Result<()> {
+    use crate::cli::AsyncCommand;
+    use updraft_api::views::{AsyncEventListView, AsyncEventView, AsyncRetriedView};
+    match command {
+        AsyncCommand::Ls { function, limit } => {
+            let mut query = vec![("limit", limit.clamp(1, 1000).to_string())];
+            query.extend(function.map(|function| ("function", function)));
+            let list: AsyncEventListView = client.get_query("/v1/async/failed", query).await?;
+            if output == Output::Json {
+                return print_json(&list);
+            }
+            if list.events.is_empty() {
+                println!("no failed asynchronous invocations");
+                return Ok(());
+            }
+            println!("{:<36}  {:<20} {:<9} {:>8}  LAST ERROR", "ID", "FUNCTION", "TRIGGER", "ATTEMPTS");
+            for event in &list.events {
+                let error = event.last_error.as_deref().unwrap_or("-").lines().next().unwrap_or_default();
+                println!(
+                    "{:<36}  {:<20} {:<9} {:>8}  {}",
+                    event.id, event.function, event.trigger, event.attempts, error
+                );
+            }
+        }
+        AsyncCommand::Retry { id: Some(id), .. } => {
+            let event: AsyncEventView = client.post(&format!("/v1/async/{id}/retry")).await?;
+            match output {
+                Output::Json => print_json(&event)?,
+                Output::Human => println!("retrying {} ({}): queued again", event.id, event.function),
+            }
+        }
+        AsyncCommand::Retry { id: None, function, .. } => {
+            let query: Vec<(&str, String)> = function.map(|function| ("function", function)).into_iter().collect();
+            let retried: AsyncRetriedView = client.post_query("/v1/async/retry", query).await?;
+            match output {
+                Output::Json => print_json(&retried)?,
+                Output::Human => println!("retrying {} failed asynchronous invocations", retried.retried),
+            }
+        }
     }
     Ok(())
 }

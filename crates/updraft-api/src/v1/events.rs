@@ -2,15 +2,17 @@
 //! event layer.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use bytes::Bytes;
 use http::StatusCode;
 use updraft_model::{QueueName, TopicName, Trigger};
 use updraft_platform::Message;
 
+use crate::params::{FailedEventParams, RedriveParams, RetryAllParams};
+use crate::v1::function_name;
 use crate::views::{
-    AsyncEventView, ExecutionStartedView, ExecutionView, PublishedView, QueueSentView, QueueView, TopicListView,
-    TopicView,
+    AsyncEventListView, AsyncEventView, AsyncRetriedView, ExecutionStartedView, ExecutionView, PublishedView,
+    QueueRedriveView, QueueSentView, QueueView, TopicListView, TopicView,
 };
 use crate::{ApiError, AppState};
 
@@ -34,6 +36,77 @@ pub(crate) async fn async_event_get(
         ApiError::not_found("async_event_not_found", format!("no pending or failed asynchronous invocation {id:?}"))
     })?;
     Ok(Json(AsyncEventView::new(&event)))
+}
+
+/// Failed asynchronous invocations (out of retries or too old), the latest accepted
+/// first, paged.
+#[utoipa::path(
+    get, path = "/v1/async/failed", tag = "functions",
+    params(FailedEventParams),
+    responses((status = 200, description = "Failed events", body = AsyncEventListView)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn failed_event_list(
+    State(state): State<AppState>,
+    Query(params): Query<FailedEventParams>,
+) -> Result<Json<AsyncEventListView>, ApiError> {
+    let function = params.function.as_deref().map(function_name).transpose()?;
+    let limit = params.limit.unwrap_or(50).clamp(1, 1000);
+    let events = state.platform.events().failed_events(function.as_ref(), params.before, limit).await?;
+    let next_before = (events.len() as i64 == limit).then(|| events.last().map(|event| event.enqueued_at)).flatten();
+    Ok(Json(AsyncEventListView { events: events.iter().map(AsyncEventView::new).collect(), next_before }))
+}
+
+/// Retry a failed asynchronous invocation: it is queued again as if newly accepted
+/// (its function's retries and maximum age start over), with its id, payload and trace.
+#[utoipa::path(
+    post, path = "/v1/async/{id}/retry", tag = "functions",
+    params(("id" = String, Path, description = "The failed event's id")),
+    responses(
+        (status = 200, description = "Queued again", body = AsyncEventView),
+        (status = 404, description = "No such event", body = crate::views::ErrorBody),
+        (status = 409, description = "Not failed: still queued or running", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn async_event_retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<AsyncEventView>, ApiError> {
+    let events = state.platform.events();
+    let retried = events.redrive(std::slice::from_ref(&id)).await?;
+    let event = events.async_event(&id).await?.ok_or_else(|| {
+        ApiError::not_found("async_event_not_found", format!("no pending or failed asynchronous invocation {id:?}"))
+    })?;
+    if retried.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "async_event_not_failed",
+            format!(
+                "asynchronous invocation {id:?} has not failed: it is queued or running; only a failed one is retried"
+            ),
+        ));
+    }
+    Ok(Json(AsyncEventView::new(&event)))
+}
+
+/// Retry every failed asynchronous invocation, or every one of a function.
+#[utoipa::path(
+    post, path = "/v1/async/retry", tag = "functions",
+    params(RetryAllParams),
+    responses(
+        (status = 200, description = "How many were queued again", body = AsyncRetriedView),
+        (status = 404, description = "No such function", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn async_retry_all(
+    State(state): State<AppState>,
+    Query(params): Query<RetryAllParams>,
+) -> Result<Json<AsyncRetriedView>, ApiError> {
+    let function = params.function.as_deref().map(function_name).transpose()?;
+    let retried = state.platform.events().redrive_all(function.as_ref()).await?;
+    Ok(Json(AsyncRetriedView { retried }))
 }
 
 /// Publish a message to a topic: a copy for every subscribed function is stored
@@ -154,6 +227,63 @@ pub(crate) async fn queue_get(
         .map(|function| function.name.to_string())
         .collect();
     Ok(Json(QueueView { queue: queue.to_string(), visible: depth.visible, in_flight: depth.in_flight, consumers }))
+}
+
+/// Redrive a dead-letter queue: every message waiting in it moves back to the queue
+/// it came from (or to `to`), deliverable again with its receives reset.
+#[utoipa::path(
+    post, path = "/v1/queues/{queue}/redrive", tag = "events",
+    params(("queue" = String, Path, description = "The dead-letter queue"), RedriveParams),
+    responses(
+        (status = 200, description = "Moved", body = QueueRedriveView),
+        (status = 400, description = "No queue (or more than one) sends its dead letters here and no `to` was given, or `to` is this queue", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn queue_redrive(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+    Query(params): Query<RedriveParams>,
+) -> Result<Json<QueueRedriveView>, ApiError> {
+    let dead_letter = queue_name(queue)?;
+    let to = match params.to {
+        Some(to) => queue_name(to)?,
+        None => {
+            let mut sources: Vec<QueueName> = state
+                .platform
+                .live()
+                .functions
+                .values()
+                .flat_map(|function| function.config.triggers.iter())
+                .filter_map(|trigger| match trigger {
+                    Trigger::Queue(q) if q.dead_letter_queue == dead_letter => Some(q.queue.clone()),
+                    _ => None,
+                })
+                .collect();
+            sources.sort();
+            sources.dedup();
+            match sources.as_slice() {
+                [source] => source.clone(),
+                [] => {
+                    return Err(ApiError::bad_request(format!(
+                        "no queue trigger sends its dead letters to {dead_letter}; say where they go with `to`"
+                    )));
+                }
+                many => {
+                    let names: Vec<String> = many.iter().map(ToString::to_string).collect();
+                    return Err(ApiError::bad_request(format!(
+                        "queues {} all send their dead letters to {dead_letter}; say which one gets them with `to`",
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    if to == dead_letter {
+        return Err(ApiError::bad_request(format!("{dead_letter} cannot be redriven to itself")));
+    }
+    let moved = state.platform.events().queue_redrive(&dead_letter, &to).await?;
+    Ok(Json(QueueRedriveView { from: dead_letter.to_string(), to: to.to_string(), moved }))
 }
 
 /// Start an execution of a workflow with the body as its input (JSON). It is stored

@@ -18,7 +18,10 @@ use updraft_model::{ArtifactDigest, FunctionName};
 
 use crate::{ApiError, AppState};
 use apps::{app_deploy, artifact_get, artifact_put};
-use events::{async_event_get, execution_get, queue_get, queue_send, topic_list, topic_publish, workflow_start};
+use events::{
+    async_event_get, async_event_retry, async_retry_all, execution_get, failed_event_list, queue_get, queue_redrive,
+    queue_send, topic_list, topic_publish, workflow_start,
+};
 use functions::{
     function_delete, function_get, function_invoke, function_invoke_async, function_list, function_rollback,
     version_list,
@@ -26,7 +29,7 @@ use functions::{
 use keys::{key_create, key_delete, key_list};
 use nodes::node_list;
 pub(crate) use observe::metrics;
-use observe::{invocation_list, log_list, trace_get, trace_list, usage};
+use observe::{invocation_list, log_list, log_search, trace_get, trace_list, usage};
 use secrets::{secret_delete, secret_list, secret_set, secrets_key_rotate, token_rotate};
 use status::status;
 
@@ -46,13 +49,18 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             "/functions/{name}/invoke-async",
             post(function_invoke_async).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)),
         )
+        .route("/async/failed", get(failed_event_list))
+        .route("/async/retry", post(async_retry_all))
         .route("/async/{id}", get(async_event_get))
+        .route("/async/{id}/retry", post(async_event_retry))
+        .route("/queues/{queue}/redrive", post(queue_redrive))
         .route("/topics", get(topic_list))
         .route("/workflows/{name}/executions", post(workflow_start).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)))
         .route("/executions/{id}", get(execution_get))
         .route("/queues/{queue}", post(queue_send).get(queue_get).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)))
         .route("/topics/{topic}", post(topic_publish).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)))
         .route("/functions/{name}/logs", get(log_list))
+        .route("/logs", get(log_search))
         .route("/invocations", get(invocation_list))
         .route("/traces", get(trace_list))
         .route("/traces/{trace_id}", get(trace_get))

@@ -1,4 +1,4 @@
-//! `/v1/functions/{name}/logs`, `/v1/invocations`, `/v1/traces`, `/v1/usage` and
+//! `/v1/functions/{name}/logs`, `/v1/logs`, `/v1/invocations`, `/v1/traces`, `/v1/usage` and
 //! `/metrics`: what happened.
 
 use std::collections::BTreeMap;
@@ -7,9 +7,10 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use updraft_platform::{InvocationQuery, InvocationStatus, LogQuery, Usage};
+use updraft_model::{AppName, LogLevel};
+use updraft_platform::{InvocationQuery, InvocationStatus, LogFilter, LogQuery, LogScope, Usage};
 
-use crate::params::{InvocationParams, LogParams, TraceParams, UsageParams};
+use crate::params::{InvocationParams, LogParams, LogScopeParams, TraceParams, UsageParams};
 use crate::v1::function_name;
 use crate::views::{
     FunctionUsageView, InvocationListView, InvocationView, LogLineView, LogListView, PricesView, TraceListView,
@@ -17,12 +18,13 @@ use crate::views::{
 };
 use crate::{ApiError, AppState};
 
-/// Read a function's logs; with `wait_ms`, wait for new lines (long poll).
+/// Read a function's logs, filtered; with `wait_ms`, wait for new lines (long poll).
 #[utoipa::path(
     get, path = "/v1/functions/{name}/logs", tag = "functions",
     params(("name" = String, Path, description = "Function name"), LogParams),
     responses(
         (status = 200, description = "Log lines, oldest first", body = LogListView),
+        (status = 400, description = "An unknown level", body = crate::views::ErrorBody),
         (status = 404, description = "No such function", body = crate::views::ErrorBody),
     ),
     security(("bearer" = []))
@@ -36,21 +38,70 @@ pub(crate) async fn log_list(
     // Logs outlive a deleted function's live state, but a name never deployed is a
     // mistake worth reporting.
     state.platform.function_get(&name).await?;
+    read_logs(&state, LogScope::Function(name), params).await
+}
+
+/// Search the logs of every function, or of one app's; with `wait_ms`, wait for new
+/// lines (long poll), as `updraft logs --app APP -f` does.
+#[utoipa::path(
+    get, path = "/v1/logs", tag = "functions",
+    params(LogScopeParams, LogParams),
+    responses(
+        (status = 200, description = "Log lines, oldest first", body = LogListView),
+        (status = 400, description = "An unknown level, or both a function and an app", body = crate::views::ErrorBody),
+        (status = 404, description = "No such function or app", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn log_search(
+    State(state): State<AppState>,
+    Query(scope): Query<LogScopeParams>,
+    Query(params): Query<LogParams>,
+) -> Result<Json<LogListView>, ApiError> {
+    let scope = match (scope.function, scope.app) {
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give a function or an app, not both")),
+        (Some(function), None) => {
+            let name = function_name(&function)?;
+            state.platform.function_get(&name).await?;
+            LogScope::Function(name)
+        }
+        (None, Some(app)) => {
+            let app = AppName::new(&app).map_err(|e| ApiError::not_found("app_not_found", e.to_string()))?;
+            if !state.platform.function_list().await?.iter().any(|function| function.app == app) {
+                return Err(ApiError::not_found("app_not_found", format!("no function of app {app} is deployed")));
+            }
+            LogScope::App(app)
+        }
+        (None, None) => LogScope::All,
+    };
+    read_logs(&state, scope, params).await
+}
+
+async fn read_logs(state: &AppState, scope: LogScope, params: LogParams) -> Result<Json<LogListView>, ApiError> {
+    let level = params
+        .level
+        .as_deref()
+        .map(str::parse::<LogLevel>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let after = params.after.unwrap_or(0).max(0);
     let query = LogQuery {
-        function: name.clone(),
-        after,
-        limit: params.limit.unwrap_or(100).clamp(1, 1000),
-        tail: params.tail.unwrap_or(false),
+        filter: LogFilter {
+            scope,
+            after,
+            since: params.since,
+            until: params.until,
+            request_id: params.request_id,
+            grep: params.grep.filter(|text| !text.is_empty()),
+            level,
+            limit: params.limit.unwrap_or(100).clamp(1, 1000),
+            tail: params.tail.unwrap_or(false),
+        },
         wait: params.wait_ms.map(|ms| Duration::from_millis(ms.min(30_000))),
     };
     let lines = state.platform.logs(&query).await?;
     let next_after = lines.last().map_or(after, |line| line.cursor);
-    Ok(Json(LogListView {
-        function: name.to_string(),
-        lines: lines.iter().map(LogLineView::new).collect(),
-        next_after,
-    }))
+    Ok(Json(LogListView { lines: lines.iter().map(LogLineView::new).collect(), next_after }))
 }
 
 /// List invocation records, newest first, filtered and paged.

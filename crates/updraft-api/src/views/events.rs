@@ -42,6 +42,31 @@ impl AsyncEventView {
     }
 }
 
+/// Failed asynchronous invocations, the latest accepted first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AsyncEventListView {
+    pub events: Vec<AsyncEventView>,
+    /// Pass as `before` for the next page; absent on the last.
+    pub next_before: Option<i64>,
+}
+
+/// What a retry of failed asynchronous invocations did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AsyncRetriedView {
+    /// How many were queued again.
+    pub retried: u64,
+}
+
+/// What a dead-letter queue's redrive moved.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueRedriveView {
+    /// The dead-letter queue.
+    pub from: String,
+    /// The queue the messages went back to.
+    pub to: String,
+    pub moved: u64,
+}
+
 /// A message accepted by a topic: a copy for each subscriber is stored.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PublishedView {

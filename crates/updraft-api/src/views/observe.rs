@@ -9,17 +9,19 @@ use utoipa::ToSchema;
 pub struct LogLineView {
     /// Position; pass the last one as `after` to follow.
     pub id: i64,
+    pub function: String,
     pub at_ms: i64,
     pub version: u32,
     pub request_id: String,
     /// `stdout`, `stderr` or `platform`.
     pub stream: String,
+    /// `trace`, `debug`, `info`, `warn`, `error` or `fatal`.
+    pub level: String,
     pub line: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LogListView {
-    pub function: String,
     pub lines: Vec<LogLineView>,
     /// Pass as `after` to get the lines that follow these.
     pub next_after: i64,
@@ -29,10 +31,12 @@ impl LogLineView {
     pub(crate) fn new(entry: &LogEntry) -> Self {
         Self {
             id: entry.cursor,
+            function: entry.function.to_string(),
             at_ms: entry.at,
             version: entry.version.0,
             request_id: entry.request_id.clone(),
             stream: entry.stream.clone(),
+            level: entry.level.to_string(),
             line: entry.line.clone(),
         }
     }

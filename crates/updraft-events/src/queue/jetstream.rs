@@ -21,7 +21,8 @@
 //!
 //! Schedule positions stay in the database, and the database is the outbox: a tick's
 //! events are stored with the position's move in one transaction (as on the database
-//! backend), then published and deleted there. Whatever a crash left in the outbox
+//! backend), then published and deleted there. A failed event redriven is queued again
+//! in the database and leaves through the outbox the same way. Whatever a crash left in the outbox
 //! (or a switch from the database backend left queued) is published at the next start
 //! and before each schedule move; ids travel along, so a repeat is dropped.
 //!
@@ -206,11 +207,18 @@ impl JetStreamQueue {
             }
             let done: Vec<EventWrite> = events.iter().map(|event| EventWrite::Done { id: event.id.clone() }).collect();
             moved += events.len() as u64;
-            let events = events.into_iter().map(|event| AsyncEvent {
-                next_attempt_at: event.enqueued_at.max(event.next_attempt_at.min(now_millis())),
-                ..event
+            // The message id names the row's acceptance: a repeat of this move is
+            // dropped, while a redriven event (accepted again, see `redrive`) is not
+            // taken for its first publication within the duplicate window.
+            let events = events.into_iter().map(|event| {
+                let message_id = format!("{}@{}", event.id, event.enqueued_at);
+                let event = AsyncEvent {
+                    next_attempt_at: event.enqueued_at.max(event.next_attempt_at.min(now_millis())),
+                    ..event
+                };
+                (event, message_id)
             });
-            self.enqueue_all(events.collect()).await?;
+            self.publish(events).await?;
             self.store.event_write(&done).await?;
         }
     }
@@ -341,6 +349,16 @@ impl EventQueue for JetStreamQueue {
                 }
                 Err(error) => Err(broker("cannot read an event")(&error)),
             }
+        })
+    }
+
+    fn redrive<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, QueueError>> {
+        Box::pin(async move {
+            // Failed events are kept in the database; queued again there, they are in
+            // the outbox, and moving it publishes them.
+            let redriven = self.store.event_redrive(ids, now_millis()).await?;
+            self.flush_outbox().await?;
+            Ok(redriven)
         })
     }
 

@@ -13,6 +13,8 @@ store_tests! {
     check_schedule_ticks => schedule_ticks_sqlite, schedule_ticks_postgres;
     check_group_commit => group_commit_sqlite, group_commit_postgres;
     check_queue_messages => queue_messages_sqlite, queue_messages_postgres;
+    check_failed_events_redrive => failed_events_redrive_sqlite, failed_events_redrive_postgres;
+    check_dead_letters_redrive => dead_letters_redrive_sqlite, dead_letters_redrive_postgres;
 }
 
 fn event(id: &str, due: i64) -> AsyncEvent {
@@ -187,4 +189,59 @@ async fn check_queue_messages(store: &Store) {
     let parked = store.queue_peek(&dead, 10).await.unwrap();
     assert_eq!((parked[0].id.as_str(), parked[0].receive_count, parked[0].visible_at), ("m2", 0, 41_000));
     assert_eq!(store.queue_depth(&jobs, 41_000).await.unwrap().in_flight, 1);
+}
+
+async fn check_failed_events_redrive(store: &Store) {
+    let other = AsyncEvent { function: function("other"), ..event("o", 2_500) };
+    for event in [event("a", 1_000), event("b", 2_000), event("c", 3_000), other, event("q", 4_000)] {
+        store.event_enqueue(&event).await.unwrap();
+    }
+    for id in ["a", "b", "c", "o"] {
+        store.event_finish(id, Finish::Failed { attempts: 3, error: "boom" }, &[]).await.unwrap();
+    }
+    let ids = |events: Vec<AsyncEvent>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+
+    // Listed the latest first; by function, before a time, at most a limit.
+    assert_eq!(ids(store.event_failed_list(None, None, 10).await.unwrap()), ["c", "o", "b", "a"]);
+    let worker = function("worker");
+    assert_eq!(ids(store.event_failed_list(Some(&worker), None, 10).await.unwrap()), ["c", "b", "a"]);
+    assert_eq!(ids(store.event_failed_list(Some(&worker), Some(3_000), 10).await.unwrap()), ["b", "a"]);
+    assert_eq!(ids(store.event_failed_list(None, None, 1).await.unwrap()), ["c"]);
+
+    // Redriven: queued again, due now, attempts reset, accepted now, error kept. A
+    // queued event and an unknown id are left alone.
+    let ids_in = ["a", "q", "missing"].map(str::to_owned);
+    assert_eq!(store.event_redrive(&ids_in, 50_000).await.unwrap(), ["a"]);
+    let a = store.event_get("a").await.unwrap().unwrap();
+    assert_eq!(
+        (a.state, a.attempts, a.enqueued_at, a.next_attempt_at, a.last_error.as_deref()),
+        (EventState::Queued, 0, 50_000, 50_000, Some("boom"))
+    );
+    assert_eq!(store.event_get("q").await.unwrap().unwrap(), event("q", 4_000));
+    assert_eq!(ids(store.event_failed_list(Some(&worker), None, 10).await.unwrap()), ["c", "b"]);
+    let due = store.event_claim("n1", 50_000, 60_000, 10).await.unwrap();
+    assert_eq!(ids(due), ["q", "a"], "due again, in acceptance order");
+    assert_eq!(store.event_redrive(&["a".to_owned()], 51_000).await.unwrap(), Vec::<String>::new(), "running");
+}
+
+async fn check_dead_letters_redrive(store: &Store) {
+    let jobs = QueueName::new("jobs").unwrap();
+    let dead = QueueName::new("jobs-dlq").unwrap();
+    let dead_message = |id: &str, sent_at| updraft_store::QueueMessage { queue: dead.clone(), ..message(id, sent_at) };
+    store.queue_send(&[dead_message("d1", 1_000), dead_message("d2", 2_000), dead_message("d3", 3_000)]).await.unwrap();
+    // d3 is being received from the dead-letter queue: it stays.
+    store.queue_receive(&dead, 3_000, 90_000, 10).await.unwrap();
+    store.queue_settle(&[], &["d1".to_owned(), "d2".to_owned()], Some(3_000), false).await.unwrap();
+
+    assert_eq!(store.queue_redrive(&dead, &jobs, 10_000, 1).await.unwrap(), 1, "the limit holds");
+    assert_eq!(store.queue_redrive(&dead, &jobs, 10_000, 10).await.unwrap(), 1);
+    assert_eq!(store.queue_redrive(&dead, &jobs, 10_000, 10).await.unwrap(), 0);
+    let back = store.queue_receive(&jobs, 10_000, 40_000, 10).await.unwrap();
+    assert_eq!(
+        back.iter().map(|m| (m.id.as_str(), m.receive_count)).collect::<Vec<_>>(),
+        [("d1", 1), ("d2", 1)],
+        "oldest first, receives counted afresh"
+    );
+    let left = store.queue_peek(&dead, 10).await.unwrap();
+    assert_eq!(left.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["d3"]);
 }

@@ -1,15 +1,16 @@
 //! API keys and function logs.
 
-use updraft_model::VersionNumber;
-use updraft_store::{AccessKeyRecord, ApiKeyRecord, LogLine, LogLineRecord, Store, StoreError};
+use updraft_model::{LogLevel, VersionNumber};
+use updraft_store::{AccessKeyRecord, ApiKeyRecord, LogFilter, LogLine, LogLineRecord, LogScope, Store, StoreError};
 
-use crate::support::function;
+use crate::support::{app, function, plan};
 
 store_tests! {
     check_api_keys => api_keys_sqlite, api_keys_postgres;
     check_access_keys => access_keys_sqlite, access_keys_postgres;
     check_log_pages => log_pages_sqlite, log_pages_postgres;
     check_log_tail => log_tail_sqlite, log_tail_postgres;
+    check_log_search => log_search_sqlite, log_search_postgres;
 }
 
 fn key(id: &str, secret_hash: &str, created_at: i64) -> ApiKeyRecord {
@@ -58,6 +59,7 @@ fn log_batch() -> Vec<LogLine> {
             at: 1_700_000_000_000 + i64::from(i),
             stream: if i % 2 == 0 { "stdout" } else { "stderr" }.to_owned(),
             line: format!("line {i}"),
+            level: if i % 2 == 0 { LogLevel::Info } else { LogLevel::Error },
         })
         .collect()
 }
@@ -79,7 +81,7 @@ async fn check_log_pages(store: &Store) {
     let mut pages = 0;
     loop {
         let after = read.last().map_or(0, |record| record.id);
-        let page = store.log_list(&cart, after, 300, false).await.unwrap();
+        let page = store.log_list(&LogFilter { after, ..LogFilter::function(cart.clone(), 300) }).await.unwrap();
         if page.is_empty() {
             break;
         }
@@ -90,7 +92,7 @@ async fn check_log_pages(store: &Store) {
     assert_eq!(pages, 7, "2,000 lines in pages of 300");
     assert!(read.windows(2).all(|pair| pair[0].id < pair[1].id), "ids increase");
     assert_eq!(without_ids(&read), lines_of(&batch, "cart"));
-    assert_eq!(store.log_list(&function("other"), 0, 300, false).await.unwrap(), []);
+    assert_eq!(store.log_list(&LogFilter::function(function("other"), 300)).await.unwrap(), []);
 }
 
 async fn check_log_tail(store: &Store) {
@@ -98,17 +100,73 @@ async fn check_log_tail(store: &Store) {
     store.log_append(&batch).await.unwrap();
     let cart_lines = lines_of(&batch, "cart");
 
-    let tail = store.log_list(&function("cart"), 0, 10, true).await.unwrap();
+    let tail = store.log_list(&tail_of("cart", 0, 10)).await.unwrap();
     assert_eq!(without_ids(&tail), cart_lines[cart_lines.len() - 10..]);
     assert!(tail.windows(2).all(|pair| pair[0].id < pair[1].id), "ascending");
 
     // Following the tail: what came after the last line read.
     let more = [LogLine { line: "one more".to_owned(), ..cart_lines[0].clone() }];
     store.log_append(&more).await.unwrap();
-    let after_tail = store.log_list(&function("cart"), tail[9].id, 10, true).await.unwrap();
+    let after_tail = store.log_list(&tail_of("cart", tail[9].id, 10)).await.unwrap();
     assert_eq!(without_ids(&after_tail), more);
 
     // A tail longer than the log is the whole log.
-    let checkout = store.log_list(&function("checkout"), 0, 1_000, true).await.unwrap();
+    let checkout = store.log_list(&tail_of("checkout", 0, 1_000)).await.unwrap();
     assert_eq!(without_ids(&checkout), lines_of(&batch, "checkout"));
+}
+
+fn tail_of(name: &str, after: i64, limit: i64) -> LogFilter {
+    LogFilter { after, tail: true, ..LogFilter::function(function(name), limit) }
+}
+
+async fn check_log_search(store: &Store) {
+    store.app_deploy(&plan("shop", &[("cart", "v1"), ("checkout", "v1")])).await.unwrap();
+    store.app_deploy(&plan("blog", &[("posts", "v1")])).await.unwrap();
+    let batch = log_batch();
+    store.log_append(&batch).await.unwrap();
+    let posts =
+        LogLine { function: function("posts"), line: "100% of 50_items in C:\\temp".to_owned(), ..batch[0].clone() };
+    store.log_append(std::slice::from_ref(&posts)).await.unwrap();
+    let search = |filter: LogFilter| async move { without_ids(&store.log_list(&filter).await.unwrap()) };
+    let every = |scope: LogScope| LogFilter { scope, ..LogFilter::function(function("cart"), 10_000) };
+    let matching =
+        |test: &dyn Fn(&LogLine) -> bool| batch.iter().filter(|line| test(line)).cloned().collect::<Vec<_>>();
+
+    // Scopes: one app's functions, every function.
+    assert_eq!(search(every(LogScope::App(app("shop")))).await, batch);
+    assert_eq!(search(every(LogScope::App(app("blog")))).await, std::slice::from_ref(&posts));
+    assert_eq!(search(every(LogScope::All)).await.len(), batch.len() + 1);
+
+    // Time, request and level.
+    let window = LogFilter { since: Some(1_700_000_000_100), until: Some(1_700_000_000_200), ..every(LogScope::All) };
+    assert_eq!(search(window).await, matching(&|line| (1_700_000_000_100..1_700_000_000_200).contains(&line.at)));
+    let request = LogFilter { request_id: Some("request-42".to_owned()), ..LogFilter::function(function("cart"), 100) };
+    let of_request = matching(&|line| line.request_id == "request-42" && line.function.as_str() == "cart");
+    assert_eq!(of_request.len(), 8);
+    assert_eq!(search(request).await, of_request);
+    let errors = LogFilter { level: Some(LogLevel::Warn), ..every(LogScope::App(app("shop"))) };
+    assert_eq!(search(errors).await, matching(&|line| line.level == LogLevel::Error));
+    let fatal = LogFilter { level: Some(LogLevel::Fatal), ..every(LogScope::All) };
+    assert_eq!(search(fatal).await, []);
+
+    // Text, ignoring case, with LIKE's wildcards taken literally.
+    let grep = |text: &str| LogFilter { grep: Some(text.to_owned()), ..every(LogScope::All) };
+    assert_eq!(search(grep("LINE 249")).await, matching(&|line| line.line.starts_with("line 249")));
+    assert_eq!(search(grep("100%")).await, std::slice::from_ref(&posts));
+    assert_eq!(search(grep("50_i")).await, std::slice::from_ref(&posts));
+    assert_eq!(search(grep("C:\\temp")).await, std::slice::from_ref(&posts));
+    assert_eq!(search(grep("%")).await, std::slice::from_ref(&posts));
+    assert_eq!(search(grep("line _")).await, []);
+
+    // Filters combine, and the tail is the last of the matching lines.
+    let combined = LogFilter {
+        grep: Some("line 1".to_owned()),
+        level: Some(LogLevel::Error),
+        tail: true,
+        ..LogFilter::function(function("checkout"), 3)
+    };
+    let expected = matching(&|line| {
+        line.function.as_str() == "checkout" && line.line.starts_with("line 1") && line.level == LogLevel::Error
+    });
+    assert_eq!(search(combined).await, expected[expected.len() - 3..]);
 }

@@ -1,7 +1,9 @@
 //! Retention: what the janitor removes, and what it keeps.
 
-use updraft_model::{AppName, VersionNumber};
-use updraft_store::{AsyncEvent, EventState, Execution, Finish, HistoryEntry, InvocationFilter, Keep, LogLine, Store};
+use updraft_model::{AppName, LogLevel, VersionNumber};
+use updraft_store::{
+    AsyncEvent, EventState, Execution, Finish, HistoryEntry, InvocationFilter, Keep, LogFilter, LogLine, Store,
+};
 
 use crate::invocations::record;
 use crate::support::function;
@@ -67,12 +69,13 @@ async fn check_old_log_lines_go(store: &Store) {
             at: 1_000 + i,
             stream: "stdout".to_owned(),
             line: format!("line {i}"),
+            level: LogLevel::Info,
         })
         .collect();
     store.log_append(&lines).await.unwrap();
     let removed = drain(8, |batch| store.prune_log_lines(Keep { newer_than: 1_010, at_most: 1000 }, batch)).await;
     assert_eq!(removed, 10);
-    let kept = store.log_list(&function("cart"), 0, 100, false).await.unwrap();
+    let kept = store.log_list(&LogFilter::function(function("cart"), 100)).await.unwrap();
     assert_eq!(kept.len(), 20);
     assert_eq!(kept[0].line.line, "line 10");
 }

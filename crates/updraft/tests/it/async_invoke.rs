@@ -114,6 +114,72 @@ async fn async_invocations_are_retried_with_backoff_and_kept_when_they_fail_for_
     }
 }
 
+const DOOMED: &str = r#"
+def handler(event, context):
+    print(f"run of {context.aws_request_id}")
+    raise RuntimeError("doomed")
+"#;
+
+/// Waits until event `id` is failed; returns it.
+async fn failed(server: &TestServer, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let event = json(server.api(Method::GET, &format!("/v1/async/{id}")).send().await.unwrap()).await;
+        if event["state"] == "failed" {
+            return event;
+        }
+        assert!(Instant::now() < deadline, "{id} never failed: {event}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn failed_async_invocations_are_retried_one_by_one_or_all_at_once() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
+    let server = TestServer::start();
+    let app = python_app("doomed", "retries = 0", DOOMED);
+    server.deploy(app.path());
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let id = invoke_async(&server, "doomed", json!({ "n": n })).await;
+        failed(&server, &id).await;
+        ids.push(id);
+    }
+
+    // Listed the latest first, on the API and the CLI.
+    let listed = json(server.api(Method::GET, "/v1/async/failed?function=doomed").send().await.unwrap()).await;
+    let listed: Vec<&str> = listed["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()]);
+    let table = server.cli_ok(&["async", "ls", "--function", "doomed"]);
+    assert!(ids.iter().all(|id| table.contains(id.as_str())) && table.contains("RuntimeError"), "{table}");
+
+    // One retried: it runs again under its id (a second record) and fails again, its
+    // attempts counted afresh; the others stay as they were.
+    let out = server.cli_ok(&["async", "retry", &ids[0]]);
+    assert!(out.contains("queued again"), "{out}");
+    records_of(&server, "doomed", &ids[0], 2).await;
+    let again = failed(&server, &ids[0]).await;
+    assert_eq!(again["attempts"], 1, "{again}");
+    assert_eq!(records_of(&server, "doomed", &ids[1], 1).await.len(), 1);
+
+    // All of them: each runs once more.
+    let out = server.cli_ok(&["async", "retry", "--all", "--function", "doomed"]);
+    assert!(out.contains("retrying 3 failed"), "{out}");
+    for (id, runs) in [(&ids[0], 3), (&ids[1], 2), (&ids[2], 2)] {
+        records_of(&server, "doomed", id, runs).await;
+        failed(&server, id).await;
+    }
+    server.wait_for_function_log("doomed", &format!("{} stdout run of {}", ids[2], ids[2])).await;
+
+    // What cannot be retried says why.
+    let missing = server.api(Method::POST, "/v1/async/no-such-event/retry").send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let out = server.cli(&["async", "retry", "no-such-event"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no-such-event"), "{out:?}");
+    let nobody = server.api(Method::POST, "/v1/async/retry?function=nobody").send().await.unwrap();
+    assert_eq!(json(nobody).await["retried"], 0);
+}
+
 /// A tiny HTTP server counting `GET /seen/ID` requests per id. Connections are kept
 /// alive, so that thousands of reports do not use up the machine's ephemeral ports
 /// (which would fail unrelated tests running at the same time).

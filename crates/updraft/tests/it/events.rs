@@ -507,6 +507,70 @@ async fn queues_deliver_batches_retry_failed_items_and_dead_letter_them() {
     }
 }
 
+#[tokio::test]
+async fn a_dead_letter_queue_is_redriven_to_the_queue_it_serves() {
+    let _load = crate::harness::HEAVY_LOAD.read().await;
+    let server = TestServer::start();
+    let witness = Witness::start().await;
+    let trigger = "triggers = [{ queue = \"jobs\", visibility_timeout = \"1s\", max_receives = 1 }]";
+    let dir = app("work", &[reporter("worker", &witness, ", FAIL_FIRST = \"99\"", trigger)]);
+    server.deploy(dir.path());
+    for body in ["job 1", "job 2"] {
+        let response = server.api(Method::POST, "/v1/queues/jobs").body(body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    let deliveries = |witness: &Witness| -> Vec<String> {
+        let mut bodies: Vec<String> = witness
+            .reports("worker")
+            .iter()
+            .flat_map(|report| report["event"]["Records"].as_array().unwrap().clone())
+            .map(|record| record["body"].as_str().unwrap().to_owned())
+            .collect();
+        bodies.sort_unstable();
+        bodies
+    };
+    let parked = |count: i64| {
+        let server = &server;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let dlq = json(server.api(Method::GET, "/v1/queues/jobs-dlq").send().await.unwrap()).await;
+                if dlq["visible"] == count {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{count} never parked in jobs-dlq: {dlq}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // Delivered once each, failed, dead-lettered.
+    parked(2).await;
+    assert_eq!(deliveries(&witness), ["job 1", "job 2"]);
+
+    // Redriven: back in jobs, delivered again, and (failing again) parked again.
+    let out = server.cli_ok(&["queue", "redrive", "jobs-dlq"]);
+    assert_eq!(out.trim(), "moved 2 messages from jobs-dlq to jobs");
+    witness
+        .wait_for("worker", "the redriven messages", |reports| reports.len() >= 2 && deliveries(&witness).len() == 4)
+        .await;
+    assert_eq!(deliveries(&witness), ["job 1", "job 1", "job 2", "job 2"]);
+    parked(2).await;
+
+    // A queue no trigger dead-letters into needs a destination; with one, it moves.
+    let stray = server.cli(&["queue", "redrive", "stray"]);
+    assert!(!stray.status.success());
+    assert!(
+        String::from_utf8_lossy(&stray.stderr).contains("no queue trigger sends its dead letters to stray"),
+        "{stray:?}"
+    );
+    let itself = server.api(Method::POST, "/v1/queues/jobs-dlq/redrive?to=jobs-dlq").send().await.unwrap();
+    assert_eq!(itself.status(), StatusCode::BAD_REQUEST);
+    let moved = json(server.api(Method::POST, "/v1/queues/jobs-dlq/redrive?to=later").send().await.unwrap()).await;
+    assert_eq!(moved, json!({ "from": "jobs-dlq", "to": "later", "moved": 2 }));
+    let later = json(server.api(Method::GET, "/v1/queues/later").send().await.unwrap()).await;
+    assert_eq!(later["visible"], 2, "{later}");
+}
+
 /// A loopback port nothing listens on now (the server binds it next).
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

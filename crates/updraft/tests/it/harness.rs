@@ -115,6 +115,21 @@ impl TestServer {
             .unwrap()
     }
 
+    /// Starts the CLI against this server, its stdout piped (for `-f`); it is killed
+    /// when the returned guard drops.
+    pub fn cli_spawn(&self, args: &[&str]) -> ChildGuard {
+        let child = Command::new(BIN)
+            .args(["--endpoint", &self.url(""), "--data-dir"])
+            .arg(self.data_dir.path())
+            .args(args)
+            .env_remove("UPDRAFT_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        ChildGuard(child)
+    }
+
     /// Runs the CLI and fails the test unless it succeeds; returns its stdout.
     pub fn cli_ok(&self, args: &[&str]) -> String {
         let output = self.cli(args);
@@ -309,4 +324,14 @@ pub fn app_with_guest(dir: &Path, manifest: &str, guest: &[u8]) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("updraft.toml"), manifest).unwrap();
     std::fs::write(dir.join("fn.wasm"), guest).unwrap();
+}
+
+/// A child process killed when dropped.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -14,6 +14,7 @@ mod fairness;
 mod harness;
 mod lambda;
 mod layers;
+mod logs;
 mod secrets;
 mod signup;
 mod snapshots;
