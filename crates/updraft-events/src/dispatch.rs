@@ -15,7 +15,7 @@ use updraft_model::{FunctionConfig, now_millis};
 use updraft_runtime::{InvokeContext, InvokeError};
 use updraft_store::AsyncEvent;
 
-use crate::host::Ran;
+use crate::host::{AsyncEventMetric, Ran};
 use crate::layer::EventLayer;
 use crate::queue::{Claimed, QueueError, Settlement};
 use crate::record::{Failure, Outcome, event_input};
@@ -96,6 +96,8 @@ async fn deliver(layer: &EventLayer, claimed: Claimed) {
     // The invocation's record is stored before its outcome: a crash in between runs
     // the event again rather than losing the record of a run.
     let recorded = function.as_ref().and_then(|_| layer.record_wait(&event.id));
+    let age = Duration::from_millis((now_millis() - event.enqueued_at).max(0) as u64);
+    layer.count(&event.function, AsyncEventMetric::Taken { age });
     let outcome = match &function {
         Some(_) => attempt(layer, event).await,
         None => Err(Retry::Never(format!("function {} no longer exists", event.function))),
@@ -154,10 +156,21 @@ async fn deliver(layer: &EventLayer, claimed: Claimed) {
     }
     drop(hold);
     let id = event.id.clone();
+    let name = event.function.clone();
+    let (dropped, received) = match &settlement {
+        Settlement::Done { follow_ups } => (false, EventLayer::received(follow_ups)),
+        Settlement::Failed { follow_ups, .. } => (true, EventLayer::received(follow_ups)),
+        Settlement::Retry { .. } => (false, Default::default()),
+    };
     if let Err(error) = queue.settle(claimed, settlement).await {
         // The claim runs out and the event is tried again: at least once, not lost.
         tracing::error!(%id, %error, "cannot record the outcome of an asynchronous invocation");
+        return;
     }
+    if dropped {
+        layer.count(&name, AsyncEventMetric::Dropped);
+    }
+    layer.count_received(received);
 }
 
 /// What a successful attempt answered.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use updraft_model::{FunctionConfig, FunctionName, TopicName, WebhookTrigger};
 use updraft_runtime::{HttpResponse, Input, InvokeContext, InvokeError};
+pub use updraft_telemetry::AsyncEventMetric;
 
 /// What the event layer needs from the platform.
 pub trait Host: Send + Sync + 'static {
@@ -29,6 +30,9 @@ pub trait Host: Send + Sync + 'static {
 
     /// The secret that signs requests to `webhook` of `function`, if it is set.
     fn webhook_secret(&self, function: &FunctionName, webhook: &WebhookTrigger) -> Option<String>;
+
+    /// Counts what happened to `function`'s asynchronous events (Lambda's async metrics).
+    fn count(&self, function: &FunctionName, what: AsyncEventMetric);
 }
 
 /// How an invocation the event layer asked for ended.

@@ -236,6 +236,29 @@ impl EventLayer {
         self.stopping.subscribe()
     }
 
+    /// Counts what happened to `function`'s asynchronous events in the host's metrics.
+    pub(crate) fn count(&self, function: &FunctionName, what: crate::host::AsyncEventMetric) {
+        if let Some(host) = self.host() {
+            host.count(function, what);
+        }
+    }
+
+    /// How many of `events` each function receives.
+    pub(crate) fn received(events: &[AsyncEvent]) -> BTreeMap<FunctionName, u64> {
+        let mut per_function: BTreeMap<FunctionName, u64> = BTreeMap::new();
+        for event in events {
+            *per_function.entry(event.function.clone()).or_default() += 1;
+        }
+        per_function
+    }
+
+    /// Counts events stored for their functions (see [`EventLayer::received`]).
+    pub(crate) fn count_received(&self, received: BTreeMap<FunctionName, u64>) {
+        for (function, count) in received {
+            self.count(&function, crate::host::AsyncEventMetric::Received(count));
+        }
+    }
+
     /// Tells the queue poller that new messages are waiting.
     pub(crate) fn wake_queues(&self) {
         self.queues_wake.notify_one();

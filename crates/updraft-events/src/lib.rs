@@ -24,7 +24,7 @@ mod work_queues;
 mod workflows;
 
 pub use definitions::Workflow;
-pub use host::{Host, Ran};
+pub use host::{AsyncEventMetric, Host, Ran};
 pub use layer::{AsyncConfig, EventConfig, EventLayer, PendingEvent};
 pub use publish::{Message, PublishError, Published, WebhookError, WebhookRequest};
 pub use queue::{EventQueueConfig, QueueError};

@@ -14,6 +14,7 @@ use updraft_model::{
 use updraft_runtime::new_trace_id;
 use updraft_store::{AsyncEvent, EventState};
 
+use crate::host::AsyncEventMetric;
 use crate::layer::EventLayer;
 use crate::queue::QueueError;
 use crate::record::{Failure, Outcome, invocation_record};
@@ -189,7 +190,9 @@ impl EventLayer {
 
     /// Stores events durably and wakes the dispatcher.
     pub(crate) async fn enqueue(&self, events: Vec<AsyncEvent>) -> Result<(), QueueError> {
+        let received = EventLayer::received(&events);
         self.event_queue().enqueue(events).await?;
+        self.count_received(received);
         self.wake_dispatcher();
         Ok(())
     }
@@ -241,6 +244,7 @@ impl EventLayer {
                 };
                 let copies = self.topic_copies(topic, &uuid::Uuid::now_v7().to_string(), &message);
                 if copies.is_empty() {
+                    self.count(&event.function, AsyncEventMetric::DestinationFailure);
                     static DROPPED: updraft_runtime::LogBudget =
                         updraft_runtime::LogBudget::new(10, std::time::Duration::from_secs(1));
                     if let Some(suppressed) = DROPPED.admit() {
@@ -288,6 +292,7 @@ impl EventLayer {
             };
             let copies = self.topic_copies(topic, &uuid::Uuid::now_v7().to_string(), &message);
             if copies.is_empty() {
+                self.count(&event.function, AsyncEventMetric::DeadLetterError);
                 static KEPT: updraft_runtime::LogBudget =
                     updraft_runtime::LogBudget::new(10, std::time::Duration::from_secs(1));
                 if let Some(suppressed) = KEPT.admit() {

@@ -150,11 +150,13 @@ async fn look(
     };
     let events: Vec<AsyncEvent> = fire.iter().map(|tick| tick_event(function, schedule, key, *tick)).collect();
     let fired = !events.is_empty();
+    let received = EventLayer::received(&events);
     if missed > fire.len() && schedule.catch_up != CatchUp::All {
         tracing::info!(%function, schedule = %schedule.schedule, missed = missed - fire.len(), catch_up = schedule.catch_up.as_str(), "schedule ticks were missed");
     }
     if layer.event_queue().advance_schedule(key, function, Some(due), next, events).await? {
         if fired {
+            layer.count_received(received);
             layer.wake_dispatcher();
         }
         Ok(next)

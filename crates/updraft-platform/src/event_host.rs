@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use updraft_events::{Host, Ran};
+use updraft_events::{AsyncEventMetric, Host, Ran};
 use updraft_model::{FunctionConfig, FunctionName, TopicName, WebhookTrigger};
 use updraft_runtime::{Input, InvokeContext};
 
@@ -50,5 +50,9 @@ impl Host for Platform {
     fn webhook_secret(&self, function: &FunctionName, webhook: &WebhookTrigger) -> Option<String> {
         let live = self.live().functions.get(function).cloned()?;
         Platform::webhook_secret(self, &live, webhook)
+    }
+
+    fn count(&self, function: &FunctionName, what: AsyncEventMetric) {
+        self.metrics.async_event(function.as_str(), what);
     }
 }

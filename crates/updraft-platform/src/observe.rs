@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use updraft_model::{FunctionName, InvocationRecord};
+use updraft_model::{FunctionName, InvocationRecord, QueueName, Trigger};
 use updraft_store::{InvocationFilter, StoreError};
-use updraft_telemetry::{InstanceCounts, PriceTable};
+use updraft_telemetry::{InstanceCounts, PriceTable, QueueGauge};
 
 use crate::logs::LogQuery;
 use crate::{HourlyUsage, InvocationEntry, InvocationQuery, LogEntry, Platform};
@@ -74,19 +74,50 @@ impl Platform {
         &self.config.prices
     }
 
-    /// Every metric in the Prometheus text format.
-    pub fn metrics(&self) -> String {
-        let mut counts: BTreeMap<String, InstanceCounts> = BTreeMap::new();
+    /// Every metric in the Prometheus text format: the gauges are sampled now, queue
+    /// depths read for every queue a trigger consumes or dead-letters into.
+    pub async fn metrics(&self) -> String {
+        let mut counts: BTreeMap<(String, u32), InstanceCounts> = BTreeMap::new();
         for pool in self.scheduler.stats() {
-            let function = pool.function.to_string();
-            let entry =
-                counts.entry(function.clone()).or_insert_with(|| InstanceCounts { function, ..Default::default() });
+            let (function, version) = (pool.function.to_string(), pool.version.0);
+            let entry = counts.entry((function.clone(), version)).or_insert_with(|| InstanceCounts {
+                function,
+                version,
+                ..Default::default()
+            });
             entry.idle += pool.idle;
             entry.busy += pool.busy;
             entry.starting += pool.starting;
         }
         let counts: Vec<_> = counts.into_values().collect();
-        self.metrics.render(&counts)
+        let mut queues: Vec<QueueName> = self
+            .live()
+            .functions
+            .values()
+            .flat_map(|function| function.config.triggers.iter())
+            .filter_map(|trigger| match trigger {
+                Trigger::Queue(queue) => Some([queue.queue.clone(), queue.dead_letter_queue.clone()]),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        queues.sort();
+        queues.dedup();
+        let now = updraft_model::now_millis();
+        let mut gauges = Vec::with_capacity(queues.len());
+        for queue in queues {
+            match self.store.queue_depth(&queue, now).await {
+                Ok(depth) => gauges.push(QueueGauge {
+                    queue: queue.to_string(),
+                    visible: depth.visible,
+                    in_flight: depth.in_flight,
+                    oldest_age_seconds: depth.oldest_visible_at.map_or(0, |at| (now - at).max(0) / 1000),
+                }),
+                // A scrape shows what it can; the queue's gauges are left out this time.
+                Err(error) => tracing::warn!(%queue, %error, "cannot read a queue's depth for the metrics"),
+            }
+        }
+        self.metrics.render(&counts, &gauges)
     }
 
     /// The scheduler's pools, for tests and diagnostics.

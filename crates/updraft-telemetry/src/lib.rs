@@ -11,7 +11,7 @@ mod prices;
 mod report;
 mod trace;
 
-pub use metrics::{InstanceCounts, Metrics};
+pub use metrics::{AsyncEventMetric, InstanceCounts, Metrics, QueueGauge};
 pub use otlp::{ExportCounters, ExportSetupError, OtlpConfig, SpanExport};
 pub use prices::{PriceTable, Usage};
 pub use report::{end_line, report_line, start_line, timeout_line};

@@ -252,6 +252,6 @@ pub(crate) async fn usage(
     security(("bearer" = []))
 )]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.platform.metrics())
+    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.platform.metrics().await)
         .into_response()
 }

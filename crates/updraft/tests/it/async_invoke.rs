@@ -180,6 +180,69 @@ async fn failed_async_invocations_are_retried_one_by_one_or_all_at_once() {
     assert_eq!(json(nobody).await["retried"], 0);
 }
 
+#[tokio::test]
+async fn metrics_carry_lambda_s_and_opentelemetry_s_names() {
+    use crate::execution::{metric, wait_for_metric};
+    let _load = crate::harness::HEAVY_LOAD.read().await;
+    let server = TestServer::start();
+    let extra = "retries = 0\non_failure = { topic = \"nowhere\" }\ndead_letter_topic = \"lost\"\n\
+                 triggers = [{ queue = \"jobs\" }]";
+    let app = python_app("doomed", extra, DOOMED);
+    server.deploy(app.path());
+    for n in 0..2 {
+        let id = invoke_async(&server, "doomed", json!({ "n": n })).await;
+        failed(&server, &id).await;
+    }
+    let sync = server.api(Method::POST, "/v1/functions/doomed/invoke").json(&json!({})).send().await.unwrap();
+    assert_eq!(sync.status(), StatusCode::BAD_GATEWAY, "the function raised");
+    for body in ["a", "b"] {
+        server.api(Method::POST, "/v1/queues/jobs-dlq").body(body).send().await.unwrap();
+    }
+
+    // Lambda's names, per function and version; its async metrics per function.
+    let within = Duration::from_secs(20);
+    for (sample, value) in [
+        ("updraft_lambda_invocations_total{function=\"doomed\",version=\"1\"}", 3.0),
+        ("updraft_lambda_errors_total{function=\"doomed\",version=\"1\"}", 3.0),
+        ("updraft_lambda_throttles_total{function=\"doomed\",version=\"1\"}", 0.0),
+        ("updraft_lambda_duration_milliseconds_count{function=\"doomed\",version=\"1\"}", 3.0),
+        ("updraft_lambda_async_events_received_total{function=\"doomed\"}", 2.0),
+        ("updraft_lambda_async_event_age_milliseconds_count{function=\"doomed\"}", 2.0),
+        ("updraft_lambda_async_events_dropped_total{function=\"doomed\"}", 2.0),
+        ("updraft_lambda_dead_letter_errors_total{function=\"doomed\"}", 2.0),
+        ("updraft_lambda_destination_delivery_failures_total{function=\"doomed\"}", 2.0),
+        ("updraft_lambda_concurrent_executions{function=\"doomed\",version=\"1\"}", 0.0),
+        ("updraft_sqs_approximate_number_of_messages_visible{queue=\"jobs-dlq\"}", 2.0),
+        ("updraft_sqs_approximate_number_of_messages_not_visible{queue=\"jobs-dlq\"}", 0.0),
+        ("updraft_sqs_approximate_number_of_messages_visible{queue=\"jobs\"}", 0.0),
+    ] {
+        if value == 0.0 && sample.contains("throttles") {
+            assert_eq!(metric(&server, sample).await, None, "no throttle happened, so no series");
+            continue;
+        }
+        wait_for_metric(&server, sample, value, within).await;
+    }
+    let oldest = metric(&server, "updraft_sqs_approximate_age_of_oldest_message_seconds{queue=\"jobs-dlq\"}").await;
+    assert!(oldest.is_some_and(|age| age >= 0.0), "{oldest:?}");
+
+    // OpenTelemetry's FaaS metrics, as its Prometheus exporter names them.
+    let other = "faas_name=\"doomed\",faas_version=\"1\",faas_trigger=\"other\"";
+    for (sample, value) in [
+        (format!("faas_invocations_total{{{other}}}"), 3.0),
+        (format!("faas_errors_total{{{other}}}"), 3.0),
+        (format!("faas_invoke_duration_seconds_count{{{other}}}"), 3.0),
+        (format!("faas_mem_usage_bytes_count{{{other}}}"), 3.0),
+    ] {
+        wait_for_metric(&server, &sample, value, within).await;
+    }
+    let cold = metric(&server, &format!("faas_coldstarts_total{{{other}}}")).await.unwrap_or(0.0);
+    let inits = metric(&server, &format!("faas_init_duration_seconds_count{{{other}}}")).await.unwrap_or(0.0);
+    assert!(cold >= 1.0 && inits >= 1.0, "the first run started an instance: {cold} {inits}");
+    let text = server.api(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
+    assert_eq!(text.matches("# EOF").count(), 1, "one exposition:\n{text}");
+    assert!(text.trim_end().ends_with("# EOF"));
+}
+
 /// A tiny HTTP server counting `GET /seen/ID` requests per id. Connections are kept
 /// alive, so that thousands of reports do not use up the machine's ephemeral ports
 /// (which would fail unrelated tests running at the same time).

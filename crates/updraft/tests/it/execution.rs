@@ -65,7 +65,7 @@ fn request_id(response: &reqwest::Response) -> String {
 }
 
 /// The value of one sample in `/metrics`, e.g. `updraft_instances{function="a",state="idle"}`.
-async fn metric(server: &TestServer, sample: &str) -> Option<f64> {
+pub(crate) async fn metric(server: &TestServer, sample: &str) -> Option<f64> {
     let text = server.api(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
     text.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
 }
