@@ -209,6 +209,20 @@ pub enum Command {
     Queue(QueueCommand),
     /// Print the control plane's OpenAPI document.
     Openapi,
+    /// Live per-function figures in the terminal: requests, errors and throttles per
+    /// second, p99 duration, cold starts and concurrency, refreshed every --interval.
+    Top {
+        /// How often to refresh (the rates are over this window).
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        interval: Duration,
+        /// Print one table (over one interval) and exit, instead of refreshing.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Print a shell completion script: `updraft completions bash > /etc/bash_completion.d/updraft`,
+    /// `updraft completions zsh > "${fpath[1]}/_updraft"`, `updraft completions fish >
+    /// ~/.config/fish/completions/updraft.fish`.
+    Completions { shell: clap_complete::Shell },
     /// Manage secrets: values sealed at rest, which functions name in their manifest
     /// (`env = { KEY = { secret = "NAME" } }`) and which are never shown again.
     #[command(subcommand)]
@@ -691,6 +705,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&moved)?),
                 Output::Human => println!("moved {} messages from {} to {}", moved.moved, moved.from, moved.to),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Top { interval, once } => {
+            let client = Client::new(&global)?;
+            crate::top::run(&client, interval, once, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "updraft", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
         Command::Openapi => {

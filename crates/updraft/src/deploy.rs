@@ -1,9 +1,12 @@
 //! `updraft deploy`: build each function, upload what the server lacks, deploy.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use futures::StreamExt;
 use updraft_api::params::DeployParams;
 use updraft_api::views::DeployView;
 use updraft_model::{ArtifactDigest, Limits, Manifest};
@@ -26,17 +29,23 @@ pub async fn deploy_dir(client: &Client, dir: &Path, output: Output) -> anyhow::
     // Checked here too so mistakes show before a long build; the server checks again.
     let manifest = Manifest::parse(&text, &file, &Limits::default())?;
     let human = output == Output::Human;
+    // Spinners and bars on a terminal; plain lines (and the build's own output) elsewhere.
+    let bars = human && std::io::stderr().is_terminal();
 
     let mut artifacts = BTreeMap::new();
     for (name, spec) in &manifest.functions {
         if let Some(build) = &spec.build {
             let workdir = dir.join(build.workdir.as_deref().unwrap_or("."));
-            if human {
-                eprintln!("building {name}: {} (in {})", build.command, workdir.display());
+            let failed =
+                || format!("building function {name:?} failed; fix the build or the `build` command in {file}");
+            if bars {
+                build_with_spinner(name.as_str(), &build.command, &workdir).with_context(failed)?;
+            } else {
+                if human {
+                    eprintln!("building {name}: {} (in {})", build.command, workdir.display());
+                }
+                run_build(&build.command, &workdir, human).with_context(failed)?;
             }
-            run_build(&build.command, &workdir, human).with_context(|| {
-                format!("building function {name:?} failed; fix the build or the `build` command in {file}")
-            })?;
         }
         let source = dir.join(&spec.source);
         let bytes = if source.is_dir() {
@@ -63,18 +72,33 @@ pub async fn deploy_dir(client: &Client, dir: &Path, output: Output) -> anyhow::
                 eprintln!("{name}: artifact {} already uploaded", short(&digest));
             }
         } else {
-            if human {
-                eprintln!("{name}: uploading {} ({})", short(&digest), size(bytes.len()));
-            }
+            let bar = if bars {
+                Some(upload_bar(&format!("{name}: uploading {}", short(&digest)), bytes.len()))
+            } else {
+                if human {
+                    eprintln!("{name}: uploading {} ({})", short(&digest), size(bytes.len()));
+                }
+                None
+            };
+            let length = bytes.len();
+            let body = match &bar {
+                Some(bar) => reqwest::Body::wrap_stream(chunks_ticking(bytes, bar.clone())),
+                None => reqwest::Body::from(bytes),
+            };
             client
                 .send(
                     client
                         .request(reqwest::Method::PUT, &format!("/v1/artifacts/{}", digest.as_str()))
                         .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                        .body(bytes),
+                        .header(reqwest::header::CONTENT_LENGTH, length)
+                        .body(body),
                 )
                 .await
                 .with_context(|| format!("uploading the artifact of {name:?}"))?;
+            if let Some(bar) = bar {
+                bar.set_style(indicatif::ProgressStyle::with_template("{msg}").expect("a valid template"));
+                bar.finish_with_message(format!("{name}: uploaded {} ({})", short(&digest), size(length)));
+            }
         }
         artifacts.insert(name.to_string(), digest.to_string());
     }
@@ -118,6 +142,64 @@ fn run_build(command: &str, workdir: &Path, show: bool) -> anyhow::Result<()> {
         bail!("`{command}` exited with {status}");
     }
     Ok(())
+}
+
+/// Runs a build under a spinner, its output kept and shown only if it fails.
+fn build_with_spinner(name: &str, command: &str, workdir: &Path) -> anyhow::Result<()> {
+    if !workdir.is_dir() {
+        bail!("the build workdir {} does not exist", workdir.display());
+    }
+    let spinner = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} building {prefix}: {msg} ({elapsed})")
+            .expect("a valid template"),
+    );
+    spinner.set_prefix(name.to_owned());
+    spinner.set_message(command.to_owned());
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let started = Instant::now();
+    // The user's own build command, run as the user, like `make` would.
+    #[allow(clippy::disallowed_methods)]
+    let result = std::process::Command::new("sh").arg("-c").arg(command).current_dir(workdir).output();
+    let output = match result {
+        Ok(output) => output,
+        Err(error) => {
+            spinner.abandon();
+            return Err(error).with_context(|| format!("could not run `{command}`"));
+        }
+    };
+    if !output.status.success() {
+        spinner.abandon_with_message(format!("{command} failed"));
+        eprint!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        bail!("`{command}` exited with {}", output.status);
+    }
+    spinner.finish_with_message(format!("done in {:.1}s", started.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+/// A bar counting an upload's bytes.
+fn upload_bar(message: &str, length: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(length as u64).with_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(message.to_owned());
+    bar
+}
+
+/// `bytes` as a stream of chunks, each moving `bar` on as the client takes it.
+fn chunks_ticking(
+    bytes: Vec<u8>,
+    bar: indicatif::ProgressBar,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    const CHUNK: usize = 64 * 1024;
+    let bytes = bytes::Bytes::from(bytes);
+    let chunks: Vec<bytes::Bytes> =
+        (0..bytes.len()).step_by(CHUNK).map(|start| bytes.slice(start..(start + CHUNK).min(bytes.len()))).collect();
+    futures::stream::iter(chunks).map(move |chunk| {
+        bar.inc(chunk.len() as u64);
+        Ok(chunk)
+    })
 }
 
 fn short(digest: &ArtifactDigest) -> String {

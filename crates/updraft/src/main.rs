@@ -8,6 +8,7 @@ mod deploy;
 mod output;
 mod package;
 mod server;
+mod top;
 mod up;
 
 use std::process::ExitCode;

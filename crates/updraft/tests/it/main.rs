@@ -18,6 +18,7 @@ mod logs;
 mod secrets;
 mod signup;
 mod snapshots;
+mod terminal;
 mod tidy;
 mod traces;
 
