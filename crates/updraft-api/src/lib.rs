@@ -15,6 +15,7 @@ mod openapi;
 pub mod params;
 mod request_id;
 mod serve;
+mod ui;
 mod v1;
 pub mod views;
 
@@ -61,6 +62,7 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .expect("an HTTP client with no TLS and no proxy builds");
     let state = AppState { platform, config: Arc::new(config), forwarder };
     let router = Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    let router = ui::routes(router);
     lambda::routes(router)
         .nest("/v1", v1::router(&state))
         .route(

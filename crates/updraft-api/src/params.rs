@@ -138,3 +138,16 @@ pub struct RedriveParams {
     /// letters here.
     pub to: Option<String>,
 }
+
+/// Which window of a function's figures to chart, in equal steps.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsParams {
+    /// From this time (ms since the Unix epoch); default: an hour before `until`.
+    pub since: Option<i64>,
+    /// To this time (ms since the Unix epoch); default: now.
+    pub until: Option<i64>,
+    /// The length of a step in milliseconds; default: a sixtieth of the window (at most
+    /// 1000 steps).
+    pub step_ms: Option<i64>,
+}

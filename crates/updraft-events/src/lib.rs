@@ -29,4 +29,4 @@ pub use layer::{AsyncConfig, EventConfig, EventLayer, PendingEvent};
 pub use publish::{Message, PublishError, Published, WebhookError, WebhookRequest};
 pub use queue::{EventQueueConfig, QueueError};
 pub use work_queues::QueueDepth;
-pub use workflows::{ExecutionReport, HistoryStep, WorkflowError};
+pub use workflows::{ExecutionReport, ExecutionSummary, HistoryStep, WorkflowError};

@@ -32,6 +32,19 @@ pub enum WorkflowError {
 /// A task's outcome as a history entry: its kind and detail.
 type TaskEntry = (&'static str, Value);
 
+/// An execution as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionSummary {
+    pub id: String,
+    /// `running`, `succeeded`, `failed` or `timed_out`.
+    pub status: String,
+    /// The state it is in (or ended in).
+    pub state: String,
+    /// ms since the epoch.
+    pub started_at: i64,
+    pub updated_at: i64,
+}
+
 /// An execution and its history, as `updraft workflow describe` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutionReport {
@@ -143,6 +156,21 @@ impl EventLayer {
         let Some(execution) = self.store().execution_get(id).await? else { return Ok(None) };
         let history = self.store().execution_history(id).await?;
         Ok(Some(ExecutionReport::new(execution, history)))
+    }
+
+    /// `workflow`'s latest executions (without their history), the latest first.
+    pub async fn executions(&self, workflow: &FunctionName, limit: i64) -> Result<Vec<ExecutionSummary>, QueueError> {
+        let executions = self.store().execution_list(workflow, limit).await?;
+        Ok(executions
+            .into_iter()
+            .map(|execution| ExecutionSummary {
+                id: execution.id,
+                status: execution.status,
+                state: execution.state,
+                started_at: execution.started_at,
+                updated_at: execution.updated_at,
+            })
+            .collect())
     }
 
     /// Resumes every execution a previous run left running.

@@ -203,15 +203,15 @@ pub(crate) fn parse_http(text: &str) -> Result<(MethodSet, RoutePattern), String
     };
     let route = RoutePattern::parse(route)?;
     let reserved = match route.segments() {
-        // The control plane, and the Lambda API's (`/2015-03-31/functions/...`).
-        [RouteSegment::Literal(first), ..] if first == "v1" || first == "2015-03-31" => true,
+        // The control plane, the dashboard, and the Lambda API's (`/2015-03-31/functions/...`).
+        [RouteSegment::Literal(first), ..] if first == "v1" || first == "ui" || first == "2015-03-31" => true,
         [RouteSegment::Literal(only)] => only == "healthz" || only == "metrics",
         _ => false,
     };
     if reserved {
         return Err(format!(
-            "route {route} is Updraft's own (/v1/..., /2015-03-31/..., /healthz and /metrics are the server's); \
-             pick another path"
+            "route {route} is Updraft's own (/v1/..., /ui/..., /2015-03-31/..., /healthz and /metrics are the \
+             server's); pick another path"
         ));
     }
     Ok((methods, route))

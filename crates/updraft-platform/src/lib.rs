@@ -26,6 +26,7 @@ mod platform;
 mod recorder;
 mod routes;
 mod secrets;
+mod stats;
 mod sync;
 
 pub use access::{AccessKey, AccessKeyInfo};
@@ -43,16 +44,16 @@ pub use janitor::RetentionConfig;
 pub use key_ops::KeyError;
 pub use keys::{ApiKey, Principal, Role};
 pub use live::{LiveFunction, LiveState, RouteTarget};
-pub use logs::{LogQuery, LogWriter};
+pub use logs::{LogQuery, LogScope, LogWriter};
 pub use observe::{ObserveError, TRACE_INVOCATIONS};
 pub use platform::{LambdaConfig, Platform, PlatformConfig, StartError};
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
 pub use secrets::{ClusterKeyError, MAX_SECRET_BYTES, Rotated, SecretError, SecretInfo, SecretSet};
+pub use stats::{MAX_STEPS, STATS_RECORDS, StatsStep};
 pub use updraft_events::{
-    AsyncConfig, EventLayer, EventQueueConfig, ExecutionReport, HistoryStep, Message, PendingEvent, PublishError,
-    Published, QueueError, WebhookError, WebhookRequest, Workflow, WorkflowError,
+    AsyncConfig, EventLayer, EventQueueConfig, ExecutionReport, ExecutionSummary, HistoryStep, Message, PendingEvent,
+    PublishError, Published, QueueError, WebhookError, WebhookRequest, Workflow, WorkflowError,
 };
-pub use updraft_store::{LogFilter, LogScope};
 
 pub use updraft_model::{ACCOUNT_ID, InvocationRecord, InvocationStatus, REGION, TriggerKind};
 pub use updraft_runtime::{Event, EventOrigin, Input, InvokeContext, InvokeError, new_trace_id};

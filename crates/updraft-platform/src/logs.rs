@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
-use updraft_model::FunctionName;
+use updraft_model::{AppName, FunctionName, LogLevel};
 use updraft_store::{LogFilter, LogLine, Store, StoreError};
 
 use crate::batch::BatchTarget;
@@ -125,10 +125,71 @@ impl LogWriter {
     }
 }
 
-/// A request for log lines.
+/// Whose log lines to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogScope {
+    Function(FunctionName),
+    /// Every function of an app.
+    App(AppName),
+    All,
+}
+
+/// A request for log lines, oldest first.
 #[derive(Debug, Clone)]
 pub struct LogQuery {
-    pub filter: LogFilter,
+    pub scope: LogScope,
+    /// Only lines after this id (0: from the start).
+    pub after: i64,
+    /// Written at or after (ms since the epoch).
+    pub since: Option<i64>,
+    /// Written before (ms since the epoch).
+    pub until: Option<i64>,
+    /// Only one invocation's lines.
+    pub request_id: Option<String>,
+    /// Only lines containing this text, ignoring ASCII case.
+    pub grep: Option<String>,
+    /// Only lines at this level or above.
+    pub level: Option<LogLevel>,
+    pub limit: i64,
+    /// The last `limit` matching lines rather than the first.
+    pub tail: bool,
     /// When no line matches yet, wait up to this long for one to arrive.
     pub wait: Option<Duration>,
+}
+
+impl LogQuery {
+    /// One function's lines from the start, `limit` at a time, without waiting.
+    pub fn function(function: FunctionName, limit: i64) -> Self {
+        Self {
+            scope: LogScope::Function(function),
+            after: 0,
+            since: None,
+            until: None,
+            request_id: None,
+            grep: None,
+            level: None,
+            limit,
+            tail: false,
+            wait: None,
+        }
+    }
+
+    /// The store's filter for it.
+    pub(crate) fn filter(&self) -> LogFilter {
+        LogFilter {
+            scope: match &self.scope {
+                LogScope::Function(function) => updraft_store::LogScope::Function(function.clone()),
+                LogScope::App(app) => updraft_store::LogScope::App(app.clone()),
+                LogScope::All => updraft_store::LogScope::All,
+            },
+            after: self.after,
+            since: self.since,
+            until: self.until,
+            request_id: self.request_id.clone(),
+            grep: self.grep.clone(),
+            level: self.level,
+            limit: self.limit,
+            tail: self.tail,
+        }
+    }
 }

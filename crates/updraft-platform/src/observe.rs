@@ -132,7 +132,7 @@ impl Platform {
             // Register interest before reading, so a batch landing in between still
             // wakes us.
             let appended = self.logs.appended.notified();
-            let lines = self.store.log_list(&query.filter).await?;
+            let lines = self.store.log_list(&query.filter()).await?;
             let Some(deadline) = deadline.filter(|_| lines.is_empty()) else {
                 return Ok(lines.into_iter().map(LogEntry::from).collect());
             };

@@ -35,6 +35,18 @@ pub struct StoredInvocation {
     pub record: InvocationRecord,
 }
 
+/// The figures of one invocation a chart needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvocationSample {
+    /// ms since the epoch.
+    pub started_at: i64,
+    pub duration_ns: i64,
+    pub init_duration_ns: Option<i64>,
+    pub cold: bool,
+    pub max_memory_used: i64,
+    pub status: InvocationStatus,
+}
+
 /// One function's usage in one hour.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UsageCounts {
@@ -175,6 +187,45 @@ impl Store {
         }
         let rows = query.bind(filter.limit.max(0)).fetch_all(&self.pool).await?;
         rows.iter().map(stored_invocation).collect()
+    }
+
+    /// The chart figures of `function`'s invocations that started in `[since, until)`,
+    /// the latest `limit` of them, oldest first.
+    pub async fn invocation_samples(
+        &self,
+        function: &FunctionName,
+        since: i64,
+        until: i64,
+        limit: i64,
+    ) -> Result<Vec<InvocationSample>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT started_at, duration_ns, init_duration_ns, cold, max_memory_used, status FROM invocations \
+             WHERE function = $1 AND started_at >= $2 AND started_at < $3 ORDER BY seq DESC LIMIT $4",
+        )
+        .bind(function.as_str())
+        .bind(since)
+        .bind(until)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut samples = rows
+            .iter()
+            .map(|row| {
+                let status: String = row.try_get(5)?;
+                Ok(InvocationSample {
+                    started_at: row.try_get(0)?,
+                    duration_ns: row.try_get(1)?,
+                    init_duration_ns: row.try_get(2)?,
+                    cold: row.try_get::<i64, _>(3)? != 0,
+                    max_memory_used: row.try_get(4)?,
+                    status: InvocationStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                        detail: format!("unknown invocation status {status:?}"),
+                    })?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        samples.reverse();
+        Ok(samples)
     }
 
     /// Hourly usage from the hour containing `since` on, per function, oldest first.

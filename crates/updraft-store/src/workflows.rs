@@ -145,6 +145,18 @@ impl Store {
         row.as_ref().map(execution_from_row).transpose()
     }
 
+    /// `workflow`'s latest executions, the latest started first.
+    pub async fn execution_list(&self, workflow: &FunctionName, limit: i64) -> Result<Vec<Execution>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM workflow_executions WHERE workflow = $1 ORDER BY started_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(workflow.as_str())
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(execution_from_row).collect()
+    }
+
     /// The executions `owner` was driving that are still running (to resume them at
     /// its start); other nodes' stay theirs.
     pub async fn execution_running(&self, owner: &str) -> Result<Vec<Execution>, StoreError> {

@@ -11,8 +11,9 @@ use updraft_platform::Message;
 use crate::params::{FailedEventParams, RedriveParams, RetryAllParams};
 use crate::v1::function_name;
 use crate::views::{
-    AsyncEventListView, AsyncEventView, AsyncRetriedView, ExecutionStartedView, ExecutionView, PublishedView,
-    QueueRedriveView, QueueSentView, QueueView, TopicListView, TopicView,
+    AsyncEventListView, AsyncEventView, AsyncRetriedView, ExecutionListView, ExecutionStartedView,
+    ExecutionSummaryView, ExecutionView, PublishedView, QueueListView, QueueRedriveView, QueueSentView,
+    QueueSummaryView, QueueView, TopicListView, TopicView, WorkflowListView, WorkflowView,
 };
 use crate::{ApiError, AppState};
 
@@ -284,6 +285,101 @@ pub(crate) async fn queue_redrive(
     }
     let moved = state.platform.events().queue_redrive(&dead_letter, &to).await?;
     Ok(Json(QueueRedriveView { from: dead_letter.to_string(), to: to.to_string(), moved }))
+}
+
+/// Every work queue a trigger consumes or dead-letters into, with its depth.
+#[utoipa::path(
+    get, path = "/v1/queues", tag = "events",
+    responses((status = 200, description = "Queues by name", body = QueueListView)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn queue_list(State(state): State<AppState>) -> Result<Json<QueueListView>, ApiError> {
+    let mut queues: std::collections::BTreeMap<QueueName, (Vec<String>, Vec<String>)> = Default::default();
+    for function in state.platform.live().functions.values() {
+        for trigger in function.config.triggers.iter() {
+            if let Trigger::Queue(q) = trigger {
+                queues.entry(q.queue.clone()).or_default().0.push(function.name.to_string());
+                queues.entry(q.dead_letter_queue.clone()).or_default().1.push(q.queue.to_string());
+            }
+        }
+    }
+    let now = updraft_model::now_millis();
+    let mut list = Vec::with_capacity(queues.len());
+    for (queue, (mut consumers, mut dead_letters_of)) in queues {
+        let depth = state.platform.events().queue_depth(&queue).await?;
+        consumers.sort();
+        consumers.dedup();
+        dead_letters_of.sort();
+        dead_letters_of.dedup();
+        list.push(QueueSummaryView {
+            queue: queue.to_string(),
+            visible: depth.visible,
+            in_flight: depth.in_flight,
+            oldest_age_ms: depth.oldest_visible_at.map(|at| (now - at).max(0)),
+            consumers,
+            dead_letters_of,
+        });
+    }
+    Ok(Json(QueueListView { queues: list }))
+}
+
+/// The deployed workflows, with their definitions.
+#[utoipa::path(
+    get, path = "/v1/workflows", tag = "events",
+    responses((status = 200, description = "Workflows by name", body = WorkflowListView)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn workflow_list(State(state): State<AppState>) -> Json<WorkflowListView> {
+    let workflows = state
+        .platform
+        .events()
+        .workflows()
+        .values()
+        .map(|workflow| WorkflowView {
+            name: workflow.name.to_string(),
+            app: workflow.app.to_string(),
+            start_at: workflow.machine.start_at.clone(),
+            definition: workflow.definition.clone(),
+        })
+        .collect();
+    Json(WorkflowListView { workflows })
+}
+
+/// A workflow's latest executions, the latest started first.
+#[utoipa::path(
+    get, path = "/v1/workflows/{name}/executions", tag = "events",
+    params(("name" = String, Path, description = "Workflow name"), ("limit" = Option<i64>, Query, description = "At most this many (default 50, at most 1000)")),
+    responses(
+        (status = 200, description = "Executions", body = ExecutionListView),
+        (status = 404, description = "No such workflow", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn execution_list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<ExecutionListView>, ApiError> {
+    let workflow = function_name(&name)?;
+    let events = state.platform.events();
+    if !events.workflows().contains_key(&workflow) {
+        return Err(ApiError::not_found("workflow_not_found", format!("no workflow {name} is deployed")));
+    }
+    let limit = params.get("limit").and_then(|limit| limit.parse::<i64>().ok()).unwrap_or(50).clamp(1, 1000);
+    let executions = events.executions(&workflow, limit).await?;
+    Ok(Json(ExecutionListView {
+        workflow: name,
+        executions: executions
+            .into_iter()
+            .map(|execution| ExecutionSummaryView {
+                id: execution.id,
+                status: execution.status,
+                state: execution.state,
+                started_at_ms: execution.started_at,
+                updated_at_ms: execution.updated_at,
+            })
+            .collect(),
+    }))
 }
 
 /// Start an execution of a workflow with the body as its input (JSON). It is stored

@@ -19,8 +19,8 @@ use updraft_model::{ArtifactDigest, FunctionName};
 use crate::{ApiError, AppState};
 use apps::{app_deploy, artifact_get, artifact_put};
 use events::{
-    async_event_get, async_event_retry, async_retry_all, execution_get, failed_event_list, queue_get, queue_redrive,
-    queue_send, topic_list, topic_publish, workflow_start,
+    async_event_get, async_event_retry, async_retry_all, execution_get, execution_list, failed_event_list, queue_get,
+    queue_list, queue_redrive, queue_send, topic_list, topic_publish, workflow_list, workflow_start,
 };
 use functions::{
     function_delete, function_get, function_invoke, function_invoke_async, function_list, function_rollback,
@@ -29,7 +29,7 @@ use functions::{
 use keys::{key_create, key_delete, key_list};
 use nodes::node_list;
 pub(crate) use observe::metrics;
-use observe::{invocation_list, log_list, log_search, trace_get, trace_list, usage};
+use observe::{function_stats, invocation_list, log_list, log_search, log_stream, trace_get, trace_list, usage};
 use secrets::{secret_delete, secret_list, secret_set, secrets_key_rotate, token_rotate};
 use status::status;
 
@@ -53,13 +53,20 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/async/retry", post(async_retry_all))
         .route("/async/{id}", get(async_event_get))
         .route("/async/{id}/retry", post(async_event_retry))
+        .route("/queues", get(queue_list))
         .route("/queues/{queue}/redrive", post(queue_redrive))
         .route("/topics", get(topic_list))
-        .route("/workflows/{name}/executions", post(workflow_start).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)))
+        .route("/workflows", get(workflow_list))
+        .route(
+            "/workflows/{name}/executions",
+            post(workflow_start).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)).get(execution_list),
+        )
         .route("/executions/{id}", get(execution_get))
         .route("/queues/{queue}", post(queue_send).get(queue_get).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)))
         .route("/topics/{topic}", post(topic_publish).layer(DefaultBodyLimit::max(crate::ASYNC_PAYLOAD)))
         .route("/functions/{name}/logs", get(log_list))
+        .route("/functions/{name}/logs/stream", get(log_stream))
+        .route("/functions/{name}/stats", get(function_stats))
         .route("/logs", get(log_search))
         .route("/invocations", get(invocation_list))
         .route("/traces", get(trace_list))

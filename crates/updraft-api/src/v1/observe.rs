@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use updraft_model::{AppName, LogLevel};
-use updraft_platform::{InvocationQuery, InvocationStatus, LogFilter, LogQuery, LogScope, Usage};
+use updraft_platform::{InvocationQuery, InvocationStatus, LogQuery, LogScope, MAX_STEPS, Usage};
 
-use crate::params::{InvocationParams, LogParams, LogScopeParams, TraceParams, UsageParams};
+use crate::params::{InvocationParams, LogParams, LogScopeParams, StatsParams, TraceParams, UsageParams};
 use crate::v1::function_name;
 use crate::views::{
-    FunctionUsageView, InvocationListView, InvocationView, LogLineView, LogListView, PricesView, TraceListView,
-    TraceSummaryView, TraceView, UsageHourView, UsageReportView, UsageView,
+    FunctionStatsView, FunctionUsageView, InvocationListView, InvocationView, LogLineView, LogListView, PricesView,
+    StatsStepView, TraceListView, TraceSummaryView, TraceView, UsageHourView, UsageReportView, UsageView,
 };
 use crate::{ApiError, AppState};
 
@@ -86,22 +88,109 @@ async fn read_logs(state: &AppState, scope: LogScope, params: LogParams) -> Resu
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let after = params.after.unwrap_or(0).max(0);
     let query = LogQuery {
-        filter: LogFilter {
-            scope,
-            after,
-            since: params.since,
-            until: params.until,
-            request_id: params.request_id,
-            grep: params.grep.filter(|text| !text.is_empty()),
-            level,
-            limit: params.limit.unwrap_or(100).clamp(1, 1000),
-            tail: params.tail.unwrap_or(false),
-        },
+        scope,
+        after,
+        since: params.since,
+        until: params.until,
+        request_id: params.request_id,
+        grep: params.grep.filter(|text| !text.is_empty()),
+        level,
+        limit: params.limit.unwrap_or(100).clamp(1, 1000),
+        tail: params.tail.unwrap_or(false),
         wait: params.wait_ms.map(|ms| Duration::from_millis(ms.min(30_000))),
     };
     let lines = state.platform.logs(&query).await?;
     let next_after = lines.last().map_or(after, |line| line.cursor);
     Ok(Json(LogListView { lines: lines.iter().map(LogLineView::new).collect(), next_after }))
+}
+
+/// Follow a function's log as server-sent events: the last 100 lines, then each new
+/// one as it is written (`id` is the line's id; a reconnect with `Last-Event-ID` goes on
+/// from there). Each event's data is a log line as JSON.
+#[utoipa::path(
+    get, path = "/v1/functions/{name}/logs/stream", tag = "functions",
+    params(("name" = String, Path, description = "Function name")),
+    responses(
+        (status = 200, description = "A stream of `text/event-stream` events, each a log line", content_type = "text/event-stream", body = LogLineView),
+        (status = 404, description = "No such function", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn log_stream(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: http::HeaderMap,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+    let name = function_name(&name)?;
+    state.platform.function_get(&name).await?;
+    let resume = headers.get("last-event-id").and_then(|value| value.to_str().ok()?.parse::<i64>().ok());
+    // First the tail (or what follows the last event seen), then each new line.
+    let first =
+        LogQuery { after: resume.unwrap_or(0), tail: resume.is_none(), ..LogQuery::function(name.clone(), 100) };
+    let platform = state.platform.clone();
+    let stream = futures::stream::unfold(Some(first), move |query| {
+        let (platform, name) = (platform.clone(), name.clone());
+        async move {
+            let query = query?;
+            let lines = match platform.logs(&query).await {
+                Ok(lines) => lines,
+                Err(error) => {
+                    tracing::warn!(%error, "a log stream cannot read the log; it ends");
+                    return None;
+                }
+            };
+            let after = lines.last().map_or(query.after, |line| line.cursor);
+            let events: Vec<Result<Event, std::convert::Infallible>> = lines
+                .iter()
+                .map(|line| {
+                    let data = serde_json::to_string(&LogLineView::new(line)).unwrap_or_default();
+                    Ok(Event::default().id(line.cursor.to_string()).data(data))
+                })
+                .collect();
+            let next = LogQuery { after, wait: Some(Duration::from_secs(25)), ..LogQuery::function(name, 1000) };
+            Some((futures::stream::iter(events), Some(next)))
+        }
+    })
+    .flat_map(|events| events);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// A function's figures over a window in equal steps, for charts: invocations, errors,
+/// throttles, cold starts, duration p50 and p99, average concurrency and peak memory,
+/// from its invocation records.
+#[utoipa::path(
+    get, path = "/v1/functions/{name}/stats", tag = "functions",
+    params(("name" = String, Path, description = "Function name"), StatsParams),
+    responses(
+        (status = 200, description = "The window in steps, oldest first", body = FunctionStatsView),
+        (status = 400, description = "An empty window", body = crate::views::ErrorBody),
+        (status = 404, description = "No such function", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn function_stats(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<StatsParams>,
+) -> Result<Json<FunctionStatsView>, ApiError> {
+    let name = function_name(&name)?;
+    state.platform.function_get(&name).await?;
+    let until = params.until.unwrap_or_else(updraft_model::now_millis);
+    let since = params.since.unwrap_or(until - 3_600_000);
+    if since >= until {
+        return Err(ApiError::bad_request("`since` must be before `until`"));
+    }
+    let step_ms =
+        params.step_ms.unwrap_or((until - since) / 60).max((until - since + MAX_STEPS - 1) / MAX_STEPS).max(1);
+    let steps = state.platform.function_stats(&name, since, until, step_ms).await?;
+    let since = steps.first().map_or(since, |step| step.start);
+    Ok(Json(FunctionStatsView {
+        function: name.to_string(),
+        since_ms: since,
+        until_ms: until,
+        step_ms,
+        steps: steps.iter().map(StatsStepView::new).collect(),
+    }))
 }
 
 /// List invocation records, newest first, filtered and paged.

@@ -107,6 +107,61 @@ pub struct QueueView {
     pub consumers: Vec<String>,
 }
 
+/// Every queue a trigger consumes or dead-letters into, with its depth.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueListView {
+    pub queues: Vec<QueueSummaryView>,
+}
+
+/// A queue in the list.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueSummaryView {
+    pub queue: String,
+    pub visible: i64,
+    pub in_flight: i64,
+    /// How long the oldest visible message has waited, in milliseconds.
+    pub oldest_age_ms: Option<i64>,
+    /// The functions consuming it.
+    pub consumers: Vec<String>,
+    /// The queues whose dead letters land here (a redrive sends them back).
+    pub dead_letters_of: Vec<String>,
+}
+
+/// The deployed workflows.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowListView {
+    pub workflows: Vec<WorkflowView>,
+}
+
+/// A deployed workflow and its definition (Amazon States Language).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowView {
+    pub name: String,
+    pub app: String,
+    pub start_at: String,
+    /// The definition as deployed (`StartAt`, `States`, ...).
+    pub definition: serde_json::Value,
+}
+
+/// A workflow's latest executions, the latest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExecutionListView {
+    pub workflow: String,
+    pub executions: Vec<ExecutionSummaryView>,
+}
+
+/// An execution as listed (`GET /v1/executions/{id}` has its history).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExecutionSummaryView {
+    pub id: String,
+    /// `running`, `succeeded`, `failed` or `timed_out`.
+    pub status: String,
+    /// The state it is in, or ended in.
+    pub state: String,
+    pub started_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
 /// A workflow execution just started.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ExecutionStartedView {

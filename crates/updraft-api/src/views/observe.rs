@@ -173,3 +173,49 @@ pub struct UsageReportView {
     pub functions: Vec<FunctionUsageView>,
     pub hours: Vec<UsageHourView>,
 }
+
+/// One step of a function's figures.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatsStepView {
+    /// When the step starts (ms since the Unix epoch).
+    pub start_ms: i64,
+    /// Invocations that ran (throttles excluded).
+    pub invocations: u64,
+    /// Errors and timeouts.
+    pub errors: u64,
+    pub throttles: u64,
+    pub cold_starts: u64,
+    /// Duration percentiles (ms); absent without runs.
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Average invocations running at once.
+    pub concurrency: f64,
+    /// The most memory one run used, in bytes.
+    pub max_memory_bytes: u64,
+}
+
+/// A function's figures over a window, in equal steps (from its invocation records).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FunctionStatsView {
+    pub function: String,
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub step_ms: i64,
+    pub steps: Vec<StatsStepView>,
+}
+
+impl StatsStepView {
+    pub(crate) fn new(step: &updraft_platform::StatsStep) -> Self {
+        Self {
+            start_ms: step.start,
+            invocations: step.invocations,
+            errors: step.errors,
+            throttles: step.throttles,
+            cold_starts: step.cold_starts,
+            p50_ms: step.p50_ms,
+            p99_ms: step.p99_ms,
+            concurrency: step.concurrency,
+            max_memory_bytes: step.max_memory,
+        }
+    }
+}

@@ -6,6 +6,7 @@
 mod async_invoke;
 mod bounds;
 mod cluster;
+mod dashboard;
 mod deployment;
 mod escape;
 mod events;

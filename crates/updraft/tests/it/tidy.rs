@@ -14,9 +14,17 @@ fn dependency_graph() -> &'static BTreeMap<String, BTreeSet<String>> {
     static GRAPH: OnceLock<BTreeMap<String, BTreeSet<String>>> = OnceLock::new();
     GRAPH.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        // The graph on this machine's platform: offline, cargo has only the crates a build
+        // here downloaded, not those of other platforms' dependencies.
+        #[expect(clippy::disallowed_methods, reason = "the test asks rustc for the host platform")]
+        let rustc = std::process::Command::new("rustc").arg("-vV").output().expect("rustc runs");
+        let host = String::from_utf8_lossy(&rustc.stdout)
+            .lines()
+            .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
+            .expect("rustc -vV names the host");
         #[expect(clippy::disallowed_methods, reason = "the test reads the workspace's dependency graph from cargo")]
         let output = std::process::Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--offline"])
+            .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", &host])
             .current_dir(repo_root())
             .output()
             .expect("cargo metadata runs");
