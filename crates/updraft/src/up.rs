@@ -101,6 +101,7 @@ fn print_routes(running: &crate::server::Running, endpoint: &str) {
             }
         }
     }
+    eprintln!("\ndashboard: {endpoint}/ui/ (sign in with the key in the data dir's admin-token)");
     eprintln!();
 }
 
