@@ -9,7 +9,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use wstd::http::{Body, Client, Error, Request, Response, StatusCode};
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasip2::io::streams::StreamError;
+use wstd::http::{Body, Error, Request, Response, StatusCode};
+use wstd::runtime::AsyncPollable;
 
 static SERVED: AtomicU64 = AtomicU64::new(0);
 
@@ -49,14 +53,9 @@ async fn main(mut request: Request<Body>) -> Result<Response<Body>, Error> {
         }
         "fetch" => {
             let url = param("url").unwrap_or_default();
-            let outbound = Request::get(url.as_str()).body(Body::empty())?;
-            match Client::new().send(outbound).await {
-                Ok(mut response) => {
-                    let status = response.status().as_u16();
-                    let body = response.body_mut().str_contents().await.unwrap_or("").to_owned();
-                    Ok(text(200, format!("fetched {status}: {body}"))?)
-                }
-                Err(error) => Ok(text(502, format!("fetch failed: {error:?}"))?),
+            match fetch(&url).await {
+                Ok((status, body)) => Ok(text(200, format!("fetched {status}: {body}"))?),
+                Err(error) => Ok(text(502, format!("fetch failed: {error}"))?),
             }
         }
         "count" => Ok(text(200, served.to_string())?),
@@ -82,4 +81,40 @@ async fn main(mut request: Request<Body>) -> Result<Response<Body>, Error> {
             Ok(text(200, echoed)?)
         }
     }
+}
+
+/// A `GET` of `url`: its status and body. The request's (empty) body is finished before
+/// the request goes out, so the host never waits on it while the server answers.
+async fn fetch(url: &str) -> Result<(u16, String), String> {
+    let uri: wstd::http::Uri = url.parse().map_err(|error| format!("bad url: {error}"))?;
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_method(&Method::Get).map_err(|()| "method refused".to_owned())?;
+    let scheme = if uri.scheme_str() == Some("https") { Scheme::Https } else { Scheme::Http };
+    request.set_scheme(Some(&scheme)).map_err(|()| "scheme refused".to_owned())?;
+    request.set_authority(uri.authority().map(|a| a.as_str())).map_err(|()| "authority refused".to_owned())?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    request.set_path_with_query(Some(path)).map_err(|()| "path refused".to_owned())?;
+    let body = request.body().map_err(|()| "no body".to_owned())?;
+    OutgoingBody::finish(body, None).map_err(|error| format!("{error:?}"))?;
+    let pending = outgoing_handler::handle(request, None).map_err(|error| format!("{error:?}"))?;
+    AsyncPollable::new(pending.subscribe()).wait_for().await;
+    let response = pending
+        .get()
+        .ok_or("no response")?
+        .map_err(|()| "response taken twice".to_owned())?
+        .map_err(|error| format!("{error:?}"))?;
+    let status = response.status();
+    let incoming = response.consume().map_err(|()| "no response body".to_owned())?;
+    let stream = incoming.stream().map_err(|()| "no response stream".to_owned())?;
+    let mut bytes = Vec::new();
+    loop {
+        AsyncPollable::new(stream.subscribe()).wait_for().await;
+        match stream.read(64 * 1024) {
+            Ok(chunk) => bytes.extend(chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(error)) => return Err(error.to_debug_string()),
+        }
+    }
+    drop(stream);
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
 }
