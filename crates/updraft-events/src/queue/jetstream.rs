@@ -207,11 +207,16 @@ impl JetStreamQueue {
             }
             let done: Vec<EventWrite> = events.iter().map(|event| EventWrite::Done { id: event.id.clone() }).collect();
             moved += events.len() as u64;
-            // The message id names the row's acceptance: a repeat of this move is
-            // dropped, while a redriven event (accepted again, see `redrive`) is not
-            // taken for its first publication within the duplicate window.
+            // The event's id is the message id, so a tick's event published before a
+            // crash (and again from here) is dropped as a repeat. A redriven event
+            // (queued again after failing: it has an error) is a new acceptance, so its
+            // id names that, or JetStream would drop it as a repeat of its first
+            // publication within the duplicate window.
             let events = events.into_iter().map(|event| {
-                let message_id = format!("{}@{}", event.id, event.enqueued_at);
+                let message_id = match event.last_error {
+                    Some(_) => format!("{}@{}", event.id, event.enqueued_at),
+                    None => event.id.clone(),
+                };
                 let event = AsyncEvent {
                     next_attempt_at: event.enqueued_at.max(event.next_attempt_at.min(now_millis())),
                     ..event
