@@ -69,7 +69,7 @@ use crate::views::*;
         AsyncAcceptedView, AsyncEventView, AsyncEventListView, AsyncRetriedView, QueueRedriveView, QueueListView, QueueSummaryView, WorkflowListView, WorkflowView, ExecutionListView, ExecutionSummaryView, PublishedView, TopicView, TopicListView, QueueSentView, QueueView,
         QueueTriggerView, ExecutionStartedView, ExecutionView, HistoryEntryView, StatusView, SandboxView,
         SandboxLayerView, NodeView, NodeListView, SecretView, SecretListView, SecretSetView, TokenRotatedView, KeyRotatedView,
-        SpanView, TraceView, TraceSummaryView, TraceListView,
+        SpanView, SpanLinkView, TraceView, TraceSummaryView, TraceListView,
     )),
     modifiers(&BearerAuth)
 )]

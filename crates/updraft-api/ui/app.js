@@ -226,17 +226,33 @@ async function functionPage(name) {
   windowSelect.addEventListener("change", drawCharts);
 
   const statusFilter = h("select", { id: "status-filter" }, ["", "success", "error", "timeout", "throttled"].map((s) => h("option", { value: s }, s || "any status")));
+  const traceFilter = h("input", { id: "trace-filter", placeholder: "trace id", size: 34 });
   const invocations = h("tbody", { id: "invocations" });
+  // Pages: `pages` holds the cursor of each page shown so far; the newest page (no
+  // cursor) is the only one refreshed by itself.
+  let pages = [null];
+  let nextBefore = null;
+  const newer = h("button", { id: "newer", onclick: () => { pages.pop(); loadInvocations(); } }, "← Newer");
+  const older = h("button", { id: "older", onclick: () => { pages.push(nextBefore); loadInvocations(); } }, "Older →");
+  const pageLabel = h("span", { class: "muted", id: "page" });
   async function loadInvocations() {
     const status = statusFilter.value ? `&status=${statusFilter.value}` : "";
-    const list = await api(`/v1/invocations?function=${encodeURIComponent(name)}&limit=25${status}`);
+    const trace = traceFilter.value.trim() ? `&trace_id=${encodeURIComponent(traceFilter.value.trim())}` : "";
+    const before = pages[pages.length - 1] === null ? "" : `&before=${pages[pages.length - 1]}`;
+    const list = await api(`/v1/invocations?function=${encodeURIComponent(name)}&limit=25${status}${trace}${before}`);
+    nextBefore = list.next_before ?? null;
+    newer.disabled = pages.length === 1;
+    older.disabled = nextBefore === null;
+    pageLabel.textContent = pages.length === 1 ? "newest, refreshed every 2 s" : `page ${pages.length}`;
     invocations.replaceChildren(...list.invocations.map((i) => h("tr", { "data-invocation": i.id },
       h("td", {}, h("a", { href: `#/invocations/${encodeURIComponent(i.id)}?function=${encodeURIComponent(name)}&trace=${i.trace_id}` }, i.id)),
       h("td", {}, fmt.clock(i.started_at_ms)), h("td", {}, i.trigger),
       h("td", { class: `status-${i.status}` }, i.status), h("td", { class: "num" }, fmt.ms(i.duration_ms)),
       h("td", {}, i.cold ? "cold" : ""), h("td", { class: "num" }, `${i.max_memory_used_mb} MB`))));
   }
-  statusFilter.addEventListener("change", loadInvocations);
+  const refilter = () => { pages = [null]; loadInvocations(); };
+  statusFilter.addEventListener("change", refilter);
+  traceFilter.addEventListener("change", refilter);
 
   const tail = h("div", { class: "tail", id: "log-tail" });
   const controller = new AbortController();
@@ -252,11 +268,11 @@ async function functionPage(name) {
   show(h("h1", {}, name), summary,
     h("div", { class: "toolbar" }, h("span", {}, "Window"), windowSelect), charts,
     h("h2", {}, "Versions"), table([["Version"], ["Deployed"], ["Artifact"], [""]], versionRows, { id: "versions" }),
-    h("h2", {}, "Invocations"), h("div", { class: "toolbar" }, statusFilter, h("span", { class: "muted" }, "refreshed every 2 s")),
+    h("h2", {}, "Invocations"), h("div", { class: "toolbar" }, statusFilter, traceFilter, newer, older, pageLabel),
     h("table", {}, h("thead", {}, h("tr", {}, ["Request id", "Started", "Trigger", "Status", "Duration", "", "Memory"].map((t) => h("th", {}, t)))), invocations),
     h("h2", {}, "Live log"), tail);
   await Promise.all([drawCharts(), loadInvocations()]);
-  const timer = setInterval(() => loadInvocations().catch(() => {}), 2000);
+  const timer = setInterval(() => { if (pages.length === 1) loadInvocations().catch(() => {}); }, 2000);
   onLeave(() => clearInterval(timer));
 }
 
@@ -299,9 +315,13 @@ async function invocationPage(id, query) {
   const own = trace ? trace.spans.find((s) => s.attributes["faas.invocation_id"] === id) : null;
   const details = own ? h("div", { class: "card" }, h("dl", { class: "kv" },
     Object.entries(own.attributes).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "string" ? v : JSON.stringify(v))]))) : null;
+  // A queue batch: where each of its messages was sent from.
+  const links = own && own.links && own.links.length ? h("div", { class: "card", id: "links" },
+    h("h3", {}, "Linked spans (the senders of its messages)"),
+    h("ul", {}, own.links.map((l) => h("li", {}, `trace ${l.trace_id} · span ${l.span_id}`)))) : null;
   show(h("h1", {}, `Invocation ${id}`),
     h("p", {}, fn ? h("a", { href: `#/functions/${encodeURIComponent(fn)}` }, `← ${fn}`) : null),
-    details,
+    details, links,
     h("h2", {}, `Trace ${traceId || ""}`), trace ? waterfall(trace) : h("p", { class: "muted" }, "No trace."),
     h("h2", {}, "Logs"),
     h("div", { class: "tail", id: "invocation-logs" }, logs.lines.map((l) => h("div", { class: `${l.level} ${l.stream}` }, `${fmt.clock(l.at_ms)} ${l.stream} ${l.line}`))));

@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
-use crate::report::LatencyHistogram;
+use crate::latency::LatencyHistogram;
 
 /// One load run.
 #[derive(Debug, Clone)]

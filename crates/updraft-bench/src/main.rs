@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod inprocess;
+mod latency;
 mod load;
 mod probe;
 mod processes;

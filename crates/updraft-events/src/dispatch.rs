@@ -192,6 +192,7 @@ async fn attempt(layer: &EventLayer, event: &AsyncEvent) -> Result<Answer, Retry
         trace_id: Some(event.trace_id.clone()),
         parent_span_id: event.parent_span_id.clone(),
         queued_since: Some(event.enqueued_at),
+        links: Vec::new(),
     };
     match layer.invoke(&event.function, event_input(event), context).await {
         Ran::Answered(response) => {

@@ -14,7 +14,9 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
-use updraft_model::{ACCOUNT_ID, FunctionName, QueueName, QueueTrigger, REGION, Trigger, TriggerKind, now_millis};
+use updraft_model::{
+    ACCOUNT_ID, FunctionName, QueueName, QueueTrigger, REGION, TraceParent, Trigger, TriggerKind, now_millis,
+};
 use updraft_runtime::{Event, EventOrigin, Input, InvokeContext};
 use updraft_store::{QueueMessage, Store, StoreError};
 
@@ -38,12 +40,14 @@ pub(crate) fn start(layer: &Arc<EventLayer>) {
 }
 
 impl EventLayer {
-    /// Stores a message in `queue`; when this returns it is durable. Returns its id.
+    /// Stores a message in `queue`, sent under `trace` (the batch that handles it links
+    /// to that span); when this returns it is durable. Returns its id.
     pub async fn send_to_queue(
         &self,
         queue: &QueueName,
         body: Bytes,
         content_type: Option<String>,
+        trace: Option<TraceParent>,
     ) -> Result<String, QueueError> {
         let now = now_millis();
         let message = QueueMessage {
@@ -55,6 +59,7 @@ impl EventLayer {
             receive_count: 0,
             first_received_at: None,
             visible_at: now,
+            trace,
         };
         self.store().queue_send(std::slice::from_ref(&message)).await?;
         self.wake_queues();
@@ -214,7 +219,15 @@ async fn deliver(
     });
     // The batch's record is stored before its messages are settled (see `dispatch`).
     let recorded = layer.record_wait(&request_id);
-    let context = InvokeContext::new(request_id, TriggerKind::Queue, None);
+    // A batch starts a trace of its own, linked to the span that sent each message, as
+    // OpenTelemetry's messaging conventions have it for batches.
+    let mut links: Vec<TraceParent> = Vec::with_capacity(messages.len());
+    for trace in messages.iter().filter_map(|message| message.trace.clone()) {
+        if !links.contains(&trace) {
+            links.push(trace);
+        }
+    }
+    let context = InvokeContext { links, ..InvokeContext::new(request_id, TriggerKind::Queue, None) };
     let ids: Vec<String> = messages.iter().map(|message| message.id.clone()).collect();
     let now = now_millis();
     let invoked = layer.invoke(function, input, context).await;

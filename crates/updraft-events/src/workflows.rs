@@ -396,6 +396,7 @@ async fn run_task(
         trace_id: execution.trace_id.clone(),
         parent_span_id: execution.parent_span_id.clone(),
         queued_since: None,
+        links: Vec::new(),
     };
     let invocation = layer.invoke(&live, task, context);
     let result = match timeout {

@@ -126,6 +126,9 @@ pub struct InvocationRecord {
     /// When the event behind it was accepted (ms since the epoch), for an invocation
     /// that waited in a queue.
     pub queued_since: Option<i64>,
+    /// The spans that sent the messages it handled (a queue batch: one per message
+    /// sent with a trace context), as OpenTelemetry links a batch to its messages.
+    pub links: Vec<crate::TraceParent>,
     /// Lines of the function's output that were not kept: over its log budget, or
     /// while the log writer was behind.
     pub log_lines_dropped: u64,

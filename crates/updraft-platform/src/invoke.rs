@@ -68,6 +68,7 @@ impl Platform {
             trace_id: context.trace_id.unwrap_or_else(new_trace_id),
             parent_span_id: context.parent_span_id,
             queued_since: context.queued_since,
+            links: context.links,
         };
         match self.scheduler.invoke(&function.pool, input, meta).await {
             Ok(done) => Ok(Invocation {

@@ -2,6 +2,8 @@
 //! figures and log lines.
 
 use std::collections::BTreeMap;
+use std::sync::Weak;
+use std::time::Duration;
 
 use updraft_model::{FunctionName, InvocationRecord, QueueName, Trigger};
 use updraft_store::{InvocationFilter, StoreError};
@@ -74,9 +76,15 @@ impl Platform {
         &self.config.prices
     }
 
-    /// Every metric in the Prometheus text format: the gauges are sampled now, queue
-    /// depths read for every queue a trigger consumes or dead-letters into.
+    /// Every metric in the Prometheus text format: the gauges are sampled now.
     pub async fn metrics(&self) -> String {
+        let (instances, queues) = self.gauges().await;
+        self.metrics.render(instances, queues)
+    }
+
+    /// The gauges' values now: instances per version, and the depth of every queue a
+    /// trigger consumes or dead-letters into.
+    async fn gauges(&self) -> (Vec<InstanceCounts>, Vec<QueueGauge>) {
         let mut counts: BTreeMap<(String, u32), InstanceCounts> = BTreeMap::new();
         for pool in self.scheduler.stats() {
             let (function, version) = (pool.function.to_string(), pool.version.0);
@@ -117,7 +125,7 @@ impl Platform {
                 Err(error) => tracing::warn!(%queue, %error, "cannot read a queue's depth for the metrics"),
             }
         }
-        self.metrics.render(&counts, &gauges)
+        (counts, gauges)
     }
 
     /// The scheduler's pools, for tests and diagnostics.
@@ -141,4 +149,21 @@ impl Platform {
             }
         }
     }
+}
+
+/// How often the gauges are sampled for the OTLP metric export.
+const GAUGE_SAMPLING: Duration = Duration::from_secs(5);
+
+/// Samples the gauges for the OTLP metric export while the platform lives (a scrape of
+/// `/metrics` samples them too).
+pub(crate) fn sample_gauges(platform: Weak<Platform>) {
+    tokio::spawn(async move {
+        loop {
+            let Some(live) = platform.upgrade() else { return };
+            let (instances, queues) = live.gauges().await;
+            live.metrics.sample(instances, queues);
+            drop(live);
+            tokio::time::sleep(GAUGE_SAMPLING).await;
+        }
+    });
 }

@@ -15,7 +15,7 @@ use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig, ProcessRunti
 use updraft_runtime_wasm::{Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
 use updraft_scheduler::{Scheduler, SchedulerConfig};
 use updraft_store::{ArtifactError, ArtifactStore, Store, StoreError};
-use updraft_telemetry::{ExportSetupError, Metrics, OtlpConfig, PriceTable, SpanExport};
+use updraft_telemetry::{ExportCounters, ExportSetupError, MetricExport, Metrics, OtlpConfig, PriceTable, SpanExport};
 
 use updraft_events::{AsyncConfig, EventConfig, EventLayer, EventQueueConfig, Host, QueueError, Workflow};
 
@@ -186,6 +186,9 @@ pub struct Platform {
     pub(crate) suspects: crate::forward::Suspects,
     /// In a cluster: this node's shares of the limits.
     pub(crate) ledger: Option<Arc<crate::cluster::Ledger>>,
+    /// Sends the metrics over OTLP while it lives (declared last: it is dropped after
+    /// everything that records into it, and its drop sends a last collection).
+    metric_export: Option<MetricExport>,
 }
 
 impl Platform {
@@ -241,14 +244,17 @@ impl Platform {
         let sealer = crate::secrets::open_sealer(data_dir, &store, config.cluster.key.as_ref()).await?;
         let tokens = crate::secrets::token_signer(&store, &sealer).await?;
         let secrets = crate::secrets::load_secrets(&store, &sealer).await?;
-        let metrics = Arc::new(Metrics::default());
+        let otlp = config.otlp.as_ref().map(|otlp| OtlpConfig { node: node_id.clone(), ..otlp.clone() });
+        let export_counters = ExportCounters::default();
+        let metric_export = match &otlp {
+            Some(otlp) if otlp.metrics => Some(MetricExport::start(otlp, &export_counters)?),
+            _ => None,
+        };
+        let metrics = Arc::new(Metrics::new(metric_export.as_ref().map(MetricExport::meter), export_counters.clone()));
         let (logs, log_task) = LogWriter::start(store.clone());
-        let export = match &config.otlp {
-            Some(otlp) => {
-                let otlp = OtlpConfig { node: node_id.clone(), ..otlp.clone() };
-                Some(SpanExport::start(&otlp, metrics.export_counters())?)
-            }
-            None => None,
+        let export = match &otlp {
+            Some(otlp) if otlp.traces => Some(SpanExport::start(otlp, export_counters)?),
+            _ => None,
         };
         let (recorder, record_task) =
             Recorder::start(store.clone(), logs.clone(), metrics.clone(), node_id.clone(), export);
@@ -300,6 +306,7 @@ impl Platform {
             peers: ArcSwap::from_pointee(Vec::new()),
             suspects: crate::forward::Suspects::default(),
             ledger,
+            metric_export,
         });
         // Read before loading: a change another node makes from here on is taken by
         // `follow_changes`.
@@ -313,6 +320,9 @@ impl Platform {
         platform.events.start(Arc::downgrade(&host), workflows).await?;
         platform.membership.start(Arc::downgrade(&platform), platform.config.cluster.heartbeat);
         crate::janitor::start(Arc::downgrade(&platform), platform.store.clone(), platform.config.retention.clone());
+        if platform.metric_export.is_some() {
+            crate::observe::sample_gauges(Arc::downgrade(&platform));
+        }
         platform.follow_changes(seen).await?;
         Ok(platform)
     }

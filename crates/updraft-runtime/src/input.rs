@@ -28,6 +28,8 @@ pub struct InvokeContext {
     /// When the event behind it was accepted (ms since the epoch), for an invocation
     /// that waited in a queue: its trace shows the wait.
     pub queued_since: Option<i64>,
+    /// The spans that sent the messages it handles (a queue batch), linked to its own.
+    pub links: Vec<TraceParent>,
 }
 
 impl InvokeContext {
@@ -37,7 +39,7 @@ impl InvokeContext {
             Some(trace) => (Some(trace.trace_id), Some(trace.span_id)),
             None => (None, None),
         };
-        Self { request_id, trigger, trace_id, parent_span_id, queued_since: None }
+        Self { request_id, trigger, trace_id, parent_span_id, queued_since: None, links: Vec::new() }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use tokio::sync::Notify;
-use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TriggerKind, VersionNumber, now_millis};
+use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TraceParent, TriggerKind, VersionNumber, now_millis};
 
 use crate::concurrency::{Account, FunctionLimit, Lender, Permit, ReservationError, Scope, ShareStats, Throttle};
 use updraft_runtime::{Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, Prepared};
@@ -67,6 +67,8 @@ pub struct InvocationMeta {
     /// When the event behind it was accepted (ms since the epoch), if it waited in a
     /// queue.
     pub queued_since: Option<i64>,
+    /// The spans that sent the messages it handles, linked to its own.
+    pub links: Vec<TraceParent>,
 }
 
 /// Receives every invocation's record and guest output, off the request path.
@@ -683,6 +685,7 @@ fn new_record<I, O>(pool: &Pool<I, O>, meta: InvocationMeta, started_at: i64) ->
         trace_id: meta.trace_id,
         parent_span_id: meta.parent_span_id,
         queued_since: meta.queued_since,
+        links: meta.links,
         log_lines_dropped: 0,
         // The platform's recorder knows which node this is.
         node: String::new(),

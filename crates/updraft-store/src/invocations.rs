@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TriggerKind};
+use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TraceParent, TriggerKind};
 
 use crate::sql::{ROWS_PER_STATEMENT, parse_name, version_number};
 use crate::{Store, StoreError};
@@ -67,7 +67,7 @@ pub struct UsageRow {
 }
 
 const COLUMNS: &str = "id, function, version, trigger_kind, started_at, duration_ns, billed_ms, init_duration_ns, \
-     cold, memory_limit, max_memory_used, status, error_type, error_message, trace_id, log_lines_dropped, node, parent_span_id, queued_since";
+     cold, memory_limit, max_memory_used, status, error_type, error_message, trace_id, log_lines_dropped, node, parent_span_id, queued_since, links";
 
 impl Store {
     /// Appends records and adds them to the hourly usage, in one transaction.
@@ -92,7 +92,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
             let sql =
-                format!("INSERT INTO invocations ({COLUMNS}) VALUES {}", self.backend.value_rows(chunk.len(), 19));
+                format!("INSERT INTO invocations ({COLUMNS}) VALUES {}", self.backend.value_rows(chunk.len(), 20));
             let mut query = sqlx::query(&sql);
             for r in chunk {
                 query = query
@@ -114,7 +114,8 @@ impl Store {
                     .bind(r.log_lines_dropped as i64)
                     .bind(r.node.as_str())
                     .bind(r.parent_span_id.as_deref())
-                    .bind(r.queued_since);
+                    .bind(r.queued_since)
+                    .bind(links_text(&r.links));
             }
             query.execute(&mut *tx).await?;
         }
@@ -291,6 +292,17 @@ fn stored_invocation(row: &AnyRow) -> Result<StoredInvocation, StoreError> {
             node: row.try_get(17)?,
             parent_span_id: row.try_get(18)?,
             queued_since: row.try_get(19)?,
+            links: links_from_text(row.try_get(20)?),
         },
     })
+}
+
+/// Span links as stored: their `traceparent` values, space-separated; `None` for none.
+fn links_text(links: &[TraceParent]) -> Option<String> {
+    (!links.is_empty()).then(|| links.iter().map(TraceParent::header).collect::<Vec<_>>().join(" "))
+}
+
+/// Span links read back; a value that is not a `traceparent` is skipped.
+fn links_from_text(text: Option<String>) -> Vec<TraceParent> {
+    text.as_deref().map_or_else(Vec::new, |text| text.split_whitespace().filter_map(TraceParent::parse).collect())
 }

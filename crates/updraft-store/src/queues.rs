@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use updraft_model::QueueName;
+use updraft_model::{QueueName, TraceParent};
 
 use crate::sql::parse_name;
 use crate::{Store, StoreError};
@@ -24,6 +24,8 @@ pub struct QueueMessage {
     pub first_received_at: Option<i64>,
     /// Until when it is invisible (ms since the epoch); due when in the past.
     pub visible_at: i64,
+    /// The trace context it was sent under, which the batch that handles it links to.
+    pub trace: Option<TraceParent>,
 }
 
 /// A queue's depth.
@@ -37,14 +39,14 @@ pub struct QueueDepth {
     pub oldest_visible_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, queue, body, content_type, sent_at, receive_count, first_received_at, visible_at";
+const COLUMNS: &str = "id, queue, body, content_type, sent_at, receive_count, first_received_at, visible_at, traceparent";
 
 impl Store {
     /// Stores messages (all or none); when this returns they are durable.
     pub async fn queue_send(&self, messages: &[QueueMessage]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for message in messages {
-            sqlx::query(&format!("INSERT INTO queue_messages ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+            sqlx::query(&format!("INSERT INTO queue_messages ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
                 .bind(message.id.as_str())
                 .bind(message.queue.as_str())
                 .bind(message.body.as_slice())
@@ -53,6 +55,7 @@ impl Store {
                 .bind(message.receive_count)
                 .bind(message.first_received_at)
                 .bind(message.visible_at)
+                .bind(message.trace.as_ref().map(TraceParent::header))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -215,5 +218,6 @@ fn message_from_row(row: &AnyRow) -> Result<QueueMessage, StoreError> {
         receive_count: row.try_get(5)?,
         first_received_at: row.try_get(6)?,
         visible_at: row.try_get(7)?,
+        trace: row.try_get::<Option<String>, _>(8)?.as_deref().and_then(TraceParent::parse),
     })
 }

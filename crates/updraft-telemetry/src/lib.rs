@@ -1,4 +1,4 @@
-//! Telemetry: Prometheus metrics, traces, Lambda-style log lines and metering prices.
+//! Telemetry: metrics (Prometheus and OTLP), traces, Lambda-style log lines and metering prices.
 //!
 //! Pure functions and in-memory metric families; the platform feeds them invocation
 //! records off the request path and renders them on scrape.
@@ -12,7 +12,7 @@ mod report;
 mod trace;
 
 pub use metrics::{AsyncEventMetric, InstanceCounts, Metrics, QueueGauge};
-pub use otlp::{ExportCounters, ExportSetupError, OtlpConfig, SpanExport};
+pub use otlp::{ExportCounters, ExportSetupError, MetricExport, OtlpConfig, SpanExport};
 pub use prices::{PriceTable, Usage};
 pub use report::{end_line, report_line, start_line, timeout_line};
 pub use trace::{Attribute, Span, SpanKind, faas_trigger, invocation_spans};

@@ -1,16 +1,28 @@
-//! Prometheus metrics: counters and histograms fed from invocation records and the
-//! event layer, and gauges of instances, concurrency and queue depths sampled on every
-//! scrape. Three sets of names: Updraft's own (`updraft_*`), Lambda's CloudWatch metrics
-//! by their names (`updraft_lambda_*` per function and version, `updraft_sqs_*` per
-//! queue), and OpenTelemetry's FaaS metrics as its Prometheus exporter names them
-//! (`faas_*`, with `faas_name`, `faas_version` and `faas_trigger`), so dashboards made
-//! for Lambda or for OpenTelemetry read them unchanged.
+//! Metrics: counters and histograms fed from invocation records and the event layer,
+//! and gauges of instances, concurrency and queue depths sampled from the platform.
+//!
+//! Three sets of names: Updraft's own (`updraft.*`), Lambda's CloudWatch metrics by
+//! their names (`updraft.lambda.*` per function and version, `updraft.sqs.*` per queue),
+//! and OpenTelemetry's FaaS metrics (`faas.*`, with `faas.name`, `faas.version` and
+//! `faas.trigger`), so dashboards made for Lambda or for OpenTelemetry read them
+//! unchanged.
+//!
+//! Every metric is declared once and lives in two forms: a Prometheus family that
+//! `/metrics` renders (named as OpenTelemetry's Prometheus exporter names it: dots
+//! become underscores, the unit a suffix, counters end in `_total`), and, when metrics
+//! are exported over OTLP, an OpenTelemetry instrument with the same name, unit and
+//! labels. A collector and a scraper see the same figures.
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
 
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Meter, ObservableCounter, ObservableGauge};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -18,7 +30,13 @@ use updraft_model::{InvocationRecord, InvocationStatus};
 
 use crate::otlp::ExportCounters;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// A label set in both forms: Prometheus labels and OpenTelemetry attributes, with
+/// the same keys (`faas.name` is written `faas_name` in Prometheus).
+trait Labels: EncodeLabelSet + Clone + Hash + Eq + Debug + Send + Sync + 'static {
+    fn attributes(&self) -> Vec<KeyValue>;
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct FunctionLabels {
     function: String,
 }
@@ -55,6 +73,46 @@ struct InstanceLabels {
     state: String,
 }
 
+impl Labels for FunctionLabels {
+    fn attributes(&self) -> Vec<KeyValue> {
+        vec![KeyValue::new("function", self.function.clone())]
+    }
+}
+
+impl Labels for StatusLabels {
+    fn attributes(&self) -> Vec<KeyValue> {
+        vec![KeyValue::new("function", self.function.clone()), KeyValue::new("status", self.status.clone())]
+    }
+}
+
+impl Labels for VersionLabels {
+    fn attributes(&self) -> Vec<KeyValue> {
+        vec![KeyValue::new("function", self.function.clone()), KeyValue::new("version", self.version.clone())]
+    }
+}
+
+impl Labels for FaasLabels {
+    fn attributes(&self) -> Vec<KeyValue> {
+        vec![
+            KeyValue::new("faas.name", self.faas_name.clone()),
+            KeyValue::new("faas.version", self.faas_version.clone()),
+            KeyValue::new("faas.trigger", self.faas_trigger.clone()),
+        ]
+    }
+}
+
+impl Labels for QueueLabels {
+    fn attributes(&self) -> Vec<KeyValue> {
+        vec![KeyValue::new("queue", self.queue.clone())]
+    }
+}
+
+impl Labels for InstanceLabels {
+    fn attributes(&self) -> Vec<KeyValue> {
+        vec![KeyValue::new("function", self.function.clone()), KeyValue::new("state", self.state.clone())]
+    }
+}
+
 /// One version's instances at a moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InstanceCounts {
@@ -77,219 +135,441 @@ pub struct QueueGauge {
     pub oldest_age_seconds: i64,
 }
 
+/// What the gauges were last set from.
+#[derive(Debug, Default)]
+struct Sampled {
+    instances: Vec<InstanceCounts>,
+    queues: Vec<QueueGauge>,
+}
+
+/// A metric's unit: OpenTelemetry's code and the suffix Prometheus names carry.
+#[derive(Clone, Copy)]
+enum Unit {
+    Seconds,
+    Milliseconds,
+    Bytes,
+}
+
+impl Unit {
+    fn code(self) -> &'static str {
+        match self {
+            Self::Seconds => "s",
+            Self::Milliseconds => "ms",
+            Self::Bytes => "By",
+        }
+    }
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::Seconds => "seconds",
+            Self::Milliseconds => "milliseconds",
+            Self::Bytes => "bytes",
+        }
+    }
+}
+
+/// Exponential histogram buckets: the first bound, its factor and how many.
+#[derive(Debug, Clone, Copy)]
+struct Buckets {
+    start: f64,
+    factor: f64,
+    count: u16,
+}
+
+impl Buckets {
+    /// 100 µs to ~900 s, doubling.
+    const SECONDS: Self = Self { start: 0.000_1, factor: 2.0, count: 24 };
+    /// 0.1 ms to ~900 s, doubling.
+    const MILLISECONDS: Self = Self { start: 0.1, factor: 2.0, count: 24 };
+    /// 1 ms to ~6 h (Lambda's longest event age), quadrupling.
+    const AGE: Self = Self { start: 1.0, factor: 4.0, count: 13 };
+    /// 1 MiB to 16 GiB, doubling.
+    const MEMORY: Self = Self { start: 1_048_576.0, factor: 2.0, count: 15 };
+
+    fn bounds(self) -> impl Iterator<Item = f64> {
+        exponential_buckets(self.start, self.factor, self.count)
+    }
+}
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.bounds())
+    }
+}
+
+/// A counter: its Prometheus family and, when exported, its instrument.
+struct CounterFamily<L: Labels> {
+    prometheus: Family<L, Counter>,
+    otel: Option<opentelemetry::metrics::Counter<u64>>,
+}
+
+impl<L: Labels> CounterFamily<L> {
+    fn add(&self, labels: &L, n: u64) {
+        self.prometheus.get_or_create(labels).inc_by(n);
+        if let Some(counter) = &self.otel {
+            counter.add(n, &labels.attributes());
+        }
+    }
+}
+
+/// A histogram: its Prometheus family and, when exported, its instrument (with the
+/// same bucket bounds).
+struct HistogramFamily<L: Labels> {
+    prometheus: Family<L, Histogram, Buckets>,
+    otel: Option<opentelemetry::metrics::Histogram<f64>>,
+}
+
+impl<L: Labels> HistogramFamily<L> {
+    fn observe(&self, labels: &L, value: f64) {
+        self.prometheus.get_or_create(labels).observe(value);
+        if let Some(histogram) = &self.otel {
+            histogram.record(value, &labels.attributes());
+        }
+    }
+}
+
+/// How a gauge's values are read from a sample.
+type GaugeReading<L> = fn(&Sampled) -> Vec<(L, i64)>;
+
+/// A gauge: set from the last sample, in Prometheus on render and in OpenTelemetry
+/// when the exporter collects.
+struct GaugeFamily<L: Labels> {
+    prometheus: Family<L, Gauge>,
+    read: GaugeReading<L>,
+    _otel: Option<ObservableGauge<i64>>,
+}
+
+impl<L: Labels> GaugeFamily<L> {
+    fn set_from(&self, sampled: &Sampled) {
+        self.prometheus.clear();
+        for (labels, value) in (self.read)(sampled) {
+            self.prometheus.get_or_create(&labels).set(value);
+        }
+    }
+}
+
+/// Declares metrics in both forms under one prefix.
+struct Declare<'a> {
+    registry: &'a mut Registry,
+    /// The OpenTelemetry name's prefix (`updraft.lambda`); the registry carries the
+    /// Prometheus one.
+    prefix: &'static str,
+    meter: Option<&'a Meter>,
+    sampled: &'a Arc<Mutex<Sampled>>,
+}
+
+impl Declare<'_> {
+    fn name(&self, name: &str) -> String {
+        format!("{}.{name}", self.prefix)
+    }
+
+    fn counter<L: Labels>(&mut self, name: &'static str, help: &'static str) -> CounterFamily<L> {
+        let prometheus = Family::<L, Counter>::default();
+        self.registry.register(name, help, prometheus.clone());
+        let otel = self.meter.map(|meter| meter.u64_counter(self.name(name)).with_description(help).build());
+        CounterFamily { prometheus, otel }
+    }
+
+    fn histogram<L: Labels>(
+        &mut self,
+        name: &'static str,
+        unit: Unit,
+        buckets: Buckets,
+        help: &'static str,
+    ) -> HistogramFamily<L> {
+        let prometheus = Family::<L, Histogram, Buckets>::new_with_constructor(buckets);
+        self.registry.register(format!("{name}_{}", unit.suffix()), help, prometheus.clone());
+        let otel = self.meter.map(|meter| {
+            meter
+                .f64_histogram(self.name(name))
+                .with_description(help)
+                .with_unit(unit.code())
+                .with_boundaries(buckets.bounds().collect())
+                .build()
+        });
+        HistogramFamily { prometheus, otel }
+    }
+
+    fn gauge<L: Labels>(
+        &mut self,
+        name: &'static str,
+        unit: Option<Unit>,
+        help: &'static str,
+        read: GaugeReading<L>,
+    ) -> GaugeFamily<L> {
+        let prometheus = Family::<L, Gauge>::default();
+        let registered = match unit {
+            Some(unit) => format!("{name}_{}", unit.suffix()),
+            None => name.to_owned(),
+        };
+        self.registry.register(registered, help, prometheus.clone());
+        let otel = self.meter.map(|meter| {
+            let sampled = self.sampled.clone();
+            let mut gauge = meter.i64_observable_gauge(self.name(name)).with_description(help);
+            if let Some(unit) = unit {
+                gauge = gauge.with_unit(unit.code());
+            }
+            gauge
+                .with_callback(move |observer| {
+                    let sampled = sampled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    for (labels, value) in read(&sampled) {
+                        observer.observe(value, &labels.attributes());
+                    }
+                })
+                .build()
+        });
+        GaugeFamily { prometheus, read, _otel: otel }
+    }
+
+    /// A counter kept elsewhere (the exporter's), exported as it stands.
+    fn observed_counter(&mut self, name: &'static str, help: &'static str, counter: Counter) -> Option<ObservableCounter<u64>> {
+        self.registry.register(name, help, counter.clone());
+        self.meter.map(|meter| {
+            meter
+                .u64_observable_counter(self.name(name))
+                .with_description(help)
+                .with_callback(move |observer| observer.observe(counter.get(), &[]))
+                .build()
+        })
+    }
+}
+
 /// Lambda's CloudWatch metrics, by their names.
 struct LambdaFamilies {
-    invocations: Family<VersionLabels, Counter>,
-    errors: Family<VersionLabels, Counter>,
-    throttles: Family<VersionLabels, Counter>,
-    duration: Family<VersionLabels, Histogram, fn() -> Histogram>,
-    concurrent: Family<VersionLabels, Gauge>,
-    async_received: Family<FunctionLabels, Counter>,
-    async_age: Family<FunctionLabels, Histogram, fn() -> Histogram>,
-    async_dropped: Family<FunctionLabels, Counter>,
-    dead_letter_errors: Family<FunctionLabels, Counter>,
-    destination_failures: Family<FunctionLabels, Counter>,
-    queue_visible: Family<QueueLabels, Gauge>,
-    queue_in_flight: Family<QueueLabels, Gauge>,
-    queue_oldest: Family<QueueLabels, Gauge>,
+    invocations: CounterFamily<VersionLabels>,
+    errors: CounterFamily<VersionLabels>,
+    throttles: CounterFamily<VersionLabels>,
+    duration: HistogramFamily<VersionLabels>,
+    concurrent: GaugeFamily<VersionLabels>,
+    async_received: CounterFamily<FunctionLabels>,
+    async_age: HistogramFamily<FunctionLabels>,
+    async_dropped: CounterFamily<FunctionLabels>,
+    dead_letter_errors: CounterFamily<FunctionLabels>,
+    destination_failures: CounterFamily<FunctionLabels>,
+}
+
+/// SQS's queue metrics, by their names.
+struct SqsFamilies {
+    visible: GaugeFamily<QueueLabels>,
+    in_flight: GaugeFamily<QueueLabels>,
+    oldest: GaugeFamily<QueueLabels>,
 }
 
 /// OpenTelemetry's FaaS metrics (semantic conventions, `faas.*`).
 struct FaasFamilies {
-    registry: Registry,
-    invocations: Family<FaasLabels, Counter>,
-    errors: Family<FaasLabels, Counter>,
-    timeouts: Family<FaasLabels, Counter>,
-    coldstarts: Family<FaasLabels, Counter>,
-    invoke_duration: Family<FaasLabels, Histogram, fn() -> Histogram>,
-    init_duration: Family<FaasLabels, Histogram, fn() -> Histogram>,
-    mem_usage: Family<FaasLabels, Histogram, fn() -> Histogram>,
+    invocations: CounterFamily<FaasLabels>,
+    errors: CounterFamily<FaasLabels>,
+    timeouts: CounterFamily<FaasLabels>,
+    coldstarts: CounterFamily<FaasLabels>,
+    invoke_duration: HistogramFamily<FaasLabels>,
+    init_duration: HistogramFamily<FaasLabels>,
+    mem_usage: HistogramFamily<FaasLabels>,
 }
 
-/// The metric families and their registry.
+/// The metric families, their registries and, when metrics are exported, their
+/// instruments.
 pub struct Metrics {
     registry: Registry,
-    invocations: Family<StatusLabels, Counter>,
-    duration: Family<FunctionLabels, Histogram, fn() -> Histogram>,
-    cold_starts: Family<FunctionLabels, Counter>,
-    throttles: Family<FunctionLabels, Counter>,
-    concurrent: Family<FunctionLabels, Gauge>,
-    instances: Family<InstanceLabels, Gauge>,
+    faas_registry: Registry,
+    invocations: CounterFamily<StatusLabels>,
+    duration: HistogramFamily<FunctionLabels>,
+    cold_starts: CounterFamily<FunctionLabels>,
+    throttles: CounterFamily<FunctionLabels>,
+    concurrent: GaugeFamily<FunctionLabels>,
+    instances: GaugeFamily<InstanceLabels>,
     lambda: LambdaFamilies,
+    sqs: SqsFamilies,
     faas: FaasFamilies,
     export: ExportCounters,
-    /// Scrapes rebuild the gauges; one at a time.
-    scrape: Mutex<()>,
+    _exported: Vec<ObservableCounter<u64>>,
+    /// The last sample of the gauges; a render sets the Prometheus ones from it while
+    /// holding it, so renders take turns.
+    sampled: Arc<Mutex<Sampled>>,
 }
 
-fn duration_histogram() -> Histogram {
-    // 100 µs to ~900 s, doubling.
-    Histogram::new(exponential_buckets(0.000_1, 2.0, 24))
-}
-
-fn milliseconds_histogram() -> Histogram {
-    // 0.1 ms to ~900 s, doubling.
-    Histogram::new(exponential_buckets(0.1, 2.0, 24))
-}
-
-fn age_histogram() -> Histogram {
-    // 1 ms to ~6 h (Lambda's longest event age), quadrupling.
-    Histogram::new(exponential_buckets(1.0, 4.0, 13))
-}
-
-fn memory_histogram() -> Histogram {
-    // 1 MiB to 16 GiB, doubling.
-    Histogram::new(exponential_buckets(1_048_576.0, 2.0, 15))
-}
-
-fn family<L>(constructor: fn() -> Histogram) -> Family<L, Histogram, fn() -> Histogram>
-where
-    L: Clone + std::hash::Hash + Eq,
-{
-    Family::new_with_constructor(constructor)
-}
-
-impl LambdaFamilies {
-    fn register(registry: &mut Registry) -> Self {
-        let lambda = Self {
-            invocations: Family::default(),
-            errors: Family::default(),
-            throttles: Family::default(),
-            duration: family(milliseconds_histogram),
-            concurrent: Family::default(),
-            async_received: Family::default(),
-            async_age: family(age_histogram),
-            async_dropped: Family::default(),
-            dead_letter_errors: Family::default(),
-            destination_failures: Family::default(),
-            queue_visible: Family::default(),
-            queue_in_flight: Family::default(),
-            queue_oldest: Family::default(),
-        };
-        let aws = registry.sub_registry_with_prefix("lambda");
-        aws.register(
-            "invocations",
-            "Lambda's Invocations: runs of the function code (throttles excluded)",
-            lambda.invocations.clone(),
-        );
-        aws.register("errors", "Lambda's Errors: invocations that failed (errors and timeouts)", lambda.errors.clone());
-        aws.register(
-            "throttles",
-            "Lambda's Throttles: requests refused at a concurrency limit",
-            lambda.throttles.clone(),
-        );
-        aws.register("duration_milliseconds", "Lambda's Duration: handler start to finish", lambda.duration.clone());
-        aws.register(
-            "concurrent_executions",
-            "Lambda's ConcurrentExecutions: invocations running now",
-            lambda.concurrent.clone(),
-        );
-        aws.register(
-            "async_events_received",
-            "Lambda's AsyncEventsReceived: events queued for the function",
-            lambda.async_received.clone(),
-        );
-        aws.register(
-            "async_event_age_milliseconds",
-            "Lambda's AsyncEventAge: from an event's acceptance to each run of it",
-            lambda.async_age.clone(),
-        );
-        aws.register(
-            "async_events_dropped",
-            "Lambda's AsyncEventsDropped: events failed for good (out of retries or too old)",
-            lambda.async_dropped.clone(),
-        );
-        aws.register(
-            "dead_letter_errors",
-            "Lambda's DeadLetterErrors: failed events whose dead-letter topic has no subscriber",
-            lambda.dead_letter_errors.clone(),
-        );
-        aws.register(
-            "destination_delivery_failures",
-            "Lambda's DestinationDeliveryFailures: records for a destination topic with no subscriber",
-            lambda.destination_failures.clone(),
-        );
-        let sqs = registry.sub_registry_with_prefix("sqs");
-        sqs.register(
-            "approximate_number_of_messages_visible",
-            "SQS's ApproximateNumberOfMessagesVisible: messages ready for delivery",
-            lambda.queue_visible.clone(),
-        );
-        sqs.register(
-            "approximate_number_of_messages_not_visible",
-            "SQS's ApproximateNumberOfMessagesNotVisible: messages delivered and not yet handled",
-            lambda.queue_in_flight.clone(),
-        );
-        sqs.register(
-            "approximate_age_of_oldest_message_seconds",
-            "SQS's ApproximateAgeOfOldestMessage: how long the oldest visible message has waited",
-            lambda.queue_oldest.clone(),
-        );
-        lambda
+fn busy_by_function(sampled: &Sampled) -> Vec<(FunctionLabels, i64)> {
+    let mut busy: BTreeMap<FunctionLabels, i64> = BTreeMap::new();
+    for counts in &sampled.instances {
+        *busy.entry(FunctionLabels { function: counts.function.clone() }).or_default() += i64::from(counts.busy);
     }
+    busy.into_iter().collect()
 }
 
-impl FaasFamilies {
-    fn new() -> Self {
-        let mut registry = Registry::default();
-        let faas = Self {
-            invocations: Family::default(),
-            errors: Family::default(),
-            timeouts: Family::default(),
-            coldstarts: Family::default(),
-            invoke_duration: family(duration_histogram),
-            init_duration: family(duration_histogram),
-            mem_usage: family(memory_histogram),
-            registry: Registry::default(),
-        };
-        let otel = registry.sub_registry_with_prefix("faas");
-        otel.register("invocations", "faas.invocations: invocations of the function", faas.invocations.clone());
-        otel.register("errors", "faas.errors: invocations that failed", faas.errors.clone());
-        otel.register("timeouts", "faas.timeouts: invocations that ran out of time", faas.timeouts.clone());
-        otel.register("coldstarts", "faas.coldstarts: invocations that started an instance", faas.coldstarts.clone());
-        otel.register(
-            "invoke_duration_seconds",
-            "faas.invoke_duration: the handler's run",
-            faas.invoke_duration.clone(),
-        );
-        otel.register("init_duration_seconds", "faas.init_duration: an instance's start", faas.init_duration.clone());
-        otel.register("mem_usage_bytes", "faas.mem_usage: the most memory an invocation used", faas.mem_usage.clone());
-        Self { registry, ..faas }
+fn instances_by_state(sampled: &Sampled) -> Vec<(InstanceLabels, i64)> {
+    let mut states: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
+    for counts in &sampled.instances {
+        for (state, n) in [("idle", counts.idle), ("busy", counts.busy), ("starting", counts.starting)] {
+            *states.entry((counts.function.clone(), state)).or_default() += i64::from(n);
+        }
     }
+    states
+        .into_iter()
+        .map(|((function, state), n)| (InstanceLabels { function, state: state.to_owned() }, n))
+        .collect()
+}
+
+fn busy_by_version(sampled: &Sampled) -> Vec<(VersionLabels, i64)> {
+    sampled
+        .instances
+        .iter()
+        .map(|counts| {
+            let labels = VersionLabels { function: counts.function.clone(), version: counts.version.to_string() };
+            (labels, i64::from(counts.busy))
+        })
+        .collect()
+}
+
+fn queue_reading(sampled: &Sampled, value: fn(&QueueGauge) -> i64) -> Vec<(QueueLabels, i64)> {
+    sampled.queues.iter().map(|queue| (QueueLabels { queue: queue.queue.clone() }, value(queue))).collect()
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        Self::new(None, ExportCounters::default())
+    }
+}
+
+impl Metrics {
+    /// The metric families, with the OTLP exporters' `export` counters; with a
+    /// `meter`, each also as an OpenTelemetry instrument that meter's provider exports.
+    pub fn new(meter: Option<&Meter>, export: ExportCounters) -> Self {
+        let sampled = Arc::new(Mutex::new(Sampled::default()));
         let mut registry = Registry::with_prefix("updraft");
-        let invocations = Family::<StatusLabels, Counter>::default();
-        let duration = Family::<FunctionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            duration_histogram as fn() -> Histogram,
-        );
-        let cold_starts = Family::<FunctionLabels, Counter>::default();
-        let throttles = Family::<FunctionLabels, Counter>::default();
-        let concurrent = Family::<FunctionLabels, Gauge>::default();
-        let instances = Family::<InstanceLabels, Gauge>::default();
-        registry.register("invocations", "Invocations by function and status", invocations.clone());
-        registry.register(
-            "invocation_duration_seconds",
+        let mut own = Declare { registry: &mut registry, prefix: "updraft", meter, sampled: &sampled };
+        let invocations = own.counter("invocations", "Invocations by function and status");
+        let duration = own.histogram(
+            "invocation_duration",
+            Unit::Seconds,
+            Buckets::SECONDS,
             "Invocation duration (handler start to finish), throttles excluded",
-            duration.clone(),
         );
-        registry.register("cold_starts", "Invocations that started a new instance", cold_starts.clone());
-        registry.register("throttles", "Invocations refused at a concurrency limit", throttles.clone());
-        registry.register("concurrent_executions", "Invocations running now", concurrent.clone());
-        registry.register("instances", "Instances by state (idle, busy, starting)", instances.clone());
-        let export = ExportCounters::default();
-        registry.register("trace_spans_exported", "Spans sent to the OTLP collector", export.exported.clone());
-        registry.register(
-            "trace_spans_dropped",
-            "Spans dropped because the OTLP exporter's queue was full (the collector is slow or away)",
-            export.dropped.clone(),
-        );
-        registry.register("trace_spans_failed", "Spans the OTLP collector did not take", export.failed.clone());
-        let lambda = LambdaFamilies::register(&mut registry);
+        let cold_starts = own.counter("cold_starts", "Invocations that started a new instance");
+        let throttles = own.counter("throttles", "Invocations refused at a concurrency limit");
+        let concurrent = own.gauge("concurrent_executions", None, "Invocations running now", busy_by_function);
+        let instances =
+            own.gauge("instances", None, "Instances by state (idle, busy, starting)", instances_by_state);
+        let exported = [
+            own.observed_counter("trace_spans_exported", "Spans sent to the OTLP collector", export.exported.clone()),
+            own.observed_counter(
+                "trace_spans_dropped",
+                "Spans dropped because the OTLP exporter's queue was full (the collector is slow or away)",
+                export.dropped.clone(),
+            ),
+            own.observed_counter(
+                "trace_spans_failed",
+                "Spans the OTLP collector did not take",
+                export.failed.clone(),
+            ),
+            own.observed_counter(
+                "metric_exports_failed",
+                "Metric exports the OTLP collector did not take",
+                export.metric_exports_failed.clone(),
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+
+        let mut aws = Declare {
+            registry: registry.sub_registry_with_prefix("lambda"),
+            prefix: "updraft.lambda",
+            meter,
+            sampled: &sampled,
+        };
+        let lambda = LambdaFamilies {
+            invocations: aws
+                .counter("invocations", "Lambda's Invocations: runs of the function code (throttles excluded)"),
+            errors: aws.counter("errors", "Lambda's Errors: invocations that failed (errors and timeouts)"),
+            throttles: aws.counter("throttles", "Lambda's Throttles: requests refused at a concurrency limit"),
+            duration: aws.histogram(
+                "duration",
+                Unit::Milliseconds,
+                Buckets::MILLISECONDS,
+                "Lambda's Duration: handler start to finish",
+            ),
+            concurrent: aws.gauge(
+                "concurrent_executions",
+                None,
+                "Lambda's ConcurrentExecutions: invocations running now",
+                busy_by_version,
+            ),
+            async_received: aws
+                .counter("async_events_received", "Lambda's AsyncEventsReceived: events queued for the function"),
+            async_age: aws.histogram(
+                "async_event_age",
+                Unit::Milliseconds,
+                Buckets::AGE,
+                "Lambda's AsyncEventAge: from an event's acceptance to each run of it",
+            ),
+            async_dropped: aws.counter(
+                "async_events_dropped",
+                "Lambda's AsyncEventsDropped: events failed for good (out of retries or too old)",
+            ),
+            dead_letter_errors: aws.counter(
+                "dead_letter_errors",
+                "Lambda's DeadLetterErrors: failed events whose dead-letter topic has no subscriber",
+            ),
+            destination_failures: aws.counter(
+                "destination_delivery_failures",
+                "Lambda's DestinationDeliveryFailures: records for a destination topic with no subscriber",
+            ),
+        };
+        let mut sqs =
+            Declare { registry: registry.sub_registry_with_prefix("sqs"), prefix: "updraft.sqs", meter, sampled: &sampled };
+        let sqs = SqsFamilies {
+            visible: sqs.gauge(
+                "approximate_number_of_messages_visible",
+                None,
+                "SQS's ApproximateNumberOfMessagesVisible: messages ready for delivery",
+                |sampled| queue_reading(sampled, |queue| queue.visible),
+            ),
+            in_flight: sqs.gauge(
+                "approximate_number_of_messages_not_visible",
+                None,
+                "SQS's ApproximateNumberOfMessagesNotVisible: messages delivered and not yet handled",
+                |sampled| queue_reading(sampled, |queue| queue.in_flight),
+            ),
+            oldest: sqs.gauge(
+                "approximate_age_of_oldest_message",
+                Some(Unit::Seconds),
+                "SQS's ApproximateAgeOfOldestMessage: how long the oldest visible message has waited",
+                |sampled| queue_reading(sampled, |queue| queue.oldest_age_seconds),
+            ),
+        };
+
+        let mut faas_registry = Registry::default();
+        let mut otel = Declare {
+            registry: faas_registry.sub_registry_with_prefix("faas"),
+            prefix: "faas",
+            meter,
+            sampled: &sampled,
+        };
+        let faas = FaasFamilies {
+            invocations: otel.counter("invocations", "faas.invocations: invocations that succeeded"),
+            errors: otel.counter("errors", "faas.errors: invocations that failed"),
+            timeouts: otel.counter("timeouts", "faas.timeouts: invocations that ran out of time"),
+            coldstarts: otel.counter("coldstarts", "faas.coldstarts: invocations that started an instance"),
+            invoke_duration: otel.histogram(
+                "invoke_duration",
+                Unit::Seconds,
+                Buckets::SECONDS,
+                "faas.invoke_duration: the handler's run",
+            ),
+            init_duration: otel.histogram(
+                "init_duration",
+                Unit::Seconds,
+                Buckets::SECONDS,
+                "faas.init_duration: an instance's start",
+            ),
+            mem_usage: otel.histogram(
+                "mem_usage",
+                Unit::Bytes,
+                Buckets::MEMORY,
+                "faas.mem_usage: the most memory an invocation used",
+            ),
+        };
         Self {
             registry,
+            faas_registry,
             invocations,
             duration,
             cold_starts,
@@ -297,15 +577,15 @@ impl Default for Metrics {
             concurrent,
             instances,
             lambda,
-            faas: FaasFamilies::new(),
+            sqs,
+            faas,
             export,
-            scrape: Mutex::new(()),
+            _exported: exported,
+            sampled,
         }
     }
-}
 
-impl Metrics {
-    /// The OTLP exporter's counters, rendered with the rest.
+    /// The OTLP exporters' counters, rendered and exported with the rest.
     pub fn export_counters(&self) -> ExportCounters {
         self.export.clone()
     }
@@ -313,48 +593,48 @@ impl Metrics {
     /// Counts one finished invocation.
     pub fn record(&self, record: &InvocationRecord) {
         let function = record.function.to_string();
+        let version = record.version.to_string();
         self.invocations
-            .get_or_create(&StatusLabels { function: function.clone(), status: record.status.as_str().to_owned() })
-            .inc();
-        let version = VersionLabels { function: function.clone(), version: record.version.to_string() };
-        let faas = FaasLabels {
-            faas_name: function.clone(),
-            faas_version: record.version.to_string(),
-            faas_trigger: crate::faas_trigger(record.trigger).to_owned(),
-        };
-        let labels = FunctionLabels { function };
+            .add(&StatusLabels { function: function.clone(), status: record.status.as_str().to_owned() }, 1);
+        let by_version = VersionLabels { function: function.clone(), version: version.clone() };
         if record.status == InvocationStatus::Throttled {
-            self.throttles.get_or_create(&labels).inc();
-            self.lambda.throttles.get_or_create(&version).inc();
+            self.lambda.throttles.add(&by_version, 1);
+            self.throttles.add(&FunctionLabels { function }, 1);
             return;
         }
+        let faas = FaasLabels {
+            faas_name: function.clone(),
+            faas_version: version,
+            faas_trigger: crate::faas_trigger(record.trigger).to_owned(),
+        };
+        let by_function = FunctionLabels { function };
+        let seconds = record.duration.as_secs_f64();
         if record.cold {
-            self.cold_starts.get_or_create(&labels).inc();
-            self.faas.coldstarts.get_or_create(&faas).inc();
+            self.cold_starts.add(&by_function, 1);
+            self.faas.coldstarts.add(&faas, 1);
         }
-        self.duration.get_or_create(&labels).observe(record.duration.as_secs_f64());
-
-        self.lambda.invocations.get_or_create(&version).inc();
-        self.lambda.duration.get_or_create(&version).observe(record.duration.as_secs_f64() * 1000.0);
-        self.faas.invocations.get_or_create(&faas).inc();
-        self.faas.invoke_duration.get_or_create(&faas).observe(record.duration.as_secs_f64());
+        self.duration.observe(&by_function, seconds);
+        self.lambda.invocations.add(&by_version, 1);
+        self.lambda.duration.observe(&by_version, seconds * 1000.0);
+        self.faas.invoke_duration.observe(&faas, seconds);
         if let Some(init) = record.init_duration {
-            self.faas.init_duration.get_or_create(&faas).observe(init.as_secs_f64());
+            self.faas.init_duration.observe(&faas, init.as_secs_f64());
         }
         if record.max_memory_used > 0 {
-            self.faas.mem_usage.get_or_create(&faas).observe(record.max_memory_used as f64);
+            self.faas.mem_usage.observe(&faas, record.max_memory_used as f64);
         }
         match record.status {
+            InvocationStatus::Success => self.faas.invocations.add(&faas, 1),
             InvocationStatus::Error => {
-                self.lambda.errors.get_or_create(&version).inc();
-                self.faas.errors.get_or_create(&faas).inc();
+                self.lambda.errors.add(&by_version, 1);
+                self.faas.errors.add(&faas, 1);
             }
             InvocationStatus::Timeout => {
-                self.lambda.errors.get_or_create(&version).inc();
-                self.faas.errors.get_or_create(&faas).inc();
-                self.faas.timeouts.get_or_create(&faas).inc();
+                self.lambda.errors.add(&by_version, 1);
+                self.faas.errors.add(&faas, 1);
+                self.faas.timeouts.add(&faas, 1);
             }
-            InvocationStatus::Success | InvocationStatus::Throttled => {}
+            InvocationStatus::Throttled => {}
         }
     }
 
@@ -362,55 +642,35 @@ impl Metrics {
     pub fn async_event(&self, function: &str, what: AsyncEventMetric) {
         let labels = FunctionLabels { function: function.to_owned() };
         match what {
-            AsyncEventMetric::Received(count) => {
-                self.lambda.async_received.get_or_create(&labels).inc_by(count);
-            }
-            AsyncEventMetric::Taken { age } => {
-                self.lambda.async_age.get_or_create(&labels).observe(age.as_secs_f64() * 1000.0);
-            }
-            AsyncEventMetric::Dropped => {
-                self.lambda.async_dropped.get_or_create(&labels).inc();
-            }
-            AsyncEventMetric::DeadLetterError => {
-                self.lambda.dead_letter_errors.get_or_create(&labels).inc();
-            }
-            AsyncEventMetric::DestinationFailure => {
-                self.lambda.destination_failures.get_or_create(&labels).inc();
-            }
+            AsyncEventMetric::Received(count) => self.lambda.async_received.add(&labels, count),
+            AsyncEventMetric::Taken { age } => self.lambda.async_age.observe(&labels, age.as_secs_f64() * 1000.0),
+            AsyncEventMetric::Dropped => self.lambda.async_dropped.add(&labels, 1),
+            AsyncEventMetric::DeadLetterError => self.lambda.dead_letter_errors.add(&labels, 1),
+            AsyncEventMetric::DestinationFailure => self.lambda.destination_failures.add(&labels, 1),
         }
+    }
+
+    /// Keeps `instances` (per version) and `queues` as the gauges' values, for the
+    /// next export.
+    pub fn sample(&self, instances: Vec<InstanceCounts>, queues: Vec<QueueGauge>) {
+        *self.sampled.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Sampled { instances, queues };
     }
 
     /// Renders every metric in the Prometheus text format, with the gauges set from
     /// `instances` (per version) and `queues`.
-    pub fn render(&self, instances: &[InstanceCounts], queues: &[QueueGauge]) -> String {
-        let _scrape = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
-        self.instances.clear();
-        self.concurrent.clear();
-        self.lambda.concurrent.clear();
-        for counts in instances {
-            for (state, n) in [("idle", counts.idle), ("busy", counts.busy), ("starting", counts.starting)] {
-                let labels = InstanceLabels { function: counts.function.clone(), state: state.to_owned() };
-                self.instances.get_or_create(&labels).inc_by(i64::from(n));
-            }
-            self.concurrent
-                .get_or_create(&FunctionLabels { function: counts.function.clone() })
-                .inc_by(i64::from(counts.busy));
-            let version = VersionLabels { function: counts.function.clone(), version: counts.version.to_string() };
-            self.lambda.concurrent.get_or_create(&version).inc_by(i64::from(counts.busy));
-        }
-        self.lambda.queue_visible.clear();
-        self.lambda.queue_in_flight.clear();
-        self.lambda.queue_oldest.clear();
-        for queue in queues {
-            let labels = QueueLabels { queue: queue.queue.clone() };
-            self.lambda.queue_visible.get_or_create(&labels).set(queue.visible);
-            self.lambda.queue_in_flight.get_or_create(&labels).set(queue.in_flight);
-            self.lambda.queue_oldest.get_or_create(&labels).set(queue.oldest_age_seconds);
-        }
+    pub fn render(&self, instances: Vec<InstanceCounts>, queues: Vec<QueueGauge>) -> String {
+        let mut sampled = self.sampled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *sampled = Sampled { instances, queues };
+        self.concurrent.set_from(&sampled);
+        self.instances.set_from(&sampled);
+        self.lambda.concurrent.set_from(&sampled);
+        self.sqs.visible.set_from(&sampled);
+        self.sqs.in_flight.set_from(&sampled);
+        self.sqs.oldest.set_from(&sampled);
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode_registry(&mut text, &self.registry);
-        let _ = prometheus_client::encoding::text::encode_registry(&mut text, &self.faas.registry);
+        let _ = prometheus_client::encoding::text::encode_registry(&mut text, &self.faas_registry);
         let _ = prometheus_client::encoding::text::encode_eof(&mut text);
         text
     }

@@ -1,22 +1,36 @@
-//! OTLP export of spans: batched on a thread of its own, never on the request path.
+//! OTLP export of spans and metrics, each on a thread of its own, never on the request
+//! path.
 //!
 //! Spans are made from invocation records once they are stored and handed over with
 //! [`SpanExport::send`], which never waits: when the queue to the exporter is full (the
 //! collector is slow or away) the spans are dropped and counted. The exporter thread
 //! sends a batch when it holds [`BATCH`] spans or when [`LINGER`] has passed since the
 //! first, over OTLP/HTTP with protobuf (`opentelemetry-otlp`, whose own retries apply).
+//!
+//! Metrics are the same families `/metrics` renders, as OpenTelemetry instruments of a
+//! meter provider whose periodic reader collects and sends them every
+//! [`OtlpConfig::metric_interval`] ([`MetricExport`]). Recording one is an update in
+//! memory; a slow collector only delays the reader's thread, and an export it refuses
+//! is counted.
 
 use std::borrow::Cow;
 use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind as OtelKind, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{Link, SpanContext, SpanId, SpanKind as OtelKind, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
 use prometheus_client::metrics::counter::Counter;
+
+use updraft_model::TraceParent;
 
 use crate::trace::{Attribute, Span, SpanKind};
 
@@ -27,12 +41,20 @@ pub const LINGER: Duration = Duration::from_secs(1);
 /// Spans waiting for the exporter, at most; beyond this they are dropped.
 pub const QUEUE: usize = 16 * 1024;
 
-/// Where spans go.
+/// Where spans and metrics go.
 #[derive(Debug, Clone, Default)]
 pub struct OtlpConfig {
     /// The collector's base URL (`http://collector:4318`): spans go to its
-    /// `/v1/traces`. `None` leaves it to `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
+    /// `/v1/traces`, metrics to its `/v1/metrics`. `None` leaves it to
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` and `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`.
     pub endpoint: Option<String>,
+    /// Whether spans are exported.
+    pub traces: bool,
+    /// Whether metrics are exported.
+    pub metrics: bool,
+    /// How often metrics are sent; `None` leaves it to `OTEL_METRIC_EXPORT_INTERVAL`
+    /// (milliseconds), or 60 s.
+    pub metric_interval: Option<Duration>,
     /// Headers for every request (`OTEL_EXPORTER_OTLP_HEADERS` is also read).
     pub headers: Vec<(String, String)>,
     /// This node's id: the resource's `service.instance.id`.
@@ -41,7 +63,7 @@ pub struct OtlpConfig {
 
 /// Why the exporter could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot set up the OTLP span exporter: {detail}")]
+#[error("cannot set up the OTLP exporter: {detail}")]
 pub struct ExportSetupError {
     detail: String,
 }
@@ -49,9 +71,14 @@ pub struct ExportSetupError {
 /// The exporter's counters, shown in the Prometheus metrics.
 #[derive(Debug, Clone, Default)]
 pub struct ExportCounters {
+    /// Spans sent.
     pub exported: Counter,
+    /// Spans dropped because the queue to the exporter was full.
     pub dropped: Counter,
+    /// Spans the collector did not take.
     pub failed: Counter,
+    /// Metric exports the collector did not take.
+    pub metric_exports_failed: Counter,
 }
 
 /// How long dropping the exporter waits for it to send what is queued: a collector
@@ -82,12 +109,7 @@ impl SpanExport {
             builder = builder.with_headers(config.headers.iter().cloned().collect());
         }
         let mut exporter = builder.build().map_err(|error| ExportSetupError { detail: error.to_string() })?;
-        let mut resource = Resource::builder();
-        if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
-            resource = resource.with_service_name("updraft");
-        }
-        let resource = resource.with_attribute(KeyValue::new("service.instance.id", config.node.clone())).build();
-        exporter.set_resource(&resource);
+        exporter.set_resource(&resource(config));
 
         let (sender, receiver) = mpsc::sync_channel::<Vec<Span>>(QUEUE / 64);
         let thread_counters = counters.clone();
@@ -124,12 +146,115 @@ impl Drop for SpanExport {
     }
 }
 
+/// The resource every span and metric is sent with: the service (`updraft` unless
+/// `OTEL_SERVICE_NAME` says otherwise) and this node.
+fn resource(config: &OtlpConfig) -> Resource {
+    let mut resource = Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name("updraft");
+    }
+    resource.with_attribute(KeyValue::new("service.instance.id", config.node.clone())).build()
+}
+
+/// The instrumentation scope of everything Updraft exports.
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("updraft").with_version(env!("CARGO_PKG_VERSION")).build()
+}
+
+/// A running metric export: a meter provider whose periodic reader sends every
+/// instrument made from [`MetricExport::meter`] to the collector. Dropping it sends a
+/// last collection (waiting at most [`FLUSH_LIMIT`]).
+pub struct MetricExport {
+    provider: Option<SdkMeterProvider>,
+    meter: Meter,
+}
+
+impl MetricExport {
+    /// Starts the reader's thread; `counters.metric_exports_failed` counts the exports
+    /// the collector refused.
+    pub fn start(config: &OtlpConfig, counters: &ExportCounters) -> Result<Self, ExportSetupError> {
+        let mut builder = opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_timeout(Duration::from_secs(10));
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.with_endpoint(format!("{}/v1/metrics", endpoint.trim_end_matches('/')));
+        }
+        if !config.headers.is_empty() {
+            builder = builder.with_headers(config.headers.iter().cloned().collect());
+        }
+        let exporter = builder.build().map_err(|error| ExportSetupError { detail: error.to_string() })?;
+        let exporter = CountingExporter { inner: exporter, failed: counters.metric_exports_failed.clone() };
+        let mut reader = PeriodicReader::builder(exporter);
+        if let Some(interval) = config.metric_interval {
+            reader = reader.with_interval(interval);
+        }
+        let provider = SdkMeterProvider::builder().with_resource(resource(config)).with_reader(reader.build()).build();
+        let meter = provider.meter_with_scope(scope());
+        Ok(Self { provider: Some(provider), meter })
+    }
+
+    /// The meter to make instruments from.
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+}
+
+impl Drop for MetricExport {
+    fn drop(&mut self) {
+        let Some(provider) = self.provider.take() else { return };
+        // Shutting down collects and sends once more, which blocks on the collector:
+        // on a thread of its own, so that one that is away holds up nothing for long.
+        let (done, finished) = mpsc::sync_channel::<()>(1);
+        let spawned = std::thread::Builder::new().name("otlp-metrics-stop".to_owned()).spawn(move || {
+            let _ = provider.shutdown();
+            drop(done);
+        });
+        if spawned.is_ok() {
+            let _ = finished.recv_timeout(FLUSH_LIMIT);
+        }
+    }
+}
+
+/// The OTLP exporter, counting the exports that fail.
+#[derive(Debug)]
+struct CountingExporter {
+    inner: opentelemetry_otlp::MetricExporter,
+    failed: Counter,
+}
+
+impl PushMetricExporter for CountingExporter {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        let result = self.inner.export(metrics).await;
+        if let Err(error) = &result {
+            let failures = self.failed.inc();
+            // One warning, then one in a hundred: a collector that is away stays away.
+            if failures.is_multiple_of(100) {
+                tracing::warn!(%error, "exporting metrics over OTLP failed; this collection is dropped");
+            }
+        }
+        result
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> Temporality {
+        self.inner.temporality()
+    }
+}
+
 fn export_loop(
     exporter: opentelemetry_otlp::SpanExporter,
     receiver: mpsc::Receiver<Vec<Span>>,
     counters: ExportCounters,
 ) {
-    let scope = InstrumentationScope::builder("updraft").with_version(env!("CARGO_PKG_VERSION")).build();
+    let scope = scope();
     let mut batch: Vec<SpanData> = Vec::with_capacity(BATCH);
     let mut first_at: Option<Instant> = None;
     let mut open = true;
@@ -197,13 +322,28 @@ fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
             .collect(),
         dropped_attributes_count: 0,
         events: SpanEvents::default(),
-        links: SpanLinks::default(),
+        links: links(&span.links),
         status: match &span.error {
             Some(message) => Status::error(message.clone()),
             None => Status::Unset,
         },
         instrumentation_scope: scope.clone(),
     }
+}
+
+/// The SDK's form of a span's links: each to a sampled remote span.
+fn links(linked: &[TraceParent]) -> SpanLinks {
+    let mut links = SpanLinks::default();
+    links.links = linked
+        .iter()
+        .filter_map(|link| {
+            let trace_id = TraceId::from_hex(&link.trace_id).ok()?;
+            let span_id = SpanId::from_hex(&link.span_id).ok()?;
+            let context = SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, true, TraceState::NONE);
+            Some(Link::with_context(context))
+        })
+        .collect();
+    links
 }
 
 fn time(ns: i64) -> SystemTime {
@@ -225,6 +365,7 @@ mod tests {
             end_ns: 2,
             attributes: vec![("faas.coldstart", Attribute::Bool(true))],
             error: None,
+            links: Vec::new(),
         }
     }
 
@@ -240,7 +381,7 @@ mod tests {
             }
         });
         let counters = ExportCounters::default();
-        let config = OtlpConfig { endpoint: Some(endpoint), headers: Vec::new(), node: "n".to_owned() };
+        let config = OtlpConfig { endpoint: Some(endpoint), node: "n".to_owned(), ..OtlpConfig::default() };
         let export = SpanExport::start(&config, counters.clone()).unwrap();
         let sends = 4 * QUEUE / 64 + BATCH;
         let started = Instant::now();
@@ -274,5 +415,16 @@ mod tests {
         let root = span_data(&span(1), &scope);
         assert_eq!(root.parent_span_id, SpanId::INVALID);
         assert_eq!(root.status, Status::Unset);
+        assert!(root.links.links.is_empty());
+
+        let mut batch = span(2);
+        batch.links = vec![TraceParent {
+            trace_id: "0af7651916cd43dd8448eb211c80319c".to_owned(),
+            span_id: "b7ad6b7169203331".to_owned(),
+        }];
+        let linked = span_data(&batch, &scope).links.links;
+        assert_eq!(linked.len(), 1);
+        assert_eq!(linked[0].span_context.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(linked[0].span_context.span_id().to_string(), "b7ad6b7169203331");
     }
 }

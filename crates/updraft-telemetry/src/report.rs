@@ -70,6 +70,7 @@ mod tests {
             trace_id: "0".repeat(32),
             parent_span_id: None,
             queued_since: None,
+            links: Vec::new(),
             log_lines_dropped: 0,
             node: String::new(),
         }

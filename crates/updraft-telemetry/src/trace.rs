@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use updraft_model::{InvocationPhase, InvocationRecord, InvocationStatus, TriggerKind, span_id_of};
+use updraft_model::{InvocationPhase, InvocationRecord, InvocationStatus, TraceParent, TriggerKind, span_id_of};
 
 /// One span, its times in nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,8 @@ pub struct Span {
     pub attributes: Vec<(&'static str, Attribute)>,
     /// `Some(message)` when the work it stands for failed.
     pub error: Option<String>,
+    /// Spans it is linked to (a queue batch's: each message's sender).
+    pub links: Vec<TraceParent>,
 }
 
 /// OpenTelemetry's span kinds that Updraft's spans use.
@@ -112,6 +114,13 @@ pub fn invocation_spans(record: &InvocationRecord) -> Vec<Span> {
     if let Some(error_type) = &record.error_type {
         attributes.push(("error.type", error_type.as_str().into()));
     }
+    if record.trigger == TriggerKind::Queue {
+        // A batch of messages, linked to their senders: OpenTelemetry's messaging
+        // attributes for processing one.
+        attributes.push(("messaging.system", "updraft".into()));
+        attributes.push(("messaging.operation.name", "process".into()));
+        attributes.push(("messaging.operation.type", "process".into()));
+    }
     let kind = match record.trigger {
         TriggerKind::Topic | TriggerKind::Queue => SpanKind::Consumer,
         _ => SpanKind::Server,
@@ -126,6 +135,7 @@ pub fn invocation_spans(record: &InvocationRecord) -> Vec<Span> {
         end_ns: end,
         attributes,
         error: error.clone(),
+        links: record.links.clone(),
     }];
     let mut part = |phase: InvocationPhase, start_ns: i64, end_ns: i64, error: Option<String>| {
         spans.push(Span {
@@ -138,6 +148,7 @@ pub fn invocation_spans(record: &InvocationRecord) -> Vec<Span> {
             end_ns,
             attributes: Vec::new(),
             error,
+            links: Vec::new(),
         });
     };
     if start < arrived {
@@ -182,6 +193,7 @@ mod tests {
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
             parent_span_id: Some("00f067aa0ba902b7".to_owned()),
             queued_since: Some(1_699_999_999_990),
+            links: Vec::new(),
             log_lines_dropped: 0,
             node: "node-a".to_owned(),
         }
@@ -236,8 +248,29 @@ mod tests {
         };
         let spans = invocation_spans(&failed);
         assert_eq!(spans[0].kind, SpanKind::Consumer);
+        assert!(spans[0].links.is_empty());
         assert_eq!(spans.last().unwrap().name, "run");
         assert_eq!(spans.last().unwrap().error.as_deref(), Some("exit status 1"));
         assert!(spans[0].attributes.contains(&("error.type", Attribute::from("Runtime.ExitError"))));
+    }
+
+    #[test]
+    fn a_queue_batch_links_its_span_to_each_sender_and_says_it_processed_messages() {
+        let senders = vec![
+            TraceParent { trace_id: "0af7651916cd43dd8448eb211c80319c".to_owned(), span_id: "b7ad6b7169203331".to_owned() },
+            TraceParent { trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(), span_id: "00f067aa0ba902b7".to_owned() },
+        ];
+        let batch = InvocationRecord {
+            trigger: TriggerKind::Queue,
+            parent_span_id: None,
+            links: senders.clone(),
+            ..record()
+        };
+        let spans = invocation_spans(&batch);
+        assert_eq!(spans[0].kind, SpanKind::Consumer);
+        assert_eq!(spans[0].links, senders);
+        assert!(spans[1..].iter().all(|part| part.links.is_empty()), "only the invocation's own span is linked");
+        assert!(spans[0].attributes.contains(&("messaging.operation.type", Attribute::from("process"))));
+        assert!(spans[0].attributes.contains(&("faas.trigger", Attribute::from("pubsub"))));
     }
 }

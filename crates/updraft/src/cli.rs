@@ -267,15 +267,16 @@ pub enum AsyncCommand {
     },
     /// Run a failed asynchronous invocation again, as if newly accepted (its retries
     /// and maximum age start over); with --all, every failed one (of --function).
+    /// Give its id or --all.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
     Retry {
-        /// The failed invocation's id.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        /// The failed invocation's id (`updraft async ls` lists them).
         id: Option<String>,
         /// Every failed invocation (of --function, if given).
         #[arg(long)]
         all: bool,
         /// With --all: only this function's.
-        #[arg(long, requires = "all")]
+        #[arg(long, conflicts_with = "id")]
         function: Option<String>,
     },
 }
@@ -439,13 +440,20 @@ pub struct ServerArgs {
     /// How often the janitor removes what is past its retention.
     #[arg(long, env = "UPDRAFT_JANITOR_INTERVAL", default_value = "1m", value_parser = parse_duration)]
     pub janitor_interval: Duration,
-    /// Export every invocation's spans over OTLP/HTTP (protobuf) to this collector
-    /// (e.g. http://127.0.0.1:4318; spans go to its /v1/traces), batched off the
-    /// request path and dropped with a count when it falls behind. Without it (and
-    /// without OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), traces are only kept in the store:
-    /// `updraft traces`. OTEL_EXPORTER_OTLP_HEADERS and OTEL_SERVICE_NAME apply.
+    /// Export every invocation's spans and every metric over OTLP/HTTP (protobuf) to
+    /// this collector (e.g. http://127.0.0.1:4318; spans go to its /v1/traces, metrics
+    /// to its /v1/metrics). Spans are batched off the request path and dropped with a
+    /// count when it falls behind; metrics are the ones /metrics serves, sent every
+    /// --otlp-metric-interval. Without it, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and
+    /// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT turn on one signal each; with none, traces
+    /// are only kept in the store (`updraft traces`). OTEL_EXPORTER_OTLP_HEADERS,
+    /// OTEL_SERVICE_NAME and OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE apply.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+    /// How often metrics are sent over OTLP (default: OTEL_METRIC_EXPORT_INTERVAL in
+    /// milliseconds, or 60s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub otlp_metric_interval: Option<Duration>,
     /// Accept mail over SMTP on this address (e.g. 127.0.0.1:2525) for the addresses
     /// that `email` triggers claim; off unless given.
     #[arg(long, env = "UPDRAFT_SMTP_LISTEN")]
@@ -760,4 +768,23 @@ fn read_data(data: Option<String>, data_file: Option<PathBuf>, what: &str) -> an
         }
         (None, None) => b"{}".to_vec(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::Cli;
+
+    #[test]
+    fn async_retry_asks_for_an_id_or_all_and_not_both() {
+        let missing = Cli::try_parse_from(["updraft", "async", "retry"]).unwrap_err().to_string();
+        assert!(missing.contains("<ID|--all>"), "{missing}");
+        let both = Cli::try_parse_from(["updraft", "async", "retry", "abc", "--all"]).unwrap_err().to_string();
+        assert!(both.contains("cannot be used with"), "{both}");
+        assert!(Cli::try_parse_from(["updraft", "async", "retry", "abc"]).is_ok());
+        assert!(Cli::try_parse_from(["updraft", "async", "retry", "--all", "--function", "f"]).is_ok());
+        let stray = Cli::try_parse_from(["updraft", "async", "retry", "abc", "--function", "f"]).unwrap_err();
+        assert!(stray.to_string().contains("--function"), "{stray}");
+    }
 }

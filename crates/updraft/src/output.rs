@@ -654,7 +654,8 @@ pub async fn trace(client: &Client, trace_id: &str, output: Output) -> anyhow::R
 
 /// The lines of a waterfall `width` columns wide: spans depth-first under their
 /// parents (a span whose parent is not in the trace, such as the caller's, is a root),
-/// each with its bar, duration and, for an invocation, its id and status.
+/// each with its bar, duration and, for an invocation, its id and status; then the spans
+/// it links to (a queue batch's senders).
 fn waterfall(spans: &[updraft_api::views::SpanView], width: usize) -> Vec<String> {
     let start = spans.iter().map(|span| span.start_us).min().unwrap_or(0);
     let end = spans.iter().map(|span| span.start_us + span.duration_us).max().unwrap_or(start);
@@ -685,6 +686,10 @@ fn waterfall(spans: &[updraft_api::views::SpanView], width: usize) -> Vec<String
             "{label:<28} |{bar:<width$}| {:>10}{detail}",
             format!("{:.2}ms", span.duration_us as f64 / 1000.0)
         ));
+        // A batch's messages were sent in other traces: where to look for each.
+        for link in &span.links {
+            lines.push(format!("{}  linked: trace {} span {}", "  ".repeat(depth), link.trace_id, link.span_id));
+        }
         let children = spans.iter().filter(|child| child.parent_span_id.as_deref() == Some(span.span_id.as_str()));
         let children: Vec<_> = children.collect();
         stack.extend(children.into_iter().rev().map(|child| (child, depth + 1)));
@@ -724,6 +729,7 @@ mod tests {
             duration_us,
             error: None,
             attributes: Default::default(),
+            links: Vec::new(),
         }
     }
 

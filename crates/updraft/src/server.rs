@@ -69,14 +69,7 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
         failed_events: args.retain_failed_events,
         interval: args.janitor_interval,
     };
-    config.otlp = match &args.otlp_endpoint {
-        Some(endpoint) => Some(updraft_platform::OtlpConfig { endpoint: Some(endpoint.clone()), ..Default::default() }),
-        // The signal's own variable: the exporter reads it.
-        None if std::env::var_os("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some() => {
-            Some(updraft_platform::OtlpConfig::default())
-        }
-        None => None,
-    };
+    config.otlp = otlp_config(args)?;
     config.prices = updraft_platform::PriceTable {
         per_million_requests: args.price_per_million_requests,
         per_gb_second: args.price_per_gb_second,
@@ -149,6 +142,29 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
 
 /// The cluster key from `--cluster-key-file` or `UPDRAFT_CLUSTER_KEY` (not a flag, so
 /// that it never shows in a process list).
+/// What goes over OTLP, and where: both spans and metrics to `--otlp-endpoint`;
+/// otherwise each signal whose own endpoint variable is set (the exporter reads it).
+fn otlp_config(args: &ServerArgs) -> anyhow::Result<Option<updraft_platform::OtlpConfig>> {
+    let signal = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    let (traces, metrics) = match &args.otlp_endpoint {
+        Some(_) => (true, true),
+        None => (signal("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), signal("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")),
+    };
+    if !traces && !metrics {
+        return Ok(None);
+    }
+    if args.otlp_metric_interval.is_some_and(|interval| interval.is_zero()) {
+        anyhow::bail!("--otlp-metric-interval must be above zero (e.g. 10s)");
+    }
+    Ok(Some(updraft_platform::OtlpConfig {
+        endpoint: args.otlp_endpoint.clone(),
+        traces,
+        metrics,
+        metric_interval: args.otlp_metric_interval,
+        ..Default::default()
+    }))
+}
+
 fn cluster_key(args: &ServerArgs) -> anyhow::Result<Option<updraft_platform::ClusterKey>> {
     let from_env = std::env::var("UPDRAFT_CLUSTER_KEY").ok().filter(|key| !key.trim().is_empty());
     let (text, source) = match (&args.cluster_key_file, from_env) {

@@ -200,7 +200,10 @@ pub(crate) async fn queue_send(
 ) -> Result<(StatusCode, Json<QueueSentView>), ApiError> {
     let queue = queue_name(queue)?;
     let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).map(str::to_owned);
-    let message_id = state.platform.events().send_to_queue(&queue, body, content_type).await?;
+    // The sender's trace (its `traceparent`, or `X-Amzn-Trace-Id` from a Lambda
+    // function): the batch that handles the message links to it.
+    let trace = crate::gateway::trace_parent(&headers);
+    let message_id = state.platform.events().send_to_queue(&queue, body, content_type, trace).await?;
     Ok((StatusCode::ACCEPTED, Json(QueueSentView { message_id, queue: queue.to_string() })))
 }
 

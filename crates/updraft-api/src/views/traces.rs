@@ -24,9 +24,22 @@ pub struct SpanView {
     pub duration_us: i64,
     /// Why it failed; absent when it did not.
     pub error: Option<String>,
-    /// OpenTelemetry attributes (`faas.*`, `updraft.*`, `error.type`).
+    /// OpenTelemetry attributes (`faas.*`, `updraft.*`, `messaging.*`, `error.type`).
     #[schema(value_type = Object)]
     pub attributes: BTreeMap<String, serde_json::Value>,
+    /// Spans in other traces this one is linked to: for a queue batch, the span that
+    /// sent each of its messages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<SpanLinkView>,
+}
+
+/// A span in another trace (or elsewhere in this one).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SpanLinkView {
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// 16 hex digits.
+    pub span_id: String,
 }
 
 impl SpanView {
@@ -52,6 +65,11 @@ impl SpanView {
             duration_us: (span.end_ns - span.start_ns) / 1000,
             error: span.error.clone(),
             attributes,
+            links: span
+                .links
+                .iter()
+                .map(|link| SpanLinkView { trace_id: link.trace_id.clone(), span_id: link.span_id.clone() })
+                .collect(),
         }
     }
 }

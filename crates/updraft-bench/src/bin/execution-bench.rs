@@ -106,6 +106,7 @@ fn meta(i: usize) -> InvocationMeta {
         trace_id: format!("{:032x}", i + 1),
         parent_span_id: None,
         queued_since: None,
+        links: Vec::new(),
     }
 }
 

@@ -146,6 +146,7 @@ fn meta() -> InvocationMeta {
         trace_id: "0".repeat(32),
         parent_span_id: None,
         queued_since: None,
+        links: Vec::new(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! retry, fail, release after a crash; follow-up events stored with an outcome;
 //! schedule ticks advanced exactly once.
 
-use updraft_model::{EventSource, QueueName, TopicName};
+use updraft_model::{EventSource, QueueName, TopicName, TraceParent};
 use updraft_store::{AsyncEvent, EventState, Finish, Store};
 
 use crate::support::function;
@@ -157,12 +157,16 @@ fn message(id: &str, sent_at: i64) -> updraft_store::QueueMessage {
         receive_count: 0,
         first_received_at: None,
         visible_at: sent_at,
+        trace: None,
     }
 }
 
 async fn check_queue_messages(store: &Store) {
     let jobs = QueueName::new("jobs").unwrap();
-    store.queue_send(&[message("m1", 1_000), message("m2", 2_000), message("m3", 3_000)]).await.unwrap();
+    // m2 was sent under a trace, which it keeps wherever it goes.
+    let sender = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    let traced = updraft_store::QueueMessage { trace: sender.clone(), ..message("m2", 2_000) };
+    store.queue_send(&[message("m1", 1_000), traced, message("m3", 3_000)]).await.unwrap();
     let depth = store.queue_depth(&jobs, 5_000).await.unwrap();
     assert_eq!((depth.visible, depth.in_flight, depth.oldest_visible_at), (3, 0, Some(1_000)));
 
@@ -171,6 +175,7 @@ async fn check_queue_messages(store: &Store) {
     assert_eq!(batch.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
     assert!(batch.iter().all(|m| m.receive_count == 1 && m.first_received_at == Some(5_000)));
     assert_eq!(batch[0].body, [1, 2, 255]);
+    assert_eq!((&batch[0].trace, &batch[1].trace), (&None, &sender));
     let depth = store.queue_depth(&jobs, 6_000).await.unwrap();
     assert_eq!((depth.visible, depth.in_flight), (1, 2));
 
@@ -188,6 +193,7 @@ async fn check_queue_messages(store: &Store) {
     store.queue_move(&["m2".to_owned()], &dead, 41_000).await.unwrap();
     let parked = store.queue_peek(&dead, 10).await.unwrap();
     assert_eq!((parked[0].id.as_str(), parked[0].receive_count, parked[0].visible_at), ("m2", 0, 41_000));
+    assert_eq!(parked[0].trace, sender);
     assert_eq!(store.queue_depth(&jobs, 41_000).await.unwrap().in_flight, 1);
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use updraft_model::{InvocationRecord, InvocationStatus, TriggerKind, VersionNumber};
+use updraft_model::{InvocationRecord, InvocationStatus, TraceParent, TriggerKind, VersionNumber};
 use updraft_store::{InvocationFilter, Store, UsageCounts};
 
 use crate::support::function;
@@ -36,6 +36,14 @@ pub(crate) fn record(i: u32) -> InvocationRecord {
         trace_id: format!("{i:032x}"),
         parent_span_id: None,
         queued_since: None,
+        // Every seventh handled a batch of two traced messages.
+        links: if i.is_multiple_of(7) {
+            (1..=2u32)
+                .map(|n| TraceParent { trace_id: format!("{:032x}", 1000 + n), span_id: format!("{:016x}", i + n) })
+                .collect()
+        } else {
+            Vec::new()
+        },
         log_lines_dropped: u64::from(i % 3),
         node: format!("node-{}", i % 2),
     }

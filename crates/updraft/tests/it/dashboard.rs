@@ -132,7 +132,7 @@ async fn the_dashboard_signs_in_shows_invocations_live_opens_a_trace_and_retries
     let execution_id = json(started).await["execution_id"].as_str().unwrap().to_owned();
     let doomed = python_app("doomed", "retries = 0", DOOMED);
     server.deploy(doomed.path());
-    for _ in 0..3 {
+    for _ in 0..28 {
         assert_eq!(server.get("/echo/warm").await.status(), reqwest::StatusCode::OK);
     }
     let accepted = server.api(Method::POST, "/v1/functions/doomed/invoke-async").json(&json!({})).send().await.unwrap();
@@ -164,8 +164,16 @@ async fn the_dashboard_signs_in_shows_invocations_live_opens_a_trace_and_retries
     client.find(Locator::Css("tr[data-function='echo'] a")).await.unwrap().click().await.unwrap();
     browser.wait_for("#charts canvas").await;
     browser.wait_for_text("#versions", "serving").await;
-    let before = client.find_all(Locator::Css("#invocations tr")).await.unwrap().len();
-    assert_eq!(before, 3, "the three warm-up requests");
+    let rows = move || async move { client.find_all(Locator::Css("#invocations tr")).await.unwrap().len() };
+    assert_eq!(rows().await, 25, "the newest page of the 28 warm-up requests");
+    // Older pages, and back.
+    client.find(Locator::Css("#older")).await.unwrap().click().await.unwrap();
+    browser.wait_for_text("#page", "page 2").await;
+    assert_eq!(rows().await, 3, "the three oldest");
+    assert!(client.find(Locator::Css("#older")).await.unwrap().attr("disabled").await.unwrap().is_some());
+    client.find(Locator::Css("#newer")).await.unwrap().click().await.unwrap();
+    browser.wait_for_text("#page", "newest").await;
+    assert_eq!(rows().await, 25);
     let response = server.get("/echo/live").await;
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     let live = server.api(Method::GET, "/v1/invocations?function=echo&limit=1").send().await.unwrap();

@@ -1,11 +1,14 @@
-//! Traces: one trace across hops, kept in the store and exported over OTLP to a real
-//! receiver that decodes the protobuf as a collector does.
+//! Traces and metrics: one trace across hops, kept in the store and exported over OTLP
+//! to a real receiver that decodes the protobuf as a collector does; the metrics sent
+//! the same way.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{Metric, metric, number_data_point};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 use reqwest::Method;
@@ -14,10 +17,21 @@ use serde_json::Value;
 use crate::harness::{TestServer, app_with_guest};
 use crate::json;
 
-/// An OTLP/HTTP receiver: keeps every span it is sent, with its resource's attributes.
+/// An OTLP/HTTP receiver: keeps every span it is sent, with its resource's attributes,
+/// and every metric, in the order they came.
 struct Collector {
     url: String,
     spans: Arc<Mutex<Vec<Received>>>,
+    metrics: Arc<Mutex<Vec<(String, Metric)>>>,
+}
+
+/// The text of attribute `key`.
+fn text_of(attributes: &[KeyValue], key: &str) -> Option<String> {
+    let attribute = attributes.iter().find(|attribute| attribute.key == key)?;
+    match attribute.value.as_ref()?.value.as_ref()? {
+        any_value::Value::StringValue(text) => Some(text.clone()),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -65,13 +79,7 @@ impl Collector {
                     for resource_spans in request.resource_spans {
                         let service = resource_spans
                             .resource
-                            .iter()
-                            .flat_map(|resource| resource.attributes.iter())
-                            .find(|attribute| attribute.key == "service.name")
-                            .and_then(|attribute| match attribute.value.as_ref()?.value.as_ref()? {
-                                any_value::Value::StringValue(name) => Some(name.clone()),
-                                _ => None,
-                            })
+                            .and_then(|resource| text_of(&resource.attributes, "service.name"))
                             .unwrap_or_default();
                         for scope_spans in resource_spans.scope_spans {
                             for span in scope_spans.spans {
@@ -86,10 +94,83 @@ impl Collector {
                 }
             }),
         );
+        let metrics = Arc::new(Mutex::new(Vec::new()));
+        let kept = metrics.clone();
+        let app = app.route(
+            "/v1/metrics",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    assert_eq!(headers["content-type"], "application/x-protobuf");
+                    let request = ExportMetricsServiceRequest::decode(body).expect("an OTLP protobuf export request");
+                    for resource_metrics in request.resource_metrics {
+                        let service = resource_metrics
+                            .resource
+                            .and_then(|resource| text_of(&resource.attributes, "service.name"))
+                            .unwrap_or_default();
+                        for scope_metrics in resource_metrics.scope_metrics {
+                            for metric in scope_metrics.metrics {
+                                kept.lock().unwrap().push((service.clone(), metric));
+                            }
+                        }
+                    }
+                    (
+                        [("content-type", "application/x-protobuf")],
+                        ExportMetricsServiceResponse::default().encode_to_vec(),
+                    )
+                }
+            }),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url, spans }
+        Self { url, spans, metrics }
+    }
+
+    /// The last value received of metric `name` for the data point whose attributes
+    /// include `labels`: a counter's or gauge's value, a histogram's count. Waits until
+    /// `predicate` holds for it.
+    async fn wait_for_metric(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        predicate: impl Fn(f64) -> bool,
+    ) -> (String, Metric, f64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let matches = |attributes: &[KeyValue]| {
+            labels.iter().all(|(key, value)| text_of(attributes, key).as_deref() == Some(*value))
+        };
+        loop {
+            let last = self.metrics.lock().unwrap().iter().rev().filter(|(_, metric)| metric.name == name).find_map(
+                |(service, metric)| {
+                    let value = match metric.data.as_ref()? {
+                        metric::Data::Sum(sum) => sum.data_points.iter().find(|point| matches(&point.attributes))?.value,
+                        metric::Data::Gauge(gauge) => {
+                            gauge.data_points.iter().find(|point| matches(&point.attributes))?.value
+                        }
+                        metric::Data::Histogram(histogram) => {
+                            let point = histogram.data_points.iter().find(|point| matches(&point.attributes))?;
+                            Some(number_data_point::Value::AsInt(point.count as i64))
+                        }
+                        _ => None,
+                    };
+                    let value = match value? {
+                        number_data_point::Value::AsInt(n) => n as f64,
+                        number_data_point::Value::AsDouble(x) => x,
+                    };
+                    Some((service.clone(), metric.clone(), value))
+                },
+            );
+            if let Some(found) = last.filter(|(_, _, value)| predicate(*value)) {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the collector never got {name} {labels:?} as expected; the last it got: {:?}",
+                self.metrics.lock().unwrap().iter().rev().find(|(_, metric)| metric.name == name)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The spans of `trace_id`, once `predicate` holds for them.
@@ -358,4 +439,119 @@ async fn records_traces_and_logs_past_their_retention_are_removed() {
     // Usage is a sum per hour, not a record: it stays.
     let usage = json(server.api(Method::GET, "/v1/usage?function=brief").send().await.unwrap()).await;
     assert_eq!(usage["total"]["requests"], 1, "{usage:#}");
+}
+
+#[tokio::test]
+async fn metrics_reach_the_collector_under_the_names_and_labels_that_metrics_serves() {
+    let collector = Collector::start().await;
+    let server =
+        TestServer::start_with(&["--otlp-endpoint", &collector.url, "--otlp-metric-interval", "200ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "[app]\nname = \"measured\"\n\n[functions.measured]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\n\
+                    triggers = [{ http = \"GET /measured/{action}\" }, { queue = \"jobs\" }]\n";
+    app_with_guest(dir.path(), manifest, &updraft_test_programs::bytes(updraft_test_programs::ECHO));
+    server.deploy(dir.path());
+    for _ in 0..3 {
+        assert_eq!(server.get("/measured/echo").await.status(), 200);
+    }
+
+    // OpenTelemetry's FaaS metrics, by their semantic-convention names and attributes.
+    let faas = [("faas.name", "measured"), ("faas.version", "1"), ("faas.trigger", "http")];
+    let (service, invocations, _) = collector.wait_for_metric("faas.invocations", &faas, |n| n == 3.0).await;
+    assert_eq!(service, "updraft");
+    assert!(
+        matches!(&invocations.data, Some(metric::Data::Sum(sum)) if sum.is_monotonic),
+        "a counter: {invocations:?}"
+    );
+    let (_, duration, _) = collector.wait_for_metric("faas.invoke_duration", &faas, |n| n == 3.0).await;
+    assert_eq!(duration.unit, "s");
+    collector.wait_for_metric("faas.coldstarts", &faas, |n| n >= 1.0).await;
+    // Lambda's, per function and version, and Updraft's own.
+    let version = [("function", "measured"), ("version", "1")];
+    collector.wait_for_metric("updraft.lambda.invocations", &version, |n| n == 3.0).await;
+    let (_, lambda_duration, _) = collector.wait_for_metric("updraft.lambda.duration", &version, |n| n == 3.0).await;
+    assert_eq!(lambda_duration.unit, "ms");
+    let ok = [("function", "measured"), ("status", "success")];
+    collector.wait_for_metric("updraft.invocations", &ok, |n| n == 3.0).await;
+    // Gauges, sampled from the running server; the exporter's own counters.
+    collector.wait_for_metric("updraft.sqs.approximate_number_of_messages_visible", &[("queue", "jobs")], |n| n == 0.0).await;
+    collector.wait_for_metric("updraft.metric_exports_failed", &[], |n| n == 0.0).await;
+
+    // What a scrape shows is the same figure under the name the exporter would give it.
+    let scraped = server.api(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
+    for sample in [
+        "faas_invocations_total{faas_name=\"measured\",faas_version=\"1\",faas_trigger=\"http\"} 3",
+        "updraft_lambda_invocations_total{function=\"measured\",version=\"1\"} 3",
+        "updraft_lambda_duration_milliseconds_count{function=\"measured\",version=\"1\"} 3",
+    ] {
+        assert!(scraped.lines().any(|line| line == sample), "no `{sample}` in\n{scraped}");
+    }
+    assert!(scraped.contains("updraft_metric_exports_failed_total 0"), "{scraped}");
+}
+
+#[tokio::test]
+async fn a_queue_batch_is_linked_to_the_span_that_sent_each_of_its_messages() {
+    let collector = Collector::start().await;
+    let server = TestServer::start_with(&["--otlp-endpoint", &collector.url]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "[app]\nname = \"batched\"\n\n[functions.batcher]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\n\
+                    triggers = [{ queue = \"jobs\", batch_size = 3, batch_window = \"10s\" }]\n";
+    app_with_guest(dir.path(), manifest, &updraft_test_programs::bytes(updraft_test_programs::ECHO));
+    server.deploy(dir.path());
+
+    // Two senders in traces of their own, and one message sent with no trace at all.
+    let senders = [
+        ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"),
+        ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"),
+    ];
+    for (trace_id, span_id) in senders {
+        let sent = server
+            .api(Method::POST, "/v1/queues/jobs")
+            .header("traceparent", format!("00-{trace_id}-{span_id}-01"))
+            .body(format!("from {span_id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), 202);
+    }
+    let untraced = server.api(Method::POST, "/v1/queues/jobs").body("no trace").send().await.unwrap();
+    assert_eq!(untraced.status(), 202);
+
+    // One batch of three: a trace of its own, linked to both senders.
+    let record = crate::events::records(&server, "batcher", "queue", 1).await.remove(0);
+    let batch_trace = record["trace_id"].as_str().unwrap().to_owned();
+    assert!(senders.iter().all(|(trace_id, _)| *trace_id != batch_trace));
+    let view = stored_trace(&server, &batch_trace, 1).await;
+    let span = &view["spans"][0];
+    assert_eq!(span["name"], "batcher", "{view:#}");
+    assert_eq!(span["parent_span_id"], Value::Null);
+    assert_eq!(span["attributes"]["messaging.operation.type"], "process");
+    let links: Vec<(String, String)> = span["links"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no links in {view:#}"))
+        .iter()
+        .map(|link| (link["trace_id"].as_str().unwrap().to_owned(), link["span_id"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected: Vec<(String, String)> =
+        senders.iter().map(|(trace, span)| ((*trace).to_owned(), (*span).to_owned())).collect();
+    assert_eq!(links, expected, "one link per traced message, in the order they were sent");
+
+    // The collector gets the same links.
+    let exported = collector
+        .wait_for(&batch_trace, "the batch's span", |spans| spans.iter().any(|span| span.span.name == "batcher"))
+        .await;
+    let batch = exported.iter().find(|span| span.span.name == "batcher").unwrap();
+    assert_eq!(batch.span.kind, SpanKind::Consumer as i32);
+    let exported_links: Vec<(String, String)> = batch
+        .span
+        .links
+        .iter()
+        .map(|link| (Received::hex(&link.trace_id), Received::hex(&link.span_id)))
+        .collect();
+    assert_eq!(exported_links, expected);
+
+    let waterfall = server.cli_ok(&["traces", &batch_trace]);
+    for (trace_id, span_id) in senders {
+        assert!(waterfall.contains(&format!("linked: trace {trace_id} span {span_id}")), "{waterfall}");
+    }
 }
