@@ -49,7 +49,7 @@ pub use observe::{ObserveError, TRACE_INVOCATIONS};
 pub use platform::{LambdaConfig, Platform, PlatformConfig, StartError};
 pub use routes::{RouteConflict, RouteMatch, RouteTable};
 pub use secrets::{ClusterKeyError, MAX_SECRET_BYTES, Rotated, SecretError, SecretInfo, SecretSet};
-pub use stats::{MAX_STEPS, STATS_RECORDS, StatsStep};
+pub use stats::{MAX_STEPS, StatsStep};
 pub use updraft_events::{
     AsyncConfig, EventLayer, EventQueueConfig, ExecutionReport, ExecutionSummary, HistoryStep, Message, PendingEvent,
     PublishError, Published, QueueError, WebhookError, WebhookRequest, Workflow, WorkflowError,

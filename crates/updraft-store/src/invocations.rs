@@ -35,16 +35,24 @@ pub struct StoredInvocation {
     pub record: InvocationRecord,
 }
 
-/// The figures of one invocation a chart needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvocationSample {
-    /// ms since the epoch.
-    pub started_at: i64,
-    pub duration_ns: i64,
-    pub init_duration_ns: Option<i64>,
-    pub cold: bool,
-    pub max_memory_used: i64,
-    pub status: InvocationStatus,
+/// A function's invocations in one step of a window, summed up for a chart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepFigures {
+    /// Which step: 0 for the one starting at the window's start.
+    pub step: i64,
+    /// Invocations that ran (throttles excluded).
+    pub invocations: i64,
+    /// Errors and timeouts.
+    pub errors: i64,
+    pub throttles: i64,
+    pub cold_starts: i64,
+    /// The runs' durations added up.
+    pub run_ns: i64,
+    /// The most memory a run used (bytes).
+    pub max_memory: i64,
+    /// The runs' nearest-rank duration percentiles; `None` without runs.
+    pub p50_ns: Option<i64>,
+    pub p99_ns: Option<i64>,
 }
 
 /// One function's usage in one hour.
@@ -190,43 +198,82 @@ impl Store {
         rows.iter().map(stored_invocation).collect()
     }
 
-    /// The chart figures of `function`'s invocations that started in `[since, until)`,
-    /// the latest `limit` of them, oldest first.
-    pub async fn invocation_samples(
+    /// `function`'s invocations that started in `[since, until)`, summed up per step of
+    /// `step_ms` (step 0 starts at `since`); only the steps that saw invocations, in
+    /// order. The database does the counting and the percentiles (a window function
+    /// ranks each step's durations), so a chart of a million records sends back one row
+    /// per step, not the records.
+    pub async fn invocation_steps(
         &self,
         function: &FunctionName,
         since: i64,
         until: i64,
-        limit: i64,
-    ) -> Result<Vec<InvocationSample>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT started_at, duration_ns, init_duration_ns, cold, max_memory_used, status FROM invocations \
-             WHERE function = $1 AND started_at >= $2 AND started_at < $3 ORDER BY seq DESC LIMIT $4",
-        )
+        step_ms: i64,
+    ) -> Result<Vec<StepFigures>, StoreError> {
+        let step_ms = step_ms.max(1);
+        // Throttles have no run: they count, and stay out of the durations.
+        let window = "SELECT (started_at - $2) / $4 AS step, duration_ns, cold, max_memory_used, status \
+                      FROM invocations WHERE function = $1 AND started_at >= $2 AND started_at < $3";
+        let sums = sqlx::query(&format!(
+            "SELECT step, \
+               CAST(SUM(CASE WHEN status <> 'throttled' THEN 1 ELSE 0 END) AS BIGINT), \
+               CAST(SUM(CASE WHEN status IN ('error', 'timeout') THEN 1 ELSE 0 END) AS BIGINT), \
+               CAST(SUM(CASE WHEN status = 'throttled' THEN 1 ELSE 0 END) AS BIGINT), \
+               CAST(SUM(CASE WHEN status <> 'throttled' AND cold <> 0 THEN 1 ELSE 0 END) AS BIGINT), \
+               CAST(SUM(CASE WHEN status <> 'throttled' THEN duration_ns ELSE 0 END) AS BIGINT), \
+               CAST(MAX(CASE WHEN status <> 'throttled' THEN max_memory_used ELSE 0 END) AS BIGINT) \
+             FROM ({window}) w GROUP BY step ORDER BY step"
+        ))
         .bind(function.as_str())
         .bind(since)
         .bind(until)
-        .bind(limit.max(0))
+        .bind(step_ms)
         .fetch_all(&self.pool)
         .await?;
-        let mut samples = rows
+        // The nearest-rank percentile q of n is the ceil(q·n)-th smallest, in integers:
+        // (n·q% + 99) / 100.
+        let ranks = sqlx::query(&format!(
+            "SELECT step, nth, n, duration_ns FROM ( \
+               SELECT step, duration_ns, \
+                 ROW_NUMBER() OVER (PARTITION BY step ORDER BY duration_ns) AS nth, \
+                 COUNT(*) OVER (PARTITION BY step) AS n \
+               FROM ({window}) w WHERE status <> 'throttled') ranked \
+             WHERE nth = (n * 50 + 99) / 100 OR nth = (n * 99 + 99) / 100"
+        ))
+        .bind(function.as_str())
+        .bind(since)
+        .bind(until)
+        .bind(step_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut steps = sums
             .iter()
             .map(|row| {
-                let status: String = row.try_get(5)?;
-                Ok(InvocationSample {
-                    started_at: row.try_get(0)?,
-                    duration_ns: row.try_get(1)?,
-                    init_duration_ns: row.try_get(2)?,
-                    cold: row.try_get::<i64, _>(3)? != 0,
-                    max_memory_used: row.try_get(4)?,
-                    status: InvocationStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
-                        detail: format!("unknown invocation status {status:?}"),
-                    })?,
+                Ok(StepFigures {
+                    step: row.try_get(0)?,
+                    invocations: row.try_get(1)?,
+                    errors: row.try_get(2)?,
+                    throttles: row.try_get(3)?,
+                    cold_starts: row.try_get(4)?,
+                    run_ns: row.try_get(5)?,
+                    max_memory: row.try_get(6)?,
+                    p50_ns: None,
+                    p99_ns: None,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        samples.reverse();
-        Ok(samples)
+        for row in &ranks {
+            let (step, rank, n, duration): (i64, i64, i64, i64) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+            let Ok(at) = steps.binary_search_by_key(&step, |figures| figures.step) else { continue };
+            if rank == (n * 50 + 99) / 100 {
+                steps[at].p50_ns = Some(duration);
+            }
+            if rank == (n * 99 + 99) / 100 {
+                steps[at].p99_ns = Some(duration);
+            }
+        }
+        Ok(steps)
     }
 
     /// Hourly usage from the hour containing `since` on, per function, oldest first.

@@ -29,7 +29,7 @@ pub use artifacts::{ArtifactError, ArtifactStore, ArtifactUpload};
 pub use changes::ChangeListener;
 pub use events::{AsyncEvent, EventState, EventWrite, Finish};
 pub use group::EventWriter;
-pub use invocations::{InvocationFilter, InvocationSample, StoredInvocation, UsageCounts, UsageRow};
+pub use invocations::{InvocationFilter, StepFigures, StoredInvocation, UsageCounts, UsageRow};
 pub use logs::{LogFilter, LogScope};
 pub use nodes::{NodeLoad, NodeRecord};
 pub use queues::{QueueDepth, QueueMessage};

@@ -10,6 +10,50 @@ use crate::support::function;
 store_tests! {
     check_invocation_records => invocation_records_sqlite, invocation_records_postgres;
     check_usage_sums => usage_sums_sqlite, usage_sums_postgres;
+    check_invocation_steps => invocation_steps_sqlite, invocation_steps_postgres;
+}
+
+/// A record of `function` that started `at` ms into the window and ran `ms`.
+fn run(function_name: &str, at: i64, ms: u64, status: InvocationStatus) -> InvocationRecord {
+    let throttled = status == InvocationStatus::Throttled;
+    InvocationRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        function: function(function_name),
+        started_at: T0 + at,
+        duration: if throttled { Duration::ZERO } else { Duration::from_millis(ms) },
+        init_duration: None,
+        cold: false,
+        max_memory_used: ms * 1024,
+        status,
+        ..record(0)
+    }
+}
+
+async fn check_invocation_steps(store: &Store) {
+    use InvocationStatus::*;
+    let mut records: Vec<_> = (1..=100).map(|ms| run("charted", 10, ms, Success)).collect();
+    records.push(InvocationRecord { cold: true, ..run("charted", 0, 5, Error) });
+    records.push(run("charted", 1_500, 0, Throttled));
+    records.push(run("charted", 2_500, 300, Timeout));
+    // Outside the window, and another function's: not counted.
+    records.push(run("charted", 3_000, 7, Success));
+    records.push(run("other", 10, 7, Success));
+    store.invocation_append(&records).await.unwrap();
+
+    let steps = store.invocation_steps(&function("charted"), T0, T0 + 3_000, 1_000).await.unwrap();
+    assert_eq!(steps.iter().map(|s| s.step).collect::<Vec<_>>(), [0, 1, 2], "{steps:#?}");
+    let first = steps[0];
+    assert_eq!(
+        (first.invocations, first.errors, first.throttles, first.cold_starts),
+        (101, 1, 0, 1),
+        "{first:?}"
+    );
+    // 101 runs: the 51st smallest is 50 ms, the 100th 99 ms (nearest rank).
+    assert_eq!((first.p50_ns, first.p99_ns), (Some(50_000_000), Some(99_000_000)));
+    assert_eq!(first.run_ns, 5_055_000_000);
+    assert_eq!(first.max_memory, 100 * 1024);
+    assert_eq!((steps[1].invocations, steps[1].throttles, steps[1].p50_ns), (0, 1, None));
+    assert_eq!((steps[2].errors, steps[2].p50_ns, steps[2].p99_ns), (1, Some(300_000_000), Some(300_000_000)));
 }
 
 const HOUR: i64 = 3_600_000;

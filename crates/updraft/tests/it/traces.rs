@@ -487,6 +487,17 @@ async fn metrics_reach_the_collector_under_the_names_and_labels_that_metrics_ser
         assert!(scraped.lines().any(|line| line == sample), "no `{sample}` in\n{scraped}");
     }
     assert!(scraped.contains("updraft_metric_exports_failed_total 0"), "{scraped}");
+
+    // The dashboard's charts count the same runs, from the records.
+    let stats = json(server.api(Method::GET, "/v1/functions/measured/stats").send().await.unwrap()).await;
+    let steps = stats["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 60, "an hour in minutes by default: {stats:#}");
+    let sum = |key: &str| steps.iter().map(|step| step[key].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("invocations"), sum("errors"), sum("throttles")), (3, 0, 0), "{stats:#}");
+    assert!(sum("cold_starts") >= 1, "{stats:#}");
+    let ran: Vec<&Value> = steps.iter().filter(|step| step["invocations"].as_u64() > Some(0)).collect();
+    assert!(ran.iter().all(|step| step["p50_ms"].as_f64().is_some_and(|ms| ms > 0.0)), "{stats:#}");
+    assert!(ran.iter().all(|step| step["p99_ms"].as_f64() >= step["p50_ms"].as_f64()), "{stats:#}");
 }
 
 #[tokio::test]
