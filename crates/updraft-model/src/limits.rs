@@ -39,6 +39,17 @@ impl ByteSize {
     ///
     /// The error is a sentence that quotes `text` and says how to write it instead.
     pub fn parse(text: &str) -> Result<ByteSize, String> {
+        Self::parse_with(text, false)
+    }
+
+    /// Parses a function's memory: as [`parse`](Self::parse), except that `KB`, `MB` and
+    /// `GB` are read as KiB, MiB and GiB, as Lambda means them (its `MemorySize` of
+    /// "128 MB" is 128 MiB), so `memory = "64MB"` is the 64 MiB a Lambda user asks for.
+    pub fn parse_memory(text: &str) -> Result<ByteSize, String> {
+        Self::parse_with(text, true)
+    }
+
+    fn parse_with(text: &str, decimal_as_binary: bool) -> Result<ByteSize, String> {
         let trimmed = text.trim();
         let digits_end = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
         let (digits, unit) = trimmed.split_at(digits_end);
@@ -56,6 +67,9 @@ impl ByteSize {
             "kib" => Self::KIB,
             "mib" => Self::MIB,
             "gib" => Self::GIB,
+            "kb" if decimal_as_binary => Self::KIB,
+            "mb" if decimal_as_binary => Self::MIB,
+            "gb" if decimal_as_binary => Self::GIB,
             "kb" => 1000,
             "mb" => 1000 * 1000,
             "gb" => 1000 * 1000 * 1000,
@@ -153,6 +167,14 @@ mod tests {
         for (text, bytes) in cases {
             assert_eq!(ByteSize::parse(text), Ok(ByteSize(bytes)), "{text}");
         }
+    }
+
+    #[test]
+    fn memory_in_mb_means_mib_as_on_lambda() {
+        assert_eq!(ByteSize::parse_memory("64MB"), Ok(ByteSize::mib(64)));
+        assert_eq!(ByteSize::parse_memory("1 GB"), Ok(ByteSize(ByteSize::GIB)));
+        assert_eq!(ByteSize::parse_memory("128MiB"), Ok(ByteSize::mib(128)));
+        assert_eq!(ByteSize::parse("64MB"), Ok(ByteSize(64_000_000)), "other sizes keep powers of 1000");
     }
 
     #[test]

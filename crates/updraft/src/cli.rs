@@ -14,9 +14,12 @@ use crate::output::Output;
 
 /// Updraft: run functions on your own machines.
 ///
-/// Functions are WebAssembly components (wasi:http); `updraft.toml` declares them and
-/// their HTTP routes. Start a server with `updraft server` (or `updraft up DIR` for a
-/// server plus the app in DIR, redeployed on change), then `updraft deploy`.
+/// Functions are WebAssembly components (wasi:http) or AWS Lambda handlers (Python,
+/// Node.js, or a `provided` bootstrap) run in sandboxes; `updraft.toml` declares them
+/// and what sets them off: HTTP routes, webhooks, topics, queues, schedules, email and
+/// workflows. Start a server with `updraft server` (or `updraft up DIR` for a server
+/// plus the app in DIR, redeployed on change), then `updraft deploy`. The dashboard is
+/// at /ui on the server.
 #[derive(Debug, Parser)]
 #[command(name = "updraft", version, propagate_version = true)]
 pub struct Cli {
@@ -598,7 +601,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Invoke { name, data, data_file, run_async } => {
             let client = Client::new(&global)?;
-            let body = read_data(data, data_file, "event")?;
+            let body = json_event(read_data(data, data_file, "event")?)?;
             if run_async {
                 let accepted: updraft_api::views::AsyncAcceptedView = client
                     .send(
@@ -752,6 +755,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The body given by `--data`, `--data-file` (`-` for standard input), or `{}`.
+/// `body` if it is JSON, as an event must be (Lambda's `Invoke` refuses anything else);
+/// otherwise an error that says where it stops being JSON.
+fn json_event(body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+        Ok(_) => Ok(body),
+        Err(error) => anyhow::bail!(
+            "the event is not JSON ({error}); write JSON, like --data '{{\"name\": \"Ada\"}}', \
+             or a JSON string, like --data '\"text\"'"
+        ),
+    }
+}
+
 fn read_data(data: Option<String>, data_file: Option<PathBuf>, what: &str) -> anyhow::Result<Vec<u8>> {
     Ok(match (data, data_file) {
         (Some(data), _) => data.into_bytes(),
@@ -775,6 +790,14 @@ mod tests {
     use clap::Parser as _;
 
     use super::Cli;
+
+    #[test]
+    fn an_event_that_is_not_json_is_refused_before_it_is_sent() {
+        assert_eq!(super::json_event(br#"{"name": "Ada"}"#.to_vec()).unwrap(), br#"{"name": "Ada"}"#);
+        assert!(super::json_event(b"\"text\"".to_vec()).is_ok());
+        let error = super::json_event(b"{name: Ada}".to_vec()).unwrap_err().to_string();
+        assert!(error.contains("not JSON") && error.contains("line 1 column 2"), "{error}");
+    }
 
     #[test]
     fn async_retry_asks_for_an_id_or_all_and_not_both() {

@@ -40,9 +40,9 @@ pub async fn list(client: &Client, output: Output) -> anyhow::Result<()> {
         println!("no functions; deploy some with `updraft deploy`");
         return Ok(());
     }
-    println!("{:<24} {:<16} {:>7} {:>9} {:>8}  ROUTES", "NAME", "APP", "VERSION", "MEMORY", "TIMEOUT");
+    println!("{:<24} {:<16} {:>7} {:>9} {:>8}  TRIGGERS", "NAME", "APP", "VERSION", "MEMORY", "TIMEOUT");
     for f in &view.functions {
-        let routes: Vec<String> = f.config.routes.iter().map(|r| format!("{} {}", r.methods, r.route)).collect();
+        let routes = triggers(&f.config);
         println!(
             "{:<24} {:<16} {:>7} {:>9} {:>8}  {}",
             f.name,
@@ -54,6 +54,20 @@ pub async fn list(client: &Client, output: Output) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What sets a function off, in a few words each: its routes (`GET /x`, `POST /hook
+/// webhook`), topics, queues, schedules and email addresses.
+fn triggers(config: &updraft_api::views::ConfigView) -> Vec<String> {
+    let routes = config.routes.iter().map(|r| match r.kind.as_str() {
+        "webhook" => format!("{} {} webhook", r.methods, r.route),
+        _ => format!("{} {}", r.methods, r.route),
+    });
+    let topics = config.topics.iter().map(|topic| format!("topic {topic}"));
+    let queues = config.queues.iter().map(|queue| format!("queue {}", queue.queue));
+    let schedules = config.schedules.iter().map(|schedule| format!("schedule {}", schedule.schedule));
+    let emails = config.emails.iter().map(|address| format!("email {address}"));
+    routes.chain(topics).chain(queues).chain(schedules).chain(emails).collect()
 }
 
 pub async fn describe(client: &Client, name: &str, output: Output) -> anyhow::Result<()> {

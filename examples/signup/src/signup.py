@@ -91,6 +91,8 @@ def enroll(event, context):
     """Starts the onboarding workflow for each sign-up (an SNS record per message)."""
     for record in event["Records"]:
         user = json.loads(record["Sns"]["Message"])
+        # A message published by hand may carry only the address, as /signup's form may.
+        user.setdefault("name", str(user.get("email", "")).split("@")[0])
         execution = _updraft("/v1/workflows/onboarding/executions", user)
         print(f"started onboarding execution {execution['execution_id']} for {user['email']}")
 

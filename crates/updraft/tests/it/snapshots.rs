@@ -206,9 +206,9 @@ async fn the_clis_human_output_keeps_its_shape() {
     check(
         &redact_text(&server.cli_ok(&["ls"])),
         expect![[r#"
-        NAME                     APP              VERSION    MEMORY  TIMEOUT  ROUTES
-        orders                   shop                   1     64MiB   5000ms  GET /orders/{id}
-    "#]],
+            NAME                     APP              VERSION    MEMORY  TIMEOUT  TRIGGERS
+            orders                   shop                   1     64MiB   5000ms  GET /orders/{id}, topic order.placed, queue jobs, schedule rate(1 hour)
+        "#]],
     );
     check(
         &redact_text(&server.cli_ok(&["describe", "orders"])),

@@ -404,7 +404,7 @@ impl Checker<'_> {
 
     pub(super) fn memory(&mut self, path: &str, value: &Value) -> Option<ByteSize> {
         let (memory, written) = match value {
-            Value::String(text) => match ByteSize::parse(text) {
+            Value::String(text) => match ByteSize::parse_memory(text) {
                 Ok(memory) => (memory, format!("{text:?}")),
                 Err(message) => {
                     self.problem(path, message);
