@@ -52,4 +52,3 @@ pub struct LatencySummary {
     pub p99_us: f64,
     pub max_us: f64,
 }
-

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use tokio::sync::Notify;
-use updraft_model::{FunctionName, InvocationRecord, InvocationStatus, TraceParent, TriggerKind, VersionNumber, now_millis};
+use updraft_model::{
+    FunctionName, InvocationRecord, InvocationStatus, TraceParent, TriggerKind, VersionNumber, now_millis,
+};
 
 use crate::concurrency::{Account, FunctionLimit, Lender, Permit, ReservationError, Scope, ShareStats, Throttle};
 use updraft_runtime::{Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, Prepared};

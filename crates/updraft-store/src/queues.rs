@@ -39,7 +39,8 @@ pub struct QueueDepth {
     pub oldest_visible_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, queue, body, content_type, sent_at, receive_count, first_received_at, visible_at, traceparent";
+const COLUMNS: &str =
+    "id, queue, body, content_type, sent_at, receive_count, first_received_at, visible_at, traceparent";
 
 impl Store {
     /// Stores messages (all or none); when this returns they are durable.

@@ -321,7 +321,12 @@ impl Declare<'_> {
     }
 
     /// A counter kept elsewhere (the exporter's), exported as it stands.
-    fn observed_counter(&mut self, name: &'static str, help: &'static str, counter: Counter) -> Option<ObservableCounter<u64>> {
+    fn observed_counter(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        counter: Counter,
+    ) -> Option<ObservableCounter<u64>> {
         self.registry.register(name, help, counter.clone());
         self.meter.map(|meter| {
             meter
@@ -401,10 +406,7 @@ fn instances_by_state(sampled: &Sampled) -> Vec<(InstanceLabels, i64)> {
             *states.entry((counts.function.clone(), state)).or_default() += i64::from(n);
         }
     }
-    states
-        .into_iter()
-        .map(|((function, state), n)| (InstanceLabels { function, state: state.to_owned() }, n))
-        .collect()
+    states.into_iter().map(|((function, state), n)| (InstanceLabels { function, state: state.to_owned() }, n)).collect()
 }
 
 fn busy_by_version(sampled: &Sampled) -> Vec<(VersionLabels, i64)> {
@@ -445,8 +447,7 @@ impl Metrics {
         let cold_starts = own.counter("cold_starts", "Invocations that started a new instance");
         let throttles = own.counter("throttles", "Invocations refused at a concurrency limit");
         let concurrent = own.gauge("concurrent_executions", None, "Invocations running now", busy_by_function);
-        let instances =
-            own.gauge("instances", None, "Instances by state (idle, busy, starting)", instances_by_state);
+        let instances = own.gauge("instances", None, "Instances by state (idle, busy, starting)", instances_by_state);
         let exported = [
             own.observed_counter("trace_spans_exported", "Spans sent to the OTLP collector", export.exported.clone()),
             own.observed_counter(
@@ -454,11 +455,7 @@ impl Metrics {
                 "Spans dropped because the OTLP exporter's queue was full (the collector is slow or away)",
                 export.dropped.clone(),
             ),
-            own.observed_counter(
-                "trace_spans_failed",
-                "Spans the OTLP collector did not take",
-                export.failed.clone(),
-            ),
+            own.observed_counter("trace_spans_failed", "Spans the OTLP collector did not take", export.failed.clone()),
             own.observed_counter(
                 "metric_exports_failed",
                 "Metric exports the OTLP collector did not take",
@@ -513,8 +510,12 @@ impl Metrics {
                 "Lambda's DestinationDeliveryFailures: records for a destination topic with no subscriber",
             ),
         };
-        let mut sqs =
-            Declare { registry: registry.sub_registry_with_prefix("sqs"), prefix: "updraft.sqs", meter, sampled: &sampled };
+        let mut sqs = Declare {
+            registry: registry.sub_registry_with_prefix("sqs"),
+            prefix: "updraft.sqs",
+            meter,
+            sampled: &sampled,
+        };
         let sqs = SqsFamilies {
             visible: sqs.gauge(
                 "approximate_number_of_messages_visible",

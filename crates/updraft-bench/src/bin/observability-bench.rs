@@ -57,7 +57,10 @@ use load::LoadConfig;
 use processes::{Binaries, ServerProcess, free_loopback_port};
 
 #[derive(Debug, Parser)]
-#[command(name = "observability-bench", about = "What OTLP export costs the gateway, and the dashboard's function page with 100,000 records")]
+#[command(
+    name = "observability-bench",
+    about = "What OTLP export costs the gateway, and the dashboard's function page with 100,000 records"
+)]
 struct Args {
     /// Seconds of measurement for each gateway row, after the warm-up.
     #[arg(long, default_value_t = 5.0)]
@@ -193,9 +196,7 @@ struct GatewayRow {
 
 /// The value of an unlabelled sample in a Prometheus exposition; 0 when absent.
 fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
 }
 
 /// The dashboard's function page for a function with `--records` records and for one
@@ -235,7 +236,8 @@ fn dashboard(args: &Args, binaries: &Binaries, app: &Path, runtime: &tokio::runt
         let page = PageLoad { client: &client, addr: server.addr, token: token.trim(), function };
         runtime.block_on(page.once())?; // warm
         let mut total = LatencyHistogram::new();
-        let mut parts = [LatencyHistogram::new(), LatencyHistogram::new(), LatencyHistogram::new(), LatencyHistogram::new()];
+        let mut parts =
+            [LatencyHistogram::new(), LatencyHistogram::new(), LatencyHistogram::new(), LatencyHistogram::new()];
         for _ in 0..args.loads {
             let (elapsed, each) = runtime.block_on(page.once())?;
             total.record(elapsed);
@@ -326,10 +328,8 @@ impl PageLoad<'_> {
         let since = until - 3_600_000;
         let f = self.function;
         let started = Instant::now();
-        let (function, versions) = tokio::join!(
-            self.get(format!("/v1/functions/{f}")),
-            self.get(format!("/v1/functions/{f}/versions"))
-        );
+        let (function, versions) =
+            tokio::join!(self.get(format!("/v1/functions/{f}")), self.get(format!("/v1/functions/{f}/versions")));
         let (stats, list) = tokio::join!(
             self.get(format!("/v1/functions/{f}/stats?since={since}&until={until}")),
             self.get(format!("/v1/invocations?function={f}&limit=25"))
@@ -339,8 +339,7 @@ impl PageLoad<'_> {
 
     async fn get(&self, path: String) -> anyhow::Result<Duration> {
         let started = Instant::now();
-        let response =
-            self.client.get(format!("http://{}{path}", self.addr)).bearer_auth(self.token).send().await?;
+        let response = self.client.get(format!("http://{}{path}", self.addr)).bearer_auth(self.token).send().await?;
         let status = response.status();
         let body = response.bytes().await?;
         if !status.is_success() {
@@ -443,7 +442,8 @@ impl Collector {
                         let (traces, trace_bytes, metrics) = (traces.clone(), trace_bytes.clone(), metrics.clone());
                         async move {
                             let path = request.uri().path().to_owned();
-                            let body = request.into_body().collect().await.map(|body| body.to_bytes()).unwrap_or_default();
+                            let body =
+                                request.into_body().collect().await.map(|body| body.to_bytes()).unwrap_or_default();
                             if path == "/v1/traces" {
                                 traces.fetch_add(1, Ordering::Relaxed);
                                 trace_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);

@@ -43,11 +43,7 @@ async fn check_invocation_steps(store: &Store) {
     let steps = store.invocation_steps(&function("charted"), T0, T0 + 3_000, 1_000).await.unwrap();
     assert_eq!(steps.iter().map(|s| s.step).collect::<Vec<_>>(), [0, 1, 2], "{steps:#?}");
     let first = steps[0];
-    assert_eq!(
-        (first.invocations, first.errors, first.throttles, first.cold_starts),
-        (101, 1, 0, 1),
-        "{first:?}"
-    );
+    assert_eq!((first.invocations, first.errors, first.throttles, first.cold_starts), (101, 1, 0, 1), "{first:?}");
     // 101 runs: the 51st smallest is 50 ms, the 100th 99 ms (nearest rank).
     assert_eq!((first.p50_ns, first.p99_ns), (Some(50_000_000), Some(99_000_000)));
     assert_eq!(first.run_ns, 5_055_000_000);

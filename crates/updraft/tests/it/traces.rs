@@ -144,7 +144,9 @@ impl Collector {
             let last = self.metrics.lock().unwrap().iter().rev().filter(|(_, metric)| metric.name == name).find_map(
                 |(service, metric)| {
                     let value = match metric.data.as_ref()? {
-                        metric::Data::Sum(sum) => sum.data_points.iter().find(|point| matches(&point.attributes))?.value,
+                        metric::Data::Sum(sum) => {
+                            sum.data_points.iter().find(|point| matches(&point.attributes))?.value
+                        }
                         metric::Data::Gauge(gauge) => {
                             gauge.data_points.iter().find(|point| matches(&point.attributes))?.value
                         }
@@ -444,8 +446,7 @@ async fn records_traces_and_logs_past_their_retention_are_removed() {
 #[tokio::test]
 async fn metrics_reach_the_collector_under_the_names_and_labels_that_metrics_serves() {
     let collector = Collector::start().await;
-    let server =
-        TestServer::start_with(&["--otlp-endpoint", &collector.url, "--otlp-metric-interval", "200ms"]);
+    let server = TestServer::start_with(&["--otlp-endpoint", &collector.url, "--otlp-metric-interval", "200ms"]);
     let dir = tempfile::tempdir().unwrap();
     let manifest = "[app]\nname = \"measured\"\n\n[functions.measured]\nruntime = \"wasm\"\nsource = \"fn.wasm\"\n\
                     triggers = [{ http = \"GET /measured/{action}\" }, { queue = \"jobs\" }]\n";
@@ -474,7 +475,9 @@ async fn metrics_reach_the_collector_under_the_names_and_labels_that_metrics_ser
     let ok = [("function", "measured"), ("status", "success")];
     collector.wait_for_metric("updraft.invocations", &ok, |n| n == 3.0).await;
     // Gauges, sampled from the running server; the exporter's own counters.
-    collector.wait_for_metric("updraft.sqs.approximate_number_of_messages_visible", &[("queue", "jobs")], |n| n == 0.0).await;
+    collector
+        .wait_for_metric("updraft.sqs.approximate_number_of_messages_visible", &[("queue", "jobs")], |n| n == 0.0)
+        .await;
     collector.wait_for_metric("updraft.metric_exports_failed", &[], |n| n == 0.0).await;
 
     // What a scrape shows is the same figure under the name the exporter would give it.
@@ -553,12 +556,8 @@ async fn a_queue_batch_is_linked_to_the_span_that_sent_each_of_its_messages() {
         .await;
     let batch = exported.iter().find(|span| span.span.name == "batcher").unwrap();
     assert_eq!(batch.span.kind, SpanKind::Consumer as i32);
-    let exported_links: Vec<(String, String)> = batch
-        .span
-        .links
-        .iter()
-        .map(|link| (Received::hex(&link.trace_id), Received::hex(&link.span_id)))
-        .collect();
+    let exported_links: Vec<(String, String)> =
+        batch.span.links.iter().map(|link| (Received::hex(&link.trace_id), Received::hex(&link.span_id))).collect();
     assert_eq!(exported_links, expected);
 
     let waterfall = server.cli_ok(&["traces", &batch_trace]);
