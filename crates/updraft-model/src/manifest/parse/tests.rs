@@ -304,7 +304,8 @@ fn memory_stays_within_limits() {
         parse(&with_function(&format!("memory = {text}"))).unwrap().functions[&name("hello")].config.memory
     };
     assert_eq!(memory("\"1GiB\""), ByteSize(ByteSize::GIB));
-    assert_eq!(memory("\"128MB\""), ByteSize(128_000_000));
+    // Lambda's "128 MB" of memory is 128 MiB, and so is a manifest's.
+    assert_eq!(memory("\"128MB\""), ByteSize::mib(128));
     assert_eq!(memory("33554432"), ByteSize::mib(32));
 }
 
