@@ -221,12 +221,12 @@ async fn deliver(
     let recorded = layer.record_wait(&request_id);
     // A batch starts a trace of its own, linked to the span that sent each message, as
     // OpenTelemetry's messaging conventions have it for batches.
-    let mut links: Vec<TraceParent> = Vec::with_capacity(messages.len());
-    for trace in messages.iter().filter_map(|message| message.trace.clone()) {
-        if !links.contains(&trace) {
-            links.push(trace);
-        }
-    }
+    let mut seen = std::collections::HashSet::with_capacity(messages.len());
+    let links: Vec<TraceParent> = messages
+        .iter()
+        .filter_map(|message| message.trace.clone())
+        .filter(|trace| seen.insert(trace.clone()))
+        .collect();
     let context = InvokeContext { links, ..InvokeContext::new(request_id, TriggerKind::Queue, None) };
     let ids: Vec<String> = messages.iter().map(|message| message.id.clone()).collect();
     let now = now_millis();

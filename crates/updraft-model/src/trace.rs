@@ -8,7 +8,7 @@
 //! hands on is its own span under the same trace.
 
 /// A trace and the span in it that caused some work.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TraceParent {
     /// 32 lowercase hex digits, not all zero.
     pub trace_id: String,

@@ -214,7 +214,10 @@ impl Store {
         // Throttles have no run: they count, and stay out of the durations.
         let window = "SELECT (started_at - $2) / $4 AS step, duration_ns, cold, max_memory_used, status \
                       FROM invocations WHERE function = $1 AND started_at >= $2 AND started_at < $3";
-        let sums = sqlx::query(&format!(
+        let run = |sql: String| async move {
+            sqlx::query(&sql).bind(function.as_str()).bind(since).bind(until).bind(step_ms).fetch_all(&self.pool).await
+        };
+        let sums = run(format!(
             "SELECT step, \
                CAST(SUM(CASE WHEN status <> 'throttled' THEN 1 ELSE 0 END) AS BIGINT), \
                CAST(SUM(CASE WHEN status IN ('error', 'timeout') THEN 1 ELSE 0 END) AS BIGINT), \
@@ -224,15 +227,10 @@ impl Store {
                CAST(MAX(CASE WHEN status <> 'throttled' THEN max_memory_used ELSE 0 END) AS BIGINT) \
              FROM ({window}) w GROUP BY step ORDER BY step"
         ))
-        .bind(function.as_str())
-        .bind(since)
-        .bind(until)
-        .bind(step_ms)
-        .fetch_all(&self.pool)
         .await?;
         // The nearest-rank percentile q of n is the ceil(q·n)-th smallest, in integers:
         // (n·q% + 99) / 100.
-        let ranks = sqlx::query(&format!(
+        let ranks = run(format!(
             "SELECT step, nth, n, duration_ns FROM ( \
                SELECT step, duration_ns, \
                  ROW_NUMBER() OVER (PARTITION BY step ORDER BY duration_ns) AS nth, \
@@ -240,11 +238,6 @@ impl Store {
                FROM ({window}) w WHERE status <> 'throttled') ranked \
              WHERE nth = (n * 50 + 99) / 100 OR nth = (n * 99 + 99) / 100"
         ))
-        .bind(function.as_str())
-        .bind(since)
-        .bind(until)
-        .bind(step_ms)
-        .fetch_all(&self.pool)
         .await?;
         let mut steps = sums
             .iter()

@@ -98,16 +98,7 @@ pub struct SpanExport {
 impl SpanExport {
     /// Starts the exporter thread.
     pub fn start(config: &OtlpConfig, counters: ExportCounters) -> Result<Self, ExportSetupError> {
-        let mut builder = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_timeout(Duration::from_secs(10));
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')));
-        }
-        if !config.headers.is_empty() {
-            builder = builder.with_headers(config.headers.iter().cloned().collect());
-        }
+        let builder = http_to(opentelemetry_otlp::SpanExporter::builder().with_http(), config, "traces");
         let mut exporter = builder.build().map_err(|error| ExportSetupError { detail: error.to_string() })?;
         exporter.set_resource(&resource(config));
 
@@ -146,6 +137,21 @@ impl Drop for SpanExport {
     }
 }
 
+/// An OTLP/HTTP exporter's builder set up alike for every signal: protobuf, a 10 s
+/// timeout, the collector's `/v1/{signal}` when an endpoint is given (else the
+/// exporter's own variables decide), and the configured headers.
+fn http_to<B: WithExportConfig + WithHttpConfig>(builder: B, config: &OtlpConfig, signal: &str) -> B {
+    let mut builder =
+        builder.with_protocol(opentelemetry_otlp::Protocol::HttpBinary).with_timeout(Duration::from_secs(10));
+    if let Some(endpoint) = &config.endpoint {
+        builder = builder.with_endpoint(format!("{}/v1/{signal}", endpoint.trim_end_matches('/')));
+    }
+    if !config.headers.is_empty() {
+        builder = builder.with_headers(config.headers.iter().cloned().collect());
+    }
+    builder
+}
+
 /// The resource every span and metric is sent with: the service (`updraft` unless
 /// `OTEL_SERVICE_NAME` says otherwise) and this node.
 fn resource(config: &OtlpConfig) -> Resource {
@@ -173,16 +179,7 @@ impl MetricExport {
     /// Starts the reader's thread; `counters.metric_exports_failed` counts the exports
     /// the collector refused.
     pub fn start(config: &OtlpConfig, counters: &ExportCounters) -> Result<Self, ExportSetupError> {
-        let mut builder = opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_timeout(Duration::from_secs(10));
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.with_endpoint(format!("{}/v1/metrics", endpoint.trim_end_matches('/')));
-        }
-        if !config.headers.is_empty() {
-            builder = builder.with_headers(config.headers.iter().cloned().collect());
-        }
+        let builder = http_to(opentelemetry_otlp::MetricExporter::builder().with_http(), config, "metrics");
         let exporter = builder.build().map_err(|error| ExportSetupError { detail: error.to_string() })?;
         let exporter = CountingExporter { inner: exporter, failed: counters.metric_exports_failed.clone() };
         let mut reader = PeriodicReader::builder(exporter);
