@@ -384,7 +384,6 @@ pub struct Metrics {
     lambda: LambdaFamilies,
     sqs: SqsFamilies,
     faas: FaasFamilies,
-    export: ExportCounters,
     _exported: Vec<ObservableCounter<u64>>,
     /// The last sample of the gauges; a render sets the Prometheus ones from it while
     /// holding it, so renders take turns.
@@ -580,15 +579,9 @@ impl Metrics {
             lambda,
             sqs,
             faas,
-            export,
             _exported: exported,
             sampled,
         }
-    }
-
-    /// The OTLP exporters' counters, rendered and exported with the rest.
-    pub fn export_counters(&self) -> ExportCounters {
-        self.export.clone()
     }
 
     /// Counts one finished invocation.
