@@ -31,7 +31,8 @@ pub use limits::{ByteSize, Limits, MAX_ENVIRONMENT_BYTES, environment_size};
 pub use log_level::{LogLevel, UnknownLogLevel};
 pub use manifest::{
     BuildSpec, Destination, EmailTrigger, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
-    ManifestProblem, QueueTrigger, RuntimeKind, ScheduleTrigger, TopicTrigger, Trigger, WebhookTrigger, WorkflowSpec,
+    ManifestProblem, QueueTrigger, RuntimeKind, ScheduleTrigger, ServerSpec, TopicTrigger, Trigger, WebhookTrigger,
+    WorkflowSpec,
 };
 pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, SecretName, TopicName, VersionNumber};
 pub use outbound::{HostMatch, HostRule, Portless, WEB_PORTS};

@@ -61,6 +61,9 @@ pub struct FunctionConfig {
     /// `handler` for Lambda runtimes (`module.function`); unused by `wasm`.
     #[serde(default)]
     pub handler: Option<String>,
+    /// For `runtime = "http"`: the web server the function is, and how it is reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerSpec>,
     pub memory: ByteSize,
     #[serde(with = "duration_millis")]
     pub timeout: Duration,
@@ -137,6 +140,7 @@ impl FunctionConfig {
         Self {
             runtime,
             handler: None,
+            server: None,
             memory: limits.default_memory,
             timeout: limits.default_timeout,
             concurrency: None,
@@ -180,11 +184,32 @@ pub enum RuntimeKind {
     Nodejs,
     /// An AWS Lambda custom runtime: an executable `bootstrap`.
     Provided,
+    /// A web server (Flask, FastAPI, Express, ...) started by a command: it listens on
+    /// `$PORT` and is sent each request, and each event as a CloudEvents `POST`.
+    Http,
+}
+
+/// How an `http` function's server starts and takes requests: one request at a time
+/// per instance, as Lambda gives them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerSpec {
+    /// `command`: run with `/bin/sh -c` in `/var/task`, it must listen on
+    /// `127.0.0.1:$PORT`.
+    pub command: String,
+    /// `readiness_path`: the instance is ready once a `GET` of it answers with a status
+    /// below 500 (as AWS's Lambda Web Adapter checks).
+    pub readiness_path: String,
+}
+
+impl ServerSpec {
+    /// The port the server listens on inside its own network namespace.
+    pub const PORT: u16 = 8080;
+    pub const DEFAULT_READINESS_PATH: &str = "/";
 }
 
 impl RuntimeKind {
-    pub const ALL: [RuntimeKind; 4] =
-        [RuntimeKind::Wasm, RuntimeKind::Python3, RuntimeKind::Nodejs, RuntimeKind::Provided];
+    pub const ALL: [RuntimeKind; 5] =
+        [RuntimeKind::Wasm, RuntimeKind::Python3, RuntimeKind::Nodejs, RuntimeKind::Provided, RuntimeKind::Http];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -192,6 +217,7 @@ impl RuntimeKind {
             RuntimeKind::Python3 => "python3",
             RuntimeKind::Nodejs => "nodejs",
             RuntimeKind::Provided => "provided",
+            RuntimeKind::Http => "http",
         }
     }
 }
@@ -389,6 +415,7 @@ mod tests {
         FunctionConfig {
             runtime: RuntimeKind::Wasm,
             handler: None,
+            server: None,
             memory: ByteSize::mib(128),
             timeout: Duration::from_secs(3),
             concurrency: None,

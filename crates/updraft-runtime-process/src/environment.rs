@@ -31,6 +31,18 @@ pub(crate) fn base_environment(kind: RuntimeKind) -> Vec<(String, String)> {
         }
         // Lambda sets no AWS_EXECUTION_ENV for custom runtimes.
         RuntimeKind::Provided | RuntimeKind::Wasm => {}
+        RuntimeKind::Http => {
+            // Where a build step installs a server's dependencies (`pip install
+            // --target`, `npm ci`): importable, and their commands on the PATH.
+            env[0].1 = "/var/task/bin:/var/task/node_modules/.bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".into();
+            env.extend([
+                ("PORT".into(), updraft_model::ServerSpec::PORT.to_string()),
+                ("PYTHONPATH".into(), "/var/task".into()),
+                ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+                ("PYTHONUNBUFFERED".into(), "1".into()),
+                ("HOME".into(), "/tmp".into()),
+            ]);
+        }
     }
     env
 }

@@ -93,15 +93,53 @@ pub fn shebang(script: &Path) -> Option<PathBuf> {
     std::fs::canonicalize(program).ok()
 }
 
+/// `path` with its links followed, if it exists.
+pub fn canonical(path: &str) -> Option<PathBuf> {
+    std::fs::canonicalize(path).ok()
+}
+
 /// A started jailer: the process, the sockets it opened inside the instance and its
 /// output pipes.
 pub struct Launched {
     pub child: tokio::process::Child,
     pub sockets: InstanceSockets,
     pub pipes: Pipes,
-    /// The jailer's stdin: a pre-started sandbox's init listens on it, and a probe
-    /// reports on it.
+    /// The jailer's stdin: a pre-started sandbox's init listens on it, a probe
+    /// reports on it and a server's jailer hands out sockets on it ([`Connector`]).
     pub control: UnixStream,
+}
+
+/// Opens TCP sockets in an instance's network namespace, through its jailer
+/// (`JailSpec::connector`): a socket belongs to the namespace it was made in, so the
+/// host connects it to the server listening on the instance's loopback.
+#[derive(Clone)]
+pub struct Connector {
+    control: std::sync::Arc<std::sync::Mutex<UnixStream>>,
+}
+
+impl Connector {
+    pub fn new(control: UnixStream) -> Connector {
+        Connector { control: std::sync::Arc::new(std::sync::Mutex::new(control)) }
+    }
+
+    /// A new socket of the instance's namespace, ready to be connected.
+    pub async fn socket(&self) -> io::Result<tokio::net::TcpSocket> {
+        let control = self.control.clone();
+        let fd = tokio::task::spawn_blocking(move || -> io::Result<OwnedFd> {
+            let control = control.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            io::Write::write_all(&mut &*control, &[crate::spec::CONNECT_REQUEST])?;
+            match receive_message(&control)? {
+                (Some(crate::spec::SOCKET_MESSAGE), mut fds) if fds.len() == 1 => Ok(fds.remove(0)),
+                (Some(crate::spec::SOCKET_MESSAGE), _) => Err(io::Error::other("the jailer could not open a socket")),
+                _ => Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the instance's jailer has ended")),
+            }
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let socket = std::net::TcpStream::from(fd);
+        socket.set_nonblocking(true)?;
+        Ok(tokio::net::TcpSocket::from_std_stream(socket))
+    }
 }
 
 /// The sockets a jailer opened inside an instance's network namespace.

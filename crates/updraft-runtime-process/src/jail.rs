@@ -57,7 +57,8 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, execve, fork, pivot_root, setgroups, sethostname, setresgid, setresuid};
 
 use crate::spec::{
-    DNS_ADDRESS, EgressSpec, JailSpec, LayerCheck, ProbeReport, SOCKETS_MESSAGE, SandboxLayer, read_frame, write_frame,
+    CONNECT_REQUEST, DNS_ADDRESS, EgressSpec, JailSpec, LayerCheck, ProbeReport, SOCKET_MESSAGE, SOCKETS_MESSAGE,
+    SandboxLayer, read_frame, write_frame,
 };
 
 /// Exit status of a jailer that failed to build the sandbox (its message is on stderr).
@@ -108,8 +109,9 @@ pub fn main() -> ! {
     send_sockets(&control, &sockets).or_fail("handing the sockets to the host");
     drop(sockets);
     // A pre-started sandbox keeps the socket, for init to hear which function it is
-    // for, and a probe for its report; close-on-exec, so the runtime never holds it.
-    let control = (spec.attach.is_some() || spec.probe).then(|| {
+    // for, a probe for its report and a server's jailer to hand out sockets;
+    // close-on-exec, so the runtime never holds it.
+    let control = (spec.attach.is_some() || spec.probe || spec.connector).then(|| {
         nix::fcntl::fcntl(&control, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
             .map(|fd| {
                 // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
@@ -123,13 +125,27 @@ pub fn main() -> ! {
     nix::unistd::dup2_stdin(&null).or_fail("closing stdin");
     drop(null);
 
+    // A server's jailer hands out sockets until init is gone, which it learns from
+    // this pipe: init holds the write end (close-on-exec, so only init) for its life.
+    // (No thread can do it: a process that unshared its pid namespace cannot make any.)
+    let lifeline = spec
+        .connector
+        .then(|| nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).or_fail("making the instance's lifeline"));
     // SAFETY: the jailer is single-threaded, so the child may do anything.
     match unsafe { fork() } {
         Ok(ForkResult::Parent { child }) => {
+            if let (Some(control), Some((alive, held))) = (control.as_ref().filter(|_| spec.connector), lifeline) {
+                drop(held);
+                open_sockets_when_asked(control, &alive);
+            }
             drop(control);
             exit_like(wait_for(child))
         }
-        Ok(ForkResult::Child) => init(&spec, root, control),
+        Ok(ForkResult::Child) => {
+            // Held, never dropped: `init` does not return.
+            let _lifeline = lifeline.map(|(_, held)| held);
+            init(&spec, root, control.filter(|_| !spec.connector))
+        }
         Err(error) => fail("starting the instance's init", error.into()),
     }
 }
@@ -170,6 +186,54 @@ fn send_sockets(control: &UnixStream, sockets: &Sockets) -> io::Result<()> {
     let payload = [IoSlice::new(&[SOCKETS_MESSAGE])];
     sendmsg::<UnixAddr>(control.as_raw_fd(), &payload, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)?;
     Ok(())
+}
+
+/// For a server: answers each [`CONNECT_REQUEST`] on `control` with a new TCP socket
+/// of the instance's network namespace (this process is in it, outside every other
+/// layer), until init ends (`alive` reports end of file) or the host closes the
+/// socket. It only opens sockets: the host connects them to the server's port, so
+/// nothing here reads what the function sends.
+fn open_sockets_when_asked(control: &UnixStream, alive: &OwnedFd) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd as _;
+    let mut byte = [0u8; 1];
+    loop {
+        let mut fds = [PollFd::new(control.as_fd(), PollFlags::POLLIN), PollFd::new(alive.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+        if fds[1].revents().is_some_and(|events| !events.is_empty()) {
+            return;
+        }
+        if !matches!(io::Read::read(&mut &*control, &mut byte), Ok(1)) || byte[0] != CONNECT_REQUEST {
+            return;
+        }
+        let payload = [IoSlice::new(&[SOCKET_MESSAGE])];
+        let opened = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Stream,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        );
+        let sent = match &opened {
+            Ok(socket) => {
+                let fds = [socket.as_raw_fd()];
+                sendmsg::<UnixAddr>(
+                    control.as_raw_fd(),
+                    &payload,
+                    &[ControlMessage::ScmRights(&fds)],
+                    MsgFlags::empty(),
+                    None,
+                )
+            }
+            Err(_) => sendmsg::<UnixAddr>(control.as_raw_fd(), &payload, &[], MsgFlags::empty(), None),
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
 }
 
 /// Pid 1 of the instance: builds the file system, starts the runtime, reaps.

@@ -33,6 +33,8 @@ pub(crate) struct SandboxPlan {
     pub(crate) function: String,
     pub(crate) memory: u64,
     pub(crate) max_payload: usize,
+    /// A server's sandbox: its jailer opens sockets in it for the host.
+    pub(crate) connector: bool,
 }
 
 /// A jailed runtime, started, perhaps not yet initialised.
@@ -41,7 +43,8 @@ pub(crate) struct Sandbox {
     pub(crate) api: RuntimeApi,
     pub(crate) child: tokio::process::Child,
     pub(crate) pipes: Pipes,
-    /// A pre-started sandbox's line to its init, until it is given a function.
+    /// A pre-started sandbox's line to its init, until it is given a function; a
+    /// server's line to its jailer, which opens sockets in it.
     pub(crate) control: Option<std::os::unix::net::UnixStream>,
     /// The way out, served while the instance lives.
     pub(crate) egress: Option<Egress>,
@@ -88,6 +91,7 @@ impl Inner {
             skip: self.config.skip_layers.clone(),
             allow_missing: self.config.allow_missing.clone(),
             probe: false,
+            connector: plan.connector,
             argv: plan.argv,
             env: plan.env,
         };
@@ -108,7 +112,7 @@ impl Inner {
             api: RuntimeApi::serve(listener, plan.max_payload),
             child: launched.child,
             pipes: launched.pipes,
-            control: plan.attach.is_some().then_some(launched.control),
+            control: (plan.attach.is_some() || plan.connector).then_some(launched.control),
             egress,
             cleanup,
             memory: plan.memory,
@@ -182,6 +186,7 @@ impl Inner {
             function: String::new(),
             memory: TEMPLATE_MEMORY,
             max_payload: 6 << 20,
+            connector: false,
         };
         let (seq, name) = next_name();
         let mut sandbox = self.launch(seq, name, plan).await.map_err(|error| error.to_string())?;

@@ -1,5 +1,6 @@
-//! The Lambda runtime: AWS Lambda handlers (`python3`, `nodejs`, `provided`) in
-//! sandboxed processes, reached through Lambda's Runtime API.
+//! The process runtime: AWS Lambda handlers (`python3`, `nodejs`, `provided`) in
+//! sandboxed processes, reached through Lambda's Runtime API, and web servers
+//! (`http`) in the same sandbox, reached over HTTP on `$PORT` ([`server`]).
 //!
 //! Each instance is one runtime process in its own sandbox, built by the jailer
 //! ([`jail`]): namespaces, a read-only bundle at `/var/task`, a private `/tmp`,
@@ -30,6 +31,7 @@ mod properties;
 mod runtime;
 mod sandbox;
 mod seccomp;
+mod server;
 pub mod spec;
 
 pub use bundle::unpack as unpack_bundle;

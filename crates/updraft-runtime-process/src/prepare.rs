@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use updraft_model::RuntimeKind;
+use updraft_model::{RuntimeKind, ServerSpec};
 use updraft_runtime::{
     BoxFuture, HttpResponse, Input, Instance, InstanceConfig, InvokeError, PrepareError, Prepared, Runtime,
     VersionSource,
@@ -20,6 +20,7 @@ use crate::instance::ProcessInstance;
 use crate::launch::{Sandbox, SandboxPlan};
 use crate::runtime::{INIT_LIMIT, Inner, RUNTIME_API_PORT, next_name};
 use crate::sandbox::SandboxIncomplete;
+use crate::server::ServerInstance;
 
 /// Why a Lambda function's version cannot be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,8 @@ pub enum ProcessPrepareError {
     HandlerNotFound { handler: String, expected: String },
     #[error("a `provided` function's bundle needs an executable file named `bootstrap` at its top level")]
     NoBootstrap,
+    #[error("set `command` for an http function: the command that starts its server on $PORT")]
+    NoCommand,
     #[error("the {runtime} runtime is not available on this host: {reason}")]
     NoInterpreter { runtime: RuntimeKind, reason: String },
     #[error(transparent)]
@@ -91,6 +94,20 @@ pub(crate) fn prepare(inner: &Arc<Inner>, source: VersionSource) -> Result<Prepa
             system_paths.extend(interpreter.extra_paths.iter().cloned());
             runtime_argv(kind, &interpreter)
         }
+        RuntimeKind::Http => {
+            let server = source.config.server.as_ref().ok_or(ProcessPrepareError::NoCommand)?;
+            // The server is the function's own program, started by the shell: anything
+            // in its bundle may run, and the managed interpreters it names.
+            executable_dirs.push(PathBuf::from("/var/task"));
+            executables.extend(host::canonical("/bin/sh"));
+            for managed in [RuntimeKind::Python3, RuntimeKind::Nodejs] {
+                if let Ok(interpreter) = inner.interpreter(managed) {
+                    executables.push(interpreter.program);
+                    system_paths.extend(interpreter.extra_paths);
+                }
+            }
+            vec!["/bin/sh".into(), "-c".into(), server.command.clone()]
+        }
         RuntimeKind::Provided | RuntimeKind::Wasm => {
             let bootstrap = bundle.join("bootstrap");
             if !is_executable(&bootstrap) {
@@ -125,6 +142,7 @@ pub(crate) fn prepare(inner: &Arc<Inner>, source: VersionSource) -> Result<Prepa
         executables,
         executable_dirs,
         egress,
+        server: source.config.server.clone(),
     })
 }
 
@@ -180,6 +198,8 @@ pub(crate) struct PreparedProcess {
     pub(crate) executable_dirs: Vec<PathBuf>,
     /// The hosts the function may reach, if any.
     pub(crate) egress: Option<Arc<EgressPlan>>,
+    /// For an `http` function: its server's command and how it takes requests.
+    pub(crate) server: Option<ServerSpec>,
 }
 
 impl Prepared<Input, HttpResponse> for PreparedProcess {
@@ -189,6 +209,10 @@ impl Prepared<Input, HttpResponse> for PreparedProcess {
     ) -> BoxFuture<'_, Result<Box<dyn Instance<Input, HttpResponse>>, InvokeError>> {
         let config = config.clone();
         Box::pin(async move {
+            if let Some(server) = &self.server {
+                let instance = self.start_server(&config, server).await?;
+                return Ok(Box::new(instance) as Box<dyn Instance<Input, HttpResponse>>);
+            }
             let instance = self.start(&config).await?;
             Ok(Box::new(instance) as Box<dyn Instance<Input, HttpResponse>>)
         })
@@ -232,6 +256,7 @@ impl PreparedProcess {
                     function: self.function.clone(),
                     memory,
                     max_payload: config.max_response_bytes,
+                    connector: false,
                 };
                 inner.launch(seq, name, plan).await?
             }
@@ -243,6 +268,34 @@ impl PreparedProcess {
             inner.refill(kind);
         }
         Ok(started?.into_instance(inner, &self.function))
+    }
+
+    /// Starts a server (`http`) in a sandbox of its own and waits until it is ready.
+    pub(crate) async fn start_server(
+        &self,
+        config: &InstanceConfig,
+        server: &ServerSpec,
+    ) -> Result<ServerInstance, InvokeError> {
+        let (seq, name) = next_name();
+        let version = env_value(config, "UPDRAFT_FUNCTION_VERSION").unwrap_or("$LATEST").to_owned();
+        let plan = SandboxPlan {
+            task: self.bundle.clone(),
+            attach: None,
+            system_paths: self.system_paths.clone(),
+            executables: self.executables.clone(),
+            executable_dirs: self.executable_dirs.clone(),
+            argv: self.argv.clone(),
+            env: self.environment(config, &version, &name),
+            egress: self.egress.clone(),
+            function: self.function.clone(),
+            memory: config.memory_limit,
+            max_payload: config.max_response_bytes,
+            connector: true,
+        };
+        let sandbox = self.inner.launch(seq, name, plan).await?;
+        let (sandbox, connector) = crate::server::ready(sandbox, &server.readiness_path).await?;
+        let process = sandbox.into_instance(&self.inner, &self.function);
+        Ok(ServerInstance::new(process, connector, config.max_response_bytes))
     }
 
     /// The runtime kind whose pre-started sandboxes this version can use.

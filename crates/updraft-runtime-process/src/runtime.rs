@@ -195,6 +195,7 @@ impl Inner {
                     skip: self.config.skip_layers.clone(),
                     allow_missing: self.config.allow_missing.clone(),
                     probe: true,
+                    connector: false,
                     argv: Vec::new(),
                     env: Vec::new(),
                 };

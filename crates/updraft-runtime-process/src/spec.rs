@@ -21,6 +21,13 @@ pub const MAX_FRAME: usize = 4 << 20;
 /// The one byte that comes with the descriptors the jailer hands to the host.
 pub const SOCKETS_MESSAGE: u8 = b'L';
 
+/// The byte a host sends a connector jailer for each socket it wants.
+pub const CONNECT_REQUEST: u8 = b'C';
+
+/// The byte that comes with each socket a connector jailer opens (alone, without a
+/// descriptor, when it could not open one).
+pub const SOCKET_MESSAGE: u8 = b'S';
+
 /// The sandbox of one instance and the program to run in it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JailSpec {
@@ -66,6 +73,12 @@ pub struct JailSpec {
     pub allow_missing: Vec<SandboxLayer>,
     /// Check the layers and report them instead of running a program.
     pub probe: bool,
+    /// For a server (an `http` function): the jailer stays on the control socket and
+    /// opens a TCP socket in the instance's network namespace for each
+    /// [`CONNECT_REQUEST`] byte, sent back with [`SOCKET_MESSAGE`], so that the host
+    /// can connect to the server listening inside.
+    #[serde(default)]
+    pub connector: bool,
     /// The program (an inside path) and its arguments.
     pub argv: Vec<String>,
     /// The runtime's whole environment, except `AWS_LAMBDA_RUNTIME_API`, which the

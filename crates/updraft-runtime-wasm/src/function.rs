@@ -118,7 +118,7 @@ struct Loaded {
 impl Instance<Input, HttpResponse> for Loaded {
     fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<HttpResponse>> {
         Box::pin(async move {
-            let request = crate::cloudevents::request(input, self.function.as_str(), &call);
+            let request = updraft_runtime::cloudevents::request(input, self.function.as_str(), &call);
             let outcome = self.instance.run(request, call.timeout).await;
             Invoked {
                 reusable: outcome.result.is_ok(),

@@ -9,7 +9,6 @@
 
 #![deny(unsafe_code)]
 
-mod cloudevents;
 mod engine;
 mod executor;
 mod function;

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cloudevents;
 mod input;
 mod log_budget;
 mod traits;

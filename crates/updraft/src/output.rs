@@ -80,6 +80,13 @@ pub async fn describe(client: &Client, name: &str, output: Output) -> anyhow::Re
     println!("app:         {}", f.app);
     println!("version:     {} (latest {})", f.version, f.latest_version);
     println!("runtime:     {}", c.runtime);
+    if let Some(handler) = &c.handler {
+        println!("handler:     {handler}");
+    }
+    if let Some(command) = &c.command {
+        println!("command:     {command}");
+        println!("readiness:   GET {}", c.readiness_path.as_deref().unwrap_or("/"));
+    }
     println!("artifact:    {}", c.artifact);
     println!("memory:      {} MiB", c.memory_bytes / (1024 * 1024));
     println!("timeout:     {} ms", c.timeout_ms);

@@ -25,6 +25,15 @@ pub struct FunctionView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConfigView {
     pub runtime: String,
+    /// A Lambda function's `module.function` (or a custom runtime's handler).
+    #[serde(default)]
+    pub handler: Option<String>,
+    /// An `http` function's command, which starts its server on `$PORT`.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// An `http` function's readiness path.
+    #[serde(default)]
+    pub readiness_path: Option<String>,
     /// `sha256:<hex>` of the code.
     pub artifact: String,
     pub memory_bytes: u64,
@@ -102,6 +111,9 @@ impl ConfigView {
         let config = &version.config;
         Self {
             runtime: config.runtime.to_string(),
+            handler: config.handler.clone(),
+            command: config.server.as_ref().map(|server| server.command.clone()),
+            readiness_path: config.server.as_ref().map(|server| server.readiness_path.clone()),
             artifact: version.artifact.to_string(),
             memory_bytes: config.memory.bytes(),
             timeout_ms: config.timeout.as_millis() as u64,

@@ -44,6 +44,8 @@ const FUNCTION_KEYS: &[&str] = &[
     "source",
     "build",
     "handler",
+    "command",
+    "readiness_path",
     "timeout",
     "memory",
     "concurrency",
@@ -85,7 +87,7 @@ const DESTINATION_KEYS: &[&str] = &["function", "topic"];
 /// Keys that DESIGN.md promises but this version does not implement yet. They get a
 /// "not supported yet" message instead of "unknown key", so nobody hunts for a typo.
 const FUTURE_TOP_KEYS: &[&str] = &[];
-const FUTURE_FUNCTION_KEYS: &[&str] = &[];
+const FUTURE_FUNCTION_KEYS: &[&str] = &["concurrency_per_instance"];
 const FUTURE_TRIGGER_KINDS: &[&str] = &[];
 
 impl Manifest {

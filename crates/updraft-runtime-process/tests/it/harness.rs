@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use updraft_model::{ArtifactDigest, ByteSize, FunctionConfig, FunctionName, Limits, RuntimeKind as Kind};
+use updraft_model::{ArtifactDigest, ByteSize, FunctionConfig, FunctionName, Limits, RuntimeKind as Kind, ServerSpec};
 use updraft_runtime::{
     Call, Event, EventOrigin, Instance, InstanceConfig, InvokeError, Invoked, Prepared, Runtime, VersionSource,
 };
@@ -93,17 +93,52 @@ pub struct Function {
     pub network: bool,
     /// `allowed_outbound_hosts`, when `network` is not enough to say it.
     pub hosts: Vec<String>,
+    /// An `http` function's server.
+    pub server: Option<ServerSpec>,
 }
 
 impl Function {
     pub fn python(handler: &'static str) -> Function {
-        Function { kind: Kind::Python3, handler: Some(handler), memory: 128 << 20, network: false, hosts: Vec::new() }
+        Function {
+            kind: Kind::Python3,
+            handler: Some(handler),
+            memory: 128 << 20,
+            network: false,
+            hosts: Vec::new(),
+            server: None,
+        }
     }
     pub fn node(handler: &'static str) -> Function {
-        Function { kind: Kind::Nodejs, handler: Some(handler), memory: 128 << 20, network: false, hosts: Vec::new() }
+        Function {
+            kind: Kind::Nodejs,
+            handler: Some(handler),
+            memory: 128 << 20,
+            network: false,
+            hosts: Vec::new(),
+            server: None,
+        }
+    }
+    /// A server started by `command`, ready when `readiness_path` answers.
+    pub fn http(command: &str, readiness_path: &str) -> Function {
+        let server = ServerSpec { command: command.to_owned(), readiness_path: readiness_path.to_owned() };
+        Function {
+            kind: Kind::Http,
+            handler: None,
+            memory: 128 << 20,
+            network: false,
+            hosts: Vec::new(),
+            server: Some(server),
+        }
     }
     pub fn provided() -> Function {
-        Function { kind: Kind::Provided, handler: None, memory: 128 << 20, network: false, hosts: Vec::new() }
+        Function {
+            kind: Kind::Provided,
+            handler: None,
+            memory: 128 << 20,
+            network: false,
+            hosts: Vec::new(),
+            server: None,
+        }
     }
 }
 
@@ -116,6 +151,7 @@ impl Harness {
     ) -> Result<Arc<dyn Prepared<Input, HttpResponse>>, String> {
         let config = FunctionConfig {
             handler: function.handler.map(str::to_owned),
+            server: function.server.clone(),
             memory: ByteSize::mib(function.memory >> 20),
             timeout: Duration::from_secs(10),
             allowed_outbound_hosts: match (function.network, function.hosts.is_empty()) {

@@ -10,4 +10,5 @@ mod harness;
 mod hostile;
 mod lambda;
 mod layers;
+mod server;
 mod warm;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::{Connection, Executor, PgConnection};
 use updraft_model::{
     AppName, ArtifactDigest, ByteSize, FunctionConfig, FunctionName, HttpAuth, HttpTrigger, MethodSet, RoutePattern,
-    RuntimeKind, Trigger, VersionNumber,
+    RuntimeKind, ServerSpec, Trigger, VersionNumber,
 };
 use updraft_store::{DeployPlan, DeployedFunction, FunctionRecord, PlannedFunction, Store};
 
@@ -143,6 +143,10 @@ pub fn config(name: &str) -> FunctionConfig {
     FunctionConfig {
         runtime: RuntimeKind::Python3,
         handler: Some(format!("{name}.handler")),
+        server: Some(ServerSpec {
+            command: format!("gunicorn {name}:app --bind 127.0.0.1:$PORT # ünï"),
+            readiness_path: "/healthz".to_owned(),
+        }),
         memory: ByteSize::mib(256),
         timeout: Duration::from_millis(2_500),
         concurrency: Some(7),

@@ -22,6 +22,7 @@ mod snapshots;
 mod terminal;
 mod tidy;
 mod traces;
+mod web;
 
 use std::path::Path;
 use std::time::Duration;

@@ -10,7 +10,7 @@ use crate::manifest::parse::toml_values::{did_you_mean, join, sorted};
 use crate::manifest::parse::{
     BUILD_KEYS, Checker, FUNCTION_KEYS, FUTURE_FUNCTION_KEYS, MAX_EVENT_AGE, MIN_EVENT_AGE, ParsedEnv,
 };
-use crate::manifest::{BuildSpec, Destination, FunctionConfig, FunctionSpec, RuntimeKind};
+use crate::manifest::{BuildSpec, Destination, FunctionConfig, FunctionSpec, RuntimeKind, ServerSpec};
 use crate::outbound::check_host;
 use crate::{ByteSize, FunctionName, SecretName, format_duration, parse_duration};
 
@@ -77,6 +77,7 @@ impl Checker<'_> {
         };
         let build = self.optional(table, path, "build", Self::build);
         let handler = self.handler(&join(path, "handler"), table.get("handler"), runtime);
+        let server = self.server(path, table, runtime);
         let timeout = self.optional(table, path, "timeout", Self::timeout);
         let memory = self.optional(table, path, "memory", Self::memory);
         let concurrency = self.optional(table, path, "concurrency", Self::concurrency);
@@ -145,6 +146,7 @@ impl Checker<'_> {
             config: FunctionConfig {
                 runtime: runtime?,
                 handler: handler?,
+                server: server?,
                 memory: memory?.unwrap_or(self.limits.default_memory),
                 timeout: timeout?.unwrap_or(self.limits.default_timeout),
                 concurrency,
@@ -284,6 +286,16 @@ impl Checker<'_> {
                 );
                 None
             }
+            Some(RuntimeKind::Http) => {
+                self.problem(
+                    path,
+                    format!(
+                        "handler is only for Lambda runtimes ({lambda_runtimes}); an http function is a web \
+                         server: remove handler and start it with command"
+                    ),
+                );
+                None
+            }
             Some(RuntimeKind::Python3 | RuntimeKind::Nodejs) => {
                 if is_module_function(text) {
                     Some(Some(text.to_owned()))
@@ -300,6 +312,63 @@ impl Checker<'_> {
                 Some(Some(text.to_owned()))
             }
         }
+    }
+
+    /// `command` and `readiness_path`: required (the first) and allowed only by the
+    /// `http` runtime. `Some(None)` for other runtimes.
+    pub(super) fn server(
+        &mut self,
+        path: &str,
+        table: &Table,
+        runtime: Option<RuntimeKind>,
+    ) -> Option<Option<ServerSpec>> {
+        const KEYS: [&str; 2] = ["command", "readiness_path"];
+        if runtime != Some(RuntimeKind::Http) {
+            let mut valid = true;
+            for key in KEYS.iter().filter(|key| table.contains_key(**key)) {
+                if runtime.is_some() {
+                    self.problem(
+                        &join(path, key),
+                        format!("{key} is only for runtime = \"http\" (a web server started by a command); remove it"),
+                    );
+                }
+                valid = false;
+            }
+            return valid.then_some(None);
+        }
+        let command = match table.get("command") {
+            Some(value) => {
+                let fix = "write it in quotes, like command = \"gunicorn app:app --bind 127.0.0.1:$PORT\"";
+                match self.string(&join(path, "command"), value, fix) {
+                    Some(text) if text.trim().is_empty() => {
+                        self.problem(&join(path, "command"), format!("the command is empty; {fix}"));
+                        None
+                    }
+                    text => text.map(str::to_owned),
+                }
+            }
+            None => {
+                self.problem(
+                    &join(path, "command"),
+                    "required by the http runtime but missing; add the command that starts the server on \
+                     $PORT, like command = \"gunicorn app:app --bind 127.0.0.1:$PORT\"",
+                );
+                None
+            }
+        };
+        let readiness_path = self.optional(table, path, "readiness_path", |checker, path, value| {
+            let text = checker.string(path, value, "write it in quotes, like readiness_path = \"/healthz\"")?;
+            let valid = text.starts_with('/') && !text.contains(char::is_whitespace) && !text.contains('#');
+            if !valid {
+                checker.problem(path, format!("{text:?} is not a path; write one starting with /, like \"/healthz\""));
+                return None;
+            }
+            Some(text.to_owned())
+        });
+        Some(Some(ServerSpec {
+            command: command?,
+            readiness_path: readiness_path?.unwrap_or_else(|| ServerSpec::DEFAULT_READINESS_PATH.to_owned()),
+        }))
     }
 
     pub(super) fn timeout(&mut self, path: &str, value: &Value) -> Option<Duration> {

@@ -119,6 +119,7 @@ fn defaults_apply_to_absent_keys() {
         FunctionConfig {
             runtime: RuntimeKind::Wasm,
             handler: None,
+            server: None,
             memory: limits.default_memory,
             timeout: limits.default_timeout,
             concurrency: None,
@@ -471,13 +472,13 @@ fn env_values_hold_no_nul_and_fit_lambdas_limit() {
 fn unknown_runtimes_list_the_valid_ones() {
     let (field, message) = problem("[app]\nname = \"x\"\n[functions.x]\nruntime = \"rust\"\nsource = \"x\"");
     assert_eq!(field, "functions.x.runtime");
-    assert_eq!(message, "unknown runtime \"rust\"; use one of wasm, python3, nodejs, provided");
+    assert_eq!(message, "unknown runtime \"rust\"; use one of wasm, python3, nodejs, provided, http");
 
     let (_, message) =
         problem("[app]\nname = \"x\"\n[functions.x]\nruntime = \"python\"\nhandler = \"a.b\"\nsource = \"x\"");
     assert_eq!(
         message,
-        "unknown runtime \"python\"; did you mean \"python3\"? (one of wasm, python3, nodejs, provided)"
+        "unknown runtime \"python\"; did you mean \"python3\"? (one of wasm, python3, nodejs, provided, http)"
     );
 }
 
@@ -752,4 +753,38 @@ fn idle_timeout_and_min_instances_are_checked() {
         (field.as_str(), message.as_str()),
         ("functions.hello.idle_timeout", "\"48h\" is above the maximum 86400s")
     );
+}
+
+#[test]
+fn http_functions_are_servers_started_by_a_command() {
+    let function =
+        |keys: &str| format!("[app]\nname = \"x\"\n[functions.x]\nruntime = \"http\"\nsource = \"x\"\n{keys}");
+    let manifest = parse(&function("command = \"gunicorn app:app --bind 127.0.0.1:$PORT\"")).unwrap();
+    let server = manifest.functions[&name("x")].config.server.clone().unwrap();
+    assert_eq!(server.command, "gunicorn app:app --bind 127.0.0.1:$PORT");
+    assert_eq!(server.readiness_path, "/");
+
+    let manifest = parse(&function("command = \"node server.js\"\nreadiness_path = \"/healthz\"")).unwrap();
+    assert_eq!(manifest.functions[&name("x")].config.server.as_ref().unwrap().readiness_path, "/healthz");
+
+    let (field, message) = problem(&function(""));
+    assert_eq!(field, "functions.x.command");
+    assert!(message.starts_with("required by the http runtime"), "{message}");
+    // Every mistake at once, each naming its key.
+    let found = problems(&function("command = \" \"\nreadiness_path = \"healthz\"\nhandler = \"app.handler\""));
+    let mut fields: Vec<&str> = found.iter().map(|(field, _)| field.as_str()).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["functions.x.command", "functions.x.handler", "functions.x.readiness_path"], "{found:?}");
+
+    // The server's keys belong to the http runtime only.
+    let lambda =
+        "[app]\nname = \"x\"\n[functions.x]\nruntime = \"python3\"\nhandler = \"a.b\"\nsource = \"x\"\ncommand = \"x\"";
+    let (field, message) = problem(lambda);
+    assert_eq!(field, "functions.x.command");
+    assert!(message.contains("only for runtime = \"http\""), "{message}");
+
+    // Several requests per instance are not served yet: said so, not read as a typo.
+    let (field, message) = problem(&function("command = \"x\"\nconcurrency_per_instance = 8"));
+    assert_eq!(field, "functions.x.concurrency_per_instance");
+    assert!(message.contains("not supported yet"), "{message}");
 }

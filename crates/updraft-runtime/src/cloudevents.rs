@@ -1,17 +1,18 @@
-//! How a wasm component receives an event: an HTTP `POST /` in CloudEvents binary
-//! mode (`ce-*` headers, the payload as the body) with the invocation's
-//! `traceparent`. A webhook is replayed as it was sent, with the CloudEvents headers
-//! added. `docs/events.md` documents each event's source and type.
+//! How a function that speaks HTTP (a wasm component, an `http` server) receives an
+//! event: an HTTP `POST /` in CloudEvents binary mode (`ce-*` headers, the payload as
+//! the body) with the invocation's `traceparent`. A webhook is replayed as it was
+//! sent, with the CloudEvents headers added. `docs/events.md` documents each event's
+//! source and type.
 
+use crate::{Call, Event, EventOrigin, HttpRequest, Input, replay_webhook};
 use bytes::Bytes;
 use chrono::{SecondsFormat, TimeZone as _, Utc};
 use http::{HeaderName, HeaderValue};
 use serde_json::json;
 use updraft_model::EventSource;
-use updraft_runtime::{Call, Event, EventOrigin, HttpRequest, Input, replay_webhook};
 
-/// The request that hands `input` to the component `function`.
-pub(crate) fn request(input: Input, function: &str, call: &Call) -> HttpRequest {
+/// The request that hands `input` to the function `function`.
+pub fn request(input: Input, function: &str, call: &Call) -> HttpRequest {
     let event = match input {
         Input::Http(request) => return request,
         Input::Event(event) => event,

@@ -1,0 +1,176 @@
+//! The HTTP process contract: web servers started by a command in the sandbox, sent
+//! requests as they came and events as CloudEvents.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::json;
+use updraft_runtime::{Input, InvokeError};
+
+use crate::harness::{Function, call, event, harness, json, output};
+
+/// A server with Python's standard library only: it answers every request with what it
+/// was sent and what it sees of its sandbox.
+const ECHO: &str = r#"
+import http.server, json, os, sys, time
+PORT = int(os.environ["PORT"])
+hits = 0
+print("starting on", PORT, flush=True)
+class Echo(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self): self.echo()
+    def do_POST(self): self.echo()
+    def echo(self):
+        global hits
+        body = self.rfile.read(int(self.headers.get("content-length") or 0)).decode()
+        if self.path == "/slow":
+            time.sleep(30)
+        if self.path == "/crash":
+            os._exit(3)
+        if self.path == "/" and os.environ.get("ROOT_BROKEN"):
+            self.send_error(500)
+            return
+        hits += 1
+        print("handled", self.command, self.path, flush=True)
+        doc = json.dumps({
+            "method": self.command, "path": self.path, "body": body,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "hits": hits, "pid": os.getpid(), "uid": os.getuid(),
+            "task_writable": os.access("/var/task", os.W_OK),
+        }).encode()
+        self.send_response(201 if self.command == "POST" else 200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(doc)))
+        self.send_header("x-served-by", "stdlib")
+        self.end_headers()
+        self.wfile.write(doc)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", PORT), Echo).serve_forever()
+"#;
+
+fn request(method: &str, uri: &str, body: &'static str) -> Input {
+    let request = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "api.example.com")
+        .header("x-updraft-route", "/items/{id}")
+        .header("x-updraft-param-id", "7")
+        .header("connection", "close")
+        .body(Bytes::from_static(body.as_bytes()))
+        .unwrap();
+    Input::Http(request)
+}
+
+#[tokio::test]
+async fn a_server_gets_requests_as_they_came_and_keeps_its_state_between_them() {
+    let h = harness().await;
+    let mut instance = h
+        .start("echo", Function::http("python3 server.py", "/"), &[("server.py", ECHO, false)])
+        .await
+        .unwrap_or_else(|error| panic!("the server did not start: {error}"));
+
+    let invoked = instance.invoke(request("POST", "/items/7?x=1", "hello"), call("r-1", Duration::from_secs(10))).await;
+    assert!(invoked.reusable);
+    let response = invoked.result.as_ref().unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["x-served-by"], "stdlib");
+    let first = json(&invoked);
+    assert_eq!((first["method"].as_str(), first["path"].as_str()), (Some("POST"), Some("/items/7?x=1")));
+    assert_eq!(first["body"], "hello");
+    assert_eq!(first["headers"]["host"], "api.example.com");
+    // The route and its parameters, as a wasm component gets them; hop-by-hop headers stay behind.
+    assert_eq!(first["headers"]["x-updraft-route"], "/items/{id}");
+    assert_eq!(first["headers"]["x-updraft-param-id"], "7");
+    assert!(first["headers"].get("connection").is_none(), "{first}");
+    // What it printed while starting and handling comes with the invocation.
+    let printed = output(&invoked);
+    assert!(printed.contains("starting on 8080") && printed.contains("handled POST /items/7"), "{printed}");
+
+    // The same process serves the next request, over the connection kept alive.
+    let invoked = instance.invoke(request("GET", "/items/7", ""), call("r-2", Duration::from_secs(10))).await;
+    let second = json(&invoked);
+    assert_eq!(second["hits"], first["hits"].as_u64().unwrap() + 1);
+    assert_eq!(second["pid"], first["pid"]);
+
+    // In the sandbox: an unprivileged user, a read-only bundle.
+    assert_ne!(second["uid"], 0);
+    assert_eq!(second["task_writable"], false);
+}
+
+#[tokio::test]
+async fn an_event_arrives_as_a_cloudevent_post() {
+    let h = harness().await;
+    let mut instance =
+        h.start("echo-events", Function::http("python3 server.py", "/"), &[("server.py", ECHO, false)]).await.unwrap();
+    let invoked = instance.invoke(event(json!({ "order": 42 })), call("e-1", Duration::from_secs(10))).await;
+    let seen = json(&invoked);
+    assert_eq!((seen["method"].as_str(), seen["path"].as_str()), (Some("POST"), Some("/")));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(seen["body"].as_str().unwrap()).unwrap(),
+        json!({ "order": 42 })
+    );
+    assert_eq!(seen["headers"]["ce-specversion"], "1.0");
+    assert_eq!(seen["headers"]["ce-type"], "dev.updraft.invoke");
+    assert_eq!(seen["headers"]["ce-id"], "event");
+    assert_eq!(seen["headers"]["traceparent"], "00-5bef4de7ad49b0e87f6ef6c87fc2e700-00000000000000e1-01");
+}
+
+#[tokio::test]
+async fn readiness_is_asked_of_the_configured_path() {
+    let h = harness().await;
+    // `/` fails; only `/healthz` says the server is ready.
+    let function = Function::http("ROOT_BROKEN=1 python3 server.py", "/healthz");
+    let mut instance = h.start("echo-ready", function, &[("server.py", ECHO, false)]).await.unwrap();
+    let invoked = instance.invoke(request("GET", "/", ""), call("r-1", Duration::from_secs(10))).await;
+    assert_eq!(invoked.result.unwrap().status(), 500, "the server's own error comes back as its answer");
+    assert!(invoked.reusable);
+}
+
+#[tokio::test]
+async fn a_server_that_exits_while_starting_fails_init_with_what_it_said() {
+    let h = harness().await;
+    let function = Function::http("echo 'no module named flask' >&2; exit 3", "/");
+    let Err(error) = h.start("gone", function, &[("server.py", ECHO, false)]).await else {
+        panic!("a server that exits must not start")
+    };
+    let message = error.to_string();
+    assert!(matches!(error, InvokeError::Init { .. }), "{error:?}");
+    assert!(message.contains("exited before it was ready") && message.contains("no module named flask"), "{message}");
+}
+
+#[tokio::test]
+async fn a_request_past_the_timeout_is_cut_and_the_instance_replaced() {
+    let h = harness().await;
+    let mut instance =
+        h.start("echo-slow", Function::http("python3 server.py", "/"), &[("server.py", ECHO, false)]).await.unwrap();
+    let invoked = instance.invoke(request("GET", "/slow", ""), call("t-1", Duration::from_millis(300))).await;
+    assert!(matches!(invoked.result, Err(InvokeError::Timeout { .. })), "{:?}", invoked.result);
+    assert!(!invoked.reusable);
+
+    let mut instance =
+        h.start("echo-crash", Function::http("python3 server.py", "/"), &[("server.py", ECHO, false)]).await.unwrap();
+    let invoked = instance.invoke(request("GET", "/crash", ""), call("c-1", Duration::from_secs(10))).await;
+    assert!(!invoked.reusable, "{:?}", invoked.result);
+    assert!(
+        matches!(&invoked.result, Err(InvokeError::Exited { .. } | InvokeError::BadResponse { .. })),
+        "{:?}",
+        invoked.result
+    );
+}
+
+#[tokio::test]
+async fn a_node_server_runs_unchanged() {
+    let h = harness().await;
+    let server = r#"
+const http = require("http");
+http.createServer((req, res) => {
+  res.setHeader("content-type", "application/json");
+  res.end(JSON.stringify({ runtime: "node", url: req.url, port: process.env.PORT }));
+}).listen(Number(process.env.PORT), "127.0.0.1", () => console.log("listening"));
+"#;
+    let mut instance =
+        h.start("node-server", Function::http("node server.js", "/"), &[("server.js", server, false)]).await.unwrap();
+    let invoked = instance.invoke(request("GET", "/items/7?q=a", ""), call("n-1", Duration::from_secs(10))).await;
+    assert_eq!(json(&invoked), json!({ "runtime": "node", "url": "/items/7?q=a", "port": "8080" }));
+}

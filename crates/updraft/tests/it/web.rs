@@ -1,0 +1,190 @@
+//! Web apps as functions (`runtime = "http"`), end to end: real frameworks from PyPI
+//! and npm, installed by each function's build step into its bundle, unchanged.
+
+use std::path::Path;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::TestServer;
+use crate::json;
+
+/// Writes `files` (path, contents) under `dir`.
+fn write_app(dir: &Path, files: &[(&str, &str)]) {
+    for (path, contents) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+}
+
+/// The build step a Python web app uses: its requirements installed into its bundle.
+const PIP_BUILD: &str =
+    "python3 -m pip install --quiet --disable-pip-version-check --no-compile --target . -r requirements.txt";
+
+const FLASK_APP: &str = r#"
+import json, os
+from flask import Flask, jsonify, request
+
+app = Flask(__name__)
+
+@app.get("/healthz")
+def healthz():
+    return "ok"
+
+@app.get("/notes/<int:note>")
+def note(note):
+    return jsonify(note=note, q=request.args.get("q"), route=request.headers.get("x-updraft-route"),
+                   worker=os.getpid(), port=os.environ["PORT"])
+
+@app.post("/notes")
+def create():
+    return jsonify(created=request.get_json()), 201, {"location": "/notes/1"}
+
+@app.post("/")
+def cloudevent():
+    # A topic message, as a CloudEvent in binary mode.
+    print("event", json.dumps({"type": request.headers["ce-type"], "source": request.headers["ce-source"],
+                                "data": request.get_json()}), flush=True)
+    return "", 204
+"#;
+
+#[tokio::test]
+async fn a_flask_app_under_gunicorn_serves_routes_and_receives_topic_messages() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    write_app(
+        dir.path(),
+        &[
+            (
+                "updraft.toml",
+                &format!(
+                    r#"
+[app]
+name = "flaskapp"
+
+[functions.notes]
+runtime = "http"
+source = "app"
+build = {{ command = "{PIP_BUILD}", workdir = "app" }}
+command = "python3 -m gunicorn --bind 127.0.0.1:$PORT --workers 2 app:app"
+readiness_path = "/healthz"
+memory = "256MiB"
+timeout = "10s"
+triggers = [{{ http = "GET /notes/{{id}}" }}, {{ http = "POST /notes" }}, {{ topic = "note.added" }}]
+"#
+                ),
+            ),
+            ("app/app.py", FLASK_APP),
+            ("app/requirements.txt", "flask==3.1.3\ngunicorn==23.0.0\n"),
+        ],
+    );
+    let out = server.deploy(dir.path());
+    assert!(out.contains("notes"), "{out}");
+
+    let response = server.get("/notes/7?q=fresh").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().contains_key("x-updraft-request-id"));
+    let note = json(response).await;
+    assert_eq!(note["note"], 7);
+    assert_eq!(note["q"], "fresh");
+    assert_eq!(note["route"], "/notes/{id}");
+    assert_eq!(note["port"], "8080");
+
+    let created = server.http.post(server.url("/notes")).json(&json!({ "text": "buy milk" })).send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(created.headers()["location"], "/notes/1");
+    assert_eq!(json(created).await["created"]["text"], "buy milk");
+
+    // A topic message reaches the app as a CloudEvent POST.
+    let published = server
+        .api(Method::POST, "/v1/topics/note.added")
+        .header("content-type", "application/json")
+        .body(r#"{"id":7}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::ACCEPTED);
+    let logs = server.wait_for_function_log("notes", "event {").await;
+    let line = logs.lines().find(|line| line.contains("event {")).unwrap();
+    let event: Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
+    assert_eq!(
+        event,
+        json!({ "type": "dev.updraft.topic.message", "source": "updraft/topics/note.added", "data": { "id": 7 } })
+    );
+
+    // It is an ordinary function: listed with its runtime and triggers, its requests recorded.
+    let listed = server.cli_ok(&["ls"]);
+    assert!(listed.contains("GET /notes/{id}, POST /notes, topic note.added"), "{listed}");
+    let described = server.cli_ok(&["describe", "notes"]);
+    assert!(described.contains("runtime:     http"), "{described}");
+    assert!(described.contains("command:     python3 -m gunicorn --bind 127.0.0.1:$PORT"), "{described}");
+    assert!(described.contains("readiness:   GET /healthz"), "{described}");
+    // Records are written off the request path: wait for the three.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page = json(server.api(Method::GET, "/v1/invocations?function=notes").send().await.unwrap()).await;
+        let statuses: Vec<String> = page["invocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|record| record["status"].as_str().map(str::to_owned))
+            .collect();
+        if statuses.len() >= 3 {
+            assert!(statuses.iter().all(|status| status == "success"), "{page}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "three records never appeared: {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+const EXPRESS_APP: &str = r#"
+const express = require("express");
+const app = express();
+app.use(express.json({ type: ["application/json", "application/cloudevents+json"] }));
+app.get("/hello/:name", (req, res) => res.json({ hello: req.params.name, framework: "express" }));
+app.post("/", (req, res) => {
+  console.log("event " + JSON.stringify({ type: req.get("ce-type"), data: req.body }));
+  res.json({ doubled: req.body.n * 2 });
+});
+app.listen(Number(process.env.PORT), "127.0.0.1", () => console.log("express listening"));
+"#;
+
+#[tokio::test]
+async fn an_express_app_runs_unchanged() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let package = json!({ "name": "hello-express", "private": true, "dependencies": { "express": "5.1.0" } });
+    write_app(
+        dir.path(),
+        &[
+            (
+                "updraft.toml",
+                r#"
+[app]
+name = "expressapp"
+
+[functions.hello]
+runtime = "http"
+source = "app"
+build = { command = "npm install --omit=dev --no-audit --no-fund --loglevel=error", workdir = "app" }
+command = "node server.js"
+triggers = [{ http = "GET /hello/{name}" }]
+"#,
+            ),
+            ("app/server.js", EXPRESS_APP),
+            ("app/package.json", &package.to_string()),
+        ],
+    );
+    server.deploy(dir.path());
+
+    let response = server.get("/hello/ada").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json(response).await, json!({ "hello": "ada", "framework": "express" }));
+
+    // A direct invocation is an event too: a CloudEvent POST whose answer is the result.
+    assert_eq!(server.invoke("hello", json!({ "n": 1 })).await, json!({ "doubled": 2 }));
+    let logs = server.wait_for_function_log("hello", "event {").await;
+    assert!(logs.contains(r#"event {"type":"dev.updraft.invoke","data":{"n":1}}"#), "{logs}");
+}
