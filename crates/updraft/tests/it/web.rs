@@ -188,3 +188,133 @@ triggers = [{ http = "GET /hello/{name}" }]
     let logs = server.wait_for_function_log("hello", "event {").await;
     assert!(logs.contains(r#"event {"type":"dev.updraft.invoke","data":{"n":1}}"#), "{logs}");
 }
+
+const FASTAPI_APP: &str = r#"
+from fastapi import FastAPI, Request
+
+app = FastAPI()
+
+@app.get("/items/{item_id}")
+async def item(item_id: int, q: str | None = None):
+    return {"item_id": item_id, "q": q, "framework": "fastapi"}
+
+@app.post("/")
+async def event(request: Request):
+    return {"type": request.headers["ce-type"], "data": await request.json()}
+"#;
+
+#[tokio::test]
+async fn a_fastapi_app_runs_under_uvicorn() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    write_app(
+        dir.path(),
+        &[
+            (
+                "updraft.toml",
+                &format!(
+                    r#"
+[app]
+name = "fastapiapp"
+
+[functions.items]
+runtime = "http"
+source = "app"
+build = {{ command = "{PIP_BUILD}", workdir = "app" }}
+command = "python3 -m uvicorn app:app --host 127.0.0.1 --port $PORT"
+memory = "256MiB"
+triggers = [{{ http = "GET /items/{{id}}" }}]
+"#
+                ),
+            ),
+            ("app/app.py", FASTAPI_APP),
+            ("app/requirements.txt", "fastapi==0.115.12\nuvicorn==0.34.2\n"),
+        ],
+    );
+    server.deploy(dir.path());
+
+    let response = server.get("/items/5?q=x").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json(response).await, json!({ "item_id": 5, "q": "x", "framework": "fastapi" }));
+    // FastAPI's own validation answers for the app.
+    assert_eq!(server.get("/items/five").await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        server.invoke("items", json!({ "n": 1 })).await,
+        json!({ "type": "dev.updraft.invoke", "data": { "n": 1 } })
+    );
+}
+
+/// Code written for Google's Functions Framework: an HTTP function and a CloudEvent
+/// function, as they run on Cloud Functions.
+const FUNCTIONS_FRAMEWORK: &str = r#"
+import json
+import functions_framework
+
+@functions_framework.http
+def hello(request):
+    return {"hello": request.path.rsplit("/", 1)[-1], "framework": "functions-framework"}
+
+@functions_framework.cloud_event
+def on_note(cloud_event):
+    print("cloudevent", json.dumps({"type": cloud_event["type"], "source": cloud_event["source"],
+                                    "id": cloud_event["id"], "data": cloud_event.data}), flush=True)
+"#;
+
+#[tokio::test]
+async fn functions_framework_code_runs_as_http_and_cloudevent_functions() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    write_app(
+        dir.path(),
+        &[
+            (
+                "updraft.toml",
+                &format!(
+                    r#"
+[app]
+name = "gcf"
+
+[functions.hello]
+runtime = "http"
+source = "app"
+build = {{ command = "{PIP_BUILD}", workdir = "app" }}
+command = "python3 -m functions_framework --target hello"
+memory = "256MiB"
+triggers = [{{ http = "GET /ff/{{name}}" }}]
+
+[functions.notes]
+runtime = "http"
+source = "app"
+command = "python3 -m functions_framework --target on_note"
+memory = "256MiB"
+triggers = [{{ topic = "note.added" }}]
+"#
+                ),
+            ),
+            ("app/main.py", FUNCTIONS_FRAMEWORK),
+            ("app/requirements.txt", "functions-framework==3.10.2\n"),
+        ],
+    );
+    server.deploy(dir.path());
+
+    let response = server.get("/ff/ada").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json(response).await, json!({ "hello": "ada", "framework": "functions-framework" }));
+
+    let published = server
+        .api(Method::POST, "/v1/topics/note.added")
+        .header("content-type", "application/json")
+        .body(r#"{"id":7}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::ACCEPTED);
+    let message_id = json(published).await["message_id"].as_str().unwrap().to_owned();
+    let logs = server.wait_for_function_log("notes", "cloudevent {").await;
+    let line = logs.lines().find(|line| line.contains("cloudevent {")).unwrap();
+    let event: Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
+    assert_eq!(
+        event,
+        json!({ "type": "dev.updraft.topic.message", "source": "updraft/topics/note.added", "id": message_id, "data": { "id": 7 } })
+    );
+}
