@@ -189,8 +189,7 @@ pub enum RuntimeKind {
     Http,
 }
 
-/// How an `http` function's server starts and takes requests: one request at a time
-/// per instance, as Lambda gives them.
+/// How an `http` function's server starts and takes requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerSpec {
     /// `command`: run with `/bin/sh -c` in `/var/task`, it must listen on
@@ -199,12 +198,26 @@ pub struct ServerSpec {
     /// `readiness_path`: the instance is ready once a `GET` of it answers with a status
     /// below 500 (as AWS's Lambda Web Adapter checks).
     pub readiness_path: String,
+    /// `concurrency_per_instance`: requests one instance serves at once (1, as Lambda
+    /// gives them; higher, as Cloud Run does).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub concurrency_per_instance: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(value: &u32) -> bool {
+    *value == 1
 }
 
 impl ServerSpec {
     /// The port the server listens on inside its own network namespace.
     pub const PORT: u16 = 8080;
     pub const DEFAULT_READINESS_PATH: &str = "/";
+    /// The most requests one instance may be given at once.
+    pub const MAX_CONCURRENCY_PER_INSTANCE: u32 = 1000;
 }
 
 impl RuntimeKind {

@@ -20,7 +20,7 @@ use crate::instance::ProcessInstance;
 use crate::launch::{Sandbox, SandboxPlan};
 use crate::runtime::{INIT_LIMIT, Inner, RUNTIME_API_PORT, next_name};
 use crate::sandbox::SandboxIncomplete;
-use crate::server::ServerInstance;
+use crate::server::{Server, ServerInstance, Servers};
 
 /// Why a Lambda function's version cannot be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +142,10 @@ pub(crate) fn prepare(inner: &Arc<Inner>, source: VersionSource) -> Result<Prepa
         executables,
         executable_dirs,
         egress,
-        server: source.config.server.clone(),
+        server: source.config.server.clone().map(|server| {
+            let servers = Servers::new(server.concurrency_per_instance);
+            (server, servers)
+        }),
     })
 }
 
@@ -198,8 +201,9 @@ pub(crate) struct PreparedProcess {
     pub(crate) executable_dirs: Vec<PathBuf>,
     /// The hosts the function may reach, if any.
     pub(crate) egress: Option<Arc<EgressPlan>>,
-    /// For an `http` function: its server's command and how it takes requests.
-    pub(crate) server: Option<ServerSpec>,
+    /// For an `http` function: its server's command and how it takes requests, and
+    /// its running servers.
+    pub(crate) server: Option<(ServerSpec, Arc<Servers>)>,
 }
 
 impl Prepared<Input, HttpResponse> for PreparedProcess {
@@ -209,8 +213,8 @@ impl Prepared<Input, HttpResponse> for PreparedProcess {
     ) -> BoxFuture<'_, Result<Box<dyn Instance<Input, HttpResponse>>, InvokeError>> {
         let config = config.clone();
         Box::pin(async move {
-            if let Some(server) = &self.server {
-                let instance = self.start_server(&config, server).await?;
+            if let Some((server, servers)) = &self.server {
+                let instance = self.start_server(&config, server, servers).await?;
                 return Ok(Box::new(instance) as Box<dyn Instance<Input, HttpResponse>>);
             }
             let instance = self.start(&config).await?;
@@ -275,6 +279,7 @@ impl PreparedProcess {
         &self,
         config: &InstanceConfig,
         server: &ServerSpec,
+        servers: &Arc<Servers>,
     ) -> Result<ServerInstance, InvokeError> {
         let (seq, name) = next_name();
         let version = env_value(config, "UPDRAFT_FUNCTION_VERSION").unwrap_or("$LATEST").to_owned();
@@ -292,10 +297,13 @@ impl PreparedProcess {
             max_payload: config.max_response_bytes,
             connector: true,
         };
-        let sandbox = self.inner.launch(seq, name, plan).await?;
-        let (sandbox, connector) = crate::server::ready(sandbox, &server.readiness_path).await?;
-        let process = sandbox.into_instance(&self.inner, &self.function);
-        Ok(ServerInstance::new(process, connector, config.max_response_bytes))
+        let start = async {
+            let sandbox = self.inner.launch(seq, name, plan).await?;
+            let (sandbox, connector) = crate::server::ready(sandbox, &server.readiness_path).await?;
+            let process = sandbox.into_instance(&self.inner, &self.function);
+            Ok(Server::supervise(process, connector, config.max_response_bytes))
+        };
+        servers.instance(start).await
     }
 
     /// The runtime kind whose pre-started sandboxes this version can use.

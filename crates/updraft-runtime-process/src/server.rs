@@ -5,7 +5,9 @@
 //! as a CloudEvents `POST` (`updraft_runtime::cloudevents`). The host reaches the
 //! server through sockets its jailer opens in the namespace (`host::Connector`).
 
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,8 +16,9 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot, watch};
 use updraft_model::ServerSpec;
-use updraft_runtime::{BoxFuture, Call, HttpRequest, HttpResponse, Input, Instance, InvokeError, Invoked};
+use updraft_runtime::{BoxFuture, Call, GuestOutput, HttpRequest, HttpResponse, Input, Instance, InvokeError, Invoked};
 
 use crate::host::{Connector, Pipes};
 use crate::instance::{ProcessInstance, describe};
@@ -39,15 +42,160 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     header::UPGRADE,
 ];
 
-/// One running server: the sandboxed process and a kept-alive connection to it.
-pub(crate) struct ServerInstance {
-    pub(crate) process: ProcessInstance,
+/// A running server process, shared by the instances that send it requests (one, or
+/// up to `concurrency_per_instance`). A supervising task owns the process: it reads
+/// its output, notices its exit and stops it once its last instance is gone.
+pub(crate) struct Server {
     connector: Connector,
-    /// The connection of the last request, kept for the next one when the server
-    /// keeps it alive.
-    idle: Option<SendRequest<Full<Bytes>>>,
-    /// The largest response body taken from it.
+    control: mpsc::UnboundedSender<Control>,
+    /// The exit status, once the process has ended.
+    exited: watch::Receiver<Option<String>>,
+    function: Arc<str>,
+    memory_limit: u64,
     max_response: usize,
+}
+
+enum Control {
+    /// What the process wrote since the last collection, and its memory.
+    Collect(oneshot::Sender<Collected>),
+    Stop,
+}
+
+#[derive(Default)]
+struct Collected {
+    output: GuestOutput,
+    max_memory_used: u64,
+    oom: bool,
+}
+
+impl Server {
+    /// Starts supervising `process`, whose server `connector` reaches.
+    pub(crate) fn supervise(mut process: ProcessInstance, connector: Connector, max_response: usize) -> Arc<Server> {
+        let (control, mut commands) = mpsc::unbounded_channel();
+        let (exit, exited) = watch::channel(None);
+        let server = Arc::new(Server {
+            connector,
+            control,
+            exited,
+            function: process.function.clone(),
+            memory_limit: process.memory_limit,
+            max_response,
+        });
+        tokio::spawn(async move {
+            let Some(mut child) = process.child.take() else { return };
+            let mut running = true;
+            loop {
+                tokio::select! {
+                    status = child.wait(), if running => {
+                        running = false;
+                        exit.send_replace(Some(describe(status)));
+                    }
+                    command = commands.recv() => match command {
+                        Some(Control::Collect(reply)) => {
+                            process.pipes.drain();
+                            let cgroup = process.cgroup.as_ref();
+                            let collected = Collected {
+                                output: process.pipes.take(),
+                                max_memory_used: cgroup.and_then(|cgroup| cgroup.peak_memory()).unwrap_or(0),
+                                oom: cgroup.is_some_and(|cgroup| cgroup.oom_kills() > 0),
+                            };
+                            // The next collection's peak starts from here.
+                            if let Some(cgroup) = cgroup {
+                                cgroup.reset_peak();
+                            }
+                            let _ = reply.send(collected);
+                        }
+                        Some(Control::Stop) | None => break,
+                    },
+                    () = process.pipes.pump() => unreachable!("pump never completes"),
+                }
+            }
+            process.child = Some(child);
+            process.kill();
+        });
+        server
+    }
+
+    fn has_exited(&self) -> bool {
+        self.exited.borrow().is_some()
+    }
+
+    async fn collect(&self) -> Collected {
+        let (reply, collected) = oneshot::channel();
+        if self.control.send(Control::Collect(reply)).is_err() {
+            return Collected::default();
+        }
+        collected.await.unwrap_or_default()
+    }
+
+    fn stop(&self) {
+        let _ = self.control.send(Control::Stop);
+    }
+}
+
+/// The servers of one version with room for more requests, when several may share
+/// one (`concurrency_per_instance` above 1).
+pub(crate) struct Servers {
+    per_instance: u32,
+    /// Each live server and how many instances share it. Only touched under this lock,
+    /// so a server is never handed out as its last instance stops it.
+    live: Mutex<Vec<(Arc<Server>, u32)>>,
+    /// Held while a server starts, so that a burst shares it instead of starting one
+    /// each.
+    starting: tokio::sync::Mutex<()>,
+}
+
+impl Servers {
+    pub(crate) fn new(per_instance: u32) -> Arc<Servers> {
+        Arc::new(Servers { per_instance, live: Mutex::default(), starting: tokio::sync::Mutex::new(()) })
+    }
+
+    /// Another instance of a running server with room, if there is one.
+    fn share(self: &Arc<Self>) -> Option<ServerInstance> {
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        let (server, count) =
+            live.iter_mut().find(|(server, count)| *count < self.per_instance && !server.has_exited())?;
+        *count += 1;
+        Some(ServerInstance { server: server.clone(), servers: self.clone(), idle: None })
+    }
+
+    /// An instance of a running server with room, or of one `start` starts.
+    pub(crate) async fn instance<F>(self: &Arc<Self>, start: F) -> Result<ServerInstance, InvokeError>
+    where
+        F: Future<Output = Result<Arc<Server>, InvokeError>>,
+    {
+        let shared = self.per_instance > 1;
+        if shared && let Some(instance) = self.share() {
+            return Ok(instance);
+        }
+        let _starting = if shared { Some(self.starting.lock().await) } else { None };
+        // Another instance may have started one while this waited.
+        if shared && let Some(instance) = self.share() {
+            return Ok(instance);
+        }
+        let server = start.await?;
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).push((server.clone(), 1));
+        Ok(ServerInstance { server, servers: self.clone(), idle: None })
+    }
+
+    /// One instance of `server` is gone; the last one stops it.
+    fn release(&self, server: &Arc<Server>) {
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(index) = live.iter().position(|(candidate, _)| Arc::ptr_eq(candidate, server)) else { return };
+        live[index].1 -= 1;
+        if live[index].1 == 0 {
+            live.swap_remove(index);
+            server.stop();
+        }
+    }
+}
+
+/// One instance of a server: the requests it sends go over a connection of its own,
+/// kept alive between them.
+pub(crate) struct ServerInstance {
+    server: Arc<Server>,
+    servers: Arc<Servers>,
+    idle: Option<SendRequest<Full<Bytes>>>,
 }
 
 /// Waits until the server in `sandbox` answers `readiness_path` with a status below
@@ -140,12 +288,6 @@ where
     Ok(sender)
 }
 
-impl ServerInstance {
-    pub(crate) fn new(process: ProcessInstance, connector: Connector, max_response: usize) -> ServerInstance {
-        ServerInstance { process, connector, idle: None, max_response }
-    }
-}
-
 enum Outcome {
     Answered(Result<HttpResponse, InvokeError>),
     Exited(String),
@@ -155,55 +297,44 @@ enum Outcome {
 impl Instance<Input, HttpResponse> for ServerInstance {
     fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<HttpResponse>> {
         Box::pin(async move {
-            let request = updraft_runtime::cloudevents::request(input, &self.process.function, &call);
-            let limit = self.max_response;
-            if let Some(cgroup) = &self.process.cgroup {
-                cgroup.reset_peak();
-            }
-            let ServerInstance { process, connector, idle, .. } = self;
-            let outcome = match process.child.as_mut() {
-                None => Outcome::Exited("the instance was stopped".into()),
-                Some(child) => tokio::select! {
-                    answer = exchange(connector, idle, request, limit) => Outcome::Answered(answer),
-                    status = child.wait() => Outcome::Exited(describe(status)),
-                    () = tokio::time::sleep(call.timeout) => Outcome::TimedOut,
-                    () = process.pipes.pump() => unreachable!("pump never completes"),
-                },
+            let server = self.server.clone();
+            let request = updraft_runtime::cloudevents::request(input, &server.function, &call);
+            let mut exited = server.exited.clone();
+            let outcome = tokio::select! {
+                answer = exchange(&server.connector, &mut self.idle, request, server.max_response) => Outcome::Answered(answer),
+                status = exited.wait_for(Option::is_some) => {
+                    let status = status.ok().and_then(|status| status.clone());
+                    Outcome::Exited(status.unwrap_or_else(|| "the server was stopped".to_owned()))
+                }
+                () = tokio::time::sleep(call.timeout) => Outcome::TimedOut,
             };
-            process.pipes.drain();
-            let output = process.pipes.take();
-            let max_memory_used = process.cgroup.as_ref().and_then(|cgroup| cgroup.peak_memory()).unwrap_or(0);
+            let Collected { output, max_memory_used, oom } = server.collect().await;
             let (result, reusable) = match outcome {
                 Outcome::Answered(Ok(response)) => (Ok(response), true),
                 // A server that broke the exchange may be broken: another takes its place.
                 Outcome::Answered(Err(error)) => (Err(error), false),
-                Outcome::Exited(status) => {
-                    let oom = process.cgroup.as_ref().is_some_and(|cgroup| cgroup.oom_kills() > 0);
-                    let error = if oom {
-                        InvokeError::OutOfMemory { limit: process.memory_limit }
-                    } else {
-                        InvokeError::Exited { status }
-                    };
-                    (Err(error), false)
-                }
+                Outcome::Exited(_) if oom => (Err(InvokeError::OutOfMemory { limit: server.memory_limit }), false),
+                Outcome::Exited(status) => (Err(InvokeError::Exited { status }), false),
                 Outcome::TimedOut => {
                     // The request is cut (its connection dropped with the future) and the
-                    // instance replaced: a server may go on working on a request it lost.
-                    *idle = None;
-                    process.kill();
+                    // server replaced: it may go on working on a request it lost. Requests
+                    // other instances sent it fail with it.
+                    server.stop();
                     (Err(InvokeError::Timeout { timeout: call.timeout }), false)
                 }
             };
             if !reusable {
-                *idle = None;
+                self.idle = None;
             }
             Invoked { result, output, max_memory_used, reusable }
         })
     }
+}
 
-    fn dispose(mut self: Box<Self>) {
+impl Drop for ServerInstance {
+    fn drop(&mut self) {
         self.idle = None;
-        self.process.kill();
+        self.servers.release(&self.server);
     }
 }
 

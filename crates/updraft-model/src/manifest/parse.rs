@@ -46,6 +46,7 @@ const FUNCTION_KEYS: &[&str] = &[
     "handler",
     "command",
     "readiness_path",
+    "concurrency_per_instance",
     "timeout",
     "memory",
     "concurrency",
@@ -87,7 +88,7 @@ const DESTINATION_KEYS: &[&str] = &["function", "topic"];
 /// Keys that DESIGN.md promises but this version does not implement yet. They get a
 /// "not supported yet" message instead of "unknown key", so nobody hunts for a typo.
 const FUTURE_TOP_KEYS: &[&str] = &[];
-const FUTURE_FUNCTION_KEYS: &[&str] = &["concurrency_per_instance"];
+const FUTURE_FUNCTION_KEYS: &[&str] = &[];
 const FUTURE_TRIGGER_KINDS: &[&str] = &[];
 
 impl Manifest {

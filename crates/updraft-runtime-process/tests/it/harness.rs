@@ -120,7 +120,11 @@ impl Function {
     }
     /// A server started by `command`, ready when `readiness_path` answers.
     pub fn http(command: &str, readiness_path: &str) -> Function {
-        let server = ServerSpec { command: command.to_owned(), readiness_path: readiness_path.to_owned() };
+        let server = ServerSpec {
+            command: command.to_owned(),
+            readiness_path: readiness_path.to_owned(),
+            concurrency_per_instance: 1,
+        };
         Function {
             kind: Kind::Http,
             handler: None,

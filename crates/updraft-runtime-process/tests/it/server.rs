@@ -7,14 +7,16 @@ use bytes::Bytes;
 use serde_json::json;
 use updraft_runtime::{Input, InvokeError};
 
-use crate::harness::{Function, call, event, harness, json, output};
+use crate::harness::{Function, bundle, call, event, harness, instance_config, json, output};
 
 /// A server with Python's standard library only: it answers every request with what it
 /// was sent and what it sees of its sandbox.
 const ECHO: &str = r#"
-import http.server, json, os, sys, time
+import http.server, json, os, sys, threading, time
 PORT = int(os.environ["PORT"])
+BOOT = os.urandom(8).hex()
 hits = 0
+released = threading.Event()
 print("starting on", PORT, flush=True)
 class Echo(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -27,6 +29,10 @@ class Echo(http.server.BaseHTTPRequestHandler):
             time.sleep(30)
         if self.path == "/crash":
             os._exit(3)
+        if self.path == "/wait":
+            released.wait()
+        if self.path == "/release":
+            released.set()
         if self.path == "/" and os.environ.get("ROOT_BROKEN"):
             self.send_error(500)
             return
@@ -35,7 +41,7 @@ class Echo(http.server.BaseHTTPRequestHandler):
         doc = json.dumps({
             "method": self.command, "path": self.path, "body": body,
             "headers": {k.lower(): v for k, v in self.headers.items()},
-            "hits": hits, "pid": os.getpid(), "uid": os.getuid(),
+            "hits": hits, "pid": os.getpid(), "boot": BOOT, "uid": os.getuid(),
             "task_writable": os.access("/var/task", os.W_OK),
         }).encode()
         self.send_response(201 if self.command == "POST" else 200)
@@ -46,7 +52,7 @@ class Echo(http.server.BaseHTTPRequestHandler):
         self.wfile.write(doc)
     def log_message(self, *args):
         pass
-http.server.HTTPServer(("127.0.0.1", PORT), Echo).serve_forever()
+http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Echo).serve_forever()
 "#;
 
 fn request(method: &str, uri: &str, body: &'static str) -> Input {
@@ -173,4 +179,44 @@ http.createServer((req, res) => {
         h.start("node-server", Function::http("node server.js", "/"), &[("server.js", server, false)]).await.unwrap();
     let invoked = instance.invoke(request("GET", "/items/7?q=a", ""), call("n-1", Duration::from_secs(10))).await;
     assert_eq!(json(&invoked), json!({ "runtime": "node", "url": "/items/7?q=a", "port": "8080" }));
+}
+
+#[tokio::test]
+async fn instances_share_a_server_up_to_its_concurrency_per_instance() {
+    let h = harness().await;
+    let zip = bundle(h.dir.path(), "shared", &[("server.py", ECHO, false)]);
+    let boot = |invoked: &updraft_runtime::Invoked<updraft_runtime::HttpResponse>| json(invoked)["boot"].clone();
+
+    // Two requests at once on one server: the first waits for the second to release it.
+    let mut function = Function::http("python3 server.py", "/");
+    function.server.as_mut().unwrap().concurrency_per_instance = 2;
+    let prepared = h.prepare("shared", &function, &zip).await.unwrap();
+    let config = instance_config(function.memory);
+    let mut first = prepared.create(&config).await.unwrap();
+    let mut second = prepared.create(&config).await.unwrap();
+    let waiting = tokio::spawn(async move {
+        let invoked = first.invoke(request("GET", "/wait", ""), call("w-1", Duration::from_secs(20))).await;
+        (first, invoked)
+    });
+    let released = second.invoke(request("GET", "/release", ""), call("w-2", Duration::from_secs(20))).await;
+    let (first, waited) = waiting.await.unwrap();
+    assert_eq!(boot(&waited), boot(&released), "both requests went to one server");
+    // A third instance would be a third request at once: it gets a server of its own.
+    let mut third = prepared.create(&config).await.unwrap();
+    let alone = third.invoke(request("GET", "/", ""), call("w-3", Duration::from_secs(10))).await;
+    assert_ne!(boot(&alone), boot(&released));
+
+    // Once its instances are gone, the server is too: the next one starts afresh.
+    drop((first, second));
+    let mut fourth = prepared.create(&config).await.unwrap();
+    let fresh = fourth.invoke(request("GET", "/", ""), call("w-4", Duration::from_secs(10))).await;
+    assert_ne!(boot(&fresh), boot(&released));
+
+    // One request per server by default (Lambda's way): two instances, two servers.
+    let prepared = h.prepare("single", &Function::http("python3 server.py", "/"), &zip).await.unwrap();
+    let mut one = prepared.create(&config).await.unwrap();
+    let mut other = prepared.create(&config).await.unwrap();
+    let a = one.invoke(request("GET", "/", ""), call("s-1", Duration::from_secs(10))).await;
+    let b = other.invoke(request("GET", "/", ""), call("s-2", Duration::from_secs(10))).await;
+    assert_ne!(boot(&a), boot(&b));
 }

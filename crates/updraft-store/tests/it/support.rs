@@ -146,6 +146,7 @@ pub fn config(name: &str) -> FunctionConfig {
         server: Some(ServerSpec {
             command: format!("gunicorn {name}:app --bind 127.0.0.1:$PORT # ünï"),
             readiness_path: "/healthz".to_owned(),
+            concurrency_per_instance: 8,
         }),
         memory: ByteSize::mib(256),
         timeout: Duration::from_millis(2_500),

@@ -314,15 +314,15 @@ impl Checker<'_> {
         }
     }
 
-    /// `command` and `readiness_path`: required (the first) and allowed only by the
-    /// `http` runtime. `Some(None)` for other runtimes.
+    /// `command`, `readiness_path` and `concurrency_per_instance`: required (the first)
+    /// and allowed only by the `http` runtime. `Some(None)` for other runtimes.
     pub(super) fn server(
         &mut self,
         path: &str,
         table: &Table,
         runtime: Option<RuntimeKind>,
     ) -> Option<Option<ServerSpec>> {
-        const KEYS: [&str; 2] = ["command", "readiness_path"];
+        const KEYS: [&str; 3] = ["command", "readiness_path", "concurrency_per_instance"];
         if runtime != Some(RuntimeKind::Http) {
             let mut valid = true;
             for key in KEYS.iter().filter(|key| table.contains_key(**key)) {
@@ -365,9 +365,28 @@ impl Checker<'_> {
             }
             Some(text.to_owned())
         });
+        let concurrency_per_instance =
+            self.optional(table, path, "concurrency_per_instance", |checker, path, value| {
+                let max = ServerSpec::MAX_CONCURRENCY_PER_INSTANCE;
+                match value {
+                    Value::Integer(n) if (1..=i64::from(max)).contains(n) => u32::try_from(*n).ok(),
+                    Value::Integer(n) => {
+                        checker.problem(
+                            path,
+                            format!("{n} is out of range; write a number from 1 (one request at a time) to {max}"),
+                        );
+                        None
+                    }
+                    other => {
+                        checker.expected(path, "a whole number", other, "write it like concurrency_per_instance = 8");
+                        None
+                    }
+                }
+            });
         Some(Some(ServerSpec {
             command: command?,
             readiness_path: readiness_path?.unwrap_or_else(|| ServerSpec::DEFAULT_READINESS_PATH.to_owned()),
+            concurrency_per_instance: concurrency_per_instance?.unwrap_or(1),
         }))
     }
 

@@ -762,19 +762,30 @@ fn http_functions_are_servers_started_by_a_command() {
     let manifest = parse(&function("command = \"gunicorn app:app --bind 127.0.0.1:$PORT\"")).unwrap();
     let server = manifest.functions[&name("x")].config.server.clone().unwrap();
     assert_eq!(server.command, "gunicorn app:app --bind 127.0.0.1:$PORT");
-    assert_eq!(server.readiness_path, "/");
+    assert_eq!((server.readiness_path.as_str(), server.concurrency_per_instance), ("/", 1));
 
-    let manifest = parse(&function("command = \"node server.js\"\nreadiness_path = \"/healthz\"")).unwrap();
-    assert_eq!(manifest.functions[&name("x")].config.server.as_ref().unwrap().readiness_path, "/healthz");
+    let manifest =
+        parse(&function("command = \"node server.js\"\nreadiness_path = \"/healthz\"\nconcurrency_per_instance = 8"))
+            .unwrap();
+    let server = manifest.functions[&name("x")].config.server.clone().unwrap();
+    assert_eq!((server.readiness_path.as_str(), server.concurrency_per_instance), ("/healthz", 8));
 
     let (field, message) = problem(&function(""));
     assert_eq!(field, "functions.x.command");
     assert!(message.starts_with("required by the http runtime"), "{message}");
     // Every mistake at once, each naming its key.
-    let found = problems(&function("command = \" \"\nreadiness_path = \"healthz\"\nhandler = \"app.handler\""));
+    let found = problems(&function(
+        "command = \" \"\nreadiness_path = \"healthz\"\nconcurrency_per_instance = 0\nhandler = \"app.handler\"",
+    ));
     let mut fields: Vec<&str> = found.iter().map(|(field, _)| field.as_str()).collect();
     fields.sort_unstable();
-    assert_eq!(fields, ["functions.x.command", "functions.x.handler", "functions.x.readiness_path"], "{found:?}");
+    let expected = [
+        "functions.x.command",
+        "functions.x.concurrency_per_instance",
+        "functions.x.handler",
+        "functions.x.readiness_path",
+    ];
+    assert_eq!(fields, expected, "{found:?}");
 
     // The server's keys belong to the http runtime only.
     let lambda =
@@ -783,8 +794,11 @@ fn http_functions_are_servers_started_by_a_command() {
     assert_eq!(field, "functions.x.command");
     assert!(message.contains("only for runtime = \"http\""), "{message}");
 
-    // Several requests per instance are not served yet: said so, not read as a typo.
-    let (field, message) = problem(&function("command = \"x\"\nconcurrency_per_instance = 8"));
-    assert_eq!(field, "functions.x.concurrency_per_instance");
-    assert!(message.contains("not supported yet"), "{message}");
+    // A fingerprint does not change for a server that keeps the default.
+    let config = |per_instance| {
+        let mut config = manifest.functions[&name("x")].config.clone();
+        config.server.as_mut().unwrap().concurrency_per_instance = per_instance;
+        serde_json::to_string(&config).unwrap()
+    };
+    assert!(!config(1).contains("concurrency_per_instance") && config(8).contains("\"concurrency_per_instance\":8"));
 }
