@@ -28,5 +28,5 @@ pub use host::{AsyncEventMetric, Host, Ran};
 pub use layer::{AsyncConfig, EventConfig, EventLayer, PendingEvent};
 pub use publish::{Message, PublishError, Published, WebhookError, WebhookRequest};
 pub use queue::{EventQueueConfig, QueueError};
-pub use work_queues::QueueDepth;
+pub use work_queues::{QueueDepth, sqs_batch};
 pub use workflows::{ExecutionReport, ExecutionSummary, HistoryStep, WorkflowError};

@@ -278,7 +278,7 @@ fn batch_item_failures(body: &[u8], ids: &[String]) -> Vec<String> {
 }
 
 /// SQS's batch event, as Lambda receives it from a queue.
-fn sqs_batch(queue: &QueueName, messages: &[QueueMessage]) -> Bytes {
+pub fn sqs_batch(queue: &QueueName, messages: &[QueueMessage]) -> Bytes {
     let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{queue}");
     let records: Vec<Value> = messages
         .iter()

@@ -130,6 +130,27 @@ impl RoutePattern {
         &self.segments
     }
 
+    /// Whether `path` (without its query) is one this route takes.
+    pub fn matches(&self, path: &str) -> bool {
+        let mut parts = path.strip_prefix('/').unwrap_or(path).split('/').filter(|part| !part.is_empty());
+        for segment in &self.segments {
+            match segment {
+                RouteSegment::Wildcard(_) => return true,
+                RouteSegment::Literal(text) => {
+                    if parts.next() != Some(text.as_str()) {
+                        return false;
+                    }
+                }
+                RouteSegment::Param(_) => {
+                    if parts.next().is_none() {
+                        return false;
+                    }
+                }
+            }
+        }
+        parts.next().is_none()
+    }
+
     /// The same shape with parameter names erased: two routes with equal keys match the
     /// same paths (`/users/{id}` and `/users/{name}` collide).
     pub fn shape_key(&self) -> String {
@@ -264,6 +285,19 @@ pub(crate) fn overlap(a: &MethodSet, b: &MethodSet) -> MethodSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_match_the_paths_they_take() {
+        let route = |text: &str| RoutePattern::parse(text).unwrap();
+        assert!(route("/").matches("/"));
+        assert!(!route("/").matches("/a"));
+        assert!(route("/items/{id}").matches("/items/7"));
+        assert!(!route("/items/{id}").matches("/items"));
+        assert!(!route("/items/{id}").matches("/items/7/parts"));
+        assert!(!route("/items/{id}").matches("/things/7"));
+        assert!(route("/static/{*path}").matches("/static"));
+        assert!(route("/static/{*path}").matches("/static/css/site.css"));
+    }
 
     #[test]
     fn dot_segments_percent_signs_and_control_characters_are_refused() {

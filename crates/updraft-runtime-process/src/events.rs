@@ -67,6 +67,20 @@ fn event_delivery(event: &Event, receiver: &Receiver<'_>) -> Delivery {
     }
 }
 
+/// The event document a Lambda handler named `function` receives for `input`: what
+/// the runtime sends it through the Runtime API (an HTTP request as API Gateway's
+/// event). `updraft events sample` prints these.
+pub fn lambda_event(input: Input, function: &str, region: &str, account_id: &str, now_ms: i64) -> Bytes {
+    let receiver = Receiver { function, region, account_id };
+    match delivery(input, &receiver).0 {
+        Delivery::Payload(payload) => payload,
+        Delivery::Request(request) => crate::apigw::request_event(
+            &request,
+            &crate::apigw::EventContext { account_id, request_id: "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", now_ms },
+        ),
+    }
+}
+
 /// SNS's notification record, one per delivery, as Lambda receives it from a topic.
 fn sns_notification(
     event: &Event,

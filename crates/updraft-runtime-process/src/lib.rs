@@ -37,6 +37,7 @@ pub mod spec;
 pub use bundle::unpack as unpack_bundle;
 pub use bundle::{BundleError, MAX_UNPACKED_BYTES};
 pub use egress::EgressError;
+pub use events::lambda_event;
 pub use prepare::ProcessPrepareError;
 pub use runtime::{ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError};
 pub use sandbox::{LayerState, LayerStatus, SandboxIncomplete, SandboxStatus};

@@ -80,13 +80,19 @@ pub enum Command {
         /// The event, as JSON text.
         #[arg(long, conflicts_with = "data_file")]
         data: Option<String>,
-        /// Read the event from a file (`-` for standard input).
-        #[arg(long)]
+        /// Read the event from a file (`-` for standard input); `--event` as in SAM
+        /// (`updraft events sample` prints one for each trigger).
+        #[arg(long, visible_alias = "event")]
         data_file: Option<PathBuf>,
         /// Queue the event and return its id at once; it runs at least once, retried
         /// on failure (`GET /v1/async/ID` shows one not yet delivered).
-        #[arg(long = "async")]
+        #[arg(long = "async", conflicts_with = "http")]
         run_async: bool,
+        /// Send an HTTP request to one of the function's routes instead of an event
+        /// (`'GET /items/7?q=1'`), --data or --data-file as its body; prints the answer's
+        /// status, headers and body.
+        #[arg(long, value_name = "'METHOD /PATH'")]
+        http: Option<String>,
     },
     /// Publish a message to a topic: every function subscribed to it gets a copy,
     /// delivered asynchronously with its own retries.
@@ -207,6 +213,9 @@ pub enum Command {
     /// See and retry failed asynchronous invocations (out of retries or too old).
     #[command(subcommand)]
     Async(AsyncCommand),
+    /// Events for local testing: samples of what each trigger delivers.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Work queues: redrive a dead-letter queue.
     #[command(subcommand)]
     Queue(QueueCommand),
@@ -281,6 +290,25 @@ pub enum AsyncCommand {
         /// With --all: only this function's.
         #[arg(long, conflicts_with = "id")]
         function: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print the event a Lambda handler receives from a trigger, made by the code that
+    /// delivers it: save it, edit it and run `updraft invoke NAME --event FILE` (as
+    /// SAM's `local generate-event` and `local invoke -e`).
+    Sample {
+        kind: crate::samples::SampleKind,
+        /// The function receiving it (its name shows in ARNs).
+        #[arg(long, default_value = "my-function")]
+        function: String,
+        /// The topic, queue, schedule expression or request (`'POST /items'`).
+        #[arg(long)]
+        source: Option<String>,
+        /// The message or request body.
+        #[arg(long, default_value = r#"{"hello": "world"}"#)]
+        data: String,
     },
 }
 
@@ -599,8 +627,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Invoke { name, data, data_file, run_async } => {
+        Command::Invoke { name, data, data_file, run_async, http } => {
             let client = Client::new(&global)?;
+            if let Some(line) = http {
+                let body = if data.is_some() || data_file.is_some() {
+                    read_data(data, data_file, "request body")?
+                } else {
+                    Vec::new()
+                };
+                return crate::output::invoke_http(&client, &name, &line, body, global.output).await;
+            }
             let body = json_event(read_data(data, data_file, "event")?)?;
             if run_async {
                 let accepted: updraft_api::views::AsyncAcceptedView = client
@@ -705,6 +741,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Async(command) => {
             let client = Client::new(&global)?;
             crate::output::async_events(&client, command, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Events(EventsCommand::Sample { kind, function, source, data }) => {
+            let sample = crate::samples::Sample { function: &function, source: source.as_deref(), body: data.into() };
+            println!("{}", crate::samples::sample(kind, sample)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Queue(QueueCommand::Redrive { dead_letter, to }) => {

@@ -7,6 +7,7 @@ mod client;
 mod deploy;
 mod output;
 mod package;
+mod samples;
 mod server;
 mod top;
 mod up;

@@ -217,6 +217,69 @@ pub async fn invoke(client: &Client, name: &str, body: Vec<u8>, output: Output) 
     Ok(if status.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+/// `updraft invoke NAME --http 'METHOD /path'`: the request sent to the server's
+/// gateway as any client would send it (without the CLI's token), once the function is
+/// known to have a route that takes it.
+pub async fn invoke_http(
+    client: &Client,
+    name: &str,
+    line: &str,
+    body: Vec<u8>,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    let (method, target) = crate::samples::request_line(line)?;
+    let function: FunctionView = client.get(&format!("/v1/functions/{name}")).await?;
+    let path = target.split('?').next().unwrap_or("/");
+    let routes = &function.config.routes;
+    let takes = |route: &updraft_api::views::RouteView| {
+        let methods = route.methods == "*" || route.methods.split(',').any(|m| m.trim() == method.as_str());
+        let pattern = updraft_model::RoutePattern::parse(&route.route).is_ok_and(|pattern| pattern.matches(path));
+        methods && pattern
+    };
+    if !routes.iter().any(takes) {
+        let listed: Vec<String> = routes.iter().map(|route| format!("{} {}", route.methods, route.route)).collect();
+        anyhow::bail!(
+            "{name} has no route for {method} {path}; its routes: {}",
+            if listed.is_empty() { "none (invoke it with an event instead)".to_owned() } else { listed.join(", ") }
+        );
+    }
+    let url = format!("{}{target}", client.endpoint().trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .request(method, &url)
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", client.endpoint()))?;
+    let status = response.status();
+    let headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect();
+    let bytes = response.bytes().await.context("reading the function's response")?;
+    match output {
+        Output::Json => {
+            let body = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+            let headers: serde_json::Map<String, serde_json::Value> =
+                headers.into_iter().map(|(name, value)| (name, serde_json::Value::String(value))).collect();
+            print_json(&serde_json::json!({ "status": status.as_u16(), "headers": headers, "body": body }))?;
+        }
+        Output::Human => {
+            println!("{status}");
+            for (name, value) in &headers {
+                println!("{name}: {value}");
+            }
+            println!();
+            std::io::stdout().write_all(&bytes)?;
+            if !bytes.ends_with(b"\n") && !bytes.is_empty() {
+                println!();
+            }
+        }
+    }
+    Ok(if status.is_server_error() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
 fn header(response: &reqwest::Response, name: &str) -> String {
     response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }

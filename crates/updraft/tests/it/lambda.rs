@@ -242,3 +242,41 @@ fn base64_decode(text: &str) -> String {
     use base64::Engine as _;
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(text).unwrap()).unwrap()
 }
+
+#[tokio::test]
+async fn a_sample_event_from_the_cli_is_what_the_handler_gets() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/app.py"), "def handler(event, context):\n    return event\n").unwrap();
+    std::fs::write(
+        dir.path().join("updraft.toml"),
+        "[app]\nname = \"samples\"\n\n[functions.echo]\nruntime = \"python3\"\nhandler = \"app.handler\"\nsource = \"src\"\n",
+    )
+    .unwrap();
+    server.deploy(dir.path());
+
+    // As with SAM: generate an event, save it, invoke with it.
+    let sample = server.cli_ok(&[
+        "events",
+        "sample",
+        "sns",
+        "--function",
+        "echo",
+        "--source",
+        "orders",
+        "--data",
+        r#"{"id":7}"#,
+    ]);
+    let file = dir.path().join("event.json");
+    std::fs::write(&file, &sample).unwrap();
+    let answer: Value =
+        serde_json::from_str(&server.cli_ok(&["invoke", "echo", "--event", file.to_str().unwrap()])).unwrap();
+    assert_eq!(answer, serde_json::from_str::<Value>(&sample).unwrap());
+    assert_eq!(answer["Records"][0]["Sns"]["TopicArn"], "arn:aws:sns:us-east-1:000000000000:orders");
+    assert_eq!(answer["Records"][0]["Sns"]["Message"], r#"{"id":7}"#);
+
+    let unknown = server.cli(&["events", "sample", "kinesis"]);
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(!unknown.status.success() && stderr.contains("possible values: sns, sqs, schedule, http"), "{stderr}");
+}

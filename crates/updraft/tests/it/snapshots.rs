@@ -52,70 +52,73 @@ async fn the_v1_views_keep_their_shape() {
     check(
         &view("/v1/functions").await,
         expect![[r#"
-        {
-          "functions": [
             {
-              "allowed_outbound_hosts": [
-                "api.example.com:443"
-              ],
-              "app": "shop",
-              "artifact": "sha256:<hex>",
-              "concurrency": 4,
-              "created_at_ms": "<ms>",
-              "dead_letter_topic": null,
-              "emails": [],
-              "env": {
-                "GREETING": "hello"
-              },
-              "instance_reuse": false,
-              "latest_version": 1,
-              "max_event_age_ms": 3600000,
-              "memory_bytes": 67108864,
-              "name": "orders",
-              "on_failure": "topic order.failed",
-              "on_success": null,
-              "publishes": [],
-              "queues": [
+              "functions": [
                 {
-                  "batch_size": 5,
-                  "batch_window_ms": 0,
-                  "dead_letter_queue": "jobs-dlq",
-                  "max_receives": 5,
-                  "queue": "jobs",
-                  "visibility_timeout_ms": 30000
+                  "allowed_outbound_hosts": [
+                    "api.example.com:443"
+                  ],
+                  "app": "shop",
+                  "artifact": "sha256:<hex>",
+                  "command": null,
+                  "concurrency": 4,
+                  "created_at_ms": "<ms>",
+                  "dead_letter_topic": null,
+                  "emails": [],
+                  "env": {
+                    "GREETING": "hello"
+                  },
+                  "handler": null,
+                  "instance_reuse": false,
+                  "latest_version": 1,
+                  "max_event_age_ms": 3600000,
+                  "memory_bytes": 67108864,
+                  "name": "orders",
+                  "on_failure": "topic order.failed",
+                  "on_success": null,
+                  "publishes": [],
+                  "queues": [
+                    {
+                      "batch_size": 5,
+                      "batch_window_ms": 0,
+                      "dead_letter_queue": "jobs-dlq",
+                      "max_receives": 5,
+                      "queue": "jobs",
+                      "visibility_timeout_ms": 30000
+                    }
+                  ],
+                  "readiness_path": null,
+                  "retries": 1,
+                  "routes": [
+                    {
+                      "auth": "public",
+                      "kind": "http",
+                      "methods": "GET",
+                      "route": "/orders/{id}",
+                      "secret": null,
+                      "secret_env": null
+                    }
+                  ],
+                  "runtime": "wasm",
+                  "schedules": [
+                    {
+                      "catch_up": "latest",
+                      "schedule": "rate(1 hour)",
+                      "timezone": "UTC"
+                    }
+                  ],
+                  "secret_env": {},
+                  "starts": [],
+                  "timeout_ms": 5000,
+                  "topics": [
+                    "order.placed"
+                  ],
+                  "updated_at_ms": "<ms>",
+                  "version": 1
                 }
               ],
-              "retries": 1,
-              "routes": [
-                {
-                  "auth": "public",
-                  "kind": "http",
-                  "methods": "GET",
-                  "route": "/orders/{id}",
-                  "secret": null,
-                  "secret_env": null
-                }
-              ],
-              "runtime": "wasm",
-              "schedules": [
-                {
-                  "catch_up": "latest",
-                  "schedule": "rate(1 hour)",
-                  "timezone": "UTC"
-                }
-              ],
-              "secret_env": {},
-              "starts": [],
-              "timeout_ms": 5000,
-              "topics": [
-                "order.placed"
-              ],
-              "updated_at_ms": "<ms>",
-              "version": 1
-            }
-          ],
-          "next_after": null
-        }"#]],
+              "next_after": null
+            }"#]],
     );
     // A function reads the same alone as in the list.
     let list: Value = serde_json::from_str(&view("/v1/functions").await).unwrap();
@@ -124,67 +127,70 @@ async fn the_v1_views_keep_their_shape() {
     check(
         &view("/v1/functions/orders/versions").await,
         expect![[r#"
-        {
-          "function": "orders",
-          "versions": [
             {
-              "allowed_outbound_hosts": [
-                "api.example.com:443"
-              ],
-              "artifact": "sha256:<hex>",
-              "concurrency": 4,
-              "created_at_ms": "<ms>",
-              "current": true,
-              "dead_letter_topic": null,
-              "emails": [],
-              "env": {
-                "GREETING": "hello"
-              },
-              "instance_reuse": false,
-              "max_event_age_ms": 3600000,
-              "memory_bytes": 67108864,
-              "on_failure": "topic order.failed",
-              "on_success": null,
-              "publishes": [],
-              "queues": [
+              "function": "orders",
+              "versions": [
                 {
-                  "batch_size": 5,
-                  "batch_window_ms": 0,
-                  "dead_letter_queue": "jobs-dlq",
-                  "max_receives": 5,
-                  "queue": "jobs",
-                  "visibility_timeout_ms": 30000
+                  "allowed_outbound_hosts": [
+                    "api.example.com:443"
+                  ],
+                  "artifact": "sha256:<hex>",
+                  "command": null,
+                  "concurrency": 4,
+                  "created_at_ms": "<ms>",
+                  "current": true,
+                  "dead_letter_topic": null,
+                  "emails": [],
+                  "env": {
+                    "GREETING": "hello"
+                  },
+                  "handler": null,
+                  "instance_reuse": false,
+                  "max_event_age_ms": 3600000,
+                  "memory_bytes": 67108864,
+                  "on_failure": "topic order.failed",
+                  "on_success": null,
+                  "publishes": [],
+                  "queues": [
+                    {
+                      "batch_size": 5,
+                      "batch_window_ms": 0,
+                      "dead_letter_queue": "jobs-dlq",
+                      "max_receives": 5,
+                      "queue": "jobs",
+                      "visibility_timeout_ms": 30000
+                    }
+                  ],
+                  "readiness_path": null,
+                  "retries": 1,
+                  "routes": [
+                    {
+                      "auth": "public",
+                      "kind": "http",
+                      "methods": "GET",
+                      "route": "/orders/{id}",
+                      "secret": null,
+                      "secret_env": null
+                    }
+                  ],
+                  "runtime": "wasm",
+                  "schedules": [
+                    {
+                      "catch_up": "latest",
+                      "schedule": "rate(1 hour)",
+                      "timezone": "UTC"
+                    }
+                  ],
+                  "secret_env": {},
+                  "starts": [],
+                  "timeout_ms": 5000,
+                  "topics": [
+                    "order.placed"
+                  ],
+                  "version": 1
                 }
-              ],
-              "retries": 1,
-              "routes": [
-                {
-                  "auth": "public",
-                  "kind": "http",
-                  "methods": "GET",
-                  "route": "/orders/{id}",
-                  "secret": null,
-                  "secret_env": null
-                }
-              ],
-              "runtime": "wasm",
-              "schedules": [
-                {
-                  "catch_up": "latest",
-                  "schedule": "rate(1 hour)",
-                  "timezone": "UTC"
-                }
-              ],
-              "secret_env": {},
-              "starts": [],
-              "timeout_ms": 5000,
-              "topics": [
-                "order.placed"
-              ],
-              "version": 1
-            }
-          ]
-        }"#]],
+              ]
+            }"#]],
     );
     check(
         &view("/v1/queues/jobs").await,

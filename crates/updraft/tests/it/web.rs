@@ -113,6 +113,13 @@ triggers = [{{ http = "GET /notes/{{id}}" }}, {{ http = "POST /notes" }}, {{ top
         json!({ "type": "dev.updraft.topic.message", "source": "updraft/topics/note.added", "data": { "id": 7 } })
     );
 
+    // The CLI sends a request to one of its routes, as a client would.
+    let answered = server.cli_ok(&["invoke", "notes", "--http", "GET /notes/9?q=cli"]);
+    assert!(answered.starts_with("200 OK") && answered.contains(r#""q":"cli""#), "{answered}");
+    let refused = server.cli(&["invoke", "notes", "--http", "DELETE /notes/9"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("notes has no route for DELETE /notes/9"), "{stderr}");
+
     // It is an ordinary function: listed with its runtime and triggers, its requests recorded.
     let listed = server.cli_ok(&["ls"]);
     assert!(listed.contains("GET /notes/{id}, POST /notes, topic note.added"), "{listed}");
@@ -120,7 +127,7 @@ triggers = [{{ http = "GET /notes/{{id}}" }}, {{ http = "POST /notes" }}, {{ top
     assert!(described.contains("runtime:     http"), "{described}");
     assert!(described.contains("command:     python3 -m gunicorn --bind 127.0.0.1:$PORT"), "{described}");
     assert!(described.contains("readiness:   GET /healthz"), "{described}");
-    // Records are written off the request path: wait for the three.
+    // Records are written off the request path: wait for the four.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let page = json(server.api(Method::GET, "/v1/invocations?function=notes").send().await.unwrap()).await;
@@ -130,11 +137,11 @@ triggers = [{{ http = "GET /notes/{{id}}" }}, {{ http = "POST /notes" }}, {{ top
             .iter()
             .filter_map(|record| record["status"].as_str().map(str::to_owned))
             .collect();
-        if statuses.len() >= 3 {
+        if statuses.len() >= 4 {
             assert!(statuses.iter().all(|status| status == "success"), "{page}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "three records never appeared: {page}");
+        assert!(std::time::Instant::now() < deadline, "four records never appeared: {page}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
