@@ -213,6 +213,19 @@ pub enum Command {
     /// See and retry failed asynchronous invocations (out of retries or too old).
     #[command(subcommand)]
     Async(AsyncCommand),
+    /// Start a function from a template: `updraft new flask hello` makes `hello/`, ready
+    /// for `updraft up hello` (`--list` names the templates).
+    New {
+        /// The template (`updraft new --list`).
+        #[arg(required_unless_present = "list")]
+        template: Option<String>,
+        /// The folder to make; the function is named after it.
+        #[arg(required_unless_present = "list")]
+        dir: Option<PathBuf>,
+        /// List the templates.
+        #[arg(long, conflicts_with_all = ["template", "dir"])]
+        list: bool,
+    },
     /// Events for local testing: samples of what each trigger delivers.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -741,6 +754,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Async(command) => {
             let client = Client::new(&global)?;
             crate::output::async_events(&client, command, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::New { template, dir, list } => {
+            if list {
+                print!("{}", crate::new::list());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (Some(template), Some(dir)) = (template, dir) else { unreachable!("clap requires both") };
+            let name = crate::new::create(&template, &dir)?;
+            let shown = dir.display();
+            println!("made {shown}: function {name} from the {template} template");
+            println!("  updraft up {shown}                          # run it locally, redeployed on change");
+            println!("  curl localhost:7070/{name}                  # try it (see {shown}/README.md)");
+            println!("  updraft deploy {shown} --endpoint URL       # deploy it to a server");
             Ok(ExitCode::SUCCESS)
         }
         Command::Events(EventsCommand::Sample { kind, function, source, data }) => {

@@ -5,6 +5,7 @@
 mod cli;
 mod client;
 mod deploy;
+mod new;
 mod output;
 mod package;
 mod samples;

@@ -54,7 +54,7 @@ impl TestServer {
         Self {
             data_dir,
             addr,
-            http: reqwest::Client::new(),
+            http: client(),
             child: Some(child),
             log,
             command: vec!["server".into()],
@@ -88,7 +88,7 @@ impl TestServer {
                 "{started}"
             );
         }
-        Self { data_dir, addr, http: reqwest::Client::new(), child: Some(child), log, command, extra_args }
+        Self { data_dir, addr, http: client(), child: Some(child), log, command, extra_args }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -317,6 +317,13 @@ fn spawn_program(
             panic!("the server did not start; its log:\n{}", log.lock().unwrap());
         }
     }
+}
+
+/// The tests' HTTP client. It lets an idle connection go well before the server does
+/// (`--header-timeout`, 10 s, also bounds idle keep-alive connections), so that a request
+/// after a long build never lands on a connection the server is closing.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(5)).build().expect("a reqwest client")
 }
 
 /// Writes an app folder: `updraft.toml` plus the named guest copied in as `fn.wasm`.

@@ -19,6 +19,7 @@ mod logs;
 mod secrets;
 mod signup;
 mod snapshots;
+mod templates;
 mod terminal;
 mod tidy;
 mod traces;
