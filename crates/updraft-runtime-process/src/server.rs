@@ -110,6 +110,10 @@ impl Server {
                     () = process.pipes.pump() => unreachable!("pump never completes"),
                 }
             }
+            // Stopped while running: no instance may take it from here on.
+            if exit.borrow().is_none() {
+                exit.send_replace(Some("the server was stopped".to_owned()));
+            }
             process.child = Some(child);
             process.kill();
         });
