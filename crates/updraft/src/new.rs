@@ -31,6 +31,11 @@ pub const TEMPLATES: &[Template] = &[
         files: files!("node-lambda": "updraft.toml", "README.md", "src/index.mjs"),
     },
     Template {
+        name: "rust",
+        about: "a wasm component in Rust (wstd), built with cargo for wasm32-wasip2",
+        files: files!("rust": "updraft.toml", "README.md", "Cargo.toml", "src/main.rs"),
+    },
+    Template {
         name: "python",
         about: "a wasm component in Python (componentize-py), with the wasi:http WIT it builds against",
         files: files!(

@@ -12,6 +12,7 @@ async fn every_template_deploys_and_answers() {
     let listed = server.cli_ok(&["new", "--list"]);
     let dir = tempfile::tempdir().unwrap();
     for (template, function, framework) in [
+        ("rust", "rust-hello", Some("rust")),
         ("python-lambda", "py-hello", None),
         ("node-lambda", "node-hello", None),
         ("python", "wasm-hello", Some("python")),
@@ -30,7 +31,7 @@ async fn every_template_deploys_and_answers() {
         let answer = json(response).await;
         assert_eq!(answer["message"], "Hello, Ada!", "{template}: {answer}");
         match framework {
-            Some("python") => assert_eq!(answer["language"], "python"),
+            Some(language @ ("rust" | "python")) => assert_eq!(answer["language"], language),
             Some(framework) => assert_eq!(answer["framework"], framework),
             None => assert_eq!(answer["function"], function),
         }
