@@ -226,7 +226,6 @@ impl Prepared<Input, HttpResponse> for PreparedProcess {
 impl PreparedProcess {
     pub(crate) async fn start(&self, config: &InstanceConfig) -> Result<ProcessInstance, InvokeError> {
         let inner = &self.inner;
-        let memory = config.memory_limit;
         let (seq, name) = next_name();
         let version = env_value(config, "UPDRAFT_FUNCTION_VERSION").unwrap_or("$LATEST").to_owned();
         // A managed runtime without a network grant starts from a pre-started sandbox
@@ -248,20 +247,7 @@ impl PreparedProcess {
         let sandbox = match sandbox {
             Some(sandbox) => sandbox,
             None => {
-                let plan = SandboxPlan {
-                    task: self.bundle.clone(),
-                    attach: None,
-                    system_paths: self.system_paths.clone(),
-                    executables: self.executables.clone(),
-                    executable_dirs: self.executable_dirs.clone(),
-                    argv: self.argv.clone(),
-                    env: self.environment(config, &version, &name),
-                    egress: self.egress.clone(),
-                    function: self.function.clone(),
-                    memory,
-                    max_payload: config.max_response_bytes,
-                    connector: false,
-                };
+                let plan = self.plan(config, &version, &name);
                 inner.launch(seq, name, plan).await?
             }
         };
@@ -274,6 +260,25 @@ impl PreparedProcess {
         Ok(started?.into_instance(inner, &self.function))
     }
 
+    /// The sandbox built for this version's instance `name` (a server's with the
+    /// connector that reaches it).
+    fn plan(&self, config: &InstanceConfig, version: &str, name: &str) -> SandboxPlan {
+        SandboxPlan {
+            task: self.bundle.clone(),
+            attach: None,
+            system_paths: self.system_paths.clone(),
+            executables: self.executables.clone(),
+            executable_dirs: self.executable_dirs.clone(),
+            argv: self.argv.clone(),
+            env: self.environment(config, version, name),
+            egress: self.egress.clone(),
+            function: self.function.clone(),
+            memory: config.memory_limit,
+            max_payload: config.max_response_bytes,
+            connector: self.server.is_some(),
+        }
+    }
+
     /// Starts a server (`http`) in a sandbox of its own and waits until it is ready.
     pub(crate) async fn start_server(
         &self,
@@ -283,20 +288,7 @@ impl PreparedProcess {
     ) -> Result<ServerInstance, InvokeError> {
         let (seq, name) = next_name();
         let version = env_value(config, "UPDRAFT_FUNCTION_VERSION").unwrap_or("$LATEST").to_owned();
-        let plan = SandboxPlan {
-            task: self.bundle.clone(),
-            attach: None,
-            system_paths: self.system_paths.clone(),
-            executables: self.executables.clone(),
-            executable_dirs: self.executable_dirs.clone(),
-            argv: self.argv.clone(),
-            env: self.environment(config, &version, &name),
-            egress: self.egress.clone(),
-            function: self.function.clone(),
-            memory: config.memory_limit,
-            max_payload: config.max_response_bytes,
-            connector: true,
-        };
+        let plan = self.plan(config, &version, &name);
         let start = async {
             let sandbox = self.inner.launch(seq, name, plan).await?;
             let (sandbox, connector) = crate::server::ready(sandbox, &server.readiness_path).await?;

@@ -22,6 +22,45 @@ fn write_app(dir: &Path, files: &[(&str, &str)]) {
 const PIP_BUILD: &str =
     "python3 -m pip install --quiet --disable-pip-version-check --no-compile --target . -r requirements.txt";
 
+/// Writes a Python web app into `dir`: the manifest's `[app]` table and `functions`
+/// (where `BUILD` stands for the pip build step), `files` under `app/`, and
+/// `requirements`; then deploys it.
+fn deploy_python_app(
+    server: &TestServer,
+    dir: &Path,
+    app: &str,
+    functions: &str,
+    files: &[(&str, &str)],
+    requirements: &str,
+) {
+    let build = format!(r#"build = {{ command = "{PIP_BUILD}", workdir = "app" }}"#);
+    let manifest = format!("[app]\nname = \"{app}\"\n{}", functions.replace("BUILD", &build));
+    let mut all =
+        vec![("updraft.toml".to_owned(), manifest), ("app/requirements.txt".to_owned(), requirements.to_owned())];
+    all.extend(files.iter().map(|(path, contents)| (format!("app/{path}"), (*contents).to_owned())));
+    let all: Vec<(&str, &str)> = all.iter().map(|(path, contents)| (path.as_str(), contents.as_str())).collect();
+    write_app(dir, &all);
+    server.deploy(dir);
+}
+
+/// Publishes `{"id":7}` to `note.added` and returns its message id and what `function`
+/// logged of it: the JSON object that ends the log line holding `marker`.
+async fn published_event(server: &TestServer, function: &str, marker: &str) -> (String, Value) {
+    let published = server
+        .api(Method::POST, "/v1/topics/note.added")
+        .header("content-type", "application/json")
+        .body(r#"{"id":7}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::ACCEPTED);
+    let message_id = json(published).await["message_id"].as_str().unwrap().to_owned();
+    let logs = server.wait_for_function_log(function, marker).await;
+    let line = logs.lines().find(|line| line.contains(marker)).unwrap();
+    let start = line.find(marker).unwrap() + marker.len() - 1;
+    (message_id, serde_json::from_str(&line[start..]).unwrap())
+}
+
 const FLASK_APP: &str = r#"
 import json, os
 from flask import Flask, jsonify, request
@@ -53,34 +92,24 @@ def cloudevent():
 async fn a_flask_app_under_gunicorn_serves_routes_and_receives_topic_messages() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
-    write_app(
+    deploy_python_app(
+        &server,
         dir.path(),
-        &[
-            (
-                "updraft.toml",
-                &format!(
-                    r#"
-[app]
-name = "flaskapp"
-
+        "flaskapp",
+        r#"
 [functions.notes]
 runtime = "http"
 source = "app"
-build = {{ command = "{PIP_BUILD}", workdir = "app" }}
+BUILD
 command = "python3 -m gunicorn --bind 127.0.0.1:$PORT --workers 2 app:app"
 readiness_path = "/healthz"
 memory = "256MiB"
 timeout = "10s"
-triggers = [{{ http = "GET /notes/{{id}}" }}, {{ http = "POST /notes" }}, {{ topic = "note.added" }}]
-"#
-                ),
-            ),
-            ("app/app.py", FLASK_APP),
-            ("app/requirements.txt", "flask==3.1.3\ngunicorn==23.0.0\n"),
-        ],
+triggers = [{ http = "GET /notes/{id}" }, { http = "POST /notes" }, { topic = "note.added" }]
+"#,
+        &[("app.py", FLASK_APP)],
+        "flask==3.1.3\ngunicorn==23.0.0\n",
     );
-    let out = server.deploy(dir.path());
-    assert!(out.contains("notes"), "{out}");
 
     let response = server.get("/notes/7?q=fresh").await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -97,17 +126,7 @@ triggers = [{{ http = "GET /notes/{{id}}" }}, {{ http = "POST /notes" }}, {{ top
     assert_eq!(json(created).await["created"]["text"], "buy milk");
 
     // A topic message reaches the app as a CloudEvent POST.
-    let published = server
-        .api(Method::POST, "/v1/topics/note.added")
-        .header("content-type", "application/json")
-        .body(r#"{"id":7}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(published.status(), StatusCode::ACCEPTED);
-    let logs = server.wait_for_function_log("notes", "event {").await;
-    let line = logs.lines().find(|line| line.contains("event {")).unwrap();
-    let event: Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
+    let (_, event) = published_event(&server, "notes", "event {").await;
     assert_eq!(
         event,
         json!({ "type": "dev.updraft.topic.message", "source": "updraft/topics/note.added", "data": { "id": 7 } })
@@ -214,31 +233,22 @@ async def event(request: Request):
 async fn a_fastapi_app_runs_under_uvicorn() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
-    write_app(
+    deploy_python_app(
+        &server,
         dir.path(),
-        &[
-            (
-                "updraft.toml",
-                &format!(
-                    r#"
-[app]
-name = "fastapiapp"
-
+        "fastapiapp",
+        r#"
 [functions.items]
 runtime = "http"
 source = "app"
-build = {{ command = "{PIP_BUILD}", workdir = "app" }}
+BUILD
 command = "python3 -m uvicorn app:app --host 127.0.0.1 --port $PORT"
 memory = "256MiB"
-triggers = [{{ http = "GET /items/{{id}}" }}]
-"#
-                ),
-            ),
-            ("app/app.py", FASTAPI_APP),
-            ("app/requirements.txt", "fastapi==0.115.12\nuvicorn==0.34.2\n"),
-        ],
+triggers = [{ http = "GET /items/{id}" }]
+"#,
+        &[("app.py", FASTAPI_APP)],
+        "fastapi==0.115.12\nuvicorn==0.34.2\n",
     );
-    server.deploy(dir.path());
 
     let response = server.get("/items/5?q=x").await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -271,55 +281,35 @@ def on_note(cloud_event):
 async fn functions_framework_code_runs_as_http_and_cloudevent_functions() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
-    write_app(
+    deploy_python_app(
+        &server,
         dir.path(),
-        &[
-            (
-                "updraft.toml",
-                &format!(
-                    r#"
-[app]
-name = "gcf"
-
+        "gcf",
+        r#"
 [functions.hello]
 runtime = "http"
 source = "app"
-build = {{ command = "{PIP_BUILD}", workdir = "app" }}
+BUILD
 command = "python3 -m functions_framework --target hello"
 memory = "256MiB"
-triggers = [{{ http = "GET /ff/{{name}}" }}]
+triggers = [{ http = "GET /ff/{name}" }]
 
 [functions.notes]
 runtime = "http"
 source = "app"
 command = "python3 -m functions_framework --target on_note"
 memory = "256MiB"
-triggers = [{{ topic = "note.added" }}]
-"#
-                ),
-            ),
-            ("app/main.py", FUNCTIONS_FRAMEWORK),
-            ("app/requirements.txt", "functions-framework==3.10.2\n"),
-        ],
+triggers = [{ topic = "note.added" }]
+"#,
+        &[("main.py", FUNCTIONS_FRAMEWORK)],
+        "functions-framework==3.10.2\n",
     );
-    server.deploy(dir.path());
 
     let response = server.get("/ff/ada").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(json(response).await, json!({ "hello": "ada", "framework": "functions-framework" }));
 
-    let published = server
-        .api(Method::POST, "/v1/topics/note.added")
-        .header("content-type", "application/json")
-        .body(r#"{"id":7}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(published.status(), StatusCode::ACCEPTED);
-    let message_id = json(published).await["message_id"].as_str().unwrap().to_owned();
-    let logs = server.wait_for_function_log("notes", "cloudevent {").await;
-    let line = logs.lines().find(|line| line.contains("cloudevent {")).unwrap();
-    let event: Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
+    let (message_id, event) = published_event(&server, "notes", "cloudevent {").await;
     assert_eq!(
         event,
         json!({ "type": "dev.updraft.topic.message", "source": "updraft/topics/note.added", "id": message_id, "data": { "id": 7 } })
