@@ -63,6 +63,26 @@ pub struct ProcessRuntimeConfig {
     pub warm_sandboxes: usize,
 }
 
+impl ProcessRuntimeConfig {
+    /// A configuration with the host's interpreters and control groups, every sandbox
+    /// layer required, Lambda's account and region, and `warm_sandboxes` pre-started
+    /// per runtime: what tools and tests start from.
+    pub fn new(jailer: Vec<OsString>, work_dir: PathBuf, warm_sandboxes: usize) -> ProcessRuntimeConfig {
+        ProcessRuntimeConfig {
+            jailer,
+            work_dir,
+            python: None,
+            node: None,
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            cgroup_root: "/sys/fs/cgroup".into(),
+            allow_missing: Vec::new(),
+            skip_layers: Vec::new(),
+            warm_sandboxes,
+        }
+    }
+}
+
 /// Runs Lambda handlers (`python3`, `nodejs`, `provided`) in sandboxed processes.
 #[derive(Clone)]
 pub struct ProcessRuntime {

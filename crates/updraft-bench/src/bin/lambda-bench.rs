@@ -61,32 +61,18 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("updraft-lambda-bench-").tempdir()?;
-    let runtime = ProcessRuntime::start(ProcessRuntimeConfig {
-        jailer: vec![std::env::current_exe()?.into(), JAIL_ARG.into()],
-        work_dir: dir.path().join("work"),
-        python: None,
-        node: None,
-        region: "us-east-1".into(),
-        account_id: "000000000000".into(),
-        cgroup_root: "/sys/fs/cgroup".into(),
-        allow_missing: Vec::new(),
-        skip_layers: Vec::new(),
-        warm_sandboxes: 1,
-    })
+    let runtime = ProcessRuntime::start(ProcessRuntimeConfig::new(
+        vec![std::env::current_exe()?.into(), JAIL_ARG.into()],
+        dir.path().join("work"),
+        1,
+    ))
     .await?;
     // The same runtime without pre-started sandboxes: every cold start builds one.
-    let fresh = ProcessRuntime::start(ProcessRuntimeConfig {
-        jailer: vec![std::env::current_exe()?.into(), JAIL_ARG.into()],
-        work_dir: dir.path().join("fresh"),
-        python: None,
-        node: None,
-        region: "us-east-1".into(),
-        account_id: "000000000000".into(),
-        cgroup_root: "/sys/fs/cgroup".into(),
-        allow_missing: Vec::new(),
-        skip_layers: Vec::new(),
-        warm_sandboxes: 0,
-    })
+    let fresh = ProcessRuntime::start(ProcessRuntimeConfig::new(
+        vec![std::env::current_exe()?.into(), JAIL_ARG.into()],
+        dir.path().join("fresh"),
+        0,
+    ))
     .await?;
     println!("lambda-bench: {} cold starts and {} warm invocations per runtime", cli.cold, cli.warm);
     for (kind, file, code, baseline) in [

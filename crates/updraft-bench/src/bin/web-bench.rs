@@ -71,18 +71,11 @@ fn main() -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("updraft-web-bench-").tempdir()?;
     let apps = install(dir.path())?;
-    let runtime = ProcessRuntime::start(ProcessRuntimeConfig {
-        jailer: vec![std::env::current_exe()?.into(), JAIL_ARG.into()],
-        work_dir: dir.path().join("work"),
-        python: None,
-        node: None,
-        region: "us-east-1".into(),
-        account_id: "000000000000".into(),
-        cgroup_root: "/sys/fs/cgroup".into(),
-        allow_missing: Vec::new(),
-        skip_layers: Vec::new(),
-        warm_sandboxes: 0,
-    })
+    let runtime = ProcessRuntime::start(ProcessRuntimeConfig::new(
+        vec![std::env::current_exe()?.into(), JAIL_ARG.into()],
+        dir.path().join("work"),
+        0,
+    ))
     .await?;
     let config = Arc::new(InstanceConfig {
         memory_limit: 256 << 20,

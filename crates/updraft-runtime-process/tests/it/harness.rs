@@ -30,18 +30,8 @@ pub async fn harness() -> Harness {
 /// layer matters leaves it out, say).
 pub async fn harness_with(adjust: impl FnOnce(&mut ProcessRuntimeConfig)) -> Harness {
     let dir = tempfile::Builder::new().prefix("updraft-process-it-").tempdir().unwrap();
-    let mut config = ProcessRuntimeConfig {
-        jailer: vec![env!("CARGO_BIN_EXE_updraft-jail").into()],
-        work_dir: dir.path().join("work"),
-        python: None,
-        node: None,
-        region: "us-east-1".into(),
-        account_id: "000000000000".into(),
-        cgroup_root: "/sys/fs/cgroup".into(),
-        allow_missing: Vec::new(),
-        skip_layers: Vec::new(),
-        warm_sandboxes: 1,
-    };
+    let mut config =
+        ProcessRuntimeConfig::new(vec![env!("CARGO_BIN_EXE_updraft-jail").into()], dir.path().join("work"), 1);
     adjust(&mut config);
     let runtime = ProcessRuntime::start(config).await.unwrap();
     Harness { runtime, dir }
