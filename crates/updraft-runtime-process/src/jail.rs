@@ -136,7 +136,11 @@ pub fn main() -> ! {
         Ok(ForkResult::Parent { child }) => {
             if let (Some(control), Some((alive, held))) = (control.as_ref().filter(|_| spec.connector), lifeline) {
                 drop(held);
-                open_sockets_when_asked(control, &alive);
+                if open_sockets_when_asked(control, &alive) == Served::HostGone {
+                    // Nothing else would end a server whose host is gone (a Lambda
+                    // runtime ends with its Runtime API): init, and the namespace with it.
+                    let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                }
             }
             drop(control);
             exit_like(wait_for(child))
@@ -188,12 +192,20 @@ fn send_sockets(control: &UnixStream, sockets: &Sockets) -> io::Result<()> {
     Ok(())
 }
 
+/// Why a server's jailer stopped handing out sockets.
+#[derive(Debug, PartialEq, Eq)]
+enum Served {
+    InitGone,
+    /// The host closed the control socket (it stopped, or died) or broke the protocol.
+    HostGone,
+}
+
 /// For a server: answers each [`CONNECT_REQUEST`] on `control` with a new TCP socket
 /// of the instance's network namespace (this process is in it, outside every other
-/// layer), until init ends (`alive` reports end of file) or the host closes the
-/// socket. It only opens sockets: the host connects them to the server's port, so
-/// nothing here reads what the function sends.
-fn open_sockets_when_asked(control: &UnixStream, alive: &OwnedFd) {
+/// layer), until init ends (`alive` reports end of file) or the host goes away. It
+/// only opens sockets: the host connects them to the server's port, so nothing here
+/// reads what the function sends.
+fn open_sockets_when_asked(control: &UnixStream, alive: &OwnedFd) -> Served {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd as _;
     let mut byte = [0u8; 1];
@@ -202,13 +214,13 @@ fn open_sockets_when_asked(control: &UnixStream, alive: &OwnedFd) {
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return,
+            Err(_) => return Served::HostGone,
         }
         if fds[1].revents().is_some_and(|events| !events.is_empty()) {
-            return;
+            return Served::InitGone;
         }
         if !matches!(io::Read::read(&mut &*control, &mut byte), Ok(1)) || byte[0] != CONNECT_REQUEST {
-            return;
+            return Served::HostGone;
         }
         let payload = [IoSlice::new(&[SOCKET_MESSAGE])];
         let opened = nix::sys::socket::socket(
@@ -231,7 +243,7 @@ fn open_sockets_when_asked(control: &UnixStream, alive: &OwnedFd) {
             Err(_) => sendmsg::<UnixAddr>(control.as_raw_fd(), &payload, &[], MsgFlags::empty(), None),
         };
         if sent.is_err() {
-            return;
+            return Served::HostGone;
         }
     }
 }

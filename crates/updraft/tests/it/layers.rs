@@ -71,7 +71,8 @@ async fn a_missing_layer_stops_lambda_functions_until_the_operator_allows_it_by_
         "{warning}"
     );
     let answer = allowed.api(Method::POST, "/v1/functions/layered/invoke").json(&serde_json::json!({})).send().await;
-    assert_eq!(json(answer.unwrap()).await["ok"], true);
+    let answer = json(answer.unwrap()).await;
+    assert_eq!(answer["ok"], true, "{answer}");
     let status = json(allowed.api(Method::GET, "/v1/status").send().await.unwrap()).await;
     assert_eq!(status["sandbox"]["ready"], true);
     assert_eq!(layer(&status, "cgroup-memory"), "allowed-missing");

@@ -315,3 +315,35 @@ triggers = [{ topic = "note.added" }]
         json!({ "type": "dev.updraft.topic.message", "source": "updraft/topics/note.added", "id": message_id, "data": { "id": 7 } })
     );
 }
+
+/// Whether any process on the host has `marker` in its command line.
+fn running(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|line| String::from_utf8_lossy(&line).contains(marker))
+    })
+}
+
+#[tokio::test]
+async fn a_web_apps_servers_end_with_the_server_that_started_them() {
+    let mut server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A marker in the command line finds the app's processes among the host's.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let marker = format!("marker-{}-{nanos}", std::process::id());
+    let app = "import http.server, os\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        self.send_response(200)\n        self.end_headers()\n        self.wfile.write(b'up')\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
+    let manifest = format!(
+        "[app]\nname = \"lingering\"\n\n[functions.lingering]\nruntime = \"http\"\nsource = \"app\"\ncommand = \"python3 server.py {marker}\"\ntriggers = [{{ http = \"GET /lingering\" }}]\n"
+    );
+    write_app(dir.path(), &[("updraft.toml", &manifest), ("app/server.py", app)]);
+    server.deploy(dir.path());
+    assert_eq!(server.get("/lingering").await.text().await.unwrap(), "up");
+    assert!(running(&marker), "the app's server is not running");
+
+    // Killed without a chance to stop its instances: their servers still end.
+    server.kill();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while running(&marker) {
+        assert!(std::time::Instant::now() < deadline, "the app's server outlived the server that started it");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
