@@ -68,7 +68,23 @@ pub enum Command {
     Server(ServerArgs),
     /// Run a server with the app(s) in DIR deployed, redeploying when files change.
     Up(UpArgs),
-    /// Build and deploy the app in DIR (runs each function's `build` command first).
+    /// Build each function of the app in DIR into a bundle, as deploy would, and print
+    /// where each bundle is.
+    ///
+    /// A function's `build` command runs in its workdir; a function folder with a
+    /// requirements.txt gets its packages installed by pip, one with a package.json by
+    /// npm (`npm ci` with a package-lock.json), into .updraft/build/ beside the manifest,
+    /// never into the source. A step whose inputs have not changed since it last ran is
+    /// skipped; the same files always make the same bundle.
+    Build {
+        /// The folder holding updraft.toml.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Run every step again, whatever the last build left.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Build and deploy the app in DIR (building as `updraft build` does first).
     Deploy {
         /// The folder holding updraft.toml.
         #[arg(default_value = ".")]
@@ -595,6 +611,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Up(args) => crate::up::run(&global, &args).await,
+        Command::Build { dir, force } => {
+            crate::build::print(&dir, force, global.output)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Deploy { dir } => {
             let client = Client::new(&global)?;
             crate::deploy::deploy_dir(&client, &dir, global.output).await?;

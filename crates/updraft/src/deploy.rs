@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use futures::StreamExt;
 use updraft_api::params::DeployParams;
 use updraft_api::views::DeployView;
@@ -19,48 +18,31 @@ pub fn manifest_path(dir: &Path) -> PathBuf {
     dir.join("updraft.toml")
 }
 
-/// Builds, uploads and deploys the app in `dir`.
-pub async fn deploy_dir(client: &Client, dir: &Path, output: Output) -> anyhow::Result<DeployView> {
+/// The manifest in `dir`: its text, its path for messages, and what it says. Checked
+/// here so that mistakes show before a long build; the server checks again.
+pub fn read_manifest(dir: &Path) -> anyhow::Result<(String, String, Manifest)> {
     let path = manifest_path(dir);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!("cannot read {}; run this in a folder with an updraft.toml, or pass the folder", path.display())
     })?;
     let file = path.display().to_string();
-    // Checked here too so mistakes show before a long build; the server checks again.
     let manifest = Manifest::parse(&text, &file, &Limits::default())?;
+    Ok((text, file, manifest))
+}
+
+/// Builds, uploads and deploys the app in `dir`.
+pub async fn deploy_dir(client: &Client, dir: &Path, output: Output) -> anyhow::Result<DeployView> {
+    let (text, file, manifest) = read_manifest(dir)?;
     let human = output == Output::Human;
-    // Spinners and bars on a terminal; plain lines (and the build's own output) elsewhere.
+    let reporter = crate::build::Reporter::new(output);
+    // Spinners and bars on a terminal; plain lines elsewhere.
     let bars = human && std::io::stderr().is_terminal();
 
     let mut artifacts = BTreeMap::new();
-    for (name, spec) in &manifest.functions {
-        if let Some(build) = &spec.build {
-            let workdir = dir.join(build.workdir.as_deref().unwrap_or("."));
-            let failed =
-                || format!("building function {name:?} failed; fix the build or the `build` command in {file}");
-            if bars {
-                build_with_spinner(name.as_str(), &build.command, &workdir).with_context(failed)?;
-            } else {
-                if human {
-                    eprintln!("building {name}: {} (in {})", build.command, workdir.display());
-                }
-                run_build(&build.command, &workdir, human).with_context(failed)?;
-            }
-        }
-        let source = dir.join(&spec.source);
-        let bytes = if source.is_dir() {
-            // A Lambda function's folder goes up as one zip, as Lambda takes it.
-            crate::package::zip_dir(&source)
-                .with_context(|| format!("function {name:?}: cannot package the folder {}", source.display()))?
-        } else {
-            std::fs::read(&source).with_context(|| {
-                format!(
-                    "function {name:?}: cannot read its source {}; build it first or fix `source` in {file}",
-                    source.display()
-                )
-            })?
-        };
-        let digest = ArtifactDigest::of(&bytes);
+    // Builds run processes for minutes at most; `up`'s server keeps serving meanwhile.
+    let bundles = tokio::task::block_in_place(|| crate::build::build_app(dir, &manifest, &file, false, reporter))?;
+    for bundle in bundles {
+        let crate::build::Bundle { name, bytes, digest, .. } = bundle;
         let exists = client
             .request(reqwest::Method::HEAD, &format!("/v1/artifacts/{}", digest.as_str()))
             .send()
@@ -126,56 +108,6 @@ pub async fn deploy_dir(client: &Client, dir: &Path, output: Output) -> anyhow::
     Ok(view)
 }
 
-fn run_build(command: &str, workdir: &Path, show: bool) -> anyhow::Result<()> {
-    if !workdir.is_dir() {
-        bail!("the build workdir {} does not exist", workdir.display());
-    }
-    // The user's own build command, run as the user, like `make` would.
-    #[allow(clippy::disallowed_methods)]
-    let mut child = std::process::Command::new("sh");
-    child.arg("-c").arg(command).current_dir(workdir);
-    if !show {
-        child.stdout(std::process::Stdio::null());
-    }
-    let status = child.status().with_context(|| format!("could not run `{command}`"))?;
-    if !status.success() {
-        bail!("`{command}` exited with {status}");
-    }
-    Ok(())
-}
-
-/// Runs a build under a spinner, its output kept and shown only if it fails.
-fn build_with_spinner(name: &str, command: &str, workdir: &Path) -> anyhow::Result<()> {
-    if !workdir.is_dir() {
-        bail!("the build workdir {} does not exist", workdir.display());
-    }
-    let spinner = indicatif::ProgressBar::new_spinner().with_style(
-        indicatif::ProgressStyle::with_template("{spinner} building {prefix}: {msg} ({elapsed})")
-            .expect("a valid template"),
-    );
-    spinner.set_prefix(name.to_owned());
-    spinner.set_message(command.to_owned());
-    spinner.enable_steady_tick(Duration::from_millis(100));
-    let started = Instant::now();
-    // The user's own build command, run as the user, like `make` would.
-    #[allow(clippy::disallowed_methods)]
-    let result = std::process::Command::new("sh").arg("-c").arg(command).current_dir(workdir).output();
-    let output = match result {
-        Ok(output) => output,
-        Err(error) => {
-            spinner.abandon();
-            return Err(error).with_context(|| format!("could not run `{command}`"));
-        }
-    };
-    if !output.status.success() {
-        spinner.abandon_with_message(format!("{command} failed"));
-        eprint!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        bail!("`{command}` exited with {}", output.status);
-    }
-    spinner.finish_with_message(format!("done in {:.1}s", started.elapsed().as_secs_f64()));
-    Ok(())
-}
-
 /// A bar counting an upload's bytes.
 fn upload_bar(message: &str, length: usize) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(length as u64).with_style(
@@ -202,11 +134,11 @@ fn chunks_ticking(
     })
 }
 
-fn short(digest: &ArtifactDigest) -> String {
+pub fn short(digest: &ArtifactDigest) -> String {
     format!("sha256:{}", &digest.as_str()[..12])
 }
 
-fn size(bytes: usize) -> String {
+pub fn size(bytes: usize) -> String {
     if bytes >= 1024 * 1024 {
         format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
     } else {

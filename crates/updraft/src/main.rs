@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod build;
 mod cli;
 mod client;
 mod deploy;

@@ -11,6 +11,9 @@ pub struct Template {
     pub name: &'static str,
     pub about: &'static str,
     files: &'static [(&'static str, &'static str)],
+    /// For a wasm component built from its WIT: the wasi:http version to label the
+    /// bundled WIT (in `wit/`) with.
+    wit: Option<&'static str>,
 }
 
 macro_rules! files {
@@ -19,49 +22,90 @@ macro_rules! files {
     };
 }
 
+/// The wasi:http WIT the templates bundle (`templates/wit/`, with its licence): the
+/// version the host links.
+const WIT: &[(&str, &str)] = files!(
+    "wit": "world.wit",
+    "LICENSE.md",
+    "deps/cli.wit",
+    "deps/clocks.wit",
+    "deps/filesystem.wit",
+    "deps/http.wit",
+    "deps/io.wit",
+    "deps/random.wit",
+    "deps/sockets.wit",
+);
+const WIT_VERSION: &str = "0.2.12";
+/// StarlingMonkey (inside componentize-js 0.23) exports wasi:http 0.2.10 and builds only
+/// against a world of that name. The host links any 0.2.x guest, so the JavaScript
+/// templates get the same WIT labelled 0.2.10.
+const STARLINGMONKEY_WIT_VERSION: &str = "0.2.10";
+
 pub const TEMPLATES: &[Template] = &[
     Template {
         name: "python-lambda",
         about: "an AWS Lambda handler in Python, on an HTTP route",
-        files: files!("python-lambda": "updraft.toml", "README.md", "src/app.py"),
+        files: files!(
+            "python-lambda": "updraft.toml",
+            ".gitignore", "README.md", "src/app.py"),
+        wit: None,
     },
     Template {
         name: "node-lambda",
         about: "an AWS Lambda handler in Node.js (ES module), on an HTTP route",
-        files: files!("node-lambda": "updraft.toml", "README.md", "src/index.mjs"),
+        files: files!(
+            "node-lambda": "updraft.toml",
+            ".gitignore", "README.md", "src/index.mjs"),
+        wit: None,
     },
     Template {
         name: "rust",
         about: "a wasm component in Rust (wstd), built with cargo for wasm32-wasip2",
-        files: files!("rust": "updraft.toml", "README.md", "Cargo.toml", "src/main.rs"),
+        files: files!(
+            "rust": "updraft.toml",
+            ".gitignore", "README.md", "Cargo.toml", "src/main.rs"),
+        wit: None,
     },
     Template {
         name: "python",
         about: "a wasm component in Python (componentize-py), with the wasi:http WIT it builds against",
+        files: files!("python": "updraft.toml", ".gitignore", "README.md", "app.py"),
+        wit: Some(WIT_VERSION),
+    },
+    Template {
+        name: "javascript",
+        about: "a wasm component in JavaScript (componentize-js, from npm), with the wasi:http WIT it builds against",
+        files: files!("javascript": "updraft.toml", ".gitignore", "README.md", "app.js", "package.json"),
+        wit: Some(STARLINGMONKEY_WIT_VERSION),
+    },
+    Template {
+        name: "typescript",
+        about: "a wasm component in TypeScript (tsc, then componentize-js), with the wasi:http WIT it builds against",
         files: files!(
-            "python": "updraft.toml",
+            "typescript": "updraft.toml",
+            ".gitignore",
             "README.md",
-            "app.py",
-            "wit/world.wit",
-            "wit/LICENSE.md",
-            "wit/deps/cli.wit",
-            "wit/deps/clocks.wit",
-            "wit/deps/filesystem.wit",
-            "wit/deps/http.wit",
-            "wit/deps/io.wit",
-            "wit/deps/random.wit",
-            "wit/deps/sockets.wit",
+            "app.ts",
+            "package.json",
+            "tsconfig.json",
         ),
+        wit: Some(STARLINGMONKEY_WIT_VERSION),
     },
     Template {
         name: "flask",
         about: "a Flask app under gunicorn (runtime = \"http\"), Flask installed from PyPI by its build step",
-        files: files!("flask": "updraft.toml", "README.md", "app/app.py", "app/requirements.txt"),
+        files: files!(
+            "flask": "updraft.toml",
+            ".gitignore", "README.md", "app/app.py", "app/requirements.txt"),
+        wit: None,
     },
     Template {
         name: "express",
         about: "an Express app (runtime = \"http\"), Express installed from npm by its build step",
-        files: files!("express": "updraft.toml", "README.md", "app/server.js", "app/package.json"),
+        files: files!(
+            "express": "updraft.toml",
+            ".gitignore", "README.md", "app/server.js", "app/package.json"),
+        wit: None,
     },
 ];
 
@@ -90,6 +134,19 @@ pub fn create(template: &str, dir: &Path) -> anyhow::Result<String> {
         }
         std::fs::write(&path, contents.replace("{{name}}", &name))
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(version) = template.wit {
+        for (path, contents) in WIT {
+            let path = dir.join("wit").join(path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let contents = match path.extension() {
+                Some(extension) if extension == "wit" => contents.replace(WIT_VERSION, version),
+                _ => (*contents).to_owned(),
+            };
+            std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     Ok(name)
 }

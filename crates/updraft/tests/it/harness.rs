@@ -115,6 +115,18 @@ impl TestServer {
             .unwrap()
     }
 
+    /// Runs the CLI against this server from the folder `cwd`.
+    pub fn cli_in(&self, cwd: &Path, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .current_dir(cwd)
+            .args(["--endpoint", &self.url(""), "--data-dir"])
+            .arg(self.data_dir.path())
+            .args(args)
+            .env_remove("UPDRAFT_TOKEN")
+            .output()
+            .unwrap()
+    }
+
     /// Starts the CLI against this server, its stdout piped (for `-f`); it is killed
     /// when the returned guard drops.
     pub fn cli_spawn(&self, args: &[&str]) -> ChildGuard {

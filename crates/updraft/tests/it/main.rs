@@ -5,6 +5,7 @@
 
 mod async_invoke;
 mod bounds;
+mod build;
 mod cluster;
 mod dashboard;
 mod deployment;

@@ -16,6 +16,8 @@ async fn every_template_deploys_and_answers() {
         ("python-lambda", "py-hello", None),
         ("node-lambda", "node-hello", None),
         ("python", "wasm-hello", Some("python")),
+        ("javascript", "js-hello", Some("javascript")),
+        ("typescript", "ts-hello", Some("typescript")),
         ("flask", "flask-hello", Some("flask")),
         ("express", "express-hello", Some("express")),
     ] {
@@ -31,7 +33,9 @@ async fn every_template_deploys_and_answers() {
         let answer = json(response).await;
         assert_eq!(answer["message"], "Hello, Ada!", "{template}: {answer}");
         match framework {
-            Some(language @ ("rust" | "python")) => assert_eq!(answer["language"], language),
+            Some(language @ ("rust" | "python" | "javascript" | "typescript")) => {
+                assert_eq!(answer["language"], language)
+            }
             Some(framework) => assert_eq!(answer["framework"], framework),
             None => assert_eq!(answer["function"], function),
         }

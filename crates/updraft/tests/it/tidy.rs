@@ -134,12 +134,13 @@ fn the_runtimes_know_nothing_of_each_other_or_of_the_scheduler() {
 
 #[test]
 fn processes_are_spawned_only_by_the_sandbox_and_the_build_step() {
-    // The sandbox crate starts the jailer; the CLI runs each function's `build` command;
+    // The sandbox crate starts the jailer; the CLI's build runs each function's `build`
+    // command, pip and npm;
     // the benchmarks drive servers and load generators; the test programs' build script
     // builds the guests.
     let allowed = [
         "crates/updraft-runtime-process/src",
-        "crates/updraft/src/deploy.rs",
+        "crates/updraft/src/build.rs",
         "crates/updraft-bench/src",
         "crates/updraft-test-programs/build.rs",
     ];

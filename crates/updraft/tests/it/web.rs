@@ -1,5 +1,6 @@
 //! Web apps as functions (`runtime = "http"`), end to end: real frameworks from PyPI
-//! and npm, installed by each function's build step into its bundle, unchanged.
+//! and npm, installed into each function's bundle by `updraft build`'s dependency steps
+//! (pip for a requirements.txt, npm for a package.json), unchanged.
 
 use std::path::Path;
 
@@ -18,13 +19,8 @@ fn write_app(dir: &Path, files: &[(&str, &str)]) {
     }
 }
 
-/// The build step a Python web app uses: its requirements installed into its bundle.
-const PIP_BUILD: &str =
-    "python3 -m pip install --quiet --disable-pip-version-check --no-compile --target . -r requirements.txt";
-
-/// Writes a Python web app into `dir`: the manifest's `[app]` table and `functions`
-/// (where `BUILD` stands for the pip build step), `files` under `app/`, and
-/// `requirements`; then deploys it.
+/// Writes a Python web app into `dir`: the manifest's `[app]` table and `functions`,
+/// `files` under `app/`, and `requirements` (which the deploy installs); then deploys it.
 fn deploy_python_app(
     server: &TestServer,
     dir: &Path,
@@ -33,8 +29,7 @@ fn deploy_python_app(
     files: &[(&str, &str)],
     requirements: &str,
 ) {
-    let build = format!(r#"build = {{ command = "{PIP_BUILD}", workdir = "app" }}"#);
-    let manifest = format!("[app]\nname = \"{app}\"\n{}", functions.replace("BUILD", &build));
+    let manifest = format!("[app]\nname = \"{app}\"\n{functions}");
     let mut all =
         vec![("updraft.toml".to_owned(), manifest), ("app/requirements.txt".to_owned(), requirements.to_owned())];
     all.extend(files.iter().map(|(path, contents)| (format!("app/{path}"), (*contents).to_owned())));
@@ -100,7 +95,6 @@ async fn a_flask_app_under_gunicorn_serves_routes_and_receives_topic_messages() 
 [functions.notes]
 runtime = "http"
 source = "app"
-BUILD
 command = "python3 -m gunicorn --bind 127.0.0.1:$PORT --workers 2 app:app"
 readiness_path = "/healthz"
 memory = "256MiB"
@@ -194,7 +188,6 @@ name = "expressapp"
 [functions.hello]
 runtime = "http"
 source = "app"
-build = { command = "npm install --omit=dev --no-audit --no-fund --loglevel=error", workdir = "app" }
 command = "node server.js"
 triggers = [{ http = "GET /hello/{name}" }]
 "#,
@@ -241,7 +234,6 @@ async fn a_fastapi_app_runs_under_uvicorn() {
 [functions.items]
 runtime = "http"
 source = "app"
-BUILD
 command = "python3 -m uvicorn app:app --host 127.0.0.1 --port $PORT"
 memory = "256MiB"
 triggers = [{ http = "GET /items/{id}" }]
@@ -289,7 +281,6 @@ async fn functions_framework_code_runs_as_http_and_cloudevent_functions() {
 [functions.hello]
 runtime = "http"
 source = "app"
-BUILD
 command = "python3 -m functions_framework --target hello"
 memory = "256MiB"
 triggers = [{ http = "GET /ff/{name}" }]
@@ -323,20 +314,54 @@ fn running(marker: &str) -> bool {
     })
 }
 
+/// A server from Python's standard library answering `up` (and saying which process it
+/// is), its command line carrying a marker that finds it among the host's processes.
+fn marked_app(marker: &str, app: &str, extra: &str) -> (String, &'static str) {
+    let server = "import http.server, os\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        self.send_response(200)\n        self.end_headers()\n        self.wfile.write(b'up %d' % os.getpid())\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
+    let manifest = format!(
+        "[app]\nname = \"{app}\"\n\n[functions.{app}]\nruntime = \"http\"\nsource = \"app\"\ncommand = \"python3 server.py {marker}\"\ntriggers = [{{ http = \"GET /{app}\" }}]\n{extra}"
+    );
+    (manifest, server)
+}
+
+fn marker() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("marker-{}-{nanos}", std::process::id())
+}
+
+#[tokio::test]
+async fn a_web_app_with_min_instances_is_serving_before_its_first_request() {
+    use crate::execution::{wait_for_metric, wait_for_records};
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = marker();
+    let (manifest, app) = marked_app(&marker, "provisioned", "min_instances = 1\nidle_timeout = \"100ms\"\n");
+    write_app(dir.path(), &[("updraft.toml", &manifest), ("app/server.py", app)]);
+    server.deploy(dir.path());
+    // Started by the deploy, before any request, and ready: its instance is idle.
+    let idle = "updraft_instances{function=\"provisioned\",state=\"idle\"}";
+    wait_for_metric(&server, idle, 1.0, std::time::Duration::from_secs(20)).await;
+    assert!(running(&marker), "the provisioned server is not running");
+
+    // Well past the idle timeout it still serves, warm, from the same process.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let first = server.get("/provisioned").await.text().await.unwrap();
+    let second = server.get("/provisioned").await.text().await.unwrap();
+    assert!(first.starts_with("up "), "{first}");
+    assert_eq!(first, second, "one server serves both");
+    let records = wait_for_records(&server, "provisioned", 2).await;
+    assert!(records.iter().all(|record| record["cold"] == false), "{records:?}");
+}
+
 #[tokio::test]
 async fn a_web_apps_servers_end_with_the_server_that_started_them() {
     let mut server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
-    // A marker in the command line finds the app's processes among the host's.
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let marker = format!("marker-{}-{nanos}", std::process::id());
-    let app = "import http.server, os\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        self.send_response(200)\n        self.end_headers()\n        self.wfile.write(b'up')\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
-    let manifest = format!(
-        "[app]\nname = \"lingering\"\n\n[functions.lingering]\nruntime = \"http\"\nsource = \"app\"\ncommand = \"python3 server.py {marker}\"\ntriggers = [{{ http = \"GET /lingering\" }}]\n"
-    );
+    let marker = marker();
+    let (manifest, app) = marked_app(&marker, "lingering", "");
     write_app(dir.path(), &[("updraft.toml", &manifest), ("app/server.py", app)]);
     server.deploy(dir.path());
-    assert_eq!(server.get("/lingering").await.text().await.unwrap(), "up");
+    assert!(server.get("/lingering").await.text().await.unwrap().starts_with("up "));
     assert!(running(&marker), "the app's server is not running");
 
     // Killed without a chance to stop its instances: their servers still end.

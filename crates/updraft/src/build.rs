@@ -1,0 +1,403 @@
+//! `updraft build`, and the first half of `updraft deploy`: each function's bundle, made
+//! from its source, its `build` command and its dependencies.
+//!
+//! What a build makes stays in `.updraft/build/NAME/` beside the manifest, never in the
+//! source folders (so `updraft up` does not see its own build as a change), with a
+//! `state.json` of what it was made from. A step whose inputs are unchanged is skipped:
+//!
+//! - a `build` command, when its folder holds the same files as right after it last ran
+//!   (`target` and `node_modules` aside) and its output is the one it made;
+//! - a function folder's dependencies (`requirements.txt`: pip; `package.json`: npm),
+//!   installed into the build folder, when those files and the interpreter are the same;
+//! - the zip, when its files are.
+//!
+//! Bundles are reproducible: the same files make the same zip, byte for byte, so an
+//! unchanged function uploads nothing and deploys nothing.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+use updraft_model::{ArtifactDigest, FunctionSpec, Manifest};
+
+use crate::output::Output;
+use crate::package::{Layer, fingerprint, zip_layers};
+
+/// The folder (beside the manifest) that builds write to.
+pub const BUILD_DIR: &str = ".updraft/build";
+
+/// Folders a `build` command's inputs leave out: build outputs and installed packages,
+/// which the command itself writes.
+const NOT_BUILD_INPUTS: &[&str] = &["target", "node_modules"];
+
+/// One function's bundle, ready to upload.
+pub struct Bundle {
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub digest: ArtifactDigest,
+    /// Where the bundle is: the function's `source` file, or the zip in the build folder.
+    pub path: PathBuf,
+    /// What the build did, in order: a step that ran, or one skipped as unchanged.
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// `command`, `pip`, `npm` or `zip`.
+    pub step: &'static str,
+    /// True when the step was skipped because its inputs had not changed.
+    pub cached: bool,
+}
+
+/// What the last build of a function was made from (`state.json`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    /// The `build` command's inputs, and its output, right after it last ran.
+    #[serde(default)]
+    command: Option<CommandState>,
+    /// The key of the dependencies installed by pip, and by npm.
+    #[serde(default)]
+    python: Option<String>,
+    #[serde(default)]
+    node: Option<String>,
+    /// The key of the files in `bundle.zip`.
+    #[serde(default)]
+    bundle: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct CommandState {
+    inputs: String,
+    output: String,
+}
+
+/// How a build reports its progress.
+#[derive(Clone, Copy)]
+pub struct Reporter {
+    /// Lines for a person (else nothing but errors).
+    human: bool,
+    /// Spinners on a terminal, a step's output shown only if it fails.
+    bars: bool,
+}
+
+impl Reporter {
+    pub fn new(output: Output) -> Self {
+        let human = output == Output::Human;
+        Self { human, bars: human && std::io::stderr().is_terminal() }
+    }
+
+    fn say(&self, line: std::fmt::Arguments<'_>) {
+        if self.human {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// Builds every function of the app in `dir`, in the manifest's order; `fresh` runs
+/// every step again, whatever the last build left.
+pub fn build_app(
+    dir: &Path,
+    manifest: &Manifest,
+    file: &str,
+    fresh: bool,
+    reporter: Reporter,
+) -> anyhow::Result<Vec<Bundle>> {
+    // Absolute, since steps run in other folders than this process's.
+    let dir = &std::path::absolute(dir).with_context(|| format!("finding {}", dir.display()))?;
+    let mut bundles = Vec::new();
+    for (name, spec) in &manifest.functions {
+        let bundle = build_function(dir, name.as_str(), spec, fresh, reporter)
+            .with_context(|| format!("building function {name:?} failed; fix it or its entry in {file}"))?;
+        bundles.push(bundle);
+    }
+    Ok(bundles)
+}
+
+fn build_function(
+    dir: &Path,
+    name: &str,
+    spec: &FunctionSpec,
+    fresh: bool,
+    reporter: Reporter,
+) -> anyhow::Result<Bundle> {
+    let out = dir.join(BUILD_DIR).join(name);
+    let state_path = out.join("state.json");
+    // A missing or unreadable state only means building everything again.
+    let mut state: State = match fresh {
+        true => State::default(),
+        false => {
+            std::fs::read(&state_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default()
+        }
+    };
+    let source = dir.join(&spec.source);
+    let mut steps = Vec::new();
+
+    if let Some(build) = &spec.build {
+        let workdir = dir.join(build.workdir.as_deref().unwrap_or("."));
+        if !workdir.is_dir() {
+            bail!("the build workdir {} does not exist", workdir.display());
+        }
+        let inputs = || -> anyhow::Result<String> {
+            Ok(key(&[b"command", build.command.as_bytes(), fingerprint(&workdir, NOT_BUILD_INPUTS)?.as_bytes()]))
+        };
+        let output = || if source.exists() { fingerprint(&source, &[]).ok() } else { None };
+        let unchanged = match (&state.command, output()) {
+            (Some(last), Some(output)) => last.output == output && last.inputs == inputs()?,
+            _ => false,
+        };
+        if unchanged {
+            reporter.say(format_args!("{name}: build unchanged since it last ran (`{}`)", build.command));
+        } else {
+            // The user's own build command, run as the user, like `make` would.
+            #[allow(clippy::disallowed_methods)]
+            let mut command = std::process::Command::new("sh");
+            command.arg("-c").arg(&build.command).current_dir(&workdir);
+            run(name, &build.command, &workdir, command, reporter)?;
+            let output = output().with_context(|| {
+                format!("`{}` ran but did not make the function's source {}", build.command, source.display())
+            })?;
+            state.command = Some(CommandState { inputs: inputs()?, output });
+            save(&state_path, &state)?;
+        }
+        steps.push(Step { step: "command", cached: unchanged });
+    }
+
+    if !source.is_dir() {
+        let bytes = std::fs::read(&source).with_context(|| {
+            format!("cannot read the function's source {}; build it first or fix `source`", source.display())
+        })?;
+        let digest = ArtifactDigest::of(&bytes);
+        return Ok(Bundle { name: name.to_owned(), bytes, digest, path: source, steps });
+    }
+
+    // A folder: its dependencies, unless a build command makes the bundle its own way.
+    let mut python = None;
+    let mut node = None;
+    if spec.build.is_none() {
+        let requirements = source.join("requirements.txt");
+        if requirements.is_file() {
+            let key = key(&[b"pip", &std::fs::read(&requirements)?, version("python3")?.as_bytes()]);
+            let target = out.join("python");
+            let cached = state.python.as_deref() == Some(key.as_str()) && target.is_dir();
+            if cached {
+                reporter.say(format_args!("{name}: requirements.txt unchanged; its packages are installed"));
+            } else {
+                state.python = None;
+                fresh_dir(&target)?;
+                #[allow(clippy::disallowed_methods)] // pip, as the user would run it
+                let mut pip = std::process::Command::new("python3");
+                pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"])
+                    .args(["--no-warn-script-location", "--root-user-action=ignore", "--target"])
+                    .arg(&target)
+                    .arg("-r")
+                    .arg(&requirements)
+                    .current_dir(&source);
+                run(name, "pip install -r requirements.txt", &source, pip, reporter)?;
+                state.python = Some(key.clone());
+                save(&state_path, &state)?;
+            }
+            steps.push(Step { step: "pip", cached });
+            python = Some((target, key));
+        }
+        let package = source.join("package.json");
+        if package.is_file() {
+            let lock = source.join("package-lock.json");
+            let lock = lock.is_file().then_some(lock);
+            let lock_bytes = match &lock {
+                Some(lock) => std::fs::read(lock)?,
+                None => Vec::new(),
+            };
+            let key = key(&[b"npm", &std::fs::read(&package)?, &lock_bytes, version("node")?.as_bytes()]);
+            let target = out.join("node");
+            let cached = state.node.as_deref() == Some(key.as_str()) && target.join("node_modules").is_dir();
+            if cached {
+                reporter.say(format_args!("{name}: package.json unchanged; its packages are installed"));
+            } else {
+                state.node = None;
+                fresh_dir(&target)?;
+                std::fs::copy(&package, target.join("package.json"))?;
+                if let Some(lock) = &lock {
+                    std::fs::copy(lock, target.join("package-lock.json"))?;
+                }
+                // `npm ci` installs exactly what the lock file says; without one, npm
+                // resolves the ranges afresh (and the bundle is only as reproducible as
+                // the registry is still).
+                let verb = if lock.is_some() { "ci" } else { "install" };
+                #[allow(clippy::disallowed_methods)] // npm, as the user would run it
+                let mut npm = std::process::Command::new("npm");
+                npm.args([verb, "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&target);
+                run(name, &format!("npm {verb} --omit=dev"), &source, npm, reporter)?;
+                state.node = Some(key.clone());
+                save(&state_path, &state)?;
+            }
+            steps.push(Step { step: "npm", cached });
+            node = Some((target.join("node_modules"), key));
+        }
+    }
+
+    // The dependencies first, the function's own files over them.
+    let mut layers = Vec::new();
+    let mut bundle_key = vec![b"zip".to_vec()];
+    if let Some((root, key)) = &python {
+        layers.push(Layer::whole(root));
+        bundle_key.push(key.clone().into_bytes());
+    }
+    if let Some((root, key)) = &node {
+        layers.push(Layer { root, prefix: "node_modules", skip: &[] });
+        bundle_key.push(key.clone().into_bytes());
+    }
+    let own_skip: &[&str] = if node.is_some() { &["node_modules"] } else { &[] };
+    layers.push(Layer { root: &source, prefix: "", skip: own_skip });
+    bundle_key.push(fingerprint(&source, own_skip)?.into_bytes());
+    let bundle_key = key(&bundle_key.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let path = out.join("bundle.zip");
+    let cached = state.bundle.as_deref() == Some(bundle_key.as_str());
+    let bytes = match cached.then(|| std::fs::read(&path).ok()).flatten() {
+        Some(bytes) => bytes,
+        None => {
+            let bytes =
+                zip_layers(&layers).with_context(|| format!("cannot package the folder {}", source.display()))?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+            state.bundle = Some(bundle_key);
+            save(&state_path, &state)?;
+            bytes
+        }
+    };
+    steps.push(Step { step: "zip", cached });
+    let digest = ArtifactDigest::of(&bytes);
+    Ok(Bundle { name: name.to_owned(), bytes, digest, path, steps })
+}
+
+/// A digest of several parts, each length-prefixed so that no two lists collide.
+fn key(parts: &[&[u8]]) -> String {
+    let mut hasher = sha2::Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// `program --version`: installed packages depend on the interpreter they were made for.
+fn version(program: &str) -> anyhow::Result<String> {
+    #[allow(clippy::disallowed_methods)] // the user's own interpreter, asked its version
+    let output = std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("cannot run `{program} --version`; install {program} to build this function"))?;
+    anyhow::ensure!(output.status.success(), "`{program} --version` exited with {}", output.status);
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Empties (or makes) a folder a step installs into.
+fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+fn save(path: &Path, state: &State) -> anyhow::Result<()> {
+    let dir = path.parent().expect("the state file is in a folder");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let temporary = path.with_extension("json.partial");
+    std::fs::write(&temporary, serde_json::to_vec_pretty(state)?)
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Runs one step: under a spinner on a terminal (its output kept, and shown only if it
+/// fails), else with a line saying what runs and its output passed through to stderr.
+fn run(
+    name: &str,
+    what: &str,
+    workdir: &Path,
+    mut command: std::process::Command,
+    reporter: Reporter,
+) -> anyhow::Result<()> {
+    if !reporter.bars {
+        reporter.say(format_args!("building {name}: {what} (in {})", workdir.display()));
+        if reporter.human {
+            // The step's output goes where the user looks, stdout being the results'.
+            command.stdout(std::io::stderr());
+        } else {
+            command.stdout(std::process::Stdio::null());
+        }
+        let status = command.status().with_context(|| format!("could not run `{what}`"))?;
+        if !status.success() {
+            bail!("`{what}` exited with {status}");
+        }
+        return Ok(());
+    }
+    let spinner = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} building {prefix}: {msg} ({elapsed})")
+            .expect("a valid template"),
+    );
+    spinner.set_prefix(name.to_owned());
+    spinner.set_message(what.to_owned());
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let started = Instant::now();
+    let output = match command.output() {
+        Ok(output) => output,
+        Err(error) => {
+            spinner.abandon();
+            return Err(error).with_context(|| format!("could not run `{what}`"));
+        }
+    };
+    if !output.status.success() {
+        spinner.abandon_with_message(format!("{what} failed"));
+        eprint!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        bail!("`{what}` exited with {}", output.status);
+    }
+    spinner.finish_with_message(format!("{what}: done in {:.1}s", started.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+/// `updraft build`: builds the app in `dir` and prints each function's bundle.
+pub fn print(dir: &Path, fresh: bool, output: Output) -> anyhow::Result<()> {
+    let (_, file, manifest) = crate::deploy::read_manifest(dir)?;
+    let bundles = build_app(dir, &manifest, &file, fresh, Reporter::new(output))?;
+    match output {
+        Output::Json => {
+            let views: Vec<serde_json::Value> = bundles
+                .iter()
+                .map(|bundle| {
+                    serde_json::json!({
+                        "name": bundle.name,
+                        "bundle": bundle.path,
+                        "size": bundle.bytes.len(),
+                        "digest": bundle.digest.to_string(),
+                        "steps": bundle.steps,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&views)?);
+        }
+        Output::Human => {
+            let dir = std::path::absolute(dir)?;
+            let shown = |bundle: &Bundle| bundle.path.strip_prefix(&dir).unwrap_or(&bundle.path).display().to_string();
+            let width = bundles.iter().map(|bundle| shown(bundle).len()).max().unwrap_or(0).max("BUNDLE".len());
+            println!("{:<24} {:<width$}  {:>9}  {:<19}  STEPS", "FUNCTION", "BUNDLE", "SIZE", "DIGEST");
+            for bundle in &bundles {
+                let steps: Vec<String> = bundle
+                    .steps
+                    .iter()
+                    .map(|step| if step.cached { format!("{} (cached)", step.step) } else { step.step.to_owned() })
+                    .collect();
+                println!(
+                    "{:<24} {:<width$}  {:>9}  {:<19}  {}",
+                    bundle.name,
+                    shown(bundle),
+                    crate::deploy::size(bundle.bytes.len()),
+                    crate::deploy::short(&bundle.digest),
+                    if steps.is_empty() { "-".to_owned() } else { steps.join(", ") },
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! `updraft build`: bundles made outside the source, dependencies installed by pip, each
+//! step run again only when its inputs change, and the same files making the same bundle.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::harness::TestServer;
+
+/// `updraft build DIR --output json`, as function name to its bundle.
+fn build(server: &TestServer, dir: &Path, extra: &[&str]) -> serde_json::Map<String, Value> {
+    let mut args = vec!["build", dir.to_str().unwrap(), "--output", "json"];
+    args.extend(extra);
+    let built: Vec<Value> = serde_json::from_str(&server.cli_ok(&args)).unwrap();
+    built.into_iter().map(|bundle| (bundle["name"].as_str().unwrap().to_owned(), bundle)).collect()
+}
+
+/// A bundle's steps, as `(step, cached)`.
+fn steps(bundle: &Value) -> Vec<(String, bool)> {
+    bundle["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| (step["step"].as_str().unwrap().to_owned(), step["cached"].as_bool().unwrap()))
+        .collect()
+}
+
+fn step(name: &str, cached: bool) -> (String, bool) {
+    (name.to_owned(), cached)
+}
+
+#[tokio::test]
+async fn builds_install_dependencies_outside_the_source_and_redo_only_what_changed() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path();
+    std::fs::write(
+        app.join("updraft.toml"),
+        r#"
+[app]
+name = "builds"
+
+[functions.greeter]
+runtime = "python3"
+handler = "app.handler"
+source = "src"
+
+[functions.generated]
+runtime = "python3"
+handler = "app.handler"
+source = "gen"
+build = { command = "echo ran >> ../runs.log && mkdir -p ../gen && cp app.py ../gen/app.py", workdir = "tool" }
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(app.join("src")).unwrap();
+    std::fs::write(app.join("src/requirements.txt"), "six==1.16.0\n").unwrap();
+    let greeter = "import six\n\ndef handler(event, context):\n    return {'six': six.__version__, 'edition': 1}\n";
+    std::fs::write(app.join("src/app.py"), greeter).unwrap();
+    std::fs::create_dir_all(app.join("tool")).unwrap();
+    std::fs::write(app.join("tool/app.py"), "def handler(event, context):\n    return 'generated'\n").unwrap();
+    let runs = || std::fs::read_to_string(app.join("runs.log")).unwrap().lines().count();
+
+    // The first build runs every step; pip installs into the build folder, not the source.
+    let first = build(&server, app, &[]);
+    assert_eq!(steps(&first["greeter"]), [step("pip", false), step("zip", false)]);
+    assert_eq!(steps(&first["generated"]), [step("command", false), step("zip", false)]);
+    assert_eq!(runs(), 1);
+    assert!(app.join(".updraft/build/greeter/python/six.py").is_file());
+    let source: Vec<_> = std::fs::read_dir(app.join("src")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(source.len(), 2, "the source folder holds only its own files: {source:?}");
+    let zip = std::fs::read(app.join(first["greeter"]["bundle"].as_str().unwrap())).unwrap();
+    let archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let names: Vec<String> = archive.file_names().map(|name| name.unwrap().into_owned()).collect();
+    assert!(names.iter().any(|n| n == "six.py") && names.iter().any(|n| n == "app.py"), "{names:?}");
+
+    // Nothing changed: nothing runs, the same bundles.
+    let second = build(&server, app, &[]);
+    assert_eq!(steps(&second["greeter"]), [step("pip", true), step("zip", true)]);
+    assert_eq!(steps(&second["generated"]), [step("command", true), step("zip", true)]);
+    assert_eq!(runs(), 1, "an unchanged build command does not run again");
+    for name in ["greeter", "generated"] {
+        assert_eq!(second[name]["digest"], first[name]["digest"], "{name}");
+    }
+
+    // The code changed: a new bundle, the packages kept; a build input changed: it runs.
+    std::fs::write(app.join("src/app.py"), greeter.replace("'edition': 1", "'edition': 2")).unwrap();
+    std::fs::write(app.join("tool/app.py"), "def handler(event, context):\n    return 'regenerated'\n").unwrap();
+    let third = build(&server, app, &[]);
+    assert_eq!(steps(&third["greeter"]), [step("pip", true), step("zip", false)]);
+    assert_ne!(third["greeter"]["digest"], first["greeter"]["digest"]);
+    assert_eq!(steps(&third["generated"]), [step("command", false), step("zip", false)]);
+    assert_eq!(runs(), 2);
+
+    // Reproducible: everything built again from nothing makes the same bytes.
+    std::fs::remove_dir_all(app.join(".updraft")).unwrap();
+    let again = build(&server, app, &[]);
+    assert_eq!(steps(&again["greeter"]), [step("pip", false), step("zip", false)]);
+    for name in ["greeter", "generated"] {
+        assert_eq!(again[name]["digest"], third[name]["digest"], "{name} is not reproducible");
+    }
+    // --force runs every step, whatever the last build left; the same bytes again.
+    let forced = build(&server, app, &["--force"]);
+    assert_eq!(steps(&forced["greeter"]), [step("pip", false), step("zip", false)]);
+    assert_eq!(steps(&forced["generated"]), [step("command", false), step("zip", false)]);
+    assert_eq!(forced["greeter"]["digest"], third["greeter"]["digest"]);
+
+    // New requirements: pip runs again, here in a deploy given the app's folder as a
+    // relative path, as people do; the unchanged command does not.
+    std::fs::write(app.join("src/requirements.txt"), "# pinned\nsix==1.16.0\n").unwrap();
+    let deployed = server.cli_in(app.parent().unwrap(), &["deploy", app.file_name().unwrap().to_str().unwrap()]);
+    assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
+    let said = String::from_utf8_lossy(&deployed.stderr);
+    assert!(said.contains("building greeter: pip install -r requirements.txt"), "{said}");
+    assert!(said.contains("generated: build unchanged since it last ran"), "{said}");
+    assert_eq!(runs(), 4, "run by the edit, the build from nothing and --force only");
+    // The deployed function imports what pip installed.
+    assert_eq!(server.invoke("greeter", json!({})).await, json!({ "six": "1.16.0", "edition": 2 }));
+    assert_eq!(server.invoke("generated", json!({})).await, json!("regenerated"));
+}
+
+#[tokio::test]
+async fn a_failing_dependency_step_names_the_function_and_deploys_nothing() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path();
+    std::fs::write(
+        app.join("updraft.toml"),
+        "[app]\nname = \"broken\"\n\n[functions.broken]\nruntime = \"python3\"\nhandler = \"app.handler\"\nsource = \"src\"\ntriggers = [{ http = \"GET /broken\" }]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(app.join("src")).unwrap();
+    std::fs::write(app.join("src/app.py"), "def handler(event, context):\n    return 1\n").unwrap();
+    // Not a requirement pip can read.
+    std::fs::write(app.join("src/requirements.txt"), "this is not == a requirement ==\n").unwrap();
+    let refused = server.cli_in(app, &["deploy"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("building function \"broken\" failed"), "{stderr}");
+    assert!(stderr.contains("pip install -r requirements.txt"), "{stderr}");
+    assert!(stderr.contains("Invalid requirement"), "pip's own words: {stderr}");
+    assert_eq!(server.get("/broken").await.status(), reqwest::StatusCode::NOT_FOUND);
+
+    // Mended, the next deploy installs it (a failed step is never taken as done).
+    std::fs::write(app.join("src/requirements.txt"), "six==1.16.0\n").unwrap();
+    let deployed = server.cli_in(app, &["deploy"]);
+    assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
+    assert!(String::from_utf8_lossy(&deployed.stderr).contains("building broken: pip install"));
+    assert_eq!(server.get("/broken").await.status(), reqwest::StatusCode::OK);
+}
