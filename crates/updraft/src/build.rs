@@ -1,15 +1,19 @@
 //! `updraft build`, and the first half of `updraft deploy`: each function's bundle, made
 //! from its source, its `build` command and its dependencies.
 //!
-//! What a build makes stays in `.updraft/build/NAME/` beside the manifest, never in the
-//! source folders (so `updraft up` does not see its own build as a change), with a
-//! `state.json` of what it was made from. A step whose inputs are unchanged is skipped:
+//! What a build makes stays in `.updraft/` beside the manifest, never in the source
+//! folders (so `updraft up` does not see its own build as a change): each function's
+//! bundle and a `state.json` of what it was made from in `build/NAME/`, installed
+//! packages in `deps/`. A step whose inputs are unchanged is skipped:
 //!
 //! - a `build` command, when its folder holds the same files as right after it last ran
 //!   (`target` and `node_modules` aside) and its output is the one it made;
 //! - a function folder's dependencies (`requirements.txt`: pip; `package.json`: npm),
-//!   installed into the build folder, when those files and the interpreter are the same;
+//!   when a folder of packages installed from the same files by the same interpreter
+//!   is there (functions listing the same share it);
 //! - the zip, when its files are.
+//!
+//! What no function of the manifest uses any more is removed after each build.
 //!
 //! Bundles are reproducible: the same files make the same zip, byte for byte, so an
 //! unchanged function uploads nothing and deploys nothing.
@@ -26,8 +30,10 @@ use updraft_model::{ArtifactDigest, FunctionSpec, Manifest};
 use crate::output::Output;
 use crate::package::{Layer, fingerprint, zip_layers};
 
-/// The folder (beside the manifest) that builds write to.
+/// The folder (beside the manifest) that builds write to, one folder per function.
 pub const BUILD_DIR: &str = ".updraft/build";
+/// The folder of installed packages, one folder per set, shared by functions.
+const DEPS_DIR: &str = ".updraft/deps";
 
 /// Folders a `build` command's inputs leave out: build outputs and installed packages,
 /// which the command itself writes.
@@ -42,6 +48,8 @@ pub struct Bundle {
     pub path: PathBuf,
     /// What the build did, in order: a step that ran, or one skipped as unchanged.
     pub steps: Vec<Step>,
+    /// The folders of installed packages in the bundle.
+    packages: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,11 +66,6 @@ struct State {
     /// The `build` command's inputs, and its output, right after it last ran.
     #[serde(default)]
     command: Option<CommandState>,
-    /// The key of the dependencies installed by pip, and by npm.
-    #[serde(default)]
-    python: Option<String>,
-    #[serde(default)]
-    node: Option<String>,
     /// The key of the files in `bundle.zip`.
     #[serde(default)]
     bundle: Option<String>,
@@ -113,6 +116,8 @@ pub fn build_app(
             .with_context(|| format!("building function {name:?} failed; fix it or its entry in {file}"))?;
         bundles.push(bundle);
     }
+    let used: Vec<PathBuf> = bundles.iter().flat_map(|bundle| bundle.packages.iter().cloned()).collect();
+    prune(dir, &used, manifest)?;
     Ok(bundles)
 }
 
@@ -170,37 +175,35 @@ fn build_function(
             format!("cannot read the function's source {}; build it first or fix `source`", source.display())
         })?;
         let digest = ArtifactDigest::of(&bytes);
-        return Ok(Bundle { name: name.to_owned(), bytes, digest, path: source, steps });
+        return Ok(Bundle { name: name.to_owned(), bytes, digest, path: source, steps, packages: Vec::new() });
     }
 
     // A folder: its dependencies, unless a build command makes the bundle its own way.
     let mut python = None;
     let mut node = None;
+    let mut packages = Vec::new();
     if spec.build.is_none() {
         let requirements = source.join("requirements.txt");
         if requirements.is_file() {
             let key = key(&[b"pip", &std::fs::read(&requirements)?, version("python3")?.as_bytes()]);
-            let target = out.join("python");
-            let cached = state.python.as_deref() == Some(key.as_str()) && target.is_dir();
-            if cached {
-                reporter.say(format_args!("{name}: requirements.txt unchanged; its packages are installed"));
-            } else {
-                state.python = None;
-                fresh_dir(&target)?;
+            let install = |target: &Path| {
                 #[allow(clippy::disallowed_methods)] // pip, as the user would run it
                 let mut pip = std::process::Command::new("python3");
                 pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"])
                     .args(["--no-warn-script-location", "--root-user-action=ignore", "--target"])
-                    .arg(&target)
+                    .arg(target)
                     .arg("-r")
                     .arg(&requirements)
                     .current_dir(&source);
-                run(name, "pip install -r requirements.txt", &source, pip, reporter)?;
-                state.python = Some(key.clone());
-                save(&state_path, &state)?;
+                run(name, "pip install -r requirements.txt", &source, pip, reporter)
+            };
+            let (target, cached) = dependencies(dir, "pip", &key, fresh, install)?;
+            if cached {
+                reporter.say(format_args!("{name}: requirements.txt unchanged; its packages are installed"));
             }
             steps.push(Step { step: "pip", cached });
-            python = Some((target, key));
+            python = Some((target.clone(), key));
+            packages.push(target);
         }
         let package = source.join("package.json");
         if package.is_file() {
@@ -211,13 +214,7 @@ fn build_function(
                 None => Vec::new(),
             };
             let key = key(&[b"npm", &std::fs::read(&package)?, &lock_bytes, version("node")?.as_bytes()]);
-            let target = out.join("node");
-            let cached = state.node.as_deref() == Some(key.as_str()) && target.join("node_modules").is_dir();
-            if cached {
-                reporter.say(format_args!("{name}: package.json unchanged; its packages are installed"));
-            } else {
-                state.node = None;
-                fresh_dir(&target)?;
+            let install = |target: &Path| {
                 std::fs::copy(&package, target.join("package.json"))?;
                 if let Some(lock) = &lock {
                     std::fs::copy(lock, target.join("package-lock.json"))?;
@@ -228,13 +225,16 @@ fn build_function(
                 let verb = if lock.is_some() { "ci" } else { "install" };
                 #[allow(clippy::disallowed_methods)] // npm, as the user would run it
                 let mut npm = std::process::Command::new("npm");
-                npm.args([verb, "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&target);
-                run(name, &format!("npm {verb} --omit=dev"), &source, npm, reporter)?;
-                state.node = Some(key.clone());
-                save(&state_path, &state)?;
+                npm.args([verb, "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(target);
+                run(name, &format!("npm {verb} --omit=dev"), &source, npm, reporter)
+            };
+            let (target, cached) = dependencies(dir, "npm", &key, fresh, install)?;
+            if cached {
+                reporter.say(format_args!("{name}: package.json unchanged; its packages are installed"));
             }
             steps.push(Step { step: "npm", cached });
             node = Some((target.join("node_modules"), key));
+            packages.push(target);
         }
     }
 
@@ -269,7 +269,52 @@ fn build_function(
     };
     steps.push(Step { step: "zip", cached });
     let digest = ArtifactDigest::of(&bytes);
-    Ok(Bundle { name: name.to_owned(), bytes, digest, path, steps })
+    Ok(Bundle { name: name.to_owned(), bytes, digest, path, steps, packages })
+}
+
+/// The folder of the packages with `key`, installed by `install` unless they already
+/// are (then `true`): `.updraft/deps/TOOL-KEY`, shared by every function that lists the
+/// same ones. A step installs into a `.partial` folder renamed only once it succeeded,
+/// so a folder that exists is complete.
+fn dependencies(
+    dir: &Path,
+    tool: &str,
+    key: &str,
+    fresh: bool,
+    install: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<(PathBuf, bool)> {
+    let target = dir.join(DEPS_DIR).join(format!("{tool}-{}", &key[..32]));
+    if target.is_dir() && !fresh {
+        return Ok((target, true));
+    }
+    let partial = target.with_extension("partial");
+    fresh_dir(&partial)?;
+    install(&partial)?;
+    if target.exists() {
+        std::fs::remove_dir_all(&target).with_context(|| format!("removing {}", target.display()))?;
+    }
+    std::fs::rename(&partial, &target).with_context(|| format!("moving packages to {}", target.display()))?;
+    Ok((target, false))
+}
+
+/// Removes what the last builds left that no function of the manifest uses any more:
+/// packages no function lists, and the build folders of functions since removed.
+fn prune(dir: &Path, used: &[PathBuf], manifest: &Manifest) -> anyhow::Result<()> {
+    let stale = |folder: &Path, keep: &dyn Fn(&Path) -> bool| -> anyhow::Result<()> {
+        let Ok(entries) = std::fs::read_dir(folder) else { return Ok(()) };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && !keep(&path) {
+                std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        Ok(())
+    };
+    stale(&dir.join(DEPS_DIR), &|path| used.iter().any(|used| used == path))?;
+    stale(&dir.join(BUILD_DIR), &|path| {
+        let name = path.file_name().and_then(|name| name.to_str());
+        name.is_some_and(|name| manifest.functions.keys().any(|function| function.as_str() == name))
+    })
 }
 
 /// A digest of several parts, each length-prefixed so that no two lists collide.

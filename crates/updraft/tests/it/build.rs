@@ -45,6 +45,11 @@ runtime = "python3"
 handler = "app.handler"
 source = "src"
 
+[functions.twin]
+runtime = "python3"
+handler = "app.handler"
+source = "src"
+
 [functions.generated]
 runtime = "python3"
 handler = "app.handler"
@@ -64,9 +69,16 @@ build = { command = "echo ran >> ../runs.log && mkdir -p ../gen && cp app.py ../
     // The first build runs every step; pip installs into the build folder, not the source.
     let first = build(&server, app, &[]);
     assert_eq!(steps(&first["greeter"]), [step("pip", false), step("zip", false)]);
+    // The manifest's order is the name's; a function listing the same packages shares them.
+    assert_eq!(steps(&first["twin"]), [step("pip", true), step("zip", false)]);
+    assert_eq!(first["twin"]["digest"], first["greeter"]["digest"]);
     assert_eq!(steps(&first["generated"]), [step("command", false), step("zip", false)]);
     assert_eq!(runs(), 1);
-    assert!(app.join(".updraft/build/greeter/python/six.py").is_file());
+    let packages = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(app.join(".updraft/deps")).unwrap().map(|entry| entry.unwrap().path()).collect()
+    };
+    assert_eq!(packages().len(), 1, "{:?}", packages());
+    assert!(packages()[0].join("six.py").is_file());
     let source: Vec<_> = std::fs::read_dir(app.join("src")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(source.len(), 2, "the source folder holds only its own files: {source:?}");
     let zip = std::fs::read(app.join(first["greeter"]["bundle"].as_str().unwrap())).unwrap();
@@ -112,11 +124,25 @@ build = { command = "echo ran >> ../runs.log && mkdir -p ../gen && cp app.py ../
     assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
     let said = String::from_utf8_lossy(&deployed.stderr);
     assert!(said.contains("building greeter: pip install -r requirements.txt"), "{said}");
+    assert!(said.contains("twin: requirements.txt unchanged"), "installed once for both: {said}");
+    assert_eq!(packages().len(), 1, "the packages no function lists are removed: {:?}", packages());
     assert!(said.contains("generated: build unchanged since it last ran"), "{said}");
     assert_eq!(runs(), 4, "run by the edit, the build from nothing and --force only");
     // The deployed function imports what pip installed.
     assert_eq!(server.invoke("greeter", json!({})).await, json!({ "six": "1.16.0", "edition": 2 }));
     assert_eq!(server.invoke("generated", json!({})).await, json!("regenerated"));
+
+    // A function taken out of the manifest leaves no build behind.
+    assert!(app.join(".updraft/build/twin/bundle.zip").is_file());
+    let manifest = std::fs::read_to_string(app.join("updraft.toml")).unwrap();
+    let without_twin =
+        manifest.replace("[functions.twin]\nruntime = \"python3\"\nhandler = \"app.handler\"\nsource = \"src\"\n", "");
+    assert_ne!(without_twin, manifest);
+    std::fs::write(app.join("updraft.toml"), without_twin).unwrap();
+    let built = build(&server, app, &[]);
+    assert!(!built.contains_key("twin"));
+    assert!(!app.join(".updraft/build/twin").exists());
+    assert_eq!(packages().len(), 1, "greeter's packages stay");
 }
 
 #[tokio::test]
