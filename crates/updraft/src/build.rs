@@ -110,6 +110,7 @@ pub fn build_app(
 ) -> anyhow::Result<Vec<Bundle>> {
     // Absolute, since steps run in other folders than this process's.
     let dir = &std::path::absolute(dir).with_context(|| format!("finding {}", dir.display()))?;
+    let _lock = lock(dir, reporter)?;
     let mut bundles = Vec::new();
     for (name, spec) in &manifest.functions {
         let bundle = build_function(dir, name.as_str(), spec, fresh, reporter)
@@ -315,6 +316,32 @@ fn prune(dir: &Path, used: &[PathBuf], manifest: &Manifest) -> anyhow::Result<()
         let name = path.file_name().and_then(|name| name.to_str());
         name.is_some_and(|name| manifest.functions.keys().any(|function| function.as_str() == name))
     })
+}
+
+/// Holds `.updraft/build.lock` while this process builds the app, so that two builds of
+/// it (`up` redeploying while a deploy runs by hand) take turns instead of writing the
+/// same folders at once. The kernel releases the lock with the process.
+fn lock(dir: &Path, reporter: Reporter) -> anyhow::Result<std::fs::File> {
+    let folder = dir.join(".updraft");
+    std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+    let path = folder.join("build.lock");
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            reporter.say(format_args!("waiting for another build of {} to finish", dir.display()));
+            file.lock().with_context(|| format!("locking {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            return Err(error).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    Ok(file)
 }
 
 /// A digest of several parts, each length-prefixed so that no two lists collide.

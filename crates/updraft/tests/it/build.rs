@@ -174,3 +174,34 @@ async fn a_failing_dependency_step_names_the_function_and_deploys_nothing() {
     assert!(String::from_utf8_lossy(&deployed.stderr).contains("building broken: pip install"));
     assert_eq!(server.get("/broken").await.status(), reqwest::StatusCode::OK);
 }
+
+#[tokio::test]
+async fn two_builds_of_one_app_take_turns() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path();
+    // A build that takes a while, saying when it starts and ends.
+    let command =
+        "echo start >> ../runs.log && sleep 1 && mkdir -p ../gen && cp app.py ../gen/app.py && echo end >> ../runs.log";
+    std::fs::write(
+        app.join("updraft.toml"),
+        format!(
+            "[app]\nname = \"turns\"\n\n[functions.slow]\nruntime = \"python3\"\nhandler = \"app.handler\"\nsource = \"gen\"\nbuild = {{ command = \"{command}\", workdir = \"tool\" }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(app.join("tool")).unwrap();
+    std::fs::write(app.join("tool/app.py"), "def handler(event, context):\n    return 1\n").unwrap();
+    let builds: Vec<_> = (0..2).map(|_| server.cli_spawn(&["build", app.to_str().unwrap()])).collect();
+    let mut said = String::new();
+    for mut build in builds {
+        let status = build.0.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(build.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(status.success(), "{stderr}");
+        said.push_str(&stderr);
+    }
+    // One ran the command; the other waited, then found it done.
+    assert_eq!(std::fs::read_to_string(app.join("runs.log")).unwrap(), "start\nend\n");
+    assert!(said.contains("slow: build unchanged since it last ran"), "{said}");
+}
