@@ -73,8 +73,8 @@ pub enum Command {
     ///
     /// A function's `build` command runs in its workdir; a function folder with a
     /// requirements.txt gets its packages installed by pip, one with a package.json by
-    /// npm (`npm ci` with a package-lock.json), into .updraft/build/ beside the manifest,
-    /// never into the source. A step whose inputs have not changed since it last ran is
+    /// npm (`npm ci` with a package-lock.json), into .updraft/ beside the manifest, never
+    /// into the source. A step whose inputs have not changed since it last ran is
     /// skipped; the same files always make the same bundle.
     Build {
         /// The folder holding updraft.toml.
