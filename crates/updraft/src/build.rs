@@ -131,13 +131,14 @@ fn build_function(
 ) -> anyhow::Result<Bundle> {
     let out = dir.join(BUILD_DIR).join(name);
     let state_path = out.join("state.json");
-    // A missing or unreadable state only means building everything again.
-    let mut state: State = match fresh {
-        true => State::default(),
-        false => {
-            std::fs::read(&state_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default()
-        }
-    };
+    // A missing or unreadable state only means building everything again. A fresh
+    // build forgets the last one's at once, so that if it fails, the next build cannot
+    // take the older output as current.
+    if fresh && state_path.exists() {
+        std::fs::remove_file(&state_path).with_context(|| format!("removing {}", state_path.display()))?;
+    }
+    let mut state: State =
+        std::fs::read(&state_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
     let source = dir.join(&spec.source);
     let mut steps = Vec::new();
 
@@ -157,6 +158,11 @@ fn build_function(
         if unchanged {
             reporter.say(format_args!("{name}: build unchanged since it last ran (`{}`)", build.command));
         } else {
+            // Forgotten first: a command that fails half-way runs again next time,
+            // whatever it left.
+            if state.command.take().is_some() {
+                save(&state_path, &state)?;
+            }
             // The user's own build command, run as the user, like `make` would.
             #[allow(clippy::disallowed_methods)]
             let mut command = std::process::Command::new("sh");

@@ -205,3 +205,41 @@ async fn two_builds_of_one_app_take_turns() {
     assert_eq!(std::fs::read_to_string(app.join("runs.log")).unwrap(), "start\nend\n");
     assert!(said.contains("slow: build unchanged since it last ran"), "{said}");
 }
+
+#[tokio::test]
+async fn a_build_command_that_failed_runs_again() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path();
+    // It fails while `../broken` exists: an input outside its workdir, as a shared
+    // library would be.
+    let command = "test ! -e ../broken && echo ran >> ../runs.log && mkdir -p ../gen && cp app.py ../gen/app.py";
+    std::fs::write(
+        app.join("updraft.toml"),
+        format!(
+            "[app]\nname = \"again\"\n\n[functions.again]\nruntime = \"python3\"\nhandler = \"app.handler\"\nsource = \"gen\"\nbuild = {{ command = \"{command}\", workdir = \"tool\" }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(app.join("tool")).unwrap();
+    std::fs::write(app.join("tool/app.py"), "def handler(event, context):\n    return 1\n").unwrap();
+    let runs = || std::fs::read_to_string(app.join("runs.log")).unwrap().lines().count();
+    let first = build(&server, app, &[]);
+    assert_eq!(steps(&first["again"]), [step("command", false), step("zip", false)]);
+
+    // The outside input changed: `--force` runs the command, which fails. The next
+    // build does not take the older output as current: it runs the command again.
+    std::fs::write(app.join("broken"), "").unwrap();
+    for args in [&["--force"][..], &[]] {
+        let mut all = vec!["build", app.to_str().unwrap()];
+        all.extend(args);
+        let failed = server.cli(&all);
+        assert!(!failed.status.success(), "{args:?} took the failed build as done");
+        assert!(String::from_utf8_lossy(&failed.stderr).contains("building function \"again\" failed"));
+    }
+    std::fs::remove_file(app.join("broken")).unwrap();
+    let mended = build(&server, app, &[]);
+    assert_eq!(steps(&mended["again"]), [step("command", false), step("zip", false)]);
+    assert_eq!(mended["again"]["digest"], first["again"]["digest"]);
+    assert_eq!(runs(), 2);
+}
