@@ -18,7 +18,9 @@ pub fn repo_root() -> PathBuf {
 /// with their Python sandboxes, thousands of events and kill -9 recoveries) hold this
 /// for reading; a test whose exact counts have failed beside them (a wasm guest's
 /// outbound request reported as "connection reset": the end of its request body came
-/// late, cause not yet found) holds it for writing, so the two kinds never overlap.
+/// late, cause not yet found), and the cluster test that waits for a function homed on
+/// its small node (which once waited a minute in vain beside them), hold it for writing,
+/// so the two kinds never overlap.
 pub static HEAVY_LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 pub struct TestServer {
