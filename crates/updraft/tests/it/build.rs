@@ -29,6 +29,17 @@ fn step(name: &str, cached: bool) -> (String, bool) {
     (name.to_owned(), cached)
 }
 
+/// Writes app `name` into `app`: one Python function `function` whose `command`, run in
+/// `tool/` (which holds `app.py`), makes its source folder `gen/`.
+fn generated_app(app: &Path, name: &str, function: &str, command: &str) {
+    let manifest = format!(
+        "[app]\nname = \"{name}\"\n\n[functions.{function}]\nruntime = \"python3\"\nhandler = \"app.handler\"\nsource = \"gen\"\nbuild = {{ command = \"{command}\", workdir = \"tool\" }}\n"
+    );
+    std::fs::write(app.join("updraft.toml"), manifest).unwrap();
+    std::fs::create_dir_all(app.join("tool")).unwrap();
+    std::fs::write(app.join("tool/app.py"), "def handler(event, context):\n    return 1\n").unwrap();
+}
+
 #[tokio::test]
 async fn builds_install_dependencies_outside_the_source_and_redo_only_what_changed() {
     let server = TestServer::start();
@@ -183,15 +194,7 @@ async fn two_builds_of_one_app_take_turns() {
     // A build that takes a while, saying when it starts and ends.
     let command =
         "echo start >> ../runs.log && sleep 1 && mkdir -p ../gen && cp app.py ../gen/app.py && echo end >> ../runs.log";
-    std::fs::write(
-        app.join("updraft.toml"),
-        format!(
-            "[app]\nname = \"turns\"\n\n[functions.slow]\nruntime = \"python3\"\nhandler = \"app.handler\"\nsource = \"gen\"\nbuild = {{ command = \"{command}\", workdir = \"tool\" }}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::create_dir_all(app.join("tool")).unwrap();
-    std::fs::write(app.join("tool/app.py"), "def handler(event, context):\n    return 1\n").unwrap();
+    generated_app(app, "turns", "slow", command);
     let builds: Vec<_> = (0..2).map(|_| server.cli_spawn(&["build", app.to_str().unwrap()])).collect();
     let mut said = String::new();
     for mut build in builds {
@@ -214,15 +217,7 @@ async fn a_build_command_that_failed_runs_again() {
     // It fails while `../broken` exists: an input outside its workdir, as a shared
     // library would be.
     let command = "test ! -e ../broken && echo ran >> ../runs.log && mkdir -p ../gen && cp app.py ../gen/app.py";
-    std::fs::write(
-        app.join("updraft.toml"),
-        format!(
-            "[app]\nname = \"again\"\n\n[functions.again]\nruntime = \"python3\"\nhandler = \"app.handler\"\nsource = \"gen\"\nbuild = {{ command = \"{command}\", workdir = \"tool\" }}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::create_dir_all(app.join("tool")).unwrap();
-    std::fs::write(app.join("tool/app.py"), "def handler(event, context):\n    return 1\n").unwrap();
+    generated_app(app, "again", "again", command);
     let runs = || std::fs::read_to_string(app.join("runs.log")).unwrap().lines().count();
     let first = build(&server, app, &[]);
     assert_eq!(steps(&first["again"]), [step("command", false), step("zip", false)]);

@@ -106,37 +106,32 @@ impl TestServer {
         std::fs::read_to_string(self.data_dir.path().join("admin-token")).unwrap().trim().to_owned()
     }
 
-    /// Runs the CLI against this server.
-    pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
+    /// The CLI with `args`, pointed at this server.
+    fn cli_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
             .args(["--endpoint", &self.url(""), "--data-dir"])
             .arg(self.data_dir.path())
             .args(args)
-            .env_remove("UPDRAFT_TOKEN")
-            .output()
-            .unwrap()
+            .env_remove("UPDRAFT_TOKEN");
+        command
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_command(args).output().unwrap()
     }
 
     /// Runs the CLI against this server from the folder `cwd`.
     pub fn cli_in(&self, cwd: &Path, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .current_dir(cwd)
-            .args(["--endpoint", &self.url(""), "--data-dir"])
-            .arg(self.data_dir.path())
-            .args(args)
-            .env_remove("UPDRAFT_TOKEN")
-            .output()
-            .unwrap()
+        self.cli_command(args).current_dir(cwd).output().unwrap()
     }
 
     /// Starts the CLI against this server, its stdout piped (for `-f`); it is killed
     /// when the returned guard drops.
     pub fn cli_spawn(&self, args: &[&str]) -> ChildGuard {
-        let child = Command::new(BIN)
-            .args(["--endpoint", &self.url(""), "--data-dir"])
-            .arg(self.data_dir.path())
-            .args(args)
-            .env_remove("UPDRAFT_TOKEN")
+        let child = self
+            .cli_command(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
