@@ -270,7 +270,7 @@ fn set_header(headers: &mut http::HeaderMap, name: &str, value: &str) {
 
 /// The function's response as the caller gets it.
 pub(crate) fn render(invocation: Invocation) -> Response {
-    let (mut parts, body): (_, Bytes) = invocation.response.into_parts();
+    let (mut parts, body) = invocation.response.into_parts();
     for hop in HOP_BY_HOP {
         parts.headers.remove(hop);
     }
@@ -278,5 +278,7 @@ pub(crate) fn render(invocation: Invocation) -> Response {
     if let Ok(version) = HeaderValue::from_str(&invocation.version.to_string()) {
         parts.headers.insert("x-updraft-version", version);
     }
-    Response::from_parts(parts, Body::from(body))
+    // A body still streaming from the function passes through chunk by chunk; if it
+    // is cut off, so is the caller's response (never a clean end).
+    Response::from_parts(parts, Body::new(body))
 }

@@ -9,7 +9,7 @@ use updraft_model::{
     AppName, ArtifactDigest, FunctionConfig, FunctionName, Manifest, ManifestError, RuntimeKind, SecretName,
     VersionNumber,
 };
-use updraft_runtime::{HttpResponse, Input, InstanceConfig, PrepareError, Prepared, VersionSource};
+use updraft_runtime::{FunctionResponse, Input, InstanceConfig, PrepareError, Prepared, VersionSource};
 use updraft_scheduler::{PoolSpec, ReservationError};
 use updraft_store::{ArtifactError, DeployPlan, PlannedFunction, SharedArtifactError, StoreError, VersionRecord};
 
@@ -224,7 +224,7 @@ impl Platform {
 
         // Compile what changed before touching the database, so a broken component
         // is refused with nothing applied.
-        let mut prepared: BTreeMap<FunctionName, Arc<dyn Prepared<Input, HttpResponse>>> = BTreeMap::new();
+        let mut prepared: BTreeMap<FunctionName, Arc<dyn Prepared<Input, FunctionResponse>>> = BTreeMap::new();
         for function in &planned {
             let unchanged =
                 current.functions.get(&function.name).is_some_and(|live| live.fingerprint == function.fingerprint);
@@ -297,8 +297,8 @@ impl Platform {
         function: &FunctionName,
         digest: &ArtifactDigest,
         config: &FunctionConfig,
-    ) -> Result<Arc<dyn Prepared<Input, HttpResponse>>, DeployError> {
-        let runtime: &dyn updraft_runtime::Runtime<Input, HttpResponse> = match config.runtime {
+    ) -> Result<Arc<dyn Prepared<Input, FunctionResponse>>, DeployError> {
+        let runtime: &dyn updraft_runtime::Runtime<Input, FunctionResponse> = match config.runtime {
             RuntimeKind::Wasm => &self.wasm,
             other => match &self.process {
                 Some(process) => process,
@@ -325,7 +325,7 @@ impl Platform {
     pub(crate) fn live_function(
         &self,
         version: &LiveVersion<'_>,
-        code: Arc<dyn Prepared<Input, HttpResponse>>,
+        code: Arc<dyn Prepared<Input, FunctionResponse>>,
     ) -> Result<Arc<LiveFunction>, DeployError> {
         let config = version.config;
         let mut env = self.resolved_env(version.name, config)?;

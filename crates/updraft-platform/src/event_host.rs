@@ -34,7 +34,10 @@ impl Host for Platform {
         let function = function.clone();
         Box::pin(async move {
             match self.invoke_by_name(&function, input, context).await {
-                Ok(invocation) => Ran::Answered(invocation.response),
+                Ok(invocation) => match invocation.read_whole().await {
+                    Ok(invocation) => Ran::Answered(invocation.response),
+                    Err(error) => Ran::Failed(error),
+                },
                 Err(InvokeFailure::Throttled { throttle, .. }) => Ran::Throttled { reason: throttle.to_string() },
                 Err(InvokeFailure::NotFound { .. }) => Ran::NotDeployed,
                 Err(InvokeFailure::Function { error, .. }) => Ran::Failed(error),

@@ -4,20 +4,39 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use updraft_model::{FunctionName, VersionNumber};
-use updraft_runtime::{Event, HttpResponse, Input, InvokeContext, InvokeError, LogBudget, new_trace_id};
+use updraft_runtime::{Event, Input, InvokeContext, InvokeError, LogBudget, ResponseBody, new_trace_id};
 use updraft_scheduler::{Failure, InvocationMeta, Throttle};
 
 use crate::Platform;
 use crate::live::LiveFunction;
 
-/// A finished invocation.
+/// An invocation's result. Its body (`ResponseBody`) may still be streaming from the
+/// running instance; `read_whole` waits for all of it.
 #[derive(Debug)]
-pub struct Invocation {
-    pub response: HttpResponse,
+pub struct Invocation<B = ResponseBody> {
+    pub response: http::Response<B>,
     pub version: VersionNumber,
+    /// Until the head of the response, for a body that streams.
     pub duration: Duration,
     pub cold: bool,
+}
+
+impl Invocation {
+    /// The invocation with its body read whole, for callers that need all of it (an
+    /// event's answer, Lambda's `Invoke`). A body cut off (the function timed out or
+    /// failed while it streamed) fails the invocation; its record says why.
+    pub async fn read_whole(self) -> Result<Invocation<Bytes>, InvokeError> {
+        let (parts, body) = self.response.into_parts();
+        let body = body.read_whole().await.map_err(|cut| InvokeError::BadResponse { message: cut.to_string() })?;
+        Ok(Invocation {
+            response: http::Response::from_parts(parts, body),
+            version: self.version,
+            duration: self.duration,
+            cold: self.cold,
+        })
+    }
 }
 
 /// A failed invocation.
@@ -91,18 +110,29 @@ impl Platform {
         }
     }
 
-    /// Invokes `function` with an event (Lambda's Invoke API), optionally collecting the
-    /// invocation's log text (`LogType: Tail`).
+    /// Invokes `function` with an event (Lambda's Invoke API) and reads its answer
+    /// whole, optionally collecting the invocation's log text (`LogType: Tail`).
     pub async fn invoke_event(
         &self,
         function: &LiveFunction,
         event: Event,
         context: InvokeContext,
         tail: bool,
-    ) -> (Result<Invocation, InvokeFailure>, Option<String>) {
+    ) -> (Result<Invocation<Bytes>, InvokeFailure>, Option<String>) {
         let waiter = tail.then(|| self.recorder.tail(&context.request_id));
-        let result = self.invoke(function, Input::Event(event), context).await;
-        (result, waiter.and_then(|waiter| waiter.take()))
+        let name = function.name.clone();
+        let result = match self.invoke(function, Input::Event(event), context).await {
+            Ok(invocation) => {
+                invocation.read_whole().await.map_err(|error| InvokeFailure::Function { function: name, error })
+            }
+            Err(failure) => Err(failure),
+        };
+        let log = match waiter {
+            Some(waiter) if result.is_ok() => waiter.wait().await,
+            Some(waiter) => waiter.take(),
+            None => None,
+        };
+        (result, log)
     }
 
     /// The live function `name` if `qualifier` names what it serves: nothing,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use updraft_model::{
     AppName, FunctionConfig, FunctionName, HttpTrigger, TopicName, Trigger, VersionNumber, WebhookTrigger,
 };
-use updraft_runtime::{HttpResponse, Input};
+use updraft_runtime::{FunctionResponse, Input};
 use updraft_scheduler::Pool;
 
 use crate::routes::{RouteConflict, RouteTable};
@@ -22,7 +22,7 @@ pub struct LiveFunction {
     /// What the function's tokens are signed over (see `access::TokenSigner`).
     pub token: updraft_store::TokenIdentity,
     /// The version's instances in the scheduler.
-    pub pool: Arc<Pool<Input, HttpResponse>>,
+    pub pool: Arc<Pool<Input, FunctionResponse>>,
 }
 
 /// What a route leads to: a function, called at once (an `http` trigger) or later

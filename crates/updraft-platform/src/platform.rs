@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use updraft_model::{ACCOUNT_ID, FunctionName, Limits, Manifest, REGION, SecretName, VersionNumber};
-use updraft_runtime::{HttpResponse, Input};
+use updraft_runtime::{FunctionResponse, Input};
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig, ProcessRuntimeError, SandboxLayer, SandboxStatus};
 use updraft_runtime_wasm::{Pooling, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
 use updraft_scheduler::{Scheduler, SchedulerConfig};
@@ -160,7 +160,7 @@ pub struct Platform {
     /// The event layer: asynchronous events, topics, webhooks, schedules, work queues
     /// and workflows.
     pub(crate) events: Arc<EventLayer>,
-    pub(crate) scheduler: Scheduler<Input, HttpResponse>,
+    pub(crate) scheduler: Scheduler<Input, FunctionResponse>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) live: ArcSwap<LiveState>,
     pub(crate) keys: ArcSwap<KeySet>,

@@ -238,6 +238,12 @@ impl TailWaiter {
     pub(crate) fn take(mut self) -> Option<String> {
         self.receiver.try_recv().ok()
     }
+
+    /// The text of an invocation that ran, waiting a moment for it: an answer that
+    /// streamed was read whole just before the invocation's record was made.
+    pub(crate) async fn wait(mut self) -> Option<String> {
+        tokio::time::timeout(std::time::Duration::from_secs(2), &mut self.receiver).await.ok()?.ok()
+    }
 }
 
 impl Drop for TailWaiter {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Response, header};
-use updraft_runtime::{BoxFuture, Call, HttpResponse, Input, Instance, InvokeError, Invoked};
+use updraft_runtime::{BoxFuture, Call, FunctionResponse, Input, Instance, InvokeError, Invoked, ResponseBody};
 
 use crate::api::{Event, Reply, RuntimeApi};
 use crate::cgroup::InstanceCgroup;
@@ -37,8 +37,8 @@ pub(crate) enum Outcome {
     TimedOut,
 }
 
-impl Instance<Input, HttpResponse> for ProcessInstance {
-    fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<HttpResponse>> {
+impl Instance<Input, FunctionResponse> for ProcessInstance {
+    fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<FunctionResponse>> {
         Box::pin(async move {
             // An HTTP request (a route's, or a webhook's replayed) goes as an API Gateway
             // event and its answer comes back as one; an event's payload goes as it is.
@@ -108,7 +108,8 @@ impl Instance<Input, HttpResponse> for ProcessInstance {
                     (Err(InvokeError::Timeout { timeout: call.timeout }), false)
                 }
             };
-            Invoked { result, output, max_memory_used, reusable }
+            let result = result.map(|response| response.map(ResponseBody::whole));
+            Invoked::ended(result, output, max_memory_used, reusable)
         })
     }
 

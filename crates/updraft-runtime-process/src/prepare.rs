@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use updraft_model::{RuntimeKind, ServerSpec};
 use updraft_runtime::{
-    BoxFuture, HttpResponse, Input, Instance, InstanceConfig, InvokeError, PrepareError, Prepared, Runtime,
+    BoxFuture, FunctionResponse, Input, Instance, InstanceConfig, InvokeError, PrepareError, Prepared, Runtime,
     VersionSource,
 };
 
@@ -47,17 +47,17 @@ pub enum ProcessPrepareError {
     Egress(#[from] EgressError),
 }
 
-impl Runtime<Input, HttpResponse> for ProcessRuntime {
+impl Runtime<Input, FunctionResponse> for ProcessRuntime {
     fn prepare(
         &self,
         source: VersionSource,
-    ) -> BoxFuture<'_, Result<Arc<dyn Prepared<Input, HttpResponse>>, PrepareError>> {
+    ) -> BoxFuture<'_, Result<Arc<dyn Prepared<Input, FunctionResponse>>, PrepareError>> {
         Box::pin(async move {
             let inner = self.inner.clone();
             let prepared = tokio::task::spawn_blocking(move || prepare(&inner, source))
                 .await
                 .map_err(|error| Box::new(error) as PrepareError)??;
-            Ok(Arc::new(prepared) as Arc<dyn Prepared<Input, HttpResponse>>)
+            Ok(Arc::new(prepared) as Arc<dyn Prepared<Input, FunctionResponse>>)
         })
     }
 }
@@ -206,19 +206,19 @@ pub(crate) struct PreparedProcess {
     pub(crate) server: Option<(ServerSpec, Arc<Servers>)>,
 }
 
-impl Prepared<Input, HttpResponse> for PreparedProcess {
+impl Prepared<Input, FunctionResponse> for PreparedProcess {
     fn create(
         &self,
         config: &Arc<InstanceConfig>,
-    ) -> BoxFuture<'_, Result<Box<dyn Instance<Input, HttpResponse>>, InvokeError>> {
+    ) -> BoxFuture<'_, Result<Box<dyn Instance<Input, FunctionResponse>>, InvokeError>> {
         let config = config.clone();
         Box::pin(async move {
             if let Some((server, servers)) = &self.server {
                 let instance = self.start_server(&config, server, servers).await?;
-                return Ok(Box::new(instance) as Box<dyn Instance<Input, HttpResponse>>);
+                return Ok(Box::new(instance) as Box<dyn Instance<Input, FunctionResponse>>);
             }
             let instance = self.start(&config).await?;
-            Ok(Box::new(instance) as Box<dyn Instance<Input, HttpResponse>>)
+            Ok(Box::new(instance) as Box<dyn Instance<Input, FunctionResponse>>)
         })
     }
 }

@@ -2,7 +2,9 @@
 //! the same sandbox as a Lambda handler, listening on `$PORT` on the loopback of its
 //! own network namespace. The instance is ready once its readiness path answers (as
 //! AWS's Lambda Web Adapter checks); each request is sent to it as it came, each event
-//! as a CloudEvents `POST` (`updraft_runtime::cloudevents`). The host reaches the
+//! as a CloudEvents `POST` (`updraft_runtime::cloudevents`). Its answer's head returns
+//! as soon as the server sends it and the body streams on chunk by chunk (`Relay`),
+//! still under the invocation's deadline and response limit. The host reaches the
 //! server through sockets its jailer opens in the namespace (`host::Connector`).
 
 use std::future::Future;
@@ -12,13 +14,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderName, Request, Response, header};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Frame, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
 use updraft_model::ServerSpec;
-use updraft_runtime::{BoxFuture, Call, GuestOutput, HttpRequest, HttpResponse, Input, Instance, InvokeError, Invoked};
+use updraft_runtime::{
+    BodySender, BoxFuture, Call, FunctionResponse, GuestOutput, HttpRequest, Input, Instance, InvokeError, Invoked,
+    ReaderGone, ResponseBody,
+};
 
 use crate::host::{Connector, Pipes};
 use crate::instance::{ProcessInstance, describe};
@@ -160,7 +166,7 @@ impl Servers {
         let (server, count) =
             live.iter_mut().find(|(server, count)| *count < self.per_instance && !server.has_exited())?;
         *count += 1;
-        Some(ServerInstance { server: server.clone(), servers: self.clone(), idle: None })
+        Some(ServerInstance { server: server.clone(), servers: self.clone(), kept: Kept::default() })
     }
 
     /// An instance of a running server with room, or of one `start` starts.
@@ -179,7 +185,7 @@ impl Servers {
         }
         let server = start.await?;
         self.live.lock().unwrap_or_else(PoisonError::into_inner).push((server.clone(), 1));
-        Ok(ServerInstance { server, servers: self.clone(), idle: None })
+        Ok(ServerInstance { server, servers: self.clone(), kept: Kept::default() })
     }
 
     /// One instance of `server` is gone; the last one stops it.
@@ -199,8 +205,12 @@ impl Servers {
 pub(crate) struct ServerInstance {
     server: Arc<Server>,
     servers: Arc<Servers>,
-    idle: Option<SendRequest<Full<Bytes>>>,
+    kept: Kept,
 }
+
+/// An instance's connection to its server while no request is on it; a streamed
+/// response's relay puts it back when the body is through.
+type Kept = Arc<Mutex<Option<SendRequest<Full<Bytes>>>>>;
 
 /// Waits until the server in `sandbox` answers `readiness_path` with a status below
 /// 500, or fails with why it did not: it exited, or did not within the init limit.
@@ -292,66 +302,176 @@ where
     Ok(sender)
 }
 
-enum Outcome {
-    Answered(Result<HttpResponse, InvokeError>),
+/// How the wait for a response's head ended.
+enum Head {
+    Answered(Result<(SendRequest<Full<Bytes>>, Response<Incoming>), InvokeError>),
     Exited(String),
     TimedOut,
 }
 
-impl Instance<Input, HttpResponse> for ServerInstance {
-    fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<HttpResponse>> {
+impl Instance<Input, FunctionResponse> for ServerInstance {
+    fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<FunctionResponse>> {
         Box::pin(async move {
             let server = self.server.clone();
+            let deadline = tokio::time::Instant::now() + call.timeout;
             let request = updraft_runtime::cloudevents::request(input, &server.function, &call);
+            let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner).take();
             let mut exited = server.exited.clone();
-            let outcome = tokio::select! {
-                answer = exchange(&server.connector, &mut self.idle, request, server.max_response) => Outcome::Answered(answer),
-                status = exited.wait_for(Option::is_some) => {
-                    let status = status.ok().and_then(|status| status.clone());
-                    Outcome::Exited(status.unwrap_or_else(|| "the server was stopped".to_owned()))
-                }
-                () = tokio::time::sleep(call.timeout) => Outcome::TimedOut,
+            let head = tokio::select! {
+                answer = send(&server.connector, kept, request) => Head::Answered(answer),
+                status = exited.wait_for(Option::is_some) => Head::Exited(exit_status(status.ok().as_deref())),
+                () = tokio::time::sleep_until(deadline) => Head::TimedOut,
             };
-            let Collected { output, max_memory_used, oom } = server.collect().await;
-            let (result, reusable) = match outcome {
-                Outcome::Answered(Ok(response)) => (Ok(response), true),
-                // A server that broke the exchange may be broken: another takes its place.
-                Outcome::Answered(Err(error)) => (Err(error), false),
-                Outcome::Exited(_) if oom => (Err(InvokeError::OutOfMemory { limit: server.memory_limit }), false),
-                Outcome::Exited(status) => (Err(InvokeError::Exited { status }), false),
-                Outcome::TimedOut => {
-                    // The request is cut (its connection dropped with the future) and the
-                    // server replaced: it may go on working on a request it lost. Requests
-                    // other instances sent it fail with it.
-                    server.stop();
-                    (Err(InvokeError::Timeout { timeout: call.timeout }), false)
-                }
+            let (sender, response) = match head {
+                Head::Answered(Ok(answered)) => answered,
+                Head::Answered(Err(error)) => return server.ended(Err(error)).await,
+                Head::Exited(status) => return server.ended(Err(InvokeError::Exited { status })).await,
+                Head::TimedOut => return server.timed_out(call.timeout).await,
             };
-            if !reusable {
-                self.idle = None;
+            // The head goes back now; the body streams on, under the same deadline.
+            let (mut parts, incoming) = response.into_parts();
+            for name in &HOP_BY_HOP {
+                parts.headers.remove(name);
             }
-            Invoked { result, output, max_memory_used, reusable }
+            // The gateway frames the body anew.
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let (body, streamed) = ResponseBody::channel();
+            let relay =
+                Relay { server, kept: self.kept.clone(), sender, incoming, body, deadline, timeout: call.timeout };
+            Invoked {
+                result: Ok(Response::from_parts(parts, streamed)),
+                output: GuestOutput::default(),
+                max_memory_used: 0,
+                reusable: true,
+                rest: Some(Box::pin(relay.run())),
+            }
         })
+    }
+}
+
+/// The status a server's exit watch saw.
+fn exit_status(status: Option<&Option<String>>) -> String {
+    status.and_then(Clone::clone).unwrap_or_else(|| "the server was stopped".to_owned())
+}
+
+impl Server {
+    /// An invocation of this server that ended with `result`, with its output. An
+    /// error may have left the server broken: another takes its place.
+    async fn ended<O>(&self, result: Result<O, InvokeError>) -> Invoked<O> {
+        let Collected { output, max_memory_used, oom } = self.collect().await;
+        let result = match result {
+            Err(InvokeError::Exited { .. }) if oom => Err(InvokeError::OutOfMemory { limit: self.memory_limit }),
+            result => result,
+        };
+        let reusable = result.is_ok();
+        Invoked::ended(result, output, max_memory_used, reusable)
+    }
+
+    /// An invocation that ran out of time: the request is cut (its connection dropped
+    /// with it) and the server replaced, since it may go on working on a request it
+    /// lost. Requests other instances sent it fail with it.
+    async fn timed_out<O>(&self, timeout: Duration) -> Invoked<O> {
+        self.stop();
+        self.ended(Err(InvokeError::Timeout { timeout })).await
+    }
+}
+
+/// One response body on its way from the server to the caller.
+struct Relay {
+    server: Arc<Server>,
+    /// Where the connection goes back once the body is through.
+    kept: Kept,
+    sender: SendRequest<Full<Bytes>>,
+    incoming: Incoming,
+    body: BodySender,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+}
+
+/// How one step of a relay went.
+enum Step {
+    More,
+    Complete,
+    Broke(String),
+    TooLarge,
+    /// The caller stopped reading (it went away).
+    ReaderGone,
+}
+
+impl Relay {
+    /// Passes the body on chunk by chunk, at the pace the caller reads, until it ends,
+    /// the server exits, the deadline passes or it grows past the response limit; all
+    /// but the first cut the caller's body.
+    async fn run(mut self) -> Invoked<()> {
+        let limit = self.server.max_response;
+        let mut exited = self.server.exited.clone();
+        let mut relayed = 0usize;
+        let step = loop {
+            let next = async {
+                let Some(frame) = self.incoming.frame().await else { return Step::Complete };
+                let data = match frame.map(Frame::into_data) {
+                    Ok(Ok(data)) => data,
+                    // Trailers end no body here; nothing to pass on.
+                    Ok(Err(_trailers)) => return Step::More,
+                    Err(error) => return Step::Broke(error.to_string()),
+                };
+                relayed += data.len();
+                if relayed > limit {
+                    return Step::TooLarge;
+                }
+                match self.body.send(data).await {
+                    Ok(()) => Step::More,
+                    Err(ReaderGone) => Step::ReaderGone,
+                }
+            };
+            let step = tokio::select! {
+                step = next => step,
+                status = async { exit_status(exited.wait_for(Option::is_some).await.ok().as_deref()) } => {
+                    return self.server.ended(Err(InvokeError::Exited { status })).await;
+                }
+                () = tokio::time::sleep_until(self.deadline) => return self.server.timed_out(self.timeout).await,
+            };
+            if !matches!(step, Step::More) {
+                break step;
+            }
+        };
+        let result = match step {
+            Step::Complete => {
+                // A caller gone at the very end changes nothing.
+                let _ = self.body.finish().await;
+                if !self.sender.is_closed() {
+                    *self.kept.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.sender);
+                }
+                Ok(())
+            }
+            // Not the function's failure: its connection is dropped, so the server sees
+            // the request end, and the server serves on.
+            Step::ReaderGone | Step::More => Ok(()),
+            Step::TooLarge => Err(InvokeError::ResponseTooLarge { limit }),
+            Step::Broke(error) => {
+                Err(InvokeError::BadResponse { message: format!("the server's answer broke off: {error}") })
+            }
+        };
+        self.server.ended(result).await
     }
 }
 
 impl Drop for ServerInstance {
     fn drop(&mut self) {
-        self.idle = None;
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner).take();
         self.servers.release(&self.server);
     }
 }
 
-/// Sends `request` on the kept connection (or a new one) and reads the answer whole,
-/// up to `limit` bytes of body.
-async fn exchange(
+/// Sends `request` on the kept connection (or a new one) and waits for the head of the
+/// answer; returns the connection with it.
+async fn send(
     connector: &Connector,
-    idle: &mut Option<SendRequest<Full<Bytes>>>,
+    kept: Option<SendRequest<Full<Bytes>>>,
     request: HttpRequest,
-    limit: usize,
-) -> Result<HttpResponse, InvokeError> {
+) -> Result<(SendRequest<Full<Bytes>>, Response<Incoming>), InvokeError> {
     let bad = |message: String| InvokeError::BadResponse { message };
-    let kept = match idle.take() {
+    let kept = match kept {
         Some(mut sender) => sender.ready().await.is_ok().then_some(sender),
         None => None,
     };
@@ -378,21 +498,5 @@ async fn exchange(
         .send_request(Request::from_parts(parts, Full::new(body)))
         .await
         .map_err(|error| bad(format!("the server did not answer: {error}")))?;
-    let (mut parts, body) = response.into_parts();
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            return Err(InvokeError::ResponseTooLarge { limit });
-        }
-        Err(error) => return Err(bad(format!("the server's answer broke off: {error}"))),
-    };
-    for name in &HOP_BY_HOP {
-        parts.headers.remove(name);
-    }
-    // The body is whole now; the gateway frames it anew.
-    parts.headers.remove(header::CONTENT_LENGTH);
-    if !sender.is_closed() {
-        *idle = Some(sender);
-    }
-    Ok(Response::from_parts(parts, body))
+    Ok((sender, response))
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use updraft_model::{ArtifactDigest, FunctionName};
 use updraft_runtime::{
-    BoxFuture, Call, HttpResponse, Input, Instance, InstanceConfig, InvokeError, Invoked, PrepareError, Prepared,
-    Runtime, VersionSource,
+    BoxFuture, Call, FunctionResponse, Input, Instance, InstanceConfig, InvokeError, Invoked, PrepareError, Prepared,
+    ResponseBody, Runtime, VersionSource,
 };
 
 use crate::engine::WasmRuntime;
@@ -23,11 +23,11 @@ use crate::invoke::{InvokeOptions, WasmInstance};
 use crate::outbound::OutboundPolicy;
 use crate::{CompileError, PreparedComponent};
 
-impl Runtime<Input, HttpResponse> for WasmRuntime {
+impl Runtime<Input, FunctionResponse> for WasmRuntime {
     fn prepare(
         &self,
         source: VersionSource,
-    ) -> BoxFuture<'_, Result<Arc<dyn Prepared<Input, HttpResponse>>, PrepareError>> {
+    ) -> BoxFuture<'_, Result<Arc<dyn Prepared<Input, FunctionResponse>>, PrepareError>> {
         Box::pin(async move {
             let runtime = self.clone();
             let digest = source.artifact.clone();
@@ -43,7 +43,7 @@ impl Runtime<Input, HttpResponse> for WasmRuntime {
                     function: source.function,
                     digest: source.artifact,
                     artifact_path: source.artifact_path,
-                }) as Arc<dyn Prepared<Input, HttpResponse>>),
+                }) as Arc<dyn Prepared<Input, FunctionResponse>>),
                 Ok(Err(error)) => Err(Box::new(error) as PrepareError),
                 Err((path, error)) => Err(format!("could not read the artifact {}: {error}", path.display()).into()),
             }
@@ -86,11 +86,11 @@ impl WasmFunction {
     }
 }
 
-impl Prepared<Input, HttpResponse> for WasmFunction {
+impl Prepared<Input, FunctionResponse> for WasmFunction {
     fn create(
         &self,
         config: &Arc<InstanceConfig>,
-    ) -> BoxFuture<'_, Result<Box<dyn Instance<Input, HttpResponse>>, InvokeError>> {
+    ) -> BoxFuture<'_, Result<Box<dyn Instance<Input, FunctionResponse>>, InvokeError>> {
         let config = config.clone();
         Box::pin(async move {
             let component = self.load().await?;
@@ -103,7 +103,7 @@ impl Prepared<Input, HttpResponse> for WasmFunction {
             };
             let instance = component.instance(options, config.reuse_state).await?;
             Ok(Box::new(Loaded { instance, function: self.function.clone(), _code: component })
-                as Box<dyn Instance<Input, HttpResponse>>)
+                as Box<dyn Instance<Input, FunctionResponse>>)
         })
     }
 }
@@ -115,17 +115,14 @@ struct Loaded {
     _code: Arc<PreparedComponent>,
 }
 
-impl Instance<Input, HttpResponse> for Loaded {
-    fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<HttpResponse>> {
+impl Instance<Input, FunctionResponse> for Loaded {
+    fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<FunctionResponse>> {
         Box::pin(async move {
             let request = updraft_runtime::cloudevents::request(input, self.function.as_str(), &call);
             let outcome = self.instance.run(request, call.timeout).await;
-            Invoked {
-                reusable: outcome.result.is_ok(),
-                result: outcome.result,
-                output: outcome.output,
-                max_memory_used: outcome.memory_peak,
-            }
+            let reusable = outcome.result.is_ok();
+            let result = outcome.result.map(|response| response.map(ResponseBody::whole));
+            Invoked::ended(result, outcome.output, outcome.memory_peak, reusable)
         })
     }
 }

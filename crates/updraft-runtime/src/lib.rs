@@ -9,11 +9,13 @@
 
 #![forbid(unsafe_code)]
 
+mod body;
 pub mod cloudevents;
 mod input;
 mod log_budget;
 mod traits;
 
+pub use body::{BodyCut, BodySender, FunctionResponse, ReaderGone, ResponseBody};
 pub use input::{Event, EventOrigin, HttpRequest, HttpResponse, Input, InvokeContext, new_trace_id, replay_webhook};
 pub use log_budget::LogBudget;
 pub use traits::{

@@ -92,8 +92,8 @@ impl Call {
     }
 }
 
-/// How one invocation on an instance ended.
-#[derive(Debug)]
+/// How one invocation on an instance ended, or how its result began when its body
+/// still streams (`rest`).
 pub struct Invoked<O> {
     pub result: Result<O, InvokeError>,
     /// What the guest wrote to stdout and stderr.
@@ -103,6 +103,19 @@ pub struct Invoked<O> {
     /// Whether the instance may serve another invocation. A runtime answers `false`
     /// after anything that may have left the instance broken (a timeout, a trap).
     pub reusable: bool,
+    /// For a result whose body still streams from the instance: the rest of the
+    /// invocation, which ends when the body does. The instance stays busy and the
+    /// invocation's deadline holds until then; what it reports (an error cutting the
+    /// body, more output, the memory peak, whether the instance may be reused) is the
+    /// invocation's last word.
+    pub rest: Option<BoxFuture<'static, Invoked<()>>>,
+}
+
+impl<O> Invoked<O> {
+    /// An invocation that ended with `result`, its body (if any) whole.
+    pub fn ended(result: Result<O, InvokeError>, output: GuestOutput, max_memory_used: u64, reusable: bool) -> Self {
+        Self { result, output, max_memory_used, reusable, rest: None }
+    }
 }
 
 /// Which stream a piece of guest output came from.
@@ -110,6 +123,18 @@ pub struct Invoked<O> {
 pub enum LogStream {
     Stdout,
     Stderr,
+}
+
+impl<O: fmt::Debug> fmt::Debug for Invoked<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Invoked")
+            .field("result", &self.result)
+            .field("output", &self.output)
+            .field("max_memory_used", &self.max_memory_used)
+            .field("reusable", &self.reusable)
+            .field("streaming", &self.rest.is_some())
+            .finish()
+    }
 }
 
 impl LogStream {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use updraft_model::{
     FunctionName, InvocationRecord, InvocationStatus, TraceParent, TriggerKind, VersionNumber, now_millis,
 };
@@ -382,13 +382,15 @@ impl<I: Send + 'static, O: Send + 'static> Scheduler<I, O> {
         let shared = self.shared.clone();
         shared.in_flight.fetch_add(1, Ordering::AcqRel);
         let pool = pool.clone();
-        let task = tokio::spawn(async move {
+        let (answer, answered) = oneshot::channel();
+        tokio::spawn(async move {
             let in_flight = InFlight(shared);
             let shared = &in_flight.0;
             // The one record of this invocation: `run` fills it in, and it goes to the
             // sink here, once, however the invocation ended (a panic included).
             let mut record = new_record(&pool, meta, now_millis());
-            let run = AssertUnwindSafe(shared.run(&pool, input, &mut record)).catch_unwind().await;
+            let mut answer = Some(answer);
+            let run = AssertUnwindSafe(shared.run(&pool, input, &mut record, &mut answer)).catch_unwind().await;
             let (result, output) = run.unwrap_or_else(|panic| {
                 let message = panic_message(&panic);
                 tracing::error!(function = %pool.spec.function, message, "the runtime panicked during an invocation");
@@ -397,9 +399,21 @@ impl<I: Send + 'static, O: Send + 'static> Scheduler<I, O> {
                 (Err(Failure::Function(error)), GuestOutput::default())
             });
             shared.sink.finished(record, output);
-            result
+            let answered = match result {
+                Ok(Some(done)) => Ok(done),
+                Err(failure) => Err(failure),
+                // A streamed result went back when its head was there.
+                Ok(None) => return,
+            };
+            if let Some(answer) = answer {
+                let _ = answer.send(answered);
+            }
         });
-        task.await.unwrap_or_else(|join| Err(Failure::Function(InvokeError::Internal { message: join.to_string() })))
+        answered.await.unwrap_or_else(|_| {
+            Err(Failure::Function(InvokeError::Internal {
+                message: "the invocation's task ended without an answer".into(),
+            }))
+        })
     }
 
     /// Waits until no invocation is running, or `within` passes; says which.
@@ -452,13 +466,16 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
     }
 
     /// Runs one invocation, filling in `record`; returns the result and the guest's
-    /// output.
+    /// output. A result whose body still streams goes to the caller through `answer`
+    /// as soon as its head is there; the invocation ends (the instance is handed back,
+    /// the record completed) when the body does.
     async fn run(
         self: &Arc<Self>,
         pool: &Arc<Pool<I, O>>,
         input: I,
         record: &mut InvocationRecord,
-    ) -> (Result<Done<O>, Failure>, GuestOutput) {
+        answer: &mut Option<oneshot::Sender<Result<Done<O>, Failure>>>,
+    ) -> (Result<Option<Done<O>>, Failure>, GuestOutput) {
         let permit = match self.admit(pool).await {
             Ok(permit) => permit,
             Err(throttle) => return (Err(throttled(record, throttle)), GuestOutput::default()),
@@ -510,38 +527,48 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         };
         let started = Instant::now();
         let instance = held.instance.as_mut().expect("a held instance is present until dropped");
-        let invoked = match tokio::time::timeout(timeout + BACKSTOP_GRACE, instance.invoke(input, call)).await {
-            Ok(invoked) => invoked,
-            Err(_elapsed) => {
-                static OVERRAN: updraft_runtime::LogBudget =
-                    updraft_runtime::LogBudget::new(10, Duration::from_secs(1));
-                if let Some(suppressed) = OVERRAN.admit() {
-                    tracing::warn!(function = %pool.spec.function, suppressed, "the runtime did not stop an invocation at its timeout; discarding the instance");
+        let backstop = timeout + BACKSTOP_GRACE;
+        let invoked = tokio::time::timeout(backstop, instance.invoke(input, call))
+            .await
+            .unwrap_or_else(|_elapsed| overran(pool, timeout));
+        let Invoked { result, mut output, mut max_memory_used, mut reusable, rest } = invoked;
+        let result = match (result, rest) {
+            (Ok(head), Some(rest)) => {
+                let done =
+                    Done { output: head, version: pool.spec.version, cold: record.cold, duration: started.elapsed() };
+                if let Some(answer) = answer.take() {
+                    let _ = answer.send(Ok(done));
                 }
-                Invoked {
-                    result: Err(InvokeError::Timeout { timeout }),
-                    output: GuestOutput::default(),
-                    max_memory_used: 0,
-                    reusable: false,
-                }
+                let left = backstop.saturating_sub(started.elapsed());
+                let ended = tokio::time::timeout(left, rest).await.unwrap_or_else(|_elapsed| overran(pool, timeout));
+                output.chunks.extend(ended.output.chunks);
+                output.truncated |= ended.output.truncated;
+                max_memory_used = max_memory_used.max(ended.max_memory_used);
+                reusable = ended.reusable;
+                ended.result.map(|()| None)
             }
+            (result, _) => result.map(Some),
         };
         record.duration = started.elapsed();
-        let timed_out = matches!(invoked.result, Err(InvokeError::Timeout { .. }));
+        let timed_out = matches!(result, Err(InvokeError::Timeout { .. }));
         // The instance goes back before the permit is released, so the next admitted
         // invocation finds it warm.
-        busy.finish(held, invoked.reusable && !timed_out);
+        busy.finish(held, reusable && !timed_out);
         drop(permit);
 
-        record.max_memory_used = invoked.max_memory_used;
-        let result = match invoked.result {
-            Ok(output) => Ok(Done { output, version: pool.spec.version, cold: record.cold, duration: record.duration }),
+        record.max_memory_used = max_memory_used;
+        let result = match result {
+            Ok(Some(output)) => {
+                Ok(Some(Done { output, version: pool.spec.version, cold: record.cold, duration: record.duration }))
+            }
+            // The caller has the result already.
+            Ok(None) => Ok(None),
             Err(error) => {
                 set_error(record, &error);
                 Err(Failure::Function(error))
             }
         };
-        (result, invoked.output)
+        (result, output)
     }
 
     /// Starts an instance for `pool`, whose `starting` count the caller has already
@@ -692,6 +719,16 @@ fn new_record<I, O>(pool: &Pool<I, O>, meta: InvocationMeta, started_at: i64) ->
         // The platform's recorder knows which node this is.
         node: String::new(),
     }
+}
+
+/// What an invocation that the runtime did not stop at its deadline ends with; its
+/// instance is discarded.
+fn overran<I, O, T>(pool: &Pool<I, O>, timeout: Duration) -> Invoked<T> {
+    static OVERRAN: updraft_runtime::LogBudget = updraft_runtime::LogBudget::new(10, Duration::from_secs(1));
+    if let Some(suppressed) = OVERRAN.admit() {
+        tracing::warn!(function = %pool.spec.function, suppressed, "the runtime did not stop an invocation at its timeout; discarding the instance");
+    }
+    Invoked::ended(Err(InvokeError::Timeout { timeout }), GuestOutput::default(), 0, false)
 }
 
 fn throttled(record: &mut InvocationRecord, throttle: Throttle) -> Failure {

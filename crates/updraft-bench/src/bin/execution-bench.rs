@@ -29,7 +29,7 @@ use hdrhistogram::Histogram;
 use updraft_model::{
     ArtifactDigest, FunctionConfig, InvocationRecord, Limits, RuntimeKind as Kind, TriggerKind, VersionNumber,
 };
-use updraft_runtime::{Call, GuestOutput, HttpResponse, Input, InstanceConfig, Prepared, Runtime, VersionSource};
+use updraft_runtime::{Call, FunctionResponse, GuestOutput, Input, InstanceConfig, Prepared, Runtime, VersionSource};
 use updraft_runtime_wasm::{Pooling, WasmEngineConfig, WasmRuntime};
 use updraft_scheduler::{InvocationMeta, InvocationSink, PoolSpec, Scheduler, SchedulerConfig};
 use updraft_test_programs as programs;
@@ -153,13 +153,13 @@ async fn in_process(samples: usize) -> anyhow::Result<()> {
         instance: (*instance_config).clone(),
     };
     // Compiles once into the cache; every later prepare finds it there.
-    let prepare = async || -> anyhow::Result<Arc<dyn Prepared<Input, HttpResponse>>> {
-        Runtime::<Input, HttpResponse>::prepare(&wasm, source.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))
+    let prepare = async || -> anyhow::Result<Arc<dyn Prepared<Input, FunctionResponse>>> {
+        Runtime::<Input, FunctionResponse>::prepare(&wasm, source.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))
     };
     prepare().await?;
 
     let inits = Arc::new(Inits::default());
-    let scheduler: Scheduler<Input, HttpResponse> = Scheduler::new(SchedulerConfig::default(), inits.clone());
+    let scheduler: Scheduler<Input, FunctionResponse> = Scheduler::new(SchedulerConfig::default(), inits.clone());
 
     // Baseline: the runtime called directly, one warm instance.
     let prepared = prepare().await?;

@@ -26,7 +26,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use updraft_model::{ArtifactDigest, ByteSize, FunctionConfig, FunctionName, Limits, RuntimeKind as Kind};
 use updraft_runtime::{
-    Call, Event, EventOrigin, HttpResponse, Input, InstanceConfig, Prepared, Runtime, VersionSource,
+    Call, Event, EventOrigin, FunctionResponse, Input, InstanceConfig, Prepared, Runtime, VersionSource,
 };
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
 
@@ -125,7 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let started = Instant::now();
             let invoked = instance.invoke(event(Bytes::from_static(b"{}")), call(i)).await;
             let elapsed = started.elapsed();
-            let body = invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?.into_body();
+            let body = invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?.into_body().read_whole().await?;
             let answer: serde_json::Value = serde_json::from_slice(&body)?;
             if i >= cli.warm / 10 {
                 round_trip.record(elapsed.as_nanos() as u64)?;
@@ -234,7 +234,7 @@ async fn egress(runtime: &ProcessRuntime, dir: &Path, count: usize) -> anyhow::R
         config,
     };
     let prepared =
-        Runtime::<Input, HttpResponse>::prepare(runtime, source).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        Runtime::<Input, FunctionResponse>::prepare(runtime, source).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let instance_config = Arc::new(InstanceConfig {
         memory_limit: 256 << 20,
         env: Vec::new().into(),
@@ -251,7 +251,7 @@ async fn egress(runtime: &ProcessRuntime, dir: &Path, count: usize) -> anyhow::R
         let invoked = instance
             .invoke(event(Bytes::from(payload)), Call { timeout: Duration::from_secs(60), ..call(round) })
             .await;
-        let body = invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?.into_body();
+        let body = invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?.into_body().read_whole().await?;
         let answer: serde_json::Value = serde_json::from_slice(&body)?;
         for time in answer["times"].as_array().into_iter().flatten() {
             sandboxed.record(time.as_u64().unwrap_or(1).max(1))?;
@@ -288,7 +288,7 @@ async fn egress(runtime: &ProcessRuntime, dir: &Path, count: usize) -> anyhow::R
 
 /// One cold start: a new instance answering its first event, in microseconds.
 async fn cold_start(
-    prepared: &Arc<dyn Prepared<Input, HttpResponse>>,
+    prepared: &Arc<dyn Prepared<Input, FunctionResponse>>,
     config: &Arc<InstanceConfig>,
     i: usize,
 ) -> anyhow::Result<u64> {
@@ -318,7 +318,7 @@ async fn prepare(
     runtime: &ProcessRuntime,
     kind: Kind,
     zip: &Path,
-) -> anyhow::Result<Arc<dyn Prepared<Input, HttpResponse>>> {
+) -> anyhow::Result<Arc<dyn Prepared<Input, FunctionResponse>>> {
     let config = FunctionConfig {
         handler: Some("app.handler".into()),
         memory: ByteSize::mib(256),
@@ -331,7 +331,7 @@ async fn prepare(
         artifact_path: zip.to_owned(),
         config,
     };
-    Runtime::<Input, HttpResponse>::prepare(runtime, source).await.map_err(|e| anyhow::anyhow!("{e}"))
+    Runtime::<Input, FunctionResponse>::prepare(runtime, source).await.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// An event invocation (Lambda's Invoke API) with `payload`.

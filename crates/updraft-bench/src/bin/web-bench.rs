@@ -28,7 +28,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt as _, Full};
 use updraft_model::{ArtifactDigest, ByteSize, FunctionConfig, FunctionName, Limits, RuntimeKind, ServerSpec};
-use updraft_runtime::{Call, HttpResponse, Input, InstanceConfig, Prepared, Runtime, VersionSource};
+use updraft_runtime::{Call, FunctionResponse, Input, InstanceConfig, Invoked, Prepared, Runtime, VersionSource};
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
 
 /// The first argument that makes this binary the jailer, as `updraft __jail` is.
@@ -96,7 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let started = Instant::now();
             let mut instance = prepared.create(&config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             let invoked = instance.invoke(hello(), call(i)).await;
-            anyhow::ensure!(invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?.status() == 200, "not a 200");
+            anyhow::ensure!(finish(invoked).await? == 200, "not a 200");
             cold.record(started.elapsed().as_micros() as u64)?;
             instance.dispose();
         }
@@ -116,7 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for i in 0..cli.warm + cli.warm / 10 {
                 let started = Instant::now();
                 let invoked = instance.invoke(hello(), call(i)).await;
-                anyhow::ensure!(invoked.result.map_err(|e| anyhow::anyhow!("{e}"))?.status() == 200, "not a 200");
+                anyhow::ensure!(finish(invoked).await? == 200, "not a 200");
                 if i >= cli.warm / 10 {
                     warm.record(started.elapsed().as_nanos() as u64)?;
                 }
@@ -282,11 +282,29 @@ fn zip_dir(src: &Path, path: &Path) -> anyhow::Result<PathBuf> {
     Ok(path.to_owned())
 }
 
+/// Runs an invocation to its end, as the scheduler does: its body, which streams, is
+/// read whole while the rest of the invocation runs. Returns the status.
+async fn finish(invoked: Invoked<FunctionResponse>) -> anyhow::Result<u16> {
+    let Invoked { result, rest, .. } = invoked;
+    let response = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let status = response.status().as_u16();
+    let ended = async {
+        match rest {
+            Some(rest) => rest.await.result,
+            None => Ok(()),
+        }
+    };
+    let (body, ended) = tokio::join!(response.into_body().read_whole(), ended);
+    body?;
+    ended.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(status)
+}
+
 async fn prepare(
     runtime: &ProcessRuntime,
     app: &App,
     zip: &Path,
-) -> anyhow::Result<Arc<dyn Prepared<Input, HttpResponse>>> {
+) -> anyhow::Result<Arc<dyn Prepared<Input, FunctionResponse>>> {
     let server = ServerSpec {
         command: app.command.to_owned(),
         readiness_path: "/hello".to_owned(),
@@ -304,7 +322,7 @@ async fn prepare(
         artifact_path: zip.to_owned(),
         config,
     };
-    Runtime::<Input, HttpResponse>::prepare(runtime, source).await.map_err(|e| anyhow::anyhow!("{e}"))
+    Runtime::<Input, FunctionResponse>::prepare(runtime, source).await.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn hello() -> Input {

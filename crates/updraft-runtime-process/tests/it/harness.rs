@@ -9,13 +9,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use updraft_model::{ArtifactDigest, ByteSize, FunctionConfig, FunctionName, Limits, RuntimeKind as Kind, ServerSpec};
 use updraft_runtime::{
-    Call, Event, EventOrigin, Instance, InstanceConfig, InvokeError, Invoked, Prepared, Runtime, VersionSource,
+    Call, Event, EventOrigin, FunctionResponse, Instance, InstanceConfig, InvokeError, Invoked, Prepared, Runtime,
+    VersionSource,
 };
 pub use updraft_runtime::{HttpResponse, Input};
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
 
 /// A started instance.
-pub type Started = Box<dyn Instance<Input, HttpResponse>>;
+pub type Started = Box<dyn Instance<Input, FunctionResponse>>;
 
 pub struct Harness {
     pub runtime: ProcessRuntime,
@@ -142,7 +143,7 @@ impl Harness {
         name: &str,
         function: &Function,
         zip: &Path,
-    ) -> Result<Arc<dyn Prepared<Input, HttpResponse>>, String> {
+    ) -> Result<Arc<dyn Prepared<Input, FunctionResponse>>, String> {
         let config = FunctionConfig {
             handler: function.handler.map(str::to_owned),
             server: function.server.clone(),
@@ -162,7 +163,7 @@ impl Harness {
             artifact_path: zip.to_owned(),
             config,
         };
-        Runtime::<Input, HttpResponse>::prepare(&self.runtime, source).await.map_err(|e| e.to_string())
+        Runtime::<Input, FunctionResponse>::prepare(&self.runtime, source).await.map_err(|e| e.to_string())
     }
 
     /// Starts an instance of the function whose bundle is the folder `src`.
@@ -171,7 +172,7 @@ impl Harness {
         name: &str,
         function: Function,
         src: &Path,
-    ) -> Result<Box<dyn Instance<Input, HttpResponse>>, InvokeError> {
+    ) -> Result<Box<dyn Instance<Input, FunctionResponse>>, InvokeError> {
         let zip = bundle_dir(self.dir.path(), name, src);
         let prepared = self.prepare(name, &function, &zip).await.expect("the function prepares");
         prepared.create(&instance_config(function.memory)).await
@@ -182,7 +183,7 @@ impl Harness {
         name: &str,
         function: Function,
         files: &[(&str, &str, bool)],
-    ) -> Result<Box<dyn Instance<Input, HttpResponse>>, InvokeError> {
+    ) -> Result<Box<dyn Instance<Input, FunctionResponse>>, InvokeError> {
         let zip = bundle(self.dir.path(), name, files);
         let prepared = self.prepare(name, &function, &zip).await.expect("the function prepares");
         prepared.create(&instance_config(function.memory)).await
@@ -220,11 +221,41 @@ pub fn event(payload: serde_json::Value) -> Input {
 }
 
 pub async fn invoke(
-    instance: &mut Box<dyn Instance<Input, HttpResponse>>,
+    instance: &mut Box<dyn Instance<Input, FunctionResponse>>,
     id: &str,
     payload: serde_json::Value,
 ) -> Invoked<HttpResponse> {
-    instance.invoke(event(payload), call(id, Duration::from_secs(10))).await
+    whole(instance.invoke(event(payload), call(id, Duration::from_secs(10))).await).await
+}
+
+/// Runs an invocation to its end as the scheduler does: a body that streams is read
+/// whole while the rest of the invocation runs, and how the rest ended is the
+/// invocation's last word.
+pub async fn whole(invoked: Invoked<FunctionResponse>) -> Invoked<HttpResponse> {
+    let Invoked { result, mut output, mut max_memory_used, mut reusable, rest } = invoked;
+    let response = match result {
+        Ok(response) => response,
+        Err(error) => return Invoked::ended(Err(error), output, max_memory_used, reusable),
+    };
+    let (parts, body) = response.into_parts();
+    let (read, ended) = tokio::join!(body.read_whole(), async {
+        match rest {
+            Some(rest) => Some(rest.await),
+            None => None,
+        }
+    });
+    let mut result = read
+        .map(|body| http::Response::from_parts(parts, body))
+        .map_err(|cut| InvokeError::BadResponse { message: cut.to_string() });
+    if let Some(ended) = ended {
+        output.chunks.extend(ended.output.chunks);
+        max_memory_used = max_memory_used.max(ended.max_memory_used);
+        reusable = ended.reusable;
+        if let Err(error) = ended.result {
+            result = Err(error);
+        }
+    }
+    Invoked::ended(result, output, max_memory_used, reusable)
 }
 
 /// The JSON body of a successful invocation.
@@ -237,6 +268,6 @@ pub fn json(invoked: &Invoked<HttpResponse>) -> serde_json::Value {
     }
 }
 
-pub fn output(invoked: &Invoked<HttpResponse>) -> String {
+pub fn output<O>(invoked: &Invoked<O>) -> String {
     invoked.output.chunks.iter().map(|(_, b)| String::from_utf8_lossy(b)).collect()
 }

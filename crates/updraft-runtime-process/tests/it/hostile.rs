@@ -232,6 +232,7 @@ async fn one_instance_failing_leaves_the_others_serving() {
             call("x", Duration::from_millis(500)),
         )
         .await;
+    let timed_out = crate::harness::whole(timed_out).await;
     assert!(timed_out.result.is_err());
     assert_eq!(json(&invoke(&mut b, "b-1", json!({"attack": "whoami"})).await)["hostname"], "updraft");
 }

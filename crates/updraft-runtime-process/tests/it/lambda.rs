@@ -166,7 +166,8 @@ def handler(event, context):
         .header("x-updraft-route", "/things")
         .body(bytes::Bytes::from_static(b"hello"))
         .unwrap();
-    let invoked = instance.invoke(Input::Http(request), call("h-1", Duration::from_secs(10))).await;
+    let invoked =
+        crate::harness::whole(instance.invoke(Input::Http(request), call("h-1", Duration::from_secs(10))).await).await;
     let response = invoked.result.as_ref().unwrap_or_else(|e| panic!("{e}: {}", output(&invoked)));
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["x-route"], "POST /things");
@@ -180,7 +181,10 @@ async fn a_handler_past_its_timeout_is_killed_and_not_reused() {
     let h = harness().await;
     let code = "import time\ndef handler(event, context):\n    time.sleep(30)\n";
     let mut instance = h.start("py-slow", Function::python("app.handler"), &[("app.py", code, false)]).await.unwrap();
-    let invoked = instance.invoke(crate::harness::event(json!({})), call("t-1", Duration::from_millis(300))).await;
+    let invoked = crate::harness::whole(
+        instance.invoke(crate::harness::event(json!({})), call("t-1", Duration::from_millis(300))).await,
+    )
+    .await;
     assert!(matches!(invoked.result, Err(InvokeError::Timeout { .. })), "{:?}", invoked.result);
     assert!(!invoked.reusable);
 }

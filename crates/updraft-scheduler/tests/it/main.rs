@@ -24,6 +24,9 @@ enum Script {
     Fail {
         reusable: bool,
     },
+    /// Answers at once with a result whose body streams until the semaphore gives a
+    /// permit (then the rest ends well), or forever.
+    Stream(Arc<Semaphore>),
     /// Never finishes (a runtime that does not enforce its deadline).
     Hang,
     Panic,
@@ -63,6 +66,18 @@ impl Instance<Script, u32> for FakeInstance {
             let output = GuestOutput { chunks: vec![(LogStream::Stdout, b"hi\n".to_vec())], truncated: false };
             let (result, reusable) = match script {
                 Script::Answer => (Ok(self.id), true),
+                Script::Stream(gate) => {
+                    let rest = async move {
+                        gate.acquire().await.unwrap().forget();
+                        let more =
+                            GuestOutput { chunks: vec![(LogStream::Stdout, b"streamed\n".to_vec())], truncated: false };
+                        Invoked::ended(Ok(()), more, 2 << 20, true)
+                    };
+                    return Invoked {
+                        rest: Some(Box::pin(rest)),
+                        ..Invoked::ended(Ok(self.id), output, 1 << 20, true)
+                    };
+                }
                 Script::Hold(gate) => {
                     gate.acquire().await.unwrap().forget();
                     (Ok(self.id), true)
@@ -71,7 +86,7 @@ impl Instance<Script, u32> for FakeInstance {
                 Script::Hang => std::future::pending().await,
                 Script::Panic => panic!("the runtime broke"),
             };
-            Invoked { result, output, max_memory_used: 1 << 20, reusable }
+            Invoked::ended(result, output, 1 << 20, reusable)
         })
     }
 
@@ -81,17 +96,23 @@ impl Instance<Script, u32> for FakeInstance {
 }
 
 #[derive(Default)]
-struct Records(Mutex<Vec<InvocationRecord>>);
+struct Records(Mutex<Vec<(InvocationRecord, GuestOutput)>>);
 
 impl InvocationSink for Records {
-    fn finished(&self, record: InvocationRecord, _output: GuestOutput) {
-        self.0.lock().unwrap().push(record);
+    fn finished(&self, record: InvocationRecord, output: GuestOutput) {
+        self.0.lock().unwrap().push((record, output));
     }
 }
 
 impl Records {
     fn all(&self) -> Vec<InvocationRecord> {
-        self.0.lock().unwrap().clone()
+        self.0.lock().unwrap().iter().map(|(record, _)| record.clone()).collect()
+    }
+
+    fn output(&self, id: &str) -> String {
+        let records = self.0.lock().unwrap();
+        let (_, output) = records.iter().find(|(record, _)| record.id == id).unwrap();
+        output.chunks.iter().map(|(_, chunk)| String::from_utf8_lossy(chunk)).collect()
     }
 
     fn count(&self, status: InvocationStatus) -> usize {
@@ -360,4 +381,39 @@ async fn drain_waits_for_running_invocations() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_result_returns_at_once_and_the_invocation_ends_with_its_body() {
+    let setup = setup(SchedulerConfig::default());
+    let pool = setup.register(PoolSpec { timeout: Duration::from_secs(10), ..spec("streams") });
+    let gate = Arc::new(Semaphore::new(0));
+    let request = meta();
+    let id = request.id.clone();
+    let done = setup.scheduler.invoke(&pool, Script::Stream(gate.clone()), request).await.unwrap();
+    assert_eq!(done.output, 1);
+    // Still running: the instance is busy, the record not written, the body streaming.
+    assert_eq!(pool.stats().busy, 1);
+    assert_eq!(setup.scheduler.in_flight(), 1);
+    assert!(setup.records.all().is_empty());
+
+    gate.add_permits(1);
+    wait_for("the record", || setup.records.all().len() == 1).await;
+    let record = &setup.records.all()[0];
+    assert_eq!((record.status, record.max_memory_used), (InvocationStatus::Success, 2 << 20));
+    assert_eq!(setup.records.output(&id), "hi\nstreamed\n", "the output is the head's and the rest's");
+    let stats = pool.stats();
+    assert_eq!((stats.busy, stats.idle), (0, 1), "the instance is back once its body ended");
+
+    // A body still streaming at the deadline ends the invocation as timed out, and its
+    // instance is not reused.
+    let timed = setup.register(spec("streams-forever"));
+    let request = meta();
+    let id = request.id.clone();
+    setup.scheduler.invoke(&timed, Script::Stream(Arc::new(Semaphore::new(0))), request).await.unwrap();
+    wait_for("the timeout", || setup.records.all().iter().any(|r| r.id == id)).await;
+    let record = setup.records.all().into_iter().find(|r| r.id == id).unwrap();
+    assert_eq!(record.status, InvocationStatus::Timeout);
+    let stats = timed.stats();
+    assert_eq!((stats.busy, stats.idle), (0, 0));
 }

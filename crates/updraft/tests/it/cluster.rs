@@ -448,7 +448,7 @@ fn ticks(seen: &std::collections::HashMap<String, usize>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_a_node_under_load_loses_nothing_acknowledged() {
-    let _cluster = crate::harness::HEAVY_LOAD.read().await;
+    let _alone = crate::harness::HEAVY_LOAD.write().await;
     node_loss(&[]).await;
 }
 
@@ -456,7 +456,7 @@ async fn losing_a_node_under_load_loses_nothing_acknowledged() {
 /// dead node's events come back when their ack wait (3 s here) runs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_a_node_under_load_loses_nothing_acknowledged_on_nats() {
-    let _cluster = crate::harness::HEAVY_LOAD.read().await;
+    let _alone = crate::harness::HEAVY_LOAD.write().await;
     let url = std::env::var("UPDRAFT_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
     let unique = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let stream = format!("UPDRAFT_CLUSTER_{}_{unique}", std::process::id());
@@ -531,10 +531,31 @@ async fn node_loss(queue: &[&str]) {
 
     // Every acknowledged event runs (C's leases are taken over once it is declared
     // dead) and leaves a success record.
-    wait_for_witness(&seen, "every acknowledged event delivered", |seen| {
-        accepted.iter().all(|id| seen.contains_key(id))
-    })
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let missing: Vec<&String> = {
+            let seen = seen.lock().unwrap();
+            accepted.iter().filter(|id| !seen.contains_key(*id)).collect()
+        };
+        if missing.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            // Say where the undelivered events stand, so a failure tells slowness from loss.
+            let records = crate::execution::records(&a, "witnessed").await;
+            let status = |id: &str| {
+                records.iter().find(|r| r["id"] == id).map_or("no record".to_owned(), |r| r["status"].to_string())
+            };
+            let sample: Vec<String> = missing.iter().take(10).map(|id| format!("{id}: {}", status(id))).collect();
+            panic!(
+                "{} of {} acknowledged events never reached the witness after {:?}; for instance {sample:#?}",
+                missing.len(),
+                accepted.len(),
+                killed.elapsed()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     eprintln!("all {} acknowledged events delivered {:?} after the kill", accepted.len(), killed.elapsed());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -18,9 +18,10 @@ pub fn repo_root() -> PathBuf {
 /// with their Python sandboxes, thousands of events and kill -9 recoveries) hold this
 /// for reading; a test whose exact counts have failed beside them (a wasm guest's
 /// outbound request reported as "connection reset": the end of its request body came
-/// late, cause not yet found), and the cluster test that waits for a function homed on
-/// its small node (which once waited a minute in vain beside them), hold it for writing,
-/// so the two kinds never overlap.
+/// late, cause not yet found), the cluster test that waits for a function homed on its
+/// small node (which once waited a minute in vain beside them), and the two node-loss
+/// tests (six servers and 1,200 Python invocations between them, which once both ran past
+/// their two minutes side by side), hold it for writing, so they run alone.
 pub static HEAVY_LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 pub struct TestServer {

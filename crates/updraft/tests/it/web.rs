@@ -372,3 +372,84 @@ async fn a_web_apps_servers_end_with_the_server_that_started_them() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// A plain Node.js server whose answers stream: `/stream` sends a first line, then holds
+/// the answer open until `/release`; `/forever` never ends its answer.
+const STREAMING_SERVER: &str = r#"
+const http = require("http");
+let release = () => {};
+http.createServer((req, res) => {
+  if (req.url === "/") return res.end("ready");
+  if (req.url === "/release") {
+    release();
+    return res.end("released");
+  }
+  res.writeHead(200, { "content-type": "text/plain" });
+  res.write("first\n");
+  if (req.url === "/stream") release = () => res.end("last\n");
+}).listen(Number(process.env.PORT), "127.0.0.1");
+"#;
+
+/// The next chunk of `response`'s body, failing the test rather than waiting forever.
+async fn next_chunk(response: &mut reqwest::Response) -> reqwest::Result<Option<bytes::Bytes>> {
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), response.chunk());
+    chunk.await.expect("no chunk within 20 s")
+}
+
+#[tokio::test]
+async fn a_web_apps_answer_streams_through_the_gateway_and_a_cut_one_ends_in_an_error() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = r#"
+[app]
+name = "streaming"
+
+[functions.ticker]
+runtime = "http"
+source = "app"
+command = "node server.js"
+concurrency_per_instance = 2
+timeout = "3s"
+triggers = [{ http = "GET /stream" }, { http = "GET /release" }, { http = "GET /forever" }]
+"#;
+    write_app(dir.path(), &[("updraft.toml", manifest), ("app/server.js", STREAMING_SERVER)]);
+    server.deploy(dir.path());
+
+    // The first line reaches the client while the function still runs: no record yet.
+    let mut streaming = server.get("/stream").await;
+    assert_eq!(streaming.status(), StatusCode::OK);
+    let id = streaming.headers()["x-updraft-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(next_chunk(&mut streaming).await.unwrap().unwrap(), "first\n");
+    let records = crate::execution::records(&server, "ticker").await;
+    assert!(records.iter().all(|record| record["id"] != id.as_str()), "recorded while streaming: {records:?}");
+
+    // Released by a second request on the same server, it ends cleanly, and its record
+    // counts the time the body streamed.
+    assert_eq!(server.get("/release").await.text().await.unwrap(), "released");
+    assert_eq!(next_chunk(&mut streaming).await.unwrap().unwrap(), "last\n");
+    assert_eq!(next_chunk(&mut streaming).await.unwrap(), None);
+    let record = wait_for_record(&server, "ticker", &id).await;
+    assert_eq!(record["status"], "success", "{record}");
+
+    // An answer still streaming at the function's timeout is cut: the client sees an
+    // error, never a clean end, and the record says why.
+    let mut forever = server.get("/forever").await;
+    let id = forever.headers()["x-updraft-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(next_chunk(&mut forever).await.unwrap().unwrap(), "first\n");
+    assert!(next_chunk(&mut forever).await.is_err(), "a cut answer must not end cleanly");
+    let record = wait_for_record(&server, "ticker", &id).await;
+    assert_eq!(record["status"], "timeout", "{record}");
+}
+
+/// Waits for the record of invocation `id` of `function`.
+async fn wait_for_record(server: &TestServer, function: &str, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let records = crate::execution::records(server, function).await;
+        if let Some(record) = records.into_iter().find(|record| record["id"] == id) {
+            return record;
+        }
+        assert!(std::time::Instant::now() < deadline, "no record of {id}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
