@@ -1,6 +1,7 @@
 //! Reading request bodies under a size limit, refusing early when the declared length
 //! is already too large (so a client that waits for `100 Continue` sends nothing); and
-//! reading one while passing each piece on as it arrives (to a home node).
+//! reading one while passing each piece on as it arrives (to a home node); and
+//! streaming one to a function that reads it as it arrives (a web server).
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -21,6 +22,36 @@ pub(crate) async fn read_limited(
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) => Err(read_error(&*error, limit, what)),
     }
+}
+
+/// Streams `body` to a function as it arrives, under `limit`. The task ends with how
+/// the reading went: a body too large or cut off is the client's error (the function
+/// sees its body cut, never a clean end); a function that stopped reading ends it early.
+pub(crate) fn stream_limited(
+    headers: &http::HeaderMap,
+    body: Body,
+    limit: usize,
+    what: &'static str,
+) -> Result<(updraft_platform::Body, tokio::task::JoinHandle<Result<(), ApiError>>), ApiError> {
+    check_declared(headers, limit, what)?;
+    let (sender, streamed) = updraft_platform::Body::channel();
+    let pump = tokio::spawn(async move {
+        let mut body = Limited::new(body, limit);
+        while let Some(frame) = body.frame().await {
+            match frame.map(http_body::Frame::into_data) {
+                Ok(Ok(data)) => {
+                    if sender.send(data).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(Err(_trailers)) => {}
+                Err(error) => return Err(read_error(&*error, limit, what)),
+            }
+        }
+        let _ = sender.finish().await;
+        Ok(())
+    });
+    Ok((streamed, pump))
 }
 
 /// Reads `body` under `limit` as [`read_limited`] does, and hands each piece to the

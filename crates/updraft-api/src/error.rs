@@ -186,6 +186,7 @@ impl From<InvokeFailure> for ApiError {
                     InvokeError::Init { .. } => (StatusCode::BAD_GATEWAY, "function_init_failed"),
                     InvokeError::Function { .. } => (StatusCode::BAD_GATEWAY, "function_error"),
                     InvokeError::Exited { .. } => (StatusCode::BAD_GATEWAY, "function_exited"),
+                    InvokeError::RequestCut => (StatusCode::BAD_REQUEST, "request_body_cut"),
                     InvokeError::Internal { .. } => return ApiError::internal(error),
                 };
                 // The guest's own failure is the user's to see (it is their code), but

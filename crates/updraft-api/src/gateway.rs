@@ -14,7 +14,8 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use updraft_model::{HttpAuth, TraceParent, WebhookTrigger, span_id_of};
 use updraft_platform::{
-    Home, Input, Invocation, InvokeContext, LiveFunction, RouteMatch, TriggerKind, WebhookRequest, new_trace_id,
+    Home, Input, Invocation, InvokeContext, InvokeError, InvokeFailure, LiveFunction, RouteMatch, TriggerKind,
+    WebhookRequest, new_trace_id,
 };
 
 use crate::request_id::{Forwarded, RequestId};
@@ -117,9 +118,14 @@ async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: 
                 }
                 Forward::Overloaded => {}
             }
-            whole?
+            Arrived::Whole(whole?)
         }
-        Home::Here => crate::body::read_limited(&parts.headers, body, limit, "request body").await?,
+        // A web server reads the body as it arrives; the others get it whole.
+        Home::Here if routed.webhook.is_none() && routed.function.config.streams_requests() => {
+            let (streamed, pump) = crate::body::stream_limited(&parts.headers, body, limit, "request body")?;
+            Arrived::Streaming(streamed, pump)
+        }
+        Home::Here => Arrived::Whole(crate::body::read_limited(&parts.headers, body, limit, "request body").await?),
     };
     // The `x-updraft-` headers a function sees are Updraft's word (the route, its
     // parameters, the request id): a client's own are dropped, never passed on.
@@ -144,9 +150,13 @@ async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: 
     let path_and_query = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".to_owned());
     parts.uri = path_and_query.parse().map_err(|_| ApiError::bad_request("invalid request URI"))?;
     parts.extensions = http::Extensions::new();
-    if let Some(webhook) = &routed.webhook {
-        return accept_webhook(state, &routed, webhook, parts, body).await;
-    }
+    let (body, pump) = match body {
+        Arrived::Whole(body) => match &routed.webhook {
+            Some(webhook) => return accept_webhook(state, &routed, webhook, parts, body).await,
+            None => (updraft_platform::Body::whole(body), None),
+        },
+        Arrived::Streaming(body, pump) => (body, Some(pump)),
+    };
     // The function sees its own invocation as the parent of whatever it calls, in both
     // the W3C form and AWS's (which API Gateway events carry).
     let caller = trace_parent(&parts.headers);
@@ -159,12 +169,30 @@ async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: 
         trace_id: Some(trace_id),
         ..InvokeContext::new(request_id.to_owned(), TriggerKind::Http, caller)
     };
-    let invocation = state.platform.invoke(&routed.function, Input::Http(guest_request), context).await?;
+    let invocation = match state.platform.invoke(&routed.function, Input::Http(guest_request), context).await {
+        Ok(invocation) => invocation,
+        // The body the function was reading was cut off on the client's side (too
+        // large, cut, too slow): the client's error, as when it is read whole.
+        Err(InvokeFailure::Function { error: InvokeError::RequestCut, .. }) if let Some(pump) = pump => {
+            pump.await.map_err(|join| ApiError::internal(&join))??;
+            return Err(ApiError::bad_request("the request body was cut off before it arrived whole"));
+        }
+        Err(failure) => return Err(failure.into()),
+    };
     let mut response = render(invocation);
     if let Ok(node) = HeaderValue::from_str(state.platform.node_id()) {
         response.headers_mut().insert(NODE_HEADER, node);
     }
     Ok(response)
+}
+
+/// A request's body as the gateway passes it on.
+enum Arrived {
+    /// Read whole: for wasm guests and Lambda handlers, webhooks, and a forward's copy.
+    Whole(Bytes),
+    /// Passed on as it arrives (`crate::body::stream_limited`), with how its reading
+    /// ends.
+    Streaming(updraft_platform::Body, tokio::task::JoinHandle<Result<(), ApiError>>),
 }
 
 /// Says which node ran a request.

@@ -161,6 +161,13 @@ impl FunctionConfig {
         }
     }
 
+    /// Whether the function reads an HTTP request's body as it arrives (a web server,
+    /// `runtime = "http"`), rather than whole once the gateway has all of it (a wasm
+    /// guest, a Lambda handler's API Gateway event).
+    pub fn streams_requests(&self) -> bool {
+        self.runtime == RuntimeKind::Http
+    }
+
     /// The hex sha256 of this configuration's JSON form. Two configurations with the same
     /// fingerprint run the same way, so a deploy that changes neither the artifact nor the
     /// fingerprint makes no new version. Maps are `BTreeMap`s, so the JSON is canonical.

@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use updraft_model::{FunctionName, VersionNumber};
-use updraft_runtime::{Event, Input, InvokeContext, InvokeError, LogBudget, ResponseBody, new_trace_id};
+use updraft_runtime::{Body, Event, Input, InvokeContext, InvokeError, LogBudget, new_trace_id};
 use updraft_scheduler::{Failure, InvocationMeta, Throttle};
 
 use crate::Platform;
 use crate::live::LiveFunction;
 
-/// An invocation's result. Its body (`ResponseBody`) may still be streaming from the
+/// An invocation's result. Its body (`Body`) may still be streaming from the
 /// running instance; `read_whole` waits for all of it.
 #[derive(Debug)]
-pub struct Invocation<B = ResponseBody> {
+pub struct Invocation<B = Body> {
     pub response: http::Response<B>,
     pub version: VersionNumber,
     /// Until the head of the response, for a body that streams.

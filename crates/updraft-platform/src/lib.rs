@@ -56,7 +56,7 @@ pub use updraft_events::{
 };
 
 pub use updraft_model::{ACCOUNT_ID, InvocationRecord, InvocationStatus, REGION, TriggerKind};
-pub use updraft_runtime::{Event, EventOrigin, Input, InvokeContext, InvokeError, new_trace_id};
+pub use updraft_runtime::{Body, Event, EventOrigin, Input, InvokeContext, InvokeError, new_trace_id};
 pub use updraft_runtime_process::{LayerState, SandboxLayer, SandboxStatus, invoke_api};
 pub use updraft_scheduler::{PoolStats, Throttle};
 pub use updraft_telemetry::{Attribute, OtlpConfig, PriceTable, Span, SpanKind, Usage, invocation_spans};

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use chrono::{SecondsFormat, TimeZone as _, Utc};
 use serde_json::json;
 use updraft_model::EventSource;
-use updraft_runtime::{Event, EventOrigin, HttpRequest, Input, replay_webhook};
+use updraft_runtime::{Event, EventOrigin, Input, replay_webhook};
 
 /// Who receives an event, as AWS's ARNs name it.
 pub(crate) struct Receiver<'a> {
@@ -24,14 +24,18 @@ pub(crate) enum Delivery {
     /// This JSON document as the event.
     Payload(Bytes),
     /// This request, mapped to an API Gateway event, and the answer mapped back.
-    Request(Box<HttpRequest>),
+    Request(Box<http::Request<Bytes>>),
 }
 
 /// What the handler is given for `input`, and the client context a direct invocation
-/// carries.
+/// carries. An HTTP request's body must have been read whole (`Input::read_whole`).
 pub(crate) fn delivery(input: Input, receiver: &Receiver<'_>) -> (Delivery, Option<String>) {
     let event = match input {
-        Input::Http(request) => return (Delivery::Request(Box::new(request)), None),
+        Input::Http(request) => {
+            debug_assert!(!request.body().is_streaming(), "a Lambda handler's request is read whole first");
+            let request = request.map(|body| body.as_whole().cloned().unwrap_or_default());
+            return (Delivery::Request(Box::new(request)), None);
+        }
         Input::Event(event) => event,
     };
     let delivery = event_delivery(&event, receiver);
@@ -58,7 +62,9 @@ fn event_delivery(event: &Event, receiver: &Receiver<'_>) -> Delivery {
         }
         EventSource::Schedule { tick_at, .. } => Delivery::Payload(scheduled_event(event, receiver, *tick_at)),
         EventSource::Webhook { .. } => match replay_webhook(event, source) {
-            Some(request) => Delivery::Request(Box::new(request)),
+            Some(request) => {
+                Delivery::Request(Box::new(request.map(|body| body.as_whole().cloned().unwrap_or_default())))
+            }
             None => Delivery::Payload(event.payload.clone()),
         },
         EventSource::Invoke | EventSource::Destination { .. } | EventSource::Email { .. } => {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Response, header};
-use updraft_runtime::{BoxFuture, Call, FunctionResponse, Input, Instance, InvokeError, Invoked, ResponseBody};
+use updraft_runtime::{Body, BoxFuture, Call, FunctionResponse, GuestOutput, Input, Instance, InvokeError, Invoked};
 
 use crate::api::{Event, Reply, RuntimeApi};
 use crate::cgroup::InstanceCgroup;
@@ -42,6 +42,9 @@ impl Instance<Input, FunctionResponse> for ProcessInstance {
         Box::pin(async move {
             // An HTTP request (a route's, or a webhook's replayed) goes as an API Gateway
             // event and its answer comes back as one; an event's payload goes as it is.
+            let Ok(input) = input.read_whole().await else {
+                return Invoked::ended(Err(InvokeError::RequestCut), GuestOutput::default(), 0, true);
+            };
             let receiver = Receiver { function: &self.function, region: &self.region, account_id: &self.account_id };
             let (delivery, client_context) = crate::events::delivery(input, &receiver);
             let http = matches!(delivery, Delivery::Request(_));
@@ -108,7 +111,7 @@ impl Instance<Input, FunctionResponse> for ProcessInstance {
                     (Err(InvokeError::Timeout { timeout: call.timeout }), false)
                 }
             };
-            let result = result.map(|response| response.map(ResponseBody::whole));
+            let result = result.map(|response| response.map(Body::whole));
             Invoked::ended(result, output, max_memory_used, reusable)
         })
     }

@@ -12,9 +12,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{HeaderName, Request, Response, header};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use hyper::body::{Frame, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -22,8 +21,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
 use updraft_model::ServerSpec;
 use updraft_runtime::{
-    BodySender, BoxFuture, Call, FunctionResponse, GuestOutput, HttpRequest, Input, Instance, InvokeError, Invoked,
-    ReaderGone, ResponseBody,
+    Body, BodyCut, BodySender, BoxFuture, Call, FunctionResponse, GuestOutput, HttpRequest, Input, Instance,
+    InvokeError, Invoked, ReaderGone,
 };
 
 use crate::host::{Connector, Pipes};
@@ -210,7 +209,7 @@ pub(crate) struct ServerInstance {
 
 /// An instance's connection to its server while no request is on it; a streamed
 /// response's relay puts it back when the body is through.
-type Kept = Arc<Mutex<Option<SendRequest<Full<Bytes>>>>>;
+type Kept = Arc<Mutex<Option<SendRequest<Body>>>>;
 
 /// Waits until the server in `sandbox` answers `readiness_path` with a status below
 /// 500, or fails with why it did not: it exited, or did not within the init limit.
@@ -275,21 +274,34 @@ async fn readiness(connector: &Connector, path: &str) -> Result<u16, String> {
     let request = Request::get(path)
         .header(header::HOST, "localhost")
         .header(header::USER_AGENT, "updraft-readiness")
-        .body(Full::new(Bytes::new()))
+        .body(Body::default())
         .map_err(|error| error.to_string())?;
     let response = sender.send_request(request).await.map_err(|error| format!("GET {path}: {error}"))?;
     Ok(response.status().as_u16())
 }
 
+/// Whether `error` is the request's body being cut off on its way (its client went
+/// away or sent too much), not the server's doing.
+fn cut_request(error: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(error) = source {
+        if error.is::<BodyCut>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
 /// A new HTTP/1.1 connection to the server.
-async fn connect(connector: &Connector) -> std::io::Result<SendRequest<Full<Bytes>>> {
+async fn connect(connector: &Connector) -> std::io::Result<SendRequest<Body>> {
     let socket = connector.socket().await?;
     let stream = socket.connect(SERVER).await?;
     stream.set_nodelay(true)?;
     handshake(stream).await
 }
 
-async fn handshake<S>(stream: S) -> std::io::Result<SendRequest<Full<Bytes>>>
+async fn handshake<S>(stream: S) -> std::io::Result<SendRequest<Body>>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -304,7 +316,7 @@ where
 
 /// How the wait for a response's head ended.
 enum Head {
-    Answered(Result<(SendRequest<Full<Bytes>>, Response<Incoming>), InvokeError>),
+    Answered(Result<(SendRequest<Body>, Response<Incoming>), InvokeError>),
     Exited(String),
     TimedOut,
 }
@@ -335,7 +347,7 @@ impl Instance<Input, FunctionResponse> for ServerInstance {
             }
             // The gateway frames the body anew.
             parts.headers.remove(header::CONTENT_LENGTH);
-            let (body, streamed) = ResponseBody::channel();
+            let (body, streamed) = Body::channel();
             let relay =
                 Relay { server, kept: self.kept.clone(), sender, incoming, body, deadline, timeout: call.timeout };
             Invoked {
@@ -344,6 +356,7 @@ impl Instance<Input, FunctionResponse> for ServerInstance {
                 max_memory_used: 0,
                 reusable: true,
                 rest: Some(Box::pin(relay.run())),
+                settled: None,
             }
         })
     }
@@ -381,7 +394,7 @@ struct Relay {
     server: Arc<Server>,
     /// Where the connection goes back once the body is through.
     kept: Kept,
-    sender: SendRequest<Full<Bytes>>,
+    sender: SendRequest<Body>,
     incoming: Incoming,
     body: BodySender,
     deadline: tokio::time::Instant,
@@ -437,12 +450,19 @@ impl Relay {
         };
         let result = match step {
             Step::Complete => {
-                // A caller gone at the very end changes nothing.
-                let _ = self.body.finish().await;
                 if !self.sender.is_closed() {
                     *self.kept.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.sender);
                 }
-                Ok(())
+                // The caller sees the end once the instance is free again.
+                let body = self.body;
+                let mut ended = self.server.ended(Ok(())).await;
+                ended.settled = Some(Box::new(move || {
+                    tokio::spawn(async move {
+                        // A caller gone at the very end changes nothing.
+                        let _ = body.finish().await;
+                    });
+                }));
+                return ended;
             }
             // Not the function's failure: its connection is dropped, so the server sees
             // the request end, and the server serves on.
@@ -467,9 +487,9 @@ impl Drop for ServerInstance {
 /// answer; returns the connection with it.
 async fn send(
     connector: &Connector,
-    kept: Option<SendRequest<Full<Bytes>>>,
+    kept: Option<SendRequest<Body>>,
     request: HttpRequest,
-) -> Result<(SendRequest<Full<Bytes>>, Response<Incoming>), InvokeError> {
+) -> Result<(SendRequest<Body>, Response<Incoming>), InvokeError> {
     let bad = |message: String| InvokeError::BadResponse { message };
     let kept = match kept {
         Some(mut sender) => sender.ready().await.is_ok().then_some(sender),
@@ -494,9 +514,9 @@ async fn send(
         parts.headers.insert(header::HOST, http::HeaderValue::from_static("localhost"));
     }
     parts.version = http::Version::HTTP_11;
-    let response = sender
-        .send_request(Request::from_parts(parts, Full::new(body)))
-        .await
-        .map_err(|error| bad(format!("the server did not answer: {error}")))?;
+    // The body streams on to the server as it arrives from the client.
+    let response = sender.send_request(Request::from_parts(parts, body)).await.map_err(|error| {
+        if cut_request(&error) { InvokeError::RequestCut } else { bad(format!("the server did not answer: {error}")) }
+    })?;
     Ok((sender, response))
 }

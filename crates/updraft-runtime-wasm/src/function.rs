@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use updraft_model::{ArtifactDigest, FunctionName};
 use updraft_runtime::{
-    BoxFuture, Call, FunctionResponse, Input, Instance, InstanceConfig, InvokeError, Invoked, PrepareError, Prepared,
-    ResponseBody, Runtime, VersionSource,
+    Body, BoxFuture, Call, FunctionResponse, GuestOutput, Input, Instance, InstanceConfig, InvokeError, Invoked,
+    PrepareError, Prepared, Runtime, VersionSource,
 };
 
 use crate::engine::WasmRuntime;
@@ -119,9 +119,14 @@ impl Instance<Input, FunctionResponse> for Loaded {
     fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<FunctionResponse>> {
         Box::pin(async move {
             let request = updraft_runtime::cloudevents::request(input, self.function.as_str(), &call);
-            let outcome = self.instance.run(request, call.timeout).await;
+            // A guest gets its request whole; the gateway reads it so before it invokes.
+            let (parts, body) = request.into_parts();
+            let Ok(body) = body.read_whole().await else {
+                return Invoked::ended(Err(InvokeError::RequestCut), GuestOutput::default(), 0, true);
+            };
+            let outcome = self.instance.run(http::Request::from_parts(parts, body), call.timeout).await;
             let reusable = outcome.result.is_ok();
-            let result = outcome.result.map(|response| response.map(ResponseBody::whole));
+            let result = outcome.result.map(|response| response.map(Body::whole));
             Invoked::ended(result, outcome.output, outcome.memory_peak, reusable)
         })
     }

@@ -1,8 +1,9 @@
-//! A function's response body: whole (what wasm components and Lambda handlers answer
-//! with), or streaming from an instance that is still running (a web server's chunked
-//! answer). A streamed body that stops before its producer says it is complete (a
-//! timeout, a crash, a response over the size limit) ends in an error, never as a
-//! clean end, so a client never takes a cut response for a whole one.
+//! A request's or a response's body: whole (what wasm components and Lambda handlers
+//! take and answer with), or streaming while its producer still runs (a client's upload
+//! on its way to a web server; a web server's chunked answer). A streamed body that
+//! stops before its producer says it is complete (a timeout, a crash, a size limit, a
+//! client gone) ends in an error, never as a clean end, so a reader never takes a cut
+//! body for a whole one.
 
 use std::fmt;
 use std::pin::Pin;
@@ -13,18 +14,26 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 
 /// What a function answers with: a head, and a body that may still be streaming.
-pub type FunctionResponse = http::Response<ResponseBody>;
+pub type FunctionResponse = http::Response<Body>;
+
+/// An HTTP request for a function: a head, and a body that may still be arriving.
+pub type HttpRequest = http::Request<Body>;
 
 /// How many chunks wait between a producer and a slow reader before the producer
-/// waits: a streaming function runs at the pace its client reads.
+/// waits: a streaming function runs at the pace its client reads, an upload at the
+/// pace the function reads it.
 const BUFFERED_CHUNKS: usize = 16;
 
-/// A response body, whole or streaming.
-pub struct ResponseBody(Inner);
+/// A body, whole or streaming.
+pub struct Body(Inner);
 
 enum Inner {
-    Whole(Option<Bytes>),
-    Streaming { pieces: mpsc::Receiver<Piece>, ended: bool },
+    /// Emptied as it is read.
+    Whole(Bytes),
+    Streaming {
+        pieces: mpsc::Receiver<Piece>,
+        ended: bool,
+    },
 }
 
 enum Piece {
@@ -34,13 +43,13 @@ enum Piece {
 
 /// The body stopped before its producer finished it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the function's response was cut off before it was complete")]
+#[error("the body was cut off before it was complete")]
 pub struct BodyCut;
 
 /// The sending half of a streaming body.
 pub struct BodySender(mpsc::Sender<Piece>);
 
-/// The reader of a streaming body is gone (the client went away).
+/// The reader of a streaming body is gone (a client or a function went away).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReaderGone;
 
@@ -56,10 +65,10 @@ impl BodySender {
     }
 }
 
-impl ResponseBody {
+impl Body {
     /// A body that is all there.
     pub fn whole(bytes: impl Into<Bytes>) -> Self {
-        Self(Inner::Whole(Some(bytes.into())))
+        Self(Inner::Whole(bytes.into()))
     }
 
     /// A streaming body and the sender that feeds it.
@@ -68,15 +77,23 @@ impl ResponseBody {
         (BodySender(sender), Self(Inner::Streaming { pieces, ended: false }))
     }
 
-    /// Whether the body streams from a running instance.
+    /// Whether the body is still arriving from its producer.
     pub fn is_streaming(&self) -> bool {
         matches!(self.0, Inner::Streaming { .. })
+    }
+
+    /// The bytes of a whole body; `None` while it streams.
+    pub fn as_whole(&self) -> Option<&Bytes> {
+        match &self.0 {
+            Inner::Whole(bytes) => Some(bytes),
+            Inner::Streaming { .. } => None,
+        }
     }
 
     /// Reads the whole body: at once when it is whole, else as the producer sends it.
     pub async fn read_whole(self) -> Result<Bytes, BodyCut> {
         match self.0 {
-            Inner::Whole(bytes) => Ok(bytes.unwrap_or_default()),
+            Inner::Whole(bytes) => Ok(bytes),
             Inner::Streaming { mut pieces, .. } => {
                 let mut whole = bytes::BytesMut::new();
                 loop {
@@ -91,36 +108,35 @@ impl ResponseBody {
     }
 }
 
-impl From<Bytes> for ResponseBody {
+impl From<Bytes> for Body {
     fn from(bytes: Bytes) -> Self {
         Self::whole(bytes)
     }
 }
 
-impl Default for ResponseBody {
+impl Default for Body {
     fn default() -> Self {
         Self::whole(Bytes::new())
     }
 }
 
-impl fmt::Debug for ResponseBody {
+impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Inner::Whole(bytes) => f.debug_tuple("Whole").field(&bytes.as_ref().map_or(0, Bytes::len)).finish(),
+            Inner::Whole(bytes) => f.debug_tuple("Whole").field(&bytes.len()).finish(),
             Inner::Streaming { .. } => f.write_str("Streaming"),
         }
     }
 }
 
-impl http_body::Body for ResponseBody {
+impl http_body::Body for Body {
     type Data = Bytes;
     type Error = BodyCut;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
         match &mut self.get_mut().0 {
-            Inner::Whole(bytes) => {
-                Poll::Ready(bytes.take().filter(|bytes| !bytes.is_empty()).map(|b| Ok(Frame::data(b))))
-            }
+            Inner::Whole(bytes) if bytes.is_empty() => Poll::Ready(None),
+            Inner::Whole(bytes) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(bytes))))),
             Inner::Streaming { ended: true, .. } => Poll::Ready(None),
             Inner::Streaming { pieces, ended } => match pieces.poll_recv(cx) {
                 Poll::Pending => Poll::Pending,
@@ -139,14 +155,14 @@ impl http_body::Body for ResponseBody {
 
     fn is_end_stream(&self) -> bool {
         match &self.0 {
-            Inner::Whole(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+            Inner::Whole(bytes) => bytes.is_empty(),
             Inner::Streaming { ended, .. } => *ended,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
-            Inner::Whole(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Inner::Whole(bytes) => SizeHint::with_exact(bytes.len() as u64),
             Inner::Streaming { .. } => SizeHint::default(),
         }
     }
@@ -160,7 +176,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_finished_stream_reads_whole_and_a_dropped_one_is_cut() {
-        let (sender, body) = ResponseBody::channel();
+        let (sender, body) = Body::channel();
         tokio::spawn(async move {
             sender.send(Bytes::from_static(b"one ")).await.unwrap();
             sender.send(Bytes::from_static(b"two")).await.unwrap();
@@ -168,7 +184,7 @@ mod tests {
         });
         assert_eq!(body.read_whole().await.unwrap(), "one two");
 
-        let (sender, body) = ResponseBody::channel();
+        let (sender, body) = Body::channel();
         tokio::spawn(async move {
             sender.send(Bytes::from_static(b"half")).await.unwrap();
         });
@@ -177,7 +193,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cut_stream_ends_in_an_error_for_an_http_server_too() {
-        let (sender, mut body) = ResponseBody::channel();
+        let (sender, mut body) = Body::channel();
         sender.send(Bytes::from_static(b"first")).await.unwrap();
         drop(sender);
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -185,7 +201,7 @@ mod tests {
         assert!(matches!(body.frame().await, Some(Err(BodyCut))));
         assert!(body.frame().await.is_none());
 
-        let mut whole = ResponseBody::whole("all");
+        let mut whole = Body::whole("all");
         assert_eq!(whole.size_hint().exact(), Some(3));
         assert_eq!(whole.frame().await.unwrap().unwrap().into_data().unwrap(), "all");
         assert!(whole.is_end_stream());
@@ -193,7 +209,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_gone_reader_is_reported_to_the_producer() {
-        let (sender, body) = ResponseBody::channel();
+        let (sender, body) = Body::channel();
         drop(body);
         assert_eq!(sender.send(Bytes::from_static(b"x")).await, Err(ReaderGone));
     }

@@ -4,7 +4,7 @@
 //! sent, with the CloudEvents headers added. `docs/events.md` documents each event's
 //! source and type.
 
-use crate::{Call, Event, EventOrigin, HttpRequest, Input, replay_webhook};
+use crate::{Body, Call, Event, EventOrigin, HttpRequest, Input, replay_webhook};
 use bytes::Bytes;
 use chrono::{SecondsFormat, TimeZone as _, Utc};
 use http::{HeaderName, HeaderValue};
@@ -84,7 +84,7 @@ fn stored_event(event: &Event, source: &EventSource, enqueued_at: i64, function:
         }
         EventSource::Webhook { route, .. } => {
             let mut request =
-                replay_webhook(event, source).unwrap_or_else(|| http::Request::new(event.payload.clone()));
+                replay_webhook(event, source).unwrap_or_else(|| http::Request::new(Body::whole(event.payload.clone())));
             set(&mut request, "ce-specversion", "1.0");
             set(&mut request, "ce-id", &event.id);
             set(&mut request, "ce-source", &format!("updraft/webhooks{route}"));
@@ -98,7 +98,7 @@ fn stored_event(event: &Event, source: &EventSource, enqueued_at: i64, function:
 /// A `POST /` in CloudEvents binary mode carrying the event's payload (JSON unless
 /// `content_type` says otherwise).
 fn cloud_event(event: &Event, source: &str, kind: &str, content_type: Option<&str>) -> HttpRequest {
-    let mut request = http::Request::new(event.payload.clone());
+    let mut request = http::Request::new(Body::whole(event.payload.clone()));
     *request.method_mut() = http::Method::POST;
     let headers = request.headers_mut();
     headers.insert(http::header::HOST, HeaderValue::from_static("localhost"));
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn a_request_on_a_route_reaches_the_component_untouched() {
-        let original = http::Request::get("/hello?x=1").header("x-mine", "yes").body(Bytes::new()).unwrap();
+        let original = http::Request::get("/hello?x=1").header("x-mine", "yes").body(Body::default()).unwrap();
         let request = request(Input::Http(original), "hello", &call());
         assert_eq!(request.uri(), "/hello?x=1");
         assert_eq!(header(&request, "x-mine"), "yes");
@@ -182,7 +182,7 @@ mod tests {
         assert_eq!(header(&request, "ce-errorcode"), "500");
         assert_eq!(header(&request, "ce-time"), "2026-11-27T07:30:00.000Z");
         assert_eq!(header(&request, "content-type"), "text/plain");
-        assert_eq!(request.body().as_ref(), b"hi");
+        assert_eq!(request.body().as_whole().unwrap().as_ref(), b"hi");
         assert_eq!(header(&request, "traceparent"), "00-5bef4de7ad49b0e87f6ef6c87fc2e700-800000000000abcd-01");
     }
 
@@ -192,7 +192,7 @@ mod tests {
         let request = request(stored(source, b""), "nightly", &call());
         assert_eq!(header(&request, "ce-source"), "updraft/schedules/nightly");
         assert_eq!(header(&request, "ce-type"), "dev.updraft.schedule.tick");
-        let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(request.body().as_whole().unwrap()).unwrap();
         assert_eq!(body, json!({ "schedule": "rate(1 hour)", "time": "2026-11-27T07:30:00.000Z" }));
     }
 

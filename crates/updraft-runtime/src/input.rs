@@ -7,10 +7,10 @@ use bytes::Bytes;
 use http::HeaderValue;
 use updraft_model::{EventSource, FunctionName, QueueName, TraceParent, TriggerKind};
 
-/// An HTTP request with its body read whole.
-pub type HttpRequest = http::Request<Bytes>;
-/// An HTTP response with its body read whole: what every runtime answers with (an
-/// event's answer is its body, with a content type).
+pub use crate::body::HttpRequest;
+
+/// An HTTP response with its body read whole (an event's answer is its body, with a
+/// content type).
 pub type HttpResponse = http::Response<Bytes>;
 
 /// Who asks for an invocation, beside its input.
@@ -57,6 +57,21 @@ pub enum Input {
     Event(Event),
 }
 
+impl Input {
+    /// The input with an HTTP request's body read whole, for runtimes that hand a
+    /// function its request in one piece.
+    pub async fn read_whole(self) -> Result<Input, crate::BodyCut> {
+        match self {
+            Input::Http(request) => {
+                let (parts, body) = request.into_parts();
+                let body = body.read_whole().await?;
+                Ok(Input::Http(http::Request::from_parts(parts, crate::Body::whole(body))))
+            }
+            event => Ok(event),
+        }
+    }
+}
+
 /// An event delivered to a function.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -98,7 +113,7 @@ pub enum EventOrigin {
 /// event's id (`x-updraft-request-id`). `None` when `source` is not a webhook.
 pub fn replay_webhook(event: &Event, source: &EventSource) -> Option<HttpRequest> {
     let EventSource::Webhook { method, uri, route, headers } = source else { return None };
-    let mut request = http::Request::new(event.payload.clone());
+    let mut request = http::Request::new(crate::Body::whole(event.payload.clone()));
     *request.method_mut() = http::Method::from_bytes(method.as_bytes()).unwrap_or(http::Method::POST);
     *request.uri_mut() = uri.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
     let replayed = request.headers_mut();

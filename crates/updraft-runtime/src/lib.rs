@@ -15,7 +15,7 @@ mod input;
 mod log_budget;
 mod traits;
 
-pub use body::{BodyCut, BodySender, FunctionResponse, ReaderGone, ResponseBody};
+pub use body::{Body, BodyCut, BodySender, FunctionResponse, ReaderGone};
 pub use input::{Event, EventOrigin, HttpRequest, HttpResponse, Input, InvokeContext, new_trace_id, replay_webhook};
 pub use log_budget::LogBudget;
 pub use traits::{

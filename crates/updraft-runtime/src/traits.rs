@@ -109,12 +109,16 @@ pub struct Invoked<O> {
     /// body, more output, the memory peak, whether the instance may be reused) is the
     /// invocation's last word.
     pub rest: Option<BoxFuture<'static, Invoked<()>>>,
+    /// Run once the instance is handed back and the invocation's permit released. A
+    /// streamed body's end waits for it, so that a client that has seen the whole
+    /// answer finds the instance free (and its concurrency room) for its next request.
+    pub settled: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl<O> Invoked<O> {
     /// An invocation that ended with `result`, its body (if any) whole.
     pub fn ended(result: Result<O, InvokeError>, output: GuestOutput, max_memory_used: u64, reusable: bool) -> Self {
-        Self { result, output, max_memory_used, reusable, rest: None }
+        Self { result, output, max_memory_used, reusable, rest: None, settled: None }
     }
 }
 
@@ -173,6 +177,10 @@ pub enum InvokeError {
     Exited { status: String },
     #[error("the function's instance could not start: {message}")]
     Init { message: String },
+    /// The request's body stopped before it was complete (its client went away or
+    /// sent more than the limit) while the function was reading it.
+    #[error("the request's body was cut off before it arrived whole")]
+    RequestCut,
     #[error("the runtime failed: {message}")]
     Internal { message: String },
     /// The function's own code reported an error through its runtime (a Lambda
@@ -200,6 +208,7 @@ impl InvokeError {
             InvokeError::BadResponse { .. } => "Runtime.InvalidResponse",
             InvokeError::Exited { .. } => "Runtime.ExitError",
             InvokeError::Init { .. } => "Runtime.InitError",
+            InvokeError::RequestCut => "Request.BodyCut",
             InvokeError::Internal { .. } => "Runtime.Unknown",
             InvokeError::Function { error_type, .. } => error_type,
         }

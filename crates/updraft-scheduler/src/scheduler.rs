@@ -531,7 +531,7 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         let invoked = tokio::time::timeout(backstop, instance.invoke(input, call))
             .await
             .unwrap_or_else(|_elapsed| overran(pool, timeout));
-        let Invoked { result, mut output, mut max_memory_used, mut reusable, rest } = invoked;
+        let Invoked { result, mut output, mut max_memory_used, mut reusable, rest, mut settled } = invoked;
         let result = match (result, rest) {
             (Ok(head), Some(rest)) => {
                 let done =
@@ -545,6 +545,7 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
                 output.truncated |= ended.output.truncated;
                 max_memory_used = max_memory_used.max(ended.max_memory_used);
                 reusable = ended.reusable;
+                settled = ended.settled;
                 ended.result.map(|()| None)
             }
             (result, _) => result.map(Some),
@@ -555,6 +556,9 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         // invocation finds it warm.
         busy.finish(held, reusable && !timed_out);
         drop(permit);
+        if let Some(settled) = settled {
+            settled();
+        }
 
         record.max_memory_used = max_memory_used;
         let result = match result {

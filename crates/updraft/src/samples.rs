@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use updraft_model::{EventSource, QueueName, TopicName};
-use updraft_runtime::{Event, EventOrigin, Input};
+use updraft_runtime::{Body, Event, EventOrigin, Input};
 
 /// The triggers whose events can be sampled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -82,7 +82,7 @@ pub fn sample(kind: SampleKind, sample: Sample<'_>) -> anyhow::Result<String> {
             if !sample.body.is_empty() {
                 request = request.header("content-type", "application/json");
             }
-            Input::Http(request.body(sample.body.clone())?)
+            Input::Http(request.body(Body::whole(sample.body.clone()))?)
         }
     };
     let event = updraft_runtime_process::lambda_event(input, sample.function, "us-east-1", "000000000000", now);

@@ -23,13 +23,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use updraft_model::{
     ArtifactDigest, FunctionConfig, InvocationRecord, Limits, RuntimeKind as Kind, TriggerKind, VersionNumber,
 };
-use updraft_runtime::{Call, FunctionResponse, GuestOutput, Input, InstanceConfig, Prepared, Runtime, VersionSource};
+use updraft_runtime::{
+    Body, Call, FunctionResponse, GuestOutput, Input, InstanceConfig, Prepared, Runtime, VersionSource,
+};
 use updraft_runtime_wasm::{Pooling, WasmEngineConfig, WasmRuntime};
 use updraft_scheduler::{InvocationMeta, InvocationSink, PoolSpec, Scheduler, SchedulerConfig};
 use updraft_test_programs as programs;
@@ -95,7 +96,10 @@ fn row(name: &str, histogram: &Histogram<u64>, baseline: &Histogram<u64>) {
 
 fn request(path: &str) -> Input {
     Input::Http(
-        http::Request::get(path).header(http::header::HOST, "localhost").body(Bytes::new()).expect("a valid request"),
+        http::Request::get(path)
+            .header(http::header::HOST, "localhost")
+            .body(Body::default())
+            .expect("a valid request"),
     )
 }
 

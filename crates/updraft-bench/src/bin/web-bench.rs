@@ -28,7 +28,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt as _, Full};
 use updraft_model::{ArtifactDigest, ByteSize, FunctionConfig, FunctionName, Limits, RuntimeKind, ServerSpec};
-use updraft_runtime::{Call, FunctionResponse, Input, InstanceConfig, Invoked, Prepared, Runtime, VersionSource};
+use updraft_runtime::{Body, Call, FunctionResponse, Input, InstanceConfig, Invoked, Prepared, Runtime, VersionSource};
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
 
 /// The first argument that makes this binary the jailer, as `updraft __jail` is.
@@ -289,10 +289,12 @@ async fn finish(invoked: Invoked<FunctionResponse>) -> anyhow::Result<u16> {
     let response = result.map_err(|e| anyhow::anyhow!("{e}"))?;
     let status = response.status().as_u16();
     let ended = async {
-        match rest {
-            Some(rest) => rest.await.result,
-            None => Ok(()),
+        let Some(rest) = rest else { return Ok(()) };
+        let mut ended = rest.await;
+        if let Some(settled) = ended.settled.take() {
+            settled();
         }
+        ended.result
     };
     let (body, ended) = tokio::join!(response.into_body().read_whole(), ended);
     body?;
@@ -326,7 +328,8 @@ async fn prepare(
 }
 
 fn hello() -> Input {
-    let request = http::Request::get("/hello").header("host", "localhost").body(Bytes::new()).expect("a valid request");
+    let request =
+        http::Request::get("/hello").header("host", "localhost").body(Body::default()).expect("a valid request");
     Input::Http(request)
 }
 

@@ -232,17 +232,19 @@ pub async fn invoke(
 /// whole while the rest of the invocation runs, and how the rest ended is the
 /// invocation's last word.
 pub async fn whole(invoked: Invoked<FunctionResponse>) -> Invoked<HttpResponse> {
-    let Invoked { result, mut output, mut max_memory_used, mut reusable, rest } = invoked;
+    let Invoked { result, mut output, mut max_memory_used, mut reusable, rest, .. } = invoked;
     let response = match result {
         Ok(response) => response,
         Err(error) => return Invoked::ended(Err(error), output, max_memory_used, reusable),
     };
     let (parts, body) = response.into_parts();
     let (read, ended) = tokio::join!(body.read_whole(), async {
-        match rest {
-            Some(rest) => Some(rest.await),
-            None => None,
+        let mut ended = rest?.await;
+        // The instance would be handed back here; then the body's end goes out.
+        if let Some(settled) = ended.settled.take() {
+            settled();
         }
+        Some(ended)
     });
     let mut result = read
         .map(|body| http::Response::from_parts(parts, body))

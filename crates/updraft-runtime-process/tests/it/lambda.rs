@@ -164,7 +164,7 @@ def handler(event, context):
     let request = http::Request::post("/things?x=1")
         .header("content-type", "text/plain")
         .header("x-updraft-route", "/things")
-        .body(bytes::Bytes::from_static(b"hello"))
+        .body(updraft_runtime::Body::whole(&b"hello"[..]))
         .unwrap();
     let invoked =
         crate::harness::whole(instance.invoke(Input::Http(request), call("h-1", Duration::from_secs(10))).await).await;

@@ -65,7 +65,7 @@ fn request(method: &str, uri: &str, body: &'static str) -> Input {
         .header("x-updraft-route", "/items/{id}")
         .header("x-updraft-param-id", "7")
         .header("connection", "close")
-        .body(Bytes::from_static(body.as_bytes()))
+        .body(updraft_runtime::Body::whole(body.as_bytes()))
         .unwrap();
     Input::Http(request)
 }
@@ -257,7 +257,7 @@ http.createServer((req, res) => {
 "#;
 
 /// The next chunk of `body`, failing the test rather than waiting forever.
-async fn next_chunk(body: &mut updraft_runtime::ResponseBody) -> Option<Result<Bytes, updraft_runtime::BodyCut>> {
+async fn next_chunk(body: &mut updraft_runtime::Body) -> Option<Result<Bytes, updraft_runtime::BodyCut>> {
     let frame = tokio::time::timeout(Duration::from_secs(15), body.frame()).await.expect("no chunk within 15 s");
     frame.map(|frame| frame.map(|frame| frame.into_data().unwrap()))
 }
@@ -285,9 +285,13 @@ async fn a_servers_answer_streams_and_a_cut_stream_ends_in_an_error() {
         whole(releasing.invoke(request("GET", "/release", ""), call("s-2", Duration::from_secs(10))).await).await;
     assert_eq!(released.result.unwrap().body(), "released");
     assert_eq!(next_chunk(&mut body).await.unwrap().unwrap(), "last\n");
-    assert!(next_chunk(&mut body).await.is_none(), "a complete answer ends cleanly");
-    let ended = rest.await.unwrap();
+    let mut ended = rest.await.unwrap();
     assert!(ended.result.is_ok() && ended.reusable, "{:?}", ended.result);
+    // Its end goes out once the scheduler has the instance back.
+    let early = tokio::time::timeout(Duration::ZERO, body.frame()).await;
+    assert!(early.is_err(), "the end waits for the instance to be handed back");
+    (ended.settled.take().expect("a streamed answer's end waits"))();
+    assert!(next_chunk(&mut body).await.is_none(), "a complete answer ends cleanly");
     assert!(output(&ended).contains("streaming /stream"), "the output while streaming is the invocation's");
 
     // An answer still streaming at the deadline is cut: the caller's body ends in an

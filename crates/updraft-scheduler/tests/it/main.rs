@@ -25,8 +25,9 @@ enum Script {
         reusable: bool,
     },
     /// Answers at once with a result whose body streams until the semaphore gives a
-    /// permit (then the rest ends well), or forever.
-    Stream(Arc<Semaphore>),
+    /// permit (then the rest ends well, and asks for the callback once settled), or
+    /// forever.
+    Stream(Arc<Semaphore>, Arc<dyn Fn() + Send + Sync>),
     /// Never finishes (a runtime that does not enforce its deadline).
     Hang,
     Panic,
@@ -66,12 +67,13 @@ impl Instance<Script, u32> for FakeInstance {
             let output = GuestOutput { chunks: vec![(LogStream::Stdout, b"hi\n".to_vec())], truncated: false };
             let (result, reusable) = match script {
                 Script::Answer => (Ok(self.id), true),
-                Script::Stream(gate) => {
+                Script::Stream(gate, settled) => {
                     let rest = async move {
                         gate.acquire().await.unwrap().forget();
                         let more =
                             GuestOutput { chunks: vec![(LogStream::Stdout, b"streamed\n".to_vec())], truncated: false };
-                        Invoked::ended(Ok(()), more, 2 << 20, true)
+                        let settled: Box<dyn FnOnce() + Send> = Box::new(move || settled());
+                        Invoked { settled: Some(settled), ..Invoked::ended(Ok(()), more, 2 << 20, true) }
                     };
                     return Invoked {
                         rest: Some(Box::pin(rest)),
@@ -390,7 +392,13 @@ async fn a_streaming_result_returns_at_once_and_the_invocation_ends_with_its_bod
     let gate = Arc::new(Semaphore::new(0));
     let request = meta();
     let id = request.id.clone();
-    let done = setup.scheduler.invoke(&pool, Script::Stream(gate.clone()), request).await.unwrap();
+    // What the pool looked like when the invocation settled (a body's end goes out then).
+    let at_settling = Arc::new(Mutex::new(None));
+    let settled = {
+        let (pool, at_settling) = (pool.clone(), at_settling.clone());
+        Arc::new(move || *at_settling.lock().unwrap() = Some(pool.stats()))
+    };
+    let done = setup.scheduler.invoke(&pool, Script::Stream(gate.clone(), settled), request).await.unwrap();
     assert_eq!(done.output, 1);
     // Still running: the instance is busy, the record not written, the body streaming.
     assert_eq!(pool.stats().busy, 1);
@@ -402,15 +410,16 @@ async fn a_streaming_result_returns_at_once_and_the_invocation_ends_with_its_bod
     let record = &setup.records.all()[0];
     assert_eq!((record.status, record.max_memory_used), (InvocationStatus::Success, 2 << 20));
     assert_eq!(setup.records.output(&id), "hi\nstreamed\n", "the output is the head's and the rest's");
-    let stats = pool.stats();
-    assert_eq!((stats.busy, stats.idle), (0, 1), "the instance is back once its body ended");
+    let stats = at_settling.lock().unwrap().clone().expect("the invocation settled");
+    assert_eq!((stats.busy, stats.idle), (0, 1), "the instance is back before the body's end goes out");
 
     // A body still streaming at the deadline ends the invocation as timed out, and its
     // instance is not reused.
     let timed = setup.register(spec("streams-forever"));
     let request = meta();
     let id = request.id.clone();
-    setup.scheduler.invoke(&timed, Script::Stream(Arc::new(Semaphore::new(0))), request).await.unwrap();
+    let never = Script::Stream(Arc::new(Semaphore::new(0)), Arc::new(|| panic!("a timed-out body never ends well")));
+    setup.scheduler.invoke(&timed, never, request).await.unwrap();
     wait_for("the timeout", || setup.records.all().iter().any(|r| r.id == id)).await;
     let record = setup.records.all().into_iter().find(|r| r.id == id).unwrap();
     assert_eq!(record.status, InvocationStatus::Timeout);

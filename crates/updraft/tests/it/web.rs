@@ -374,7 +374,8 @@ async fn a_web_apps_servers_end_with_the_server_that_started_them() {
 }
 
 /// A plain Node.js server whose answers stream: `/stream` sends a first line, then holds
-/// the answer open until `/release`; `/forever` never ends its answer.
+/// the answer open until `/release`; `/forever` never ends its answer; `/upload` answers
+/// the first piece of its request's body before the rest has come; `/count` counts it.
 const STREAMING_SERVER: &str = r#"
 const http = require("http");
 let release = () => {};
@@ -383,6 +384,25 @@ http.createServer((req, res) => {
   if (req.url === "/release") {
     release();
     return res.end("released");
+  }
+  if (req.url === "/upload") {
+    // Answers the first piece of the upload at once, and the whole at its end.
+    let total = 0;
+    req.on("data", (piece) => {
+      if (total === 0) {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write(`got ${piece.length}\n`);
+      }
+      total += piece.length;
+    });
+    req.on("end", () => res.end(`total ${total}\n`));
+    return;
+  }
+  if (req.url === "/count") {
+    let total = 0;
+    req.on("data", (piece) => (total += piece.length));
+    req.on("end", () => res.end(`total ${total}\n`));
+    return;
   }
   res.writeHead(200, { "content-type": "text/plain" });
   res.write("first\n");
@@ -410,7 +430,10 @@ source = "app"
 command = "node server.js"
 concurrency_per_instance = 2
 timeout = "3s"
-triggers = [{ http = "GET /stream" }, { http = "GET /release" }, { http = "GET /forever" }]
+triggers = [
+  { http = "GET /stream" }, { http = "GET /release" }, { http = "GET /forever" },
+  { http = "POST /upload" }, { http = "POST /count" },
+]
 "#;
     write_app(dir.path(), &[("updraft.toml", manifest), ("app/server.js", STREAMING_SERVER)]);
     server.deploy(dir.path());
@@ -452,4 +475,52 @@ async fn wait_for_record(server: &TestServer, function: &str, id: &str) -> Value
         assert!(std::time::Instant::now() < deadline, "no record of {id}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// A request body fed piece by piece through `pieces`.
+fn piecewise() -> (tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>, reqwest::Body) {
+    let (pieces, received) = tokio::sync::mpsc::channel(4);
+    let stream = futures::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|piece| (piece, received))
+    });
+    (pieces, reqwest::Body::wrap_stream(stream))
+}
+
+#[tokio::test]
+async fn a_web_app_reads_an_upload_as_it_arrives_and_answers_before_it_ends() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "[app]\nname = \"uploads\"\n\n[functions.uploads]\nruntime = \"http\"\nsource = \"app\"\n\
+                    command = \"node server.js\"\ntriggers = [{ http = \"POST /upload\" }, { http = \"POST /count\" }]\n";
+    write_app(dir.path(), &[("updraft.toml", manifest), ("app/server.js", STREAMING_SERVER)]);
+    server.deploy(dir.path());
+
+    // The server answers the first piece while the client still holds the rest: the
+    // request streams in and the answer streams out at once.
+    let (pieces, body) = piecewise();
+    pieces.send(Ok(bytes::Bytes::from_static(b"hello"))).await.unwrap();
+    let sent = server.http.post(server.url("/upload")).body(body).send();
+    let mut response = tokio::time::timeout(std::time::Duration::from_secs(20), sent)
+        .await
+        .expect("no answer while the upload was still open")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(next_chunk(&mut response).await.unwrap().unwrap(), "got 5\n");
+    pieces.send(Ok(bytes::Bytes::from_static(b" world!"))).await.unwrap();
+    drop(pieces);
+    assert_eq!(next_chunk(&mut response).await.unwrap().unwrap(), "total 12\n");
+    assert_eq!(next_chunk(&mut response).await.unwrap(), None);
+
+    // An upload the client cuts off reaches the server cut, never as a clean end: the
+    // server does not answer a count of what it got, and the record says why.
+    let (pieces, body) = piecewise();
+    pieces.send(Ok(bytes::Bytes::from_static(b"partial"))).await.unwrap();
+    let sent = tokio::spawn(server.http.post(server.url("/count")).body(body).send());
+    let busy = "updraft_instances{function=\"uploads\",state=\"busy\"}";
+    crate::execution::wait_for_metric(&server, busy, 1.0, std::time::Duration::from_secs(20)).await;
+    pieces.send(Err(std::io::Error::other("the client gives up"))).await.unwrap();
+    assert!(sent.await.unwrap().is_err(), "the client's own request failed");
+    let records = crate::execution::wait_for_records(&server, "uploads", 2).await;
+    let cut = records.iter().find(|record| record["status"] != "success").expect("a failed record");
+    assert_eq!(cut["error_type"], "Request.BodyCut", "{cut}");
 }
