@@ -180,6 +180,8 @@ async fn invoke_checked(
     let function = state
         .platform
         .qualified_function(&function_name, qualifier)
+        .await
+        .map_err(|error| LambdaError::service(error.to_string()))?
         .ok_or_else(|| LambdaError::not_found(name, qualifier))?;
 
     let invocation_type = header_str(headers, "x-amz-invocation-type").unwrap_or("RequestResponse");
@@ -209,6 +211,14 @@ async fn invoke_checked(
     match invocation_type {
         "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
         "Event" => {
+            // Queued events run the live version when they run.
+            if state.platform.live_version(&function.name).is_none_or(|live| live.version != function.version) {
+                return Err(LambdaError::invalid_parameter(format!(
+                    "an Event invocation runs the live version; version {} of {name} can be invoked with \
+                     RequestResponse (or made live with `updraft rollback`)",
+                    function.version
+                )));
+            }
             if payload.len() > crate::ASYNC_PAYLOAD {
                 return Err(LambdaError::too_large(crate::ASYNC_PAYLOAD));
             }

@@ -135,14 +135,31 @@ impl Platform {
         (result, log)
     }
 
-    /// The live function `name` if `qualifier` names what it serves: nothing,
-    /// `$LATEST`, or its version number. Earlier versions do not serve invocations.
-    pub fn qualified_function(&self, name: &FunctionName, qualifier: Option<&str>) -> Option<Arc<LiveFunction>> {
-        let function = self.live.load().functions.get(name).cloned()?;
-        match qualifier {
-            None | Some("$LATEST") => Some(function),
-            Some(version) if version == function.version.to_string() => Some(function),
-            Some(_) => None,
+    /// The function `name` at `qualifier`: the live version for nothing, `$LATEST` or
+    /// its number; an earlier version by its number, prepared beside the live one on
+    /// its first invocation here (`crate::versions`). `None` when there is no such
+    /// function or version.
+    pub async fn qualified_function(
+        &self,
+        name: &FunctionName,
+        qualifier: Option<&str>,
+    ) -> Result<Option<Arc<LiveFunction>>, crate::DeployError> {
+        let Some(function) = self.live.load().functions.get(name).cloned() else { return Ok(None) };
+        let version = match qualifier {
+            None | Some("$LATEST") => return Ok(Some(function)),
+            Some(number) => match number.parse::<u32>() {
+                Ok(number) => VersionNumber(number),
+                Err(_) => return Ok(None),
+            },
+        };
+        if version == function.version {
+            return Ok(Some(function));
         }
+        self.earlier.function(self, &function, version).await
+    }
+
+    /// The live version of function `name`.
+    pub fn live_version(&self, name: &FunctionName) -> Option<Arc<LiveFunction>> {
+        self.live.load().functions.get(name).cloned()
     }
 }

@@ -28,6 +28,7 @@ mod routes;
 mod secrets;
 mod stats;
 mod sync;
+mod versions;
 
 pub use access::{AccessKey, AccessKeyInfo};
 pub use artifacts::ArtifactWriter;

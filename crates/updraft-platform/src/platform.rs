@@ -163,6 +163,8 @@ pub struct Platform {
     pub(crate) scheduler: Scheduler<Input, FunctionResponse>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) live: ArcSwap<LiveState>,
+    /// Earlier versions invoked by number, beside the live ones.
+    pub(crate) earlier: crate::versions::EarlierVersions,
     pub(crate) keys: ArcSwap<KeySet>,
     pub(crate) access_keys: ArcSwap<AccessKeySet>,
     /// Seals and opens what the store keeps secret; swapped when the key is rotated.
@@ -294,6 +296,7 @@ impl Platform {
             scheduler,
             metrics,
             live: ArcSwap::from_pointee(LiveState::empty()),
+            earlier: crate::versions::EarlierVersions::default(),
             keys: ArcSwap::from_pointee(KeySet::default()),
             access_keys: ArcSwap::from_pointee(AccessKeySet::default()),
             sealer: ArcSwap::from_pointee(sealer),

@@ -74,6 +74,22 @@ if scenario == "invoke":
         out["not_found_is_modeled"] = True
     out["bad_secret"] = error(lambda: client(secret="x" * 40).invoke(FunctionName=name, Payload="{}"))
     out["unknown_key"] = error(lambda: client(key_id="AKUPNOSUCHKEY0000000").invoke(FunctionName=name, Payload="{}"))
+elif scenario == "versions":
+    # Each qualifier, as Qualifier and as name:qualifier; then an Event to the first.
+    name, qualifiers = sys.argv[3], sys.argv[4:]
+
+    def outcome(**kwargs):
+        try:
+            return invoke(lam, Payload="{}", **kwargs)
+        except ClientError as e:
+            return {"code": e.response["Error"]["Code"], "message": e.response["Error"].get("Message")}
+
+    for qualifier in qualifiers:
+        out[qualifier] = outcome(FunctionName=name, Qualifier=qualifier)
+        out[name + ":" + qualifier] = outcome(FunctionName=f"{name}:{qualifier}")
+    out["event"] = error(
+        lambda: lam.invoke(FunctionName=name, Qualifier=qualifiers[0], InvocationType="Event", Payload="{}")
+    )
 elif scenario == "status":
     # One plain invoke: its status code, or the error's code.
     try:

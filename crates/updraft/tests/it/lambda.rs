@@ -280,3 +280,42 @@ async fn a_sample_event_from_the_cli_is_what_the_handler_gets() {
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert!(!unknown.status.success() && stderr.contains("possible values: sns, sqs, schedule, http"), "{stderr}");
 }
+
+#[tokio::test]
+async fn every_published_version_is_invocable_by_its_number_beside_the_live_one() {
+    let server = TestServer::start();
+    let key = access_key(&server);
+    let code = "import os\ndef handler(event, context):\n    return {\"greeting\": os.environ[\"GREETING\"], \"version\": context.function_version}\n";
+    let app = crate::async_invoke::python_app("greeter", "env = { GREETING = \"one\" }", code);
+    server.deploy(app.path());
+    let manifest = std::fs::read_to_string(app.path().join("updraft.toml")).unwrap();
+    std::fs::write(app.path().join("updraft.toml"), manifest.replace("\"one\"", "\"two\"")).unwrap();
+    server.deploy(app.path());
+
+    // Version 1 answers as it was deployed, while version 2 is live; both run at once.
+    let seen = boto3(&server, &key, &["versions", "greeter", "1", "2", "$LATEST", "1", "3", "x"]);
+    for qualifier in ["1", "greeter:1"] {
+        assert_eq!(seen[qualifier]["payload"], json!({"greeting": "one", "version": "1"}), "{seen:#}");
+        assert_eq!(seen[qualifier]["version"], "1");
+    }
+    for qualifier in ["2", "greeter:2"] {
+        assert_eq!(seen[qualifier]["payload"], json!({"greeting": "two", "version": "2"}), "{seen:#}");
+        assert_eq!(seen[qualifier]["version"], "2");
+    }
+    assert_eq!(seen["$LATEST"]["payload"]["greeting"], "two");
+    assert_eq!(seen["$LATEST"]["version"], "$LATEST");
+    for missing in ["3", "greeter:3", "x"] {
+        assert_eq!(seen[missing]["code"], "ResourceNotFoundException", "{missing}: {seen:#}");
+    }
+    // A queued event runs the live version, so one for an earlier version is refused.
+    assert_eq!(seen["event"]["code"], "InvalidParameterValueException", "{seen:#}");
+    assert!(seen["event"]["message"].as_str().unwrap().contains("RequestResponse"), "{seen:#}");
+
+    // Records say which version ran; the earlier version's instance stayed warm beside
+    // the live one's (its later invocations were not cold starts).
+    let records = crate::execution::wait_for_records(&server, "greeter", 8).await;
+    let ran = |version: u64| records.iter().filter(|r| r["version"] == version).collect::<Vec<_>>();
+    assert_eq!(ran(1).len(), 4, "{records:#?}");
+    assert_eq!(ran(2).len(), 4, "{records:#?}");
+    assert_eq!(ran(1).iter().filter(|r| r["cold"] == true).count(), 1, "{records:#?}");
+}
