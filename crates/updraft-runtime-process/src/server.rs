@@ -401,9 +401,8 @@ struct Relay {
     timeout: Duration,
 }
 
-/// How one step of a relay went.
-enum Step {
-    More,
+/// How a relay ended, unless the server exited or the deadline passed.
+enum End {
     Complete,
     Broke(String),
     TooLarge,
@@ -419,37 +418,35 @@ impl Relay {
         let limit = self.server.max_response;
         let mut exited = self.server.exited.clone();
         let mut relayed = 0usize;
-        let step = loop {
+        let end = loop {
+            // One chunk on: `None` while the body goes on.
             let next = async {
-                let Some(frame) = self.incoming.frame().await else { return Step::Complete };
+                let Some(frame) = self.incoming.frame().await else { return Some(End::Complete) };
                 let data = match frame.map(Frame::into_data) {
                     Ok(Ok(data)) => data,
                     // Trailers end no body here; nothing to pass on.
-                    Ok(Err(_trailers)) => return Step::More,
-                    Err(error) => return Step::Broke(error.to_string()),
+                    Ok(Err(_trailers)) => return None,
+                    Err(error) => return Some(End::Broke(error.to_string())),
                 };
                 relayed += data.len();
                 if relayed > limit {
-                    return Step::TooLarge;
+                    return Some(End::TooLarge);
                 }
-                match self.body.send(data).await {
-                    Ok(()) => Step::More,
-                    Err(ReaderGone) => Step::ReaderGone,
-                }
+                self.body.send(data).await.err().map(|ReaderGone| End::ReaderGone)
             };
-            let step = tokio::select! {
-                step = next => step,
+            let next = tokio::select! {
+                next = next => next,
                 status = async { exit_status(exited.wait_for(Option::is_some).await.ok().as_deref()) } => {
                     return self.server.ended(Err(InvokeError::Exited { status })).await;
                 }
                 () = tokio::time::sleep_until(self.deadline) => return self.server.timed_out(self.timeout).await,
             };
-            if !matches!(step, Step::More) {
-                break step;
+            if let Some(end) = next {
+                break end;
             }
         };
-        let result = match step {
-            Step::Complete => {
+        let result = match end {
+            End::Complete => {
                 if !self.sender.is_closed() {
                     *self.kept.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.sender);
                 }
@@ -466,9 +463,9 @@ impl Relay {
             }
             // Not the function's failure: its connection is dropped, so the server sees
             // the request end, and the server serves on.
-            Step::ReaderGone | Step::More => Ok(()),
-            Step::TooLarge => Err(InvokeError::ResponseTooLarge { limit }),
-            Step::Broke(error) => {
+            End::ReaderGone => Ok(()),
+            End::TooLarge => Err(InvokeError::ResponseTooLarge { limit }),
+            End::Broke(error) => {
                 Err(InvokeError::BadResponse { message: format!("the server's answer broke off: {error}") })
             }
         };

@@ -16,6 +16,7 @@ mod events;
 mod group;
 mod invocations;
 mod logs;
+mod migrations;
 mod nodes;
 mod queues;
 mod records;

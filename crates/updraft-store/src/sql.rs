@@ -13,9 +13,6 @@ use crate::records::{
 };
 use updraft_model::now_millis;
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -104,10 +101,11 @@ impl Store {
                 AnyPoolOptions::new().max_connections(8).connect_with(options).await.map_err(StoreError::Connect)?
             }
         };
-        let migrator = match backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        let files = match backend {
+            Backend::Sqlite => crate::migrations::SQLITE,
+            Backend::Postgres => crate::migrations::POSTGRES,
         };
+        let migrator = crate::migrations::migrator(files).await.map_err(StoreError::Migrate)?;
         migrator.run(&pool).await.map_err(StoreError::Migrate)?;
         Ok(Self { pool, backend, url: Secret(url.to_owned()) })
     }
