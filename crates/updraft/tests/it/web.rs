@@ -523,4 +523,19 @@ async fn a_web_app_reads_an_upload_as_it_arrives_and_answers_before_it_ends() {
     let records = crate::execution::wait_for_records(&server, "uploads", 2).await;
     let cut = records.iter().find(|record| record["status"] != "success").expect("a failed record");
     assert_eq!(cut["error_type"], "Request.BodyCut", "{cut}");
+
+    // An upload past the sync payload limit (6 MiB) is cut at the limit, and the client
+    // is told why, as for a body read whole.
+    let (pieces, body) = piecewise();
+    let sent = tokio::spawn(server.http.post(server.url("/count")).body(body).send());
+    for _ in 0..7 {
+        if pieces.send(Ok(bytes::Bytes::from(vec![b'x'; 1 << 20]))).await.is_err() {
+            break;
+        }
+    }
+    drop(pieces);
+    let refused = sent.await.unwrap().unwrap();
+    assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let records = crate::execution::wait_for_records(&server, "uploads", 3).await;
+    assert_eq!(records.iter().filter(|record| record["error_type"] == "Request.BodyCut").count(), 2);
 }
