@@ -1,8 +1,9 @@
-//! The schema's migrations, embedded in the binary and applied by sqlx's migrator, one
-//! list per backend: the files under `migrations/<backend>/`, each `NNNN_what.sql`. They
-//! are listed here rather than found by `sqlx::migrate!`, whose proc macro builds sqlx's
+//! The schema's migrations, embedded in the binary and applied by sqlx's migrator: the
+//! files under `migrations/<backend>/`, each `NNNN_what.sql`, one list of names for both
+//! backends (each migration is written for each, under the same name). They are listed
+//! here rather than found by `sqlx::migrate!`, whose proc macro builds sqlx's
 //! database drivers a second time for the build host (about a minute of CPU in a first
-//! build); a test checks the lists against the folders. Versions, descriptions and
+//! build); a test checks the list against both folders. Versions, descriptions and
 //! checksums are made exactly as `sqlx::migrate!` makes them, so a database migrated by
 //! either sees the same history.
 
@@ -12,38 +13,18 @@ use futures::future::BoxFuture;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator};
 
-/// Embeds the named files of `migrations/<backend>/` as (file name, SQL).
+/// Embeds the named files of both backends' folders: every migration is written once
+/// for each, under the same name.
 macro_rules! embedded {
-    ($backend:literal: $($file:literal),* $(,)?) => {
-        &[$(($file, include_str!(concat!("../migrations/", $backend, "/", $file)))),*]
+    ($($file:literal),* $(,)?) => {
+        /// SQLite's migrations, oldest first.
+        pub(crate) const SQLITE: Files = &[$(($file, include_str!(concat!("../migrations/sqlite/", $file)))),*];
+        /// PostgreSQL's migrations, oldest first.
+        pub(crate) const POSTGRES: Files = &[$(($file, include_str!(concat!("../migrations/postgres/", $file)))),*];
     };
 }
 
-/// SQLite's migrations, oldest first.
-pub(crate) const SQLITE: Files = embedded!("sqlite":
-    "0001_control_plane.sql",
-    "0002_invocations.sql",
-    "0003_access_keys.sql",
-    "0004_async_events.sql",
-    "0005_event_sources.sql",
-    "0006_queue_messages.sql",
-    "0007_workflows.sql",
-    "0008_owners.sql",
-    "0009_secrets.sql",
-    "0010_log_drops.sql",
-    "0011_nodes.sql",
-    "0012_control_changes.sql",
-    "0013_cluster_keys.sql",
-    "0014_invocation_node.sql",
-    "0015_permit_grants.sql",
-    "0016_traces.sql",
-    "0017_log_search.sql",
-    "0018_span_links.sql",
-    "0019_invocations_by_function_start.sql"
-);
-
-/// PostgreSQL's migrations, oldest first.
-pub(crate) const POSTGRES: Files = embedded!("postgres":
+embedded!(
     "0001_control_plane.sql",
     "0002_invocations.sql",
     "0003_access_keys.sql",
