@@ -154,6 +154,13 @@ impl From<FunctionError> for ApiError {
             FunctionError::NoEarlierVersion { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "no_earlier_version", error.to_string())
             }
+            FunctionError::Exists { .. } | FunctionError::AppExists { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "function_name_taken", error.to_string())
+            }
+            FunctionError::RevisionChanged { .. } => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, "revision_changed", error.to_string())
+            }
+            FunctionError::InvalidName(_) => ApiError::bad_request(error.to_string()),
             FunctionError::Deploy(deploy) => deploy.into(),
             FunctionError::Store(ref store) => ApiError::internal(store),
         }

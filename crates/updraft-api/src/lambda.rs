@@ -38,10 +38,13 @@ const LOG_TAIL: usize = 4096;
 /// The Lambda API's routes, on their full paths: a nested router would see its paths
 /// with the prefix cut off, and SigV4 signs the whole path.
 pub(crate) fn routes(router: axum::Router<AppState>) -> axum::Router<AppState> {
-    router.route("/2015-03-31/functions/{name}/invocations", axum::routing::post(invoke))
+    let router = router.route("/2015-03-31/functions/{name}/invocations", axum::routing::post(invoke));
+    let router = crate::lambda_functions::routes(router);
+    crate::lambda_aliases::routes(router)
 }
 
 /// An error in Lambda's wire shape.
+#[derive(Debug)]
 pub(crate) struct LambdaError {
     status: StatusCode,
     error_type: &'static str,
@@ -50,31 +53,35 @@ pub(crate) struct LambdaError {
 }
 
 impl LambdaError {
-    fn user(status: StatusCode, error_type: &'static str, message_key: &str, message: String) -> Self {
+    pub(crate) fn user(status: StatusCode, error_type: &'static str, message_key: &str, message: String) -> Self {
         let mut body = json!({ "Type": "User" });
         body[message_key] = message.into();
         LambdaError { status, error_type, body, retry_after: None }
     }
 
-    fn not_found(name: &str, qualifier: Option<&str>) -> Self {
+    pub(crate) fn not_found(name: &str, qualifier: Option<&str>) -> Self {
         let arn = function_arn(name, qualifier);
         Self::user(StatusCode::NOT_FOUND, "ResourceNotFoundException", "Message", format!("Function not found: {arn}"))
     }
 
-    fn invalid_parameter(message: String) -> Self {
+    pub(crate) fn invalid_parameter(message: String) -> Self {
         Self::user(StatusCode::BAD_REQUEST, "InvalidParameterValueException", "message", message)
     }
 
-    fn invalid_content(message: String) -> Self {
+    pub(crate) fn invalid_content(message: String) -> Self {
         Self::user(StatusCode::BAD_REQUEST, "InvalidRequestContentException", "message", message)
     }
 
-    fn too_large(limit: usize) -> Self {
-        let message = format!("Request must be smaller than {limit} bytes for the InvokeFunction operation");
+    pub(crate) fn too_large(limit: usize) -> Self {
+        Self::too_large_for(limit, "InvokeFunction")
+    }
+
+    pub(crate) fn too_large_for(limit: usize, operation: &str) -> Self {
+        let message = format!("Request must be smaller than {limit} bytes for the {operation} operation");
         Self::user(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", "message", message)
     }
 
-    fn throttled(throttle: Throttle) -> Self {
+    pub(crate) fn throttled(throttle: Throttle) -> Self {
         let reason = match throttle {
             Throttle::Function { .. } | Throttle::Disabled => "ReservedFunctionConcurrentInvocationLimitExceeded",
             Throttle::Account { .. } | Throttle::Instances { .. } => "ConcurrentInvocationLimitExceeded",
@@ -88,7 +95,7 @@ impl LambdaError {
         }
     }
 
-    fn service(message: String) -> Self {
+    pub(crate) fn service(message: String) -> Self {
         let body = json!({ "Type": "Service", "Message": message });
         LambdaError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -96,6 +103,16 @@ impl LambdaError {
             body,
             retry_after: None,
         }
+    }
+
+    /// The resource exists already, or is someone else's (409).
+    pub(crate) fn conflict(message: String) -> Self {
+        Self::user(StatusCode::CONFLICT, "ResourceConflictException", "message", message)
+    }
+
+    /// The `RevisionId` given is not the resource's (412).
+    pub(crate) fn precondition(message: String) -> Self {
+        Self::user(StatusCode::PRECONDITION_FAILED, "PreconditionFailedException", "message", message)
     }
 
     /// A SigV4 failure, in the shape AWS's front door gives it (`message` only).
@@ -144,15 +161,9 @@ async fn invoke(
     Query(query): Query<InvokeQuery>,
     request: Request,
 ) -> Response {
-    let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
-    let mut response = match invoke_checked(&state, &name, query, &request_id, request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-amzn-requestid", value);
-    }
-    response
+    let request_id = request_id(&request);
+    let result = invoke_checked(&state, &name, query, &request_id, request).await;
+    answer(&request_id, result)
 }
 
 async fn invoke_checked(
@@ -162,14 +173,7 @@ async fn invoke_checked(
     request_id: &str,
     request: Request,
 ) -> Result<Response, LambdaError> {
-    let (parts, body) = request.into_parts();
-    // Who signed it is known from the headers alone: an unsigned request, or one signed
-    // with a key this server never issued, is refused before its body is read.
-    precheck_signature(&state.platform, &parts.headers)?;
-    let body = crate::body::read_limited(&parts.headers, body, SYNC_PAYLOAD, "request body")
-        .await
-        .map_err(|_| LambdaError::too_large(SYNC_PAYLOAD))?;
-    let (parts, body) = authenticate(&state.platform, parts, body).await?;
+    let (parts, body) = signed(&state.platform, request, SYNC_PAYLOAD, "InvokeFunction").await?;
     let headers = &parts.headers;
 
     let (name, path_qualifier) = updraft_platform::invoke_api::parse_function_name(name);
@@ -211,8 +215,14 @@ async fn invoke_checked(
     match invocation_type {
         "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
         "Event" => {
-            // Queued events run the live version when they run.
-            if state.platform.live_version(&function.name).is_none_or(|live| live.version != function.version) {
+            // Queued events run the live version when they run; an alias that splits its
+            // invocations between two versions cannot be honoured that way either.
+            let split = qualifier
+                .and_then(|text| updraft_model::AliasName::new(text).ok())
+                .and_then(|alias| state.platform.alias(&function.name, &alias))
+                .is_some_and(|alias| alias.routing.is_some());
+            if split || state.platform.live_version(&function.name).is_none_or(|live| live.version != function.version)
+            {
                 return Err(LambdaError::invalid_parameter(format!(
                     "an Event invocation runs the live version; version {} of {name} can be invoked with \
                      RequestResponse (or made live with `updraft rollback`)",
@@ -305,6 +315,37 @@ fn function_error(error: &InvokeError, request_id: &str) -> Result<Response, Lam
     Ok(response)
 }
 
+/// A request's head and body once its signature is checked: an unsigned request, or
+/// one signed with a key this server never issued, is refused before its body is read;
+/// a body over `limit` is refused as `operation`'s.
+pub(crate) async fn signed(
+    platform: &Arc<Platform>,
+    request: Request,
+    limit: usize,
+    operation: &str,
+) -> Result<(http::request::Parts, Bytes), LambdaError> {
+    let (parts, body) = request.into_parts();
+    precheck_signature(platform, &parts.headers)?;
+    let body = crate::body::read_limited(&parts.headers, body, limit, "request body")
+        .await
+        .map_err(|_| LambdaError::too_large_for(limit, operation))?;
+    authenticate(platform, parts, body).await
+}
+
+/// Answers with `result`, carrying the request's id as Lambda's answers do.
+pub(crate) fn answer(request_id: &str, result: Result<Response, LambdaError>) -> Response {
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-amzn-requestid", value);
+    }
+    response
+}
+
+/// The id the request-id layer gave `request`.
+pub(crate) fn request_id(request: &Request) -> String {
+    request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default()
+}
+
 /// Refuses a request whose `Authorization` header is missing, is not SigV4, or names an
 /// access key this server does not have. The signature itself needs the body and is
 /// checked after it (see `authenticate`).
@@ -380,14 +421,14 @@ async fn authenticate(
     }
 }
 
-fn function_arn(name: &str, qualifier: Option<&str>) -> String {
+pub(crate) fn function_arn(name: &str, qualifier: Option<&str>) -> String {
     match qualifier {
         Some(qualifier) => format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}:{qualifier}"),
         None => format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"),
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 

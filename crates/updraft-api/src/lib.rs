@@ -11,6 +11,8 @@ mod body;
 mod error;
 mod gateway;
 mod lambda;
+mod lambda_aliases;
+mod lambda_functions;
 mod openapi;
 pub mod params;
 mod request_id;

@@ -34,7 +34,9 @@ pub use manifest::{
     ManifestProblem, QueueTrigger, RuntimeKind, ScheduleTrigger, ServerSpec, TopicTrigger, Trigger, WebhookTrigger,
     WorkflowSpec,
 };
-pub use names::{AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, SecretName, TopicName, VersionNumber};
+pub use names::{
+    AliasName, AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, SecretName, TopicName, VersionNumber,
+};
 pub use outbound::{HostMatch, HostRule, Portless, WEB_PORTS};
 pub use route::{MethodSet, RoutePattern, RouteSegment};
 pub use schedule::{CatchUp, InvalidSchedule, ScheduleExpression, Timezone};

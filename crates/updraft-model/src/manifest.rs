@@ -116,6 +116,14 @@ pub struct FunctionConfig {
     pub starts: Vec<FunctionName>,
     #[serde(default)]
     pub triggers: Vec<Trigger>,
+    /// What the function is for, in a sentence (Lambda's `Description`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The Lambda runtime identifier a function made through Lambda's API was given
+    /// (`python3.12`, `nodejs20.x`, `provided.al2023`), shown back as it was given; the
+    /// host's interpreter of `runtime` runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda_runtime: Option<String>,
 }
 
 /// Lambda's default: two retries after the first attempt.
@@ -158,6 +166,8 @@ impl FunctionConfig {
             publishes: Vec::new(),
             starts: Vec::new(),
             triggers: Vec::new(),
+            description: None,
+            lambda_runtime: None,
         }
     }
 
@@ -465,6 +475,8 @@ mod tests {
                     catch_up: CatchUp::Skip,
                 }),
             ],
+            description: None,
+            lambda_runtime: None,
         }
     }
 

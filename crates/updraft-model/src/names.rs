@@ -118,6 +118,32 @@ fn check_channel(kind: &'static str, value: &str) -> Result<(), InvalidName> {
     Ok(())
 }
 
+/// Validates an alias's name as Lambda does: 1–128 letters, digits, `-` and `_`, not
+/// all digits (a number names a version).
+fn check_alias(kind: &'static str, value: &str) -> Result<(), InvalidName> {
+    let invalid = |reason| InvalidName { kind, value: value.to_owned(), reason };
+    if value.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if value.len() > 128 {
+        return Err(invalid("it must be at most 128 characters"));
+    }
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
+        return Err(invalid("use only letters, digits, '-' and '_'"));
+    }
+    if value.chars().all(|c| c.is_ascii_digit()) {
+        return Err(invalid("a number names a version; give the alias a name with a letter in it"));
+    }
+    Ok(())
+}
+
+name_type!(
+    /// An alias of a function (`live`, `prod`, `canary`): a name for one of its
+    /// versions, with an optional second version taking a share of its invocations.
+    AliasName,
+    "alias name",
+    check_alias
+);
 name_type!(
     /// A topic's name: what `topic` triggers subscribe to and `updraft publish` sends
     /// to (`user.signed_up`, `orders-eu`): dots group topics the way SNS users and NATS

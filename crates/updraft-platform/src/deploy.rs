@@ -109,7 +109,7 @@ pub(crate) struct LiveVersion<'a> {
 }
 
 /// A version's identity: its configuration plus its code.
-pub(crate) fn fingerprint(config: &updraft_model::FunctionConfig, artifact: &ArtifactDigest) -> String {
+pub fn fingerprint(config: &updraft_model::FunctionConfig, artifact: &ArtifactDigest) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     hasher.update(config.fingerprint().as_bytes());
@@ -150,21 +150,6 @@ impl Platform {
         if manifest.app != request.app {
             return Err(DeployError::AppMismatch { requested: request.app, manifest: manifest.app });
         }
-        let live = self.live.load();
-        for (name, spec) in &manifest.functions {
-            for destination in [&spec.config.on_success, &spec.config.on_failure].into_iter().flatten() {
-                if let updraft_model::Destination::Function(target) = destination
-                    && !manifest.functions.contains_key(target)
-                    && !live.functions.contains_key(target)
-                {
-                    return Err(DeployError::UnknownDestination {
-                        function: name.clone(),
-                        destination: target.clone(),
-                    });
-                }
-            }
-        }
-        drop(live);
         for name in manifest.workflows.keys() {
             if let Some(other) = self.events.workflows().get(name).filter(|workflow| workflow.app != manifest.app) {
                 return Err(DeployError::WorkflowOwnedByOtherApp { workflow: name.clone(), owner: other.app.clone() });
@@ -175,15 +160,9 @@ impl Platform {
         }
         let mut planned = Vec::new();
         for (name, spec) in &manifest.functions {
-            if spec.config.runtime != RuntimeKind::Wasm && self.process.is_none() {
-                return Err(DeployError::UnsupportedRuntime { function: name.clone(), runtime: spec.config.runtime });
-            }
             let Some(digest) = request.artifacts.get(name) else {
                 return Err(DeployError::MissingArtifact { function: name.clone() });
             };
-            if !self.artifact_available(digest).await? {
-                return Err(DeployError::ArtifactNotUploaded { function: name.clone(), digest: digest.clone() });
-            }
             planned.push(PlannedFunction {
                 name: name.clone(),
                 artifact: digest.clone(),
@@ -191,19 +170,55 @@ impl Platform {
                 fingerprint: fingerprint(&spec.config, digest),
             });
         }
-
         let _guard = self.change_lock.lock().await;
+        let plan = DeployPlan { app: manifest.app.clone(), manifest: request.manifest, functions: planned };
+        self.apply(plan, Some(Workflow::declared(&manifest))).await
+    }
+
+    /// Makes `plan` the app's state: checks it whole, compiles what changed, commits
+    /// it in one transaction and swaps the live state. `workflows`, when given, become
+    /// the app's. The caller holds the change lock. A refused or interrupted plan
+    /// changes nothing: the previous versions keep serving.
+    pub(crate) async fn apply(
+        &self,
+        plan: DeployPlan,
+        workflows: Option<Vec<Arc<Workflow>>>,
+    ) -> Result<Deployed, DeployError> {
         let current = self.live.load_full();
-        // Under the change lock, which deleting a secret takes too.
-        for function in &planned {
+        for function in &plan.functions {
+            for destination in [&function.config.on_success, &function.config.on_failure].into_iter().flatten() {
+                if let updraft_model::Destination::Function(target) = destination
+                    && !plan.functions.iter().any(|f| f.name == *target)
+                    && !current.functions.contains_key(target)
+                {
+                    return Err(DeployError::UnknownDestination {
+                        function: function.name.clone(),
+                        destination: target.clone(),
+                    });
+                }
+            }
+        }
+        for function in &plan.functions {
+            if function.config.runtime != RuntimeKind::Wasm && self.process.is_none() {
+                return Err(DeployError::UnsupportedRuntime {
+                    function: function.name.clone(),
+                    runtime: function.config.runtime,
+                });
+            }
+            if !self.artifact_available(&function.artifact).await? {
+                return Err(DeployError::ArtifactNotUploaded {
+                    function: function.name.clone(),
+                    digest: function.artifact.clone(),
+                });
+            }
             self.check_secrets(&function.name, &function.config)?;
         }
 
         // The state this deploy would make: other apps' functions as they are, this
-        // app's as the manifest says. Check it whole before touching anything.
+        // app's as the plan says. Check it whole before touching anything.
         let others: BTreeMap<&FunctionName, &Arc<LiveFunction>> =
-            current.functions.iter().filter(|(_, function)| function.app != manifest.app).collect();
-        if let Some(function) = planned.iter().find(|f| others.contains_key(&f.name)) {
+            current.functions.iter().filter(|(_, function)| function.app != plan.app).collect();
+        if let Some(function) = plan.functions.iter().find(|f| others.contains_key(&f.name)) {
             let owner = others[&function.name].app.clone();
             return Err(StoreError::FunctionOwnedByOtherApp { function: function.name.clone(), owner }.into());
         }
@@ -211,21 +226,21 @@ impl Platform {
             others
                 .iter()
                 .map(|(name, function)| (*name, &*function.config))
-                .chain(planned.iter().map(|f| (&f.name, &f.config))),
+                .chain(plan.functions.iter().map(|f| (&f.name, &f.config))),
         )?;
         let removed: Vec<FunctionName> = current
             .functions
             .values()
-            .filter(|f| f.app == manifest.app && !manifest.functions.contains_key(&f.name))
+            .filter(|f| f.app == plan.app && !plan.functions.iter().any(|p| p.name == f.name))
             .map(|f| f.name.clone())
             .collect();
-        let reservations: Vec<_> = planned.iter().map(|f| (f.name.clone(), f.config.concurrency)).collect();
+        let reservations: Vec<_> = plan.functions.iter().map(|f| (f.name.clone(), f.config.concurrency)).collect();
         self.scheduler.check_reservations(&reservations, &removed)?;
 
         // Compile what changed before touching the database, so a broken component
         // is refused with nothing applied.
         let mut prepared: BTreeMap<FunctionName, Arc<dyn Prepared<Input, FunctionResponse>>> = BTreeMap::new();
-        for function in &planned {
+        for function in &plan.functions {
             let unchanged =
                 current.functions.get(&function.name).is_some_and(|live| live.fingerprint == function.fingerprint);
             if !unchanged {
@@ -234,19 +249,12 @@ impl Platform {
             }
         }
 
-        let outcome = self
-            .store
-            .app_deploy(&DeployPlan {
-                app: manifest.app.clone(),
-                manifest: request.manifest.clone(),
-                functions: planned.clone(),
-            })
-            .await?;
+        let outcome = self.store.app_deploy(&plan).await?;
 
         let mut next: BTreeMap<FunctionName, Arc<LiveFunction>> =
             others.into_iter().map(|(name, function)| (name.clone(), function.clone())).collect();
         let mut replaced = Vec::new();
-        for function in &planned {
+        for function in &plan.functions {
             let deployed = outcome.functions.iter().find(|f| f.name == function.name);
             let live = match (prepared.remove(&function.name), deployed) {
                 (Some(code), Some(deployed)) => {
@@ -254,7 +262,7 @@ impl Platform {
                     let token = outcome.tokens.get(&function.name).cloned().unwrap_or_default();
                     let version = LiveVersion {
                         name: &function.name,
-                        app: &manifest.app,
+                        app: &plan.app,
                         version: deployed.version,
                         config: &function.config,
                         fingerprint: &function.fingerprint,
@@ -270,8 +278,9 @@ impl Platform {
         }
         let state = LiveState::build(next)?;
         self.live.store(Arc::new(state));
-        // The app's workflows are now the manifest's.
-        self.events.workflows_replace(&manifest.app, Workflow::declared(&manifest));
+        if let Some(workflows) = workflows {
+            self.events.workflows_replace(&plan.app, workflows);
+        }
         for old in replaced {
             old.pool.retire();
         }
@@ -282,7 +291,7 @@ impl Platform {
             self.scheduler.remove_function(name);
         }
         tracing::info!(
-            app = %manifest.app,
+            app = %plan.app,
             generation = outcome.generation,
             changed = outcome.functions.iter().filter(|f| f.changed).count(),
             removed = outcome.removed.len(),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use updraft_model::{FunctionName, VersionNumber};
+use updraft_model::{AppName, FunctionName, VersionNumber};
 use updraft_store::{FunctionRecord, StoreError};
 
 use crate::deploy::LiveVersion;
@@ -18,6 +18,16 @@ pub enum FunctionError {
     VersionNotFound { function: FunctionName, version: VersionNumber },
     #[error("function {function:?} has no version before {version} to roll back to")]
     NoEarlierVersion { function: FunctionName, version: VersionNumber },
+    #[error("function {function:?} already exists; change it, or delete it first")]
+    Exists { function: FunctionName },
+    #[error(
+        "an app named {app:?} is deployed from a manifest; a function made on its own gets an app of its name, so pick another name for {function:?}"
+    )]
+    AppExists { function: FunctionName, app: AppName },
+    #[error("function {function:?} was changed since its revision was read; read it again and retry")]
+    RevisionChanged { function: FunctionName },
+    #[error(transparent)]
+    InvalidName(#[from] updraft_model::InvalidName),
     #[error(transparent)]
     Deploy(#[from] DeployError),
     #[error(transparent)]
@@ -120,6 +130,8 @@ impl Platform {
             old.pool.retire();
         }
         self.scheduler.remove_function(name);
+        // Its aliases went with it, in the same transaction.
+        self.load_aliases().await?;
         tracing::info!(function = %name, "deleted");
         Ok(())
     }

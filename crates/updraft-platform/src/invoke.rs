@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use updraft_model::{FunctionName, VersionNumber};
+use updraft_model::{AliasName, FunctionName, VersionNumber};
 use updraft_runtime::{Body, Event, Input, InvokeContext, InvokeError, LogBudget, new_trace_id};
 use updraft_scheduler::{Failure, InvocationMeta, Throttle};
 
@@ -149,7 +149,15 @@ impl Platform {
             None | Some("$LATEST") => return Ok(Some(function)),
             Some(number) => match number.parse::<u32>() {
                 Ok(number) => VersionNumber(number),
-                Err(_) => return Ok(None),
+                // An alias: the version it names, or the one its routing picks this time.
+                Err(_) => {
+                    let alias = AliasName::new(number).ok().and_then(|alias| self.alias(name, &alias));
+                    match alias.map(|alias| alias.pick()) {
+                        None => return Ok(None),
+                        Some(None) => return Ok(Some(function)),
+                        Some(Some(version)) => version,
+                    }
+                }
             },
         };
         if version == function.version {

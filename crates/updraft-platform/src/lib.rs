@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod aliases;
 mod artifacts;
 mod batch;
 mod cluster;
@@ -13,6 +14,7 @@ mod data_dir;
 mod deploy;
 mod event_host;
 mod forward;
+mod function_edit;
 mod functions;
 mod info;
 mod invoke;
@@ -31,10 +33,12 @@ mod sync;
 mod versions;
 
 pub use access::{AccessKey, AccessKeyInfo};
+pub use aliases::{AliasError, AliasInfo, AliasSpec};
 pub use artifacts::ArtifactWriter;
 pub use cluster::{ClusterConfig, ClusterKey, NodeInfo, NodeState};
-pub use deploy::{DeployError, DeployRequest};
+pub use deploy::{DeployError, DeployRequest, fingerprint as version_fingerprint};
 pub use forward::{FORWARDED_HEADER, Home};
+pub use function_edit::{FunctionDraft, MADE_THROUGH_LAMBDA, revision_id};
 pub use functions::FunctionError;
 pub use info::{
     Deployed, DeployedVersion, FunctionInfo, HourlyUsage, InvocationEntry, InvocationQuery, LogEntry, UploadError,

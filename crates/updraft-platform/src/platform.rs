@@ -165,6 +165,8 @@ pub struct Platform {
     pub(crate) live: ArcSwap<LiveState>,
     /// Earlier versions invoked by number, beside the live ones.
     pub(crate) earlier: crate::versions::EarlierVersions,
+    /// Every function's aliases (`crate::aliases`).
+    pub(crate) aliases: ArcSwap<crate::aliases::AliasMap>,
     pub(crate) keys: ArcSwap<KeySet>,
     pub(crate) access_keys: ArcSwap<AccessKeySet>,
     /// Seals and opens what the store keeps secret; swapped when the key is rotated.
@@ -297,6 +299,7 @@ impl Platform {
             metrics,
             live: ArcSwap::from_pointee(LiveState::empty()),
             earlier: crate::versions::EarlierVersions::default(),
+            aliases: ArcSwap::from_pointee(crate::aliases::AliasMap::new()),
             keys: ArcSwap::from_pointee(KeySet::default()),
             access_keys: ArcSwap::from_pointee(AccessKeySet::default()),
             sealer: ArcSwap::from_pointee(sealer),
@@ -318,6 +321,7 @@ impl Platform {
         platform.load_access_keys().await?;
         platform.ensure_admin_key().await?;
         platform.load_functions().await?;
+        platform.load_aliases().await?;
         let workflows = platform.load_workflows().await?;
         let host: Arc<dyn Host> = platform.clone();
         platform.events.start(Arc::downgrade(&host), workflows).await?;

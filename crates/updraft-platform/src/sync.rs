@@ -86,6 +86,7 @@ impl Platform {
                 }
             }
         }
+        self.load_aliases().await?;
         let workflows = self.load_workflows().await?;
         self.events().workflows_set(workflows);
         Ok(())

@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod aliases;
 mod artifacts;
 mod changes;
 mod events;
@@ -26,6 +27,7 @@ mod shared_artifacts;
 mod sql;
 mod workflows;
 
+pub use aliases::AliasRecord;
 pub use artifacts::{ArtifactError, ArtifactStore, ArtifactUpload};
 pub use changes::ChangeListener;
 pub use events::{AsyncEvent, EventState, EventWrite, Finish};

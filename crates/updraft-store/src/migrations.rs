@@ -43,7 +43,8 @@ embedded!(
     "0016_traces.sql",
     "0017_log_search.sql",
     "0018_span_links.sql",
-    "0019_invocations_by_function_start.sql"
+    "0019_invocations_by_function_start.sql",
+    "0020_aliases.sql",
 );
 
 /// Migration files: (file name, SQL).

@@ -34,6 +34,8 @@ pub enum StoreError {
     FunctionNotFound { function: FunctionName },
     #[error("function {function:?} has no version {version}")]
     VersionNotFound { function: FunctionName, version: VersionNumber },
+    #[error("alias {alias:?} of function {function:?} exists already, or changed since it was read")]
+    AliasConflict { function: FunctionName, alias: updraft_model::AliasName },
     #[error("stored data is corrupt: {detail}")]
     Corrupt { detail: String },
     #[error("database query failed")]
@@ -406,6 +408,7 @@ async fn insert_version(
 
 async fn delete_function(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str) -> Result<bool, StoreError> {
     sqlx::query("DELETE FROM versions WHERE function = $1").bind(name).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM aliases WHERE function = $1").bind(name).execute(&mut **tx).await?;
     // A later function of the same name must not inherit these logs.
     sqlx::query("DELETE FROM log_lines WHERE function = $1").bind(name).execute(&mut **tx).await?;
     let result = sqlx::query("DELETE FROM functions WHERE name = $1").bind(name).execute(&mut **tx).await?;

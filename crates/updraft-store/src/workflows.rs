@@ -206,6 +206,15 @@ impl Store {
         let rows = sqlx::query("SELECT name, manifest FROM apps ORDER BY name").fetch_all(&self.pool).await?;
         rows.iter().map(|row| Ok((parse_name(row.try_get(0)?)?, row.try_get(1)?))).collect()
     }
+
+    /// One app's stored manifest; `None` when no app of that name was ever deployed.
+    pub async fn app_manifest(&self, app: &AppName) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT manifest FROM apps WHERE name = $1")
+            .bind(app.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| row.try_get(0)).transpose().map_err(StoreError::from)
+    }
 }
 
 async fn insert_history(

@@ -63,7 +63,10 @@ const FUNCTION_KEYS: &[&str] = &[
     "publishes",
     "starts",
     "triggers",
+    "description",
 ];
+/// Lambda's limit on a function's description.
+pub(crate) const MAX_DESCRIPTION: usize = 256;
 /// Lambda's bounds on an asynchronous event's age.
 const MIN_EVENT_AGE: Duration = Duration::from_secs(60);
 const MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 3600);

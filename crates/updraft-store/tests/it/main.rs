@@ -38,6 +38,7 @@ macro_rules! url_tests {
     )*};
 }
 
+mod aliases;
 mod cluster;
 mod connect;
 mod deploy;

@@ -179,6 +179,8 @@ pub fn config(name: &str) -> FunctionConfig {
                 auth: HttpAuth::Public,
             }),
         ],
+        description: None,
+        lambda_runtime: None,
     }
 }
 

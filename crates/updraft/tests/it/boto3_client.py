@@ -90,6 +90,151 @@ elif scenario == "versions":
     out["event"] = error(
         lambda: lam.invoke(FunctionName=name, Qualifier=qualifiers[0], InvocationType="Event", Payload="{}")
     )
+elif scenario == "control":
+    # A function made, changed, published and removed through Lambda's control plane,
+    # as a deploy script for AWS does it; `manifest_made` is a function from a manifest.
+    import hashlib
+    import io
+    import zipfile
+
+    manifest_made = sys.argv[3]
+
+    def package(greeting):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(
+                "app.py",
+                "import os\n"
+                "def handler(event, context):\n"
+                f"    return {{'greeting': os.environ.get('GREETING', {greeting!r}), "
+                "'version': context.function_version, 'memory': context.memory_limit_in_mb}\n",
+            )
+        return buffer.getvalue()
+
+    def config_of(c):
+        keys = ["FunctionName", "FunctionArn", "Runtime", "Handler", "MemorySize", "Timeout", "Version",
+                "Description", "State", "LastUpdateStatus", "CodeSha256", "CodeSize", "RevisionId", "PackageType"]
+        return {k: c.get(k) for k in keys} | {"Environment": c.get("Environment", {}).get("Variables")}
+
+    first = package("from the code")
+    made = lam.create_function(
+        FunctionName="made", Runtime="python3.12", Role="arn:aws:iam::000000000000:role/lambda-basic",
+        Handler="app.handler", Code={"ZipFile": first}, Description="made by boto3", Timeout=5,
+        MemorySize=256, Environment={"Variables": {"GREETING": "one"}},
+    )
+    out["created"] = config_of(made)
+    out["first_sha256"] = base64.b64encode(hashlib.sha256(first).digest()).decode()
+    out["first_size"] = len(first)
+    lam.get_waiter("function_active_v2").wait(FunctionName="made", WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+    out["invoked"] = invoke(lam, FunctionName="made", Payload="{}")
+    got = lam.get_function(FunctionName="made")
+    out["got"] = config_of(got["Configuration"]) | {"code": got["Code"]}
+
+    updated = lam.update_function_configuration(
+        FunctionName="made", MemorySize=512, Environment={"Variables": {"GREETING": "two"}}
+    )
+    out["updated"] = config_of(updated)
+    lam.get_waiter("function_updated_v2").wait(FunctionName="made", WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+    out["invoked_updated"] = invoke(lam, FunctionName="made", Payload="{}")
+    out["stale_revision"] = error(lambda: lam.update_function_configuration(
+        FunctionName="made", Timeout=9, RevisionId=made["RevisionId"]))
+
+    second = package("from new code")
+    coded = lam.update_function_code(FunctionName="made", ZipFile=second, Publish=True)
+    out["coded"] = config_of(coded)
+    out["second_sha256"] = base64.b64encode(hashlib.sha256(second).digest()).decode()
+    lam.get_waiter("function_updated_v2").wait(FunctionName="made", WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+    out["published"] = config_of(lam.publish_version(FunctionName="made", CodeSha256=coded["CodeSha256"]))
+    out["publish_wrong_sha"] = error(lambda: lam.publish_version(FunctionName="made", CodeSha256="x"))
+    out["versions"] = [v["Version"] for v in lam.list_versions_by_function(FunctionName="made")["Versions"]]
+    out["version_1"] = config_of(lam.get_function_configuration(FunctionName="made", Qualifier="1"))
+    out["invoked_1"] = invoke(lam, FunctionName="made", Qualifier="1", Payload="{}")
+    out["invoked_latest"] = invoke(lam, FunctionName="made", Payload="{}")
+
+    lam.put_function_concurrency(FunctionName="made", ReservedConcurrentExecutions=5)
+    out["concurrency"] = lam.get_function_concurrency(FunctionName="made").get("ReservedConcurrentExecutions")
+    out["concurrency_in_get"] = lam.get_function(FunctionName="made").get("Concurrency")
+    lam.delete_function_concurrency(FunctionName="made")
+    out["concurrency_deleted"] = lam.get_function_concurrency(FunctionName="made").get("ReservedConcurrentExecutions")
+
+    out["no_invoke_config"] = error(lambda: lam.get_function_event_invoke_config(FunctionName="made"))
+    lam.put_function_event_invoke_config(
+        FunctionName="made", MaximumRetryAttempts=0, MaximumEventAgeInSeconds=120,
+        DestinationConfig={"OnFailure": {"Destination": "arn:aws:sns:us-east-1:000000000000:made-failures"}},
+    )
+    lam.update_function_event_invoke_config(FunctionName="made", MaximumRetryAttempts=1)
+    got = lam.get_function_event_invoke_config(FunctionName="made")
+    out["invoke_config"] = {k: got.get(k) for k in ["MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig"]}
+    out["bad_invoke_config"] = error(lambda: lam.put_function_event_invoke_config(
+        FunctionName="made", DestinationConfig={"OnFailure": {"Destination": "arn:aws:sqs:us-east-1:000000000000:q"}}))
+    lam.delete_function_event_invoke_config(FunctionName="made")
+    out["invoke_config_deleted"] = error(lambda: lam.get_function_event_invoke_config(FunctionName="made"))
+
+    pages = lam.get_paginator("list_functions").paginate(PaginationConfig={"PageSize": 1})
+    out["listed"] = [[f["FunctionName"] for f in page["Functions"]] for page in pages]
+    out["manifest_made"] = config_of(lam.get_function(FunctionName=manifest_made)["Configuration"])
+
+    out["exists"] = error(lambda: lam.create_function(
+        FunctionName="made", Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
+        Handler="app.handler", Code={"ZipFile": first}))
+    out["java"] = error(lambda: lam.create_function(
+        FunctionName="javaish", Runtime="java21", Role="arn:aws:iam::000000000000:role/r",
+        Handler="a.B::handle", Code={"ZipFile": first}))
+    out["not_a_zip"] = error(lambda: lam.create_function(
+        FunctionName="broken", Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
+        Handler="app.handler", Code={"ZipFile": b"this is not a zip"}))
+    out["capitals"] = error(lambda: lam.create_function(
+        FunctionName="MyFunction", Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
+        Handler="app.handler", Code={"ZipFile": first}))
+    out["broken_listed"] = "broken" in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+    out["s3"] = error(lambda: lam.create_function(
+        FunctionName="froms3", Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
+        Handler="app.handler", Code={"S3Bucket": "my-bucket", "S3Key": "code.zip"}))
+    out["too_much_memory"] = error(lambda: lam.update_function_configuration(FunctionName="made", MemorySize=20480))
+    out["missing"] = error(lambda: lam.get_function(FunctionName="nope"))
+elif scenario == "aliases":
+    # Aliases of a function with versions 1 and 2: one version, then a weighted split.
+    import collections
+    name = sys.argv[3]
+
+    def alias_of(a):
+        return {k: a.get(k) for k in ["AliasArn", "Name", "FunctionVersion", "Description", "RoutingConfig"]}
+
+    created = lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1", Description="what users get")
+    out["created"] = alias_of(created)
+    out["invoked"] = invoke(lam, FunctionName=name, Qualifier="live", Payload="{}")
+    out["invoked_by_name"] = invoke(lam, FunctionName=f"{name}:live", Payload="{}")
+    out["function_by_alias"] = lam.get_function(FunctionName=name, Qualifier="live")["Configuration"]["Version"]
+    out["exists"] = error(lambda: lam.create_alias(FunctionName=name, Name="live", FunctionVersion="2"))
+    out["no_version"] = error(lambda: lam.create_alias(FunctionName=name, Name="other", FunctionVersion="9"))
+    out["numeric"] = error(lambda: lam.create_alias(FunctionName=name, Name="12", FunctionVersion="1"))
+
+    updated = lam.update_alias(
+        FunctionName=name, Name="live", RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}}
+    )
+    out["updated"] = alias_of(updated)
+    out["stale"] = error(lambda: lam.update_alias(
+        FunctionName=name, Name="live", FunctionVersion="2", RevisionId=created["RevisionId"]))
+    ran = collections.Counter(
+        invoke(lam, FunctionName=name, Qualifier="live", Payload="{}")["version"] for _ in range(200)
+    )
+    out["split"] = dict(ran)
+    out["split_event"] = error(lambda: lam.invoke(
+        FunctionName=name, Qualifier="live", InvocationType="Event", Payload="{}"))
+    out["got"] = alias_of(lam.get_alias(FunctionName=name, Name="live"))
+
+    lam.create_alias(FunctionName=name, Name="latest", FunctionVersion="$LATEST")
+    out["latest"] = invoke(lam, FunctionName=name, Qualifier="latest", Payload="{}")
+    out["listed"] = [a["Name"] for a in lam.list_aliases(FunctionName=name)["Aliases"]]
+    out["listed_v1"] = [a["Name"] for a in lam.list_aliases(FunctionName=name, FunctionVersion="1")["Aliases"]]
+    lam.delete_alias(FunctionName=name, Name="live")
+    out["deleted"] = error(lambda: lam.get_alias(FunctionName=name, Name="live"))
+    out["invoke_deleted"] = error(lambda: lam.invoke(FunctionName=name, Qualifier="live", Payload="{}"))
+elif scenario == "delete":
+    name = sys.argv[3]
+    lam.delete_function(FunctionName=name)
+    out["deleted"] = error(lambda: lam.get_function(FunctionName=name))
+    out["invoke_deleted"] = error(lambda: lam.invoke(FunctionName=name, Payload="{}"))
 elif scenario == "status":
     # One plain invoke: its status code, or the error's code.
     try:

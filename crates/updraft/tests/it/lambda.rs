@@ -195,23 +195,26 @@ fn aws_cli() -> std::path::PathBuf {
     path
 }
 
+/// Runs `aws lambda ARGS` against `server` with `key`, nothing from the user's files.
+fn aws_lambda(server: &TestServer, key: &(String, String), args: &[&str]) -> std::process::Output {
+    Command::new(aws_cli())
+        .args(["--endpoint-url", &server.url(""), "--region", "us-east-1", "lambda"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", &key.0)
+        .env("AWS_SECRET_ACCESS_KEY", &key.1)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_aws_cli_invokes_with_an_endpoint_url() {
     let server = TestServer::start();
     server.deploy(&repo_root().join("examples/node-worker"));
     let key = access_key(&server);
     let out = tempfile::tempdir().unwrap();
-    let aws = |args: &[&str]| {
-        Command::new(aws_cli())
-            .args(["--endpoint-url", &server.url(""), "--region", "us-east-1", "lambda"])
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", &key.0)
-            .env("AWS_SECRET_ACCESS_KEY", &key.1)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .output()
-            .unwrap()
-    };
+    let aws = |args: &[&str]| aws_lambda(&server, &key, args);
     let result = out.path().join("out.json");
     let invoked = aws(&[
         "invoke",
@@ -318,4 +321,253 @@ async fn every_published_version_is_invocable_by_its_number_beside_the_live_one(
     assert_eq!(ran(1).len(), 4, "{records:#?}");
     assert_eq!(ran(2).len(), 4, "{records:#?}");
     assert_eq!(ran(1).iter().filter(|r| r["cold"] == true).count(), 1, "{records:#?}");
+}
+
+#[tokio::test]
+async fn a_deploy_script_for_aws_makes_changes_publishes_and_deletes_functions_through_lambdas_api() {
+    let server = TestServer::start();
+    let key = access_key(&server);
+    let code = "def handler(event, context):\n    return {\"from\": \"manifest\"}\n";
+    let app = crate::async_invoke::python_app("greeter", "memory = \"64MiB\"", code);
+    server.deploy(app.path());
+
+    let seen = boto3(&server, &key, &["control", "greeter"]);
+    let created = &seen["created"];
+    assert_eq!(created["FunctionName"], "made", "{seen:#}");
+    assert_eq!(created["FunctionArn"], "arn:aws:lambda:us-east-1:000000000000:function:made");
+    assert_eq!(created["Runtime"], "python3.12");
+    assert_eq!(
+        (&created["Handler"], &created["MemorySize"], &created["Timeout"]),
+        (&json!("app.handler"), &json!(256), &json!(5))
+    );
+    assert_eq!(created["Description"], "made by boto3");
+    assert_eq!(created["Environment"], json!({"GREETING": "one"}));
+    assert_eq!((&created["State"], &created["LastUpdateStatus"]), (&json!("Active"), &json!("Successful")));
+    assert_eq!(created["Version"], "$LATEST");
+    // The package's own digest and size, as the client computes them.
+    assert_eq!(created["CodeSha256"], seen["first_sha256"]);
+    assert_eq!(created["CodeSize"], seen["first_size"]);
+    assert_eq!(seen["invoked"]["payload"], json!({"greeting": "one", "version": "1", "memory": "256"}), "{seen:#}");
+    assert_eq!(seen["got"]["RevisionId"], created["RevisionId"]);
+
+    // A configuration change keeps the code and makes the next version, live at once.
+    assert_eq!(seen["updated"]["MemorySize"], 512);
+    assert_eq!(seen["updated"]["CodeSha256"], seen["first_sha256"]);
+    assert_ne!(seen["updated"]["RevisionId"], created["RevisionId"]);
+    assert_eq!(seen["invoked_updated"]["payload"], json!({"greeting": "two", "version": "2", "memory": "512"}));
+    assert_eq!(seen["stale_revision"]["code"], "PreconditionFailedException", "{seen:#}");
+    assert_eq!(seen["stale_revision"]["status"], 412);
+
+    // New code, published: the version that serves, by number.
+    assert_eq!(seen["coded"]["Version"], "3", "{seen:#}");
+    assert_eq!(seen["coded"]["CodeSha256"], seen["second_sha256"]);
+    assert_eq!(seen["coded"]["Environment"], json!({"GREETING": "two"}));
+    assert_eq!(seen["published"]["Version"], "3");
+    assert_eq!(seen["publish_wrong_sha"]["code"], "InvalidParameterValueException");
+    assert_eq!(seen["versions"], json!(["$LATEST", "1", "2", "3"]));
+    assert_eq!(seen["version_1"]["Environment"], json!({"GREETING": "one"}));
+    assert_eq!(seen["version_1"]["FunctionArn"], "arn:aws:lambda:us-east-1:000000000000:function:made:1");
+    assert_eq!(seen["invoked_1"]["payload"], json!({"greeting": "one", "version": "1", "memory": "256"}));
+    assert_eq!(seen["invoked_latest"]["payload"]["version"], "3");
+
+    assert_eq!(seen["concurrency"], 5);
+    assert_eq!(seen["concurrency_in_get"], json!({"ReservedConcurrentExecutions": 5}));
+    assert_eq!(seen["concurrency_deleted"], Value::Null);
+
+    assert_eq!(seen["no_invoke_config"]["code"], "ResourceNotFoundException");
+    assert_eq!(
+        seen["invoke_config"],
+        json!({
+            "MaximumRetryAttempts": 1,
+            "MaximumEventAgeInSeconds": 120,
+            "DestinationConfig": {
+                "OnSuccess": {},
+                "OnFailure": {"Destination": "arn:aws:sns:us-east-1:000000000000:made-failures"},
+            },
+        }),
+        "{seen:#}"
+    );
+    assert_eq!(seen["bad_invoke_config"]["code"], "InvalidParameterValueException");
+    assert_eq!(seen["invoke_config_deleted"]["code"], "ResourceNotFoundException");
+
+    // Listed a page at a time (the paginator follows NextMarker), the manifest's too.
+    assert_eq!(seen["listed"], json!([["greeter"], ["made"]]), "{seen:#}");
+    let manifest_made = &seen["manifest_made"];
+    assert_eq!((&manifest_made["Runtime"], &manifest_made["MemorySize"]), (&json!("python3.12"), &json!(64)));
+    assert_eq!(manifest_made["State"], "Active");
+
+    assert_eq!(seen["exists"]["code"], "ResourceConflictException", "{seen:#}");
+    assert_eq!(seen["java"]["code"], "InvalidParameterValueException");
+    assert!(seen["java"]["message"].as_str().unwrap().contains("java21"), "{seen:#}");
+    assert_eq!(seen["not_a_zip"]["code"], "InvalidParameterValueException");
+    assert!(seen["not_a_zip"]["message"].as_str().unwrap().contains("zip"), "{seen:#}");
+    assert_eq!(seen["broken_listed"], false, "a refused function is not made");
+    assert_eq!(seen["capitals"]["code"], "InvalidParameterValueException");
+    assert!(seen["capitals"]["message"].as_str().unwrap().contains("lowercase"), "{seen:#}");
+    assert_eq!(seen["s3"]["code"], "InvalidParameterValueException");
+    assert!(seen["s3"]["message"].as_str().unwrap().contains("ZipFile"), "{seen:#}");
+    assert_eq!(seen["too_much_memory"]["code"], "InvalidParameterValueException");
+    assert_eq!(seen["missing"]["code"], "ResourceNotFoundException");
+
+    // An ordinary Updraft function: listed, and its versions roll back.
+    assert!(server.cli_ok(&["ls"]).contains("made"));
+    server.cli_ok(&["rollback", "made", "--to", "1"]);
+    let out = server.cli_ok(&["invoke", "made", "--data", "{}"]);
+    assert!(out.contains("\"greeting\"") && out.contains("one"), "{out}");
+
+    let seen = boto3(&server, &key, &["delete", "made"]);
+    assert_eq!(seen["deleted"]["code"], "ResourceNotFoundException", "{seen:#}");
+    assert_eq!(seen["invoke_deleted"]["code"], "ResourceNotFoundException");
+    assert!(!server.cli_ok(&["ls"]).contains("made"));
+}
+
+/// A zip holding one file.
+fn zip_of(path: &Path, file: &str, text: &str) {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    zip.start_file(file, zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(text.as_bytes()).unwrap();
+    zip.finish().unwrap();
+}
+
+#[tokio::test]
+async fn the_aws_cli_creates_updates_publishes_and_invokes_a_function() {
+    let server = TestServer::start();
+    let key = access_key(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let handler = |code: &str| {
+        format!(
+            "exports.handler = async (event, context) => ({{ code: {code:?}, version: context.functionVersion }});\n"
+        )
+    };
+    let (one, two) = (dir.path().join("one.zip"), dir.path().join("two.zip"));
+    zip_of(&one, "index.js", &handler("one"));
+    zip_of(&two, "index.js", &handler("two"));
+    let aws = |args: &[&str]| {
+        let out = aws_lambda(&server, &key, args);
+        assert!(out.status.success(), "aws lambda {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let fileb = |path: &Path| format!("fileb://{}", path.display());
+
+    let created: Value = serde_json::from_str(&aws(&[
+        "create-function",
+        "--function-name",
+        "cli-made",
+        "--runtime",
+        "nodejs20.x",
+        "--handler",
+        "index.handler",
+        "--zip-file",
+        &fileb(&one),
+        "--role",
+        "arn:aws:iam::000000000000:role/lambda-basic",
+    ]))
+    .unwrap();
+    assert_eq!((&created["FunctionName"], &created["Runtime"]), (&json!("cli-made"), &json!("nodejs20.x")));
+    aws(&["wait", "function-active-v2", "--function-name", "cli-made"]);
+
+    let updated: Value = serde_json::from_str(&aws(&[
+        "update-function-code",
+        "--function-name",
+        "cli-made",
+        "--zip-file",
+        &fileb(&two),
+    ]))
+    .unwrap();
+    assert_ne!(updated["CodeSha256"], created["CodeSha256"]);
+    aws(&["wait", "function-updated-v2", "--function-name", "cli-made"]);
+    let published: Value = serde_json::from_str(&aws(&["publish-version", "--function-name", "cli-made"])).unwrap();
+    assert_eq!(published["Version"], "2", "{published:#}");
+    assert_eq!(published["CodeSha256"], updated["CodeSha256"]);
+
+    let result = dir.path().join("out.json");
+    let invoke = |qualifier: Option<&str>| {
+        let mut args = vec!["invoke", "--function-name", "cli-made"];
+        args.extend(qualifier.map(|q| ["--qualifier", q]).into_iter().flatten());
+        args.push(result.to_str().unwrap());
+        let meta: Value = serde_json::from_str(&aws(&args)).unwrap();
+        let payload: Value = serde_json::from_slice(&std::fs::read(&result).unwrap()).unwrap();
+        (meta["ExecutedVersion"].clone(), payload)
+    };
+    assert_eq!(invoke(None), (json!("$LATEST"), json!({"code": "two", "version": "2"})));
+    assert_eq!(invoke(Some("1")), (json!("1"), json!({"code": "one", "version": "1"})));
+
+    // An alias on version 1 that sends half of its invocations to version 2.
+    let alias: Value = serde_json::from_str(&aws(&[
+        "create-alias",
+        "--function-name",
+        "cli-made",
+        "--name",
+        "live",
+        "--function-version",
+        "1",
+        "--routing-config",
+        r#"{"AdditionalVersionWeights": {"2": 0.5}}"#,
+    ]))
+    .unwrap();
+    assert_eq!(alias["RoutingConfig"], json!({"AdditionalVersionWeights": {"2": 0.5}}), "{alias:#}");
+    let (version, payload) = invoke(Some("live"));
+    assert!(version == payload["version"] && (version == "1" || version == "2"), "{version} {payload}");
+    let runtime =
+        aws(&["get-function", "--function-name", "cli-made", "--query", "Configuration.Runtime", "--output", "text"]);
+    assert_eq!(runtime.trim(), "nodejs20.x");
+    aws(&["delete-function", "--function-name", "cli-made"]);
+    let gone = aws_lambda(&server, &key, &["get-function", "--function-name", "cli-made"]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("ResourceNotFoundException"));
+}
+
+#[tokio::test]
+async fn an_alias_names_a_version_and_sends_a_weighted_share_to_a_second() {
+    let server = TestServer::start();
+    let key = access_key(&server);
+    let code = "def handler(event, context):\n    return {\"version\": context.function_version}\n";
+    let app = crate::async_invoke::python_app("greeter", "timeout = \"5s\"", code);
+    server.deploy(app.path());
+    let manifest = std::fs::read_to_string(app.path().join("updraft.toml")).unwrap();
+    std::fs::write(app.path().join("updraft.toml"), manifest.replace("\"5s\"", "\"6s\"")).unwrap();
+    server.deploy(app.path());
+
+    let seen = boto3(&server, &key, &["aliases", "greeter"]);
+    assert_eq!(
+        seen["created"],
+        json!({
+            "AliasArn": "arn:aws:lambda:us-east-1:000000000000:function:greeter:live",
+            "Name": "live",
+            "FunctionVersion": "1",
+            "Description": "what users get",
+            "RoutingConfig": null,
+        }),
+        "{seen:#}"
+    );
+    for invoked in [&seen["invoked"], &seen["invoked_by_name"]] {
+        assert_eq!((&invoked["payload"]["version"], &invoked["version"]), (&json!("1"), &json!("1")), "{seen:#}");
+    }
+    assert_eq!(seen["function_by_alias"], "1");
+    assert_eq!(seen["exists"]["code"], "ResourceConflictException", "{seen:#}");
+    assert_eq!(seen["no_version"]["code"], "ResourceNotFoundException");
+    assert_eq!(seen["numeric"]["code"], "InvalidParameterValueException");
+
+    assert_eq!(seen["updated"]["FunctionVersion"], "1");
+    assert_eq!(seen["updated"]["RoutingConfig"], json!({"AdditionalVersionWeights": {"2": 0.5}}));
+    assert_eq!(seen["stale"]["code"], "PreconditionFailedException");
+    // Both versions take a share of 200 invocations (each below 40 by chance: ~1e-19).
+    let split = &seen["split"];
+    let (one, two) = (split["1"].as_u64().unwrap_or(0), split["2"].as_u64().unwrap_or(0));
+    assert_eq!(one + two, 200, "{split}");
+    assert!(one > 40 && two > 40, "{split}");
+    assert_eq!(seen["split_event"]["code"], "InvalidParameterValueException");
+    assert_eq!(seen["got"]["RoutingConfig"], seen["updated"]["RoutingConfig"]);
+
+    assert_eq!(seen["latest"]["payload"]["version"], "2");
+    assert_eq!(seen["listed"], json!(["latest", "live"]));
+    assert_eq!(seen["listed_v1"], json!(["live"]));
+    assert_eq!(seen["deleted"]["code"], "ResourceNotFoundException");
+    assert_eq!(seen["invoke_deleted"]["code"], "ResourceNotFoundException");
+
+    // Records say which version ran each invocation through the alias.
+    let records = crate::execution::wait_for_records(&server, "greeter", 203).await;
+    let ran = |version: u64| records.iter().filter(|r| r["version"] == version).count() as u64;
+    assert_eq!(ran(1), 2 + one, "{split}");
+    assert_eq!(ran(2), 1 + two, "{split}");
 }

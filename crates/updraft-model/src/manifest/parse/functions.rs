@@ -8,7 +8,7 @@ use toml::{Table, Value};
 
 use crate::manifest::parse::toml_values::{did_you_mean, join, sorted};
 use crate::manifest::parse::{
-    BUILD_KEYS, Checker, FUNCTION_KEYS, FUTURE_FUNCTION_KEYS, MAX_EVENT_AGE, MIN_EVENT_AGE, ParsedEnv,
+    BUILD_KEYS, Checker, FUNCTION_KEYS, FUTURE_FUNCTION_KEYS, MAX_DESCRIPTION, MAX_EVENT_AGE, MIN_EVENT_AGE, ParsedEnv,
 };
 use crate::manifest::{BuildSpec, Destination, FunctionConfig, FunctionSpec, RuntimeKind, ServerSpec};
 use crate::outbound::check_host;
@@ -114,6 +114,17 @@ impl Checker<'_> {
         });
         let triggers =
             self.optional(table, path, "triggers", |checker, path, value| checker.triggers(path, name, value));
+        let description = self.optional(table, path, "description", |checker, path, value| {
+            let text = checker.string(path, value, "write it in quotes, like description = \"Makes thumbnails\"")?;
+            if text.chars().count() > MAX_DESCRIPTION {
+                checker.problem(
+                    path,
+                    format!("it is longer than {MAX_DESCRIPTION} characters (Lambda's limit); shorten it"),
+                );
+                return None;
+            }
+            Some(text.to_owned())
+        });
         if let (Some(Some(triggers)), Some(env)) = (&triggers, &env) {
             self.webhook_secrets(path, triggers, env.as_ref());
         }
@@ -164,6 +175,8 @@ impl Checker<'_> {
                 publishes: publishes?.unwrap_or_default(),
                 starts: starts?.unwrap_or_default(),
                 triggers: triggers?.unwrap_or_default(),
+                description: description?,
+                lambda_runtime: None,
             },
         })
     }

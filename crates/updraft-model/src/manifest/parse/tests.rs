@@ -137,6 +137,8 @@ fn defaults_apply_to_absent_keys() {
             publishes: Vec::new(),
             starts: Vec::new(),
             triggers: Vec::new(),
+            description: None,
+            lambda_runtime: None,
         }
     );
 }
