@@ -27,6 +27,8 @@ const HOP_BY_HOP: [&str; 7] =
 
 struct Routed {
     function: Arc<LiveFunction>,
+    /// The alias whose version serves the route, resolved where the request runs.
+    alias: Option<updraft_model::AliasName>,
     /// Set for a webhook route: the request is stored and answered `202`.
     webhook: Option<Arc<WebhookTrigger>>,
     auth: HttpAuth,
@@ -49,6 +51,7 @@ async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: 
     let routed = state.platform.route(&method, &path, |matched| match matched {
         RouteMatch::Found { target, auth, route, params, .. } => Ok(Routed {
             function: target.function.clone(),
+            alias: target.alias.clone(),
             webhook: target.webhook.clone(),
             auth,
             route: route.to_string(),
@@ -165,11 +168,33 @@ async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: 
     set_header(&mut parts.headers, "traceparent", &own.header());
     set_header(&mut parts.headers, "x-amzn-trace-id", &own.amzn_header());
     let guest_request = http::Request::from_parts(parts, body);
+    let function = match &routed.alias {
+        None => routed.function.clone(),
+        // Drawn per request: a weighted alias sends each its share.
+        Some(alias) => {
+            let name = &routed.function.name;
+            state
+                .platform
+                .qualified_function(name, Some(alias.as_str()))
+                .await
+                .map_err(|error| ApiError::internal(&error))?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "alias_not_found",
+                        format!(
+                            "this route is served by alias {alias} of {name}, which does not exist; create it \
+                             (Lambda's CreateAlias) or remove `alias` from the trigger"
+                        ),
+                    )
+                })?
+        }
+    };
     let context = InvokeContext {
         trace_id: Some(trace_id),
         ..InvokeContext::new(request_id.to_owned(), TriggerKind::Http, caller)
     };
-    let invocation = match state.platform.invoke(&routed.function, Input::Http(guest_request), context).await {
+    let invocation = match state.platform.invoke(&function, Input::Http(guest_request), context).await {
         Ok(invocation) => invocation,
         // The body the function was reading was cut off on the client's side (too
         // large, cut, too slow): the client's error, as when it is read whole.

@@ -328,7 +328,7 @@ pub struct WebhookTrigger {
 impl WebhookTrigger {
     /// The route claim it makes, checked against HTTP triggers' claims.
     pub fn as_route(&self) -> HttpTrigger {
-        HttpTrigger { methods: self.methods.clone(), route: self.route.clone(), auth: HttpAuth::Public }
+        HttpTrigger { methods: self.methods.clone(), route: self.route.clone(), auth: HttpAuth::Public, alias: None }
     }
 }
 
@@ -378,6 +378,10 @@ pub struct HttpTrigger {
     pub route: RoutePattern,
     #[serde(default)]
     pub auth: HttpAuth,
+    /// `alias`: the route serves the version this alias of the function picks (its
+    /// version, or its weighted second one), not the version serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<crate::AliasName>,
 }
 
 /// Who may call an HTTP trigger.
@@ -467,6 +471,7 @@ mod tests {
                     methods: MethodSet { methods: vec!["GET".to_owned()] },
                     route: RoutePattern::parse("/hello").unwrap(),
                     auth: HttpAuth::Public,
+                    alias: None,
                 }),
                 Trigger::Topic(TopicTrigger { topic: TopicName::new("user.signed_up").unwrap() }),
                 Trigger::Schedule(ScheduleTrigger {

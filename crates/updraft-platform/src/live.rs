@@ -31,6 +31,8 @@ pub struct LiveFunction {
 pub struct RouteTarget {
     pub function: Arc<LiveFunction>,
     pub webhook: Option<Arc<WebhookTrigger>>,
+    /// The alias whose version serves the route, if the trigger names one.
+    pub alias: Option<updraft_model::AliasName>,
 }
 
 /// The live functions, the route table and the topic subscriptions built from them.
@@ -51,7 +53,8 @@ impl LiveState {
         let claims = functions.values().flat_map(|function| {
             function.config.triggers.iter().filter_map(move |trigger| {
                 let (claim, webhook) = route_claim(trigger)?;
-                let target = RouteTarget { function: function.clone(), webhook: webhook.map(Arc::new) };
+                let alias = claim.alias.clone();
+                let target = RouteTarget { function: function.clone(), webhook: webhook.map(Arc::new), alias };
                 Some((&function.name, claim, target))
             })
         });

@@ -170,6 +170,7 @@ mod tests {
             methods: MethodSet { methods: methods.iter().map(|m| m.to_string()).collect() },
             route: RoutePattern::parse(route).unwrap(),
             auth: HttpAuth::Public,
+            alias: None,
         }
     }
 

@@ -76,6 +76,7 @@ const TRIGGER_KINDS: &[&str] = &["http", "webhook", "topic", "schedule", "queue"
 /// The other keys a trigger may have, each with the kind it belongs to.
 const TRIGGER_OPTIONS: &[(&str, &str)] = &[
     ("auth", "http"),
+    ("alias", "http"),
     ("secret_env", "webhook"),
     ("secret", "webhook"),
     ("timezone", "schedule"),

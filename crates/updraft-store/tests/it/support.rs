@@ -172,11 +172,13 @@ pub fn config(name: &str) -> FunctionConfig {
                 methods: MethodSet { methods: vec!["GET".to_owned(), "POST".to_owned()] },
                 route: RoutePattern::parse(&format!("/{name}/{{id}}")).unwrap(),
                 auth: HttpAuth::Key,
+                alias: None,
             }),
             Trigger::Http(HttpTrigger {
                 methods: MethodSet::any(),
                 route: RoutePattern::parse(&format!("/{name}/static/{{*path}}")).unwrap(),
                 auth: HttpAuth::Public,
+                alias: None,
             }),
         ],
         description: None,

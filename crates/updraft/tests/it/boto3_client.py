@@ -230,6 +230,9 @@ elif scenario == "aliases":
     lam.delete_alias(FunctionName=name, Name="live")
     out["deleted"] = error(lambda: lam.get_alias(FunctionName=name, Name="live"))
     out["invoke_deleted"] = error(lambda: lam.invoke(FunctionName=name, Qualifier="live", Payload="{}"))
+elif scenario == "create-alias":
+    name, alias, version = sys.argv[3], sys.argv[4], sys.argv[5]
+    out["alias"] = lam.create_alias(FunctionName=name, Name=alias, FunctionVersion=version)["AliasArn"]
 elif scenario == "delete":
     name = sys.argv[3]
     lam.delete_function(FunctionName=name)

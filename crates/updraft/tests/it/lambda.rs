@@ -571,3 +571,28 @@ async fn an_alias_names_a_version_and_sends_a_weighted_share_to_a_second() {
     assert_eq!(ran(1), 2 + one, "{split}");
     assert_eq!(ran(2), 1 + two, "{split}");
 }
+
+#[tokio::test]
+async fn an_http_trigger_can_serve_an_aliases_version_instead_of_the_live_one() {
+    let server = TestServer::start();
+    let key = access_key(&server);
+    let code = "def handler(event, context):\n    return {\"version\": context.function_version}\n";
+    let triggers = "triggers = [{ http = \"GET /stable\", alias = \"stable\" }, { http = \"GET /latest\" }]";
+    let app = crate::async_invoke::python_app("greeter", &format!("timeout = \"5s\"\n{triggers}"), code);
+    server.deploy(app.path());
+    let manifest = std::fs::read_to_string(app.path().join("updraft.toml")).unwrap();
+    std::fs::write(app.path().join("updraft.toml"), manifest.replace("\"5s\"", "\"6s\"")).unwrap();
+    server.deploy(app.path());
+
+    // Before the alias exists, its route says so rather than serving another version.
+    let missing = reqwest::get(server.url("/stable")).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = missing.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("alias stable"), "{body}");
+
+    boto3(&server, &key, &["create-alias", "greeter", "stable", "1"]);
+    let stable: Value = reqwest::get(server.url("/stable")).await.unwrap().json().await.unwrap();
+    assert_eq!(stable, json!({"version": "1"}));
+    let latest: Value = reqwest::get(server.url("/latest")).await.unwrap().json().await.unwrap();
+    assert_eq!(latest, json!({"version": "2"}));
+}

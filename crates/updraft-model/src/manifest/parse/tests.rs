@@ -61,7 +61,7 @@ fn name(text: &str) -> FunctionName {
 
 fn http(text: &str, auth: HttpAuth) -> Trigger {
     let (methods, route) = parse_http(text).unwrap();
-    Trigger::Http(HttpTrigger { methods, route, auth })
+    Trigger::Http(HttpTrigger { methods, route, auth, alias: None })
 }
 
 #[test]
@@ -803,4 +803,26 @@ fn http_functions_are_servers_started_by_a_command() {
         serde_json::to_string(&config).unwrap()
     };
     assert!(!config(1).contains("concurrency_per_instance") && config(8).contains("\"concurrency_per_instance\":8"));
+}
+
+#[test]
+fn an_http_trigger_may_name_an_alias_and_a_description_is_kept() {
+    let manifest = parse(&with_function(
+        "description = \"Says hello\"\ntriggers = [{ http = \"GET /stable\", alias = \"stable\" }]",
+    ))
+    .unwrap();
+    let config = &manifest.functions[&name("hello")].config;
+    assert_eq!(config.description.as_deref(), Some("Says hello"));
+    let Trigger::Http(trigger) = &config.triggers[0] else { panic!("{:?}", config.triggers) };
+    assert_eq!(trigger.alias.as_ref().map(|alias| alias.as_str()), Some("stable"));
+
+    let (field, message) = problem(&with_function("triggers = [{ http = \"GET /x\", alias = \"12\" }]"));
+    assert_eq!(field, "functions.hello.triggers[0].alias");
+    assert!(message.contains("number names a version"), "{message}");
+    let (field, message) = problem(&with_function("triggers = [{ topic = \"t\", alias = \"live\" }]"));
+    assert_eq!(field, "functions.hello.triggers[0].alias");
+    assert!(message.contains("for http triggers"), "{message}");
+    let (field, message) = problem(&with_function(&format!("description = \"{}\"", "x".repeat(257))));
+    assert_eq!(field, "functions.hello.description");
+    assert!(message.contains("256"), "{message}");
 }

@@ -106,8 +106,12 @@ impl Checker<'_> {
         let trigger = match kind {
             "http" => {
                 let auth = self.optional(table, path, "auth", Self::auth);
+                let alias = self.optional(table, path, "alias", |checker, path, value| {
+                    let text = checker.string(path, value, "name an alias of the function, like alias = \"live\"")?;
+                    crate::AliasName::new(text).map_err(|invalid| checker.problem(path, invalid.to_string())).ok()
+                });
                 let (methods, route) = self.route(&kind_path, value, "http = \"GET /hello\"")?;
-                Trigger::Http(HttpTrigger { methods, route, auth: auth?.unwrap_or_default() })
+                Trigger::Http(HttpTrigger { methods, route, auth: auth?.unwrap_or_default(), alias: alias? })
             }
             "webhook" => {
                 let secret_env = self.optional(table, path, "secret_env", |checker, path, value| {
