@@ -157,6 +157,7 @@ impl From<FunctionError> for ApiError {
             FunctionError::Exists { .. } | FunctionError::AppExists { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "function_name_taken", error.to_string())
             }
+            FunctionError::NoCanary { .. } => ApiError::new(StatusCode::CONFLICT, "no_canary", error.to_string()),
             FunctionError::RevisionChanged { .. } => {
                 ApiError::new(StatusCode::PRECONDITION_FAILED, "revision_changed", error.to_string())
             }

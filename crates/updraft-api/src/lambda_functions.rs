@@ -152,7 +152,9 @@ fn refused(named: &Named, error: FunctionError) -> LambdaError {
             }
             other => LambdaError::invalid_parameter(other.to_string()),
         },
-        FunctionError::NoEarlierVersion { .. } | FunctionError::Store(_) => LambdaError::service(error.to_string()),
+        FunctionError::NoEarlierVersion { .. } | FunctionError::NoCanary { .. } | FunctionError::Store(_) => {
+            LambdaError::service(error.to_string())
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::params::{DeployParams, RollbackParams};
+use crate::params::{CanaryParams, DeployParams, RollbackParams};
 use crate::v1;
 use crate::views::*;
 
@@ -25,6 +25,7 @@ use crate::views::*;
         v1::functions::function_delete,
         v1::functions::version_list,
         v1::functions::function_rollback,
+        v1::functions::function_promote,
         v1::functions::function_invoke,
         v1::functions::function_invoke_async,
         v1::events::async_event_get,
@@ -64,7 +65,7 @@ use crate::views::*;
     components(schemas(
         ErrorBody, ErrorView, ProblemView, ArtifactView, DeployView, DeployedFunctionView, FunctionView,
         ConfigView, RouteView, ScheduleView, FunctionListView, VersionView, VersionListView, LogLineView, LogListView, FunctionStatsView, StatsStepView,
-        DeployParams, RollbackParams, InvocationView, InvocationListView, UsageView, UsageHourView,
+        DeployParams, CanaryParams, CanaryView, RollbackParams, InvocationView, InvocationListView, UsageView, UsageHourView,
         FunctionUsageView, PricesView, UsageReportView, AccessKeyCreatedView, AccessKeyView, AccessKeyListView,
         AsyncAcceptedView, AsyncEventView, AsyncEventListView, AsyncRetriedView, QueueRedriveView, QueueListView, QueueSummaryView, WorkflowListView, WorkflowView, ExecutionListView, ExecutionSummaryView, PublishedView, TopicView, TopicListView, QueueSentView, QueueView,
         QueueTriggerView, ExecutionStartedView, ExecutionView, HistoryEntryView, StatusView, SandboxView,

@@ -13,6 +13,21 @@ pub struct DeployParams {
     pub manifest: String,
     /// Function name to `sha256:<hex>` of its uploaded artifact.
     pub artifacts: BTreeMap<String, String>,
+    /// Start a canary for each function the deploy changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryParams>,
+}
+
+/// A canary deploy: the new versions get a share of the invocations for a while, the
+/// versions they replace the rest; promoted at the end, rolled back as soon as a new
+/// version fails noticeably more often than the one it replaces.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryParams {
+    /// The new versions' share of invocations, in percent (above 0, below 100).
+    pub percent: f64,
+    /// How long until the new versions serve everything, like `10m` or `1h`.
+    pub duration: String,
 }
 
 /// Roll a function back.

@@ -34,6 +34,8 @@ pub struct DeployRequest {
     pub app: AppName,
     pub manifest: String,
     pub artifacts: BTreeMap<FunctionName, ArtifactDigest>,
+    /// Start a canary for each function the deploy changes (`crate::canary`).
+    pub canary: Option<crate::CanarySpec>,
 }
 
 /// Why a deploy was refused. Nothing of a refused deploy is applied.
@@ -171,7 +173,11 @@ impl Platform {
             });
         }
         let _guard = self.change_lock.lock().await;
-        let plan = DeployPlan { app: manifest.app.clone(), manifest: request.manifest, functions: planned };
+        let canary = request.canary.map(|canary| updraft_store::CanaryPlan {
+            share_ppm: (canary.share.clamp(0.0, 1.0) * 1e6).round() as u32,
+            duration_ms: u64::try_from(canary.duration.as_millis()).unwrap_or(u64::MAX),
+        });
+        let plan = DeployPlan { app: manifest.app.clone(), manifest: request.manifest, functions: planned, canary };
         self.apply(plan, Some(Workflow::declared(&manifest))).await
     }
 
@@ -250,6 +256,9 @@ impl Platform {
         }
 
         let outcome = self.store.app_deploy(&plan).await?;
+        // The canaries this deploy started split invocations from the moment its
+        // versions serve.
+        self.load_canaries().await?;
 
         let mut next: BTreeMap<FunctionName, Arc<LiveFunction>> =
             others.into_iter().map(|(name, function)| (name.clone(), function.clone())).collect();

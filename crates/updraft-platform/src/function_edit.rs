@@ -50,7 +50,7 @@ impl Platform {
             return Err(FunctionError::AppExists { function: name.clone(), app });
         }
         let planned = planned(name, draft);
-        let plan = DeployPlan { app, manifest, functions: vec![planned] };
+        let plan = DeployPlan { app, manifest, functions: vec![planned], canary: None };
         self.apply(plan, Some(Vec::new())).await?;
         self.function_get(name).await
     }
@@ -90,7 +90,7 @@ impl Platform {
             fingerprint: f.current.fingerprint.clone(),
         });
         let functions = siblings.chain([planned(name, wanted)]).collect();
-        self.apply(DeployPlan { app, manifest, functions }, None).await?;
+        self.apply(DeployPlan { app, manifest, functions, canary: None }, None).await?;
         self.function_get(name).await
     }
 }

@@ -26,6 +26,8 @@ pub enum FunctionError {
     AppExists { function: FunctionName, app: AppName },
     #[error("function {function:?} was changed since its revision was read; read it again and retry")]
     RevisionChanged { function: FunctionName },
+    #[error("function {function:?} has no canary running")]
+    NoCanary { function: FunctionName },
     #[error(transparent)]
     InvalidName(#[from] updraft_model::InvalidName),
     #[error(transparent)]
@@ -77,6 +79,8 @@ impl Platform {
         let _guard = self.change_lock.lock().await;
         let record = self.function_record(name).await?;
         let versions = self.store.version_list(name).await?;
+        // During a canary, back means the version that served before it.
+        let to = to.or_else(|| self.canaries.load().get(name).map(|canary| canary.previous));
         let target = match to {
             Some(version) => versions
                 .into_iter()
@@ -98,6 +102,7 @@ impl Platform {
         self.check_secrets(name, &target.config)?;
         let code = self.prepare(name, &target.artifact, &target.config).await?;
         let record = self.store.function_rollback(name, target.version).await?;
+        self.load_canaries().await?;
         let version = LiveVersion {
             name,
             app: &record.app,
@@ -132,6 +137,7 @@ impl Platform {
         self.scheduler.remove_function(name);
         // Its aliases went with it, in the same transaction.
         self.load_aliases().await?;
+        self.load_canaries().await?;
         tracing::info!(function = %name, "deleted");
         Ok(())
     }

@@ -80,6 +80,10 @@ impl Platform {
         input: Input,
         context: InvokeContext,
     ) -> Result<Invocation, InvokeFailure> {
+        // During a canary, the invocations outside the new version's share run the
+        // version that served before it.
+        let previous = self.held_back(function).await;
+        let function = previous.as_deref().unwrap_or(function);
         let request_id = context.request_id.clone();
         let meta = InvocationMeta {
             id: context.request_id,

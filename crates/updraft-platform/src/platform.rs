@@ -167,6 +167,8 @@ pub struct Platform {
     pub(crate) earlier: crate::versions::EarlierVersions,
     /// Every function's aliases (`crate::aliases`).
     pub(crate) aliases: ArcSwap<crate::aliases::AliasMap>,
+    /// The canaries running (`crate::canary`).
+    pub(crate) canaries: ArcSwap<crate::canary::CanaryMap>,
     pub(crate) keys: ArcSwap<KeySet>,
     pub(crate) access_keys: ArcSwap<AccessKeySet>,
     /// Seals and opens what the store keeps secret; swapped when the key is rotated.
@@ -300,6 +302,7 @@ impl Platform {
             live: ArcSwap::from_pointee(LiveState::empty()),
             earlier: crate::versions::EarlierVersions::default(),
             aliases: ArcSwap::from_pointee(crate::aliases::AliasMap::new()),
+            canaries: ArcSwap::from_pointee(crate::canary::CanaryMap::new()),
             keys: ArcSwap::from_pointee(KeySet::default()),
             access_keys: ArcSwap::from_pointee(AccessKeySet::default()),
             sealer: ArcSwap::from_pointee(sealer),
@@ -322,6 +325,8 @@ impl Platform {
         platform.ensure_admin_key().await?;
         platform.load_functions().await?;
         platform.load_aliases().await?;
+        platform.load_canaries().await?;
+        crate::canary::watch(Arc::downgrade(&platform));
         let workflows = platform.load_workflows().await?;
         let host: Arc<dyn Host> = platform.clone();
         platform.events.start(Arc::downgrade(&host), workflows).await?;

@@ -87,6 +87,7 @@ impl Platform {
             }
         }
         self.load_aliases().await?;
+        self.load_canaries().await?;
         let workflows = self.load_workflows().await?;
         self.events().workflows_set(workflows);
         Ok(())

@@ -12,6 +12,7 @@
 
 mod aliases;
 mod artifacts;
+mod canaries;
 mod changes;
 mod events;
 mod group;
@@ -29,6 +30,7 @@ mod workflows;
 
 pub use aliases::AliasRecord;
 pub use artifacts::{ArtifactError, ArtifactStore, ArtifactUpload};
+pub use canaries::{CanaryRecord, Outcomes};
 pub use changes::ChangeListener;
 pub use events::{AsyncEvent, EventState, EventWrite, Finish};
 pub use group::EventWriter;
@@ -37,8 +39,8 @@ pub use logs::{LogFilter, LogScope};
 pub use nodes::{NodeLoad, NodeRecord};
 pub use queues::{QueueDepth, QueueMessage};
 pub use records::{
-    AccessKeyRecord, ApiKeyRecord, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine, LogLineRecord,
-    PlannedFunction, SealedKind, SealedValue, SecretRecord, TokenIdentity, VersionRecord,
+    AccessKeyRecord, ApiKeyRecord, CanaryPlan, DeployOutcome, DeployPlan, DeployedFunction, FunctionRecord, LogLine,
+    LogLineRecord, PlannedFunction, SealedKind, SealedValue, SecretRecord, TokenIdentity, VersionRecord,
 };
 pub use retention::Keep;
 pub use shared_artifacts::SharedArtifactError;

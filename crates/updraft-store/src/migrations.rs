@@ -45,6 +45,7 @@ embedded!(
     "0018_span_links.sql",
     "0019_invocations_by_function_start.sql",
     "0020_aliases.sql",
+    "0021_canaries.sql",
 );
 
 /// Migration files: (file name, SQL).

@@ -41,6 +41,19 @@ pub struct DeployPlan {
     pub app: AppName,
     pub manifest: String,
     pub functions: Vec<PlannedFunction>,
+    /// A canary for each function this deploy changes that had a version serving: the
+    /// new version gets this share of invocations until it ends; `None` makes the new
+    /// versions serve everything (and ends the canaries of the functions it changes).
+    pub canary: Option<CanaryPlan>,
+}
+
+/// A canary a deploy starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CanaryPlan {
+    /// The new version's share of invocations, in millionths.
+    pub share_ppm: u32,
+    /// How long until it is promoted, in milliseconds (unless rolled back before).
+    pub duration_ms: u64,
 }
 
 /// A function as the deploy wants it.

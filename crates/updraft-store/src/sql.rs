@@ -240,6 +240,25 @@ impl Store {
                     } else {
                         let version = latest + 1;
                         insert_version(&mut tx, planned, version, &config, now).await?;
+                        // The new version serves a canary's share, or everything.
+                        sqlx::query("DELETE FROM canaries WHERE function = $1")
+                            .bind(planned.name.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                        if let Some(canary) = plan.canary {
+                            let ends_at = now.saturating_add(i64::try_from(canary.duration_ms).unwrap_or(i64::MAX));
+                            sqlx::query(
+                                "INSERT INTO canaries (function, previous, share_ppm, started_at, ends_at) \
+                                 VALUES ($1, $2, $3, $4, $5)",
+                            )
+                            .bind(planned.name.as_str())
+                            .bind(current)
+                            .bind(i64::from(canary.share_ppm))
+                            .bind(now)
+                            .bind(ends_at)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
                         sqlx::query(
                             "UPDATE functions SET current_version = $2, latest_version = $2, updated_at = $3 WHERE name = $1",
                         )
@@ -307,6 +326,8 @@ impl Store {
             .bind(now_millis())
             .execute(&mut *tx)
             .await?;
+        // Serving a chosen version ends a canary.
+        sqlx::query("DELETE FROM canaries WHERE function = $1").bind(name.as_str()).execute(&mut *tx).await?;
         tx.commit().await?;
         self.function_get(name).await?.ok_or_else(|| StoreError::FunctionNotFound { function: name.clone() })
     }
@@ -409,6 +430,7 @@ async fn insert_version(
 async fn delete_function(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str) -> Result<bool, StoreError> {
     sqlx::query("DELETE FROM versions WHERE function = $1").bind(name).execute(&mut **tx).await?;
     sqlx::query("DELETE FROM aliases WHERE function = $1").bind(name).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM canaries WHERE function = $1").bind(name).execute(&mut **tx).await?;
     // A later function of the same name must not inherit these logs.
     sqlx::query("DELETE FROM log_lines WHERE function = $1").bind(name).execute(&mut **tx).await?;
     let result = sqlx::query("DELETE FROM functions WHERE name = $1").bind(name).execute(&mut **tx).await?;

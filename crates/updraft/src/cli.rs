@@ -89,7 +89,19 @@ pub enum Command {
         /// The folder holding updraft.toml.
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// A canary deploy: each function the deploy changes sends this share of its
+        /// invocations (`10%`) to its new version and the rest to the version it had;
+        /// the new version is rolled back as soon as it fails noticeably more often than
+        /// the old one (5 points, over at least 10 invocations), else promoted after
+        /// `--for`. `updraft promote` or `updraft rollback` end it by hand.
+        #[arg(long, value_name = "PERCENT", value_parser = parse_percent, requires = "canary_for")]
+        canary: Option<f64>,
+        /// How long a canary runs before its new versions serve everything (`10m`).
+        #[arg(long = "for", value_name = "DURATION", requires = "canary")]
+        canary_for: Option<String>,
     },
+    /// End a function's canary now: its new version serves every invocation.
+    Promote { name: String },
     /// Invoke a function with an event and print its response.
     Invoke {
         name: String,
@@ -591,6 +603,14 @@ fn parse_size(value: &str) -> Result<updraft_model::ByteSize, String> {
     updraft_model::ByteSize::parse(value)
 }
 
+/// A canary's share: `10%` or `10`, above 0 and below 100.
+fn parse_percent(value: &str) -> Result<f64, String> {
+    match value.trim_end_matches('%').trim().parse::<f64>() {
+        Ok(percent) if percent > 0.0 && percent < 100.0 => Ok(percent),
+        _ => Err(format!("{value:?} is not a share; write a percentage above 0 and below 100, like 10%")),
+    }
+}
+
 fn parse_level(value: &str) -> Result<updraft_model::LogLevel, String> {
     value.parse().map_err(|e: updraft_model::UnknownLogLevel| e.to_string())
 }
@@ -615,9 +635,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::build::print(&dir, force, global.output)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Deploy { dir } => {
+        Command::Deploy { dir, canary, canary_for } => {
             let client = Client::new(&global)?;
-            crate::deploy::deploy_dir(&client, &dir, global.output).await?;
+            let canary = canary
+                .zip(canary_for)
+                .map(|(percent, duration)| updraft_api::params::CanaryParams { percent, duration });
+            crate::deploy::deploy_dir_with(&client, &dir, canary, global.output).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Promote { name } => {
+            let client = Client::new(&global)?;
+            let view: updraft_api::views::CanaryView =
+                client.post_json(&format!("/v1/functions/{name}/promote"), &serde_json::json!({})).await?;
+            match global.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&view)?),
+                Output::Human => println!(
+                    "{name}: canary ended; the new version serves everything (v{} served {:.0}% before)",
+                    view.previous_version,
+                    100.0 - view.percent
+                ),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Publish { topic, data, data_file, subject, content_type } => {

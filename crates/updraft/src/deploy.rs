@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use futures::StreamExt;
-use updraft_api::params::DeployParams;
+use updraft_api::params::{CanaryParams, DeployParams};
 use updraft_api::views::DeployView;
 use updraft_model::{ArtifactDigest, Limits, Manifest};
 
@@ -32,6 +32,16 @@ pub fn read_manifest(dir: &Path) -> anyhow::Result<(String, String, Manifest)> {
 
 /// Builds, uploads and deploys the app in `dir`.
 pub async fn deploy_dir(client: &Client, dir: &Path, output: Output) -> anyhow::Result<DeployView> {
+    deploy_dir_with(client, dir, None, output).await
+}
+
+/// Deploys the app in `dir`, as a canary when `canary` says so.
+pub async fn deploy_dir_with(
+    client: &Client,
+    dir: &Path,
+    canary: Option<CanaryParams>,
+    output: Output,
+) -> anyhow::Result<DeployView> {
     let (text, file, manifest) = read_manifest(dir)?;
     let human = output == Output::Human;
     let reporter = crate::build::Reporter::new(output);
@@ -88,13 +98,18 @@ pub async fn deploy_dir(client: &Client, dir: &Path, output: Output) -> anyhow::
     if human {
         eprintln!("deploying app {} to {}", manifest.app, client.endpoint());
     }
-    let params = DeployParams { manifest: text, artifacts };
+    let canary_note = canary.as_ref().map(|c| format!("canary: {}% for {}", c.percent, c.duration));
+    let params = DeployParams { manifest: text, artifacts, canary };
     let view: DeployView = client.post_json(&format!("/v1/apps/{}/deploy", manifest.app), &params).await?;
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&view)?),
         Output::Human => {
             for function in &view.functions {
-                let state = if function.changed { "deployed" } else { "unchanged" };
+                let state = match (&canary_note, function.changed) {
+                    (Some(note), true) => format!("deployed ({note})"),
+                    (None, true) => "deployed".to_owned(),
+                    (_, false) => "unchanged".to_owned(),
+                };
                 println!("{:<24} v{:<5} {state}", function.name, function.version);
             }
             for removed in &view.removed {

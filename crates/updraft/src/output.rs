@@ -79,6 +79,16 @@ pub async fn describe(client: &Client, name: &str, output: Output) -> anyhow::Re
     println!("name:        {}", f.name);
     println!("app:         {}", f.app);
     println!("version:     {} (latest {})", f.version, f.latest_version);
+    if let Some(canary) = &f.canary {
+        let left = u64::try_from(canary.ends_at_ms - updraft_model::now_millis()).unwrap_or(0) / 1000;
+        println!(
+            "canary:      {:.0}% on v{}, the rest on v{}, promoted in {} unless it fails (updraft promote / rollback)",
+            canary.percent,
+            f.version,
+            canary.previous_version,
+            updraft_model::format_duration(std::time::Duration::from_secs(left))
+        );
+    }
     println!("runtime:     {}", c.runtime);
     if let Some(handler) = &c.handler {
         println!("handler:     {handler}");

@@ -117,8 +117,22 @@ pub(crate) async fn app_deploy(
         let name = FunctionName::new(name.as_str()).map_err(|e| ApiError::bad_request(e.to_string()))?;
         artifacts.insert(name, digest(value)?);
     }
-    let outcome =
-        state.platform.deploy(DeployRequest { app: app.clone(), manifest: params.manifest, artifacts }).await?;
+    let canary = match &params.canary {
+        Some(canary) => {
+            if !(canary.percent > 0.0 && canary.percent < 100.0) {
+                return Err(ApiError::bad_request(format!(
+                    "a canary's share is above 0% and below 100%, not {}%",
+                    canary.percent
+                )));
+            }
+            let duration = updraft_model::parse_duration(&canary.duration)
+                .map_err(|e| ApiError::bad_request(format!("canary duration: {e}")))?;
+            Some(updraft_platform::CanarySpec { share: canary.percent / 100.0, duration })
+        }
+        None => None,
+    };
+    let request = DeployRequest { app: app.clone(), manifest: params.manifest, artifacts, canary };
+    let outcome = state.platform.deploy(request).await?;
     let warnings = state.platform.deploy_warnings(&outcome);
     Ok(Json(DeployView::new(app.as_str(), &outcome, warnings)))
 }

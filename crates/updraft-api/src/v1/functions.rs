@@ -11,7 +11,7 @@ use updraft_platform::{Event, EventOrigin, Input, InvokeContext, TriggerKind};
 use crate::params::RollbackParams;
 use crate::request_id::RequestId;
 use crate::v1::function_name;
-use crate::views::{AsyncAcceptedView, FunctionListView, FunctionView, VersionListView, VersionView};
+use crate::views::{AsyncAcceptedView, CanaryView, FunctionListView, FunctionView, VersionListView, VersionView};
 use crate::{ApiError, AppState};
 
 /// List functions, by name, a page at a time.
@@ -49,8 +49,11 @@ pub(crate) async fn function_get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<FunctionView>, ApiError> {
-    let record = state.platform.function_get(&function_name(&name)?).await?;
-    Ok(Json(FunctionView::new(&record)))
+    let name = function_name(&name)?;
+    let record = state.platform.function_get(&name).await?;
+    let mut view = FunctionView::new(&record);
+    view.canary = state.platform.canary(&name).map(|canary| CanaryView::new(&canary));
+    Ok(Json(view))
 }
 
 /// Delete a function and its versions.
@@ -118,6 +121,25 @@ pub(crate) async fn function_rollback(
     };
     let record = state.platform.function_rollback(&function_name(&name)?, params.to.map(VersionNumber)).await?;
     Ok(Json(FunctionView::new(&record)))
+}
+
+/// End a function's canary now: its new version serves every invocation.
+#[utoipa::path(
+    post, path = "/v1/functions/{name}/promote", tag = "functions",
+    params(("name" = String, Path, description = "Function name")),
+    responses(
+        (status = 200, description = "The canary, now ended", body = CanaryView),
+        (status = 404, description = "No such function", body = crate::views::ErrorBody),
+        (status = 409, description = "No canary running", body = crate::views::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn function_promote(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<CanaryView>, ApiError> {
+    let canary = state.platform.canary_promote(&function_name(&name)?).await?;
+    Ok(Json(CanaryView::new(&canary)))
 }
 
 /// Invoke a function with an event. The body is delivered as `POST /` with

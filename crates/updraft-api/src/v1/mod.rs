@@ -23,8 +23,8 @@ use events::{
     queue_list, queue_redrive, queue_send, topic_list, topic_publish, workflow_list, workflow_start,
 };
 use functions::{
-    function_delete, function_get, function_invoke, function_invoke_async, function_list, function_rollback,
-    version_list,
+    function_delete, function_get, function_invoke, function_invoke_async, function_list, function_promote,
+    function_rollback, version_list,
 };
 use keys::{key_create, key_delete, key_list};
 use nodes::node_list;
@@ -41,6 +41,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/functions/{name}", get(function_get).delete(function_delete))
         .route("/functions/{name}/versions", get(version_list))
         .route("/functions/{name}/rollback", post(function_rollback))
+        .route("/functions/{name}/promote", post(function_promote))
         .route(
             "/functions/{name}/invoke",
             post(function_invoke).layer(DefaultBodyLimit::max(state.platform.limits().max_sync_payload as usize)),

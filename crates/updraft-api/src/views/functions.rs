@@ -19,6 +19,9 @@ pub struct FunctionView {
     pub config: ConfigView,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// The canary deploy running, if any (shown by `GET /v1/functions/{name}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryView>,
 }
 
 /// A version's configuration.
@@ -229,6 +232,7 @@ impl FunctionView {
             config: ConfigView::new(&record.current),
             created_at_ms: record.created_at,
             updated_at_ms: record.updated_at,
+            canary: None,
         }
     }
 }
@@ -267,6 +271,30 @@ impl VersionView {
             current: version.version.0 == current,
             config: ConfigView::new(version),
             created_at_ms: version.created_at,
+        }
+    }
+}
+
+/// A canary deploy of a function.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CanaryView {
+    pub function: String,
+    /// The version that served before the deploy and took the rest of the invocations.
+    pub previous_version: u32,
+    /// The new version's share of invocations, in percent.
+    pub percent: f64,
+    pub started_at_ms: i64,
+    pub ends_at_ms: i64,
+}
+
+impl CanaryView {
+    pub fn new(canary: &updraft_platform::CanaryInfo) -> Self {
+        CanaryView {
+            function: canary.function.to_string(),
+            previous_version: canary.previous.0,
+            percent: canary.share * 100.0,
+            started_at_ms: canary.started_at,
+            ends_at_ms: canary.ends_at,
         }
     }
 }

@@ -126,6 +126,7 @@ pub fn plan(app_name: &str, functions: &[(&str, &str)]) -> DeployPlan {
         app: app(app_name),
         manifest: format!("[app]\nname = \"{app_name}\"\n"),
         functions: functions.iter().map(|(name, build)| planned(name, build)).collect(),
+        canary: None,
     }
 }
 

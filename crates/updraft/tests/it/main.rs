@@ -6,6 +6,7 @@
 mod async_invoke;
 mod bounds;
 mod build;
+mod canary;
 mod cluster;
 mod dashboard;
 mod deployment;
