@@ -16,7 +16,7 @@ use updraft_platform::{AliasError, AliasInfo, AliasSpec};
 
 use crate::AppState;
 use crate::lambda::{LambdaError, function_arn};
-use crate::lambda_functions::{ListQuery, call, ok, page, parse};
+use crate::lambda_functions::{ListQuery, call, listing, ok, page, parse};
 
 const SMALL: usize = 64 * 1024;
 
@@ -212,11 +212,7 @@ async fn list_aliases(
             .map(|alias| (alias.name.to_string(), view(alias)))
             .collect();
         let (listed, next) = page(items, &query)?;
-        let mut out = json!({ "Aliases": listed });
-        if let Some(next) = next {
-            out["NextMarker"] = next.into();
-        }
-        ok(StatusCode::OK, out)
+        ok(StatusCode::OK, listing("Aliases", listed, next))
     })
     .await
 }

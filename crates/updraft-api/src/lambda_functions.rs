@@ -347,11 +347,7 @@ async fn list_functions(State(state): State<AppState>, Query(query): Query<ListQ
                 None => configuration(&state, function, &function.current, false).await,
             });
         }
-        let mut out = json!({ "Functions": listed });
-        if let Some(next) = next {
-            out["NextMarker"] = next.into();
-        }
-        ok(StatusCode::OK, out)
+        ok(StatusCode::OK, listing("Functions", listed, next))
     })
     .await
 }
@@ -374,13 +370,18 @@ async fn list_versions(
         for (version, published) in taken {
             listed.push(configuration(&state, &function, &version, published).await);
         }
-        let mut out = json!({ "Versions": listed });
-        if let Some(next) = next {
-            out["NextMarker"] = next.into();
-        }
-        ok(StatusCode::OK, out)
+        ok(StatusCode::OK, listing("Versions", listed, next))
     })
     .await
+}
+
+/// A page of a `List*` operation: its items under `key`, and `NextMarker` when more follow.
+pub(crate) fn listing(key: &str, items: Vec<Value>, next: Option<String>) -> Value {
+    let mut out = json!({ key: items });
+    if let Some(next) = next {
+        out["NextMarker"] = next.into();
+    }
+    out
 }
 
 // --- Making and changing functions ------------------------------------------------

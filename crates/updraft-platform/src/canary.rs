@@ -107,17 +107,19 @@ impl Platform {
         }
     }
 
+    /// Takes `function`'s canary off the database, so that this caller alone ends it.
+    async fn canary_take(&self, function: &FunctionName) -> Result<Arc<CanaryRecord>, FunctionError> {
+        let no_canary = || FunctionError::NoCanary { function: function.clone() };
+        let record = self.canaries.load().get(function).cloned().ok_or_else(no_canary)?;
+        if !self.store.canary_take(&record).await? {
+            return Err(no_canary());
+        }
+        Ok(record)
+    }
+
     /// Ends `function`'s canary now: the new version serves everything.
     pub async fn canary_promote(&self, function: &FunctionName) -> Result<CanaryInfo, FunctionError> {
-        let record = self
-            .canaries
-            .load()
-            .get(function)
-            .cloned()
-            .ok_or_else(|| FunctionError::NoCanary { function: function.clone() })?;
-        if !self.store.canary_take(&record).await? {
-            return Err(FunctionError::NoCanary { function: function.clone() });
-        }
+        let record = self.canary_take(function).await?;
         self.load_canaries().await?;
         tracing::info!(%function, "canary promoted");
         Ok(info(&record))
@@ -125,15 +127,7 @@ impl Platform {
 
     /// Ends `function`'s canary by serving its previous version again.
     pub async fn canary_roll_back(&self, function: &FunctionName, reason: &str) -> Result<CanaryInfo, FunctionError> {
-        let record = self
-            .canaries
-            .load()
-            .get(function)
-            .cloned()
-            .ok_or_else(|| FunctionError::NoCanary { function: function.clone() })?;
-        if !self.store.canary_take(&record).await? {
-            return Err(FunctionError::NoCanary { function: function.clone() });
-        }
+        let record = self.canary_take(function).await?;
         self.function_rollback(function, Some(record.previous)).await?;
         tracing::warn!(%function, version = %record.previous, reason, "canary rolled back");
         Ok(info(&record))
