@@ -103,6 +103,9 @@ impl From<DeployError> for ApiError {
             E::UnknownDestination { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_destination", error.to_string())
             }
+            E::AliasVersionNotFound { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_version", error.to_string())
+            }
             E::UnsupportedRuntime { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported_runtime", error.to_string())
             }
@@ -195,6 +198,7 @@ impl From<InvokeFailure> for ApiError {
                     InvokeError::Function { .. } => (StatusCode::BAD_GATEWAY, "function_error"),
                     InvokeError::Exited { .. } => (StatusCode::BAD_GATEWAY, "function_exited"),
                     InvokeError::RequestCut => (StatusCode::BAD_REQUEST, "request_body_cut"),
+                    InvokeError::RecursiveLoop { .. } => (StatusCode::LOOP_DETECTED, "recursive_loop"),
                     InvokeError::Internal { .. } => return ApiError::internal(error),
                 };
                 // The guest's own failure is the user's to see (it is their code), but

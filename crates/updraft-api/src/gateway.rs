@@ -164,9 +164,18 @@ async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: 
     // the W3C form and AWS's (which API Gateway events carry).
     let caller = trace_parent(&parts.headers);
     let trace_id = caller.as_ref().map_or_else(new_trace_id, |caller| caller.trace_id.clone());
-    let own = TraceParent { trace_id: trace_id.clone(), span_id: span_id_of(request_id) };
+    let lineage = caller
+        .as_ref()
+        .map(|caller| caller.lineage.with(&routed.function.name))
+        .unwrap_or_else(|| updraft_model::Lineage::default().with(&routed.function.name));
+    let own = TraceParent { trace_id: trace_id.clone(), span_id: span_id_of(request_id), lineage };
     set_header(&mut parts.headers, "traceparent", &own.header());
     set_header(&mut parts.headers, "x-amzn-trace-id", &own.amzn_header());
+    // The chain's lineage, which the wasm host puts on the guest's own calls.
+    parts.headers.remove("tracestate");
+    if let Some(state) = own.tracestate() {
+        set_header(&mut parts.headers, "tracestate", &state);
+    }
     let guest_request = http::Request::from_parts(parts, body);
     let function = match &routed.alias {
         None => routed.function.clone(),
@@ -305,14 +314,21 @@ async fn accept_webhook(
     Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
 }
 
-/// The caller's trace context: a valid W3C `traceparent`, else AWS's
-/// `X-Amzn-Trace-Id` (which the AWS SDKs send from inside a Lambda function). An
-/// invalid header is ignored: the invocation starts a trace.
+/// The caller's trace context: a valid W3C `traceparent` (with the chain's lineage
+/// from its `tracestate`), else AWS's `X-Amzn-Trace-Id` (which the AWS SDKs send from
+/// inside a Lambda function, lineage and all). An invalid header is ignored: the
+/// invocation starts a trace.
 pub(crate) fn trace_parent(headers: &http::HeaderMap) -> Option<TraceParent> {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    header("traceparent")
-        .and_then(TraceParent::parse)
-        .or_else(|| header("x-amzn-trace-id").and_then(TraceParent::parse_amzn))
+    let amzn = header("x-amzn-trace-id").and_then(TraceParent::parse_amzn);
+    let Some(w3c) = header("traceparent").and_then(TraceParent::parse) else { return amzn };
+    // A caller with both (an instrumented function using an AWS SDK) may carry the
+    // lineage in either.
+    let lineage = header("tracestate")
+        .and_then(TraceParent::lineage_in_tracestate)
+        .or_else(|| amzn.map(|amzn| amzn.lineage))
+        .unwrap_or_default();
+    Some(TraceParent { lineage, ..w3c })
 }
 
 fn set_header(headers: &mut http::HeaderMap, name: &str, value: &str) {

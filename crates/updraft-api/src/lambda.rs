@@ -1,4 +1,4 @@
-//! The Lambda-compatible API (`2015-03-31`): `Invoke`, as AWS serves it, so that
+//! The Lambda-compatible API: `Invoke` and `InvokeWithResponseStream`, as AWS serves them, so that
 //! boto3, the AWS CLI and the SDKs work with `endpoint_url` pointed here. Requests are
 //! signed with SigV4 using access keys Updraft issues (`updraft keys create`); errors
 //! carry `X-Amzn-ErrorType` and each exception's own field names, which is how
@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
+use futures::StreamExt as _;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use scratchstack_aws_signature::{
     GetSigningKeyRequest, GetSigningKeyResponse, KSecretKey, NO_ADDITIONAL_SIGNED_HEADERS, SignatureError,
@@ -22,7 +23,8 @@ use serde_json::json;
 use tower::BoxError;
 use updraft_model::FunctionName;
 use updraft_platform::{
-    ACCOUNT_ID, Event, EventOrigin, InvokeContext, InvokeError, InvokeFailure, Platform, REGION, Throttle, TriggerKind,
+    ACCOUNT_ID, Event, EventOrigin, Input, InvokeContext, InvokeError, InvokeFailure, Platform, REGION, Throttle,
+    TriggerKind,
 };
 
 use crate::AppState;
@@ -38,7 +40,9 @@ const LOG_TAIL: usize = 4096;
 /// The Lambda API's routes, on their full paths: a nested router would see its paths
 /// with the prefix cut off, and SigV4 signs the whole path.
 pub(crate) fn routes(router: axum::Router<AppState>) -> axum::Router<AppState> {
-    let router = router.route("/2015-03-31/functions/{name}/invocations", axum::routing::post(invoke));
+    let router = router
+        .route("/2015-03-31/functions/{name}/invocations", axum::routing::post(invoke))
+        .route("/2021-11-15/functions/{name}/response-streaming-invocations", axum::routing::post(invoke_streaming));
     let router = crate::lambda_functions::routes(router);
     crate::lambda_aliases::routes(router)
 }
@@ -166,13 +170,26 @@ async fn invoke(
     answer(&request_id, result)
 }
 
-async fn invoke_checked(
+/// What an Invoke request asks for, its signature and body checked.
+struct InvokeRequest {
+    function: Arc<updraft_platform::LiveFunction>,
+    name: String,
+    qualifier: Option<String>,
+    invocation_type: String,
+    client_context: Option<String>,
+    tail: bool,
+    payload: Bytes,
+    /// What `X-Amz-Executed-Version` says.
+    executed_version: String,
+    caller: Option<updraft_model::TraceParent>,
+}
+
+async fn invoke_request(
     state: &AppState,
     name: &str,
     query: InvokeQuery,
-    request_id: &str,
     request: Request,
-) -> Result<Response, LambdaError> {
+) -> Result<InvokeRequest, LambdaError> {
     let (parts, body) = signed(&state.platform, request, SYNC_PAYLOAD, "InvokeFunction").await?;
     let headers = &parts.headers;
 
@@ -188,7 +205,7 @@ async fn invoke_checked(
         .map_err(|error| LambdaError::service(error.to_string()))?
         .ok_or_else(|| LambdaError::not_found(name, qualifier))?;
 
-    let invocation_type = header_str(headers, "x-amz-invocation-type").unwrap_or("RequestResponse");
+    let invocation_type = header_str(headers, "x-amz-invocation-type").unwrap_or("RequestResponse").to_owned();
     let client_context = match header_str(headers, "x-amz-client-context") {
         Some(encoded) => Some(decode_client_context(encoded)?),
         None => None,
@@ -210,9 +227,40 @@ async fn invoke_checked(
         Some(version) if version != "$LATEST" => function.version.to_string(),
         _ => "$LATEST".to_owned(),
     };
-    let caller = crate::gateway::trace_parent(headers);
+    Ok(InvokeRequest {
+        function,
+        name: name.to_owned(),
+        qualifier: qualifier.map(str::to_owned),
+        invocation_type,
+        client_context,
+        tail,
+        payload,
+        executed_version,
+        caller: crate::gateway::trace_parent(headers),
+    })
+}
 
-    match invocation_type {
+async fn invoke_checked(
+    state: &AppState,
+    name: &str,
+    query: InvokeQuery,
+    request_id: &str,
+    request: Request,
+) -> Result<Response, LambdaError> {
+    let InvokeRequest {
+        function,
+        name,
+        qualifier,
+        invocation_type,
+        client_context,
+        tail,
+        payload,
+        executed_version,
+        caller,
+    } = invoke_request(state, name, query, request).await?;
+    let (name, qualifier) = (name.as_str(), qualifier.as_deref());
+
+    match invocation_type.as_str() {
         "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
         "Event" => {
             // Queued events run the live version when they run; an alias that splits its
@@ -259,6 +307,15 @@ async fn invoke_checked(
                     }
                     response
                 }
+                // Lambda's answer to a loop: the invocation is refused, not failed.
+                Err(InvokeFailure::Function { error: error @ InvokeError::RecursiveLoop { .. }, .. }) => {
+                    return Err(LambdaError::user(
+                        StatusCode::BAD_REQUEST,
+                        "RecursiveInvocationException",
+                        "Message",
+                        error.to_string(),
+                    ));
+                }
                 Err(InvokeFailure::Function { error, .. }) => function_error(&error, request_id)?,
                 Err(InvokeFailure::Throttled { throttle, .. }) => return Err(LambdaError::throttled(throttle)),
                 Err(InvokeFailure::NotFound { .. }) => return Err(LambdaError::not_found(name, qualifier)),
@@ -280,6 +337,118 @@ async fn invoke_checked(
             "InvocationType must be RequestResponse, Event or DryRun, not {other:?}"
         ))),
     }
+}
+
+/// `POST /2021-11-15/functions/{FunctionName}/response-streaming-invocations`:
+/// Lambda's `InvokeWithResponseStream`. The function's answer goes out as it comes, one
+/// `PayloadChunk` event per piece, then `InvokeComplete` (with `ErrorCode` and
+/// `ErrorDetails` when it failed, even mid-stream).
+async fn invoke_streaming(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<InvokeQuery>,
+    request: Request,
+) -> Response {
+    let request_id = request_id(&request);
+    let result = invoke_streaming_checked(&state, &name, query, &request_id, request).await;
+    answer(&request_id, result)
+}
+
+async fn invoke_streaming_checked(
+    state: &AppState,
+    name: &str,
+    query: InvokeQuery,
+    request_id: &str,
+    request: Request,
+) -> Result<Response, LambdaError> {
+    let call = invoke_request(state, name, query, request).await?;
+    match call.invocation_type.as_str() {
+        "DryRun" => return Ok(StatusCode::NO_CONTENT.into_response()),
+        "RequestResponse" => {}
+        other => {
+            return Err(LambdaError::invalid_parameter(format!(
+                "InvocationType must be RequestResponse or DryRun for a streamed response, not {other:?}"
+            )));
+        }
+    }
+    let context = InvokeContext::new(request_id.to_owned(), TriggerKind::Direct, call.caller);
+    let event = Event {
+        id: context.request_id.clone(),
+        payload: call.payload,
+        origin: EventOrigin::Direct { content_type: None, client_context: call.client_context },
+    };
+    let (content_type, frames) = match state.platform.invoke(&call.function, Input::Event(event), context).await {
+        Ok(invocation) => {
+            let (parts, body) = invocation.response.into_parts();
+            let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
+            (content_type, stream_frames(body).boxed())
+        }
+        Err(InvokeFailure::Function { error: error @ InvokeError::RecursiveLoop { .. }, .. }) => {
+            return Err(LambdaError::user(
+                StatusCode::BAD_REQUEST,
+                "RecursiveInvocationException",
+                "Message",
+                error.to_string(),
+            ));
+        }
+        // It failed before it answered: the stream holds only how it ended.
+        Err(InvokeFailure::Function { error, .. }) => {
+            let details = match &error {
+                InvokeError::Function { document, .. } => String::from_utf8_lossy(document).into_owned(),
+                other => other.to_string(),
+            };
+            let complete = invoke_complete(Some((error.error_type(), &details)));
+            (None, futures::stream::once(async move { complete }).boxed())
+        }
+        Err(InvokeFailure::Throttled { throttle, .. }) => return Err(LambdaError::throttled(throttle)),
+        Err(InvokeFailure::NotFound { .. }) => {
+            return Err(LambdaError::not_found(&call.name, call.qualifier.as_deref()));
+        }
+    };
+    let body = axum::body::Body::from_stream(frames.map(Ok::<Bytes, std::convert::Infallible>));
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    // What botocore reads as ResponseStreamContentType: the function's own.
+    let content_type = content_type.unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_TYPE, content_type);
+    if let Ok(version) = HeaderValue::from_str(&call.executed_version) {
+        headers.insert("x-amz-executed-version", version);
+    }
+    Ok(response)
+}
+
+/// The event stream of a function's answer: a `PayloadChunk` per piece as it comes,
+/// then `InvokeComplete`, which names the error of an answer cut off mid-stream.
+fn stream_frames(body: updraft_platform::Body) -> impl futures::Stream<Item = Bytes> + Send {
+    use http_body_util::BodyExt as _;
+    futures::stream::unfold(Some(body), |body| async move {
+        let mut body = body?;
+        loop {
+            match body.frame().await {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if !data.is_empty() => {
+                        let chunk = crate::eventstream::event("PayloadChunk", "application/octet-stream", &data);
+                        return Some((chunk, Some(body)));
+                    }
+                    _ => continue,
+                },
+                Some(Err(cut)) => {
+                    let details = format!("the function's response stopped before it was complete: {cut}");
+                    return Some((invoke_complete(Some(("Runtime.StreamError", &details))), None));
+                }
+                None => return Some((invoke_complete(None), None)),
+            }
+        }
+    })
+}
+
+/// The `InvokeComplete` event, with the error that ended the invocation if any.
+fn invoke_complete(error: Option<(&str, &str)>) -> Bytes {
+    let document = match error {
+        Some((code, details)) => json!({ "ErrorCode": code, "ErrorDetails": details }),
+        None => json!({}),
+    };
+    crate::eventstream::event("InvokeComplete", "application/json", document.to_string().as_bytes())
 }
 
 /// A failed invocation as Lambda answers it: `200` with `X-Amz-Function-Error`, and

@@ -27,7 +27,8 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use updraft_model::{
-    ArtifactDigest, ByteSize, Destination, FunctionConfig, FunctionName, RuntimeKind, TopicName, VersionNumber,
+    ArtifactDigest, ByteSize, Destination, FunctionConfig, FunctionName, RecursiveLoop, RuntimeKind, TopicName,
+    VersionNumber,
 };
 use updraft_platform::{
     ACCOUNT_ID, DeployError, FunctionDraft, FunctionError, FunctionInfo, MADE_THROUGH_LAMBDA, REGION, VersionInfo,
@@ -53,6 +54,7 @@ pub(crate) fn routes(router: axum::Router<AppState>) -> axum::Router<AppState> {
         .route("/2015-03-31/functions/{name}/versions", post(publish_version).get(list_versions))
         .route("/2017-10-31/functions/{name}/concurrency", put(put_concurrency).delete(delete_concurrency))
         .route("/2019-09-30/functions/{name}/concurrency", get(get_concurrency))
+        .route("/2024-08-31/functions/{name}/recursion-config", put(put_recursion).get(get_recursion))
         .route(
             "/2019-09-25/functions/{name}/event-invoke-config",
             put(put_invoke_config).post(update_invoke_config).get(get_invoke_config).delete(delete_invoke_config),
@@ -882,6 +884,53 @@ async fn delete_concurrency(State(state): State<AppState>, Path(raw): Path<Strin
         named.unqualified("DeleteFunctionConcurrency")?;
         edit_config(&state, &named, |config| config.concurrency = None).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
+    })
+    .await
+}
+
+// --- Recursive loop detection --------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RecursionIn {
+    recursive_loop: String,
+}
+
+/// Lambda's name for a `RecursiveLoop` setting.
+fn recursion_name(setting: RecursiveLoop) -> &'static str {
+    match setting {
+        RecursiveLoop::Terminate => "Terminate",
+        RecursiveLoop::Allow => "Allow",
+    }
+}
+
+/// `PUT /2024-08-31/functions/{name}/recursion-config`
+async fn put_recursion(State(state): State<AppState>, Path(raw): Path<String>, request: Request) -> Response {
+    call(state.clone(), request, SMALL, "PutFunctionRecursionConfig", |body| async move {
+        let named = named(&raw, None)?;
+        named.unqualified("PutFunctionRecursionConfig")?;
+        let input: RecursionIn = parse(&body)?;
+        let setting = match input.recursive_loop.as_str() {
+            "Allow" => RecursiveLoop::Allow,
+            "Terminate" => RecursiveLoop::Terminate,
+            other => {
+                return Err(LambdaError::invalid_parameter(format!(
+                    "RecursiveLoop must be Allow or Terminate, not {other:?}"
+                )));
+            }
+        };
+        edit_config(&state, &named, |config| config.recursive_loop = setting).await?;
+        ok(StatusCode::OK, json!({ "RecursiveLoop": recursion_name(setting) }))
+    })
+    .await
+}
+
+/// `GET /2024-08-31/functions/{name}/recursion-config`
+async fn get_recursion(State(state): State<AppState>, Path(raw): Path<String>, request: Request) -> Response {
+    call(state.clone(), request, SMALL, "GetFunctionRecursionConfig", |_| async {
+        let named = named(&raw, None)?;
+        let function = function_info(&state, &named).await?;
+        ok(StatusCode::OK, json!({ "RecursiveLoop": recursion_name(function.current.config.recursive_loop) }))
     })
     .await
 }

@@ -9,6 +9,7 @@
 mod auth;
 mod body;
 mod error;
+mod eventstream;
 mod gateway;
 mod lambda;
 mod lambda_aliases;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore, watch};
-use updraft_model::{FunctionConfig, now_millis};
+use updraft_model::{AliasName, EventSource, FunctionConfig, Trigger, now_millis};
 use updraft_runtime::{InvokeContext, InvokeError};
 use updraft_store::AsyncEvent;
 
@@ -126,6 +126,13 @@ async fn deliver(layer: &EventLayer, claimed: Claimed) {
             error: "throttled".to_owned(),
         },
         Err(Retry::Never(error)) => Settlement::Failed { attempts: event.attempts, error, follow_ups: Vec::new() },
+        Err(Retry::Stopped(failure)) => {
+            let follow_ups = function
+                .as_ref()
+                .map(|function| layer.failure_events(function, event, "RecursiveInvocationException", &failure))
+                .unwrap_or_default();
+            Settlement::Failed { attempts: event.attempts + 1, error: failure.error, follow_ups }
+        }
         Err(Retry::Failed(failure)) => {
             let attempts = event.attempts + 1;
             let age = Duration::from_millis((now - event.enqueued_at).max(0) as u64);
@@ -183,6 +190,8 @@ enum Retry {
     Throttled,
     Failed(Failure),
     Never(String),
+    /// Stopped as a recursive loop: failed for good at once, its failure sent on.
+    Stopped(Failure),
 }
 
 async fn attempt(layer: &EventLayer, event: &AsyncEvent) -> Result<Answer, Retry> {
@@ -193,8 +202,10 @@ async fn attempt(layer: &EventLayer, event: &AsyncEvent) -> Result<Answer, Retry
         parent_span_id: event.parent_span_id.clone(),
         queued_since: Some(event.enqueued_at),
         links: Vec::new(),
+        lineage: event.lineage.clone(),
     };
-    match layer.invoke(&event.function, event_input(event), context).await {
+    let alias = topic_alias(layer, event);
+    match layer.invoke(&event.function, alias.as_ref(), event_input(event), context).await {
         Ran::Answered(response) => {
             let status = response.status();
             let body = response.into_body();
@@ -211,6 +222,24 @@ async fn attempt(layer: &EventLayer, event: &AsyncEvent) -> Result<Answer, Retry
         }
         Ran::Throttled { .. } => Err(Retry::Throttled),
         Ran::NotDeployed => Err(Retry::Never(format!("function {} no longer exists", event.function))),
+        // Retried like a failure: the alias may be made before the event runs out of time.
+        Ran::AliasMissing { message } => Err(Retry::Failed(Failure {
+            document: serde_json::json!({ "errorType": "ResourceNotFoundException", "errorMessage": message })
+                .to_string()
+                .into_bytes(),
+            error: message,
+            status: 404,
+            handled: false,
+        })),
+        Ran::Failed(error @ InvokeError::RecursiveLoop { .. }) => {
+            let document = serde_json::json!({ "errorType": error.error_type(), "errorMessage": error.to_string() });
+            Err(Retry::Stopped(Failure {
+                error: error.to_string(),
+                document: document.to_string().into_bytes(),
+                status: 400,
+                handled: false,
+            }))
+        }
         Ran::Failed(error) => {
             let (document, handled) = match &error {
                 InvokeError::Function { document, .. } => (document.clone(), true),
@@ -223,4 +252,15 @@ async fn attempt(layer: &EventLayer, event: &AsyncEvent) -> Result<Answer, Retry
             Err(Retry::Failed(Failure { error: error.to_string(), document, status: 200, handled }))
         }
     }
+}
+
+/// The alias a topic message is delivered through: the one the function's trigger for
+/// that topic names, read when it runs (as an HTTP route's is).
+fn topic_alias(layer: &EventLayer, event: &AsyncEvent) -> Option<AliasName> {
+    let EventSource::Topic { topic, .. } = &event.source else { return None };
+    let config = layer.host()?.function(&event.function)?;
+    config.triggers.iter().find_map(|trigger| match trigger {
+        Trigger::Topic(trigger) if trigger.topic == *topic => trigger.alias.clone(),
+        _ => None,
+    })
 }

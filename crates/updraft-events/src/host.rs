@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use updraft_model::{FunctionConfig, FunctionName, TopicName, WebhookTrigger};
+use updraft_model::{AliasName, FunctionConfig, FunctionName, TopicName, WebhookTrigger};
 use updraft_runtime::{HttpResponse, Input, InvokeContext, InvokeError};
 pub use updraft_telemetry::AsyncEventMetric;
 
@@ -20,8 +20,15 @@ pub trait Host: Send + Sync + 'static {
     /// The live functions subscribed to `topic`.
     fn subscribers(&self, topic: &TopicName) -> Vec<FunctionName>;
 
-    /// Runs one invocation of the live `function`.
-    fn invoke(&self, function: &FunctionName, input: Input, context: InvokeContext) -> BoxFuture<'_, Ran>;
+    /// Runs one invocation of the live `function`, or of the version its `alias`
+    /// picks (a trigger may name one).
+    fn invoke(
+        &self,
+        function: &FunctionName,
+        alias: Option<&AliasName>,
+        input: Input,
+        context: InvokeContext,
+    ) -> BoxFuture<'_, Ran>;
 
     /// Starts waiting for the record of invocation `request_id` to be stored; call it
     /// before the invocation starts. The future answers whether it was stored within
@@ -47,6 +54,11 @@ pub enum Ran {
     },
     /// The function is not deployed (any more).
     NotDeployed,
+    /// The alias the trigger names does not exist (yet): the function never saw the input.
+    AliasMissing {
+        /// What to fix, in a line.
+        message: String,
+    },
     /// The invocation failed.
     Failed(InvokeError),
 }

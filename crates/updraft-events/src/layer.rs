@@ -9,7 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, watch};
-use updraft_model::{AppName, FunctionName, TriggerKind};
+use updraft_model::{AliasName, AppName, FunctionName, TriggerKind};
 use updraft_runtime::{Input, InvokeContext};
 use updraft_store::{AsyncEvent, EventState, Store};
 
@@ -216,10 +216,17 @@ impl EventLayer {
         self.host.get().and_then(Weak::upgrade)
     }
 
-    /// Runs an invocation on the host (none left: the function is not deployed).
-    pub(crate) async fn invoke(&self, function: &FunctionName, input: Input, context: InvokeContext) -> Ran {
+    /// Runs an invocation on the host (none left: the function is not deployed), of the
+    /// version `alias` picks when a trigger names one.
+    pub(crate) async fn invoke(
+        &self,
+        function: &FunctionName,
+        alias: Option<&AliasName>,
+        input: Input,
+        context: InvokeContext,
+    ) -> Ran {
         match self.host() {
-            Some(host) => host.invoke(function, input, context).await,
+            Some(host) => host.invoke(function, alias, input, context).await,
             None => Ran::NotDeployed,
         }
     }

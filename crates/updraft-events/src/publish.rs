@@ -8,7 +8,7 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use updraft_model::{
-    Destination, EventSource, FunctionConfig, FunctionName, TopicName, TraceParent, Trigger, WebhookTrigger,
+    Destination, EventSource, FunctionConfig, FunctionName, Lineage, TopicName, TraceParent, Trigger, WebhookTrigger,
     now_millis, span_id_of,
 };
 use updraft_runtime::new_trace_id;
@@ -201,9 +201,9 @@ impl EventLayer {
     fn topic_copies(&self, topic: &TopicName, message_id: &str, message: &Message) -> Vec<AsyncEvent> {
         let subscribers = self.host().map(|host| host.subscribers(topic)).unwrap_or_default();
         // Every copy is in the publisher's trace (one new trace when it has none).
-        let (trace_id, parent) = match &message.trace {
-            Some(trace) => (trace.trace_id.clone(), Some(trace.span_id.clone())),
-            None => (new_trace_id(), None),
+        let (trace_id, parent, lineage) = match &message.trace {
+            Some(trace) => (trace.trace_id.clone(), Some(trace.span_id.clone()), trace.lineage.clone()),
+            None => (new_trace_id(), None, Lineage::default()),
         };
         let published_at = now_millis();
         subscribers
@@ -217,7 +217,8 @@ impl EventLayer {
                     published_at,
                     attributes: message.attributes.clone(),
                 };
-                event_in_trace(subscriber.clone(), message.payload.to_vec(), trace_id.clone(), parent.clone(), source)
+                let payload = message.payload.to_vec();
+                event_in_trace(subscriber.clone(), payload, trace_id.clone(), parent.clone(), lineage.clone(), source)
             })
             .collect()
     }
@@ -305,9 +306,14 @@ impl EventLayer {
     }
 }
 
-/// The context of what event `event`'s invocation sends on: its own span.
+/// The context of what event `event`'s invocation sends on: its own span, in a chain
+/// that counts that invocation.
 fn sent_by(event: &AsyncEvent) -> TraceParent {
-    TraceParent { trace_id: event.trace_id.clone(), span_id: span_id_of(&event.id) }
+    TraceParent {
+        trace_id: event.trace_id.clone(),
+        span_id: span_id_of(&event.id),
+        lineage: event.lineage.with(&event.function),
+    }
 }
 
 /// A new event for `function`, due now, caused by `trace`'s span (a new trace when
@@ -319,8 +325,8 @@ pub(crate) fn new_event(
     source: EventSource,
 ) -> AsyncEvent {
     match trace {
-        Some(trace) => event_in_trace(function, payload, trace.trace_id, Some(trace.span_id), source),
-        None => event_in_trace(function, payload, new_trace_id(), None, source),
+        Some(trace) => event_in_trace(function, payload, trace.trace_id, Some(trace.span_id), trace.lineage, source),
+        None => event_in_trace(function, payload, new_trace_id(), None, Lineage::default(), source),
     }
 }
 
@@ -329,6 +335,7 @@ fn event_in_trace(
     payload: Vec<u8>,
     trace_id: String,
     parent_span_id: Option<String>,
+    lineage: Lineage,
     source: EventSource,
 ) -> AsyncEvent {
     let now = now_millis();
@@ -338,6 +345,7 @@ fn event_in_trace(
         payload,
         trace_id,
         parent_span_id,
+        lineage,
         enqueued_at: now,
         attempts: 0,
         next_attempt_at: now,

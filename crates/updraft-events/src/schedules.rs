@@ -186,6 +186,7 @@ fn tick_event(function: &FunctionName, schedule: &ScheduleTrigger, key: &str, ti
         payload: Vec::new(),
         trace_id: new_trace_id(),
         parent_span_id: None,
+        lineage: Default::default(),
         enqueued_at: now,
         attempts: 0,
         next_attempt_at: now,

@@ -15,9 +15,10 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use updraft_model::{
-    ACCOUNT_ID, FunctionName, QueueName, QueueTrigger, REGION, TraceParent, Trigger, TriggerKind, now_millis,
+    ACCOUNT_ID, FunctionName, Lineage, MAX_RECURSION, QueueName, QueueTrigger, REGION, TraceParent, Trigger,
+    TriggerKind, now_millis,
 };
-use updraft_runtime::{Event, EventOrigin, Input, InvokeContext};
+use updraft_runtime::{Event, EventOrigin, Input, InvokeContext, InvokeError};
 use updraft_store::{QueueMessage, Store, StoreError};
 
 use crate::host::Ran;
@@ -227,10 +228,12 @@ async fn deliver(
         .filter_map(|message| message.trace.clone())
         .filter(|trace| seen.insert(trace.clone()))
         .collect();
-    let context = InvokeContext { links, ..InvokeContext::new(request_id, TriggerKind::Queue, None) };
+    // The batch continues each message's chain: each function's highest count among them.
+    let lineage = Lineage::merge(messages.iter().filter_map(|message| message.trace.as_ref()).map(|t| &t.lineage));
+    let context = InvokeContext { links, lineage, ..InvokeContext::new(request_id, TriggerKind::Queue, None) };
     let ids: Vec<String> = messages.iter().map(|message| message.id.clone()).collect();
     let now = now_millis();
-    let invoked = layer.invoke(function, input, context).await;
+    let invoked = layer.invoke(function, trigger.alias.as_ref(), input, context).await;
     if let Some(recorded) = recorded
         && !recorded.await
     {
@@ -244,10 +247,35 @@ async fn deliver(
             let (failed, handled): (Vec<String>, Vec<String>) = ids.into_iter().partition(|id| failed.contains(id));
             store.queue_settle(&handled, &failed, None, false).await
         }
+        // Stopped as a recursive loop: the messages that looped go to the dead-letter
+        // queue, the others come back at once for a batch without them.
+        Ran::Failed(InvokeError::RecursiveLoop { .. }) => {
+            let (looped, others): (Vec<&QueueMessage>, Vec<&QueueMessage>) = messages.iter().partition(|message| {
+                message.trace.as_ref().is_some_and(|trace| trace.lineage.count(function) >= MAX_RECURSION)
+            });
+            let (looped, others): (Vec<String>, Vec<String>) = match looped.is_empty() {
+                // Never a batch that comes straight back to be stopped again.
+                true => (ids.clone(), Vec::new()),
+                false => (
+                    looped.into_iter().map(|message| message.id.clone()).collect(),
+                    others.into_iter().map(|message| message.id.clone()).collect(),
+                ),
+            };
+            tracing::warn!(queue = %trigger.queue, %function, looped = looped.len(), dead_letter_queue = %trigger.dead_letter_queue, "messages stopped in a recursive loop");
+            match store.queue_move(&looped, &trigger.dead_letter_queue, now).await {
+                Ok(()) => store.queue_settle(&[], &others, Some(now), true).await,
+                Err(error) => Err(error),
+            }
+        }
         // The whole batch failed: its messages come back after the visibility timeout.
         Ran::Answered(_) | Ran::Failed(_) => store.queue_settle(&[], &ids, None, false).await,
         // The function never saw them.
         Ran::Throttled { .. } | Ran::NotDeployed => {
+            store.queue_settle(&[], &ids, Some(now + THROTTLE_DELAY), true).await
+        }
+        // They wait in the queue for the alias to exist.
+        Ran::AliasMissing { message } => {
+            tracing::warn!(queue = %trigger.queue, "{message}; its messages wait in the queue");
             store.queue_settle(&[], &ids, Some(now + THROTTLE_DELAY), true).await
         }
     };

@@ -397,8 +397,10 @@ async fn run_task(
         parent_span_id: execution.parent_span_id.clone(),
         queued_since: None,
         links: Vec::new(),
+        // Workflows start chains of their own: a loop through one is not counted.
+        lineage: Default::default(),
     };
-    let invocation = layer.invoke(&live, task, context);
+    let invocation = layer.invoke(&live, None, task, context);
     let result = match timeout {
         Some(timeout) => match tokio::time::timeout(timeout, invocation).await {
             Ok(result) => result,
@@ -432,6 +434,7 @@ async fn run_task(
         Ran::NotDeployed => {
             Err(error("Lambda.ResourceNotFoundException", format!("function {function} is not deployed")))
         }
+        Ran::AliasMissing { message } => Err(error("Lambda.ResourceNotFoundException", message)),
     }
 }
 

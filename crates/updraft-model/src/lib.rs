@@ -11,6 +11,7 @@ mod duration;
 mod event;
 mod invocation;
 mod limits;
+mod lineage;
 mod log_level;
 mod manifest;
 mod names;
@@ -28,11 +29,12 @@ pub use duration::{format_duration, parse_duration};
 pub use event::EventSource;
 pub use invocation::{InvocationRecord, InvocationStatus, TriggerKind, billed_ms};
 pub use limits::{ByteSize, Limits, MAX_ENVIRONMENT_BYTES, environment_size};
+pub use lineage::{Lineage, MAX_RECURSION};
 pub use log_level::{LogLevel, UnknownLogLevel};
 pub use manifest::{
     BuildSpec, Destination, EmailTrigger, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
-    ManifestProblem, QueueTrigger, RuntimeKind, ScheduleTrigger, ServerSpec, TopicTrigger, Trigger, WebhookTrigger,
-    WorkflowSpec,
+    ManifestProblem, QueueTrigger, RecursiveLoop, RuntimeKind, ScheduleTrigger, ServerSpec, TopicTrigger, Trigger,
+    WebhookTrigger, WorkflowSpec,
 };
 pub use names::{
     AliasName, AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, SecretName, TopicName, VersionNumber,

@@ -41,6 +41,10 @@ pub struct FunctionSpec {
     pub source: String,
     /// `build`: how to produce `source`, run by the CLI before uploading.
     pub build: Option<BuildSpec>,
+    /// `aliases`: names for the function's versions the deploy sets, each naming a
+    /// version by number or (`None`, written `"$LATEST"`) the version serving. Not part
+    /// of a version: changing one changes the alias, not the function.
+    pub aliases: BTreeMap<crate::AliasName, Option<crate::VersionNumber>>,
     /// Everything that decides how the function runs; a change here makes a new version.
     pub config: FunctionConfig,
 }
@@ -124,6 +128,36 @@ pub struct FunctionConfig {
     /// host's interpreter of `runtime` runs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lambda_runtime: Option<String>,
+    /// Whether an invocation that would run the function more than
+    /// [`MAX_RECURSION`](crate::MAX_RECURSION) times in one chain is stopped (Lambda's
+    /// recursive loop detection) or allowed.
+    #[serde(default, skip_serializing_if = "RecursiveLoop::is_terminate")]
+    pub recursive_loop: RecursiveLoop,
+}
+
+/// What happens to a chain of invocations that loops back to a function: Lambda's
+/// `RecursiveLoop` setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecursiveLoop {
+    /// Stopped after [`MAX_RECURSION`](crate::MAX_RECURSION) invocations of the function.
+    #[default]
+    Terminate,
+    /// Never stopped: the loop is intended.
+    Allow,
+}
+
+impl RecursiveLoop {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Terminate => "terminate",
+            Self::Allow => "allow",
+        }
+    }
+
+    fn is_terminate(&self) -> bool {
+        *self == Self::Terminate
+    }
 }
 
 /// Lambda's default: two retries after the first attempt.
@@ -168,6 +202,7 @@ impl FunctionConfig {
             triggers: Vec::new(),
             description: None,
             lambda_runtime: None,
+            recursive_loop: Default::default(),
         }
     }
 
@@ -307,6 +342,9 @@ pub struct QueueTrigger {
     pub max_receives: u32,
     /// Where a message goes after `max_receives` deliveries (default `<queue>-dlq`).
     pub dead_letter_queue: QueueName,
+    /// `alias`: each batch runs the version this alias of the function picks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<crate::AliasName>,
 }
 
 /// `{ webhook = "POST /hooks/ci", secret_env = "CI_SECRET" }`: the request is answered
@@ -336,6 +374,9 @@ impl WebhookTrigger {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TopicTrigger {
     pub topic: TopicName,
+    /// `alias`: each message runs the version this alias of the function picks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<crate::AliasName>,
 }
 
 /// `{ schedule = "rate(5 minutes)" }` or `{ schedule = "0 9 * * MON-FRI",
@@ -473,7 +514,7 @@ mod tests {
                     auth: HttpAuth::Public,
                     alias: None,
                 }),
-                Trigger::Topic(TopicTrigger { topic: TopicName::new("user.signed_up").unwrap() }),
+                Trigger::Topic(TopicTrigger { topic: TopicName::new("user.signed_up").unwrap(), alias: None }),
                 Trigger::Schedule(ScheduleTrigger {
                     schedule: ScheduleExpression::parse("0 9 * * MON-FRI").unwrap(),
                     timezone: Timezone::parse("Europe/Paris").unwrap(),
@@ -482,6 +523,7 @@ mod tests {
             ],
             description: None,
             lambda_runtime: None,
+            recursive_loop: Default::default(),
         }
     }
 

@@ -5,7 +5,10 @@
 //! the trace view, the OTLP exporter) names the span alike without asking anyone. A
 //! caller's context arrives as a W3C `traceparent` header or as AWS's `X-Amzn-Trace-Id`
 //! (which Lambda functions and the AWS SDKs pass on), and the context an invocation
-//! hands on is its own span under the same trace.
+//! hands on is its own span under the same trace, with the chain's [`Lineage`] (how
+//! often each function ran in it) for recursive loop detection.
+
+use crate::Lineage;
 
 /// A trace and the span in it that caused some work.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -14,9 +17,20 @@ pub struct TraceParent {
     pub trace_id: String,
     /// 16 lowercase hex digits, not all zero.
     pub span_id: String,
+    /// The invocations of each function in the chain so far (empty for a caller from
+    /// outside).
+    pub lineage: Lineage,
 }
 
+/// The W3C `tracestate` member that carries the lineage.
+const TRACESTATE_KEY: &str = "updraft";
+
 impl TraceParent {
+    /// A span of a trace, with no lineage.
+    pub fn new(trace_id: impl Into<String>, span_id: impl Into<String>) -> Self {
+        Self { trace_id: trace_id.into(), span_id: span_id.into(), lineage: Lineage::default() }
+    }
+
     /// A W3C `traceparent`: `00-{trace id}-{parent span id}-{flags}`.
     pub fn parse(value: &str) -> Option<Self> {
         let mut parts = value.trim().split('-');
@@ -26,7 +40,7 @@ impl TraceParent {
             return None;
         }
         let valid = is_hex(version, 2) && version != "ff" && is_id(trace, 32) && is_id(parent, 16) && is_hex(flags, 2);
-        valid.then(|| Self { trace_id: trace.to_owned(), span_id: parent.to_owned() })
+        valid.then(|| Self::new(trace, parent))
     }
 
     /// AWS's `X-Amzn-Trace-Id` (`Root=1-{8 hex}-{24 hex};Parent={16 hex};Sampled=1`):
@@ -35,10 +49,12 @@ impl TraceParent {
     pub fn parse_amzn(value: &str) -> Option<Self> {
         let mut root = None;
         let mut parent = None;
+        let mut lineage = None;
         for field in value.split(';') {
             match field.trim().split_once('=') {
                 Some(("Root", text)) => root = Some(text),
                 Some(("Parent", text)) => parent = Some(text),
+                Some(("Lineage", text)) => lineage = Lineage::parse(text),
                 _ => {}
             }
         }
@@ -49,7 +65,8 @@ impl TraceParent {
         }
         let trace_id = format!("{time}{unique}");
         let span_id = parent.filter(|parent| is_id(parent, 16))?;
-        is_id(&trace_id, 32).then(|| Self { trace_id, span_id: span_id.to_owned() })
+        let lineage = lineage.unwrap_or_default();
+        is_id(&trace_id, 32).then(|| Self { trace_id, span_id: span_id.to_owned(), lineage })
     }
 
     /// The `traceparent` header value naming this span as the parent (sampled).
@@ -62,12 +79,26 @@ impl TraceParent {
     /// X-Ray's own ids) and the other 24.
     pub fn amzn_header(&self) -> String {
         let (trace, span) = (&self.trace_id, &self.span_id);
-        match (trace.get(..8), trace.get(8..)) {
+        let header = match (trace.get(..8), trace.get(8..)) {
             (Some(time), Some(unique)) if trace.len() == 32 => {
                 format!("Root=1-{time}-{unique};Parent={span};Sampled=1")
             }
             _ => format!("Root=1-00000000-{trace:0>24};Parent={span};Sampled=1"),
-        }
+        };
+        if self.lineage.is_empty() { header } else { format!("{header};Lineage={}", self.lineage) }
+    }
+
+    /// The W3C `tracestate` value carrying the lineage; `None` when it is empty.
+    pub fn tracestate(&self) -> Option<String> {
+        (!self.lineage.is_empty()).then(|| format!("{TRACESTATE_KEY}={}", self.lineage))
+    }
+
+    /// The lineage in a caller's W3C `tracestate` (other vendors' members ignored).
+    pub fn lineage_in_tracestate(value: &str) -> Option<Lineage> {
+        value.split(',').find_map(|member| match member.trim().split_once('=') {
+            Some((TRACESTATE_KEY, text)) => Lineage::parse(text),
+            _ => None,
+        })
     }
 }
 
@@ -157,16 +188,31 @@ mod tests {
         assert_eq!(parsed.trace_id, "5759e988bd862e3fe1be46a994272793");
         assert_eq!(parsed.span_id, "53995c3f42cd8ad8");
         assert_eq!(parsed.amzn_header(), header);
-        let w3c = TraceParent {
-            trace_id: "5bef4de7ad49b0e87f6ef6c87fc2e700".to_owned(),
-            span_id: "9a9197af755a6419".to_owned(),
-        };
+        let w3c = TraceParent::new("5bef4de7ad49b0e87f6ef6c87fc2e700", "9a9197af755a6419");
         assert_eq!(w3c.amzn_header(), "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1");
         // An id that is not a W3C one still makes a header, never a panic.
-        let odd = TraceParent { trace_id: "abc".to_owned(), span_id: "53995c3f42cd8ad8".to_owned() };
+        let odd = TraceParent::new("abc", "53995c3f42cd8ad8");
         assert_eq!(odd.amzn_header(), "Root=1-00000000-000000000000000000000abc;Parent=53995c3f42cd8ad8;Sampled=1");
         assert_eq!(TraceParent::parse_amzn("Root=1-5759e988-bd862e3fe1be46a994272793"), None);
         assert_eq!(TraceParent::parse_amzn("Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"), None);
+    }
+
+    #[test]
+    fn the_lineage_rides_in_both_header_forms() {
+        let function = crate::FunctionName::new("loop").unwrap();
+        let mut trace = TraceParent::new("5759e988bd862e3fe1be46a994272793", "53995c3f42cd8ad8");
+        assert_eq!(trace.tracestate(), None);
+        trace.lineage = Lineage::default().with(&function).with(&function);
+        let amzn = trace.amzn_header();
+        assert!(amzn.ends_with(&format!(";Lineage={}", trace.lineage)), "{amzn}");
+        assert_eq!(TraceParent::parse_amzn(&amzn), Some(trace.clone()));
+        let state = format!("other=x,{},more=y", trace.tracestate().unwrap());
+        assert_eq!(TraceParent::lineage_in_tracestate(&state), Some(trace.lineage.clone()));
+        assert_eq!(TraceParent::lineage_in_tracestate("other=x"), None);
+        // A malformed lineage is dropped; the trace context still counts.
+        let bad =
+            TraceParent::parse_amzn("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Lineage=zz");
+        assert_eq!(bad.map(|t| t.lineage.is_empty()), Some(true));
     }
 
     #[test]

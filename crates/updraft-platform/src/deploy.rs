@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use updraft_model::{
-    AppName, ArtifactDigest, FunctionConfig, FunctionName, Manifest, ManifestError, RuntimeKind, SecretName,
-    VersionNumber,
+    AppName, ArtifactDigest, FunctionConfig, FunctionName, Manifest, ManifestError, RecursiveLoop, RuntimeKind,
+    SecretName, VersionNumber,
 };
 use updraft_runtime::{FunctionResponse, Input, InstanceConfig, PrepareError, Prepared, VersionSource};
 use updraft_scheduler::{PoolSpec, ReservationError};
@@ -73,6 +73,10 @@ pub enum DeployError {
         "function {function:?}: its environment takes {size} bytes with its secrets' values, over the limit of 4096 (Lambda's); keep large values in files of the bundle"
     )]
     EnvironmentTooLarge { function: FunctionName, size: usize },
+    #[error(
+        "function {function:?}: alias {alias:?} names version {version}, which it does not have; `updraft versions {function}` lists them"
+    )]
+    AliasVersionNotFound { function: FunctionName, alias: updraft_model::AliasName, version: VersionNumber },
     #[error("workflow {workflow:?} belongs to app {owner:?}; rename it here or delete it there")]
     WorkflowOwnedByOtherApp { workflow: FunctionName, owner: AppName },
     #[error("function {function:?} belongs to app {owner:?}; delete it there or pick another name")]
@@ -170,6 +174,7 @@ impl Platform {
                 artifact: digest.clone(),
                 config: spec.config.clone(),
                 fingerprint: fingerprint(&spec.config, digest),
+                aliases: spec.aliases.clone(),
             });
         }
         let _guard = self.change_lock.lock().await;
@@ -218,6 +223,19 @@ impl Platform {
                 });
             }
             self.check_secrets(&function.name, &function.config)?;
+            let pinned: Vec<_> = function.aliases.iter().filter_map(|(alias, v)| Some((alias, (*v)?))).collect();
+            if !pinned.is_empty() {
+                let versions = self.store.version_list(&function.name).await?;
+                if let Some((alias, version)) =
+                    pinned.into_iter().find(|(_, v)| !versions.iter().any(|r| r.version == *v))
+                {
+                    return Err(DeployError::AliasVersionNotFound {
+                        function: function.name.clone(),
+                        alias: alias.clone(),
+                        version,
+                    });
+                }
+            }
         }
 
         // The state this deploy would make: other apps' functions as they are, this
@@ -259,6 +277,9 @@ impl Platform {
         // The canaries this deploy started split invocations from the moment its
         // versions serve.
         self.load_canaries().await?;
+        if plan.functions.iter().any(|f| !f.aliases.is_empty()) {
+            self.load_aliases().await?;
+        }
 
         let mut next: BTreeMap<FunctionName, Arc<LiveFunction>> =
             others.into_iter().map(|(name, function)| (name.clone(), function.clone())).collect();
@@ -363,6 +384,10 @@ impl Platform {
             timeout: config.timeout,
             idle_timeout: config.idle_timeout,
             min_instances: config.min_instances,
+            recursion_limit: match config.recursive_loop {
+                RecursiveLoop::Terminate => Some(updraft_model::MAX_RECURSION),
+                RecursiveLoop::Allow => None,
+            },
             instance: InstanceConfig {
                 memory_limit: config.memory.bytes(),
                 env: env.into(),

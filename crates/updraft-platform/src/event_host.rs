@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use updraft_events::{AsyncEventMetric, Host, Ran};
-use updraft_model::{FunctionConfig, FunctionName, TopicName, WebhookTrigger};
-use updraft_runtime::{Input, InvokeContext};
+use updraft_model::{AliasName, FunctionConfig, FunctionName, TopicName, WebhookTrigger};
+use updraft_runtime::{Input, InvokeContext, InvokeError};
 
 use crate::invoke::InvokeFailure;
 use crate::platform::Platform;
@@ -30,10 +30,36 @@ impl Host for Platform {
         live.topics.get(topic).map(|functions| functions.iter().map(|f| f.name.clone()).collect()).unwrap_or_default()
     }
 
-    fn invoke(&self, function: &FunctionName, input: Input, context: InvokeContext) -> BoxFuture<'_, Ran> {
+    fn invoke(
+        &self,
+        function: &FunctionName,
+        alias: Option<&AliasName>,
+        input: Input,
+        context: InvokeContext,
+    ) -> BoxFuture<'_, Ran> {
         let function = function.clone();
+        let alias = alias.cloned();
         Box::pin(async move {
-            match self.invoke_by_name(&function, input, context).await {
+            let invoked = match alias {
+                None => self.invoke_by_name(&function, input, context).await,
+                Some(alias) => match self.qualified_function(&function, Some(alias.as_str())).await {
+                    Ok(Some(version)) => self.invoke(&version, input, context).await,
+                    Ok(None) if self.live_version(&function).is_none() => return Ran::NotDeployed,
+                    Ok(None) => {
+                        let message = format!(
+                            "function {function} has no alias {alias}, which its trigger names; create it \
+                             (Lambda's CreateAlias, or `aliases` in the manifest) or remove `alias` from the trigger"
+                        );
+                        return Ran::AliasMissing { message };
+                    }
+                    Err(error) => {
+                        return Ran::Failed(InvokeError::Internal {
+                            message: format!("cannot load the version alias {alias} of {function} names: {error}"),
+                        });
+                    }
+                },
+            };
+            match invoked {
                 Ok(invocation) => match invocation.read_whole().await {
                     Ok(invocation) => Ran::Answered(invocation.response),
                     Err(error) => Ran::Failed(error),

@@ -9,6 +9,8 @@
 //! manifest's app can be changed this way too; the next `updraft deploy` of the manifest
 //! sets it back to what the manifest says, as a stack update overwrites drift.
 
+use std::collections::BTreeMap;
+
 use updraft_model::{AppName, ArtifactDigest, FunctionConfig, FunctionName};
 use updraft_store::{DeployPlan, PlannedFunction};
 
@@ -88,6 +90,7 @@ impl Platform {
             artifact: f.current.artifact.clone(),
             config: f.current.config.clone(),
             fingerprint: f.current.fingerprint.clone(),
+            aliases: BTreeMap::new(),
         });
         let functions = siblings.chain([planned(name, wanted)]).collect();
         self.apply(DeployPlan { app, manifest, functions, canary: None }, None).await?;
@@ -101,6 +104,7 @@ fn planned(name: &FunctionName, draft: FunctionDraft) -> PlannedFunction {
         fingerprint: fingerprint(&draft.config, &draft.artifact),
         artifact: draft.artifact,
         config: draft.config,
+        aliases: BTreeMap::new(),
     }
 }
 

@@ -92,6 +92,7 @@ impl Platform {
             parent_span_id: context.parent_span_id,
             queued_since: context.queued_since,
             links: context.links,
+            lineage: context.lineage,
         };
         match self.scheduler.invoke(&function.pool, input, meta).await {
             Ok(done) => Ok(Invocation {

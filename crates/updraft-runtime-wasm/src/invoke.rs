@@ -214,6 +214,7 @@ impl Job {
         store.data_mut().limiter.reset(options.memory_limit);
         // What the guest calls joins the invocation's trace, as a child of its span.
         store.data_mut().hooks.traceparent = request.headers().get("traceparent").cloned();
+        store.data_mut().hooks.tracestate = request.headers().get("tracestate").cloned();
         // The epoch callback checks this deadline at every tick and yields otherwise.
         store.data_mut().deadline = deadline;
         store.set_epoch_deadline(1);
@@ -331,7 +332,7 @@ impl PreparedComponent {
                 wasi,
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
-                hooks: OutboundHooks { policy: options.outbound.clone(), traceparent: None },
+                hooks: OutboundHooks { policy: options.outbound.clone(), traceparent: None, tracestate: None },
                 limiter: MemoryLimiter { limit: options.memory_limit, total: 0, peak: 0, denied: false },
                 deadline: Instant::now(),
             },

@@ -31,9 +31,13 @@ pub(crate) struct OutboundHooks {
     /// The running invocation's `traceparent` (its own span), for outbound requests
     /// that do not carry one of their own.
     pub(crate) traceparent: Option<http::HeaderValue>,
+    /// Its `tracestate`: the chain's lineage, so that a call back into the platform
+    /// counts toward recursive loop detection.
+    pub(crate) tracestate: Option<http::HeaderValue>,
 }
 
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
 type SendFuture = Box<
     dyn Future<
@@ -64,6 +68,9 @@ impl WasiHttpHooks for OutboundHooks {
             && !request.headers().contains_key(TRACEPARENT)
         {
             request.headers_mut().insert(TRACEPARENT, traceparent.clone());
+            if let Some(tracestate) = &self.tracestate {
+                request.headers_mut().insert(TRACESTATE, tracestate.clone());
+            }
         }
         let uri = request.uri().clone();
         Box::new(async move {

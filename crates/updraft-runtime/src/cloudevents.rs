@@ -18,7 +18,11 @@ pub fn request(input: Input, function: &str, call: &Call) -> HttpRequest {
         Input::Event(event) => event,
     };
     let mut request = event_request(&event, function);
-    set(&mut request, "traceparent", &format!("00-{}-{}-01", call.trace_id, call.span_id()));
+    let trace = call.trace();
+    set(&mut request, "traceparent", &trace.header());
+    if let Some(state) = trace.tracestate() {
+        set(&mut request, "tracestate", &state);
+    }
     request
 }
 
@@ -138,6 +142,7 @@ mod tests {
             trace_id: Arc::from("5bef4de7ad49b0e87f6ef6c87fc2e700"),
             timeout: Duration::from_secs(3),
             deadline_ms: 0,
+            lineage: updraft_model::Lineage::default().with(&"resize".parse().unwrap()),
         }
     }
 
@@ -184,6 +189,8 @@ mod tests {
         assert_eq!(header(&request, "content-type"), "text/plain");
         assert_eq!(request.body().as_whole().unwrap().as_ref(), b"hi");
         assert_eq!(header(&request, "traceparent"), "00-5bef4de7ad49b0e87f6ef6c87fc2e700-800000000000abcd-01");
+        // The chain's lineage goes with it, for the calls the function makes.
+        assert_eq!(header(&request, "tracestate"), format!("updraft={}", call().lineage));
     }
 
     #[test]

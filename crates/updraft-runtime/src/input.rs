@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use http::HeaderValue;
-use updraft_model::{EventSource, FunctionName, QueueName, TraceParent, TriggerKind};
+use updraft_model::{EventSource, FunctionName, Lineage, QueueName, TraceParent, TriggerKind};
 
 pub use crate::body::HttpRequest;
 
@@ -30,16 +30,18 @@ pub struct InvokeContext {
     pub queued_since: Option<i64>,
     /// The spans that sent the messages it handles (a queue batch), linked to its own.
     pub links: Vec<TraceParent>,
+    /// How often each function ran in the chain before it (recursive loop detection).
+    pub lineage: Lineage,
 }
 
 impl InvokeContext {
     /// A context for a caller with `trace` (`None`: a new trace).
     pub fn new(request_id: String, trigger: TriggerKind, trace: Option<TraceParent>) -> Self {
-        let (trace_id, parent_span_id) = match trace {
-            Some(trace) => (Some(trace.trace_id), Some(trace.span_id)),
-            None => (None, None),
+        let (trace_id, parent_span_id, lineage) = match trace {
+            Some(trace) => (Some(trace.trace_id), Some(trace.span_id), trace.lineage),
+            None => (None, None, Lineage::default()),
         };
-        Self { request_id, trigger, trace_id, parent_span_id, queued_since: None, links: Vec::new() }
+        Self { request_id, trigger, trace_id, parent_span_id, queued_since: None, links: Vec::new(), lineage }
     }
 }
 

@@ -77,6 +77,9 @@ pub struct Call {
     pub timeout: Duration,
     /// When the timeout runs out, in milliseconds since the Unix epoch.
     pub deadline_ms: i64,
+    /// The chain's lineage with this invocation counted: what the function hands on
+    /// with its trace context (recursive loop detection).
+    pub lineage: updraft_model::Lineage,
 }
 
 impl Call {
@@ -88,7 +91,11 @@ impl Call {
 
     /// The context the function runs under and hands on: its own span in its trace.
     pub fn trace(&self) -> updraft_model::TraceParent {
-        updraft_model::TraceParent { trace_id: self.trace_id.to_string(), span_id: self.span_id() }
+        updraft_model::TraceParent {
+            trace_id: self.trace_id.to_string(),
+            span_id: self.span_id(),
+            lineage: self.lineage.clone(),
+        }
     }
 }
 
@@ -183,6 +190,13 @@ pub enum InvokeError {
     RequestCut,
     #[error("the runtime failed: {message}")]
     Internal { message: String },
+    /// Stopped before it ran: its chain of invocations (through topics, queues,
+    /// asynchronous calls, routes) had already run the function `count` times.
+    #[error(
+        "recursive loop detected: this chain of invocations already ran the function {count} times; it was stopped \
+         (set recursive_loop = \"allow\" on the function if the loop is intended)"
+    )]
+    RecursiveLoop { count: u16 },
     /// The function's own code reported an error through its runtime (a Lambda
     /// handler raising): not a fault of the platform, and the document goes back to
     /// the caller as it is.
@@ -210,6 +224,7 @@ impl InvokeError {
             InvokeError::Init { .. } => "Runtime.InitError",
             InvokeError::RequestCut => "Request.BodyCut",
             InvokeError::Internal { .. } => "Runtime.Unknown",
+            InvokeError::RecursiveLoop { .. } => "RecursiveInvocationException",
             InvokeError::Function { error_type, .. } => error_type,
         }
     }

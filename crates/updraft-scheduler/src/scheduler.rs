@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use tokio::sync::{Notify, oneshot};
 use updraft_model::{
-    FunctionName, InvocationRecord, InvocationStatus, TraceParent, TriggerKind, VersionNumber, now_millis,
+    FunctionName, InvocationRecord, InvocationStatus, Lineage, TraceParent, TriggerKind, VersionNumber, now_millis,
 };
 
 use crate::concurrency::{Account, FunctionLimit, Lender, Permit, ReservationError, Scope, ShareStats, Throttle};
-use updraft_runtime::{Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, Prepared};
+use updraft_runtime::{Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, LogStream, Prepared};
 
 /// How long past its timeout the scheduler waits for a runtime to stop an invocation
 /// before it gives up on the instance itself.
@@ -55,6 +55,9 @@ pub struct PoolSpec {
     pub idle_timeout: Duration,
     /// Instances kept started with no traffic; one that dies is replaced.
     pub min_instances: u32,
+    /// An invocation whose chain already ran the function this many times is stopped
+    /// (recursive loop detection); `None` allows any.
+    pub recursion_limit: Option<u16>,
     pub instance: InstanceConfig,
 }
 
@@ -71,6 +74,8 @@ pub struct InvocationMeta {
     pub queued_since: Option<i64>,
     /// The spans that sent the messages it handles, linked to its own.
     pub links: Vec<TraceParent>,
+    /// How often each function ran in the chain before it.
+    pub lineage: Lineage,
 }
 
 /// Receives every invocation's record and guest output, off the request path.
@@ -388,9 +393,11 @@ impl<I: Send + 'static, O: Send + 'static> Scheduler<I, O> {
             let shared = &in_flight.0;
             // The one record of this invocation: `run` fills it in, and it goes to the
             // sink here, once, however the invocation ended (a panic included).
+            let lineage = meta.lineage.clone();
             let mut record = new_record(&pool, meta, now_millis());
             let mut answer = Some(answer);
-            let run = AssertUnwindSafe(shared.run(&pool, input, &mut record, &mut answer)).catch_unwind().await;
+            let run =
+                AssertUnwindSafe(shared.run(&pool, input, lineage, &mut record, &mut answer)).catch_unwind().await;
             let (result, output) = run.unwrap_or_else(|panic| {
                 let message = panic_message(&panic);
                 tracing::error!(function = %pool.spec.function, message, "the runtime panicked during an invocation");
@@ -473,9 +480,16 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         self: &Arc<Self>,
         pool: &Arc<Pool<I, O>>,
         input: I,
+        lineage: Lineage,
         record: &mut InvocationRecord,
         answer: &mut Option<oneshot::Sender<Result<Done<O>, Failure>>>,
     ) -> (Result<Option<Done<O>>, Failure>, GuestOutput) {
+        if let Some(stopped) = recursion_stopped(pool, &lineage) {
+            set_error(record, &stopped);
+            let line = format!("Updraft stopped this invocation: {stopped}\n");
+            let output = GuestOutput { chunks: vec![(LogStream::Stderr, line.into_bytes())], truncated: false };
+            return (Err(Failure::Function(stopped)), output);
+        }
         let permit = match self.admit(pool).await {
             Ok(permit) => permit,
             Err(throttle) => return (Err(throttled(record, throttle)), GuestOutput::default()),
@@ -524,6 +538,7 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
             trace_id: record.trace_id.as_str().into(),
             timeout,
             deadline_ms: now_millis().saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)),
+            lineage: lineage.with(&pool.spec.function),
         };
         let started = Instant::now();
         let instance = held.instance.as_mut().expect("a held instance is present until dropped");
@@ -733,6 +748,21 @@ fn overran<I, O, T>(pool: &Pool<I, O>, timeout: Duration) -> Invoked<T> {
         tracing::warn!(function = %pool.spec.function, suppressed, "the runtime did not stop an invocation at its timeout; discarding the instance");
     }
     Invoked::ended(Err(InvokeError::Timeout { timeout }), GuestOutput::default(), 0, false)
+}
+
+/// The error that stops an invocation whose chain has run its function as often as the
+/// function allows, if it must be stopped.
+fn recursion_stopped<I, O>(pool: &Pool<I, O>, lineage: &Lineage) -> Option<InvokeError> {
+    let limit = pool.spec.recursion_limit?;
+    let count = lineage.count(&pool.spec.function);
+    if count < limit {
+        return None;
+    }
+    static STOPPED: updraft_runtime::LogBudget = updraft_runtime::LogBudget::new(10, Duration::from_secs(1));
+    if let Some(suppressed) = STOPPED.admit() {
+        tracing::warn!(function = %pool.spec.function, count, suppressed, "recursive loop stopped");
+    }
+    Some(InvokeError::RecursiveLoop { count })
 }
 
 fn throttled(record: &mut InvocationRecord, throttle: Throttle) -> Failure {

@@ -6,7 +6,7 @@
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
-use updraft_model::{EventSource, FunctionName};
+use updraft_model::{EventSource, FunctionName, Lineage};
 
 use crate::sql::parse_name;
 use crate::{Store, StoreError};
@@ -21,6 +21,8 @@ pub struct AsyncEvent {
     pub trace_id: String,
     /// The span that sent it (its caller's, or the invocation it follows from).
     pub parent_span_id: Option<String>,
+    /// How often each function ran in the chain that sent it (recursive loop detection).
+    pub lineage: Lineage,
     /// When it was accepted (ms since the epoch).
     pub enqueued_at: i64,
     /// Attempts that ran and failed.
@@ -95,7 +97,7 @@ impl EventState {
     }
 }
 
-const COLUMNS: &str = "id, function, payload, trace_id, enqueued_at, attempts, next_attempt_at, state, last_error, source, parent_span_id";
+const COLUMNS: &str = "id, function, payload, trace_id, enqueued_at, attempts, next_attempt_at, state, last_error, source, parent_span_id, lineage";
 
 impl Store {
     /// Stores an event; when this returns, it is on disk (or in PostgreSQL).
@@ -366,7 +368,7 @@ async fn insert_event(tx: &mut Transaction<'_, Any>, event: &AsyncEvent) -> Resu
             }
         };
         sqlx::query(&format!(
-            "INSERT INTO async_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+            "INSERT INTO async_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (id) DO NOTHING"
         ))
         .bind(event.id.as_str())
@@ -380,6 +382,7 @@ async fn insert_event(tx: &mut Transaction<'_, Any>, event: &AsyncEvent) -> Resu
         .bind(event.last_error.as_deref())
         .bind(source)
         .bind(event.parent_span_id.as_deref())
+        .bind(event.lineage.to_string())
         .execute(&mut **tx)
         .await?;
     }
@@ -411,5 +414,7 @@ fn event_from_row(row: &AnyRow) -> Result<AsyncEvent, StoreError> {
         last_error: row.try_get(8)?,
         source,
         parent_span_id: row.try_get(10)?,
+        // A lineage that does not parse is dropped, as a caller's bad header is.
+        lineage: Lineage::parse(row.try_get::<String, _>(11)?.as_str()).unwrap_or_default(),
     })
 }

@@ -46,6 +46,7 @@ embedded!(
     "0019_invocations_by_function_start.sql",
     "0020_aliases.sql",
     "0021_canaries.sql",
+    "0022_lineage.sql",
 );
 
 /// Migration files: (file name, SQL).

@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use updraft_model::{QueueName, TraceParent};
+use updraft_model::{Lineage, QueueName, TraceParent};
 
 use crate::sql::parse_name;
 use crate::{Store, StoreError};
@@ -40,25 +40,28 @@ pub struct QueueDepth {
 }
 
 const COLUMNS: &str =
-    "id, queue, body, content_type, sent_at, receive_count, first_received_at, visible_at, traceparent";
+    "id, queue, body, content_type, sent_at, receive_count, first_received_at, visible_at, traceparent, lineage";
 
 impl Store {
     /// Stores messages (all or none); when this returns they are durable.
     pub async fn queue_send(&self, messages: &[QueueMessage]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for message in messages {
-            sqlx::query(&format!("INSERT INTO queue_messages ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-                .bind(message.id.as_str())
-                .bind(message.queue.as_str())
-                .bind(message.body.as_slice())
-                .bind(message.content_type.as_deref())
-                .bind(message.sent_at)
-                .bind(message.receive_count)
-                .bind(message.first_received_at)
-                .bind(message.visible_at)
-                .bind(message.trace.as_ref().map(TraceParent::header))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "INSERT INTO queue_messages ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ))
+            .bind(message.id.as_str())
+            .bind(message.queue.as_str())
+            .bind(message.body.as_slice())
+            .bind(message.content_type.as_deref())
+            .bind(message.sent_at)
+            .bind(message.receive_count)
+            .bind(message.first_received_at)
+            .bind(message.visible_at)
+            .bind(message.trace.as_ref().map(TraceParent::header))
+            .bind(message.trace.as_ref().map(|trace| trace.lineage.to_string()).unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -210,6 +213,7 @@ impl Store {
 }
 
 fn message_from_row(row: &AnyRow) -> Result<QueueMessage, StoreError> {
+    let lineage: String = row.try_get(9)?;
     Ok(QueueMessage {
         id: row.try_get(0)?,
         queue: parse_name(row.try_get(1)?)?,
@@ -219,6 +223,9 @@ fn message_from_row(row: &AnyRow) -> Result<QueueMessage, StoreError> {
         receive_count: row.try_get(5)?,
         first_received_at: row.try_get(6)?,
         visible_at: row.try_get(7)?,
-        trace: row.try_get::<Option<String>, _>(8)?.as_deref().and_then(TraceParent::parse),
+        trace: row.try_get::<Option<String>, _>(8)?.as_deref().and_then(TraceParent::parse).map(|trace| {
+            // A lineage that does not parse is dropped, as a caller's bad header is.
+            TraceParent { lineage: Lineage::parse(&lineage).unwrap_or_default(), ..trace }
+        }),
     })
 }

@@ -63,6 +63,9 @@ pub struct PlannedFunction {
     pub artifact: ArtifactDigest,
     pub config: FunctionConfig,
     pub fingerprint: String,
+    /// Aliases the deploy sets, each to a version by number or (`None`) to the version
+    /// serving; the function's other aliases are left as they are.
+    pub aliases: std::collections::BTreeMap<updraft_model::AliasName, Option<VersionNumber>>,
 }
 
 /// What a deploy did.

@@ -275,6 +275,7 @@ impl Store {
                     }
                 }
             };
+            set_aliases(&mut tx, planned, now).await?;
             functions.push(deployed);
         }
 
@@ -404,6 +405,33 @@ impl Store {
 const FUNCTION_SELECT: &str = "SELECT f.name, f.app, f.latest_version, f.created_at, f.updated_at, \
      v.function, v.version, v.artifact, v.config, v.fingerprint, v.created_at, f.token_id, f.token_generation \
      FROM functions f JOIN versions v ON v.function = f.name AND v.version = f.current_version";
+
+/// Points the aliases a deploy declares where it says, in its transaction; an alias
+/// already naming that version keeps its revision.
+async fn set_aliases(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    planned: &crate::PlannedFunction,
+    now: i64,
+) -> Result<(), StoreError> {
+    for (alias, version) in &planned.aliases {
+        let version = version.map_or(0, |v| i64::from(v.0));
+        sqlx::query(
+            "INSERT INTO aliases (function, name, version, routing, description, revision, updated_at) \
+             VALUES ($1, $2, $3, '{}', '', $4, $5) \
+             ON CONFLICT (function, name) DO UPDATE SET version = excluded.version, routing = excluded.routing, \
+             revision = excluded.revision, updated_at = excluded.updated_at \
+             WHERE aliases.version <> excluded.version OR aliases.routing <> excluded.routing",
+        )
+        .bind(planned.name.as_str())
+        .bind(alias.as_str())
+        .bind(version)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
 
 async fn insert_version(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,

@@ -370,6 +370,9 @@ struct FaasFamilies {
     mem_usage: HistogramFamily<FaasLabels>,
 }
 
+/// The error type of an invocation stopped as a recursive loop.
+const RECURSIVE_INVOCATION: &str = "RecursiveInvocationException";
+
 /// The metric families, their registries and, when metrics are exported, their
 /// instruments.
 pub struct Metrics {
@@ -379,6 +382,7 @@ pub struct Metrics {
     duration: HistogramFamily<FunctionLabels>,
     cold_starts: CounterFamily<FunctionLabels>,
     throttles: CounterFamily<FunctionLabels>,
+    recursion_stopped: CounterFamily<FunctionLabels>,
     concurrent: GaugeFamily<FunctionLabels>,
     instances: GaugeFamily<InstanceLabels>,
     lambda: LambdaFamilies,
@@ -445,6 +449,10 @@ impl Metrics {
         );
         let cold_starts = own.counter("cold_starts", "Invocations that started a new instance");
         let throttles = own.counter("throttles", "Invocations refused at a concurrency limit");
+        let recursion_stopped = own.counter(
+            "recursive_invocations_dropped",
+            "Invocations stopped as a recursive loop (Lambda's RecursiveInvocationsDropped)",
+        );
         let concurrent = own.gauge("concurrent_executions", None, "Invocations running now", busy_by_function);
         let instances = own.gauge("instances", None, "Instances by state (idle, busy, starting)", instances_by_state);
         let exported = [
@@ -574,6 +582,7 @@ impl Metrics {
             duration,
             cold_starts,
             throttles,
+            recursion_stopped,
             concurrent,
             instances,
             lambda,
@@ -594,6 +603,11 @@ impl Metrics {
         if record.status == InvocationStatus::Throttled {
             self.lambda.throttles.add(&by_version, 1);
             self.throttles.add(&FunctionLabels { function }, 1);
+            return;
+        }
+        // Stopped before it ran: not an invocation of the code, as a throttle is not.
+        if record.error_type.as_deref() == Some(RECURSIVE_INVOCATION) {
+            self.recursion_stopped.add(&FunctionLabels { function }, 1);
             return;
         }
         let faas = FaasLabels {

@@ -415,10 +415,7 @@ mod tests {
         assert!(root.links.links.is_empty());
 
         let mut batch = span(2);
-        batch.links = vec![TraceParent {
-            trace_id: "0af7651916cd43dd8448eb211c80319c".to_owned(),
-            span_id: "b7ad6b7169203331".to_owned(),
-        }];
+        batch.links = vec![TraceParent::new("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")];
         let linked = span_data(&batch, &scope).links.links;
         assert_eq!(linked.len(), 1);
         assert_eq!(linked[0].span_context.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");

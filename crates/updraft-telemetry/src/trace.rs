@@ -257,14 +257,8 @@ mod tests {
     #[test]
     fn a_queue_batch_links_its_span_to_each_sender_and_says_it_processed_messages() {
         let senders = vec![
-            TraceParent {
-                trace_id: "0af7651916cd43dd8448eb211c80319c".to_owned(),
-                span_id: "b7ad6b7169203331".to_owned(),
-            },
-            TraceParent {
-                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
-                span_id: "00f067aa0ba902b7".to_owned(),
-            },
+            TraceParent::new("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"),
+            TraceParent::new("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"),
         ];
         let batch =
             InvocationRecord { trigger: TriggerKind::Queue, parent_span_id: None, links: senders.clone(), ..record() };

@@ -210,6 +210,7 @@ fn event() -> AsyncEvent {
         payload: br#"{"order":42,"items":["a","b"]}"#.to_vec(),
         trace_id: uuid::Uuid::new_v4().simple().to_string(),
         parent_span_id: None,
+        lineage: Default::default(),
         enqueued_at: now,
         attempts: 0,
         // Far in the future: nothing claims them while the rate is measured.

@@ -111,12 +111,19 @@ fn meta(i: usize) -> InvocationMeta {
         parent_span_id: None,
         queued_since: None,
         links: Vec::new(),
+        lineage: Default::default(),
     }
 }
 
 /// The call a direct (unscheduled) invocation of an instance gets.
 fn call(timeout: Duration) -> Call {
-    Call { request_id: "bench".into(), trace_id: "0".repeat(32).into(), timeout, deadline_ms: i64::MAX }
+    Call {
+        request_id: "bench".into(),
+        trace_id: "0".repeat(32).into(),
+        timeout,
+        deadline_ms: i64::MAX,
+        lineage: Default::default(),
+    }
 }
 
 async fn in_process(samples: usize) -> anyhow::Result<()> {
@@ -154,6 +161,7 @@ async fn in_process(samples: usize) -> anyhow::Result<()> {
         timeout: config.timeout,
         idle_timeout: config.idle_timeout,
         min_instances: 0,
+        recursion_limit: None,
         instance: (*instance_config).clone(),
     };
     // Compiles once into the cache; every later prepare finds it there.

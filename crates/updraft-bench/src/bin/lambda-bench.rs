@@ -350,5 +350,6 @@ fn call(i: usize) -> Call {
         trace_id: format!("{:032x}", i + 1).into(),
         timeout: Duration::from_secs(10),
         deadline_ms: now + 10_000,
+        lineage: Default::default(),
     }
 }

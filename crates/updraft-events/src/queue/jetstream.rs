@@ -404,6 +404,9 @@ struct Envelope {
     /// Absent in messages from before traces kept their parent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     parent_span_id: Option<String>,
+    /// The chain's lineage (`Lineage`'s text form); absent when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    lineage: String,
     enqueued_at: i64,
     attempts: i64,
     next_attempt_at: i64,
@@ -419,6 +422,7 @@ fn encode(event: &AsyncEvent) -> Result<Bytes, QueueError> {
         function: event.function.to_string(),
         trace_id: event.trace_id.clone(),
         parent_span_id: event.parent_span_id.clone(),
+        lineage: event.lineage.to_string(),
         enqueued_at: event.enqueued_at,
         attempts: event.attempts,
         next_attempt_at: event.next_attempt_at,
@@ -463,6 +467,8 @@ fn decode(message: &[u8]) -> Result<AsyncEvent, String> {
         payload: payload.to_vec(),
         trace_id: envelope.trace_id,
         parent_span_id: envelope.parent_span_id,
+        // A lineage that does not parse is dropped, as a caller's bad header is.
+        lineage: updraft_model::Lineage::parse(&envelope.lineage).unwrap_or_default(),
         enqueued_at: envelope.enqueued_at,
         attempts: envelope.attempts,
         next_attempt_at: envelope.next_attempt_at,
@@ -512,6 +518,7 @@ mod tests {
             payload: b"\0binary\xff payload".to_vec(),
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
             parent_span_id: None,
+            lineage: updraft_model::Lineage::default().with(&"thumbnail".parse().unwrap()),
             enqueued_at: 1,
             attempts: 2,
             next_attempt_at: 3,
@@ -533,6 +540,7 @@ mod tests {
             payload,
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
             parent_span_id: None,
+            lineage: Default::default(),
             enqueued_at: now_millis(),
             attempts: 0,
             next_attempt_at: now_millis(),

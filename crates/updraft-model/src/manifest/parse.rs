@@ -64,6 +64,8 @@ const FUNCTION_KEYS: &[&str] = &[
     "starts",
     "triggers",
     "description",
+    "aliases",
+    "recursive_loop",
 ];
 /// Lambda's limit on a function's description.
 pub(crate) const MAX_DESCRIPTION: usize = 256;
@@ -74,18 +76,18 @@ const BUILD_KEYS: &[&str] = &["command", "workdir"];
 /// The kinds of trigger, each a key naming what the trigger listens to.
 const TRIGGER_KINDS: &[&str] = &["http", "webhook", "topic", "schedule", "queue", "email"];
 /// The other keys a trigger may have, each with the kind it belongs to.
-const TRIGGER_OPTIONS: &[(&str, &str)] = &[
-    ("auth", "http"),
-    ("alias", "http"),
-    ("secret_env", "webhook"),
-    ("secret", "webhook"),
-    ("timezone", "schedule"),
-    ("catch_up", "schedule"),
-    ("batch_size", "queue"),
-    ("batch_window", "queue"),
-    ("visibility_timeout", "queue"),
-    ("max_receives", "queue"),
-    ("dead_letter_queue", "queue"),
+const TRIGGER_OPTIONS: &[(&str, &[&str])] = &[
+    ("auth", &["http"]),
+    ("alias", &["http", "topic", "queue"]),
+    ("secret_env", &["webhook"]),
+    ("secret", &["webhook"]),
+    ("timezone", &["schedule"]),
+    ("catch_up", &["schedule"]),
+    ("batch_size", &["queue"]),
+    ("batch_window", &["queue"]),
+    ("visibility_timeout", &["queue"]),
+    ("max_receives", &["queue"]),
+    ("dead_letter_queue", &["queue"]),
 ];
 const DESTINATION_KEYS: &[&str] = &["function", "topic"];
 

@@ -208,6 +208,7 @@ pub fn call(id: &str, timeout: Duration) -> Call {
         trace_id: "5bef4de7ad49b0e87f6ef6c87fc2e700".into(),
         timeout,
         deadline_ms: now + timeout.as_millis() as i64,
+        lineage: Default::default(),
     }
 }
 

@@ -142,6 +142,7 @@ fn spec(name: &str) -> PoolSpec {
         timeout: Duration::from_millis(200),
         idle_timeout: Duration::from_secs(600),
         min_instances: 0,
+        recursion_limit: Some(updraft_model::MAX_RECURSION),
         instance: InstanceConfig {
             memory_limit: 128 << 20,
             env: Arc::new([]),
@@ -170,6 +171,7 @@ fn meta() -> InvocationMeta {
         parent_span_id: None,
         queued_since: None,
         links: Vec::new(),
+        lineage: Default::default(),
     }
 }
 

@@ -24,6 +24,7 @@ fn event(id: &str, due: i64) -> AsyncEvent {
         payload: vec![0, 159, b'{', b'}'],
         trace_id: "0".repeat(32),
         parent_span_id: None,
+        lineage: Default::default(),
         enqueued_at: due,
         attempts: 0,
         next_attempt_at: due,

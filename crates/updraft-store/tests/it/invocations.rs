@@ -78,9 +78,7 @@ pub(crate) fn record(i: u32) -> InvocationRecord {
         queued_since: None,
         // Every seventh handled a batch of two traced messages.
         links: if i.is_multiple_of(7) {
-            (1..=2u32)
-                .map(|n| TraceParent { trace_id: format!("{:032x}", 1000 + n), span_id: format!("{:016x}", i + n) })
-                .collect()
+            (1..=2u32).map(|n| TraceParent::new(format!("{:032x}", 1000 + n), format!("{:016x}", i + n))).collect()
         } else {
             Vec::new()
         },

@@ -123,6 +123,7 @@ async fn check_finished_executions_and_failed_events_go(store: &Store) {
         payload: b"{}".to_vec(),
         trace_id: "0".repeat(32),
         parent_span_id: None,
+        lineage: Default::default(),
         enqueued_at,
         attempts: 0,
         next_attempt_at: enqueued_at,

@@ -135,7 +135,7 @@ pub fn planned(name: &str, build: &str) -> PlannedFunction {
     let artifact = ArtifactDigest::of(format!("{name} {build}").as_bytes());
     // What the platform does: config and artifact together decide whether anything changed.
     let fingerprint = format!("{}-{}", config.fingerprint(), artifact.as_str());
-    PlannedFunction { name: function(name), artifact, config, fingerprint }
+    PlannedFunction { name: function(name), artifact, config, fingerprint, aliases: Default::default() }
 }
 
 /// A config with every field set (and some to non-ASCII text), so that a field the store
@@ -184,6 +184,7 @@ pub fn config(name: &str) -> FunctionConfig {
         ],
         description: None,
         lambda_runtime: None,
+        recursive_loop: Default::default(),
     }
 }
 

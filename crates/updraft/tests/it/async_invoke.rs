@@ -121,7 +121,7 @@ def handler(event, context):
 "#;
 
 /// Waits until event `id` is failed; returns it.
-async fn failed(server: &TestServer, id: &str) -> Value {
+pub(crate) async fn failed(server: &TestServer, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let event = json(server.api(Method::GET, &format!("/v1/async/{id}")).send().await.unwrap()).await;

@@ -233,6 +233,32 @@ elif scenario == "aliases":
 elif scenario == "create-alias":
     name, alias, version = sys.argv[3], sys.argv[4], sys.argv[5]
     out["alias"] = lam.create_alias(FunctionName=name, Name=alias, FunctionVersion=version)["AliasArn"]
+elif scenario == "get-alias":
+    name, alias = sys.argv[3], sys.argv[4]
+    out["version"] = lam.get_alias(FunctionName=name, Name=alias)["FunctionVersion"]
+elif scenario == "recursion":
+    name, setting = sys.argv[3], sys.argv[4]
+    out["before"] = lam.get_function_recursion_config(FunctionName=name)["RecursiveLoop"]
+    lam.put_function_recursion_config(FunctionName=name, RecursiveLoop=setting)
+    out["after"] = lam.get_function_recursion_config(FunctionName=name)["RecursiveLoop"]
+elif scenario == "stream":
+    # InvokeWithResponseStream, the events as they come; with a release URL, fetched
+    # once the first chunk is here (the function ends its answer only then).
+    import urllib.request
+
+    name, payload = sys.argv[3], sys.argv[4]
+    release = sys.argv[5] if len(sys.argv) > 5 else None
+    response = lam.invoke_with_response_stream(FunctionName=name, Payload=payload)
+    out["version"] = response["ExecutedVersion"]
+    out["content_type"] = response["ResponseStreamContentType"]
+    out["chunks"] = []
+    for event in response["EventStream"]:
+        if "PayloadChunk" in event:
+            out["chunks"].append(event["PayloadChunk"]["Payload"].decode())
+            if release and len(out["chunks"]) == 1:
+                urllib.request.urlopen(release, timeout=10).read()
+        elif "InvokeComplete" in event:
+            out["complete"] = event["InvokeComplete"]
 elif scenario == "delete":
     name = sys.argv[3]
     lam.delete_function(FunctionName=name)

@@ -596,3 +596,105 @@ async fn an_http_trigger_can_serve_an_aliases_version_instead_of_the_live_one() 
     let latest: Value = reqwest::get(server.url("/latest")).await.unwrap().json().await.unwrap();
     assert_eq!(latest, json!({"version": "2"}));
 }
+
+#[tokio::test]
+async fn aliases_declared_in_the_manifest_serve_topics_and_queues_that_name_them() {
+    let server = TestServer::start();
+    let key = access_key(&server);
+    let code = "def handler(event, context):\n    return {\"version\": context.function_version}\n";
+    let triggers = "triggers = [{ topic = \"greet\", alias = \"stable\" }, { queue = \"jobs\", alias = \"stable\" }]";
+    let app = crate::async_invoke::python_app("greeter", &format!("timeout = \"5s\"\n{triggers}"), code);
+    let manifest_path = app.path().join("updraft.toml");
+    let first = std::fs::read_to_string(&manifest_path).unwrap();
+    server.deploy(app.path());
+
+    // The second deploy makes version 2 and declares the aliases: `stable` pinned to 1,
+    // `live` following the version serving.
+    let second = first.replace("\"5s\"", "\"6s\"") + "aliases = { stable = 1, live = \"$LATEST\" }\n";
+    std::fs::write(&manifest_path, &second).unwrap();
+    server.deploy(app.path());
+    assert_eq!(boto3(&server, &key, &["get-alias", "greeter", "stable"])["version"], "1");
+    assert_eq!(boto3(&server, &key, &["get-alias", "greeter", "live"])["version"], "$LATEST");
+    let through = boto3(&server, &key, &["versions", "greeter", "stable", "live"]);
+    assert_eq!(through["stable"]["payload"], json!({"version": "1"}), "{through}");
+    assert_eq!(through["live"]["payload"], json!({"version": "2"}), "{through}");
+
+    // A message published to the topic and one sent to the queue both run version 1.
+    let sent = server.api(reqwest::Method::POST, "/v1/queues/jobs").body("{\"n\": 1}").send().await.unwrap();
+    assert!(sent.status().is_success(), "{}", sent.text().await.unwrap());
+    let published = server.api(reqwest::Method::POST, "/v1/topics/greet").body("{}").send().await.unwrap();
+    assert!(published.status().is_success(), "{}", published.text().await.unwrap());
+    for trigger in ["topic", "queue"] {
+        let records = crate::events::records(&server, "greeter", trigger, 1).await;
+        assert!(records.iter().all(|record| record["version"] == 1), "{trigger}: {records:?}");
+    }
+
+    // Moving the alias in the manifest moves the triggers with it.
+    std::fs::write(&manifest_path, second.replace("stable = 1", "stable = 2")).unwrap();
+    server.deploy(app.path());
+    let published = server.api(reqwest::Method::POST, "/v1/topics/greet").body("{}").send().await.unwrap();
+    assert!(published.status().is_success());
+    let records = crate::events::records(&server, "greeter", "topic", 2).await;
+    assert_eq!(records.iter().filter(|record| record["version"] == 2).count(), 1, "{records:?}");
+
+    // An alias naming a version the function does not have is refused, nothing applied.
+    std::fs::write(&manifest_path, second.replace("stable = 1", "stable = 9")).unwrap();
+    let refused = server.cli(&["deploy", app.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("alias \"stable\" names version 9"), "{stderr}");
+    assert_eq!(boto3(&server, &key, &["get-alias", "greeter", "stable"])["version"], "2");
+}
+
+/// A web server (`runtime = "http"`) whose answer to an event streams: a first line at
+/// once, the last when `GET /release` comes.
+const HELD_ANSWER: &str = r#"
+const http = require("http");
+let release = () => {};
+http.createServer((req, res) => {
+  if (req.method === "GET" && req.url === "/") return res.end("ready");
+  if (req.url === "/release") {
+    release();
+    return res.end("released");
+  }
+  res.writeHead(200, { "content-type": "text/plain" });
+  res.write("first\n");
+  release = () => res.end("last\n");
+}).listen(Number(process.env.PORT), "127.0.0.1");
+"#;
+
+#[tokio::test]
+async fn invoke_with_response_stream_sends_the_answer_as_it_comes() {
+    let server = TestServer::start();
+    let key = access_key(&server);
+
+    // A streaming function: boto3 gets the first chunk while the function still runs
+    // (it ends only when the client, having read that chunk, asks it to).
+    let app = tempfile::tempdir().unwrap();
+    let manifest = "[app]\nname = \"ticker\"\n\n[functions.ticker]\nruntime = \"http\"\nsource = \"app\"\n\
+                    command = \"node server.js\"\nconcurrency_per_instance = 2\ntimeout = \"10s\"\n\
+                    triggers = [{ http = \"GET /release\" }]\n";
+    std::fs::write(app.path().join("updraft.toml"), manifest).unwrap();
+    std::fs::create_dir(app.path().join("app")).unwrap();
+    std::fs::write(app.path().join("app/server.js"), HELD_ANSWER).unwrap();
+    server.deploy(app.path());
+    let streamed = boto3(&server, &key, &["stream", "ticker", "{}", &server.url("/release")]);
+    assert_eq!(streamed["chunks"], json!(["first\n", "last\n"]), "{streamed}");
+    assert_eq!(streamed["content_type"], "text/plain", "{streamed}");
+    assert!(streamed["complete"].get("ErrorCode").is_none(), "{streamed}");
+
+    // A handler whose answer is whole sends it as one chunk; one that fails says so in
+    // InvokeComplete.
+    let code = "def handler(event, context):\n    if event.get(\"fail\"):\n        raise ValueError(\"no\")\n    \
+                return {\"hello\": event[\"hello\"]}\n";
+    let app = crate::async_invoke::python_app("whole", "", code);
+    server.deploy(app.path());
+    let whole = boto3(&server, &key, &["stream", "whole", "{\"hello\": \"stream\"}"]);
+    assert_eq!(whole["chunks"], json!(["{\"hello\": \"stream\"}"]), "{whole}");
+    assert_eq!(whole["version"], "$LATEST", "{whole}");
+    let failed = boto3(&server, &key, &["stream", "whole", "{\"fail\": true}"]);
+    assert_eq!(failed["chunks"], json!([]), "{failed}");
+    // As Invoke's X-Amz-Function-Error: the runtime's kind of error, and its document.
+    assert_eq!(failed["complete"]["ErrorCode"], "Unhandled", "{failed}");
+    let details: Value = serde_json::from_str(failed["complete"]["ErrorDetails"].as_str().unwrap()).unwrap();
+    assert_eq!((details["errorType"].as_str(), details["errorMessage"].as_str()), (Some("ValueError"), Some("no")));
+}

@@ -18,6 +18,7 @@ mod harness;
 mod lambda;
 mod layers;
 mod logs;
+mod recursion;
 mod secrets;
 mod signup;
 mod snapshots;

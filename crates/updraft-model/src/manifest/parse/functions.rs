@@ -10,9 +10,9 @@ use crate::manifest::parse::toml_values::{did_you_mean, join, sorted};
 use crate::manifest::parse::{
     BUILD_KEYS, Checker, FUNCTION_KEYS, FUTURE_FUNCTION_KEYS, MAX_DESCRIPTION, MAX_EVENT_AGE, MIN_EVENT_AGE, ParsedEnv,
 };
-use crate::manifest::{BuildSpec, Destination, FunctionConfig, FunctionSpec, RuntimeKind, ServerSpec};
+use crate::manifest::{BuildSpec, Destination, FunctionConfig, FunctionSpec, RecursiveLoop, RuntimeKind, ServerSpec};
 use crate::outbound::check_host;
-use crate::{ByteSize, FunctionName, SecretName, format_duration, parse_duration};
+use crate::{AliasName, ByteSize, FunctionName, SecretName, VersionNumber, format_duration, parse_duration};
 
 impl Checker<'_> {
     pub(super) fn functions(&mut self, value: Option<&Value>) -> Option<BTreeMap<FunctionName, FunctionSpec>> {
@@ -125,6 +125,18 @@ impl Checker<'_> {
             }
             Some(text.to_owned())
         });
+        let aliases = self.optional(table, path, "aliases", Self::aliases);
+        let recursive_loop = self.optional(table, path, "recursive_loop", |checker, path, value| {
+            let fix = "write recursive_loop = \"allow\" (never stop a loop) or \"terminate\" (the default)";
+            match checker.string(path, value, fix)? {
+                "allow" => Some(RecursiveLoop::Allow),
+                "terminate" => Some(RecursiveLoop::Terminate),
+                other => {
+                    checker.problem(path, format!("unknown setting {other:?}; {fix}"));
+                    None
+                }
+            }
+        });
         if let (Some(Some(triggers)), Some(env)) = (&triggers, &env) {
             self.webhook_secrets(path, triggers, env.as_ref());
         }
@@ -154,6 +166,7 @@ impl Checker<'_> {
         Some(FunctionSpec {
             source: source?,
             build: build?,
+            aliases: aliases?.unwrap_or_default(),
             config: FunctionConfig {
                 runtime: runtime?,
                 handler: handler?,
@@ -177,8 +190,41 @@ impl Checker<'_> {
                 triggers: triggers?.unwrap_or_default(),
                 description: description?,
                 lambda_runtime: None,
+                recursive_loop: recursive_loop?.unwrap_or_default(),
             },
         })
+    }
+
+    /// `aliases = { live = "$LATEST", stable = 3 }`: each alias and the version it names.
+    fn aliases(&mut self, path: &str, value: &Value) -> Option<BTreeMap<AliasName, Option<VersionNumber>>> {
+        let fix = "aliases = { live = \"$LATEST\", stable = 3 }";
+        let table = self.table(path, value, fix)?;
+        let mut aliases = BTreeMap::new();
+        let mut all_valid = true;
+        for (name, value) in sorted(table) {
+            let alias_path = join(path, name);
+            let alias = AliasName::new(name).map_err(|invalid| self.problem(&alias_path, invalid.to_string()));
+            let version = match value {
+                Value::String(text) if text == "$LATEST" => Ok(None),
+                Value::Integer(number) => {
+                    u32::try_from(*number).ok().filter(|n| *n >= 1).map(|n| Some(VersionNumber(n))).ok_or(())
+                }
+                _ => Err(()),
+            }
+            .map_err(|()| {
+                self.problem(
+                    &alias_path,
+                    format!("an alias names a version number (like {name} = 3) or \"$LATEST\" for the version serving"),
+                )
+            });
+            match (alias, version) {
+                (Ok(alias), Ok(version)) => {
+                    aliases.insert(alias, version);
+                }
+                _ => all_valid = false,
+            }
+        }
+        all_valid.then_some(aliases)
     }
 
     pub(super) fn runtime(&mut self, path: &str, value: &Value) -> Option<RuntimeKind> {

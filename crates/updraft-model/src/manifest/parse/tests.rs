@@ -139,6 +139,7 @@ fn defaults_apply_to_absent_keys() {
             triggers: Vec::new(),
             description: None,
             lambda_runtime: None,
+            recursive_loop: Default::default(),
         }
     );
 }
@@ -607,7 +608,10 @@ triggers = [
     ))
     .unwrap();
     let triggers = &manifest.functions[&name("hello")].config.triggers;
-    assert_eq!(triggers[0], Trigger::Topic(TopicTrigger { topic: TopicName::new("user.signed_up").unwrap() }));
+    assert_eq!(
+        triggers[0],
+        Trigger::Topic(TopicTrigger { topic: TopicName::new("user.signed_up").unwrap(), alias: None })
+    );
     let Trigger::Webhook(webhook) = &triggers[1] else { panic!("{triggers:?}") };
     assert_eq!(
         (webhook.route.to_string().as_str(), webhook.secret_env.as_deref()),
@@ -819,10 +823,53 @@ fn an_http_trigger_may_name_an_alias_and_a_description_is_kept() {
     let (field, message) = problem(&with_function("triggers = [{ http = \"GET /x\", alias = \"12\" }]"));
     assert_eq!(field, "functions.hello.triggers[0].alias");
     assert!(message.contains("number names a version"), "{message}");
-    let (field, message) = problem(&with_function("triggers = [{ topic = \"t\", alias = \"live\" }]"));
+    let (field, message) = problem(&with_function("triggers = [{ schedule = \"rate(1 minute)\", alias = \"live\" }]"));
     assert_eq!(field, "functions.hello.triggers[0].alias");
-    assert!(message.contains("for http triggers"), "{message}");
+    assert!(message.contains("for http, topic, queue triggers"), "{message}");
     let (field, message) = problem(&with_function(&format!("description = \"{}\"", "x".repeat(257))));
     assert_eq!(field, "functions.hello.description");
     assert!(message.contains("256"), "{message}");
+}
+
+#[test]
+fn topic_and_queue_triggers_may_name_an_alias() {
+    let manifest = parse(&with_function(
+        "triggers = [{ topic = \"t\", alias = \"live\" }, { queue = \"jobs\", alias = \"stable\" }, { topic = \"u\" }]",
+    ))
+    .unwrap();
+    let triggers = &manifest.functions[&name("hello")].config.triggers;
+    let aliases: Vec<Option<&str>> = triggers
+        .iter()
+        .map(|trigger| match trigger {
+            Trigger::Topic(topic) => topic.alias.as_ref().map(|alias| alias.as_str()),
+            Trigger::Queue(queue) => queue.alias.as_ref().map(|alias| alias.as_str()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(aliases, [Some("live"), Some("stable"), None]);
+    // A trigger without an alias keeps the stored form (and so the version) it had.
+    let stored = serde_json::to_string(&triggers[2]).unwrap();
+    assert!(!stored.contains("alias"), "{stored}");
+}
+
+#[test]
+fn a_manifest_declares_aliases_by_version_number_or_latest() {
+    let manifest = parse(&with_function("aliases = { live = \"$LATEST\", stable = 3 }")).unwrap();
+    let aliases: Vec<(&str, Option<u32>)> = manifest.functions[&name("hello")]
+        .aliases
+        .iter()
+        .map(|(alias, version)| (alias.as_str(), version.map(|v| v.0)))
+        .collect();
+    assert_eq!(aliases, [("live", None), ("stable", Some(3))]);
+
+    let problems = problems(&with_function("aliases = { stable = 0, beta = \"latest\", 12 = 1 }"));
+    let fields: Vec<&str> = problems.iter().map(|(field, _)| field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["functions.hello.aliases.12", "functions.hello.aliases.beta", "functions.hello.aliases.stable"]
+    );
+    assert!(problems[1].1.contains("version number") && problems[1].1.contains("$LATEST"), "{problems:?}");
+    assert!(problems[0].1.contains("number names a version"), "{problems:?}");
+    let (field, _) = problem(&with_function("aliases = [\"live\"]"));
+    assert_eq!(field, "functions.hello.aliases");
 }

@@ -95,9 +95,10 @@ impl Checker<'_> {
             }
         };
         let mut misplaced = false;
-        for (option, owner) in TRIGGER_OPTIONS {
-            if *owner != kind && table.contains_key(*option) {
-                self.problem(&join(path, option), format!("{option} is for {owner} triggers, not {kind}; remove it"));
+        for (option, owners) in TRIGGER_OPTIONS {
+            if !owners.contains(&kind) && table.contains_key(*option) {
+                let owners = owners.join(", ");
+                self.problem(&join(path, option), format!("{option} is for {owners} triggers, not {kind}; remove it"));
                 misplaced = true;
             }
         }
@@ -106,10 +107,7 @@ impl Checker<'_> {
         let trigger = match kind {
             "http" => {
                 let auth = self.optional(table, path, "auth", Self::auth);
-                let alias = self.optional(table, path, "alias", |checker, path, value| {
-                    let text = checker.string(path, value, "name an alias of the function, like alias = \"live\"")?;
-                    crate::AliasName::new(text).map_err(|invalid| checker.problem(path, invalid.to_string())).ok()
-                });
+                let alias = self.trigger_alias(table, path);
                 let (methods, route) = self.route(&kind_path, value, "http = \"GET /hello\"")?;
                 Trigger::Http(HttpTrigger { methods, route, auth: auth?.unwrap_or_default(), alias: alias? })
             }
@@ -134,8 +132,9 @@ impl Checker<'_> {
                 Trigger::Webhook(WebhookTrigger { methods, route, secret_env, secret })
             }
             "topic" => {
+                let alias = self.trigger_alias(table, path);
                 let text = self.string(&kind_path, value, "write it in quotes, like topic = \"user.signed_up\"")?;
-                Trigger::Topic(TopicTrigger { topic: self.topic_name(&kind_path, text)? })
+                Trigger::Topic(TopicTrigger { topic: self.topic_name(&kind_path, text)?, alias: alias? })
             }
             "queue" => self.queue_trigger(path, &kind_path, value, table)?,
             "email" => {
@@ -186,6 +185,7 @@ impl Checker<'_> {
             checker.whole_number(path, value, "max_receives", 1, 1_000)
         });
         let dead_letter_queue = self.optional(table, path, "dead_letter_queue", queue_name);
+        let alias = self.trigger_alias(table, path);
         let queue = queue?;
         let dead_letter_queue = match dead_letter_queue? {
             Some(dead) if dead == queue => {
@@ -214,7 +214,16 @@ impl Checker<'_> {
             visibility_timeout: visibility_timeout?.unwrap_or(Duration::from_secs(30)),
             max_receives: max_receives?.unwrap_or(5),
             dead_letter_queue,
+            alias: alias?,
         }))
+    }
+
+    /// A trigger's `alias`: the alias of the function whose version each invocation runs.
+    fn trigger_alias(&mut self, table: &Table, path: &str) -> Option<Option<crate::AliasName>> {
+        self.optional(table, path, "alias", |checker, path, value| {
+            let text = checker.string(path, value, "name an alias of the function, like alias = \"live\"")?;
+            crate::AliasName::new(text).map_err(|invalid| checker.problem(path, invalid.to_string())).ok()
+        })
     }
 
     /// `local@domain` or `*@domain`, lowercased.
