@@ -1,7 +1,7 @@
 """Drives `lambda-api-bench`'s measurements with boto3, as a deploy script for AWS would,
 and prints the figures as JSON. Usage:
 
-    lambda_api_driver.py ENDPOINT UPDRAFT DATA_DIR ROUNDS INVOCATIONS WEIGHT
+    lambda_api_driver.py ENDPOINT UPDRAFT DATA_DIR ROUNDS INVOCATIONS WEIGHT STREAMS HOLD_MS
 
 - `create`: CreateFunction of a Python zip to its first answer (boto3's Invoke), against
   `updraft deploy` of the same code (the CLI, as a user runs it) to its first answer;
@@ -22,6 +22,7 @@ import botocore.config
 
 endpoint, updraft, data_dir = sys.argv[1], sys.argv[2], sys.argv[3]
 rounds, invocations, weight = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+streams, hold_ms = int(sys.argv[7]), int(sys.argv[8])
 
 lam = boto3.client(
     "lambda",
@@ -91,4 +92,46 @@ started = time.perf_counter()
 for _ in range(invocations):
     first_answer("split", Qualifier="1")
 out["version_s"] = time.perf_counter() - started
+
+SERVER = """
+const http = require("http");
+const hold = Number(process.env.HOLD_MS);
+http.createServer((req, res) => {
+  if (req.method === "GET") return res.end("ready");
+  req.resume();
+  req.on("end", () => {
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.write("first\\n");
+    setTimeout(() => res.end("last\\n"), hold);
+  });
+}).listen(Number(process.env.PORT), "127.0.0.1");
+"""
+with tempfile.TemporaryDirectory() as app:
+    os.makedirs(os.path.join(app, "app"))
+    with open(os.path.join(app, "app", "server.js"), "w") as f:
+        f.write(SERVER)
+    with open(os.path.join(app, "updraft.toml"), "w") as f:
+        f.write('[app]\nname = "ticker"\n\n[functions.ticker]\nruntime = "http"\nsource = "app"\n'
+                f'command = "node server.js"\nenv = {{ HOLD_MS = "{hold_ms}" }}\n')
+    subprocess.run([updraft, "deploy", app, "--endpoint", endpoint, "--data-dir", data_dir],
+                   check=True, capture_output=True)
+lam.invoke(FunctionName="ticker", Payload=b"{}")["Payload"].read()  # the instance started, untimed
+
+out["stream_first_ms"], out["stream_whole_ms"], out["buffered_first_ms"] = [], [], []
+for _ in range(streams):
+    started = time.perf_counter()
+    response = lam.invoke_with_response_stream(FunctionName="ticker", Payload=b"{}")
+    chunks = 0
+    for event in response["EventStream"]:
+        if "PayloadChunk" in event:
+            chunks += 1
+            if chunks == 1:
+                out["stream_first_ms"].append((time.perf_counter() - started) * 1000)
+        elif "InvokeComplete" in event and event["InvokeComplete"].get("ErrorCode"):
+            raise SystemExit(f"the stream failed: {event}")
+    out["stream_whole_ms"].append((time.perf_counter() - started) * 1000)
+    started = time.perf_counter()
+    response = lam.invoke(FunctionName="ticker", Payload=b"{}")
+    response["Payload"].read(1)
+    out["buffered_first_ms"].append((time.perf_counter() - started) * 1000)
 print(json.dumps(out))

@@ -5,7 +5,10 @@
 //!   same code (the CLI, as a user runs it) to its first answer;
 //! - an alias sending a share of its invocations to a second version: the share each
 //!   version got over many invocations, and the time per invocation through the alias
-//!   against invoking the version by number.
+//!   against invoking the version by number;
+//! - a web app's answer that streams (a first line at once, the rest a moment later):
+//!   the first byte through `InvokeWithResponseStream` against the first byte of
+//!   `Invoke`, which has the answer only whole.
 //!
 //! Needs python3 with boto3 (`pip install boto3==1.43.11`) and root for the sandbox. From
 //! the repository root:
@@ -41,6 +44,12 @@ struct Cli {
     /// The share of the alias's invocations its second version takes.
     #[arg(long, default_value_t = 0.1)]
     weight: f64,
+    /// Streamed invocations (and as many buffered).
+    #[arg(long, default_value_t = 50)]
+    streams: usize,
+    /// How long the streaming app holds the rest of its answer after its first line.
+    #[arg(long, default_value_t = 200)]
+    hold_ms: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -81,6 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .args([&endpoint, binaries.updraft.to_str().context("the updraft binary's path is not UTF-8")?])
         .arg(&data_dir)
         .args([cli.rounds.to_string(), cli.invocations.to_string(), cli.weight.to_string()])
+        .args([cli.streams.to_string(), cli.hold_ms.to_string()])
         .env("AWS_ACCESS_KEY_ID", key["access_key_id"].as_str().context("no access key id")?)
         .env("AWS_SECRET_ACCESS_KEY", key["secret_access_key"].as_str().context("no secret")?)
         .env("AWS_CONFIG_FILE", "/dev/null")
@@ -117,6 +127,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     println!("  per invocation through the alias  {alias:>8.0} µs");
     println!("  per invocation by version number  {version:>8.0} µs  (baseline)");
     println!("  ratio                             {:>8.2}x", alias / version);
+
+    let (first, whole) = (median(millis("stream_first_ms")), median(millis("stream_whole_ms")));
+    let buffered = median(millis("buffered_first_ms"));
+    println!(
+        "\nA web app answering a first line at once and the rest {} ms later, median of {}:",
+        cli.hold_ms, cli.streams
+    );
+    println!("  first byte, InvokeWithResponseStream  {first:>8.1} ms  (whole answer {whole:.1} ms)");
+    println!("  first byte, Invoke                    {buffered:>8.1} ms  (baseline)");
+    println!("  ratio                                 {:>8.2}x", first / buffered);
     Ok(())
 }
 
