@@ -263,20 +263,6 @@ async fn invoke_checked(
     match invocation_type.as_str() {
         "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
         "Event" => {
-            // Queued events run the live version when they run; an alias that splits its
-            // invocations between two versions cannot be honoured that way either.
-            let split = qualifier
-                .and_then(|text| updraft_model::AliasName::new(text).ok())
-                .and_then(|alias| state.platform.alias(&function.name, &alias))
-                .is_some_and(|alias| alias.routing.is_some());
-            if split || state.platform.live_version(&function.name).is_none_or(|live| live.version != function.version)
-            {
-                return Err(LambdaError::invalid_parameter(format!(
-                    "an Event invocation runs the live version; version {} of {name} can be invoked with \
-                     RequestResponse (or made live with `updraft rollback`)",
-                    function.version
-                )));
-            }
             if payload.len() > crate::ASYNC_PAYLOAD {
                 return Err(LambdaError::too_large(crate::ASYNC_PAYLOAD));
             }
@@ -284,7 +270,9 @@ async fn invoke_checked(
             let id = state
                 .platform
                 .events()
-                .invoke_async(&function.name, payload, caller)
+                // The version or alias asked for, resolved when the event runs (a weighted
+                // alias picks then), as Lambda runs an event with a qualifier.
+                .invoke_async(&function.name, qualifier.filter(|q| *q != "$LATEST").map(str::to_owned), payload, caller)
                 .await
                 .map_err(|error| LambdaError::service(error.to_string()))?;
             tracing::debug!(%id, function = %function.name, "event invocation queued");

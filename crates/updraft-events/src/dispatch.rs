@@ -204,8 +204,10 @@ async fn attempt(layer: &EventLayer, event: &AsyncEvent) -> Result<Answer, Retry
         links: Vec::new(),
         lineage: event.lineage.clone(),
     };
-    let alias = topic_alias(layer, event);
-    match layer.invoke(&event.function, alias.as_ref(), event_input(event), context).await {
+    // Asked for when it was accepted (Lambda's `Event` with a `Qualifier`), or named by
+    // the topic trigger that delivers it.
+    let qualifier = event.qualifier.clone().or_else(|| topic_alias(layer, event).map(|alias| alias.to_string()));
+    match layer.invoke(&event.function, qualifier.as_deref(), event_input(event), context).await {
         Ran::Answered(response) => {
             let status = response.status();
             let body = response.into_body();
@@ -223,7 +225,7 @@ async fn attempt(layer: &EventLayer, event: &AsyncEvent) -> Result<Answer, Retry
         Ran::Throttled { .. } => Err(Retry::Throttled),
         Ran::NotDeployed => Err(Retry::Never(format!("function {} no longer exists", event.function))),
         // Retried like a failure: the alias may be made before the event runs out of time.
-        Ran::AliasMissing { message } => Err(Retry::Failed(Failure {
+        Ran::QualifierMissing { message } => Err(Retry::Failed(Failure {
             document: serde_json::json!({ "errorType": "ResourceNotFoundException", "errorMessage": message })
                 .to_string()
                 .into_bytes(),

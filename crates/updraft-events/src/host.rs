@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use updraft_model::{AliasName, FunctionConfig, FunctionName, TopicName, WebhookTrigger};
+use updraft_model::{FunctionConfig, FunctionName, TopicName, WebhookTrigger};
 use updraft_runtime::{HttpResponse, Input, InvokeContext, InvokeError};
 pub use updraft_telemetry::AsyncEventMetric;
 
@@ -20,12 +20,12 @@ pub trait Host: Send + Sync + 'static {
     /// The live functions subscribed to `topic`.
     fn subscribers(&self, topic: &TopicName) -> Vec<FunctionName>;
 
-    /// Runs one invocation of the live `function`, or of the version its `alias`
-    /// picks (a trigger may name one).
+    /// Runs one invocation of the live `function`, or of the version `qualifier` names
+    /// (a number, or an alias: a trigger or an `Event` invocation may name one).
     fn invoke(
         &self,
         function: &FunctionName,
-        alias: Option<&AliasName>,
+        qualifier: Option<&str>,
         input: Input,
         context: InvokeContext,
     ) -> BoxFuture<'_, Ran>;
@@ -54,8 +54,9 @@ pub enum Ran {
     },
     /// The function is not deployed (any more).
     NotDeployed,
-    /// The alias the trigger names does not exist (yet): the function never saw the input.
-    AliasMissing {
+    /// The version or alias asked for does not exist (yet): the function never saw the
+    /// input.
+    QualifierMissing {
         /// What to fix, in a line.
         message: String,
     },

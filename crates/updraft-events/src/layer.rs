@@ -9,7 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, watch};
-use updraft_model::{AliasName, AppName, FunctionName, TriggerKind};
+use updraft_model::{AppName, FunctionName, TriggerKind};
 use updraft_runtime::{Input, InvokeContext};
 use updraft_store::{AsyncEvent, EventState, Store};
 
@@ -217,16 +217,16 @@ impl EventLayer {
     }
 
     /// Runs an invocation on the host (none left: the function is not deployed), of the
-    /// version `alias` picks when a trigger names one.
+    /// version `qualifier` names (a number or an alias) when one is asked for.
     pub(crate) async fn invoke(
         &self,
         function: &FunctionName,
-        alias: Option<&AliasName>,
+        qualifier: Option<&str>,
         input: Input,
         context: InvokeContext,
     ) -> Ran {
         match self.host() {
-            Some(host) => host.invoke(function, alias, input, context).await,
+            Some(host) => host.invoke(function, qualifier, input, context).await,
             None => Ran::NotDeployed,
         }
     }

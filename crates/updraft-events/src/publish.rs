@@ -174,15 +174,19 @@ impl EventLayer {
         Ok(ids)
     }
 
-    /// Accepts an asynchronous invocation of `function`: when this returns, the event is
-    /// stored durably and will run at least once. Returns its id.
+    /// Accepts an asynchronous invocation of `function` (of the version or alias
+    /// `qualifier` names, resolved when it runs; the version serving then without one):
+    /// when this returns, the event is stored durably and will run at least once.
+    /// Returns its id.
     pub async fn invoke_async(
         &self,
         function: &FunctionName,
+        qualifier: Option<String>,
         payload: Bytes,
         trace: Option<TraceParent>,
     ) -> Result<String, QueueError> {
-        let event = new_event(function.clone(), payload.to_vec(), trace, EventSource::Invoke);
+        let event =
+            AsyncEvent { qualifier, ..new_event(function.clone(), payload.to_vec(), trace, EventSource::Invoke) };
         let id = event.id.clone();
         self.enqueue(vec![event]).await?;
         Ok(id)
@@ -346,6 +350,7 @@ fn event_in_trace(
         trace_id,
         parent_span_id,
         lineage,
+        qualifier: None,
         enqueued_at: now,
         attempts: 0,
         next_attempt_at: now,

@@ -187,6 +187,7 @@ fn tick_event(function: &FunctionName, schedule: &ScheduleTrigger, key: &str, ti
         trace_id: new_trace_id(),
         parent_span_id: None,
         lineage: Default::default(),
+        qualifier: None,
         enqueued_at: now,
         attempts: 0,
         next_attempt_at: now,

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use updraft_model::{
-    ACCOUNT_ID, FunctionName, Lineage, MAX_RECURSION, QueueName, QueueTrigger, REGION, TraceParent, Trigger,
+    ACCOUNT_ID, AliasName, FunctionName, Lineage, MAX_RECURSION, QueueName, QueueTrigger, REGION, TraceParent, Trigger,
     TriggerKind, now_millis,
 };
 use updraft_runtime::{Event, EventOrigin, Input, InvokeContext, InvokeError};
@@ -233,7 +233,7 @@ async fn deliver(
     let context = InvokeContext { links, lineage, ..InvokeContext::new(request_id, TriggerKind::Queue, None) };
     let ids: Vec<String> = messages.iter().map(|message| message.id.clone()).collect();
     let now = now_millis();
-    let invoked = layer.invoke(function, trigger.alias.as_ref(), input, context).await;
+    let invoked = layer.invoke(function, trigger.alias.as_ref().map(AliasName::as_str), input, context).await;
     if let Some(recorded) = recorded
         && !recorded.await
     {
@@ -274,7 +274,7 @@ async fn deliver(
             store.queue_settle(&[], &ids, Some(now + THROTTLE_DELAY), true).await
         }
         // They wait in the queue for the alias to exist.
-        Ran::AliasMissing { message } => {
+        Ran::QualifierMissing { message } => {
             tracing::warn!(queue = %trigger.queue, "{message}; its messages wait in the queue");
             store.queue_settle(&[], &ids, Some(now + THROTTLE_DELAY), true).await
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use updraft_events::{AsyncEventMetric, Host, Ran};
-use updraft_model::{AliasName, FunctionConfig, FunctionName, TopicName, WebhookTrigger};
+use updraft_model::{FunctionConfig, FunctionName, TopicName, WebhookTrigger};
 use updraft_runtime::{Input, InvokeContext, InvokeError};
 
 use crate::invoke::InvokeFailure;
@@ -33,28 +33,28 @@ impl Host for Platform {
     fn invoke(
         &self,
         function: &FunctionName,
-        alias: Option<&AliasName>,
+        qualifier: Option<&str>,
         input: Input,
         context: InvokeContext,
     ) -> BoxFuture<'_, Ran> {
         let function = function.clone();
-        let alias = alias.cloned();
+        let qualifier = qualifier.map(str::to_owned);
         Box::pin(async move {
-            let invoked = match alias {
+            let invoked = match qualifier {
                 None => self.invoke_by_name(&function, input, context).await,
-                Some(alias) => match self.qualified_function(&function, Some(alias.as_str())).await {
+                Some(qualifier) => match self.qualified_function(&function, Some(&qualifier)).await {
                     Ok(Some(version)) => self.invoke(&version, input, context).await,
                     Ok(None) if self.live_version(&function).is_none() => return Ran::NotDeployed,
                     Ok(None) => {
                         let message = format!(
-                            "function {function} has no alias {alias}, which its trigger names; create it \
-                             (Lambda's CreateAlias, or `aliases` in the manifest) or remove `alias` from the trigger"
+                            "function {function} has no version or alias {qualifier}; create the alias \
+                             (Lambda's CreateAlias, or `aliases` in the manifest) or stop naming it"
                         );
-                        return Ran::AliasMissing { message };
+                        return Ran::QualifierMissing { message };
                     }
                     Err(error) => {
                         return Ran::Failed(InvokeError::Internal {
-                            message: format!("cannot load the version alias {alias} of {function} names: {error}"),
+                            message: format!("cannot load version {qualifier} of {function}: {error}"),
                         });
                     }
                 },

@@ -23,6 +23,9 @@ pub struct AsyncEvent {
     pub parent_span_id: Option<String>,
     /// How often each function ran in the chain that sent it (recursive loop detection).
     pub lineage: Lineage,
+    /// The version number or alias it runs (resolved when it runs); `None` for the
+    /// version serving then.
+    pub qualifier: Option<String>,
     /// When it was accepted (ms since the epoch).
     pub enqueued_at: i64,
     /// Attempts that ran and failed.
@@ -97,7 +100,7 @@ impl EventState {
     }
 }
 
-const COLUMNS: &str = "id, function, payload, trace_id, enqueued_at, attempts, next_attempt_at, state, last_error, source, parent_span_id, lineage";
+const COLUMNS: &str = "id, function, payload, trace_id, enqueued_at, attempts, next_attempt_at, state, last_error, source, parent_span_id, lineage, qualifier";
 
 impl Store {
     /// Stores an event; when this returns, it is on disk (or in PostgreSQL).
@@ -368,7 +371,7 @@ async fn insert_event(tx: &mut Transaction<'_, Any>, event: &AsyncEvent) -> Resu
             }
         };
         sqlx::query(&format!(
-            "INSERT INTO async_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+            "INSERT INTO async_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (id) DO NOTHING"
         ))
         .bind(event.id.as_str())
@@ -383,6 +386,7 @@ async fn insert_event(tx: &mut Transaction<'_, Any>, event: &AsyncEvent) -> Resu
         .bind(source)
         .bind(event.parent_span_id.as_deref())
         .bind(event.lineage.to_string())
+        .bind(event.qualifier.as_deref())
         .execute(&mut **tx)
         .await?;
     }
@@ -416,5 +420,6 @@ fn event_from_row(row: &AnyRow) -> Result<AsyncEvent, StoreError> {
         parent_span_id: row.try_get(10)?,
         // A lineage that does not parse is dropped, as a caller's bad header is.
         lineage: Lineage::parse(row.try_get::<String, _>(11)?.as_str()).unwrap_or_default(),
+        qualifier: row.try_get(12)?,
     })
 }

@@ -47,6 +47,7 @@ embedded!(
     "0020_aliases.sql",
     "0021_canaries.sql",
     "0022_lineage.sql",
+    "0023_event_qualifier.sql",
 );
 
 /// Migration files: (file name, SQL).

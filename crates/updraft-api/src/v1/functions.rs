@@ -202,6 +202,10 @@ pub(crate) async fn function_invoke_async(
         .platform
         .live_version(&name)
         .ok_or_else(|| ApiError::not_found("function_not_found", format!("function {name:?} not found")))?;
-    let id = state.platform.events().invoke_async(&function.name, body, crate::gateway::trace_parent(&headers)).await?;
+    let id = state
+        .platform
+        .events()
+        .invoke_async(&function.name, None, body, crate::gateway::trace_parent(&headers))
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(AsyncAcceptedView { id, function: name.to_string() })))
 }

@@ -211,6 +211,7 @@ fn event() -> AsyncEvent {
         trace_id: uuid::Uuid::new_v4().simple().to_string(),
         parent_span_id: None,
         lineage: Default::default(),
+        qualifier: None,
         enqueued_at: now,
         attempts: 0,
         // Far in the future: nothing claims them while the rate is measured.

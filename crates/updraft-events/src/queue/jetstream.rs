@@ -407,6 +407,9 @@ struct Envelope {
     /// The chain's lineage (`Lineage`'s text form); absent when empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     lineage: String,
+    /// The version or alias it runs; absent for the version serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    qualifier: Option<String>,
     enqueued_at: i64,
     attempts: i64,
     next_attempt_at: i64,
@@ -423,6 +426,7 @@ fn encode(event: &AsyncEvent) -> Result<Bytes, QueueError> {
         trace_id: event.trace_id.clone(),
         parent_span_id: event.parent_span_id.clone(),
         lineage: event.lineage.to_string(),
+        qualifier: event.qualifier.clone(),
         enqueued_at: event.enqueued_at,
         attempts: event.attempts,
         next_attempt_at: event.next_attempt_at,
@@ -469,6 +473,7 @@ fn decode(message: &[u8]) -> Result<AsyncEvent, String> {
         parent_span_id: envelope.parent_span_id,
         // A lineage that does not parse is dropped, as a caller's bad header is.
         lineage: updraft_model::Lineage::parse(&envelope.lineage).unwrap_or_default(),
+        qualifier: envelope.qualifier,
         enqueued_at: envelope.enqueued_at,
         attempts: envelope.attempts,
         next_attempt_at: envelope.next_attempt_at,
@@ -519,6 +524,7 @@ mod tests {
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
             parent_span_id: None,
             lineage: updraft_model::Lineage::default().with(&"thumbnail".parse().unwrap()),
+            qualifier: Some("live".to_owned()),
             enqueued_at: 1,
             attempts: 2,
             next_attempt_at: 3,
@@ -541,6 +547,7 @@ mod tests {
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
             parent_span_id: None,
             lineage: Default::default(),
+            qualifier: None,
             enqueued_at: now_millis(),
             attempts: 0,
             next_attempt_at: now_millis(),

@@ -53,6 +53,7 @@ fn event(id: &str) -> AsyncEvent {
         trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
         parent_span_id: None,
         lineage: Default::default(),
+        qualifier: None,
         enqueued_at: now,
         attempts: 0,
         next_attempt_at: now,

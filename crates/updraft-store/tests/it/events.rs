@@ -25,6 +25,7 @@ fn event(id: &str, due: i64) -> AsyncEvent {
         trace_id: "0".repeat(32),
         parent_span_id: None,
         lineage: Default::default(),
+        qualifier: None,
         enqueued_at: due,
         attempts: 0,
         next_attempt_at: due,

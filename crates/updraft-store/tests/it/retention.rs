@@ -124,6 +124,7 @@ async fn check_finished_executions_and_failed_events_go(store: &Store) {
         trace_id: "0".repeat(32),
         parent_span_id: None,
         lineage: Default::default(),
+        qualifier: None,
         enqueued_at,
         attempts: 0,
         next_attempt_at: enqueued_at,
