@@ -171,9 +171,11 @@ async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: 
     let own = TraceParent { trace_id: trace_id.clone(), span_id: span_id_of(request_id), lineage };
     set_header(&mut parts.headers, "traceparent", &own.header());
     set_header(&mut parts.headers, "x-amzn-trace-id", &own.amzn_header());
-    // The chain's lineage, which the wasm host puts on the guest's own calls.
+    // The chain's lineage, which the wasm host puts on the guest's own calls; other
+    // vendors' members of the caller's tracestate stay.
+    let caller_state = parts.headers.get("tracestate").and_then(|value| value.to_str().ok()).map(str::to_owned);
     parts.headers.remove("tracestate");
-    if let Some(state) = own.tracestate() {
+    if let Some(state) = own.tracestate_over(caller_state.as_deref()) {
         set_header(&mut parts.headers, "tracestate", &state);
     }
     let guest_request = http::Request::from_parts(parts, body);

@@ -379,6 +379,9 @@ async fn invoke_streaming_checked(
                 error.to_string(),
             ));
         }
+        Err(InvokeFailure::Function { error: InvokeError::Internal { message }, .. }) => {
+            return Err(LambdaError::service(message));
+        }
         // It failed before it answered: the stream holds only how it ended.
         Err(InvokeFailure::Function { error, .. }) => {
             let details = match &error {

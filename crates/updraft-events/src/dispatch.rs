@@ -103,6 +103,8 @@ async fn deliver(layer: &EventLayer, claimed: Claimed) {
         None => Err(Retry::Never(format!("function {} no longer exists", event.function))),
     };
     let now = now_millis();
+    // Only an invocation that ran (or was throttled) leaves a record to wait for.
+    let ran = !matches!(outcome, Err(Retry::NotRun(_) | Retry::Never(_)));
     let settlement = match outcome {
         Ok(answer) => {
             let follow_ups = function
@@ -127,13 +129,18 @@ async fn deliver(layer: &EventLayer, claimed: Claimed) {
         },
         Err(Retry::Never(error)) => Settlement::Failed { attempts: event.attempts, error, follow_ups: Vec::new() },
         Err(Retry::Stopped(failure)) => {
+            // Its failure goes on, but never back to the function itself (a dead-letter
+            // topic it subscribes to would otherwise stop and resend it without end).
             let follow_ups = function
                 .as_ref()
                 .map(|function| layer.failure_events(function, event, "RecursiveInvocationException", &failure))
-                .unwrap_or_default();
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|follow_up| follow_up.function != event.function)
+                .collect();
             Settlement::Failed { attempts: event.attempts + 1, error: failure.error, follow_ups }
         }
-        Err(Retry::Failed(failure)) => {
+        Err(Retry::Failed(failure) | Retry::NotRun(failure)) => {
             let attempts = event.attempts + 1;
             let age = Duration::from_millis((now - event.enqueued_at).max(0) as u64);
             let exhausted = attempts > i64::from(retries);
@@ -154,7 +161,7 @@ async fn deliver(layer: &EventLayer, claimed: Claimed) {
             }
         }
     };
-    if let Some(recorded) = recorded
+    if let Some(recorded) = recorded.filter(|_| ran)
         && !recorded.await
     {
         // Its claim runs out and it runs again, recorded then.
@@ -192,6 +199,9 @@ enum Retry {
     Never(String),
     /// Stopped as a recursive loop: failed for good at once, its failure sent on.
     Stopped(Failure),
+    /// The function never ran (its version or alias is missing): retried as a failure,
+    /// with no record to wait for.
+    NotRun(Failure),
 }
 
 async fn attempt(layer: &EventLayer, event: &AsyncEvent) -> Result<Answer, Retry> {
@@ -225,7 +235,7 @@ async fn attempt(layer: &EventLayer, event: &AsyncEvent) -> Result<Answer, Retry
         Ran::Throttled { .. } => Err(Retry::Throttled),
         Ran::NotDeployed => Err(Retry::Never(format!("function {} no longer exists", event.function))),
         // Retried like a failure: the alias may be made before the event runs out of time.
-        Ran::QualifierMissing { message } => Err(Retry::Failed(Failure {
+        Ran::NotRun { message } => Err(Retry::NotRun(Failure {
             document: serde_json::json!({ "errorType": "ResourceNotFoundException", "errorMessage": message })
                 .to_string()
                 .into_bytes(),

@@ -54,9 +54,9 @@ pub enum Ran {
     },
     /// The function is not deployed (any more).
     NotDeployed,
-    /// The version or alias asked for does not exist (yet): the function never saw the
-    /// input.
-    QualifierMissing {
+    /// The function never saw the input: the version or alias asked for does not exist
+    /// (yet), or could not be loaded. Nothing was recorded.
+    NotRun {
         /// What to fix, in a line.
         message: String,
     },

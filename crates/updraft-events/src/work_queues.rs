@@ -234,7 +234,9 @@ async fn deliver(
     let ids: Vec<String> = messages.iter().map(|message| message.id.clone()).collect();
     let now = now_millis();
     let invoked = layer.invoke(function, trigger.alias.as_ref().map(AliasName::as_str), input, context).await;
-    if let Some(recorded) = recorded
+    // Only an invocation that ran (or was throttled) leaves a record to wait for.
+    let ran = !matches!(invoked, Ran::NotRun { .. } | Ran::NotDeployed);
+    if let Some(recorded) = recorded.filter(|_| ran)
         && !recorded.await
     {
         // They come back after the visibility timeout, and are recorded then.
@@ -274,7 +276,7 @@ async fn deliver(
             store.queue_settle(&[], &ids, Some(now + THROTTLE_DELAY), true).await
         }
         // They wait in the queue for the alias to exist.
-        Ran::QualifierMissing { message } => {
+        Ran::NotRun { message } => {
             tracing::warn!(queue = %trigger.queue, "{message}; its messages wait in the queue");
             store.queue_settle(&[], &ids, Some(now + THROTTLE_DELAY), true).await
         }

@@ -434,7 +434,7 @@ async fn run_task(
         Ran::NotDeployed => {
             Err(error("Lambda.ResourceNotFoundException", format!("function {function} is not deployed")))
         }
-        Ran::QualifierMissing { message } => Err(error("Lambda.ResourceNotFoundException", message)),
+        Ran::NotRun { message } => Err(error("Lambda.ResourceNotFoundException", message)),
     }
 }
 

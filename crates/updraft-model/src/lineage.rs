@@ -92,7 +92,8 @@ impl Lineage {
         if entries.len() > MAX_ENTRIES {
             return None;
         }
-        entries.sort_unstable();
+        // A hash given twice keeps its highest count.
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         entries.dedup_by_key(|(hash, _)| *hash);
         Some(Lineage { entries })
     }
@@ -163,6 +164,7 @@ mod tests {
             assert_eq!(Lineage::parse(bad), None, "{bad:?}");
         }
         assert_eq!(Lineage::parse(""), Some(Lineage::default()));
+        assert_eq!(Lineage::parse("0000000a:2.0000000a:5").map(|l| l.entries), Some(vec![(10, 5)]));
         let mut lineage = Lineage::default().with(&name("hot")).with(&name("hot"));
         for i in 0..100 {
             lineage = lineage.with(&name(&format!("f{i}")));

@@ -93,6 +93,33 @@ impl TraceParent {
         (!self.lineage.is_empty()).then(|| format!("{TRACESTATE_KEY}={}", self.lineage))
     }
 
+    /// The `tracestate` to hand on from a caller's: this span's lineage as the first
+    /// member (replacing any earlier one of ours), the caller's other members after it,
+    /// as W3C asks of a participant that updates its own entry.
+    pub fn tracestate_over(&self, caller: Option<&str>) -> Option<String> {
+        let others = caller.into_iter().flat_map(|value| value.split(',')).map(str::trim);
+        let others = others
+            .filter(|member| !member.is_empty() && member.split_once('=').is_none_or(|(key, _)| key != TRACESTATE_KEY));
+        let members: Vec<String> = self.tracestate().into_iter().chain(others.map(str::to_owned)).take(32).collect();
+        (!members.is_empty()).then(|| members.join(","))
+    }
+
+    /// `existing` with `member` (ours, `updraft=...`) added in front, unless it already
+    /// has a member of ours (a caller that passes its own on keeps it).
+    pub fn tracestate_with(member: &str, existing: Option<&str>) -> String {
+        match existing.map(str::trim).filter(|value| !value.is_empty()) {
+            None => member.to_owned(),
+            Some(existing)
+                if existing
+                    .split(',')
+                    .any(|m| m.trim().split_once('=').is_some_and(|(key, _)| key == TRACESTATE_KEY)) =>
+            {
+                existing.to_owned()
+            }
+            Some(existing) => format!("{member},{existing}"),
+        }
+    }
+
     /// The lineage in a caller's W3C `tracestate` (other vendors' members ignored).
     pub fn lineage_in_tracestate(value: &str) -> Option<Lineage> {
         value.split(',').find_map(|member| match member.trim().split_once('=') {
@@ -209,6 +236,12 @@ mod tests {
         let state = format!("other=x,{},more=y", trace.tracestate().unwrap());
         assert_eq!(TraceParent::lineage_in_tracestate(&state), Some(trace.lineage.clone()));
         assert_eq!(TraceParent::lineage_in_tracestate("other=x"), None);
+        // Handing it on keeps the other vendors' members, ours first and only once.
+        let ours = trace.tracestate().unwrap();
+        assert_eq!(trace.tracestate_over(Some("updraft=00000001:1, vendor=x")), Some(format!("{ours},vendor=x")));
+        assert_eq!(TraceParent::tracestate_with(&ours, Some("vendor=x")), format!("{ours},vendor=x"));
+        assert_eq!(TraceParent::tracestate_with(&ours, Some("updraft=00000001:1")), "updraft=00000001:1");
+        assert_eq!(TraceParent::tracestate_with(&ours, None), ours);
         // A malformed lineage is dropped; the trace context still counts.
         let bad =
             TraceParent::parse_amzn("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Lineage=zz");

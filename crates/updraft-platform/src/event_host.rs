@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use updraft_events::{AsyncEventMetric, Host, Ran};
 use updraft_model::{FunctionConfig, FunctionName, TopicName, WebhookTrigger};
-use updraft_runtime::{Input, InvokeContext, InvokeError};
+use updraft_runtime::{Input, InvokeContext};
 
 use crate::invoke::InvokeFailure;
 use crate::platform::Platform;
@@ -50,12 +50,12 @@ impl Host for Platform {
                             "function {function} has no version or alias {qualifier}; create the alias \
                              (Lambda's CreateAlias, or `aliases` in the manifest) or stop naming it"
                         );
-                        return Ran::QualifierMissing { message };
+                        return Ran::NotRun { message };
                     }
                     Err(error) => {
-                        return Ran::Failed(InvokeError::Internal {
+                        return Ran::NotRun {
                             message: format!("cannot load version {qualifier} of {function}: {error}"),
-                        });
+                        };
                     }
                 },
             };

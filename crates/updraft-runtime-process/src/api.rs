@@ -47,7 +47,32 @@ pub enum Reply {
     TooLarge {
         limit: usize,
     },
+    /// The runtime answers in Lambda's streaming response mode: the body passes on as
+    /// it arrives, and `ended` says how it ended (the body is cut unless it completed).
+    Streaming {
+        content_type: Option<HeaderValue>,
+        body: updraft_runtime::Body,
+        ended: oneshot::Receiver<StreamEnd>,
+    },
 }
+
+/// How a streamed response ended.
+#[derive(Debug)]
+pub enum StreamEnd {
+    Complete,
+    /// The runtime reported an error in the stream's trailers.
+    Failed {
+        error_type: String,
+        body: Bytes,
+    },
+    /// The stream broke off or grew past the streamed-response limit.
+    Cut {
+        message: String,
+    },
+}
+
+/// The most a streamed response may carry (Lambda's default quota for streaming).
+pub const MAX_STREAMED_RESPONSE: usize = 20 * 1024 * 1024;
 
 /// What the host learns of the runtime's start.
 #[derive(Debug)]
@@ -242,6 +267,9 @@ async fn respond(shared: &Arc<Shared>, id: &str, request: Request<Incoming>, is_
         let message = "Lambda-Runtime-Function-Response-Mode must be `streaming` when present";
         return error(StatusCode::BAD_REQUEST, "InvalidFunctionResponseMode", message);
     }
+    if !is_error && request.headers().contains_key("lambda-runtime-function-response-mode") {
+        return stream(shared, id, request).await;
+    }
     let headers = request.headers().clone();
     // The body is read whatever the answer, so that the connection stays usable.
     let body = read_body(request, shared.max_payload()).await;
@@ -271,6 +299,92 @@ async fn respond(shared: &Arc<Shared>, id: &str, request: Request<Incoming>, is_
         let _ = reply.send(answer);
     }
     accepted()
+}
+
+/// A response in streaming mode: handed to the invocation at once, its body passed on
+/// piece by piece at the pace the caller reads, its end (or the error in its trailers)
+/// reported once it is all read.
+async fn stream(shared: &Arc<Shared>, id: &str, request: Request<Incoming>) -> Answer {
+    let reply = {
+        let mut state = shared.state.lock().unwrap();
+        match &state.current {
+            None => return error(StatusCode::FORBIDDEN, "InvalidStateTransition", "no invocation is in progress"),
+            Some((current, _)) if &**current != id => {
+                return error(StatusCode::BAD_REQUEST, "InvalidRequestID", "Invalid request ID");
+            }
+            Some(_) => state.current.take().map(|(_, reply)| reply),
+        }
+    };
+    let (sender, body) = updraft_runtime::Body::channel();
+    let (end, ended) = oneshot::channel();
+    let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+    if let Some(reply) = reply {
+        let _ = reply.send(Reply::Streaming { content_type, body, ended });
+    }
+    let mut incoming = request.into_body();
+    // Gone when the caller stops reading: the rest is read and dropped, so that the
+    // runtime finishes its request.
+    let mut reader = Some(sender);
+    let mut sent = 0usize;
+    let mut failure = None;
+    let outcome = loop {
+        match incoming.frame().await {
+            None => break None,
+            Some(Err(broken)) => break Some(format!("the runtime's response stream broke off: {broken}")),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    sent = sent.saturating_add(data.len());
+                    if sent > MAX_STREAMED_RESPONSE {
+                        break Some(format!("the response is larger than the limit of {MAX_STREAMED_RESPONSE} bytes"));
+                    }
+                    if let Some(sender) = &reader
+                        && sender.send(data).await.is_err()
+                    {
+                        reader = None;
+                    }
+                }
+                Err(frame) => {
+                    if let Some(trailers) = frame.trailers_ref()
+                        && let Some(kind) = trailers.get("lambda-runtime-function-error-type")
+                    {
+                        failure = Some(stream_error(kind, trailers.get("lambda-runtime-function-error-body")));
+                    }
+                }
+            },
+        }
+    };
+    let (answer, end_with) = match (outcome, failure) {
+        (Some(message), _) => {
+            let answer = error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", &message);
+            (answer, StreamEnd::Cut { message })
+        }
+        (None, Some((error_type, body))) => (accepted(), StreamEnd::Failed { error_type, body }),
+        (None, None) => {
+            if let Some(sender) = reader {
+                let _ = sender.finish().await;
+            }
+            (accepted(), StreamEnd::Complete)
+        }
+    };
+    let _ = end.send(end_with);
+    answer
+}
+
+/// The error a runtime reported in a stream's trailers: its type (normalised as
+/// Lambda does) and its document, sent base64-encoded.
+fn stream_error(kind: &HeaderValue, body: Option<&HeaderValue>) -> (String, Bytes) {
+    use base64::Engine as _;
+    let mut headers = HeaderMap::new();
+    headers.insert("lambda-runtime-function-error-type", kind.clone());
+    let document = body
+        .and_then(|value| base64::engine::general_purpose::STANDARD.decode(value.as_bytes()).ok())
+        .unwrap_or_else(|| {
+            let kind = kind.to_str().unwrap_or("Runtime.StreamError");
+            serde_json::json!({ "errorType": kind, "errorMessage": "the function failed while it streamed its response" })
+                .to_string()
+                .into_bytes()
+        });
+    (error_type(&headers), Bytes::from(document))
 }
 
 async fn assignment(shared: &Arc<Shared>) -> Answer {

@@ -165,6 +165,8 @@ pub enum ResponseError {
     Base64,
     #[error("header {0:?} has a name or value HTTP does not allow")]
     Header(String),
+    #[error("the streamed answer is marked as an HTTP response but does not start with a JSON prelude and 8 NUL bytes")]
+    Prelude,
 }
 
 /// The HTTP response for a handler's answer, by API Gateway's payload 2.0 rules: an
@@ -184,9 +186,6 @@ pub fn response(answer: &[u8]) -> Result<Response<Bytes>, ResponseError> {
         };
         return Ok(plain(body, Some("application/json")));
     };
-    let status = object["statusCode"].as_i64().unwrap_or(0);
-    let status =
-        u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).ok_or(ResponseError::Status(status))?;
     let body = match object.get("body") {
         None | Some(Value::Null) => Bytes::new(),
         Some(Value::String(text)) if object.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => {
@@ -195,6 +194,35 @@ pub fn response(answer: &[u8]) -> Result<Response<Bytes>, ResponseError> {
         Some(Value::String(text)) => Bytes::from(text.clone()),
         Some(other) => Bytes::from(other.to_string()),
     };
+    described(object, body)
+}
+
+/// The content type of a streamed answer that starts with its HTTP head: a JSON
+/// prelude (`statusCode`, `headers`, `cookies`), eight NUL bytes, then the body, as
+/// Node's `awslambda.HttpResponseStream.from` writes it.
+const HTTP_INTEGRATION: &str = "application/vnd.awslambda.http-integration-response";
+
+/// The HTTP response for a streamed answer: its prelude as the head when it has one,
+/// else a `200` with the answer as the body, of the type the handler set.
+pub fn streamed_response(content_type: Option<&HeaderValue>, answer: &[u8]) -> Result<Response<Bytes>, ResponseError> {
+    if content_type.is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(HTTP_INTEGRATION.as_bytes())) {
+        let split = answer.windows(8).position(|window| window == [0u8; 8]).ok_or(ResponseError::Prelude)?;
+        let prelude: Value = serde_json::from_slice(&answer[..split]).map_err(|_| ResponseError::Prelude)?;
+        let Value::Object(mut prelude) = prelude else { return Err(ResponseError::Prelude) };
+        prelude.entry("statusCode").or_insert(Value::from(200));
+        return described(&prelude, Bytes::copy_from_slice(&answer[split + 8..]));
+    }
+    let mut response = Response::new(Bytes::copy_from_slice(answer));
+    let content_type = content_type.cloned().unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    Ok(response)
+}
+
+/// A response described by `object` (`statusCode`, `headers`, `cookies`) with `body`.
+fn described(object: &serde_json::Map<String, Value>, body: Bytes) -> Result<Response<Bytes>, ResponseError> {
+    let status = object["statusCode"].as_i64().unwrap_or(0);
+    let status =
+        u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).ok_or(ResponseError::Status(status))?;
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::{HeaderValue, Response, header};
 use updraft_runtime::{Body, BoxFuture, Call, FunctionResponse, GuestOutput, Input, Instance, InvokeError, Invoked};
 
-use crate::api::{Event, Reply, RuntimeApi};
+use crate::api::{Event, Reply, RuntimeApi, StreamEnd};
 use crate::cgroup::InstanceCgroup;
 use crate::egress::Egress;
 use crate::events::{Delivery, Receiver};
@@ -37,88 +37,178 @@ pub(crate) enum Outcome {
     TimedOut,
 }
 
-impl Instance<Input, FunctionResponse> for ProcessInstance {
+/// A Lambda instance as the scheduler holds it. The process is behind a lock that one
+/// invocation holds from its start to its end: for an answer that streams, past the
+/// point where its head went back, so the rest of the stream, the function's output
+/// meanwhile and its end are still this invocation's.
+pub(crate) struct LambdaInstance(Arc<tokio::sync::Mutex<ProcessInstance>>);
+
+impl LambdaInstance {
+    pub(crate) fn new(process: ProcessInstance) -> Self {
+        Self(Arc::new(tokio::sync::Mutex::new(process)))
+    }
+}
+
+impl Instance<Input, FunctionResponse> for LambdaInstance {
     fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<FunctionResponse>> {
-        Box::pin(async move {
-            // An HTTP request (a route's, or a webhook's replayed) goes as an API Gateway
-            // event and its answer comes back as one; an event's payload goes as it is.
-            let Ok(input) = input.read_whole().await else {
-                return Invoked::ended(Err(InvokeError::RequestCut), GuestOutput::default(), 0, true);
-            };
-            let receiver = Receiver { function: &self.function, region: &self.region, account_id: &self.account_id };
-            let (delivery, client_context) = crate::events::delivery(input, &receiver);
-            let http = matches!(delivery, Delivery::Request(_));
-            let payload = match delivery {
-                Delivery::Request(request) => crate::apigw::request_event(
-                    &request,
-                    &crate::apigw::EventContext {
-                        account_id: &self.account_id,
-                        request_id: &call.request_id,
-                        now_ms: call.deadline_ms - i64::try_from(call.timeout.as_millis()).unwrap_or(0),
-                    },
-                ),
-                Delivery::Payload(payload) => payload,
-            };
-            if let Some(cgroup) = &self.cgroup {
-                cgroup.reset_peak();
-            }
-            let event = Event {
-                request_id: call.request_id.clone(),
-                deadline_ms: call.deadline_ms,
-                function_arn: self.function_arn.clone(),
-                trace_header: call.trace().amzn_header(),
-                client_context,
-                payload,
-            };
-            let outcome = self.run(event, call.timeout).await;
-            self.pipes.drain();
-            let output = self.pipes.take();
-            let max_memory_used = self.cgroup.as_ref().and_then(InstanceCgroup::peak_memory).unwrap_or(0);
-            let (result, reusable) = match outcome {
-                Outcome::Reply(Reply::Response { body, content_type }) => {
-                    self.end_strays().await;
-                    let result = if http {
-                        crate::apigw::response(&body)
-                            .map_err(|error| InvokeError::BadResponse { message: error.to_string() })
-                    } else {
-                        let mut response = Response::new(body);
-                        let content_type = content_type.unwrap_or(HeaderValue::from_static("application/json"));
-                        response.headers_mut().insert(header::CONTENT_TYPE, content_type);
-                        Ok(response)
-                    };
-                    (result, true)
-                }
-                Outcome::Reply(Reply::Error { error_type, body }) => {
-                    self.end_strays().await;
-                    let message = report_line(&body).unwrap_or_else(|| error_type.clone());
-                    (Err(InvokeError::Function { error_type, message, document: body.to_vec() }), true)
-                }
-                Outcome::Reply(Reply::TooLarge { limit }) => {
-                    self.end_strays().await;
-                    (Err(InvokeError::ResponseTooLarge { limit }), true)
-                }
-                Outcome::Exited(status) => {
-                    let oom = self.cgroup.as_ref().is_some_and(|cgroup| cgroup.oom_kills() > 0);
-                    let error = if oom {
-                        InvokeError::OutOfMemory { limit: self.memory_limit }
-                    } else {
-                        InvokeError::Exited { status }
-                    };
-                    (Err(error), false)
-                }
-                Outcome::TimedOut => {
-                    self.kill();
-                    (Err(InvokeError::Timeout { timeout: call.timeout }), false)
-                }
-            };
-            let result = result.map(|response| response.map(Body::whole));
-            Invoked::ended(result, output, max_memory_used, reusable)
-        })
+        let process = self.0.clone();
+        Box::pin(async move { ProcessInstance::invoke(process.lock_owned().await, input, call).await })
     }
 
-    fn dispose(mut self: Box<Self>) {
-        self.kill();
+    fn dispose(self: Box<Self>) {
+        if let Ok(mut process) = self.0.try_lock() {
+            process.kill();
+        }
     }
+}
+
+impl ProcessInstance {
+    async fn invoke(
+        mut this: tokio::sync::OwnedMutexGuard<ProcessInstance>,
+        input: Input,
+        call: Call,
+    ) -> Invoked<FunctionResponse> {
+        let started = tokio::time::Instant::now();
+        // An HTTP request (a route's, or a webhook's replayed) goes as an API Gateway
+        // event and its answer comes back as one; an event's payload goes as it is.
+        let Ok(input) = input.read_whole().await else {
+            return Invoked::ended(Err(InvokeError::RequestCut), GuestOutput::default(), 0, true);
+        };
+        let receiver = Receiver { function: &this.function, region: &this.region, account_id: &this.account_id };
+        let (delivery, client_context) = crate::events::delivery(input, &receiver);
+        let http = matches!(delivery, Delivery::Request(_));
+        let payload = match delivery {
+            Delivery::Request(request) => crate::apigw::request_event(
+                &request,
+                &crate::apigw::EventContext {
+                    account_id: &this.account_id,
+                    request_id: &call.request_id,
+                    now_ms: call.deadline_ms - i64::try_from(call.timeout.as_millis()).unwrap_or(0),
+                },
+            ),
+            Delivery::Payload(payload) => payload,
+        };
+        if let Some(cgroup) = &this.cgroup {
+            cgroup.reset_peak();
+        }
+        let event = Event {
+            request_id: call.request_id.clone(),
+            deadline_ms: call.deadline_ms,
+            function_arn: this.function_arn.clone(),
+            trace_header: call.trace().amzn_header(),
+            client_context,
+            payload,
+        };
+        let outcome = this.run(event, call.timeout).await;
+        if let Outcome::Reply(Reply::Streaming { content_type, body, ended }) = outcome {
+            let deadline = started + call.timeout;
+            if http {
+                // API Gateway's answer is whole: the stream is read to its end, then
+                // mapped (a prelude, if the handler wrote one, is its head).
+                let (body, end) = tokio::join!(body.read_whole(), this.stream_end(ended, deadline, call.timeout));
+                let result = end.and_then(|()| {
+                    let body = body.map_err(|cut| InvokeError::BadResponse { message: cut.to_string() })?;
+                    crate::apigw::streamed_response(content_type.as_ref(), &body)
+                        .map_err(|error| InvokeError::BadResponse { message: error.to_string() })
+                });
+                return this.ended(result.map(|response| response.map(Body::whole))).await;
+            }
+            let mut response = Response::new(body);
+            let content_type = content_type.unwrap_or(HeaderValue::from_static("application/octet-stream"));
+            response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+            let rest = async move {
+                let end = this.stream_end(ended, deadline, call.timeout).await;
+                this.ended(end).await
+            };
+            return Invoked {
+                result: Ok(response),
+                output: GuestOutput::default(),
+                max_memory_used: 0,
+                reusable: true,
+                rest: Some(Box::pin(rest)),
+                settled: None,
+            };
+        }
+        let result = match outcome {
+            Outcome::Reply(Reply::Response { body, content_type }) => {
+                if http {
+                    crate::apigw::response(&body)
+                        .map_err(|error| InvokeError::BadResponse { message: error.to_string() })
+                } else {
+                    let mut response = Response::new(body);
+                    let content_type = content_type.unwrap_or(HeaderValue::from_static("application/json"));
+                    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+                    Ok(response)
+                }
+            }
+            Outcome::Reply(Reply::Error { error_type, body }) => Err(function_error(error_type, &body)),
+            Outcome::Reply(Reply::TooLarge { limit }) => Err(InvokeError::ResponseTooLarge { limit }),
+            Outcome::Reply(Reply::Streaming { .. }) => unreachable!("a streamed answer is handled above"),
+            Outcome::Exited(status) => Err(InvokeError::Exited { status }),
+            Outcome::TimedOut => Err(InvokeError::Timeout { timeout: call.timeout }),
+        };
+        this.ended(result.map(|response| response.map(Body::whole))).await
+    }
+
+    /// Waits for a streamed answer to end, reading the function's output meanwhile (a
+    /// chatty function must not stall on a full pipe), until the invocation's deadline.
+    async fn stream_end(
+        &mut self,
+        ended: tokio::sync::oneshot::Receiver<StreamEnd>,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<(), InvokeError> {
+        let Some(child) = self.child.as_mut() else {
+            return Err(InvokeError::Exited { status: "the instance was stopped".into() });
+        };
+        let end = tokio::select! {
+            end = ended => end,
+            status = child.wait() => return Err(InvokeError::Exited { status: describe(status) }),
+            () = tokio::time::sleep_until(deadline) => return Err(InvokeError::Timeout { timeout }),
+            () = self.pipes.pump() => unreachable!("pump never completes"),
+        };
+        match end {
+            Ok(StreamEnd::Complete) => Ok(()),
+            Ok(StreamEnd::Failed { error_type, body }) => Err(function_error(error_type, &body)),
+            Ok(StreamEnd::Cut { message }) => Err(InvokeError::BadResponse { message }),
+            Err(_) => Err(InvokeError::Exited { status: "the Runtime API stopped".into() }),
+        }
+    }
+
+    /// An invocation that ended with `result`: its output and memory peak collected,
+    /// and the instance readied for the next (strays ended) or, after a failure that
+    /// may have left it broken, not reused.
+    async fn ended<T>(&mut self, result: Result<T, InvokeError>) -> Invoked<T> {
+        self.pipes.drain();
+        let output = self.pipes.take();
+        let max_memory_used = self.cgroup.as_ref().and_then(InstanceCgroup::peak_memory).unwrap_or(0);
+        let (result, reusable) = match result {
+            Err(InvokeError::Exited { status }) => {
+                let oom = self.cgroup.as_ref().is_some_and(|cgroup| cgroup.oom_kills() > 0);
+                let error = if oom {
+                    InvokeError::OutOfMemory { limit: self.memory_limit }
+                } else {
+                    InvokeError::Exited { status }
+                };
+                (Err(error), false)
+            }
+            Err(InvokeError::Timeout { timeout }) => {
+                self.kill();
+                (Err(InvokeError::Timeout { timeout }), false)
+            }
+            result => {
+                self.end_strays().await;
+                (result, true)
+            }
+        };
+        Invoked::ended(result, output, max_memory_used, reusable)
+    }
+}
+
+/// A runtime's error report as the invocation's error.
+fn function_error(error_type: String, body: &[u8]) -> InvokeError {
+    let message = report_line(body).unwrap_or_else(|| error_type.clone());
+    InvokeError::Function { error_type, message, document: body.to_vec() }
 }
 
 impl ProcessInstance {

@@ -217,7 +217,7 @@ impl Prepared<Input, FunctionResponse> for PreparedProcess {
                 let instance = self.start_server(&config, server, servers).await?;
                 return Ok(Box::new(instance) as Box<dyn Instance<Input, FunctionResponse>>);
             }
-            let instance = self.start(&config).await?;
+            let instance = crate::instance::LambdaInstance::new(self.start(&config).await?);
             Ok(Box::new(instance) as Box<dyn Instance<Input, FunctionResponse>>)
         })
     }

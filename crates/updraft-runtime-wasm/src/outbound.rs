@@ -68,8 +68,18 @@ impl WasiHttpHooks for OutboundHooks {
             && !request.headers().contains_key(TRACEPARENT)
         {
             request.headers_mut().insert(TRACEPARENT, traceparent.clone());
-            if let Some(tracestate) = &self.tracestate {
-                request.headers_mut().insert(TRACESTATE, tracestate.clone());
+        }
+        // The chain's lineage goes on every call, added to a tracestate the guest set.
+        let ours = self
+            .tracestate
+            .as_ref()
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(',').map(str::trim).find(|member| member.starts_with("updraft=")));
+        if let Some(ours) = ours {
+            let existing = request.headers().get(TRACESTATE).and_then(|value| value.to_str().ok());
+            let merged = updraft_model::TraceParent::tracestate_with(ours, existing);
+            if let Ok(value) = http::HeaderValue::from_str(&merged) {
+                request.headers_mut().insert(TRACESTATE, value);
             }
         }
         let uri = request.uri().clone();

@@ -7,12 +7,16 @@
 // /runtime/invocation/next and posting the handler's result or error back.
 // Handlers, the context object, console output and error bodies behave as on
 // AWS's Node.js 20 runtime, including callback-style handlers and
-// context.callbackWaitsForEmptyEventLoop. Only built-in modules are used.
+// context.callbackWaitsForEmptyEventLoop, and response streaming
+// (awslambda.streamifyResponse, awslambda.HttpResponseStream). Only built-in
+// modules are used.
 
 import { existsSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { format, types } from 'node:util';
 
@@ -581,6 +585,93 @@ async function postError(requestId, error) {
     }), `error for ${requestId}`);
 }
 
+// ---------------------------------------------------------------------------
+// Response streaming: a handler wrapped in awslambda.streamifyResponse gets a
+// writable stream as its second argument; what it writes goes to the Runtime
+// API as it is written (Lambda's streaming response mode: a chunked POST, an
+// error reported in its trailers).
+// ---------------------------------------------------------------------------
+
+const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const HTTP_INTEGRATION = 'application/vnd.awslambda.http-integration-response';
+
+class HttpResponseStream {
+  /** Starts an HTTP answer: its head (statusCode, headers, cookies) as a JSON prelude. */
+  static from(stream, prelude) {
+    stream.setContentType(HTTP_INTEGRATION);
+    stream.write(JSON.stringify(prelude ?? {}));
+    stream.write(new Uint8Array(8));
+    return stream;
+  }
+}
+
+globalThis.awslambda = {
+  streamifyResponse(handler) {
+    handler[STREAMING] = 'response';
+    return handler;
+  },
+  HttpResponseStream,
+};
+
+/** Runs a streaming handler; resolves once its answer has been posted whole. */
+function streamResponse(handler, requestId, event, context) {
+  return new Promise((resolve) => {
+    let contentType = 'application/octet-stream';
+    let request = null;
+    // Opened on the first write (or the end), so that setContentType still counts.
+    const open = () => {
+      if (request !== null) return request;
+      request = httpRequest({
+        host: apiHost,
+        port: apiPort,
+        method: 'POST',
+        path: `${API_PREFIX}/invocation/${encodeURIComponent(requestId)}/response`,
+        agent: false,
+        headers: {
+          'Content-Type': contentType,
+          'Lambda-Runtime-Function-Response-Mode': 'streaming',
+          'Transfer-Encoding': 'chunked',
+          Trailer: 'Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body',
+        },
+      });
+      request.on('response', (response) => {
+        response.resume();
+        response.on('end', resolve);
+      });
+      request.on('error', (err) => {
+        process.stderr.write(`updraft runtime: the streamed response failed: ${err}\n`);
+        resolve();
+      });
+      return request;
+    };
+    const stream = new Writable({
+      write(chunk, _encoding, callback) { open().write(chunk, callback); },
+      final(callback) {
+        open().end();
+        callback();
+      },
+    });
+    stream.setContentType = (type) => {
+      if (request === null) contentType = String(type);
+    };
+    const fail = (error) => {
+      logError('Invoke Error', error);
+      const body = errorBody(error);
+      const posting = open();
+      if (posting.writableEnded) return;
+      posting.addTrailers({
+        'Lambda-Runtime-Function-Error-Type': headerValue(body.errorType),
+        'Lambda-Runtime-Function-Error-Body': Buffer.from(JSON.stringify(body)).toString('base64'),
+      });
+      posting.end();
+    };
+    stream.on('error', fail);
+    Promise.resolve()
+      .then(() => handler(event, stream, context))
+      .then(() => { if (!stream.writableEnded) stream.end(); }, fail);
+  });
+}
+
 /** Run one invocation; resolves once its outcome has been posted. */
 function invoke(handler, handlerIsAsync, headers, body) {
   const requestId = headers['lambda-runtime-aws-request-id'];
@@ -658,6 +749,12 @@ function invoke(handler, handlerIsAsync, headers, body) {
         succeed: (result) => done(null, result),
         fail: (error) => done(error ?? 'handled'),
       };
+      if (handler[STREAMING] === 'response') {
+        invocation.posted = true;
+        onEventLoopEmpty = null;
+        streamResponse(handler, requestId, JSON.parse(body.toString('utf8')), context).then(resolve, reject);
+        return;
+      }
       const result = handler(JSON.parse(body.toString('utf8')), context, callback);
       if (typeof result?.then === 'function') {
         result.then((value) => context.succeed(value), (error) => context.fail(error));

@@ -702,3 +702,124 @@ async fn invoke_with_response_stream_sends_the_answer_as_it_comes() {
     let details: Value = serde_json::from_str(failed["complete"]["ErrorDetails"].as_str().unwrap()).unwrap();
     assert_eq!((details["errorType"].as_str(), details["errorMessage"].as_str()), (Some("ValueError"), Some("no")));
 }
+
+/// A latch on loopback: `GET /wait` answers once `GET /release` has come (or after 20 s).
+async fn latch() -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let released = std::sync::Arc::new(tokio::sync::Notify::new());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let released = released.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if head.starts_with(b"GET /release") {
+                    released.notify_one();
+                } else {
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(20), released.notified()).await;
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+            });
+        }
+    });
+    (port, task)
+}
+
+/// A Node handler streaming with `awslambda.streamifyResponse`: a first line, then
+/// (once the latch opens) the last; `HttpResponseStream.from` for HTTP routes.
+const NODE_STREAMING: &str = r#"
+export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  if (event.fail) {
+    responseStream.write("partial\n");
+    throw new TypeError("broke mid-stream");
+  }
+  if (event.rawPath === "/page") {
+    const stream = awslambda.HttpResponseStream.from(responseStream, {
+      statusCode: 201,
+      headers: { "content-type": "text/html", "x-streamed": "yes" },
+    });
+    stream.write("<p>one</p>");
+    stream.end("<p>two</p>");
+    return;
+  }
+  responseStream.setContentType("text/plain");
+  responseStream.write("first\n");
+  await fetch(`http://127.0.0.1:${process.env.LATCH}/wait`).then((r) => r.text());
+  responseStream.write("last\n");
+  responseStream.end();
+});
+"#;
+
+// Multi-threaded: the latch answers while the test's thread waits on the boto3 driver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_handler_streams_its_answer_with_streamify_response() {
+    let server = TestServer::start();
+    let key = access_key(&server);
+    let (port, _latch) = latch().await;
+    let app = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "[app]\nname = \"streamer\"\n\n[functions.streamer]\nruntime = \"nodejs\"\nhandler = \"index.handler\"\n\
+         source = \"src\"\ntimeout = \"10s\"\nallowed_outbound_hosts = [\"127.0.0.1:{port}\"]\n\
+         env = {{ LATCH = \"{port}\" }}\ntriggers = [{{ http = \"GET /page\" }}]\n"
+    );
+    std::fs::write(app.path().join("updraft.toml"), manifest).unwrap();
+    std::fs::create_dir(app.path().join("src")).unwrap();
+    std::fs::write(app.path().join("src/index.mjs"), NODE_STREAMING).unwrap();
+    server.deploy(app.path());
+
+    // The first line arrives while the handler still waits: the client opens the latch
+    // only once it has read it.
+    let release = format!("http://127.0.0.1:{port}/release");
+    let streamed = boto3(&server, &key, &["stream", "streamer", "{}", &release]);
+    assert_eq!(streamed["chunks"], json!(["first\n", "last\n"]), "{streamed}");
+    assert_eq!(streamed["content_type"], "text/plain", "{streamed}");
+    assert!(streamed["complete"].get("ErrorCode").is_none(), "{streamed}");
+
+    // An error thrown mid-stream cuts the answer and says what it was.
+    let failed = boto3(&server, &key, &["stream", "streamer", "{\"fail\": true}"]);
+    assert_eq!(failed["chunks"], json!(["partial\n"]), "{failed}");
+    assert_eq!(failed["complete"]["ErrorCode"], "Runtime.StreamError", "{failed}");
+    let records = crate::execution::wait_for_records(&server, "streamer", 2).await;
+    let broke = records.iter().find(|r| r["status"] == "error").expect("the failed stream's record");
+    assert!(broke["error_message"].as_str().unwrap_or_default().contains("broke mid-stream"), "{broke}");
+
+    // Behind an HTTP route, the prelude HttpResponseStream.from wrote is the head.
+    let page = reqwest::get(server.url("/page")).await.unwrap();
+    assert_eq!(page.status(), StatusCode::CREATED);
+    assert_eq!(page.headers()["x-streamed"], "yes");
+    assert_eq!(page.text().await.unwrap(), "<p>one</p><p>two</p>");
+}
+
+#[tokio::test]
+async fn a_topic_message_for_an_alias_that_does_not_exist_fails_after_its_retries() {
+    let server = TestServer::start_with(&["--async-retry-delay", "100ms"]);
+    let code = "def handler(event, context):\n    return {}\n";
+    let extra = "retries = 1\ntriggers = [{ topic = \"haunt\", alias = \"ghost\" }]";
+    let app = crate::async_invoke::python_app("ghostly", extra, code);
+    server.deploy(app.path());
+    let published = server.api(reqwest::Method::POST, "/v1/topics/haunt").body("{}").send().await.unwrap();
+    assert!(published.status().is_success());
+    // Tried twice (nothing ran, nothing to wait for), then failed for good, saying why.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let failed = loop {
+        let listed =
+            crate::json(server.api(reqwest::Method::GET, "/v1/async/failed?function=ghostly").send().await.unwrap())
+                .await;
+        if let Some(event) = listed["events"].as_array().and_then(|events| events.first()).cloned() {
+            break event;
+        }
+        assert!(std::time::Instant::now() < deadline, "the event never failed: {listed}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(failed["attempts"], 2, "{failed}");
+    assert!(failed["last_error"].as_str().unwrap_or_default().contains("no version or alias ghost"), "{failed}");
+}
