@@ -6,9 +6,10 @@
 //! - an alias sending a share of its invocations to a second version: the share each
 //!   version got over many invocations, and the time per invocation through the alias
 //!   against invoking the version by number;
-//! - a web app's answer that streams (a first line at once, the rest a moment later):
-//!   the first byte through `InvokeWithResponseStream` against the first byte of
-//!   `Invoke`, which has the answer only whole.
+//! - an answer that streams (a first line at once, the rest a moment later), from a web
+//!   app and from a Node handler written with `awslambda.streamifyResponse`: the first
+//!   byte through `InvokeWithResponseStream` against the first byte of `Invoke`, which
+//!   has the answer only whole.
 //!
 //! Needs python3 with boto3 (`pip install boto3==1.43.11`) and root for the sandbox. From
 //! the repository root:
@@ -128,15 +129,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     println!("  per invocation by version number  {version:>8.0} µs  (baseline)");
     println!("  ratio                             {:>8.2}x", alias / version);
 
-    let (first, whole) = (median(millis("stream_first_ms")), median(millis("stream_whole_ms")));
-    let buffered = median(millis("buffered_first_ms"));
-    println!(
-        "\nA web app answering a first line at once and the rest {} ms later, median of {}:",
-        cli.hold_ms, cli.streams
-    );
-    println!("  first byte, InvokeWithResponseStream  {first:>8.1} ms  (whole answer {whole:.1} ms)");
-    println!("  first byte, Invoke                    {buffered:>8.1} ms  (baseline)");
-    println!("  ratio                                 {:>8.2}x", first / buffered);
+    for (prefix, what) in
+        [("stream", "A web app (runtime = \"http\")"), ("handler", "A Node handler (streamifyResponse)")]
+    {
+        let (first, whole) =
+            (median(millis(&format!("{prefix}_first_ms"))), median(millis(&format!("{prefix}_whole_ms"))));
+        let buffered = median(millis(&format!("{prefix}_buffered_first_ms")));
+        println!(
+            "\n{what} answering a first line at once and the rest {} ms later, median of {}:",
+            cli.hold_ms, cli.streams
+        );
+        println!("  first byte, InvokeWithResponseStream  {first:>8.1} ms  (whole answer {whole:.1} ms)");
+        println!("  first byte, Invoke                    {buffered:>8.1} ms  (baseline)");
+        println!("  ratio                                 {:>8.2}x", first / buffered);
+    }
     Ok(())
 }
 
