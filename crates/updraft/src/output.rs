@@ -120,17 +120,27 @@ pub async fn describe(client: &Client, name: &str, output: Output) -> anyhow::Re
             (_, "key", _) => "  (API key required)".to_owned(),
             _ => String::new(),
         };
-        println!("  {} {}{note}", r.methods, r.route);
+        let alias = r.alias.as_ref().map(|alias| format!("  (served by alias {alias})")).unwrap_or_default();
+        println!("  {} {}{note}{alias}", r.methods, r.route);
     }
     if !c.topics.is_empty() {
-        println!("topics:      {}", c.topics.join(", "));
+        let topics: Vec<String> = c
+            .topics
+            .iter()
+            .map(|topic| match c.topic_aliases.get(topic) {
+                Some(alias) => format!("{topic} (alias {alias})"),
+                None => topic.clone(),
+            })
+            .collect();
+        println!("topics:      {}", topics.join(", "));
     }
     if !c.emails.is_empty() {
         println!("email:       {}", c.emails.join(", "));
     }
     for queue in &c.queues {
+        let alias = queue.alias.as_ref().map(|alias| format!(", alias {alias}")).unwrap_or_default();
         println!(
-            "queue:       {} (batches of {}, window {} ms, visibility {} ms, after {} receives to {})",
+            "queue:       {} (batches of {}, window {} ms, visibility {} ms, after {} receives to {}{alias})",
             queue.queue,
             queue.batch_size,
             queue.batch_window_ms,
@@ -143,6 +153,9 @@ pub async fn describe(client: &Client, name: &str, output: Output) -> anyhow::Re
         println!("schedule:    {} ({}, catch-up {})", schedule.schedule, schedule.timezone, schedule.catch_up);
     }
     println!("async:       {} retries, max age {} s", c.retries, c.max_event_age_ms / 1000);
+    if c.recursive_loop_allowed {
+        println!("loops:       allowed (recursive_loop = \"allow\": a chain of invocations is never stopped)");
+    }
     if !c.publishes.is_empty() {
         println!("publishes:   {}", c.publishes.join(", "));
     }

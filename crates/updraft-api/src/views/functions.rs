@@ -54,6 +54,14 @@ pub struct ConfigView {
     pub routes: Vec<RouteView>,
     /// Topics the function subscribes to.
     pub topics: Vec<String>,
+    /// The topics whose trigger names an alias, with the alias whose version runs each
+    /// message.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub topic_aliases: std::collections::BTreeMap<String, String>,
+    /// Whether a chain of invocations may run the function more than 16 times
+    /// (`recursive_loop = "allow"`); by default such a loop is stopped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recursive_loop_allowed: bool,
     /// Work queues the function consumes.
     pub queues: Vec<QueueTriggerView>,
     /// Addresses whose mail the function receives (`*@domain`: all of the domain's).
@@ -88,6 +96,9 @@ pub struct RouteView {
     /// For a webhook signed with a stored secret: the secret's name.
     #[serde(default)]
     pub secret: Option<String>,
+    /// The alias whose version serves the route, if the trigger names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -98,6 +109,9 @@ pub struct QueueTriggerView {
     pub visibility_timeout_ms: u64,
     pub max_receives: u32,
     pub dead_letter_queue: String,
+    /// The alias whose version runs each batch, if the trigger names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -143,6 +157,7 @@ impl ConfigView {
                         },
                         secret_env: None,
                         secret: None,
+                        alias: http.alias.as_ref().map(ToString::to_string),
                     }),
                     Trigger::Webhook(webhook) => Some(RouteView {
                         kind: "webhook".to_owned(),
@@ -151,6 +166,7 @@ impl ConfigView {
                         auth: "public".to_owned(),
                         secret_env: webhook.secret_env.clone(),
                         secret: webhook.secret.as_ref().map(ToString::to_string),
+                        alias: None,
                     }),
                     Trigger::Topic(_) | Trigger::Schedule(_) | Trigger::Queue(_) | Trigger::Email(_) => None,
                 })
@@ -174,6 +190,7 @@ impl ConfigView {
                         visibility_timeout_ms: queue.visibility_timeout.as_millis() as u64,
                         max_receives: queue.max_receives,
                         dead_letter_queue: queue.dead_letter_queue.to_string(),
+                        alias: queue.alias.as_ref().map(ToString::to_string),
                     }),
                     _ => None,
                 })
@@ -186,6 +203,15 @@ impl ConfigView {
                     _ => None,
                 })
                 .collect(),
+            topic_aliases: config
+                .triggers
+                .iter()
+                .filter_map(|trigger| match trigger {
+                    Trigger::Topic(topic) => Some((topic.topic.to_string(), topic.alias.as_ref()?.to_string())),
+                    _ => None,
+                })
+                .collect(),
+            recursive_loop_allowed: config.recursive_loop == updraft_model::RecursiveLoop::Allow,
             schedules: config
                 .triggers
                 .iter()

@@ -615,6 +615,9 @@ async fn aliases_declared_in_the_manifest_serve_topics_and_queues_that_name_them
     server.deploy(app.path());
     assert_eq!(boto3(&server, &key, &["get-alias", "greeter", "stable"])["version"], "1");
     assert_eq!(boto3(&server, &key, &["get-alias", "greeter", "live"])["version"], "$LATEST");
+    let described = server.cli_ok(&["describe", "greeter"]);
+    assert!(described.contains("topics:      greet (alias stable)"), "{described}");
+    assert!(described.contains("receives to jobs-dlq, alias stable)"), "{described}");
     let through = boto3(&server, &key, &["versions", "greeter", "stable", "live"]);
     assert_eq!(through["stable"]["payload"], json!({"version": "1"}), "{through}");
     assert_eq!(through["live"]["payload"], json!({"version": "2"}), "{through}");

@@ -96,7 +96,9 @@ async fn a_loop_through_a_topic_is_stopped_after_sixteen_invocations_unless_the_
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
-    // rally opted out: its loop runs its 20 rounds to the end.
+    // rally opted out (describe says so): its loop runs its 20 rounds to the end.
+    assert!(server.cli_ok(&["describe", "rally"]).contains("loops:       allowed"));
+    assert!(!server.cli_ok(&["describe", "ping"]).contains("loops:"));
     publish(&server, "rally", "{\"n\": 1}").await;
     let records = crate::events::records(&server, "rally", "topic", 20).await;
     assert!(records.iter().all(|record| record["status"] == "success"), "{records:?}");
