@@ -63,6 +63,11 @@ impl LambdaError {
         LambdaError { status, error_type, body, retry_after: None }
     }
 
+    /// Lambda's answer to an invocation stopped as a recursive loop: refused, not failed.
+    pub(crate) fn recursive(error: &InvokeError) -> Self {
+        Self::user(StatusCode::BAD_REQUEST, "RecursiveInvocationException", "Message", error.to_string())
+    }
+
     pub(crate) fn not_found(name: &str, qualifier: Option<&str>) -> Self {
         let arn = function_arn(name, qualifier);
         Self::user(StatusCode::NOT_FOUND, "ResourceNotFoundException", "Message", format!("Function not found: {arn}"))
@@ -295,14 +300,8 @@ async fn invoke_checked(
                     }
                     response
                 }
-                // Lambda's answer to a loop: the invocation is refused, not failed.
                 Err(InvokeFailure::Function { error: error @ InvokeError::RecursiveLoop { .. }, .. }) => {
-                    return Err(LambdaError::user(
-                        StatusCode::BAD_REQUEST,
-                        "RecursiveInvocationException",
-                        "Message",
-                        error.to_string(),
-                    ));
+                    return Err(LambdaError::recursive(&error));
                 }
                 Err(InvokeFailure::Function { error, .. }) => function_error(&error, request_id)?,
                 Err(InvokeFailure::Throttled { throttle, .. }) => return Err(LambdaError::throttled(throttle)),
@@ -372,12 +371,7 @@ async fn invoke_streaming_checked(
             (content_type, stream_frames(body).boxed())
         }
         Err(InvokeFailure::Function { error: error @ InvokeError::RecursiveLoop { .. }, .. }) => {
-            return Err(LambdaError::user(
-                StatusCode::BAD_REQUEST,
-                "RecursiveInvocationException",
-                "Message",
-                error.to_string(),
-            ));
+            return Err(LambdaError::recursive(&error));
         }
         Err(InvokeFailure::Function { error: InvokeError::Internal { message }, .. }) => {
             return Err(LambdaError::service(message));

@@ -106,16 +106,23 @@ http.createServer((req, res) => {
   });
 }).listen(Number(process.env.PORT), "127.0.0.1");
 """
-with tempfile.TemporaryDirectory() as app:
-    os.makedirs(os.path.join(app, "app"))
-    with open(os.path.join(app, "app", "server.js"), "w") as f:
-        f.write(SERVER)
-    with open(os.path.join(app, "updraft.toml"), "w") as f:
-        f.write('[app]\nname = "ticker"\n\n[functions.ticker]\nruntime = "http"\nsource = "app"\n'
-                f'command = "node server.js"\nenv = {{ HOLD_MS = "{hold_ms}" }}\n')
-    subprocess.run([updraft, "deploy", app, "--endpoint", endpoint, "--data-dir", data_dir],
-                   check=True, capture_output=True)
-lam.invoke(FunctionName="ticker", Payload=b"{}")["Payload"].read()  # the instance started, untimed
+
+
+def deploy_streaming(name, code_path, code, function_keys):
+    """Deploys a one-function app named NAME with CODE at CODE_PATH, started untimed."""
+    with tempfile.TemporaryDirectory() as app:
+        os.makedirs(os.path.dirname(os.path.join(app, code_path)))
+        with open(os.path.join(app, code_path), "w") as f:
+            f.write(code)
+        with open(os.path.join(app, "updraft.toml"), "w") as f:
+            f.write(f'[app]\nname = "{name}"\n\n[functions.{name}]\n{function_keys}'
+                    f'env = {{ HOLD_MS = "{hold_ms}" }}\n')
+        subprocess.run([updraft, "deploy", app, "--endpoint", endpoint, "--data-dir", data_dir],
+                       check=True, capture_output=True)
+    lam.invoke(FunctionName=name, Payload=b"{}")["Payload"].read()
+
+
+deploy_streaming("ticker", "app/server.js", SERVER, 'runtime = "http"\nsource = "app"\ncommand = "node server.js"\n')
 
 # The same answer from a Lambda handler, streamed with awslambda.streamifyResponse.
 HANDLER = """
@@ -126,16 +133,8 @@ export const handler = awslambda.streamifyResponse(async (event, responseStream)
   responseStream.end("last\\n");
 });
 """
-with tempfile.TemporaryDirectory() as app:
-    os.makedirs(os.path.join(app, "src"))
-    with open(os.path.join(app, "src", "index.mjs"), "w") as f:
-        f.write(HANDLER)
-    with open(os.path.join(app, "updraft.toml"), "w") as f:
-        f.write('[app]\nname = "streamer"\n\n[functions.streamer]\nruntime = "nodejs"\nhandler = "index.handler"\n'
-                f'source = "src"\nenv = {{ HOLD_MS = "{hold_ms}" }}\n')
-    subprocess.run([updraft, "deploy", app, "--endpoint", endpoint, "--data-dir", data_dir],
-                   check=True, capture_output=True)
-lam.invoke(FunctionName="streamer", Payload=b"{}")["Payload"].read()  # the instance started, untimed
+deploy_streaming("streamer", "src/index.mjs", HANDLER,
+                 'runtime = "nodejs"\nhandler = "index.handler"\nsource = "src"\n')
 
 
 def first_bytes(function, prefix):

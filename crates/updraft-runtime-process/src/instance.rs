@@ -100,35 +100,6 @@ impl ProcessInstance {
             payload,
         };
         let outcome = this.run(event, call.timeout).await;
-        if let Outcome::Reply(Reply::Streaming { content_type, body, ended }) = outcome {
-            let deadline = started + call.timeout;
-            if http {
-                // API Gateway's answer is whole: the stream is read to its end, then
-                // mapped (a prelude, if the handler wrote one, is its head).
-                let (body, end) = tokio::join!(body.read_whole(), this.stream_end(ended, deadline, call.timeout));
-                let result = end.and_then(|()| {
-                    let body = body.map_err(|cut| InvokeError::BadResponse { message: cut.to_string() })?;
-                    crate::apigw::streamed_response(content_type.as_ref(), &body)
-                        .map_err(|error| InvokeError::BadResponse { message: error.to_string() })
-                });
-                return this.ended(result.map(|response| response.map(Body::whole))).await;
-            }
-            let mut response = Response::new(body);
-            let content_type = content_type.unwrap_or(HeaderValue::from_static("application/octet-stream"));
-            response.headers_mut().insert(header::CONTENT_TYPE, content_type);
-            let rest = async move {
-                let end = this.stream_end(ended, deadline, call.timeout).await;
-                this.ended(end).await
-            };
-            return Invoked {
-                result: Ok(response),
-                output: GuestOutput::default(),
-                max_memory_used: 0,
-                reusable: true,
-                rest: Some(Box::pin(rest)),
-                settled: None,
-            };
-        }
         let result = match outcome {
             Outcome::Reply(Reply::Response { body, content_type }) => {
                 if http {
@@ -143,11 +114,51 @@ impl ProcessInstance {
             }
             Outcome::Reply(Reply::Error { error_type, body }) => Err(function_error(error_type, &body)),
             Outcome::Reply(Reply::TooLarge { limit }) => Err(InvokeError::ResponseTooLarge { limit }),
-            Outcome::Reply(Reply::Streaming { .. }) => unreachable!("a streamed answer is handled above"),
+            Outcome::Reply(Reply::Streaming { content_type, body, ended }) => {
+                let stream = Streamed { content_type, body, ended, deadline: started + call.timeout };
+                return ProcessInstance::streamed(this, stream, http, call.timeout).await;
+            }
             Outcome::Exited(status) => Err(InvokeError::Exited { status }),
             Outcome::TimedOut => Err(InvokeError::Timeout { timeout: call.timeout }),
         };
         this.ended(result.map(|response| response.map(Body::whole))).await
+    }
+
+    /// An invocation whose runtime answers in streaming mode. Behind an HTTP trigger the
+    /// stream is read to its end and mapped (a prelude, if the handler wrote one, is its
+    /// head); otherwise the head goes back at once and the instance stays this
+    /// invocation's (the guard moves into `rest`) until the stream ends.
+    async fn streamed(
+        mut this: tokio::sync::OwnedMutexGuard<ProcessInstance>,
+        stream: Streamed,
+        http: bool,
+        timeout: Duration,
+    ) -> Invoked<FunctionResponse> {
+        let Streamed { content_type, body, ended, deadline } = stream;
+        if http {
+            let (body, end) = tokio::join!(body.read_whole(), this.stream_end(ended, deadline, timeout));
+            let result = end.and_then(|()| {
+                let body = body.map_err(|cut| InvokeError::BadResponse { message: cut.to_string() })?;
+                crate::apigw::streamed_response(content_type.as_ref(), &body)
+                    .map_err(|error| InvokeError::BadResponse { message: error.to_string() })
+            });
+            return this.ended(result.map(|response| response.map(Body::whole))).await;
+        }
+        let mut response = Response::new(body);
+        let content_type = content_type.unwrap_or(HeaderValue::from_static("application/octet-stream"));
+        response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+        let rest = async move {
+            let end = this.stream_end(ended, deadline, timeout).await;
+            this.ended(end).await
+        };
+        Invoked {
+            result: Ok(response),
+            output: GuestOutput::default(),
+            max_memory_used: 0,
+            reusable: true,
+            rest: Some(Box::pin(rest)),
+            settled: None,
+        }
     }
 
     /// Waits for a streamed answer to end, reading the function's output meanwhile (a
@@ -203,6 +214,14 @@ impl ProcessInstance {
         };
         Invoked::ended(result, output, max_memory_used, reusable)
     }
+}
+
+/// A streamed answer as the Runtime API handed it over, with the invocation's deadline.
+struct Streamed {
+    content_type: Option<HeaderValue>,
+    body: Body,
+    ended: tokio::sync::oneshot::Receiver<StreamEnd>,
+    deadline: tokio::time::Instant,
 }
 
 /// A runtime's error report as the invocation's error.
