@@ -219,6 +219,7 @@ async fn drive(layer: &EventLayer, execution: &mut Execution) -> Result<(), Stor
             return finish(layer, execution, None, Err(("States.Runtime".to_owned(), cause))).await;
         }
     };
+    let context = context_object(execution);
     let mut stopped = layer.stopping();
     let deadline = machine.timeout_seconds.map(|seconds| execution.started_at.saturating_add(seconds as i64 * 1000));
     while execution.status == "running" {
@@ -243,15 +244,19 @@ async fn drive(layer: &EventLayer, execution: &mut Execution) -> Result<(), Stor
         }
         let input: Value = serde_json::from_str(&execution.state_input).unwrap_or(Value::Null);
         let state = execution.state.clone();
-        let step = machine.enter(&state, input.clone(), now_millis());
+        let step = machine.enter(&state, input.clone(), now_millis(), &context);
         let next = match step {
-            Step::Task { function, input: task_input, timeout } => {
-                let outcome = run_task(layer, execution, &function, task_input, timeout).await;
-                after_task(layer, execution, &machine, &input, outcome).await?
+            Step::Task { function, qualifier, input: task_input, timeout } => {
+                let outcome = run_task(layer, execution, &function, qualifier.as_deref(), task_input, timeout).await;
+                after_task(layer, execution, &machine, &input, outcome, &context).await?
             }
             Step::Parallel { input: branch_input } => {
-                let outcome = run_parallel(layer, execution, &machine, &state, branch_input).await;
-                after_task(layer, execution, &machine, &input, outcome).await?
+                let outcome = run_parallel(layer, execution, &machine, &state, branch_input, &context).await;
+                after_task(layer, execution, &machine, &input, outcome, &context).await?
+            }
+            Step::Map { items, max_concurrency } => {
+                let outcome = run_map(layer, execution, &machine, &state, items, max_concurrency, &context).await;
+                after_task(layer, execution, &machine, &input, outcome, &context).await?
             }
             Step::Wait { until_ms, then } => {
                 if execution.wake_at.is_none() {
@@ -282,7 +287,7 @@ async fn drive(layer: &EventLayer, execution: &mut Execution) -> Result<(), Stor
             Step::Fail { error, cause } => {
                 return finish(layer, execution, task_entry, Err((error, cause))).await;
             }
-            Step::Task { .. } | Step::Parallel { .. } | Step::Wait { .. } => {
+            Step::Task { .. } | Step::Parallel { .. } | Step::Map { .. } | Step::Wait { .. } => {
                 let cause = format!("state {state:?} led to another running step");
                 return finish(layer, execution, None, Err(("States.Runtime".to_owned(), cause))).await;
             }
@@ -299,6 +304,7 @@ async fn after_task(
     machine: &StateMachine,
     input: &Value,
     outcome: Result<Value, TaskError>,
+    context: &Value,
 ) -> Result<Option<(Step, Option<TaskEntry>)>, StoreError> {
     let state = execution.state.clone();
     let attempt = execution.attempt as u32;
@@ -306,7 +312,7 @@ async fn after_task(
         Ok(output) => ("TaskSucceeded", output.clone()),
         Err(error) => ("TaskFailed", serde_json::json!({ "Error": error.error, "Cause": error.cause })),
     };
-    match machine.task_done(&state, input, outcome, attempt) {
+    match machine.task_done(&state, input, outcome, attempt, context) {
         AfterTask::Retry { delay } => {
             let mut next = execution.clone();
             next.attempt += 1;
@@ -370,11 +376,23 @@ async fn finish(
     record(layer, execution, next, &entries).await
 }
 
-/// Runs a Task state: the function gets `input` as its event (a CloudEvent for wasm).
+/// The execution's part of the context object (`$$`) its states' templates read.
+fn context_object(execution: &Execution) -> Value {
+    let input: Value = serde_json::from_str(&execution.input).unwrap_or(Value::Null);
+    let started = chrono::DateTime::from_timestamp_millis(execution.started_at).map(|time| time.to_rfc3339());
+    serde_json::json!({
+        "Execution": { "Id": execution.id, "Name": execution.id, "Input": input, "StartTime": started },
+        "StateMachine": { "Id": execution.workflow, "Name": execution.workflow },
+    })
+}
+
+/// Runs a Task state: the function (the version or alias `qualifier` picks) gets
+/// `input` as its event (a CloudEvent for wasm).
 async fn run_task(
     layer: &EventLayer,
     execution: &Execution,
     function: &str,
+    qualifier: Option<&str>,
     input: Value,
     timeout: Option<Duration>,
 ) -> Result<Value, TaskError> {
@@ -400,7 +418,7 @@ async fn run_task(
         // Workflows start chains of their own: a loop through one is not counted.
         lineage: Default::default(),
     };
-    let invocation = layer.invoke(&live, None, task, context);
+    let invocation = layer.invoke(&live, qualifier, task, context);
     let result = match timeout {
         Some(timeout) => match tokio::time::timeout(timeout, invocation).await {
             Ok(result) => result,
@@ -446,14 +464,40 @@ async fn run_parallel(
     machine: &StateMachine,
     state: &str,
     input: Value,
+    context: &Value,
 ) -> Result<Value, TaskError> {
     let Some(StateKind::Parallel { branches, .. }) = machine.states.get(state).map(|state| &state.kind) else {
         return Err(TaskError { error: "States.Runtime".to_owned(), cause: format!("{state} is not Parallel") });
     };
     // The first failure ends the state; the other branches are dropped, as Step
     // Functions stops them.
-    let runs = branches.iter().map(|branch| run_branch(layer, execution, branch, input.clone()));
+    let runs = branches.iter().map(|branch| run_branch(layer, execution, branch, input.clone(), context));
     futures::future::try_join_all(runs).await.map(Value::Array)
+}
+
+/// Runs a Map state's iterator over its items, at most `max_concurrency` at once, each
+/// to its end in memory like a Parallel branch; the result is the array of their
+/// outputs in the items' order, or the first failure (the other iterations are
+/// dropped, as Step Functions stops them).
+async fn run_map(
+    layer: &EventLayer,
+    execution: &Execution,
+    machine: &StateMachine,
+    state: &str,
+    items: Vec<Value>,
+    max_concurrency: usize,
+    context: &Value,
+) -> Result<Value, TaskError> {
+    use futures::{StreamExt, TryStreamExt};
+    let Some(StateKind::Map { iterator, .. }) = machine.states.get(state).map(|state| &state.kind) else {
+        return Err(TaskError { error: "States.Runtime".to_owned(), cause: format!("{state} is not Map") });
+    };
+    futures::stream::iter(items)
+        .map(|item| run_branch(layer, execution, iterator, item, context))
+        .buffered(max_concurrency.max(1))
+        .try_collect()
+        .await
+        .map(Value::Array)
 }
 
 /// One branch of a Parallel state, run to its end without persisting its steps (a
@@ -463,13 +507,14 @@ fn run_branch<'a>(
     execution: &'a Execution,
     machine: &'a StateMachine,
     input: Value,
+    context: &'a Value,
 ) -> futures::future::BoxFuture<'a, Result<Value, TaskError>> {
     Box::pin(async move {
         let mut state = machine.start_at.clone();
         let mut input = input;
         let mut attempt = 0;
         loop {
-            let step = match machine.enter(&state, input.clone(), now_millis()) {
+            let step = match machine.enter(&state, input.clone(), now_millis(), context) {
                 Step::Wait { until_ms, then } => {
                     tokio::time::sleep(Duration::from_millis((until_ms - now_millis()).max(0) as u64)).await;
                     *then
@@ -477,11 +522,14 @@ fn run_branch<'a>(
                 other => other,
             };
             let outcome = match step {
-                Step::Task { function, input: task_input, timeout } => {
-                    run_task(layer, execution, &function, task_input, timeout).await
+                Step::Task { function, qualifier, input: task_input, timeout } => {
+                    run_task(layer, execution, &function, qualifier.as_deref(), task_input, timeout).await
                 }
                 Step::Parallel { input: branch_input } => {
-                    run_parallel(layer, execution, machine, &state, branch_input).await
+                    run_parallel(layer, execution, machine, &state, branch_input, context).await
+                }
+                Step::Map { items, max_concurrency } => {
+                    run_map(layer, execution, machine, &state, items, max_concurrency, context).await
                 }
                 Step::Next { state: next, input: next_input } => {
                     (state, input, attempt) = (next, next_input, 0);
@@ -496,7 +544,7 @@ fn run_branch<'a>(
                     });
                 }
             };
-            match machine.task_done(&state, &input, outcome, attempt) {
+            match machine.task_done(&state, &input, outcome, attempt, context) {
                 AfterTask::Retry { delay } => {
                     attempt += 1;
                     tokio::time::sleep(delay).await;

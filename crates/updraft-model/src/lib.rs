@@ -43,4 +43,6 @@ pub use outbound::{HostMatch, HostRule, Portless, WEB_PORTS};
 pub use route::{MethodSet, RoutePattern, RouteSegment};
 pub use schedule::{CatchUp, InvalidSchedule, ScheduleExpression, Timezone};
 pub use trace::{InvocationPhase, TraceParent, span_id_of};
-pub use workflow::{AfterTask, JsonPath, StateKind, StateMachine, Step, TaskError, apply_template};
+pub use workflow::{
+    AfterTask, JsonPath, StateKind, StateMachine, Step, TaskError, TaskTarget, TemplateError, apply_template,
+};

@@ -437,8 +437,8 @@ fn run(
 
 /// `updraft build`: builds the app in `dir` and prints each function's bundle.
 pub fn print(dir: &Path, fresh: bool, output: Output) -> anyhow::Result<()> {
-    let (_, file, manifest) = crate::deploy::read_manifest(dir)?;
-    let bundles = build_app(dir, &manifest, &file, fresh, Reporter::new(output))?;
+    let app = crate::deploy::read_app(dir)?;
+    let bundles = build_app(&app.dir, &app.manifest, &app.file, fresh, Reporter::new(output))?;
     match output {
         Output::Json => {
             let views: Vec<serde_json::Value> = bundles

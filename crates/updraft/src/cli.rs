@@ -77,16 +77,18 @@ pub enum Command {
     /// into the source. A step whose inputs have not changed since it last ran is
     /// skipped; the same files always make the same bundle.
     Build {
-        /// The folder holding updraft.toml.
+        /// The folder holding updraft.toml (or a SAM template.yaml).
         #[arg(default_value = ".")]
         dir: PathBuf,
         /// Run every step again, whatever the last build left.
         #[arg(long)]
         force: bool,
     },
-    /// Build and deploy the app in DIR (building as `updraft build` does first).
+    /// Build and deploy the app in DIR (building as `updraft build` does first). A
+    /// folder with a SAM template.yaml and no updraft.toml is deployed as `updraft
+    /// import` maps it, with its DeploymentPreference as the canary.
     Deploy {
-        /// The folder holding updraft.toml.
+        /// The folder holding updraft.toml or a SAM template.yaml, or the template file.
         #[arg(default_value = ".")]
         dir: PathBuf,
         /// A canary deploy: each function the deploy changes sends this share of its
@@ -99,6 +101,22 @@ pub enum Command {
         /// How long a canary runs before its new versions serve everything (`10m`).
         #[arg(long = "for", value_name = "DURATION", requires = "canary")]
         canary_for: Option<String>,
+    },
+    /// Turn a SAM template into an updraft.toml beside it: functions, their events as
+    /// triggers, state machines as workflows, topics and queues. What only matters in
+    /// AWS (IAM policies, tracing, architectures) is left out and noted in the file;
+    /// anything else that cannot be mapped is an error naming the resource and the
+    /// property.
+    Import {
+        /// The SAM template, or the folder holding template.yaml.
+        #[arg(default_value = ".")]
+        template: PathBuf,
+        /// Print the manifest instead of writing updraft.toml.
+        #[arg(long)]
+        stdout: bool,
+        /// Replace an updraft.toml that is already there.
+        #[arg(long)]
+        force: bool,
     },
     /// End a function's canary now: its new version serves every invocation.
     Promote { name: String },
@@ -633,6 +651,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up(args) => crate::up::run(&global, &args).await,
         Command::Build { dir, force } => {
             crate::build::print(&dir, force, global.output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { template, stdout, force } => {
+            crate::sam::import(&template, stdout, force)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Deploy { dir, canary, canary_for } => {

@@ -18,16 +18,59 @@ pub fn manifest_path(dir: &Path) -> PathBuf {
     dir.join("updraft.toml")
 }
 
-/// The manifest in `dir`: its text, its path for messages, and what it says. Checked
-/// here so that mistakes show before a long build; the server checks again.
-pub fn read_manifest(dir: &Path) -> anyhow::Result<(String, String, Manifest)> {
-    let path = manifest_path(dir);
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!("cannot read {}; run this in a folder with an updraft.toml, or pass the folder", path.display())
-    })?;
-    let file = path.display().to_string();
-    let manifest = Manifest::parse(&text, &file, &Limits::default())?;
-    Ok((text, file, manifest))
+/// Whether `dir` holds an app: an `updraft.toml`, or a SAM template.
+pub fn is_app(dir: &Path) -> bool {
+    manifest_path(dir).is_file() || crate::sam::template_in(dir).is_some()
+}
+
+/// An app as read from its folder, checked here so that mistakes show before a long
+/// build (the server checks again).
+pub struct App {
+    /// The folder its sources are relative to.
+    pub dir: PathBuf,
+    /// The manifest's text (made from the template for a SAM app).
+    pub text: String,
+    /// The file's path, for messages.
+    pub file: String,
+    pub manifest: Manifest,
+    /// The canary a SAM template's `DeploymentPreference` asks for.
+    pub canary: Option<CanaryParams>,
+}
+
+/// The app at `path`: a folder with an `updraft.toml`, or with a SAM `template.yaml`
+/// (made a manifest as `updraft import` makes it), or a template file itself. An
+/// `updraft.toml` wins over a template beside it.
+pub fn read_app(path: &Path) -> anyhow::Result<App> {
+    let (dir, template) = if path.is_file() {
+        (
+            path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned(),
+            Some(path.to_owned()),
+        )
+    } else if manifest_path(path).is_file() {
+        (path.to_owned(), None)
+    } else {
+        (path.to_owned(), crate::sam::template_in(path))
+    };
+    let Some(template) = template.filter(|template| template.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+    else {
+        let manifest = manifest_path(&dir);
+        let text = std::fs::read_to_string(&manifest).with_context(|| {
+            format!(
+                "cannot read {}; run this in a folder with an updraft.toml (or a SAM template.yaml), or pass the \
+                 folder",
+                manifest.display()
+            )
+        })?;
+        let file = manifest.display().to_string();
+        let manifest = Manifest::parse(&text, &file, &Limits::default())?;
+        return Ok(App { dir, text, file, manifest, canary: None });
+    };
+    let file = template.display().to_string();
+    let text = std::fs::read_to_string(&template).with_context(|| format!("cannot read {file}"))?;
+    let converted = crate::sam::convert(&text, &file, &dir, &crate::sam::app_name_for(&dir))?;
+    let manifest = Manifest::parse(&converted.manifest, &file, &Limits::default())?;
+    let canary = converted.canary.map(|(percent, duration)| CanaryParams { percent, duration });
+    Ok(App { dir, text: converted.manifest, file, manifest, canary })
 }
 
 /// Builds, uploads and deploys the app in `dir`.
@@ -42,7 +85,10 @@ pub async fn deploy_dir_with(
     canary: Option<CanaryParams>,
     output: Output,
 ) -> anyhow::Result<DeployView> {
-    let (text, file, manifest) = read_manifest(dir)?;
+    let App { dir, text, file, manifest, canary: asked } = read_app(dir)?;
+    let dir = dir.as_path();
+    // A template's DeploymentPreference, unless the command line says otherwise.
+    let canary = canary.or(asked);
     let human = output == Output::Human;
     let reporter = crate::build::Reporter::new(output);
     // Spinners and bars on a terminal; plain lines elsewhere.

@@ -9,6 +9,7 @@ mod deploy;
 mod new;
 mod output;
 mod package;
+mod sam;
 mod samples;
 mod server;
 mod top;

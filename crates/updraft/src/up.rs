@@ -10,21 +10,20 @@ use notify::{RecursiveMode, Watcher};
 
 use crate::cli::{Global, UpArgs};
 use crate::client::Client;
-use crate::deploy::{deploy_dir, manifest_path};
+use crate::deploy::{deploy_dir, is_app};
 use crate::output::Output;
 
-/// The app folders under `dir`: `dir` itself if it has an updraft.toml, else each
-/// subfolder that has one.
+/// The app folders under `dir`: `dir` itself if it has an updraft.toml (or a SAM
+/// template), else each subfolder that has one.
 pub fn app_dirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if manifest_path(dir).is_file() {
+    if is_app(dir) {
         return Ok(vec![dir.to_owned()]);
     }
     let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    let mut dirs: Vec<PathBuf> =
-        entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| manifest_path(p).is_file()).collect();
+    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| is_app(p)).collect();
     dirs.sort();
     if dirs.is_empty() {
-        bail!("no updraft.toml in {} or its subfolders; create one (see README)", dir.display());
+        bail!("no updraft.toml or SAM template.yaml in {} or its subfolders; create one (see README)", dir.display());
     }
     Ok(dirs)
 }

@@ -1,12 +1,15 @@
 //! Amazon States Language definitions, parsed and checked: the states Task, Pass,
-//! Choice, Wait, Parallel, Succeed and Fail, with Retry, Catch, InputPath, Parameters,
-//! ResultPath and OutputPath. Everything else is refused by name, so a definition
-//! either runs as Step Functions would run it or says what is not supported.
+//! Choice, Wait, Parallel, Map (inline), Succeed and Fail, with Retry, Catch,
+//! InputPath, Parameters, ItemSelector, ResultSelector, ResultPath, OutputPath,
+//! intrinsic functions, and Lambda's optimized integration
+//! (`arn:aws:states:::lambda:invoke`). Everything else is refused by name, so a
+//! definition either runs as Step Functions would run it or says what is not supported.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::intrinsics::check_template;
 use super::path::JsonPath;
 
 /// A checked state machine (also each branch of a Parallel state).
@@ -39,15 +42,18 @@ pub struct State {
     pub output_path: PathField,
     pub result_path: PathField,
     pub parameters: Option<Value>,
+    /// `ResultSelector` (Task, Parallel, Map): a template over the result, applied
+    /// before `ResultPath`.
+    pub result_selector: Option<Value>,
     /// `Next`, or `None` with `End: true` (and for Choice, Succeed, Fail).
     pub next: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StateKind {
-    /// Runs a function (`Resource`: its name or a Lambda function ARN).
+    /// Runs a function.
     Task {
-        function: String,
+        target: TaskTarget,
         timeout_seconds: Option<u64>,
         retry: Vec<Retrier>,
         catch: Vec<Catcher>,
@@ -67,12 +73,39 @@ pub enum StateKind {
         retry: Vec<Retrier>,
         catch: Vec<Catcher>,
     },
+    /// Runs `iterator` once per item of the array at `items_path` (each item through
+    /// `item_selector` when given), at most `max_concurrency` at once; the result is
+    /// the array of their outputs, in the items' order.
+    Map {
+        iterator: Box<StateMachine>,
+        items_path: JsonPath,
+        item_selector: Option<Value>,
+        max_concurrency: usize,
+        retry: Vec<Retrier>,
+        catch: Vec<Catcher>,
+    },
     Succeed,
     Fail {
         error: String,
         cause: String,
     },
 }
+
+/// What a Task state runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskTarget {
+    /// `Resource` names the function (its name, `name:qualifier`, or a Lambda function
+    /// ARN); it gets the state's effective input (after `Parameters`), and its answer
+    /// is the result.
+    Function { name: String, qualifier: Option<String> },
+    /// `"Resource": "arn:aws:states:::lambda:invoke"`, Lambda's optimized integration:
+    /// `Parameters` is the Invoke request (`FunctionName`, `Payload`, `Qualifier`), and
+    /// the result is Invoke's answer, the function's in `Payload`.
+    LambdaInvoke,
+}
+
+/// Step Functions runs at most this many iterations of an inline Map at once.
+pub(crate) const MAX_MAP_CONCURRENCY: usize = 40;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Retrier {
@@ -148,16 +181,40 @@ const COMPARISONS: &[&str] = &[
 /// The fields each state type may have besides `Type`, `Comment`, `InputPath` and
 /// `OutputPath`; anything else is refused rather than silently ignored.
 const STATE_FIELDS: &[(&str, &[&str])] = &[
-    ("Task", &["Resource", "Parameters", "ResultPath", "Retry", "Catch", "TimeoutSeconds", "Next", "End"]),
+    (
+        "Task",
+        &["Resource", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch", "TimeoutSeconds", "Next", "End"],
+    ),
     ("Pass", &["Result", "Parameters", "ResultPath", "Next", "End"]),
     ("Choice", &["Choices", "Default"]),
     ("Wait", &["Seconds", "Timestamp", "SecondsPath", "TimestampPath", "Next", "End"]),
-    ("Parallel", &["Branches", "Parameters", "ResultPath", "Retry", "Catch", "Next", "End"]),
+    ("Parallel", &["Branches", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch", "Next", "End"]),
+    (
+        "Map",
+        &[
+            "ItemProcessor",
+            "Iterator",
+            "ItemsPath",
+            "ItemSelector",
+            "Parameters",
+            "MaxConcurrency",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+            "Next",
+            "End",
+        ],
+    ),
     ("Succeed", &[]),
     ("Fail", &["Error", "Cause"]),
 ];
 const MACHINE_FIELDS: &[&str] = &["StartAt", "States", "TimeoutSeconds", "Comment", "Version"];
-const RETRY_FIELDS: &[&str] = &["ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds"];
+const RETRY_FIELDS: &[&str] =
+    &["ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds", "Comment"];
+/// The Invoke request fields a `lambda:invoke` task's `Parameters` may set.
+const LAMBDA_INVOKE_FIELDS: &[&str] = &["FunctionName", "Payload", "Qualifier", "InvocationType"];
+const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
 /// The longest wait (a year), so that times stay far from overflowing.
 const MAX_WAIT_SECONDS: u64 = 366 * 86_400;
 
@@ -186,10 +243,16 @@ impl StateMachine {
         let mut functions = Vec::new();
         for state in self.states.values() {
             match &state.kind {
-                StateKind::Task { function, .. } => functions.push(function.clone()),
+                StateKind::Task { target: TaskTarget::Function { name, .. }, .. } => functions.push(name.clone()),
+                StateKind::Task { target: TaskTarget::LambdaInvoke, .. } => {
+                    // A name taken from the input (`FunctionName.$`) is known only when it runs.
+                    let named = state.parameters.as_ref().and_then(|parameters| parameters["FunctionName"].as_str());
+                    functions.extend(named.and_then(function_of).map(|(name, _)| name));
+                }
                 StateKind::Parallel { branches, .. } => {
                     branches.iter().for_each(|branch| functions.extend(branch.functions()));
                 }
+                StateKind::Map { iterator, .. } => functions.extend(iterator.functions()),
                 _ => {}
             }
         }
@@ -236,7 +299,7 @@ fn machine(value: &Value, at: &str, problems: &mut Vec<String>) -> Option<StateM
                 targets.extend(choices.iter().map(|choice| &choice.next));
                 targets.extend(default.iter());
             }
-            StateKind::Task { catch, .. } | StateKind::Parallel { catch, .. } => {
+            StateKind::Task { catch, .. } | StateKind::Parallel { catch, .. } | StateKind::Map { catch, .. } => {
                 targets.extend(catch.iter().map(|catcher| &catcher.next));
             }
             _ => {}
@@ -287,6 +350,12 @@ fn state(name: &str, value: &Value, at: &str, problems: &mut Vec<String>) -> Opt
     let output_path = path("OutputPath", problems);
     let result_path = path("ResultPath", problems);
     let parameters = object.get("Parameters").cloned();
+    let result_selector = object.get("ResultSelector").cloned();
+    for (key, template) in [("Parameters", &parameters), ("ResultSelector", &result_selector)] {
+        if let Some(template) = template {
+            check_template(template, problems, &format!("{here}{key}: "));
+        }
+    }
     let needs_transition = |problems: &mut Vec<String>| match (&next, end) {
         (Some(_), true) => problems.push(format!("{here}has both Next and End; keep one")),
         (None, false) => problems.push(format!("{here}needs Next or \"End\": true")),
@@ -295,21 +364,35 @@ fn state(name: &str, value: &Value, at: &str, problems: &mut Vec<String>) -> Opt
     let kind = match kind_name {
         "Task" => {
             needs_transition(problems);
-            let function = match text("Resource") {
-                Some(resource) => function_of(&resource).unwrap_or_else(|| {
+            let target = match text("Resource") {
+                Some(resource) if resource == LAMBDA_INVOKE => {
+                    lambda_invoke_parameters(parameters.as_ref(), &here, problems);
+                    TaskTarget::LambdaInvoke
+                }
+                Some(resource) if resource.starts_with("arn:aws:states:::") => {
                     problems.push(format!(
-                        "{here}Resource {resource:?} is not a function; name a function, or use its Lambda ARN \
-                         (arn:aws:lambda:REGION:ACCOUNT:function:NAME)"
+                        "{here}Resource {resource:?} is a Step Functions service integration Updraft does not \
+                         run; it runs functions, through \"{LAMBDA_INVOKE}\" or a function's name or ARN"
                     ));
-                    String::new()
-                }),
+                    TaskTarget::LambdaInvoke
+                }
+                Some(resource) => match function_of(&resource) {
+                    Some((name, qualifier)) => TaskTarget::Function { name, qualifier },
+                    None => {
+                        problems.push(format!(
+                            "{here}Resource {resource:?} is not a function; name a function, use its Lambda ARN \
+                             (arn:aws:lambda:REGION:ACCOUNT:function:NAME), or \"{LAMBDA_INVOKE}\""
+                        ));
+                        TaskTarget::LambdaInvoke
+                    }
+                },
                 None => {
                     problems.push(format!("{here}Resource is missing; name the function to run"));
-                    String::new()
+                    TaskTarget::LambdaInvoke
                 }
             };
             StateKind::Task {
-                function,
+                target,
                 timeout_seconds: object.get("TimeoutSeconds").and_then(Value::as_u64),
                 retry: retriers(object, &here, problems),
                 catch: catchers(object, &here, problems),
@@ -393,31 +476,154 @@ fn state(name: &str, value: &Value, at: &str, problems: &mut Vec<String>) -> Opt
             cause: text("Cause").unwrap_or_default(),
         },
         "Map" => {
-            problems.push(format!("{here}Map states are not supported yet; use Parallel, or a Task that fans out"));
-            return None;
+            needs_transition(problems);
+            map_state(object, &here, problems)?
         }
         other => {
-            problems
-                .push(format!("{here}unknown Type {other:?}; use Task, Pass, Choice, Wait, Parallel, Succeed or Fail"));
+            problems.push(format!(
+                "{here}unknown Type {other:?}; use Task, Pass, Choice, Wait, Parallel, Map, Succeed or Fail"
+            ));
             return None;
         }
     };
-    Some(State { kind, input_path, output_path, result_path, parameters, next })
+    Some(State { kind, input_path, output_path, result_path, parameters, result_selector, next })
 }
 
-/// The function a Task's `Resource` names: `NAME`, or a Lambda function ARN.
-fn function_of(resource: &str) -> Option<String> {
-    let name = match resource.strip_prefix("arn:aws:lambda:") {
+/// An inline Map state: its iterator (`ItemProcessor`, or the older `Iterator`), the
+/// items and how each is given to it.
+fn map_state(object: &Map<String, Value>, here: &str, problems: &mut Vec<String>) -> Option<StateKind> {
+    let processor = match (object.get("ItemProcessor"), object.get("Iterator")) {
+        (Some(processor), None) => {
+            let mode = processor.pointer("/ProcessorConfig/Mode").and_then(Value::as_str).unwrap_or("INLINE");
+            if mode != "INLINE" {
+                problems.push(format!(
+                    "{here}ItemProcessor.ProcessorConfig.Mode {mode:?} is not supported; Updraft runs inline Maps \
+                     (\"Mode\": \"INLINE\")"
+                ));
+            }
+            let mut processor = processor.clone();
+            if let Some(processor) = processor.as_object_mut() {
+                processor.remove("ProcessorConfig");
+            }
+            processor
+        }
+        (None, Some(iterator)) => iterator.clone(),
+        (Some(_), Some(_)) => {
+            problems.push(format!("{here}has both ItemProcessor and Iterator; keep ItemProcessor"));
+            return None;
+        }
+        (None, None) => {
+            problems.push(format!("{here}ItemProcessor is missing; add the states each item runs through"));
+            return None;
+        }
+    };
+    let iterator = machine(&processor, &format!("{here}ItemProcessor: "), problems);
+    let item_selector = match (object.get("ItemSelector"), object.get("Parameters")) {
+        (Some(_), Some(_)) => {
+            problems.push(format!("{here}has both ItemSelector and Parameters; keep ItemSelector"));
+            None
+        }
+        (selector, parameters) => selector.or(parameters).cloned(),
+    };
+    if let Some(selector) = &item_selector {
+        check_template(selector, problems, &format!("{here}ItemSelector: "));
+    }
+    let items_path = match object.get("ItemsPath") {
+        None => JsonPath::parse("$").ok(),
+        Some(value) => match value.as_str().map(JsonPath::parse) {
+            Some(Ok(path)) => Some(path),
+            Some(Err(message)) => {
+                problems.push(format!("{here}ItemsPath: {message}"));
+                None
+            }
+            None => {
+                problems.push(format!("{here}ItemsPath must be a path to an array, like \"$.items\""));
+                None
+            }
+        },
+    };
+    let max_concurrency = match object.get("MaxConcurrency") {
+        None => MAX_MAP_CONCURRENCY,
+        Some(value) => match value.as_u64() {
+            Some(0) => MAX_MAP_CONCURRENCY,
+            Some(limit) => (limit as usize).min(MAX_MAP_CONCURRENCY),
+            None => {
+                problems.push(format!("{here}MaxConcurrency must be a whole number (0 for no limit)"));
+                MAX_MAP_CONCURRENCY
+            }
+        },
+    };
+    Some(StateKind::Map {
+        iterator: Box::new(iterator?),
+        items_path: items_path?,
+        item_selector,
+        max_concurrency,
+        retry: retriers(object, here, problems),
+        catch: catchers(object, here, problems),
+    })
+}
+
+/// Checks a `lambda:invoke` task's `Parameters`: the Invoke request.
+fn lambda_invoke_parameters(parameters: Option<&Value>, here: &str, problems: &mut Vec<String>) {
+    let Some(parameters) = parameters.and_then(Value::as_object) else {
+        problems.push(format!(
+            "{here}a {LAMBDA_INVOKE} task needs Parameters with FunctionName, like \
+             {{\"FunctionName\": \"my-function\", \"Payload.$\": \"$\"}}"
+        ));
+        return;
+    };
+    for key in parameters.keys() {
+        let field = key.strip_suffix(".$").unwrap_or(key);
+        if !LAMBDA_INVOKE_FIELDS.contains(&field) {
+            problems.push(format!(
+                "{here}Parameters.{key} is not supported for {LAMBDA_INVOKE}; remove it (supported: {})",
+                LAMBDA_INVOKE_FIELDS.join(", ")
+            ));
+        }
+    }
+    match (parameters.get("FunctionName"), parameters.get("FunctionName.$")) {
+        (Some(Value::String(name)), None) => {
+            if function_of(name).is_none() {
+                problems.push(format!(
+                    "{here}Parameters.FunctionName {name:?} is not a function; give its name or Lambda ARN"
+                ));
+            }
+        }
+        (None, Some(_)) => {}
+        _ => problems.push(format!("{here}Parameters needs FunctionName (or FunctionName.$), and only one of them")),
+    }
+    if let Some(kind) = parameters.get("InvocationType").filter(|kind| kind.as_str() != Some("RequestResponse")) {
+        problems.push(format!(
+            "{here}Parameters.InvocationType {kind} is not supported; a task waits for the answer (\"RequestResponse\")"
+        ));
+    }
+}
+
+/// The function (and version or alias) a Task's `Resource` or a `lambda:invoke`
+/// task's `FunctionName` names: `NAME`, `NAME:QUALIFIER`, or a Lambda function ARN
+/// with or without a qualifier.
+pub(crate) fn function_of(resource: &str) -> Option<(String, Option<String>)> {
+    let (name, qualifier) = match resource.strip_prefix("arn:aws:lambda:") {
         Some(rest) => {
             let parts: Vec<&str> = rest.split(':').collect();
             match parts.as_slice() {
-                [_region, _account, "function", name] | [_region, _account, "function", name, _] => *name,
+                [_region, _account, "function", name] => (*name, None),
+                [_region, _account, "function", name, qualifier] => (*name, Some(*qualifier)),
                 _ => return None,
             }
         }
-        None => resource,
+        None => match resource.split_once(':') {
+            Some((name, qualifier)) => (name, Some(qualifier)),
+            None => (resource, None),
+        },
     };
-    crate::FunctionName::new(name).ok().map(|name| name.to_string())
+    let name = crate::FunctionName::new(name).ok()?.to_string();
+    // `$LATEST` is the version serving, as no qualifier at all.
+    let qualifier = qualifier.filter(|qualifier| *qualifier != "$LATEST").map(str::to_owned);
+    if qualifier.as_deref().is_some_and(str::is_empty) {
+        return None;
+    }
+    Some((name, qualifier))
 }
 
 fn error_equals(object: &Map<String, Value>, here: &str, problems: &mut Vec<String>) -> Vec<String> {

@@ -7,15 +7,19 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::asl::{Catcher, Condition, Operand, PathField, Retrier, State, StateKind, StateMachine, WaitFor};
-use super::path::{JsonPath, apply_template};
+use super::asl::{
+    Catcher, Condition, Operand, PathField, Retrier, State, StateKind, StateMachine, TaskTarget, WaitFor, function_of,
+};
+use super::path::{JsonPath, TemplateError, apply_template};
 
 /// What entering a state asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    /// Run `function` with `input`, then call [`StateMachine::task_done`].
+    /// Run `function` (the version or alias `qualifier` picks) with `input`, then call
+    /// [`StateMachine::task_done`].
     Task {
         function: String,
+        qualifier: Option<String>,
         input: Value,
         timeout: Option<Duration>,
     },
@@ -23,6 +27,13 @@ pub enum Step {
     /// array of their outputs (or the first branch's error).
     Parallel {
         input: Value,
+    },
+    /// Run the Map state's iterator once per item, at most `max_concurrency` at once,
+    /// then call [`StateMachine::task_done`] with the array of their outputs (or the
+    /// first item's error).
+    Map {
+        items: Vec<Value>,
+        max_concurrency: usize,
     },
     /// Wait until `until_ms` (ms since the epoch), then go on as `then`.
     Wait {
@@ -61,30 +72,79 @@ pub enum AfterTask {
     Then(Step),
 }
 
+/// The context object (`$$`) a state's templates see: the execution's (`Execution`,
+/// `StateMachine`, given by the caller) and the state's (`State`, added here).
+fn state_context(context: &Value, name: &str, now_ms: i64) -> Value {
+    let mut context = context.clone();
+    if let Some(object) = context.as_object_mut() {
+        let entered = chrono::DateTime::from_timestamp_millis(now_ms).map(|time| time.to_rfc3339());
+        object.insert("State".to_owned(), json!({ "Name": name, "EnteredTime": entered }));
+    }
+    context
+}
+
 impl StateMachine {
-    /// Enters `name` with `input` at `now_ms`.
-    pub fn enter(&self, name: &str, input: Value, now_ms: i64) -> Step {
+    /// Enters `name` with `input` at `now_ms`; `context` is the execution's part of
+    /// the context object (`{"Execution": {"Id": ...}, "StateMachine": {...}}`).
+    pub fn enter(&self, name: &str, input: Value, now_ms: i64, context: &Value) -> Step {
         let Some(state) = self.states.get(name) else {
             return fail("States.Runtime", format!("no state named {name:?}"));
         };
-        match self.enter_state(state, input, now_ms) {
+        let context = state_context(context, name, now_ms);
+        match self.enter_state(state, input, now_ms, &context) {
             Ok(step) => step,
-            Err(message) => fail("States.Runtime", format!("state {name:?}: {message}")),
+            Err(TemplateError { error, message }) => fail(error, format!("state {name:?}: {message}")),
         }
     }
 
-    fn enter_state(&self, state: &State, raw: Value, now_ms: i64) -> Result<Step, String> {
+    fn enter_state(&self, state: &State, raw: Value, now_ms: i64, context: &Value) -> Result<Step, TemplateError> {
         let effective = select(&state.input_path, &raw)?;
         match &state.kind {
-            StateKind::Task { function, timeout_seconds, .. } => {
-                let input = parameters(state, &effective)?;
-                Ok(Step::Task { function: function.clone(), input, timeout: timeout_seconds.map(Duration::from_secs) })
+            StateKind::Task { target, timeout_seconds, .. } => {
+                let timeout = timeout_seconds.map(Duration::from_secs);
+                let parameters = parameters(state, &effective, context)?;
+                match target {
+                    TaskTarget::Function { name, qualifier } => Ok(Step::Task {
+                        function: name.clone(),
+                        qualifier: qualifier.clone(),
+                        input: parameters,
+                        timeout,
+                    }),
+                    TaskTarget::LambdaInvoke => lambda_invoke(parameters, timeout),
+                }
             }
-            StateKind::Parallel { .. } => Ok(Step::Parallel { input: parameters(state, &effective)? }),
+            StateKind::Parallel { .. } => Ok(Step::Parallel { input: parameters(state, &effective, context)? }),
+            StateKind::Map { items_path, item_selector, max_concurrency, .. } => {
+                let items = match items_path.read(&effective)? {
+                    Value::Array(items) => items.clone(),
+                    other => {
+                        let kind = match other {
+                            Value::Object(_) => "an object",
+                            Value::String(_) => "a string",
+                            Value::Number(_) => "a number",
+                            _ => "not an array",
+                        };
+                        return Err(format!("ItemsPath {} is {kind}, not an array", items_path.as_str()).into());
+                    }
+                };
+                let items = match item_selector {
+                    None => items,
+                    Some(selector) => {
+                        let mut selected = Vec::with_capacity(items.len());
+                        for (index, item) in items.into_iter().enumerate() {
+                            let mut context = context.clone();
+                            context["Map"] = json!({ "Item": { "Index": index, "Value": item } });
+                            selected.push(apply_template(selector, &effective, &context)?);
+                        }
+                        selected
+                    }
+                };
+                Ok(Step::Map { items, max_concurrency: *max_concurrency })
+            }
             StateKind::Pass { result } => {
                 let result = match result {
                     Some(result) => result.clone(),
-                    None => parameters(state, &effective)?,
+                    None => parameters(state, &effective, context)?,
                 };
                 let output = select(&state.output_path, &place(&state.result_path, raw, result)?)?;
                 Ok(transition(state, output))
@@ -107,15 +167,17 @@ impl StateMachine {
                 let until_ms = match wait {
                     WaitFor::Seconds(seconds) => now_ms.saturating_add(*seconds as i64 * 1000),
                     WaitFor::SecondsPath(path) => {
-                        let seconds = path.read(&effective)?.as_f64().ok_or("SecondsPath is not a number")?;
+                        let seconds =
+                            path.read(&effective)?.as_f64().ok_or("SecondsPath is not a number".to_owned())?;
                         if !(0.0..=366.0 * 86_400.0).contains(&seconds) {
-                            return Err(format!("SecondsPath gave {seconds}; a wait is 0 to 31622400 seconds"));
+                            return Err(format!("SecondsPath gave {seconds}; a wait is 0 to 31622400 seconds").into());
                         }
                         now_ms.saturating_add((seconds * 1000.0) as i64)
                     }
                     WaitFor::Timestamp(text) => timestamp_ms(text)?,
                     WaitFor::TimestampPath(path) => {
-                        timestamp_ms(path.read(&effective)?.as_str().ok_or("TimestampPath is not a string")?)?
+                        let text = path.read(&effective)?.as_str().ok_or("TimestampPath is not a string".to_owned())?;
+                        timestamp_ms(text)?
                     }
                 };
                 let output = select(&state.output_path, &effective)?;
@@ -126,23 +188,33 @@ impl StateMachine {
         }
     }
 
-    /// What follows the outcome of the task (or parallel) state `name`, entered with
-    /// `raw` input, on its attempt `attempt` (0 for the first).
-    pub fn task_done(&self, name: &str, raw: &Value, outcome: Result<Value, TaskError>, attempt: u32) -> AfterTask {
+    /// What follows the outcome of the task (parallel or map) state `name`, entered
+    /// with `raw` input, on its attempt `attempt` (0 for the first); `context` as for
+    /// [`StateMachine::enter`].
+    pub fn task_done(
+        &self,
+        name: &str,
+        raw: &Value,
+        outcome: Result<Value, TaskError>,
+        attempt: u32,
+        context: &Value,
+    ) -> AfterTask {
         let Some(state) = self.states.get(name) else {
             return AfterTask::Then(fail("States.Runtime", format!("no state named {name:?}")));
         };
         let (retry, catch) = match &state.kind {
-            StateKind::Task { retry, catch, .. } | StateKind::Parallel { retry, catch, .. } => (retry, catch),
+            StateKind::Task { retry, catch, .. }
+            | StateKind::Parallel { retry, catch, .. }
+            | StateKind::Map { retry, catch, .. } => (retry, catch),
             _ => return AfterTask::Then(fail("States.Runtime", format!("state {name:?} runs no task"))),
         };
         match outcome {
             Ok(result) => {
-                let output = place(&state.result_path, raw.clone(), result)
-                    .and_then(|placed| select(&state.output_path, &placed));
+                let context = state_context(context, name, crate::now_millis());
+                let output = self.task_output(state, raw, result, &context);
                 AfterTask::Then(match output {
                     Ok(output) => transition(state, output),
-                    Err(message) => fail("States.Runtime", format!("state {name:?}: {message}")),
+                    Err(TemplateError { error, message }) => fail(error, format!("state {name:?}: {message}")),
                 })
             }
             Err(error) => {
@@ -158,6 +230,40 @@ impl StateMachine {
             }
         }
     }
+}
+
+impl StateMachine {
+    /// A task's result made the state's output: wrapped as Invoke's answer for
+    /// `lambda:invoke`, through `ResultSelector`, placed by `ResultPath`, selected by
+    /// `OutputPath`.
+    fn task_output(&self, state: &State, raw: &Value, result: Value, context: &Value) -> Result<Value, TemplateError> {
+        let result = match &state.kind {
+            StateKind::Task { target: TaskTarget::LambdaInvoke, .. } => json!({
+                "Payload": result,
+                "StatusCode": 200,
+                "SdkHttpMetadata": { "HttpStatusCode": 200 },
+            }),
+            _ => result,
+        };
+        let result = match &state.result_selector {
+            Some(selector) => apply_template(selector, &result, context)?,
+            None => result,
+        };
+        Ok(select(&state.output_path, &place(&state.result_path, raw.clone(), result)?)?)
+    }
+}
+
+/// A `lambda:invoke` task's step from its resolved `Parameters`: the Invoke request.
+fn lambda_invoke(request: Value, timeout: Option<Duration>) -> Result<Step, TemplateError> {
+    let named = request["FunctionName"].as_str().unwrap_or_default();
+    let (function, mut qualifier) = function_of(named)
+        .ok_or_else(|| format!("FunctionName {} is not a function's name or Lambda ARN", request["FunctionName"]))?;
+    if let Some(given) = request["Qualifier"].as_str() {
+        qualifier = Some(given.to_owned()).filter(|given| given != "$LATEST");
+    }
+    // No Payload: the function is invoked with an empty event, as Invoke without one.
+    let input = request.get("Payload").cloned().unwrap_or_else(|| json!({}));
+    Ok(Step::Task { function, qualifier, input, timeout })
 }
 
 fn transition(state: &State, output: Value) -> Step {
@@ -209,9 +315,9 @@ fn place(path: &PathField, raw: Value, result: Value) -> Result<Value, String> {
     }
 }
 
-fn parameters(state: &State, effective: &Value) -> Result<Value, String> {
+fn parameters(state: &State, effective: &Value, context: &Value) -> Result<Value, TemplateError> {
     match &state.parameters {
-        Some(template) => apply_template(template, effective),
+        Some(template) => apply_template(template, effective, context),
         None => Ok(effective.clone()),
     }
 }
@@ -392,19 +498,21 @@ mod tests {
         }));
         let input = json!({"order": {"total": 42}});
         assert_eq!(
-            sm.enter("Charge", input.clone(), 0),
-            Step::Task { function: "charge".into(), input: json!({"amount": 42}), timeout: None }
+            sm.enter("Charge", input.clone(), 0, &json!({})),
+            Step::Task { function: "charge".into(), qualifier: None, input: json!({"amount": 42}), timeout: None }
         );
         let busy = TaskError { error: "Busy".into(), cause: "try later".into() };
         assert_eq!(
-            sm.task_done("Charge", &input, Err(busy.clone()), 0),
+            sm.task_done("Charge", &input, Err(busy.clone()), 0, &json!({})),
             AfterTask::Retry { delay: Duration::from_secs(2) }
         );
         assert_eq!(
-            sm.task_done("Charge", &input, Err(busy.clone()), 1),
+            sm.task_done("Charge", &input, Err(busy.clone()), 1, &json!({})),
             AfterTask::Retry { delay: Duration::from_secs(6) }
         );
-        let AfterTask::Then(Step::Next { state, input: caught }) = sm.task_done("Charge", &input, Err(busy), 2) else {
+        let AfterTask::Then(Step::Next { state, input: caught }) =
+            sm.task_done("Charge", &input, Err(busy), 2, &json!({}))
+        else {
             panic!("not caught")
         };
         assert_eq!(state, "Refund");
@@ -412,14 +520,14 @@ mod tests {
         assert_eq!(caught["order"]["total"], 42);
 
         let AfterTask::Then(Step::Next { state, input: next }) =
-            sm.task_done("Charge", &input, Ok(json!({"id": "r1"})), 0)
+            sm.task_done("Charge", &input, Ok(json!({"id": "r1"})), 0, &json!({}))
         else {
             panic!("no transition")
         };
         assert_eq!((state.as_str(), &next["receipt"]), ("Done", &json!({"id": "r1"})));
-        assert_eq!(sm.enter("Done", next, 0), Step::Succeed { output: json!({"id": "r1"}) });
+        assert_eq!(sm.enter("Done", next, 0, &json!({})), Step::Succeed { output: json!({"id": "r1"}) });
         assert_eq!(
-            sm.enter("Refund", json!({}), 0),
+            sm.enter("Refund", json!({}), 0, &json!({})),
             Step::Fail { error: "Refunded".into(), cause: "charge failed".into() }
         );
     }
@@ -439,23 +547,23 @@ mod tests {
             }
         }));
         assert_eq!(
-            sm.enter("Route", json!({"n": 11, "kind": "vip-gold"}), 0),
+            sm.enter("Route", json!({"n": 11, "kind": "vip-gold"}), 0, &json!({})),
             Step::Next { state: "Big".into(), input: json!({"n": 11, "kind": "vip-gold"}) }
         );
         assert_eq!(
-            sm.enter("Route", json!({"n": 11, "kind": "plain"}), 0),
+            sm.enter("Route", json!({"n": 11, "kind": "plain"}), 0, &json!({})),
             Step::Next { state: "Small".into(), input: json!({"n": 11, "kind": "plain"}) }
         );
-        assert!(matches!(sm.enter("Route", json!({}), 0), Step::Next { state, .. } if state == "Empty"));
+        assert!(matches!(sm.enter("Route", json!({}), 0, &json!({})), Step::Next { state, .. } if state == "Empty"));
         assert_eq!(
-            sm.enter("Big", json!({"n": 1}), 1_000),
+            sm.enter("Big", json!({"n": 1}), 1_000, &json!({})),
             Step::Wait {
                 until_ms: 6_000,
                 then: Box::new(Step::Next { state: "Small".into(), input: json!({"n": 1}) })
             }
         );
         assert_eq!(
-            sm.enter("Empty", json!({"a": 1}), 0),
+            sm.enter("Empty", json!({"a": 1}), 0, &json!({})),
             Step::Succeed { output: json!({"a": 1, "note": {"empty": true}}) }
         );
     }
@@ -466,7 +574,12 @@ mod tests {
             "StartAt": "Missing",
             "States": {
                 "A": {"Type": "Task", "Resource": "not a function!", "Next": "Nowhere"},
-                "B": {"Type": "Map", "End": true},
+                "B": {"Type": "Map", "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "X",
+                      "States": {"X": {"Type": "Succeed"}}}, "End": true},
+                "D": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish", "End": true},
+                "E": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"Payload.$": "$"},
+                      "End": true},
+                "F": {"Type": "Pass", "Parameters": {"x.$": "States.Fromat('{}', $.a)"}, "End": true},
                 "C": {"Type": "Pass"}
             }
         }))
@@ -474,21 +587,105 @@ mod tests {
         let text = problems.join("\n");
         let ignored = StateMachine::parse(&json!({
             "StartAt": "A",
-            "States": {"A": {"Type": "Task", "Resource": "f", "ResultSelector": {}, "End": true}}
+            "States": {"A": {"Type": "Task", "Resource": "f", "ResultWriter": {}, "End": true}}
         }))
         .unwrap_err();
-        assert!(ignored[0].contains("ResultSelector is not supported in a Task state"), "{ignored:?}");
+        assert!(ignored[0].contains("ResultWriter is not supported in a Task state"), "{ignored:?}");
         let sm = machine(json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s", "End": true}}}));
-        assert!(matches!(sm.enter("W", json!({"s": 1e300}), 0), Step::Fail { error, .. } if error == "States.Runtime"));
-        assert!(matches!(sm.enter("W", json!({"s": -1}), 0), Step::Fail { .. }));
+        assert!(
+            matches!(sm.enter("W", json!({"s": 1e300}), 0, &json!({})), Step::Fail { error, .. } if error == "States.Runtime")
+        );
+        assert!(matches!(sm.enter("W", json!({"s": -1}), 0, &json!({})), Step::Fail { .. }));
         for expected in [
             "StartAt names \"Missing\"",
             "Resource \"not a function!\" is not a function",
             "goes to \"Nowhere\"",
-            "Map states are not supported yet",
+            "Mode \"DISTRIBUTED\" is not supported",
+            "\"arn:aws:states:::sns:publish\" is a Step Functions service integration Updraft does not run",
+            "Parameters needs FunctionName",
+            "unknown function \"States.Fromat\"",
             "state \"C\": needs Next or \"End\": true",
         ] {
             assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn lambda_invoke_tasks_wrap_their_answer_and_maps_run_each_item() {
+        let sm = machine(json!({
+            "StartAt": "Score",
+            "States": {
+                "Score": {
+                    "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {
+                        "FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:score:live",
+                        "Payload": {"order.$": "$.order", "execution.$": "$$.Execution.Id",
+                                    "greeting.$": "States.Format('Hi {}', $.order.customer)"}
+                    },
+                    "ResultSelector": {"score.$": "$.Payload.score", "status.$": "$.StatusCode"},
+                    "ResultPath": "$.scored",
+                    "Next": "Each"
+                },
+                "Each": {
+                    "Type": "Map", "ItemsPath": "$.order.items", "MaxConcurrency": 2,
+                    "ItemSelector": {"sku.$": "$$.Map.Item.Value.sku", "index.$": "$$.Map.Item.Index",
+                                     "customer.$": "$.order.customer"},
+                    "ItemProcessor": {
+                        "ProcessorConfig": {"Mode": "INLINE"},
+                        "StartAt": "Price",
+                        "States": {"Price": {"Type": "Task", "Resource": "price", "End": true}}
+                    },
+                    "ResultPath": "$.prices",
+                    "End": true
+                }
+            }
+        }));
+        assert_eq!(sm.functions(), ["price", "score"]);
+        let input = json!({"order": {"customer": "ada", "items": [{"sku": "a"}, {"sku": "b"}]}});
+        let context = json!({"Execution": {"Id": "exec-1"}});
+        assert_eq!(
+            sm.enter("Score", input.clone(), 0, &context),
+            Step::Task {
+                function: "score".into(),
+                qualifier: Some("live".into()),
+                input: json!({"order": input["order"], "execution": "exec-1", "greeting": "Hi ada"}),
+                timeout: None,
+            }
+        );
+        let AfterTask::Then(Step::Next { state, input: scored }) =
+            sm.task_done("Score", &input, Ok(json!({"score": 7})), 0, &context)
+        else {
+            panic!("no transition")
+        };
+        assert_eq!((state.as_str(), &scored["scored"]), ("Each", &json!({"score": 7, "status": 200})));
+        let Step::Map { items, max_concurrency } = sm.enter("Each", scored.clone(), 0, &context) else {
+            panic!("not a map")
+        };
+        assert_eq!(max_concurrency, 2);
+        assert_eq!(
+            items,
+            [json!({"sku": "a", "index": 0, "customer": "ada"}), json!({"sku": "b", "index": 1, "customer": "ada"})]
+        );
+        let AfterTask::Then(Step::Succeed { output }) = sm.task_done("Each", &scored, Ok(json!([1, 2])), 0, &context)
+        else {
+            panic!("not done")
+        };
+        assert_eq!(output["prices"], json!([1, 2]));
+        // A name from the input is resolved when the state runs; a bad one fails it.
+        let dynamic = machine(json!({"StartAt": "T", "States": {"T": {
+            "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName.$": "$.fn"}, "End": true}}}));
+        assert!(matches!(dynamic.enter("T", json!({"fn": "score:$LATEST"}), 0, &context),
+            Step::Task { function, qualifier: None, input, .. } if function == "score" && input == json!({})));
+        assert!(matches!(dynamic.enter("T", json!({"fn": "Not A Function"}), 0, &context),
+            Step::Fail { error, .. } if error == "States.Runtime"));
+        // An intrinsic that fails is States.IntrinsicFailure; items that are not an
+        // array are States.Runtime.
+        let failing = machine(json!({"StartAt": "P", "States": {"P": {
+            "Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.a, 1)"}, "End": true}}}));
+        assert!(matches!(failing.enter("P", json!({"a": "x"}), 0, &context),
+            Step::Fail { error, .. } if error == "States.IntrinsicFailure"));
+        assert!(matches!(sm.enter("Each", json!({"order": {"items": 3}}), 0, &context),
+            Step::Fail { error, cause } if error == "States.Runtime" && cause.contains("not an array")));
     }
 }

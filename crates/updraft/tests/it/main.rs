@@ -19,6 +19,7 @@ mod lambda;
 mod layers;
 mod logs;
 mod recursion;
+mod sam;
 mod secrets;
 mod signup;
 mod snapshots;

@@ -110,29 +110,13 @@ impl Drop for Sink {
 fn signup_app(database: &Database, sink: &Sink) -> tempfile::TempDir {
     let example = repo_root().join("examples/signup");
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&example, dir.path());
+    crate::harness::copy_dir(&example, dir.path());
     let manifest = std::fs::read_to_string(example.join("updraft.toml"))
         .unwrap()
         .replace("postgres://postgres@127.0.0.1:5432/postgres", &database.url())
         .replace("127.0.0.1:2525", &format!("127.0.0.1:{}", sink.port));
     std::fs::write(dir.path().join("updraft.toml"), manifest).unwrap();
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == "__pycache__" {
-            continue;
-        }
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// POSTs the sign-up form (answered once `user.signed_up` is stored).
