@@ -202,20 +202,26 @@ pub fn response(answer: &[u8]) -> Result<Response<Bytes>, ResponseError> {
 /// Node's `awslambda.HttpResponseStream.from` writes it.
 const HTTP_INTEGRATION: &str = "application/vnd.awslambda.http-integration-response";
 
-/// The HTTP response for a streamed answer: its prelude as the head when it has one,
-/// else a `200` with the answer as the body, of the type the handler set.
-pub fn streamed_response(content_type: Option<&HeaderValue>, answer: &[u8]) -> Result<Response<Bytes>, ResponseError> {
-    if content_type.is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(HTTP_INTEGRATION.as_bytes())) {
-        let split = answer.windows(8).position(|window| window == [0u8; 8]).ok_or(ResponseError::Prelude)?;
-        let prelude: Value = serde_json::from_slice(&answer[..split]).map_err(|_| ResponseError::Prelude)?;
-        let Value::Object(mut prelude) = prelude else { return Err(ResponseError::Prelude) };
-        prelude.entry("statusCode").or_insert(Value::from(200));
-        return described(&prelude, Bytes::copy_from_slice(&answer[split + 8..]));
-    }
-    let mut response = Response::new(Bytes::copy_from_slice(answer));
-    let content_type = content_type.cloned().unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
-    Ok(response)
+/// Whether a streamed answer starts with its HTTP head (`HttpResponseStream.from`).
+pub fn is_http_integration(content_type: Option<&HeaderValue>) -> bool {
+    content_type.is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(HTTP_INTEGRATION.as_bytes()))
+}
+
+/// The most a streamed answer's prelude may take before its 8 NUL bytes.
+pub const MAX_PRELUDE: usize = 64 * 1024;
+
+/// Where a streamed answer's prelude ends in `buffered`: the index of its 8 NUL bytes.
+pub fn prelude_end(buffered: &[u8]) -> Option<usize> {
+    buffered.windows(8).position(|window| window == [0u8; 8])
+}
+
+/// The HTTP head a streamed answer's JSON prelude describes (`statusCode`, default
+/// 200, `headers`, `cookies`).
+pub fn prelude_head(prelude: &[u8]) -> Result<Response<()>, ResponseError> {
+    let prelude: Value = serde_json::from_slice(prelude).map_err(|_| ResponseError::Prelude)?;
+    let Value::Object(mut prelude) = prelude else { return Err(ResponseError::Prelude) };
+    prelude.entry("statusCode").or_insert(Value::from(200));
+    described(&prelude, Bytes::new()).map(|response| response.map(drop))
 }
 
 /// A response described by `object` (`statusCode`, `headers`, `cookies`) with `body`.

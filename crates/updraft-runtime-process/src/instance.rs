@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 use updraft_runtime::{Body, BoxFuture, Call, FunctionResponse, GuestOutput, Input, Instance, InvokeError, Invoked};
 
@@ -124,31 +125,25 @@ impl ProcessInstance {
         this.ended(result.map(|response| response.map(Body::whole))).await
     }
 
-    /// An invocation whose runtime answers in streaming mode. Behind an HTTP trigger the
-    /// stream is read to its end and mapped (a prelude, if the handler wrote one, is its
-    /// head); otherwise the head goes back at once and the instance stays this
-    /// invocation's (the guard moves into `rest`) until the stream ends.
+    /// An invocation whose runtime answers in streaming mode: the head goes back at once
+    /// and the instance stays this invocation's (the guard moves into `rest`) until the
+    /// stream ends. Behind an HTTP trigger, an answer that starts with a prelude
+    /// (`HttpResponseStream.from`) has it read first, as the head; the rest streams on.
     async fn streamed(
         mut this: tokio::sync::OwnedMutexGuard<ProcessInstance>,
         stream: Streamed,
         http: bool,
         timeout: Duration,
     ) -> Invoked<FunctionResponse> {
-        let Streamed { content_type, body, ended, deadline } = stream;
-        if http {
-            let (body, end) = tokio::join!(body.read_whole(), this.stream_end(ended, deadline, timeout));
-            let result = end.and_then(|()| {
-                let body = body.map_err(|cut| InvokeError::BadResponse { message: cut.to_string() })?;
-                crate::apigw::streamed_response(content_type.as_ref(), &body)
-                    .map_err(|error| InvokeError::BadResponse { message: error.to_string() })
-            });
-            return this.ended(result.map(|response| response.map(Body::whole))).await;
+        let Streamed { content_type, body, mut ended, deadline } = stream;
+        if http && crate::apigw::is_http_integration(content_type.as_ref()) {
+            return ProcessInstance::streamed_http(this, body, ended, deadline, timeout).await;
         }
         let mut response = Response::new(body);
         let content_type = content_type.unwrap_or(HeaderValue::from_static("application/octet-stream"));
         response.headers_mut().insert(header::CONTENT_TYPE, content_type);
         let rest = async move {
-            let end = this.stream_end(ended, deadline, timeout).await;
+            let end = this.stream_end(&mut ended, deadline, timeout).await;
             this.ended(end).await
         };
         Invoked {
@@ -161,11 +156,76 @@ impl ProcessInstance {
         }
     }
 
+    /// A streamed answer with an HTTP prelude behind an HTTP trigger: the prelude is
+    /// read (while the function's output is read and its end watched) and becomes the
+    /// head; what follows it is forwarded as the body while the function still writes.
+    /// A failure after the head cuts the body, so the client sees an error, not an end.
+    async fn streamed_http(
+        mut this: tokio::sync::OwnedMutexGuard<ProcessInstance>,
+        mut body: Body,
+        mut ended: tokio::sync::oneshot::Receiver<StreamEnd>,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Invoked<FunctionResponse> {
+        // The stream's end, if it came before the prelude was read.
+        let mut end = None;
+        let prelude = tokio::select! {
+            // A prelude that is there is the head, even if the stream failed after it.
+            biased;
+            prelude = read_prelude(&mut body) => prelude,
+            finished = this.stream_end(&mut ended, deadline, timeout) => {
+                // Ended cleanly: everything it wrote is waiting in the body.
+                let prelude = match &finished {
+                    Ok(()) => read_prelude(&mut body).await,
+                    Err(_) => Err(InvokeError::BadResponse { message: "the stream ended before its prelude".into() }),
+                };
+                end = Some(finished);
+                prelude
+            },
+        };
+        let (head, first) = match prelude {
+            Ok(prelude) => prelude,
+            Err(error) => {
+                let end = match end {
+                    Some(end) => end,
+                    None => {
+                        // What follows a bad prelude is read and dropped, so the function can finish.
+                        let drain =
+                            async { while let Some(Ok(_)) = http_body_util::BodyExt::frame(&mut body).await {} };
+                        tokio::join!(drain, this.stream_end(&mut ended, deadline, timeout)).1
+                    }
+                };
+                // The function's own failure says more than the missing prelude.
+                return this.ended(end.and(Err(error))).await;
+            }
+        };
+        let (sender, streamed) = Body::channel();
+        let rest = async move {
+            let forward = forward(first, &mut body, sender);
+            let end = match end {
+                Some(end) => {
+                    forward.await;
+                    end
+                }
+                None => tokio::join!(forward, this.stream_end(&mut ended, deadline, timeout)).1,
+            };
+            this.ended(end).await
+        };
+        Invoked {
+            result: Ok(head.map(|()| streamed)),
+            output: GuestOutput::default(),
+            max_memory_used: 0,
+            reusable: true,
+            rest: Some(Box::pin(rest)),
+            settled: None,
+        }
+    }
+
     /// Waits for a streamed answer to end, reading the function's output meanwhile (a
     /// chatty function must not stall on a full pipe), until the invocation's deadline.
     async fn stream_end(
         &mut self,
-        ended: tokio::sync::oneshot::Receiver<StreamEnd>,
+        ended: &mut tokio::sync::oneshot::Receiver<StreamEnd>,
         deadline: tokio::time::Instant,
         timeout: Duration,
     ) -> Result<(), InvokeError> {
@@ -222,6 +282,65 @@ struct Streamed {
     body: Body,
     ended: tokio::sync::oneshot::Receiver<StreamEnd>,
     deadline: tokio::time::Instant,
+}
+
+/// Reads a streamed answer up to the end of its prelude: the head it describes, and the
+/// first bytes of the body that came with it.
+async fn read_prelude(body: &mut Body) -> Result<(Response<()>, Bytes), InvokeError> {
+    use http_body_util::BodyExt as _;
+    let bad = |message: String| InvokeError::BadResponse { message };
+    let mut buffered = bytes::BytesMut::new();
+    loop {
+        if let Some(end) = crate::apigw::prelude_end(&buffered) {
+            let head = crate::apigw::prelude_head(&buffered[..end]).map_err(|error| bad(error.to_string()))?;
+            return Ok((head, buffered.freeze().slice(end + 8..)));
+        }
+        if buffered.len() > crate::apigw::MAX_PRELUDE {
+            return Err(bad(format!(
+                "the streamed answer's HTTP prelude is longer than {} KiB",
+                crate::apigw::MAX_PRELUDE / 1024
+            )));
+        }
+        match body.frame().await {
+            Some(Ok(frame)) => buffered.extend_from_slice(&frame.into_data().unwrap_or_default()),
+            Some(Err(cut)) => return Err(bad(cut.to_string())),
+            None => return Err(bad(crate::apigw::ResponseError::Prelude.to_string())),
+        }
+    }
+}
+
+/// Forwards a streamed answer's body to the client: `first`, then the rest as it comes.
+/// A cut answer cuts the client's body; a client gone leaves the rest read and dropped,
+/// so the function can finish.
+async fn forward(first: Bytes, body: &mut Body, sender: updraft_runtime::BodySender) {
+    use http_body_util::BodyExt as _;
+    let mut sender = Some(sender);
+    if !first.is_empty()
+        && let Some(to) = &sender
+        && to.send(first).await.is_err()
+    {
+        sender = None;
+    }
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                let Some(to) = &sender else { continue };
+                if let Ok(data) = frame.into_data()
+                    && to.send(data).await.is_err()
+                {
+                    sender = None;
+                }
+            }
+            // Dropping the sender unfinished cuts the client's body.
+            Some(Err(_)) => return,
+            None => {
+                if let Some(to) = sender {
+                    let _ = to.finish().await;
+                }
+                return;
+            }
+        }
+    }
 }
 
 /// A runtime's error report as the invocation's error.

@@ -738,7 +738,8 @@ async fn latch() -> (u16, tokio::task::JoinHandle<()>) {
 }
 
 /// A Node handler streaming with `awslambda.streamifyResponse`: a first line, then
-/// (once the latch opens) the last; `HttpResponseStream.from` for HTTP routes.
+/// (once the latch opens) the last; `HttpResponseStream.from` for HTTP routes, the same
+/// way, or failing after its first chunk.
 const NODE_STREAMING: &str = r#"
 export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
   if (event.fail) {
@@ -751,8 +752,15 @@ export const handler = awslambda.streamifyResponse(async (event, responseStream,
       headers: { "content-type": "text/html", "x-streamed": "yes" },
     });
     stream.write("<p>one</p>");
+    await fetch(`http://127.0.0.1:${process.env.LATCH}/wait`).then((r) => r.text());
     stream.end("<p>two</p>");
     return;
+  }
+  if (event.rawPath === "/broken") {
+    const stream = awslambda.HttpResponseStream.from(responseStream, { statusCode: 200 });
+    stream.write("<p>partial");
+    await fetch(`http://127.0.0.1:${process.env.LATCH}/wait`).then((r) => r.text());
+    throw new TypeError("broke behind a route");
   }
   responseStream.setContentType("text/plain");
   responseStream.write("first\n");
@@ -772,7 +780,7 @@ async fn a_node_handler_streams_its_answer_with_streamify_response() {
     let manifest = format!(
         "[app]\nname = \"streamer\"\n\n[functions.streamer]\nruntime = \"nodejs\"\nhandler = \"index.handler\"\n\
          source = \"src\"\ntimeout = \"10s\"\nallowed_outbound_hosts = [\"127.0.0.1:{port}\"]\n\
-         env = {{ LATCH = \"{port}\" }}\ntriggers = [{{ http = \"GET /page\" }}]\n"
+         env = {{ LATCH = \"{port}\" }}\ntriggers = [{{ http = \"GET /page\" }}, {{ http = \"GET /broken\" }}]\n"
     );
     std::fs::write(app.path().join("updraft.toml"), manifest).unwrap();
     std::fs::create_dir(app.path().join("src")).unwrap();
@@ -795,11 +803,36 @@ async fn a_node_handler_streams_its_answer_with_streamify_response() {
     let broke = records.iter().find(|r| r["status"] == "error").expect("the failed stream's record");
     assert!(broke["error_message"].as_str().unwrap_or_default().contains("broke mid-stream"), "{broke}");
 
-    // Behind an HTTP route, the prelude HttpResponseStream.from wrote is the head.
-    let page = reqwest::get(server.url("/page")).await.unwrap();
+    // Behind an HTTP route, the prelude HttpResponseStream.from wrote is the head, and
+    // the body streams: the first chunk arrives while the handler waits on the latch,
+    // which the client opens only once it has read it (buffered, the handler would
+    // wait past its timeout).
+    let mut page = reqwest::get(server.url("/page")).await.unwrap();
     assert_eq!(page.status(), StatusCode::CREATED);
     assert_eq!(page.headers()["x-streamed"], "yes");
-    assert_eq!(page.text().await.unwrap(), "<p>one</p><p>two</p>");
+    assert_eq!(page.headers()["content-type"], "text/html");
+    let mut received = Vec::new();
+    while !received.ends_with(b"<p>one</p>") {
+        received.extend_from_slice(&page.chunk().await.unwrap().expect("the first chunk"));
+    }
+    reqwest::get(format!("http://127.0.0.1:{port}/release")).await.unwrap();
+    while let Some(chunk) = page.chunk().await.unwrap() {
+        received.extend_from_slice(&chunk);
+    }
+    assert_eq!(String::from_utf8(received).unwrap(), "<p>one</p><p>two</p>");
+
+    // A handler that fails after its head cuts the body: the client sees an error, not
+    // a short page, and the record says why.
+    let mut broken = reqwest::get(server.url("/broken")).await.unwrap();
+    assert_eq!(broken.status(), StatusCode::OK);
+    assert_eq!(broken.chunk().await.unwrap().expect("the first chunk"), "<p>partial");
+    reqwest::get(format!("http://127.0.0.1:{port}/release")).await.unwrap();
+    assert!(broken.chunk().await.is_err(), "a cut body must not read as complete");
+    let records = crate::execution::wait_for_records(&server, "streamer", 4).await;
+    assert!(
+        records.iter().any(|r| r["error_message"].as_str().unwrap_or_default().contains("broke behind a route")),
+        "{records:?}"
+    );
 }
 
 #[tokio::test]
