@@ -46,6 +46,18 @@ impl GuestExecutor {
     }
 }
 
+impl GuestExecutor {
+    /// Starts `job` on a guest thread; the handle waits for it from anywhere, and the
+    /// job runs to its own end if nobody does.
+    pub(crate) fn spawn<F>(&self, job: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime.as_ref().expect("the runtime lives until drop").spawn(job)
+    }
+}
+
 impl Drop for GuestExecutor {
     fn drop(&mut self) {
         // Dropping a runtime blocks until its workers stop, which panics inside another

@@ -19,7 +19,7 @@ use updraft_runtime::{
 };
 
 use crate::engine::WasmRuntime;
-use crate::invoke::{InvokeOptions, WasmInstance};
+use crate::invoke::{InvokeOptions, StreamedRun, WasmInstance};
 use crate::outbound::OutboundPolicy;
 use crate::{CompileError, PreparedComponent};
 
@@ -124,10 +124,31 @@ impl Instance<Input, FunctionResponse> for Loaded {
             let Ok(body) = body.read_whole().await else {
                 return Invoked::ended(Err(InvokeError::RequestCut), GuestOutput::default(), 0, true);
             };
-            let outcome = self.instance.run(http::Request::from_parts(parts, body), call.timeout).await;
-            let reusable = outcome.result.is_ok();
-            let result = outcome.result.map(|response| response.map(Body::whole));
-            Invoked::ended(result, outcome.output, outcome.memory_peak, reusable)
+            let request = http::Request::from_parts(parts, body);
+            match self.instance.run_streaming(request, call.timeout).await {
+                StreamedRun::Whole(outcome) => {
+                    let reusable = outcome.result.is_ok();
+                    let result = outcome.result.map(|response| response.map(Body::whole));
+                    Invoked::ended(result, outcome.output, outcome.memory_peak, reusable)
+                }
+                // The body streams from the guest's task; the rest of the invocation is
+                // its end (a trap or a timeout after the head cuts the body).
+                StreamedRun::Streaming { response, rest } => {
+                    let rest = async move {
+                        let outcome = rest.await;
+                        let reusable = outcome.result.is_ok();
+                        Invoked::ended(outcome.result.map(drop), outcome.output, outcome.memory_peak, reusable)
+                    };
+                    Invoked {
+                        result: Ok(response),
+                        output: GuestOutput::default(),
+                        max_memory_used: 0,
+                        reusable: true,
+                        rest: Some(Box::pin(rest)),
+                        settled: None,
+                    }
+                }
+            }
         })
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, StoreContextMut, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -116,7 +116,34 @@ pub struct WasmInstance {
     component: PreparedComponent,
     options: InvokeOptions,
     reuse: bool,
-    kept: Option<Kept>,
+    /// The kept store, in a slot an invocation whose answer streams fills when it ends
+    /// (after its head went back); the scheduler gives the instance no other invocation
+    /// meanwhile.
+    kept: Arc<std::sync::Mutex<Option<Kept>>>,
+}
+
+/// An invocation's answer as the guest's task hands it over.
+enum Answer {
+    /// The body read to its end.
+    Whole(http::Response<Bytes>),
+    /// The head went out on the `head` channel and the body was forwarded as it came,
+    /// all of it; the sender (gone if the client left) is finished only once the guest
+    /// has returned, so a guest that traps after writing its body still cuts it.
+    Streamed(Option<updraft_runtime::BodySender>),
+}
+
+/// How an invocation run with [`WasmInstance::run_streaming`] answered.
+pub enum StreamedRun {
+    /// The guest finished its body before it had to wait: as from [`WasmInstance::run`].
+    Whole(InvokeOutcome),
+    /// The guest waited while writing its body (on a full pipe, a timer, an outbound
+    /// request): its head and a body that streams on from the guest's task, and the
+    /// rest of the invocation, which ends with the guest (a trap, a timeout or a size
+    /// limit after the head cuts the body and is the invocation's error).
+    Streaming {
+        response: http::Response<updraft_runtime::Body>,
+        rest: futures::future::BoxFuture<'static, InvokeOutcome>,
+    },
 }
 
 /// How long an instance's start (its component's initialisation) may run.
@@ -125,7 +152,7 @@ const START_LIMIT: Duration = Duration::from_secs(10);
 impl PreparedComponent {
     /// Runs the component's `wasi:http/incoming-handler` on `request` in a fresh store.
     pub async fn invoke(&self, request: http::Request<Bytes>, options: &InvokeOptions) -> InvokeOutcome {
-        let mut instance = WasmInstance { component: self.clone(), options: options.clone(), reuse: false, kept: None };
+        let mut instance = WasmInstance::new(self.clone(), options.clone(), false);
         instance.run(request, options.timeout).await
     }
 
@@ -133,7 +160,7 @@ impl PreparedComponent {
     /// on a guest thread: a component's start code is guest code too) and keeps that
     /// store for every invocation while they succeed.
     pub async fn instance(&self, options: InvokeOptions, reuse: bool) -> Result<WasmInstance, InvokeError> {
-        let mut instance = WasmInstance { component: self.clone(), options, reuse, kept: None };
+        let instance = WasmInstance::new(self.clone(), options, reuse);
         if reuse {
             let component = self.clone();
             let options = instance.options.clone();
@@ -150,13 +177,31 @@ impl PreparedComponent {
                 .await
                 .map_err(|join| InvokeError::Internal { message: format!("the guest's task ended: {join}") })?
                 .map_err(|error| InvokeError::Init { message: format!("{error:#}") })?;
-            instance.kept = Some(kept);
+            *instance.slot() = Some(kept);
         }
         Ok(instance)
     }
 }
 
 impl WasmInstance {
+    fn new(component: PreparedComponent, options: InvokeOptions, reuse: bool) -> Self {
+        Self { component, options, reuse, kept: Arc::default() }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Kept>> {
+        // A panic while the slot was held left at worst no store: a fresh one is made.
+        self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn job(&self) -> Job {
+        Job {
+            component: self.component.clone(),
+            options: self.options.clone(),
+            reuse: self.reuse,
+            kept: self.slot().take(),
+        }
+    }
+
     /// Runs the component's `wasi:http/incoming-handler` on `request`, on a guest
     /// thread (see `executor.rs`).
     ///
@@ -167,23 +212,65 @@ impl WasmInstance {
         // The deadline counts from now, not from when a guest thread takes the job: a
         // wait for one (behind spinning guests, say) is part of the invocation's time.
         let deadline = Instant::now() + timeout;
-        let job = Job {
-            component: self.component.clone(),
-            options: self.options.clone(),
-            reuse: self.reuse,
-            kept: self.kept.take(),
-        };
-        match self.component.guests.run(job.run(request, timeout, deadline)).await {
-            Ok((outcome, kept)) => {
-                self.kept = kept;
-                outcome
+        let job = self.job().run(request, timeout, deadline, None);
+        match self.component.guests.run(job).await {
+            Ok((ran, kept)) => {
+                *self.slot() = kept;
+                ran.whole()
             }
-            Err(join) => InvokeOutcome {
-                result: Err(InvokeError::Internal { message: format!("the guest's task ended: {join}") }),
-                output: GuestOutput::default(),
-                memory_peak: 0,
-            },
+            Err(join) => InvokeOutcome { result: Err(lost(&join)), output: GuestOutput::default(), memory_peak: 0 },
         }
+    }
+
+    /// Runs the component on `request` as [`WasmInstance::run`] does, except that a
+    /// guest that has to wait while it writes its body (a chunked answer written as it
+    /// is made) has its head returned at once and its body passed on as it comes,
+    /// never held whole. A body that ends before the guest waits is read whole, so an
+    /// ordinary answer (and a guest that traps before it finishes one) is unchanged.
+    pub async fn run_streaming(&mut self, request: http::Request<Bytes>, timeout: Duration) -> StreamedRun {
+        let deadline = Instant::now() + timeout;
+        let (head_sender, head) = tokio::sync::oneshot::channel();
+        let job = self.job().run(request, timeout, deadline, Some(head_sender));
+        let task = self.component.guests.spawn(job);
+        let slot = self.kept.clone();
+        let finish = async move {
+            match task.await {
+                Ok((ran, kept)) => {
+                    *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = kept;
+                    ran
+                }
+                Err(join) => Ran { result: Err(lost(&join)), output: GuestOutput::default(), memory_peak: 0 },
+            }
+        };
+        match head.await {
+            Ok(response) => StreamedRun::Streaming { response, rest: Box::pin(async move { finish.await.whole() }) },
+            // The job ended (or answered whole) without streaming.
+            Err(_) => StreamedRun::Whole(finish.await.whole()),
+        }
+    }
+}
+
+/// The error of an invocation whose guest task ended in `join`.
+fn lost(join: &tokio::task::JoinError) -> InvokeError {
+    InvokeError::Internal { message: format!("the guest's task ended: {join}") }
+}
+
+/// How a job ended, as its task hands it back.
+struct Ran {
+    result: Result<Answer, InvokeError>,
+    output: GuestOutput,
+    memory_peak: u64,
+}
+
+impl Ran {
+    /// As an outcome. A streamed answer's response went out already, so its result here
+    /// is an empty `200`, which the streaming caller does not use.
+    fn whole(self) -> InvokeOutcome {
+        let result = self.result.map(|answer| match answer {
+            Answer::Whole(response) => response,
+            Answer::Streamed(_) => http::Response::default(),
+        });
+        InvokeOutcome { result, output: self.output, memory_peak: self.memory_peak }
     }
 }
 
@@ -196,13 +283,17 @@ struct Job {
 }
 
 impl Job {
-    /// Runs the invocation; returns its outcome and the store to keep, if any.
+    /// Runs the invocation; returns how it ended and the store to keep, if any. With
+    /// `head`, an answer whose body is not all there when its head is (the guest waits
+    /// while writing it) is streamed: the head goes on `head` with a body that is
+    /// forwarded as it comes.
     async fn run(
         self,
         request: http::Request<Bytes>,
         timeout: Duration,
         deadline: Instant,
-    ) -> (InvokeOutcome, Option<Kept>) {
+        head: Option<HeadSender>,
+    ) -> (Ran, Option<Kept>) {
         let Job { component, options, reuse, kept } = self;
         let (mut store, proxy, capture) = match kept {
             Some(kept) => (kept.store, Some(kept.proxy), kept.capture),
@@ -230,12 +321,12 @@ impl Job {
         let (incoming, outparam) = match setup {
             Ok(resources) => resources,
             Err(error) => {
-                let outcome = InvokeOutcome {
+                let ran = Ran {
                     result: Err(InvokeError::Internal { message: format!("{error:#}") }),
                     output: GuestOutput::default(),
                     memory_peak: 0,
                 };
-                return (outcome, None);
+                return (ran, None);
             }
         };
 
@@ -271,13 +362,7 @@ impl Job {
                 Err(_) => return Err(InvokeError::NoResponse),
             };
             let (parts, body) = response.into_parts();
-            match Limited::new(body, limit).collect().await {
-                Ok(collected) => Ok(http::Response::from_parts(parts, collected.to_bytes())),
-                Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-                    Err(InvokeError::ResponseTooLarge { limit })
-                }
-                Err(error) => Err(InvokeError::BadResponse { message: error.to_string() }),
-            }
+            read_answer(parts, body, limit, head).await
         };
 
         // The epoch deadline stops a guest that computes; this one stops a guest that
@@ -287,7 +372,7 @@ impl Job {
         let timed_out = InvokeError::Timeout { timeout };
         let memory_limit = options.memory_limit;
         let mut keep = None;
-        let (result, memory_peak) = match joined {
+        let (result, memory_peak): (Result<Answer, InvokeError>, u64) = match joined {
             Err(_elapsed) => (Err(timed_out), 0),
             Ok(((guest_result, (memory_peak, memory_denied)), response_result)) => {
                 let result = match guest_result {
@@ -305,13 +390,97 @@ impl Job {
                 (result, memory_peak)
             }
         };
-        let captured = capture.take();
-        let outcome = InvokeOutcome {
-            result,
-            output: GuestOutput { chunks: captured.chunks, truncated: captured.truncated },
-            memory_peak,
+        // A streamed body ends cleanly only now that the guest has returned.
+        let result = match result {
+            Ok(Answer::Streamed(Some(sender))) => {
+                let _ = sender.finish().await;
+                Ok(Answer::Streamed(None))
+            }
+            other => other,
         };
-        (outcome, keep)
+        let captured = capture.take();
+        let ran =
+            Ran { result, output: GuestOutput { chunks: captured.chunks, truncated: captured.truncated }, memory_peak };
+        (ran, keep)
+    }
+}
+
+/// Where a streamed answer's head goes.
+type HeadSender = tokio::sync::oneshot::Sender<http::Response<updraft_runtime::Body>>;
+
+/// Reads a guest's answer body: whole, or, when `head` is given and the body is not
+/// all there yet, streamed from the first point where the guest has to wait. A body
+/// over `limit` is an error: before the head, a `ResponseTooLarge` failure; after it, a
+/// cut body (the sender dropped unfinished) and the same error for the invocation.
+async fn read_answer(
+    parts: http::response::Parts,
+    mut body: wasmtime_wasi_http::p2::body::HyperOutgoingBody,
+    limit: usize,
+    head: Option<HeadSender>,
+) -> Result<Answer, InvokeError> {
+    use futures::FutureExt as _;
+    let too_large = InvokeError::ResponseTooLarge { limit };
+    let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large);
+    }
+    let bad = |error: wasmtime_wasi_http::Error| InvokeError::BadResponse { message: error.to_string() };
+    let mut collected = bytes::BytesMut::new();
+    // Read whole: to its end, waiting as long as it takes. Streaming: what is there
+    // already, and whole if it ends before the guest has to wait.
+    loop {
+        let next = match &head {
+            None => body.frame().await,
+            Some(_) => match body.frame().now_or_never() {
+                Some(next) => next,
+                None => break,
+            },
+        };
+        match next {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    collected.extend_from_slice(&data);
+                }
+                if collected.len() > limit {
+                    return Err(too_large);
+                }
+            }
+            Some(Err(error)) => return Err(bad(error)),
+            None => return Ok(Answer::Whole(http::Response::from_parts(parts, collected.freeze()))),
+        }
+    }
+    let Some(head) = head else { return Err(InvokeError::NoResponse) };
+    let (sender, streamed) = updraft_runtime::Body::channel();
+    if head.send(http::Response::from_parts(parts, streamed)).is_err() {
+        return Err(InvokeError::Internal { message: "the invocation stopped waiting for its answer".into() });
+    }
+    // From here the body is passed on as it comes; a client gone leaves it read and
+    // dropped so that the guest can finish.
+    let mut sender = Some(sender);
+    let mut sent = collected.len();
+    if !collected.is_empty()
+        && let Some(to) = &sender
+        && to.send(collected.freeze()).await.is_err()
+    {
+        sender = None;
+    }
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else { continue };
+                sent += data.len();
+                if sent > limit {
+                    return Err(too_large);
+                }
+                if let Some(to) = &sender
+                    && to.send(data).await.is_err()
+                {
+                    sender = None;
+                }
+            }
+            Some(Err(error)) => return Err(bad(error)),
+            None => return Ok(Answer::Streamed(sender)),
+        }
     }
 }
 

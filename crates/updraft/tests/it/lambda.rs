@@ -707,7 +707,7 @@ async fn invoke_with_response_stream_sends_the_answer_as_it_comes() {
 }
 
 /// A latch on loopback: `GET /wait` answers once `GET /release` has come (or after 20 s).
-async fn latch() -> (u16, tokio::task::JoinHandle<()>) {
+pub(crate) async fn latch() -> (u16, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

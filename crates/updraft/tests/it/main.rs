@@ -228,6 +228,52 @@ async fn guest_failures_map_to_gateway_errors() {
     assert_eq!(server.get("/echo/env?name=HOME").await.text().await.unwrap(), "<unset>");
 }
 
+// Multi-threaded: the latch answers the guest while the test reads its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_components_stream_chunked_answers_and_a_trap_mid_stream_cuts_them() {
+    let server = TestServer::start();
+    let (port, _latch) = crate::lambda::latch().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!("timeout = \"10s\"\nallowed_outbound_hosts = [\"127.0.0.1:{port}\"]");
+    app_with_guest(dir.path(), &guest_manifest("stream", &extra), &programs::bytes(programs::STREAM));
+    server.deploy(dir.path());
+    let latch = format!("http://127.0.0.1:{port}/wait");
+    let release = format!("http://127.0.0.1:{port}/release");
+
+    // The first chunk reaches the client while the guest waits on the latch, which the
+    // client opens only once it has read it: held whole, the guest would wait until its
+    // timeout.
+    let mut answer = server.get(&format!("/stream/chunks?latch={latch}")).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["content-type"], "text/plain");
+    let mut received = Vec::new();
+    while !received.ends_with(b"first\n") {
+        received.extend_from_slice(&answer.chunk().await.unwrap().expect("the first chunk"));
+    }
+    reqwest::get(&release).await.unwrap();
+    while let Some(chunk) = answer.chunk().await.unwrap() {
+        received.extend_from_slice(&chunk);
+    }
+    assert_eq!(received, b"first\nlast\n");
+
+    // A trap after the head cuts the body: the client sees an error, not a short
+    // answer, and the invocation is recorded as the trap it was.
+    let mut trapped = server.get(&format!("/stream/trap?latch={latch}")).await;
+    assert_eq!(trapped.status(), StatusCode::OK);
+    assert_eq!(trapped.chunk().await.unwrap().expect("the first chunk"), "partial\n");
+    reqwest::get(&release).await.unwrap();
+    assert!(trapped.chunk().await.is_err(), "a cut body must not read as complete");
+    let records = crate::execution::wait_for_records(&server, "stream", 2).await;
+    let trap = records.iter().find(|record| record["status"] != "ok").expect("the trap's record");
+    assert_eq!(trap["error_type"], "Runtime.Trap", "{trap}");
+    server.wait_for_function_log("stream", "trapped mid-stream").await;
+
+    // An answer that is all there at once stays whole, and the function still answers.
+    let whole = server.get("/stream/many?chunks=1&size=10").await;
+    assert_eq!(whole.headers()["content-length"], "10");
+    assert_eq!(whole.text().await.unwrap(), "x".repeat(10));
+}
+
 #[tokio::test]
 async fn cli_invoke_delivers_an_event() {
     let server = TestServer::start();
