@@ -23,8 +23,8 @@ use serde_json::json;
 use tower::BoxError;
 use updraft_model::FunctionName;
 use updraft_platform::{
-    ACCOUNT_ID, Event, EventOrigin, Input, InvokeContext, InvokeError, InvokeFailure, Platform, REGION, Throttle,
-    TriggerKind,
+    ACCOUNT_ID, Event, EventOrigin, Input, InvokeContext, InvokeError, InvokeFailure, Platform, REGION, TailWaiter,
+    Throttle, TriggerKind,
 };
 
 use crate::AppState;
@@ -312,9 +312,7 @@ async fn invoke_checked(
                 headers.insert("x-amz-executed-version", version);
             }
             if let Some(log) = log.filter(|_| tail) {
-                let bytes = log.as_bytes();
-                let last = &bytes[bytes.len().saturating_sub(LOG_TAIL)..];
-                if let Ok(value) = HeaderValue::from_str(&BASE64.encode(last)) {
+                if let Ok(value) = HeaderValue::from_str(&BASE64.encode(log_tail(&log))) {
                     headers.insert("x-amz-log-result", value);
                 }
             }
@@ -359,6 +357,8 @@ async fn invoke_streaming_checked(
         }
     }
     let context = InvokeContext::new(request_id.to_owned(), TriggerKind::Direct, call.caller);
+    // `LogType: Tail`: the log's end goes in `InvokeComplete`, once the stream has ended.
+    let tail = call.tail.then(|| state.platform.log_tail(&context.request_id));
     let event = Event {
         id: context.request_id.clone(),
         payload: call.payload,
@@ -368,7 +368,7 @@ async fn invoke_streaming_checked(
         Ok(invocation) => {
             let (parts, body) = invocation.response.into_parts();
             let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
-            (content_type, stream_frames(body).boxed())
+            (content_type, stream_frames(body, tail).boxed())
         }
         Err(InvokeFailure::Function { error: error @ InvokeError::RecursiveLoop { .. }, .. }) => {
             return Err(LambdaError::recursive(&error));
@@ -382,7 +382,8 @@ async fn invoke_streaming_checked(
                 InvokeError::Function { document, .. } => String::from_utf8_lossy(document).into_owned(),
                 other => other.to_string(),
             };
-            let complete = invoke_complete(Some((error.error_type(), &details)));
+            let log = tail.and_then(TailWaiter::take);
+            let complete = invoke_complete(Some((error.error_type(), &details)), log.as_deref());
             (None, futures::stream::once(async move { complete }).boxed())
         }
         Err(InvokeFailure::Throttled { throttle, .. }) => return Err(LambdaError::throttled(throttle)),
@@ -403,37 +404,52 @@ async fn invoke_streaming_checked(
 }
 
 /// The event stream of a function's answer: a `PayloadChunk` per piece as it comes,
-/// then `InvokeComplete`, which names the error of an answer cut off mid-stream.
-fn stream_frames(body: updraft_platform::Body) -> impl futures::Stream<Item = Bytes> + Send {
+/// then `InvokeComplete`, which names the error of an answer cut off mid-stream and,
+/// with `tail`, carries the end of the invocation's log.
+fn stream_frames(body: updraft_platform::Body, tail: Option<TailWaiter>) -> impl futures::Stream<Item = Bytes> + Send {
     use http_body_util::BodyExt as _;
-    futures::stream::unfold(Some(body), |body| async move {
-        let mut body = body?;
+    futures::stream::unfold(Some((body, tail)), |state| async move {
+        let (mut body, tail) = state?;
         loop {
-            match body.frame().await {
+            let error = match body.frame().await {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) if !data.is_empty() => {
                         let chunk = crate::eventstream::event("PayloadChunk", "application/octet-stream", &data);
-                        return Some((chunk, Some(body)));
+                        return Some((chunk, Some((body, tail))));
                     }
                     _ => continue,
                 },
-                Some(Err(cut)) => {
-                    let details = format!("the function's response stopped before it was complete: {cut}");
-                    return Some((invoke_complete(Some(("Runtime.StreamError", &details))), None));
-                }
-                None => return Some((invoke_complete(None), None)),
-            }
+                Some(Err(cut)) => Some(format!("the function's response stopped before it was complete: {cut}")),
+                None => None,
+            };
+            // The log is complete once the invocation's record is made, as the stream ends.
+            let log = match tail {
+                Some(tail) => tail.wait().await,
+                None => None,
+            };
+            let error = error.as_deref().map(|details| ("Runtime.StreamError", details));
+            return Some((invoke_complete(error, log.as_deref()), None));
         }
     })
 }
 
-/// The `InvokeComplete` event, with the error that ended the invocation if any.
-fn invoke_complete(error: Option<(&str, &str)>) -> Bytes {
-    let document = match error {
+/// The `InvokeComplete` event: the error that ended the invocation if any, and the end
+/// of its log (`LogResult`, base64) for `LogType: Tail`.
+fn invoke_complete(error: Option<(&str, &str)>, log: Option<&str>) -> Bytes {
+    let mut document = match error {
         Some((code, details)) => json!({ "ErrorCode": code, "ErrorDetails": details }),
         None => json!({}),
     };
+    if let Some(log) = log {
+        document["LogResult"] = serde_json::Value::String(BASE64.encode(log_tail(log)));
+    }
     crate::eventstream::event("InvokeComplete", "application/json", document.to_string().as_bytes())
+}
+
+/// The last `LOG_TAIL` bytes of a log, as `LogType: Tail` returns them.
+fn log_tail(log: &str) -> &[u8] {
+    let bytes = log.as_bytes();
+    &bytes[bytes.len().saturating_sub(LOG_TAIL)..]
 }
 
 /// A failed invocation as Lambda answers it: `200` with `X-Amz-Function-Error`, and

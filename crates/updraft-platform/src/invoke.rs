@@ -140,6 +140,12 @@ impl Platform {
         (result, log)
     }
 
+    /// Waits for the log of the invocation `request_id` (to be started after this), for
+    /// Lambda's `LogType: Tail` on an answer that streams.
+    pub fn log_tail(&self, request_id: &str) -> crate::TailWaiter {
+        self.recorder.tail(request_id)
+    }
+
     /// The function `name` at `qualifier`: the live version for nothing, `$LATEST` or
     /// its number; an earlier version by its number, prepared beside the live one on
     /// its first invocation here (`crate::versions`). `None` when there is no such

@@ -27,6 +27,7 @@ mod logs;
 mod observe;
 mod platform;
 mod recorder;
+pub use recorder::TailWaiter;
 mod routes;
 mod secrets;
 mod stats;

@@ -227,7 +227,7 @@ impl Drop for DurableWaiter {
 }
 
 /// One caller's wait for an invocation's log text; unregisters itself when dropped.
-pub(crate) struct TailWaiter {
+pub struct TailWaiter {
     recorder: Arc<Recorder>,
     request_id: String,
     receiver: oneshot::Receiver<String>,
@@ -235,13 +235,13 @@ pub(crate) struct TailWaiter {
 
 impl TailWaiter {
     /// The text, if the invocation ran (a throttled one has none).
-    pub(crate) fn take(mut self) -> Option<String> {
+    pub fn take(mut self) -> Option<String> {
         self.receiver.try_recv().ok()
     }
 
     /// The text of an invocation that ran, waiting a moment for it: an answer that
     /// streamed was read whole just before the invocation's record was made.
-    pub(crate) async fn wait(mut self) -> Option<String> {
+    pub async fn wait(mut self) -> Option<String> {
         tokio::time::timeout(std::time::Duration::from_secs(2), &mut self.receiver).await.ok()?.ok()
     }
 }

@@ -257,6 +257,14 @@ elif scenario == "stream":
                 urllib.request.urlopen(release, timeout=10).read()
         elif "InvokeComplete" in event:
             out["complete"] = event["InvokeComplete"]
+elif scenario == "stream-tail":
+    # InvokeWithResponseStream with LogType Tail: the log's end in InvokeComplete.
+    name, payload = sys.argv[3], sys.argv[4]
+    response = lam.invoke_with_response_stream(FunctionName=name, Payload=payload, LogType="Tail")
+    for event in response["EventStream"]:
+        if "InvokeComplete" in event:
+            out["complete"] = event["InvokeComplete"]
+            out["log"] = base64.b64decode(event["InvokeComplete"].get("LogResult", "")).decode()
 elif scenario == "delete":
     name = sys.argv[3]
     lam.delete_function(FunctionName=name)

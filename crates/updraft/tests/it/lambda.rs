@@ -742,6 +742,11 @@ pub(crate) async fn latch() -> (u16, tokio::task::JoinHandle<()>) {
 /// way, or failing after its first chunk.
 const NODE_STREAMING: &str = r#"
 export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  if (event.log) {
+    console.log(`logging ${event.log}`);
+    responseStream.end("logged");
+    return;
+  }
   if (event.fail) {
     responseStream.write("partial\n");
     throw new TypeError("broke mid-stream");
@@ -795,11 +800,16 @@ async fn a_node_handler_streams_its_answer_with_streamify_response() {
     assert_eq!(streamed["content_type"], "text/plain", "{streamed}");
     assert!(streamed["complete"].get("ErrorCode").is_none(), "{streamed}");
 
+    // LogType Tail: the end of the invocation's log comes in InvokeComplete.
+    let tailed = boto3(&server, &key, &["stream-tail", "streamer", "{\"log\": \"tail me\"}"]);
+    assert!(tailed["log"].as_str().unwrap_or_default().contains("logging tail me"), "{tailed}");
+    assert!(tailed["log"].as_str().unwrap_or_default().contains("REPORT RequestId"), "{tailed}");
+
     // An error thrown mid-stream cuts the answer and says what it was.
     let failed = boto3(&server, &key, &["stream", "streamer", "{\"fail\": true}"]);
     assert_eq!(failed["chunks"], json!(["partial\n"]), "{failed}");
     assert_eq!(failed["complete"]["ErrorCode"], "Runtime.StreamError", "{failed}");
-    let records = crate::execution::wait_for_records(&server, "streamer", 2).await;
+    let records = crate::execution::wait_for_records(&server, "streamer", 3).await;
     let broke = records.iter().find(|r| r["status"] == "error").expect("the failed stream's record");
     assert!(broke["error_message"].as_str().unwrap_or_default().contains("broke mid-stream"), "{broke}");
 
@@ -828,7 +838,7 @@ async fn a_node_handler_streams_its_answer_with_streamify_response() {
     assert_eq!(broken.chunk().await.unwrap().expect("the first chunk"), "<p>partial");
     reqwest::get(format!("http://127.0.0.1:{port}/release")).await.unwrap();
     assert!(broken.chunk().await.is_err(), "a cut body must not read as complete");
-    let records = crate::execution::wait_for_records(&server, "streamer", 4).await;
+    let records = crate::execution::wait_for_records(&server, "streamer", 5).await;
     assert!(
         records.iter().any(|r| r["error_message"].as_str().unwrap_or_default().contains("broke behind a route")),
         "{records:?}"
