@@ -29,6 +29,7 @@ struct Routed {
     function: Arc<LiveFunction>,
     /// The alias whose version serves the route, resolved where the request runs.
     alias: Option<updraft_model::AliasName>,
+    payload_format: updraft_model::PayloadFormat,
     /// Set for a webhook route: the request is stored and answered `202`.
     webhook: Option<Arc<WebhookTrigger>>,
     auth: HttpAuth,
@@ -52,6 +53,7 @@ async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: 
         RouteMatch::Found { target, auth, route, params, .. } => Ok(Routed {
             function: target.function.clone(),
             alias: target.alias.clone(),
+            payload_format: target.payload_format,
             webhook: target.webhook.clone(),
             auth,
             route: route.to_string(),
@@ -146,6 +148,9 @@ async fn serve(state: &AppState, request: Request, request_id: &str, forwarded: 
     }
     set_header(headers, crate::REQUEST_ID_HEADER, request_id);
     set_header(headers, "x-updraft-route", &routed.route);
+    if routed.payload_format == updraft_model::PayloadFormat::RestApi {
+        set_header(headers, "x-updraft-payload-format", routed.payload_format.as_str());
+    }
     for (name, value) in &routed.params {
         set_header(headers, &format!("x-updraft-param-{}", name.to_ascii_lowercase()), value);
     }

@@ -311,10 +311,10 @@ async fn invoke_checked(
             if let Ok(version) = HeaderValue::from_str(&executed_version) {
                 headers.insert("x-amz-executed-version", version);
             }
-            if let Some(log) = log.filter(|_| tail) {
-                if let Ok(value) = HeaderValue::from_str(&BASE64.encode(log_tail(&log))) {
-                    headers.insert("x-amz-log-result", value);
-                }
+            if let Some(log) = log.filter(|_| tail)
+                && let Ok(value) = HeaderValue::from_str(&BASE64.encode(log_tail(&log)))
+            {
+                headers.insert("x-amz-log-result", value);
             }
             Ok(response)
         }

@@ -33,8 +33,8 @@ pub use lineage::{Lineage, MAX_RECURSION};
 pub use log_level::{LogLevel, UnknownLogLevel};
 pub use manifest::{
     BuildSpec, Destination, EmailTrigger, FunctionConfig, FunctionSpec, HttpAuth, HttpTrigger, Manifest, ManifestError,
-    ManifestProblem, QueueTrigger, RecursiveLoop, RuntimeKind, ScheduleTrigger, ServerSpec, TopicTrigger, Trigger,
-    WebhookTrigger, WorkflowSpec,
+    ManifestProblem, PayloadFormat, QueueTrigger, RecursiveLoop, RuntimeKind, ScheduleTrigger, ServerSpec,
+    TopicTrigger, Trigger, WebhookTrigger, WorkflowSpec,
 };
 pub use names::{
     AliasName, AppName, ArtifactDigest, FunctionName, InvalidName, QueueName, SecretName, TopicName, VersionNumber,

@@ -366,7 +366,13 @@ pub struct WebhookTrigger {
 impl WebhookTrigger {
     /// The route claim it makes, checked against HTTP triggers' claims.
     pub fn as_route(&self) -> HttpTrigger {
-        HttpTrigger { methods: self.methods.clone(), route: self.route.clone(), auth: HttpAuth::Public, alias: None }
+        HttpTrigger {
+            methods: self.methods.clone(),
+            route: self.route.clone(),
+            auth: HttpAuth::Public,
+            alias: None,
+            payload_format: PayloadFormat::default(),
+        }
     }
 }
 
@@ -423,6 +429,36 @@ pub struct HttpTrigger {
     /// version, or its weighted second one), not the version serving.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<crate::AliasName>,
+    /// `payload_format`: the API Gateway event a Lambda handler gets for the request.
+    #[serde(default, skip_serializing_if = "PayloadFormat::is_http_api")]
+    pub payload_format: PayloadFormat,
+}
+
+/// The API Gateway payload format of a Lambda handler's HTTP events and answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PayloadFormat {
+    /// HTTP API's `2.0` (the default): `rawPath`, `requestContext.http`, `cookies`; an
+    /// answer may be any JSON.
+    #[default]
+    #[serde(rename = "2.0")]
+    HttpApi,
+    /// REST API's `1.0`, what SAM's `Api` events give: `httpMethod`, `path`, `resource`,
+    /// multi-value headers and query; an answer must describe a response.
+    #[serde(rename = "1.0")]
+    RestApi,
+}
+
+impl PayloadFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpApi => "2.0",
+            Self::RestApi => "1.0",
+        }
+    }
+
+    fn is_http_api(&self) -> bool {
+        *self == Self::HttpApi
+    }
 }
 
 /// Who may call an HTTP trigger.
@@ -513,6 +549,7 @@ mod tests {
                     route: RoutePattern::parse("/hello").unwrap(),
                     auth: HttpAuth::Public,
                     alias: None,
+                    payload_format: PayloadFormat::default(),
                 }),
                 Trigger::Topic(TopicTrigger { topic: TopicName::new("user.signed_up").unwrap(), alias: None }),
                 Trigger::Schedule(ScheduleTrigger {

@@ -33,6 +33,8 @@ pub struct RouteTarget {
     pub webhook: Option<Arc<WebhookTrigger>>,
     /// The alias whose version serves the route, if the trigger names one.
     pub alias: Option<updraft_model::AliasName>,
+    /// The API Gateway events a Lambda handler gets from the route.
+    pub payload_format: updraft_model::PayloadFormat,
 }
 
 /// The live functions, the route table and the topic subscriptions built from them.
@@ -53,8 +55,9 @@ impl LiveState {
         let claims = functions.values().flat_map(|function| {
             function.config.triggers.iter().filter_map(move |trigger| {
                 let (claim, webhook) = route_claim(trigger)?;
-                let alias = claim.alias.clone();
-                let target = RouteTarget { function: function.clone(), webhook: webhook.map(Arc::new), alias };
+                let (alias, payload_format) = (claim.alias.clone(), claim.payload_format);
+                let webhook = webhook.map(Arc::new);
+                let target = RouteTarget { function: function.clone(), webhook, alias, payload_format };
                 Some((&function.name, claim, target))
             })
         });

@@ -171,6 +171,7 @@ mod tests {
             route: RoutePattern::parse(route).unwrap(),
             auth: HttpAuth::Public,
             alias: None,
+            payload_format: Default::default(),
         }
     }
 

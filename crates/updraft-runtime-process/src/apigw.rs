@@ -12,8 +12,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The gateway's headers naming the matched route and its parameters.
-const ROUTE_HEADER: &str = "x-updraft-route";
-const PARAM_PREFIX: &str = "x-updraft-param-";
+pub(crate) const ROUTE_HEADER: &str = "x-updraft-route";
+pub(crate) const PARAM_PREFIX: &str = "x-updraft-param-";
+/// The gateway's header on a request whose trigger asks for REST API events
+/// (`payload_format = "1.0"`, `crate::rest_api`).
+pub const PAYLOAD_FORMAT_HEADER: &str = "x-updraft-payload-format";
+
+/// Whether the request's trigger asks for REST API (payload format 1.0) events.
+pub fn is_rest(request: &Request<Bytes>) -> bool {
+    request.headers().get(PAYLOAD_FORMAT_HEADER).is_some_and(|format| format == "1.0")
+}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -167,6 +175,11 @@ pub enum ResponseError {
     Header(String),
     #[error("the streamed answer is marked as an HTTP response but does not start with a JSON prelude and 8 NUL bytes")]
     Prelude,
+    #[error(
+        "a REST API route (payload_format = \"1.0\") needs an answer like {{\"statusCode\": 200, \"body\": \"...\"}} \
+         (API Gateway calls anything else a malformed Lambda proxy response)"
+    )]
+    Malformed,
 }
 
 /// The HTTP response for a handler's answer, by API Gateway's payload 2.0 rules: an
@@ -225,7 +238,10 @@ pub fn prelude_head(prelude: &[u8]) -> Result<Response<()>, ResponseError> {
 }
 
 /// A response described by `object` (`statusCode`, `headers`, `cookies`) with `body`.
-fn described(object: &serde_json::Map<String, Value>, body: Bytes) -> Result<Response<Bytes>, ResponseError> {
+pub(crate) fn described(
+    object: &serde_json::Map<String, Value>,
+    body: Bytes,
+) -> Result<Response<Bytes>, ResponseError> {
     let status = object["statusCode"].as_i64().unwrap_or(0);
     let status =
         u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).ok_or(ResponseError::Status(status))?;
@@ -264,7 +280,7 @@ fn plain(body: Bytes, content_type: Option<&'static str>) -> Response<Bytes> {
 }
 
 /// Whether API Gateway would pass a body of this type as text.
-fn is_textual(content_type: Option<&HeaderValue>) -> bool {
+pub(crate) fn is_textual(content_type: Option<&HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else { return true };
     let value = value.to_ascii_lowercase();
     value.starts_with("text/")
@@ -272,7 +288,7 @@ fn is_textual(content_type: Option<&HeaderValue>) -> bool {
 }
 
 /// API Gateway's `requestContext.time`: `27/Nov/2026:07:00:00 +0000`.
-fn clf_time(now_ms: i64) -> String {
+pub(crate) fn clf_time(now_ms: i64) -> String {
     use chrono::TimeZone as _;
     chrono::Utc.timestamp_millis_opt(now_ms).single().unwrap_or_default().format("%d/%b/%Y:%H:%M:%S +0000").to_string()
 }

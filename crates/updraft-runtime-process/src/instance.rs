@@ -78,15 +78,21 @@ impl ProcessInstance {
         let receiver = Receiver { function: &this.function, region: &this.region, account_id: &this.account_id };
         let (delivery, client_context) = crate::events::delivery(input, &receiver);
         let http = matches!(delivery, Delivery::Request(_));
+        // A `payload_format = "1.0"` route: REST API events and answers.
+        let rest = matches!(&delivery, Delivery::Request(request) if crate::apigw::is_rest(request));
         let payload = match delivery {
-            Delivery::Request(request) => crate::apigw::request_event(
-                &request,
-                &crate::apigw::EventContext {
+            Delivery::Request(request) => {
+                let context = crate::apigw::EventContext {
                     account_id: &this.account_id,
                     request_id: &call.request_id,
                     now_ms: call.deadline_ms - i64::try_from(call.timeout.as_millis()).unwrap_or(0),
-                },
-            ),
+                };
+                if rest {
+                    crate::rest_api::request_event(&request, &context)
+                } else {
+                    crate::apigw::request_event(&request, &context)
+                }
+            }
             Delivery::Payload(payload) => payload,
         };
         if let Some(cgroup) = &this.cgroup {
@@ -104,8 +110,8 @@ impl ProcessInstance {
         let result = match outcome {
             Outcome::Reply(Reply::Response { body, content_type }) => {
                 if http {
-                    crate::apigw::response(&body)
-                        .map_err(|error| InvokeError::BadResponse { message: error.to_string() })
+                    let response = if rest { crate::rest_api::response(&body) } else { crate::apigw::response(&body) };
+                    response.map_err(|error| InvokeError::BadResponse { message: error.to_string() })
                 } else {
                     let mut response = Response::new(body);
                     let content_type = content_type.unwrap_or(HeaderValue::from_static("application/json"));

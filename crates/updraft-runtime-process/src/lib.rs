@@ -28,6 +28,7 @@ mod launch;
 mod prepare;
 #[cfg(test)]
 mod properties;
+mod rest_api;
 mod runtime;
 mod sandbox;
 mod seccomp;

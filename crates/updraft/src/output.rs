@@ -121,7 +121,8 @@ pub async fn describe(client: &Client, name: &str, output: Output) -> anyhow::Re
             _ => String::new(),
         };
         let alias = r.alias.as_ref().map(|alias| format!("  (served by alias {alias})")).unwrap_or_default();
-        println!("  {} {}{note}{alias}", r.methods, r.route);
+        let format = if r.payload_format == "1.0" { "  (REST API events, payload 1.0)" } else { "" };
+        println!("  {} {}{note}{alias}{format}", r.methods, r.route);
     }
     if !c.topics.is_empty() {
         let topics: Vec<String> = c

@@ -99,6 +99,14 @@ pub struct RouteView {
     /// The alias whose version serves the route, if the trigger names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
+    /// The API Gateway payload format a Lambda handler gets: `2.0` (HTTP API, the
+    /// default) or `1.0` (REST API).
+    #[serde(default = "http_api")]
+    pub payload_format: String,
+}
+
+fn http_api() -> String {
+    updraft_model::PayloadFormat::HttpApi.as_str().to_owned()
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -158,6 +166,7 @@ impl ConfigView {
                         secret_env: None,
                         secret: None,
                         alias: http.alias.as_ref().map(ToString::to_string),
+                        payload_format: http.payload_format.as_str().to_owned(),
                     }),
                     Trigger::Webhook(webhook) => Some(RouteView {
                         kind: "webhook".to_owned(),
@@ -167,6 +176,7 @@ impl ConfigView {
                         secret_env: webhook.secret_env.clone(),
                         secret: webhook.secret.as_ref().map(ToString::to_string),
                         alias: None,
+                        payload_format: http_api(),
                     }),
                     Trigger::Topic(_) | Trigger::Schedule(_) | Trigger::Queue(_) | Trigger::Email(_) => None,
                 })

@@ -78,6 +78,7 @@ const TRIGGER_KINDS: &[&str] = &["http", "webhook", "topic", "schedule", "queue"
 /// The other keys a trigger may have, each with the kind it belongs to.
 const TRIGGER_OPTIONS: &[(&str, &[&str])] = &[
     ("auth", &["http"]),
+    ("payload_format", &["http"]),
     ("alias", &["http", "topic", "queue"]),
     ("secret_env", &["webhook"]),
     ("secret", &["webhook"]),

@@ -340,18 +340,16 @@ impl Conversion<'_> {
                 if !refuse_others(self, &allowed) {
                     return None;
                 }
-                if kind == "Api" || properties["PayloadFormatVersion"] == "1.0" {
-                    self.note(format!(
-                        "{at}'s payload format 1.0: handlers get API Gateway's payload format 2.0 event (headers, \
-                         body, pathParameters and queryStringParameters are where 1.0 has them; httpMethod and path \
-                         are in requestContext.http)"
-                    ));
-                }
                 let path = properties["Path"].as_str().unwrap_or("$default");
                 let method = properties["Method"].as_str().unwrap_or("any");
                 let route = if path == "$default" { "/{*proxy}".to_owned() } else { route(path) };
                 let method = if method.eq_ignore_ascii_case("any") { "*".to_owned() } else { method.to_uppercase() };
-                Some(toml_table([("http", format!("{method} {route}").into())]))
+                let mut trigger = toml_table([("http", format!("{method} {route}").into())]);
+                // A REST API (`Api`) sends payload format 1.0, as does an HTTP API asked to.
+                if kind == "Api" || properties["PayloadFormatVersion"] == "1.0" {
+                    trigger.insert("payload_format".to_owned(), "1.0".into());
+                }
+                Some(trigger)
             }
             "Schedule" | "ScheduleV2" => {
                 let (expression_key, allowed): (&str, &[&str]) = if kind == "Schedule" {

@@ -120,6 +120,7 @@ Resources:
         "TOPIC = \"arn:aws:sns:us-east-1:000000000000:orders\"",
         "QUEUE = \"jobs\"",
         "http = \"GET /orders/{id}\"",
+        "payload_format = \"1.0\"",
         "http = \"* /files/{*proxy}\"",
         "topic = \"orders\"",
         "queue = \"jobs\"",

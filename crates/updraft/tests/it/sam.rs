@@ -116,6 +116,11 @@ Resources:
           Properties:
             Path: /price/{sku}
             Method: get
+        RestQuote:
+          Type: Api
+          Properties:
+            Path: /rest/price/{sku}
+            Method: get
   TotalFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -172,7 +177,11 @@ const PRICE: &str = r#"
 import json
 
 def handler(event, context):
-    if "rawPath" in event:  # through the HTTP route
+    if "httpMethod" in event:  # through the REST API route: payload format 1.0
+        sku = event["pathParameters"]["sku"]
+        body = {"sku": sku, "price": len(sku) * VERSION, "method": event["httpMethod"], "path": event["path"]}
+        return {"statusCode": 200, "multiValueHeaders": {"x-resource": [event["resource"]]}, "body": json.dumps(body)}
+    if "rawPath" in event:  # through the HTTP API route: payload format 2.0
         sku = event["pathParameters"]["sku"]
         return {"statusCode": 200, "body": json.dumps({"sku": sku, "price": len(sku) * VERSION})}
     return {"sku": event["sku"], "position": event["position"], "price": len(event["sku"]) * VERSION}
@@ -213,11 +222,23 @@ async fn a_template_of_our_own_runs_its_state_machine_and_deploys_as_a_canary() 
     // DeploymentPreference says, a 10% canary for 5 minutes.
     let quote = server.get("/price/abc").await.json::<Value>().await.unwrap();
     assert_eq!(quote["price"], 30);
+    // The Api event is a REST API's: payload format 1.0 in, its response rules out.
+    let rest = server.get("/rest/price/abc").await;
+    assert_eq!(rest.headers()["x-resource"], "/rest/price/{sku}");
+    let rest = rest.json::<Value>().await.unwrap();
+    assert_eq!(
+        (&rest["method"], &rest["path"], &rest["price"]),
+        (&json!("GET"), &json!("/rest/price/abc"), &json!(30))
+    );
     write("price/app.py", &PRICE.replace("VERSION = 10", "VERSION = 100"));
     let deployed = server.deploy(dir.path());
     assert!(deployed.contains("canary: 10% for 5m"), "{deployed}");
     let described = server.cli_ok(&["describe", "price-function"]);
     assert!(described.contains("live"), "{described}");
+    assert!(
+        described.contains("/rest/price/{sku}  (served by alias live)  (REST API events, payload 1.0)"),
+        "{described}"
+    );
     // Both versions answer while the canary runs: 10% of requests reach the new one.
     let mut prices = std::collections::BTreeSet::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

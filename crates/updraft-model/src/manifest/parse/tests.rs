@@ -61,7 +61,7 @@ fn name(text: &str) -> FunctionName {
 
 fn http(text: &str, auth: HttpAuth) -> Trigger {
     let (methods, route) = parse_http(text).unwrap();
-    Trigger::Http(HttpTrigger { methods, route, auth, alias: None })
+    Trigger::Http(HttpTrigger { methods, route, auth, alias: None, payload_format: Default::default() })
 }
 
 #[test]
@@ -829,6 +829,32 @@ fn an_http_trigger_may_name_an_alias_and_a_description_is_kept() {
     let (field, message) = problem(&with_function(&format!("description = \"{}\"", "x".repeat(257))));
     assert_eq!(field, "functions.hello.description");
     assert!(message.contains("256"), "{message}");
+}
+
+#[test]
+fn an_http_trigger_may_ask_for_rest_api_events() {
+    let manifest =
+        parse(&with_function("triggers = [{ http = \"GET /a\", payload_format = \"1.0\" }, { http = \"GET /b\" }]"))
+            .unwrap();
+    let config = &manifest.functions[&name("hello")].config;
+    let formats: Vec<_> = config
+        .triggers
+        .iter()
+        .map(|trigger| match trigger {
+            Trigger::Http(http) => http.payload_format,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(formats, [crate::PayloadFormat::RestApi, crate::PayloadFormat::HttpApi]);
+    // The default is not written, so configurations made before it keep their fingerprint.
+    let json = serde_json::to_string(&config).unwrap();
+    assert_eq!(json.matches("payload_format").count(), 1, "{json}");
+    let (field, message) = problem(&with_function("triggers = [{ http = \"GET /x\", payload_format = \"3.0\" }]"));
+    assert_eq!(field, "functions.hello.triggers[0].payload_format");
+    assert!(message.contains("\"1.0\" (REST API events"), "{message}");
+    let (field, message) = problem(&with_function("triggers = [{ topic = \"t\", payload_format = \"1.0\" }]"));
+    assert_eq!(field, "functions.hello.triggers[0].payload_format");
+    assert!(message.contains("for http triggers"), "{message}");
 }
 
 #[test]

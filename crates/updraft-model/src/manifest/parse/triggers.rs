@@ -108,8 +108,15 @@ impl Checker<'_> {
             "http" => {
                 let auth = self.optional(table, path, "auth", Self::auth);
                 let alias = self.trigger_alias(table, path);
+                let payload_format = self.optional(table, path, "payload_format", Self::payload_format);
                 let (methods, route) = self.route(&kind_path, value, "http = \"GET /hello\"")?;
-                Trigger::Http(HttpTrigger { methods, route, auth: auth?.unwrap_or_default(), alias: alias? })
+                Trigger::Http(HttpTrigger {
+                    methods,
+                    route,
+                    auth: auth?.unwrap_or_default(),
+                    alias: alias?,
+                    payload_format: payload_format?.unwrap_or_default(),
+                })
             }
             "webhook" => {
                 let secret_env = self.optional(table, path, "secret_env", |checker, path, value| {
@@ -357,6 +364,25 @@ impl Checker<'_> {
                          or remove secret_env to accept unsigned requests"
                     ),
                 );
+            }
+        }
+    }
+
+    /// `payload_format = "1.0"` or `"2.0"`: the API Gateway events a Lambda handler gets.
+    fn payload_format(&mut self, path: &str, value: &Value) -> Option<crate::PayloadFormat> {
+        let text = self.string(path, value, "write it in quotes, like payload_format = \"1.0\"")?;
+        match text {
+            "2.0" => Some(crate::PayloadFormat::HttpApi),
+            "1.0" => Some(crate::PayloadFormat::RestApi),
+            _ => {
+                self.problem(
+                    path,
+                    format!(
+                        "unknown payload_format {text:?}; use \"2.0\" (API Gateway HTTP API events, the default) \
+                         or \"1.0\" (REST API events, as SAM's Api events give)"
+                    ),
+                );
+                None
             }
         }
     }
