@@ -18,6 +18,25 @@ pub(crate) const PARAM_PREFIX: &str = "x-updraft-param-";
 /// (`payload_format = "1.0"`, `crate::rest_api`).
 pub const PAYLOAD_FORMAT_HEADER: &str = "x-updraft-payload-format";
 
+/// The route's path parameters by their names as the route writes them: the gateway's
+/// headers carry them lowercased (header names are), the route header in their case.
+pub(crate) fn path_parameters(headers: &http::HeaderMap) -> BTreeMap<String, String> {
+    let route = headers.get(ROUTE_HEADER).and_then(|route| route.to_str().ok()).unwrap_or_default();
+    let names: Vec<&str> = route
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| name.trim_start_matches('*'))
+        .collect();
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let lowered = name.as_str().strip_prefix(PARAM_PREFIX)?;
+            let name = names.iter().find(|name| name.eq_ignore_ascii_case(lowered)).map_or(lowered, |name| name);
+            Some((name.to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
+}
+
 /// Whether the request's trigger asks for REST API (payload format 1.0) events.
 pub fn is_rest(request: &Request<Bytes>) -> bool {
     request.headers().get(PAYLOAD_FORMAT_HEADER).is_some_and(|format| format == "1.0")
@@ -80,13 +99,13 @@ pub struct EventContext<'a> {
 pub fn request_event(request: &Request<Bytes>, context: &EventContext<'_>) -> Bytes {
     let headers_in = request.headers();
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    let mut path_parameters = BTreeMap::new();
+    let path_parameters = path_parameters(headers_in);
     let mut cookies = Vec::new();
     for (name, value) in headers_in {
         let Ok(value) = value.to_str() else { continue };
         let name = name.as_str();
-        if let Some(param) = name.strip_prefix(PARAM_PREFIX) {
-            path_parameters.insert(param.to_owned(), value.to_owned());
+        if name.starts_with(PARAM_PREFIX) {
+            continue;
         } else if name == header::COOKIE {
             cookies.extend(value.split(';').map(str::trim).filter(|c| !c.is_empty()));
         } else if name != ROUTE_HEADER {
@@ -238,10 +257,7 @@ pub fn prelude_head(prelude: &[u8]) -> Result<Response<()>, ResponseError> {
 }
 
 /// A response described by `object` (`statusCode`, `headers`, `cookies`) with `body`.
-pub(crate) fn described(
-    object: &serde_json::Map<String, Value>,
-    body: Bytes,
-) -> Result<Response<Bytes>, ResponseError> {
+fn described(object: &serde_json::Map<String, Value>, body: Bytes) -> Result<Response<Bytes>, ResponseError> {
     let status = object["statusCode"].as_i64().unwrap_or(0);
     let status =
         u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).ok_or(ResponseError::Status(status))?;

@@ -195,10 +195,14 @@ impl ProcessInstance {
                 let end = match end {
                     Some(end) => end,
                     None => {
-                        // What follows a bad prelude is read and dropped, so the function can finish.
+                        // What follows a bad prelude is read and dropped, so the function can
+                        // finish; its end (or its failure, or the deadline) is what counts.
                         let drain =
                             async { while let Some(Ok(_)) = http_body_util::BodyExt::frame(&mut body).await {} };
-                        tokio::join!(drain, this.stream_end(&mut ended, deadline, timeout)).1
+                        tokio::select! {
+                            end = this.stream_end(&mut ended, deadline, timeout) => end,
+                            () = drain => this.stream_end(&mut ended, deadline, timeout).await,
+                        }
                     }
                 };
                 // The function's own failure says more than the missing prelude.
@@ -208,14 +212,32 @@ impl ProcessInstance {
         let (sender, streamed) = Body::channel();
         let rest = async move {
             let forward = forward(first, &mut body, sender);
-            let end = match end {
-                Some(end) => {
-                    forward.await;
-                    end
-                }
-                None => tokio::join!(forward, this.stream_end(&mut ended, deadline, timeout)).1,
+            tokio::pin!(forward);
+            // The body's clean end waits for the function's, and a failure (the deadline
+            // included) drops the forwarding at once, which cuts the client's body.
+            let (end, complete) = match end {
+                Some(end) => (end, None),
+                None => tokio::select! {
+                    end = this.stream_end(&mut ended, deadline, timeout) => (end, None),
+                    complete = &mut forward => (this.stream_end(&mut ended, deadline, timeout).await, Some(complete)),
+                },
             };
-            this.ended(end).await
+            let complete = match (&end, complete) {
+                (Err(_), _) => None,
+                (Ok(()), Some(complete)) => complete,
+                // A slow client still reading when the function has ended: until the deadline.
+                (Ok(()), None) => tokio::time::timeout_at(deadline, &mut forward).await.ok().flatten(),
+            };
+            let mut ended = this.ended(end).await;
+            if let Some(sender) = complete.filter(|_| ended.result.is_ok()) {
+                // The client sees the end once the instance is free again.
+                ended.settled = Some(Box::new(move || {
+                    tokio::spawn(async move {
+                        let _ = sender.finish().await;
+                    });
+                }));
+            }
+            ended
         };
         Invoked {
             result: Ok(head.map(|()| streamed)),
@@ -296,8 +318,10 @@ async fn read_prelude(body: &mut Body) -> Result<(Response<()>, Bytes), InvokeEr
     use http_body_util::BodyExt as _;
     let bad = |message: String| InvokeError::BadResponse { message };
     let mut buffered = bytes::BytesMut::new();
+    // Where the search for the separator goes on from: it may straddle two chunks.
+    let mut searched = 0;
     loop {
-        if let Some(end) = crate::apigw::prelude_end(&buffered) {
+        if let Some(end) = crate::apigw::prelude_end(&buffered[searched..]).map(|at| searched + at) {
             let head = crate::apigw::prelude_head(&buffered[..end]).map_err(|error| bad(error.to_string()))?;
             return Ok((head, buffered.freeze().slice(end + 8..)));
         }
@@ -307,6 +331,7 @@ async fn read_prelude(body: &mut Body) -> Result<(Response<()>, Bytes), InvokeEr
                 crate::apigw::MAX_PRELUDE / 1024
             )));
         }
+        searched = buffered.len().saturating_sub(7);
         match body.frame().await {
             Some(Ok(frame)) => buffered.extend_from_slice(&frame.into_data().unwrap_or_default()),
             Some(Err(cut)) => return Err(bad(cut.to_string())),
@@ -316,9 +341,14 @@ async fn read_prelude(body: &mut Body) -> Result<(Response<()>, Bytes), InvokeEr
 }
 
 /// Forwards a streamed answer's body to the client: `first`, then the rest as it comes.
-/// A cut answer cuts the client's body; a client gone leaves the rest read and dropped,
-/// so the function can finish.
-async fn forward(first: Bytes, body: &mut Body, sender: updraft_runtime::BodySender) {
+/// Returns the sender of a body that arrived whole, to be finished by the caller once
+/// the function's end is known; a cut answer cuts the client's body, and a client gone
+/// leaves the rest read and dropped, so the function can finish.
+async fn forward(
+    first: Bytes,
+    body: &mut Body,
+    sender: updraft_runtime::BodySender,
+) -> Option<updraft_runtime::BodySender> {
     use http_body_util::BodyExt as _;
     let mut sender = Some(sender);
     if !first.is_empty()
@@ -338,13 +368,8 @@ async fn forward(first: Bytes, body: &mut Body, sender: updraft_runtime::BodySen
                 }
             }
             // Dropping the sender unfinished cuts the client's body.
-            Some(Err(_)) => return,
-            None => {
-                if let Some(to) = sender {
-                    let _ = to.finish().await;
-                }
-                return;
-            }
+            Some(Err(_)) => return None,
+            None => return sender,
         }
     }
 }

@@ -60,12 +60,12 @@ struct Identity {
 pub fn request_event(request: &Request<Bytes>, context: &EventContext<'_>) -> Bytes {
     let mut headers = BTreeMap::new();
     let mut multi_value_headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut path_parameters = BTreeMap::new();
+    let path_parameters = crate::apigw::path_parameters(request.headers());
     for (name, value) in request.headers() {
         let Ok(value) = value.to_str() else { continue };
         let name = name.as_str();
-        if let Some(param) = name.strip_prefix(PARAM_PREFIX) {
-            path_parameters.insert(param.to_owned(), value.to_owned());
+        if name.starts_with(PARAM_PREFIX) {
+            continue;
         } else if name != ROUTE_HEADER && name != PAYLOAD_FORMAT_HEADER {
             // The last value in `headers`, every value in `multiValueHeaders`, as REST APIs do.
             headers.insert(name.to_owned(), value.to_owned());
@@ -141,9 +141,14 @@ pub fn request_event(request: &Request<Bytes>, context: &EventContext<'_>) -> By
 /// `isBase64Encoded`. Anything else is a malformed proxy response (a 502 on AWS too).
 pub fn response(answer: &[u8]) -> Result<Response<Bytes>, ResponseError> {
     let value: Value = serde_json::from_slice(answer).map_err(|_| ResponseError::Malformed)?;
-    let Some(object) = value.as_object().filter(|object| object.get("statusCode").is_some_and(Value::is_number)) else {
-        return Err(ResponseError::Malformed);
+    let Some(object) = value.as_object() else { return Err(ResponseError::Malformed) };
+    // A number, or a string of one (`'200'`, as some of AWS's own blueprints answer).
+    let status = match object.get("statusCode") {
+        Some(Value::Number(number)) => number.as_i64(),
+        Some(Value::String(text)) => text.trim().parse().ok(),
+        _ => None,
     };
+    let Some(status) = status else { return Err(ResponseError::Malformed) };
     let body = match object.get("body") {
         None | Some(Value::Null) => Bytes::new(),
         Some(Value::String(text)) if object.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => {
@@ -152,23 +157,34 @@ pub fn response(answer: &[u8]) -> Result<Response<Bytes>, ResponseError> {
         Some(Value::String(text)) => Bytes::from(text.clone()),
         Some(_) => return Err(ResponseError::Malformed),
     };
-    // `multiValueHeaders` joins `headers`: each of its values is a header line.
-    let mut description = object.clone();
-    description.remove("cookies");
-    let mut response = crate::apigw::described(&description, body)?;
-    if let Some(Value::Object(multi)) = object.get("multiValueHeaders") {
-        for (name, values) in multi {
-            for value in values.as_array().into_iter().flatten() {
-                let text = match value {
-                    Value::String(text) => text.clone(),
-                    other => other.to_string(),
-                };
-                let name_ok =
-                    http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| ResponseError::Header(name.clone()))?;
-                let value_ok = http::HeaderValue::from_str(&text).map_err(|_| ResponseError::Header(name.clone()))?;
-                response.headers_mut().append(name_ok, value_ok);
-            }
+    // `headers` and `multiValueHeaders` are merged, the latter's values winning for a
+    // name both give (as API Gateway merges them); names are case-insensitive.
+    let text = |value: &Value| match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let multi = object.get("multiValueHeaders").and_then(Value::as_object);
+    let mut lines: Vec<(String, String)> = Vec::new();
+    for (name, value) in object.get("headers").and_then(Value::as_object).into_iter().flatten() {
+        if !multi.is_some_and(|multi| multi.keys().any(|other| other.eq_ignore_ascii_case(name))) {
+            lines.push((name.clone(), text(value)));
         }
+    }
+    for (name, values) in multi.into_iter().flatten() {
+        lines.extend(values.as_array().into_iter().flatten().map(|value| (name.clone(), text(value))));
+    }
+    let mut response = Response::new(body);
+    *response.status_mut() = u16::try_from(status)
+        .ok()
+        .and_then(|status| http::StatusCode::from_u16(status).ok())
+        .ok_or(ResponseError::Status(status))?;
+    for (name, value) in lines {
+        let header = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| ResponseError::Header(name.clone()))?;
+        let value = http::HeaderValue::from_str(&value).map_err(|_| ResponseError::Header(name.clone()))?;
+        response.headers_mut().append(header, value);
+    }
+    if !response.headers().contains_key(http::header::CONTENT_TYPE) && !response.body().is_empty() {
+        response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     }
     Ok(response)
 }
@@ -183,8 +199,8 @@ mod tests {
             .method("POST")
             .uri("/files/a/b.txt?tag=x&tag=y&one=1")
             .header("host", "api.example.com")
-            .header("x-updraft-route", "/files/{*path}")
-            .header("x-updraft-param-path", "a/b.txt")
+            .header("x-updraft-route", "/files/{*filePath}")
+            .header("x-updraft-param-filepath", "a/b.txt")
             .header("x-updraft-payload-format", "1.0")
             .header("accept", "text/plain")
             .header("accept", "application/json")
@@ -195,8 +211,9 @@ mod tests {
         let event: Value = serde_json::from_slice(&request_event(&request, &context)).unwrap();
         assert_eq!(event["httpMethod"], "POST");
         assert_eq!(event["path"], "/files/a/b.txt");
-        assert_eq!(event["resource"], "/files/{path+}");
-        assert_eq!(event["pathParameters"]["path"], "a/b.txt");
+        assert_eq!(event["resource"], "/files/{filePath+}");
+        // Named as the route writes it, though headers carry it lowercased.
+        assert_eq!(event["pathParameters"]["filePath"], "a/b.txt");
         assert_eq!(event["queryStringParameters"]["tag"], "y");
         assert_eq!(event["multiValueQueryStringParameters"]["tag"], serde_json::json!(["x", "y"]));
         assert_eq!(event["headers"]["accept"], "application/json");
@@ -205,7 +222,7 @@ mod tests {
             event["headers"].get("x-updraft-route").is_none()
                 && event["headers"].get("x-updraft-payload-format").is_none()
         );
-        assert_eq!(event["requestContext"]["resourcePath"], "/files/{path+}");
+        assert_eq!(event["requestContext"]["resourcePath"], "/files/{filePath+}");
         assert_eq!(event["requestContext"]["identity"]["sourceIp"], "127.0.0.1");
         assert_eq!(event["body"], "{\"a\":1}");
         assert_eq!(event["isBase64Encoded"], false);
@@ -222,17 +239,26 @@ mod tests {
         assert_eq!(ok.headers()["x-a"], "1");
         assert_eq!(ok.headers().get_all("set-cookie").iter().count(), 2);
         assert_eq!(ok.body().as_ref(), b"hi");
+        // Both maps merged, the multi-value one winning; a string status; one content type.
+        let merged = response(
+            br#"{"statusCode":"202","headers":{"Content-Type":"text/plain","x-b":"1"},"multiValueHeaders":{"content-type":["text/html"]},"body":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(merged.status(), 202);
+        assert_eq!(merged.headers().get_all("content-type").iter().collect::<Vec<_>>(), ["text/html"]);
+        assert_eq!(merged.headers()["x-b"], "1");
         let binary = response(br#"{"statusCode":200,"body":"AJ+Slg==","isBase64Encoded":true}"#).unwrap();
         assert_eq!(binary.body().as_ref(), &[0, 159, 146, 150]);
         // A bare value, or an object without statusCode, is malformed on a REST API.
-        for malformed in
-            [&br#""just text""#[..], br#"{"message":"hi"}"#, b"not json", br#"{"statusCode":200,"body":{"a":1}}"#]
-        {
-            assert!(
-                matches!(response(malformed), Err(ResponseError::Malformed)),
-                "{}",
-                String::from_utf8_lossy(malformed)
-            );
+        let malformed: [&[u8]; 5] = [
+            br#""just text""#,
+            br#"{"message":"hi"}"#,
+            b"not json",
+            br#"{"statusCode":200,"body":{"a":1}}"#,
+            br#"{"statusCode":"two hundred"}"#,
+        ];
+        for answer in malformed {
+            assert!(matches!(response(answer), Err(ResponseError::Malformed)), "{}", String::from_utf8_lossy(answer));
         }
     }
 }

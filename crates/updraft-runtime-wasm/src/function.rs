@@ -19,7 +19,7 @@ use updraft_runtime::{
 };
 
 use crate::engine::WasmRuntime;
-use crate::invoke::{InvokeOptions, StreamedRun, WasmInstance};
+use crate::invoke::{InvokeOptions, StreamEnd, StreamedRun, WasmInstance};
 use crate::outbound::OutboundPolicy;
 use crate::{CompileError, PreparedComponent};
 
@@ -118,6 +118,9 @@ struct Loaded {
 impl Instance<Input, FunctionResponse> for Loaded {
     fn invoke(&mut self, input: Input, call: Call) -> BoxFuture<'_, Invoked<FunctionResponse>> {
         Box::pin(async move {
+            // Only an HTTP request's answer streams: an event's, a workflow task's or an
+            // Invoke's is read whole by its caller, which must see the guest's own error.
+            let http = matches!(input, Input::Http(_));
             let request = updraft_runtime::cloudevents::request(input, self.function.as_str(), &call);
             // A guest gets its request whole; the gateway reads it so before it invokes.
             let (parts, body) = request.into_parts();
@@ -125,6 +128,12 @@ impl Instance<Input, FunctionResponse> for Loaded {
                 return Invoked::ended(Err(InvokeError::RequestCut), GuestOutput::default(), 0, true);
             };
             let request = http::Request::from_parts(parts, body);
+            if !http {
+                let outcome = self.instance.run(request, call.timeout).await;
+                let reusable = outcome.result.is_ok();
+                let result = outcome.result.map(|response| response.map(Body::whole));
+                return Invoked::ended(result, outcome.output, outcome.memory_peak, reusable);
+            }
             match self.instance.run_streaming(request, call.timeout).await {
                 StreamedRun::Whole(outcome) => {
                     let reusable = outcome.result.is_ok();
@@ -135,9 +144,19 @@ impl Instance<Input, FunctionResponse> for Loaded {
                 // its end (a trap or a timeout after the head cuts the body).
                 StreamedRun::Streaming { response, rest } => {
                     let rest = async move {
-                        let outcome = rest.await;
+                        let StreamEnd { outcome, finish } = rest.await;
                         let reusable = outcome.result.is_ok();
-                        Invoked::ended(outcome.result.map(drop), outcome.output, outcome.memory_peak, reusable)
+                        let mut ended =
+                            Invoked::ended(outcome.result.map(drop), outcome.output, outcome.memory_peak, reusable);
+                        if let Some(finish) = finish {
+                            // The client sees the end once the instance is free again.
+                            ended.settled = Some(Box::new(move || {
+                                tokio::spawn(async move {
+                                    let _ = finish.finish().await;
+                                });
+                            }));
+                        }
+                        ended
                     };
                     Invoked {
                         result: Ok(response),

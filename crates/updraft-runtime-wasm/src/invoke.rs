@@ -140,10 +140,16 @@ pub enum StreamedRun {
     /// request): its head and a body that streams on from the guest's task, and the
     /// rest of the invocation, which ends with the guest (a trap, a timeout or a size
     /// limit after the head cuts the body and is the invocation's error).
-    Streaming {
-        response: http::Response<updraft_runtime::Body>,
-        rest: futures::future::BoxFuture<'static, InvokeOutcome>,
-    },
+    Streaming { response: http::Response<updraft_runtime::Body>, rest: futures::future::BoxFuture<'static, StreamEnd> },
+}
+
+/// How a streamed invocation ended.
+pub struct StreamEnd {
+    pub outcome: InvokeOutcome,
+    /// For a body that is complete: the sender to finish it with once the instance is
+    /// handed back (`Invoked::settled`), so that a client that has seen the whole
+    /// answer finds the instance free; dropped unfinished, it cuts the body.
+    pub finish: Option<updraft_runtime::BodySender>,
 }
 
 /// How long an instance's start (its component's initialisation) may run.
@@ -239,11 +245,20 @@ impl WasmInstance {
                     *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = kept;
                     ran
                 }
-                Err(join) => Ran { result: Err(lost(&join)), output: GuestOutput::default(), memory_peak: 0 },
+                Err(join) => {
+                    Ran { result: Err(lost(&join)), output: GuestOutput::default(), memory_peak: 0, finish: None }
+                }
             }
         };
         match head.await {
-            Ok(response) => StreamedRun::Streaming { response, rest: Box::pin(async move { finish.await.whole() }) },
+            Ok(response) => StreamedRun::Streaming {
+                response,
+                rest: Box::pin(async move {
+                    let mut ran = finish.await;
+                    let end = ran.finish.take();
+                    StreamEnd { outcome: ran.whole(), finish: end }
+                }),
+            },
             // The job ended (or answered whole) without streaming.
             Err(_) => StreamedRun::Whole(finish.await.whole()),
         }
@@ -260,6 +275,8 @@ struct Ran {
     result: Result<Answer, InvokeError>,
     output: GuestOutput,
     memory_peak: u64,
+    /// A streamed body that is complete, to be ended by whoever hands the instance back.
+    finish: Option<updraft_runtime::BodySender>,
 }
 
 impl Ran {
@@ -325,6 +342,7 @@ impl Job {
                     result: Err(InvokeError::Internal { message: format!("{error:#}") }),
                     output: GuestOutput::default(),
                     memory_peak: 0,
+                    finish: None,
                 };
                 return (ran, None);
             }
@@ -368,7 +386,19 @@ impl Job {
         // The epoch deadline stops a guest that computes; this one stops a guest that
         // waits (on an outbound request, say). A tick of slack lets the epoch fire first.
         let waits_until = tokio::time::Instant::from_std(deadline) + EPOCH_TICK;
-        let joined = tokio::time::timeout_at(waits_until, async { tokio::join!(guest, response) }).await;
+        let both = async {
+            tokio::pin!(guest, response);
+            tokio::select! {
+                ran = &mut guest => {
+                    // A guest that failed ends its answer too: a reader waiting on a slow
+                    // client is dropped, which cuts a streamed body now.
+                    let read = if ran.0.is_err() { Err(InvokeError::NoResponse) } else { response.await };
+                    (ran, read)
+                }
+                read = &mut response => (guest.await, read),
+            }
+        };
+        let joined = tokio::time::timeout_at(waits_until, both).await;
         let timed_out = InvokeError::Timeout { timeout };
         let memory_limit = options.memory_limit;
         let mut keep = None;
@@ -390,18 +420,15 @@ impl Job {
                 (result, memory_peak)
             }
         };
-        // A streamed body ends cleanly only now that the guest has returned.
-        let result = match result {
-            Ok(Answer::Streamed(Some(sender))) => {
-                let _ = sender.finish().await;
-                Ok(Answer::Streamed(None))
-            }
-            other => other,
+        // A streamed body ends cleanly only once the guest has returned, and not here:
+        // the caller sends the end once the instance is free again.
+        let (result, finish) = match result {
+            Ok(Answer::Streamed(sender)) => (Ok(Answer::Streamed(None)), sender),
+            other => (other, None),
         };
         let captured = capture.take();
-        let ran =
-            Ran { result, output: GuestOutput { chunks: captured.chunks, truncated: captured.truncated }, memory_peak };
-        (ran, keep)
+        let output = GuestOutput { chunks: captured.chunks, truncated: captured.truncated };
+        (Ran { result, output, memory_peak, finish }, keep)
     }
 }
 

@@ -18,5 +18,7 @@ mod output;
 
 pub use engine::{CompileError, Pooling, PreparedComponent, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
 pub use function::WasmFunction;
-pub use invoke::{GuestOutput, InvokeError, InvokeOptions, InvokeOutcome, LogStream, StreamedRun, WasmInstance};
+pub use invoke::{
+    GuestOutput, InvokeError, InvokeOptions, InvokeOutcome, LogStream, StreamEnd, StreamedRun, WasmInstance,
+};
 pub use outbound::OutboundPolicy;

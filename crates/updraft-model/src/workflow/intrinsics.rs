@@ -47,6 +47,12 @@ pub struct Call {
 #[derive(Debug, Clone, PartialEq)]
 enum Arg {
     Literal(Value),
+    /// A string literal: its text, and as written between the quotes (where a
+    /// `States.Format` template's escaped braces are still told from its `{}`).
+    Text {
+        text: String,
+        written: String,
+    },
     Path(JsonPath),
     Call(Call),
 }
@@ -58,7 +64,7 @@ pub fn is_call(text: &str) -> bool {
 
 impl Call {
     pub fn parse(text: &str) -> Result<Call, String> {
-        let mut parser = Parser { text, at: 0 };
+        let mut parser = Parser { text, at: 0, depth: 0 };
         let call = parser.call().map_err(|why| format!("{text:?} is not an intrinsic function call: {why}"))?;
         parser.skip_spaces();
         if parser.at != text.len() {
@@ -73,6 +79,11 @@ impl Call {
         for arg in &self.args {
             args.push(match arg {
                 Arg::Literal(value) => value.clone(),
+                // A template written in the call keeps its escapes for States.Format to read.
+                Arg::Text { written, .. } if self.name == "States.Format" && args.is_empty() => {
+                    Value::String(written.clone())
+                }
+                Arg::Text { text, .. } => Value::String(text.clone()),
                 Arg::Path(path) => path.read_in(input, context)?.clone(),
                 Arg::Call(call) => call.eval(input, context)?,
             });
@@ -84,7 +95,12 @@ impl Call {
 struct Parser<'t> {
     text: &'t str,
     at: usize,
+    /// How deeply the call being read is nested in others.
+    depth: usize,
 }
+
+/// The deepest nesting of calls in one another a definition may have.
+const MAX_DEPTH: usize = 16;
 
 impl Parser<'_> {
     fn rest(&self) -> &str {
@@ -145,10 +161,16 @@ impl Parser<'_> {
         self.skip_spaces();
         let rest = self.rest();
         if rest.starts_with('\'') {
-            return self.string().map(|text| Arg::Literal(Value::String(text)));
+            return self.string().map(|(text, written)| Arg::Text { text, written });
         }
         if rest.starts_with("States.") {
-            return self.call().map(Arg::Call);
+            if self.depth >= MAX_DEPTH {
+                return Err(format!("calls are nested more than {MAX_DEPTH} deep"));
+            }
+            self.depth += 1;
+            let call = self.call().map(Arg::Call);
+            self.depth -= 1;
+            return call;
         }
         if rest.starts_with('$') {
             let length = path_length(rest);
@@ -176,27 +198,23 @@ impl Parser<'_> {
         Ok(Arg::Literal(value))
     }
 
-    /// A single-quoted string; `\'`, `\{`, `\}` and `\\` stand for the character.
-    fn string(&mut self) -> Result<String, String> {
-        let mut out = String::new();
+    /// A single-quoted string: its text (`\'`, `\{`, `\}` and `\\` stand for the
+    /// character) and what is written between the quotes.
+    fn string(&mut self) -> Result<(String, String), String> {
+        let mut text = String::new();
         let mut chars = self.rest().char_indices().skip(1);
         while let Some((offset, c)) = chars.next() {
             match c {
                 '\'' => {
+                    let written = self.rest()[1..offset].to_owned();
                     self.at += offset + 1;
-                    return Ok(out);
+                    return Ok((text, written));
                 }
                 '\\' => match chars.next() {
-                    Some((_, escaped)) => {
-                        // Braces stay escaped so that States.Format still sees them as text.
-                        if matches!(escaped, '{' | '}') {
-                            out.push('\\');
-                        }
-                        out.push(escaped);
-                    }
+                    Some((_, escaped)) => text.push(escaped),
                     None => break,
                 },
-                other => out.push(other),
+                other => text.push(other),
             }
         }
         Err("a string is not closed; end it with '".to_owned())
@@ -258,11 +276,14 @@ fn apply(name: &str, mut args: Vec<Value>) -> Result<Value, String> {
             if step == 0 {
                 return Err("the step must not be 0".to_owned());
             }
-            let count = ((end - start) / step + 1).max(0) as u128;
-            if count > MAX_RANGE as u128 {
+            // In i128, where no i64 bounds can overflow.
+            let (start, end, step) = (i128::from(start), i128::from(end), i128::from(step));
+            let count = ((end - start) / step + 1).max(0);
+            if count > MAX_RANGE as i128 {
                 return Err(format!("the range would have {count} items; at most {MAX_RANGE}"));
             }
-            Value::Array((0..count as i64).map(|i| Value::from(start + i * step)).collect())
+            // Each item lies between start and end, so it fits in an i64.
+            Value::Array((0..count).map(|i| Value::from((start + i * step) as i64)).collect())
         }
         "States.ArrayGetItem" => {
             let items = array(next())?;
@@ -351,7 +372,7 @@ fn format_with(template: &str, args: Vec<Value>) -> Result<String, String> {
     let mut used = 0;
     while let Some(c) = chars.next() {
         match c {
-            '\\' if matches!(chars.peek(), Some('{' | '}' | '\\')) => out.extend(chars.next()),
+            '\\' if matches!(chars.peek(), Some('{' | '}' | '\\' | '\'')) => out.extend(chars.next()),
             '{' if chars.peek() == Some(&'}') => {
                 chars.next();
                 used += 1;
@@ -462,6 +483,17 @@ mod tests {
         );
         assert_eq!(eval(r"States.Format('it\'s {}', $$.Execution.Id)", input.clone()).unwrap(), "it's e-1");
         assert_eq!(eval("States.StringToJson($.doc)", input.clone()).unwrap(), json!({"a": 1}));
+        // Escapes are the characters everywhere but in a Format template, where `\{}`
+        // stays literal braces.
+        assert_eq!(eval(r#"States.StringToJson('\{"a":1\}')"#, input.clone()).unwrap(), json!({"a": 1}));
+        assert_eq!(eval(r"States.Format('\{\} is {}', 'x')", input.clone()).unwrap(), "{} is x");
+        assert_eq!(eval(r"States.Format('a\\{}', 'x')", input.clone()).unwrap(), "a\\x");
+        let deep = format!("{}1{}", "States.Array(".repeat(40), ")".repeat(40));
+        assert!(Call::parse(&deep).unwrap_err().contains("nested more than 16 deep"));
+        assert_eq!(
+            eval("States.ArrayRange(0, -9223372036854775808, -1)", input.clone()).unwrap_err(),
+            "States.ArrayRange: the range would have 9223372036854775809 items; at most 1000"
+        );
         assert_eq!(eval("States.JsonToString($.o)", input.clone()).unwrap(), "{\"x\":1}");
         assert_eq!(
             eval("States.Array('a', 1, true, null, $.n)", input.clone()).unwrap(),

@@ -131,8 +131,9 @@ impl StateMachine {
                     None => items,
                     Some(selector) => {
                         let mut selected = Vec::with_capacity(items.len());
+                        // One context for all items, its `Map` replaced for each.
+                        let mut context = context.clone();
                         for (index, item) in items.into_iter().enumerate() {
-                            let mut context = context.clone();
                             context["Map"] = json!({ "Item": { "Index": index, "Value": item } });
                             selected.push(apply_template(selector, &effective, &context)?);
                         }

@@ -346,7 +346,8 @@ impl Conversion<'_> {
                 let method = if method.eq_ignore_ascii_case("any") { "*".to_owned() } else { method.to_uppercase() };
                 let mut trigger = toml_table([("http", format!("{method} {route}").into())]);
                 // A REST API (`Api`) sends payload format 1.0, as does an HTTP API asked to.
-                if kind == "Api" || properties["PayloadFormatVersion"] == "1.0" {
+                let version = &properties["PayloadFormatVersion"];
+                if kind == "Api" || version == "1.0" || version.as_f64() == Some(1.0) {
                     trigger.insert("payload_format".to_owned(), "1.0".into());
                 }
                 Some(trigger)
@@ -513,6 +514,7 @@ fn schedule(expression: &str) -> Result<String, String> {
     let question = |field: &str| if field == "?" { "*".to_owned() } else { field.to_owned() };
     let mut shifted = String::new();
     let mut digits = String::new();
+    // A number after `#` (the nth weekday) or `/` (a step) counts no weekday.
     let mut after_hash = false;
     for c in question(weekday).chars().chain(std::iter::once(' ')) {
         if c.is_ascii_digit() {
@@ -528,7 +530,7 @@ fn schedule(expression: &str) -> Result<String, String> {
             }
             digits.clear();
         }
-        after_hash = c == '#';
+        after_hash = c == '#' || c == '/';
         if c != ' ' {
             shifted.push(c);
         }
@@ -563,6 +565,8 @@ mod tests {
         assert_eq!(schedule("cron(0 12 * * ? *)").unwrap(), "0 12 * * *");
         assert_eq!(schedule("cron(15 10 ? * 2-6 *)").unwrap(), "15 10 * * 1-5");
         assert_eq!(schedule("cron(0 8 ? * 2#1 *)").unwrap(), "0 8 * * 1#1");
+        assert_eq!(schedule("cron(0 8 ? * */2 *)").unwrap(), "0 8 * * */2");
+        assert_eq!(schedule("cron(0 8 ? * 1/2 *)").unwrap(), "0 8 * * 0/2");
         assert_eq!(schedule("cron(0 8 ? * MON-FRI *)").unwrap(), "0 8 * * MON-FRI");
         assert!(schedule("cron(0 8 * * ? 2027)").unwrap_err().contains("year"));
         assert!(schedule("at(2027-01-01T00:00:00)").unwrap_err().contains("at(...)"));

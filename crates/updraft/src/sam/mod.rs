@@ -307,8 +307,10 @@ impl Conversion<'_> {
     }
 
     /// Gives every resource its Updraft name before any property is resolved, so that
-    /// references can point forward.
+    /// references can point forward. Two resources of a kind that would get one name
+    /// are refused.
     fn name_resources(&mut self, resources: &serde_json::Map<String, Value>) {
+        let mut taken: BTreeMap<(&str, String), String> = BTreeMap::new();
         for (id, resource) in resources {
             let properties = &resource["Properties"];
             let explicit = |key: &str| properties.get(key).and_then(Value::as_str).map(str::to_owned);
@@ -323,6 +325,21 @@ impl Conversion<'_> {
                 "AWS::SQS::Queue" => Referent::Queue(explicit("QueueName").unwrap_or_else(|| kebab(id))),
                 other => Referent::Unmapped(other.to_owned()),
             };
+            let named = match &referent {
+                Referent::Function(name) => Some(("function", name.clone())),
+                Referent::StateMachine(name) => Some(("workflow", name.clone())),
+                Referent::Topic(name) => Some(("topic", name.clone())),
+                Referent::Queue(name) => Some(("queue", name.clone())),
+                _ => None,
+            };
+            if let Some((kind, name)) = named
+                && let Some(other) = taken.insert((kind, name.clone()), id.clone())
+            {
+                self.problem(
+                    format!("Resources.{id}"),
+                    format!("would be named {name:?}, as {other} is; give one of them another name"),
+                );
+            }
             self.scope.ids.insert(id.clone(), referent);
         }
     }
@@ -503,6 +520,8 @@ impl Conversion<'_> {
 fn merge_globals(globals: Option<&Value>, properties: Value) -> Value {
     match (globals, properties) {
         (None, properties) => properties,
+        // An intrinsic is a value, not a map to merge: the function's own wins.
+        (Some(global), own) if template::is_intrinsic(global) || template::is_intrinsic(&own) => own,
         (Some(Value::Object(globals)), Value::Object(mut own)) => {
             for (key, global) in globals {
                 let merged = match own.remove(key) {
@@ -526,13 +545,29 @@ fn read_definition(path: &Path) -> Result<Value, String> {
         .map_err(|error| format!("{} is neither JSON nor YAML: {error}", path.display()))
 }
 
-/// Replaces `${Name}` in every string of a definition with its substitution.
+/// Replaces `${Name}` in every string of a definition with its substitution, in one
+/// pass (a substitution's own text is not substituted again); other `${...}` stay.
 fn substitute_definition(value: &mut Value, substitutions: &BTreeMap<String, String>) {
     match value {
         Value::String(text) if text.contains("${") => {
-            for (name, replacement) in substitutions {
-                *text = text.replace(&format!("${{{name}}}"), replacement);
+            let mut out = String::with_capacity(text.len());
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                match after.find('}').and_then(|end| Some((substitutions.get(&after[..end])?, end))) {
+                    Some((replacement, end)) => {
+                        out.push_str(replacement);
+                        rest = &after[end + 1..];
+                    }
+                    None => {
+                        out.push_str("${");
+                        rest = after;
+                    }
+                }
             }
+            out.push_str(rest);
+            *text = out;
         }
         Value::Array(items) => items.iter_mut().for_each(|item| substitute_definition(item, substitutions)),
         Value::Object(object) => object.values_mut().for_each(|item| substitute_definition(item, substitutions)),

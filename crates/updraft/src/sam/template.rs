@@ -179,7 +179,11 @@ impl Scope {
             }
             Some(Referent::Topic(topic)) => Value::String(topic_arn(topic)),
             Some(Referent::Queue(queue)) => Value::String(queue_url(queue)),
-            Some(Referent::Parameter(default)) => self.resolve(default)?,
+            // A parameter's Default is a value: CloudFormation takes no intrinsics there.
+            Some(Referent::Parameter(default)) if is_intrinsic(default) => {
+                return Err(format!("parameter {name}'s Default must be a value, not an intrinsic function"));
+            }
+            Some(Referent::Parameter(default)) => default.clone(),
             Some(Referent::Unmapped(kind)) => {
                 return Err(format!("Ref {name} names a {kind}, which Updraft does not make; remove the reference"));
             }
@@ -264,6 +268,13 @@ impl Scope {
         let texts: Result<Vec<String>, String> = items.iter().map(|item| self.text(item)).collect();
         Ok(Value::String(texts?.join(separator)))
     }
+}
+
+/// Whether `value` is an intrinsic function (`{"Ref": ...}`, `{"Fn::...": ...}`).
+pub fn is_intrinsic(value: &Value) -> bool {
+    value.as_object().is_some_and(|object| {
+        object.len() == 1 && object.keys().all(|key| key == "Ref" || key == "Condition" || key.starts_with("Fn::"))
+    })
 }
 
 /// The name at the end of an ARN (`arn:aws:sns:...:NAME`), a queue URL's last segment,

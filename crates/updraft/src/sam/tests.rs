@@ -184,6 +184,18 @@ Resources:
     ] {
         assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
     }
+    let twins = convert_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  HelloWorld:\n    Type: AWS::SNS::Topic\n  \
+         Other:\n    Type: AWS::SNS::Topic\n    Properties: {TopicName: hello-world}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(twins.contains("Resources.Other: would be named \"hello-world\", as HelloWorld is"), "{twins}");
+    let looped = convert_text(
+        "Transform: AWS::Serverless-2016-10-31\nParameters:\n  A: {Type: String, Default: !Ref A}\nResources:\n  \
+         T:\n    Type: AWS::SNS::Topic\n    Properties: {TopicName: !Ref A}\n",
+    );
+    assert!(looped.is_err());
     let not_sam = convert_text("Resources: {}").unwrap_err().to_string();
     assert!(not_sam.contains("Transform: AWS::Serverless-2016-10-31"), "{not_sam}");
     let broken = convert_text("Resources: [").unwrap_err().to_string();

@@ -234,7 +234,8 @@ async fn wasm_components_stream_chunked_answers_and_a_trap_mid_stream_cuts_them(
     let server = TestServer::start();
     let (port, _latch) = crate::lambda::latch().await;
     let dir = tempfile::tempdir().unwrap();
-    let extra = format!("timeout = \"10s\"\nallowed_outbound_hosts = [\"127.0.0.1:{port}\"]");
+    // One at a time: a client that has read an answer to its end finds the instance free.
+    let extra = format!("timeout = \"10s\"\nconcurrency = 1\nallowed_outbound_hosts = [\"127.0.0.1:{port}\"]");
     app_with_guest(dir.path(), &guest_manifest("stream", &extra), &programs::bytes(programs::STREAM));
     server.deploy(dir.path());
     let latch = format!("http://127.0.0.1:{port}/wait");
@@ -255,6 +256,8 @@ async fn wasm_components_stream_chunked_answers_and_a_trap_mid_stream_cuts_them(
         received.extend_from_slice(&chunk);
     }
     assert_eq!(received, b"first\nlast\n");
+    let next = server.get("/stream/many?chunks=1&size=3").await;
+    assert_eq!(next.status(), StatusCode::OK, "the instance and its permit are back before the body ends");
 
     // A trap after the head cuts the body: the client sees an error, not a short
     // answer, and the invocation is recorded as the trap it was.
@@ -263,7 +266,7 @@ async fn wasm_components_stream_chunked_answers_and_a_trap_mid_stream_cuts_them(
     assert_eq!(trapped.chunk().await.unwrap().expect("the first chunk"), "partial\n");
     reqwest::get(&release).await.unwrap();
     assert!(trapped.chunk().await.is_err(), "a cut body must not read as complete");
-    let records = crate::execution::wait_for_records(&server, "stream", 2).await;
+    let records = crate::execution::wait_for_records(&server, "stream", 3).await;
     let trap = records.iter().find(|record| record["status"] != "ok").expect("the trap's record");
     assert_eq!(trap["error_type"], "Runtime.Trap", "{trap}");
     server.wait_for_function_log("stream", "trapped mid-stream").await;
