@@ -94,6 +94,7 @@ async fn the_v1_views_keep_their_shape() {
                       "auth": "public",
                       "kind": "http",
                       "methods": "GET",
+                      "payload_format": "2.0",
                       "route": "/orders/{id}",
                       "secret": null,
                       "secret_env": null
@@ -168,6 +169,7 @@ async fn the_v1_views_keep_their_shape() {
                       "auth": "public",
                       "kind": "http",
                       "methods": "GET",
+                      "payload_format": "2.0",
                       "route": "/orders/{id}",
                       "secret": null,
                       "secret_env": null
