@@ -1,6 +1,7 @@
 //! Amazon States Language and JSONPath: any JSON definition is a state machine or a
-//! list of problems, and every state of one steps on any input without a panic; any
-//! path parses or is refused, and reads and writes any value.
+//! list of problems, and every state of one steps on any input without a panic (its
+//! templates' intrinsic functions included); any path parses or is refused, and reads
+//! and writes any value.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,12 +17,13 @@ fuzz_target!(|data: &[u8]| {
         let _ = path.read(&value);
         let _ = path.write(value.clone(), Value::Bool(true));
     }
-    let _ = apply_template(&value, &value);
+    // The document as a template over itself, with itself as the context object (`$$`).
+    let _ = apply_template(&value, &value, &value);
     if let Ok(machine) = StateMachine::parse(&value) {
         for name in
             value["States"].as_object().map(|states| states.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()
         {
-            let _ = machine.enter(&name, value.clone(), 0);
+            let _ = machine.enter(&name, value.clone(), 0, &value);
         }
     }
 });
