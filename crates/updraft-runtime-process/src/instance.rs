@@ -152,14 +152,7 @@ impl ProcessInstance {
             let end = this.stream_end(&mut ended, deadline, timeout).await;
             this.ended(end).await
         };
-        Invoked {
-            result: Ok(response),
-            output: GuestOutput::default(),
-            max_memory_used: 0,
-            reusable: true,
-            rest: Some(Box::pin(rest)),
-            settled: None,
-        }
+        Invoked::streaming(response, rest)
     }
 
     /// A streamed answer with an HTTP prelude behind an HTTP trigger: the prelude is
@@ -230,23 +223,11 @@ impl ProcessInstance {
             };
             let mut ended = this.ended(end).await;
             if let Some(sender) = complete.filter(|_| ended.result.is_ok()) {
-                // The client sees the end once the instance is free again.
-                ended.settled = Some(Box::new(move || {
-                    tokio::spawn(async move {
-                        let _ = sender.finish().await;
-                    });
-                }));
+                ended.finish_when_settled(sender);
             }
             ended
         };
-        Invoked {
-            result: Ok(head.map(|()| streamed)),
-            output: GuestOutput::default(),
-            max_memory_used: 0,
-            reusable: true,
-            rest: Some(Box::pin(rest)),
-            settled: None,
-        }
+        Invoked::streaming(head.map(|()| streamed), rest)
     }
 
     /// Waits for a streamed answer to end, reading the function's output meanwhile (a

@@ -350,14 +350,7 @@ impl Instance<Input, FunctionResponse> for ServerInstance {
             let (body, streamed) = Body::channel();
             let relay =
                 Relay { server, kept: self.kept.clone(), sender, incoming, body, deadline, timeout: call.timeout };
-            Invoked {
-                result: Ok(Response::from_parts(parts, streamed)),
-                output: GuestOutput::default(),
-                max_memory_used: 0,
-                reusable: true,
-                rest: Some(Box::pin(relay.run())),
-                settled: None,
-            }
+            Invoked::streaming(Response::from_parts(parts, streamed), relay.run())
         })
     }
 }
@@ -453,12 +446,7 @@ impl Relay {
                 // The caller sees the end once the instance is free again.
                 let body = self.body;
                 let mut ended = self.server.ended(Ok(())).await;
-                ended.settled = Some(Box::new(move || {
-                    tokio::spawn(async move {
-                        // A caller gone at the very end changes nothing.
-                        let _ = body.finish().await;
-                    });
-                }));
+                ended.finish_when_settled(body);
                 return ended;
             }
             // Not the function's failure: its connection is dropped, so the server sees

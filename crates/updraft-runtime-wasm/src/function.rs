@@ -149,23 +149,11 @@ impl Instance<Input, FunctionResponse> for Loaded {
                         let mut ended =
                             Invoked::ended(outcome.result.map(drop), outcome.output, outcome.memory_peak, reusable);
                         if let Some(finish) = finish {
-                            // The client sees the end once the instance is free again.
-                            ended.settled = Some(Box::new(move || {
-                                tokio::spawn(async move {
-                                    let _ = finish.finish().await;
-                                });
-                            }));
+                            ended.finish_when_settled(finish);
                         }
                         ended
                     };
-                    Invoked {
-                        result: Ok(response),
-                        output: GuestOutput::default(),
-                        max_memory_used: 0,
-                        reusable: true,
-                        rest: Some(Box::pin(rest)),
-                        settled: None,
-                    }
+                    Invoked::streaming(response, rest)
                 }
             }
         })

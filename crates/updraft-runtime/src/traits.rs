@@ -127,6 +127,30 @@ impl<O> Invoked<O> {
     pub fn ended(result: Result<O, InvokeError>, output: GuestOutput, max_memory_used: u64, reusable: bool) -> Self {
         Self { result, output, max_memory_used, reusable, rest: None, settled: None }
     }
+
+    /// An invocation whose answer's head is `head` and whose body still streams: `rest`
+    /// is the rest of it, and reports the output, memory and reuse.
+    pub fn streaming(head: O, rest: impl Future<Output = Invoked<()>> + Send + 'static) -> Self {
+        Self {
+            result: Ok(head),
+            output: GuestOutput::default(),
+            max_memory_used: 0,
+            reusable: true,
+            rest: Some(Box::pin(rest)),
+            settled: None,
+        }
+    }
+
+    /// Ends a streamed body cleanly once the instance is handed back (`settled`), so a
+    /// client that has read the whole answer finds the instance and its permit free.
+    pub fn finish_when_settled(&mut self, body: crate::BodySender) {
+        self.settled = Some(Box::new(move || {
+            tokio::spawn(async move {
+                // A reader gone at the very end changes nothing.
+                let _ = body.finish().await;
+            });
+        }));
+    }
 }
 
 /// Which stream a piece of guest output came from.
