@@ -37,6 +37,21 @@ pub(crate) fn path_parameters(headers: &http::HeaderMap) -> BTreeMap<String, Str
         .collect()
 }
 
+/// A request's body as both payload formats carry it: `None` when empty, text as it is
+/// for a textual type, else base64 (the flag says which).
+pub(crate) fn event_body(request: &Request<Bytes>) -> (Option<String>, bool) {
+    let body = request.body();
+    if body.is_empty() {
+        (None, false)
+    } else if is_textual(request.headers().get(header::CONTENT_TYPE))
+        && let Ok(text) = std::str::from_utf8(body)
+    {
+        (Some(text.to_owned()), false)
+    } else {
+        (Some(BASE64.encode(body)), true)
+    }
+}
+
 /// Whether the request's trigger asks for REST API (payload format 1.0) events.
 pub fn is_rest(request: &Request<Bytes>) -> bool {
     request.headers().get(PAYLOAD_FORMAT_HEADER).is_some_and(|format| format == "1.0")
@@ -141,15 +156,7 @@ pub fn request_event(request: &Request<Bytes>, context: &EventContext<'_>) -> By
     let domain_prefix = domain.split('.').next().unwrap_or(&domain).to_owned();
     let source_ip = header("x-forwarded-for").unwrap_or_else(|| "127.0.0.1".to_owned());
     let user_agent = header("user-agent").unwrap_or_default();
-    let body = request.body();
-    let textual = is_textual(headers_in.get(header::CONTENT_TYPE));
-    let (body, is_base64_encoded) = if body.is_empty() {
-        (None, false)
-    } else if textual && let Ok(text) = std::str::from_utf8(body) {
-        (Some(text.to_owned()), false)
-    } else {
-        (Some(BASE64.encode(body)), true)
-    };
+    let (body, is_base64_encoded) = event_body(request);
     let event = Event {
         version: "2.0",
         route_key,

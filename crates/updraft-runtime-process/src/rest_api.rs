@@ -12,7 +12,7 @@ use http::{Request, Response};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::apigw::{EventContext, PARAM_PREFIX, PAYLOAD_FORMAT_HEADER, ROUTE_HEADER, ResponseError, is_textual};
+use crate::apigw::{EventContext, PARAM_PREFIX, PAYLOAD_FORMAT_HEADER, ROUTE_HEADER, ResponseError};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -89,15 +89,7 @@ pub fn request_event(request: &Request<Bytes>, context: &EventContext<'_>) -> By
             .join("/"),
         None => request.uri().path().to_owned(),
     };
-    let body = request.body();
-    let textual = is_textual(request.headers().get(http::header::CONTENT_TYPE));
-    let (body, is_base64_encoded) = if body.is_empty() {
-        (None, false)
-    } else if textual && let Ok(text) = std::str::from_utf8(body) {
-        (Some(text.to_owned()), false)
-    } else {
-        (Some(BASE64.encode(body)), true)
-    };
+    let (body, is_base64_encoded) = crate::apigw::event_body(request);
     let header = |name: &str| headers.get(name).cloned();
     let path = request.uri().path();
     let method = request.method().as_str();
