@@ -3,9 +3,12 @@
 //! to zero and provisioned instances, and exactly one record per invocation.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Context;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -263,6 +266,37 @@ impl<I, O> Drop for Busy<I, O> {
     }
 }
 
+/// An invocation's work, polled by its caller until the caller stops waiting; then
+/// whatever is left runs as a Tokio task of its own (`detach`, or on drop).
+struct Detachable(Option<Pin<Box<dyn Future<Output = ()> + Send>>>);
+
+impl Detachable {
+    /// Polls the work if it is still the caller's and not done.
+    fn poll_attached(&mut self, cx: &mut Context<'_>) {
+        if let Some(work) = self.0.as_mut()
+            && work.as_mut().poll(cx).is_ready()
+        {
+            self.0 = None;
+        }
+    }
+
+    /// Hands what is left of the work to a task of its own.
+    fn detach(&mut self) {
+        if let Some(work) = self.0.take() {
+            // Without a runtime (it is shutting down) nothing could run it anyway.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(work);
+            }
+        }
+    }
+}
+
+impl Drop for Detachable {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
 /// Counts an invocation as in flight until dropped.
 struct InFlight<I, O>(Arc<Shared<I, O>>);
 
@@ -381,14 +415,16 @@ impl<I: Send + 'static, O: Send + 'static> Scheduler<I, O> {
     /// instance or starts one (cold), runs it with the version's deadline, returns the
     /// instance or discards it, and hands the record to the sink.
     ///
-    /// The invocation runs in its own task: if the caller goes away it still finishes
-    /// and is recorded.
+    /// The invocation runs in the caller's task, so that a warm invocation costs no
+    /// hand-off between threads; if the caller goes away, or a streamed answer's head
+    /// comes back before the body ends, the rest becomes a task of its own, so the
+    /// invocation always finishes and is recorded.
     pub async fn invoke(&self, pool: &Arc<Pool<I, O>>, input: I, meta: InvocationMeta) -> Result<Done<O>, Failure> {
         let shared = self.shared.clone();
         shared.in_flight.fetch_add(1, Ordering::AcqRel);
         let pool = pool.clone();
-        let (answer, answered) = oneshot::channel();
-        tokio::spawn(async move {
+        let (answer, mut answered) = oneshot::channel();
+        let mut task = Detachable(Some(Box::pin(async move {
             let in_flight = InFlight(shared);
             let shared = &in_flight.0;
             // The one record of this invocation: `run` fills it in, and it goes to the
@@ -415,8 +451,18 @@ impl<I: Send + 'static, O: Send + 'static> Scheduler<I, O> {
             if let Some(answer) = answer {
                 let _ = answer.send(answered);
             }
-        });
-        answered.await.unwrap_or_else(|_| {
+        })));
+        let answered = std::future::poll_fn(|cx| {
+            task.poll_attached(cx);
+            let answered = Pin::new(&mut answered).poll(cx);
+            if answered.is_ready() {
+                // A streamed body still runs: its own task carries it on from here.
+                task.detach();
+            }
+            answered
+        })
+        .await;
+        answered.unwrap_or_else(|_| {
             Err(Failure::Function(InvokeError::Internal {
                 message: "the invocation's task ended without an answer".into(),
             }))

@@ -428,3 +428,29 @@ async fn a_streaming_result_returns_at_once_and_the_invocation_ends_with_its_bod
     let stats = timed.stats();
     assert_eq!((stats.busy, stats.idle), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_goes_away_leaves_its_invocation_to_finish_and_be_recorded() {
+    let setup = setup(SchedulerConfig::default());
+    let pool = setup.register(spec("abandoned"));
+    let gate = Arc::new(Semaphore::new(0));
+    let request = meta();
+    let id = request.id.clone();
+    // The caller stops waiting while the instance runs (a client that hung up).
+    let waited = tokio::time::timeout(
+        Duration::from_millis(20),
+        setup.scheduler.invoke(&pool, Script::Hold(gate.clone()), request),
+    )
+    .await;
+    assert!(waited.is_err(), "the invocation is still held");
+    assert_eq!(setup.scheduler.in_flight(), 1, "it runs on without its caller");
+    assert!(setup.records.all().is_empty());
+
+    gate.add_permits(1);
+    wait_for("the record", || setup.records.all().len() == 1).await;
+    let record = &setup.records.all()[0];
+    assert_eq!((record.id.as_str(), record.status), (id.as_str(), InvocationStatus::Success));
+    wait_for("nothing in flight", || setup.scheduler.in_flight() == 0).await;
+    let stats = pool.stats();
+    assert_eq!((stats.busy, stats.idle), (0, 1), "its instance went back to the pool");
+}
