@@ -6,6 +6,7 @@
 //! run out, and then the event stays, `failed`, its record goes to `on_failure` and
 //! its payload to the dead-letter topic.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -20,10 +21,12 @@ use crate::layer::EventLayer;
 use crate::queue::{Claimed, QueueError, Settlement};
 use crate::record::{Failure, Outcome, event_input};
 
-/// Events run at once by one node.
-const IN_FLIGHT: usize = 64;
+/// Events run at once by one node (each until its outcome is settled). Enough that a
+/// message to a hundred subscribers is claimed and started in one go; the scheduler's
+/// limits still decide how many of them run at once.
+const IN_FLIGHT: usize = 256;
 /// Events claimed per query.
-const BATCH: usize = 64;
+const BATCH: usize = 128;
 /// How long a throttled event waits before it is tried again.
 const THROTTLE_DELAY: Duration = Duration::from_secs(1);
 /// How often the queue is looked at when nothing wakes the dispatcher (retries fall due).
@@ -43,10 +46,15 @@ pub(crate) async fn start(layer: &Arc<EventLayer>) -> Result<(), QueueError> {
 
 async fn run(layer: Weak<EventLayer>, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    // Set while every slot may be taken: the next event to finish wakes the dispatcher,
+    // so that what is still due is claimed at once, not at the next poll.
+    let starved = Arc::new(AtomicBool::new(false));
     loop {
         if *stopped.borrow() {
             return;
         }
+        // Set before the slots are counted: an event that ends after the count wakes us.
+        starved.store(true, Ordering::Release);
         let free = slots.available_permits();
         let claimed = if free == 0 {
             Vec::new()
@@ -61,12 +69,20 @@ async fn run(layer: Weak<EventLayer>, wake: Arc<Notify>, mut stopped: watch::Rec
             }
         };
         let full = claimed.len() == free.min(BATCH) && free > 0;
+        if free > claimed.len() {
+            // Slots are left over: ending events need not wake anyone.
+            starved.store(false, Ordering::Release);
+        }
         for event in claimed {
             let Some(layer) = layer.upgrade() else { return };
             let Ok(slot) = slots.clone().acquire_owned().await else { return };
+            let (starved, wake) = (starved.clone(), wake.clone());
             tokio::spawn(async move {
                 deliver(&layer, event).await;
                 drop(slot);
+                if starved.swap(false, Ordering::AcqRel) {
+                    wake.notify_one();
+                }
             });
         }
         if full {
