@@ -60,6 +60,14 @@ struct Cli {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Human)]
     output: Output,
+    /// Also serve the same component with `wasmtime serve` from this `wasmtime`
+    /// binary and put it in the load table (`crates/updraft-bench/compare.sh` installs
+    /// the wasmtime our runtime links, from crates.io, and passes it here).
+    #[arg(long, value_name = "PATH")]
+    wasmtime: Option<PathBuf>,
+    /// Measure the load table alone: no greedy neighbours, restarts or in-process calls.
+    #[arg(long)]
+    load_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -169,7 +177,24 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     updraft_server.deploy(&reuse_dir)?;
     let deploy_command = deployed - deploy_started;
     let after_deploy = first_hello - deployed;
-    for (name, addr) in [("hyper-hello", baseline_addr), ("updraft", updraft_addr)] {
+    // The same component under `wasmtime serve`: a fresh instance per request, its
+    // env and stdout as Updraft gives them.
+    let mut wasmtime = match &cli.wasmtime {
+        None => None,
+        Some(binary) => {
+            let addr = free_loopback_port()?;
+            let mut command = Command::new(binary);
+            command.args(["serve", "--addr", &addr.to_string(), "-Scli", "--env", "GREETING=Hello"]).arg(&wasm_path);
+            let mut server = ServerProcess::spawn("wasmtime serve", command, &work_dir.path().join("wasmtime.log"))?;
+            probes
+                .block_on(poll_until_ok(addr, "/hello", Instant::now() + START_DEADLINE, || server.check_alive()))
+                .context("waiting for `wasmtime serve` to answer GET /hello")?;
+            Some((server, addr))
+        }
+    };
+    let mut servers = vec![("hyper-hello", baseline_addr), ("updraft", updraft_addr)];
+    servers.extend(wasmtime.as_ref().map(|(_, addr)| ("wasmtime serve", *addr)));
+    for (name, addr) in servers {
         let response = probes.block_on(get_once(addr, "/hello", PROBE_TIMEOUT))?;
         if response.body.as_ref() != inprocess::HELLO_BODY {
             bail!("{name} answered GET /hello with {} {:?}, not \"Hello, world!\\n\"", response.status, response.body);
@@ -189,10 +214,30 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         let baseline_figures = measure("baseline", baseline_addr, "/hello")?;
         let updraft_figures = measure("updraft", updraft_addr, "/hello")?;
         let reused_figures = measure("updraft (reuse)", updraft_addr, "/hello-reused")?;
-        rows.push(LoadRow::new(connections, baseline_figures, updraft_figures, reused_figures));
+        let wasmtime_figures = match &wasmtime {
+            Some((_, addr)) => Some(measure("wasmtime serve", *addr, "/hello")?),
+            None => None,
+        };
+        rows.push(LoadRow::new(connections, baseline_figures, updraft_figures, reused_figures, wasmtime_figures));
     }
     baseline.check_alive()?;
     updraft.check_alive()?;
+    if let Some((mut server, _)) = wasmtime.take() {
+        server.check_alive()?;
+    }
+    if cli.load_only {
+        let report = Report {
+            nproc,
+            warmup_secs: cli.warmup,
+            duration_secs: cli.duration,
+            debug_build,
+            load: rows,
+            fairness: Vec::new(),
+            first_response: None,
+            in_process: None,
+        };
+        return print_report(&report, cli.output);
+    }
 
     // Greedy neighbours: GET /hello (32 connections) with nothing else running, then
     // while 4 × nproc wasm guests spin without yielding, then while as many Lambda
@@ -262,16 +307,20 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         debug_build,
         load: rows,
         fairness,
-        first_response: FirstResponses {
+        first_response: Some(FirstResponses {
             deploy_command_us: micros(deploy_command),
             after_deploy_us: micros(after_deploy),
             restarts,
-        },
-        in_process,
+        }),
+        in_process: Some(in_process),
     };
-    match cli.output {
+    print_report(&report, cli.output)
+}
+
+fn print_report(report: &Report, output: Output) -> anyhow::Result<()> {
+    match output {
         Output::Human => print!("{}", report.render()),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report).context("serializing the report")?),
+        Output::Json => println!("{}", serde_json::to_string_pretty(report).context("serializing the report")?),
     }
     Ok(())
 }

@@ -39,10 +39,20 @@ pub struct LoadRow {
     /// The same component deployed with `instance_reuse = true`.
     pub updraft_reused: LoadFigures,
     pub ratio_reused: f64,
+    /// The same component under `wasmtime serve` (a fresh instance per request, as
+    /// Updraft's default), when the run was given a `wasmtime` to compare with.
+    pub wasmtime: Option<LoadFigures>,
+    pub ratio_wasmtime: Option<f64>,
 }
 
 impl LoadRow {
-    pub fn new(connections: usize, baseline: LoadFigures, updraft: LoadFigures, updraft_reused: LoadFigures) -> Self {
+    pub fn new(
+        connections: usize,
+        baseline: LoadFigures,
+        updraft: LoadFigures,
+        updraft_reused: LoadFigures,
+        wasmtime: Option<LoadFigures>,
+    ) -> Self {
         let ratio_to_baseline = |figures: &LoadFigures| {
             if baseline.requests_per_second > 0.0 {
                 figures.requests_per_second / baseline.requests_per_second
@@ -52,7 +62,8 @@ impl LoadRow {
         };
         let ratio = ratio_to_baseline(&updraft);
         let ratio_reused = ratio_to_baseline(&updraft_reused);
-        Self { connections, baseline, updraft, ratio, updraft_reused, ratio_reused }
+        let ratio_wasmtime = wasmtime.as_ref().map(ratio_to_baseline);
+        Self { connections, baseline, updraft, ratio, updraft_reused, ratio_reused, wasmtime, ratio_wasmtime }
     }
 }
 
@@ -139,8 +150,9 @@ pub struct Report {
     pub load: Vec<LoadRow>,
     /// GET /hello with nothing else running against the same while others spin.
     pub fairness: Vec<FairnessRow>,
-    pub first_response: FirstResponses,
-    pub in_process: InProcessFigures,
+    /// `None` in a run of the load table alone (`--load-only`), as is `in_process`.
+    pub first_response: Option<FirstResponses>,
+    pub in_process: Option<InProcessFigures>,
 }
 
 impl Report {
@@ -165,9 +177,13 @@ impl Report {
         writeln!(out)?;
         out.push_str(&render_load_table(&self.load));
         for row in &self.load {
-            for (name, figures) in
-                [("baseline", &row.baseline), ("updraft", &row.updraft), ("updraft (reuse)", &row.updraft_reused)]
-            {
+            let servers = [
+                ("baseline", Some(&row.baseline)),
+                ("updraft", Some(&row.updraft)),
+                ("updraft (reuse)", Some(&row.updraft_reused)),
+                ("wasmtime serve", row.wasmtime.as_ref()),
+            ];
+            for (name, figures) in servers.into_iter().filter_map(|(name, figures)| Some((name, figures?))) {
                 if figures.errors > 0 || figures.non_2xx > 0 {
                     writeln!(
                         out,
@@ -202,85 +218,98 @@ impl Report {
             }
         }
 
-        let first = &self.first_response;
-        writeln!(out)?;
-        writeln!(out, "First response (each on a fresh connection)")?;
-        writeln!(
-            out,
-            "  after deploy (`updraft deploy` exited -> first 2xx on GET /hello): {}   (the deploy command took {})",
-            format_micros(first.after_deploy_us),
-            format_micros(first.deploy_command_us)
-        )?;
-        if !first.restarts.is_empty() {
-            writeln!(
-                out,
-                "  after restart (SIGTERM, then `updraft server` on the same data dir; compiled code comes from \
-                 the on-disk cache):"
-            )?;
-            let mut header = format!("    {:<44}", "");
-            for index in 1..=first.restarts.len() {
-                let _ = write!(header, "{:>10}", format!("run {index}"));
-            }
-            writeln!(out, "{header}{:>10}", "median")?;
-            let lines: [(&str, RestartFigure); 5] = [
-                ("listener ready -> first GET /hello [target]", |r| r.ready_to_first_hello_us),
-                ("spawn -> /healthz ready", |r| r.spawn_to_ready_us),
-                ("spawn -> first GET /hello", |r| r.spawn_to_first_hello_us),
-                ("a second GET /hello", |r| r.second_hello_us),
-                ("baseline: GET /hello to hyper-hello", |r| r.baseline_hello_us),
-            ];
-            for (label, value) in lines {
-                let values: Vec<f64> = first.restarts.iter().map(value).collect();
-                let mut line = format!("    {label:<44}");
-                for v in &values {
-                    let _ = write!(line, "{:>10}", format_micros(*v));
-                }
-                writeln!(out, "{line}{:>10}", format_micros(median(&values)))?;
-            }
+        if let Some(first) = &self.first_response {
+            render_first_responses(out, first)?;
         }
-
-        let in_process = &self.in_process;
-        writeln!(out)?;
-        writeln!(
-            out,
-            "In-process (updraft-runtime-wasm, GET /hello on hello.wasm, sequential calls; absolute times, no ratio)"
-        )?;
-        writeln!(out, "    {:<52}{:>10}{:>10}{:>10}{:>10}", "", "calls", "mean", "p50", "p99")?;
-        for (label, summary) in [
-            ("instantiate and call (fresh instance, the default)", &in_process.instantiate_and_call),
-            ("call only (instance reused)", &in_process.call_reused_instance),
-            ("plain async Rust fn, same response (reference)", &in_process.plain_rust_fn),
-        ] {
-            writeln!(
-                out,
-                "    {label:<52}{:>10}{:>10}{:>10}{:>10}",
-                format_count(summary.count as f64),
-                format_micros(summary.mean_us),
-                format_micros(summary.p50_us),
-                format_micros(summary.p99_us)
-            )?;
+        if let Some(in_process) = &self.in_process {
+            render_in_process(out, in_process)?;
         }
-        writeln!(
-            out,
-            "    compiling hello.wasm: {}; loading it from the compiled-code cache: {}; pooling allocator: {}",
-            format_micros(in_process.compile_us),
-            format_micros(in_process.load_cached_us),
-            if in_process.pooling { "on" } else { "off" }
-        )?;
         writeln!(out)?;
         writeln!(
             out,
-            "Targets from the issue, for reading (nothing is asserted): ratio >= 0.25x at 32 connections; \
-             updraft p99 <= 5 ms at 32 connections; listener ready -> first GET /hello after restart <= 15 ms"
+            "Targets from the performance issue, for reading (nothing is asserted): ratio >= 0.3x at 32 \
+             connections and updraft p99 <= 2 ms; with instance reuse >= 0.5x"
         )?;
         Ok(())
     }
 }
 
-/// The load table: one row per connection count, baseline and Updraft side by side.
+fn render_first_responses(out: &mut String, first: &FirstResponses) -> std::fmt::Result {
+    writeln!(out)?;
+    writeln!(out, "First response (each on a fresh connection)")?;
+    writeln!(
+        out,
+        "  after deploy (`updraft deploy` exited -> first 2xx on GET /hello): {}   (the deploy command took {})",
+        format_micros(first.after_deploy_us),
+        format_micros(first.deploy_command_us)
+    )?;
+    if !first.restarts.is_empty() {
+        writeln!(
+            out,
+            "  after restart (SIGTERM, then `updraft server` on the same data dir; compiled code comes from \
+             the on-disk cache):"
+        )?;
+        let mut header = format!("    {:<44}", "");
+        for index in 1..=first.restarts.len() {
+            let _ = write!(header, "{:>10}", format!("run {index}"));
+        }
+        writeln!(out, "{header}{:>10}", "median")?;
+        let lines: [(&str, RestartFigure); 5] = [
+            ("listener ready -> first GET /hello [target]", |r| r.ready_to_first_hello_us),
+            ("spawn -> /healthz ready", |r| r.spawn_to_ready_us),
+            ("spawn -> first GET /hello", |r| r.spawn_to_first_hello_us),
+            ("a second GET /hello", |r| r.second_hello_us),
+            ("baseline: GET /hello to hyper-hello", |r| r.baseline_hello_us),
+        ];
+        for (label, value) in lines {
+            let values: Vec<f64> = first.restarts.iter().map(value).collect();
+            let mut line = format!("    {label:<44}");
+            for v in &values {
+                let _ = write!(line, "{:>10}", format_micros(*v));
+            }
+            writeln!(out, "{line}{:>10}", format_micros(median(&values)))?;
+        }
+    }
+    Ok(())
+}
+
+fn render_in_process(out: &mut String, in_process: &InProcessFigures) -> std::fmt::Result {
+    writeln!(out)?;
+    writeln!(
+        out,
+        "In-process (updraft-runtime-wasm, GET /hello on hello.wasm, sequential calls; absolute times, no ratio)"
+    )?;
+    writeln!(out, "    {:<52}{:>10}{:>10}{:>10}{:>10}", "", "calls", "mean", "p50", "p99")?;
+    for (label, summary) in [
+        ("instantiate and call (fresh instance, the default)", &in_process.instantiate_and_call),
+        ("call only (instance reused)", &in_process.call_reused_instance),
+        ("plain async Rust fn, same response (reference)", &in_process.plain_rust_fn),
+    ] {
+        writeln!(
+            out,
+            "    {label:<52}{:>10}{:>10}{:>10}{:>10}",
+            format_count(summary.count as f64),
+            format_micros(summary.mean_us),
+            format_micros(summary.p50_us),
+            format_micros(summary.p99_us)
+        )?;
+    }
+    writeln!(
+        out,
+        "    compiling hello.wasm: {}; loading it from the compiled-code cache: {}; pooling allocator: {}",
+        format_micros(in_process.compile_us),
+        format_micros(in_process.load_cached_us),
+        if in_process.pooling { "on" } else { "off" }
+    )?;
+    Ok(())
+}
+
+/// The load table: one row per connection count, baseline and Updraft side by side,
+/// and `wasmtime serve` after them when any row measured it.
 pub fn render_load_table(rows: &[LoadRow]) -> String {
     let mut out = String::new();
-    let _ = writeln!(
+    let with_wasmtime = rows.iter().any(|row| row.wasmtime.is_some());
+    let _ = write!(
         out,
         "{:>11}  {:>14}{:>10}{:>10}  | {:>13}{:>10}{:>10}{:>8}  | {:>11}{:>10}{:>10}{:>8}",
         "connections",
@@ -296,8 +325,12 @@ pub fn render_load_table(rows: &[LoadRow]) -> String {
         "p99",
         "ratio"
     );
+    if with_wasmtime {
+        let _ = write!(out, "  | {:>14}{:>10}{:>10}{:>8}", "wasmtime req/s", "p50", "p99", "ratio");
+    }
+    out.push('\n');
     for row in rows {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:>11}  {:>14}{:>10}{:>10}  | {:>13}{:>10}{:>10}{:>8}  | {:>11}{:>10}{:>10}{:>8}",
             row.connections,
@@ -313,6 +346,19 @@ pub fn render_load_table(rows: &[LoadRow]) -> String {
             format_micros(row.updraft_reused.latency.p99_us),
             format!("{:.2}x", row.ratio_reused),
         );
+        if let (Some(figures), Some(ratio)) = (&row.wasmtime, row.ratio_wasmtime) {
+            let _ = write!(
+                out,
+                "  | {:>14}{:>10}{:>10}{:>8}",
+                format_count(figures.requests_per_second),
+                format_micros(figures.latency.p50_us),
+                format_micros(figures.latency.p99_us),
+                format!("{ratio:.2}x"),
+            );
+        } else if with_wasmtime {
+            let _ = write!(out, "  | {:>14}", "-");
+        }
+        out.push('\n');
     }
     out
 }
@@ -417,12 +463,14 @@ mod tests {
                 figures(25_000.0, 38.0, 71.0),
                 figures(8_000.0, 121.0, 305.0),
                 figures(16_000.0, 60.0, 150.0),
+                None,
             ),
             LoadRow::new(
                 32,
                 figures(90_000.0, 340.0, 1_200.0),
                 figures(30_000.0, 1_050.0, 4_100.0),
                 figures(45_000.0, 700.0, 2_000.0),
+                None,
             ),
         ];
         let expected = "\
@@ -431,5 +479,18 @@ connections  baseline req/s       p50       p99  | updraft req/s       p50      
          32          90,000    340 µs   1.20 ms  |        30,000   1.05 ms   4.10 ms   0.33x  |      45,000    700 µs   2.00 ms   0.50x
 ";
         assert_eq!(render_load_table(&rows), expected);
+
+        // With `wasmtime serve` measured, its figures and ratio follow.
+        let row = LoadRow::new(
+            32,
+            figures(90_000.0, 340.0, 1_200.0),
+            figures(30_000.0, 1_050.0, 4_100.0),
+            figures(45_000.0, 700.0, 2_000.0),
+            Some(figures(15_000.0, 2_100.0, 5_000.0)),
+        );
+        let table = render_load_table(&[row]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].ends_with("  | wasmtime req/s       p50       p99   ratio"), "{table}");
+        assert!(lines[1].ends_with("  |         15,000   2.10 ms   5.00 ms   0.17x"), "{table}");
     }
 }
