@@ -511,10 +511,11 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         // A small block: enough that a busy node does not ask for every invocation.
         let want = (limit / 8).max(1);
         let granted = lender.borrow(&scope, limit, want).await;
-        if granted == 0 {
-            return Err(throttle);
+        if granted > 0 {
+            self.account.grow_share(&scope, granted);
         }
-        self.account.grow_share(&scope, granted);
+        // Admitted if the share has room now: this borrow's, or that of another
+        // invocation's borrow that took the rest of the limit while this one waited.
         self.account.admit(&pool.limit)
     }
 

@@ -11,7 +11,7 @@ use updraft_runtime::{
     BoxFuture, Call, GuestOutput, Instance, InstanceConfig, InvokeError, Invoked, LogStream, Prepared,
 };
 use updraft_scheduler::{
-    Failure, InvocationMeta, InvocationSink, Pool, PoolSpec, Scheduler, SchedulerConfig, Throttle,
+    Failure, InvocationMeta, InvocationSink, Lender, Pool, PoolSpec, Scheduler, SchedulerConfig, Scope, Throttle,
 };
 
 /// What one invocation does.
@@ -453,4 +453,46 @@ async fn a_caller_that_goes_away_leaves_its_invocation_to_finish_and_be_recorded
     wait_for("nothing in flight", || setup.scheduler.in_flight() == 0).await;
     let stats = pool.stats();
     assert_eq!((stats.busy, stats.idle), (0, 1), "its instance went back to the pool");
+}
+
+/// A cluster's ledger of one node: grants what is left of a scope's limit, each borrow
+/// once `gate` lets it through, counting the borrowers waiting there.
+struct Ledger {
+    granted: Mutex<u32>,
+    waiting: AtomicU32,
+    gate: Semaphore,
+}
+
+impl Lender for Ledger {
+    fn borrow<'a>(&'a self, _scope: &'a Scope, limit: u32, want: u32) -> BoxFuture<'a, u32> {
+        Box::pin(async move {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            self.gate.acquire().await.unwrap().forget();
+            let mut granted = self.granted.lock().unwrap();
+            let take = want.min(limit - *granted);
+            *granted += take;
+            take
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_on_a_cluster_node_is_admitted_when_other_borrows_took_the_whole_limit() {
+    let setup = Arc::new(setup(SchedulerConfig { account_concurrency: 80, ..SchedulerConfig::default() }));
+    let ledger = Arc::new(Ledger { granted: Mutex::new(0), waiting: AtomicU32::new(0), gate: Semaphore::new(0) });
+    setup.scheduler.set_lender(ledger.clone());
+    let pool = setup.register(spec("busy"));
+    let gate = Arc::new(Semaphore::new(0));
+    // 40 invocations find the node's share empty at once and all ask the ledger; the
+    // first eight borrows (an eighth of the limit each) take all of it.
+    let tasks = burst(&setup, &pool, &gate, 40).await;
+    wait_for("40 borrowers", || ledger.waiting.load(Ordering::SeqCst) == 40).await;
+    ledger.gate.add_permits(40);
+    wait_for("40 running", || pool.stats().busy == 40).await;
+    gate.add_permits(40);
+    for task in tasks {
+        task.await.unwrap().expect("admitted: the node's share has room for all 40");
+    }
+    assert_eq!(*ledger.granted.lock().unwrap(), 80);
+    assert_eq!(setup.records.count(InvocationStatus::Throttled), 0);
 }
