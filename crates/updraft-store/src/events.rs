@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use updraft_model::{EventSource, FunctionName, Lineage};
 
-use crate::sql::parse_name;
+use crate::sql::{Backend, parse_name};
 use crate::{Store, StoreError};
 
 /// One asynchronous invocation.
@@ -253,7 +253,11 @@ impl Store {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<AsyncEvent>, StoreError> {
-        // One transaction for the whole batch: one commit, not one per event.
+        if self.backend == Backend::Postgres {
+            return self.event_claim_postgres(node, now, lease_until, limit).await;
+        }
+        // One transaction for the whole batch: one commit, not one per event (SQLite
+        // runs these statements in process, one writer at a time).
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM async_events WHERE state = 'queued' AND next_attempt_at <= $1 \
@@ -284,6 +288,40 @@ impl Store {
         }
         tx.commit().await?;
         Ok(claimed)
+    }
+
+    /// `event_claim` on PostgreSQL: one statement, not a round trip per event (a
+    /// topic's hundred copies took ~30 ms that way). Rows another node is claiming are
+    /// skipped, not waited for; a row claimed and committed meanwhile no longer matches.
+    async fn event_claim_postgres(
+        &self,
+        node: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<AsyncEvent>, StoreError> {
+        let columns: Vec<String> = COLUMNS.split(", ").map(|column| format!("e.{column}")).collect();
+        let rows = sqlx::query(&format!(
+            "WITH due AS (SELECT id, next_attempt_at AS due_at FROM async_events \
+             WHERE state = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2 \
+             FOR UPDATE SKIP LOCKED) \
+             UPDATE async_events e SET next_attempt_at = $3, claimed_by = $4 FROM due WHERE e.id = due.id \
+             RETURNING {}, due.due_at",
+            columns.join(", ")
+        ))
+        .bind(now)
+        .bind(limit)
+        .bind(lease_until)
+        .bind(node)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| Ok((row.try_get::<i64, _>(13)?, event_from_row(row)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Oldest first, as the query chose them.
+        claimed.sort_by(|(a_due, a), (b_due, b)| a_due.cmp(b_due).then_with(|| a.id.cmp(&b.id)));
+        Ok(claimed.into_iter().map(|(_, event)| event).collect())
     }
 
     /// Makes the events `node` had claimed due at `now` (the node's start: its leases

@@ -15,6 +15,7 @@ store_tests! {
     check_queue_messages => queue_messages_sqlite, queue_messages_postgres;
     check_failed_events_redrive => failed_events_redrive_sqlite, failed_events_redrive_postgres;
     check_dead_letters_redrive => dead_letters_redrive_sqlite, dead_letters_redrive_postgres;
+    check_claims_by_two_nodes => claims_by_two_nodes_sqlite, claims_by_two_nodes_postgres;
 }
 
 fn event(id: &str, due: i64) -> AsyncEvent {
@@ -252,4 +253,25 @@ async fn check_dead_letters_redrive(store: &Store) {
     );
     let left = store.queue_peek(&dead, 10).await.unwrap();
     assert_eq!(left.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["d3"]);
+}
+
+async fn check_claims_by_two_nodes(store: &Store) {
+    let events: Vec<AsyncEvent> = (0..300).map(|i| event(&format!("e{i:03}"), 1_000 + i)).collect();
+    store.event_enqueue_all(&events).await.unwrap();
+    // Two nodes claim side by side, then each again: every event is claimed exactly
+    // once, each batch oldest first.
+    let (a, b) = tokio::join!(store.event_claim("n1", 5_000, 60_000, 120), store.event_claim("n2", 5_000, 60_000, 120));
+    let (c, d) = tokio::join!(store.event_claim("n1", 5_000, 60_000, 120), store.event_claim("n2", 5_000, 60_000, 120));
+    let mut ids = Vec::new();
+    for batch in [a, b, c, d] {
+        let batch: Vec<String> = batch.unwrap().into_iter().map(|event| event.id).collect();
+        assert!(batch.is_sorted(), "a batch comes oldest first: {batch:?}");
+        ids.extend(batch);
+    }
+    let rest = store.event_claim("n1", 5_000, 60_000, 300).await.unwrap();
+    ids.extend(rest.into_iter().map(|event| event.id));
+    ids.sort();
+    let expected: Vec<String> = events.iter().map(|event| event.id.clone()).collect();
+    assert_eq!(ids, expected, "each event claimed once");
+    assert!(store.event_claim("n2", 5_000, 60_000, 300).await.unwrap().is_empty(), "all are leased");
 }
