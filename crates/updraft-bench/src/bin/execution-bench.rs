@@ -226,7 +226,7 @@ async fn in_process(samples: usize) -> anyhow::Result<()> {
     row("direct runtime call (baseline)", &direct, &direct);
     row("warm invocation through the scheduler", &scheduled, &direct);
     println!(
-        "{:<44} p50 {:>9.1} µs  (target ≤ 20 µs)",
+        "{:<44} p50 {:>9.1} µs  (target ≤ 10 µs)",
         "scheduler overhead (difference of p50s)",
         micros(&scheduled, 0.5) - micros(&direct, 0.5)
     );
