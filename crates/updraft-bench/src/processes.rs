@@ -130,3 +130,16 @@ impl Drop for ServerProcess {
         }
     }
 }
+
+/// Runs `sql` with `psql` against the database at `url`, stopping at the first error.
+#[allow(dead_code, reason = "only the events and cluster benchmarks use PostgreSQL; the others include this file too")]
+pub fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let output = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .context("running psql (Debian's postgresql-client)")?;
+    if !output.status.success() {
+        bail!("psql {sql:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(())
+}

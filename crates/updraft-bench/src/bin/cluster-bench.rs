@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use processes::{Binaries, ServerProcess, free_loopback_port};
+use processes::{Binaries, ServerProcess, free_loopback_port, psql};
 use serde_json::Value;
 
 #[path = "../processes.rs"]
@@ -271,14 +271,6 @@ async fn measure(args: &Args, binaries: &Binaries, database: &str) -> anyhow::Re
         args.dead_after
     );
     println!("(2 cores shared by 3 nodes, PostgreSQL and the client: no throughput figures)");
-    Ok(())
-}
-
-fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
-    let output = Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql]).output()?;
-    if !output.status.success() {
-        bail!("psql {sql:?}: {}", String::from_utf8_lossy(&output.stderr));
-    }
     Ok(())
 }
 

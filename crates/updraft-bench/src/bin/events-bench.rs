@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use processes::{Binaries, ServerProcess, free_loopback_port};
+use processes::{Binaries, ServerProcess, free_loopback_port, psql};
 use serde_json::Value;
 use updraft_model::{EventSource, FunctionName};
 use updraft_store::{AsyncEvent, EventState, EventWriter, Store};
@@ -348,16 +348,22 @@ fn bench_app(scratch: &Path) -> anyhow::Result<tempfile::TempDir> {
     Ok(dir)
 }
 
+/// Empties the benchmark's database, creating it first (through the server's
+/// `postgres` database) if it does not exist yet.
 fn wipe_postgres(url: &str) -> anyhow::Result<()> {
-    let status = Command::new("psql")
-        .arg(url)
-        .args(["-q", "-c", "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"])
-        .status()
-        .context("running psql to wipe the benchmark database")?;
-    if !status.success() {
-        bail!("psql could not wipe {url}");
+    if psql(url, "SELECT 1").is_err() {
+        let mut admin = reqwest::Url::parse(url).with_context(|| format!("{url} is not a URL"))?;
+        let name = admin.path().trim_start_matches('/').to_owned();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bail!(
+                "--postgres-url must name its database (letters, digits and _), like postgres://postgres@127.0.0.1/updraft_bench"
+            );
+        }
+        admin.set_path("/postgres");
+        psql(admin.as_str(), &format!("CREATE DATABASE {name}"))
+            .with_context(|| format!("creating the benchmark's database {name}"))?;
     }
-    Ok(())
+    psql(url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;").with_context(|| format!("wiping {url}"))
 }
 
 async fn wait_until_up(client: &reqwest::Client, endpoint: &str, server: &mut ServerProcess) -> anyhow::Result<()> {
