@@ -225,17 +225,18 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Some((mut server, _)) = wasmtime.take() {
         server.check_alive()?;
     }
+    // The load table alone so far; a full run fills in the rest below.
+    let mut report = Report {
+        nproc,
+        warmup_secs: cli.warmup,
+        duration_secs: cli.duration,
+        debug_build,
+        load: rows,
+        fairness: Vec::new(),
+        first_response: None,
+        in_process: None,
+    };
     if cli.load_only {
-        let report = Report {
-            nproc,
-            warmup_secs: cli.warmup,
-            duration_secs: cli.duration,
-            debug_build,
-            load: rows,
-            fairness: Vec::new(),
-            first_response: None,
-            in_process: None,
-        };
         return print_report(&report, cli.output);
     }
 
@@ -300,20 +301,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     eprintln!("measuring in-process instantiate-and-call");
     let in_process = inprocess::measure(&wasm_path, warmup, duration)?;
 
-    let report = Report {
-        nproc,
-        warmup_secs: cli.warmup,
-        duration_secs: cli.duration,
-        debug_build,
-        load: rows,
-        fairness,
-        first_response: Some(FirstResponses {
-            deploy_command_us: micros(deploy_command),
-            after_deploy_us: micros(after_deploy),
-            restarts,
-        }),
-        in_process: Some(in_process),
-    };
+    report.fairness = fairness;
+    report.first_response = Some(FirstResponses {
+        deploy_command_us: micros(deploy_command),
+        after_deploy_us: micros(after_deploy),
+        restarts,
+    });
+    report.in_process = Some(in_process);
     print_report(&report, cli.output)
 }
 
