@@ -6,12 +6,12 @@
 //! run out, and then the event stays, `failed`, its record goes to `on_failure` and
 //! its payload to the dead-letter topic.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
 use updraft_model::{AliasName, EventSource, FunctionConfig, Trigger, now_millis};
 use updraft_runtime::{InvokeContext, InvokeError};
 use updraft_store::AsyncEvent;
@@ -21,16 +21,37 @@ use crate::layer::EventLayer;
 use crate::queue::{Claimed, QueueError, Settlement};
 use crate::record::{Failure, Outcome, event_input};
 
-/// Events run at once by one node (each until its outcome is settled). Enough that a
-/// message to a hundred subscribers is claimed and started in one go; the scheduler's
-/// limits still decide how many of them run at once.
-const IN_FLIGHT: usize = 256;
 /// Events claimed per query.
 const BATCH: usize = 128;
 /// How long a throttled event waits before it is tried again.
 const THROTTLE_DELAY: Duration = Duration::from_secs(1);
 /// How often the queue is looked at when nothing wakes the dispatcher (retries fall due).
 const POLL: Duration = Duration::from_millis(250);
+
+/// Slots for `count` events accepted on this node, to run them at once without a
+/// round through the queue; `None` while the dispatcher does not run or has no room for
+/// them all (they wait in the queue then, as any event).
+pub(crate) fn slots_for(layer: &EventLayer, count: usize) -> Option<(Arc<EventLayer>, Vec<OwnedSemaphorePermit>)> {
+    let dispatcher = layer.dispatcher();
+    let running = dispatcher.running.get()?.upgrade()?;
+    if layer.is_stopping() {
+        return None;
+    }
+    let mut all = dispatcher.slots.clone().try_acquire_many_owned(u32::try_from(count).ok()?).ok()?;
+    Some((running, std::iter::from_fn(|| all.split(1)).collect()))
+}
+
+/// Runs `claimed` in `slot`, waking the dispatcher when it ends if it went short of slots.
+pub(crate) fn deliver_in(layer: Arc<EventLayer>, claimed: Claimed, slot: OwnedSemaphorePermit) {
+    tokio::spawn(async move {
+        deliver(&layer, claimed).await;
+        drop(slot);
+        let dispatcher = layer.dispatcher();
+        if dispatcher.starved.swap(false, Ordering::AcqRel) {
+            dispatcher.wake.notify_one();
+        }
+    });
+}
 
 /// Starts dispatching for `layer` until it stops, first releasing the leases a previous
 /// run of this node left (they died with it). `layer.wake_dispatcher()` wakes it for
@@ -40,27 +61,25 @@ pub(crate) async fn start(layer: &Arc<EventLayer>) -> Result<(), QueueError> {
     if released > 0 {
         tracing::info!(released, "asynchronous invocations interrupted by the last stop are due again");
     }
-    tokio::spawn(run(Arc::downgrade(layer), layer.dispatcher_wake(), layer.stopping()));
+    let _ = layer.dispatcher().running.set(Arc::downgrade(layer));
+    tokio::spawn(run(Arc::downgrade(layer), layer.dispatcher().wake.clone(), layer.stopping()));
     Ok(())
 }
 
 async fn run(layer: Weak<EventLayer>, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    // Set while every slot may be taken: the next event to finish wakes the dispatcher,
-    // so that what is still due is claimed at once, not at the next poll.
-    let starved = Arc::new(AtomicBool::new(false));
     loop {
         if *stopped.borrow() {
             return;
         }
+        let Some(strong) = layer.upgrade() else { return };
+        let dispatcher = strong.dispatcher();
         // Set before the slots are counted: an event that ends after the count wakes us.
-        starved.store(true, Ordering::Release);
-        let free = slots.available_permits();
+        dispatcher.starved.store(true, Ordering::Release);
+        let free = dispatcher.slots.available_permits();
         let claimed = if free == 0 {
             Vec::new()
         } else {
-            let Some(layer) = layer.upgrade() else { return };
-            match layer.event_queue().claim(layer.node_id(), free.min(BATCH)).await {
+            match strong.event_queue().claim(strong.node_id(), free.min(BATCH)).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::error!(%error, "cannot read the queue of asynchronous invocations");
@@ -71,23 +90,18 @@ async fn run(layer: Weak<EventLayer>, wake: Arc<Notify>, mut stopped: watch::Rec
         let full = claimed.len() == free.min(BATCH) && free > 0;
         if free > claimed.len() {
             // Slots are left over: ending events need not wake anyone.
-            starved.store(false, Ordering::Release);
+            dispatcher.starved.store(false, Ordering::Release);
         }
         for event in claimed {
-            let Some(layer) = layer.upgrade() else { return };
-            let Ok(slot) = slots.clone().acquire_owned().await else { return };
-            let (starved, wake) = (starved.clone(), wake.clone());
-            tokio::spawn(async move {
-                deliver(&layer, event).await;
-                drop(slot);
-                if starved.swap(false, Ordering::AcqRel) {
-                    wake.notify_one();
-                }
-            });
+            // Events accepted here may have taken slots since they were counted.
+            let Ok(slot) = dispatcher.slots.clone().acquire_owned().await else { return };
+            deliver_in(strong.clone(), event, slot);
         }
         if full {
             continue;
         }
+        // Not held while waiting: the layer goes when its owner drops it.
+        drop(strong);
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(POLL) => {}

@@ -3,12 +3,13 @@
 //! weakly and end when it stops.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use updraft_model::{AppName, FunctionName, TriggerKind};
 use updraft_runtime::{Input, InvokeContext};
 use updraft_store::{AsyncEvent, EventState, Store};
@@ -17,6 +18,35 @@ use crate::definitions::Workflow;
 use crate::host::{Host, Ran};
 use crate::queue::jetstream::JetStreamQueue;
 use crate::queue::{DatabaseQueue, EventQueue, EventQueueConfig, QueueError};
+
+/// Events run at once by one node (each until its outcome is settled). Enough that a
+/// message to a hundred subscribers is claimed and started in one go; the scheduler's
+/// limits still decide how many of them run at once.
+const IN_FLIGHT: usize = 256;
+
+/// The dispatcher's state, shared with the publishers that hand it events directly.
+pub(crate) struct Dispatcher {
+    /// One permit per event this node runs at once.
+    pub(crate) slots: Arc<Semaphore>,
+    /// Set while every slot may be taken: the next event to finish wakes the
+    /// dispatcher, so that what is still due is claimed at once, not at the next poll.
+    pub(crate) starved: AtomicBool,
+    /// Wakes the dispatcher for new events.
+    pub(crate) wake: Arc<Notify>,
+    /// The layer, once its dispatcher runs.
+    pub(crate) running: OnceLock<Weak<EventLayer>>,
+}
+
+impl Default for Dispatcher {
+    fn default() -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(IN_FLIGHT)),
+            starved: AtomicBool::new(false),
+            wake: Arc::new(Notify::new()),
+            running: OnceLock::new(),
+        }
+    }
+}
 
 /// How many failed events one step of [`EventLayer::redrive_all`] retries.
 const REDRIVE_BATCH: i64 = 256;
@@ -95,8 +125,8 @@ pub struct EventLayer {
     host: OnceLock<Weak<dyn Host>>,
     /// The deployed workflows, from every app's manifest.
     workflows: ArcSwap<BTreeMap<FunctionName, Arc<Workflow>>>,
-    /// Wakes the dispatcher for new events.
-    dispatcher_wake: Arc<Notify>,
+    /// The dispatcher's slots and wake-up.
+    dispatcher: Dispatcher,
     /// Wakes the work-queue poller for new messages.
     queues_wake: Arc<Notify>,
     /// Turns true when the layer stops (every loop watches it).
@@ -121,7 +151,7 @@ impl EventLayer {
             queue,
             host: OnceLock::new(),
             workflows: ArcSwap::from_pointee(BTreeMap::new()),
-            dispatcher_wake: Arc::new(Notify::new()),
+            dispatcher: Dispatcher::default(),
             queues_wake: Arc::new(Notify::new()),
             stopping: watch::channel(false).0,
         }))
@@ -238,6 +268,11 @@ impl EventLayer {
         durable.then(|| self.host().map(|host| host.record_stored(request_id))).flatten()
     }
 
+    /// Whether the layer has been told to stop.
+    pub(crate) fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
     /// A receiver that turns true when the layer stops.
     pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
         self.stopping.subscribe()
@@ -273,11 +308,11 @@ impl EventLayer {
 
     /// Tells the dispatcher that new events are due.
     pub(crate) fn wake_dispatcher(&self) {
-        self.dispatcher_wake.notify_one();
+        self.dispatcher.wake.notify_one();
     }
 
-    pub(crate) fn dispatcher_wake(&self) -> Arc<Notify> {
-        self.dispatcher_wake.clone()
+    pub(crate) fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
     }
 
     pub(crate) fn queues_wake(&self) -> Arc<Notify> {

@@ -14,6 +14,7 @@ use updraft_model::{
 use updraft_runtime::new_trace_id;
 use updraft_store::{AsyncEvent, EventState};
 
+use crate::dispatch;
 use crate::host::AsyncEventMetric;
 use crate::layer::EventLayer;
 use crate::queue::QueueError;
@@ -192,12 +193,27 @@ impl EventLayer {
         Ok(id)
     }
 
-    /// Stores events durably and wakes the dispatcher.
+    /// Stores events durably and has them run: at once on this node, claimed as they
+    /// are stored, when its dispatcher has room for them all (no round through the
+    /// queue); otherwise they wait in the queue and the dispatcher is woken.
     pub(crate) async fn enqueue(&self, events: Vec<AsyncEvent>) -> Result<(), QueueError> {
         let received = EventLayer::received(&events);
-        self.event_queue().enqueue(events).await?;
+        let Some((layer, slots)) = dispatch::slots_for(self, events.len()) else {
+            self.event_queue().enqueue(events).await?;
+            self.count_received(received);
+            self.wake_dispatcher();
+            return Ok(());
+        };
+        let claimed = self.event_queue().enqueue_claimed(self.node_id(), events).await?;
         self.count_received(received);
-        self.wake_dispatcher();
+        if claimed.is_empty() {
+            // Enqueued only (JetStream): the dispatcher's consumer hands them out.
+            self.wake_dispatcher();
+        }
+        // A slot for each: `slots_for` gave as many as there were events.
+        for (event, slot) in claimed.into_iter().zip(slots) {
+            dispatch::deliver_in(layer.clone(), event, slot);
+        }
         Ok(())
     }
 

@@ -83,6 +83,24 @@ pub(crate) trait EventQueue: Send + Sync {
     /// the caller, told it failed, may send them again).
     fn enqueue(&self, events: Vec<AsyncEvent>) -> BoxFuture<'_, Result<(), QueueError>>;
 
+    /// Stores `events` (as `enqueue` does) already held by `node`, as if `claim` had
+    /// handed them out: the node that accepted them runs them without reading them
+    /// back. Returns the claims, each to be settled; a node that dies holding them
+    /// leaves them to `recover` and to the other nodes' takeover, as any claim. A queue
+    /// that cannot hold an event before it is stored (JetStream hands messages out
+    /// through its consumer alone) enqueues them and returns no claims.
+    fn enqueue_claimed<'a>(
+        &'a self,
+        node: &'a str,
+        events: Vec<AsyncEvent>,
+    ) -> BoxFuture<'a, Result<Vec<Claimed>, QueueError>> {
+        let _ = node;
+        Box::pin(async move {
+            self.enqueue(events).await?;
+            Ok(Vec::new())
+        })
+    }
+
     /// At `node`'s start: what its previous run held is due again. Returns how many.
     fn recover<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<u64, QueueError>>;
 
@@ -147,6 +165,24 @@ impl DatabaseQueue {
 impl EventQueue for DatabaseQueue {
     fn enqueue(&self, events: Vec<AsyncEvent>) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move { Ok(self.writer.enqueue(events).await?) })
+    }
+
+    fn enqueue_claimed<'a>(
+        &'a self,
+        node: &'a str,
+        events: Vec<AsyncEvent>,
+    ) -> BoxFuture<'a, Result<Vec<Claimed>, QueueError>> {
+        Box::pin(async move {
+            let lease_until = now_millis() + LEASE.as_millis() as i64;
+            let events: Vec<AsyncEvent> =
+                events.into_iter().map(|event| AsyncEvent { next_attempt_at: lease_until, ..event }).collect();
+            let writes = events
+                .iter()
+                .map(|event| EventWrite::EnqueueClaimed { event: event.clone(), node: node.to_owned() })
+                .collect();
+            self.writer.write(writes).await?;
+            Ok(events.into_iter().map(|event| Claimed { event, handle: Handle::Database }).collect())
+        })
     }
 
     fn recover<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<u64, QueueError>> {

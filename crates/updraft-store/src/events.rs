@@ -67,6 +67,10 @@ impl Finish<'_> {
 pub enum EventWrite {
     /// Store a new event (an id already stored is left as it is).
     Enqueue(AsyncEvent),
+    /// Store a new event already claimed by `node`, leased until its `next_attempt_at`,
+    /// as [`Store::event_claim`] would have left it: the node that accepted it runs it
+    /// without reading it back.
+    EnqueueClaimed { event: AsyncEvent, node: String },
     /// It ran: remove it.
     Done { id: String },
     /// Keep it as `failed` with its error.
@@ -143,10 +147,19 @@ impl Store {
 
     /// Applies `writes` in one transaction: all of them, or none.
     pub async fn event_write(&self, writes: &[EventWrite]) -> Result<(), StoreError> {
+        self.event_write_each(writes.iter()).await
+    }
+
+    /// [`Store::event_write`] for writes gathered from several callers, without copying them.
+    pub(crate) async fn event_write_each<'a>(
+        &self,
+        writes: impl Iterator<Item = &'a EventWrite> + Send,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for write in writes {
             match write {
-                EventWrite::Enqueue(event) => insert_event(&mut tx, event).await?,
+                EventWrite::Enqueue(event) => insert_event(&mut tx, event, None).await?,
+                EventWrite::EnqueueClaimed { event, node } => insert_event(&mut tx, event, Some(node)).await?,
                 EventWrite::Done { id } => {
                     sqlx::query("DELETE FROM async_events WHERE id = $1").bind(id).execute(&mut *tx).await?;
                 }
@@ -238,7 +251,7 @@ impl Store {
             return Ok(false);
         }
         for event in events {
-            insert_event(&mut tx, event).await?;
+            insert_event(&mut tx, event, None).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -400,7 +413,11 @@ impl Store {
     }
 }
 
-async fn insert_event(tx: &mut Transaction<'_, Any>, event: &AsyncEvent) -> Result<(), StoreError> {
+async fn insert_event(
+    tx: &mut Transaction<'_, Any>,
+    event: &AsyncEvent,
+    claimed_by: Option<&str>,
+) -> Result<(), StoreError> {
     {
         let source = match &event.source {
             EventSource::Invoke => None,
@@ -409,8 +426,8 @@ async fn insert_event(tx: &mut Transaction<'_, Any>, event: &AsyncEvent) -> Resu
             }
         };
         sqlx::query(&format!(
-            "INSERT INTO async_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO async_events ({COLUMNS}, claimed_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING"
         ))
         .bind(event.id.as_str())
         .bind(event.function.as_str())
@@ -425,6 +442,7 @@ async fn insert_event(tx: &mut Transaction<'_, Any>, event: &AsyncEvent) -> Resu
         .bind(event.parent_span_id.as_deref())
         .bind(event.lineage.to_string())
         .bind(event.qualifier.as_deref())
+        .bind(claimed_by)
         .execute(&mut **tx)
         .await?;
     }

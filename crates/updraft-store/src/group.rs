@@ -54,8 +54,7 @@ async fn write_groups(store: Store, mut receiver: mpsc::Receiver<(Vec<EventWrite
                 Err(_) => break,
             }
         }
-        let writes: Vec<EventWrite> = group.iter().flat_map(|(request, _)| request.iter().cloned()).collect();
-        match store.event_write(&writes).await {
+        match store.event_write_each(group.iter().flat_map(|(request, _)| request.iter())).await {
             Ok(()) => {
                 for (_, reply) in group {
                     // A caller that went away no longer waits for its answer.

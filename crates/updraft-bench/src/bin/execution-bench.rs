@@ -4,9 +4,12 @@
 //! - cold start (a version deployed but not loaded) against a warm invocation;
 //! - a warm invocation through the scheduler against the same runtime call made
 //!   directly (the scheduler's overhead);
-//! - 200 invocations in flight at once, each waiting 100 ms, against the 100 ms wait;
-//! - the server's resident memory with 1,000 functions deployed and idle, against the
-//!   same server with none.
+//! - 1,000 invocations (`--in-flight`) in flight at once, each waiting 100 ms in its own
+//!   instance, against the 100 ms wait, and the process's resident memory meanwhile
+//!   against before;
+//! - the server's resident memory with 1,000 functions (`--functions`; the performance
+//!   issue's target is 10,000 in ≤ 1 GiB) deployed and idle, against the same server
+//!   with none.
 //!
 //! Build and run from the repository root:
 //!
@@ -35,7 +38,7 @@ use updraft_runtime_wasm::{Pooling, WasmEngineConfig, WasmRuntime};
 use updraft_scheduler::{InvocationMeta, InvocationSink, PoolSpec, Scheduler, SchedulerConfig};
 use updraft_test_programs as programs;
 
-/// Measures cold starts, the scheduler's overhead, 200 in-flight instances and the
+/// Measures cold starts, the scheduler's overhead, instances in flight at once and the
 /// memory of idle functions.
 #[derive(Debug, Parser)]
 #[command(name = "execution-bench", verbatim_doc_comment)]
@@ -46,6 +49,9 @@ struct Cli {
     /// Functions deployed for the memory figure.
     #[arg(long, default_value_t = 1000)]
     functions: usize,
+    /// Invocations in flight at once, each in its own instance.
+    #[arg(long, default_value_t = 1000)]
+    in_flight: usize,
     /// Tokio worker-thread counts to run the in-process figures with, comma-separated.
     /// With two workers on a 2-core machine, a lone request pays for waking the idle
     /// worker; under load both are busy and it does not.
@@ -75,7 +81,7 @@ fn main() -> anyhow::Result<()> {
         println!("\n-- in process, {workers} tokio worker thread(s) --");
         // Measured from a task on a worker thread, as the server's request handlers
         // run: the scheduler's own task then starts on the same worker.
-        runtime.block_on(async move { tokio::spawn(in_process(cli.samples)).await })??;
+        runtime.block_on(async move { tokio::spawn(in_process(cli.samples, cli.in_flight)).await })??;
     }
     println!();
     idle_memory(cli.functions)
@@ -126,14 +132,15 @@ fn call(timeout: Duration) -> Call {
     }
 }
 
-async fn in_process(samples: usize) -> anyhow::Result<()> {
+async fn in_process(samples: usize, in_flight_count: usize) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("updraft-execution-bench-").tempdir()?;
     let artifact = dir.path().join("echo.wasm");
     std::fs::write(&artifact, programs::bytes(programs::ECHO))?;
     let wasm = WasmRuntime::new(WasmEngineConfig {
         cache_dir: dir.path().join("compiled"),
         pooling: Pooling::Auto,
-        max_instances: 1000,
+        // Room for the in-flight instances and the warm and cold figures' own.
+        max_instances: u32::try_from(in_flight_count + 16)?,
     })?;
     let limits = Limits::default();
     let config = FunctionConfig {
@@ -234,14 +241,16 @@ async fn in_process(samples: usize) -> anyhow::Result<()> {
     row("  of which init (load code, start instance)", &init, &scheduled);
     println!("  (cold rows are ratios to the warm invocation through the scheduler; target ≤ 2 ms p50)");
 
-    // 200 at once, each waiting 100 ms in the guest.
+    // Many at once, each waiting 100 ms in the guest.
     let wait = Duration::from_millis(100);
     let in_flight = scheduler.register(spec("in-flight"), prepare().await?);
     let scheduler = Arc::new(scheduler);
     let mut latencies = Histogram::<u64>::new(3)?;
+    let resident_before = rss_kib(std::process::id())?;
+    let mut resident_peak = resident_before;
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for i in 0..200 {
+    for i in 0..in_flight_count {
         let (scheduler, pool) = (scheduler.clone(), in_flight.clone());
         tasks.push(tokio::spawn(async move {
             let started = Instant::now();
@@ -252,6 +261,7 @@ async fn in_process(samples: usize) -> anyhow::Result<()> {
     let mut peak_busy = 0;
     while !tasks.iter().all(|t| t.is_finished()) {
         peak_busy = peak_busy.max(in_flight.stats().busy);
+        resident_peak = resident_peak.max(rss_kib(std::process::id())?);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     for task in tasks {
@@ -262,12 +272,23 @@ async fn in_process(samples: usize) -> anyhow::Result<()> {
     let wall = started.elapsed();
     println!(
         "{:<44} p50 {:>9.1} ms  p99 {:>9.1} ms   {:>6.2}× the 100 ms wait; all done in {:.1} ms; peak busy instances {peak_busy}",
-        "200 in flight at once (sleep 100 ms each)",
+        format!("{in_flight_count} in flight at once (sleep 100 ms each)"),
         micros(&latencies, 0.5) / 1000.0,
         micros(&latencies, 0.99) / 1000.0,
         micros(&latencies, 0.5) / wait.as_micros() as f64,
         wall.as_secs_f64() * 1000.0
     );
+    println!(
+        "{:<44} {:>9} KiB peak, {:.1} KiB per instance over the {} KiB before   {:>5.2}× before",
+        "  resident memory meanwhile",
+        resident_peak,
+        resident_peak.saturating_sub(resident_before) as f64 / in_flight_count as f64,
+        resident_before,
+        resident_peak as f64 / resident_before as f64
+    );
+    if (peak_busy as usize) < in_flight_count {
+        println!("  (only {peak_busy} of {in_flight_count} were seen busy at once)");
+    }
     Ok(())
 }
 
@@ -328,7 +349,7 @@ fn idle_memory(count: usize) -> anyhow::Result<()> {
     let per = |rss: u64| (rss.saturating_sub(empty)) as f64 / count as f64;
     println!("resident memory (baseline: the server with no functions, {empty} KiB)");
     println!(
-        "{:<44} {:>8} KiB  {:>6.1} KiB per function   {:>5.2}× baseline  (target ≤ 100 KiB per function)",
+        "{:<44} {:>8} KiB  {:>6.1} KiB per function   {:>5.2}× baseline  (target: 10,000 functions in ≤ 1 GiB)",
         format!("{count} functions deployed, never invoked"),
         deployed_rss,
         per(deployed_rss),

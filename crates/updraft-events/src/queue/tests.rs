@@ -214,3 +214,40 @@ on_both_backends!(
     a_schedule_tick_is_stored_once,
     many_events_all_arrive,
 );
+
+/// Events accepted on a node and run there at once: stored held by that node, so no
+/// other node is handed them, and due again if it dies before settling them.
+#[tokio::test]
+async fn events_stored_claimed_are_held_by_their_node_until_settled_or_recovered() {
+    let fixture = Fixture::database().await.unwrap();
+    let queue = fixture.queue.as_ref();
+    let mut claimed = queue.enqueue_claimed("node-a", vec![event("a"), event("b")]).await.unwrap();
+    assert_eq!(ids(&claimed), ["a", "b"]);
+    assert!(queue.get("a").await.unwrap().is_some(), "stored before it runs");
+    assert!(queue.claim("node-b", 64).await.unwrap().is_empty(), "nobody else is handed a held event");
+    let held = claimed.pop().unwrap();
+    done(queue, claimed).await;
+    assert_eq!(queue.get("a").await.unwrap(), None, "a settled event is gone");
+    // Node A dies holding "b": another node's own recovery leaves it, A's (its next
+    // start, or a live node's takeover) makes it due.
+    drop(held);
+    assert_eq!(queue.recover("node-b").await.unwrap(), 0);
+    assert!(queue.claim("node-b", 64).await.unwrap().is_empty());
+    assert_eq!(queue.recover("node-a").await.unwrap(), 1);
+    let again = claim(queue, 1).await;
+    assert_eq!(ids(&again), ["b"]);
+    done(queue, again).await;
+}
+
+/// JetStream hands messages out through its consumer alone: events stored "claimed"
+/// are enqueued, and the dispatcher's fetch gets them.
+#[tokio::test]
+async fn events_stored_claimed_on_jetstream_come_through_the_consumer() {
+    let Some(fixture) = Fixture::jetstream().await else { return };
+    let queue = fixture.queue.as_ref();
+    assert!(queue.enqueue_claimed("node-a", vec![event("a")]).await.unwrap().is_empty());
+    let claimed = claim(queue, 1).await;
+    assert_eq!(ids(&claimed), ["a"]);
+    done(queue, claimed).await;
+    fixture.finish().await;
+}
