@@ -4,11 +4,13 @@
 //! has none. A crash loses nothing acknowledged: leases run out, and the next start
 //! releases this node's at once.
 
+use std::collections::HashSet;
+
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use updraft_model::{EventSource, FunctionName, Lineage};
 
-use crate::sql::{Backend, parse_name};
+use crate::sql::{Backend, ROWS_PER_STATEMENT, parse_name};
 use crate::{Store, StoreError};
 
 /// One asynchronous invocation.
@@ -77,6 +79,16 @@ pub enum EventWrite {
     Failed { id: String, attempts: i64, error: String },
     /// Make it due again at `next_attempt_at`.
     Retry { id: String, attempts: i64, next_attempt_at: i64, error: Option<String> },
+}
+
+impl EventWrite {
+    /// The event it writes.
+    pub fn id(&self) -> &str {
+        match self {
+            EventWrite::Enqueue(event) | EventWrite::EnqueueClaimed { event, .. } => &event.id,
+            EventWrite::Done { id } | EventWrite::Failed { id, .. } | EventWrite::Retry { id, .. } => id,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,37 +167,48 @@ impl Store {
         &self,
         writes: impl Iterator<Item = &'a EventWrite> + Send,
     ) -> Result<(), StoreError> {
+        let writes: Vec<&EventWrite> = writes.collect();
         let mut tx = self.pool.begin().await?;
-        for write in writes {
-            match write {
-                EventWrite::Enqueue(event) => insert_event(&mut tx, event, None).await?,
-                EventWrite::EnqueueClaimed { event, node } => insert_event(&mut tx, event, Some(node)).await?,
-                EventWrite::Done { id } => {
-                    sqlx::query("DELETE FROM async_events WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        // Writes to different events commute. Then the new events go in multi-row
+        // statements and the finished ones in one delete: a statement (a round trip to
+        // the database's thread or server) per hundred writes, not per write. Writes
+        // that touch one event twice keep their order.
+        let mut ids = HashSet::with_capacity(writes.len());
+        if writes.iter().all(|write| ids.insert(write.id())) {
+            let new: Vec<(&AsyncEvent, Option<&str>)> = writes
+                .iter()
+                .filter_map(|write| match write {
+                    EventWrite::Enqueue(event) => Some((event, None)),
+                    EventWrite::EnqueueClaimed { event, node } => Some((event, Some(node.as_str()))),
+                    _ => None,
+                })
+                .collect();
+            for chunk in new.chunks(ROWS_PER_STATEMENT) {
+                insert_events(&mut tx, self.backend, chunk).await?;
+            }
+            let done: Vec<&str> = writes
+                .iter()
+                .filter_map(|write| match write {
+                    EventWrite::Done { id } => Some(id.as_str()),
+                    _ => None,
+                })
+                .collect();
+            for chunk in done.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!("DELETE FROM async_events WHERE id IN ({})", self.backend.placeholders(chunk.len()));
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(*id);
                 }
-                EventWrite::Failed { id, attempts, error } => {
-                    sqlx::query(
-                        "UPDATE async_events SET state = 'failed', attempts = $1, last_error = $2, claimed_by = NULL \
-                         WHERE id = $3",
-                    )
-                    .bind(attempts)
-                    .bind(text(error))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                query.execute(&mut *tx).await?;
+            }
+            for write in writes {
+                if matches!(write, EventWrite::Failed { .. } | EventWrite::Retry { .. }) {
+                    apply_one(&mut tx, self.backend, write).await?;
                 }
-                EventWrite::Retry { id, attempts, next_attempt_at, error } => {
-                    sqlx::query(
-                        "UPDATE async_events SET attempts = $1, next_attempt_at = $2, last_error = $3, claimed_by = NULL \
-                         WHERE id = $4",
-                    )
-                    .bind(attempts)
-                    .bind(next_attempt_at)
-                    .bind(error.as_deref().map(text))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+            }
+        } else {
+            for write in writes {
+                apply_one(&mut tx, self.backend, write).await?;
             }
         }
         tx.commit().await?;
@@ -251,7 +274,7 @@ impl Store {
             return Ok(false);
         }
         for event in events {
-            insert_event(&mut tx, event, None).await?;
+            insert_events(&mut tx, self.backend, &[(event, None)]).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -269,8 +292,10 @@ impl Store {
         if self.backend == Backend::Postgres {
             return self.event_claim_postgres(node, now, lease_until, limit).await;
         }
-        // One transaction for the whole batch: one commit, not one per event (SQLite
-        // runs these statements in process, one writer at a time).
+        // One transaction and two statements for the whole batch (SQLite runs them in
+        // process, one writer at a time): read what is due, then lease it. The update
+        // checks again that each is due and unclaimed, so an event claimed in between
+        // is not handed out twice.
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM async_events WHERE state = 'queued' AND next_attempt_at <= $1 \
@@ -280,27 +305,27 @@ impl Store {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut event = event_from_row(row)?;
-            // Claimed only if nobody else claimed it since it was read.
-            let updated = sqlx::query(
-                "UPDATE async_events SET next_attempt_at = $1, claimed_by = $2 \
-                 WHERE id = $3 AND next_attempt_at = $4 AND state = 'queued'",
-            )
-            .bind(lease_until)
-            .bind(node)
-            .bind(event.id.as_str())
-            .bind(event.next_attempt_at)
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() == 1 {
-                event.next_attempt_at = lease_until;
-                claimed.push(event);
-            }
+        let due = rows.iter().map(event_from_row).collect::<Result<Vec<_>, _>>()?;
+        if due.is_empty() {
+            return Ok(due);
         }
+        let sql = format!(
+            "UPDATE async_events SET next_attempt_at = ?, claimed_by = ? \
+             WHERE state = 'queued' AND next_attempt_at <= ? AND id IN ({}) RETURNING id",
+            self.backend.placeholders(due.len())
+        );
+        let mut query = sqlx::query(&sql).bind(lease_until).bind(node).bind(now);
+        for event in &due {
+            query = query.bind(event.id.as_str());
+        }
+        let leased: HashSet<String> =
+            query.fetch_all(&mut *tx).await?.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?;
         tx.commit().await?;
-        Ok(claimed)
+        Ok(due
+            .into_iter()
+            .filter(|event| leased.contains(&event.id))
+            .map(|event| AsyncEvent { next_attempt_at: lease_until, ..event })
+            .collect())
     }
 
     /// `event_claim` on PostgreSQL: one statement, not a round trip per event (a
@@ -413,39 +438,77 @@ impl Store {
     }
 }
 
-async fn insert_event(
+/// Applies one write on its own.
+async fn apply_one(tx: &mut Transaction<'_, Any>, backend: Backend, write: &EventWrite) -> Result<(), StoreError> {
+    match write {
+        EventWrite::Enqueue(event) => insert_events(tx, backend, &[(event, None)]).await?,
+        EventWrite::EnqueueClaimed { event, node } => insert_events(tx, backend, &[(event, Some(node))]).await?,
+        EventWrite::Done { id } => {
+            sqlx::query("DELETE FROM async_events WHERE id = $1").bind(id).execute(&mut **tx).await?;
+        }
+        EventWrite::Failed { id, attempts, error } => {
+            sqlx::query(
+                "UPDATE async_events SET state = 'failed', attempts = $1, last_error = $2, claimed_by = NULL \
+                 WHERE id = $3",
+            )
+            .bind(attempts)
+            .bind(text(error))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        EventWrite::Retry { id, attempts, next_attempt_at, error } => {
+            sqlx::query(
+                "UPDATE async_events SET attempts = $1, next_attempt_at = $2, last_error = $3, claimed_by = NULL \
+                 WHERE id = $4",
+            )
+            .bind(attempts)
+            .bind(next_attempt_at)
+            .bind(error.as_deref().map(text))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores `events` in one statement, each claimed by the node beside it (or by none);
+/// an id already stored is left as it is.
+async fn insert_events(
     tx: &mut Transaction<'_, Any>,
-    event: &AsyncEvent,
-    claimed_by: Option<&str>,
+    backend: Backend,
+    events: &[(&AsyncEvent, Option<&str>)],
 ) -> Result<(), StoreError> {
-    {
+    let sql = format!(
+        "INSERT INTO async_events ({COLUMNS}, claimed_by) VALUES {} ON CONFLICT (id) DO NOTHING",
+        backend.value_rows(events.len(), 14)
+    );
+    let mut query = sqlx::query(&sql);
+    for (event, claimed_by) in events {
         let source = match &event.source {
             EventSource::Invoke => None,
             source => {
                 Some(serde_json::to_string(source).map_err(|error| StoreError::Corrupt { detail: error.to_string() })?)
             }
         };
-        sqlx::query(&format!(
-            "INSERT INTO async_events ({COLUMNS}, claimed_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING"
-        ))
-        .bind(event.id.as_str())
-        .bind(event.function.as_str())
-        .bind(event.payload.as_slice())
-        .bind(event.trace_id.as_str())
-        .bind(event.enqueued_at)
-        .bind(event.attempts)
-        .bind(event.next_attempt_at)
-        .bind(event.state.as_str())
-        .bind(event.last_error.as_deref())
-        .bind(source)
-        .bind(event.parent_span_id.as_deref())
-        .bind(event.lineage.to_string())
-        .bind(event.qualifier.as_deref())
-        .bind(claimed_by)
-        .execute(&mut **tx)
-        .await?;
+        query = query
+            .bind(event.id.as_str())
+            .bind(event.function.as_str())
+            .bind(event.payload.as_slice())
+            .bind(event.trace_id.as_str())
+            .bind(event.enqueued_at)
+            .bind(event.attempts)
+            .bind(event.next_attempt_at)
+            .bind(event.state.as_str())
+            .bind(event.last_error.as_deref())
+            .bind(source)
+            .bind(event.parent_span_id.as_deref())
+            .bind(event.lineage.to_string())
+            .bind(event.qualifier.as_deref())
+            .bind(*claimed_by);
     }
+    query.execute(&mut **tx).await?;
     Ok(())
 }
 

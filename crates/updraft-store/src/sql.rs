@@ -496,6 +496,21 @@ fn version_from_row(row: &sqlx::any::AnyRow, at: usize) -> Result<VersionRecord,
 pub(crate) const ROWS_PER_STATEMENT: usize = 100;
 
 impl Backend {
+    /// `?, ?, ?` for a list of `count` values (`$1, $2, $3` on PostgreSQL).
+    pub(crate) fn placeholders(self, count: usize) -> String {
+        let mut sql = String::new();
+        for index in 0..count {
+            if index > 0 {
+                sql.push_str(", ");
+            }
+            match self {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => sql.push_str(&format!("${}", index + 1)),
+            }
+        }
+        sql
+    }
+
     /// `(?, ?), (?, ?)` for `rows` rows of `columns` values, in this backend's
     /// placeholder style.
     pub(crate) fn value_rows(self, rows: usize, columns: usize) -> String {

@@ -3,7 +3,7 @@
 //! schedule ticks advanced exactly once.
 
 use updraft_model::{EventSource, QueueName, TopicName, TraceParent};
-use updraft_store::{AsyncEvent, EventState, Finish, Store};
+use updraft_store::{AsyncEvent, EventState, EventWrite, Finish, Store};
 
 use crate::support::function;
 
@@ -16,6 +16,7 @@ store_tests! {
     check_failed_events_redrive => failed_events_redrive_sqlite, failed_events_redrive_postgres;
     check_dead_letters_redrive => dead_letters_redrive_sqlite, dead_letters_redrive_postgres;
     check_claims_by_two_nodes => claims_by_two_nodes_sqlite, claims_by_two_nodes_postgres;
+    check_mixed_write_groups => mixed_write_groups_sqlite, mixed_write_groups_postgres;
 }
 
 fn event(id: &str, due: i64) -> AsyncEvent {
@@ -274,4 +275,57 @@ async fn check_claims_by_two_nodes(store: &Store) {
     let expected: Vec<String> = events.iter().map(|event| event.id.clone()).collect();
     assert_eq!(ids, expected, "each event claimed once");
     assert!(store.event_claim("n2", 5_000, 60_000, 300).await.unwrap().is_empty(), "all are leased");
+}
+
+/// A group of writes from many callers (the group writer's transaction): writes to
+/// different events share statements, and writes that touch one event twice apply in
+/// order.
+async fn check_mixed_write_groups(store: &Store) {
+    let started: Vec<AsyncEvent> = (0..250).map(|i| event(&format!("s{i:03}"), 1_000)).collect();
+    store.event_enqueue_all(&started).await.unwrap();
+    // 250 new events (every other one held by node n1 from the start), and of the
+    // started ones 150 done, 50 retried, 50 failed.
+    let mut writes: Vec<EventWrite> = Vec::new();
+    for i in 0..250 {
+        let new = event(&format!("n{i:03}"), 2_000);
+        writes.push(match i % 2 {
+            0 => EventWrite::Enqueue(new),
+            _ => EventWrite::EnqueueClaimed { event: AsyncEvent { next_attempt_at: 90_000, ..new }, node: "n1".into() },
+        });
+        let id = format!("s{i:03}");
+        writes.push(match i {
+            0..150 => EventWrite::Done { id },
+            150..200 => EventWrite::Retry { id, attempts: 1, next_attempt_at: 3_000, error: Some("boom".into()) },
+            _ => EventWrite::Failed { id, attempts: 3, error: "gave up".into() },
+        });
+    }
+    store.event_write(&writes).await.unwrap();
+
+    assert_eq!(store.event_get("s149").await.unwrap(), None, "done");
+    let retried = store.event_get("s150").await.unwrap().unwrap();
+    assert_eq!((retried.attempts, retried.next_attempt_at, retried.last_error.as_deref()), (1, 3_000, Some("boom")));
+    let failed = store.event_get("s249").await.unwrap().unwrap();
+    assert_eq!((failed.state, failed.last_error.as_deref()), (EventState::Failed, Some("gave up")));
+    assert_eq!(store.event_get("n001").await.unwrap().unwrap().payload, event("n001", 0).payload);
+    // Due: the unheld new events and the retries; the held ones only once n1 is gone.
+    let mut due: Vec<String> =
+        store.event_claim("n2", 5_000, 60_000, 1_000).await.unwrap().into_iter().map(|e| e.id).collect();
+    due.sort();
+    let mut expected: Vec<String> = (150..200).map(|i| format!("s{i:03}")).collect();
+    expected.extend((0..250).step_by(2).map(|i| format!("n{i:03}")));
+    expected.sort();
+    assert_eq!(due, expected);
+    assert_eq!(store.event_release_all("n1", 6_000).await.unwrap(), 125, "the held events are n1's");
+
+    // One event written twice in a group: in the order given. "y" is done before it
+    // exists, then stored; "x" is stored, then done.
+    let writes = [
+        EventWrite::Done { id: "y".into() },
+        EventWrite::Enqueue(event("y", 1_000)),
+        EventWrite::Enqueue(event("x", 1_000)),
+        EventWrite::Done { id: "x".into() },
+    ];
+    store.event_write(&writes).await.unwrap();
+    assert!(store.event_get("y").await.unwrap().is_some());
+    assert_eq!(store.event_get("x").await.unwrap(), None);
 }
