@@ -7,9 +7,8 @@
 //! - 1,000 invocations (`--in-flight`) in flight at once, each waiting 100 ms in its own
 //!   instance, against the 100 ms wait, and the process's resident memory meanwhile
 //!   against before;
-//! - the server's resident memory with 1,000 functions (`--functions`; the performance
-//!   issue's target is 10,000 in ≤ 1 GiB) deployed and idle, against the same server
-//!   with none.
+//! - the server's resident memory with 10,000 functions (`--functions`) deployed and
+//!   idle, against the same server with none.
 //!
 //! Build and run from the repository root:
 //!
@@ -47,7 +46,7 @@ struct Cli {
     #[arg(long, default_value_t = 2000)]
     samples: usize,
     /// Functions deployed for the memory figure.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 10_000)]
     functions: usize,
     /// Invocations in flight at once, each in its own instance.
     #[arg(long, default_value_t = 1000)]
