@@ -64,6 +64,10 @@ pub struct PlatformConfig {
     pub retention: RetentionConfig,
 }
 
+/// How long a burst of cold starts keeps a Lambda runtime's pool of pre-started
+/// sandboxes grown to its size.
+const WARM_DEMAND_WINDOW: Duration = Duration::from_secs(300);
+
 /// The Lambda runtime's settings.
 #[derive(Debug, Clone)]
 pub struct LambdaConfig {
@@ -71,8 +75,10 @@ pub struct LambdaConfig {
     pub jailer: Vec<std::ffi::OsString>,
     pub python: Option<PathBuf>,
     pub node: Option<PathBuf>,
-    /// Sandboxes kept pre-started per managed runtime (see `ProcessRuntimeConfig`).
+    /// Sandboxes kept pre-started per managed runtime, at least (see `ProcessRuntimeConfig`).
     pub warm_sandboxes: usize,
+    /// ...and at most, as demand grows.
+    pub warm_sandboxes_max: usize,
     /// Where control-group hierarchies are mounted (`/sys/fs/cgroup`).
     pub cgroup_root: PathBuf,
     /// Sandbox layers the operator allows to be missing on this host.
@@ -229,6 +235,8 @@ impl Platform {
                     allow_missing: lambda.allow_missing.clone(),
                     skip_layers: Vec::new(),
                     warm_sandboxes: lambda.warm_sandboxes,
+                    warm_sandboxes_max: lambda.warm_sandboxes_max,
+                    warm_demand_window: WARM_DEMAND_WINDOW,
                 })
                 .await?;
                 let status = process.sandbox_status();

@@ -9,6 +9,7 @@ use updraft_runtime::InvokeError;
 
 use crate::api::{RuntimeApi, Started};
 use crate::cgroup::{CgroupLimits, InstanceCgroup};
+use crate::demand::pool_size;
 use crate::egress::{Egress, EgressPlan};
 use crate::environment::{MAX_TMP_BYTES, TEMPLATE_MEMORY, base_environment, runtime_argv, tmp_bytes};
 use crate::host::{self, Pipes};
@@ -138,18 +139,38 @@ impl Inner {
         }
     }
 
-    /// Starts pre-started sandboxes for `kind` until `warm_sandboxes` are ready.
+    /// Counts a cold start of `kind`, whether a pre-started sandbox was ready for it or
+    /// not: the demand its pool follows.
+    pub(crate) fn note_cold_start(&self, kind: RuntimeKind) {
+        let second = self.started.elapsed().as_secs();
+        self.demand.lock().unwrap().entry(kind).or_default().record(second);
+    }
+
+    /// How many pre-started sandboxes `kind` keeps now: as many as its busiest second
+    /// of cold starts within the demand window, at least `warm_sandboxes`, at most
+    /// `warm_sandboxes_max`.
+    fn pool_target(&self, kind: RuntimeKind) -> usize {
+        let second = self.started.elapsed().as_secs();
+        let peak = self.demand.lock().unwrap().entry(kind).or_default().peak(second, self.config.warm_demand_window);
+        pool_size(peak, self.config.warm_sandboxes, self.config.warm_sandboxes_max)
+    }
+
+    /// Starts pre-started sandboxes for `kind` until its pool's size is ready, or
+    /// stops those beyond it.
     pub(crate) fn refill(self: &Arc<Self>, kind: RuntimeKind) {
-        let target = self.config.warm_sandboxes;
-        let missing = {
+        let target = self.pool_target(kind);
+        let (missing, extra) = {
             let mut pools = self.templates.lock().unwrap();
-            let ready = pools.entry(kind).or_default().len();
+            let pool = pools.entry(kind).or_default();
             let mut filling = self.filling.lock().unwrap();
             let pending = filling.entry(kind).or_default();
-            let missing = target.saturating_sub(ready + *pending);
+            let extra: Vec<Sandbox> = pool.drain(target.min(pool.len())..).collect();
+            let missing = target.saturating_sub(pool.len() + *pending);
             *pending += missing;
-            missing
+            (missing, extra)
         };
+        // Stopped outside the lock: each is killed and its folder and group removed.
+        drop(extra);
         for _ in 0..missing {
             let inner = self.clone();
             tokio::spawn(async move {

@@ -17,6 +17,7 @@ pub mod api;
 pub mod apigw;
 mod bundle;
 mod cgroup;
+mod demand;
 mod egress;
 mod environment;
 mod events;

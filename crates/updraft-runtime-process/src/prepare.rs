@@ -230,6 +230,9 @@ impl PreparedProcess {
         let version = env_value(config, "UPDRAFT_FUNCTION_VERSION").unwrap_or("$LATEST").to_owned();
         // A managed runtime without a network grant starts from a pre-started sandbox
         // when one is ready: its interpreter is up, only the function is missing.
+        if let Some(kind) = self.pooled_kind() {
+            inner.note_cold_start(kind);
+        }
         let sandbox = match self.pooled_kind().and_then(|kind| inner.take_template(kind)) {
             Some(template) => match self.assign(template, config, &version).await {
                 Ok(sandbox) => Some(sandbox),

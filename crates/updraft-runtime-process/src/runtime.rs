@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use updraft_model::RuntimeKind;
 
 use crate::cgroup::{CgroupLimits, Controller, Hierarchy};
+use crate::demand::Demand;
 use crate::host::{self, Interpreter};
 use crate::instance::retire;
 use crate::launch::Sandbox;
@@ -59,14 +60,21 @@ pub struct ProcessRuntimeConfig {
     pub skip_layers: Vec<SandboxLayer>,
     /// Sandboxes kept pre-started per managed runtime (`python3`, `nodejs`), their
     /// interpreter up and waiting for a function: a cold start then skips the
-    /// interpreter's start-up. 0 turns them off.
+    /// interpreter's start-up. 0 turns them off. This is the floor: a runtime keeps as
+    /// many as its busiest second of cold starts within `warm_demand_window`, up to
+    /// `warm_sandboxes_max`.
     pub warm_sandboxes: usize,
+    /// The most sandboxes kept pre-started per runtime, however busy it gets.
+    pub warm_sandboxes_max: usize,
+    /// How long a burst of cold starts keeps the pool grown to its size.
+    pub warm_demand_window: Duration,
 }
 
 impl ProcessRuntimeConfig {
     /// A configuration with the host's interpreters and control groups, every sandbox
     /// layer required, Lambda's account and region, and `warm_sandboxes` pre-started
-    /// per runtime: what tools and tests start from.
+    /// per runtime (a fixed number: the ceiling is the floor): what tools and tests
+    /// start from.
     pub fn new(jailer: Vec<OsString>, work_dir: PathBuf, warm_sandboxes: usize) -> ProcessRuntimeConfig {
         ProcessRuntimeConfig {
             jailer,
@@ -79,6 +87,8 @@ impl ProcessRuntimeConfig {
             allow_missing: Vec::new(),
             skip_layers: Vec::new(),
             warm_sandboxes,
+            warm_sandboxes_max: warm_sandboxes,
+            warm_demand_window: Duration::from_secs(300),
         }
     }
 }
@@ -101,6 +111,10 @@ pub(crate) struct Inner {
     /// Pre-started sandboxes per managed runtime, and how many are being started.
     pub(crate) templates: Mutex<HashMap<RuntimeKind, Vec<Sandbox>>>,
     pub(crate) filling: Mutex<HashMap<RuntimeKind, usize>>,
+    /// Cold starts per managed runtime, which size its pool.
+    pub(crate) demand: Mutex<HashMap<RuntimeKind, Demand>>,
+    /// When this runtime started: the demand's seconds count from it.
+    pub(crate) started: Instant,
 }
 
 pub(crate) static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(0);
@@ -151,18 +165,42 @@ impl ProcessRuntime {
             loader: host::elf_loader(),
             templates: Mutex::default(),
             filling: Mutex::default(),
+            demand: Mutex::default(),
+            started: Instant::now(),
             config,
         };
         inner.status = inner.probe().await;
         for layer in &inner.status.layers {
             tracing::debug!(layer = %layer.layer, state = layer.state.as_str(), detail = %layer.detail, "sandbox layer");
         }
-        Ok(ProcessRuntime { inner: Arc::new(inner) })
+        let inner = Arc::new(inner);
+        if inner.pre_starts() && inner.config.warm_sandboxes_max > inner.config.warm_sandboxes {
+            tokio::spawn(shrink_pools(Arc::downgrade(&inner)));
+        }
+        Ok(ProcessRuntime { inner })
     }
 
     /// Which sandbox layers instances get on this host.
     pub fn sandbox_status(&self) -> &SandboxStatus {
         &self.inner.status
+    }
+}
+
+/// Brings every runtime's pool back toward its size as demand falls (a pool only
+/// grows when a cold start takes from it), until the runtime is gone.
+async fn shrink_pools(inner: Weak<Inner>) {
+    loop {
+        let Some(every) =
+            inner.upgrade().map(|inner| (inner.config.warm_demand_window / 4).max(Duration::from_millis(250)))
+        else {
+            return;
+        };
+        tokio::time::sleep(every).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let kinds: Vec<RuntimeKind> = inner.templates.lock().unwrap().keys().copied().collect();
+        for kind in kinds {
+            inner.refill(kind);
+        }
     }
 }
 

@@ -565,9 +565,14 @@ pub struct ServerArgs {
     pub smtp_sessions_per_client: u32,
     /// Sandboxes kept started per Lambda runtime (python3, nodejs) with the
     /// interpreter up, waiting for a function: a cold start takes one instead of
-    /// starting an interpreter. 0 turns them off.
+    /// starting an interpreter. 0 turns them off. This is the least kept: a runtime
+    /// keeps as many as its busiest second of cold starts in the last five minutes, up
+    /// to --warm-sandboxes-max.
     #[arg(long, default_value_t = 2)]
     pub warm_sandboxes: usize,
+    /// The most sandboxes kept started per Lambda runtime as cold starts grow.
+    #[arg(long, default_value_t = 8)]
+    pub warm_sandboxes_max: usize,
     /// Run Lambda functions even though these sandbox layers are missing on this host
     /// (comma-separated: cgroup-memory, cgroup-pids, cgroup-cpu, landlock, seccomp).
     /// Without it, a missing layer stops Lambda functions from running, naming the

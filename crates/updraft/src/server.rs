@@ -82,6 +82,7 @@ pub async fn start(global: &Global, args: &ServerArgs) -> anyhow::Result<Running
         python: args.python.clone(),
         node: args.node.clone(),
         warm_sandboxes: args.warm_sandboxes,
+        warm_sandboxes_max: args.warm_sandboxes_max,
         cgroup_root: args.cgroup_root.clone(),
         allow_missing: args.sandbox_allow_missing.clone(),
     });

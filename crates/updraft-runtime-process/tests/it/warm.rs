@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use updraft_model::RuntimeKind as Kind;
 
-use crate::harness::{Function, bundle, harness, instance_config, invoke, json};
+use crate::harness::{Function, bundle, harness, harness_with, instance_config, invoke, json};
 use crate::hostile::{PROBE, assert_sandboxed, attack, refused};
 
 /// Waits until `count` sandboxes of `kind` are ready.
@@ -69,4 +69,44 @@ async fn node_functions_start_from_pre_started_sandboxes_too() {
     let mut instance = prepared.create(&instance_config(128 << 20)).await.unwrap();
     let body = json(&invoke(&mut instance, "wn-1", json!({"x": 1})).await);
     assert_eq!(body, json!({"name": "warm-node", "cwd": "/var/task", "event": {"x": 1}}));
+}
+
+/// Waits until exactly `count` sandboxes of `kind` are ready and none is starting.
+async fn settled_at(h: &crate::harness::Harness, kind: Kind, count: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while h.runtime.warm_sandboxes_ready(kind) != count {
+        assert!(
+            Instant::now() < deadline,
+            "the {kind} pool did not settle at {count} within {within:?} (it has {})",
+            h.runtime.warm_sandboxes_ready(kind)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_cold_starts_grows_the_pool_and_a_quiet_window_shrinks_it() {
+    let h = harness_with(|config| {
+        config.warm_sandboxes = 1;
+        config.warm_sandboxes_max = 3;
+        config.warm_demand_window = Duration::from_secs(2);
+    })
+    .await;
+    let zip = bundle(h.dir.path(), "burst", &[("probe.py", PROBE, false)]);
+    let prepared = h.prepare("burst", &Function::python("probe.handler"), &zip).await.unwrap();
+    settled_at(&h, Kind::Python3, 1, Duration::from_secs(20)).await;
+
+    // Five cold starts at once: one finds a sandbox ready, four start from nothing.
+    let config = instance_config(128 << 20);
+    let create = || prepared.create(&config);
+    let (a, b, c, d, e) = tokio::join!(create(), create(), create(), create(), create());
+    let mut instances: Vec<_> = [a, b, c, d, e].into_iter().map(|started| started.unwrap()).collect();
+    for (n, instance) in instances.iter_mut().enumerate() {
+        let me = json(&invoke(instance, &format!("b-{n}"), json!({"attack": "whoami"})).await);
+        assert_eq!(me["function"], "burst");
+    }
+    // The pool grows to meet a burst like it, up to its ceiling of three...
+    settled_at(&h, Kind::Python3, 3, Duration::from_secs(20)).await;
+    // ...and a window without cold starts brings it back to the floor.
+    settled_at(&h, Kind::Python3, 1, Duration::from_secs(20)).await;
 }
