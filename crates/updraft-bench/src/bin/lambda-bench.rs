@@ -5,6 +5,8 @@
 //!   included, against starting the bare interpreter (`python3 -c pass`, `node -e 0`):
 //!   from a pre-started sandbox (the usual case; the benchmark waits for one to be
 //!   ready, untimed, before each start) and from nothing (when a burst has used them up);
+//! - a burst of six cold starts at once, twice, with a pool of one pre-started sandbox
+//!   that grows with demand: the first burst meets one ready, the second six;
 //! - warm invocation: a warm instance's round trip through the Runtime API, against
 //!   the handler's own time (which it measures and returns).
 //!
@@ -29,6 +31,9 @@ use updraft_runtime::{
     Call, Event, EventOrigin, FunctionResponse, Input, InstanceConfig, Prepared, Runtime, VersionSource,
 };
 use updraft_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
+
+/// Cold starts at once in the burst figure, and the most pre-started sandboxes its pool grows to.
+const BURST: usize = 6;
 
 /// The first argument that makes this binary the jailer, as `updraft __jail` is.
 const JAIL_ARG: &str = "__jail";
@@ -74,6 +79,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         0,
     ))
     .await?;
+    // A pool that grows with demand, from one pre-started sandbox to `BURST`.
+    let growing = ProcessRuntime::start(ProcessRuntimeConfig {
+        warm_sandboxes_max: BURST,
+        ..ProcessRuntimeConfig::new(
+            vec![std::env::current_exe()?.into(), JAIL_ARG.into()],
+            dir.path().join("growing"),
+            1,
+        )
+    })
+    .await?;
     println!("lambda-bench: {} cold starts and {} warm invocations per runtime", cli.cold, cli.warm);
     for (kind, file, code, baseline) in [
         (Kind::Python3, "app.py", PYTHON_HANDLER, ["/usr/bin/python3", "-c", "pass"]),
@@ -118,6 +133,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             fresh_cold.record(cold_start(&from_nothing, &config, i).await?)?;
         }
 
+        // The same burst twice: the first meets the pool at its floor, the second the
+        // pool grown to the first's size.
+        let bursting = prepare(&growing, kind, &zip).await?;
+        let mut first_burst = Histogram::<u64>::new(3)?;
+        let mut second_burst = Histogram::<u64>::new(3)?;
+        for histogram in [&mut first_burst, &mut second_burst] {
+            let waited = Instant::now();
+            while growing.warm_sandboxes_ready(kind) < if histogram.is_empty() { 1 } else { BURST } {
+                anyhow::ensure!(waited.elapsed() < Duration::from_secs(60), "the pool did not grow within 60 s");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let mut starts = tokio::task::JoinSet::new();
+            for i in 0..BURST {
+                let (prepared, config) = (bursting.clone(), config.clone());
+                starts.spawn(async move { cold_start(&prepared, &config, i).await });
+            }
+            while let Some(started) = starts.join_next().await {
+                histogram.record(started??)?;
+            }
+        }
+
         let mut instance = prepared.create(&config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut round_trip = Histogram::<u64>::new(3)?;
         let mut handler = Histogram::<u64>::new(3)?;
@@ -151,6 +187,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ms(bare.value_at_quantile(0.99)),
             baseline.join(" ")
         );
+        println!("{name}: {BURST} cold starts at once, twice (a pool of one that grows with demand)");
+        for (what, histogram) in [("first burst", &first_burst), ("second burst", &second_burst)] {
+            println!(
+                "  {what:<12} p50 {:>8.2} ms  max {:>8.2} ms   ({:.2}x the bare interpreter)",
+                ms(histogram.value_at_quantile(0.5)),
+                ms(histogram.max()),
+                histogram.value_at_quantile(0.5) as f64 / bare.value_at_quantile(0.5) as f64
+            );
+        }
         let overhead = round_trip.value_at_quantile(0.5).saturating_sub(handler.value_at_quantile(0.5));
         println!("{name} warm invocation");
         println!(
