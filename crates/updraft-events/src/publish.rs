@@ -204,16 +204,28 @@ impl EventLayer {
             self.wake_dispatcher();
             return Ok(());
         };
-        let claimed = self.event_queue().enqueue_claimed(self.node_id(), events).await?;
+        // In a task of its own: a caller that goes away while the events are being
+        // stored must not leave them held by this node and never started (until their
+        // lease ran out).
+        let stored = tokio::spawn(async move {
+            let claimed = layer.event_queue().enqueue_claimed(layer.node_id(), events).await?;
+            if claimed.is_empty() {
+                // Enqueued only (JetStream): the dispatcher's consumer hands them out.
+                layer.wake_dispatcher();
+            }
+            // A slot for each: `slots_for` gave as many as there were events.
+            for (event, slot) in claimed.into_iter().zip(slots) {
+                dispatch::deliver_in(layer.clone(), event, slot);
+            }
+            Ok::<(), QueueError>(())
+        });
+        match stored.await {
+            Ok(result) => result?,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => return Err(QueueError::Stopping),
+        }
         self.count_received(received);
-        if claimed.is_empty() {
-            // Enqueued only (JetStream): the dispatcher's consumer hands them out.
-            self.wake_dispatcher();
-        }
-        // A slot for each: `slots_for` gave as many as there were events.
-        for (event, slot) in claimed.into_iter().zip(slots) {
-            dispatch::deliver_in(layer.clone(), event, slot);
-        }
         Ok(())
     }
 

@@ -30,6 +30,9 @@ pub enum QueueError {
     /// An event the broker holds cannot be read back.
     #[error("an event in the broker is unreadable: {detail}")]
     Unreadable { detail: String },
+    /// The server stopped before the events were stored; send them again.
+    #[error("the server is stopping; the events were not accepted, send them again")]
+    Stopping,
 }
 
 /// Which backend keeps the events, from the server's configuration.
