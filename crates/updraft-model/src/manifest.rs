@@ -89,6 +89,11 @@ pub struct FunctionConfig {
     /// in memory, at the cost of isolation between requests); off by default.
     #[serde(default)]
     pub instance_reuse: bool,
+    /// How many requests one instance of a WASIp3 component (`wasi:http/handler@0.3`)
+    /// with `instance_reuse` runs at once; 1, one at a time, by default. (A web server's
+    /// is its `server.concurrency_per_instance`.)
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub concurrency_per_instance: u32,
     /// How long an idle instance is kept before it is stopped (scale to zero).
     #[serde(default = "default_idle_timeout", with = "duration_millis")]
     pub idle_timeout: Duration,
@@ -190,6 +195,7 @@ impl FunctionConfig {
             secret_env: BTreeMap::new(),
             allowed_outbound_hosts: Vec::new(),
             instance_reuse: false,
+            concurrency_per_instance: 1,
             idle_timeout: limits.default_idle_timeout,
             min_instances: 0,
             retries: DEFAULT_RETRIES,
@@ -534,6 +540,7 @@ mod tests {
             secret_env: BTreeMap::new(),
             allowed_outbound_hosts: Vec::new(),
             instance_reuse: false,
+            concurrency_per_instance: 1,
             idle_timeout: Duration::from_secs(600),
             min_instances: 0,
             retries: 2,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::executor::GuestExecutor;
 use crate::invoke::GuestState;
@@ -69,11 +70,11 @@ pub enum CompileError {
     #[error("the component does not compile: {detail}")]
     Invalid { detail: String },
     #[error(
-        "the component imports {import}, which Updraft does not provide; functions may import wasi:http, wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem and wasi:sockets (0.2.x)"
+        "the component imports {import}, which Updraft does not provide; functions may import wasi:http, wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem and wasi:sockets (0.2.x, and 0.3.0 but for wasi:io)"
     )]
     UnsupportedImport { import: String },
     #[error(
-        "the component does not export wasi:http/incoming-handler@0.2.x; an HTTP function must export it ({detail})"
+        "the component exports neither wasi:http/incoming-handler@0.2.x nor wasi:http/handler@0.3.0; an HTTP function must export one of them ({detail})"
     )]
     MissingHandler { detail: String },
     #[error("could not read or write the compiled-code cache at {path}")]
@@ -120,6 +121,8 @@ impl WasmRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(WasmRuntimeError::Engine)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(WasmRuntimeError::Engine)?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(WasmRuntimeError::Engine)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(WasmRuntimeError::Engine)?;
 
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
@@ -214,9 +217,15 @@ impl WasmRuntime {
             let detail = format!("{error:#}");
             CompileError::UnsupportedImport { import: missing_import_name(&detail).unwrap_or(detail) }
         })?;
-        let proxy_pre = ProxyPre::new(instance_pre)
-            .map_err(|error| CompileError::MissingHandler { detail: format!("{error:#}") })?;
-        Ok(PreparedComponent { proxy_pre, guests: self.0.guests.clone() })
+        // A WASIp2 handler if it has one, else a WASIp3 one; the error names the first.
+        let handler = match ProxyPre::new(instance_pre.clone()) {
+            Ok(proxy) => Handler::P2(proxy),
+            Err(p2) => match ServicePre::new(instance_pre) {
+                Ok(service) => Handler::P3(service),
+                Err(_) => return Err(CompileError::MissingHandler { detail: format!("{p2:#}") }),
+            },
+        };
+        Ok(PreparedComponent { handler, engine: self.0.engine.clone(), guests: self.0.guests.clone() })
     }
 
     #[allow(unsafe_code)]
@@ -252,6 +261,8 @@ impl WasmRuntime {
 fn build_engine(pooling_instances: Option<u32>) -> Result<Engine, WasmRuntimeError> {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // WASIp3 components: async exports, streams and futures.
+    config.wasm_component_model_async(true);
     config.epoch_interruption(true);
     // Guests get a fixed stack; deep recursion traps instead of exhausting the host.
     config.max_wasm_stack(1 << 20);
@@ -307,9 +318,28 @@ fn missing_import_name(detail: &str) -> Option<String> {
 /// Clones share the code, which is unmapped when the last one goes.
 #[derive(Clone)]
 pub struct PreparedComponent {
-    pub(crate) proxy_pre: ProxyPre<GuestState>,
+    pub(crate) handler: Handler,
+    pub(crate) engine: Engine,
     /// Where its invocations run (kept alive while any instance of it lives).
     pub(crate) guests: Arc<GuestExecutor>,
+}
+
+/// The HTTP handler a component exports, pre-instantiated.
+#[derive(Clone)]
+pub(crate) enum Handler {
+    /// `wasi:http/incoming-handler@0.2.x`: one request per call, the answer through an
+    /// out-parameter.
+    P2(ProxyPre<GuestState>),
+    /// `wasi:http/handler@0.3.0`: an async export that returns its answer and may run
+    /// for several requests at once in one instance (`p3.rs`).
+    P3(ServicePre<GuestState>),
+}
+
+impl PreparedComponent {
+    /// Whether the component exports `wasi:http/handler@0.3.0` (WASIp3).
+    pub fn is_p3(&self) -> bool {
+        matches!(self.handler, Handler::P3(_))
+    }
 }
 
 /// Advances the engine's epoch every `EPOCH_TICK` so deadlines fire.

@@ -6,7 +6,8 @@
 //! same artifact holds it (a version whose instances all idled out holds nothing,
 //! which is scale to zero), and with reuse, instantiating the component. Without reuse, each
 //! invocation instantiates into a fresh store from the loaded code; that is part of
-//! its duration.
+//! its duration. A WASIp3 component's instance with reuse may share its store with
+//! others of the same version, up to `concurrency_per_instance` of them (`p3.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use updraft_runtime::{
 use crate::engine::WasmRuntime;
 use crate::invoke::{InvokeOptions, StreamEnd, StreamedRun, WasmInstance};
 use crate::outbound::OutboundPolicy;
-use crate::{CompileError, PreparedComponent};
+use crate::{CompileError, PreparedComponent, Workers};
 
 impl Runtime<Input, FunctionResponse> for WasmRuntime {
     fn prepare(
@@ -37,13 +38,33 @@ impl Runtime<Input, FunctionResponse> for WasmRuntime {
             })
             .await
             .map_err(|join| -> PrepareError { format!("compilation panicked: {join}").into() })?;
+            let concurrency = source.config.concurrency_per_instance.max(1) as usize;
             match compiled {
-                Ok(Ok(())) => Ok(Arc::new(WasmFunction {
-                    runtime: self.clone(),
-                    function: source.function,
-                    digest: source.artifact,
-                    artifact_path: source.artifact_path,
-                }) as Arc<dyn Prepared<Input, FunctionResponse>>),
+                Ok(Ok(())) => {
+                    let function = WasmFunction {
+                        runtime: self.clone(),
+                        function: source.function,
+                        digest: source.artifact,
+                        artifact_path: source.artifact_path,
+                        concurrency: (source.config.instance_reuse && concurrency > 1).then_some(concurrency),
+                        workers: Arc::default(),
+                    };
+                    if function.concurrency.is_some() {
+                        // Only an async (WASIp3) handler runs several requests at once.
+                        let component =
+                            function.load().await.map_err(|error| -> PrepareError { error.to_string().into() })?;
+                        if !component.is_p3() {
+                            return Err(format!(
+                                "concurrency_per_instance = {concurrency} needs a WASIp3 component (one exporting \
+                                 wasi:http/handler@0.3.0, whose handler is async); this one exports \
+                                 wasi:http/incoming-handler@0.2, which runs one request at a time: remove \
+                                 concurrency_per_instance, or build the component with the wasip3 bindings"
+                            )
+                            .into());
+                        }
+                    }
+                    Ok(Arc::new(function) as Arc<dyn Prepared<Input, FunctionResponse>>)
+                }
                 Ok(Err(error)) => Err(Box::new(error) as PrepareError),
                 Err((path, error)) => Err(format!("could not read the artifact {}: {error}", path.display()).into()),
             }
@@ -58,6 +79,11 @@ pub struct WasmFunction {
     function: FunctionName,
     digest: ArtifactDigest,
     artifact_path: PathBuf,
+    /// With `instance_reuse` and `concurrency_per_instance` above 1 (a WASIp3
+    /// component): how many requests one instance runs at once.
+    concurrency: Option<usize>,
+    /// Those instances' workers, which new instances join while they have room.
+    workers: Arc<Workers>,
 }
 
 impl WasmFunction {
@@ -101,7 +127,8 @@ impl Prepared<Input, FunctionResponse> for WasmFunction {
                 outbound: OutboundPolicy::new(&config.allowed_outbound_hosts),
                 max_response_bytes: config.max_response_bytes,
             };
-            let instance = component.instance(options, config.reuse_state).await?;
+            let sharing = self.concurrency.map(|concurrency| (self.workers.clone(), concurrency));
+            let instance = component.instance_sharing(options, config.reuse_state, sharing).await?;
             Ok(Box::new(Loaded { instance, function: self.function.clone(), _code: component })
                 as Box<dyn Instance<Input, FunctionResponse>>)
         })

@@ -13,9 +13,10 @@ use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::engine::{EPOCH_TICK, PreparedComponent};
+use crate::engine::{EPOCH_TICK, Handler, PreparedComponent};
 use crate::outbound::{OutboundHooks, OutboundPolicy};
 use crate::output::OutputCapture;
+use crate::p3::P3Instance;
 pub use updraft_runtime::{GuestOutput, InvokeError, LogStream};
 
 /// What an invocation may use.
@@ -47,10 +48,10 @@ pub(crate) struct GuestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    hooks: OutboundHooks,
-    limiter: MemoryLimiter,
+    pub(crate) hooks: OutboundHooks,
+    pub(crate) limiter: MemoryLimiter,
     /// When the current invocation (or the instance's start) must end.
-    deadline: Instant,
+    pub(crate) deadline: Instant,
 }
 
 impl WasiView for GuestState {
@@ -67,17 +68,17 @@ impl WasiHttpView for GuestState {
 
 /// Caps the total linear memory of an instance (all its memories together, not each
 /// one) and remembers the peak.
-struct MemoryLimiter {
-    limit: u64,
+pub(crate) struct MemoryLimiter {
+    pub(crate) limit: u64,
     total: u64,
-    peak: u64,
-    denied: bool,
+    pub(crate) peak: u64,
+    pub(crate) denied: bool,
 }
 
 impl MemoryLimiter {
     /// Starts a new invocation's accounting; the memory an instance already holds
     /// still counts against the limit.
-    fn reset(&mut self, limit: u64) {
+    pub(crate) fn reset(&mut self, limit: u64) {
         self.limit = limit;
         self.peak = self.total;
         self.denied = false;
@@ -120,10 +121,12 @@ pub struct WasmInstance {
     /// (after its head went back); the scheduler gives the instance no other invocation
     /// meanwhile.
     kept: Arc<std::sync::Mutex<Option<Kept>>>,
+    /// A WASIp3 component's instance (`p3.rs`), which runs apart from all the above.
+    p3: Option<P3Instance>,
 }
 
 /// An invocation's answer as the guest's task hands it over.
-enum Answer {
+pub(crate) enum Answer {
     /// The body read to its end.
     Whole(http::Response<Bytes>),
     /// The head went out on the `head` channel and the body was forwarded as it came,
@@ -153,7 +156,7 @@ pub struct StreamEnd {
 }
 
 /// How long an instance's start (its component's initialisation) may run.
-const START_LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const START_LIMIT: Duration = Duration::from_secs(10);
 
 impl PreparedComponent {
     /// Runs the component's `wasi:http/incoming-handler` on `request` in a fresh store.
@@ -166,7 +169,28 @@ impl PreparedComponent {
     /// on a guest thread: a component's start code is guest code too) and keeps that
     /// store for every invocation while they succeed.
     pub async fn instance(&self, options: InvokeOptions, reuse: bool) -> Result<WasmInstance, InvokeError> {
-        let instance = WasmInstance::new(self.clone(), options, reuse);
+        self.instance_sharing(options, reuse, None).await
+    }
+
+    /// Starts an instance as [`PreparedComponent::instance`] does; a WASIp3 component's,
+    /// with reuse and `sharing` = `(workers, n)`, joins one of `workers` that runs fewer
+    /// than `n` instances, or starts one (`concurrency_per_instance`).
+    pub async fn instance_sharing(
+        &self,
+        options: InvokeOptions,
+        reuse: bool,
+        sharing: Option<(Arc<crate::Workers>, usize)>,
+    ) -> Result<WasmInstance, InvokeError> {
+        let mut instance = WasmInstance::new(self.clone(), options, reuse);
+        let proxy_pre = match &self.handler {
+            Handler::P2(proxy_pre) => proxy_pre.clone(),
+            Handler::P3(service) => {
+                if reuse {
+                    instance.p3 = Some(P3Instance::kept(self, service.clone(), &instance.options, sharing).await?);
+                }
+                return Ok(instance);
+            }
+        };
         if reuse {
             let component = self.clone();
             let options = instance.options.clone();
@@ -174,7 +198,7 @@ impl PreparedComponent {
                 let (mut store, capture) = component.new_store(&options);
                 store.data_mut().deadline = Instant::now() + START_LIMIT;
                 store.set_epoch_deadline(1);
-                let proxy = component.proxy_pre.instantiate_async(&mut store).await?;
+                let proxy = proxy_pre.instantiate_async(&mut store).await?;
                 Ok::<_, wasmtime::Error>(Kept { store, proxy, capture })
             };
             let kept = self
@@ -191,7 +215,13 @@ impl PreparedComponent {
 
 impl WasmInstance {
     fn new(component: PreparedComponent, options: InvokeOptions, reuse: bool) -> Self {
-        Self { component, options, reuse, kept: Arc::default() }
+        // A WASIp3 component's instance runs apart; one with reuse gets its seat from
+        // `instance_sharing`.
+        let p3 = match &component.handler {
+            Handler::P3(service) => Some(P3Instance::fresh(service.clone())),
+            Handler::P2(_) => None,
+        };
+        Self { component, options, reuse, kept: Arc::default(), p3 }
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<Kept>> {
@@ -215,6 +245,12 @@ impl WasmInstance {
     /// so a guest that traps half way through its body is a failed invocation, not a
     /// truncated success. A kept store is kept only if the invocation succeeded.
     pub async fn run(&mut self, request: http::Request<Bytes>, timeout: Duration) -> InvokeOutcome {
+        if let Some(p3) = &mut self.p3 {
+            return match crate::p3::run(p3, &self.component, &self.options, request, timeout, false).await {
+                StreamedRun::Whole(outcome) => outcome,
+                StreamedRun::Streaming { rest, .. } => rest.await.outcome,
+            };
+        }
         // The deadline counts from now, not from when a guest thread takes the job: a
         // wait for one (behind spinning guests, say) is part of the invocation's time.
         let deadline = Instant::now() + timeout;
@@ -234,6 +270,9 @@ impl WasmInstance {
     /// never held whole. A body that ends before the guest waits is read whole, so an
     /// ordinary answer (and a guest that traps before it finishes one) is unchanged.
     pub async fn run_streaming(&mut self, request: http::Request<Bytes>, timeout: Duration) -> StreamedRun {
+        if let Some(p3) = &mut self.p3 {
+            return crate::p3::run(p3, &self.component, &self.options, request, timeout, true).await;
+        }
         let deadline = Instant::now() + timeout;
         let (head_sender, head) = tokio::sync::oneshot::channel();
         let job = self.job().run(request, timeout, deadline, Some(head_sender));
@@ -348,7 +387,16 @@ impl Job {
             }
         };
 
-        let proxy_pre = component.proxy_pre.clone();
+        let Handler::P2(proxy_pre) = component.handler.clone() else {
+            let message = "a WASIp3 component's invocation ran as a WASIp2 one".to_owned();
+            let ran = Ran {
+                result: Err(InvokeError::Internal { message }),
+                output: GuestOutput::default(),
+                memory_peak: 0,
+                finish: None,
+            };
+            return (ran, None);
+        };
         // The guest runs in this task, next to the reader of its response body: the
         // body is a bounded pipe, so the guest can only finish writing it while it is
         // being read. A store that will not be kept is dropped as soon as the guest is
@@ -433,18 +481,21 @@ impl Job {
 }
 
 /// Where a streamed answer's head goes.
-type HeadSender = tokio::sync::oneshot::Sender<http::Response<updraft_runtime::Body>>;
+pub(crate) type HeadSender = tokio::sync::oneshot::Sender<http::Response<updraft_runtime::Body>>;
 
 /// Reads a guest's answer body: whole, or, when `head` is given and the body is not
 /// all there yet, streamed from the first point where the guest has to wait. A body
 /// over `limit` is an error: before the head, a `ResponseTooLarge` failure; after it, a
 /// cut body (the sender dropped unfinished) and the same error for the invocation.
-async fn read_answer(
+pub(crate) async fn read_answer<B>(
     parts: http::response::Parts,
-    mut body: wasmtime_wasi_http::p2::body::HyperOutgoingBody,
+    mut body: B,
     limit: usize,
     head: Option<HeadSender>,
-) -> Result<Answer, InvokeError> {
+) -> Result<Answer, InvokeError>
+where
+    B: http_body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Unpin,
+{
     use futures::FutureExt as _;
     let too_large = InvokeError::ResponseTooLarge { limit };
     let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -512,7 +563,7 @@ async fn read_answer(
 }
 
 impl PreparedComponent {
-    fn new_store(&self, options: &InvokeOptions) -> (Store<GuestState>, OutputCapture) {
+    pub(crate) fn new_store(&self, options: &InvokeOptions) -> (Store<GuestState>, OutputCapture) {
         let capture = OutputCapture::default();
         let wasi = WasiCtx::builder()
             .envs(&options.env)
@@ -523,7 +574,7 @@ impl PreparedComponent {
             .allow_ip_name_lookup(false)
             .build();
         let mut store = Store::new(
-            self.proxy_pre.engine(),
+            &self.engine,
             GuestState {
                 wasi,
                 http: WasiHttpCtx::new(),

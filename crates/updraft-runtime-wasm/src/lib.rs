@@ -15,6 +15,7 @@ mod function;
 mod invoke;
 mod outbound;
 mod output;
+mod p3;
 
 pub use engine::{CompileError, Pooling, PreparedComponent, WasmEngineConfig, WasmRuntime, WasmRuntimeError};
 pub use function::WasmFunction;
@@ -22,3 +23,4 @@ pub use invoke::{
     GuestOutput, InvokeError, InvokeOptions, InvokeOutcome, LogStream, StreamEnd, StreamedRun, WasmInstance,
 };
 pub use outbound::OutboundPolicy;
+pub use p3::Workers;

@@ -102,6 +102,9 @@ pub async fn describe(client: &Client, name: &str, output: Output) -> anyhow::Re
     println!("timeout:     {} ms", c.timeout_ms);
     println!("concurrency: {}", c.concurrency.map_or("account limit".to_owned(), |n| n.to_string()));
     println!("reuse:       {}", if c.instance_reuse { "instances are reused" } else { "fresh instance per request" });
+    if c.concurrency_per_instance > 1 {
+        println!("per instance: up to {} requests at once", c.concurrency_per_instance);
+    }
     let hosts =
         if c.allowed_outbound_hosts.is_empty() { "none".to_owned() } else { c.allowed_outbound_hosts.join(", ") };
     println!("outbound:    {hosts}");

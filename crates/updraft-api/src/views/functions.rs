@@ -44,6 +44,9 @@ pub struct ConfigView {
     /// `null`: the account's limit.
     pub concurrency: Option<u32>,
     pub instance_reuse: bool,
+    /// How many requests one instance runs at once: a web server's
+    /// `concurrency_per_instance`, or a WASIp3 component's with `instance_reuse`.
+    pub concurrency_per_instance: u32,
     /// Plain variables (a webhook secret's value is shown as `(secret)`).
     pub env: BTreeMap<String, String>,
     /// Variables whose values are stored secrets: the variable and the secret's name,
@@ -144,6 +147,10 @@ impl ConfigView {
             timeout_ms: config.timeout.as_millis() as u64,
             concurrency: config.concurrency,
             instance_reuse: config.instance_reuse,
+            concurrency_per_instance: config
+                .server
+                .as_ref()
+                .map_or(config.concurrency_per_instance, |server| server.concurrency_per_instance),
             env: redacted_env(config),
             secret_env: config
                 .secret_env

@@ -7,6 +7,9 @@
 //! - 1,000 invocations (`--in-flight`) in flight at once, each waiting 100 ms in its own
 //!   instance, against the 100 ms wait, and the process's resident memory meanwhile
 //!   against before;
+//! - a WASIp3 component (`p3.wasm`) against a WASIp2 one (`echo.wasm`), warm with
+//!   reuse and fresh per request; and 1,000 of its invocations in flight sharing 100 to
+//!   a store (`concurrency_per_instance`) against each in a store of its own;
 //! - the server's resident memory with 10,000 functions (`--functions`) deployed and
 //!   idle, against the same server with none.
 //!
@@ -82,6 +85,9 @@ fn main() -> anyhow::Result<()> {
         // run: the scheduler's own task then starts on the same worker.
         runtime.block_on(async move { tokio::spawn(in_process(cli.samples, cli.in_flight)).await })??;
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    println!("\n-- WASIp3, in process, 2 tokio worker threads --");
+    runtime.block_on(async move { tokio::spawn(wasip3(cli.samples, cli.in_flight)).await })??;
     println!();
     idle_memory(cli.functions)
 }
@@ -288,6 +294,163 @@ async fn in_process(samples: usize, in_flight_count: usize) -> anyhow::Result<()
     if (peak_busy as usize) < in_flight_count {
         println!("  (only {peak_busy} of {in_flight_count} were seen busy at once)");
     }
+    Ok(())
+}
+
+/// One prepared version of a guest for the WASIp3 figures, with reuse and up to
+/// `per_instance` requests to a store.
+async fn version(
+    wasm: &WasmRuntime,
+    dir: &std::path::Path,
+    name: &str,
+    guest: &str,
+    reuse: bool,
+    per_instance: u32,
+) -> anyhow::Result<(Arc<dyn Prepared<Input, FunctionResponse>>, PoolSpec)> {
+    let artifact = dir.join(format!("{name}.wasm"));
+    std::fs::write(&artifact, programs::bytes(guest))?;
+    let config = FunctionConfig {
+        timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(600),
+        instance_reuse: reuse,
+        concurrency_per_instance: per_instance,
+        ..FunctionConfig::with_defaults(Kind::Wasm, &Limits::default())
+    };
+    let digest = if guest == programs::P3 { "cd" } else { "ab" };
+    let source = VersionSource {
+        function: name.parse()?,
+        artifact: ArtifactDigest::parse(&format!("sha256:{}", digest.repeat(32)))?,
+        artifact_path: artifact,
+        config: config.clone(),
+    };
+    let prepared =
+        Runtime::<Input, FunctionResponse>::prepare(wasm, source).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let spec = PoolSpec {
+        function: name.parse()?,
+        version: VersionNumber(1),
+        concurrency: None,
+        timeout: config.timeout,
+        idle_timeout: config.idle_timeout,
+        min_instances: 0,
+        recursion_limit: None,
+        instance: InstanceConfig {
+            memory_limit: config.memory.bytes(),
+            env: Arc::new([]),
+            allowed_outbound_hosts: Arc::new([]),
+            max_response_bytes: 6 << 20,
+            reuse_state: reuse,
+        },
+    };
+    Ok((prepared, spec))
+}
+
+/// How `count` invocations waiting 100 ms each went, all at once through the scheduler.
+struct Burst {
+    latencies: Histogram<u64>,
+    resident_before: u64,
+    resident_peak: u64,
+}
+
+async fn burst(
+    scheduler: &Arc<Scheduler<Input, FunctionResponse>>,
+    pool: &Arc<updraft_scheduler::Pool<Input, FunctionResponse>>,
+    count: usize,
+) -> anyhow::Result<Burst> {
+    let mut latencies = Histogram::<u64>::new(3)?;
+    let resident_before = rss_kib(std::process::id())?;
+    let mut resident_peak = resident_before;
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        let (scheduler, pool) = (scheduler.clone(), pool.clone());
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let result = scheduler.invoke(&pool, request("/sleep?ms=100"), meta(i)).await;
+            (result.map(|_| ()), started.elapsed())
+        }));
+    }
+    while !tasks.iter().all(|t| t.is_finished()) {
+        resident_peak = resident_peak.max(rss_kib(std::process::id())?);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for task in tasks {
+        let (result, latency) = task.await?;
+        result.map_err(|e| anyhow::anyhow!("{e}"))?;
+        latencies.record(latency.as_micros() as u64)?;
+    }
+    Ok(Burst { latencies, resident_before, resident_peak })
+}
+
+/// A WASIp3 component against a WASIp2 one, and WASIp3 instances sharing stores.
+async fn wasip3(samples: usize, in_flight_count: usize) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new().prefix("updraft-execution-bench-p3-").tempdir()?;
+    let wasm = WasmRuntime::new(WasmEngineConfig {
+        cache_dir: dir.path().join("compiled"),
+        pooling: Pooling::Auto,
+        max_instances: u32::try_from(in_flight_count + 16)?,
+    })?;
+    // Direct calls, alternating call by call: warm with reuse, then fresh per request.
+    for reuse in [true, false] {
+        let (p2, p2_spec) = version(&wasm, dir.path(), "echo", programs::ECHO, reuse, 1).await?;
+        let (p3, p3_spec) = version(&wasm, dir.path(), "p3", programs::P3, reuse, 1).await?;
+        let create = |prepared: Arc<dyn Prepared<Input, FunctionResponse>>, spec: PoolSpec| async move {
+            prepared.create(&Arc::new(spec.instance)).await.map_err(|e| anyhow::anyhow!("{e}"))
+        };
+        let mut p2_instance = create(p2, p2_spec).await?;
+        let mut p3_instance = create(p3, p3_spec).await?;
+        let (mut p2_times, mut p3_times) = (Histogram::<u64>::new(3)?, Histogram::<u64>::new(3)?);
+        for i in 0..samples + samples / 10 {
+            let started = Instant::now();
+            p2_instance
+                .invoke(request("/hello"), call(Duration::from_secs(5)))
+                .await
+                .result
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let p2_time = started.elapsed();
+            let started = Instant::now();
+            p3_instance
+                .invoke(request("/hello"), call(Duration::from_secs(5)))
+                .await
+                .result
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let p3_time = started.elapsed();
+            if i >= samples / 10 {
+                p2_times.record(p2_time.as_micros() as u64)?;
+                p3_times.record(p3_time.as_micros() as u64)?;
+            }
+        }
+        let mode = if reuse { "reused instance" } else { "fresh instance per request" };
+        row(&format!("WASIp2 echo.wasm, {mode} (baseline)"), &p2_times, &p2_times);
+        row(&format!("WASIp3 p3.wasm, {mode}"), &p3_times, &p2_times);
+    }
+
+    // Many at once: 100 to a store, then (the baseline) each in a store of its own.
+    let scheduler = Arc::new(Scheduler::new(SchedulerConfig::default(), Arc::new(Inits::default())));
+    let per_store = 100;
+    let mut bursts = Vec::new();
+    for (name, per_instance) in [("shared", per_store), ("alone", 1)] {
+        let (prepared, spec) = version(&wasm, dir.path(), name, programs::P3, true, per_instance).await?;
+        let pool = scheduler.register(spec, prepared);
+        bursts.push(burst(&scheduler, &pool, in_flight_count).await?);
+        pool.retire();
+        scheduler.remove_function(pool.function());
+    }
+    let (shared, alone) = (&bursts[0], &bursts[1]);
+    for (name, burst) in [
+        (format!("{in_flight_count} in flight, each in its own store (baseline)"), alone),
+        (format!("{in_flight_count} in flight, {per_store} to a store"), shared),
+    ] {
+        println!(
+            "{name:<52} p50 {:>7.1} ms  p99 {:>7.1} ms  {:>5.2}× baseline p50; resident +{} KiB ({:.1} KiB per invocation)",
+            micros(&burst.latencies, 0.5) / 1000.0,
+            micros(&burst.latencies, 0.99) / 1000.0,
+            micros(&burst.latencies, 0.5) / micros(&alone.latencies, 0.5),
+            burst.resident_peak.saturating_sub(burst.resident_before),
+            burst.resident_peak.saturating_sub(burst.resident_before) as f64 / in_flight_count as f64,
+        );
+    }
+    println!(
+        "  (the shared run goes first, so any memory the allocator keeps from it counts against the baseline, not for it)"
+    );
     Ok(())
 }
 

@@ -10,6 +10,8 @@ use updraft_runtime_wasm::{
 };
 use updraft_test_programs as programs;
 
+mod p3;
+
 struct Harness {
     runtime: WasmRuntime,
     _dir: tempfile::TempDir,

@@ -159,6 +159,7 @@ pub fn config(name: &str) -> FunctionConfig {
         secret_env: BTreeMap::from([("STRIPE_KEY".to_owned(), "stripe".parse().unwrap())]),
         allowed_outbound_hosts: vec!["api.example.com".to_owned(), "*.example.org".to_owned()],
         instance_reuse: true,
+        concurrency_per_instance: 1,
         idle_timeout: std::time::Duration::from_secs(600),
         min_instances: 0,
         retries: 2,

@@ -27,6 +27,7 @@ mod templates;
 mod terminal;
 mod tidy;
 mod traces;
+mod wasip3;
 mod web;
 
 use std::path::Path;
@@ -366,7 +367,12 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     assert!(body["error"]["message"].as_str().unwrap().contains("not a component"));
 
     let no_handler = json(deploy_raw(&server, &programs::exports_nothing()).await).await;
-    assert!(no_handler["error"]["message"].as_str().unwrap().contains("does not export wasi:http/incoming-handler"));
+    assert!(
+        no_handler["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exports neither wasi:http/incoming-handler@0.2.x nor wasi:http/handler@0.3.0")
+    );
 
     let unknown_import = json(deploy_raw(&server, &programs::imports_unknown_interface()).await).await;
     assert!(

@@ -154,6 +154,27 @@ impl Checker<'_> {
             }
         }
         let (concurrency, min_instances) = (concurrency?, min_instances?);
+        let reuse = instance_reuse?.unwrap_or(false);
+        // A wasm component's: the server's is in `server`.
+        let concurrency_per_instance = match runtime {
+            Some(RuntimeKind::Wasm) => {
+                self.optional(table, path, "concurrency_per_instance", Self::concurrency_per_instance)?
+            }
+            _ => None,
+        };
+        if let Some(n) = concurrency_per_instance
+            && n > 1
+            && !reuse
+        {
+            self.problem(
+                &join(path, "concurrency_per_instance"),
+                format!(
+                    "{n} requests at once in one instance means the instance is reused; \
+                     add instance_reuse = true, or remove concurrency_per_instance"
+                ),
+            );
+            return None;
+        }
         if let (Some(limit), Some(min)) = (concurrency, min_instances)
             && min > limit
         {
@@ -177,7 +198,8 @@ impl Checker<'_> {
                 secret_env: env.as_ref()?.secrets.clone(),
                 env: env?.plain,
                 allowed_outbound_hosts: hosts?.unwrap_or_default(),
-                instance_reuse: instance_reuse?.unwrap_or(false),
+                instance_reuse: reuse,
+                concurrency_per_instance: concurrency_per_instance.unwrap_or(1),
                 idle_timeout: idle_timeout?.unwrap_or(self.limits.default_idle_timeout),
                 min_instances: min_instances.unwrap_or(0),
                 retries: retries?.unwrap_or(crate::manifest::DEFAULT_RETRIES),
@@ -384,11 +406,18 @@ impl Checker<'_> {
         const KEYS: [&str; 3] = ["command", "readiness_path", "concurrency_per_instance"];
         if runtime != Some(RuntimeKind::Http) {
             let mut valid = true;
-            for key in KEYS.iter().filter(|key| table.contains_key(**key)) {
+            // A WASIp3 component's instances may run several requests at once too.
+            let wasm_key = |key: &str| runtime == Some(RuntimeKind::Wasm) && key == "concurrency_per_instance";
+            for key in KEYS.iter().filter(|key| table.contains_key(**key) && !wasm_key(key)) {
                 if runtime.is_some() {
                     self.problem(
                         &join(path, key),
-                        format!("{key} is only for runtime = \"http\" (a web server started by a command); remove it"),
+                        match *key {
+                            "concurrency_per_instance" => format!(
+                                "{key} is only for runtime = \"http\" (a web server started by a command) and \"wasm\" (a WASIp3 component); remove it"
+                            ),
+                            _ => format!("{key} is only for runtime = \"http\" (a web server started by a command); remove it"),
+                        },
                     );
                 }
                 valid = false;
@@ -425,28 +454,31 @@ impl Checker<'_> {
             Some(text.to_owned())
         });
         let concurrency_per_instance =
-            self.optional(table, path, "concurrency_per_instance", |checker, path, value| {
-                let max = ServerSpec::MAX_CONCURRENCY_PER_INSTANCE;
-                match value {
-                    Value::Integer(n) if (1..=i64::from(max)).contains(n) => u32::try_from(*n).ok(),
-                    Value::Integer(n) => {
-                        checker.problem(
-                            path,
-                            format!("{n} is out of range; write a number from 1 (one request at a time) to {max}"),
-                        );
-                        None
-                    }
-                    other => {
-                        checker.expected(path, "a whole number", other, "write it like concurrency_per_instance = 8");
-                        None
-                    }
-                }
-            });
+            self.optional(table, path, "concurrency_per_instance", Self::concurrency_per_instance);
         Some(Some(ServerSpec {
             command: command?,
             readiness_path: readiness_path?.unwrap_or_else(|| ServerSpec::DEFAULT_READINESS_PATH.to_owned()),
             concurrency_per_instance: concurrency_per_instance?.unwrap_or(1),
         }))
+    }
+
+    /// `concurrency_per_instance`: 1 (one request at a time) up to the maximum.
+    fn concurrency_per_instance(&mut self, path: &str, value: &Value) -> Option<u32> {
+        let max = ServerSpec::MAX_CONCURRENCY_PER_INSTANCE;
+        match value {
+            Value::Integer(n) if (1..=i64::from(max)).contains(n) => u32::try_from(*n).ok(),
+            Value::Integer(n) => {
+                self.problem(
+                    path,
+                    format!("{n} is out of range; write a number from 1 (one request at a time) to {max}"),
+                );
+                None
+            }
+            other => {
+                self.expected(path, "a whole number", other, "write it like concurrency_per_instance = 8");
+                None
+            }
+        }
     }
 
     pub(super) fn timeout(&mut self, path: &str, value: &Value) -> Option<Duration> {

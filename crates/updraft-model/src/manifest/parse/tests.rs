@@ -127,6 +127,7 @@ fn defaults_apply_to_absent_keys() {
             secret_env: BTreeMap::new(),
             allowed_outbound_hosts: Vec::new(),
             instance_reuse: false,
+            concurrency_per_instance: 1,
             idle_timeout: limits.default_idle_timeout,
             min_instances: 0,
             retries: 2,
@@ -321,6 +322,23 @@ fn concurrency_allows_zero_and_stops_at_the_maximum() {
     assert_eq!(problem(&with_function("concurrency = 1001")).1, "1001 is above the maximum 1000");
     assert_eq!(problem(&with_function("concurrency = 99999999999")).1, "99999999999 is above the maximum 1000");
     assert!(problem(&with_function("concurrency = -1")).1.starts_with("-1 is negative; write 0"));
+}
+
+#[test]
+fn a_wasm_component_runs_several_requests_per_instance_only_when_reused() {
+    let per_instance =
+        |extra: &str| parse(&with_function(extra)).unwrap().functions[&name("hello")].config.concurrency_per_instance;
+    assert_eq!(per_instance(""), 1);
+    assert_eq!(per_instance("instance_reuse = true\nconcurrency_per_instance = 8"), 8);
+    assert_eq!(per_instance("concurrency_per_instance = 1"), 1);
+    let (field, message) = problem(&with_function("concurrency_per_instance = 8"));
+    assert_eq!(field, "functions.hello.concurrency_per_instance");
+    assert!(message.contains("add instance_reuse = true"), "{message}");
+    let (_, message) = problem(&with_function("instance_reuse = true\nconcurrency_per_instance = 0"));
+    assert!(message.starts_with("0 is out of range"), "{message}");
+    let python = "[app]\nname = \"a\"\n\n[functions.a]\nruntime = \"python3\"\nsource = \"a/\"\nhandler = \"app.handler\"\nconcurrency_per_instance = 2\n";
+    let (_, message) = problem(python);
+    assert!(message.contains("only for runtime = \"http\""), "{message}");
 }
 
 #[test]
