@@ -378,65 +378,55 @@ impl P3Instance {
         }
     }
 
-    /// Hands `request` to this instance's worker (a new one without reuse, or when the
-    /// kept one was retired) and waits for its answer's head. The body is the caller's
-    /// to read; `deadline` bounds the whole invocation.
-    async fn ask(
+    /// The worker for this instance's next request: its kept one, a new one when that
+    /// was retired (its guest failed while another seat's request ran, say), or without
+    /// reuse, a new one for this request alone.
+    async fn worker(
         &mut self,
         component: &PreparedComponent,
         options: &InvokeOptions,
-        request: http::Request<Bytes>,
-        deadline: Instant,
-        timeout: Duration,
-    ) -> (Result<http::Response<GuestBody>, InvokeError>, u64, Arc<Worker>) {
-        let started = match &self.seat {
+    ) -> Result<Arc<Worker>, InvokeError> {
+        match &self.seat {
             Some(seat) if seat.worker.usable() => Ok(seat.worker.clone()),
-            // The kept worker was retired (its guest failed while another seat's request
-            // ran, say): this instance goes on with a new one.
             Some(_) => {
                 self.seat = None;
-                self.new_seat(component, options).await.map(|seat| {
-                    let worker = seat.worker.clone();
-                    self.seat = Some(seat);
-                    worker
-                })
+                let seat = self.new_seat(component, options).await?;
+                let worker = seat.worker.clone();
+                self.seat = Some(seat);
+                Ok(worker)
             }
             None => Worker::start(component, &self.service, options).await.map(Arc::new),
-        };
-        let worker = match started {
-            Ok(worker) => worker,
-            Err(error) => {
-                let gone = Arc::new(Worker { jobs: mpsc::unbounded_channel().0, shared: Arc::new(dead_shared()) });
-                return (Err(error), 0, gone);
-            }
-        };
-        let (answer, answered) = oneshot::channel();
-        if worker.jobs.send(Job { request, deadline, answer }).is_err() {
-            let error = InvokeError::Internal { message: "the instance's worker had ended".into() };
-            return (Err(error), 0, worker);
-        }
-        let until = tokio::time::Instant::from_std(deadline) + EPOCH_TICK;
-        match tokio::time::timeout_at(until, answered).await {
-            Ok(Ok(Answered { response, memory_peak })) => (response, memory_peak, worker),
-            // The worker dropped the request: its guest failed, and the worker is ending.
-            Ok(Err(_closed)) => {
-                let error = worker.shared.failure(InvokeError::NoResponse, until, timeout, options.memory_limit).await;
-                (Err(error), 0, worker)
-            }
-            Err(_elapsed) => {
-                worker.shared.retire();
-                (Err(InvokeError::Timeout { timeout }), 0, worker)
-            }
         }
     }
 }
 
-/// A `Shared` for a worker that never started.
-fn dead_shared() -> Shared {
-    let shared = Shared::new(OutputCapture::default());
-    shared.retire();
-    shared.ended.send_replace(Some(Ended::Cleanly));
-    shared
+impl Worker {
+    /// Hands `request` to this worker and waits for its answer's head; the body is the
+    /// caller's to read. `deadline` bounds the whole invocation.
+    async fn ask(
+        &self,
+        request: http::Request<Bytes>,
+        deadline: Instant,
+        timeout: Duration,
+        memory_limit: u64,
+    ) -> (Result<http::Response<GuestBody>, InvokeError>, u64) {
+        let (answer, answered) = oneshot::channel();
+        if self.jobs.send(Job { request, deadline, answer }).is_err() {
+            return (Err(InvokeError::Internal { message: "the instance's worker had ended".into() }), 0);
+        }
+        let until = tokio::time::Instant::from_std(deadline) + EPOCH_TICK;
+        match tokio::time::timeout_at(until, answered).await {
+            Ok(Ok(Answered { response, memory_peak })) => (response, memory_peak),
+            // The worker dropped the request: its guest failed, and the worker is ending.
+            Ok(Err(_closed)) => {
+                (Err(self.shared.failure(InvokeError::NoResponse, until, timeout, memory_limit).await), 0)
+            }
+            Err(_elapsed) => {
+                self.shared.retire();
+                (Err(InvokeError::Timeout { timeout }), 0)
+            }
+        }
+    }
 }
 
 /// Runs one invocation on `instance`: its answer read whole, or with `stream`, its head
@@ -450,9 +440,19 @@ pub(crate) async fn run(
     stream: bool,
 ) -> StreamedRun {
     let deadline = Instant::now() + timeout;
-    let (response, memory_peak, worker) = instance.ask(component, options, request, deadline, timeout).await;
+    let worker = match instance.worker(component, options).await {
+        Ok(worker) => worker,
+        Err(error) => {
+            return StreamedRun::Whole(InvokeOutcome {
+                result: Err(error),
+                output: GuestOutput::default(),
+                memory_peak: 0,
+            });
+        }
+    };
     let limit = options.max_response_bytes;
     let memory_limit = options.memory_limit;
+    let (response, memory_peak) = worker.ask(request, deadline, timeout, memory_limit).await;
     let shared = worker.shared.clone();
     // This invocation's hold on the worker: without reuse, dropping it (with the seat
     // never taken) closes the worker's channel once the answer is read.

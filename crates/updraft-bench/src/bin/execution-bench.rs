@@ -250,31 +250,8 @@ async fn in_process(samples: usize, in_flight_count: usize) -> anyhow::Result<()
     let wait = Duration::from_millis(100);
     let in_flight = scheduler.register(spec("in-flight"), prepare().await?);
     let scheduler = Arc::new(scheduler);
-    let mut latencies = Histogram::<u64>::new(3)?;
-    let resident_before = rss_kib(std::process::id())?;
-    let mut resident_peak = resident_before;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..in_flight_count {
-        let (scheduler, pool) = (scheduler.clone(), in_flight.clone());
-        tasks.push(tokio::spawn(async move {
-            let started = Instant::now();
-            let result = scheduler.invoke(&pool, request("/sleep?ms=100"), meta(i)).await;
-            (result.map(|_| ()), started.elapsed())
-        }));
-    }
-    let mut peak_busy = 0;
-    while !tasks.iter().all(|t| t.is_finished()) {
-        peak_busy = peak_busy.max(in_flight.stats().busy);
-        resident_peak = resident_peak.max(rss_kib(std::process::id())?);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    for task in tasks {
-        let (result, latency) = task.await?;
-        result.map_err(|e| anyhow::anyhow!("{e}"))?;
-        latencies.record(latency.as_micros() as u64)?;
-    }
-    let wall = started.elapsed();
+    let Burst { latencies, resident_before, resident_peak, peak_busy, wall } =
+        burst(&scheduler, &in_flight, in_flight_count).await?;
     println!(
         "{:<44} p50 {:>9.1} ms  p99 {:>9.1} ms   {:>6.2}× the 100 ms wait; all done in {:.1} ms; peak busy instances {peak_busy}",
         format!("{in_flight_count} in flight at once (sleep 100 ms each)"),
@@ -349,6 +326,10 @@ struct Burst {
     latencies: Histogram<u64>,
     resident_before: u64,
     resident_peak: u64,
+    /// The most of the pool's instances seen busy at once.
+    peak_busy: u32,
+    /// From the first invocation's start to the last one's end.
+    wall: Duration,
 }
 
 async fn burst(
@@ -359,6 +340,7 @@ async fn burst(
     let mut latencies = Histogram::<u64>::new(3)?;
     let resident_before = rss_kib(std::process::id())?;
     let mut resident_peak = resident_before;
+    let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..count {
         let (scheduler, pool) = (scheduler.clone(), pool.clone());
@@ -368,7 +350,9 @@ async fn burst(
             (result.map(|_| ()), started.elapsed())
         }));
     }
+    let mut peak_busy = 0;
     while !tasks.iter().all(|t| t.is_finished()) {
+        peak_busy = peak_busy.max(pool.stats().busy);
         resident_peak = resident_peak.max(rss_kib(std::process::id())?);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -377,7 +361,7 @@ async fn burst(
         result.map_err(|e| anyhow::anyhow!("{e}"))?;
         latencies.record(latency.as_micros() as u64)?;
     }
-    Ok(Burst { latencies, resident_before, resident_peak })
+    Ok(Burst { latencies, resident_before, resident_peak, peak_busy, wall: started.elapsed() })
 }
 
 /// A WASIp3 component against a WASIp2 one, and WASIp3 instances sharing stores.
